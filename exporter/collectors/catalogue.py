@@ -1,0 +1,59 @@
+"""The collectors this exporter implements, in node_exporter's names, and how each is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.collectors.clock import TimeCollector
+from exporter.collectors.cpu import CPUCollector
+from exporter.collectors.diskstats import DEFAULT_EXCLUDE, DiskstatsCollector
+from exporter.collectors.filesystem import (
+    DEFAULT_FS_TYPES_EXCLUDE,
+    DEFAULT_MOUNT_POINTS_EXCLUDE,
+    FilesystemCollector,
+)
+from exporter.collectors.filters import NameFilter
+from exporter.collectors.loadavg import LoadavgCollector
+from exporter.collectors.meminfo import MeminfoCollector
+from exporter.collectors.netdev import NetdevCollector
+from exporter.collectors.pressure import PressureCollector
+from exporter.collectors.stat import StatCollector
+from exporter.collectors.statfs import StatfsRunner
+from exporter.collectors.uname import UnameCollector
+from exporter.collectors.vmstat import VmstatCollector
+from exporter.paths import Paths
+from exporter.registry import Collector
+
+Settings = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Entry:
+    help: str
+    build: Callable[[Paths, Settings], Collector]
+
+
+def _filter(values: Settings, prefix: str, default: str | None = None) -> NameFilter:
+    return NameFilter.build(values[f"{prefix}_include"], values[f"{prefix}_exclude"], default)
+
+
+COLLECTORS: dict[str, Entry] = {
+    "cpu": Entry("CPU seconds by mode from /proc/stat", lambda p, v: CPUCollector(p, guest=v["collector_cpu_guest"])),
+    "diskstats": Entry("disk I/O statistics from /proc/diskstats", lambda p, v: DiskstatsCollector(p, _filter(v, "collector_diskstats_device", DEFAULT_EXCLUDE))),
+    "filesystem": Entry("filesystem statistics from statfs(2)", lambda p, v: FilesystemCollector(
+        p,
+        _filter(v, "collector_filesystem_mount_points", DEFAULT_MOUNT_POINTS_EXCLUDE),
+        _filter(v, "collector_filesystem_fs_types", DEFAULT_FS_TYPES_EXCLUDE),
+        StatfsRunner(v["collector_filesystem_stat_workers"], v["collector_filesystem_mount_timeout"]),
+    )),
+    "loadavg": Entry("load averages from /proc/loadavg", lambda p, v: LoadavgCollector(p)),
+    "meminfo": Entry("memory statistics from /proc/meminfo", lambda p, v: MeminfoCollector(p)),
+    "netdev": Entry("network interface statistics from /proc/net/dev", lambda p, v: NetdevCollector(p, _filter(v, "collector_netdev_device"))),
+    "pressure": Entry("pressure stall information from /proc/pressure", lambda p, v: PressureCollector(p)),
+    "stat": Entry("kernel and system statistics from /proc/stat", lambda p, v: StatCollector(p, softirq=v["collector_stat_softirq"])),
+    "time": Entry("the current system time and clocksources", lambda p, v: TimeCollector(p)),
+    "uname": Entry("system information from uname(2)", lambda p, v: UnameCollector(p)),
+    "vmstat": Entry("selected fields of /proc/vmstat", lambda p, v: VmstatCollector(p, v["collector_vmstat_fields"])),
+}  # fmt: skip

@@ -1,0 +1,112 @@
+"""filesystem: node_filesystem_* from the mount table and statfs(2), as node_exporter 1.5.0.
+
+The mount table is ``<procfs>/1/mounts`` (the host's namespace when --path.procfs points at a host
+/proc), falling back to ``<procfs>/mounts``. Mount points are unescaped, stripped of --path.rootfs
+and filtered; statfs runs under --path.rootfs with a deadline (see statfs.py). A mount that errs or
+hangs is reported only through ``node_filesystem_device_error`` 1, and its reason is kept for
+/health.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from exporter.collectors.filters import NameFilter
+from exporter.collectors.statfs import StatfsRunner
+from exporter.model import GAUGE, MetricFamily, family
+from exporter.paths import Paths, read_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MOUNT_POINTS_EXCLUDE = (
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+)
+DEFAULT_FS_TYPES_EXCLUDE = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660"
+    r"|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs"
+    r"|tracefs)$"
+)
+LABELS = ("device", "fstype", "mountpoint")
+OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(field: str) -> str:
+    """Undo the kernel's octal escapes in /proc/mounts (\\040 space, \\011 tab, \\134 backslash)."""
+    if "\\" not in field:
+        return field
+    return OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+class FilesystemCollector:
+    name = "filesystem"
+
+    def __init__(
+        self,
+        paths: Paths,
+        mount_points: NameFilter | None = None,
+        fs_types: NameFilter | None = None,
+        runner: StatfsRunner | None = None,
+    ) -> None:
+        self.paths = paths
+        self.mount_points = mount_points or NameFilter.build(
+            None, None, DEFAULT_MOUNT_POINTS_EXCLUDE
+        )
+        self.fs_types = fs_types or NameFilter.build(None, None, DEFAULT_FS_TYPES_EXCLUDE)
+        self.runner = runner or StatfsRunner()
+        self.device_errors: dict[str, str] = {}
+
+    def mounts(self) -> list[tuple[str, str, str, bool]]:
+        """(device, fstype, mountpoint, readonly) of each wanted mount, first occurrence kept."""
+        try:
+            text = read_text(self.paths.proc("1", "mounts"))
+        except OSError:
+            text = read_text(self.paths.proc("mounts"))
+        found: dict[tuple[str, str, str], bool] = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) < 4:
+                log.debug("skipping malformed mounts line %r", line)
+                continue
+            device, fstype = unescape(parts[0]), parts[2]
+            mountpoint = self.paths.strip_rootfs(unescape(parts[1]))
+            if mountpoint is None or not (self.mount_points(mountpoint) and self.fs_types(fstype)):
+                continue
+            found.setdefault((device, fstype, mountpoint), "ro" in parts[3].split(","))
+        return [(d, t, m, ro) for (d, t, m), ro in found.items()]
+
+    def collect(self) -> list[MetricFamily]:
+        mounts = self.mounts()
+        stats = self.runner.stat_many({self.paths.under_rootfs(m) for _, _, m, _ in mounts})
+        size, free, avail, files, files_free, readonly, error = (
+            family(name, help_text, GAUGE, *LABELS)
+            for name, help_text in (
+                ("node_filesystem_size_bytes", "Filesystem size in bytes."),
+                ("node_filesystem_free_bytes", "Filesystem free space in bytes."),
+                ("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes."),
+                ("node_filesystem_files", "Filesystem total file nodes."),
+                ("node_filesystem_files_free", "Filesystem total free file nodes."),
+                ("node_filesystem_readonly", "Filesystem read-only status."),
+                ("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device."),
+            )
+        )  # fmt: skip
+        errors: dict[str, str] = {}
+        for device, fstype, mountpoint, ro in mounts:
+            labels = (device, fstype, mountpoint)
+            st = stats[self.paths.under_rootfs(mountpoint)]
+            if isinstance(st, BaseException):
+                errors[mountpoint] = str(st) or type(st).__name__
+                error.add(1.0, *labels)
+                continue
+            size.add(float(st.f_blocks * st.f_bsize), *labels)
+            free.add(float(st.f_bfree * st.f_bsize), *labels)
+            avail.add(float(st.f_bavail * st.f_bsize), *labels)
+            files.add(float(st.f_files), *labels)
+            files_free.add(float(st.f_ffree), *labels)
+            readonly.add(1.0 if ro else 0.0, *labels)
+            error.add(0.0, *labels)
+        for mountpoint, reason in errors.items():
+            if self.device_errors.get(mountpoint) != reason:
+                log.warning("filesystem %s: %s", mountpoint, reason)
+        self.device_errors = errors
+        return [size, free, avail, files, files_free, readonly, error]

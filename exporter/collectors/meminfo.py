@@ -1,0 +1,48 @@
+"""meminfo: node_memory_<Field>_bytes from /proc/meminfo, node_exporter 1.5.0's generic rule.
+
+Every key is exported, so fields new kernels add appear without a release. ``Active(anon)`` becomes
+``Active_anon``; values with a unit are kB and multiplied by 1024 with ``_bytes`` appended; unit-less
+keys (HugePages_*) are exported as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from exporter.model import COUNTER, GAUGE, MetricFamily, single
+from exporter.paths import Paths, read_text
+
+log = logging.getLogger(__name__)
+
+PARENTHESES = re.compile(r"\((.*)\)")
+
+
+class MeminfoCollector:
+    name = "meminfo"
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    def collect(self) -> list[MetricFamily]:
+        out: dict[str, MetricFamily] = {}
+        for line in read_text(self.paths.proc("meminfo")).splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            if not parts[0].endswith(":") or len(parts) not in (2, 3):
+                log.debug("skipping malformed /proc/meminfo line %r", line)
+                continue
+            try:
+                value = float(parts[1])
+            except ValueError:
+                log.debug("skipping malformed /proc/meminfo line %r", line)
+                continue
+            key = PARENTHESES.sub(r"_\1", parts[0][:-1])
+            if len(parts) == 3:
+                value *= 1024
+                key += "_bytes"
+            name = f"node_memory_{key}"
+            kind = COUNTER if key.endswith("_total") else GAUGE
+            out.setdefault(name, single(name, f"Memory information field {key}.", kind, value))
+        return list(out.values())

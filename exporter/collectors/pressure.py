@@ -1,0 +1,61 @@
+"""pressure: PSI stall totals from /proc/pressure, in seconds (the kernel counts microseconds)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from exporter.model import COUNTER, MetricFamily, NoDataError, single
+from exporter.paths import Paths, read_text
+
+log = logging.getLogger(__name__)
+
+# resource -> {"some"|"full": (metric, help)}
+RESOURCES: dict[str, dict[str, tuple[str, str]]] = {
+    "cpu": {
+        "some": ("node_pressure_cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time"),
+    },
+    "io": {
+        "some": ("node_pressure_io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion"),
+        "full": ("node_pressure_io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion"),
+    },
+    "memory": {
+        "some": ("node_pressure_memory_waiting_seconds_total", "Total time in seconds that processes have waited for memory"),
+        "full": ("node_pressure_memory_stalled_seconds_total", "Total time in seconds no process could make progress due to memory congestion"),
+    },
+    "irq": {
+        "full": ("node_pressure_irq_stalled_seconds_total", "Total time in seconds no process could make progress due to IRQ"),
+    },
+}  # fmt: skip
+
+
+class PressureCollector:
+    name = "pressure"
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    def collect(self) -> list[MetricFamily]:
+        out: list[MetricFamily] = []
+        for resource, kinds in RESOURCES.items():
+            try:
+                text = read_text(self.paths.proc("pressure", resource))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.EOPNOTSUPP):
+                    raise
+                continue
+            for line in text.splitlines():
+                kind, _, rest = line.partition(" ")
+                spec = kinds.get(kind)
+                if spec is None:
+                    continue
+                total = next((f[6:] for f in rest.split() if f.startswith("total=")), None)
+                if total is None or not total.isdigit():
+                    log.debug("skipping malformed pressure line %r", line)
+                    continue
+                out.append(single(spec[0], spec[1], COUNTER, int(total) / 1e6))
+        if not out:
+            raise NoDataError(
+                "no pressure information: needs Linux >= 4.20 with CONFIG_PSI enabled (psi=1)"
+            )
+        return out

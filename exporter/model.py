@@ -1,0 +1,36 @@
+"""The exporter's metric data model: a family of samples, built fresh at every scrape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COUNTER = "counter"
+GAUGE = "gauge"
+UNTYPED = "untyped"
+
+
+class NoDataError(Exception):
+    """A collector found nothing to report (node_exporter's ErrNoData): success is 0, no alarm."""
+
+
+@dataclass(slots=True)
+class MetricFamily:
+    """One metric family; ``samples`` pairs label values (in ``label_names`` order) with a value."""
+
+    name: str
+    help: str
+    type: str
+    label_names: tuple[str, ...] = ()
+    samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+    def add(self, value: float, *label_values: str) -> None:
+        self.samples.append((label_values, value))
+
+
+def family(name: str, help_text: str, kind: str, *label_names: str) -> MetricFamily:
+    return MetricFamily(name, help_text, kind, tuple(label_names))
+
+
+def single(name: str, help_text: str, kind: str, value: float) -> MetricFamily:
+    """A family with one unlabelled sample."""
+    return MetricFamily(name, help_text, kind, (), [((), value)])

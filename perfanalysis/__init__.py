@@ -1,0 +1,1 @@
+"""PerfAnalysis: the ``perfanalysis`` command and what every component shares (configuration)."""

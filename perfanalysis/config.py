@@ -1,0 +1,228 @@
+"""One configuration parser for every component.
+
+Each setting is declared once, with a flag (``--web.listen-address``) and an environment variable
+derived from it under the component's prefix (``PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS``).
+Precedence is flag, then environment, then default. Parsing never stops at the first problem: it
+collects every error, names the flag or variable at fault, and raises them together so an operator
+fixes a bad deployment in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Converter = Callable[[str], Any]
+
+
+class ConfigError(Exception):
+    """Raised with every problem found while parsing one component's configuration."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class HelpRequested(Exception):
+    """Raised when ``-h``/``--help`` is given; carries the rendered help text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A single setting: ``flag`` is written without the leading dashes."""
+
+    flag: str
+    help: str
+    default: Any = None
+    convert: Converter = str
+    boolean: bool = False
+    secret: bool = False
+    metavar: str = "VALUE"
+    validate: Callable[[Any], str | None] | None = None
+
+    @property
+    def dest(self) -> str:
+        return re.sub(r"[^0-9a-zA-Z]+", "_", self.flag).strip("_").lower()
+
+    def env_name(self, prefix: str) -> str:
+        return f"{prefix}{re.sub(r'[^0-9a-zA-Z]+', '_', self.flag).strip('_').upper()}"
+
+
+@dataclass
+class Spec:
+    """All settings of one component, with its environment prefix."""
+
+    program: str
+    env_prefix: str
+    description: str
+    settings: list[Setting] = field(default_factory=list)
+    # cross-setting rules: each gets the parsed values and returns problems found
+    checks: list[Callable[[dict[str, Any]], list[str]]] = field(default_factory=list)
+
+    def add(self, setting: Setting) -> None:
+        if any(s.flag == setting.flag for s in self.settings):
+            raise ValueError(f"duplicate setting {setting.flag}")
+        self.settings.append(setting)
+
+    def by_flag(self) -> dict[str, Setting]:
+        return {s.flag: s for s in self.settings}
+
+    def help_text(self) -> str:
+        lines = [f"usage: {self.program} [flags]", "", self.description, "", "flags:"]
+        for s in self.settings:
+            name = f"--[no-]{s.flag}" if s.boolean else f"--{s.flag}={s.metavar}"
+            default = "" if s.secret or s.default in (None, "") else f" (default: {s.default!r})"
+            lines.append(f"  {name}")
+            lines.append(f"      {s.help}{default} [env {s.env_name(self.env_prefix)}]")
+        return "\n".join(lines)
+
+    def markdown_table(self) -> str:
+        rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+        for s in self.settings:
+            default = "" if s.secret or s.default in (None, "") else f"`{s.default}`"
+            rows.append(
+                f"| `--{s.flag}` | `{s.env_name(self.env_prefix)}` | {default} | {s.help} |"
+            )
+        return "\n".join(rows)
+
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected one of true/false/1/0/yes/no/on/off, got {text!r}")
+
+
+def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Parse ``argv`` and ``environ`` against ``spec``; raise ConfigError listing every problem."""
+    settings = spec.by_flag()
+    errors: list[str] = []
+    raw: dict[str, tuple[str, str]] = {}  # flag -> (text, where)
+
+    for s in spec.settings:
+        env = s.env_name(spec.env_prefix)
+        if env in environ:
+            raw[s.flag] = (environ[env], f"environment variable {env}")
+    known_envs = {s.env_name(spec.env_prefix) for s in spec.settings}
+    for env in sorted(environ):
+        if env.startswith(spec.env_prefix) and env not in known_envs:
+            hint = _suggest(env, known_envs)
+            errors.append(f"environment variable {env}: not a known setting{hint}")
+
+    i = 0
+    args = list(argv)
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            raise HelpRequested(spec.help_text())
+        if not arg.startswith("--"):
+            errors.append(f"argument {arg!r}: unexpected positional argument")
+            continue
+        name, has_value, value = arg[2:].partition("=")
+        negated = False
+        if name not in settings and name.startswith("no-") and name[3:] in settings:
+            name, negated = name[3:], True
+        setting = settings.get(name)
+        if setting is None:
+            errors.append(f"flag --{name}: unknown flag{_suggest(name, settings)}")
+            continue
+        where = f"flag --{'no-' if negated else ''}{name}"
+        if setting.boolean:
+            if negated and has_value:
+                errors.append(f"{where}: takes no value")
+                continue
+            raw[name] = ("false" if negated else (value if has_value else "true"), where)
+            continue
+        if negated:
+            errors.append(f"{where}: --{name} is not a boolean flag")
+            continue
+        if not has_value:
+            if i >= len(args) or (args[i].startswith("--") and args[i] != "--"):
+                errors.append(f"{where}: needs a value")
+                continue
+            value = args[i]
+            i += 1
+        raw[name] = (value, where)
+
+    values: dict[str, Any] = {}
+    parsed: Any
+    for s in spec.settings:
+        if s.flag not in raw:
+            values[s.dest] = s.default
+            continue
+        text, where = raw[s.flag]
+        try:
+            parsed = parse_bool(text) if s.boolean else s.convert(text)
+        except (ValueError, TypeError) as exc:
+            shown = "<hidden>" if s.secret else repr(text)
+            errors.append(f"{where}: invalid value {shown}: {exc}")
+            continue
+        if s.validate is not None:
+            problem = s.validate(parsed)
+            if problem:
+                errors.append(f"{where}: {problem}")
+                continue
+        values[s.dest] = parsed
+    if not errors:
+        for check in spec.checks:
+            errors.extend(check(values))
+    if errors:
+        raise ConfigError(errors)
+    return values
+
+
+def _suggest(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def regex(text: str) -> re.Pattern[str]:
+    """Converter for regex settings; an invalid pattern reports its position."""
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """Parse ``host:port``, ``:port`` or ``[v6]:port`` as node_exporter accepts them."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError("expected HOST:PORT, for example :9100 or 127.0.0.1:9100")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return host, port
