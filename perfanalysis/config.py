@@ -87,9 +87,8 @@ class Spec:
         rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
         for s in self.settings:
             default = "" if s.secret or s.default in (None, "") else f"`{s.default}`"
-            rows.append(
-                f"| `--{s.flag}` | `{s.env_name(self.env_prefix)}` | {default} | {s.help} |"
-            )
+            cells = (f"`--{s.flag}`", f"`{s.env_name(self.env_prefix)}`", default, s.help)
+            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         return "\n".join(rows)
 
 
@@ -162,7 +161,9 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
     parsed: Any
     for s in spec.settings:
         if s.flag not in raw:
-            values[s.dest] = s.default
+            # defaults are written as an operator would type them, and converted the same way
+            textual = isinstance(s.default, str) and not s.boolean
+            values[s.dest] = s.convert(s.default) if textual else s.default
             continue
         text, where = raw[s.flag]
         try:

@@ -1,0 +1,62 @@
+# PerfAnalysis: `make up` runs the stack locally (no Docker), `make test` runs the whole suite.
+# Both install what they need first: a virtualenv with the project, and Debian packages for tests.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install debian-packages up down status test test-unit test-integration lint format bench clean
+
+help:
+	@echo "make up        install and start the local stack (exporter on 127.0.0.1:9100)"
+	@echo "make down      stop what 'make up' started"
+	@echo "make status    show what runs and whether it is healthy"
+	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
+	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+debian-packages:
+	scripts/install-debian-packages.sh
+
+up: install
+	$(PY) -m perfanalysis.devstack up
+
+down:
+	@test -x $(PY) && $(PY) -m perfanalysis.devstack down || echo "nothing installed, nothing to stop"
+
+status: install
+	$(PY) -m perfanalysis.devstack status
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install debian-packages lint
+	$(VENV)/bin/pytest
+
+test-unit: install
+	$(VENV)/bin/pytest -m "not integration"
+
+test-integration: install debian-packages
+	$(VENV)/bin/pytest -m integration
+
+bench: install debian-packages
+	$(PY) -m bench.exporter
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,45 @@
+"""Writes each component's configuration table into README.md between its markers.
+
+``python -m perfanalysis.configdoc`` rewrites the README; a unit test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from perfanalysis.config import Spec
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _exporter_spec() -> Spec:
+    from exporter.config import build_spec
+
+    return build_spec()
+
+
+SPECS: dict[str, Callable[[], Spec]] = {"exporter": _exporter_spec}
+
+
+def render_readme(text: str) -> str:
+    for name, spec in SPECS.items():
+        pattern = re.compile(
+            rf"(<!-- config:{name} -->\n)(?:.*?\n)?(<!-- /config:{name} -->)", flags=re.DOTALL
+        )
+        if not pattern.search(text):
+            raise ValueError(f"README.md lacks the <!-- config:{name} --> markers")
+        text = pattern.sub(lambda m, s=spec: m.group(1) + s().markdown_table() + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    README.write_text(render_readme(README.read_text()))
+    print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

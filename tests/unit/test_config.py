@@ -1,0 +1,112 @@
+import re
+
+import pytest
+
+from exporter.config import build_spec, enabled_collectors, load
+from perfanalysis.config import ConfigError, HelpRequested, listen_address
+
+
+def errors_of(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(argv, environ or {})
+    return caught.value.errors
+
+
+def test_defaults_enable_every_collector_on_port_9100() -> None:
+    values = load([], {})
+    assert values["web_listen_address"] == ("", 9100)
+    assert values["path_procfs"] == "/proc"
+    assert enabled_collectors(values) == [
+        "cpu", "diskstats", "filesystem", "loadavg", "meminfo", "netdev",
+        "pressure", "stat", "time", "uname", "vmstat",
+    ]  # fmt: skip
+
+
+def test_flag_beats_environment_which_beats_default() -> None:
+    env = {"PERFANALYSIS_EXPORTER_PATH_PROCFS": "/host/proc", "PERFANALYSIS_EXPORTER_PATH_SYSFS": "/host/sys"}
+    values = load(["--path.procfs", "/other/proc"], env)
+    assert values["path_procfs"] == "/other/proc"
+    assert values["path_sysfs"] == "/host/sys"
+    assert values["path_rootfs"] == "/"
+
+
+def test_collector_toggles_and_disable_defaults() -> None:
+    values = load(["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo=true"], {})
+    assert enabled_collectors(values) == ["cpu", "meminfo"]
+    values = load(["--no-collector.filesystem"], {"PERFANALYSIS_EXPORTER_COLLECTOR_PRESSURE": "false"})
+    assert "filesystem" not in enabled_collectors(values)
+    assert "pressure" not in enabled_collectors(values)
+    assert "cpu" in enabled_collectors(values)
+
+
+def test_every_error_is_reported_at_once_with_its_source() -> None:
+    errors = errors_of(
+        [
+            "--collector.cpuu",
+            "--web.listen-address=nonsense",
+            "--collector.vmstat.fields=(",
+            "--collector.filesystem.mount-timeout=-1",
+            "--web.max-requests",
+        ],
+        {"PERFANALYSIS_EXPORTER_COLLECTOR_CPU": "maybe", "PERFANALYSIS_EXPORTER_BOGUS": "1"},
+    )
+    assert len(errors) == 7, errors
+    joined = "\n".join(errors)
+    assert "flag --collector.cpuu: unknown flag (did you mean collector.cpu?)" in joined
+    assert "flag --web.listen-address: invalid value 'nonsense'" in joined
+    assert "flag --collector.vmstat.fields: invalid value '(': not a valid regular expression" in joined
+    assert "flag --collector.filesystem.mount-timeout: invalid value '-1': must be greater than zero" in joined
+    assert "flag --web.max-requests: needs a value" in joined
+    assert "environment variable PERFANALYSIS_EXPORTER_COLLECTOR_CPU: invalid value 'maybe'" in joined
+    assert "environment variable PERFANALYSIS_EXPORTER_BOGUS: not a known setting" in joined
+
+
+def test_include_and_exclude_together_are_refused() -> None:
+    errors = errors_of(
+        ["--collector.netdev.device-include=^eth", "--collector.netdev.device-exclude=^lo$"]
+    )
+    assert errors == [
+        "flags --collector.netdev.device-include and --collector.netdev.device-exclude: "
+        "are mutually exclusive, give one"
+    ]
+
+
+def test_no_collector_at_all_is_refused() -> None:
+    assert errors_of(["--collector.disable-defaults"]) == [
+        "no collector is enabled: enable one with --collector.NAME"
+    ]
+
+
+def test_boolean_flags_refuse_values_on_negation_and_negating_non_booleans() -> None:
+    errors = errors_of(["--no-collector.cpu=false", "--no-path.procfs"])
+    assert errors == [
+        "flag --no-collector.cpu: takes no value",
+        "flag --no-path.procfs: --path.procfs is not a boolean flag",
+    ]
+
+
+def test_positional_arguments_are_refused() -> None:
+    assert errors_of(["extra"]) == ["argument 'extra': unexpected positional argument"]
+
+
+def test_help_lists_every_flag_with_its_environment_variable() -> None:
+    with pytest.raises(HelpRequested) as caught:
+        load(["--help"], {})
+    text = caught.value.text
+    for setting in build_spec().settings:
+        assert f"{setting.flag}" in text
+        assert setting.env_name("PERFANALYSIS_EXPORTER_") in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(":9100", ("", 9100)), ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:9100", ("::1", 9100))],
+)
+def test_listen_address_forms(text: str, expected: tuple[str, int]) -> None:
+    assert listen_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9100", "host:http", "host:70000"])
+def test_listen_address_errors(text: str) -> None:
+    with pytest.raises(ValueError, match=re.compile(r"HOST:PORT|not a number|out of range")):
+        listen_address(text)
