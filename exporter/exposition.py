@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
 from exporter.model import MetricFamily
 
@@ -17,6 +18,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def go_float(value: float) -> str:
     """Format like Go's FormatFloat(v, 'g', -1, 64): shortest digits, %e when exp < -4 or >= 6."""
+    if value.is_integer() and -1e15 < value < 1e6 and value != 0:
+        return str(int(value))
     if value != value:
         return "NaN"
     if value == math.inf:
@@ -53,22 +56,32 @@ def _escape_label(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
+def _header(name: str, help_text: str, kind: str) -> str:
+    return f"# HELP {name} {_escape_help(help_text)}\n# TYPE {name} {kind}\n"
+
+
+@lru_cache(maxsize=256)
+def _label_layout(names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The alphabetical order of a family's label names and the ``name="`` prefix of each."""
+    order = tuple(sorted(range(len(names)), key=names.__getitem__))
+    return order, tuple(f'{names[i]}="' for i in order)
+
+
 def render_family(fam: MetricFamily, out: list[str]) -> None:
-    out.append(f"# HELP {fam.name} {_escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n")
-    names = fam.label_names
-    if not names:
-        for _labels, value in fam.samples[:1]:
-            out.append(f"{fam.name} {go_float(value)}\n")
+    out.append(_header(fam.name, fam.help, fam.type))
+    if not fam.label_names:
+        out.append(f"{fam.name} {go_float(fam.samples[0][1])}\n")
         return
-    order = sorted(range(len(names)), key=names.__getitem__)
-    prefixes = [f'{names[i]}="' for i in order]
+    order, prefixes = _label_layout(fam.label_names)
     rows: dict[tuple[str, ...], float] = {}
     for labels, value in fam.samples:
-        key = tuple(labels[i] for i in order)
-        rows.setdefault(key, value)  # a repeated label set is emitted once, never twice
+        # a repeated label set is emitted once, never twice: the first wins
+        rows.setdefault(tuple([labels[i] for i in order]), value)
+    name = fam.name
     for key in sorted(rows):
-        body = '",'.join(p + _escape_label(v) for p, v in zip(prefixes, key, strict=True))
-        out.append(f'{fam.name}{{{body}"}} {go_float(rows[key])}\n')
+        body = '",'.join([p + _escape_label(v) for p, v in zip(prefixes, key, strict=True)])
+        out.append(f'{name}{{{body}"}} {go_float(rows[key])}\n')
 
 
 def render(families: Iterable[MetricFamily]) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 from exporter.model import COUNTER, GAUGE, MetricFamily, single
 from exporter.paths import Paths, read_text
@@ -38,11 +39,15 @@ class MeminfoCollector:
             except ValueError:
                 log.debug("skipping malformed /proc/meminfo line %r", line)
                 continue
-            key = PARENTHESES.sub(r"_\1", parts[0][:-1])
+            name, help_text, kind = _describe(parts[0][:-1], len(parts) == 3)
             if len(parts) == 3:
                 value *= 1024
-                key += "_bytes"
-            name = f"node_memory_{key}"
-            kind = COUNTER if key.endswith("_total") else GAUGE
-            out.setdefault(name, single(name, f"Memory information field {key}.", kind, value))
+            out.setdefault(name, single(name, help_text, kind, value))
         return list(out.values())
+
+
+@lru_cache(maxsize=512)
+def _describe(field: str, has_unit: bool) -> tuple[str, str, str]:
+    key = PARENTHESES.sub(r"_\1", field) + ("_bytes" if has_unit else "")
+    kind = COUNTER if key.endswith("_total") else GAUGE
+    return f"node_memory_{key}", f"Memory information field {key}.", kind

@@ -19,24 +19,30 @@ class VmstatCollector:
     def __init__(self, paths: Paths, fields: re.Pattern[str] | None = None) -> None:
         self.paths = paths
         self.fields = fields or re.compile(DEFAULT_FIELDS)
+        self._wanted: dict[str, tuple[str, str] | None] = {}
+
+    def _describe(self, field: str) -> tuple[str, str] | None:
+        """The name and help of a wanted field, None for others; remembered across scrapes."""
+        try:
+            return self._wanted[field]
+        except KeyError:
+            wanted = self.fields.search(field) is not None
+            entry = (f"node_vmstat_{field}", f"/proc/vmstat information field {field}.")
+            return self._wanted.setdefault(field, entry if wanted else None)
 
     def collect(self) -> list[MetricFamily]:
         out: list[MetricFamily] = []
         for line in read_text(self.paths.proc("vmstat")).splitlines():
             parts = line.split()
-            if len(parts) != 2 or not self.fields.search(parts[0]):
+            if len(parts) != 2:
+                continue
+            described = self._describe(parts[0])
+            if described is None:
                 continue
             try:
                 value = float(parts[1])
             except ValueError:
                 log.debug("skipping malformed /proc/vmstat line %r", line)
                 continue
-            out.append(
-                single(
-                    f"node_vmstat_{parts[0]}",
-                    f"/proc/vmstat information field {parts[0]}.",
-                    UNTYPED,
-                    value,
-                )
-            )
+            out.append(single(described[0], described[1], UNTYPED, value))
         return out
