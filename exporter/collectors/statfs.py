@@ -2,7 +2,9 @@
 
 Calls run on a few worker threads. A call that misses its deadline marks the mount point stuck:
 later scrapes skip it (no new thread piles up behind it) until the blocked call returns, which
-unmarks it. The number of threads is bounded by the worker count plus the stuck mounts.
+unmarks it. The number of threads is bounded by the worker count plus the stuck mounts. A call that
+never started before the deadline (every worker busy on a hung mount) is cancelled and reported, but
+its mount is not marked stuck: nothing is known about it yet.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class StatfsRunner:
         self._jobs: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0
+        self._idle = 0  # workers waiting for a job that no submitted job has claimed yet
+        self._backlog = 0  # queued jobs that no worker has been claimed for
         self._stuck: dict[str, Future[Any]] = {}
 
     @property
@@ -59,6 +62,9 @@ class StatfsRunner:
             try:
                 results[path] = job.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
+                if job.cancel():  # still queued: its statfs never ran, the mount is not to blame
+                    results[path] = MountTimeoutError("no free statfs worker")
+                    continue
                 self._mark_stuck(path, job)
                 results[path] = MountTimeoutError("mountpoint timeout")
             except Exception as exc:
@@ -67,24 +73,31 @@ class StatfsRunner:
 
     def _submit(self, path: str, job: Future[Any]) -> None:
         with self._lock:
-            start = self._idle == 0 and self._threads < self.workers + len(self._stuck)
-            if start:
+            start = False
+            if self._idle:
+                self._idle -= 1  # claim a waiting worker: the next job must not count it again
+            elif self._threads < self.workers + len(self._stuck):
                 self._threads += 1
+                start = True
+            else:
+                self._backlog += 1
         if start:
             threading.Thread(target=self._work, name="statfs", daemon=True).start()
         self._jobs.put((path, job))
 
     def _work(self) -> None:
         while True:
-            with self._lock:
-                self._idle += 1
             path, job = self._jobs.get()
+            if job.set_running_or_notify_cancel():
+                try:
+                    job.set_result(self.statfs(path))
+                except BaseException as exc:
+                    job.set_exception(exc)
             with self._lock:
-                self._idle -= 1
-            try:
-                job.set_result(self.statfs(path))
-            except BaseException as exc:
-                job.set_exception(exc)
+                if self._backlog:
+                    self._backlog -= 1  # take a job that was queued without a worker
+                else:
+                    self._idle += 1
 
     def _mark_stuck(self, path: str, job: Future[Any]) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ import gzip
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -44,6 +45,7 @@ class Blocking:
         return []
 
 
+@contextmanager
 def serve(registry: Registry, max_requests: int = 40) -> Iterator[str]:
     server = ExporterServer(("127.0.0.1", 0), registry, "/metrics", max_requests)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -57,7 +59,8 @@ def serve(registry: Registry, max_requests: int = 40) -> Iterator[str]:
 
 @pytest.fixture
 def base_url() -> Iterator[str]:
-    yield from serve(Registry([Constant("alpha", 1.5), Broken(), Constant("beta", 2e6)]))
+    with serve(Registry([Constant("alpha", 1.5), Broken(), Constant("beta", 2e6)])) as url:
+        yield url
 
 
 def test_metrics_serves_text_format_with_meta_metrics(base_url: str) -> None:
@@ -73,7 +76,9 @@ def test_metrics_serves_text_format_with_meta_metrics(base_url: str) -> None:
 
 
 def test_gzip_only_when_asked(base_url: str) -> None:
-    raw = requests.get(f"{base_url}/metrics", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5)
+    raw = requests.get(
+        f"{base_url}/metrics", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5
+    )
     assert raw.headers["Content-Encoding"] == "gzip"
     assert b"node_alpha 1.5\n" in gzip.decompress(raw.raw.read())
     plain = requests.get(f"{base_url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=5)
@@ -123,11 +128,13 @@ def test_unknown_path_is_404(base_url: str) -> None:
 
 def test_scrapes_beyond_max_requests_get_503() -> None:
     blocking = Blocking()
-    for base_url in serve(Registry([blocking]), max_requests=1):
-        results: list[int] = []
-        first = threading.Thread(
-            target=lambda: results.append(requests.get(f"{base_url}/metrics", timeout=10).status_code)
-        )
+    results: list[int] = []
+
+    def scrape(url: str) -> None:
+        results.append(requests.get(url, timeout=10).status_code)
+
+    with serve(Registry([blocking]), max_requests=1) as base_url:
+        first = threading.Thread(target=scrape, args=(f"{base_url}/metrics",))
         first.start()
         assert blocking.entered.wait(5)
         second = requests.get(f"{base_url}/metrics", timeout=5)
