@@ -31,7 +31,12 @@ def render_readme(text: str) -> str:
         )
         if not pattern.search(text):
             raise ValueError(f"README.md lacks the <!-- config:{name} --> markers")
-        text = pattern.sub(lambda m, s=spec: m.group(1) + s().markdown_table() + "\n" + m.group(2), text)
+        table = spec().markdown_table()
+
+        def fill(match: re.Match[str], table: str = table) -> str:
+            return f"{match.group(1)}{table}\n{match.group(2)}"
+
+        text = pattern.sub(fill, text)
     return text
 
 

@@ -1,0 +1,1 @@
+"""Test support: real servers from Debian packages (``servers``) and their pytest fixtures."""

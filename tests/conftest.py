@@ -1,0 +1,1 @@
+pytest_plugins = ["perfanalysis.testing.pytest_plugin"]
