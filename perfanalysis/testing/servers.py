@@ -155,20 +155,26 @@ def _install(binary: str, package: str) -> str:
 
 
 def _run_tool(
-    binary: str, package: str, args: Sequence[str | os.PathLike[str]]
+    binary: str, package: str, args: Sequence[str | os.PathLike[str]], stdin: str | None
 ) -> subprocess.CompletedProcess[str]:
     command = [ensure_installed(binary, package), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
-def promtool(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """Run Debian's promtool; check ``returncode`` and ``stdout``/``stderr`` yourself."""
-    return _run_tool("promtool", "prometheus", args)
+def promtool(
+    *args: str | os.PathLike[str], input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Debian's promtool, ``input`` on its stdin; check ``returncode`` and output yourself."""
+    return _run_tool("promtool", "prometheus", args, input)
 
 
-def amtool(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """Run Debian's amtool; check ``returncode`` and ``stdout``/``stderr`` yourself."""
-    return _run_tool("amtool", "prometheus-alertmanager", args)
+def amtool(
+    *args: str | os.PathLike[str], input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Debian's amtool, ``input`` on its stdin; check ``returncode`` and output yourself."""
+    return _run_tool("amtool", "prometheus-alertmanager", args, input)
 
 
 def unique_name(prefix: str = "test") -> str:
