@@ -22,16 +22,18 @@ class Paths:
     def under_rootfs(self, mountpoint: str) -> str:
         return os.path.join(self.rootfs, mountpoint.lstrip("/"))
 
-    def strip_rootfs(self, mountpoint: str) -> str | None:
-        """A host mount point as seen from the monitored host, or None when outside rootfs."""
+    def strip_rootfs(self, mountpoint: str) -> str:
+        """A mount point as the monitored host sees it.
+
+        The --path.rootfs prefix is removed when present (a container's own mount table); a host
+        table read through --pid=host has none and is kept as it is, as node_exporter does.
+        """
         root = self.rootfs.rstrip("/")
-        if not root:
-            return mountpoint
-        if mountpoint == root:
+        if root and mountpoint == root:
             return "/"
-        if mountpoint.startswith(root + "/"):
+        if root and mountpoint.startswith(root + "/"):
             return mountpoint[len(root) :]
-        return None
+        return mountpoint
 
 
 def read_text(path: str) -> str:

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 DEFAULT_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 SECTOR = 512.0
 MS = 0.001
+MIN_FIELDS = 14  # major, minor, name and the 11 counters every kernel since 2.6 prints
 
 # (name, help, type, scale) for each /proc/diskstats field after major, minor and name
 FIELDS: tuple[tuple[str, str, str, float], ...] = (
@@ -59,7 +60,8 @@ class DiskstatsCollector:
         seen: set[str] = set()
         for line in read_text(self.paths.proc("diskstats")).splitlines():
             parts = line.split()
-            if len(parts) < 4:
+            if len(parts) < MIN_FIELDS:
+                log.debug("skipping short /proc/diskstats line %r", line)
                 continue
             major, minor, device = parts[0], parts[1], parts[2]
             if device in seen or not self.wanted(device):

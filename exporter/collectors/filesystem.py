@@ -70,7 +70,7 @@ class FilesystemCollector:
                 continue
             device, fstype = unescape(parts[0]), parts[2]
             mountpoint = self.paths.strip_rootfs(unescape(parts[1]))
-            if mountpoint is None or not (self.mount_points(mountpoint) and self.fs_types(fstype)):
+            if not (self.mount_points(mountpoint) and self.fs_types(fstype)):
                 continue
             found.setdefault((device, fstype, mountpoint), "ro" in parts[3].split(","))
         return [(d, t, m, ro) for (d, t, m), ro in found.items()]

@@ -53,7 +53,8 @@ class PressureCollector:
                 if total is None or not total.isdigit():
                     log.debug("skipping malformed pressure line %r", line)
                     continue
-                out.append(single(spec[0], spec[1], COUNTER, int(total) / 1e6))
+                # node_exporter divides twice; the float result differs in the last digit from / 1e6
+                out.append(single(spec[0], spec[1], COUNTER, int(total) / 1000.0 / 1000.0))
         if not out:
             raise NoDataError(
                 "no pressure information: needs Linux >= 4.20 with CONFIG_PSI enabled (psi=1)"

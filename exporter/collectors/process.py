@@ -6,8 +6,8 @@ Always the real /proc, not --path.procfs: they describe this process, not the mo
 from __future__ import annotations
 
 import os
-import platform
 import resource
+import sys
 
 from exporter.model import COUNTER, GAUGE, MetricFamily, family, single
 
@@ -42,7 +42,7 @@ class ProcessCollector:
             "version",
             "pythonversion",
         )
-        build.add(1.0, self.version, platform.python_version())
+        build.add(1.0, self.version, ".".join(map(str, sys.version_info[:3])))
         return [
             single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", COUNTER, (utime + stime) / CLOCK_TICKS),
             single("process_virtual_memory_bytes", "Virtual memory size in bytes.", GAUGE, float(fields[20])),

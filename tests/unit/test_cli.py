@@ -6,7 +6,10 @@ from perfanalysis.cli import main
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "perfanalysis.cli", *args], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "perfanalysis.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -40,5 +43,7 @@ def test_exporter_does_not_import_server_libraries() -> None:
         "heavy = [m for m in ('flask', 'sqlalchemy', 'influxdb_client', 'gunicorn') if m in sys.modules];"
         "print(heavy)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
     assert result.stdout.strip() == "[]"

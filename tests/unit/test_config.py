@@ -23,7 +23,10 @@ def test_defaults_enable_every_collector_on_port_9100() -> None:
 
 
 def test_flag_beats_environment_which_beats_default() -> None:
-    env = {"PERFANALYSIS_EXPORTER_PATH_PROCFS": "/host/proc", "PERFANALYSIS_EXPORTER_PATH_SYSFS": "/host/sys"}
+    env = {
+        "PERFANALYSIS_EXPORTER_PATH_PROCFS": "/host/proc",
+        "PERFANALYSIS_EXPORTER_PATH_SYSFS": "/host/sys",
+    }
     values = load(["--path.procfs", "/other/proc"], env)
     assert values["path_procfs"] == "/other/proc"
     assert values["path_sysfs"] == "/host/sys"
@@ -31,9 +34,13 @@ def test_flag_beats_environment_which_beats_default() -> None:
 
 
 def test_collector_toggles_and_disable_defaults() -> None:
-    values = load(["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo=true"], {})
+    values = load(
+        ["--collector.disable-defaults", "--collector.cpu", "--collector.meminfo=true"], {}
+    )
     assert enabled_collectors(values) == ["cpu", "meminfo"]
-    values = load(["--no-collector.filesystem"], {"PERFANALYSIS_EXPORTER_COLLECTOR_PRESSURE": "false"})
+    values = load(
+        ["--no-collector.filesystem"], {"PERFANALYSIS_EXPORTER_COLLECTOR_PRESSURE": "false"}
+    )
     assert "filesystem" not in enabled_collectors(values)
     assert "pressure" not in enabled_collectors(values)
     assert "cpu" in enabled_collectors(values)
@@ -54,10 +61,18 @@ def test_every_error_is_reported_at_once_with_its_source() -> None:
     joined = "\n".join(errors)
     assert "flag --collector.cpuu: unknown flag (did you mean collector.cpu?)" in joined
     assert "flag --web.listen-address: invalid value 'nonsense'" in joined
-    assert "flag --collector.vmstat.fields: invalid value '(': not a valid regular expression" in joined
-    assert "flag --collector.filesystem.mount-timeout: invalid value '-1': must be greater than zero" in joined
+    assert (
+        "flag --collector.vmstat.fields: invalid value '(': not a valid regular expression"
+        in joined
+    )
+    assert (
+        "flag --collector.filesystem.mount-timeout: invalid value '-1': must be greater than zero"
+        in joined
+    )
     assert "flag --web.max-requests: needs a value" in joined
-    assert "environment variable PERFANALYSIS_EXPORTER_COLLECTOR_CPU: invalid value 'maybe'" in joined
+    assert (
+        "environment variable PERFANALYSIS_EXPORTER_COLLECTOR_CPU: invalid value 'maybe'" in joined
+    )
     assert "environment variable PERFANALYSIS_EXPORTER_BOGUS: not a known setting" in joined
 
 

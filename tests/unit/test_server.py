@@ -48,7 +48,7 @@ class Blocking:
 @contextmanager
 def serve(registry: Registry, max_requests: int = 40) -> Iterator[str]:
     server = ExporterServer(("127.0.0.1", 0), registry, "/metrics", max_requests)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

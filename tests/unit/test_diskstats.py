@@ -1,0 +1,196 @@
+"""diskstats collector: exact node_disk_* per kernel generation, device filters and udev info."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.collectors.diskstats import DiskstatsCollector
+from exporter.paths import Paths
+from tests.unit.promtext import headers, label_values, parse_samples, scrape, series, tree
+
+SECTOR = 512
+MS = 1 / 1000  # node_exporter multiplies by 1/1000: 45678 ms is 45.678000000000004 s, not 45.678
+BASE = (
+    "reads_completed_total", "reads_merged_total", "read_bytes_total", "read_time_seconds_total",
+    "writes_completed_total", "writes_merged_total", "written_bytes_total",
+    "write_time_seconds_total", "io_now", "io_time_seconds_total", "io_time_weighted_seconds_total",
+)  # fmt: skip
+DISCARD = (
+    "discards_completed_total",
+    "discards_merged_total",
+    "discarded_sectors_total",
+    "discard_time_seconds_total",
+)
+FLUSH = ("flush_requests_total", "flush_requests_time_seconds_total")
+SURVIVORS = {
+    "3.10": {"sda", "sdb", "sr0", "dm-0", "dm-1", "dm-2"},
+    "4.19": {"nvme0n1", "sda", "mmcblk0", "mmcblk0p1", "mmcblk0p2", "dm-0", "dm-1", "sr0"},
+    "6.8": {
+        "sda", "sdb", "nvme0n1", "nvme1n1", "dm-0", "dm-1", "dm-2", "dm-3",
+        "mmcblk0", "mmcblk0p1", "sr0", "vda", "xvda", "md0", "md127",
+    },
+}  # fmt: skip
+
+
+def disks(kernel: str, *flags: str) -> dict:
+    return parse_samples(scrape(tree(kernel), "diskstats", flags=flags))
+
+
+def row(samples: dict, device: str) -> dict[str, float]:
+    """The device's node_disk_* values (without node_disk_info), keyed by the short name."""
+    return {
+        name.removeprefix("node_disk_"): v
+        for (name, lab), v in samples.items()
+        if name.startswith("node_disk_")
+        and name != "node_disk_info"
+        and lab == {("device", device)}
+    }
+
+
+def devices(samples: dict, name: str = "node_disk_reads_completed_total") -> set[str]:
+    return label_values(samples, name, "device")
+
+
+@pytest.mark.parametrize("kernel", sorted(SURVIVORS))
+def test_default_exclude_survivors(kernel: str) -> None:
+    samples = disks(kernel)
+    for name in (*BASE, "info"):
+        assert devices(samples, f"node_disk_{name}") == SURVIVORS[kernel], name
+
+
+def test_14_fields_on_3_10() -> None:
+    samples = disks("3.10")
+    assert row(samples, "sda") == {
+        "reads_completed_total": 1234567,
+        "reads_merged_total": 23456,
+        "read_bytes_total": 98765432 * SECTOR,
+        "read_time_seconds_total": 4567890 * MS,
+        "writes_completed_total": 2345678,
+        "writes_merged_total": 345678,
+        "written_bytes_total": 123456789 * SECTOR,
+        "write_time_seconds_total": 8765432 * MS,
+        "io_now": 2,
+        "io_time_seconds_total": 3456789 * MS,
+        "io_time_weighted_seconds_total": 13333333 * MS,
+    }
+    for name in DISCARD + FLUSH:
+        assert series(samples, f"node_disk_{name}") == {}, name
+
+
+def test_18_fields_on_4_19_discards_stay_in_sectors() -> None:
+    samples = disks("4.19")
+    nvme = row(samples, "nvme0n1")
+    assert nvme.keys() == set(BASE + DISCARD)
+    assert nvme["read_bytes_total"] == 187654321 * SECTOR
+    assert nvme["written_bytes_total"] == 298765432 * SECTOR
+    assert nvme["discards_completed_total"] == 45678
+    assert nvme["discards_merged_total"] == 0
+    assert nvme["discarded_sectors_total"] == 98765432
+    assert nvme["discard_time_seconds_total"] == 4321 * MS
+    assert row(samples, "mmcblk0")["discarded_sectors_total"] == 24576
+
+
+def test_short_line_is_skipped_on_4_19() -> None:
+    """`8 16 sdb 1234 56` has 5 fields; node_exporter 1.5.0 drops such a line entirely."""
+    samples = disks("4.19")
+    assert "sdb" not in devices(samples, "node_disk_info")
+    assert row(samples, "sdb") == {}
+
+
+def test_20_fields_on_6_8() -> None:
+    sda = row(disks("6.8"), "sda")
+    assert sda == {
+        "reads_completed_total": 123456,
+        "reads_merged_total": 7890,
+        "read_bytes_total": 9876543 * SECTOR,
+        "read_time_seconds_total": 45678 * MS,
+        "writes_completed_total": 234567,
+        "writes_merged_total": 34567,
+        "written_bytes_total": 19876543 * SECTOR,
+        "write_time_seconds_total": 56789 * MS,
+        "io_now": 3,
+        "io_time_seconds_total": 67890 * MS,
+        "io_time_weighted_seconds_total": 102468 * MS,
+        "discards_completed_total": 1234,
+        "discards_merged_total": 12,
+        "discarded_sectors_total": 987654,
+        "discard_time_seconds_total": 345 * MS,
+        "flush_requests_total": 4567,
+        "flush_requests_time_seconds_total": 890 * MS,
+    }
+
+
+def test_exposition_digits_match_node_exporter() -> None:
+    text = scrape(tree("6.8"), "diskstats")
+    assert 'node_disk_read_time_seconds_total{device="sda"} 45.678000000000004\n' in text
+    assert 'node_disk_io_time_weighted_seconds_total{device="nvme0n1"} 5802.467000000001\n' in text
+    assert 'node_disk_read_bytes_total{device="vda"} 1.283851264e+09\n' in text
+
+
+def test_udev_info_on_6_8() -> None:
+    info = {dict(lab)["device"]: dict(lab) for lab in series(disks("6.8"), "node_disk_info")}
+    assert info["sda"] == {
+        "device": "sda",
+        "major": "8",
+        "minor": "0",
+        "path": "pci-0000:00:17.0-ata-1",
+        "wwn": "0x5002538e40a1b2c3",
+        "model": "Samsung_SSD_860_EVO_500GB",
+        "serial": "S3Z1NB0K123456A",
+        "revision": "RVT04B6Q",
+    }
+    assert info["nvme0n1"]["model"] == "Samsung SSD 970 EVO Plus 1TB"
+    assert info["nvme0n1"]["serial"] == "S4EWNX0R123456"
+    assert info["vda"] == {
+        "device": "vda", "major": "254", "minor": "0",
+        "path": "", "wwn": "", "model": "", "serial": "", "revision": "",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("properties", "serial"),
+    [
+        ("E:SCSI_IDENT_SERIAL=scsi\nE:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "scsi"),
+        ("E:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "short"),
+        ("E:ID_SERIAL=long\n", "long"),
+    ],
+)
+def test_serial_preference(tmp_path: Path, properties: str, serial: str) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "diskstats").write_text("   8       0 sda 1 2 3 4 5 6 7 8 9 10 11\n")
+    (tmp_path / "udev").mkdir()
+    (tmp_path / "udev" / "b8:0").write_text(properties)
+    paths = Paths(procfs=str(tmp_path / "proc"), udev_data=str(tmp_path / "udev"))
+    info = next(f for f in DiskstatsCollector(paths).collect() if f.name == "node_disk_info")
+    assert [dict(zip(info.label_names, lab, strict=True))["serial"] for lab, _ in info.samples] == [
+        serial
+    ]
+
+
+def test_device_include_replaces_the_default_exclude() -> None:
+    samples = disks("6.8", "--collector.diskstats.device-include=^(sd|nvme0)")
+    assert devices(samples) == {
+        "sda", "sda1", "sda2", "sdb", "nvme0n1", "nvme0n1p1", "nvme0n1p2",
+    }  # fmt: skip
+
+
+def test_device_exclude_replaces_the_default_exclude() -> None:
+    samples = disks("3.10", "--collector.diskstats.device-exclude=^(dm-|sd)")
+    assert devices(samples) == {"fd0", "sr0", "loop0", "ram0", "ram1"}
+
+
+def test_types_and_node_exporter_help() -> None:
+    found = headers(scrape(tree("6.8"), "diskstats"))
+    kinds = {name: kind for name, (kind, _) in found.items() if name.startswith("node_disk_")}
+    assert kinds == {
+        **{f"node_disk_{n}": "counter" for n in BASE + DISCARD + FLUSH},
+        "node_disk_io_now": "gauge",
+        "node_disk_info": "gauge",
+    }
+    assert found["node_disk_writes_merged_total"][1] == "The number of writes merged."
+    assert found["node_disk_flush_requests_total"][1] == (
+        "The total number of flush requests completed successfully"
+    )
+    assert found["node_disk_info"][1] == "Info of /sys/block/<block_device>."

@@ -1,0 +1,119 @@
+"""The exporter's own HTTP/1.1 server, spoken to over raw sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from exporter.http import HTTPServer, Request, Response, http_date
+
+
+def echo(request: Request) -> Response:
+    body = f"{request.method} {request.target} {request.headers.get('x-test', '-')}".encode()
+    return Response(200, body)
+
+
+@pytest.fixture
+def address() -> Iterator[tuple[str, int]]:
+    server = HTTPServer(("127.0.0.1", 0), echo)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield ("127.0.0.1", server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def exchange(address: tuple[str, int], raw: bytes) -> bytes:
+    """Send raw bytes, then read until the server closes the connection."""
+    with socket.create_connection(address, timeout=5) as conn:
+        conn.sendall(raw)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(address: tuple[str, int]) -> None:
+    raw = (
+        b"GET /a HTTP/1.1\r\nHost: x\r\nX-Test: one\r\n\r\n"
+        b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reply = exchange(address, raw)
+    assert reply.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert b"\r\n\r\nGET /a one" in reply
+    assert b"\r\n\r\nGET /b -" in reply
+    assert reply.endswith(b"GET /c -")
+    assert b"Content-Length: 8\r\n" in reply
+
+
+def test_http_1_0_closes_unless_keep_alive_is_asked(address: tuple[str, int]) -> None:
+    reply = exchange(address, b"GET /x HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n")
+    assert reply.count(b"HTTP/1.1 200") == 1
+    assert b"Connection: close" in reply
+
+
+def test_head_has_headers_but_no_body(address: tuple[str, int]) -> None:
+    reply = exchange(address, b"HEAD /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 9\r\n" in reply
+    assert reply.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", b"405 Method Not Allowed"),
+        (b"GARBAGE\r\n\r\n", b"400 Bad Request"),
+        (b"GET /x SPDY/3\r\n\r\n", b"400 Bad Request"),
+        (b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", b"400 Bad Request"),
+        (b"GET /x HTTP/1.1\r\nContent-Length: lots\r\n\r\n", b"400 Bad Request"),
+        (b"GET /x HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", b"413 Content Too Large"),
+        (b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"501 Not Implemented"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", b"431 Request Header Fields Too Large"),
+        (
+            b"GET /x HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",
+            b"431 Request Header Fields Too Large",
+        ),
+    ],
+)
+def test_bad_requests_get_a_clear_status_and_a_closed_connection(
+    address: tuple[str, int], raw: bytes, status: bytes
+) -> None:
+    reply = exchange(address, raw)
+    assert reply.startswith(b"HTTP/1.1 " + status + b"\r\n")
+    assert b"Connection: close\r\n" in reply
+    if status.startswith(b"405"):
+        assert b"Allow: GET, HEAD\r\n" in reply
+
+
+def test_an_app_error_is_a_500_and_the_server_lives_on() -> None:
+    calls = []
+
+    def flaky(request: Request) -> Response:
+        calls.append(request.target)
+        if request.target == "/boom":
+            raise RuntimeError("boom")
+        return Response(200, b"fine")
+
+    server = HTTPServer(("127.0.0.1", 0), flaky)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        address = ("127.0.0.1", server.server_address[1])
+        reply = exchange(
+            address, b"GET /boom HTTP/1.1\r\n\r\nGET /ok HTTP/1.1\r\nConnection: close\r\n\r\n"
+        )
+        assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert reply.endswith(b"fine")
+        assert calls == ["/boom", "/ok"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_date_is_imf_fixdate() -> None:
+    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert http_date(1795387128) == "Sun, 22 Nov 2026 22:38:48 GMT"
