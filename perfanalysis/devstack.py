@@ -86,7 +86,9 @@ def start(service: Service) -> None:
         if process.poll() is not None or time.monotonic() > deadline:
             tail = service.log_file.read_text(errors="replace").splitlines()[-20:]
             stop(service, quiet=True)
-            raise SystemExit(f"{service.name} did not become ready; its log ends:\n" + "\n".join(tail))
+            raise SystemExit(
+                f"{service.name} did not become ready; its log ends:\n" + "\n".join(tail)
+            )
         time.sleep(0.1)
     print(f"{service.name}: started (pid {process.pid}), log {service.log_file}")
 
@@ -135,7 +137,9 @@ def main(argv: list[str]) -> int:
             failing += state != "healthy"
             print(f"{service.name:<10} {state:<10} pid {pid or '-':<8} {service.ready_url}")
         return 1 if failing else 0
-    print(f"usage: python -m perfanalysis.devstack up|down|status (got {command!r})", file=sys.stderr)
+    print(
+        f"usage: python -m perfanalysis.devstack up|down|status (got {command!r})", file=sys.stderr
+    )
     return 2
 
 

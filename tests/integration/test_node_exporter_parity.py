@@ -12,24 +12,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collectors.diskstats import DEFAULT_EXCLUDE as DISK_EXCLUDE
-from exporter.collectors.filesystem import DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE
+from perfanalysis.testing.anchor import COMMON_FLAGS, NODE_EXPORTER_ONLY
 from perfanalysis.testing.servers import ServerRegistry
 
 pytestmark = pytest.mark.integration
 
-COLLECTORS = ["cpu", "diskstats", "filesystem", "loadavg", "meminfo", "netdev", "pressure", "stat",
-              "time", "uname", "vmstat"]  # fmt: skip
-COMMON_FLAGS = [
-    "--collector.disable-defaults",
-    *[f"--collector.{name}" for name in COLLECTORS],
-    f"--collector.diskstats.device-exclude={DISK_EXCLUDE}",
-    "--collector.netdev.device-exclude=^$",
-    f"--collector.filesystem.mount-points-exclude={DEFAULT_MOUNT_POINTS_EXCLUDE}",
-    # 1.5.0 lacks erofs in its list; the same regex for both keeps the mount sets comparable
-    f"--collector.filesystem.fs-types-exclude={DEFAULT_FS_TYPES_EXCLUDE}",
-]
-NODE_EXPORTER_ONLY = ["--no-collector.netdev.netlink"]  # we read /proc/net/dev, as it then does
 IGNORED_FAMILIES = {"node_exporter_build_info", "node_scrape_collector_duration_seconds"}
 # values that do not change while the machine runs
 CONSTANT_PREFIXES = (
