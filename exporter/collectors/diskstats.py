@@ -44,6 +44,12 @@ FIELDS: tuple[tuple[str, str, str, float], ...] = (
 
 INFO_LABELS = ("device", "major", "minor", "path", "wwn", "model", "serial", "revision")
 SERIAL_KEYS = ("SCSI_IDENT_SERIAL", "ID_SERIAL_SHORT", "ID_SERIAL")
+# udev property -> (metric, help) for ATA disks (ID_ATA=1)
+ATA = {
+    "ID_ATA_WRITE_CACHE": ("node_disk_ata_write_cache", "ATA disk has a write cache."),
+    "ID_ATA_WRITE_CACHE_ENABLED": ("node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
+    "ID_ATA_ROTATION_RATE_RPM": ("node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
+}  # fmt: skip
 
 
 class DiskstatsCollector:
@@ -57,6 +63,17 @@ class DiskstatsCollector:
         families = [MetricFamily(f"node_disk_{n}", h, t, ("device",)) for n, h, t, _ in FIELDS]
         scales = [scale for *_, scale in FIELDS]
         info = family("node_disk_info", "Info of /sys/block/<block_device>.", GAUGE, *INFO_LABELS)
+        filesystem = family(
+            "node_disk_filesystem_info", "Info about disk filesystem.", GAUGE,
+            "device", "type", "usage", "uuid", "version",
+        )  # fmt: skip
+        mapper = family(
+            "node_disk_device_mapper_info", "Info about disk device mapper.", GAUGE,
+            "device", "name", "uuid", "vg_name", "lv_name", "lv_layer",
+        )  # fmt: skip
+        ata = {
+            key: family(name, help_text, GAUGE, "device") for key, (name, help_text) in ATA.items()
+        }
         seen: set[str] = set()
         for line in read_text(self.paths.proc("diskstats")).splitlines():
             parts = line.split()
@@ -80,7 +97,23 @@ class DiskstatsCollector:
                 1.0, device, major, minor, udev.get("ID_PATH", ""), udev.get("ID_WWN", ""),
                 udev.get("ID_MODEL", ""), serial, udev.get("ID_REVISION", ""),
             )  # fmt: skip
-        return [*families, info]
+            if "ID_FS_TYPE" in udev:
+                filesystem.add(
+                    1.0, device, udev["ID_FS_TYPE"], udev.get("ID_FS_USAGE", ""),
+                    udev.get("ID_FS_UUID", ""), udev.get("ID_FS_VERSION", ""),
+                )  # fmt: skip
+            if "DM_NAME" in udev:
+                mapper.add(
+                    1.0, device, udev["DM_NAME"], udev.get("DM_UUID", ""),
+                    udev.get("DM_VG_NAME", ""), udev.get("DM_LV_NAME", ""), udev.get("DM_LV_LAYER", ""),
+                )  # fmt: skip
+            if udev.get("ID_ATA") == "1":
+                for key, fam in ata.items():
+                    try:
+                        fam.add(float(udev[key]), device)
+                    except (KeyError, ValueError):
+                        log.debug("%s: udev property %s missing or not a number", device, key)
+        return [*families, info, filesystem, mapper, *ata.values()]
 
     def _udev(self, major: str, minor: str) -> dict[str, str]:
         path = os.path.join(self.paths.udev_data, f"b{major}:{minor}")

@@ -39,12 +39,12 @@ def disks(kernel: str, *flags: str) -> dict:
 
 
 def row(samples: dict, device: str) -> dict[str, float]:
-    """The device's node_disk_* values (without node_disk_info), keyed by the short name."""
+    """The device's /proc/diskstats values (no udev-derived families), keyed by the short name."""
     return {
         name.removeprefix("node_disk_"): v
         for (name, lab), v in samples.items()
         if name.startswith("node_disk_")
-        and name != "node_disk_info"
+        and not name.startswith(("node_disk_ata_", "node_disk_info"))
         and lab == {("device", device)}
     }
 
@@ -149,6 +149,25 @@ def test_udev_info_on_6_8() -> None:
     }  # fmt: skip
 
 
+def test_udev_filesystem_device_mapper_and_ata_families_on_6_8() -> None:
+    """Values and labels as node_exporter 1.5.0 prints them for the same udev database."""
+    samples = disks("6.8")
+    assert list(series(samples, "node_disk_filesystem_info")) == [
+        frozenset({("device", "dm-0"), ("type", "ext4"), ("usage", "filesystem"),
+                   ("uuid", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"), ("version", "1.0")})
+    ]  # fmt: skip
+    assert list(series(samples, "node_disk_device_mapper_info")) == [
+        frozenset({("device", "dm-0"), ("name", "ubuntu--vg-ubuntu--lv"), ("lv_layer", ""),
+                   ("uuid", "LVM-aBcDeFgHiJkLmNoPqRsTuVwXyZ012345AbCdEfGhIjKlMnOpQrStUvWxYz678901"),
+                   ("vg_name", "ubuntu-vg"), ("lv_name", "ubuntu-lv")})
+    ]  # fmt: skip
+    sda = frozenset({("device", "sda")})
+    assert samples[("node_disk_ata_write_cache", sda)] == 1
+    assert samples[("node_disk_ata_write_cache_enabled", sda)] == 1
+    assert samples[("node_disk_ata_rotation_rate_rpm", sda)] == 0
+    assert list(series(samples, "node_disk_ata_write_cache")) == [sda]
+
+
 @pytest.mark.parametrize(
     ("properties", "serial"),
     [
@@ -188,6 +207,11 @@ def test_types_and_node_exporter_help() -> None:
         **{f"node_disk_{n}": "counter" for n in BASE + DISCARD + FLUSH},
         "node_disk_io_now": "gauge",
         "node_disk_info": "gauge",
+        "node_disk_filesystem_info": "gauge",
+        "node_disk_device_mapper_info": "gauge",
+        "node_disk_ata_write_cache": "gauge",
+        "node_disk_ata_write_cache_enabled": "gauge",
+        "node_disk_ata_rotation_rate_rpm": "gauge",
     }
     assert found["node_disk_writes_merged_total"][1] == "The number of writes merged."
     assert found["node_disk_flush_requests_total"][1] == (
