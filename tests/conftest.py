@@ -1,1 +1,170 @@
+"""Shared fixtures: real servers (perfanalysis.testing) and the admin app (Flask's app/client/runner).
+
+The admin database is PostgreSQL when DATABASE_URL is set (CI sets it): one throwaway database
+per test session, emptied between tests. Otherwise a SQLite file per session.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, text
+
 pytest_plugins = ["perfanalysis.testing.pytest_plugin"]
+
+TEST_SECRET = "test-secret-key-" + "x" * 32
+PASSWORD = "correct horse battery staple"
+
+
+def _postgres_database(server_url: str) -> Iterator[str]:
+    """Create a database for this session on the server DATABASE_URL points at; drop it after."""
+    from tenants.settings import _database_url
+
+    url = _database_url(server_url)
+    name = f"pa_test_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = os.environ.get("DATABASE_URL")
+    if server:
+        yield from _postgres_database(server)
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('admin-db') / 'admin.db'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    from tenants.db import make_engine
+    from tenants.schema import upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def empty_tables(engine: Engine) -> None:
+    from tenants.models import Base
+
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def admin_settings(database_url: str) -> dict[str, Any]:
+    from tenants.settings import load
+
+    return load([], {"PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
+                     "PERFANALYSIS_ADMIN_SECRET_KEY": TEST_SECRET})  # fmt: skip
+
+
+@pytest.fixture
+def app(admin_settings: dict[str, Any], migrated_engine: Engine) -> Iterator[Flask]:
+    from tenants.app import create_app
+
+    empty_tables(migrated_engine)
+    application = create_app(admin_settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["pa_engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Callable[..., Result]:
+    """Invoke ``perfanalysis admin COMMAND ...`` against the test app."""
+    from tenants.cli import admin
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        return CliRunner().invoke(
+            admin,
+            list(args),
+            obj={"app": app, "settings": app.config["PA_SETTINGS"]},
+            input=input,
+            env=env,
+        )
+
+    return invoke
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., Any]:
+    from tenants import db as database
+    from tenants.access import system_actor
+    from tenants.accounts import create_user
+
+    def make(email: str, platform_admin: bool = False, password: str = PASSWORD) -> Any:
+        with app.app_context():
+            return create_user(
+                database.session(), system_actor(), email, password, "", platform_admin
+            )
+
+    return make
+
+
+@pytest.fixture
+def make_tenant(app: Flask) -> Callable[..., Any]:
+    """make_tenant(slug, members={email: role}) -> Tenant, creating missing users."""
+    from tenants import db as database
+    from tenants.access import system_actor
+    from tenants.accounts import create_user, get_user_by_email, set_membership
+    from tenants.tenancy import create_tenant
+
+    def make(slug: str, members: dict[str, str] | None = None) -> Any:
+        with app.app_context():
+            db = database.session()
+            tenant = create_tenant(
+                db,
+                system_actor(),
+                slug,
+                slug.title(),
+                app.extensions["pa_storage"],
+                app.extensions["pa_vault"],
+            )
+            for email, role in (members or {}).items():
+                if get_user_by_email(db, email) is None:
+                    create_user(db, system_actor(), email, PASSWORD)
+                set_membership(db, system_actor(), tenant, email, role)
+            return tenant
+
+    return make
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
+    """Log the test client in through the real login form (CSRF token included)."""
+    client.get("/login")
+    with client.session_transaction() as session:
+        token = session["csrf"]
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def csrf(client: FlaskClient) -> str:
+    with client.session_transaction() as session:
+        token: str = session["csrf"]
+    return token

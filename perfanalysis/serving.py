@@ -1,0 +1,38 @@
+"""Runs a WSGI app under gunicorn from parsed settings (admin and ingest share this)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class GunicornApp(BaseApplication):  # type: ignore[misc]
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.factory()
+
+
+def serve(factory: Callable[[], Any], host: str, port: int, workers: int, **options: Any) -> None:
+    bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+    GunicornApp(
+        factory,
+        {
+            "bind": bind,
+            "workers": workers,
+            "accesslog": "-",
+            "errorlog": "-",
+            "graceful_timeout": 10,
+            "timeout": 30,
+            **options,
+        },
+    ).run()

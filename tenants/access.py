@@ -1,0 +1,82 @@
+"""Who may do what: a platform admin everywhere; in a tenant, admin > analyst > viewer.
+
+| need    | granted to                               |
+|---------|------------------------------------------|
+| read    | viewer, analyst, admin                   |
+| analyze | analyst, admin (load tests, reports)     |
+| admin   | admin (collectors, keys, members, name)  |
+| platform| platform admins (create, disable, delete tenants; users) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tenants.errors import Forbidden, NotFound
+from tenants.models import Membership, Tenant, User
+
+RANK = {"viewer": 1, "analyst": 2, "admin": 3}
+NEEDS = {"read": 1, "analyze": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, for permissions and the audit log: a user, or the CLI/system (user None)."""
+
+    user: User | None
+    label: str
+    ip: str = ""
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.user is None or self.user.is_platform_admin
+
+
+def system_actor(label: str = "cli") -> Actor:
+    return Actor(None, label)
+
+
+def role_in(db: Session, user: User, tenant: Tenant) -> str | None:
+    return db.scalar(
+        select(Membership.role).where(
+            Membership.user_id == user.id, Membership.tenant_id == tenant.id
+        )
+    )
+
+
+def require_platform(actor: Actor) -> None:
+    if not actor.is_platform_admin:
+        raise Forbidden("only a platform admin may do this")
+
+
+def require(db: Session, actor: Actor, tenant: Tenant, need: str) -> None:
+    """Raise unless the actor may act on the tenant; a non-member learns nothing (404)."""
+    if actor.is_platform_admin:
+        return
+    assert actor.user is not None
+    role = role_in(db, actor.user, tenant)
+    if role is None:
+        raise NotFound("no such tenant")
+    if RANK[role] < NEEDS[need]:
+        raise Forbidden(f"your role in this tenant ({role}) does not allow this")
+
+
+def visible_tenants(db: Session, actor: Actor) -> list[Tenant]:
+    query = select(Tenant).order_by(Tenant.name)
+    if not actor.is_platform_admin:
+        assert actor.user is not None
+        query = query.join(Membership, Membership.tenant_id == Tenant.id).where(
+            Membership.user_id == actor.user.id
+        )
+    return list(db.scalars(query))
+
+
+def tenant_for(db: Session, actor: Actor, slug: str, need: str = "read") -> Tenant:
+    tenant = db.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound("no such tenant")
+    require(db, actor, tenant, need)
+    return tenant

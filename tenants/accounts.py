@@ -1,0 +1,244 @@
+"""Users, memberships, login (with throttling), password changes and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from tenants import validation
+from tenants.access import RANK, Actor, require, require_platform
+from tenants.audit import record
+from tenants.crypto import (
+    TOKEN_PREFIX,
+    CredentialHasher,
+    hash_password,
+    password_problem,
+    split_credential,
+    verify_password,
+)
+from tenants.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
+from tenants.models import ApiToken, LoginFailure, Membership, Tenant, User, utcnow
+
+# verifying against this keeps a login for an unknown e-mail as slow as one for a known e-mail
+_DUMMY_HASH = hash_password("timing equaliser, never a real password")
+
+
+def create_user(
+    db: Session,
+    actor: Actor,
+    email: str,
+    password: str,
+    name: str = "",
+    platform_admin: bool = False,
+) -> User:
+    require_platform(actor)
+    email = validation.email(email)
+    name = validation.text(name, "name", required=False)
+    problem = password_problem(password if isinstance(password, str) else "")
+    if problem:
+        raise Invalid(problem, "password")
+    if db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with e-mail {email} already exists", "email")
+    user = User(
+        email=email,
+        name=name,
+        password_hash=hash_password(password),
+        is_platform_admin=platform_admin,
+    )
+    db.add(user)
+    db.flush()
+    record(
+        db, actor, "user.create", None, "user", user.id, email=email, platform_admin=platform_admin
+    )
+    db.commit()
+    return user
+
+
+def get_user_by_email(db: Session, email: str) -> User | None:
+    return db.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+class Throttle(Protocol):
+    def check(self, email: str, ip: str) -> None: ...
+    def failed(self, email: str, ip: str) -> None: ...
+    def succeeded(self, email: str, ip: str) -> None: ...
+
+
+class DatabaseThrottle:
+    """Counts failed logins per account and per address in the admin database."""
+
+    def __init__(self, db: Session, max_failures: int, window: float) -> None:
+        self.db, self.max_failures, self.window = db, max_failures, window
+
+    def _since(self) -> datetime:
+        return utcnow() - timedelta(seconds=self.window)
+
+    def check(self, email: str, ip: str) -> None:
+        since = self._since()
+        by_email = self.db.scalar(
+            select(func.count()).where(LoginFailure.email == email, LoginFailure.at > since)
+        )
+        by_ip = self.db.scalar(
+            select(func.count()).where(LoginFailure.ip == ip, LoginFailure.at > since)
+        )
+        if (by_email or 0) >= self.max_failures or (by_ip or 0) >= 4 * self.max_failures:
+            raise Throttled("too many failed logins; try again later", int(self.window))
+
+    def failed(self, email: str, ip: str) -> None:
+        self.db.add(LoginFailure(email=email, ip=ip))
+        self.db.execute(delete(LoginFailure).where(LoginFailure.at < self._since()))
+        self.db.commit()
+
+    def succeeded(self, email: str, ip: str) -> None:
+        self.db.execute(delete(LoginFailure).where(LoginFailure.email == email))
+        self.db.commit()
+
+
+class RedisThrottle:
+    """The same counts in Redis, shared by every worker and replica."""
+
+    def __init__(self, client: object, max_failures: int, window: float) -> None:
+        self.redis, self.max_failures, self.window = client, max_failures, int(window)
+
+    def check(self, email: str, ip: str) -> None:
+        values = self.redis.mget([f"pa:login:email:{email}", f"pa:login:ip:{ip}"])  # type: ignore[attr-defined]
+        by_email, by_ip = (int(v or 0) for v in values)
+        if by_email >= self.max_failures or by_ip >= 4 * self.max_failures:
+            ttl = self.redis.ttl(f"pa:login:email:{email}")  # type: ignore[attr-defined]
+            raise Throttled("too many failed logins; try again later", max(int(ttl), 1))
+
+    def failed(self, email: str, ip: str) -> None:
+        pipe = self.redis.pipeline()  # type: ignore[attr-defined]
+        for key in (f"pa:login:email:{email}", f"pa:login:ip:{ip}"):
+            pipe.incr(key)
+            pipe.expire(key, self.window, nx=True)
+        pipe.execute()
+
+    def succeeded(self, email: str, ip: str) -> None:
+        self.redis.delete(f"pa:login:email:{email}")  # type: ignore[attr-defined]
+
+
+def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip: str) -> User:
+    email = (email or "").strip().lower()[:254]
+    throttle.check(email, ip)
+    user = get_user_by_email(db, email) if email else None
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
+    if user is None or not ok or not user.is_active:
+        throttle.failed(email, ip)
+        record(
+            db,
+            Actor(None, email or "(empty)", ip),
+            "login.failure",
+            None,
+            "user",
+            user.id if user else "",
+        )
+        db.commit()
+        raise Unauthenticated("wrong e-mail or password")
+    throttle.succeeded(email, ip)
+    record(db, Actor(user, user.email, ip), "login.success", None, "user", user.id)
+    db.commit()
+    return user
+
+
+def change_password(db: Session, user: User, current: str, new: str, ip: str = "") -> None:
+    if not verify_password(user.password_hash, current or ""):
+        raise Invalid("the current password is wrong", "current_password")
+    problem = password_problem(new or "")
+    if problem:
+        raise Invalid(problem, "new_password")
+    if new == current:
+        raise Invalid("the new password must differ from the current one", "new_password")
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    record(db, Actor(user, user.email, ip), "user.password_change", None, "user", user.id)
+    db.commit()
+
+
+def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: str) -> Membership:
+    require(db, actor, tenant, "admin")
+    if role not in RANK:
+        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
+    user = get_user_by_email(db, validation.email(email))
+    if user is None:
+        raise NotFound(f"no user with e-mail {email}", "email")
+    membership = db.scalar(
+        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    )
+    if membership is None:
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+        db.add(membership)
+    else:
+        membership.role = role
+    record(db, actor, "member.set", tenant, "user", user.id, email=user.email, role=role)
+    db.commit()
+    return membership
+
+
+def remove_membership(db: Session, actor: Actor, tenant: Tenant, user_id: int) -> None:
+    require(db, actor, tenant, "admin")
+    membership = db.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant.id)
+    )
+    if membership is None:
+        raise NotFound("no such member in this tenant")
+    db.delete(membership)
+    record(db, actor, "member.remove", tenant, "user", user_id)
+    db.commit()
+
+
+def list_members(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[User, str]]:
+    require(db, actor, tenant, "read")
+    rows = db.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant.id)
+        .order_by(User.email)
+    )
+    return [(user, role) for user, role in rows]
+
+
+def issue_token(
+    db: Session, user: User, hasher: CredentialHasher, name: str, ip: str = ""
+) -> tuple[ApiToken, str]:
+    """A personal API token for automation: returns the row and the plaintext, shown once."""
+    name = validation.text(name, "name", 100)
+    new = hasher.issue(TOKEN_PREFIX)
+    token = ApiToken(
+        token_id=new.public_id, secret_hash=new.secret_hash, user_id=user.id, name=name
+    )
+    db.add(token)
+    db.flush()
+    record(
+        db, Actor(user, user.email, ip), "token.issue", None, "api_token", token.token_id, name=name
+    )
+    db.commit()
+    return token, new.plaintext
+
+
+def user_for_token(db: Session, hasher: CredentialHasher, credential: str) -> User:
+    parts = split_credential(credential)
+    if parts is None or parts[0] != TOKEN_PREFIX:
+        raise Unauthenticated("missing or malformed API token")
+    token = db.scalar(select(ApiToken).where(ApiToken.token_id == parts[1]))
+    if token is None or not hasher.matches(parts[2], token.secret_hash):
+        raise Unauthenticated("invalid API token")
+    if token.revoked_at is not None or (token.expires_at and token.expires_at <= utcnow()):
+        raise Unauthenticated("this API token is revoked or expired")
+    if not token.user.is_active:
+        raise Unauthenticated("this API token's user is disabled")
+    if token.last_used_at is None or (utcnow() - token.last_used_at).total_seconds() > 60:
+        token.last_used_at = utcnow()
+        db.commit()
+    return token.user
+
+
+def throttle_for(db: Session, redis_url: str, max_failures: int, window: float) -> Throttle:
+    if redis_url:
+        import redis
+
+        return RedisThrottle(redis.Redis.from_url(redis_url), max_failures, window)
+    return DatabaseThrottle(db, max_failures, window)

@@ -1,0 +1,56 @@
+"""The admin app factory: ``create_app()`` with one ``init_app()`` per module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from tenants import db, web
+from tenants.crypto import CredentialHasher, Vault
+from tenants.settings import load
+from tenants.tenancy import NoStorage, Storage
+
+
+def storage_for(settings: Mapping[str, Any]) -> Storage:
+    if not settings["influxdb_url"]:
+        return NoStorage()
+    from tenants.influx import InfluxStorage
+
+    storage: Storage = InfluxStorage(
+        settings["influxdb_url"],
+        settings["influxdb_admin_user"],
+        settings["influxdb_admin_password"],
+        settings["influxdb_retention"],
+    )
+    return storage
+
+
+def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
+    settings = dict(load() if settings is None else settings)
+    app = Flask(__name__)
+    app.config.update(
+        PA_SETTINGS=settings,
+        SECRET_KEY=settings["secret_key"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings["session_secure_cookie"],
+        SESSION_COOKIE_NAME="pa_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=1 << 20,
+    )
+    app.extensions["pa_hasher"] = CredentialHasher(settings["secret_key"])
+    app.extensions["pa_vault"] = Vault(settings["secret_key"])
+    app.extensions["pa_storage"] = storage_for(settings)
+    db.init_app(app)
+    web.init_app(app)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from tenants.views import register
+
+    register(app)

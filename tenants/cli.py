@@ -1,0 +1,315 @@
+"""``perfanalysis admin [settings flags] COMMAND``: database, users, tenants, collectors, keys.
+
+Settings flags (and PERFANALYSIS_ADMIN_* variables) come before the command. Passwords are never
+taken from the command line, where other users could read them: they are prompted for, or read
+from PERFANALYSIS_NEW_PASSWORD. Keys are printed once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+from tenants import db as database
+from tenants.access import Actor, system_actor
+from tenants.errors import ServiceError
+
+COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
+            "issue-key", "revoke-key", "rotate-key", "ensure-demo", "serve"}  # fmt: skip
+
+
+def _app(ctx: click.Context) -> Flask:
+    app: Flask = ctx.obj["app"]
+    return app
+
+
+def _actor() -> Actor:
+    return system_actor("cli")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def admin(ctx: click.Context) -> None:
+    """Manage the admin database, users, tenants, collectors and API keys."""
+
+
+@admin.command("init-db")
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from tenants.schema import current_revision, upgrade
+
+    engine = _app(ctx).extensions["pa_engine"]
+    upgrade(engine)
+    click.echo(f"database at revision {current_revision(engine)} ({engine.url.render_as_string()})")
+
+
+def _new_password() -> str:
+    if "PERFANALYSIS_NEW_PASSWORD" in os.environ:
+        return os.environ["PERFANALYSIS_NEW_PASSWORD"]
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@admin.command("create-user")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--platform-admin", is_flag=True, help="May manage every tenant and user.")
+@click.pass_context
+def create_user(ctx: click.Context, email: str, name: str, platform_admin: bool) -> None:
+    """Create a user; the password is prompted for (or PERFANALYSIS_NEW_PASSWORD)."""
+    from tenants.accounts import create_user as create
+
+    with _app(ctx).app_context():
+        user = create(database.session(), _actor(), email, _new_password(), name, platform_admin)
+        click.echo(
+            f"created user {user.email} (id {user.id}{', platform admin' if platform_admin else ''})"
+        )
+
+
+@admin.command("create-tenant")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_context
+def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
+    """Create a tenant and provision its InfluxDB database and read user."""
+    from tenants.tenancy import create_tenant as create
+
+    app = _app(ctx)
+    with app.app_context():
+        tenant = create(
+            database.session(),
+            _actor(),
+            slug,
+            name,
+            app.extensions["pa_storage"],
+            app.extensions["pa_vault"],
+        )
+        click.echo(f"created tenant {tenant.slug} (database {tenant.influx_database})")
+
+
+@admin.command("add-member")
+@click.argument("tenant")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["admin", "analyst", "viewer"]))
+@click.pass_context
+def add_member(ctx: click.Context, tenant: str, email: str, role: str) -> None:
+    """Give a user a role in a tenant."""
+    from tenants.access import tenant_for
+    from tenants.accounts import set_membership
+
+    with _app(ctx).app_context():
+        db = database.session()
+        set_membership(db, _actor(), tenant_for(db, _actor(), tenant), email, role)
+        click.echo(f"{email} is {role} in {tenant}")
+
+
+@admin.command("create-collector")
+@click.argument("tenant")
+@click.argument("name")
+@click.option("--hostname", required=True)
+@click.option("--label", "labels", multiple=True, help="key=value, repeatable")
+@click.option("--vcpus", type=int)
+@click.option("--memory-bytes", type=int)
+@click.option("--cloud-provider")
+@click.option("--region")
+@click.option("--instance-type")
+@click.pass_context
+def create_collector(
+    ctx: click.Context,
+    tenant: str,
+    name: str,
+    hostname: str,
+    labels: tuple[str, ...],
+    vcpus: int | None,
+    memory_bytes: int | None,
+    cloud_provider: str | None,
+    region: str | None,
+    instance_type: str | None,
+) -> None:
+    """Register a collector (a monitored host) in a tenant."""
+    from tenants.access import tenant_for
+    from tenants.collectors import register_collector
+
+    fields = {"name": name, "hostname": hostname, "labels": ",".join(labels), "vcpus": vcpus,
+              "memory_bytes": memory_bytes, "cloud_provider": cloud_provider, "region": region,
+              "instance_type": instance_type}  # fmt: skip
+    with _app(ctx).app_context():
+        db = database.session()
+        collector = register_collector(db, _actor(), tenant_for(db, _actor(), tenant), fields)
+        click.echo(f"registered collector {collector.name} (id {collector.id}) in {tenant}")
+
+
+def _collector(db: Any, tenant: Any, name: str) -> Any:
+    from sqlalchemy import select
+
+    from tenants.errors import NotFound
+    from tenants.models import Collector
+
+    collector = db.scalar(
+        select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
+    )
+    if collector is None:
+        raise NotFound(f"no collector named {name!r} in {tenant.slug}")
+    return collector
+
+
+@admin.command("issue-key")
+@click.argument("tenant")
+@click.argument("collector")
+@click.option("--name", default="")
+@click.option("--expires-in-days", type=int)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the key to this file (mode 0600) instead of printing it.",
+)
+@click.pass_context
+def issue_key(
+    ctx: click.Context,
+    tenant: str,
+    collector: str,
+    name: str,
+    expires_in_days: int | None,
+    output: Path | None,
+) -> None:
+    """Issue a collector key; it is shown once and cannot be recovered."""
+    from tenants.access import tenant_for
+    from tenants.keys import issue_key as issue
+
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        owner = tenant_for(db, _actor(), tenant)
+        issued = issue(
+            db,
+            _actor(),
+            owner,
+            _collector(db, owner, collector),
+            app.extensions["pa_hasher"],
+            name,
+            expires_in_days,
+        )
+        _deliver(issued.key.key_id, issued.plaintext, output)
+
+
+def _deliver(key_id: str, plaintext: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(f"key id {key_id}; the key, shown once:", err=True)
+        click.echo(plaintext)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(plaintext + "\n")
+    click.echo(f"key id {key_id} written to {output}")
+
+
+@admin.command("revoke-key")
+@click.argument("tenant")
+@click.argument("key_id")
+@click.pass_context
+def revoke_key(ctx: click.Context, tenant: str, key_id: str) -> None:
+    """Revoke a key by its public id; ingest refuses it within seconds."""
+    from tenants.access import tenant_for
+    from tenants.keys import get_key
+    from tenants.keys import revoke_key as revoke
+
+    with _app(ctx).app_context():
+        db = database.session()
+        owner = tenant_for(db, _actor(), tenant)
+        revoke(db, _actor(), owner, get_key(db, _actor(), owner, key_id))
+        click.echo(f"revoked key {key_id}")
+
+
+@admin.command("rotate-key")
+@click.argument("tenant")
+@click.argument("key_id")
+@click.option("--overlap-hours", type=float, default=24.0, show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def rotate_key(
+    ctx: click.Context, tenant: str, key_id: str, overlap_hours: float, output: Path | None
+) -> None:
+    """Issue a replacement key; the old one keeps working for the overlap, then expires."""
+    from datetime import timedelta
+
+    from tenants.access import tenant_for
+    from tenants.keys import get_key
+    from tenants.keys import rotate_key as rotate
+
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        owner = tenant_for(db, _actor(), tenant)
+        issued = rotate(
+            db,
+            _actor(),
+            owner,
+            get_key(db, _actor(), owner, key_id),
+            app.extensions["pa_hasher"],
+            timedelta(hours=overlap_hours),
+        )
+        _deliver(issued.key.key_id, issued.plaintext, output)
+
+
+@admin.command("serve")
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve the admin app under gunicorn."""
+    from perfanalysis.serving import serve as run
+    from tenants.app import create_app
+
+    settings = ctx.obj["settings"]
+    host, port = settings["web_listen_address"]
+    run(lambda: create_app(settings), host, port, settings["web_workers"])
+
+
+def run(argv: Sequence[str]) -> int:
+    """Split settings flags from the command, build the app, run the command."""
+    from perfanalysis.config import ConfigError, HelpRequested
+    from tenants.app import create_app
+    from tenants.settings import load
+
+    args = list(argv)
+    split = next((i for i, a in enumerate(args) if a in COMMANDS), len(args))
+    if split == len(args) and not any(a in ("-h", "--help") for a in args):
+        click.echo(admin.get_help(click.Context(admin, info_name="perfanalysis admin")))
+        return 2 if args else 0
+    try:
+        settings = load(args[:split])
+    except HelpRequested as help_:
+        click.echo(help_.text)
+        return 0
+    except ConfigError as exc:
+        click.echo("perfanalysis admin: invalid configuration:", err=True)
+        for error in exc.errors:
+            click.echo(f"  - {error}", err=True)
+        return 2
+    app = create_app(settings)
+    try:
+        admin.main(
+            args[split:],
+            prog_name="perfanalysis admin",
+            obj={"app": app, "settings": settings},
+            standalone_mode=False,
+        )
+    except ServiceError as exc:
+        click.echo(f"perfanalysis admin: {exc.message}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

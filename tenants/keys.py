@@ -1,0 +1,261 @@
+"""Collector API keys: issue (shown once), rotate with an overlap, revoke, expire, verify.
+
+Ingest verifies each request's key through ``KeyVerifier``: lookups are cached for at most
+``ttl`` seconds (so a revocation is felt within that time, 5 s at most), the secret is checked
+by HMAC in constant time on every call, and last use, last seen and points received are written
+back in batches rather than once per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tenants.access import Actor, require
+from tenants.audit import record
+from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
+from tenants.db import transaction
+from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from tenants.models import ApiKey, Collector, Tenant, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_EXPIRY_DAYS = 3650
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+def _expiry(days: int | None) -> datetime | None:
+    if days is None:
+        return None
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise Invalid(
+            f"expires_in_days must be a whole number from 1 to {MAX_EXPIRY_DAYS}", "expires_in_days"
+        )
+    return utcnow() + timedelta(days=days)
+
+
+def issue_key(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    collector: Collector,
+    hasher: CredentialHasher,
+    name: str = "",
+    expires_in_days: int | None = None,
+    rotated_from: ApiKey | None = None,
+) -> IssuedKey:
+    require(db, actor, tenant, "admin")
+    if collector.tenant_id != tenant.id:
+        raise NotFound("no such collector in this tenant")
+    if len(name) > 100:
+        raise Invalid("name must be at most 100 characters", "name")
+    new = hasher.issue(KEY_PREFIX)
+    key = ApiKey(
+        key_id=new.public_id,
+        secret_hash=new.secret_hash,
+        tenant_id=tenant.id,
+        collector_id=collector.id,
+        name=name,
+        created_by_id=actor.user.id if actor.user else None,
+        expires_at=_expiry(expires_in_days),
+        rotated_from_id=rotated_from.id if rotated_from else None,
+    )
+    db.add(key)
+    db.flush()
+    record(db, actor, "key.issue", tenant, "api_key", key.key_id, collector=collector.name, name=name,
+           expires_at=key.expires_at.isoformat() if key.expires_at else None,
+           rotated_from=rotated_from.key_id if rotated_from else None)  # fmt: skip
+    db.commit()
+    return IssuedKey(key, new.plaintext)
+
+
+def get_key(db: Session, actor: Actor, tenant: Tenant, key_id: str) -> ApiKey:
+    require(db, actor, tenant, "read")
+    key = db.scalar(select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.key_id == key_id))
+    if key is None:
+        raise NotFound("no such key in this tenant")
+    return key
+
+
+def list_keys(
+    db: Session, actor: Actor, tenant: Tenant, collector: Collector | None = None
+) -> list[ApiKey]:
+    require(db, actor, tenant, "read")
+    query = (
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant.id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    )
+    if collector is not None:
+        query = query.where(ApiKey.collector_id == collector.id)
+    return list(db.scalars(query))
+
+
+def revoke_key(db: Session, actor: Actor, tenant: Tenant, key: ApiKey) -> ApiKey:
+    require(db, actor, tenant, "admin")
+    if key.tenant_id != tenant.id:
+        raise NotFound("no such key in this tenant")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        record(db, actor, "key.revoke", tenant, "api_key", key.key_id)
+        db.commit()
+    return key
+
+
+def rotate_key(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    key: ApiKey,
+    hasher: CredentialHasher,
+    overlap: timedelta = DEFAULT_OVERLAP,
+) -> IssuedKey:
+    """A new key for the same collector; the old one keeps working for ``overlap``, then expires."""
+    require(db, actor, tenant, "admin")
+    if key.tenant_id != tenant.id:
+        raise NotFound("no such key in this tenant")
+    if key.state() != "active":
+        raise Invalid(f"only an active key can be rotated; this one is {key.state()}", "key_id")
+    if overlap < timedelta(0) or overlap > timedelta(days=30):
+        raise Invalid("overlap must be between 0 and 30 days", "overlap_hours")
+    ends = utcnow() + overlap
+    if key.expires_at is None or key.expires_at > ends:
+        key.expires_at = ends
+    record(
+        db, actor, "key.rotate", tenant, "api_key", key.key_id, old_key_expires_at=ends.isoformat()
+    )
+    collector = db.get(Collector, key.collector_id)
+    assert collector is not None
+    return issue_key(db, actor, tenant, collector, hasher, key.name, None, rotated_from=key)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified key speaks for: ingest tags and routes every point by this alone."""
+
+    tenant_id: int
+    tenant_slug: str
+    database: str
+    collector_id: int
+    collector_name: str
+    key_id: str
+    key_pk: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    identity: Identity
+    secret_hash: str
+    revoked: bool
+    expires_at: datetime | None
+    tenant_active: bool
+    collector_active: bool
+
+
+class KeyVerifier:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        hasher: CredentialHasher,
+        ttl: float = 2.0,
+        flush_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= ttl <= 5:
+            raise ValueError("ttl must be between 0 and 5 seconds")
+        self.sessions = sessions
+        self.hasher = hasher
+        self.ttl = ttl
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self._cache: dict[str, tuple[float, _Entry | None]] = {}
+        self._usage: dict[int, tuple[int, int]] = {}  # key pk -> (collector id, points)
+        self._usage_lock = threading.Lock()
+        self._last_flush = clock()
+
+    def verify(self, credential: str) -> Identity:
+        """The identity behind a collector key; raises Unauthenticated (401) or Forbidden (403)."""
+        parts = split_credential(credential)
+        if parts is None or parts[0] != KEY_PREFIX:
+            raise Unauthenticated("missing or malformed collector key")
+        _, key_id, secret = parts
+        now = self.clock()
+        cached = self._cache.get(key_id)
+        if cached is None or now - cached[0] >= self.ttl:
+            cached = (now, self._load(key_id))
+            self._cache[key_id] = cached
+        entry = cached[1]
+        if entry is None or not self.hasher.matches(secret, entry.secret_hash):
+            raise Unauthenticated("invalid collector key")
+        if entry.revoked:
+            raise Unauthenticated("this key has been revoked")
+        if entry.expires_at is not None and entry.expires_at <= utcnow():
+            raise Unauthenticated("this key has expired")
+        if not entry.tenant_active:
+            raise Forbidden("this key's tenant is disabled")
+        if not entry.collector_active:
+            raise Forbidden("this key's collector is disabled")
+        return entry.identity
+
+    def _load(self, key_id: str) -> _Entry | None:
+        with transaction(self.sessions) as db:
+            row = db.execute(
+                select(ApiKey, Collector, Tenant)
+                .join(Collector, Collector.id == ApiKey.collector_id)
+                .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                .where(ApiKey.key_id == key_id)
+            ).first()
+            if row is None:
+                return None
+            key, collector, tenant = row
+            identity = Identity(tenant.id, tenant.slug, tenant.influx_database, collector.id,
+                                collector.name, key.key_id, key.id)  # fmt: skip
+            return _Entry(identity, key.secret_hash, key.revoked_at is not None, key.expires_at,
+                          tenant.active, collector.active)  # fmt: skip
+
+    def record_use(self, identity: Identity, points: int) -> None:
+        """Count accepted points; written to the database every ``flush_interval`` seconds."""
+        with self._usage_lock:
+            _, total = self._usage.get(identity.key_pk, (identity.collector_id, 0))
+            self._usage[identity.key_pk] = (identity.collector_id, total + points)
+            due = self.clock() - self._last_flush >= self.flush_interval
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._usage_lock:
+            usage, self._usage = self._usage, {}
+            self._last_flush = self.clock()
+        if not usage:
+            return
+        now = utcnow()
+        try:
+            with transaction(self.sessions) as db:
+                for key_pk, (collector_id, points) in usage.items():
+                    db.execute(update(ApiKey).where(ApiKey.id == key_pk).values(last_used_at=now))
+                    db.execute(
+                        update(Collector)
+                        .where(Collector.id == collector_id)
+                        .values(
+                            last_seen_at=now, points_received=Collector.points_received + points
+                        )
+                    )
+        except Exception:
+            log.exception("could not record key usage; will retry with the next flush")
+            with self._usage_lock:
+                for key_pk, (collector_id, points) in usage.items():
+                    _, more = self._usage.get(key_pk, (collector_id, 0))
+                    self._usage[key_pk] = (collector_id, points + more)

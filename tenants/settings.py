@@ -1,0 +1,207 @@
+"""The admin app's settings: a flag and a PERFANALYSIS_ADMIN_ variable for each.
+
+``DATABASE_URL`` and ``REDIS_URL``, the conventional variables, are honoured when the prefixed
+ones are unset. In development mode (``--dev``) a secret key is generated once and kept in
+``var/``; outside it, the secret key must be given: it signs sessions, derives the HMAC key for
+API keys and the encryption key for stored InfluxDB passwords.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
+
+ENV_PREFIX = "PERFANALYSIS_ADMIN_"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE = f"sqlite:///{ROOT / 'var' / 'admin.db'}"
+MIN_SECRET_LENGTH = 32
+
+
+def _database_url(text: str) -> str:
+    if not text.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise ValueError("expected a sqlite:// or postgresql:// URL")
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    if text.startswith("postgresql://"):
+        text = "postgresql+psycopg://" + text[len("postgresql://") :]
+    return text
+
+
+def _redis_url(text: str) -> str:
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis:// URL")
+    return text
+
+
+def _http_url(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def build_spec() -> Spec:
+    spec = Spec(
+        program="perfanalysis admin serve",
+        env_prefix=ENV_PREFIX,
+        description="The admin app: tenants, users, collectors, API keys and load tests.",
+    )
+    add = spec.add
+    add(
+        Setting(
+            "web.listen-address",
+            "Address gunicorn binds to.",
+            "127.0.0.1:8080",
+            listen_address,
+            metavar="HOST:PORT",
+        )
+    )
+    add(Setting("web.workers", "gunicorn worker processes.", 2, positive_int, metavar="N"))
+    add(
+        Setting(
+            "database-url",
+            "SQLAlchemy URL of the admin database (also read from DATABASE_URL).",
+            DEFAULT_SQLITE,
+            _database_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "redis-url",
+            "Redis URL for login throttling shared across workers (also REDIS_URL); in-process when empty.",
+            "",
+            _redis_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "secret-key",
+            f"Server secret, at least {MIN_SECRET_LENGTH} characters: signs sessions, keys API key HMACs, encrypts stored InfluxDB passwords. Required outside --dev.",
+            None,
+            str,
+            secret=True,
+            metavar="SECRET",
+        )
+    )
+    add(
+        Setting(
+            "dev",
+            "Development mode: generate and keep a secret key under var/ when none is given.",
+            False,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "influxdb.url",
+            "InfluxDB 1.x URL where tenant databases and read users are provisioned; empty disables provisioning.",
+            "",
+            _http_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "influxdb.admin-user", "InfluxDB admin user for provisioning.", "", str, metavar="USER"
+        )
+    )
+    add(
+        Setting(
+            "influxdb.admin-password",
+            "InfluxDB admin password for provisioning.",
+            "",
+            str,
+            secret=True,
+            metavar="PASSWORD",
+        )
+    )
+    add(
+        Setting(
+            "influxdb.retention",
+            "Retention of each tenant's default retention policy (InfluxQL duration).",
+            "30d",
+            str,
+            metavar="DURATION",
+        )
+    )
+    add(
+        Setting(
+            "key-cache-seconds",
+            "How long a verified key is cached; revocation is felt within this time (max 5).",
+            2.0,
+            positive_float,
+            metavar="SECONDS",
+        )
+    )
+    add(
+        Setting(
+            "login.max-failures",
+            "Failed logins per account (and 4x per address) within the window before login is refused.",
+            5,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
+            "login.window-seconds",
+            "Window of the login throttle.",
+            900.0,
+            positive_float,
+            metavar="SECONDS",
+        )
+    )
+    add(
+        Setting(
+            "session.secure-cookie",
+            "Send the session cookie over HTTPS only (enable behind TLS).",
+            False,
+            boolean=True,
+        )
+    )
+    spec.checks.append(_checks)
+    return spec  # fmt: skip
+
+
+def _checks(values: dict[str, Any]) -> list[str]:
+    errors = []
+    key = values["secret_key"]
+    if key is None and not values["dev"]:
+        errors.append(
+            f"setting secret-key: required outside development mode: give --secret-key or "
+            f"{ENV_PREFIX}SECRET_KEY (at least {MIN_SECRET_LENGTH} characters), or run with --dev"
+        )
+    elif key is not None and len(key) < MIN_SECRET_LENGTH:
+        errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
+    if values["key_cache_seconds"] > 5:
+        errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
+    return errors
+
+
+def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse the admin settings; raises ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    for conventional, setting in (("DATABASE_URL", "DATABASE_URL"), ("REDIS_URL", "REDIS_URL")):
+        if conventional in env and f"{ENV_PREFIX}{setting}" not in env:
+            env[f"{ENV_PREFIX}{setting}"] = env[conventional]
+    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    if values["secret_key"] is None:
+        values["secret_key"] = _development_secret()
+    return values
+
+
+def _development_secret() -> str:
+    path = ROOT / "var" / "dev-secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return secret

@@ -1,0 +1,115 @@
+"""Tenants: create (with their storage), rename, disable, enable, delete with confirmation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenants import validation
+from tenants.access import Actor, require, require_platform
+from tenants.audit import record
+from tenants.crypto import Vault
+from tenants.errors import Conflict, Invalid
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+
+class Storage(Protocol):
+    """Where a tenant's points live; tenants/influx.py provisions InfluxDB 1.x."""
+
+    def provision(self, database: str, read_user: str) -> str:
+        """Create the database, its retention policy and a read-only user; return the password."""
+
+    def deprovision(self, database: str, read_user: str) -> None: ...
+
+
+class NoStorage:
+    """Used when no InfluxDB is configured: tenants get names, nothing is created."""
+
+    def provision(self, database: str, read_user: str) -> str:
+        return ""
+
+    def deprovision(self, database: str, read_user: str) -> None:
+        return None
+
+
+def database_name(slug: str) -> str:
+    return "pa_" + slug.replace("-", "_")
+
+
+def create_tenant(
+    db: Session, actor: Actor, slug: str, name: str, storage: Storage, vault: Vault
+) -> Tenant:
+    require_platform(actor)
+    slug = validation.slug(slug)
+    name = validation.text(name, "name")
+    if db.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"a tenant with slug {slug!r} already exists", "slug")
+    database = database_name(slug)
+    read_user = f"{database}_read"
+    tenant = Tenant(slug=slug, name=name, influx_database=database)
+    db.add(tenant)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"a tenant with slug {slug!r} already exists", "slug") from None
+    password = storage.provision(database, read_user)  # raises: nothing is committed
+    if password:
+        tenant.influx_read_user = read_user
+        tenant.influx_read_password_encrypted = vault.encrypt(password)
+    record(db, actor, "tenant.create", tenant, "tenant", tenant.id, slug=slug, name=name)
+    try:
+        db.commit()
+    except Exception:
+        db.rollback()
+        if password:
+            storage.deprovision(database, read_user)
+        raise
+    return tenant
+
+
+def rename_tenant(db: Session, actor: Actor, tenant: Tenant, name: str) -> Tenant:
+    require(db, actor, tenant, "admin")
+    name = validation.text(name, "name")
+    old = tenant.name
+    tenant.name = name
+    record(db, actor, "tenant.rename", tenant, "tenant", tenant.id, old=old, new=name)
+    db.commit()
+    return tenant
+
+
+def set_tenant_status(db: Session, actor: Actor, tenant: Tenant, active: bool) -> Tenant:
+    require_platform(actor)
+    tenant.status = "active" if active else "disabled"
+    record(db, actor, "tenant.enable" if active else "tenant.disable", tenant, "tenant", tenant.id)
+    db.commit()
+    return tenant
+
+
+def delete_tenant(
+    db: Session, actor: Actor, tenant: Tenant, confirm: str, storage: Storage
+) -> None:
+    """Delete a tenant with everything it owns, its storage included; ``confirm`` is its slug."""
+    require_platform(actor)
+    if confirm != tenant.slug:
+        raise Invalid(f"type the tenant's slug ({tenant.slug}) to confirm deletion", "confirm")
+    record(
+        db, actor, "tenant.delete", None, "tenant", tenant.id, slug=tenant.slug, name=tenant.name
+    )
+    database, read_user = tenant.influx_database, tenant.influx_read_user
+    db.delete(tenant)
+    db.commit()
+    if read_user:
+        try:
+            storage.deprovision(database, read_user)
+        except Exception:
+            log.exception(
+                "tenant %s deleted but its storage %s could not be dropped", tenant.slug, database
+            )
+            raise

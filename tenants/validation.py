@@ -1,0 +1,111 @@
+"""Checks for user-supplied fields; each failure names the field and what is wrong with it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tenants.errors import Invalid
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+NAME = re.compile(r"^[^\x00-\x1f\x7f]+$")
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+MAX_LABELS = 20
+
+
+def text(value: Any, field: str, max_length: int = 200, required: bool = True) -> str:
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"{field} is required", field)
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a string", field)
+    result: str = value.strip()
+    if required and not result:
+        raise Invalid(f"{field} is required", field)
+    if len(result) > max_length:
+        raise Invalid(f"{field} must be at most {max_length} characters", field)
+    if result and not NAME.match(result):
+        raise Invalid(f"{field} must not contain control characters", field)
+    return result
+
+
+def slug(value: Any, field: str = "slug") -> str:
+    result = text(value, field, 40)
+    if not SLUG.match(result):
+        raise Invalid(
+            f"{field} must be 1-40 lowercase letters, digits and inner hyphens, e.g. acme-prod",
+            field,
+        )
+    return result
+
+
+def email(value: Any, field: str = "email") -> str:
+    result = text(value, field, 254).lower()
+    if not EMAIL.match(result):
+        raise Invalid(f"{field} is not an e-mail address", field)
+    return result
+
+
+def hostname(value: Any, field: str = "hostname") -> str:
+    result = text(value, field, 253)
+    if not HOSTNAME.match(result):
+        raise Invalid(f"{field} must be a DNS hostname (letters, digits, hyphens and dots)", field)
+    return result
+
+
+def optional_token(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    result = text(value, field, 80).lower()
+    if not TOKEN.match(result):
+        raise Invalid(f"{field} must be lowercase letters, digits, '.', '_' or '-'", field)
+    return result
+
+
+def optional_int(value: Any, field: str, low: int, high: int) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Invalid(f"{field} must be a whole number", field)
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise Invalid(f"{field} must be a whole number", field)
+        value = int(value)
+    if not isinstance(value, int):
+        raise Invalid(f"{field} must be a whole number", field)
+    if not low <= value <= high:
+        raise Invalid(f"{field} must be between {low} and {high}", field)
+    return value
+
+
+def labels(value: Any, field: str = "labels") -> dict[str, str]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):  # the form's "key=value, key=value"
+        pairs: dict[str, Any] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep:
+                raise Invalid(f"{field}: {part.strip()!r} is not key=value", field)
+            pairs[key.strip()] = val.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise Invalid(f"{field} must be an object of string values", field)
+    if len(value) > MAX_LABELS:
+        raise Invalid(f"{field} may hold at most {MAX_LABELS} labels", field)
+    clean = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
+            raise Invalid(f"{field}: label name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]*", field)
+        if not isinstance(val, str) or len(val) > 200 or not (val == "" or NAME.match(val)):
+            raise Invalid(f"{field}: label {key} must be a string of at most 200 characters", field)
+        clean[key] = val
+    return clean

@@ -1,0 +1,152 @@
+"""Request-level security for the admin app: who is acting, login by default, CSRF on writes.
+
+* Every view requires a logged-in user unless decorated with ``@public``.
+* /api/v1 accepts ``Authorization: Bearer pat_…`` (a user's API token) or the session cookie.
+* Every state-changing request authenticated by the session cookie must carry the session's CSRF
+  token: the ``csrf_token`` form field, or the ``X-CSRF-Token`` header for scripts on our pages.
+  Bearer-token requests carry no cookie and need none.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from tenants import db as database
+from tenants.access import Actor
+from tenants.accounts import user_for_token
+from tenants.errors import ServiceError, Unauthenticated
+from tenants.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def public(view: F) -> F:
+    view.pa_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    token: str = session["csrf"]
+    return token
+
+
+def is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def current_actor() -> Actor:
+    actor: Actor = g.actor
+    return actor
+
+
+def client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def _authenticate() -> Response | None:
+    g.actor = None
+    header = request.headers.get("Authorization", "")
+    if is_api() and header:
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("use 'Authorization: Bearer <API token>'")
+        user = user_for_token(database.session(), current_app.extensions["pa_hasher"], credential)
+        g.actor = Actor(user, user.email, client_ip())
+        g.via_token = True
+        return None
+    g.via_token = False
+    user_id = session.get("user_id")
+    if user_id is not None:
+        session_user = database.session().get(User, user_id)
+        stamp = session.get("pw")
+        if (
+            session_user is not None
+            and session_user.is_active
+            and stamp == session_user.password_changed_at.isoformat()
+        ):
+            g.actor = Actor(session_user, session_user.email, client_ip())
+        else:
+            session.clear()  # a password change or a disabled account ends every session
+    view = current_app.view_functions.get(request.endpoint or "")
+    if g.actor is None and not getattr(view, "pa_public", False) and request.endpoint != "static":
+        if is_api():
+            raise Unauthenticated("log in or send 'Authorization: Bearer <API token>'")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+def _check_csrf() -> None:
+    if request.method in SAFE_METHODS or g.get("via_token"):
+        return
+    sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf", "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        if is_api():
+            raise ServiceError("missing or wrong CSRF token: send the X-CSRF-Token header", None)
+        abort(
+            400,
+            description="The form was missing its security token (CSRF). Reload the page and try again.",
+        )
+
+
+def log_in(user: User) -> None:
+    session.clear()
+    session["user_id"] = user.id
+    session["pw"] = user.password_changed_at.isoformat()
+    session.permanent = True
+    csrf_token()
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    if request.endpoint and not request.endpoint.startswith("static"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _service_error(error: ServiceError) -> Any:
+    if is_api():
+        response = jsonify(error.body())
+        response.status_code = error.status
+        if getattr(error, "retry_after", None):
+            response.headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
+        return response
+    if isinstance(error, Unauthenticated):
+        return redirect(url_for("auth.login"))
+    page = f"<!DOCTYPE html><title>{error.status}</title><h1>{error.status}</h1><p>{escape(error.message)}</p>"
+    return page, error.status
+
+
+def _http_error(error: HTTPException) -> Any:
+    if not is_api():
+        return error
+    code = (error.name or "error").lower().replace(" ", "_")
+    response = jsonify({"error": {"code": code, "message": error.description or error.name}})
+    response.status_code = error.code or 500
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_authenticate)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,0 +1,3 @@
+from tenants.app import create_app
+
+app = create_app()
