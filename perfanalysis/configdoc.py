@@ -21,7 +21,13 @@ def _exporter_spec() -> Spec:
     return build_spec()
 
 
-SPECS: dict[str, Callable[[], Spec]] = {"exporter": _exporter_spec}
+def _admin_spec() -> Spec:
+    from tenants.settings import build_spec
+
+    return build_spec()
+
+
+SPECS: dict[str, Callable[[], Spec]] = {"exporter": _exporter_spec, "admin": _admin_spec}
 
 
 def render_readme(text: str) -> str:

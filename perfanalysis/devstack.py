@@ -16,8 +16,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VAR = Path(os.environ.get("PERFANALYSIS_VAR_DIR", ROOT / "var"))
+from perfanalysis.paths import ROOT, var_dir
+
+VAR = var_dir()
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -38,18 +39,37 @@ class Service:
         return VAR / "log" / f"{self.name}.log"
 
 
+def _address(env: str, default: str) -> tuple[list[str], str]:
+    """Flags to pass (none when the operator set the variable) and the base URL."""
+    address = os.environ.get(env, default)
+    flags = [] if env in os.environ else [f"--web.listen-address={address}"]
+    return flags, f"http://{'127.0.0.1' + address if address.startswith(':') else address}"
+
+
+CLI = [sys.executable, "-m", "perfanalysis.cli"]
+
+
+def setup_steps() -> list[list[str]]:
+    """Commands run before the services start; each is idempotent."""
+    return [[*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(VAR)]]
+
+
 def services() -> list[Service]:
-    address_env = "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS"
-    address = os.environ.get(address_env, "127.0.0.1:9100")
-    flags = [] if address_env in os.environ else [f"--web.listen-address={address}"]
-    base = f"http://{address if not address.startswith(':') else '127.0.0.1' + address}"
+    flags, base = _address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9100")
     exporter = Service(
         "exporter",
-        [sys.executable, "-m", "perfanalysis.cli", "exporter", *flags],
+        [*CLI, "exporter", *flags],
         f"{base}/health",
         {"metrics": f"{base}/metrics", "health": f"{base}/health"},
     )
-    return [exporter]
+    flags, base = _address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS", "127.0.0.1:8080")
+    admin = Service(
+        "admin",
+        [*CLI, "admin", "--dev", *flags, "serve"],
+        f"{base}/health",
+        {"pages": f"{base}/", "API": f"{base}/api/v1/openapi.json"},
+    )
+    return [exporter, admin]
 
 
 def running_pid(service: Service) -> int | None:
@@ -117,6 +137,13 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     stack = services()
     if command == "up":
+        for step in setup_steps():
+            completed = subprocess.run(step, cwd=ROOT, capture_output=True, text=True, check=False)
+            if completed.returncode != 0:
+                raise SystemExit(
+                    f"{' '.join(step[2:])} failed:\n{completed.stderr}{completed.stdout}"
+                )
+            print(completed.stdout, end="")
         for service in stack:
             start(service)
         print("\nPerfAnalysis is up:")

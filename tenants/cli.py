@@ -204,11 +204,16 @@ def _deliver(key_id: str, plaintext: str, output: Path | None) -> None:
         click.echo(f"key id {key_id}; the key, shown once:", err=True)
         click.echo(plaintext)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(plaintext + "\n")
+    _write_secret(output, plaintext)
     click.echo(f"key id {key_id} written to {output}")
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Write a secret to a file only its owner can read (created 0600, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
 
 
 @admin.command("revoke-key")
@@ -257,6 +262,38 @@ def rotate_key(
             timedelta(hours=overlap_hours),
         )
         _deliver(issued.key.key_id, issued.plaintext, output)
+
+
+@admin.command("ensure-demo")
+@click.option("--var-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_context
+def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
+    """Create, once, a platform admin, a demo tenant, a collector for this host and its key.
+
+    A second run reuses them: the admin password and the collector key live in files (mode 0600)
+    under VAR_DIR and are only created when missing.
+    """
+    import secrets
+    import socket
+
+    from tenants.demo import ensure_demo as ensure
+
+    app = _app(ctx)
+    password_file = var_dir / "admin-password"
+    key_file = var_dir / "demo-collector.key"
+    password = (
+        password_file.read_text().strip() if password_file.exists() else secrets.token_urlsafe(12)
+    )
+    with app.app_context():
+        result = ensure(app, database.session(), password, socket.gethostname(), key_file.exists())
+    if not password_file.exists():
+        _write_secret(password_file, password)
+    if result.key_plaintext:
+        _deliver(result.key_id, result.key_plaintext, key_file)
+    click.echo(f"admin login: {result.admin_email} / password in {password_file}")
+    click.echo(
+        f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
+    )
 
 
 @admin.command("serve")

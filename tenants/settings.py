@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
+from perfanalysis.paths import var_dir
 
 ENV_PREFIX = "PERFANALYSIS_ADMIN_"
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SQLITE = f"sqlite:///{ROOT / 'var' / 'admin.db'}"
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -64,8 +63,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "database-url",
-            "SQLAlchemy URL of the admin database (also read from DATABASE_URL).",
-            DEFAULT_SQLITE,
+            "SQLAlchemy URL of the admin database (also read from DATABASE_URL); default: SQLite in var/admin.db.",
+            None,
             _database_url,
             metavar="URL",
         )
@@ -193,11 +192,13 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
     values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
     if values["secret_key"] is None:
         values["secret_key"] = _development_secret()
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite:///{var_dir() / 'admin.db'}"
     return values
 
 
 def _development_secret() -> str:
-    path = ROOT / "var" / "dev-secret-key"
+    path = var_dir() / "dev-secret-key"
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,10 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from tenants.views import auth
+    from tenants.views import auth, health
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(health.bp)
     for module_name in ("pages", "api"):
         try:
             module = __import__(f"tenants.views.{module_name}", fromlist=["init_app"])

@@ -1,0 +1,52 @@
+"""The demo data ``make up`` creates on its first run: an admin, a tenant, a collector, a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tenants.access import system_actor
+from tenants.accounts import create_user, get_user_by_email, set_membership
+from tenants.collectors import register_collector
+from tenants.keys import issue_key
+from tenants.models import Collector, Tenant
+from tenants.schema import upgrade
+from tenants.tenancy import create_tenant
+
+ADMIN_EMAIL = "admin@perfanalysis.local"
+TENANT = "demo"
+
+
+@dataclass(frozen=True)
+class Demo:
+    admin_email: str
+    tenant_slug: str
+    collector_name: str
+    key_id: str
+    key_plaintext: str  # empty when a key already exists
+
+
+def ensure_demo(app: Flask, db: Session, password: str, hostname: str, have_key: bool) -> Demo:
+    upgrade(app.extensions["pa_engine"])
+    actor = system_actor("make up")
+    if get_user_by_email(db, ADMIN_EMAIL) is None:
+        create_user(db, actor, ADMIN_EMAIL, password, "Demo admin", platform_admin=True)
+    tenant = db.scalar(select(Tenant).where(Tenant.slug == TENANT))
+    if tenant is None:
+        tenant = create_tenant(
+            db, actor, TENANT, "Demo", app.extensions["pa_storage"], app.extensions["pa_vault"]
+        )
+        set_membership(db, actor, tenant, ADMIN_EMAIL, "admin")
+    name = hostname.split(".")[0].lower() or "localhost"
+    collector = db.scalar(
+        select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
+    )
+    if collector is None:
+        collector = register_collector(db, actor, tenant, {"name": name, "hostname": hostname})
+    if have_key:
+        return Demo(ADMIN_EMAIL, TENANT, name, "", "")
+    issued = issue_key(db, actor, tenant, collector, app.extensions["pa_hasher"], "make up")
+    return Demo(ADMIN_EMAIL, TENANT, name, issued.key.key_id, issued.plaintext)
