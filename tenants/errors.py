@@ -39,6 +39,10 @@ class Conflict(ServiceError):
     status, code = 409, "conflict"
 
 
+class StorageUnavailable(ServiceError):
+    status, code = 503, "storage_unavailable"
+
+
 class Throttled(ServiceError):
     status, code = 429, "throttled"
 

@@ -37,6 +37,12 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _influx_retention(text: str) -> str:
+    from tenants.influx import parse_retention
+
+    return parse_retention(text).duration
+
+
 def _http_url(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
@@ -125,7 +131,7 @@ def build_spec() -> Spec:
             "influxdb.retention",
             "Retention of each tenant's default retention policy (InfluxQL duration).",
             "30d",
-            str,
+            _influx_retention,
             metavar="DURATION",
         )
     )

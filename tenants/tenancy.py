@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from sqlalchemy import select
@@ -15,8 +14,6 @@ from tenants.audit import record
 from tenants.crypto import Vault
 from tenants.errors import Conflict, Invalid
 from tenants.models import Tenant
-
-log = logging.getLogger(__name__)
 
 
 class Storage(Protocol):
@@ -59,6 +56,8 @@ def create_tenant(
     except IntegrityError:
         db.rollback()
         raise Conflict(f"a tenant with slug {slug!r} already exists", "slug") from None
+    # the uncommitted row holds the slug while storage is provisioned, so a concurrent create of
+    # the same slug waits and then fails instead of provisioning (and dropping) the same database
     password = storage.provision(database, read_user)  # raises: nothing is committed
     if password:
         tenant.influx_read_user = read_user
@@ -99,17 +98,11 @@ def delete_tenant(
     require_platform(actor)
     if confirm != tenant.slug:
         raise Invalid(f"type the tenant's slug ({tenant.slug}) to confirm deletion", "confirm")
+    # storage first: if InfluxDB refuses, the tenant stays and the deletion can be retried
+    if tenant.influx_read_user:
+        storage.deprovision(tenant.influx_database, tenant.influx_read_user)
     record(
         db, actor, "tenant.delete", None, "tenant", tenant.id, slug=tenant.slug, name=tenant.name
     )
-    database, read_user = tenant.influx_database, tenant.influx_read_user
     db.delete(tenant)
     db.commit()
-    if read_user:
-        try:
-            storage.deprovision(database, read_user)
-        except Exception:
-            log.exception(
-                "tenant %s deleted but its storage %s could not be dropped", tenant.slug, database
-            )
-            raise

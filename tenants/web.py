@@ -22,7 +22,8 @@ from werkzeug.wrappers import Response
 from tenants import db as database
 from tenants.access import Actor
 from tenants.accounts import user_for_token
-from tenants.errors import ServiceError, Unauthenticated
+from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
+from tenants.influx import StorageError
 from tenants.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,6 +135,13 @@ def _service_error(error: ServiceError) -> Any:
     return page, error.status
 
 
+def _storage_error(error: StorageError) -> Any:
+    current_app.logger.error("tenant storage: %s", error)  # names the statement, never a password
+    return _service_error(
+        StorageUnavailable("the tenant storage (InfluxDB) refused or did not answer; try again")
+    )
+
+
 def _http_error(error: HTTPException) -> Any:
     if not is_api():
         return error
@@ -148,5 +156,6 @@ def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
     app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(HTTPException, _http_error)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -574,7 +574,7 @@ class InfluxDB(ServerProcess):
         return [
             {**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))}
             for series in result.get("series", [])
-            for values in series["values"]
+            for values in series.get("values", [])  # SHOW DATABASES on none: no values
         ]
 
     def write(
