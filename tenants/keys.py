@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenants import validation
 from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
@@ -60,8 +61,7 @@ def issue_key(
     require(db, actor, tenant, "admin")
     if collector.tenant_id != tenant.id:
         raise NotFound("no such collector in this tenant")
-    if len(name) > 100:
-        raise Invalid("name must be at most 100 characters", "name")
+    name = validation.text(name, "name", 100, required=False)
     new = hasher.issue(KEY_PREFIX)
     key = ApiKey(
         key_id=new.public_id,

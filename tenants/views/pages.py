@@ -1,0 +1,626 @@
+"""The server-rendered admin pages: tenants; a tenant's collectors, members and keys; its
+settings; a collector; the audit log.
+
+* Every write is a POST form carrying the CSRF token (checked in ``tenants.web``), goes through
+  the service functions (roles, tenancy and the audit log apply there) and answers with a
+  303 redirect and a flash (POST/redirect/GET).
+* Input the services refuse re-renders the form with the message and what the user typed
+  (400, 409, or 404 for an unknown e-mail); a role that does not allow the action is 403 and
+  another tenant's object 404, raised by the services and rendered by ``service_error``.
+* Issuing or rotating a key is the one write answered by a page rather than a redirect: the
+  plaintext is rendered once, in that no-store response, and kept nowhere (not in the session,
+  not in a URL). A reloaded or resent form is recognised by its one-time form id and redirected.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from werkzeug.wrappers import Response
+
+from tenants import audit, collectors, keys, tenancy, validation
+from tenants import db as database
+from tenants.access import require_platform, role_in, tenant_for, visible_tenants
+from tenants.accounts import list_members, remove_membership, set_membership
+from tenants.crypto import CredentialHasher
+from tenants.errors import Conflict, Invalid, NotFound, ServiceError
+from tenants.models import ROLES, ApiKey, Collector, Membership, Tenant, User, utcnow
+from tenants.web import current_actor, public
+
+bp = Blueprint("pages", __name__)
+
+AUDIT_PAGE_SIZE = 50
+SILENT_AFTER = timedelta(minutes=10)  # an active collector not heard from for this long
+MAX_OVERLAP_HOURS = 720
+GIB = 1 << 30
+MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
+USED_FORM_IDS_KEPT = 20
+COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "region",
+                    "instance_type")  # fmt: skip
+# a service names the field it checked; the form may call it differently
+FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+# --- what the current user may do ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What the current user may do in one tenant: it shapes the page, the services enforce it."""
+
+    role: str | None  # the tenant role; None for a platform admin who is not a member
+    platform: bool
+
+    @property
+    def admin(self) -> bool:
+        return self.platform or self.role == "admin"
+
+    @property
+    def label(self) -> str:
+        if self.platform:
+            return "platform admin" + (f" (and {self.role})" if self.role else "")
+        return self.role or ""
+
+
+def permissions(tenant: Tenant) -> Permissions:
+    actor = current_actor()
+    role = role_in(_db(), actor.user, tenant) if actor.user else None
+    return Permissions(role, actor.is_platform_admin)
+
+
+# --- a form the services refused -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A refused form, re-rendered with the message and what the user typed."""
+
+    form: str
+    message: str
+    field: str | None
+    values: dict[str, str]
+    status: int
+
+
+def _is_form_error(error: ServiceError) -> bool:
+    """Bad input, as opposed to a refusal by role (403) or tenancy (404), which is raised on."""
+    if isinstance(error, Invalid | Conflict):
+        return True
+    return isinstance(error, NotFound) and error.field is not None
+
+
+def _failure(form: str, error: ServiceError) -> Failure:
+    if not _is_form_error(error):
+        raise error
+    _db().rollback()
+    field = FORM_FIELD_FOR.get(error.field or "", error.field)
+    return Failure(form, error.message, field, request.form.to_dict(), error.status)
+
+
+def _page(template: str, failure: Failure | None = None, **context: Any) -> ResponseReturnValue:
+    html = render_template(
+        template, failure=failure, error=failure.message if failure else None, **context
+    )
+    return html, failure.status if failure else 200
+
+
+def _see_other(location: str) -> Response:
+    return redirect(location, 303)
+
+
+@bp.errorhandler(ServiceError)
+def service_error(error: ServiceError) -> ResponseReturnValue:
+    return render_template("error.html", status=error.status, message=error.message), error.status
+
+
+# --- small accessors -------------------------------------------------------------------------
+
+
+def _db() -> Session:
+    return database.session()
+
+
+def _tenant(slug: str, need: str = "read") -> Tenant:
+    return tenant_for(_db(), current_actor(), slug, need)
+
+
+def _form(name: str) -> str:
+    return request.form.get(name, "")
+
+
+# --- home and the tenants list ---------------------------------------------------------------
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon() -> ResponseReturnValue:
+    """No icon: answered so that browsers log no 404 for it."""
+    return "", 204
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    actor = current_actor()
+    tenants = visible_tenants(_db(), actor)
+    if not actor.is_platform_admin and len(tenants) == 1:
+        return redirect(url_for("pages.tenant", slug=tenants[0].slug))
+    return redirect(url_for("pages.tenants"))
+
+
+@bp.get("/tenants")
+def tenants() -> ResponseReturnValue:
+    return _tenants_page()
+
+
+def _tenants_page(failure: Failure | None = None) -> ResponseReturnValue:
+    actor = current_actor()
+    rows = visible_tenants(_db(), actor)
+    ids = [tenant.id for tenant in rows]
+    return _page(
+        "tenants.html",
+        failure,
+        tenants=rows,
+        platform=actor.is_platform_admin,
+        collector_counts=_count_by_tenant(Collector.tenant_id, ids),
+        member_counts=_count_by_tenant(Membership.tenant_id, ids),
+        key_counts=_active_key_counts(ids),
+        my_roles=_my_roles(actor.user),
+    )
+
+
+def _count_by_tenant(column: InstrumentedAttribute[int], ids: list[int]) -> dict[int, int]:
+    query = select(column, func.count()).where(column.in_(ids)).group_by(column)
+    return {tenant_id: count for tenant_id, count in _db().execute(query)}
+
+
+def _active_key_counts(ids: list[int]) -> dict[int, int]:
+    now = utcnow()
+    query = (
+        select(ApiKey.tenant_id, func.count())
+        .where(ApiKey.tenant_id.in_(ids), ApiKey.revoked_at.is_(None))
+        .where(or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
+        .group_by(ApiKey.tenant_id)
+    )
+    return {tenant_id: count for tenant_id, count in _db().execute(query)}
+
+
+def _my_roles(user: User | None) -> dict[int, str]:
+    if user is None:
+        return {}
+    query = select(Membership.tenant_id, Membership.role).where(Membership.user_id == user.id)
+    return {tenant_id: role for tenant_id, role in _db().execute(query)}
+
+
+@bp.post("/tenants")
+def create_tenant() -> ResponseReturnValue:
+    actor = current_actor()
+    require_platform(actor)
+    storage, vault = current_app.extensions["pa_storage"], current_app.extensions["pa_vault"]
+    try:
+        tenant = tenancy.create_tenant(_db(), actor, _form("slug"), _form("name"), storage, vault)
+    except ServiceError as error:
+        return _tenants_page(_failure("create", error))
+    flash(f"Tenant {tenant.name} created. Register its first collector below.")
+    return _see_other(url_for("pages.tenant", slug=tenant.slug))
+
+
+# --- a tenant: collectors, keys and members --------------------------------------------------
+
+
+@bp.get("/tenants/<slug>")
+def tenant(slug: str) -> ResponseReturnValue:
+    return _tenant_page(_tenant(slug))
+
+
+def _tenant_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
+    db, actor = _db(), current_actor()
+    tenant_collectors = collectors.list_collectors(db, actor, tenant)
+    return _page(
+        "tenant.html",
+        failure,
+        tenant=tenant,
+        perms=permissions(tenant),
+        collectors=tenant_collectors,
+        collector_names={collector.id: collector.name for collector in tenant_collectors},
+        members=list_members(db, actor, tenant),
+        keys=keys.list_keys(db, actor, tenant),
+        roles=ROLES,
+        now=utcnow(),
+    )
+
+
+@bp.post("/tenants/<slug>/collectors")
+def register_collector(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    try:
+        fields = _collector_fields()
+        collector = collectors.register_collector(_db(), current_actor(), tenant, fields)
+    except ServiceError as error:
+        return _tenant_page(tenant, _failure("collector", error))
+    flash(f"Collector {collector.name} registered. Issue it a key to start sending data.")
+    return _see_other(url_for("pages.collector", slug=slug, collector_id=collector.id))
+
+
+def _collector_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {name: _form(name) for name in COLLECTOR_FIELDS}
+    fields["memory_bytes"] = _gib_to_bytes(_form("memory_gib"))
+    return fields
+
+
+def _gib_to_bytes(text: str) -> int | None:
+    """The form asks for GiB (``16``, ``0.5``); the collector stores bytes."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        gib = Decimal(text)
+    except InvalidOperation:
+        raise Invalid("memory must be a number of GiB, e.g. 16 or 0.5", "memory_gib") from None
+    if not gib.is_finite() or not 0 < gib <= MAX_MEMORY_GIB or int(gib * GIB) < 1:
+        raise Invalid(f"memory must be more than 0 and at most {MAX_MEMORY_GIB} GiB", "memory_gib")
+    return int(gib * GIB)
+
+
+@bp.get("/tenants/<slug>/collectors/<int:collector_id>")
+def collector(slug: str, collector_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    return _collector_page(
+        tenant, collectors.get_collector(_db(), current_actor(), tenant, collector_id)
+    )
+
+
+def _collector_page(
+    tenant: Tenant, collector: Collector, failure: Failure | None = None
+) -> ResponseReturnValue:
+    return _page(
+        "collector.html",
+        failure,
+        tenant=tenant,
+        collector=collector,
+        perms=permissions(tenant),
+        keys=keys.list_keys(_db(), current_actor(), tenant, collector),
+        collector_names={collector.id: collector.name},
+        now=utcnow(),
+    )
+
+
+@bp.post("/tenants/<slug>/collectors/<int:collector_id>/disable", defaults={"active": False})
+@bp.post("/tenants/<slug>/collectors/<int:collector_id>/enable", defaults={"active": True})
+def collector_status(slug: str, collector_id: int, active: bool) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    collector = collectors.get_collector(db, actor, tenant, collector_id)
+    collectors.set_collector_status(db, actor, tenant, collector, active)
+    effect = "enabled" if active else "disabled: ingest refuses its keys until it is enabled"
+    flash(f"Collector {collector.name} {effect}.")
+    return _see_other(_back_url(tenant, collector.id, "collectors"))
+
+
+def _back_url(tenant: Tenant, collector_id: int, section: str) -> str:
+    """Where a form on a collector's page or the tenant's page returns to."""
+    if _form("return_to") == "collector":
+        return url_for("pages.collector", slug=tenant.slug, collector_id=collector_id)
+    return url_for("pages.tenant", slug=tenant.slug, _anchor=section)
+
+
+# --- keys: issued and rotated ones are shown once ---------------------------------------------
+
+
+@bp.post("/tenants/<slug>/keys")
+def issue_key(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    collector: Collector | None = None
+    try:
+        collector = collectors.get_collector(db, actor, tenant, _collector_id())
+        if not _first_submission():
+            return _already_shown(_back_url(tenant, collector.id, "keys"))
+        issued = keys.issue_key(
+            db, actor, tenant, collector, _hasher(), _key_name(), _expiry_days()
+        )
+    except ServiceError as error:
+        return _key_form_page(tenant, collector, _failure("key", error))
+    return _shown_once(tenant, collector, issued, _back_url(tenant, collector.id, "keys"))
+
+
+def _collector_id() -> int:
+    value = validation.optional_int(_form("collector_id"), "collector_id", 1, 2**31 - 1)
+    if value is None:
+        raise Invalid("choose the collector the key is for", "collector_id")
+    return value
+
+
+def _key_name() -> str:
+    return validation.text(_form("name"), "name", 100, required=False)
+
+
+def _expiry_days() -> int | None:
+    return validation.optional_int(_form("expires_in_days"), "expires_in_days", 1,
+                                   keys.MAX_EXPIRY_DAYS)  # fmt: skip
+
+
+def _hasher() -> CredentialHasher:
+    hasher: CredentialHasher = current_app.extensions["pa_hasher"]
+    return hasher
+
+
+def _key_form_page(
+    tenant: Tenant, collector: Collector | None, failure: Failure
+) -> ResponseReturnValue:
+    if collector is not None and _form("return_to") == "collector":
+        return _collector_page(tenant, collector, failure)
+    return _tenant_page(tenant, failure)
+
+
+@bp.post("/tenants/<slug>/keys/<key_id>/rotate")
+def rotate_key(slug: str, key_id: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    key = keys.get_key(db, actor, tenant, key_id)
+    back_url = _back_url(tenant, key.collector_id, "keys")
+    if not _first_submission():
+        return _already_shown(back_url)
+    try:
+        overlap = timedelta(hours=_overlap_hours())
+        issued = keys.rotate_key(db, actor, tenant, key, _hasher(), overlap)
+    except ServiceError as error:
+        return _key_form_page(tenant, key.collector, _failure("rotate", error))
+    return _shown_once(tenant, key.collector, issued, back_url, rotated_from=key)
+
+
+def _overlap_hours() -> int:
+    hours = validation.optional_int(_form("overlap_hours"), "overlap_hours", 0, MAX_OVERLAP_HOURS)
+    return keys.DEFAULT_OVERLAP // timedelta(hours=1) if hours is None else hours
+
+
+@bp.post("/tenants/<slug>/keys/<key_id>/revoke")
+def revoke_key(slug: str, key_id: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    key = keys.get_key(db, actor, tenant, key_id)
+    keys.revoke_key(db, actor, tenant, key)
+    flash(f"Key {key.key_id} revoked: ingest refuses it within seconds.")
+    return _see_other(_back_url(tenant, key.collector_id, "keys"))
+
+
+def _first_submission() -> bool:
+    """False when this form's one-time id was already used: a reload or a resent form."""
+    form_id = _form("form_id")
+    if not form_id:
+        return True
+    used: list[str] = session.get("used_form_ids", [])
+    if form_id in used:
+        return False
+    session["used_form_ids"] = [*used, form_id][-USED_FORM_IDS_KEPT:]
+    return True
+
+
+def _already_shown(back_url: str) -> Response:
+    flash(
+        "That form was already sent: its key was shown once and cannot be shown again. "
+        "If you did not copy it, revoke it and issue a new one."
+    )
+    return _see_other(back_url)
+
+
+def _shown_once(
+    tenant: Tenant,
+    collector: Collector,
+    issued: keys.IssuedKey,
+    back_url: str,
+    rotated_from: ApiKey | None = None,
+) -> Response:
+    html = render_template(
+        "key_issued.html", tenant=tenant, collector=collector, key=issued.key,
+        plaintext=issued.plaintext, rotated_from=rotated_from, back_url=back_url,
+    )  # fmt: skip
+    response = make_response(html, 200)
+    response.headers["Cache-Control"] = "no-store, max-age=0"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.app_template_global("pa_form_id")
+def form_id() -> str:
+    """A one-time id for a form whose answer must not be repeated (a key shown once)."""
+    return secrets.token_urlsafe(16)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+@bp.post("/tenants/<slug>/members")
+def add_member(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    try:
+        membership = set_membership(_db(), current_actor(), tenant, _form("email"), _form("role"))
+    except ServiceError as error:
+        return _tenant_page(tenant, _failure("member", error))
+    flash(f"{membership.user.email} is now {membership.role} in {tenant.name}.")
+    return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
+
+
+@bp.post("/tenants/<slug>/members/<int:user_id>/role")
+def change_role(slug: str, user_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    member = _member(tenant, user_id)
+    try:
+        membership = set_membership(_db(), current_actor(), tenant, member.email, _form("role"))
+    except ServiceError as error:
+        return _tenant_page(tenant, _failure("role", error))
+    flash(f"{member.email} is now {membership.role} in {tenant.name}.")
+    return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
+
+
+@bp.post("/tenants/<slug>/members/<int:user_id>/remove")
+def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    member = _member(tenant, user_id)
+    remove_membership(_db(), current_actor(), tenant, member.id)
+    flash(f"{member.email} removed from {tenant.name}.")
+    return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
+
+
+def _member(tenant: Tenant, user_id: int) -> User:
+    for user, _role in list_members(_db(), current_actor(), tenant):
+        if user.id == user_id:
+            return user
+    raise NotFound("no such member in this tenant")
+
+
+# --- tenant settings -------------------------------------------------------------------------
+
+
+@bp.get("/tenants/<slug>/settings")
+def settings(slug: str) -> ResponseReturnValue:
+    return _settings_page(_tenant(slug))
+
+
+def _settings_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
+    return _page("tenant_settings.html", failure, tenant=tenant, perms=permissions(tenant))
+
+
+@bp.post("/tenants/<slug>/settings/name")
+def rename_tenant(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    try:
+        tenancy.rename_tenant(_db(), current_actor(), tenant, _form("name"))
+    except ServiceError as error:
+        return _settings_page(tenant, _failure("rename", error))
+    flash(f"Tenant renamed to {tenant.name}.")
+    return _see_other(url_for("pages.settings", slug=slug))
+
+
+@bp.post("/tenants/<slug>/disable", defaults={"active": False})
+@bp.post("/tenants/<slug>/enable", defaults={"active": True})
+def tenant_status(slug: str, active: bool) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    tenancy.set_tenant_status(_db(), current_actor(), tenant, active)
+    effect = "enabled" if active else "disabled: ingest refuses all of its keys"
+    flash(f"Tenant {tenant.name} {effect}.")
+    return _see_other(url_for("pages.settings", slug=slug))
+
+
+@bp.post("/tenants/<slug>/delete")
+def delete_tenant(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    actor = current_actor()
+    require_platform(actor)  # a tenant admin learns 403 before any confirmation check
+    storage = current_app.extensions["pa_storage"]
+    try:
+        tenancy.delete_tenant(_db(), actor, tenant, _form("confirm"), storage)
+    except ServiceError as error:
+        return _settings_page(tenant, _failure("delete", error))
+    flash(f"Tenant {slug} deleted with its collectors, keys and storage.")
+    return _see_other(url_for("pages.tenants"))
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+
+@bp.get("/tenants/<slug>/audit")
+def tenant_audit(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    return _audit_page(tenant, show_ip=permissions(tenant).admin)
+
+
+@bp.get("/audit")
+def platform_audit() -> ResponseReturnValue:
+    require_platform(current_actor())
+    return _audit_page(None, show_ip=True)
+
+
+def _audit_page(tenant: Tenant | None, show_ip: bool) -> ResponseReturnValue:
+    before = request.args.get("before", type=int)
+    rows = audit.events(_db(), tenant, AUDIT_PAGE_SIZE + 1, before)
+    page = rows[:AUDIT_PAGE_SIZE]
+    older = page[-1].id if len(rows) > AUDIT_PAGE_SIZE else None
+    slugs = _tenant_slugs({event.tenant_id for event in page}) if tenant is None else {}
+    return _page("audit.html", tenant=tenant, events=page, older=older, before=before,
+                 tenant_slugs=slugs, show_ip=show_ip,
+                 perms=permissions(tenant) if tenant else None)  # fmt: skip
+
+
+def _tenant_slugs(ids: set[int | None]) -> dict[int, str]:
+    wanted = [tenant_id for tenant_id in ids if tenant_id is not None]
+    query = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(wanted))
+    return {tenant_id: slug for tenant_id, slug in _db().execute(query)}
+
+
+# --- formatting for the templates ------------------------------------------------------------
+
+
+@bp.app_template_filter("pa_time")
+def format_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+@bp.app_template_filter("pa_ago")
+def format_relative(moment: datetime | None) -> str:
+    """``5 min ago`` for the past, ``in 3 d`` for the future."""
+    if moment is None:
+        return ""
+    seconds = (utcnow() - moment).total_seconds()
+    span = _span(abs(seconds))
+    if span is None:
+        return "just now" if seconds >= 0 else "in under a minute"
+    return f"{span} ago" if seconds >= 0 else f"in {span}"
+
+
+def _span(seconds: float) -> str | None:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return None
+
+
+@bp.app_template_filter("pa_gib")
+def format_gib(size: int | None) -> str:
+    if not size:
+        return ""
+    return f"{round(size / GIB, 2):g} GiB"
+
+
+@bp.app_template_filter("pa_count")
+def format_count(number: int | None) -> str:
+    return f"{number or 0:,}"
+
+
+@bp.app_template_filter("pa_key_state")
+def key_state(key: ApiKey) -> str:
+    return key.state()
+
+
+@bp.app_template_filter("pa_health")
+def collector_health(collector: Collector) -> str:
+    """disabled, never seen, silent (not heard from for SILENT_AFTER) or reporting."""
+    if not collector.active:
+        return "disabled"
+    if collector.last_seen_at is None:
+        return "never seen"
+    if utcnow() - collector.last_seen_at > SILENT_AFTER:
+        return "silent"
+    return "reporting"

@@ -1,0 +1,537 @@
+"""The admin pages through Flask's test client.
+
+Every page for every role; every write route refused to readers (403), to members of another
+tenant (404) and without its CSRF token (400), each time with the database unchanged; markup
+in names escaped; login throttling; a key's plaintext shown once and stored or logged nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from tenants import crypto
+from tenants import db as database
+from tenants.access import system_actor, tenant_for
+from tenants.audit import record
+from tenants.collectors import register_collector
+from tenants.keys import issue_key
+from tenants.models import ApiKey, Base, Collector, Membership, Tenant, User
+from tests.conftest import PASSWORD, csrf, login
+
+PLATFORM = "root@platform.test"
+ADMIN, ANALYST, VIEWER = "boss@a.test", "ana@a.test", "vic@a.test"
+OUTSIDER = "boss@b.test"  # the admin of tenant b, a stranger to tenant a
+ROLES = {PLATFORM: "platform", ADMIN: "admin", ANALYST: "analyst", VIEWER: "viewer"}
+MARKUP = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+KEY = re.compile(r"pak_[a-z2-7]{13}_[A-Za-z0-9_-]{43}")
+
+Route = tuple[str, str, dict[str, str]]  # what it does, path, form fields
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests log in often: argon2 with small costs (the real cost is tested elsewhere)."""
+    monkeypatch.setattr(
+        crypto, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@dataclass(frozen=True)
+class World:
+    """Tenant a (admin, analyst, viewer) and tenant b (its own admin), each with a keyed collector."""
+
+    collector_a: int
+    key_a: str
+    collector_b: int
+    key_b: str
+    analyst_id: int  # a member of tenant a only
+    viewer_id: int  # a member of tenant a only
+
+
+@pytest.fixture
+def world(app: Flask, make_user: Any, make_tenant: Any) -> World:
+    make_user(PLATFORM, platform_admin=True)
+    make_tenant("a", {ADMIN: "admin", ANALYST: "analyst", VIEWER: "viewer"})
+    make_tenant("b", {OUTSIDER: "admin"})
+    with app.app_context():
+        collector_a, key_a = _collector_with_key(app, "a")
+        collector_b, key_b = _collector_with_key(app, "b")
+        users = database.session().execute(select(User.email, User.id))
+        ids = {email: user_id for email, user_id in users}
+    return World(collector_a, key_a, collector_b, key_b, ids[ANALYST], ids[VIEWER])
+
+
+def _collector_with_key(app: Flask, slug: str) -> tuple[int, str]:
+    db = database.session()
+    tenant = tenant_for(db, system_actor(), slug)
+    fields = {"name": f"web-{slug}", "hostname": f"web.{slug}.test"}
+    collector = register_collector(db, system_actor(), tenant, fields)
+    issued = issue_key(db, system_actor(), tenant, collector, app.extensions["pa_hasher"], "main")
+    return collector.id, issued.key.key_id
+
+
+def pages_of_a(world: World) -> list[str]:
+    return [
+        "/tenants/a",
+        f"/tenants/a/collectors/{world.collector_a}",
+        "/tenants/a/settings",
+        "/tenants/a/audit",
+    ]
+
+
+def writes_of_a(world: World) -> list[Route]:
+    collector, key, member = world.collector_a, world.key_a, world.analyst_id
+    return [
+        ("register collector", "/tenants/a/collectors", {"name": "new", "hostname": "new.test"}),
+        ("disable collector", f"/tenants/a/collectors/{collector}/disable", {}),
+        ("enable collector", f"/tenants/a/collectors/{collector}/enable", {}),
+        ("issue key", "/tenants/a/keys", {"collector_id": str(collector), "name": "k"}),
+        ("revoke key", f"/tenants/a/keys/{key}/revoke", {}),
+        ("rotate key", f"/tenants/a/keys/{key}/rotate", {"overlap_hours": "1"}),
+        ("add member", "/tenants/a/members", {"email": OUTSIDER, "role": "viewer"}),
+        ("change role", f"/tenants/a/members/{member}/role", {"role": "admin"}),
+        ("remove member", f"/tenants/a/members/{member}/remove", {}),
+        ("rename tenant", "/tenants/a/settings/name", {"name": "Renamed"}),
+        ("disable tenant", "/tenants/a/disable", {}),
+        ("enable tenant", "/tenants/a/enable", {}),
+        ("delete tenant", "/tenants/a/delete", {"confirm": "a"}),
+    ]
+
+
+CREATE_TENANT: Route = ("create tenant", "/tenants", {"slug": "c", "name": "C"})
+
+
+def a_objects_through_b(world: World) -> list[Route]:
+    """Tenant a's collector, key and member, reached through tenant b's own URLs."""
+    collector, key, member = world.collector_a, world.key_a, world.viewer_id
+    return [
+        ("disable collector", f"/tenants/b/collectors/{collector}/disable", {}),
+        ("enable collector", f"/tenants/b/collectors/{collector}/enable", {}),
+        ("issue key", "/tenants/b/keys", {"collector_id": str(collector)}),
+        ("revoke key", f"/tenants/b/keys/{key}/revoke", {}),
+        ("rotate key", f"/tenants/b/keys/{key}/rotate", {}),
+        ("change role", f"/tenants/b/members/{member}/role", {"role": "viewer"}),
+        ("remove member", f"/tenants/b/members/{member}/remove", {}),
+    ]
+
+
+def snapshot(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to show that a refused request changed nothing."""
+    with app.extensions["pa_engine"].connect() as connection:
+        return {
+            table.name: [
+                tuple(row)
+                for row in connection.execute(table.select().order_by(*table.primary_key))
+            ]
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def logged_in(app: Flask, email: str) -> FlaskClient:
+    client = app.test_client()
+    login(client, email)
+    return client
+
+
+def post(client: FlaskClient, path: str, data: dict[str, str], token: bool = True) -> TestResponse:
+    fields = {**data, "csrf_token": csrf(client)} if token else data
+    return client.post(path, data=fields)
+
+
+def html(response: TestResponse) -> str:
+    return response.get_data(as_text=True)
+
+
+def post_forms(page: str) -> set[str]:
+    """The actions of the page's POST forms, the logout button's left out."""
+    return set(re.findall(r'<form method="post" action="([^"]+)"', page)) - {"/logout"}
+
+
+def assert_no_inline_script(page: str) -> None:
+    """The CSP forbids inline scripts: every script is a file, no element has an on* handler."""
+    assert re.search(r"<script(?![^>]*\bsrc=)", page) is None
+    assert re.search(r"<[^>]+\son[a-z]+\s*=", page) is None
+
+
+def follow(client: FlaskClient, response: TestResponse) -> str:
+    assert response.status_code == 303, html(response)
+    return html(client.get(response.location))
+
+
+# --- every page for every role ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", list(ROLES))
+def test_every_page_renders_for_each_role(app: Flask, world: World, email: str) -> None:
+    client = logged_in(app, email)
+    for path in ["/tenants", *pages_of_a(world)]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "A</a>" in html(response), path
+        assert_no_inline_script(html(response))
+    platform_audit = client.get("/audit").status_code
+    assert platform_audit == (200 if email == PLATFORM else 403)
+
+
+@pytest.mark.parametrize("email", [ANALYST, VIEWER])
+def test_readers_see_no_forms(app: Flask, world: World, email: str) -> None:
+    client = logged_in(app, email)
+    for path in pages_of_a(world):
+        assert post_forms(html(client.get(path))) == set(), path
+    assert post_forms(html(client.get("/tenants"))) == set()
+
+
+def test_tenant_admin_sees_tenant_forms_but_no_platform_forms(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    overview = post_forms(html(client.get("/tenants/a")))
+    assert {"/tenants/a/collectors", "/tenants/a/keys", "/tenants/a/members"} <= overview
+    assert f"/tenants/a/keys/{world.key_a}/revoke" in overview
+    settings = post_forms(html(client.get("/tenants/a/settings")))
+    assert settings == {"/tenants/a/settings/name"}
+    assert post_forms(html(client.get("/tenants"))) == set()
+
+
+def test_platform_admin_sees_platform_forms(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    settings = post_forms(html(client.get("/tenants/a/settings")))
+    assert {"/tenants/a/settings/name", "/tenants/a/disable", "/tenants/a/delete"} <= settings
+    assert post_forms(html(client.get("/tenants"))) == {"/tenants"}
+
+
+def test_home_goes_to_the_only_tenant_or_the_list(app: Flask, world: World, make_user: Any) -> None:
+    assert logged_in(app, VIEWER).get("/").location == "/tenants/a"
+    assert logged_in(app, OUTSIDER).get("/").location == "/tenants/b"
+    assert logged_in(app, PLATFORM).get("/").location == "/tenants"
+    make_user("nobody@x.test")
+    lonely = logged_in(app, "nobody@x.test")
+    assert lonely.get("/").location == "/tenants"
+    assert "not a member of any tenant" in html(lonely.get("/tenants"))
+
+
+def test_pages_need_a_login(client: FlaskClient, world: World) -> None:
+    response = client.get("/tenants/a")
+    assert response.status_code == 302
+    assert response.location.startswith("/login?next=/tenants/a")
+
+
+# --- roles, tenancy and CSRF on every write ---------------------------------------------------
+
+
+@pytest.mark.parametrize("email", [VIEWER, ANALYST])
+def test_readers_get_403_on_every_write_and_nothing_changes(
+    app: Flask, world: World, email: str
+) -> None:
+    client = logged_in(app, email)
+    before = snapshot(app)
+    for what, path, data in [*writes_of_a(world), CREATE_TENANT]:
+        assert post(client, path, data).status_code == 403, what
+    assert snapshot(app) == before
+
+
+def test_tenant_admin_gets_403_on_platform_writes(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    platform_only = {"disable tenant", "enable tenant", "delete tenant"}
+    before = snapshot(app)
+    for what, path, data in [*writes_of_a(world), CREATE_TENANT]:
+        if what in platform_only or what == "create tenant":
+            assert post(client, path, data).status_code == 403, what
+    assert snapshot(app) == before
+
+
+def test_member_of_another_tenant_gets_404_on_every_route(app: Flask, world: World) -> None:
+    client = logged_in(app, OUTSIDER)
+    before = snapshot(app)
+    listed = html(client.get("/tenants"))
+    assert 'href="/tenants/b"' in listed
+    assert 'href="/tenants/a"' not in listed
+    for path in pages_of_a(world):
+        assert client.get(path).status_code == 404, path
+    for what, path, data in writes_of_a(world):
+        assert post(client, path, data).status_code == 404, what
+    assert snapshot(app) == before
+
+
+def test_objects_of_another_tenant_are_404_through_ones_own(app: Flask, world: World) -> None:
+    client = logged_in(app, OUTSIDER)
+    before = snapshot(app)
+    assert client.get(f"/tenants/b/collectors/{world.collector_a}").status_code == 404
+    for what, path, data in a_objects_through_b(world):
+        assert post(client, path, data).status_code == 404, what
+    assert snapshot(app) == before
+
+
+def test_forms_without_the_csrf_token_are_refused(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    before = snapshot(app)
+    for what, path, data in [*writes_of_a(world), CREATE_TENANT]:
+        assert post(client, path, data, token=False).status_code == 400, what
+        wrong = client.post(path, data={**data, "csrf_token": "forged"})
+        assert wrong.status_code == 400, what
+    assert snapshot(app) == before
+
+
+# --- what each write does ---------------------------------------------------------------------
+
+
+def test_creating_a_tenant_keeps_refused_input(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    refused = post(client, "/tenants", {"slug": "Not A Slug", "name": "Gamma"})
+    assert refused.status_code == 400
+    assert 'value="Not A Slug"' in html(refused)
+    assert 'value="Gamma"' in html(refused)
+    assert 'aria-invalid="true"' in html(refused)
+    assert post(client, "/tenants", {"slug": "a", "name": "Again"}).status_code == 409
+    page = follow(client, post(client, "/tenants", {"slug": "gamma", "name": "Gamma"}))
+    assert "Tenant Gamma created" in page
+    with app.app_context():
+        assert database.session().scalar(select(Tenant.name).where(Tenant.slug == "gamma"))
+
+
+def test_registering_a_collector(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    fields = {"name": "db1", "hostname": "db1.a.test", "labels": "env=prod, team=db",
+              "vcpus": "16", "memory_gib": "64", "cloud_provider": "aws",
+              "region": "eu-west-1", "instance_type": "r6i.4xlarge"}  # fmt: skip
+    refused = post(client, "/tenants/a/collectors", {**fields, "hostname": "not a host"})
+    assert refused.status_code == 400
+    assert 'value="not a host"' in html(refused)
+    assert 'value="env=prod, team=db"' in html(refused)
+    not_a_size = post(client, "/tenants/a/collectors", {**fields, "memory_gib": "lots"})
+    assert not_a_size.status_code == 400
+    assert post(client, "/tenants/a/collectors", {**fields, "name": "web-a"}).status_code == 409
+    page = follow(client, post(client, "/tenants/a/collectors", fields))
+    assert "Collector db1 registered" in page
+    assert "64 GiB" in page
+    assert "env=prod" in page
+    assert "r6i.4xlarge" in page
+    with app.app_context():
+        stored = database.session().scalar(select(Collector).where(Collector.name == "db1"))
+        assert stored is not None
+        assert stored.memory_bytes == 64 << 30
+        assert stored.labels == {"env": "prod", "team": "db"}
+
+
+def test_disabling_and_enabling_a_collector(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    path = f"/tenants/a/collectors/{world.collector_a}"
+    page = follow(client, post(client, f"{path}/disable", {"return_to": "collector"}))
+    assert "disabled: ingest refuses its keys" in page
+    assert f'action="{path}/enable"' in page
+    page = follow(client, post(client, f"{path}/enable", {}))
+    assert "Collector web-a enabled" in page
+
+
+def test_managing_members(app: Flask, world: World, make_user: Any) -> None:
+    make_user("new@a.test")
+    client = logged_in(app, ADMIN)
+    unknown = post(client, "/tenants/a/members", {"email": "ghost@a.test", "role": "admin"})
+    assert unknown.status_code == 404
+    assert 'value="ghost@a.test"' in html(unknown)
+    assert "no user with e-mail" in html(unknown)
+    bad_role = post(client, "/tenants/a/members", {"email": "new@a.test", "role": "owner"})
+    assert bad_role.status_code == 400
+    added = post(client, "/tenants/a/members", {"email": "new@a.test", "role": "viewer"})
+    page = follow(client, added)
+    assert "new@a.test is now viewer" in page
+    member = world.analyst_id
+    page = follow(client, post(client, f"/tenants/a/members/{member}/role", {"role": "admin"}))
+    assert f"{ANALYST} is now admin" in page
+    page = follow(client, post(client, f"/tenants/a/members/{member}/remove", {}))
+    assert f"{ANALYST} removed" in page
+    with app.app_context():
+        query = select(User.email, Membership.role).join(Membership, Membership.user_id == User.id)
+        roles = {email: role for email, role in database.session().execute(query)}
+    assert ANALYST not in roles
+    assert roles["new@a.test"] == "viewer"
+
+
+def test_tenant_settings(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    assert post(client, "/tenants/a/settings/name", {"name": ""}).status_code == 400
+    page = follow(client, post(client, "/tenants/a/settings/name", {"name": "Alpha"}))
+    assert "Tenant renamed to Alpha" in page
+    page = follow(client, post(client, "/tenants/a/disable", {}))
+    assert "This tenant is disabled" in page
+    follow(client, post(client, "/tenants/a/enable", {}))
+    refused = post(client, "/tenants/a/delete", {"confirm": "alpha"})
+    assert refused.status_code == 400
+    assert 'value="alpha"' in html(refused)
+    page = follow(client, post(client, "/tenants/a/delete", {"confirm": "a"}))
+    assert "Tenant a deleted" in page
+    assert client.get("/tenants/a").status_code == 404
+
+
+def test_revoking_a_key_changes_its_state(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    page = follow(client, post(client, f"/tenants/a/keys/{world.key_a}/revoke", {}))
+    assert f"Key {world.key_a} revoked" in page
+    row = re.search(rf'<tr id="key-{world.key_a}".*?</tr>', page, re.S)
+    assert row is not None
+    assert 'data-state="revoked"' in row.group(0)
+
+
+def test_key_form_errors_keep_the_input(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    fields = {"collector_id": str(world.collector_a), "name": "deploy", "expires_in_days": "0"}
+    refused = post(client, "/tenants/a/keys", fields)
+    assert refused.status_code == 400
+    assert 'value="deploy"' in html(refused)
+    assert KEY.search(html(refused)) is None
+    rotate = post(client, f"/tenants/a/keys/{world.key_a}/rotate", {"overlap_hours": "9999"})
+    assert rotate.status_code == 400
+    assert post(client, "/tenants/a/keys", {"collector_id": "x"}).status_code == 400
+
+
+# --- the key shown once -----------------------------------------------------------------------
+
+
+def _issue_from_the_page(client: FlaskClient, world: World) -> tuple[dict[str, str], str]:
+    form = {"collector_id": str(world.collector_a), "name": "rollout", "form_id": "form-1",
+            "return_to": "tenant"}  # fmt: skip
+    response = post(client, "/tenants/a/keys", form)
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+    keys = KEY.findall(html(response))
+    assert len(keys) == 1, "the plaintext appears exactly once"
+    assert_no_inline_script(html(response))
+    assert "You will not see this key again" in html(response)
+    return form, keys[0]
+
+
+def test_key_plaintext_is_shown_once(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    form, plaintext = _issue_from_the_page(client, world)
+    resent = post(client, "/tenants/a/keys", form)  # a reload of the answer resends the form
+    assert resent.status_code == 303
+    assert plaintext not in html(resent) + resent.location
+    assert "was shown once" in html(client.get(resent.location))
+    for path in [*pages_of_a(world), "/tenants", "/audit"]:
+        assert KEY.search(html(client.get(path))) is None, path
+    with client.session_transaction() as session:
+        assert plaintext not in repr(dict(session))
+    with app.app_context():
+        assert database.session().query(ApiKey).count() == 3  # two from the world, one here
+
+
+def test_rotated_key_is_shown_once_and_the_old_one_overlaps(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    form = {"overlap_hours": "2", "form_id": "rotate-1"}
+    response = post(client, f"/tenants/a/keys/{world.key_a}/rotate", form)
+    assert response.status_code == 200
+    assert len(KEY.findall(html(response))) == 1
+    assert "Key rotated" in html(response)
+    assert post(client, f"/tenants/a/keys/{world.key_a}/rotate", form).status_code == 303
+    page = html(client.get("/tenants/a"))
+    assert KEY.search(page) is None
+    old_key = re.search(rf'<tr id="key-{world.key_a}".*?</tr>', page, re.S)
+    assert old_key is not None
+    assert 'data-state="active"' in old_key.group(0)
+    assert "in 1 h" in old_key.group(0)  # expires at the end of the overlap
+
+
+def test_secrets_never_reach_the_database_or_the_logs(
+    app: Flask, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong_password = "not the password, but secret too"
+    client = app.test_client()
+    client.get("/login")
+    client.post("/login", data={"email": ADMIN, "password": wrong_password,
+                                "csrf_token": csrf(client)})  # fmt: skip
+    login(client, ADMIN)
+    _, issued = _issue_from_the_page(client, world)
+    rotated = KEY.findall(html(post(client, f"/tenants/a/keys/{world.key_a}/rotate", {})))
+    secrets = [PASSWORD, wrong_password, issued, *rotated]
+    secrets += [key.rsplit("_", 1)[1] for key in [issued, *rotated]]
+    tables = repr(snapshot(app))
+    for secret in secrets:
+        assert secret not in tables
+        assert secret not in caplog.text
+
+
+def test_markup_in_names_is_escaped(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    created = post(client, "/tenants", {"slug": "x", "name": MARKUP})
+    pages = [follow(client, created)]
+    fields = {"name": MARKUP, "hostname": "x1.test", "labels": f"note={MARKUP}"}
+    pages.append(follow(client, post(client, "/tenants/x/collectors", fields)))
+    with app.app_context():
+        query = select(Collector.id).where(Collector.name == MARKUP)
+        collector_id = database.session().scalar(query)
+    issued = post(client, "/tenants/x/keys", {"collector_id": str(collector_id), "name": MARKUP})
+    pages.append(html(issued))
+    refused = post(client, "/tenants/x/collectors", {"name": MARKUP, "hostname": MARKUP})
+    pages.append(html(refused))
+    for path in ["/tenants", "/tenants/x", f"/tenants/x/collectors/{collector_id}",
+                 "/tenants/x/settings", "/tenants/x/audit", "/audit"]:  # fmt: skip
+        pages.append(html(client.get(path)))
+    for page in pages:
+        assert MARKUP not in page
+        assert ESCAPED in page
+
+
+# --- login throttling and the audit log --------------------------------------------------------
+
+
+def test_login_is_throttled_after_the_allowed_failures(
+    app: Flask, client: FlaskClient, make_user: Any
+) -> None:
+    make_user(VIEWER)
+    allowed = app.config["PA_SETTINGS"]["login_max_failures"]
+    client.get("/login")
+    for _ in range(allowed):
+        wrong = {"email": VIEWER, "password": "wrong password!", "csrf_token": csrf(client)}
+        assert client.post("/login", data=wrong).status_code == 401
+    right = {"email": VIEWER, "password": PASSWORD, "csrf_token": csrf(client)}
+    throttled = client.post("/login", data=right)
+    assert throttled.status_code == 429
+    assert int(throttled.headers["Retry-After"]) > 0
+    assert "too many failed logins" in html(throttled)
+    assert client.get("/tenants").status_code == 302  # still logged out
+
+
+@pytest.fixture
+def many_events(app: Flask, world: World) -> None:
+    with app.app_context():
+        db = database.session()
+        a = tenant_for(db, system_actor(), "a")
+        b = tenant_for(db, system_actor(), "b")
+        for number in range(60):
+            record(db, system_actor(), "test.event", a, "thing", number, number=number)
+        record(db, system_actor(), "test.other", b, "thing", "b-only")
+        db.commit()
+
+
+@pytest.mark.usefixtures("many_events")
+def test_audit_log_pages_back_in_time(app: Flask) -> None:
+    client = logged_in(app, ADMIN)
+    first = html(client.get("/tenants/a/audit"))
+    assert first.count('<td class="nowrap">') == 50
+    assert "test.other" not in first
+    older = re.search(r'href="(/tenants/a/audit\?before=\d+)" rel="next"', first)
+    assert older is not None
+    second = html(client.get(older.group(1)))
+    assert "number=0<" in second
+    assert "« Newest" in second
+    assert "<th>IP</th>" in first
+
+
+@pytest.mark.usefixtures("many_events")
+def test_audit_log_for_viewers_and_platform(app: Flask) -> None:
+    viewer_page = html(logged_in(app, VIEWER).get("/tenants/a/audit"))
+    assert "test.event" in viewer_page
+    assert "<th>IP</th>" not in viewer_page
+    platform_page = html(logged_in(app, PLATFORM).get("/audit"))
+    assert "test.other" in platform_page
+    assert 'href="/tenants/b/audit"' in platform_page
