@@ -3,7 +3,8 @@
 #
 # usage: scripts/install-debian-packages.sh [PACKAGE...]
 #   default: influxdb influxdb-client prometheus prometheus-alertmanager victoria-metrics
-#            prometheus-node-exporter libfuse2 (libfuse2: the hung-statfs test's FUSE filesystem)
+#            prometheus-node-exporter libfuse2 chromium
+#   (libfuse2: the hung-statfs test's FUSE filesystem; chromium: the admin pages' browser tests)
 #
 # Idempotent: installs only what is missing, and runs `apt-get update` once, only then.
 # The packages' maintainer scripts would start their daemons on the default ports
@@ -13,7 +14,7 @@ set -euo pipefail
 
 DEFAULT_PACKAGES=(
     influxdb influxdb-client prometheus prometheus-alertmanager victoria-metrics
-    prometheus-node-exporter libfuse2
+    prometheus-node-exporter libfuse2 chromium
 )
 POLICY=/usr/sbin/policy-rc.d
 
