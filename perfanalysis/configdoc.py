@@ -27,7 +27,17 @@ def _admin_spec() -> Spec:
     return build_spec()
 
 
-SPECS: dict[str, Callable[[], Spec]] = {"exporter": _exporter_spec, "admin": _admin_spec}
+def _grafana_spec() -> Spec:
+    from perfanalysis.grafana.settings import build_spec
+
+    return build_spec()
+
+
+SPECS: dict[str, Callable[[], Spec]] = {
+    "exporter": _exporter_spec,
+    "admin": _admin_spec,
+    "grafana": _grafana_spec,
+}
 
 
 def render_readme(text: str) -> str:

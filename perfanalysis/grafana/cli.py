@@ -1,0 +1,102 @@
+"""``perfanalysis grafana generate|check|sync``: dashboards and provisioning files, and the live sync.
+
+* ``generate`` writes grafana/dashboards/*.json and provisioning/grafana/** from the code;
+* ``check`` exits 1 when the committed files differ from what ``generate`` would write;
+* ``sync [flags]`` applies every tenant's org, data source, dashboards and alert rules to Grafana.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+USAGE = """usage: perfanalysis grafana COMMAND [flags]
+
+commands:
+  generate   write grafana/dashboards/*.json and provisioning/grafana/ from the code
+  check      exit 1 when the committed files differ from what generate writes
+  sync       create or update each tenant's Grafana org, data source, dashboards and alert rules
+             (perfanalysis grafana sync --help for its flags)"""
+
+
+def generated() -> dict[Path, str]:
+    """Every generated file by absolute path."""
+    from perfanalysis.grafana import provisioning, render
+
+    files = {render.default_dir() / name: text for name, text in render.render_all().items()}
+    files |= {
+        provisioning.default_dir() / name: text for name, text in provisioning.files().items()
+    }
+    return files
+
+
+def generate() -> int:
+    changed = 0
+    for path, text in generated().items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed += 1
+            print(f"wrote {path}")
+    print(f"{changed} file(s) written, {len(generated()) - changed} already up to date")
+    return 0
+
+
+def check() -> int:
+    from perfanalysis.grafana import render
+
+    problems = [f"{path}: differs from the generator's output (run generate)"
+                for path, text in generated().items()
+                if not path.exists() or path.read_text() != text]  # fmt: skip
+    problems += [p for p in render.drift(render.default_dir()) if "not produced" in p]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def sync(argv: Sequence[str]) -> int:
+    from perfanalysis.config import ConfigError, HelpRequested
+    from perfanalysis.grafana.client import SyncError
+    from perfanalysis.grafana.settings import load
+    from perfanalysis.grafana.sync import sync as run_sync
+    from perfanalysis.grafana.tenantsource import TenantError, load_tenants
+
+    try:
+        settings = load(argv)
+    except HelpRequested as help_:
+        print(help_.text)
+        return 0
+    except ConfigError as exc:
+        print("perfanalysis grafana sync: invalid configuration:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 2
+    try:
+        tenants = load_tenants(
+            settings["database_url"], settings["secret_key"], settings["tenants"]
+        )
+        report = run_sync(settings, tenants)
+    except (SyncError, TenantError) as exc:
+        print(f"perfanalysis grafana sync: {exc}", file=sys.stderr)
+        return 1
+    for line in report.lines:
+        print(line)
+    print(f"{len(tenants)} tenant(s), {report.changes} change(s)")
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    args = list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "generate" and not rest:
+        return generate()
+    if command == "check" and not rest:
+        return check()
+    if command == "sync":
+        return sync(rest)
+    print(f"perfanalysis grafana: unknown command {' '.join(args)!r}\n\n{USAGE}", file=sys.stderr)
+    return 2

@@ -1,0 +1,103 @@
+"""Settings of ``perfanalysis grafana sync``: a flag and a PERFANALYSIS_GRAFANA_ variable for each.
+
+Creating orgs needs a Grafana server admin, so basic auth (user and password) is the usual
+credential; a token works against a Grafana whose token may manage orgs. The admin database and
+its secret key default to the admin app's own variables (PERFANALYSIS_ADMIN_DATABASE_URL,
+DATABASE_URL, PERFANALYSIS_ADMIN_SECRET_KEY), which decrypt each tenant's InfluxDB read password.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from perfanalysis.config import ConfigError, Setting, Spec, parse, positive_float
+
+ENV_PREFIX = "PERFANALYSIS_GRAFANA_"
+
+
+def _http_url(text: str) -> str:
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _slugs(text: str) -> list[str]:
+    return [slug.strip() for slug in text.split(",") if slug.strip()]
+
+
+def build_spec() -> Spec:
+    spec = Spec(
+        program="perfanalysis grafana sync",
+        env_prefix=ENV_PREFIX,
+        description="Create or update each tenant's Grafana org, InfluxDB data source, dashboards "
+        "and alert rules through Grafana's HTTP API; a second run changes nothing.",
+    )
+    for setting in (
+        Setting("url", "Grafana's base URL.", "", _http_url, metavar="URL"),
+        Setting("user", "Grafana server admin user (basic auth).", "", metavar="USER"),
+        Setting("password", "Password of --user.", "", secret=True, metavar="PASSWORD"),
+        Setting("token", "Bearer token instead of --user/--password.", "", secret=True, metavar="TOKEN"),
+        Setting("influxdb-url", "InfluxDB URL as Grafana reaches it, for each tenant's data source.",
+                "", _http_url, metavar="URL"),
+        Setting("alert-webhook-url", "Webhook each tenant's Grafana alerts are sent to, as Grafana "
+                "reaches it; {tenant} is replaced by the tenant's slug (no contact point when empty).",
+                "", _http_url, metavar="URL"),
+        Setting("database-url", "Admin database URL (default: PERFANALYSIS_ADMIN_DATABASE_URL, "
+                "DATABASE_URL, then the admin app's SQLite file).", None, metavar="URL"),
+        Setting("secret-key", "The admin app's secret key, to decrypt stored InfluxDB passwords "
+                "(default: PERFANALYSIS_ADMIN_SECRET_KEY).", None, secret=True, metavar="SECRET"),
+        Setting("tenants", "Comma-separated tenant slugs to sync (default: every active tenant).",
+                "", _slugs, metavar="SLUGS"),
+        Setting("timeout", "Seconds to wait for each Grafana request.", 10.0, positive_float,
+                metavar="SECONDS"),
+    ):  # fmt: skip
+        spec.add(setting)
+    spec.checks.append(_checks)
+    return spec
+
+
+def _checks(values: dict[str, Any]) -> list[str]:
+    errors = []
+    if not values["url"]:
+        errors.append(f"setting url: required: give --url or {ENV_PREFIX}URL")
+    if not values["token"] and not (values["user"] and values["password"]):
+        errors.append("credentials: give --user and --password (a server admin) or --token")
+    if not values["influxdb_url"]:
+        errors.append(
+            f"setting influxdb-url: required: give --influxdb-url or {ENV_PREFIX}INFLUXDB_URL"
+        )
+    return errors
+
+
+def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse the sync settings; raises ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    if values["database_url"] is None or values["secret_key"] is None:
+        values.update(_from_admin_settings(env, values["secret_key"], values["database_url"]))
+    return values
+
+
+def _from_admin_settings(
+    env: Mapping[str, str], secret_key: str | None, database_url: str | None
+) -> dict[str, Any]:
+    """The admin app's database URL and secret key, parsed by the admin app's own rules."""
+    from tenants.settings import load as load_admin
+
+    admin_env = {
+        k: v for k, v in env.items() if k.startswith("PERFANALYSIS_ADMIN_") or k == "DATABASE_URL"
+    }
+    if secret_key is not None:
+        admin_env["PERFANALYSIS_ADMIN_SECRET_KEY"] = secret_key
+    if database_url is not None:
+        admin_env["PERFANALYSIS_ADMIN_DATABASE_URL"] = database_url
+    try:
+        admin = load_admin([], admin_env)
+    except ConfigError as exc:
+        hint = (
+            f"give --secret-key/--database-url or {ENV_PREFIX}SECRET_KEY/{ENV_PREFIX}DATABASE_URL"
+        )
+        raise ConfigError([f"admin settings: {e}" for e in exc.errors] + [hint]) from None
+    return {"database_url": admin["database_url"], "secret_key": admin["secret_key"]}

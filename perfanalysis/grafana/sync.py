@@ -1,0 +1,213 @@
+"""Apply each tenant's Grafana setup to a live Grafana, idempotently, keyed on names and uids.
+
+Per tenant: an org (looked up by name, created when missing; orgs cannot be provisioned from
+files), then, acting in that org through ``X-Grafana-Org-Id``: the InfluxDB data source with the
+tenant's read-only credentials, the PerfAnalysis folder, the dashboards, the alert rules (with
+``X-Disable-Provenance``) and, given the admin app's URL, a webhook contact point and the
+notification policy. Each object is read first and written only when it differs, so a second
+run reports every object unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from perfanalysis.grafana import alerts, provisioning
+from perfanalysis.grafana.client import NO_PROVENANCE, Grafana, SyncError
+from perfanalysis.grafana.render import as_dict
+from perfanalysis.grafana.tenantsource import TenantGrafana
+
+CONTACT_POINT = provisioning.CONTACT_POINT
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    changes: int = 0
+
+    def note(self, tenant: str, what: str, outcome: str) -> None:
+        self.lines.append(f"{tenant}: {what} {outcome}")
+        self.changes += outcome != "unchanged"
+
+
+def covers(current: Any, desired: Any) -> bool:
+    """Whether ``current`` holds everything ``desired`` sets (Grafana adds fields of its own)."""
+    if isinstance(desired, dict):
+        return isinstance(current, dict) and all(
+            covers(current.get(k), v) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (isinstance(current, list) and len(current) == len(desired)
+                and all(covers(c, d) for c, d in zip(current, desired, strict=True)))  # fmt: skip
+    return bool(current == desired)
+
+
+def credential_fingerprint(secret_key: str, tenant: TenantGrafana) -> str:
+    """An HMAC of the read credentials, kept in jsonData: Grafana never returns the password, so
+    this is how a rotated password is noticed without rewriting it on every run."""
+    from tenants.crypto import derive
+
+    key = derive(secret_key, "grafana datasource credentials")
+    message = f"{tenant.read_user}\0{tenant.read_password}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass
+class TenantSync:
+    grafana: Grafana  # acting in the tenant's org
+    tenant: TenantGrafana
+    settings: dict[str, Any]
+    report: Report
+    org_id: int
+    dashboards_json: list[dict[str, Any]]
+    panel_ids: dict[str, int]
+
+    def run(self) -> None:
+        for step in (
+            self.datasource,
+            self.folder,
+            self.dashboards,
+            self.alert_rules,
+            self.notifications,
+        ):
+            step()
+
+    def _note(self, what: str, outcome: str) -> None:
+        self.report.note(self.tenant.slug, what, outcome)
+
+    def _upsert(self, what: str, get: str, desired: dict[str, Any], create: Callable[[], Any],
+                update: Callable[[Any], Any]) -> Any:  # fmt: skip
+        current = self.grafana.get(get)
+        if current is None:
+            create()
+            self._note(what, "created")
+        elif not covers(current, desired):
+            update(current)
+            self._note(what, "updated")
+        else:
+            self._note(what, "unchanged")
+        return current
+
+    def _replace(self, path: str, body: dict[str, Any], _current: Any) -> Any:
+        return self.grafana.send("PUT", path, body, NO_PROVENANCE)
+
+    def datasource(self) -> None:
+        t = self.tenant
+        json_data = {**provisioning.influxdb_json_data(t.database),
+                     "perfanalysisCredential": credential_fingerprint(self.settings["secret_key"], t)}  # fmt: skip
+        desired = {"name": "InfluxDB", "type": "influxdb", "uid": t.datasource_uid, "access": "proxy",
+                   "url": self.settings["influxdb_url"], "user": t.read_user, "basicAuth": False,
+                   "isDefault": True, "jsonData": json_data}  # fmt: skip
+        body = {**desired, "secureJsonData": {"password": t.read_password}}
+        path = f"/datasources/uid/{t.datasource_uid}"
+        self._upsert(f"data source {t.datasource_uid}", path, desired,
+                     lambda: self.grafana.send("POST", "/datasources", body),
+                     lambda _: self.grafana.send("PUT", path, body))  # fmt: skip
+
+    def folder(self) -> None:
+        desired = {"uid": alerts.FOLDER_UID, "title": alerts.FOLDER_TITLE}
+        path = f"/folders/{alerts.FOLDER_UID}"
+        self._upsert(f"folder {alerts.FOLDER_UID}", path, desired,
+                     lambda: self.grafana.send("POST", "/folders", desired),
+                     lambda cur: self.grafana.send("PUT", path, {"title": alerts.FOLDER_TITLE,
+                                                                 "version": cur.get("version"), "overwrite": True}))  # fmt: skip
+
+    def dashboards(self) -> None:
+        for dashboard in self.dashboards_json:
+            uid = dashboard["uid"]
+            body = {"dashboard": {**dashboard, "id": None}, "folderUid": alerts.FOLDER_UID,
+                    "overwrite": True, "message": "perfanalysis grafana sync"}  # fmt: skip
+            desired = {"dashboard": dashboard, "meta": {"folderUid": alerts.FOLDER_UID}}
+
+            def save(_: Any = None, body: dict[str, Any] = body) -> Any:
+                return self.grafana.send("POST", "/dashboards/db", body)
+
+            self._upsert(f"dashboard {uid}", f"/dashboards/uid/{uid}", desired, save, save)
+
+    def alert_rules(self) -> None:
+        labels = {"tenant": self.tenant.slug}
+        for rule in alerts.RULES:
+            body = alerts.to_api_rule(
+                rule, self.tenant.datasource_uid, self.panel_ids, self.org_id, labels
+            )
+            path = f"/v1/provisioning/alert-rules/{rule.uid}"
+            create = partial(
+                self.grafana.send, "POST", "/v1/provisioning/alert-rules", body, NO_PROVENANCE
+            )
+            update = partial(self._replace, path, body)
+            self._upsert(f"alert rule {rule.uid}", path, body, create, update)
+        group_path = f"/v1/provisioning/folder/{alerts.FOLDER_UID}/rule-groups/{alerts.GROUP}"
+        group = self.grafana.get(group_path) or {}
+        if group.get("interval") != alerts.INTERVAL_SECONDS:
+            group = {**group, "title": alerts.GROUP, "folderUid": alerts.FOLDER_UID,
+                     "interval": alerts.INTERVAL_SECONDS}  # fmt: skip
+            self.grafana.send("PUT", group_path, group, NO_PROVENANCE)
+            self._note(f"rule group {alerts.GROUP} interval", "updated")
+        else:
+            self._note(f"rule group {alerts.GROUP} interval", "unchanged")
+
+    def notifications(self) -> None:
+        webhook = self.settings.get("alert_webhook_url")
+        if not webhook:
+            self._note("contact point", "skipped (no --alert-webhook-url)")
+            self.report.changes -= 1
+            return
+        uid = f"pa-{self.tenant.slug}-webhook"
+        url = webhook.replace("{tenant}", self.tenant.slug)
+        desired = {**provisioning.webhook_receiver(uid, url), "name": CONTACT_POINT}
+        found = self.grafana.get("/v1/provisioning/contact-points", {"name": CONTACT_POINT}) or []
+        current = next((c for c in found if c.get("uid") == uid), None)
+        if current is None:
+            self.grafana.send("POST", "/v1/provisioning/contact-points", desired, NO_PROVENANCE)
+            self._note(f"contact point {uid}", "created")
+        elif not covers(current, desired):
+            self.grafana.send(
+                "PUT", f"/v1/provisioning/contact-points/{uid}", desired, NO_PROVENANCE
+            )
+            self._note(f"contact point {uid}", "updated")
+        else:
+            self._note(f"contact point {uid}", "unchanged")
+        tree = provisioning.policy_tree(CONTACT_POINT)
+        if covers(self.grafana.get("/v1/provisioning/policies"), tree):
+            self._note("notification policy", "unchanged")
+        else:
+            self.grafana.send("PUT", "/v1/provisioning/policies", tree, NO_PROVENANCE)
+            self._note("notification policy", "updated")
+
+
+def ensure_org(grafana: Grafana, name: str, report: Report) -> int:
+    found = grafana.get(f"/orgs/name/{name}")
+    if found is not None:
+        report.note(name, f"org {name!r} (id {found['id']})", "unchanged")
+        return int(found["id"])
+    created = grafana.send("POST", "/orgs", {"name": name})
+    report.note(name, f"org {name!r} (id {created['orgId']})", "created")
+    return int(created["orgId"])
+
+
+def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
+    """Sync every tenant; raises SyncError at the first request Grafana refuses."""
+    credential: str | tuple[str, str] = settings["token"] or (
+        settings["user"],
+        settings["password"],
+    )
+    from perfanalysis.grafana.dashboards import DASHBOARDS
+
+    grafana = Grafana(settings["url"], credential, settings["timeout"])
+    report = Report()
+    dashboards = [as_dict(build()) for build in DASHBOARDS.values()]
+    panel_ids = alerts.host_panel_ids()
+    for tenant in tenants:
+        org_id = ensure_org(grafana, tenant.org_name, report)
+        TenantSync(
+            grafana.in_org(org_id), tenant, settings, report, org_id, dashboards, panel_ids
+        ).run()
+    return report
+
+
+__all__ = ["Report", "SyncError", "covers", "sync"]

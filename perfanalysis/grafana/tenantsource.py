@@ -1,0 +1,63 @@
+"""What sync needs of each tenant, read from the admin database (tenants.models, tenants.crypto)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import sessionmaker
+
+
+@dataclass(frozen=True)
+class TenantGrafana:
+    """A tenant as Grafana sees it: org name, database, and its read-only InfluxDB credentials."""
+
+    slug: str
+    name: str
+    database: str
+    read_user: str
+    read_password: str = field(repr=False)
+
+    @property
+    def org_name(self) -> str:
+        return self.slug
+
+    @property
+    def datasource_uid(self) -> str:
+        return f"influx-{self.slug}"
+
+
+class TenantError(Exception):
+    pass
+
+
+def load_tenants(
+    database_url: str, secret_key: str, slugs: Sequence[str] = ()
+) -> list[TenantGrafana]:
+    """Active tenants visible to the system actor (all), or those named, with decrypted passwords."""
+    from tenants.access import system_actor, visible_tenants
+    from tenants.crypto import Vault
+    from tenants.db import make_engine
+
+    vault = Vault(secret_key)
+    engine = make_engine(database_url)
+    try:
+        with sessionmaker(engine)() as db:
+            tenants = visible_tenants(db, system_actor("grafana-sync"))
+            missing = sorted(set(slugs) - {t.slug for t in tenants})
+            if missing:
+                raise TenantError(f"no such tenant: {', '.join(missing)}")
+            chosen = [t for t in tenants if (t.slug in slugs if slugs else t.active)]
+            result = []
+            for tenant in chosen:
+                if not tenant.influx_read_user or not tenant.influx_read_password_encrypted:
+                    raise TenantError(f"tenant {tenant.slug} has no InfluxDB read credentials")
+                try:
+                    password = vault.decrypt(tenant.influx_read_password_encrypted)
+                except ValueError as exc:
+                    raise TenantError(f"tenant {tenant.slug}: {exc}") from None
+                result.append(TenantGrafana(tenant.slug, tenant.name, tenant.influx_database,
+                                            tenant.influx_read_user, password))  # fmt: skip
+            return result
+    finally:
+        engine.dispose()

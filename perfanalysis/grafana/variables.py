@@ -1,0 +1,77 @@
+"""Template variables: data source, host (InfluxQL) or job/instance (PromQL), device, interface.
+
+Virtual devices are left out of the device and interface lists by the variables' regex, so "All"
+expands to physical devices only; any other value (``dm-0``, ``docker0``) can still be typed in.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.models import dashboard as dm
+
+from perfanalysis.grafana.targets import INFLUXDB, PROMETHEUS
+
+# lo, veth*, docker*, br-*, virbr*, cni*, flannel*, cali*, tunl*, loop*, ram*, zram*, dm-*, sr*
+VIRTUAL_DEVICES = (
+    r"lo|veth.*|docker.*|br-.*|virbr.*|cni.*|flannel.*|cali.*|tunl.*|"
+    r"loop\d+|ram\d+|zram\d+|dm-\d+|sr\d+|fd\d+"
+)
+PHYSICAL_ONLY = f"/^(?!({VIRTUAL_DEVICES})$).+$/"
+
+JOB = 'job=~"$job"'
+ON_TIME_RANGE_CHANGE = dm.VariableRefresh.ON_TIME_RANGE_CHANGED
+
+
+def datasource(plugin: str) -> db.DatasourceVariable:
+    """The one templated data source: the linter wants it named ``datasource``."""
+    return db.DatasourceVariable("datasource").label("Data source").type(plugin)
+
+
+def _query(name: str, label: str, query: str, ref: dm.DataSourceRef) -> db.QueryVariable:
+    return (
+        db.QueryVariable(name).label(label).query(query).datasource(ref)
+        .refresh(ON_TIME_RANGE_CHANGE).sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )  # fmt: skip
+
+
+def influx_host(include_all: bool) -> db.QueryVariable:
+    variable = _query(
+        "host", "Host", 'SHOW TAG VALUES FROM "node_uname_info" WITH KEY = "host"', INFLUXDB
+    )
+    variable = variable.multi(True).include_all(include_all)
+    return variable.all_value(".*") if include_all else variable
+
+
+def influx_device(name: str, label: str, measurement: str) -> db.QueryVariable:
+    query = f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device" WHERE "host" =~ /^$host$/'
+    return _query(name, label, query, INFLUXDB).multi(True).include_all(True).regex(PHYSICAL_ONLY)
+
+
+def prom_job(metric: str = "node_uname_info") -> db.QueryVariable:
+    return _query("job", "Job", f"label_values({metric}, job)", PROMETHEUS).multi(True).include_all(
+        True).all_value(".+")  # fmt: skip
+
+
+def _selector(metric: str, matchers: str) -> str:
+    """``metric{matchers}``, or the matchers added to a selector already in braces."""
+    return f"{metric[:-1]}, {matchers}}}" if metric.endswith("}") else f"{metric}{{{matchers}}}"
+
+
+def prom_instance(metric: str = "node_uname_info") -> db.QueryVariable:
+    query = f"label_values({_selector(metric, JOB)}, instance)"
+    return (
+        _query("instance", "Instance", query, PROMETHEUS)
+        .multi(True)
+        .include_all(True)
+        .all_value(".+")
+    )
+
+
+def prom_device(name: str, label: str, metric: str) -> db.QueryVariable:
+    query = f'label_values({metric}{{job=~"$job", instance=~"$instance"}}, device)'
+    return _query(name, label, query, PROMETHEUS).multi(True).include_all(True).regex(PHYSICAL_ONLY)
+
+
+def prom_label(name: str, label: str, metric: str, key: str) -> db.QueryVariable:
+    query = f'label_values({metric}{{job=~"$job", instance=~"$instance"}}, {key})'
+    return _query(name, label, query, PROMETHEUS).multi(True).include_all(True).all_value(".+")

@@ -1,0 +1,695 @@
+"""``perfanalysis grafana sync`` against a FAKE Grafana.
+
+Grafana cannot run here, so ``FakeGrafana`` below stands in for it: a real HTTP server on a
+loopback port, in a thread, that implements only the HTTP API calls the sync makes, with the
+request shapes Grafana documents (paths, methods, required JSON fields, basic or bearer auth,
+org context through the ``X-Grafana-Org-Id`` header or ``POST /api/user/using/:id``, 404 for
+missing objects, 409 for an org or data source name already taken, 412 for a stale folder
+version) and keeps their state, so the tests can look at what a real Grafana would hold. It is
+not Grafana: it does not render, query, evaluate rules, or validate dashboard JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from perfanalysis.grafana import alerts, cli
+from perfanalysis.grafana.dashboards import DASHBOARDS
+from tenants.crypto import Vault
+from tenants.models import Tenant
+from tests.conftest import TEST_SECRET, empty_tables
+
+ADMIN = ("admin", "s3cret-admin")
+TOKEN = "glsa_test_token"
+
+
+@dataclass
+class Org:
+    id: int
+    name: str
+    datasources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secure: dict[str, dict[str, str]] = field(default_factory=dict)  # uid -> secureJsonData
+    folders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    groups: dict[tuple[str, str], int] = field(default_factory=dict)  # (folder, group) -> interval
+    contact_points: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=lambda: {"receiver": "grafana-default-email"})
+
+
+class Reply(Exception):
+    def __init__(self, status: int, body: Any = None) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+class FakeGrafana:
+    """State and request handling of the fake (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.orgs: dict[int, Org] = {1: Org(1, "Main Org.")}
+        self.members: set[int] = {1}
+        self.current_org = 1
+        self.requests: list[dict[str, Any]] = []
+        self.fail: dict[tuple[str, str], int] = {}  # (method, path regex) -> status, once
+        self.lock = threading.Lock()
+        self._next_id = 100
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # -- plumbing
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        with self.lock:
+            org_header = headers.get("x-grafana-org-id")
+            self.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "org": org_header,
+                    "headers": headers,
+                    "body": body,
+                }
+            )
+            for (fail_method, pattern), status in list(self.fail.items()):
+                if fail_method == method and re.fullmatch(pattern, path.split("?")[0]):
+                    del self.fail[(fail_method, pattern)]
+                    return status, {"message": "internal server error"}
+            try:
+                self._authenticate(headers)
+                org = self._org(org_header)
+                return self._route(method, path, org, body)
+            except Reply as reply:
+                return reply.status, reply.body
+
+    def _authenticate(self, headers: dict[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        basic = "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+        if auth not in (basic, f"Bearer {TOKEN}"):
+            raise Reply(401, {"message": "invalid username or password"})
+
+    def _org(self, header: str | None) -> Org:
+        if header is None:
+            return self.orgs[self.current_org]
+        if not header.isdigit() or int(header) not in self.orgs or int(header) not in self.members:
+            raise Reply(401, {"message": "user is not a member of the organization"})
+        return self.orgs[int(header)]
+
+    def _route(self, method: str, path: str, org: Org, body: Any) -> tuple[int, Any]:
+        path, _, query = path.partition("?")
+        for pattern, handler in self.routes():
+            match = re.fullmatch(pattern, f"{method} {path}")
+            if match:
+                return handler(org, body, query, *match.groups())
+        raise Reply(404, {"message": "Not found"})
+
+    def routes(self) -> list[tuple[str, Callable[..., tuple[int, Any]]]]:
+        return [
+            (r"GET /api/orgs/name/([^/]+)", self.get_org), (r"POST /api/orgs", self.create_org),
+            (r"POST /api/user/using/(\d+)", self.use_org),
+            (r"GET /api/datasources/uid/([^/]+)", self.get_datasource),
+            (r"POST /api/datasources", self.create_datasource),
+            (r"PUT /api/datasources/uid/([^/]+)", self.update_datasource),
+            (r"GET /api/folders/([^/]+)", self.get_folder), (r"POST /api/folders", self.create_folder),
+            (r"PUT /api/folders/([^/]+)", self.update_folder),
+            (r"GET /api/dashboards/uid/([^/]+)", self.get_dashboard),
+            (r"POST /api/dashboards/db", self.save_dashboard),
+            (r"GET /api/v1/provisioning/alert-rules/([^/]+)", self.get_rule),
+            (r"POST /api/v1/provisioning/alert-rules", self.create_rule),
+            (r"PUT /api/v1/provisioning/alert-rules/([^/]+)", self.update_rule),
+            (r"GET /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", self.get_group),
+            (r"PUT /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", self.put_group),
+            (r"GET /api/v1/provisioning/contact-points", self.get_contact_points),
+            (r"POST /api/v1/provisioning/contact-points", self.create_contact_point),
+            (r"PUT /api/v1/provisioning/contact-points/([^/]+)", self.update_contact_point),
+            (r"GET /api/v1/provisioning/policies", self.get_policy),
+            (r"PUT /api/v1/provisioning/policies", self.put_policy),
+        ]  # fmt: skip
+
+    @staticmethod
+    def require(body: Any, *keys: str) -> None:
+        if not isinstance(body, dict):
+            raise Reply(400, {"message": "bad request data"})
+        missing = [k for k in keys if body.get(k) in (None, "")]
+        if missing:
+            raise Reply(400, {"message": f"missing required field(s): {', '.join(missing)}"})
+
+    # -- orgs: GET /api/orgs/name/:name, POST /api/orgs, POST /api/user/using/:id
+
+    def org_by_name(self, name: str) -> Org | None:
+        return next((o for o in self.orgs.values() if o.name == name), None)
+
+    def get_org(self, org: Org, body: Any, query: str, name: str) -> tuple[int, Any]:
+        found = self.org_by_name(name)
+        if found is None:
+            raise Reply(404, {"message": "Organization not found"})
+        return 200, {"id": found.id, "name": found.name, "address": {}}
+
+    def create_org(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "name")
+        if self.org_by_name(body["name"]):
+            raise Reply(409, {"message": "Organization name taken"})
+        new = Org(max(self.orgs) + 1, body["name"])
+        self.orgs[new.id] = new
+        self.members.add(new.id)  # the creating user becomes the new org's admin
+        return 200, {"orgId": new.id, "message": "Organization created"}
+
+    def use_org(self, org: Org, body: Any, query: str, org_id: str) -> tuple[int, Any]:
+        if int(org_id) not in self.members:
+            raise Reply(401, {"message": "Not a valid organization"})
+        self.current_org = int(org_id)
+        return 200, {"message": "Active organization changed"}
+
+    # -- data sources
+
+    def _public(self, org: Org, uid: str) -> dict[str, Any]:
+        return {
+            **org.datasources[uid],
+            "secureJsonFields": dict.fromkeys(org.secure.get(uid, {}), True),
+        }
+
+    def get_datasource(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.datasources:
+            raise Reply(404, {"message": "Data source not found"})
+        return 200, self._public(org, uid)
+
+    def create_datasource(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "name", "type", "access")
+        if any(d["name"] == body["name"] for d in org.datasources.values()):
+            raise Reply(409, {"message": "data source with the same name already exists"})
+        uid = body.get("uid") or f"ds{self.next_id()}"
+        if uid in org.datasources:
+            raise Reply(409, {"message": "data source with the same uid already exists"})
+        return 200, self._store_datasource(org, uid, body, self.next_id(), "Datasource added")
+
+    def update_datasource(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        self.require(body, "name", "type", "access")
+        if uid not in org.datasources:
+            raise Reply(404, {"message": "Data source not found"})
+        return 200, self._store_datasource(
+            org, uid, body, org.datasources[uid]["id"], "Datasource updated"
+        )
+
+    def _store_datasource(
+        self, org: Org, uid: str, body: dict[str, Any], ds_id: int, message: str
+    ) -> dict[str, Any]:
+        secure = body.get("secureJsonData") or {}
+        stored = {k: v for k, v in body.items() if k != "secureJsonData"}
+        org.datasources[uid] = {**stored, "uid": uid, "id": ds_id, "orgId": org.id,
+                                "version": org.datasources.get(uid, {}).get("version", 0) + 1}  # fmt: skip
+        org.secure[uid] = {**org.secure.get(uid, {}), **secure}
+        return {
+            "datasource": self._public(org, uid),
+            "id": ds_id,
+            "message": message,
+            "name": body["name"],
+        }
+
+    # -- folders
+
+    def get_folder(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.folders:
+            raise Reply(404, {"message": "folder not found"})
+        return 200, org.folders[uid]
+
+    def create_folder(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "title")
+        if body.get("uid") in org.folders:
+            raise Reply(409, {"message": "a folder with the same uid already exists"})
+        uid = body.get("uid") or f"f{self.next_id()}"
+        org.folders[uid] = {"id": self.next_id(), "uid": uid, "title": body["title"], "version": 1}
+        return 200, org.folders[uid]
+
+    def update_folder(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        self.require(body, "title")
+        folder = org.folders.get(uid)
+        if folder is None:
+            raise Reply(404, {"message": "folder not found"})
+        if not body.get("overwrite") and body.get("version") != folder["version"]:
+            raise Reply(
+                412,
+                {
+                    "message": "the folder has been changed by someone else",
+                    "status": "version-mismatch",
+                },
+            )
+        folder.update(title=body["title"], version=folder["version"] + 1)
+        return 200, folder
+
+    # -- dashboards
+
+    def get_dashboard(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.dashboards:
+            raise Reply(404, {"message": "Dashboard not found"})
+        stored = org.dashboards[uid]
+        folder = org.folders.get(stored["folderUid"], {})
+        return 200, {"dashboard": stored["dashboard"],
+                     "meta": {"folderUid": stored["folderUid"], "folderTitle": folder.get("title"),
+                              "provisioned": False, "slug": "x", "type": "db"}}  # fmt: skip
+
+    def save_dashboard(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "dashboard")
+        dashboard = body["dashboard"]
+        self.require(dashboard, "title")
+        folder_uid = body.get("folderUid", "")
+        if folder_uid and folder_uid not in org.folders:
+            raise Reply(400, {"message": "folder not found"})
+        uid = dashboard.get("uid") or f"d{self.next_id()}"
+        existing = org.dashboards.get(uid)
+        if (
+            existing
+            and not body.get("overwrite")
+            and dashboard.get("version") != existing["dashboard"]["version"]
+        ):
+            raise Reply(
+                412,
+                {
+                    "message": "The dashboard has been changed by someone else",
+                    "status": "version-mismatch",
+                },
+            )
+        same_title = [d for u, d in org.dashboards.items()
+                      if u != uid and d["folderUid"] == folder_uid and d["dashboard"]["title"] == dashboard["title"]]  # fmt: skip
+        if same_title and not body.get("overwrite"):
+            raise Reply(
+                412,
+                {
+                    "message": "A dashboard with the same name in the folder already exists",
+                    "status": "name-exists",
+                },
+            )
+        version = existing["dashboard"]["version"] + 1 if existing else 1
+        dash_id = existing["dashboard"]["id"] if existing else self.next_id()
+        org.dashboards[uid] = {"folderUid": folder_uid,
+                               "dashboard": {**dashboard, "id": dash_id, "uid": uid, "version": version}}  # fmt: skip
+        return 200, {
+            "id": dash_id,
+            "uid": uid,
+            "status": "success",
+            "version": version,
+            "url": f"/d/{uid}/x",
+            "slug": "x",
+        }
+
+    # -- alerting provisioning
+
+    RULE_FIELDS = (
+        "title",
+        "condition",
+        "data",
+        "folderUID",
+        "ruleGroup",
+        "noDataState",
+        "execErrState",
+        "for",
+        "orgID",
+    )
+
+    def get_rule(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.rules:
+            raise Reply(404, None)
+        return 200, org.rules[uid]
+
+    def _check_rule(self, org: Org, body: Any, headers_provenance: bool) -> None:
+        self.require(body, *self.RULE_FIELDS)
+        if body["orgID"] != org.id:
+            raise Reply(400, {"message": "orgID does not match the request's organization"})
+        if body["folderUID"] not in org.folders:
+            raise Reply(400, {"message": "folder does not exist"})
+        refs = [d.get("refId") for d in body["data"]]
+        if body["condition"] not in refs:
+            raise Reply(400, {"message": "condition refers to an unknown query"})
+
+    def create_rule(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self._check_rule(org, body, True)
+        uid = body.get("uid") or f"r{self.next_id()}"
+        if uid in org.rules:
+            raise Reply(409, {"message": "a rule with this uid already exists"})
+        return 201, self._store_rule(org, uid, body)
+
+    def update_rule(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.rules:
+            raise Reply(404, None)
+        self._check_rule(org, body, True)
+        return 200, self._store_rule(org, uid, body)
+
+    def _store_rule(self, org: Org, uid: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = self.requests[-1]["headers"]
+        org.provenance[uid] = "" if headers.get("x-disable-provenance") else "api"
+        org.groups.setdefault((body["folderUID"], body["ruleGroup"]), 10)
+        org.rules[uid] = {**body, "uid": uid, "id": org.rules.get(uid, {}).get("id", self.next_id()),
+                          "provenance": org.provenance[uid], "updated": "2026-01-01T00:00:00Z"}  # fmt: skip
+        return org.rules[uid]
+
+    def get_group(
+        self, org: Org, body: Any, query: str, folder: str, group: str
+    ) -> tuple[int, Any]:
+        if (folder, group) not in org.groups:
+            raise Reply(404, None)
+        rules = [
+            r for r in org.rules.values() if r["folderUID"] == folder and r["ruleGroup"] == group
+        ]
+        return 200, {
+            "title": group,
+            "folderUid": folder,
+            "interval": org.groups[(folder, group)],
+            "rules": rules,
+        }
+
+    def put_group(
+        self, org: Org, body: Any, query: str, folder: str, group: str
+    ) -> tuple[int, Any]:
+        self.require(body, "interval")
+        if not isinstance(body.get("rules"), list) or body["interval"] <= 0:
+            raise Reply(400, {"message": "invalid rule group"})
+        org.groups[(folder, group)] = body["interval"]
+        return 200, body
+
+    def get_contact_points(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        name = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("name")
+        return 200, [c for c in org.contact_points.values() if name is None or c["name"] == name]
+
+    def create_contact_point(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "name", "type", "settings")
+        uid = body.get("uid") or f"c{self.next_id()}"
+        org.contact_points[uid] = {**body, "uid": uid}
+        return 202, org.contact_points[uid]
+
+    def update_contact_point(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        self.require(body, "name", "type", "settings")
+        if uid not in org.contact_points:
+            raise Reply(404, {"message": "contact point not found"})
+        org.contact_points[uid] = {**body, "uid": uid}
+        return 202, org.contact_points[uid]
+
+    def get_policy(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        return 200, org.policy
+
+    def put_policy(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        self.require(body, "receiver")
+        names = {c["name"] for c in org.contact_points.values()} | {"grafana-default-email"}
+        receivers = [body["receiver"], *(r.get("receiver") for r in body.get("routes", []))]
+        if any(r not in names for r in receivers if r):
+            raise Reply(400, {"message": "receiver does not exist"})
+        org.policy = body
+        return 202, {"message": "policies updated"}
+
+    # -- what the tests look at
+
+    def writes(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["method"] in ("POST", "PUT", "DELETE", "PATCH")]
+
+
+def _serve(fake: FakeGrafana) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _respond(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload = fake.handle(self.command, self.path, headers, body)
+            data = b"" if payload is None else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _respond  # noqa: N815
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server
+
+
+@pytest.fixture
+def grafana() -> Iterator[tuple[FakeGrafana, str]]:
+    fake = FakeGrafana()
+    server = _serve(fake)
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+PASSWORDS = {"acme": "acme-read-password-1", "globex": "globex-read-password-2"}
+
+
+@pytest.fixture
+def tenant_db(migrated_engine: Engine, database_url: str) -> Iterator[Callable[[str, str], None]]:
+    """Two tenants with encrypted read passwords; the callable changes one tenant's password."""
+    empty_tables(migrated_engine)
+    vault = Vault(TEST_SECRET)
+    sessions = sessionmaker(migrated_engine)
+    with sessions.begin() as db:
+        for slug, password in PASSWORDS.items():
+            db.add(Tenant(slug=slug, name=slug.title(), influx_database=f"pa_{slug}",
+                          influx_read_user=f"pa_{slug}_read",
+                          influx_read_password_encrypted=vault.encrypt(password)))  # fmt: skip
+        db.add(Tenant(slug="gone", name="Gone", status="disabled", influx_database="pa_gone"))
+
+    def set_password(slug: str, password: str) -> None:
+        with sessions.begin() as db:
+            tenant = db.query(Tenant).filter_by(slug=slug).one()
+            tenant.influx_read_password_encrypted = vault.encrypt(password)
+
+    yield set_password
+    empty_tables(migrated_engine)
+
+
+def _run(url: str, database_url: str, *extra: str, password: str = ADMIN[1]) -> int:
+    return cli.run(["sync", f"--url={url}", f"--user={ADMIN[0]}", f"--password={password}",
+                    "--influxdb-url=http://influxdb:8086", f"--database-url={database_url}",
+                    f"--secret-key={TEST_SECRET}", *extra])  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_grafana_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [
+        n for n in os.environ if n.startswith(("PERFANALYSIS_GRAFANA_", "PERFANALYSIS_ADMIN_"))
+    ]:
+        monkeypatch.delenv(name)
+
+
+def test_first_run_creates_an_org_and_datasource_per_tenant(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url) == 0
+    orgs = {o.name: o for o in fake.orgs.values()}
+    assert set(orgs) == {"Main Org.", "acme", "globex"}  # the disabled tenant gets nothing
+    for slug, password in PASSWORDS.items():
+        org = orgs[slug]
+        assert list(org.datasources) == [f"influx-{slug}"]
+        source = org.datasources[f"influx-{slug}"]
+        assert source["type"] == "influxdb"
+        assert source["access"] == "proxy"
+        assert source["isDefault"]
+        assert source["user"] == f"pa_{slug}_read"
+        assert source["url"] == "http://influxdb:8086"
+        assert source["jsonData"]["dbName"] == f"pa_{slug}"
+        assert source["jsonData"]["version"] == "InfluxQL"
+        assert org.secure[f"influx-{slug}"] == {"password": password}
+    assert [
+        r["path"] for r in fake.requests if r["method"] == "POST" and r["path"] == "/api/orgs"
+    ] == ["/api/orgs"] * 2
+    out = capsys.readouterr().out
+    assert "acme: org 'acme'" in out
+    assert "created" in out
+    assert "2 tenant(s)" in out
+
+
+def test_a_tenant_datasource_never_holds_another_tenants_credentials(
+    grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url) == 0
+    for org in fake.orgs.values():
+        for uid, source in org.datasources.items():
+            slug = org.name
+            others = [s for s in PASSWORDS if s != slug]
+            assert uid == f"influx-{slug}"
+            text = json.dumps([source, org.secure[uid]])
+            assert not any(other in text or PASSWORDS[other] in text for other in others)
+    # every write for a tenant went to that tenant's org, by header
+    ids = {o.name: str(o.id) for o in fake.orgs.values()}
+    for request in fake.writes():
+        if request["path"].startswith("/api/datasources"):
+            assert request["org"] in (ids["acme"], ids["globex"])
+            expected = "acme" if request["org"] == ids["acme"] else "globex"
+            assert request["body"]["secureJsonData"]["password"] == PASSWORDS[expected]
+
+
+def test_second_run_is_a_no_op(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url, "--alert-webhook-url=http://relay:9000/alerts/{tenant}") == 0
+    writes = len(fake.writes())
+    capsys.readouterr()
+    assert _run(url, database_url, "--alert-webhook-url=http://relay:9000/alerts/{tenant}") == 0
+    assert len(fake.writes()) == writes, fake.writes()[writes:]
+    out = capsys.readouterr().out
+    assert "0 change(s)" in out
+    assert "created" not in out
+    assert "updated" not in out
+
+
+def test_dashboards_folder_and_alert_rules(
+    grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url) == 0
+    org = next(o for o in fake.orgs.values() if o.name == "acme")
+    assert org.folders[alerts.FOLDER_UID]["title"] == alerts.FOLDER_TITLE
+    assert sorted(org.dashboards) == sorted(build().uid for build in DASHBOARDS.values())
+    assert {d["folderUid"] for d in org.dashboards.values()} == {alerts.FOLDER_UID}
+    assert sorted(org.rules) == sorted(rule.uid for rule in alerts.RULES)
+    for rule in org.rules.values():
+        assert rule["labels"]["tenant"] == "acme"
+        assert rule["labels"]["severity"]
+        assert rule["provenance"] == ""  # X-Disable-Provenance: still editable in the UI
+        sources = {d["datasourceUid"] for d in rule["data"]}
+        assert sources == {"influx-acme", "__expr__"}
+    assert org.groups[(alerts.FOLDER_UID, alerts.GROUP)] == alerts.INTERVAL_SECONDS
+    alerting = [r for r in fake.writes() if "/v1/provisioning/" in r["path"]]
+    assert alerting
+    assert all(r["headers"].get("x-disable-provenance") == "true" for r in alerting)
+
+
+def test_contact_point_and_policy_with_a_webhook(
+    grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url, "--alert-webhook-url=http://relay:9000/alerts/{tenant}") == 0
+    org = next(o for o in fake.orgs.values() if o.name == "globex")
+    (contact,) = org.contact_points.values()
+    assert contact["settings"]["url"] == "http://relay:9000/alerts/globex"
+    assert org.policy["receiver"] == contact["name"]
+
+
+def test_rotated_password_updates_only_that_datasource(
+    grafana: tuple[FakeGrafana, str], tenant_db: Callable[[str, str], None], database_url: str
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url) == 0
+    writes = len(fake.writes())
+    tenant_db("acme", "a-brand-new-password")
+    assert _run(url, database_url) == 0
+    changed = fake.writes()[writes:]
+    assert [(r["method"], r["path"]) for r in changed] == [
+        ("PUT", "/api/datasources/uid/influx-acme")
+    ]
+    acme = next(o for o in fake.orgs.values() if o.name == "acme")
+    assert acme.secure["influx-acme"]["password"] == "a-brand-new-password"
+
+
+def test_existing_org_is_reused(
+    grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str
+) -> None:
+    fake, url = grafana
+    fake.orgs[7] = Org(7, "acme")
+    fake.members.add(7)
+    assert _run(url, database_url, "--tenants=acme") == 0
+    assert [o.name for o in fake.orgs.values()] == ["Main Org.", "acme"]
+    assert "influx-acme" in fake.orgs[7].datasources
+
+
+def test_token_auth(grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str) -> None:
+    fake, url = grafana
+    code = cli.run(["sync", f"--url={url}", f"--token={TOKEN}", "--influxdb-url=http://influxdb:8086",
+                    f"--database-url={database_url}", f"--secret-key={TEST_SECRET}"])  # fmt: skip
+    assert code == 0
+    assert fake.requests[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_unauthorized_is_a_clear_error(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url, password="wrong") == 1
+    err = capsys.readouterr().err
+    assert f"Grafana at {url}" in err
+    assert "401" in err
+    assert "check the credentials" in err
+    assert fake.writes() == []
+
+
+def test_server_error_stops_with_a_clear_message(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake, url = grafana
+    fake.fail[("POST", "/api/datasources")] = 500
+    assert _run(url, database_url) == 1
+    err = capsys.readouterr().err
+    assert "POST /api/datasources failed: 500" in err
+    assert "(org " in err
+
+
+def test_unknown_tenant_and_bad_configuration(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, url = grafana
+    assert _run(url, database_url, "--tenants=nope") == 1
+    assert "no such tenant: nope" in capsys.readouterr().err
+    assert cli.run(["sync", "--url=ftp://x"]) == 2
+    assert "expected an http:// or https:// URL" in capsys.readouterr().err
+    assert cli.run(["sync", f"--url={url}"]) == 2
+    err = capsys.readouterr().err
+    assert "--user and --password" in err
+    assert "influxdb-url" in err
+
+
+def test_the_fake_switches_orgs_like_grafana(grafana: tuple[FakeGrafana, str]) -> None:
+    """Both documented ways of choosing the org: the header, and POST /api/user/using/:id."""
+    fake, _ = grafana
+    auth = {
+        "authorization": "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    }
+    status, created = fake.handle("POST", "/api/orgs", auth, {"name": "acme"})
+    assert status == 200
+    assert fake.handle("POST", "/api/orgs", auth, {"name": "acme"})[0] == 409
+    assert fake.handle("POST", "/api/datasources", {**auth, "x-grafana-org-id": "99"},
+                       {"name": "x", "type": "influxdb", "access": "proxy"})[0] == 401  # fmt: skip
+    assert fake.handle("POST", f"/api/user/using/{created['orgId']}", auth, None)[0] == 200
+    body = {"name": "x", "type": "influxdb", "access": "proxy", "uid": "u"}
+    assert fake.handle("POST", "/api/datasources", auth, body)[0] == 200
+    assert "u" in fake.orgs[created["orgId"]].datasources
+    assert fake.handle("POST", "/api/datasources", auth, body)[0] == 409
+    assert fake.handle("POST", "/api/datasources", auth, {"name": "y"})[0] == 400
