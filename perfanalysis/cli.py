@@ -12,7 +12,14 @@ from collections.abc import Sequence
 COMPONENTS = {
     "exporter": ("exporter.main", "serve node_exporter-compatible metrics for this host"),
     "admin": ("tenants.cli", "the admin app: database, tenants, users, collectors, API keys"),
-    "grafana": ("perfanalysis.grafana.cli", "dashboards, provisioning files and the per-tenant Grafana sync"),
+    "alerting": (
+        "perfanalysis.alerting.cli",
+        "Prometheus rules and Alertmanager routes from thresholds.yaml",
+    ),
+    "grafana": (
+        "perfanalysis.grafana.cli",
+        "dashboards, provisioning files and the per-tenant Grafana sync",
+    ),
 }
 
 

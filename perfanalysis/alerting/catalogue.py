@@ -1,0 +1,364 @@
+"""The alert rules a tenant can tune: their PromQL, their thresholds' units and their runbook text.
+
+Expressions follow node-mixin's (docs/node-mixin in node_exporter) so that they mean what SREs
+expect, with two changes: every selector is scoped by ``tenant`` (a tenant's override must never
+touch another tenant's hosts), and aggregations use ``without`` so that target labels such as
+``job`` and ``instance`` survive into the notification. A warning and a critical rule share one
+alert name, so Alertmanager can inhibit the warning while the critical one fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from perfanalysis.alerting.durations import format_duration
+from perfanalysis.alerting.templates import (
+    DURATION,
+    INSTANCE,
+    NUMBER,
+    PERCENT,
+    RATIO,
+    Label,
+    Text,
+    text,
+)
+
+# Pseudo and in-memory filesystems whose fill level says nothing about the host's disks.
+FS_IGNORED = "tmpfs|ramfs|devtmpfs|rootfs|squashfs|overlay|iso9660|nsfs|fuse.lxcfs"
+DISK_IGNORED = "(loop|ram|zram|sr|fd)[0-9]+"
+IDLE = 'mode="idle"'
+REAL_DISKS = f'device!~"{DISK_IGNORED}"'
+THRESHOLDS_FILE = "provisioning/thresholds.yaml"
+
+
+@dataclass(frozen=True)
+class Level:
+    """One severity of one rule for one scope: what the expression compares against."""
+
+    severity: str
+    threshold: float | None  # None for condition rules (``up == 0``)
+    for_seconds: int
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def for_text(self) -> str:
+        return format_duration(self.for_seconds)
+
+    @property
+    def limit(self) -> str:
+        """The threshold as PromQL and prose print it (``80``, ``0.9``, ``1e+04``)."""
+        assert self.threshold is not None
+        return f"{self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A rule-specific setting beside warning/critical/for, with its allowed range."""
+
+    name: str
+    low: float
+    high: float | None
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    key: str  # the name in thresholds.yaml
+    alert: str
+    unit: str  # how thresholds are expressed, for error messages and docs
+    expr: Callable[[str, Level], str]
+    summary: Callable[[Level], Text]
+    description: Callable[[Level], Text]
+    thresholds: bool = True  # False: a condition with a ``severity`` instead of warning/critical
+    low: float = 0.0
+    high: float | None = None
+    higher_is_worse: bool = True
+    params: tuple[Param, ...] = ()
+
+
+def sel(metric: str, scope: str, *matchers: str) -> str:
+    """``metric{matchers..., scope}``; the scope is the tenant matcher (possibly empty)."""
+    inner = ",".join(m for m in (*matchers, scope) if m)
+    return f"{metric}{{{inner}}}" if inner else metric
+
+
+def _fs(metric: str, scope: str) -> str:
+    return sel(metric, scope, f'fstype!~"{FS_IGNORED}"')
+
+
+def _used_percent(scope: str) -> str:
+    avail, size = (
+        _fs("node_filesystem_avail_bytes", scope),
+        _fs("node_filesystem_size_bytes", scope),
+    )
+    return f"100 * (1 - {avail} / {size})"
+
+
+def _tune(key: str) -> str:
+    return f"if this is expected, tune {key} in {THRESHOLDS_FILE}."
+
+
+CPU = RuleDef(
+    key="cpu_busy_percent",
+    alert="HostCpuBusy",
+    unit="percent of CPU time not idle (0-100)",
+    high=100,
+    expr=lambda s, lv: (
+        "100 * (1 - avg without (cpu, mode) "
+        f"(rate({sel('node_cpu_seconds_total', s, IDLE)}[5m]))) > {lv.limit}"
+    ),
+    summary=lambda lv: text("CPU ", PERCENT, "% busy on ", INSTANCE),
+    description=lambda lv: text(
+        "CPU on ",
+        INSTANCE,
+        f" has been more than {lv.limit}% busy for {lv.for_text} ",
+        "(now ",
+        PERCENT,
+        "%). Find what uses it (top, pidstat 5) and check recent deploys and ",
+        "load tests; add capacity if the load is real; " + _tune("cpu_busy_percent"),
+    ),
+)
+
+MEMORY = RuleDef(
+    key="memory_used_percent",
+    alert="HostMemoryUsed",
+    unit="percent of MemTotal not available (0-100)",
+    high=100,
+    expr=lambda s, lv: (
+        f"100 * (1 - {sel('node_memory_MemAvailable_bytes', s)} / "
+        f"{sel('node_memory_MemTotal_bytes', s)}) > {lv.limit}"
+    ),
+    summary=lambda lv: text("Memory ", PERCENT, "% used on ", INSTANCE),
+    description=lambda lv: text(
+        "Memory on ",
+        INSTANCE,
+        f" has been more than {lv.limit}% used (MemAvailable) for ",
+        f"{lv.for_text} (now ",
+        PERCENT,
+        "%). The OOM killer comes next: find the largest ",
+        "processes (ps aux --sort=-rss), look for leaks or a grown cache of a service; "
+        + _tune("memory_used_percent"),
+    ),
+)
+
+FILESYSTEM = RuleDef(
+    key="filesystem_used_percent",
+    alert="HostFilesystemAlmostFull",
+    unit="percent of the filesystem not available to unprivileged users (0-100)",
+    high=100,
+    expr=lambda s, lv: (
+        f"{_used_percent(s)} > {lv.limit} and {_fs('node_filesystem_readonly', s)} == 0"
+    ),
+    summary=lambda lv: text(
+        "Filesystem ", Label("mountpoint"), " ", PERCENT, "% full on ", INSTANCE
+    ),
+    description=lambda lv: text(
+        "Filesystem ",
+        Label("mountpoint"),
+        " (",
+        Label("device"),
+        ") on ",
+        INSTANCE,
+        f" has been more than {lv.limit}% full for {lv.for_text} (now ",
+        PERCENT,
+        "%). ",
+        "Find what grew (du -xh --max-depth=2), rotate or delete logs and old artefacts, or ",
+        "grow the volume; " + _tune("filesystem_used_percent"),
+    ),
+)
+
+FILESYSTEM_PREDICTED = RuleDef(
+    key="filesystem_predicted_full_hours",
+    alert="HostFilesystemFillingUp",
+    unit="hours until full at the rate of the last 6h",
+    higher_is_worse=False,
+    params=(Param("min_used_percent", 0, 100),),
+    expr=lambda s, lv: (
+        f"{_used_percent(s)} > {lv.params['min_used_percent']:g} and "
+        f"predict_linear({_fs('node_filesystem_avail_bytes', s)}[6h], {lv.limit} * 3600) < 0 "
+        f"and {_fs('node_filesystem_readonly', s)} == 0"
+    ),
+    summary=lambda lv: text(
+        "Filesystem ", Label("mountpoint"), " on ", INSTANCE, f" full within {lv.limit}h"
+    ),
+    description=lambda lv: text(
+        "At the rate of the last 6 hours, filesystem ",
+        Label("mountpoint"),
+        " (",
+        Label("device"),
+        ") on ",
+        INSTANCE,
+        f" will be full within {lv.limit} hours; it is ",
+        PERCENT,
+        "% full now. Find what is writing (iotop -o, du -xh --max-depth=2) before it ",
+        "runs out; " + _tune("filesystem_predicted_full_hours"),
+    ),
+)
+
+DISK_IO = RuleDef(
+    key="disk_io_saturation",
+    alert="HostDiskIoSaturated",
+    unit="fraction of time the device was busy (0-1)",
+    high=1,
+    expr=lambda s, lv: (
+        f"rate({sel('node_disk_io_time_seconds_total', s, REAL_DISKS)}[5m]) > {lv.limit}"
+    ),
+    summary=lambda lv: text(
+        "Disk ", Label("device"), " busy ", RATIO, " of the time on ", INSTANCE
+    ),
+    description=lambda lv: text(
+        "Disk ",
+        Label("device"),
+        " on ",
+        INSTANCE,
+        " has been busy more than ",
+        f"{lv.threshold or 0:.0%} of the time for {lv.for_text} (now ",
+        RATIO,
+        "): requests queue and latency grows. Find the processes doing IO (iotop -o, ",
+        "pidstat -d 5) and compare with the device's limits; " + _tune("disk_io_saturation"),
+    ),
+)
+
+NETWORK = RuleDef(
+    key="network_errors_per_second",
+    alert="HostNetworkErrors",
+    unit="receive plus transmit errors per second on one interface",
+    expr=lambda s, lv: (
+        f"rate({sel('node_network_receive_errs_total', s)}[5m]) + "
+        f"rate({sel('node_network_transmit_errs_total', s)}[5m]) > {lv.limit}"
+    ),
+    summary=lambda lv: text(
+        "Interface ", Label("device"), " on ", INSTANCE, " has ", NUMBER, " errors/s"
+    ),
+    description=lambda lv: text(
+        "Interface ",
+        Label("device"),
+        " on ",
+        INSTANCE,
+        f" has had more than {lv.limit} ",
+        f"receive and transmit errors per second for {lv.for_text} (now ",
+        NUMBER,
+        "/s). ",
+        "Check the link and its counters (ethtool -S, ip -s link), the cable or virtual NIC, ",
+        "and duplex or MTU mismatches; " + _tune("network_errors_per_second"),
+    ),
+)
+
+TARGET_DOWN = RuleDef(
+    key="exporter_down",
+    alert="TargetDown",
+    unit="no threshold: Prometheus cannot scrape the target (up == 0)",
+    thresholds=False,
+    expr=lambda s, lv: f"{sel('up', s)} == 0",
+    summary=lambda lv: text("Cannot scrape ", Label("job"), " on ", INSTANCE),
+    description=lambda lv: text(
+        "Prometheus has failed to scrape ",
+        Label("job"),
+        " on ",
+        INSTANCE,
+        f" for {lv.for_text}: the host, the exporter or the network between them is down, so ",
+        "this host's other alerts are blind. Check the host, then the exporter ",
+        "(systemctl status, curl http://",
+        INSTANCE,
+        "/metrics) and firewalls.",
+    ),
+)
+
+PUSH_LAST_SUCCESS = "perfanalysis_exporter_push_last_success_timestamp_seconds"
+
+
+def _last_push(s: str) -> str:
+    """When the exporter last had a push acknowledged, or, if never (the metric is 0), when it
+    started: a fresh exporter gets the threshold's grace, one that never succeeds still alerts.
+    The ``and`` keeps node_exporter and other processes that do not push out of the picture."""
+    last = sel(PUSH_LAST_SUCCESS, s)
+    return f"({last} > 0 or ({sel('process_start_time_seconds', s)} and {last} == 0))"
+
+
+PUSH_STALLED = RuleDef(
+    key="push_stalled_seconds",
+    alert="ExporterPushStalled",
+    unit="seconds since the exporter's last acknowledged push (or its start)",
+    expr=lambda s, lv: f"time() - {_last_push(s)} > {lv.limit}",
+    summary=lambda lv: text("Exporter on ", INSTANCE, " has not pushed for ", DURATION),
+    description=lambda lv: text(
+        "The exporter on ",
+        INSTANCE,
+        " has had no push acknowledged by ingest for ",
+        DURATION,
+        f" (more than {lv.limit}s, counted from its start if it never had one): InfluxDB and ",
+        "the Grafana dashboards miss its data while it spools. Check the exporter's log for ",
+        "401/403 (revoked or expired key), 413 or connection errors, and ingest's health; "
+        + _tune("push_stalled_seconds"),
+    ),
+)
+
+INGEST_REJECTING = RuleDef(
+    key="ingest_rejecting",
+    alert="IngestRejectingPoints",
+    unit="rejected points per second, summed over ingest replicas, per tenant and reason",
+    expr=lambda s, lv: (
+        "sum by (tenant, reason) "
+        f"(rate({sel('perfanalysis_ingest_points_rejected_total', s)}[5m])) > {lv.limit}"
+    ),
+    summary=lambda lv: text(
+        "Ingest rejects ",
+        NUMBER,
+        " points/s for tenant ",
+        Label("tenant"),
+        " (",
+        Label("reason"),
+        ")",
+    ),
+    description=lambda lv: text(
+        "Ingest has rejected more than ",
+        f"{lv.limit} points per second of tenant ",
+        Label("tenant"),
+        f" for {lv.for_text} (now ",
+        NUMBER,
+        "/s, reason ",
+        Label("reason"),
+        "). Invalid or too large batches are lost; rate-limited and storage failures are retried ",
+        "and pile up in the exporters' spools. Check ingest's log for the collector and its ",
+        "exporter version, the tenant's limits and InfluxDB's health; " + _tune("ingest_rejecting"),
+    ),
+)
+
+SPOOL_GROWING = RuleDef(
+    key="spool_growing",
+    alert="ExporterSpoolGrowing",
+    unit="queued points (the floor above which a growing spool alerts)",
+    expr=lambda s, lv: (
+        f"{sel('perfanalysis_exporter_push_points_queued', s)} > {lv.limit} and "
+        f"deriv({sel('perfanalysis_exporter_push_points_queued', s)}[10m]) > 0"
+    ),
+    summary=lambda lv: text("Exporter spool on ", INSTANCE, " holds ", NUMBER, " points and grows"),
+    description=lambda lv: text(
+        "The exporter on ",
+        INSTANCE,
+        " has ",
+        NUMBER,
+        f" points queued (more than {lv.limit}) ",
+        f"and the queue has kept growing for {lv.for_text}: pushes fail or are slower than ",
+        "collection, and the bounded spool will drop the oldest points when full. Check ",
+        "ingest's health and 429/503 answers, and the exporter's push errors; "
+        + _tune("spool_growing"),
+    ),
+)
+
+RULES: dict[str, RuleDef] = {
+    rule.key: rule
+    for rule in (
+        CPU,
+        MEMORY,
+        FILESYSTEM,
+        FILESYSTEM_PREDICTED,
+        DISK_IO,
+        NETWORK,
+        TARGET_DOWN,
+        PUSH_STALLED,
+        INGEST_REJECTING,
+        SPOOL_GROWING,
+    )
+}
+SEVERITIES = ("warning", "critical")

@@ -1,0 +1,354 @@
+"""Load and validate provisioning/thresholds.yaml: defaults, per-tenant overrides, receivers.
+
+Every problem is reported at once, each as ``FILE: key.path: what is wrong``, because the file is
+edited by hand and a generator that stops at the first typo makes for slow round trips. A tenant's
+override is merged field by field over the defaults (``{warning: 70}`` keeps the default critical
+and ``for``), and the merged result is checked again, so warning-above-critical is caught even when
+the two come from different places.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from perfanalysis.alerting.catalogue import RULES, SEVERITIES, Level, RuleDef
+from perfanalysis.alerting.durations import parse_duration
+
+# Same spelling as tenants.validation (not imported: this package must not pull in the admin app).
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+HOSTPORT = re.compile(r"^[^\s:]+:\d{1,5}$")
+TOP_KEYS = ("defaults", "tenants", "notify", "smtp")
+
+
+class ThresholdsError(ValueError):
+    """The thresholds file is invalid; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One rule's settings in one scope, after merging a tenant's overrides over the defaults."""
+
+    enabled: bool
+    for_seconds: int
+    warning: float | None = None
+    critical: float | None = None
+    severity: str | None = None  # condition rules only
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def levels(self) -> list[Level]:
+        if not self.enabled:
+            return []
+        if self.severity is not None:
+            return [Level(self.severity, None, self.for_seconds, self.params)]
+        pairs = (("warning", self.warning), ("critical", self.critical))
+        return [Level(s, t, self.for_seconds, self.params) for s, t in pairs if t is not None]
+
+
+@dataclass(frozen=True)
+class Notify:
+    webhooks: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.webhooks or self.emails)
+
+
+@dataclass(frozen=True)
+class Smtp:
+    smarthost: str
+    sender: str
+    require_tls: bool = True
+
+
+@dataclass(frozen=True)
+class Tenant:
+    slug: str
+    settings: Mapping[str, Setting]
+    notify: Notify | None  # None: the tenant's alerts go to the default receiver
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    source: str
+    defaults: Mapping[str, Setting]
+    tenants: Mapping[str, Tenant]
+    notify: Notify = Notify()
+    smtp: Smtp | None = None
+
+
+def load(path: str | Path) -> Thresholds:
+    """Read and validate a thresholds file; ThresholdsError lists everything that is wrong."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ThresholdsError([f"{source}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ThresholdsError([f"{source}: not valid YAML: {exc}"]) from None
+    return parse(data, source)
+
+
+def parse(data: Any, source: str = "thresholds") -> Thresholds:
+    checker = _Checker(source)
+    result = checker.thresholds(data)
+    if checker.errors or result is None:
+        raise ThresholdsError(checker.errors)
+    return result
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting errors instead of raising at the first one."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{self.source}: {path}: {message}")
+
+    def mapping(
+        self, value: Any, path: str, allowed: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping, got {_show(value)}")
+            return {}
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    self.error(
+                        f"{path}.{key}", f"unknown key; expected one of: {', '.join(allowed)}"
+                    )
+        return {str(k): v for k, v in value.items() if allowed is None or k in allowed}
+
+    # -- the whole file
+
+    def thresholds(self, data: Any) -> Thresholds | None:
+        if not isinstance(data, dict):
+            self.error("(top)", f"must be a mapping with {', '.join(TOP_KEYS)}, got {_show(data)}")
+            return None
+        top = self.mapping(data, "(top)", TOP_KEYS)
+        if "defaults" not in top:
+            self.error("defaults", "missing; every rule needs a default")
+        raw_defaults = self.rules(top.get("defaults"), "defaults")
+        for key in RULES:
+            if "defaults" in top and key not in raw_defaults:
+                self.error(f"defaults.{key}", "missing; every rule needs a default")
+        defaults = {
+            key: self.merge(RULES[key], raw, {}, f"defaults.{key}")
+            for key, raw in raw_defaults.items()
+        }
+        tenants = self.tenants(top.get("tenants"), raw_defaults)
+        notify = self.notify(top.get("notify"), "notify")
+        smtp = self.smtp(top.get("smtp"), notify, tenants)
+        if len(defaults) != len(RULES) or any(s is None for s in defaults.values()):
+            return None
+        complete = {k: s for k, s in defaults.items() if s is not None}
+        return Thresholds(self.source, complete, tenants, notify or Notify(), smtp)
+
+    def tenants(self, value: Any, raw_defaults: dict[str, dict[str, Any]]) -> dict[str, Tenant]:
+        result = {}
+        for slug, entry in sorted(self.mapping(value, "tenants").items()):
+            path = f"tenants.{slug}"
+            if not SLUG.match(slug):
+                self.error(
+                    path, "tenant slug must be 1-40 lowercase letters, digits and inner hyphens"
+                )
+                continue
+            body = self.mapping(entry, path)
+            notify = self.notify(body.pop("notify"), f"{path}.notify") if "notify" in body else None
+            overrides = self.rules(body, path)
+            settings = {}
+            for key, default in raw_defaults.items():
+                merged = self.merge(RULES[key], default, overrides.get(key, {}), f"{path}.{key}")
+                if merged is not None:
+                    settings[key] = merged
+            result[slug] = Tenant(slug, settings, notify)
+        return result
+
+    # -- one rule's settings
+
+    def rules(self, value: Any, path: str) -> dict[str, dict[str, Any]]:
+        result = {}
+        for key, entry in self.mapping(value, path).items():
+            if key not in RULES:
+                known = ", ".join(RULES)
+                self.error(
+                    f"{path}.{key}", f"unknown rule; known rules (and notify for tenants): {known}"
+                )
+                continue
+            result[key] = self.fields(RULES[key], entry, f"{path}.{key}")
+        return result
+
+    def fields(self, rule: RuleDef, value: Any, path: str) -> dict[str, Any]:
+        levels = SEVERITIES if rule.thresholds else ("severity",)
+        allowed = (*levels, "for", "enabled", *(p.name for p in rule.params))
+        raw = self.mapping(value, path, allowed)
+        out: dict[str, Any] = {}
+        for name, item in raw.items():
+            where = f"{path}.{name}"
+            if name == "for":
+                out[name] = self.duration(item, where)
+            elif name == "enabled":
+                if not isinstance(item, bool):
+                    self.error(where, f"must be true or false, got {_show(item)}")
+                out[name] = item is not False
+            elif name == "severity":
+                if item not in SEVERITIES:
+                    self.error(where, f"must be one of {', '.join(SEVERITIES)}, got {_show(item)}")
+                out[name] = item
+            elif name in SEVERITIES and item is None:
+                out[name] = None  # removes this level
+            elif name in SEVERITIES:
+                out[name] = self.number(item, where, rule.low, rule.high, rule.unit)
+            else:
+                param = next(p for p in rule.params if p.name == name)
+                out[name] = self.number(item, where, param.low, param.high, name)
+        return out
+
+    def merge(
+        self, rule: RuleDef, default: dict[str, Any], override: dict[str, Any], path: str
+    ) -> Setting | None:
+        """Overlay a tenant's fields on the defaults; problems of the defaults alone are reported
+        once, under ``defaults``, not again for every tenant."""
+        in_defaults = path.startswith("defaults.")
+        merged = {**default, **override}
+        if any(v is _INVALID for v in merged.values()):
+            return None
+        missing = [n for n in ("for", *(p.name for p in rule.params)) if n not in merged]
+        if not rule.thresholds and "severity" not in merged:
+            missing.insert(0, "severity")
+        if missing:
+            if in_defaults:
+                self.error(path, f"missing {', '.join(missing)}")
+            return None
+        setting = Setting(
+            enabled=merged.get("enabled", True),
+            for_seconds=merged["for"],
+            warning=merged.get("warning"),
+            critical=merged.get("critical"),
+            severity=merged.get("severity"),
+            params={p.name: merged[p.name] for p in rule.params},
+        )
+        if rule.thresholds and setting.enabled and (in_defaults or override):
+            self.order(rule, setting, override, path)
+        return setting
+
+    def order(
+        self,
+        rule: RuleDef,
+        setting: Setting,
+        override: dict[str, Any],
+        path: str,
+    ) -> None:
+        warning, critical = setting.warning, setting.critical
+        if warning is None and critical is None:
+            self.error(path, "needs a warning or a critical threshold (or enabled: false)")
+            return
+        if warning is None or critical is None:
+            return
+
+        def where(name: str) -> str:
+            return "" if name in override or not override else ", from defaults"
+
+        if rule.higher_is_worse and warning >= critical:
+            relation = "below"
+        elif not rule.higher_is_worse and warning <= critical:
+            relation = "above"
+        else:
+            return
+        self.error(
+            path,
+            f"warning ({warning:g}{where('warning')}) must be {relation} "
+            f"critical ({critical:g}{where('critical')}): {rule.unit}",
+        )
+
+    # -- scalars
+
+    def number(
+        self, value: Any, path: str, low: float, high: float | None, unit: str
+    ) -> float | object:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(path, f"must be a number ({unit}), got {_show(value)}")
+            return _INVALID
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            upper = "" if high is None else f" and at most {high:g}"
+            self.error(path, f"must be at least {low:g}{upper} ({unit}), got {value!r}")
+            return _INVALID
+        return float(value)
+
+    def duration(self, value: Any, path: str) -> int | object:
+        if not isinstance(value, str):
+            self.error(path, f"must be a duration such as 30s, 10m or 1h30m, got {_show(value)}")
+            return _INVALID
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return _INVALID
+
+    def notify(self, value: Any, path: str) -> Notify:
+        body = self.mapping(value, path, ("webhooks", "emails"))
+        webhooks = self.strings(body.get("webhooks"), f"{path}.webhooks")
+        emails = self.strings(body.get("emails"), f"{path}.emails")
+        for index, url in enumerate(webhooks):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                self.error(f"{path}.webhooks[{index}]", f"must be an http(s) URL, got {url!r}")
+        for index, address in enumerate(emails):
+            if not EMAIL.match(address):
+                self.error(f"{path}.emails[{index}]", f"is not an e-mail address: {address!r}")
+        return Notify(tuple(webhooks), tuple(emails))
+
+    def strings(self, value: Any, path: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(path, f"must be a list of strings, got {_show(value)}")
+            return []
+        return value
+
+    def smtp(self, value: Any, notify: Notify, tenants: Mapping[str, Tenant]) -> Smtp | None:
+        users = ["notify.emails"] if notify.emails else []
+        users += [
+            f"tenants.{t.slug}.notify.emails"
+            for t in tenants.values()
+            if t.notify and t.notify.emails
+        ]
+        if value is None:
+            if users:
+                self.error("smtp", f"missing; needed to send e-mail ({', '.join(users)})")
+            return None
+        body = self.mapping(value, "smtp", ("smarthost", "from", "require_tls"))
+        smarthost, sender = body.get("smarthost"), body.get("from")
+        if not isinstance(smarthost, str) or not HOSTPORT.match(smarthost):
+            self.error("smtp.smarthost", f"must be host:port, got {_show(smarthost)}")
+        if not isinstance(sender, str) or not EMAIL.match(sender):
+            self.error("smtp.from", f"must be an e-mail address, got {_show(sender)}")
+        require_tls = body.get("require_tls", True)
+        if not isinstance(require_tls, bool):
+            self.error("smtp.require_tls", f"must be true or false, got {_show(require_tls)}")
+        return Smtp(str(smarthost), str(sender), require_tls is not False)
+
+
+_INVALID = object()  # a field that failed validation; the rule it belongs to is skipped
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"

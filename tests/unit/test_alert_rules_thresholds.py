@@ -1,0 +1,162 @@
+"""The thresholds loader: merging tenants over defaults, and errors that name file, key and field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from perfanalysis.alerting.durations import format_duration, parse_duration
+from perfanalysis.alerting.generate import THRESHOLDS
+from perfanalysis.alerting.thresholds import ThresholdsError, load, parse
+
+BASE: dict[str, Any] = yaml.safe_load(THRESHOLDS.read_text())
+
+
+def data(**changes: Any) -> dict[str, Any]:
+    """The committed thresholds with top-level keys replaced."""
+    result = copy.deepcopy(BASE)
+    result.update(changes)
+    return result
+
+
+def with_tenant(slug: str, entry: Any) -> dict[str, Any]:
+    return data(tenants={**BASE["tenants"], slug: entry})
+
+
+def errors(value: Any) -> list[str]:
+    with pytest.raises(ThresholdsError) as caught:
+        parse(value, "thresholds.yaml")
+    return caught.value.errors
+
+
+def test_committed_file_loads_and_a_tenant_override_keeps_the_other_defaults() -> None:
+    thresholds = load(THRESHOLDS)
+    acme = thresholds.tenants["acme"].settings["cpu_busy_percent"]
+    default = thresholds.defaults["cpu_busy_percent"]
+    assert (acme.warning, acme.critical, acme.for_seconds) == (70, default.critical, 600)
+    assert thresholds.tenants["demo"].settings == thresholds.defaults
+    assert thresholds.tenants["demo"].notify is None
+
+
+def test_unknown_rule_names_the_tenant_and_lists_the_known_rules() -> None:
+    [message] = errors(with_tenant("acme", {"cpu_bussy_percent": {"warning": 70}}))
+    assert message.startswith("thresholds.yaml: tenants.acme.cpu_bussy_percent: unknown rule")
+    assert "cpu_busy_percent" in message
+
+
+def test_warning_must_be_below_critical_and_says_where_each_came_from() -> None:
+    [message] = errors(with_tenant("acme", {"cpu_busy_percent": {"warning": 96}}))
+    assert message == (
+        "thresholds.yaml: tenants.acme.cpu_busy_percent: warning (96) must be below critical "
+        "(95, from defaults): percent of CPU time not idle (0-100)"
+    )
+    equal = data(defaults={**BASE["defaults"], "memory_used_percent": {"warning": 90, "critical": 90, "for": "5m"}})  # fmt: skip
+    assert errors(equal) == [
+        "thresholds.yaml: defaults.memory_used_percent: warning (90) must be below critical "
+        "(90): percent of MemTotal not available (0-100)"
+    ]
+
+
+def test_hours_to_full_run_the_other_way() -> None:
+    [message] = errors(with_tenant("acme", {"filesystem_predicted_full_hours": {"critical": 48}}))
+    assert "warning (24, from defaults) must be above critical (48)" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("for", "10 minutes", "'10 minutes' is not a duration such as 30s, 10m or 1h30m"),
+        ("for", 600, "must be a duration such as 30s, 10m or 1h30m, got int 600"),
+        ("for", "", "'' is not a duration"),
+        ("warning", "seventy", "must be a number (percent of CPU time not idle (0-100)), got str 'seventy'"),
+        ("warning", True, "must be a number"),
+        ("warning", 170, "must be at least 0 and at most 100"),
+        ("warning", float("nan"), "must be at least 0"),
+        ("enabled", "no", "must be true or false, got str 'no'"),
+        ("severity", "page", "unknown key; expected one of: warning, critical, for, enabled"),
+    ],
+)  # fmt: skip
+def test_bad_fields_name_tenant_rule_and_field(field: str, value: Any, expected: str) -> None:
+    [message] = errors(with_tenant("acme", {"cpu_busy_percent": {field: value}}))
+    assert message.startswith(f"thresholds.yaml: tenants.acme.cpu_busy_percent.{field}: ")
+    assert expected in message
+
+
+def test_every_error_is_reported_at_once() -> None:
+    broken = with_tenant(
+        "acme", {"cpu_busy_percent": {"for": "soon"}, "memory_used_percent": {"warning": "x"}}
+    )
+    broken["defaults"]["disk_io_saturation"] = {"warning": 2, "for": "15m"}
+    broken["tenants"]["Bad_Slug"] = {}
+    broken["colour"] = "blue"
+    found = errors(broken)
+    assert [m.split(": ")[1] for m in found] == [
+        "(top).colour",
+        "defaults.disk_io_saturation.warning",
+        "tenants.Bad_Slug",
+        "tenants.acme.cpu_busy_percent.for",
+        "tenants.acme.memory_used_percent.warning",
+    ]
+
+
+def test_defaults_must_cover_every_rule_with_a_for() -> None:
+    defaults = {k: v for k, v in BASE["defaults"].items() if k != "spool_growing"}
+    defaults["exporter_down"] = {"for": "5m"}
+    assert errors(data(defaults=defaults)) == [
+        "thresholds.yaml: defaults.spool_growing: missing; every rule needs a default",
+        "thresholds.yaml: defaults.exporter_down: missing severity",
+    ]
+
+
+def test_a_null_level_removes_it_and_enabled_false_removes_the_rule() -> None:
+    thresholds = parse(
+        with_tenant("quiet", {"cpu_busy_percent": {"warning": None}, "disk_io_saturation": {"enabled": False}})
+    )  # fmt: skip
+    settings = thresholds.tenants["quiet"].settings
+    assert [lv.severity for lv in settings["cpu_busy_percent"].levels()] == ["critical"]
+    assert settings["disk_io_saturation"].levels() == []
+    [message] = errors(with_tenant("quiet", {"disk_io_saturation": {"warning": None}}))
+    assert message.endswith("needs a warning or a critical threshold (or enabled: false)")
+
+
+def test_receivers_are_checked_and_email_needs_smtp() -> None:
+    notify = {"webhooks": ["ftp://x", "https://hooks.example/a"], "emails": ["nobody"]}
+    assert errors(with_tenant("acme", {"notify": notify})) == [
+        "thresholds.yaml: tenants.acme.notify.webhooks[0]: must be an http(s) URL, got 'ftp://x'",
+        "thresholds.yaml: tenants.acme.notify.emails[0]: is not an e-mail address: 'nobody'",
+    ]
+    no_smtp = data(smtp=None)
+    assert errors(no_smtp) == [
+        "thresholds.yaml: smtp: missing; needed to send e-mail (tenants.acme.notify.emails)"
+    ]
+
+
+def test_file_errors_carry_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("defaults: [\n")
+    with pytest.raises(ThresholdsError, match=rf"^{path}: not valid YAML"):
+        load(path)
+    with pytest.raises(ThresholdsError, match=rf"^{tmp_path}/missing.yaml: cannot read"):
+        load(tmp_path / "missing.yaml")
+    path.write_text(yaml.safe_dump(with_tenant("acme", {"cpu_busy_percent": {"warning": "x"}})))
+    with pytest.raises(ThresholdsError, match=rf"^{path}: tenants.acme.cpu_busy_percent.warning: "):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "canonical"),
+    [("0s", 0, "0s"), ("90s", 90, "1m30s"), ("10m", 600, "10m"), ("60m", 3600, "1h"), ("1d2h", 93600, "1d2h"), ("7d", 604800, "1w")],
+)  # fmt: skip
+def test_durations_round_trip_canonically(text: str, seconds: int, canonical: str) -> None:
+    assert parse_duration(text) == seconds
+    assert format_duration(seconds) == canonical
+
+
+@pytest.mark.parametrize("text", ["", "10", "1.5h", "10M", "m", "1h 30m", "-5m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
