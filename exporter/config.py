@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,155 @@ def _telemetry_path(text: str) -> str:
     if not text.startswith("/") or text == "/":
         raise ValueError("must start with / and not be / itself, for example /metrics")
     return text
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9}  # fmt: skip
+MIN_SPOOL_BYTES = 64 << 10
+
+
+def duration(text: str) -> float:
+    """Seconds from ``10s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds; above zero."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError("expected a duration such as 10s, 500ms, 2m or 1h")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not seconds > 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+def byte_size(text: str) -> int:
+    """Bytes from ``64MiB``, ``500KB``, ``1GiB`` or a bare number of bytes."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError("expected a size such as 64MiB, 512KiB or 1GB")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def _spool_size(text: str) -> int:
+    size = byte_size(text)
+    if size < MIN_SPOOL_BYTES:
+        raise ValueError("must be at least 64KiB")
+    return size
+
+
+def _push_url(text: str) -> str:
+    """The ingest base URL; the exporter posts to <url>/api/v2/write."""
+    from exporter.push.transport import Endpoint  # only when pushing: keeps /metrics-only light
+
+    Endpoint.parse(text.strip())  # raises ValueError saying what is wrong
+    return text.strip().rstrip("/")
+
+
+def _readable_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError("no such file")
+    if not os.access(text, os.R_OK):
+        raise ValueError("not readable by this user")
+    return text
+
+
+def _host_tag(text: str) -> str:
+    if not text.strip() or any(c in text for c in "\n\r"):
+        raise ValueError("must be a non-empty single line")
+    return text.strip()
+
+
+def default_spool_dir(environ: Mapping[str, str] | None = None) -> str:
+    """systemd's StateDirectory, else /var/lib/perfanalysis/spool as root, else the XDG state dir."""
+    env = os.environ if environ is None else environ
+    if env.get("STATE_DIRECTORY"):
+        return os.path.join(env["STATE_DIRECTORY"].split(":")[0], "spool")
+    if os.geteuid() == 0:
+        return "/var/lib/perfanalysis/spool"
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "perfanalysis", "spool")
+
+
+def _add_push_settings(spec: Spec) -> None:
+    add = spec.add
+    add(
+        Setting(
+            "push.url",
+            "Push samples to this ingest base URL (posts to <url>/api/v2/write), as well as serving them. Needs --push.key-file.",
+            None,
+            _push_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "push.key-file",
+            "File holding the collector key sent to ingest; re-read when ingest refuses the key (401/403), so a rotated key needs no restart.",
+            None,
+            _readable_file,
+            metavar="FILE",
+        )
+    )
+    add(
+        Setting(
+            "push.interval", "How often to sample and push.", "10s", duration, metavar="DURATION"
+        )
+    )
+    add(
+        Setting(
+            "push.batch-size", "Maximum points per write request.", 5000, positive_int, metavar="N"
+        )
+    )
+    add(
+        Setting(
+            "push.spool-dir",
+            "Directory of the on-disk spool for points not yet acknowledged. Default: $STATE_DIRECTORY/spool under systemd, /var/lib/perfanalysis/spool as root, else $XDG_STATE_HOME/perfanalysis/spool.",
+            None,
+            _path,
+            metavar="DIR",
+        )
+    )
+    add(
+        Setting(
+            "push.spool-max-bytes",
+            "Bound on the spool's size on disk; beyond it the oldest points are dropped and counted.",
+            "64MiB",
+            _spool_size,
+            metavar="SIZE",
+        )
+    )
+    add(
+        Setting(
+            "push.timeout", "Timeout of one write request.", "10s", duration, metavar="DURATION"
+        )
+    )
+    add(
+        Setting(
+            "push.max-backoff",
+            "Longest wait between retries (also caps a Retry-After from ingest).",
+            "60s",
+            duration,
+            metavar="DURATION",
+        )
+    )
+    add(
+        Setting(
+            "push.host",
+            "Value of the host tag on pushed points. Default: this machine's hostname.",
+            None,
+            _host_tag,
+            metavar="NAME",
+        )
+    )
+    spec.checks.append(_push_pair)  # fmt: skip
+
+
+def _push_pair(values: dict[str, Any]) -> list[str]:
+    if bool(values["push_url"]) == bool(values["push_key_file"]):
+        return []
+    if values["push_url"]:
+        return ["flag --push.url needs --push.key-file: ingest accepts only keyed writes"]
+    return ["flag --push.key-file is given without --push.url: where should the exporter push?"]
 
 
 def build_spec() -> Spec:
@@ -235,6 +385,7 @@ def build_spec() -> Spec:
             metavar="LEVEL",
         )
     )
+    _add_push_settings(spec)
     spec.checks.append(_exclusive_pairs)
     spec.checks.append(_some_collector)
     return spec  # fmt: skip

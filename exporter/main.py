@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from exporter.app import build_registry
@@ -17,6 +18,7 @@ from exporter.server import ExporterServer
 from perfanalysis.config import ConfigError, HelpRequested
 
 log = logging.getLogger("exporter")
+PUSH_STOP_TIMEOUT = 5.0  # seconds a request in flight may take to finish at shutdown
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -42,12 +44,25 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     )
     registry = build_registry(values)
     host, port = values["web_listen_address"]
+    make_server: Callable[..., ExporterServer] = ExporterServer
+    pusher = None
+    if values["push_url"]:
+        from exporter.push.service import PushingExporterServer, PushSetupError, build_pusher
+
+        try:
+            pusher = build_pusher(values, registry)
+        except PushSetupError as exc:
+            print(f"perfanalysis exporter: cannot push: {exc}", file=sys.stderr)
+            return 1
+        make_server = functools.partial(PushingExporterServer, pusher=pusher)
     try:
-        server = ExporterServer(
+        server = make_server(
             (host, port), registry, values["web_telemetry_path"], values["web_max_requests"]
         )
     except OSError as exc:
         print(f"perfanalysis exporter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        if pusher is not None:
+            pusher.stop(0)
         return 1
     server.health_sources = [c for c in registry.collectors if isinstance(c, FilesystemCollector)]
     stop = threading.Event()
@@ -63,6 +78,11 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     log.info(
         "listening on %s:%d, collectors: %s", bound_host, bound_port, ", ".join(registry.names)
     )
+    if pusher is not None:
+        pusher.start()
+        log.info("pushing every %gs to %s", values["push_interval"], values["push_url"])
     server.serve_forever(poll_interval=0.5)
     server.server_close()
+    if pusher is not None:
+        pusher.stop(PUSH_STOP_TIMEOUT)
     return 0

@@ -35,6 +35,16 @@ def public(view: F) -> F:
     return view
 
 
+def collector_endpoint(view: F) -> F:
+    """The view accepts ``Authorization: Token <collector key>`` (e.g. load-test uploads).
+
+    The request then runs with ``g.collector`` (a tenants.keys.Identity) and no user: the view
+    must act only within that identity's tenant.
+    """
+    view.pa_collector = True  # type: ignore[attr-defined]
+    return view
+
+
 def csrf_token() -> str:
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
@@ -57,9 +67,15 @@ def client_ip() -> str:
 
 def _authenticate() -> Response | None:
     g.actor = None
+    g.collector = None
     header = request.headers.get("Authorization", "")
+    view = current_app.view_functions.get(request.endpoint or "")
     if is_api() and header:
         scheme, _, credential = header.partition(" ")
+        if scheme.lower() == "token" and getattr(view, "pa_collector", False):
+            g.collector = current_app.extensions["pa_key_verifier"].verify(credential)
+            g.via_token = True  # g.actor stays None: a collector key is no user
+            return None
         if scheme.lower() != "bearer":
             raise Unauthenticated("use 'Authorization: Bearer <API token>'")
         user = user_for_token(database.session(), current_app.extensions["pa_hasher"], credential)
@@ -79,7 +95,6 @@ def _authenticate() -> Response | None:
             g.actor = Actor(session_user, session_user.email, client_ip())
         else:
             session.clear()  # a password change or a disabled account ends every session
-    view = current_app.view_functions.get(request.endpoint or "")
     if g.actor is None and not getattr(view, "pa_public", False) and request.endpoint != "static":
         if is_api():
             raise Unauthenticated("log in or send 'Authorization: Bearer <API token>'")

@@ -1,0 +1,54 @@
+"""The push path's own metrics, served on /metrics (and pushed) beside the node_* families.
+
+A registry "extra" collector: it only reads counters the pusher thread keeps, so a scrape never
+waits on the push path. ``points_dropped_total`` always carries every reason, so ``rate()``
+works before the first drop.
+"""
+
+from __future__ import annotations
+
+from exporter.model import COUNTER, GAUGE, MetricFamily, family, single
+from exporter.push.pusher import Pusher
+
+PREFIX = "perfanalysis_exporter_push_"
+
+
+class PushMetrics:
+    name = "push"
+
+    def __init__(self, pusher: Pusher) -> None:
+        self.pusher = pusher
+
+    def collect(self) -> list[MetricFamily]:
+        stats, spool = self.pusher.stats, self.pusher.spool
+        dropped = family(
+            PREFIX + "points_dropped_total",
+            "Points that will never be sent, by reason: rejected by ingest as bad data, "
+            "spool_full (oldest dropped to stay within --push.spool-max-bytes; kept across "
+            "restarts), non_finite (NaN or infinite: line protocol cannot carry them), "
+            "spool_error (the spool could not be written).",
+            COUNTER,
+            "reason",
+        )
+        dropped.add(float(stats.rejected), "rejected")
+        dropped.add(float(spool.dropped_points), "spool_full")
+        dropped.add(float(stats.non_finite), "non_finite")
+        dropped.add(float(stats.spool_error), "spool_error")
+        requests = family(
+            PREFIX + "requests_total",
+            "Write requests to ingest by answer: HTTP status code, timeout or error.",
+            COUNTER,
+            "code",
+        )
+        for code, count in sorted(stats.requests.items()):
+            requests.add(float(count), code)
+        return [
+            single(PREFIX + "points_queued", "Points in the spool waiting for ingest to acknowledge them.", GAUGE, float(spool.queued_points)),
+            single(PREFIX + "points_sent_total", "Points ingest acknowledged.", COUNTER, float(stats.sent)),
+            single(PREFIX + "points_retried_total", "Points in requests that failed and are kept for a retry.", COUNTER, float(stats.retried)),
+            single(PREFIX + "last_success_timestamp_seconds", "When ingest last acknowledged a batch (0: never since start).", GAUGE, stats.last_success or 0.0),
+            single(PREFIX + "spool_bytes", "Bytes of spool segment files on disk.", GAUGE, float(spool.disk_bytes)),
+            single(PREFIX + "spool_corrupt_total", "Torn or corrupt stretches of the spool skipped, never sent (kept across restarts).", COUNTER, float(spool.corrupt)),
+            dropped,
+            requests,
+        ]  # fmt: skip

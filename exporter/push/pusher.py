@@ -1,0 +1,197 @@
+"""The push loop: one background thread that samples, spools and sends.
+
+Every ``interval`` it samples the same registry as /metrics (``Registry.scrape`` takes the
+registry's lock, so a push sample and a scrape never run collectors at the same time), encodes
+the families as line protocol with one timestamp, gzips each batch and appends it to the spool.
+Between samples it sends from the spool, oldest first, merging small records into requests of up
+to ``batch_size`` points, and waits out backoffs. Sampling keeps its schedule during an outage:
+only a request in flight (bounded by ``--push.timeout``) can delay a sample.
+
+One thread, not two: the spool needs no locking, and a batch read from the spool is always
+committed or abandoned before the next append, so dropping the oldest segments when the spool is
+full can never race with a batch in flight.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.push.backoff import Backoff
+from exporter.push.client import PushClient, Verdict, compress
+from exporter.push.lineproto import LineEncoder, batches
+from exporter.push.spool import Batch, Spool, SpoolError
+from exporter.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushStats:
+    """Counters since start; the spool keeps its own (dropped when full, corrupt) across restarts."""
+
+    sent: int = 0
+    rejected: int = 0
+    non_finite: int = 0
+    spool_error: int = 0
+    retried: int = 0
+    samples: int = 0
+    last_success: float | None = None
+    last_error: str = ""
+    last_error_at: float | None = None
+    state: str = "starting"  # ok, retrying, unauthorized
+    requests: dict[str, int] = field(default_factory=dict)
+
+
+class Pusher:
+    def __init__(
+        self,
+        registry: Registry,
+        encoder: LineEncoder,
+        spool: Spool,
+        client: PushClient,
+        backoff: Backoff,
+        interval: float,
+        batch_size: int,
+    ) -> None:
+        self.registry = registry
+        self.encoder = encoder
+        self.spool = spool
+        self.client = client
+        self.backoff = backoff
+        self.interval = interval
+        self.batch_size = batch_size
+        self.max_points = batch_size  # lowered after a 413
+        self.stats = PushStats(requests=client.requests)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pusher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread; abandon a request still in flight after ``timeout``. True if stopped.
+
+        What was not acknowledged stays in the spool for the next start.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("push request still in flight after %gs: abandoning it", timeout)
+                self.client.abort()
+                thread.join(2.0)
+            if thread.is_alive():
+                return False
+        self.client.close()
+        self.spool.close()
+        return True
+
+    def _run(self) -> None:
+        next_sample = time.monotonic()
+        next_send = next_sample
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_sample:
+                self.sample()
+                # keep the phase; skip the ticks a long request made us miss instead of bursting
+                missed = int((time.monotonic() - next_sample) // self.interval)
+                next_sample += self.interval * (missed + 1)
+                continue
+            if self.spool.queued_points and now >= next_send:
+                next_send = time.monotonic() + self.send()
+                continue
+            wake = next_sample
+            if self.spool.queued_points:
+                wake = min(wake, next_send)
+            self._stop.wait(max(0.0, wake - time.monotonic()))
+
+    # -- one sample
+
+    def sample(self) -> None:
+        """Scrape, encode, compress and append: the push cycle's CPU cost (bench/push.py)."""
+        try:
+            timestamp = time.time_ns()
+            families = self.registry.scrape().families
+            encoded = self.encoder.encode(families, timestamp)
+            self.stats.non_finite += encoded.non_finite
+            self.stats.samples += 1
+            for chunk in batches(encoded.lines, self.max_points):
+                try:
+                    self.spool.append(compress("".join(chunk).encode()), len(chunk))
+                except SpoolError as exc:
+                    self.stats.spool_error += len(chunk)
+                    self._failed(f"spool: {exc}")
+        except Exception as exc:  # the thread must outlive any one bad sample
+            log.exception("push sample failed")
+            self._failed(f"sample: {type(exc).__name__}: {exc}")
+
+    # -- one request
+
+    def send(self) -> float:
+        """Send the oldest batch; return the seconds to wait before the next send."""
+        try:
+            batch = self.spool.read(self.max_points)
+            if batch is None:  # nothing readable after all (only corrupt stretches were left)
+                return min(1.0, self.interval)
+            delivery = self.client.deliver(self._body(batch), batch.points)
+        except Exception as exc:
+            log.exception("push send failed")
+            self._failed(f"send: {type(exc).__name__}: {exc}")
+            return self.backoff.next_delay()
+        self.stats.sent += delivery.sent
+        self.stats.rejected += delivery.rejected
+        if delivery.too_large_at is not None:
+            self.max_points = max(1, min(self.max_points, delivery.too_large_at // 2))
+            log.warning("ingest found %d points too large: batches now hold at most %d",
+                        delivery.too_large_at, self.max_points)  # fmt: skip
+        if delivery.verdict is Verdict.SETTLED:
+            self.spool.commit(batch)
+            self.backoff.reset()
+            self.stats.last_success = time.time()
+            if self.stats.state != "ok":
+                log.info("pushing to %s: ok", self.client.url)
+            self.stats.state = "ok"
+            return 0.0
+        self.stats.retried += batch.points
+        delay = self.backoff.next_delay(delivery.retry_after)
+        state = "unauthorized" if delivery.verdict is Verdict.UNAUTHORIZED else "retrying"
+        self._failed(delivery.error, state, delay)
+        return delay
+
+    def _body(self, batch: Batch) -> bytes:
+        if len(batch.records) == 1:
+            return batch.records[0].payload
+        return compress(b"".join(gzip.decompress(r.payload) for r in batch.records))
+
+    def _failed(self, error: str, state: str | None = None, delay: float | None = None) -> None:
+        if error != self.stats.last_error or state != self.stats.state:
+            retry = "" if delay is None else f"; retrying in {delay:.1f}s"
+            log.warning("push to %s: %s%s", self.client.url, error, retry)
+        self.stats.last_error = error
+        self.stats.last_error_at = time.time()
+        if state is not None:
+            self.stats.state = state
+
+    # -- reporting
+
+    def status(self) -> dict[str, Any]:
+        """The push section of /health."""
+        return {
+            "status": self.stats.state,
+            "url": self.client.url,
+            "last_success": self.stats.last_success,
+            "last_error": self.stats.last_error or None,
+            "last_error_at": self.stats.last_error_at,
+            "queued_points": self.spool.queued_points,
+            "spool_bytes": self.spool.disk_bytes,
+            "spool_dir": str(self.spool.directory),
+        }

@@ -1,0 +1,70 @@
+"""Builds the push path from the exporter's settings and adds it to /health.
+
+Everything that can fail for an operator's reason -- the key file, the spool directory (missing
+rights, another exporter holding it) -- fails here, before the exporter listens, with a message
+naming the flag to fix.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from exporter.config import default_spool_dir
+from exporter.push.backoff import Backoff
+from exporter.push.client import PushClient
+from exporter.push.keyfile import KeyFile, KeyFileError
+from exporter.push.lineproto import LineEncoder
+from exporter.push.metrics import PushMetrics
+from exporter.push.pusher import Pusher
+from exporter.push.spool import Spool, SpoolError
+from exporter.registry import Registry
+from exporter.server import ExporterServer
+
+BACKOFF_BASE = 0.5  # seconds: the first retry comes within half a second
+
+
+class PushSetupError(Exception):
+    """The push path cannot start; the message says which setting to fix."""
+
+
+def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
+    """A pusher (not started) for the parsed settings; its metrics join the registry's extras."""
+    try:
+        key = KeyFile(values["push_key_file"])
+    except KeyFileError as exc:
+        raise PushSetupError(f"--push.key-file: {exc}") from None
+    spool_dir = values["push_spool_dir"] or default_spool_dir()
+    try:
+        spool = Spool(spool_dir, values["push_spool_max_bytes"])
+    except SpoolError as exc:
+        raise PushSetupError(f"--push.spool-dir: {exc}") from None
+    max_backoff = values["push_max_backoff"]
+    pusher = Pusher(
+        registry,
+        LineEncoder(values["push_host"] or socket.gethostname()),
+        spool,
+        PushClient(values["push_url"], key, values["push_timeout"]),
+        Backoff(min(BACKOFF_BASE, max_backoff), max_backoff),
+        values["push_interval"],
+        values["push_batch_size"],
+    )
+    if not values["web_disable_exporter_metrics"]:
+        registry.extra.append(PushMetrics(pusher))
+    return pusher
+
+
+class PushingExporterServer(ExporterServer):
+    """The exporter's server, with the push path's state in /health."""
+
+    def __init__(self, *args: Any, pusher: Pusher, **kwargs: Any) -> None:
+        self.pusher = pusher
+        super().__init__(*args, **kwargs)
+
+    def health(self) -> dict[str, Any]:
+        report = super().health()
+        report["push"] = push = self.pusher.status()
+        if push["status"] not in ("ok", "starting"):
+            report["status"] = "degraded"
+        return report

@@ -1,0 +1,461 @@
+"""A bounded on-disk queue of batches not yet acknowledged by ingest: it survives restarts and kill -9.
+
+Layout of the spool directory::
+
+    lock                     held (flock) by the exporter using the spool: one writer per spool
+    state                    JSON: the cursor (segment, offset) of the first unacknowledged record,
+                             and the counters that must outlive a restart (points dropped when full,
+                             corrupt stretches skipped); replaced atomically (tmp, fsync, rename,
+                             directory fsync)
+    0000000000000042.seg     segments, oldest first: an 8-byte header b"PASPOOL1", then records
+
+A record is a 16-byte header -- magic b"PAR1", payload length, point count, CRC-32 of (length,
+points, payload), little-endian -- followed by the payload (a gzip-compressed line-protocol batch).
+Each append is one write followed by fdatasync; a new segment is fsynced along with its directory.
+
+What a crash can cost:
+
+* Lost: at most the record being appended when the process died (the unsynced tail), plus the
+  points sampled in memory but not yet appended. A torn or corrupt record fails its length or CRC
+  check and is skipped -- the reader resynchronises on the next valid record -- so garbage is
+  never replayed. Corrupt stretches found at start-up are logged and counted.
+* Sent twice: at most the records of one in-flight batch (up to ``--push.batch-size`` points),
+  when ingest acknowledged it but the cursor was not yet saved. That is harmless: the points keep
+  their timestamps, and InfluxDB overwrites a point with the same series and timestamp.
+
+The bound: the segments' total size stays within ``max_bytes``. An append that would pass it drops
+whole segments, oldest first, and counts their unsent points. Replay is strictly in append order.
+Not thread-safe: one pusher thread owns the spool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MAGIC = b"PASPOOL1"
+RECORD_MAGIC = b"PAR1"
+RECORD_HEADER = struct.Struct("<4sIII")  # magic, payload length, points, crc32
+_LENGTH_POINTS = struct.Struct("<II")
+SEGMENT_HEADER_SIZE = len(SEGMENT_MAGIC)
+STATE_VERSION = 1
+_SEGMENT_NAME = re.compile(r"^(\d{16})\.seg$")
+MIN_SEGMENT_BYTES = 4096
+MAX_SEGMENT_BYTES = 4 << 20
+
+
+class SpoolError(Exception):
+    """The spool cannot be opened or written."""
+
+
+class SpoolBusy(SpoolError):
+    """Another process holds the spool directory's lock."""
+
+
+def frame(payload: bytes, points: int) -> bytes:
+    """One record: header (magic, length, points, CRC-32) and payload."""
+    length_points = _LENGTH_POINTS.pack(len(payload), points)
+    crc = zlib.crc32(payload, zlib.crc32(length_points))
+    return RECORD_MAGIC + length_points + struct.pack("<I", crc) + payload
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    segment: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    segment: int
+    payload: bytes
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive records from the cursor; ``commit`` it once ingest has acknowledged it."""
+
+    records: tuple[Record, ...]
+    start: Position
+    end: Position
+
+    @property
+    def points(self) -> int:
+        return sum(r.points for r in self.records)
+
+
+@dataclass(slots=True)
+class _Segment:
+    seq: int
+    path: Path
+    size: int
+    points: int  # unacknowledged points in valid records
+
+
+def _parse(header: bytes, payload: bytes) -> Record | None:
+    magic, length, points, crc = RECORD_HEADER.unpack(header)
+    if magic != RECORD_MAGIC or len(payload) != length:
+        return None
+    if zlib.crc32(payload, zlib.crc32(header[4:12])) != crc:
+        return None
+    return Record(0, payload, points)
+
+
+def _record_at(fd: int, offset: int, end: int) -> Record | None:
+    if end - offset < RECORD_HEADER.size:
+        return None
+    header = os.pread(fd, RECORD_HEADER.size, offset)
+    if header[:4] != RECORD_MAGIC:
+        return None
+    length = _LENGTH_POINTS.unpack_from(header, 4)[0]
+    if length > end - offset - RECORD_HEADER.size:
+        return None
+    return _parse(header, os.pread(fd, length, offset + RECORD_HEADER.size))
+
+
+def _next_valid(fd: int, offset: int, end: int) -> tuple[int, Record | None, bool]:
+    """The first valid record at or after ``offset``: (its offset, record, whether bytes were skipped).
+
+    ``(end, None, skipped)`` when there is none before ``end``.
+    """
+    record = _record_at(fd, offset, end)
+    if record is not None or offset >= end:
+        return offset, record, False
+    rest = os.pread(fd, end - offset, offset)  # a corrupt stretch: rare, and a segment is small
+    at = rest.find(RECORD_MAGIC, 1)
+    while at != -1:
+        header = rest[at : at + RECORD_HEADER.size]
+        if len(header) == RECORD_HEADER.size:
+            length = _LENGTH_POINTS.unpack_from(header, 4)[0]
+            body_at = at + RECORD_HEADER.size
+            record = _parse(header, rest[body_at : body_at + length])
+            if record is not None:
+                return offset + at, record, True
+        at = rest.find(RECORD_MAGIC, at + 1)
+    return end, None, True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Spool:
+    """Append batches, read them back in order from the cursor, commit what was acknowledged."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], max_bytes: int, segment_bytes: int | None = None
+    ) -> None:
+        if segment_bytes is None:
+            segment_bytes = min(
+                max_bytes, MAX_SEGMENT_BYTES, max(MIN_SEGMENT_BYTES, max_bytes // 16)
+            )
+        if max_bytes < segment_bytes or segment_bytes <= SEGMENT_HEADER_SIZE:
+            raise ValueError("max_bytes must hold at least one segment")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.dropped_points = 0  # points dropped, oldest first, to stay within max_bytes
+        self.corrupt = 0  # corrupt or torn stretches skipped (their points are lost)
+        self._segments: list[_Segment] = []
+        self._cursor = Position(0, SEGMENT_HEADER_SIZE)
+        self._queued = 0
+        self._bytes = 0
+        self._write_fd = -1
+        self._read: tuple[int, int] | None = None  # (segment seq, fd)
+        self._lock_fd = -1
+        self._dir_fd = -1
+        try:
+            self._open()
+        except OSError as exc:
+            self.close()
+            raise SpoolError(f"cannot open the spool in {self.directory}: {exc}") from exc
+
+    # -- what the pusher and the metrics read
+
+    @property
+    def queued_points(self) -> int:
+        return self._queued
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes on disk in segment files, the quantity bounded by ``max_bytes``."""
+        return self._bytes
+
+    @property
+    def cursor(self) -> Position:
+        return self._cursor
+
+    # -- opening and recovery
+
+    def _open(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd = os.open(
+            self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpoolBusy(f"{self.directory} is in use by another exporter") from None
+        self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / "state.tmp").unlink()
+        cursor = self._load_state()
+        last_seq = cursor.segment
+        for seq in sorted(self._segment_numbers()):
+            last_seq = max(last_seq, seq)
+            path = self._path(seq)
+            if seq < cursor.segment:  # acknowledged; the crash came before it was removed
+                path.unlink()
+                continue
+            start = cursor.offset if seq == cursor.segment else SEGMENT_HEADER_SIZE
+            segment = self._recover(seq, path, start)
+            if segment is not None:
+                self._segments.append(segment)
+        if not any(s.seq == cursor.segment for s in self._segments):
+            cursor = Position(last_seq + 1, SEGMENT_HEADER_SIZE)
+            if self._segments:
+                cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
+        self._cursor = cursor
+        self._queued = sum(s.points for s in self._segments)
+        self._bytes = sum(s.size for s in self._segments)
+        self._new_segment(last_seq + 1)  # never append after a possibly torn tail
+        self._advance(cursor)
+
+    def _segment_numbers(self) -> list[int]:
+        names = (_SEGMENT_NAME.match(p.name) for p in self.directory.iterdir())
+        return [int(m.group(1)) for m in names if m]
+
+    def _path(self, seq: int) -> Path:
+        return self.directory / f"{seq:016d}.seg"
+
+    def _load_state(self) -> Position:
+        path = self.directory / "state"
+        try:
+            state = json.loads(path.read_text())
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"unknown version {state.get('version')!r}")
+            self.dropped_points = int(state["dropped_points"])
+            self.corrupt = int(state["corrupt"])
+            return Position(int(state["segment"]), int(state["offset"]))
+        except FileNotFoundError:
+            return Position(0, SEGMENT_HEADER_SIZE)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("spool state %s unreadable (%s): replaying every segment", path, exc)
+            return Position(0, SEGMENT_HEADER_SIZE)
+
+    def _recover(self, seq: int, path: Path, start: int) -> _Segment | None:
+        """Scan a segment from ``start``: count its valid points, log and count corrupt stretches."""
+        with open(path, "rb") as handle:
+            fd = handle.fileno()
+            size = os.fstat(fd).st_size
+            if os.pread(fd, SEGMENT_HEADER_SIZE, 0) != SEGMENT_MAGIC:
+                if size:  # an empty file is a segment created just before a crash
+                    log.warning("spool: %s is not a spool segment, removed", path)
+                    self.corrupt += 1
+                path.unlink()
+                return None
+            points, offset = 0, max(start, SEGMENT_HEADER_SIZE)
+            while offset < size:
+                at, record, skipped = _next_valid(fd, offset, size)
+                if skipped:
+                    self.corrupt += 1
+                    log.warning(
+                        "spool: %s bytes %d-%d are torn or corrupt: skipped, never sent",
+                        path,
+                        offset,
+                        at,
+                    )
+                if record is None:
+                    break
+                points += record.points
+                offset = at + RECORD_HEADER.size + len(record.payload)
+        return _Segment(seq, path, size, points)
+
+    # -- appending
+
+    def append(self, payload: bytes, points: int) -> None:
+        """Append one batch durably; drop the oldest segments first if the bound requires it.
+
+        Raises SpoolError if the write fails (e.g. a full disk); the segment is left as before.
+        """
+        data = frame(payload, points)
+        if len(data) + SEGMENT_HEADER_SIZE > self.max_bytes:
+            log.warning("spool: a batch of %d bytes can never fit in the spool, dropped", len(data))
+            self._count_dropped(points)
+            self._write_state()
+            return
+        active = self._segments[-1]
+        if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
+            self._new_segment(active.seq + 1)
+        dropped = False
+        while self._bytes + len(data) > self.max_bytes:
+            self._drop_oldest()
+            dropped = True
+        if dropped:
+            self._write_state()
+        active = self._segments[-1]
+        try:
+            _write_all(self._write_fd, data)
+            os.fdatasync(self._write_fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._write_fd, active.size)
+            raise SpoolError(f"cannot append to {active.path}: {exc}") from exc
+        active.size += len(data)
+        active.points += points
+        self._bytes += len(data)
+        self._queued += points
+
+    def _count_dropped(self, points: int) -> None:
+        self.dropped_points += points
+
+    def _drop_oldest(self) -> None:
+        if len(self._segments) == 1:  # only the active segment: start another, drop this one
+            self._new_segment(self._segments[-1].seq + 1)
+        head = self._segments.pop(0)
+        self._forget(head)
+        self._count_dropped(head.points)
+        self._queued -= head.points
+        log.warning("spool full: dropped %d points, oldest first", head.points)
+        if self._cursor.segment <= head.seq:
+            self._cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
+
+    def _new_segment(self, seq: int) -> None:
+        path = self._path(seq)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, SEGMENT_MAGIC)
+            os.fsync(fd)
+            os.fsync(self._dir_fd)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        if self._write_fd >= 0:
+            os.close(self._write_fd)
+        self._write_fd = fd
+        self._segments.append(_Segment(seq, path, SEGMENT_HEADER_SIZE, 0))
+        self._bytes += SEGMENT_HEADER_SIZE
+
+    def _forget(self, segment: _Segment) -> None:
+        """Remove a segment's file (the caller fsyncs the directory, through _write_state)."""
+        if self._read is not None and self._read[0] == segment.seq:
+            os.close(self._read[1])
+            self._read = None
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+        self._bytes -= segment.size
+
+    # -- reading and committing
+
+    def read(self, max_points: int) -> Batch | None:
+        """Records from the cursor, in order, up to ``max_points`` (at least one record)."""
+        records: list[Record] = []
+        points = 0
+        position = self._cursor
+        index = next(i for i, s in enumerate(self._segments) if s.seq == position.segment)
+        while True:
+            segment = self._segments[index]
+            at, record, _ = _next_valid(self._reader(segment), position.offset, segment.size)
+            if record is None:
+                if index == len(self._segments) - 1:
+                    position = Position(segment.seq, max(position.offset, at))
+                    break
+                index += 1
+                position = Position(self._segments[index].seq, SEGMENT_HEADER_SIZE)
+                continue
+            if records and points + record.points > max_points:
+                break
+            records.append(Record(segment.seq, record.payload, record.points))
+            points += record.points
+            position = Position(segment.seq, at + RECORD_HEADER.size + len(record.payload))
+            if points >= max_points:
+                break
+        if not records:
+            if position != self._cursor:  # only empty or corrupt stretches: move past them
+                self._advance(position)
+            return None
+        return Batch(tuple(records), self._cursor, position)
+
+    def _reader(self, segment: _Segment) -> int:
+        if self._read is None or self._read[0] != segment.seq:
+            if self._read is not None:
+                os.close(self._read[1])
+            self._read = (segment.seq, os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC))
+        return self._read[1]
+
+    def commit(self, batch: Batch) -> None:
+        """Forget a batch ingest has acknowledged (or refused for good): move the cursor past it."""
+        if batch.start != self._cursor:
+            log.warning(
+                "spool: commit of a stale batch ignored (%s != %s)", batch.start, self._cursor
+            )
+            return
+        by_seq = {s.seq: s for s in self._segments}
+        for record in batch.records:
+            segment = by_seq.get(record.segment)
+            if segment is not None:
+                segment.points -= record.points
+                self._queued -= record.points
+        self._advance(batch.end)
+
+    def _advance(self, position: Position) -> None:
+        """Set the cursor, remove segments wholly behind it, and save the state."""
+        self._cursor = position
+        while len(self._segments) > 1:
+            head, cursor = self._segments[0], self._cursor
+            if head.seq > cursor.segment or (
+                head.seq == cursor.segment and cursor.offset < head.size
+            ):
+                break
+            self._segments.pop(0)
+            self._forget(head)
+            self._queued -= head.points  # zero: every record behind the cursor was committed
+            if head.seq == cursor.segment:
+                self._cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
+        self._write_state()
+
+    def _write_state(self) -> None:
+        state = {
+            "version": STATE_VERSION,
+            "segment": self._cursor.segment,
+            "offset": self._cursor.offset,
+            "dropped_points": self.dropped_points,
+            "corrupt": self.corrupt,
+        }
+        tmp = self.directory / "state.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, json.dumps(state).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.directory / "state")
+        os.fsync(self._dir_fd)
+
+    def close(self) -> None:
+        for fd in (
+            self._write_fd,
+            self._read[1] if self._read else -1,
+            self._dir_fd,
+            self._lock_fd,
+        ):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._write_fd = self._dir_fd = self._lock_fd = -1
+        self._read = None

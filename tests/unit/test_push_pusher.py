@@ -1,0 +1,289 @@
+"""The push loop on a real registry, spool and client, against a scripted HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.exposition import render
+from exporter.model import COUNTER, GAUGE, MetricFamily, family, single
+from exporter.push.backoff import Backoff
+from exporter.push.client import PushClient
+from exporter.push.keyfile import KeyFile
+from exporter.push.lineproto import LineEncoder
+from exporter.push.metrics import PushMetrics
+from exporter.push.pusher import Pusher
+from exporter.push.spool import Spool
+from exporter.registry import Registry
+from tests.unit.test_push_client import Answer, Received, Scripted, always, scripted_servers
+
+
+class Counting:
+    """A collector whose value rises by one per sample, with a NaN the encoder must skip."""
+
+    name = "counting"
+
+    def __init__(self, series: int = 3) -> None:
+        self.series = series
+        self.calls = 0
+
+    def collect(self) -> list[MetricFamily]:
+        self.calls += 1
+        fam = family("test_events_total", "help", COUNTER, "n")
+        for n in range(self.series):
+            fam.add(float(self.calls), str(n))
+        return [fam, single("test_broken", "help", GAUGE, math.nan)]
+
+
+PER_SAMPLE = 3 + 2  # test_events_total x3, and node_scrape_collector_{duration,success}
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Scripted]]:
+    with scripted_servers() as start:
+        yield start
+
+
+@pytest.fixture
+def make_pusher(
+    tmp_path: Path,
+) -> Iterator[Callable[..., Pusher]]:
+    made: list[Pusher] = []
+
+    def make(url: str, batch_size: int = 5000, interval: float = 60.0, series: int = 3) -> Pusher:
+        key = tmp_path / "key"
+        key.write_text("pak_x.y")
+        registry = Registry([Counting(series)])
+        pusher = Pusher(
+            registry,
+            LineEncoder("h1"),
+            Spool(tmp_path / "spool", max_bytes=1 << 20),
+            PushClient(url, KeyFile(str(key)), timeout=2.0),
+            Backoff(0.5, 4.0, rand=lambda: 1.0),
+            interval,
+            batch_size,
+        )
+        registry.extra.append(PushMetrics(pusher))
+        made.append(pusher)
+        return pusher
+
+    yield make
+    for pusher in made:
+        pusher.stop(1.0)
+
+
+def values_of(received: list[Received], measurement: str = "test_events_total") -> list[float]:
+    return [
+        float(line.split(" ")[1].removeprefix("value="))
+        for r in received
+        for line in r.lines
+        if line.startswith(measurement + ",") and "n=0" in line
+    ]
+
+
+def metric_lines(pusher: Pusher) -> dict[str, float]:
+    text = render(PushMetrics(pusher).collect()).decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+
+
+def test_a_sample_is_spooled_then_sent_and_committed(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    queued = pusher.spool.queued_points
+    assert queued >= PER_SAMPLE  # plus the push metrics themselves
+    assert pusher.stats.non_finite == 1
+    assert pusher.send() == 0.0
+    assert pusher.spool.queued_points == 0
+    assert pusher.stats.sent == queued
+    assert pusher.stats.state == "ok"
+    assert pusher.stats.last_success is not None
+    [got] = server.received
+    assert len(got.lines) == queued
+    stamps = {line.rsplit(" ", 1)[1] for line in got.lines}
+    assert len(stamps) == 1  # one timestamp per sample, in nanoseconds
+    assert abs(int(stamps.pop()) / 1e9 - time.time()) < 60
+    assert any(
+        line.startswith("perfanalysis_exporter_push_points_queued,host=h1 ") for line in got.lines
+    )
+
+
+def test_unavailable_keeps_everything_and_replays_in_order_merged(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    up = False
+    server = serve(lambda _r: Answer(204) if up else Answer(503, headers={"Retry-After": "2"}))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    assert pusher.send() == pytest.approx(2.4)  # Retry-After plus the spread (rand is 1)
+    assert pusher.stats.state == "retrying"
+    assert pusher.stats.retried == pusher.spool.queued_points
+    pusher.sample()
+    pusher.sample()
+    queued = pusher.spool.queued_points
+    up = True
+    assert pusher.send() == 0.0
+    assert pusher.spool.queued_points == 0
+    assert pusher.stats.sent == queued
+    assert len(server.received) == 2  # three records merged into one request
+    assert values_of(server.received[-1:]) == [1.0, 2.0, 3.0]
+    assert pusher.backoff.attempt == 0
+
+
+def test_batch_size_bounds_points_per_request(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url, batch_size=4, series=10)
+    pusher.sample()
+    while pusher.spool.queued_points:
+        assert pusher.send() == 0.0
+    assert all(len(r.lines) <= 4 for r in server.received)
+    assert values_of(server.received) == [1.0]
+    assert sum(len(r.lines) for r in server.received) == pusher.stats.sent
+
+
+def test_bad_data_is_dropped_counted_and_not_retried(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(400, b'{"error":"line 1: bad"}')))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    queued = pusher.spool.queued_points
+    assert pusher.send() == 0.0
+    assert pusher.spool.queued_points == 0
+    assert pusher.stats.rejected == queued
+    assert (
+        metric_lines(pusher)['perfanalysis_exporter_push_points_dropped_total{reason="rejected"}']
+        == queued
+    )
+
+
+def test_413_lowers_the_batch_size_for_what_follows(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(lambda r: Answer(413) if len(r.lines) > 8 else Answer(204))
+    pusher = make_pusher(server.url, series=20)
+    pusher.sample()
+    pusher.send()
+    assert pusher.spool.queued_points == 0
+    assert pusher.max_points <= 8
+    sent_before = len(server.received)
+    pusher.sample()
+    while pusher.spool.queued_points:
+        pusher.send()
+    assert all(len(r.lines) <= 8 for r in server.received[sent_before:])
+
+
+def test_unauthorized_keeps_the_data_and_reports_it(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(401, b"unknown key")))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    queued = pusher.spool.queued_points
+    assert pusher.send() == 0.5  # the first backoff: the key file did not change
+    assert pusher.spool.queued_points == queued
+    assert pusher.stats.state == "unauthorized"
+    status = pusher.status()
+    assert status["status"] == "unauthorized"
+    assert "401" in status["last_error"]
+    assert metric_lines(pusher)['perfanalysis_exporter_push_requests_total{code="401"}'] == 1
+
+
+def test_metrics_show_queued_sent_dropped_retried_and_spool(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(503)))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    pusher.send()
+    metrics = metric_lines(pusher)
+    queued = pusher.spool.queued_points
+    assert metrics == {
+        "perfanalysis_exporter_push_last_success_timestamp_seconds": 0.0,
+        'perfanalysis_exporter_push_points_dropped_total{reason="non_finite"}': 1.0,
+        'perfanalysis_exporter_push_points_dropped_total{reason="rejected"}': 0.0,
+        'perfanalysis_exporter_push_points_dropped_total{reason="spool_error"}': 0.0,
+        'perfanalysis_exporter_push_points_dropped_total{reason="spool_full"}': 0.0,
+        "perfanalysis_exporter_push_points_queued": queued,
+        "perfanalysis_exporter_push_points_retried_total": queued,
+        "perfanalysis_exporter_push_points_sent_total": 0.0,
+        'perfanalysis_exporter_push_requests_total{code="503"}': 1.0,
+        "perfanalysis_exporter_push_spool_bytes": pusher.spool.disk_bytes,
+        "perfanalysis_exporter_push_spool_corrupt_total": 0.0,
+    }
+
+
+def test_the_thread_samples_on_schedule_and_stops_promptly(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url, interval=0.05)
+    pusher.start()
+    time.sleep(0.6)
+    started = time.monotonic()
+    assert pusher.stop(5.0)
+    assert time.monotonic() - started < 1.0
+    values = values_of(server.received)
+    assert 6 <= len(values) <= 14
+    assert values == sorted(values)
+    assert values == [float(v) for v in range(1, len(values) + 1)]  # none lost, none twice
+
+
+def test_stop_abandons_a_hanging_request_and_keeps_its_batch(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher], tmp_path: Path
+) -> None:
+    server = serve(always(Answer(204, delay=5.0)))
+    pusher = make_pusher(server.url, interval=60.0)
+    pusher.start()
+    while not server.received:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert pusher.stop(0.3)
+    assert time.monotonic() - started < 1.5
+    reopened = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    try:
+        batch = reopened.read(5000)
+        assert batch is not None
+        assert (
+            gzip.decompress(batch.records[0].payload).decode().splitlines()
+            == server.received[0].lines
+        )
+    finally:
+        reopened.close()
+
+
+def test_health_includes_push_status(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    from exporter.push.service import PushingExporterServer
+
+    ingest = serve(always(Answer(503, b"storage down")))
+    pusher = make_pusher(ingest.url)
+    pusher.sample()
+    pusher.send()
+    server = PushingExporterServer(("127.0.0.1", 0), pusher.registry, pusher=pusher)
+    try:
+        health = server.health()
+    finally:
+        server.server_close()
+    assert health["status"] == "degraded"
+    push = health["push"]
+    assert push["status"] == "retrying"
+    assert push["last_success"] is None
+    assert push["last_error"] == "503: storage down"
+    assert push["queued_points"] == pusher.spool.queued_points
+    json.dumps(health)

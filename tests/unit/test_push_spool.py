@@ -1,0 +1,335 @@
+"""The spool against real files: order, restarts, the size bound, torn and corrupt data, fsync."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.push.spool import (
+    RECORD_HEADER,
+    SEGMENT_HEADER_SIZE,
+    Spool,
+    SpoolBusy,
+    SpoolError,
+    frame,
+)
+
+PAYLOAD = 100  # bytes per test payload
+RECORD = RECORD_HEADER.size + PAYLOAD  # 116 bytes on disk per record
+PER_SEGMENT = 3
+SEGMENT = SEGMENT_HEADER_SIZE + PER_SEGMENT * RECORD
+
+
+def payload(n: int) -> bytes:
+    return f"{n:04d}".encode() * (PAYLOAD // 4)
+
+
+def number(data: bytes) -> int:
+    return int(data[:4])
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[list[Spool]]:
+    """Spools opened by a test, closed after it (a test may reopen the same directory)."""
+    spools: list[Spool] = []
+    yield spools
+    for spool in spools:
+        spool.close()
+
+
+def open_spool(opened: list[Spool], directory: Path, segments: int = 10) -> Spool:
+    spool = Spool(directory, max_bytes=segments * SEGMENT, segment_bytes=SEGMENT)
+    opened.append(spool)
+    return spool
+
+
+def reopen(opened: list[Spool], spool: Spool, segments: int = 10) -> Spool:
+    spool.close()
+    return open_spool(opened, spool.directory, segments)
+
+
+def fill(spool: Spool, numbers: range, points: int = 10) -> None:
+    for n in numbers:
+        spool.append(payload(n), points)
+
+
+def drain(spool: Spool, max_points: int = 10) -> list[int]:
+    seen = []
+    while (batch := spool.read(max_points)) is not None:
+        seen += [number(r.payload) for r in batch.records]
+        spool.commit(batch)
+    return seen
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.seg"))
+
+
+def test_replays_in_append_order_and_commit_moves_on(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(8))
+    assert spool.queued_points == 80
+    batch = spool.read(max_points=25)
+    assert batch is not None
+    assert [number(r.payload) for r in batch.records] == [0, 1]  # a third would pass 25 points
+    assert batch.points == 20
+    assert spool.read(25) == batch  # not committed: read again, same batch
+    spool.commit(batch)
+    assert spool.queued_points == 60
+    assert drain(spool) == [2, 3, 4, 5, 6, 7]
+    assert spool.queued_points == 0
+    assert spool.read(10) is None
+
+
+def test_a_record_larger_than_max_points_is_still_read_alone(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    spool = open_spool(opened, tmp_path)
+    spool.append(payload(1), 50)
+    batch = spool.read(10)
+    assert batch is not None
+    assert batch.points == 50
+
+
+def test_acknowledged_segments_are_deleted(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(7))  # three segments: 3 + 3 + 1 records
+    assert len(segment_files(tmp_path)) == 3
+    assert spool.disk_bytes == 2 * SEGMENT + SEGMENT_HEADER_SIZE + RECORD
+    drain(spool)
+    assert len(segment_files(tmp_path)) == 1  # the active one stays
+    assert spool.disk_bytes == SEGMENT_HEADER_SIZE + RECORD
+
+
+def test_survives_restart_at_the_cursor(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(5))
+    batch = spool.read(20)
+    assert batch is not None
+    spool.commit(batch)
+    spool = reopen(opened, spool)
+    assert spool.queued_points == 30
+    fill(spool, range(5, 7))
+    assert drain(spool) == [2, 3, 4, 5, 6]
+
+
+def test_an_unacknowledged_batch_is_sent_again_after_a_restart(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    """The documented bound: a batch sent but not committed before a crash is replayed once."""
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(3))
+    assert spool.read(20) is not None  # "sent", then the process dies before the commit
+    spool = reopen(opened, spool)
+    assert drain(spool) == [0, 1, 2]
+
+
+def test_full_spool_drops_oldest_segments_with_exact_counts(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    spool = open_spool(opened, tmp_path, segments=3)
+    fill(spool, range(9))  # exactly three full segments: at the bound, nothing dropped
+    assert spool.disk_bytes == 3 * SEGMENT
+    assert spool.dropped_points == 0
+    spool.append(payload(9), 10)  # needs a fourth segment: the oldest (records 0-2) goes
+    assert spool.dropped_points == 30
+    assert spool.queued_points == 70
+    assert spool.disk_bytes <= 3 * SEGMENT
+    batch = spool.read(10)
+    assert batch is not None
+    spool.commit(batch)  # record 3 acknowledged; its segment still holds 4 and 5
+    fill(spool, range(10, 13))  # record 12 needs room: the segment of 3-5 goes, two unsent
+    assert spool.dropped_points == 30 + 20
+    assert spool.queued_points == 70  # records 6 to 12
+    spool = reopen(opened, spool, segments=3)
+    assert spool.dropped_points == 50  # kept across restarts, in the state file
+    assert drain(spool) == [6, 7, 8, 9, 10, 11, 12]
+    assert spool.disk_bytes <= 3 * SEGMENT
+
+
+def test_a_batch_that_can_never_fit_is_dropped_and_counted(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    spool = open_spool(opened, tmp_path, segments=1)
+    spool.append(b"x" * SEGMENT, 7)
+    assert spool.dropped_points == 7
+    assert spool.queued_points == 0
+    assert spool.read(10) is None
+
+
+def test_torn_tail_is_detected_and_skipped(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(3))
+    spool.close()
+    segment = segment_files(tmp_path)[0]
+    with segment.open("r+b") as handle:  # kill -9 in the middle of the third record's write
+        handle.truncate(segment.stat().st_size - 40)
+    spool = open_spool(opened, tmp_path)
+    assert spool.corrupt == 1
+    assert spool.queued_points == 20
+    fill(spool, range(3, 5))  # appends go to a new segment, never after the torn tail
+    assert drain(spool) == [0, 1, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        RECORD_HEADER.size + 50,  # inside the payload: the CRC fails
+        4,  # the length field: the record's size is wrong, so is the CRC
+        0,  # the magic
+        8,  # the point count: covered by the CRC too
+    ],
+)
+def test_a_flipped_byte_skips_that_record_only(
+    tmp_path: Path, opened: list[Spool], where: int
+) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(3))
+    spool.close()
+    segment = segment_files(tmp_path)[0]
+    data = bytearray(segment.read_bytes())
+    data[SEGMENT_HEADER_SIZE + RECORD + where] ^= 0x01  # in record 1
+    segment.write_bytes(bytes(data))
+    spool = open_spool(opened, tmp_path)
+    assert spool.corrupt == 1
+    assert spool.queued_points == 20
+    assert drain(spool) == [0, 2]
+
+
+def test_a_file_that_is_not_a_segment_is_removed_and_counted(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(2))
+    spool.close()
+    (tmp_path / "0000000000000007.seg").write_bytes(b"not a spool segment at all")
+    (tmp_path / "0000000000000008.seg").write_bytes(b"")  # created just before a crash
+    spool = open_spool(opened, tmp_path)
+    assert spool.corrupt == 1
+    assert not (tmp_path / "0000000000000007.seg").exists()
+    assert not (tmp_path / "0000000000000008.seg").exists()
+    assert drain(spool) == [0, 1]
+
+
+def test_unreadable_state_replays_everything(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(4))
+    batch = spool.read(20)
+    assert batch is not None
+    spool.commit(batch)
+    spool.close()
+    (tmp_path / "state").write_text("{torn")
+    spool = open_spool(opened, tmp_path)
+    assert drain(spool) == [0, 1, 2, 3]  # 0 and 1 again: duplicates, never a loss
+
+
+def test_state_is_json_with_cursor_and_counters(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(2))
+    batch = spool.read(10)
+    assert batch is not None
+    spool.commit(batch)
+    state = json.loads((tmp_path / "state").read_text())
+    assert state == {
+        "version": 1,
+        "segment": spool.cursor.segment,
+        "offset": SEGMENT_HEADER_SIZE + RECORD,
+        "dropped_points": 0,
+        "corrupt": 0,
+    }
+    assert not (tmp_path / "state.tmp").exists()
+
+
+def test_one_exporter_per_spool_directory(tmp_path: Path, opened: list[Spool]) -> None:
+    open_spool(opened, tmp_path)
+    with pytest.raises(SpoolBusy, match="in use"):
+        open_spool(opened, tmp_path)
+
+
+def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SpoolError, match="cannot open the spool"):
+        Spool(blocker / "spool", max_bytes=10 * SEGMENT)
+
+
+def test_record_frame_layout() -> None:
+    data = frame(b"abc", 7)
+    assert data[:4] == b"PAR1"
+    assert int.from_bytes(data[4:8], "little") == 3
+    assert int.from_bytes(data[8:12], "little") == 7
+    assert data[16:] == b"abc"
+
+
+def run_python(code: str, *prefix: str) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_failed_write_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
+    """A write that fails (here: the file-size limit, as a full disk would) is undone and raised."""
+    result = run_python(f"""
+        import resource, signal
+        from exporter.push.spool import Spool, SpoolError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        spool = Spool({str(tmp_path)!r}, max_bytes=1 << 20, segment_bytes=1 << 20)
+        spool.append(b"a" * 100, 1)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+        try:
+            spool.append(b"b" * 400, 2)
+        except SpoolError as exc:
+            print("raised", exc)
+        print(spool.queued_points, spool.disk_bytes)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "raised cannot append" in result.stdout
+    assert result.stdout.splitlines()[-1] == f"1 {SEGMENT_HEADER_SIZE + RECORD_HEADER.size + 100}"
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 20)
+    batch = spool.read(10)
+    spool.close()
+    assert batch is not None
+    assert [r.payload for r in batch.records] == [b"a" * 100]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_appends_fdatasync_and_new_segments_fsync_the_directory(tmp_path: Path) -> None:
+    """Seen from the kernel's side (strace), not with mocks: the syscalls durability rests on."""
+    spool_dir = tmp_path / "spool"
+    result = run_python(
+        f"""
+        from exporter.push.spool import Spool
+        spool = Spool({str(spool_dir)!r}, max_bytes=1 << 20, segment_bytes=1 << 20)
+        spool.append(b"x" * 100, 1)
+        batch = spool.read(10)
+        spool.commit(batch)
+        """,
+        "strace", "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    calls = [line for line in result.stderr.splitlines() if "sync(" in line or "rename" in line]
+    directory_syncs = [
+        c for c in calls if c.split("(")[0].endswith("fsync") and f"<{spool_dir}>" in c
+    ]
+    segment = f"<{spool_dir}/0000000000000001.seg>"
+    assert any(c.startswith("fdatasync(") and segment in c for c in calls), calls
+    assert any("fsync(" in c and segment in c for c in calls), calls  # its header, at creation
+    assert len(directory_syncs) >= 2, calls  # after creating the segment and after each rename
+    rename = next(i for i, c in enumerate(calls) if "rename" in c and "state.tmp" in c)
+    assert any(f"<{spool_dir}/state.tmp>" in c for c in calls[:rename])  # state synced first
+    assert any(f"<{spool_dir}>" in c for c in calls[rename + 1 :])  # then the directory
