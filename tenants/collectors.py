@@ -30,9 +30,11 @@ def register_collector(
         memory_bytes=validation.optional_int(
             fields.get("memory_bytes"), "memory_bytes", 1, MAX_MEMORY
         ),
-        cloud_provider=validation.optional_token(fields.get("cloud_provider"), "cloud_provider"),
-        region=validation.optional_token(fields.get("region"), "region"),
-        instance_type=validation.optional_token(fields.get("instance_type"), "instance_type"),
+        cloud_provider=validation.optional_token(
+            fields.get("cloud_provider"), "cloud_provider", 40
+        ),
+        region=validation.optional_token(fields.get("region"), "region", 60),
+        instance_type=validation.optional_token(fields.get("instance_type"), "instance_type", 80),
     )
     if db.scalar(
         select(Collector.id).where(Collector.tenant_id == tenant.id, Collector.name == name)

@@ -47,6 +47,8 @@ def slug(value: Any, field: str = "slug") -> str:
 
 def email(value: Any, field: str = "email") -> str:
     result = text(value, field, 254).lower()
+    if len(result) > 254:  # lower-casing can lengthen a string (İ becomes two characters)
+        raise Invalid(f"{field} must be at most 254 characters", field)
     if not EMAIL.match(result):
         raise Invalid(f"{field} is not an e-mail address", field)
     return result
@@ -59,10 +61,10 @@ def hostname(value: Any, field: str = "hostname") -> str:
     return result
 
 
-def optional_token(value: Any, field: str) -> str | None:
+def optional_token(value: Any, field: str, max_length: int = 80) -> str | None:
     if value is None or value == "":
         return None
-    result = text(value, field, 80).lower()
+    result = text(value, field, max_length).lower()
     if not TOKEN.match(result):
         raise Invalid(f"{field} must be lowercase letters, digits, '.', '_' or '-'", field)
     return result
@@ -74,7 +76,7 @@ def optional_int(value: Any, field: str, low: int, high: int) -> int | None:
     if isinstance(value, bool):
         raise Invalid(f"{field} must be a whole number", field)
     if isinstance(value, str):
-        if not value.strip().isdigit():
+        if not (value.strip().isascii() and value.strip().isdigit()):
             raise Invalid(f"{field} must be a whole number", field)
         value = int(value)
     if not isinstance(value, int):

@@ -163,6 +163,9 @@ def _http_error(error: HTTPException) -> Any:
     code = (error.name or "error").lower().replace(" ", "_")
     response = jsonify({"error": {"code": code, "message": error.description or error.name}})
     response.status_code = error.code or 500
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value  # e.g. Allow on 405
     return response
 
 

@@ -1,0 +1,538 @@
+"""The JSON API under /api/v1: tenants, members, users, tokens, collectors, keys and the audit log.
+
+Authentication, CSRF and the JSON error bodies come from tenants/web.py. Every operation goes
+through the service functions, which check roles and scope every query by the tenant; this
+module parses requests (bodies against tenants/openapi.py's schemas) and shapes responses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from tenants import db as database
+from tenants import openapi, validation
+from tenants.access import Actor, require_platform, role_in, tenant_for, visible_tenants
+from tenants.accounts import (
+    create_user,
+    get_user_by_email,
+    issue_token,
+    list_members,
+    remove_membership,
+    set_membership,
+)
+from tenants.audit import events
+from tenants.collectors import (
+    get_collector,
+    list_collectors,
+    register_collector,
+    set_collector_status,
+)
+from tenants.crypto import CredentialHasher
+from tenants.errors import Invalid, NotFound
+from tenants.keys import (
+    DEFAULT_OVERLAP,
+    IssuedKey,
+    get_key,
+    issue_key,
+    list_keys,
+    revoke_key,
+    rotate_key,
+)
+from tenants.models import ApiKey, ApiToken, AuditEvent, Collector, Membership, Tenant, User
+from tenants.tenancy import (
+    Storage,
+    create_tenant,
+    delete_tenant,
+    rename_tenant,
+    set_tenant_status,
+)
+from tenants.web import current_actor, public
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+JsonBody = dict[str, Any]
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+# ---- request helpers --------------------------------------------------------------------------
+
+
+def _db() -> Session:
+    return database.session()
+
+
+def _actor() -> Actor:
+    return current_actor()
+
+
+def _hasher() -> CredentialHasher:
+    hasher: CredentialHasher = current_app.extensions["pa_hasher"]
+    return hasher
+
+
+def _storage() -> Storage:
+    storage: Storage = current_app.extensions["pa_storage"]
+    return storage
+
+
+def _tenant(slug: str, need: str = "read") -> Tenant:
+    if not openapi.matches(openapi.SLUG_PATTERN, slug):
+        raise NotFound("no such tenant")
+    return tenant_for(_db(), _actor(), slug, need)
+
+
+def _row_id(value: int, what: str) -> int:
+    """Ids beyond the schema's range name no row (and would overflow the database's integer)."""
+    if not 1 <= value <= openapi.MAX_ID:
+        raise NotFound(f"no such {what}")
+    return value
+
+
+def _body(schema_name: str, optional: bool = False) -> JsonBody:
+    """The request's JSON object, checked against the named schema of the OpenAPI document."""
+    raw = request.get_data(cache=True)
+    if optional and not raw:
+        return openapi.check_body(schema_name, {})
+    if not request.is_json:
+        raise Invalid("send a JSON body with 'Content-Type: application/json'")
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise Invalid("the request body is not valid JSON") from None
+    return openapi.check_body(schema_name, value)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _query_int(name: str, default: int | None, maximum: int) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= maximum:
+        raise Invalid(f"{name} must be a whole number from 1 to {maximum}", name)
+    return int(text)
+
+
+def _created(body: JsonBody, location: str) -> tuple[JsonBody, int, dict[str, str]]:
+    return body, 201, {"Location": location}
+
+
+def _no_content() -> Response:
+    return Response(status=204)
+
+
+@bp.before_request
+def _refuse_unknown_query_parameters() -> None:
+    rule = request.url_rule
+    if rule is None:
+        return
+    path = re.sub(r"<(?:[^:>]+:)?(\w+)>", r"{\1}", rule.rule.removeprefix(bp.url_prefix or ""))
+    allowed = openapi.query_parameters(path, request.method)
+    if allowed is None:
+        return
+    for name in request.args:
+        shown = openapi.shorten(name)
+        if name not in allowed:
+            raise Invalid(f"unknown query parameter {shown!r}", shown)
+        if len(request.args.getlist(name)) > 1:
+            raise Invalid(f"give {name} once", name)
+
+
+@bp.after_request
+def _escape_markup(response: Response) -> Response:
+    """'<', '>' and '&' leave as \\u escapes, so no JSON string can be read as HTML."""
+    if response.mimetype == "application/json" and not response.direct_passthrough:
+        text = response.get_data(as_text=True)
+        if any(char in text for char in "<>&"):
+            escaped = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            response.set_data(escaped)
+    return response
+
+
+# ---- response shapes --------------------------------------------------------------------------
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def tenant_json(tenant: Tenant) -> JsonBody:
+    return {
+        "id": tenant.id,
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "status": tenant.status,
+        "influx_database": tenant.influx_database,
+        "influx_read_user": tenant.influx_read_user,
+        "created_at": _timestamp(tenant.created_at),
+        "updated_at": _timestamp(tenant.updated_at),
+    }
+
+
+def member_json(user: User, role: str) -> JsonBody:
+    return {"user_id": user.id, "email": user.email, "name": user.name, "role": role}
+
+
+def user_json(user: User) -> JsonBody:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "is_platform_admin": user.is_platform_admin,
+        "is_active": user.is_active,
+        "created_at": _timestamp(user.created_at),
+    }
+
+
+def collector_json(collector: Collector) -> JsonBody:
+    return {
+        "id": collector.id,
+        "name": collector.name,
+        "hostname": collector.hostname,
+        "labels": collector.labels or {},
+        "vcpus": collector.vcpus,
+        "memory_bytes": collector.memory_bytes,
+        "cloud_provider": collector.cloud_provider,
+        "region": collector.region,
+        "instance_type": collector.instance_type,
+        "status": collector.status,
+        "created_at": _timestamp(collector.created_at),
+        "last_seen_at": _timestamp(collector.last_seen_at),
+        "points_received": collector.points_received,
+    }
+
+
+def key_json(key: ApiKey, rotated_from: str | None) -> JsonBody:
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "collector_id": key.collector_id,
+        "state": key.state(),
+        "created_at": _timestamp(key.created_at),
+        "created_by": key.created_by_id,
+        "expires_at": _timestamp(key.expires_at),
+        "revoked_at": _timestamp(key.revoked_at),
+        "last_used_at": _timestamp(key.last_used_at),
+        "rotated_from": rotated_from,
+    }
+
+
+def keys_json(tenant: Tenant, keys: list[ApiKey]) -> list[JsonBody]:
+    """Keys with the public id of the key each replaced, looked up within the tenant."""
+    wanted = {key.rotated_from_id for key in keys if key.rotated_from_id is not None}
+    public_ids = _public_key_ids(tenant, wanted)
+    return [key_json(key, public_ids.get(key.rotated_from_id or 0)) for key in keys]
+
+
+def _public_key_ids(tenant: Tenant, key_pks: set[int]) -> dict[int, str]:
+    if not key_pks:
+        return {}
+    rows = _db().execute(
+        select(ApiKey.id, ApiKey.key_id).where(
+            ApiKey.tenant_id == tenant.id, ApiKey.id.in_(key_pks)
+        )
+    )
+    return {pk: key_id for pk, key_id in rows}
+
+
+def new_key_json(tenant: Tenant, issued: IssuedKey) -> JsonBody:
+    return {**keys_json(tenant, [issued.key])[0], "key": issued.plaintext}
+
+
+def new_token_json(token: ApiToken, plaintext: str) -> JsonBody:
+    return {
+        "token": plaintext,
+        "token_id": token.token_id,
+        "name": token.name,
+        "created_at": _timestamp(token.created_at),
+        "expires_at": _timestamp(token.expires_at),
+    }
+
+
+def event_json(event: AuditEvent) -> JsonBody:
+    return {
+        "id": event.id,
+        "at": _timestamp(event.at),
+        "actor": event.actor,
+        "actor_user_id": event.actor_user_id,
+        "tenant_id": event.tenant_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "details": event.details or {},
+        "ip": event.ip,
+    }
+
+
+def audit_page(found: list[AuditEvent], limit: int) -> JsonBody:
+    next_before = found[-1].id if len(found) == limit else None
+    return {"events": [event_json(event) for event in found], "next_before": next_before}
+
+
+# ---- tenants ----------------------------------------------------------------------------------
+
+
+@bp.get("/tenants")
+def list_tenants_view() -> JsonBody:
+    return {"tenants": [tenant_json(t) for t in visible_tenants(_db(), _actor())]}
+
+
+@bp.post("/tenants")
+def create_tenant_view() -> Any:
+    require_platform(_actor())
+    body = _body("TenantCreate")
+    vault = current_app.extensions["pa_vault"]
+    tenant = create_tenant(_db(), _actor(), body["slug"], body["name"], _storage(), vault)
+    return _created(tenant_json(tenant), url_for(".get_tenant_view", slug=tenant.slug))
+
+
+@bp.get("/tenants/<slug>")
+def get_tenant_view(slug: str) -> JsonBody:
+    return tenant_json(_tenant(slug))
+
+
+@bp.patch("/tenants/<slug>")
+def update_tenant_view(slug: str) -> JsonBody:
+    tenant = _tenant(slug, "admin")
+    body = _body("TenantUpdate")
+    if "status" in body:
+        require_platform(_actor())
+    if "name" in body:
+        rename_tenant(_db(), _actor(), tenant, body["name"])
+    if "status" in body:
+        set_tenant_status(_db(), _actor(), tenant, body["status"] == "active")
+    return tenant_json(tenant)
+
+
+@bp.delete("/tenants/<slug>")
+def delete_tenant_view(slug: str) -> Response:
+    tenant = _tenant(slug, "admin")
+    require_platform(_actor())
+    body = _body("TenantDelete")
+    delete_tenant(_db(), _actor(), tenant, body["confirm"], _storage())
+    return _no_content()
+
+
+# ---- members ----------------------------------------------------------------------------------
+
+
+@bp.get("/tenants/<slug>/members")
+def list_members_view(slug: str) -> JsonBody:
+    tenant = _tenant(slug)
+    members = list_members(_db(), _actor(), tenant)
+    return {"members": [member_json(user, role) for user, role in members]}
+
+
+@bp.post("/tenants/<slug>/members")
+def set_member_view(slug: str) -> Any:
+    tenant = _tenant(slug, "admin")
+    body = _body("MemberSet")
+    db = _db()
+    user = get_user_by_email(db, body["email"])
+    was_member = user is not None and role_in(db, user, tenant) is not None
+    membership = set_membership(db, _actor(), tenant, body["email"], body["role"])
+    member = member_json(membership.user, membership.role)
+    if was_member:
+        return member
+    return _created(member, url_for(".list_members_view", slug=tenant.slug))
+
+
+@bp.delete("/tenants/<slug>/members/<int:user_id>")
+def remove_member_view(slug: str, user_id: int) -> Response:
+    tenant = _tenant(slug, "admin")
+    remove_membership(_db(), _actor(), tenant, _row_id(user_id, "member in this tenant"))
+    return _no_content()
+
+
+# ---- users and tokens -------------------------------------------------------------------------
+
+
+def _all_users(db: Session, actor: Actor) -> list[User]:
+    require_platform(actor)
+    return list(db.scalars(select(User).order_by(User.email)))
+
+
+def _memberships(db: Session, user: User) -> Iterable[JsonBody]:
+    rows = db.execute(
+        select(Tenant.slug, Tenant.name, Membership.role)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Tenant.slug)
+    )
+    return [{"tenant": slug, "tenant_name": name, "role": role} for slug, name, role in rows]
+
+
+@bp.get("/users")
+def list_users_view() -> JsonBody:
+    return {"users": [user_json(user) for user in _all_users(_db(), _actor())]}
+
+
+@bp.post("/users")
+def create_user_view() -> Any:
+    require_platform(_actor())
+    body = _body("UserCreate")
+    email = validation.email(body["email"])
+    if len(email) > openapi.EMAIL["maxLength"]:
+        raise Invalid("email is too long once lower-cased", "email")
+    user = create_user(
+        _db(), _actor(), email, body["password"], body.get("name") or "",
+        body.get("platform_admin", False),
+    )  # fmt: skip
+    return _created(user_json(user), url_for(".list_users_view"))
+
+
+@bp.get("/me")
+def me_view() -> JsonBody:
+    user = _signed_in_user()
+    return {**user_json(user), "memberships": _memberships(_db(), user)}
+
+
+@bp.post("/me/tokens")
+def create_token_view() -> Any:
+    user = _signed_in_user()
+    body = _body("TokenCreate")
+    token, plaintext = issue_token(_db(), user, _hasher(), body["name"], _actor().ip)
+    return _created(new_token_json(token, plaintext), url_for(".me_view"))
+
+
+def _signed_in_user() -> User:
+    user = _actor().user
+    assert user is not None, "web.py authenticates every /api/v1 request as a user"
+    return user
+
+
+# ---- collectors -------------------------------------------------------------------------------
+
+
+@bp.get("/tenants/<slug>/collectors")
+def list_collectors_view(slug: str) -> JsonBody:
+    found = list_collectors(_db(), _actor(), _tenant(slug))
+    return {"collectors": [collector_json(c) for c in found]}
+
+
+@bp.post("/tenants/<slug>/collectors")
+def register_collector_view(slug: str) -> Any:
+    tenant = _tenant(slug, "admin")
+    collector = register_collector(_db(), _actor(), tenant, _body("CollectorCreate"))
+    location = url_for(".get_collector_view", slug=tenant.slug, collector_id=collector.id)
+    return _created(collector_json(collector), location)
+
+
+@bp.get("/tenants/<slug>/collectors/<int:collector_id>")
+def get_collector_view(slug: str, collector_id: int) -> JsonBody:
+    tenant = _tenant(slug)
+    collector = get_collector(_db(), _actor(), tenant, _row_id(collector_id, "collector"))
+    return collector_json(collector)
+
+
+@bp.patch("/tenants/<slug>/collectors/<int:collector_id>")
+def update_collector_view(slug: str, collector_id: int) -> JsonBody:
+    tenant = _tenant(slug, "admin")
+    body = _body("CollectorUpdate")
+    collector = get_collector(_db(), _actor(), tenant, _row_id(collector_id, "collector"))
+    set_collector_status(_db(), _actor(), tenant, collector, body["status"] == "active")
+    return collector_json(collector)
+
+
+# ---- keys -------------------------------------------------------------------------------------
+
+
+def _key(tenant: Tenant, key_id: str) -> ApiKey:
+    if not openapi.matches(openapi.KEY_ID_PATTERN, key_id):
+        raise NotFound("no such key in this tenant")
+    return get_key(_db(), _actor(), tenant, key_id)
+
+
+@bp.get("/tenants/<slug>/keys")
+def list_keys_view(slug: str) -> JsonBody:
+    tenant = _tenant(slug)
+    return {"keys": keys_json(tenant, list_keys(_db(), _actor(), tenant))}
+
+
+@bp.post("/tenants/<slug>/keys")
+def issue_key_view(slug: str) -> Any:
+    tenant = _tenant(slug, "admin")
+    body = _body("KeyIssue")
+    name = validation.text(body.get("name"), "name", 100, required=False)
+    try:
+        collector = get_collector(_db(), _actor(), tenant, body["collector_id"])
+    except NotFound as exc:
+        raise NotFound(exc.message, "collector_id") from None
+    issued = issue_key(
+        _db(), _actor(), tenant, collector, _hasher(), name, body.get("expires_in_days")
+    )
+    return _created(new_key_json(tenant, issued), _key_location(tenant, issued.key))
+
+
+@bp.get("/tenants/<slug>/keys/<key_id>")
+def get_key_view(slug: str, key_id: str) -> JsonBody:
+    tenant = _tenant(slug)
+    return keys_json(tenant, [_key(tenant, key_id)])[0]
+
+
+@bp.post("/tenants/<slug>/keys/<key_id>/revoke")
+def revoke_key_view(slug: str, key_id: str) -> JsonBody:
+    tenant = _tenant(slug, "admin")
+    key = revoke_key(_db(), _actor(), tenant, _key(tenant, key_id))
+    return keys_json(tenant, [key])[0]
+
+
+@bp.post("/tenants/<slug>/keys/<key_id>/rotate")
+def rotate_key_view(slug: str, key_id: str) -> Any:
+    tenant = _tenant(slug, "admin")
+    body = _body("KeyRotate", optional=True)
+    overlap = timedelta(hours=body["overlap_hours"]) if "overlap_hours" in body else DEFAULT_OVERLAP
+    issued = rotate_key(_db(), _actor(), tenant, _key(tenant, key_id), _hasher(), overlap)
+    return _created(new_key_json(tenant, issued), _key_location(tenant, issued.key))
+
+
+def _key_location(tenant: Tenant, key: ApiKey) -> str:
+    return url_for(".get_key_view", slug=tenant.slug, key_id=key.key_id)
+
+
+# ---- audit ------------------------------------------------------------------------------------
+
+
+def _page_arguments() -> tuple[int, int | None]:
+    limit = _query_int("limit", openapi.DEFAULT_AUDIT_LIMIT, openapi.MAX_AUDIT_LIMIT)
+    assert limit is not None
+    return limit, _query_int("before", None, openapi.MAX_ID)
+
+
+@bp.get("/tenants/<slug>/audit")
+def tenant_audit_view(slug: str) -> JsonBody:
+    tenant = _tenant(slug, "admin")
+    limit, before = _page_arguments()
+    return audit_page(events(_db(), tenant, limit, before), limit)
+
+
+@bp.get("/audit")
+def platform_audit_view() -> JsonBody:
+    require_platform(_actor())
+    limit, before = _page_arguments()
+    return audit_page(events(_db(), None, limit, before), limit)
+
+
+# ---- the document -----------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+@public
+def openapi_view() -> JsonBody:
+    return openapi.document()
