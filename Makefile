@@ -57,6 +57,8 @@ test-integration: install debian-packages
 
 bench: install debian-packages
 	$(PY) -m bench.exporter
+	$(PY) -m bench.push
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 COMPONENTS = {
     "exporter": ("exporter.main", "serve node_exporter-compatible metrics for this host"),
+    "ingest": ("ingest.main", "the write API: line protocol from collectors into tenant databases"),
     "admin": ("tenants.cli", "the admin app: database, tenants, users, collectors, API keys"),
     "alerting": (
         "perfanalysis.alerting.cli",

@@ -27,6 +27,12 @@ def _admin_spec() -> Spec:
     return build_spec()
 
 
+def _ingest_spec() -> Spec:
+    from ingest.settings import build_spec
+
+    return build_spec()
+
+
 def _grafana_spec() -> Spec:
     from perfanalysis.grafana.settings import build_spec
 
@@ -35,6 +41,7 @@ def _grafana_spec() -> Spec:
 
 SPECS: dict[str, Callable[[], Spec]] = {
     "exporter": _exporter_spec,
+    "ingest": _ingest_spec,
     "admin": _admin_spec,
     "grafana": _grafana_spec,
 }

@@ -21,7 +21,7 @@ ENV_PREFIX = "PERFANALYSIS_ADMIN_"
 MIN_SECRET_LENGTH = 32
 
 
-def _database_url(text: str) -> str:
+def database_url(text: str) -> str:
     if not text.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
         raise ValueError("expected a sqlite:// or postgresql:// URL")
     if text.startswith("postgres://"):
@@ -31,7 +31,7 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _redis_url(text: str) -> str:
+def redis_url(text: str) -> str:
     if text and not text.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected a redis:// URL")
     return text
@@ -71,7 +71,7 @@ def build_spec() -> Spec:
             "database-url",
             "SQLAlchemy URL of the admin database (also read from DATABASE_URL); default: SQLite in var/admin.db.",
             None,
-            _database_url,
+            database_url,
             metavar="URL",
         )
     )
@@ -80,7 +80,7 @@ def build_spec() -> Spec:
             "redis-url",
             "Redis URL for login throttling shared across workers (also REDIS_URL); in-process when empty.",
             "",
-            _redis_url,
+            redis_url,
             metavar="URL",
         )
     )
@@ -197,13 +197,13 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
             env[f"{ENV_PREFIX}{setting}"] = env[conventional]
     values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
     if values["secret_key"] is None:
-        values["secret_key"] = _development_secret()
+        values["secret_key"] = development_secret()
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{var_dir() / 'admin.db'}"
     return values
 
 
-def _development_secret() -> str:
+def development_secret() -> str:
     path = var_dir() / "dev-secret-key"
     if path.exists():
         return path.read_text().strip()

@@ -25,9 +25,9 @@ PASSWORD = "correct horse battery staple"
 
 def _postgres_database(server_url: str) -> Iterator[str]:
     """Create a database for this session on the server DATABASE_URL points at; drop it after."""
-    from tenants.settings import _database_url
+    from tenants.settings import database_url as normalised
 
-    url = _database_url(server_url)
+    url = normalised(server_url)
     name = f"pa_test_{secrets.token_hex(4)}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

@@ -1,0 +1,372 @@
+"""Ingest end-to-end throughput and latency, against direct writes to the same InfluxDB.
+
+Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers) into Debian's InfluxDB
+1.6.7, verified by counting what was stored, against the anchor: the same 5,000-point batches
+written straight to the same InfluxDB in the same run. Phases alternate (direct, ingest, direct,
+ingest, ...) so that compactions and a busy machine hit both alike. Then the latency of
+5,000-point batches at half of ingest's measured maximum rate, for both paths, paced per client.
+
+The data is node_exporter-like (measurement = metric family, tags = labels + host, field
+``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
+cycles 10 s apart, starting three days ago (inside ingest's accepted window).
+Target (docs/architecture.md): ingest >= 0.8x direct.
+
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--json out.json] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from sqlalchemy.orm import sessionmaker
+
+from ingest.testing import IngestProcess, issue_collector_key
+from perfanalysis.testing.servers import InfluxDB
+from tenants.crypto import CredentialHasher
+from tenants.db import make_engine, transaction
+from tenants.schema import upgrade
+
+TARGET = 0.8
+BATCH = 5_000
+GROUPS = 4  # batches per cycle: 20,000 series
+CYCLE_NS = 10 * 1_000_000_000
+DIRECT_DATABASE = "bench_direct"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def host_series(host: str) -> Iterator[str]:
+    """One host's series in line protocol, without the timestamp (about 170 of them)."""
+    for cpu in range(8):
+        for mode in ("user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice"):
+            yield f"node_cpu_seconds_total,cpu={cpu},host={host},mode={mode} value={cpu * 1000 + 17.31}"
+    for name in ("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal",
+                 "SwapFree", "Active", "Inactive", "Dirty", "Writeback", "Slab", "Shmem",
+                 "Mapped", "PageTables", "Committed_AS", "HugePages_Total", "AnonPages",
+                 "KernelStack", "VmallocUsed"):  # fmt: skip
+        yield f"node_memory_{name}_bytes,host={host} value=17179869184"
+    for device in ("sda", "sdb", "nvme0n1", "nvme1n1"):
+        for metric in ("reads_completed_total", "writes_completed_total", "read_bytes_total",
+                       "written_bytes_total", "io_time_seconds_total", "read_time_seconds_total",
+                       "write_time_seconds_total", "io_now"):  # fmt: skip
+            yield f"node_disk_{metric},device={device},host={host} value=123456789"
+    for device in ("eth0", "eth1", "lo"):
+        for metric in ("receive_bytes_total", "transmit_bytes_total", "receive_packets_total",
+                       "transmit_packets_total", "receive_errs_total", "transmit_errs_total",
+                       "receive_drop_total", "transmit_drop_total"):  # fmt: skip
+            yield f"node_network_{metric},device={device},host={host} value=987654321"
+    for mount in ("/", "/boot", "/var", "/home", "/srv"):
+        for metric in ("size_bytes", "free_bytes", "avail_bytes", "files"):
+            yield (f"node_filesystem_{metric},device=/dev/sda1,fstype=ext4,host={host},"
+                   f"mountpoint={mount} value=107374182400")  # fmt: skip
+    for name in ("load1", "load5", "load15"):
+        yield f"node_{name},host={host} value=0.42"
+
+
+def batch_templates() -> list[list[bytes]]:
+    series: list[bytes] = []
+    for number in itertools.count():
+        series.extend(line.encode() for line in host_series(f"host-{number:04d}"))
+        if len(series) >= BATCH * GROUPS:
+            break
+    return [series[g * BATCH : (g + 1) * BATCH] for g in range(GROUPS)]
+
+
+class Batches:
+    """Batch ``i``: group ``i % 4`` of the series, stamped with cycle ``i // 4``'s timestamp."""
+
+    def __init__(self, templates: list[list[bytes]], start_ns: int) -> None:
+        self.templates = templates
+        self.start_ns = start_ns
+        self._next = itertools.count()
+        self.sent = 0
+
+    def take(self) -> bytes:
+        index = next(self._next)  # atomic under the GIL: each batch goes out once
+        stamp = b" %d" % (self.start_ns + (index // GROUPS) * CYCLE_NS)
+        lines = self.templates[index % GROUPS]
+        return (stamp + b"\n").join(lines) + stamp
+
+
+# ----------------------------------------------------------------------------------------------
+# Load
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    headers: dict[str, str]
+    batches: Batches
+    pids: Callable[[], list[int]]
+    points: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    kernel_seconds: float = 0.0
+    storage_cpu_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+
+def cpu_seconds(pids: list[int], kernel_only: bool = False) -> float:
+    """CPU time of ``pids`` (user and kernel, or kernel only), all their threads included."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(stat[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def post(session: requests.Session, target: Target, body: bytes) -> float:
+    started = time.perf_counter()
+    response = session.post(target.url, data=body, headers=target.headers, timeout=60)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 204:
+        raise RuntimeError(f"{target.name}: {response.status_code} {response.text[:500]}")
+    return elapsed
+
+
+def run_phase(
+    target: Target, influxd: int, seconds: float, clients: int, rate: float | None = None
+) -> tuple[int, float, list[float]]:
+    """Send batches for ``seconds`` from ``clients`` threads, flat out or at ``rate`` points/s.
+
+    Returns points sent, the phase's wall time, and each batch's latency.
+    """
+    sent = [0] * clients
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    cpu_before = cpu_seconds(target.pids())
+    kernel_before = cpu_seconds(target.pids(), kernel_only=True)
+    storage_before = cpu_seconds([influxd])
+    started = time.perf_counter()
+    deadline = started + seconds
+    interval = clients * BATCH / rate if rate else 0.0
+
+    def client(number: int) -> None:
+        session = requests.Session()
+        session.trust_env = False
+        due = started + interval * number / clients
+        try:
+            while (now := time.perf_counter()) < deadline:
+                if interval:
+                    if due > now:
+                        time.sleep(due - now)
+                    due += interval
+                latencies[number].append(post(session, target, target.batches.take()))
+                sent[number] += BATCH
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        time.sleep(min(2.0, max(0.05, deadline - time.perf_counter())))
+        elapsed = time.perf_counter() - started
+        if any(thread.is_alive() for thread in threads) and elapsed < seconds:
+            print(f"    {target.name}: {elapsed:5.1f} s, {sum(sent):>10,} points, "
+                  f"{sum(sent) / elapsed:>9,.0f} points/s", file=sys.stderr, flush=True)  # fmt: skip
+    if errors:
+        raise errors[0]
+    wall = time.perf_counter() - started
+    target.cpu_seconds += cpu_seconds(target.pids()) - cpu_before
+    target.kernel_seconds += cpu_seconds(target.pids(), kernel_only=True) - kernel_before
+    target.storage_cpu_seconds += cpu_seconds([influxd]) - storage_before
+    return sum(sent), wall, [value for values in latencies for value in values]
+
+
+def stored_points(influxdb: InfluxDB, database: str) -> int:
+    rows = influxdb.rows("SELECT count(value) FROM /.*/", db=database)
+    return sum(int(row["count"]) for row in rows)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+def run(seconds: float, rounds: int, clients: int, latency_seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
+        influxdb = InfluxDB(Path(base) / "influxdb").start()
+        ingest: IngestProcess | None = None
+        try:
+            secret = secrets.token_urlsafe(36)
+            engine = make_engine(f"sqlite:///{base}/admin.db")
+            upgrade(engine)
+            with transaction(sessionmaker(engine, expire_on_commit=False)) as db:
+                key = issue_collector_key(db, CredentialHasher(secret), "bench", "bench-host")
+            engine.dispose()
+            influxdb.create_database(key.database)
+            influxdb.create_database(DIRECT_DATABASE)
+            ingest = IngestProcess(Path(base) / "ingest", {
+                "PERFANALYSIS_INGEST_SECRET_KEY": secret,
+                "PERFANALYSIS_INGEST_DATABASE_URL": f"sqlite:///{base}/admin.db",
+                "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
+                "PERFANALYSIS_INGEST_WEB_WORKERS": "2",
+                "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
+                "PERFANALYSIS_INGEST_REDIS_URL": "",
+                "PERFANALYSIS_INGEST_LOG_LEVEL": "warning",
+            }).start()  # fmt: skip
+            master = ingest.pid
+            assert master is not None
+            influxd = influxdb.pid
+            assert influxd is not None
+            templates = batch_templates()
+            start_ns = time.time_ns() - 3 * 86_400 * 1_000_000_000
+            direct = Target("direct", f"{influxdb.url}/write?db={DIRECT_DATABASE}&precision=ns",
+                            {}, Batches(templates, start_ns), lambda: [])  # fmt: skip
+            through = Target("ingest", f"{ingest.url}/write?precision=ns",
+                             {"Authorization": f"Token {key.key}"},
+                             Batches(templates, start_ns), lambda: children(master))  # fmt: skip
+            print("  warming up: one cycle through each path", file=sys.stderr, flush=True)
+            for target in (direct, through):
+                session = requests.Session()
+                session.trust_env = False
+                for _ in range(GROUPS * clients):
+                    post(session, target, target.batches.take())
+                    target.batches.sent += BATCH
+                session.close()
+            for number in range(1, rounds + 1):
+                for target in (direct, through):
+                    print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
+                    points, wall, latencies = run_phase(target, influxd, seconds, clients)
+                    target.points += points
+                    target.seconds += wall
+                    target.batches.sent += points
+            max_rate = through.points / through.seconds
+            half = max_rate / 2
+            paced: dict[str, list[float]] = {}
+            for target in (through, direct):
+                print(f"  latency: {target.name} at {half:,.0f} points/s", file=sys.stderr,
+                      flush=True)  # fmt: skip
+                saved = target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds
+                points, wall, latencies = run_phase(target, influxd, latency_seconds, clients, half)
+                # CPU per point is reported for the flat-out phases only
+                target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds = saved
+                target.batches.sent += points
+                paced[target.name] = latencies
+            print("  counting what was stored", file=sys.stderr, flush=True)
+            result = {
+                "clients": clients,
+                "rounds": rounds,
+                "seconds_per_phase": seconds,
+                "direct_points_per_s": direct.points / direct.seconds,
+                "ingest_points_per_s": max_rate,
+                "direct_sent": direct.batches.sent,
+                "direct_stored": stored_points(influxdb, DIRECT_DATABASE),
+                "ingest_sent": through.batches.sent,
+                "ingest_stored": stored_points(influxdb, key.database),
+                "paced_points_per_s": half,
+                "ingest_paced_p50_ms": statistics.median(paced["ingest"]) * 1e3,
+                "ingest_paced_p99_ms": percentile(paced["ingest"], 0.99) * 1e3,
+                "direct_paced_p50_ms": statistics.median(paced["direct"]) * 1e3,
+                "direct_paced_p99_ms": percentile(paced["direct"], 0.99) * 1e3,
+                "ingest_cpu_us_per_point": through.cpu_seconds / through.points * 1e6,
+                "ingest_kernel_us_per_point": through.kernel_seconds / through.points * 1e6,
+                "influxd_cpu_us_per_point_direct": direct.storage_cpu_seconds / direct.points * 1e6,
+                "influxd_cpu_us_per_point_ingest": (
+                    through.storage_cpu_seconds / through.points * 1e6
+                ),
+            }
+        finally:
+            if ingest is not None:
+                ingest.stop()
+            influxdb.stop()
+    result["ratio"] = result["ingest_points_per_s"] / result["direct_points_per_s"]
+    return result
+
+
+def report(result: dict[str, float]) -> bool:
+    complete = (
+        result["direct_sent"] == result["direct_stored"]
+        and result["ingest_sent"] == result["ingest_stored"]
+    )
+    met = complete and result["ratio"] >= TARGET
+    print(f"ingest vs direct writes into InfluxDB 1.6.7: {BATCH:,}-point batches, "
+          f"{BATCH * GROUPS:,} series, {int(result['clients'])} clients, "
+          f"{int(result['rounds'])} rounds x {result['seconds_per_phase']:g} s per path")  # fmt: skip
+    print(f"{'':30}{'points/s':>12}{'sent':>14}{'stored':>14}")
+    for label, prefix in (
+        ("direct (anchor)", "direct"),
+        ("ingest (gunicorn, 2 workers)", "ingest"),
+    ):
+        print(f"{label:30}{result[prefix + '_points_per_s']:>12,.0f}"
+              f"{int(result[prefix + '_sent']):>14,}{int(result[prefix + '_stored']):>14,}")  # fmt: skip
+    print(f"ratio ingest/direct: {result['ratio']:.2f}x (target >= {TARGET}x: "
+          f"{'met' if result['ratio'] >= TARGET else 'MISSED'}); every point stored once: "
+          f"{'yes' if complete else 'NO'}")  # fmt: skip
+    print(f"CPU per point: ingest workers {result['ingest_cpu_us_per_point']:.2f} us (kernel "
+          f"{result['ingest_kernel_us_per_point']:.2f}); influxd "
+          f"{result['influxd_cpu_us_per_point_direct']:.2f} us direct, "
+          f"{result['influxd_cpu_us_per_point_ingest']:.2f} us through ingest")  # fmt: skip
+    print(f"latency of {BATCH:,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
+          "(half of ingest's maximum):")  # fmt: skip
+    for label, prefix in (("ingest", "ingest"), ("direct", "direct")):
+        print(f"  {label:8} p50 {result[prefix + '_paced_p50_ms']:7.1f} ms   "
+              f"p99 {result[prefix + '_paced_p99_ms']:7.1f} ms")  # fmt: skip
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each flat-out phase")
+    parser.add_argument("--rounds", type=int, default=2, help="direct/ingest phase pairs")
+    parser.add_argument("--clients", type=int, default=4,
+                        help="concurrent writers per path (ingest needs some to overlap parsing "
+                        "with waiting for storage)")  # fmt: skip
+    parser.add_argument("--latency-seconds", type=float, default=10.0,
+                        help="length of each paced latency phase")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    args = parser.parse_args(argv)
+    if args.seconds < 1 or args.rounds < 1 or args.clients < 1 or args.latency_seconds < 1:
+        parser.error("--seconds, --rounds, --clients and --latency-seconds must be at least 1")
+    result = run(args.seconds, args.rounds, args.clients, args.latency_seconds)
+    met = report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if met or not args.strict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

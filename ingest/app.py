@@ -1,0 +1,61 @@
+"""The ingest app factory: ``create_app(settings)`` wires settings to the write service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.orm import sessionmaker
+
+from ingest import views
+from ingest.batch import BatchPreparer, BatchRules
+from ingest.context import IngestContext
+from ingest.metrics import IngestMetrics
+from ingest.ratelimit import make_limiter
+from ingest.service import WriteService
+from ingest.settings import load
+from ingest.storage import make_writer
+from tenants.crypto import CredentialHasher
+from tenants.db import make_engine
+from tenants.keys import KeyVerifier
+
+NS_PER_SECOND = 1_000_000_000
+
+
+def batch_rules(settings: Mapping[str, Any]) -> BatchRules:
+    return BatchRules(
+        max_line_bytes=settings["limits_max_line_bytes"],
+        max_tags=settings["limits_max_tags"],
+        max_fields=settings["limits_max_fields"],
+        max_points=settings["limits_max_points"],
+        max_age_ns=int(settings["limits_max_age"] * NS_PER_SECOND),
+        max_future_ns=int(settings["limits_max_future"] * NS_PER_SECOND),
+        allow_unsigned=settings["storage_unsigned_integers"],
+    )
+
+
+def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
+    settings = dict(load() if settings is None else settings)
+    app = Flask(__name__)
+    engine = make_engine(settings["database_url"])
+    verifier = KeyVerifier(
+        sessionmaker(engine, expire_on_commit=False),
+        CredentialHasher(settings["secret_key"]),
+        ttl=settings["key_cache_seconds"],
+    )
+    writer = make_writer(settings)
+    metrics = IngestMetrics()
+    rate_limited = settings["limits_rate"] > 0
+    service = WriteService(
+        verifier=verifier,
+        preparer=BatchPreparer(batch_rules(settings), settings["series_cache_size"]),
+        limiter=make_limiter(settings),
+        burst=settings["limits_burst"] if rate_limited else None,
+        writer=writer,
+        metrics=metrics,
+        retry_after=settings["storage_retry_after"],
+    )
+    app.extensions["ingest"] = IngestContext(settings, service, engine, writer, metrics)
+    app.register_blueprint(views.bp)
+    return app

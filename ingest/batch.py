@@ -1,0 +1,410 @@
+"""From a request body to the payload written to storage, or to the list of its bad lines.
+
+Every line is checked by ``lineprotocol.parse_line``'s rules and by the service's limits, and
+rewritten with the key's ``tenant`` and ``collector`` tags (a client's own are replaced),
+timestamps in nanoseconds. A batch with any bad line raises InvalidBatch: nothing is written.
+
+Speed matters here (architecture target: ingest at least 0.8 of direct writes), so most lines take a
+fast path: one possessive regular expression accepts lines without backslashes or quotes
+whose numbers are certainly in range; the series part (measurement and tags) is rewritten once
+and cached, since a collector sends the same series every interval. Everything else, and every
+line the fast path does not accept, goes through the exact parser; tests check that both paths
+give the same points. Field values pass through in the client's validated spelling (``1.``
+and ``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps are canonical.
+
+Points without a timestamp get the time the request was received, the same for the whole batch
+(as InfluxDB itself does), so the payload ingest writes is fully determined and a replay of it
+overwrites rather than duplicates. A client retrying such a batch still duplicates it: collectors
+should send timestamps, as ours does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import compress, repeat
+from operator import contains, itemgetter
+from typing import Final
+
+from ingest.lineprotocol import (
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    PRECISION_NS,
+    LineProtocolError,
+    Point,
+    Unsigned,
+    escape_key,
+    format_point,
+    parse_line,
+    tag_value_problem,
+)
+
+FORCED_KEYS: Final = ("collector", "tenant")
+
+
+@dataclass(frozen=True)
+class BatchRules:
+    """Limits every point must meet; durations in nanoseconds."""
+
+    max_line_bytes: int = 65_536
+    max_tags: int = 64
+    max_fields: int = 256
+    max_points: int = 100_000
+    max_age_ns: int = 7 * 86_400 * 10**9
+    max_future_ns: int = 600 * 10**9
+    allow_unsigned: bool = False
+    max_issues: int = 100
+
+
+@dataclass(frozen=True)
+class LineIssue:
+    line: int  # 1-based, counting every line of the body
+    reason: str
+
+
+class InvalidBatch(Exception):
+    """The batch has bad lines: ``issues`` lists the first ``max_issues``, ``count`` all."""
+
+    def __init__(self, issues: Sequence[LineIssue], count: int, points: int) -> None:
+        self.issues = list(issues)
+        self.count = count
+        self.points = points
+        super().__init__(
+            f"{count} invalid line(s); first: line {issues[0].line}: {issues[0].reason}"
+        )
+
+
+class TooManyPoints(Exception):
+    def __init__(self, points: int, limit: int) -> None:
+        self.points = points
+        self.limit = limit
+        super().__init__(f"{points} points in one request; at most {limit} are accepted")
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    payload: bytes  # canonical line protocol, nanosecond timestamps
+    points: int
+
+
+class ForcedTags:
+    """The ``collector`` and ``tenant`` tags a key's points are written with."""
+
+    def __init__(self, tenant: str, collector: str) -> None:
+        for key, value in (("tenant", tenant), ("collector", collector)):
+            problem = tag_value_problem(value)
+            if problem:
+                raise ValueError(f"the {key} name {value!r} cannot be a tag value: it {problem}")
+        self.pairs: tuple[tuple[str, str], ...] = (("collector", collector), ("tenant", tenant))
+        self.escaped: tuple[tuple[str, str], ...] = tuple(
+            (key, escape_key(value)) for key, value in self.pairs
+        )
+        self.cache_key = f"{tenant}\x00{collector}"
+
+
+def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[str], re.Pattern[str], str]:
+    """A line with no backslash or quote whose numbers are certainly in range, and its part
+    after the series (for series already seen).
+
+    Groups: series (measurement and tags), fields, timestamp. Integers of up to 18 digits and
+    floats of up to 200 integral digits with a 2-digit exponent cannot overflow; longer ones
+    are left to the exact parser. Possessive quantifiers keep the match linear.
+    """
+    name = r'[^\x00-\x20\x7f,=\\"_#][^\x00-\x20\x7f,=\\"]*+'
+    tag_value = r'[^\x00-\x20\x7f,=\\"]++'
+    unsigned = r"|[0-9]{1,19}+u" if allow_unsigned else ""
+    value = (
+        r"(?>-?+[0-9]{1,18}+i" + unsigned + r"|-?+(?:[0-9]{1,200}+(?:\.[0-9]*+)?+|\.[0-9]++)"
+        r"(?:[eE][+-]?+[0-9]{1,2}+)?+|t(?:rue)?+|T(?:rue|RUE)?+|f(?:alse)?+|F(?:alse|ALSE)?+)"
+    )
+    fields = f"{name}={value}(?:,{name}={value})*+"
+    rest = rf"({fields})(?: (-?+[0-9]{{1,19}}+))?+"
+    return re.compile(rf"({name}(?:,{name}={tag_value})*+) {rest}"), re.compile(rest), fields
+
+
+def _block_pattern(fields: str, digits: int) -> re.Pattern[str]:
+    """Many lines' parts after the series, each with a timestamp of exactly ``digits`` digits."""
+    rest = f"{fields} [1-9][0-9]{{{digits - 1}}}+"
+    return re.compile(f"(?:{rest}\n)*+{rest}")
+
+
+_FIELD_KEYS = re.compile(r"([^,=]+)=")
+_FIRST = itemgetter(0)
+_THIRD = itemgetter(2)
+
+
+def _timestamp_text(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration_text(ns: int) -> str:
+    seconds = ns // 10**9
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class BatchPreparer:
+    """Validates and rewrites bodies under one set of rules; holds a bounded series cache."""
+
+    def __init__(self, rules: BatchRules, series_cache_size: int = 200_000) -> None:
+        self.rules = rules
+        line_pattern, rest_pattern, self._fields_pattern = _fast_patterns(rules.allow_unsigned)
+        self._fast = line_pattern.fullmatch
+        self._fast_rest = rest_pattern.fullmatch
+        self._blocks: dict[int, re.Pattern[str]] = {}
+        self._cache: dict[str, dict[str, str]] = {}
+        self._cache_limit = series_cache_size
+        self._cached = 0
+
+    def prepare(
+        self, body: bytes, forced: ForcedTags, precision: str, now_ns: int, fast: bool = True
+    ) -> PreparedBatch:
+        """The payload for storage; raises InvalidBatch or TooManyPoints.
+
+        ``precision`` must be a key of PRECISION_NS (the caller answers 400 otherwise);
+        ``fast=False`` sends every line through the exact parser (for tests).
+        """
+        multiplier = PRECISION_NS[precision]
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            self._refuse_undecodable(body)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        lines = text.split("\n")
+        if len(lines) > self.rules.max_points:
+            points = sum(1 for line in lines if not _skipped(line))
+            if points > self.rules.max_points:
+                raise TooManyPoints(points, self.rules.max_points)
+        window = _Window(now_ns, self.rules)
+        ascii_only = text.isascii()
+        if fast and len(lines) > 1 and not lines[-1]:
+            whole = self._whole_batch(lines[:-1], forced, multiplier, window, ascii_only)
+        else:
+            whole = (
+                self._whole_batch(lines, forced, multiplier, window, ascii_only) if fast else None
+            )
+        if whole is not None:
+            return whole
+        out, issues, issue_count, skipped = self._rewrite(
+            lines, forced, multiplier, window, ascii_only, fast
+        )
+        if issue_count:
+            raise InvalidBatch(issues, issue_count, len(lines) - skipped)
+        return PreparedBatch("\n".join(out).encode(), len(out))
+
+    def _rewrite(
+        self,
+        lines: list[str],
+        forced: ForcedTags,
+        multiplier: int,
+        window: _Window,
+        ascii_only: bool,
+        fast: bool,
+    ) -> tuple[list[str], list[LineIssue], int, int]:
+        out: list[str] = []
+        append = out.append
+        issues: list[LineIssue] = []
+        issue_count = skipped = 0
+        max_bytes = self.rules.max_line_bytes
+        short = max_bytes if ascii_only else max_bytes // 4  # longer lines are measured exactly
+        max_fields = self.rules.max_fields
+        cache = self._series_cache(forced) if fast else {}
+        cached = cache.get
+        rest_match = self._fast_rest
+        low, high, now_text = window.low, window.high, window.now_text
+        for index, line in enumerate(lines):
+            try:
+                if len(line) > short and len(line.encode()) > max_bytes:
+                    raise LineProtocolError(f"line longer than {max_bytes} bytes")
+                # A cached series was checked whole: it has no space, so it ends at the first.
+                series, _, rest = line.partition(" ")
+                head = cached(series)
+                if head is None and fast:
+                    head = self._learn_series(line, forced, cache)
+                found = rest_match(rest) if head is not None else None
+                if found is None:
+                    if _skipped(line):
+                        skipped += 1
+                    else:
+                        append(self._exact(line, forced, multiplier, window))
+                    continue
+                fields, stamp = found.groups()
+                if "," in fields:
+                    keys = _FIELD_KEYS.findall(fields)
+                    if len(keys) > max_fields or len(set(keys)) != len(keys):
+                        append(self._exact(line, forced, multiplier, window))
+                        continue
+                if stamp is None:
+                    stamp = now_text
+                else:
+                    ns = int(stamp) * multiplier
+                    if not low <= ns <= high:
+                        raise LineProtocolError(window.problem(ns))
+                    if multiplier != 1 or stamp[0] == "0" or stamp[:2] == "-0":
+                        stamp = str(ns)
+                append(f"{head} {fields} {stamp}")
+            except LineProtocolError as exc:
+                issue_count += 1
+                if len(issues) < self.rules.max_issues:
+                    issues.append(LineIssue(index + 1, str(exc)))
+        return out, issues, issue_count, skipped
+
+    def _whole_batch(
+        self,
+        lines: list[str],
+        forced: ForcedTags,
+        multiplier: int,
+        window: _Window,
+        ascii_only: bool,
+    ) -> PreparedBatch | None:
+        """Every line at once, in C-level loops and one regular expression, when each is a plain
+        point of an already-seen series with a timestamp; None sends the batch line by line.
+
+        The same checks as the line path, arranged for speed: series looked up in the cache
+        (which holds only series that passed the line checks), every part after the series
+        matched by one pattern, timestamps of one digit count compared as text.
+        """
+        cache = self._cache.get(forced.cache_key)
+        bounds = window.digit_bounds(multiplier)
+        if not cache or bounds is None:
+            return None
+        digits, low_text, high_text, zeros = bounds
+        limit = self.rules.max_line_bytes if ascii_only else self.rules.max_line_bytes // 4
+        if max(map(len, lines)) > limit:
+            return None
+        parts = list(map(str.partition, lines, repeat(" ")))
+        try:
+            heads = list(map(cache.__getitem__, map(_FIRST, parts)))
+        except KeyError:
+            return None
+        rests = list(map(_THIRD, parts))
+        block = self._blocks.get(digits)
+        if block is None:
+            block = self._blocks[digits] = _block_pattern(self._fields_pattern, digits)
+        if block.fullmatch("\n".join(rests)) is None:
+            return None
+        stamps = list(map(itemgetter(slice(-digits, None)), rests))
+        if min(stamps) < low_text or max(stamps) > high_text:
+            return None
+        for rest in compress(rests, map(contains, rests, repeat(","))):
+            keys = _FIELD_KEYS.findall(rest)
+            if len(keys) > self.rules.max_fields or len(set(keys)) != len(keys):
+                return None
+        if zeros:
+            rests = [rest + zeros for rest in rests]
+        payload = "\n".join(map(" ".join, zip(heads, rests, strict=True)))
+        return PreparedBatch(payload.encode(), len(lines))
+
+    def _series_cache(self, forced: ForcedTags) -> dict[str, str]:
+        if self._cached > self._cache_limit:  # bounded memory: start again when full
+            self._cache.clear()
+            self._cached = 0
+        return self._cache.setdefault(forced.cache_key, {})
+
+    def _learn_series(self, line: str, forced: ForcedTags, cache: dict[str, str]) -> str | None:
+        """The rewritten series of a line the fast pattern accepts whole, now cached; else None."""
+        found = self._fast(line)
+        return None if found is None else self._rewrite_series(found.group(1), forced, cache)
+
+    def _rewrite_series(self, series: str, forced: ForcedTags, cache: dict[str, str]) -> str | None:
+        """Measurement and tags with the forced tags, sorted; None if the exact parser must see it."""
+        parts = series.split(",")
+        pairs = [(key, value) for key, _, value in (part.partition("=") for part in parts[1:])]
+        if len({key for key, _ in pairs}) != len(pairs):
+            return None
+        own = [pair for pair in pairs if pair[0] not in FORCED_KEYS]
+        if len(own) > self.rules.max_tags:
+            return None
+        own.extend(forced.escaped)
+        own.sort()
+        head = parts[0] + "," + ",".join([f"{key}={value}" for key, value in own])
+        cache[series] = head
+        self._cached += 1
+        return head
+
+    def _exact(self, line: str, forced: ForcedTags, multiplier: int, window: _Window) -> str:
+        """The exact path: parse, apply the rules, format canonically; raises LineProtocolError."""
+        point = parse_line(line)
+        if not self.rules.allow_unsigned and any(
+            isinstance(value, Unsigned) for _, value in point.fields
+        ):
+            raise LineProtocolError(
+                "unsigned integers (5u) are not accepted: the storage (InfluxDB 1.x) has no "
+                "unsigned type; send an integer (5i)"
+            )
+        own = tuple(pair for pair in point.tags if pair[0] not in FORCED_KEYS)
+        if len(own) > self.rules.max_tags:
+            raise LineProtocolError(f"{len(own)} tags; at most {self.rules.max_tags} are accepted")
+        if len(point.fields) > self.rules.max_fields:
+            raise LineProtocolError(
+                f"{len(point.fields)} fields; at most {self.rules.max_fields} are accepted"
+            )
+        stamp: int | str = window.now_text
+        if point.timestamp is not None:
+            stamp = point.timestamp * multiplier
+            if not window.low <= stamp <= window.high:
+                raise LineProtocolError(window.problem(stamp))
+        return format_point(Point(point.measurement, own + forced.pairs, point.fields), stamp)
+
+    def _refuse_undecodable(self, body: bytes) -> None:
+        issues: list[LineIssue] = []
+        count = points = 0
+        for index, raw in enumerate(body.split(b"\n")):
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError as exc:
+                count += 1
+                points += 1
+                if len(issues) < self.rules.max_issues:
+                    issues.append(LineIssue(index + 1, f"not valid UTF-8 at byte {exc.start + 1}"))
+                continue
+            points += not _skipped(line.rstrip("\r"))
+        raise InvalidBatch(issues, count, points)
+
+
+class _Window:
+    """The accepted time range of one request, in nanoseconds."""
+
+    def __init__(self, now_ns: int, rules: BatchRules) -> None:
+        self.now_ns = now_ns
+        self.now_text = str(now_ns)
+        self.rules = rules
+        self.low = max(MIN_TIMESTAMP, now_ns - rules.max_age_ns)
+        self.high = min(MAX_TIMESTAMP, now_ns + rules.max_future_ns)
+
+    def digit_bounds(self, multiplier: int) -> tuple[int, str, str, str] | None:
+        """For a power-of-ten precision whose accepted timestamps all have one digit count:
+        that count, the lowest and highest accepted timestamps as text, and the zeros that
+        turn one into nanoseconds. None for other precisions and windows."""
+        zeros = len(str(multiplier)) - 1
+        if multiplier != 10**zeros:
+            return None
+        low = -(-self.low // multiplier)
+        high = self.high // multiplier
+        if low <= 0 or len(str(low)) != len(str(high)):
+            return None
+        return len(str(low)), str(low), str(high), "0" * zeros
+
+    def problem(self, ns: int) -> str:
+        if not MIN_TIMESTAMP <= ns <= MAX_TIMESTAMP:
+            return "timestamp out of range (InfluxDB stores 1677-09-21 to 2262-04-11)"
+        if ns < self.low:
+            return (
+                f"timestamp {_timestamp_text(ns)} is older than "
+                f"{_duration_text(self.rules.max_age_ns)}: check the precision and the clock"
+            )
+        return (
+            f"timestamp {_timestamp_text(ns)} is more than "
+            f"{_duration_text(self.rules.max_future_ns)} in the future: check the precision "
+            "and the clock"
+        )
+
+
+def _skipped(line: str) -> bool:
+    """Blank lines (spaces and tabs too) and comments carry no point."""
+    return not line or line[0] == "#" or line.isspace()

@@ -1,0 +1,294 @@
+"""InfluxDB line protocol: parse one line into a Point, and format a Point canonically.
+
+Ingest never forwards bytes it has not understood: every line is parsed here, so that a batch
+with any bad line is refused whole instead of half-written by InfluxDB 1.x (``partial write``).
+
+Semantics are those measured on Debian's InfluxDB 1.6.7 (docs/ingest.md):
+
+* A delimiter (``,``, ``=``, space) preceded by a backslash is escaped, however many
+  backslashes come before it. Measurements unescape ``\\,`` and ``\\ ``; tag keys, tag values
+  and field keys unescape ``\\,``, ``\\=`` and ``\\ ``. Every other backslash is literal:
+  ``a\\\\b`` in a tag is stored with two backslashes.
+* String field values unescape ``\\\\`` and ``\\"``; any other backslash is literal.
+* 1.6.7 also unescapes ``\\=`` and ``\\"`` in measurements where the documentation says it
+  should not, so those two spellings are refused as ambiguous rather than guessed.
+
+Where InfluxDB is lenient and the result is surprising, this parser is strict: names and tag
+values may not contain control characters, names may not start with ``_`` (InfluxDB 2's rule),
+separators are exactly one space, and duplicate field keys are refused. Nothing that passes
+here is refused by InfluxDB's parser, and formatting a parsed point gives a line that parses
+back to the same point; tests check both properties.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+
+MIN_TIMESTAMP: Final = -9223372036854775806  # InfluxDB's range, in nanoseconds
+MAX_TIMESTAMP: Final = 9223372036854775806
+MIN_INT64: Final = -(2**63)
+MAX_INT64: Final = 2**63 - 1
+MAX_UINT64: Final = 2**64 - 1
+MAX_STRING_BYTES: Final = 65535  # InfluxDB's limit for a string field value
+BOOLEANS: Final = {
+    "t": True, "T": True, "true": True, "True": True, "TRUE": True,
+    "f": False, "F": False, "false": False, "False": False, "FALSE": False,
+}  # fmt: skip
+
+# Nanoseconds per unit, for the precision names of both write APIs.
+PRECISION_NS: Final = {
+    "ns": 1, "n": 1, "us": 1_000, "u": 1_000, "ms": 1_000_000,
+    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+}  # fmt: skip
+V2_PRECISIONS: Final = ("ns", "us", "ms", "s")
+V1_PRECISIONS: Final = ("n", "ns", "u", "us", "ms", "s", "m", "h")
+
+
+class LineProtocolError(ValueError):
+    """One line is not valid line protocol; ``reason`` says why, ``column`` (1-based) where."""
+
+    def __init__(self, reason: str, column: int | None = None) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(f"column {column}: {reason}" if column else reason)
+
+
+class Unsigned(int):
+    """An unsigned integer field value (``5u``): its own type, so it formats back with ``u``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Unsigned({int(self)})"
+
+
+FieldValue = float | int | bool | str  # int includes Unsigned; bool is checked before int
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One point as written: tags in the order given, timestamp in the batch's precision."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, FieldValue], ...]
+    timestamp: int | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsing
+
+# A run of backslashes escapes the delimiter right after it (if any); the others are literal.
+_MEASUREMENT_TOKEN = re.compile(r"(?:[^\\, ]++|\\++[, ]?+)*+")
+_KEY_TOKEN = re.compile(r"(?:[^\\,= ]++|\\++[,= ]?+)*+")
+_STRING_VALUE = re.compile(r'"((?:[^"\\]++|\\.)*+)"')
+_PLAIN_VALUE = re.compile(r"[^, ]*+")
+_MEASUREMENT_ESCAPED = re.compile(r"\\([, ])")
+_KEY_ESCAPED = re.compile(r"\\([,= ])")
+_STRING_ESCAPED = re.compile(r'\\([\\"])')
+_AMBIGUOUS_MEASUREMENT_ESCAPE = re.compile(r'\\[="]')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INTEGER = re.compile(r"-?[0-9]+i")
+_UNSIGNED = re.compile(r"[0-9]+u")
+_FLOAT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TIMESTAMP = re.compile(r"-?[0-9]+")
+_MAX_NUMBER_DIGITS = 25  # longer integers and timestamps are out of range whatever they say
+
+
+def parse_line(line: str) -> Point:
+    """Parse one line (no newline); raises LineProtocolError naming the first problem."""
+    if not line:
+        raise LineProtocolError("empty line")
+    if line[0] == "#":
+        raise LineProtocolError("a comment is not a point")
+    if line[0] == " ":
+        raise LineProtocolError("line starts with a space", 1)
+    token = _MEASUREMENT_TOKEN.match(line)
+    assert token is not None  # the pattern also matches the empty string
+    pos = token.end()
+    if _AMBIGUOUS_MEASUREMENT_ESCAPE.search(token.group()):
+        raise LineProtocolError(
+            'measurement: \\= and \\" are read differently by InfluxDB versions; '
+            'write = or " without the backslash',
+            1,
+        )
+    measurement = _MEASUREMENT_ESCAPED.sub(r"\1", token.group())
+    _check_name(measurement, "measurement", 1)
+    tags: list[tuple[str, str]] = []
+    while pos < len(line) and line[pos] == ",":
+        key, pos = _scan_key(line, pos + 1, "tag key")
+        if pos >= len(line) or line[pos] != "=":
+            raise LineProtocolError(f"tag key {key!r} has no value", pos + 1)
+        value, pos = _scan_key(line, pos + 1, "tag value")
+        if pos < len(line) and line[pos] == "=":
+            raise LineProtocolError(f"tag {key!r}: unescaped '=' in the value", pos + 1)
+        tags.append((key, value))
+    if len({key for key, _ in tags}) != len(tags):
+        raise LineProtocolError("duplicate tag keys")
+    if pos >= len(line):
+        raise LineProtocolError("no fields: expected a space and key=value after the tags")
+    if line[pos] != " ":  # the token stops only at ',', ' ' or the end
+        raise LineProtocolError("unexpected character after the tags", pos + 1)
+    fields, pos = _scan_fields(line, pos + 1)
+    timestamp = None
+    if pos < len(line):  # the fields stop only at ' ' or the end
+        timestamp = _parse_timestamp(line[pos + 1 :], pos + 2)
+    return Point(measurement, tuple(tags), tuple(fields), timestamp)
+
+
+def _check_name(name: str, what: str, column: int) -> None:
+    if not name:
+        raise LineProtocolError(f"missing {what}", column)
+    if what != "tag value" and name[0] == "_":
+        raise LineProtocolError(f"{what} {name!r}: names starting with '_' are reserved", column)
+    if _CONTROL.search(name):
+        raise LineProtocolError(f"{what} {name!r} contains a control character", column)
+
+
+def _scan_key(line: str, pos: int, what: str) -> tuple[str, int]:
+    """A tag key, tag value or field key starting at ``pos``; returns it unescaped and the end."""
+    token = _KEY_TOKEN.match(line, pos)
+    assert token is not None
+    name = _KEY_ESCAPED.sub(r"\1", token.group())
+    _check_name(name, what, pos + 1)
+    return name, token.end()
+
+
+def _scan_fields(line: str, pos: int) -> tuple[list[tuple[str, FieldValue]], int]:
+    fields: list[tuple[str, FieldValue]] = []
+    seen: set[str] = set()
+    while True:
+        key, pos = _scan_key(line, pos, "field key")
+        if pos >= len(line) or line[pos] != "=":
+            raise LineProtocolError(f"field {key!r} has no '=' and value", pos + 1)
+        if key in seen:
+            raise LineProtocolError(f"duplicate field key {key!r}", pos)
+        seen.add(key)
+        value, pos = _scan_field_value(line, pos + 1, key)
+        fields.append((key, value))
+        if pos >= len(line) or line[pos] == " ":
+            return fields, pos
+        # the value stops only at ',', ' ' or the end
+        pos += 1
+
+
+def _scan_field_value(line: str, pos: int, key: str) -> tuple[FieldValue, int]:
+    if pos < len(line) and line[pos] == '"':
+        match = _STRING_VALUE.match(line, pos)
+        if match is None:
+            raise LineProtocolError(f"field {key!r}: unterminated string", pos + 1)
+        end = match.end()
+        if end < len(line) and line[end] not in ", ":
+            raise LineProtocolError(f"field {key!r}: unexpected text after the string", end + 1)
+        text = _STRING_ESCAPED.sub(r"\1", match.group(1))
+        if len(text) > MAX_STRING_BYTES // 4 and len(text.encode()) > MAX_STRING_BYTES:
+            raise LineProtocolError(
+                f"field {key!r}: string longer than {MAX_STRING_BYTES} bytes", pos + 1
+            )
+        return text, end
+    token = _PLAIN_VALUE.match(line, pos)
+    assert token is not None
+    return _number_or_boolean(token.group(), key, pos + 1), token.end()
+
+
+def _number_or_boolean(text: str, key: str, column: int) -> FieldValue:
+    if not text:
+        raise LineProtocolError(f"field {key!r} has no value", column)
+    boolean = BOOLEANS.get(text)
+    if boolean is not None:
+        return boolean
+    if _INTEGER.fullmatch(text):
+        if len(text) <= _MAX_NUMBER_DIGITS and MIN_INT64 <= (number := int(text[:-1])) <= MAX_INT64:
+            return number
+        raise LineProtocolError(f"field {key!r}: integer out of the signed 64-bit range", column)
+    if _UNSIGNED.fullmatch(text):
+        if len(text) <= _MAX_NUMBER_DIGITS and (number := int(text[:-1])) <= MAX_UINT64:
+            return Unsigned(number)
+        raise LineProtocolError(f"field {key!r}: unsigned integer out of 64-bit range", column)
+    if _FLOAT.fullmatch(text):
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        raise LineProtocolError(f"field {key!r}: float out of range", column)
+    raise LineProtocolError(
+        f"field {key!r}: invalid value {text[:40]!r} (expected a float, 1i, 1u, a boolean "
+        'or a "string")',
+        column,
+    )
+
+
+def _parse_timestamp(text: str, column: int) -> int:
+    if not _TIMESTAMP.fullmatch(text):
+        what = "unexpected space" if not text or " " in text else f"invalid timestamp {text[:40]!r}"
+        raise LineProtocolError(what, column)
+    if len(text) > _MAX_NUMBER_DIGITS:
+        raise LineProtocolError("timestamp out of range", column)
+    return int(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting
+
+
+def escape_measurement(name: str) -> str:
+    return name.replace(",", "\\,").replace(" ", "\\ ") if ("," in name or " " in name) else name
+
+
+def escape_key(name: str) -> str:
+    """Escape a tag key, tag value or field key."""
+    if "," in name or "=" in name or " " in name:
+        return name.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return name
+
+
+def escape_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_field_value(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Unsigned):
+        return f"{int(value)}u"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return escape_string(value)
+
+
+def format_point(point: Point, timestamp: int | str | None = None) -> str:
+    """Canonical line protocol: tags sorted by key, as InfluxDB keeps them.
+
+    ``timestamp`` replaces the point's own (e.g. converted to nanoseconds). The point must be
+    one that ``parse_line`` could produce; ``representable`` says whether it is.
+    """
+    parts = [escape_measurement(point.measurement)]
+    for key, value in sorted(point.tags):
+        parts.append(f",{escape_key(key)}={escape_key(value)}")
+    parts.append(" ")
+    parts.append(
+        ",".join(f"{escape_key(key)}={format_field_value(value)}" for key, value in point.fields)
+    )
+    stamp = point.timestamp if timestamp is None else timestamp
+    if stamp is not None:
+        parts.append(f" {stamp}")
+    return "".join(parts)
+
+
+def tag_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be written as a tag value, or None.
+
+    Names ending in a backslash cannot be written at all: the backslash would escape the
+    delimiter after it. Ingest checks its own forced tag values with this.
+    """
+    if not value:
+        return "is empty"
+    if _CONTROL.search(value):
+        return "contains a control character"
+    if value.endswith("\\"):
+        return "ends with a backslash, which line protocol cannot express"
+    return None

@@ -1,0 +1,71 @@
+"""The service's own metrics, ``perfanalysis_ingest_*``, correct across gunicorn workers.
+
+Each gunicorn worker is a process with its own counters. Under ``perfanalysis ingest`` the
+PROMETHEUS_MULTIPROC_DIR variable is set before any worker starts (ingest/main.py), so every
+worker writes its values to files there and ``/metrics`` adds up all of them, those of workers
+that have since exited included, so counters never go backwards. Without the variable (tests,
+or a WSGI server started by hand) the numbers are those of the answering process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import values as prometheus_values
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STORAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000)
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "perfanalysis_ingest_requests_total",
+            "Write requests answered, by API and HTTP status code.",
+            ["api", "code"],
+            registry=self.registry,
+        )
+        self.points_accepted = Counter(
+            "perfanalysis_ingest_points_accepted_total",
+            "Points written to storage, by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.points_rejected = Counter(
+            "perfanalysis_ingest_points_rejected_total",
+            "Points refused, by tenant and reason (invalid, too_large, rate_limited, "
+            "storage_unavailable, storage_conflict, storage_error).",
+            ["tenant", "reason"],
+            registry=self.registry,
+        )
+        self.storage_seconds = Histogram(
+            "perfanalysis_ingest_storage_write_seconds",
+            "Time storage took to answer a write, by outcome (ok, unavailable, conflict, error).",
+            ["outcome"],
+            buckets=STORAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_points = Histogram(
+            "perfanalysis_ingest_batch_points",
+            "Points per accepted write request.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The text exposition: every worker's values in multiprocess mode, else this process's."""
+        if multiprocess_enabled():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def multiprocess_enabled() -> bool:
+    """Whether values go to files: the variable was set before prometheus_client was imported."""
+    return bool(os.environ.get(MULTIPROC_ENV)) and (
+        prometheus_values.ValueClass is not prometheus_values.MutexValue
+    )

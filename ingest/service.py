@@ -1,0 +1,149 @@
+"""One write, from a verified key and a decoded body to storage: the order of the checks.
+
+Authentication comes first (nothing is read for a stranger), then the body is validated whole
+(a bad batch is 400 whatever the rate, since retrying it cannot help), then size against the
+tenant's burst (413: only splitting helps), then the rate (429), then storage. Only when storage
+has accepted the batch is the answer 204 and the key's use recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest import errors
+from ingest.batch import BatchPreparer, ForcedTags, InvalidBatch, TooManyPoints
+from ingest.metrics import IngestMetrics
+from ingest.ratelimit import RateLimiter, retry_after_seconds
+from ingest.storage import StorageConflict, StorageUnavailable, StorageWriter
+from tenants.errors import Forbidden, Unauthenticated
+from tenants.keys import Identity, KeyVerifier
+
+log = logging.getLogger(__name__)
+FORCED_TAGS_CACHE = 10_000
+
+
+@dataclass(frozen=True)
+class Written:
+    identity: Identity
+    points: int
+
+
+class WriteService:
+    def __init__(
+        self,
+        verifier: KeyVerifier,
+        preparer: BatchPreparer,
+        limiter: RateLimiter,
+        burst: int | None,
+        writer: StorageWriter,
+        metrics: IngestMetrics,
+        retry_after: int,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.verifier = verifier
+        self.preparer = preparer
+        self.limiter = limiter
+        self.burst = burst
+        self.writer = writer
+        self.metrics = metrics
+        self.retry_after = retry_after
+        self.clock = clock
+        self._forced: dict[tuple[str, str], ForcedTags] = {}
+
+    def authenticate(self, credential: str | None) -> Identity:
+        if credential is None:
+            raise errors.unauthenticated(
+                "no collector key: send it as 'Authorization: Token <key>' "
+                "(or as the basic-auth password)"
+            )
+        try:
+            return self.verifier.verify(credential)
+        except Unauthenticated as exc:
+            raise errors.unauthenticated(exc.message) from None
+        except Forbidden as exc:
+            raise errors.forbidden(exc.message) from None
+
+    def write(self, identity: Identity, precision: str, body: bytes, received_ns: int) -> Written:
+        tenant = identity.tenant_slug
+        try:
+            batch = self.preparer.prepare(body, self._forced_tags(identity), precision, received_ns)
+        except InvalidBatch as exc:
+            self._rejected(tenant, "invalid", exc.points)
+            raise errors.bad_request(
+                f"{exc.count} of {exc.points} lines are invalid; nothing was written",
+                line=exc.issues[0].line,
+                invalid_lines=[{"line": i.line, "reason": i.reason} for i in exc.issues],
+                invalid_count=exc.count,
+            ) from None
+        except TooManyPoints as exc:
+            self._rejected(tenant, "too_large", exc.points)
+            raise errors.too_large(f"{exc}; split the batch") from None
+        if batch.points == 0:
+            return Written(identity, 0)
+        if self.burst is not None and batch.points > self.burst:
+            self._rejected(tenant, "too_large", batch.points)
+            raise errors.too_large(
+                f"{batch.points} points in one request; this tenant may send at most "
+                f"{self.burst} at once: split the batch"
+            )
+        wait = self.limiter.acquire(tenant, batch.points)
+        if wait > 0:
+            self._rejected(tenant, "rate_limited", batch.points)
+            raise errors.rate_limited(
+                f"tenant {tenant} is over its write rate; retry later", retry_after_seconds(wait)
+            )
+        self._store(identity, batch.payload, batch.points)
+        self.metrics.points_accepted.labels(tenant).inc(batch.points)
+        self.metrics.batch_points.observe(batch.points)
+        self.verifier.record_use(identity, batch.points)
+        return Written(identity, batch.points)
+
+    def _store(self, identity: Identity, payload: bytes, points: int) -> None:
+        tenant = identity.tenant_slug
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            self.writer.write(identity.database, payload)
+        except StorageUnavailable as exc:
+            outcome = "unavailable"
+            log.warning("storage unavailable for %s: %s", identity.database, exc.message)
+            self._rejected(tenant, "storage_unavailable", points)
+            raise errors.unavailable(
+                "storage is unavailable; retry later", self.retry_after
+            ) from None
+        except StorageConflict as exc:
+            outcome = "conflict"
+            self._rejected(tenant, "storage_conflict", points)
+            raise errors.unprocessable(
+                f"{exc.message} (storage refused these points for their content; any others "
+                "in the batch were written)"
+            ) from None
+        except Exception as exc:  # StorageRejected, or a bug: never retried, always logged
+            outcome = "error"
+            log.exception("storage write for %s failed", identity.database)
+            self._rejected(tenant, "storage_error", points)
+            raise errors.internal(
+                f"internal error while writing ({type(exc).__name__}); it has been logged"
+            ) from None
+        finally:
+            self.metrics.storage_seconds.labels(outcome).observe(time.perf_counter() - started)
+
+    def _forced_tags(self, identity: Identity) -> ForcedTags:
+        key = (identity.tenant_slug, identity.collector_name)
+        forced = self._forced.get(key)
+        if forced is None:
+            try:
+                forced = ForcedTags(identity.tenant_slug, identity.collector_name)
+            except ValueError as exc:
+                raise errors.forbidden(f"{exc}; rename the collector") from None
+            if len(self._forced) >= FORCED_TAGS_CACHE:
+                self._forced.clear()
+            self._forced[key] = forced
+        return forced
+
+    def _rejected(self, tenant: str, reason: str, points: int) -> None:
+        if points:
+            self.metrics.points_rejected.labels(tenant, reason).inc(points)

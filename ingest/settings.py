@@ -1,0 +1,371 @@
+"""The ingest service's settings: a flag and a PERFANALYSIS_INGEST_ variable for each.
+
+``DATABASE_URL`` and ``REDIS_URL`` are honoured when the prefixed variables are unset, as the
+admin app does: ingest reads the admin database (keys, tenants, collectors) and must verify key
+HMACs with the admin app's secret key, so the secret key is required outside ``--dev``. In
+development mode the admin app's generated key under var/ is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
+from perfanalysis.paths import var_dir
+from tenants.settings import MIN_SECRET_LENGTH, database_url, development_secret, redis_url
+
+ENV_PREFIX = "PERFANALYSIS_INGEST_"
+STORAGE_APIS = ("v1", "v2")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(text: str) -> float:
+    """Seconds in ``90s``, ``10m``, ``168h``, ``7d``, ``1w`` or ``500ms``."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError("expected a duration such as 30s, 10m, 24h or 7d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _storage_api(text: str) -> str:
+    if text not in STORAGE_APIS:
+        raise ValueError("expected v1 (InfluxDB /write) or v2 (/api/v2/write, influxdb-client)")
+    return text
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = {"warn": "warning"}.get(text.lower(), text.lower())
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def build_spec() -> Spec:
+    spec = Spec(
+        program="perfanalysis ingest",
+        env_prefix=ENV_PREFIX,
+        description="The write API: InfluxDB-compatible /write and /api/v2/write, "
+        "authenticated by collector keys, validated and written to each tenant's database.",
+    )
+    add = spec.add
+    add(
+        Setting(
+            "web.listen-address",
+            "Address gunicorn binds to.",
+            "127.0.0.1:8087",
+            listen_address,
+            metavar="HOST:PORT",
+        )
+    )
+    add(Setting("web.workers", "gunicorn worker processes.", 2, positive_int, metavar="N"))
+    add(
+        Setting(
+            "web.threads",
+            "Threads per worker (gunicorn's gthread worker, with keep-alive): "
+            "one thread parses while another waits for storage.",
+            4,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
+            "database-url",
+            "SQLAlchemy URL of the admin database, where keys are looked up "
+            "(also read from DATABASE_URL); default: SQLite in var/admin.db.",
+            None,
+            database_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "redis-url",
+            "Redis URL for per-tenant rate limits shared by all workers and "
+            "replicas (also REDIS_URL); in-process (per worker) when empty.",
+            "",
+            redis_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "secret-key",
+            "The admin app's secret key, which keys collector-key HMACs. Required outside --dev.",
+            None,
+            str,
+            secret=True,
+            metavar="SECRET",
+        )
+    )
+    add(
+        Setting(
+            "dev",
+            "Development mode: use the admin app's generated secret key under var/.",
+            False,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "key-cache-seconds",
+            "How long a verified key is cached; revocation is felt within this time (max 5).",
+            2.0,
+            positive_float,
+            metavar="SECONDS",
+        )
+    )
+    add(
+        Setting(
+            "storage.api",
+            "Storage write API: v1 (POST /write with keep-alive, InfluxDB 1.x "
+            "and compatibles) or v2 (influxdb-client to /api/v2/write: InfluxDB 1.8+/2.x, "
+            "VictoriaMetrics).",
+            "v1",
+            _storage_api,
+            metavar="v1|v2",
+        )
+    )
+    add(
+        Setting(
+            "storage.url",
+            "Base URL of the storage.",
+            "http://127.0.0.1:8086",
+            _http_url,
+            metavar="URL",
+        )
+    )
+    add(
+        Setting(
+            "storage.username",
+            "v1: user with WRITE on the tenant databases (basic auth); empty when auth is off.",
+            "",
+            str,
+            metavar="USER",
+        )
+    )
+    add(
+        Setting(
+            "storage.password",
+            "v1: that user's password.",
+            "",
+            str,
+            secret=True,
+            metavar="PASSWORD",
+        )
+    )
+    add(
+        Setting(
+            "storage.token",
+            "v2: API token (InfluxDB 1.8: user:password); default: username:password.",
+            "",
+            str,
+            secret=True,
+            metavar="TOKEN",
+        )
+    )
+    add(
+        Setting(
+            "storage.org",
+            "v2: organisation (InfluxDB 2.x needs it; 1.8 and VictoriaMetrics ignore it).",
+            "-",
+            str,
+            metavar="ORG",
+        )
+    )
+    add(
+        Setting(
+            "storage.timeout",
+            "How long a storage write may take before the request is answered 503.",
+            "10s",
+            duration,
+            metavar="DURATION",
+        )
+    )
+    add(
+        Setting(
+            "storage.retry-after",
+            "Retry-After (seconds) sent with 503 when storage is down or slow.",
+            5,
+            positive_int,
+            metavar="SECONDS",
+        )
+    )
+    add(
+        Setting(
+            "storage.unsigned-integers",
+            "Accept unsigned integer fields (5u). Default: "
+            "only with --storage.api=v2, since InfluxDB 1.x has no unsigned type.",
+            None,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "limits.max-body-bytes",
+            "Largest request body as sent (compressed or not); larger is answered 413.",
+            8 << 20,
+            positive_int,
+            metavar="BYTES",
+        )
+    )
+    add(
+        Setting(
+            "limits.max-decompressed-bytes",
+            "Largest body after gzip decompression; larger is answered 413. Each request in "
+            "flight holds about 7 times this in memory.",
+            16 << 20,
+            positive_int,
+            metavar="BYTES",
+        )
+    )
+    add(
+        Setting(
+            "limits.max-points",
+            "Most points in one request; more is answered 413.",
+            100_000,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
+            "limits.max-line-bytes", "Longest line accepted.", 65_536, positive_int, metavar="BYTES"
+        )
+    )
+    add(
+        Setting(
+            "limits.max-tags",
+            "Most tags on one point (besides tenant and collector).",
+            64,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(Setting("limits.max-fields", "Most fields on one point.", 256, positive_int, metavar="N"))
+    add(
+        Setting(
+            "limits.max-age",
+            "Oldest timestamp accepted, before now; keep it within the "
+            "tenants' retention (the admin app's influxdb.retention), or InfluxDB refuses "
+            "the points.",
+            "7d",
+            duration,
+            metavar="DURATION",
+        )
+    )
+    add(
+        Setting(
+            "limits.max-future",
+            "Latest timestamp accepted, after now.",
+            "10m",
+            duration,
+            metavar="DURATION",
+        )
+    )
+    add(
+        Setting(
+            "limits.rate",
+            "Points per second each tenant may write, over all workers "
+            "and replicas when Redis is set; 0 disables the limit.",
+            50_000.0,
+            _non_negative_float,
+            metavar="POINTS",
+        )
+    )
+    add(
+        Setting(
+            "limits.burst",
+            "Points a tenant may write at once above the rate (the bucket "
+            "size); a bigger request is answered 413.",
+            500_000,
+            positive_int,
+            metavar="POINTS",
+        )
+    )
+    add(
+        Setting(
+            "series-cache-size",
+            "Series (measurement and tags) each worker keeps rewritten, about 300 bytes each; "
+            "size it above the series one worker sees, or batches take the slow path.",
+            200_000,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
+            "limits.redis-prefix",
+            "Prefix of the rate-limit keys in Redis.",
+            "perfanalysis:ingest:rate:",
+            str,
+            metavar="PREFIX",
+        )
+    )
+    add(
+        Setting(
+            "log.level",
+            "Only log messages with this severity or above: debug, info, warning, error.",
+            "info",
+            _log_level,
+            metavar="LEVEL",
+        )
+    )
+    spec.checks.append(_checks)
+    return spec  # fmt: skip
+
+
+def _checks(values: dict[str, Any]) -> list[str]:
+    errors = []
+    key = values["secret_key"]
+    if key is None and not values["dev"]:
+        errors.append(
+            f"setting secret-key: required outside development mode: give --secret-key or "
+            f"{ENV_PREFIX}SECRET_KEY, the admin app's secret key (at least {MIN_SECRET_LENGTH} "
+            "characters), or run with --dev"
+        )
+    elif key is not None and len(key) < MIN_SECRET_LENGTH:
+        errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
+    if values["key_cache_seconds"] > 5:
+        errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
+    if values["limits_max_decompressed_bytes"] < values["limits_max_body_bytes"]:
+        errors.append(
+            "setting limits.max-decompressed-bytes: must be at least limits.max-body-bytes"
+        )
+    if values["storage_password"] and not values["storage_username"]:
+        errors.append("setting storage.password: given without storage.username")
+    return errors
+
+
+def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse the ingest settings; raises ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    for conventional in ("DATABASE_URL", "REDIS_URL"):
+        if conventional in env and f"{ENV_PREFIX}{conventional}" not in env:
+            env[f"{ENV_PREFIX}{conventional}"] = env[conventional]
+    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    if values["secret_key"] is None:
+        values["secret_key"] = development_secret()
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite:///{var_dir() / 'admin.db'}"
+    if values["storage_unsigned_integers"] is None:
+        values["storage_unsigned_integers"] = values["storage_api"] == "v2"
+    return values

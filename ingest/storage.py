@@ -1,0 +1,193 @@
+"""Storage writers: InfluxDB's v1 ``/write`` (plain HTTP, keep-alive) and v2 ``/api/v2/write``.
+
+Both send a payload ingest has already validated and made canonical, with nanosecond
+timestamps, and translate what storage answered into three outcomes (architecture decision 5):
+
+* StorageUnavailable: down, too slow, or 5xx/429. The client gets 503 with Retry-After and
+  retries; nothing is retried here, so a request never outlives its timeout.
+* StorageConflict: storage refused points for what they say about its schema (a field whose
+  type differs from the one stored, a point beyond retention). ingest cannot know the schema
+  beforehand; InfluxDB 1.x has then written the other points. Answered 422, as InfluxDB 2.x
+  does, so clients drop the batch instead of replaying it forever.
+* StorageRejected: any other 4xx, which means ingest let something through that it should not
+  have, or is misconfigured (credentials, missing database). Logged, answered 500.
+
+The v1 writer is the one to use with InfluxDB 1.x: influxdb-client speaks only ``/api/v2/write``,
+which 1.6 does not serve, and its serialiser would be the bottleneck (docs/ingest.md §0.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+CONFLICT_MARKERS = ("field type conflict", "beyond retention", "points beyond retention")
+
+
+class StorageError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class StorageUnavailable(StorageError):
+    """Storage is down, slow or failing: retry later."""
+
+
+class StorageConflict(StorageError):
+    """Storage refused some points for their content and wrote the rest: do not retry."""
+
+
+class StorageRejected(StorageError):
+    """Storage refused the request as malformed or unauthorised: a bug or misconfiguration."""
+
+
+class StorageWriter(Protocol):
+    name: str
+
+    def write(self, database: str, payload: bytes) -> None:
+        """Write canonical line protocol (ns timestamps) into ``database``; raise StorageError."""
+
+    def ping(self) -> bool:
+        """Whether storage answers."""
+
+    def close(self) -> None: ...
+
+
+def classify(status: int, message: str) -> StorageError:
+    """The error for a non-2xx answer from storage."""
+    text = f"storage answered {status}: {message}"
+    if status >= 500 or status == 429:
+        return StorageUnavailable(text, status)
+    if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
+        return StorageConflict(text, status)
+    return StorageRejected(text, status)
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace").strip()[:500]
+    if isinstance(parsed, dict):
+        return str(parsed.get("error") or parsed.get("message") or parsed)[:500]
+    return str(parsed)[:500]
+
+
+class V1Writer:
+    """``POST /write?db=…&precision=ns`` over one keep-alive session per process."""
+
+    name = "v1"
+
+    def __init__(self, url: str, username: str, password: str, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy from the environment between us and storage
+        self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=16))
+        self.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=16))
+        if username:
+            self.session.auth = (username, password)
+        self.session.headers["Content-Type"] = "text/plain; charset=utf-8"
+
+    def write(self, database: str, payload: bytes) -> None:
+        try:
+            response = self.session.post(
+                f"{self.url}/write",
+                params={"db": database, "precision": "ns"},
+                data=payload,
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            raise StorageUnavailable(f"storage did not answer within {self.timeout:g}s") from exc
+        except requests.RequestException as exc:
+            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise classify(response.status_code, _error_text(response.content))
+
+    def ping(self) -> bool:
+        try:
+            response = self.session.get(f"{self.url}/ping", timeout=min(self.timeout, 2.0))
+        except requests.RequestException:
+            return False
+        return response.status_code in (200, 204)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class V2Writer:
+    """influxdb-client's synchronous write API: bucket = the tenant's database, no retries."""
+
+    name = "v2"
+
+    def __init__(self, url: str, token: str, org: str, timeout: float) -> None:
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.org = org
+        self.timeout = timeout
+        self.client = InfluxDBClient(
+            url=url, token=token, org=org, timeout=int(timeout * 1000), enable_gzip=False
+        )
+        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, database: str, payload: bytes) -> None:
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self.write_api.write(
+                bucket=database,
+                org=self.org,
+                record=payload,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            if exc.status is None:  # raised for a connection that failed before any answer
+                raise StorageUnavailable(f"storage unreachable: {exc.reason}") from exc
+            raise classify(int(exc.status), _error_text(exc.body or b"")) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # no answer at all
+            if _is_timeout(exc):
+                raise StorageUnavailable(
+                    f"storage did not answer within {self.timeout:g}s"
+                ) from exc
+            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+
+    def ping(self) -> bool:
+        result: bool = self.client.ping()
+        return result
+
+    def close(self) -> None:
+        self.client.close()  # type: ignore[no-untyped-call]
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
+    reason = getattr(exc, "reason", None)
+    if reason is not None:
+        names.add(type(reason).__name__)
+    return any("Timeout" in name for name in names)
+
+
+def make_writer(settings: Mapping[str, Any]) -> StorageWriter:
+    timeout = float(settings["storage_timeout"])
+    if settings["storage_api"] == "v2":
+        token = settings["storage_token"] or (
+            f"{settings['storage_username']}:{settings['storage_password']}"
+            if settings["storage_username"]
+            else ""
+        )
+        return V2Writer(settings["storage_url"], token, settings["storage_org"], timeout)
+    return V1Writer(
+        settings["storage_url"],
+        settings["storage_username"],
+        settings["storage_password"],
+        timeout,
+    )

@@ -1,0 +1,104 @@
+"""For tests and benchmarks only (the service never imports this): ingest under gunicorn as a
+child process stopped by PID, and tenants with collector keys made through the tenants services.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from perfanalysis.testing.servers import SOURCE_ROOT, ServerProcess
+from tenants.access import system_actor
+from tenants.collectors import register_collector
+from tenants.crypto import CredentialHasher, Vault
+from tenants.keys import issue_key
+from tenants.models import Tenant
+from tenants.tenancy import NoStorage, Storage, create_tenant
+
+
+class IngestProcess(ServerProcess):
+    """``python -m ingest.main`` (what ``perfanalysis ingest`` runs) on a free loopback port.
+
+    ``env`` adds PERFANALYSIS_INGEST_* variables (and others) to this process's environment.
+    """
+
+    binary = "python"
+    ready_path = "/ping"
+    ready_statuses = frozenset({204})
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str],
+        env: Mapping[str, str],
+        args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(base_dir)
+        self.env = dict(env)
+        self.args = list(args)
+
+    def executable(self) -> str:
+        return sys.executable
+
+    def environment(self) -> dict[str, str]:
+        environment = {**os.environ, **self.env}
+        path = environment.get("PYTHONPATH")
+        environment["PYTHONPATH"] = f"{SOURCE_ROOT}{os.pathsep}{path}" if path else str(SOURCE_ROOT)
+        return environment
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ingest.main",
+            f"--web.listen-address={self.address}",
+            *self.args,
+        ]
+
+
+@dataclass(frozen=True)
+class CollectorKey:
+    tenant_id: int
+    tenant_slug: str
+    database: str
+    collector_id: int
+    collector_name: str
+    key: str  # the plaintext, as a collector would hold it
+
+
+def issue_collector_key(
+    db: Session,
+    hasher: CredentialHasher,
+    tenant_slug: str,
+    collector_name: str,
+    storage: Storage | None = None,
+    vault: Vault | None = None,
+) -> CollectorKey:
+    """A collector and a key in tenant ``tenant_slug``, creating the tenant if it is missing."""
+    actor = system_actor("test")
+    tenant = db.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
+    if tenant is None:
+        tenant = create_tenant(
+            db,
+            actor,
+            tenant_slug,
+            tenant_slug.title(),
+            storage or NoStorage(),
+            vault or Vault("unused-secret-" + "x" * 32),
+        )
+    collector = register_collector(
+        db, actor, tenant, {"name": collector_name, "hostname": "host.example"}
+    )
+    issued = issue_key(db, actor, tenant, collector, hasher)
+    return CollectorKey(
+        tenant.id,
+        tenant.slug,
+        tenant.influx_database,
+        collector.id,
+        collector.name,
+        issued.plaintext,
+    )

@@ -1,0 +1,3 @@
+from ingest.app import create_app
+
+app = create_app()

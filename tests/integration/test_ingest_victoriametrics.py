@@ -1,0 +1,75 @@
+"""The v2 storage writer (influxdb-client to /api/v2/write) against the real VictoriaMetrics.
+
+VictoriaMetrics names each series ``<measurement>_<field>`` and ignores the bucket, so tenants
+are told apart there by the forced ``tenant`` tag alone. It keeps milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from flask import Flask
+
+from ingest.app import create_app
+from ingest.settings import load
+from ingest.testing import issue_collector_key
+from perfanalysis.testing.servers import ServerRegistry, wait_until
+from tenants import db as database
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_v2_writer_stores_points_in_victoriametrics(
+    servers: ServerRegistry, app: Flask, database_url: str
+) -> None:
+    vm = servers.victoriametrics()
+    with app.app_context():
+        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "vm", "web-01")
+    settings = load(["--storage.api=v2", f"--storage.url={vm.url}"],
+                    {"PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
+                     "PERFANALYSIS_INGEST_DATABASE_URL": database_url})  # fmt: skip
+    ingest = create_app(settings)
+    try:
+        client = ingest.test_client()
+        now_ms = time.time_ns() // 1_000_000
+        body = "\n".join([
+            f"cpu,host=h1,tenant=spoofed value=1.5,count=5u {now_ms}",
+            f"cpu,host=h2 value=2.5,count=7u {now_ms - 1000}",
+            f"mem,host=h1 used=3i {now_ms}",
+        ])  # fmt: skip
+        response = client.post(
+            "/api/v2/write?org=o&bucket=elsewhere&precision=ms",
+            data=body,
+            headers={"Authorization": f"Token {key.key}"},
+        )
+        assert response.status_code == 204, response.get_json()
+        assert client.get("/health").get_json() == {
+            "status": "ok",
+            "storage": "ok",
+            "database": "ok",
+        }
+    finally:
+        ingest.extensions["ingest"].close()
+
+    def exported() -> list[tuple[str, str, float, int]] | None:
+        vm.force_flush()
+        rows = vm.export('{tenant="vm"}')
+        found = sorted(
+            (row["metric"]["__name__"], row["metric"]["host"], value, stamp)
+            for row in rows
+            for value, stamp in zip(row["values"], row["timestamps"], strict=True)
+        )
+        return found if len(found) == 5 else None
+
+    assert wait_until(exported, 15, interval=0.2, what="5 samples in VictoriaMetrics") == [
+        ("cpu_count", "h1", 5, now_ms),
+        ("cpu_count", "h2", 7, now_ms - 1000),
+        ("cpu_value", "h1", 1.5, now_ms),
+        ("cpu_value", "h2", 2.5, now_ms - 1000),
+        ("mem_used", "h1", 3, now_ms),
+    ]
+    labels = {tuple(sorted(row["metric"].items())) for row in vm.export('{__name__=~".+"}')}
+    assert all(dict(row)["tenant"] == "vm" for row in labels)
+    assert all(dict(row)["collector"] == "web-01" for row in labels)

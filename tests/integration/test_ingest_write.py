@@ -1,0 +1,609 @@
+"""Ingest against the real InfluxDB 1.6.7 (auth on): what lands where, and every refusal.
+
+Tenants, collectors and keys are made through the tenants services in the admin app's context;
+ingest runs as its Flask app (the test client, or a real HTTP server for influxdb-client) and
+writes with the InfluxDB admin as its write user. Counts are read back with InfluxQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write.point import Point as ClientPoint
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from ingest.app import create_app
+from ingest.lineprotocol import LineProtocolError, parse_line
+from ingest.ratelimit import RedisTokenBucket
+from ingest.settings import load
+from ingest.testing import CollectorKey, issue_collector_key
+from perfanalysis.testing.servers import InfluxDB, ServerProcess, ServerRegistry, quote_identifier
+from tenants import db as database
+from tenants.access import system_actor
+from tenants.collectors import set_collector_status
+from tenants.crypto import split_credential
+from tenants.keys import get_key, revoke_key
+from tenants.models import ApiKey, Collector, Tenant
+from tenants.tenancy import set_tenant_status
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.integration
+
+NOW_S = int(time.time())
+MakeKey = Callable[..., CollectorKey]
+MakeIngest = Callable[..., FlaskClient]
+
+
+@pytest.fixture(scope="module")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    with InfluxDB(tmp_path_factory.mktemp("ingest-influxdb"), auth=True) as server:
+        yield server
+
+
+@pytest.fixture
+def keys(app: Flask, influxdb: InfluxDB) -> MakeKey:
+    """keys(tenant=None, collector="web-01", create_database=True): a key in a (new) tenant."""
+
+    def make(
+        tenant: str | None = None, collector: str = "web-01", create_database: bool = True
+    ) -> CollectorKey:
+        slug = tenant or f"t{secrets.token_hex(4)}"  # the InfluxDB outlives each test's tenants
+        with app.app_context():
+            key = issue_collector_key(
+                database.session(), app.extensions["pa_hasher"], slug, collector
+            )
+        if create_database:
+            influxdb.create_database(key.database)
+        return key
+
+    return make
+
+
+@pytest.fixture
+def make_ingest(database_url: str, influxdb: InfluxDB) -> Iterator[MakeIngest]:
+    """make_ingest(*flags, storage=None, env=None): a test client of an ingest app."""
+    apps: list[Flask] = []
+
+    def make(
+        *flags: str, storage: ServerProcess | None = None, env: dict[str, str] | None = None
+    ) -> FlaskClient:
+        environ = {
+            "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
+            "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
+            "PERFANALYSIS_INGEST_STORAGE_URL": (storage or influxdb).url,
+            "PERFANALYSIS_INGEST_KEY_CACHE_SECONDS": "0.01",
+            "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
+        }
+        if storage is None:
+            environ["PERFANALYSIS_INGEST_STORAGE_USERNAME"] = influxdb.admin_user
+            environ["PERFANALYSIS_INGEST_STORAGE_PASSWORD"] = influxdb.admin_password
+        application = create_app(load(list(flags), {**environ, **(env or {})}))
+        application.config["TESTING"] = True
+        apps.append(application)
+        return application.test_client()
+
+    yield make
+    for application in apps:
+        application.extensions["ingest"].close()
+
+
+def token(key: CollectorKey) -> dict[str, str]:
+    return {"Authorization": f"Token {key.key}"}
+
+
+def series(
+    influxdb: InfluxDB, db: str, measurement: str = "cpu", field: str = "value"
+) -> list[Any]:
+    """(tags..., count) of every series of ``measurement``, sorted."""
+    rows = influxdb.rows(
+        f"SELECT count({quote_identifier(field)}) FROM {quote_identifier(measurement)} GROUP BY *",  # noqa: S608
+        db=db,
+    )
+    return sorted(tuple(sorted((k, v) for k, v in row.items() if k != "time")) for row in rows)
+
+
+def row(**columns: Any) -> tuple[Any, ...]:
+    """A series as ``series`` gives it."""
+    return tuple(sorted(columns.items()))
+
+
+def measurements(influxdb: InfluxDB, db: str) -> list[str]:
+    rows = influxdb.rows("SHOW MEASUREMENTS", db=db)
+    return [row["name"] for row in rows]
+
+
+def count(influxdb: InfluxDB, db: str, measurement: str = "cpu", field: str = "value") -> int:
+    return sum(dict(row)["count"] for row in series(influxdb, db, measurement, field))
+
+
+@contextlib.contextmanager
+def http_server(client: FlaskClient) -> Iterator[str]:
+    """The client's app on a real loopback HTTP server (for clients that need a socket)."""
+    server = make_server("127.0.0.1", 0, client.application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+# ----------------------------------------------------------------------------------------------
+# What lands where
+
+
+def test_raw_line_protocol_lands_in_the_tenants_database_with_its_tags(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = make_ingest()
+    body = "\n".join(f"cpu,host=h{i % 3},cpu=0 value={i} {NOW_S - i}" for i in range(30))
+    response = client.post("/write?db=whatever&rp=autogen&precision=s", data=body,
+                           headers=token(key))  # fmt: skip
+    assert response.status_code == 204, response.get_json()
+    basic = base64.b64encode(f"telegraf:{key.key}".encode()).decode()
+    gzipped = gzip.compress(f"cpu,host=h0,cpu=0 value=1 {NOW_S - 100}000".encode())
+    response = client.post("/write?db=x&precision=ms", data=gzipped,
+                           headers={"Authorization": f"Basic {basic}", "Content-Encoding": "gzip"})  # fmt: skip
+    assert response.status_code == 204, response.get_json()
+    tags = {"collector": "web-01", "cpu": "0", "tenant": key.tenant_slug}
+    assert series(influxdb, key.database) == sorted(
+        [row(count=11, host="h0", **tags), row(count=10, host="h1", **tags),
+         row(count=10, host="h2", **tags)]
+    )  # fmt: skip
+    last = influxdb.rows("SELECT last(value) FROM cpu", db=key.database, epoch="s")
+    assert last[0]["time"] == NOW_S  # precision s, converted to ns and back
+
+
+def test_influxdb_clients_v2_write_api_works_through_ingest(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = make_ingest()
+    points = [
+        ClientPoint("mem")
+        .tag("host", f"h{i % 5}")
+        .field("used", i)
+        .time(NOW_S - i, WritePrecision.S)
+        for i in range(25)
+    ]
+    with (
+        http_server(client) as url,
+        InfluxDBClient(url=url, token=key.key, org="someone-else") as influx_client,
+    ):
+        write_api = influx_client.write_api(write_options=SYNCHRONOUS)
+        write_api.write(bucket="pa_elsewhere", record=points, write_precision=WritePrecision.S)
+        write_api.write(
+            bucket="b", record=f"mem,host=h9 used=7i {NOW_S * 1000}", write_precision="ms"
+        )
+        with pytest.raises(ApiException) as refused:
+            write_api.write(bucket="b", record="mem used=oops")
+    assert refused.value.status == 400
+    assert "nothing was written" in refused.value.message
+    assert count(influxdb, key.database, "mem", "used") == 26
+    rows = influxdb.rows("SELECT sum(used) FROM mem GROUP BY tenant, collector", db=key.database)
+    assert rows == [
+        {"tenant": key.tenant_slug, "collector": "web-01", "time": rows[0]["time"],
+         "sum": sum(range(25)) + 7}
+    ]  # fmt: skip
+
+
+def test_spoofed_tenant_tags_and_another_tenants_names_land_under_the_keys_tenant(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    mine, theirs = keys(), keys()
+    client = make_ingest()
+    spoofed = f"cpu,tenant={theirs.tenant_slug},collector=spoofed,host=x value=1 {NOW_S}"
+    assert client.post(f"/write?db={theirs.database}&precision=s", data=spoofed,
+                       headers=token(mine)).status_code == 204  # fmt: skip
+    response = client.post(
+        f"/api/v2/write?org={theirs.tenant_slug}&bucket={theirs.database}&precision=s",
+        data=spoofed.replace("value=1", "value=2").replace(str(NOW_S), str(NOW_S - 1)),
+        headers=token(mine),
+    )
+    assert response.status_code == 204
+    assert series(influxdb, mine.database) == [
+        row(collector="web-01", count=2, host="x", tenant=mine.tenant_slug)
+    ]
+    assert measurements(influxdb, theirs.database) == []
+
+
+def test_escaped_names_are_stored_as_ingest_parsed_them(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    lines = [
+        rf'my\ meas\,x,tag\ key=tag\,v\=1 field\ k="str \\ back \"q\"",f2=2 {NOW_S}',
+        rf'esc,t=a\\b,u=x\ y s="a\\",n=5i {NOW_S}',
+        r'esc,t=c\d,u=\,\  s="tab' + "\t" + rf'and \b",n=6i {NOW_S}',
+        f"uni,t=\u00e9\\ \u00fc v=1.5 {NOW_S}",
+        f'"q",t="x" "f"=1 {NOW_S}',
+    ]
+    response = make_ingest().post("/write?precision=s", data="\n".join(lines), headers=token(key))
+    assert response.status_code == 204, response.get_json()
+    for line in lines:
+        point = parse_line(line)
+        rows = influxdb.rows(
+            f"SELECT * FROM {quote_identifier(point.measurement)}",  # noqa: S608
+            db=key.database,
+        )
+        stored = [row for row in rows if all(row.get(k) == v for k, v in point.tags)]
+        assert len(stored) == 1, (line, point, rows)
+        assert stored[0]["collector"] == "web-01"
+        for field, value in point.fields:
+            assert stored[0][field] == value, (line, field)
+
+
+# ----------------------------------------------------------------------------------------------
+# Refusals
+
+
+def test_bad_missing_and_url_keys_get_401_and_nothing_is_stored(
+    app: Flask, keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    revoked = keys(key.tenant_slug, "web-02", create_database=False)
+    with app.app_context():
+        db = database.session()
+        tenant = db.get(Tenant, key.tenant_id)
+        assert tenant is not None
+        key_id = split_credential(revoked.key)[1]  # type: ignore[index]
+        revoke_key(db, system_actor(), tenant, get_key(db, system_actor(), tenant, key_id))
+    client = make_ingest()
+    wrong_secret = key.key[:-1] + ("B" if key.key[-1] != "B" else "C")
+    unknown = "pak_" + "a" * 13 + "_" + "A" * 43
+    empty_basic = base64.b64encode(b"user:").decode()
+    headers: list[dict[str, str]] = [
+        {},
+        {"Authorization": "Token"},
+        {"Authorization": "Token nonsense"},
+        {"Authorization": f"Token {wrong_secret}"},
+        {"Authorization": f"Token {unknown}"},
+        {"Authorization": f"Token {revoked.key}"},
+        {"Authorization": f"Basic {empty_basic}"},
+        {"Authorization": f"Digest {key.key}"},
+    ]
+    body = f"cpu value=1 {NOW_S}"
+    for header in headers:
+        for path in ("/write?precision=s", "/api/v2/write?precision=s"):
+            response = client.post(path, data=body, headers=header)
+            assert response.status_code == 401, (header, response.get_json())
+            assert response.headers["WWW-Authenticate"].startswith("Token")
+            assert response.get_json()["code"] == "unauthorized"
+    assert "revoked" in client.post("/write", data=body, headers=token(revoked)).get_json()["error"]
+    for query in (f"u=me&p={key.key}", f"token={key.key}", f"db={key.key}"):
+        response = client.post(f"/write?{query}&precision=s", data=body, headers=token(key))
+        assert response.status_code == 401
+        assert "Authorization: Token" in response.get_json()["message"]
+    assert measurements(influxdb, key.database) == []
+
+
+def test_a_disabled_tenant_or_collector_gets_403(
+    app: Flask, keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = make_ingest()
+
+    def post(value: int) -> Any:
+        time.sleep(0.05)  # past the key cache (0.01 s here)
+        return client.post("/write?precision=s", data=f"cpu value={value} {NOW_S - value}",
+                           headers=token(key))  # fmt: skip
+
+    def change(tenant_active: bool, collector_active: bool) -> None:
+        with app.app_context():
+            db = database.session()
+            tenant = db.get(Tenant, key.tenant_id)
+            collector = db.get(Collector, key.collector_id)
+            assert tenant is not None
+            assert collector is not None
+            set_tenant_status(db, system_actor(), tenant, tenant_active)
+            set_collector_status(db, system_actor(), tenant, collector, collector_active)
+
+    assert post(1).status_code == 204
+    change(tenant_active=False, collector_active=True)
+    refused = post(2)
+    assert refused.status_code == 403
+    assert refused.get_json()["message"] == "this key's tenant is disabled"
+    change(tenant_active=True, collector_active=False)
+    refused = post(3)
+    assert refused.status_code == 403
+    assert refused.get_json()["message"] == "this key's collector is disabled"
+    change(tenant_active=True, collector_active=True)
+    assert post(4).status_code == 204
+    assert count(influxdb, key.database) == 2
+
+
+def test_a_batch_with_one_bad_line_is_refused_whole_and_nothing_is_stored(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = make_ingest()
+    lines = [f"cpu,host=h value={i} {NOW_S - i}" for i in range(1000)]
+    lines[499] = "cpu,host=h value=oops"
+    response = client.post("/write?precision=s", data="\n".join(lines), headers=token(key))
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["invalid_count"] == 1
+    assert body["line"] == 500
+    assert body["invalid_lines"] == [
+        {"line": 500, "reason": "column 18: field 'value': invalid value 'oops' (expected a "
+                                "float, 1i, 1u, a boolean or a \"string\")"}
+    ]  # fmt: skip
+    assert body["message"] == "1 of 1000 lines are invalid; nothing was written"
+    many_bad = ["cpu value=+1"] * 150 + lines[:10]
+    body = client.post(
+        "/write?precision=s", data="\n".join(many_bad), headers=token(key)
+    ).get_json()
+    assert body["invalid_count"] == 150
+    assert len(body["invalid_lines"]) == 100
+    response = client.post("/write?precision=xx", data=lines[0], headers=token(key))
+    assert response.status_code == 400
+    assert "unknown precision 'xx'" in response.get_json()["message"]
+    v2 = client.post("/api/v2/write?precision=h", data=lines[0], headers=token(key))
+    assert v2.status_code == 400  # hours exist in v1 only
+    assert measurements(influxdb, key.database) == []
+
+
+def test_too_large_bodies_points_and_zip_bombs_get_413(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = make_ingest("--limits.max-body-bytes=2000", "--limits.max-decompressed-bytes=4000",
+                         "--limits.max-points=10")  # fmt: skip
+    lines = [f"cpu,host=h value={i} {NOW_S - i}" for i in range(11)]
+    big = "\n".join(lines * 10)
+    bomb = gzip.compress(b"#" * 1_000_000)
+    for data, headers, reason in [
+        (big, {}, "request body larger than 2000 bytes"),
+        (bomb, {"Content-Encoding": "gzip"}, "decompressed body larger than 4000 bytes"),
+        ("\n".join(lines), {}, "11 points in one request; at most 10"),
+    ]:
+        response = client.post("/write?precision=s", data=data, headers={**token(key), **headers})
+        assert response.status_code == 413, response.get_json()
+        assert reason in response.get_json()["message"]
+    ten = gzip.compress("\n".join(lines[:10]).encode())
+    ok = client.post("/write?precision=s", data=ten, headers={**token(key),
+                     "Content-Encoding": "gzip"})  # fmt: skip
+    assert ok.status_code == 204
+    assert count(influxdb, key.database) == 10
+
+
+def rate_limited_ingest(make_ingest: MakeIngest, prefix: str) -> FlaskClient:
+    redis_url = os.environ.get("REDIS_URL", "")
+    return make_ingest("--limits.rate=100", "--limits.burst=100",
+                       f"--limits.redis-prefix={prefix}",
+                       env={"PERFANALYSIS_INGEST_REDIS_URL": redis_url})  # fmt: skip
+
+
+def test_over_the_tenants_rate_gets_429_with_retry_after(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    client = rate_limited_ingest(make_ingest, f"test:ingest:{secrets.token_hex(4)}:")
+    limiter = client.application.extensions["ingest"].service.limiter
+    assert isinstance(limiter, RedisTokenBucket) == bool(os.environ.get("REDIS_URL"))
+
+    def post(points: int, start: int) -> Any:
+        body = "\n".join(f"cpu value={i} {NOW_S - i}" for i in range(start, start + points))
+        return client.post("/write?precision=s", data=body, headers=token(key))
+
+    assert post(100, 0).status_code == 204
+    refused = post(40, 100)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["code"] == "too many requests"
+    too_big = post(101, 200)
+    assert too_big.status_code == 413
+    assert "at most 100 at once" in too_big.get_json()["message"]
+    time.sleep(0.5)  # 40 points come back in 0.4 s at 100/s
+    assert post(40, 100).status_code == 204
+    assert count(influxdb, key.database) == 140
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_the_rate_limit_holds_across_workers_through_redis(
+    keys: MakeKey, make_ingest: MakeIngest
+) -> None:
+    key, other = keys(), keys()
+    prefix = f"test:ingest:{secrets.token_hex(4)}:"
+    first, second = (
+        rate_limited_ingest(make_ingest, prefix),
+        rate_limited_ingest(make_ingest, prefix),
+    )
+    lines = [f"cpu value={i} {NOW_S - i}" for i in range(100)]
+    body = "\n".join(lines)
+    assert first.post("/write?precision=s", data=body, headers=token(key)).status_code == 204
+    refused = second.post("/write?precision=s", data="\n".join(lines[:20]), headers=token(key))
+    assert refused.status_code == 429
+    assert second.post("/write?precision=s", data=body, headers=token(other)).status_code == 204
+
+
+def test_storage_down_gives_503_with_retry_after_and_recovers(
+    servers: ServerRegistry, keys: MakeKey, make_ingest: MakeIngest
+) -> None:
+    own = servers.influxdb()  # this test stops it
+    key = keys(create_database=False)
+    own.create_database(key.database)
+    client = make_ingest("--storage.retry-after=7", storage=own)
+
+    def post(value: int) -> Any:
+        return client.post("/write?precision=s", data=f"cpu value={value} {NOW_S - value}",
+                           headers=token(key))  # fmt: skip
+
+    assert post(1).status_code == 204
+    own.stop()
+    down = post(2)
+    assert down.status_code == 503
+    assert down.headers["Retry-After"] == "7"
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.get_json()["storage"] == "down"
+    own.start()
+    assert post(3).status_code == 204
+    assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
+    assert count(own, key.database) == 2
+
+
+def test_slow_storage_gives_503(keys: MakeKey, make_ingest: MakeIngest) -> None:
+    key = keys(create_database=False)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = make_ingest("--storage.timeout=300ms",
+                             env={"PERFANALYSIS_INGEST_STORAGE_URL": url})  # fmt: skip
+        started = time.monotonic()
+        response = client.post("/write", data="cpu value=1", headers=token(key))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert time.monotonic() - started < 3
+
+
+def test_storage_refusals_are_500_or_422_never_retryable_as_if_down(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = keys(create_database=False)
+    client = make_ingest()
+    response = client.post("/write", data="cpu value=1", headers=token(missing))
+    assert response.status_code == 500
+    assert "storage write for" in caplog.text
+    assert "database not found" in caplog.text
+    key = keys()
+    assert client.post("/write?precision=s", data=f"cpu value=1 {NOW_S}",
+                       headers=token(key)).status_code == 204  # fmt: skip
+    conflict = client.post(
+        "/write?precision=s",
+        data=f"cpu value=2i {NOW_S - 1}\ncpu value=3 {NOW_S - 2}",
+        headers=token(key),
+    )
+    assert conflict.status_code == 422
+    assert "field type conflict" in conflict.get_json()["message"]
+    assert count(influxdb, key.database) == 2  # InfluxDB 1.x wrote the other point
+
+
+def test_health_metrics_and_key_use(app: Flask, keys: MakeKey, make_ingest: MakeIngest) -> None:
+    key = keys()
+    client = make_ingest()
+    for batch in range(2):
+        body = "\n".join(f"cpu value={i} {NOW_S - batch * 10 - i}" for i in range(5))
+        assert client.post("/write?precision=s", data=body, headers=token(key)).status_code == 204
+    assert client.post("/write", data="cpu value=x", headers=token(key)).status_code == 400
+    assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
+    assert client.get("/ping").status_code == 204
+    text = client.get("/metrics").get_data(as_text=True)
+    slug = key.tenant_slug
+    for sample in [
+        f'perfanalysis_ingest_points_accepted_total{{tenant="{slug}"}} 10.0',
+        f'perfanalysis_ingest_points_rejected_total{{reason="invalid",tenant="{slug}"}} 1.0',
+        'perfanalysis_ingest_requests_total{api="v1",code="204"} 2.0',
+        'perfanalysis_ingest_requests_total{api="v1",code="400"} 1.0',
+        'perfanalysis_ingest_storage_write_seconds_count{outcome="ok"} 2.0',
+        'perfanalysis_ingest_batch_points_bucket{le="10.0"} 2.0',
+    ]:
+        assert sample in text
+    client.application.extensions["ingest"].service.verifier.flush()
+    with app.app_context():
+        db = database.session()
+        collector = db.get(Collector, key.collector_id)
+        assert collector is not None
+        assert collector.points_received == 10
+        stored = db.scalar(select(ApiKey).where(ApiKey.collector_id == key.collector_id))
+        assert stored is not None
+        assert stored.last_used_at is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# Generated input: 4xx, never 5xx, and nothing stored
+
+
+def _invalid(line: str) -> bool:
+    if not line.strip() or line.startswith("#"):
+        return False
+    try:
+        parse_line(line)
+    except LineProtocolError:
+        return True
+    return False
+
+
+bad_lines = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), min_size=1, max_size=60),
+    st.lists(st.sampled_from(["cpu", ",", "=", " ", "\\", '"', "1", "i", "t", "_", "é"]),
+             min_size=1, max_size=16).map("".join),
+).filter(_invalid)  # fmt: skip
+good_lines = st.integers(0, 1000).map(lambda i: f"cpu,host=h{i % 7} value={i} {NOW_S}")
+
+
+@pytest.fixture
+def fuzz_target(keys: MakeKey, make_ingest: MakeIngest) -> tuple[FlaskClient, CollectorKey]:
+    return make_ingest(), keys()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much],
+)
+@given(goods=st.lists(good_lines, max_size=5), bad=bad_lines, where=st.integers(0, 5),
+       api=st.sampled_from(["/write", "/api/v2/write"]))  # fmt: skip
+def test_generated_malformed_line_protocol_gets_400_and_stores_nothing(
+    fuzz_target: tuple[FlaskClient, CollectorKey],
+    influxdb: InfluxDB,
+    goods: list[str],
+    bad: str,
+    where: int,
+    api: str,
+) -> None:
+    client, key = fuzz_target
+    lines = [*goods]
+    lines.insert(min(where, len(lines)), bad)
+    response = client.post(f"{api}?precision=s", data="\n".join(lines), headers=token(key))
+    assert response.status_code == 400, (lines, response.get_json())
+    assert response.get_json()["invalid_count"] >= 1
+    assert measurements(influxdb, key.database) == []
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=300), gzipped=st.booleans(),
+       api=st.sampled_from(["/write", "/api/v2/write"]),
+       precision=st.sampled_from(["", "ns", "s", "u", "xx"]))  # fmt: skip
+def test_random_bytes_get_4xx_never_5xx_and_store_nothing(
+    fuzz_target: tuple[FlaskClient, CollectorKey],
+    influxdb: InfluxDB,
+    data: bytes,
+    gzipped: bool,
+    api: str,
+    precision: str,
+) -> None:
+    client, key = fuzz_target
+    headers = {**token(key), **({"Content-Encoding": "gzip"} if gzipped else {})}
+    response = client.post(f"{api}?precision={precision}", data=data, headers=headers)
+    assert response.status_code < 500, response.get_json()
+    if response.status_code == 204:  # only bodies without a point: blank lines or comments
+        text = data.decode()  # raw bytes: gzip bodies that are valid gzip are vanishingly rare
+        assert all(not line.strip() or line.startswith("#") for line in text.split("\n"))
+    else:
+        assert 400 <= response.status_code < 500
+    assert measurements(influxdb, key.database) == []

@@ -1,0 +1,350 @@
+"""Batches: forced tags, precision, limits, the time window, bad-line reports, fast = exact."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.batch import (
+    BatchPreparer,
+    BatchRules,
+    ForcedTags,
+    InvalidBatch,
+    PreparedBatch,
+    TooManyPoints,
+    _Window,
+)
+from ingest.lineprotocol import PRECISION_NS, parse_line
+
+NOW = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
+SECOND = 1_000_000_000
+FORCED = ForcedTags("acme", "web-01")
+
+
+def prepare(body: str | bytes, precision: str = "ns", fast: bool = True, **rules: Any) -> list[str]:
+    preparer = BatchPreparer(BatchRules(**rules))
+    data = body.encode() if isinstance(body, str) else body
+    batch = preparer.prepare(data, FORCED, precision, NOW, fast=fast)
+    return batch.payload.decode().split("\n") if batch.points else []
+
+
+def issues(body: str, **rules: Any) -> list[tuple[int, str]]:
+    with pytest.raises(InvalidBatch) as caught:
+        prepare(body, **rules)
+    return [(issue.line, issue.reason) for issue in caught.value.issues]
+
+
+def test_forced_tags_are_inserted_in_sorted_order() -> None:
+    assert prepare(f"cpu,cpu=0,host=h1,zone=z value=1.5 {NOW}") == [
+        f"cpu,collector=web-01,cpu=0,host=h1,tenant=acme,zone=z value=1.5 {NOW}"
+    ]
+
+
+def test_a_clients_own_tenant_and_collector_tags_are_replaced() -> None:
+    body = f"cpu,tenant=evil,collector=spoof,host=h1 v=1 {NOW}\ncpu,tenant=a\\ b v=2 {NOW}"
+    assert prepare(body) == [
+        f"cpu,collector=web-01,host=h1,tenant=acme v=1 {NOW}",
+        f"cpu,collector=web-01,tenant=acme v=2.0 {NOW}",
+    ]
+
+
+def test_unsorted_tags_come_out_sorted_and_points_without_tags_get_the_forced_ones() -> None:
+    assert prepare(f"m,z=1,a=2 v=1i {NOW}\nm v=t {NOW}") == [
+        f"m,a=2,collector=web-01,tenant=acme,z=1 v=1i {NOW}",
+        f"m,collector=web-01,tenant=acme v=t {NOW}",
+    ]
+
+
+def test_forced_tag_values_are_escaped() -> None:
+    preparer = BatchPreparer(BatchRules())
+    forced = ForcedTags("acme", "rack 1,a=b")
+    payload = preparer.prepare(f"m v=1 {NOW}".encode(), forced, "ns", NOW).payload
+    assert payload == f"m,collector=rack\\ 1\\,a\\=b,tenant=acme v=1 {NOW}".encode()
+    assert parse_line(payload.decode()).tags == (("collector", "rack 1,a=b"), ("tenant", "acme"))
+
+
+def test_a_forced_tag_value_that_line_protocol_cannot_express_is_refused() -> None:
+    with pytest.raises(ValueError, match="backslash"):
+        ForcedTags("acme", "host\\")
+
+
+@pytest.mark.parametrize(
+    ("precision", "stamp"),
+    [
+        ("ns", NOW), ("n", NOW), ("us", NOW // 1000), ("u", NOW // 1000),
+        ("ms", NOW // 10**6), ("s", NOW // 10**9), ("m", NOW // (60 * 10**9)),
+        ("h", NOW // (3600 * 10**9)),
+    ],
+)  # fmt: skip
+def test_precision_is_converted_to_nanoseconds(precision: str, stamp: int) -> None:
+    multiplier = {"m": 60, "h": 3600}.get(precision, 1)
+    expected = NOW - NOW % (multiplier * SECOND) if precision in ("m", "h") else NOW
+    for fast in (True, False):
+        (line,) = prepare(f"m v=1 {stamp}", precision, fast=fast)
+        assert line.endswith(f" {expected}"), (fast, line)
+
+
+def test_points_without_a_timestamp_get_the_receive_time() -> None:
+    assert prepare("m v=1\nm,t=x\\ y v=2") == [
+        f"m,collector=web-01,tenant=acme v=1 {NOW}",
+        f"m,collector=web-01,t=x\\ y,tenant=acme v=2.0 {NOW}",
+    ]
+
+
+def test_leading_zeros_and_crlf_are_normalised() -> None:
+    assert prepare(f"m v=1 0{NOW // SECOND}\r\nm v=2 {NOW // SECOND}\r\n", "s") == [
+        f"m,collector=web-01,tenant=acme v=1 {NOW}",
+        f"m,collector=web-01,tenant=acme v=2 {NOW}",
+    ]
+
+
+def test_comments_and_blank_lines_are_skipped_but_counted_in_line_numbers() -> None:
+    body = f"# header\n\n   \nm v=1 {NOW}\nbad\n\t\n#x\nm v=2 {NOW}\n"
+    assert issues(body) == [(5, "no fields: expected a space and key=value after the tags")]
+    assert prepare("# only comments\n\n") == []
+
+
+def test_an_empty_body_has_no_points() -> None:
+    assert BatchPreparer(BatchRules()).prepare(b"", FORCED, "ns", NOW) == PreparedBatch(b"", 0)
+
+
+def test_every_bad_line_is_listed_with_its_number() -> None:
+    body = "\n".join(
+        [f"m v=1 {NOW}", "m v=+1", f"m v=1 {NOW}", "m,t=a=b v=1", f"_m v=1 {NOW}", "m v=1 1.5"]
+    )
+    with pytest.raises(InvalidBatch) as caught:
+        prepare(body)
+    assert caught.value.count == 4
+    assert caught.value.points == 6
+    assert [issue.line for issue in caught.value.issues] == [2, 4, 5, 6]
+    assert "invalid value '+1'" in caught.value.issues[0].reason
+
+
+def test_the_list_of_bad_lines_is_capped_but_all_are_counted() -> None:
+    with pytest.raises(InvalidBatch) as caught:
+        prepare("\n".join(["bad"] * 250), max_issues=100)
+    assert caught.value.count == 250
+    assert len(caught.value.issues) == 100
+    assert caught.value.issues[-1].line == 100
+
+
+def test_time_window() -> None:
+    old = NOW - 8 * 86400 * SECOND
+    future = NOW + 11 * 60 * SECOND
+    found = issues(f"m v=1 {old}\nm v=1 {future}\nm v=1 {NOW + 9 * 60 * SECOND}\nm v=1 1")
+    assert found[0] == (1, "timestamp 2023-11-06T22:13:20Z is older than 7d: check the "
+                           "precision and the clock")  # fmt: skip
+    assert found[1][0] == 2
+    assert "more than 10m in the future" in found[1][1]
+    assert found[2][0] == 4  # nanoseconds sent with precision s look 54 years old
+    assert prepare(f"m v=1 {old}", max_age_ns=9 * 86400 * SECOND)
+
+
+def test_timestamps_beyond_influxdbs_range_are_refused_after_conversion() -> None:
+    rules = {"max_age_ns": 2**70, "max_future_ns": 2**70}
+    assert "out of range" in issues("m v=1 9223372036854775807", **rules)[0][1]
+    assert "out of range" in issues("m v=1 9223372036854775", precision="ms", **rules)[0][1]
+
+
+def test_limits_on_line_length_tags_and_fields() -> None:
+    long_line = "m,t=" + "x" * 100 + " v=1"
+    assert "longer than 64 bytes" in issues(long_line, max_line_bytes=64)[0][1]
+    assert "longer than 64 bytes" in issues("m,t=" + "é" * 40 + " v=1", max_line_bytes=64)[0][1]
+    assert "3 tags; at most 2" in issues("m,a=1,b=2,c=3 v=1", max_tags=2)[0][1]
+    assert "3 tags; at most 2" in issues("m,a=1,b=2,c=\\ 3 v=1", max_tags=2)[0][1]
+    assert prepare("m,a=1,b=2,tenant=x v=1", max_tags=2)  # the replaced tag does not count
+    assert "3 fields; at most 2" in issues("m a=1,b=2,c=3", max_fields=2)[0][1]
+
+
+def test_unsigned_integers_only_when_the_storage_has_them() -> None:
+    assert "unsigned integers" in issues(f"m v=5u {NOW}")[0][1]
+    assert prepare(f"m v=5u {NOW}", allow_unsigned=True) == [
+        f"m,collector=web-01,tenant=acme v=5u {NOW}"
+    ]
+
+
+def test_too_many_points() -> None:
+    with pytest.raises(TooManyPoints, match="3 points in one request; at most 2"):
+        prepare("m v=1\nm v=2\n# c\nm v=3", max_points=2)
+    assert len(prepare("m v=1\n# c\n\nm v=3\n", max_points=2)) == 2
+
+
+def test_invalid_utf8_is_reported_by_line() -> None:
+    with pytest.raises(InvalidBatch) as caught:
+        prepare(b"m v=1\nm,t=\xff v=1\n# \xfe\nm v=2\r\n")
+    assert [(i.line, i.reason) for i in caught.value.issues] == [
+        (2, "not valid UTF-8 at byte 5"),
+        (3, "not valid UTF-8 at byte 3"),
+    ]
+    assert caught.value.points == 4
+
+
+def test_duplicate_tags_and_fields_are_refused_on_both_paths() -> None:
+    for fast in (True, False):
+        with pytest.raises(InvalidBatch, match="duplicate tag keys"):
+            prepare("m,a=1,a=2 v=1", fast=fast)
+        with pytest.raises(InvalidBatch, match="duplicate field key"):
+            prepare("m v=1,v=2", fast=fast)
+
+
+def test_the_series_cache_is_bounded() -> None:
+    preparer = BatchPreparer(BatchRules(), series_cache_size=10)
+    for start in range(0, 100, 20):
+        body = "\n".join(f"m,host=h{i} v=1 {NOW}" for i in range(start, start + 20))
+        assert preparer.prepare(body.encode(), FORCED, "ns", NOW).points == 20
+    assert preparer._cached <= 30
+
+
+def test_gzip_is_not_this_modules_business() -> None:
+    with pytest.raises(InvalidBatch):
+        prepare(gzip.compress(b"m v=1"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole-batch path (every series already seen) gives what the line path gives
+
+
+def whole_and_lines(body: str, precision: str = "ns", **rules: Any) -> tuple[bytes, bytes]:
+    """The payload from a warm preparer (whole batch) and from a cold one (line by line)."""
+    warm = BatchPreparer(BatchRules(**rules))
+    first = warm.prepare(body.encode(), FORCED, precision, NOW).payload
+    second = warm.prepare(body.encode(), FORCED, precision, NOW).payload
+    assert first == second
+    assert warm._whole_batch(body.rstrip("\n").split("\n"), FORCED, PRECISION_NS[precision],
+                             _Window(NOW, warm.rules), True) is not None  # fmt: skip
+    return second, BatchPreparer(BatchRules(**rules)).prepare(body.encode(), FORCED, precision,
+                                                               NOW, fast=False).payload  # fmt: skip
+
+
+@pytest.mark.parametrize("precision", ["ns", "us", "ms", "s"])
+def test_the_whole_batch_path_is_taken_and_agrees(precision: str) -> None:
+    stamp = NOW // PRECISION_NS[precision]
+    body = "\n".join(
+        [f"cpu,cpu={c},host=h1 value={c}.5,idle=2i {stamp - c}" for c in range(8)]
+        + [f"mem,host=h1 used=5i,ok=true {stamp}", f"m v=-1e5 {stamp}\n"]
+    )
+    whole, lines = whole_and_lines(body, precision)
+    assert [parse_line(line) for line in whole.decode().split("\n")] == [
+        parse_line(line) for line in lines.decode().split("\n")
+    ]
+    assert whole.decode().split("\n")[0] == (
+        f"cpu,collector=web-01,cpu=0,host=h1,tenant=acme value=0.5,idle=2i {NOW}"
+    )
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "cpu,host=h9 value=1 {stamp}",  # a series not seen yet
+        "cpu,host=h1 value=1",  # no timestamp
+        "# a comment",
+        "",
+        'cpu,host=h1 s="x" {stamp}',
+        "cpu,host=h1 value=1,value=2 {stamp}",
+        "cpu,host=h1 value=1 1",
+        "cpu,host=h1 value=1 0{stamp}",
+    ],
+)
+def test_the_whole_batch_path_falls_back_to_the_line_path(second: str) -> None:
+    stamp = NOW
+    preparer = BatchPreparer(BatchRules())
+    first = f"cpu,host=h1 value=1 {stamp}"
+    preparer.prepare(first.encode(), FORCED, "ns", NOW)
+    body = f"{first}\n{second.format(stamp=stamp)}"
+    lines = body.split("\n")
+    assert preparer._whole_batch(lines, FORCED, 1, _Window(NOW, preparer.rules), True) is None
+    try:
+        result: Any = preparer.prepare(body.encode(), FORCED, "ns", NOW).payload
+    except InvalidBatch as exc:
+        result = [issue.line for issue in exc.issues]
+    try:
+        exact: Any = BatchPreparer(BatchRules()).prepare(body.encode(), FORCED, "ns", NOW,
+                                                          fast=False).payload  # fmt: skip
+    except InvalidBatch as exc:
+        exact = [issue.line for issue in exc.issues]
+    if isinstance(result, bytes):
+        result = [parse_line(line) for line in result.decode().split("\n")]
+        exact = [parse_line(line) for line in exact.decode().split("\n")]
+    assert result == exact
+
+
+def test_the_whole_batch_path_keeps_the_limits() -> None:
+    preparer = BatchPreparer(BatchRules(max_fields=2))
+    preparer.prepare(f"m a=1 {NOW}".encode(), FORCED, "ns", NOW)
+    with pytest.raises(InvalidBatch, match="3 fields; at most 2"):
+        preparer.prepare(f"m a=1,b=2,c=3 {NOW}".encode(), FORCED, "ns", NOW)
+    too_late = NOW + 11 * 60 * SECOND
+    with pytest.raises(InvalidBatch, match="in the future"):
+        preparer.prepare(f"m a=1 {NOW}\nm a=2 {too_late}".encode(), FORCED, "ns", NOW)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fast path gives the same points as the exact parser
+
+
+def _points(lines: list[str]) -> list[tuple[Any, ...]]:
+    parsed = [parse_line(line) for line in lines]
+    return [(p.measurement, p.tags, tuple((k, type(v), v) for k, v in p.fields), p.timestamp)
+            for p in parsed]  # fmt: skip
+
+
+def _outcome(body: str, fast: bool, precision: str = "s") -> Any:
+    """What preparing ``body`` gives; on the fast side, twice (the second time with its series
+    cached, so that the whole-batch path is taken when it can be) and both must agree."""
+    preparer = BatchPreparer(BatchRules(max_tags=3, max_fields=3, allow_unsigned=True))
+    outcomes = []
+    for _ in range(2 if fast else 1):
+        try:
+            batch = preparer.prepare(body.encode(), FORCED, precision, NOW, fast=fast)
+        except InvalidBatch as exc:
+            outcomes.append(("invalid", [issue.line for issue in exc.issues]))
+            continue
+        outcomes.append(_points(batch.payload.decode().split("\n")) if batch.points else [])
+    assert all(outcome == outcomes[0] for outcome in outcomes)
+    return outcomes[0]
+
+
+simple_names = st.sampled_from(["cpu", "host", "mode", "tenant", "collector", "a", "z", "_x", "#h"])
+values = st.sampled_from(
+    ["1", "1.", ".5", "-0.5", "01", "1e5", "1E-3", "1e400", "2i", "-3i", "99999999999999999999i",
+     "5u", "-5u", "t", "True", "FALSE", "tRUE", "+1", "1.5i", '"s"', "1" * 205]
+)  # fmt: skip
+stamps = st.sampled_from(["", " 1700000000", " 01700000000", " -1", " 1700000000000", " x"])
+
+
+@st.composite
+def simple_lines(draw: st.DrawFn) -> str:
+    tags = draw(st.lists(st.tuples(simple_names, st.sampled_from(["v", "w", "_u"])), max_size=4))
+    fields = draw(st.lists(st.tuples(simple_names, values), min_size=1, max_size=4))
+    series = draw(simple_names) + "".join(f",{k}={v}" for k, v in tags)
+    return f"{series} {','.join(f'{k}={v}' for k, v in fields)}{draw(stamps)}"
+
+
+@settings(max_examples=500)
+@given(st.lists(simple_lines(), min_size=1, max_size=5))
+def test_fast_and_exact_paths_agree(lines: list[str]) -> None:
+    body = "\n".join(lines)
+    assert _outcome(body, fast=True) == _outcome(body, fast=False)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_only_the_batchs_errors_and_output_always_parses(data: bytes) -> None:
+    preparer = BatchPreparer(BatchRules(max_points=5))
+    try:
+        batch = preparer.prepare(data, FORCED, "ns", NOW)
+    except (InvalidBatch, TooManyPoints):
+        return
+    for line in batch.payload.decode().split("\n") if batch.points else []:
+        parse_line(line)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(["m", ",", "=", " ", "\\", '"', "1", "i", "t", "\n", "#", "é"])))
+def test_near_miss_batches_raise_only_the_batchs_errors(pieces: list[str]) -> None:
+    body = "".join(pieces)
+    assert _outcome(body, fast=True, precision="ns") == _outcome(body, fast=False, precision="ns")
