@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install debian-packages up down status test test-unit test-integration lint format bench clean
 
 help:
-	@echo "make up        install and start the local stack (exporter on 127.0.0.1:9100)"
+	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    show what runs and whether it is healthy"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
@@ -29,6 +29,7 @@ debian-packages:
 	scripts/install-debian-packages.sh
 
 up: install
+	scripts/install-debian-packages.sh influxdb prometheus prometheus-alertmanager
 	$(PY) -m perfanalysis.devstack up
 
 down:

@@ -1,26 +1,39 @@
 """The local stack behind ``make up``, ``make down`` and ``make status``: no Docker, PID files.
 
-Each service runs in its own session with its log in ``var/log`` and its PID in ``var/run``;
-``up`` reuses what already runs, waits for readiness with a deadline and prints every URL.
+InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo collector's key),
+Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
+``var/run``. ``up`` reuses what already runs and what the first run created (the InfluxDB admin
+password, the demo tenant, collector and key), waits for readiness with a deadline and prints
+every URL and the admin login.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from perfanalysis.paths import ROOT, var_dir
 
 VAR = var_dir()
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+CLI = [sys.executable, "-m", "perfanalysis.cli"]
+INFLUXDB = "127.0.0.1:8086"
+INGEST = "127.0.0.1:8087"
+PROMETHEUS = "127.0.0.1:9090"
+ALERTMANAGER = "127.0.0.1:9093"
+INFLUX_ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,9 @@ class Service:
     argv: list[str]
     ready_url: str
     urls: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] | None = None
+    after_ready: Callable[[], None] | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -46,30 +62,163 @@ def _address(env: str, default: str) -> tuple[list[str], str]:
     return flags, f"http://{'127.0.0.1' + address if address.startswith(':') else address}"
 
 
-CLI = [sys.executable, "-m", "perfanalysis.cli"]
+def _secret_file(path: Path) -> str:
+    """A secret kept in a 0600 file: read it, or create it on the first run."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(24)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
 
 
-def setup_steps() -> list[list[str]]:
-    """Commands run before the services start; each is idempotent."""
-    return [[*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(VAR)]]
+def influx_password() -> str:
+    return _secret_file(VAR / "influxdb-admin-password")
+
+
+def _write_influx_config() -> None:
+    from perfanalysis.testing.servers import TomlValue, render_toml
+
+    base = VAR / "influxdb"
+    base.mkdir(parents=True, exist_ok=True)
+    config: dict[str, dict[str, TomlValue]] = {
+        "": {
+            "reporting-disabled": True,
+            "reporting-enabled": False,
+            "bind-address": "127.0.0.1:8088",
+        },
+        "meta": {"dir": str(base / "meta"), "logging-enabled": False},
+        "data": {
+            "dir": str(base / "data"),
+            "wal-dir": str(base / "wal"),
+            "query-log-enabled": False,
+        },
+        "monitor": {"store-enabled": False},
+        "http": {"bind-address": INFLUXDB, "auth-enabled": True, "log-enabled": False},
+        "logging": {"suppress-logo": True},
+    }
+    (base / "influxdb.conf").write_text(render_toml(config))
+
+
+def _ensure_influx_admin() -> None:
+    """InfluxDB 1.x lets the first user be created without credentials: do so on the first run."""
+    password = influx_password()
+    statement = f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+    probe = urllib.request.Request(
+        f"http://{INFLUXDB}/query",
+        data=urllib.parse.urlencode({"q": "SHOW USERS"}).encode(),
+        headers={"Authorization": _basic(INFLUX_ADMIN, password)},
+    )
+    try:
+        with urllib.request.urlopen(probe, timeout=10):  # noqa: S310
+            return  # the admin exists and the password is right
+    except urllib.error.HTTPError as error:
+        if error.code not in (401, 403):  # 403: no user exists yet
+            raise
+    create = urllib.request.Request(
+        f"http://{INFLUXDB}/query", data=urllib.parse.urlencode({"q": statement}).encode()
+    )
+    with urllib.request.urlopen(create, timeout=10) as response:  # noqa: S310
+        if b'"error"' in response.read():
+            raise SystemExit(
+                "InfluxDB in var/influxdb already has users but not the password in "
+                "var/influxdb-admin-password; remove var/influxdb to start afresh"
+            )
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def admin_env() -> dict[str, str]:
+    return {
+        "PERFANALYSIS_ADMIN_INFLUXDB_URL": f"http://{INFLUXDB}",
+        "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_USER": INFLUX_ADMIN,
+        "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD": influx_password(),
+    }
+
+
+def setup_steps() -> list[tuple[list[str], dict[str, str]]]:
+    """Commands run once InfluxDB is up and before the other services start; each idempotent."""
+    demo = [*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(VAR)]
+    return [(demo, admin_env())]
 
 
 def services() -> list[Service]:
-    flags, base = _address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9100")
-    exporter = Service(
-        "exporter",
-        [*CLI, "exporter", *flags],
-        f"{base}/health",
-        {"metrics": f"{base}/metrics", "health": f"{base}/health"},
+    influxdb = Service(
+        "influxdb",
+        ["influxd", "-config", str(VAR / "influxdb" / "influxdb.conf")],
+        f"http://{INFLUXDB}/ping",
+        {"HTTP API": f"http://{INFLUXDB}"},
+        prepare=_write_influx_config,
+        after_ready=_ensure_influx_admin,
     )
-    flags, base = _address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS", "127.0.0.1:8080")
+    flags, admin_base = _address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS", "127.0.0.1:8080")
     admin = Service(
         "admin",
         [*CLI, "admin", "--dev", *flags, "serve"],
-        f"{base}/health",
-        {"pages": f"{base}/", "API": f"{base}/api/v1/openapi.json"},
+        f"{admin_base}/health",
+        {"pages": f"{admin_base}/", "API": f"{admin_base}/api/v1/openapi.json"},
+        env=admin_env(),
     )
-    return [exporter, admin]
+    ingest = Service(
+        "ingest",
+        [
+            *CLI,
+            "ingest",
+            "--dev",
+            f"--web.listen-address={INGEST}",
+            f"--storage.url=http://{INFLUXDB}",
+            f"--storage.username={INFLUX_ADMIN}",
+        ],
+        f"http://{INGEST}/health",
+        {"write API": f"http://{INGEST}/api/v2/write", "metrics": f"http://{INGEST}/metrics"},
+        env={"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_password()},
+    )
+    flags, exporter_base = _address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9100")
+    exporter = Service(
+        "exporter",
+        [
+            *CLI,
+            "exporter",
+            *flags,
+            f"--push.url=http://{INGEST}",
+            f"--push.key-file={VAR / 'demo-collector.key'}",
+            f"--push.spool-dir={VAR / 'spool'}",
+        ],
+        f"{exporter_base}/health",
+        {"metrics": f"{exporter_base}/metrics", "health": f"{exporter_base}/health"},
+    )
+    prometheus = Service(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={ROOT / 'provisioning/prometheus/prometheus.yml'}",
+            f"--storage.tsdb.path={VAR / 'prometheus'}",
+            f"--web.listen-address={PROMETHEUS}",
+            f"--web.console.templates={VAR / 'prometheus'}",
+            f"--web.console.libraries={VAR / 'prometheus'}",
+        ],
+        f"http://{PROMETHEUS}/-/ready",
+        {"UI": f"http://{PROMETHEUS}/", "alerts": f"http://{PROMETHEUS}/alerts"},
+    )
+    alertmanager = Service(
+        "alertmanager",
+        [
+            "prometheus-alertmanager",
+            f"--config.file={ROOT / 'provisioning/alertmanager/alertmanager.yml'}",
+            f"--storage.path={VAR / 'alertmanager'}",
+            f"--web.listen-address={ALERTMANAGER}",
+            "--cluster.listen-address=",
+        ],
+        f"http://{ALERTMANAGER}/-/ready",
+        {"UI": f"http://{ALERTMANAGER}/"},
+    )
+    return [influxdb, admin, ingest, exporter, prometheus, alertmanager]
 
 
 def running_pid(service: Service) -> int | None:
@@ -78,13 +227,17 @@ def running_pid(service: Service) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if b"perfanalysis" in cmdline else None
+    return (
+        pid
+        if Path(service.argv[0]).name.encode() in cmdline or b"perfanalysis" in cmdline
+        else None
+    )
 
 
 def healthy(service: Service) -> bool:
     try:
         with urllib.request.urlopen(service.ready_url, timeout=2) as response:  # noqa: S310 (local URL)
-            return bool(response.status == 200)
+            return bool(200 <= response.status < 300)
     except OSError:
         return False
 
@@ -92,13 +245,22 @@ def healthy(service: Service) -> bool:
 def start(service: Service) -> None:
     pid = running_pid(service)
     if pid is not None:
+        if service.after_ready:
+            service.after_ready()  # idempotent: repairs what an interrupted first run left undone
         print(f"{service.name}: already running (pid {pid})")
         return
     service.pid_file.parent.mkdir(parents=True, exist_ok=True)
     service.log_file.parent.mkdir(parents=True, exist_ok=True)
+    if service.prepare:
+        service.prepare()
     with service.log_file.open("ab") as log:
         process = subprocess.Popen(
-            service.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+            service.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+            env={**os.environ, **service.env},
         )
     service.pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + READY_TIMEOUT
@@ -109,7 +271,9 @@ def start(service: Service) -> None:
             raise SystemExit(
                 f"{service.name} did not become ready; its log ends:\n" + "\n".join(tail)
             )
-        time.sleep(0.1)
+        time.sleep(0.2)
+    if service.after_ready:
+        service.after_ready()
     print(f"{service.name}: started (pid {process.pid}), log {service.log_file}")
 
 
@@ -133,24 +297,30 @@ def stop(service: Service, quiet: bool = False) -> None:
         print(f"{service.name}: stopped (pid {pid})")
 
 
+def up(stack: list[Service]) -> None:
+    start(stack[0])  # InfluxDB: the demo tenant's database is created in it
+    for argv, env in setup_steps():
+        completed = subprocess.run(
+            argv, cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, **env}
+        )
+        if completed.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[2:])} failed:\n{completed.stderr}{completed.stdout}")
+        print(completed.stdout, end="")
+    for service in stack[1:]:
+        start(service)
+    print("\nPerfAnalysis is up:")
+    for service in stack:
+        for label, url in service.urls.items():
+            print(f"  {service.name} {label}: {url}")
+    print(f"  admin login: admin@perfanalysis.local, password in {VAR / 'admin-password'}")
+    print("Stop it with 'make down'; 'make status' shows what runs.")
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     stack = services()
     if command == "up":
-        for step in setup_steps():
-            completed = subprocess.run(step, cwd=ROOT, capture_output=True, text=True, check=False)
-            if completed.returncode != 0:
-                raise SystemExit(
-                    f"{' '.join(step[2:])} failed:\n{completed.stderr}{completed.stdout}"
-                )
-            print(completed.stdout, end="")
-        for service in stack:
-            start(service)
-        print("\nPerfAnalysis is up:")
-        for service in stack:
-            for label, url in service.urls.items():
-                print(f"  {service.name} {label}: {url}")
-        print("Stop it with 'make down'.")
+        up(stack)
         return 0
     if command == "down":
         for service in reversed(stack):
@@ -162,7 +332,7 @@ def main(argv: list[str]) -> int:
             pid = running_pid(service)
             state = "healthy" if pid and healthy(service) else ("unhealthy" if pid else "stopped")
             failing += state != "healthy"
-            print(f"{service.name:<10} {state:<10} pid {pid or '-':<8} {service.ready_url}")
+            print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} {service.ready_url}")
         return 1 if failing else 0
     print(
         f"usage: python -m perfanalysis.devstack up|down|status (got {command!r})", file=sys.stderr

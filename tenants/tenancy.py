@@ -73,6 +73,28 @@ def create_tenant(
     return tenant
 
 
+def provision_storage(
+    db: Session, actor: Actor, tenant: Tenant, storage: Storage, vault: Vault
+) -> None:
+    """Create the storage of a tenant made while none was configured (idempotent)."""
+    require_platform(actor)
+    read_user = f"{tenant.influx_database}_read"
+    password = storage.provision(tenant.influx_database, read_user)
+    if password:
+        tenant.influx_read_user = read_user
+        tenant.influx_read_password_encrypted = vault.encrypt(password)
+        record(
+            db,
+            actor,
+            "tenant.provision",
+            tenant,
+            "tenant",
+            tenant.id,
+            database=tenant.influx_database,
+        )
+        db.commit()
+
+
 def rename_tenant(db: Session, actor: Actor, tenant: Tenant, name: str) -> Tenant:
     require(db, actor, tenant, "admin")
     name = validation.text(name, "name")
