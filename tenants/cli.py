@@ -21,7 +21,8 @@ from tenants.access import Actor, system_actor
 from tenants.errors import ServiceError
 
 COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
-            "issue-key", "revoke-key", "rotate-key", "ensure-demo", "serve"}  # fmt: skip
+            "issue-key", "revoke-key", "rotate-key", "ensure-demo", "seed-prices",
+            "load-examples", "serve"}  # fmt: skip
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -294,6 +295,34 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     click.echo(
         f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
     )
+
+
+@admin.command("seed-prices")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                required=False)  # fmt: skip
+@click.pass_context
+def seed_prices(ctx: click.Context, path: Path | None) -> None:
+    """Load the global price catalog from PATH (default provisioning/prices.yaml)."""
+    from tenants.loadtests.prices import seed_prices as seed
+
+    path = path or Path(__file__).resolve().parents[1] / "provisioning" / "prices.yaml"
+    with _app(ctx).app_context():
+        changed = seed(database.session(), _actor(), path)
+    click.echo(f"price catalog: {changed} rows added or changed from {path}")
+
+
+@admin.command("load-examples")
+@click.argument("tenant")
+@click.pass_context
+def load_examples(ctx: click.Context, tenant: str) -> None:
+    """Store the original system's load-test results (provisioning/examples) in TENANT."""
+    from tenants.access import tenant_for
+    from tenants.loadtests.examples import load_examples as load
+
+    with _app(ctx).app_context():
+        db = database.session()
+        stored = load(db, _actor(), tenant_for(db, _actor(), tenant))
+    click.echo(f"{stored} example load tests stored in {tenant}")
 
 
 @admin.command("serve")

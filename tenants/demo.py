@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tenants.access import system_actor
+from tenants.access import Actor, system_actor
 from tenants.accounts import create_user, get_user_by_email, set_membership
 from tenants.collectors import register_collector
 from tenants.keys import issue_key
@@ -40,6 +40,7 @@ def ensure_demo(app: Flask, db: Session, password: str, hostname: str, have_key:
             db, actor, TENANT, "Demo", app.extensions["pa_storage"], app.extensions["pa_vault"]
         )
         set_membership(db, actor, tenant, ADMIN_EMAIL, "admin")
+    _load_test_examples(db, actor, tenant)
     name = hostname.split(".")[0].lower() or "localhost"
     collector = db.scalar(
         select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
@@ -50,3 +51,12 @@ def ensure_demo(app: Flask, db: Session, password: str, hostname: str, have_key:
         return Demo(ADMIN_EMAIL, TENANT, name, "", "")
     issued = issue_key(db, actor, tenant, collector, app.extensions["pa_hasher"], "make up")
     return Demo(ADMIN_EMAIL, TENANT, name, issued.key.key_id, issued.plaintext)
+
+
+def _load_test_examples(db: Session, actor: Actor, tenant: Tenant) -> None:
+    """The global price catalog and the original system's load tests; both idempotent."""
+    from tenants.loadtests.examples import DEFAULT_DIR, load_examples
+    from tenants.loadtests.prices import seed_prices
+
+    seed_prices(db, actor, DEFAULT_DIR.parents[1] / "prices.yaml")
+    load_examples(db, actor, tenant)

@@ -562,6 +562,18 @@ def _paths() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+def _loadtest_paths() -> dict[str, Any]:
+    from tenants.loadtests.openapi_paths import paths
+
+    return paths()
+
+
+def _loadtest_components() -> dict[str, Any]:
+    from tenants.loadtests.openapi_paths import components
+
+    return components()
+
+
 @cache
 def query_parameters(path: str, method: str) -> frozenset[str] | None:
     """The query parameters documented for an operation; None when the operation is not."""
@@ -594,11 +606,13 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
         "tags": [{"name": name} for name in
-                 ("tenants", "members", "users", "collectors", "keys", "audit", "meta")],
-        "paths": _paths(),
+                 ("tenants", "members", "users", "collectors", "keys", "audit", "loadtests",
+                  "meta")],
+        "paths": {**_paths(), **_loadtest_paths()},
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "pat_<id>_<secret>"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "pat_<id>_<secret>"},
+                **_loadtest_components()["securitySchemes"],
             },
             "schemas": {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS},
             "parameters": PARAMETERS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
+import tenants.loadtests.models  # noqa: F401  (registers the load-test tables on Base)
 from tenants.models import Base
 
 config = context.config

@@ -1,0 +1,318 @@
+"""The price catalog: global rows seeded from provisioning/prices.yaml, plus each tenant's rows.
+
+A machine is (provider, region, instance type, vCPUs, memory): flexible shapes such as OCI's
+E5.Flex have one row per configuration. A tenant sees the global rows with its own rows laid
+over them: a tenant row with the same machine key *overrides* the global one (a negotiated
+discount, a different currency conversion), any other tenant row *adds* a machine. Tenant
+admins edit only their tenant's rows; global rows change only through ``seed_prices`` (the
+YAML file is where their sources are reviewed).
+
+A run copies the price it gets (``snapshot``) so that later catalog changes leave it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tenants import validation
+from tenants.access import Actor, require, require_platform
+from tenants.audit import record
+from tenants.errors import Conflict, Forbidden, Invalid, NotFound
+from tenants.loadtests.contract import Host
+from tenants.loadtests.models import LoadTestRun, PriceEntry
+from tenants.models import Tenant, utcnow
+
+MAX_PRICE = Decimal(10000)
+MAX_GIB = Decimal(1 << 20)
+PRICE_DECIMALS = 6
+GIB_DECIMALS = 2
+BYTES_PER_GIB = 1 << 30
+FIELDS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "usd_per_hour", "source",
+          "as_of", "notes")  # fmt: skip
+
+
+# ---- reading the catalog ----------------------------------------------------------------------
+
+
+def effective_catalog(db: Session, tenant: Tenant) -> list[PriceEntry]:
+    """Global rows not overridden by the tenant, and the tenant's rows, in a stable order."""
+    rows = list(db.scalars(select(PriceEntry).where(
+        or_(PriceEntry.tenant_id.is_(None), PriceEntry.tenant_id == tenant.id))))  # fmt: skip
+    own = {row.machine_key() for row in rows if row.tenant_id is not None}
+    visible = [row for row in rows if row.tenant_id is not None or row.machine_key() not in own]
+    return sorted(visible, key=_order)
+
+
+def _order(entry: PriceEntry) -> tuple[str, str, str, int, Decimal, int]:
+    return (entry.provider, entry.region, entry.instance_type.lower(), entry.vcpus,
+            entry.memory_gib, 0 if entry.tenant_id is None else 1)  # fmt: skip
+
+
+def list_catalog(db: Session, actor: Actor, tenant: Tenant) -> list[PriceEntry]:
+    require(db, actor, tenant, "read")
+    return effective_catalog(db, tenant)
+
+
+def overridden_ids(db: Session, tenant: Tenant) -> set[int]:
+    """Global rows the tenant has overridden (shown struck through, for transparency)."""
+    own = {row.machine_key() for row in db.scalars(
+        select(PriceEntry).where(PriceEntry.tenant_id == tenant.id))}  # fmt: skip
+    globals_ = db.scalars(select(PriceEntry).where(PriceEntry.tenant_id.is_(None)))
+    return {row.id for row in globals_ if row.machine_key() in own}
+
+
+def visible_entry(
+    db: Session, tenant: Tenant, entry_id: int, field: str = "price_id"
+) -> PriceEntry:
+    """A catalog row the tenant may use: global or its own; another tenant's row is unknown."""
+    entry = db.get(PriceEntry, entry_id)
+    if entry is None or entry.tenant_id not in (None, tenant.id):
+        raise NotFound("no such price in this tenant's catalog", field)
+    return entry
+
+
+# ---- checking input ---------------------------------------------------------------------------
+
+
+def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Form strings or JSON values, checked; each refusal names its field."""
+    return {
+        "provider": _word(fields.get("provider"), "provider", 20).lower(),
+        "region": _word(fields.get("region"), "region", 60).lower(),
+        "instance_type": _word(fields.get("instance_type"), "instance_type", 80),
+        "vcpus": _vcpus(fields.get("vcpus")),
+        "memory_gib": _decimal(fields.get("memory_gib"), "memory_gib", MAX_GIB, GIB_DECIMALS,
+                               "memory must be more than 0 GiB"),
+        "usd_per_hour": _decimal(fields.get("usd_per_hour"), "usd_per_hour", MAX_PRICE, PRICE_DECIMALS,
+                                 "the price must be more than $0 per hour: a free or negative "
+                                 "price makes units per $/hour meaningless"),
+        "source": validation.text(fields.get("source"), "source", 500),
+        "as_of": _as_of(fields.get("as_of")),
+        "notes": validation.text(fields.get("notes"), "notes", 1000, required=False),
+    }  # fmt: skip
+
+
+def _word(value: Any, field: str, length: int) -> str:
+    text = validation.text(value, field, length)
+    if (
+        not text[0].isalnum()
+        or not all(c.isalnum() or c in "._-" for c in text)
+        or not text.isascii()
+    ):
+        raise Invalid(f"{field} must be letters, digits, '.', '_' or '-'", field)
+    return text
+
+
+def _vcpus(value: Any) -> int:
+    number = validation.optional_int(value, "vcpus", 1, 4096)
+    if number is None:
+        raise Invalid("vcpus is required", "vcpus")
+    return number
+
+
+def _decimal(value: Any, field: str, high: Decimal, decimals: int, low_message: str) -> Decimal:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise Invalid(f"{field} is required", field)
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise Invalid(f"{field} must be a number", field)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Invalid(f"{field} must be a number, e.g. 0.085", field) from None
+    if not number.is_finite():
+        raise Invalid(f"{field} must be a finite number", field)
+    if number <= 0:
+        raise Invalid(low_message, field)
+    if number > high:
+        raise Invalid(f"{field} must be at most {high}", field)
+    step = Decimal(1).scaleb(-decimals)
+    if number != number.quantize(step):
+        raise Invalid(f"{field} may have at most {decimals} decimals", field)
+    return number.quantize(step)
+
+
+def _as_of(value: Any) -> date:
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        day = value
+    else:
+        text = validation.text(value, "as_of", 10)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise Invalid("as_of must be a date such as 2025-06-01", "as_of") from None
+    if day > (utcnow() + timedelta(days=1)).date():
+        raise Invalid("as_of must not be in the future", "as_of")
+    return day
+
+
+# ---- tenant rows ------------------------------------------------------------------------------
+
+
+def create_price(db: Session, actor: Actor, tenant: Tenant, fields: dict[str, Any]) -> PriceEntry:
+    require(db, actor, tenant, "admin")
+    clean = clean_fields(fields)
+    entry = PriceEntry(tenant_id=tenant.id, **clean)
+    _refuse_duplicate(db, tenant, entry)
+    db.add(entry)
+    db.flush()
+    record(db, actor, "price.create", tenant, "price", entry.id, **_audit_fields(entry))
+    db.commit()
+    return entry
+
+
+def update_price(
+    db: Session, actor: Actor, tenant: Tenant, entry_id: int, fields: dict[str, Any]
+) -> PriceEntry:
+    require(db, actor, tenant, "admin")
+    entry = _own_entry(db, tenant, entry_id)
+    before = _audit_fields(entry)
+    for name, value in clean_fields({**_current(entry), **fields}).items():
+        setattr(entry, name, value)
+    _refuse_duplicate(db, tenant, entry)
+    record(db, actor, "price.update", tenant, "price", entry.id, before=before,
+           after=_audit_fields(entry))  # fmt: skip
+    db.commit()
+    return entry
+
+
+def delete_price(db: Session, actor: Actor, tenant: Tenant, entry_id: int) -> None:
+    require(db, actor, tenant, "admin")
+    entry = _own_entry(db, tenant, entry_id)
+    record(db, actor, "price.delete", tenant, "price", entry.id, **_audit_fields(entry))
+    db.delete(entry)
+    db.commit()
+
+
+def _own_entry(db: Session, tenant: Tenant, entry_id: int) -> PriceEntry:
+    entry = visible_entry(db, tenant, entry_id, "")
+    if entry.tenant_id is None:
+        raise Forbidden("global prices come from the seed file; add a tenant price with the same "
+                        "machine to override this one")  # fmt: skip
+    return entry
+
+
+def _current(entry: PriceEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in FIELDS}
+
+
+def _refuse_duplicate(db: Session, tenant: Tenant, entry: PriceEntry) -> None:
+    for other in db.scalars(select(PriceEntry).where(PriceEntry.tenant_id == tenant.id)):
+        if other is not entry and other.machine_key() == entry.machine_key():
+            raise Conflict("this tenant already has a price for that machine (provider, region, "
+                           "instance type, vCPUs and memory)", "instance_type")  # fmt: skip
+
+
+def _audit_fields(entry: PriceEntry) -> dict[str, Any]:
+    return {"provider": entry.provider, "region": entry.region,
+            "instance_type": entry.instance_type, "vcpus": entry.vcpus,
+            "memory_gib": str(entry.memory_gib), "usd_per_hour": str(entry.usd_per_hour),
+            "as_of": entry.as_of.isoformat()}  # fmt: skip
+
+
+# ---- the global seed --------------------------------------------------------------------------
+
+
+def seed_prices(db: Session, actor: Actor, path: Path | str) -> int:
+    """Insert or update the global rows from a YAML file; returns how many rows changed."""
+    require_platform(actor)
+    entries = read_seed(Path(path))
+    existing = {row.machine_key(): row for row in
+                db.scalars(select(PriceEntry).where(PriceEntry.tenant_id.is_(None)))}  # fmt: skip
+    changed = 0
+    for clean in entries:
+        candidate = PriceEntry(tenant_id=None, **clean)
+        row = existing.get(candidate.machine_key())
+        if row is None:
+            db.add(candidate)
+            existing[candidate.machine_key()] = candidate
+            changed += 1
+        elif _current(row) != clean:
+            for name, value in clean.items():
+                setattr(row, name, value)
+            changed += 1
+    record(db, actor, "price.seed", None, "price_catalog", Path(path).name[:60], path=str(path),
+           rows=len(entries), changed=changed)  # fmt: skip
+    db.commit()
+    return changed
+
+
+def read_seed(path: Path) -> list[dict[str, Any]]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise Invalid(f"cannot read the price file {path}: {exc}", "path") from None
+    rows = document.get("prices") if isinstance(document, dict) else None
+    if not isinstance(rows, list):
+        raise Invalid(f"{path}: expected a top-level 'prices:' list", "prices")
+    entries = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) - set(FIELDS):
+            raise Invalid(f"{path}: prices[{index}] must map only {', '.join(FIELDS)}",
+                          f"prices[{index}]")  # fmt: skip
+        try:
+            entries.append(clean_fields(row))
+        except Invalid as exc:
+            raise Invalid(f"{path}: prices[{index}]: {exc.message}",
+                          f"prices[{index}].{exc.field}") from None  # fmt: skip
+    return entries
+
+
+# ---- the price a run gets ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    entry: PriceEntry
+    how: str  # shown next to the price: why this row
+
+
+def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
+    """The catalog row for the host's provider and instance type: the host's region first, then
+    its vCPUs, then the nearest memory; None when the catalog has no such machine type."""
+    if host.cloud_provider is None or host.instance_type is None:
+        return None
+    wanted = host.instance_type.lower()
+    pool = [entry for entry in effective_catalog(db, tenant)
+            if entry.provider == host.cloud_provider and entry.instance_type.lower() == wanted]  # fmt: skip
+    if not pool:
+        return None
+    notes = []
+    region = (host.region or "").lower()
+    in_region = [entry for entry in pool if entry.region == region]
+    if not in_region:
+        notes.append("region not given" if not region else f"no price for region {region}")
+    pool = in_region or pool
+    sized = [entry for entry in pool if entry.vcpus == host.vcpus]
+    if not sized:
+        notes.append(f"catalog has {pool[0].vcpus} vCPUs, the host {host.vcpus}")
+    pool = sized or pool
+    host_gib = Decimal(host.memory_bytes) / BYTES_PER_GIB
+    pool.sort(key=lambda e: (abs(e.memory_gib - host_gib), e.tenant_id is None, e.region))
+    entry = pool[0]
+    how = "matched " + ("exactly" if not notes else f"with differences: {'; '.join(notes)}")
+    return Match(entry, how)
+
+
+def snapshot(run: LoadTestRun, entry: PriceEntry | None, how: str | None) -> None:
+    """Copy the price onto the run, or clear it."""
+    run.price_entry_id = entry.id if entry else None
+    run.price_scope = entry.scope if entry else None
+    run.price_provider = entry.provider if entry else None
+    run.price_region = entry.region if entry else None
+    run.price_instance_type = entry.instance_type if entry else None
+    run.price_vcpus = entry.vcpus if entry else None
+    run.price_memory_gib = entry.memory_gib if entry else None
+    run.price_usd_per_hour = entry.usd_per_hour if entry else None
+    run.price_source = entry.source if entry else None
+    run.price_as_of = entry.as_of if entry else None
+    run.price_match = how[:400] if entry and how else None

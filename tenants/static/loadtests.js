@@ -1,0 +1,179 @@
+// Load-test pages: the compare form's 2-to-10 check, and the charts (Chart.js, vendored).
+// Data comes from data-json attributes the server renders; no inline script, as the
+// Content-Security-Policy requires. Every page still shows its tables without this file.
+"use strict";
+
+(function () {
+  var PALETTES = {
+    aws: ["#e8710a", "#b45309", "#f4a340"],
+    azure: ["#0b6bcb", "#1e3a8a", "#4aa3ff"],
+    oci: ["#c74634", "#8f1d12", "#ef7b6c"],
+    gcp: ["#188038", "#0d5a26", "#5bb974"],
+    other: ["#7c3aed", "#0891b2", "#db2777", "#4c1d95", "#65a30d"]
+  };
+  var MIN_COMPARED = 2;
+  var MAX_COMPARED = 10;
+
+  function readJson(id) {
+    var element = document.getElementById(id);
+    return element ? JSON.parse(element.dataset.json) : null;
+  }
+
+  // Provider colours as in the original (Azure blue, OCI red, AWS orange), one shade per run.
+  function colours(runs) {
+    var used = {};
+    var result = {};
+    runs.forEach(function (run) {
+      var provider = run.host.cloud_provider || "other";
+      var palette = PALETTES[provider] || PALETTES.other;
+      var index = used[provider] || 0;
+      used[provider] = index + 1;
+      result[run.id] = palette[index % palette.length];
+    });
+    return result;
+  }
+
+  function number(value, digits) {
+    return value === null || value === undefined ? "–" : value.toLocaleString("en-US", {
+      minimumFractionDigits: digits, maximumFractionDigits: digits
+    });
+  }
+
+  function baseOptions(xTitle, yTitle) {
+    return {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "nearest", intersect: false },
+      plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+      scales: {
+        x: { title: { display: true, text: xTitle } },
+        y: { title: { display: true, text: yTitle }, beginAtZero: true }
+      }
+    };
+  }
+
+  function draw(id, config) {
+    var canvas = document.getElementById(id);
+    if (!canvas || typeof window.Chart !== "function") return null;
+    return new window.Chart(canvas, config);
+  }
+
+  function lineChart(id, datasets) {
+    var options = baseOptions("busy % (measured)", "units per second");
+    options.scales.x.type = "linear";
+    options.scales.x.min = 0;
+    options.scales.x.max = 100;
+    return draw(id, { type: "line", data: { datasets: datasets }, options: options });
+  }
+
+  function compareCharts(data) {
+    var runs = data.runs.map(function (entry) { return entry.run; });
+    var colour = colours(runs);
+    var levels = data.levels.map(function (level) { return level + "%"; });
+    var isBaseline = function (entry) { return entry.run.id === data.baseline_id; };
+
+    lineChart("chart-lines", data.runs.map(function (entry) {
+      var points = [];
+      entry.units_per_second.forEach(function (units, i) {
+        if (units !== null) points.push({ x: entry.measured_busy_percent[i], y: units });
+      });
+      return {
+        label: entry.run.name, data: points, borderColor: colour[entry.run.id],
+        backgroundColor: colour[entry.run.id], borderWidth: isBaseline(entry) ? 3 : 2,
+        pointRadius: 3, tension: 0
+      };
+    }));
+
+    draw("chart-bars", {
+      type: "bar",
+      data: {
+        labels: levels,
+        datasets: data.runs.map(function (entry) {
+          return { label: entry.run.name, data: entry.units_per_second,
+                   backgroundColor: colour[entry.run.id] };
+        })
+      },
+      options: baseOptions("target busy %", "units per second")
+    });
+
+    var differenceOptions = baseOptions("target busy %", "% against the baseline");
+    differenceOptions.scales.y.beginAtZero = false;
+    differenceOptions.scales.y.grid = {
+      color: function (context) { return context.tick.value === 0 ? "#5b6673" : "#e5e7eb"; }
+    };
+    draw("chart-difference", {
+      type: "bar",
+      data: {
+        labels: levels,
+        datasets: data.runs.filter(function (entry) { return !isBaseline(entry); })
+          .map(function (entry) {
+            return { label: entry.run.name, data: entry.difference_vs_baseline_percent,
+                     backgroundColor: colour[entry.run.id] };
+          })
+      },
+      options: differenceOptions
+    });
+
+    var priced = data.runs.filter(function (entry) { return entry.units_per_usd_hour !== null; })
+      .sort(function (a, b) { return b.units_per_usd_hour - a.units_per_usd_hour; });
+    var valueOptions = baseOptions("units per $/hour", "");
+    valueOptions.indexAxis = "y";
+    valueOptions.plugins.legend = { display: false };
+    valueOptions.plugins.tooltip = { callbacks: { label: function (context) {
+      var entry = priced[context.dataIndex];
+      return number(entry.units_per_usd_hour, 2) + " units per $/h (" +
+        number(entry.percent_of_best, 1) + "% of best)";
+    } } };
+    draw("chart-value", {
+      type: "bar",
+      data: {
+        labels: priced.map(function (entry) { return entry.run.name; }),
+        datasets: [{ label: "units per $/hour", data: priced.map(function (entry) {
+          return entry.units_per_usd_hour;
+        }), backgroundColor: priced.map(function (entry) { return colour[entry.run.id]; }) }]
+      },
+      options: valueOptions
+    });
+
+    document.querySelectorAll("[data-swatch]").forEach(function (swatch) {
+      swatch.style.backgroundColor = colour[Number(swatch.dataset.swatch)] || "transparent";
+    });
+  }
+
+  function runChart(run) {
+    var colour = colours([run])[run.id];
+    lineChart("run-chart", [{
+      label: run.name, borderColor: colour, backgroundColor: colour, pointRadius: 3,
+      data: run.levels.map(function (level) {
+        return { x: level.measured_busy_percent, y: level.units_per_second };
+      })
+    }]);
+  }
+
+  function setUpCompareForm(form) {
+    var button = form.querySelector("#compare-button");
+    var hint = form.querySelector("[data-compare-hint]");
+    function update() {
+      var chosen = form.querySelectorAll("input[name=ids]:checked").length;
+      var ok = chosen >= MIN_COMPARED && chosen <= MAX_COMPARED;
+      button.disabled = !ok;
+      hint.textContent = chosen + " selected: " + (ok ? "ready to compare." :
+        "select " + MIN_COMPARED + " to " + MAX_COMPARED + " runs.");
+    }
+    form.addEventListener("change", update);
+    update();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("compare-form");
+    if (form) setUpCompareForm(form);
+    var comparison = readJson("compare-data");
+    if (comparison) compareCharts(comparison);
+    var run = readJson("run-data");
+    if (run) runChart(run);
+    var select = document.getElementById("baseline-select");
+    if (select) select.addEventListener("change", function () { select.form.submit(); });
+    document.body.dataset.chartsReady = "true";
+  });
+})();

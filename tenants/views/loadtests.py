@@ -1,0 +1,567 @@
+"""Load tests, the price catalog and right-sizing: the pages and the /api/v1 routes.
+
+Pages (login, CSRF on every POST form, POST/redirect/GET):
+  /tenants/<slug>/loadtests                  history and upload form
+  /tenants/<slug>/loadtests/<id>             one run; set its price, delete it
+  /tenants/<slug>/loadtests/compare?ids=…    charts, table, price-performance
+  /tenants/<slug>/loadtests/compare.csv|json exports
+  /tenants/<slug>/prices                     the tenant's catalog; admins edit its rows
+  /tenants/<slug>/collectors/<id>/rightsizing
+API (JSON errors naming the field):
+  POST /api/v1/loadtests                     collector key: into the key's tenant and collector
+  /api/v1/tenants/<slug>/loadtests[/<id>[/price]], /loadtests/compare, /prices[/<id>],
+  /collectors/<id>/rightsizing
+
+Every read is scoped by the tenant in the URL, which the caller must belong to: another
+tenant's run, price or collector answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from tenants import db as database
+from tenants import validation
+from tenants.access import Actor, role_in, tenant_for
+from tenants.collectors import get_collector, list_collectors
+from tenants.errors import Invalid, NotFound, ServiceError
+from tenants.loadtests import advice as advising
+from tenants.loadtests import compare as comparing
+from tenants.loadtests import prices, runs, serialize
+from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHistory
+from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
+from tenants.models import Collector, Tenant
+from tenants.web import collector_endpoint, current_actor
+
+pages = Blueprint("loadtests", __name__)
+api = Blueprint("loadtests_api", __name__, url_prefix="/api/v1")
+
+MAX_ID = 2**31 - 1
+LABEL_LENGTH = 100
+HISTORY_EXTENSION = "pa_cpu_history"
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(pages)
+    app.register_blueprint(api)
+    settings = app.config["PA_SETTINGS"]
+    history: CpuHistory = NoCpuHistory()
+    if settings.get("influxdb_url"):
+        history = InfluxCpuHistory(settings["influxdb_url"], app.extensions["pa_vault"])
+    app.extensions.setdefault(HISTORY_EXTENSION, history)
+
+
+def openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.0 path items of the routes under /api/v1 (relative to the server URL)."""
+    return paths()
+
+
+def openapi_components() -> dict[str, Any]:
+    """Components the path items refer to besides the existing ones (the collector key scheme)."""
+    return components()
+
+
+# ---- shared helpers ---------------------------------------------------------------------------
+
+
+def _db() -> Session:
+    return database.session()
+
+
+def _actor() -> Actor:
+    return current_actor()
+
+
+def _tenant(slug: str, need: str = "read") -> Tenant:
+    return tenant_for(_db(), _actor(), slug, need)
+
+
+def _history() -> CpuHistory:
+    history: CpuHistory = current_app.extensions[HISTORY_EXTENSION]
+    return history
+
+
+def _id(text: str, field: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= MAX_ID:
+        raise Invalid(f"{field} must be a load test id (a whole number)", field)
+    return int(text)
+
+
+def _optional_id(text: str | None, field: str) -> int | None:
+    text = (text or "").strip()
+    return _id(text, field) if text else None
+
+
+def _query_id(name: str) -> int | None:
+    """An id in the API's query string: absent, or digits and nothing else."""
+    text = request.args.get(name)
+    return None if text is None else _id(text, name)
+
+
+def _compared_ids() -> list[int]:
+    """``ids=3,5`` or ``ids=3&ids=5`` (the history page's checkboxes)."""
+    parts = [part.strip() for value in request.args.getlist("ids") for part in value.split(",")]
+    ids = [_id(part, "ids") for part in parts if part]
+    if not ids:
+        raise Invalid("ids: choose 2 to 10 load tests to compare", "ids")
+    return ids
+
+
+def _comparison(tenant: Tenant) -> comparing.Comparison:
+    ids = _compared_ids()
+    baseline = _optional_id(request.args.get("baseline"), "baseline")
+    return comparing.compare(runs.runs_by_ids(_db(), _actor(), tenant, ids), baseline)
+
+
+# ---- pages ------------------------------------------------------------------------------------
+
+
+@pages.errorhandler(ServiceError)
+def _page_error(error: ServiceError) -> ResponseReturnValue:
+    return render_template("error.html", status=error.status, message=error.message), error.status
+
+
+def _perms(tenant: Tenant) -> dict[str, Any]:
+    actor = _actor()
+    role = role_in(_db(), actor.user, tenant) if actor.user else None
+    platform = actor.is_platform_admin
+    label = ("platform admin" + (f" (and {role})" if role else "")) if platform else (role or "")
+    return {"role": role, "platform": platform, "label": label,
+            "admin": platform or role == "admin",
+            "analyze": platform or role in ("admin", "analyst")}  # fmt: skip
+
+
+def _render(
+    template: str, tenant: Tenant, status: int = 200, **context: Any
+) -> ResponseReturnValue:
+    return render_template(template, tenant=tenant, perms=_perms(tenant), **context), status
+
+
+def _form_error(error: ServiceError) -> bool:
+    return error.status in (400, 409) or (error.status == 404 and bool(error.field))
+
+
+@pages.get("/tenants/<slug>/loadtests")
+def history(slug: str) -> ResponseReturnValue:
+    return _history_page(_tenant(slug))
+
+
+def _history_page(tenant: Tenant, error: ServiceError | None = None) -> ResponseReturnValue:
+    db, actor = _db(), _actor()
+    return _render(
+        "loadtests.html", tenant, error.status if error else 200,
+        runs=runs.list_runs(db, actor, tenant), collectors=list_collectors(db, actor, tenant),
+        catalog=prices.effective_catalog(db, tenant), error=error.message if error else None,
+        failure_field=error.field if error else None, kept=request.form,
+        price_performance=comparing.price_performance,
+    )  # fmt: skip
+
+
+@pages.post("/tenants/<slug>/loadtests")
+def upload(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "analyze")
+    try:
+        file = request.files.get("file")
+        if file is None or not file.filename:
+            raise Invalid("choose the load test result file (JSON) to upload", "file")
+        run = runs.upload_as_user(
+            _db(), _actor(), tenant, file.read(),
+            collector_id=_optional_id(request.form.get("collector_id"), "collector_id"),
+            price_id=_optional_id(request.form.get("price_id"), "price_id"),
+            label=_label(request.form.get("label")),
+        )  # fmt: skip
+    except ServiceError as error:
+        if not _form_error(error):
+            raise
+        _db().rollback()
+        return _history_page(tenant, error)
+    flash(f"Load test {run.display_name} stored.")
+    return redirect(url_for(".run", slug=slug, run_id=run.id), 303)
+
+
+def _label(text: str | None) -> str:
+    return validation.text(text, "label", LABEL_LENGTH, required=False)
+
+
+@pages.get("/tenants/<slug>/loadtests/<int:run_id>")
+def run(slug: str, run_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    found = runs.get_run(_db(), _actor(), tenant, run_id)
+    return _render("loadtests_run.html", tenant, run=found,
+                   catalog=prices.effective_catalog(_db(), tenant),
+                   data=serialize.run_json(found, levels=True),
+                   value=comparing.price_performance(found.max_units_per_second,
+                                                     found.price_usd_per_hour))  # fmt: skip
+
+
+@pages.post("/tenants/<slug>/loadtests/<int:run_id>/price")
+def set_price(slug: str, run_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "analyze")
+    found = runs.get_run(_db(), _actor(), tenant, run_id)
+    price_id = _optional_id(request.form.get("price_id"), "price_id")
+    runs.set_run_price(_db(), _actor(), tenant, found, price_id)
+    flash("Price set." if price_id else "Price removed.")
+    return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
+
+
+@pages.post("/tenants/<slug>/loadtests/<int:run_id>/delete")
+def delete(slug: str, run_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "analyze")
+    found = runs.get_run(_db(), _actor(), tenant, run_id)
+    name = found.display_name
+    runs.delete_run(_db(), _actor(), tenant, found)
+    flash(f"Load test {name} deleted.")
+    return redirect(url_for(".history", slug=slug), 303)
+
+
+@pages.get("/tenants/<slug>/loadtests/compare")
+def compare_page(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    comparison = _comparison(tenant)
+    data = comparing.to_json(comparison, serialize.run_json)
+    ids = ",".join(str(s.run.id) for s in comparison.summaries)
+    return _render("loadtests_compare.html", tenant, comparison=comparison, data=data, ids=ids,
+                   best_first=sorted(comparison.summaries, key=_by_value))  # fmt: skip
+
+
+def _by_value(summary: comparing.RunSummary) -> tuple[int, float]:
+    value = summary.price_performance
+    return (1, 0.0) if value is None else (0, -float(value))
+
+
+@pages.get("/tenants/<slug>/loadtests/compare.csv")
+def compare_csv(slug: str) -> Response:
+    comparison = _comparison(_tenant(slug))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(comparing.csv_rows(comparison))
+    return _download(buffer.getvalue(), "text/csv; charset=utf-8", slug, "csv")
+
+
+@pages.get("/tenants/<slug>/loadtests/compare.json")
+def compare_json(slug: str) -> Response:
+    comparison = _comparison(_tenant(slug))
+    body = json.dumps(comparing.to_json(comparison, serialize.run_json), indent=2)
+    return _download(body, "application/json", slug, "json")
+
+
+def _download(body: str, mimetype: str, slug: str, extension: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    name = f"loadtests-{slug}-compare.{extension}"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@pages.get("/tenants/<slug>/prices")
+def prices_page(slug: str) -> ResponseReturnValue:
+    return _prices_page(_tenant(slug))
+
+
+def _prices_page(
+    tenant: Tenant, error: ServiceError | None = None, form: str = ""
+) -> ResponseReturnValue:
+    db = _db()
+    catalog = prices.effective_catalog(db, tenant)
+    prefill = _prefill(tenant, catalog)
+    return _render(
+        "prices.html", tenant, error.status if error else 200, catalog=catalog,
+        overridden=prices.overridden_ids(db, tenant), error=error.message if error else None,
+        failure_field=error.field if error else None, failed_form=form,
+        kept=request.form if error else prefill[1], editing=prefill[0],
+    )  # fmt: skip
+
+
+def _prefill(tenant: Tenant, catalog: list[Any]) -> tuple[Any, dict[str, str]]:
+    """``?edit=<id>`` fills the form with a tenant row to change; ``?override=<id>`` with a
+    global row to override."""
+    wanted = request.args.get("edit") or request.args.get("override")
+    entry = next((e for e in catalog if wanted and str(e.id) == wanted), None)
+    if entry is None:
+        return None, {}
+    values = {name: str(getattr(entry, name)) for name in prices.FIELDS}
+    editing = entry if request.args.get("edit") and entry.tenant_id is not None else None
+    return editing, values
+
+
+@pages.post("/tenants/<slug>/prices")
+def create_price(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    try:
+        entry = prices.create_price(_db(), _actor(), tenant, request.form.to_dict())
+    except ServiceError as error:
+        if not _form_error(error):
+            raise
+        _db().rollback()
+        return _prices_page(tenant, error, "create")
+    flash(f"Price for {entry.instance_type} ({entry.region}) added.")
+    return redirect(url_for(".prices_page", slug=slug), 303)
+
+
+@pages.post("/tenants/<slug>/prices/<int:price_id>")
+def update_price(slug: str, price_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    try:
+        entry = prices.update_price(_db(), _actor(), tenant, price_id, request.form.to_dict())
+    except ServiceError as error:
+        if not _form_error(error):
+            raise
+        _db().rollback()
+        return _prices_page(tenant, error, "update")
+    flash(f"Price for {entry.instance_type} ({entry.region}) changed; stored runs keep theirs.")
+    return redirect(url_for(".prices_page", slug=slug), 303)
+
+
+@pages.post("/tenants/<slug>/prices/<int:price_id>/delete")
+def delete_price(slug: str, price_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    prices.delete_price(_db(), _actor(), tenant, price_id)
+    flash("Price deleted; stored runs keep the price they had.")
+    return redirect(url_for(".prices_page", slug=slug), 303)
+
+
+@pages.get("/tenants/<slug>/collectors/<int:collector_id>/rightsizing")
+def rightsizing_page(slug: str, collector_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    collector = get_collector(_db(), _actor(), tenant, collector_id)
+    given = {name: value for name, value in request.args.items() if value != ""}
+    try:
+        params = advising.parse_params(given)
+    except Invalid as error:
+        return _render("loadtests_rightsizing.html", tenant, 400, collector=collector,
+                       advice=None, error=error.message, args=request.args)  # fmt: skip
+    found = advising.advise(_db(), _actor(), tenant, collector, _history(), params)
+    return _render("loadtests_rightsizing.html", tenant, collector=collector, advice=found,
+                   args=request.args, hours_per_month=serialize.HOURS_PER_MONTH)  # fmt: skip
+
+
+# ---- API --------------------------------------------------------------------------------------
+
+
+@api.after_request
+def _escape_markup(response: Response) -> Response:
+    """'<', '>' and '&' leave as \\u escapes, so no JSON string can be read as HTML."""
+    if response.mimetype == "application/json" and not response.direct_passthrough:
+        text = response.get_data(as_text=True)
+        if any(char in text for char in "<>&"):
+            escaped = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            response.set_data(escaped)
+    return response
+
+
+def _only_query(*allowed: str) -> None:
+    for name in request.args:
+        if name not in allowed:
+            raise Invalid(f"unknown query parameter {name[:60]!r}", name[:60])
+        if len(request.args.getlist(name)) > 1:
+            raise Invalid(f"give {name} once", name)
+
+
+def _json_body() -> bytes:
+    if not request.is_json:
+        raise Invalid("send the result as JSON with 'Content-Type: application/json'", "/")
+    return request.get_data(cache=True)
+
+
+def _with_urls(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
+    body["url"] = url_for("loadtests.run", slug=tenant.slug, run_id=body["id"], _external=True)
+    body["api_url"] = url_for(".run_view", slug=tenant.slug, run_id=body["id"])
+    return body
+
+
+@api.post("/loadtests")
+@collector_endpoint
+def collector_upload_view() -> Any:
+    """A load-test result sent with ``Authorization: Token <collector key>``."""
+    _only_query()
+    identity = g.get("collector")
+    if identity is None:
+        raise Invalid("this endpoint takes a collector key ('Authorization: Token pak_…'); "
+                      "users upload to /api/v1/tenants/<slug>/loadtests")  # fmt: skip
+    found = runs.upload_as_collector(_db(), identity, _json_body(), request.remote_addr or "")
+    tenant = _db().get(Tenant, identity.tenant_id)
+    assert tenant is not None
+    return _run_created(tenant, found)
+
+
+def _run_created(tenant: Tenant, found: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    body = _with_urls(tenant, serialize.run_json(found, levels=True))
+    return body, 201, {"Location": body["api_url"]}
+
+
+@api.get("/tenants/<slug>/loadtests")
+def list_view(slug: str) -> Any:
+    _only_query("collector_id")
+    tenant = _tenant(slug)
+    found = runs.list_runs(_db(), _actor(), tenant, _query_id("collector_id"))
+    return {"loadtests": [_with_urls(tenant, serialize.run_json(r)) for r in found]}
+
+
+@api.post("/tenants/<slug>/loadtests")
+def upload_view(slug: str) -> Any:
+    _only_query("collector_id", "price_id", "label")
+    tenant = _tenant(slug, "analyze")
+    label = request.args.get("label", "")
+    if len(label) > LABEL_LENGTH:
+        raise Invalid(f"label must be at most {LABEL_LENGTH} characters", "label")
+    found = runs.upload_as_user(
+        _db(), _actor(), tenant, _json_body(), collector_id=_query_id("collector_id"),
+        price_id=_query_id("price_id"), label=_label(label),
+    )  # fmt: skip
+    return _run_created(tenant, found)
+
+
+@api.get("/tenants/<slug>/loadtests/<int:run_id>")
+def run_view(slug: str, run_id: int) -> Any:
+    _only_query()
+    tenant = _tenant(slug)
+    found = runs.get_run(_db(), _actor(), tenant, _row(run_id, "load test in this tenant"))
+    return _with_urls(tenant, serialize.run_json(found, levels=True))
+
+
+@api.delete("/tenants/<slug>/loadtests/<int:run_id>")
+def delete_view(slug: str, run_id: int) -> Response:
+    _only_query()
+    tenant = _tenant(slug, "analyze")
+    found = runs.get_run(_db(), _actor(), tenant, _row(run_id, "load test in this tenant"))
+    runs.delete_run(_db(), _actor(), tenant, found)
+    return Response(status=204)
+
+
+@api.post("/tenants/<slug>/loadtests/<int:run_id>/price")
+def price_view(slug: str, run_id: int) -> Any:
+    _only_query()
+    tenant = _tenant(slug, "analyze")
+    body = _object({"price_id"})
+    price_id = body.get("price_id")
+    if price_id is not None and (not isinstance(price_id, int) or isinstance(price_id, bool)
+                                 or not 1 <= price_id <= MAX_ID):  # fmt: skip
+        raise Invalid("price_id must be a price id or null", "price_id")
+    found = runs.get_run(_db(), _actor(), tenant, _row(run_id, "load test in this tenant"))
+    runs.set_run_price(_db(), _actor(), tenant, found, price_id)
+    return _with_urls(tenant, serialize.run_json(found, levels=True))
+
+
+@api.get("/tenants/<slug>/loadtests/compare")
+def compare_view(slug: str) -> Any:
+    _only_query("ids", "baseline")
+    tenant = _tenant(slug)
+    if not re.fullmatch(IDS_PATTERN.strip("^$"), request.args.get("ids", "")):
+        raise Invalid("ids must be 2 to 10 load test ids separated by commas, e.g. ids=3,5", "ids")
+    comparison = _comparison(tenant)
+    return comparing.to_json(comparison, lambda r: _with_urls(tenant, serialize.run_json(r)))
+
+
+@api.get("/tenants/<slug>/prices")
+def prices_view(slug: str) -> Any:
+    _only_query()
+    tenant = _tenant(slug)
+    catalog = prices.list_catalog(_db(), _actor(), tenant)
+    return {"prices": [serialize.price_json(entry) for entry in catalog]}
+
+
+@api.post("/tenants/<slug>/prices")
+def create_price_view(slug: str) -> Any:
+    _only_query()
+    tenant = _tenant(slug, "admin")
+    entry = prices.create_price(_db(), _actor(), tenant, _price_body(required=True))
+    location = url_for(".prices_view", slug=slug)
+    return serialize.price_json(entry), 201, {"Location": location}
+
+
+@api.patch("/tenants/<slug>/prices/<int:price_id>")
+def update_price_view(slug: str, price_id: int) -> Any:
+    _only_query()
+    tenant = _tenant(slug, "admin")
+    body = _price_body(required=False)
+    if not body:
+        raise Invalid("send at least one field to change")
+    entry = prices.update_price(_db(), _actor(), tenant, _row(price_id, "price"), body)
+    return serialize.price_json(entry)
+
+
+@api.delete("/tenants/<slug>/prices/<int:price_id>")
+def delete_price_view(slug: str, price_id: int) -> Response:
+    _only_query()
+    tenant = _tenant(slug, "admin")
+    prices.delete_price(_db(), _actor(), tenant, _row(price_id, "price"))
+    return Response(status=204)
+
+
+@api.get("/tenants/<slug>/collectors/<int:collector_id>/rightsizing")
+def rightsizing_view(slug: str, collector_id: int) -> Any:
+    _only_query(*advising.LIMITS)
+    tenant = _tenant(slug)
+    collector: Collector = get_collector(_db(), _actor(), tenant, _row(collector_id, "collector"))
+    found = advising.advise(_db(), _actor(), tenant, collector,
+                            _history(), advising.parse_params(request.args))  # fmt: skip
+    return serialize.advice_json(found, collector.id)
+
+
+def _row(value: int, what: str) -> int:
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"no such {what}")
+    return value
+
+
+def _object(allowed: Iterable[str], required: bool = True) -> dict[str, Any]:
+    """The JSON object body; unknown fields are refused (``required``: all of ``allowed``)."""
+    if not request.is_json:
+        raise Invalid("send a JSON body with 'Content-Type: application/json'")
+    try:
+        value = json.loads(request.get_data(cache=True), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise Invalid("the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise Invalid("the request body must be a JSON object")
+    names = set(allowed)
+    for name in value:
+        if name not in names:
+            raise Invalid(f"unknown field {name[:60]!r}", name[:60])
+    if required:
+        for name in sorted(names):
+            if name not in value and name != "notes":
+                raise Invalid(f"{name} is required", name)
+    return value
+
+
+def _price_body(required: bool) -> dict[str, Any]:
+    """A price as JSON: the types and lengths the document gives, before the service's checks."""
+    body = _object(PRICE_FIELDS, required)
+    for name, value in body.items():
+        schema = PRICE_FIELDS[name]
+        kind = schema["type"]
+        if kind == "string":
+            if (
+                not isinstance(value, str)
+                or not schema["minLength"] <= len(value) <= schema["maxLength"]
+            ):
+                raise Invalid(f"{name} must be a string of {schema['minLength']} to "
+                              f"{schema['maxLength']} characters", name)  # fmt: skip
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(f"{name} must be a number", name)
+        elif kind == "integer" and not isinstance(value, int):
+            raise Invalid(f"{name} must be a whole number", name)
+    return body
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,137 @@
+"""The upload format, checked strictly: every refusal names its field as a JSON pointer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tenants.errors import Invalid
+from tenants.loadtests.contract import check, parse_bytes
+from tests.unit.test_loadtests_support import EXAMPLES, document, variant
+
+NAN = float("nan")
+
+
+def refusal(value: Any) -> Invalid:
+    with pytest.raises(Invalid) as refused:
+        check(value)
+    return refused.value
+
+
+def test_a_valid_document_is_read() -> None:
+    result = check(document())
+    assert result.max_units_per_second == 182.0
+    assert [level.target_busy_percent for level in result.levels] == list(range(10, 101, 10))
+    assert result.host.instance_type == "VM.Standard.E5.Flex"
+    assert result.settings.unit.name == "pa-mem4m-v1"
+    assert result.started_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("pointer", "value", "field"),
+    [
+        ("/schema", "perfanalysis.loadtest/2", "/schema"),
+        ("/schema", ..., "/schema"),
+        ("/extra", 1, "/extra"),
+        ("/started_at", "yesterday", "/started_at"),
+        ("/started_at", "2026-11-01T10:00:00", "/started_at"),  # no UTC offset
+        ("/finished_at", "2026-11-01T09:00:00Z", "/finished_at"),  # before the start
+        ("/started_at", "2099-01-01T00:00:00Z", "/started_at"),  # in the future
+        ("/host", "web1", "/host"),
+        ("/host/vcpus", 0, "/host/vcpus"),
+        ("/host/vcpus", 2.5, "/host/vcpus"),
+        ("/host/vcpus", True, "/host/vcpus"),
+        ("/host/memory_bytes", -1, "/host/memory_bytes"),
+        ("/host/hostname", "", "/host/hostname"),
+        ("/host/hostname", "web\n1", "/host/hostname"),
+        ("/host/cloud_provider", "ibm", "/host/cloud_provider"),
+        ("/host/instance_type", "c5 large", "/host/instance_type"),
+        ("/host/kernel", ..., "/host/kernel"),
+        ("/settings/window_seconds", 0, "/settings/window_seconds"),
+        ("/settings/tolerance_points", -3.0, "/settings/tolerance_points"),
+        ("/settings/repeats", "3", "/settings/repeats"),
+        ("/settings/unit/name", "", "/settings/unit/name"),
+        ("/settings/unit/buffer_bytes", 0, "/settings/unit/buffer_bytes"),
+        ("/levels", [], "/levels"),
+        ("/levels", {}, "/levels"),
+        ("/levels/3/units_per_second", -5.0, "/levels/3/units_per_second"),
+        ("/levels/3/units_per_second", 0, "/levels/3/units_per_second"),
+        ("/levels/3/units_per_second", "72", "/levels/3/units_per_second"),
+        ("/levels/3/units_per_second", NAN, "/levels/3/units_per_second"),
+        ("/levels/3/units_per_second", float("inf"), "/levels/3/units_per_second"),
+        ("/levels/3/measured_busy_percent", 101.0, "/levels/3/measured_busy_percent"),
+        ("/levels/3/measured_busy_percent", 60.0, "/levels/3/measured_busy_percent"),  # out of band
+        ("/levels/3/target_busy_percent", 0, "/levels/3/target_busy_percent"),
+        ("/levels/3/target_busy_percent", 30, "/levels/3/target_busy_percent"),  # duplicated
+        ("/levels/3/target_busy_percent", 25, "/levels/3/target_busy_percent"),  # not ascending
+        ("/levels/3/repeats", [72.0, 72.0], "/levels/3/repeats"),  # settings.repeats is 3
+        ("/levels/3/repeats/1", -1, "/levels/3/repeats/1"),
+        ("/levels/3/repeats", [80.0, 81.0, 82.0], "/levels/3/units_per_second"),  # not their mean
+        ("/levels/3/cv_percent", -1.0, "/levels/3/cv_percent"),
+        ("/levels/3/attempts", 0, "/levels/3/attempts"),
+        ("/levels/3/accepted", "yes", "/levels/3/accepted"),
+        ("/levels/3/bogus", 1, "/levels/3/bogus"),
+        ("/levels/9/target_busy_percent", 95, "/levels"),  # no 100 % level
+        ("/max_units_per_second", 200.0, "/max_units_per_second"),
+        ("/max_units_per_second", ..., "/max_units_per_second"),
+        ("/repeatability_cv_percent", -0.1, "/repeatability_cv_percent"),
+    ],
+)
+def test_each_refusal_names_its_field(pointer: str, value: Any, field: str) -> None:
+    assert refusal(variant(document(), pointer, value)).field == field
+
+
+def test_units_may_dip_within_noise_but_not_beyond() -> None:
+    noisy = document()
+    noisy["levels"][5]["units_per_second"] = 95.0  # below the 50 % level's 92? no: 95 > 92
+    noisy["levels"][5]["repeats"] = [95.0, 95.0, 96.0]
+    check(noisy)
+    dip = document()
+    dip["levels"][5].update(units_per_second=89.0, repeats=[89.0, 89.0, 90.0])  # 3 % under 92
+    check(dip)
+    fall = document()
+    fall["levels"][5].update(units_per_second=70.0, repeats=[70.0, 70.0, 71.0], cv_percent=1.0)
+    fall["levels"][4]["cv_percent"] = 1.0
+    problem = refusal(fall)
+    assert problem.field == "/levels/5/units_per_second"
+    assert "units must grow with busy%" in problem.message
+
+
+def test_a_level_that_missed_its_band_may_be_stored_when_marked_so() -> None:
+    missed = document()
+    missed["levels"][8].update(measured_busy_percent=80.0, accepted=False)
+    assert not check(missed).levels[8].accepted
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"schema": "a", "schema": "b"}', "appears twice"),
+        (b"[]", "JSON object"),
+    ],
+)
+def test_malformed_files_are_refused_as_a_whole(raw: bytes, message: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        parse_bytes(raw)
+    assert message in refused.value.message
+    assert refused.value.field == "/"
+
+
+def test_nan_in_the_file_is_named_by_its_field() -> None:
+    text = json.dumps(document()).replace('"units_per_second": 72.0', '"units_per_second": NaN')
+    with pytest.raises(Invalid) as refused:
+        parse_bytes(text.encode())
+    assert refused.value.field == "/levels/3/units_per_second"
+    assert "finite" in refused.value.message
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_the_shipped_examples_follow_the_format(path: Path) -> None:
+    result = parse_bytes(path.read_bytes())
+    assert result.levels[-1].target_busy_percent == 100
+    assert result.repeatability_cv_percent is None  # the original measured none

@@ -1,0 +1,373 @@
+"""The load-test pages: every page for every role, uploads and price forms, exports, and the
+refusals: another tenant's member gets 404 everywhere (a comparison mixing in one foreign id
+too), readers get 403 on writes, a form without its CSRF token gets 400, nothing changing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.conftest import csrf
+from tests.unit.test_loadtests_support import (  # noqa: F401 (an autouse fixture)
+    ADMIN,
+    ANALYST,
+    OUTSIDER,
+    PLATFORM,
+    VIEWER,
+    World,
+    build_world,
+    cheap_password_hashing,
+    document,
+    logged_in,
+    run_ids,
+    table_rows,
+    upload_with_key,
+)
+
+ROLES = [PLATFORM, ADMIN, ANALYST, VIEWER]
+
+
+@pytest.fixture
+def world(app: Flask, make_user: Any, make_tenant: Any) -> World:
+    return build_world(app, make_user, make_tenant)
+
+
+@pytest.fixture
+def runs(client: FlaskClient, world: World) -> list[int]:
+    """Two runs of tenant a (by its collector key) and one of tenant b."""
+    first = upload_with_key(client, world.key_a, document()).get_json()["id"]
+    faster = document([u * 1.5 for u in _units()], instance_type="c5.large",
+                      cloud_provider="aws", region="us-east-1")  # fmt: skip
+    second = upload_with_key(client, world.key_a, faster).get_json()["id"]
+    third = upload_with_key(client, world.key_b, document()).get_json()["id"]
+    return [first, second, third]
+
+
+def _units() -> list[float]:
+    return [level["units_per_second"] for level in document()["levels"]]
+
+
+def html(response: TestResponse) -> str:
+    return response.get_data(as_text=True)
+
+
+def post(client: FlaskClient, path: str, data: dict[str, Any], token: bool = True) -> TestResponse:
+    fields = {**data, "csrf_token": csrf(client)} if token else data
+    return client.post(path, data=fields)
+
+
+def pages_of_a(world: World, runs: list[int]) -> list[str]:
+    a1, a2 = runs[0], runs[1]
+    return [
+        "/tenants/a/loadtests",
+        f"/tenants/a/loadtests/{a1}",
+        f"/tenants/a/loadtests/compare?ids={a1},{a2}",
+        f"/tenants/a/loadtests/compare?ids={a1}&ids={a2}&baseline={a2}",
+        f"/tenants/a/loadtests/compare.csv?ids={a1},{a2}",
+        f"/tenants/a/loadtests/compare.json?ids={a1},{a2}",
+        "/tenants/a/prices",
+        f"/tenants/a/collectors/{world.collector_a}/rightsizing",
+    ]
+
+
+def upload_file(client: FlaskClient, body: bytes, **fields: str) -> TestResponse:
+    data = {"file": (io.BytesIO(body), "result.json"), "csrf_token": csrf(client), **fields}
+    return client.post("/tenants/a/loadtests", data=data, content_type="multipart/form-data")
+
+
+def writes_of_a(world: World, runs: list[int], price_id: int) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("/tenants/a/loadtests", {"label": "x"}),
+        (f"/tenants/a/loadtests/{runs[0]}/price", {"price_id": ""}),
+        (f"/tenants/a/loadtests/{runs[0]}/delete", {}),
+        ("/tenants/a/prices", price_form()),
+        (f"/tenants/a/prices/{price_id}", price_form(usd_per_hour="0.2")),
+        (f"/tenants/a/prices/{price_id}/delete", {}),
+    ]
+
+
+def price_form(**change: str) -> dict[str, str]:
+    return {"provider": "aws", "region": "eu-west-1", "instance_type": "c7i.large", "vcpus": "2",
+            "memory_gib": "4", "usd_per_hour": "0.0999", "source": "https://aws.amazon.com/",
+            "as_of": "2026-11-01", "notes": "", **change}  # fmt: skip
+
+
+def tenant_price(app: Flask) -> int:
+    client = logged_in(app, ADMIN)
+    response = post(client, "/tenants/a/prices", price_form(instance_type="m7i.large"))
+    assert response.status_code == 303, html(response)
+    match = re.search(
+        r'action="/tenants/a/prices/(\d+)/delete"', html(client.get("/tenants/a/prices"))
+    )
+    assert match is not None
+    return int(match.group(1))
+
+
+# ---- pages for every role ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", ROLES)
+def test_every_page_renders_for_each_role(
+    app: Flask, world: World, runs: list[int], email: str
+) -> None:
+    client = logged_in(app, email)
+    for path in pages_of_a(world, runs):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        if response.mimetype == "text/html":
+            page = html(response)
+            assert re.search(r"<script(?![^>]*\bsrc=)", page) is None, path  # CSP: files only
+            assert re.search(r"<[^>]+\son[a-z]+\s*=", page) is None, path
+
+
+def test_readers_see_no_write_forms(app: Flask, world: World, runs: list[int]) -> None:
+    viewer = logged_in(app, VIEWER)
+    for path in [*pages_of_a(world, runs)[:3], "/tenants/a/prices"]:
+        assert 'method="post" action="/tenants/a/' not in html(viewer.get(path)), path
+    analyst = logged_in(app, ANALYST)
+    assert 'action="/tenants/a/loadtests"' in html(analyst.get("/tenants/a/loadtests"))
+    assert 'action="/tenants/a/prices"' not in html(analyst.get("/tenants/a/prices"))
+    admin = logged_in(app, ADMIN)
+    assert 'action="/tenants/a/prices"' in html(admin.get("/tenants/a/prices"))
+
+
+def test_history_lists_runs_with_price_and_price_performance(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    page = html(logged_in(app, VIEWER).get("/tenants/a/loadtests"))
+    assert page.count('name="ids"') == 2
+    assert "4,789.47" in page  # 182 / $0.038
+    assert "web-a" in page
+    assert "web.b.test" not in page
+
+
+# ---- comparisons and exports ---------------------------------------------------------------
+
+
+def test_compare_page_carries_the_chart_data_and_the_table(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    page = html(logged_in(app, VIEWER).get(f"/tenants/a/loadtests/compare?ids={runs[0]},{runs[1]}"))
+    for canvas in ("chart-lines", "chart-bars", "chart-difference", "chart-value"):
+        assert f'id="{canvas}"' in page
+    match = re.search(r'id="compare-data" data-json="([^"]+)"', page)
+    assert match is not None
+    data = json.loads(match.group(1).replace("&#34;", '"').replace("&amp;", "&"))
+    assert data["baseline_id"] == runs[0]
+    assert [entry["run"]["id"] for entry in data["runs"]] == runs[:2]
+    assert "vendor/chart.js-4.6.1/chart.umd.min.js" in page
+
+
+def test_csv_and_json_exports(app: Flask, world: World, runs: list[int]) -> None:
+    client = logged_in(app, VIEWER)
+    query = f"ids={runs[0]},{runs[1]}&baseline={runs[1]}"
+    exported = client.get(f"/tenants/a/loadtests/compare.csv?{query}")
+    assert exported.mimetype == "text/csv"
+    assert (
+        exported.headers["Content-Disposition"] == 'attachment; filename="loadtests-a-compare.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(html(exported))))
+    assert len(rows) == 20
+    top = [
+        row for row in rows if row["run_id"] == str(runs[0]) and row["target_busy_percent"] == "100"
+    ]
+    assert top[0]["units_per_usd_hour"] == "4789.47"
+    assert top[0]["baseline"] == "false"
+    assert top[0]["difference_vs_baseline_percent"] == "-33.3"
+    body = json.loads(html(client.get(f"/tenants/a/loadtests/compare.json?{query}")))
+    assert body["baseline_id"] == runs[1]
+    assert body["runs"][0]["units_per_usd_hour"] == 4789.47
+
+
+@pytest.mark.parametrize("kind", ["", ".csv", ".json"])
+def test_compare_mixing_in_a_foreign_id_is_404_and_leaks_nothing(
+    app: Flask, world: World, runs: list[int], kind: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    response = client.get(f"/tenants/a/loadtests/compare{kind}?ids={runs[0]},{runs[2]}")
+    assert response.status_code == 404
+    assert "web.b.test" not in html(response)
+    assert "no such load test in this tenant" in html(response)  # not which id, nor whose
+
+
+def test_compare_refuses_one_run_and_bad_ids(app: Flask, world: World, runs: list[int]) -> None:
+    client = logged_in(app, VIEWER)
+    assert client.get(f"/tenants/a/loadtests/compare?ids={runs[0]}").status_code == 400
+    assert client.get("/tenants/a/loadtests/compare?ids=x").status_code == 400
+    assert client.get("/tenants/a/loadtests/compare").status_code == 400
+
+
+# ---- uploads through the page ---------------------------------------------------------------
+
+
+def test_analyst_uploads_a_file(app: Flask, world: World) -> None:
+    client = logged_in(app, ANALYST)
+    response = upload_file(client, json.dumps(document()).encode(), label="after the update",
+                           collector_id=str(world.collector_a))  # fmt: skip
+    assert response.status_code == 303, html(response)
+    page = html(client.get(response.location))
+    assert "Load test after the update stored." in page
+    assert "web-a" in page
+    assert len(run_ids(app, "a")) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"{not json", "not valid JSON"),
+     (json.dumps({**document(), "max_units_per_second": 1.0}).encode(), "/max_units_per_second")],
+)  # fmt: skip
+def test_a_bad_file_is_shown_with_its_field(
+    app: Flask, world: World, body: bytes, message: str
+) -> None:
+    client = logged_in(app, ANALYST)
+    response = upload_file(client, body)
+    assert response.status_code == 400
+    assert message in html(response)
+    assert 'role="alert"' in html(response)
+    assert run_ids(app, "a") == []
+
+
+def test_upload_without_a_file_names_the_file(app: Flask, world: World) -> None:
+    client = logged_in(app, ANALYST)
+    response = client.post("/tenants/a/loadtests", data={"csrf_token": csrf(client)})
+    assert response.status_code == 400
+    assert "choose the load test result file" in html(response)
+
+
+# ---- the price form ------------------------------------------------------------------------
+
+
+def test_admin_adds_edits_and_deletes_a_tenant_price(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    response = post(client, "/tenants/a/prices", price_form())
+    assert response.status_code == 303
+    page = html(client.get(response.location))
+    assert "c7i.large" in page
+    assert "0.0999" in page
+    entry = int(re.findall(r'action="/tenants/a/prices/(\d+)/delete"', page)[0])
+    form = html(client.get(f"/tenants/a/prices?edit={entry}"))
+    assert f'action="/tenants/a/prices/{entry}"' in form
+    assert 'value="c7i.large"' in form
+    assert (
+        post(client, f"/tenants/a/prices/{entry}", price_form(usd_per_hour="0.11")).status_code
+        == 303
+    )
+    assert "0.11" in html(client.get("/tenants/a/prices"))
+    assert post(client, f"/tenants/a/prices/{entry}/delete", {}).status_code == 303
+    assert "c7i.large" not in html(client.get("/tenants/a/prices"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"usd_per_hour": "0"}, "more than $0"), ({"usd_per_hour": "-0.5"}, "more than $0"),
+     ({"usd_per_hour": "abc"}, "must be a number"), ({"vcpus": "0"}, "vcpus must be between"),
+     ({"as_of": "2099-01-01"}, "must not be in the future")],
+)  # fmt: skip
+def test_a_bad_price_is_shown_with_what_was_typed(
+    app: Flask, world: World, change: dict[str, str], message: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    before = table_rows(app)
+    response = post(client, "/tenants/a/prices", price_form(**change))
+    assert response.status_code == 400
+    page = html(response)
+    assert message in page
+    assert 'value="c7i.large"' in page  # kept
+    assert 'aria-invalid="true"' in page
+    assert table_rows(app) == before
+
+
+def test_override_prefills_the_form_with_the_global_row(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    page = html(client.get("/tenants/a/prices"))
+    global_id = re.findall(r"/tenants/a/prices\?override=(\d+)", page)[0]
+    form = html(client.get(f"/tenants/a/prices?override={global_id}"))
+    assert 'action="/tenants/a/prices"' in form
+    assert "Add a tenant price" in form
+
+
+# ---- refusals: roles, tenancy, CSRF --------------------------------------------------------
+
+
+def test_viewer_gets_403_on_every_write_and_nothing_changes(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    price_id = tenant_price(app)
+    client = logged_in(app, VIEWER)
+    before = table_rows(app)
+    for path, data in writes_of_a(world, runs, price_id):
+        assert post(client, path, data).status_code == 403, path
+    assert table_rows(app) == before
+
+
+def test_analyst_gets_403_on_price_writes(app: Flask, world: World, runs: list[int]) -> None:
+    price_id = tenant_price(app)
+    client = logged_in(app, ANALYST)
+    before = table_rows(app)
+    for path, data in writes_of_a(world, runs, price_id)[3:]:
+        assert post(client, path, data).status_code == 403, path
+    assert table_rows(app) == before
+
+
+def test_forms_without_their_csrf_token_are_refused(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    price_id = tenant_price(app)
+    client = logged_in(app, ADMIN)
+    before = table_rows(app)
+    for path, data in writes_of_a(world, runs, price_id):
+        response = post(client, path, data, token=False)
+        assert response.status_code == 400, path
+        assert "security token (CSRF)" in html(response)
+    assert table_rows(app) == before
+
+
+def test_another_tenants_member_gets_404_everywhere(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    price_id = tenant_price(app)
+    client = logged_in(app, OUTSIDER)
+    before = table_rows(app)
+    for path in pages_of_a(world, runs):
+        assert client.get(path).status_code == 404, path
+        through_b = path.replace("/tenants/a/", "/tenants/b/")
+        if "ids=" in through_b:  # b's own run with a's
+            through_b = re.sub(r"ids=\d+", f"ids={runs[2]}", through_b, count=1)
+        if through_b.endswith(("/loadtests", "/prices")):
+            continue
+        response = client.get(through_b)
+        assert response.status_code == 404, through_b
+        assert "web.a.test" not in html(response)
+    for path, data in writes_of_a(world, runs, price_id):
+        assert post(client, path, data).status_code == 404, path
+        if path.startswith(("/tenants/a/loadtests/", "/tenants/a/prices/")):
+            assert post(client, path.replace("/tenants/a/", "/tenants/b/"), data).status_code == 404
+    assert table_rows(app) == before
+
+
+def test_pages_need_a_login(client: FlaskClient, world: World) -> None:
+    response = client.get("/tenants/a/loadtests")
+    assert response.status_code == 302
+    assert response.location.startswith("/login")
+
+
+# ---- right-sizing page ---------------------------------------------------------------------
+
+
+def test_rightsizing_page_says_when_there_is_no_influxdb(app: Flask, world: World) -> None:
+    client = logged_in(app, VIEWER)
+    page = html(client.get(f"/tenants/a/collectors/{world.collector_a}/rightsizing"))
+    assert 'data-status="no_influxdb"' in page
+    assert "No InfluxDB is configured" in page
+    bad = client.get(f"/tenants/a/collectors/{world.collector_a}/rightsizing?percentile=20")
+    assert bad.status_code == 400
+    assert "percentile must be a number from 50 to 100" in html(bad)
+    assert client.get(f"/tenants/a/collectors/{world.collector_b}/rightsizing").status_code == 404
