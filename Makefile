@@ -57,9 +57,11 @@ test-integration: install debian-packages
 	$(VENV)/bin/pytest -m integration
 
 bench: install debian-packages
+	scripts/install-debian-packages.sh wrk
 	$(PY) -m bench.exporter
 	$(PY) -m bench.push
 	$(PY) -m bench.ingest
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m bench.admin
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -24,7 +24,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # gunicorn sync workers serve one request at a time: a small pool per process keeps many
+    # workers and replicas within PostgreSQL's max_connections (100 by default)
+    return create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=4, **kwargs)
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,284 @@
+"""The admin app under gunicorn on PostgreSQL: latency at 50 concurrent clients, key verifications/s.
+
+* Seeds a throwaway PostgreSQL database (on the server DATABASE_URL points at) with tenants,
+  collectors, keys and audit events, starts ``perfanalysis admin serve`` (gunicorn) on it, and
+  drives the list pages and the API with wrk (50 connections, 2 threads) for a fixed time.
+  Targets: p95 <= 50 ms, no errors.
+* Times ``KeyVerifier.verify`` with a warm cache in this process. Target >= 50,000/s.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python -m bench.admin [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from perfanalysis.testing.servers import free_port, wait_until
+
+P95_TARGET_MS = 50.0
+VERIFY_TARGET = 50_000
+SECRET = "bench-secret-" + "k" * 40
+PASSWORD = "bench password 1234"  # noqa: S105 (a throwaway database)
+TENANTS, COLLECTORS_PER_TENANT = 5, 20
+
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+local i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i], headers[i])
+end
+local codes = {}
+response = function(status, headers, body)
+  codes[status] = (codes[status] or 0) + 1
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %%d, "p50_ms": %%.2f, "p95_ms": %%.2f, "p99_ms": %%.2f, ' ..
+    '"max_ms": %%.2f, "socket_errors": %%d, "non_2xx": %%d, "seconds": %%.2f}\\n',
+    summary.requests, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, summary.duration / 1e6))
+  for code, n in pairs(codes) do io.write(string.format("CODE %%d %%d\\n", code, n)) end
+end
+"""
+
+
+@contextmanager
+def throwaway_database(server_url: str) -> Iterator[str]:
+    from tenants.settings import database_url
+
+    url = database_url(server_url)
+    name = f"pa_bench_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{url.rpartition('/')[0]}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def seed(url: str) -> tuple[str, str]:
+    """Tenants, collectors, keys and audit events; returns (a user API token, a collector key)."""
+    from tenants import db as database
+    from tenants.access import system_actor
+    from tenants.accounts import create_user, issue_token
+    from tenants.app import create_app
+    from tenants.collectors import register_collector
+    from tenants.keys import issue_key
+    from tenants.schema import upgrade
+    from tenants.settings import load
+    from tenants.tenancy import create_tenant
+
+    app = create_app(
+        load([], {"PERFANALYSIS_ADMIN_DATABASE_URL": url, "PERFANALYSIS_ADMIN_SECRET_KEY": SECRET})
+    )
+    upgrade(app.extensions["pa_engine"])
+    actor = system_actor("bench")
+    with app.app_context():
+        db = database.session()
+        user = create_user(db, actor, "bench@example.test", PASSWORD, "Bench", platform_admin=True)
+        _, token = issue_token(db, user, app.extensions["pa_hasher"], "bench")
+        key = ""
+        for t in range(TENANTS):
+            tenant = create_tenant(
+                db,
+                actor,
+                f"t{t}",
+                f"Tenant {t}",
+                app.extensions["pa_storage"],
+                app.extensions["pa_vault"],
+            )
+            for c in range(COLLECTORS_PER_TENANT):
+                collector = register_collector(
+                    db,
+                    actor,
+                    tenant,
+                    {"name": f"host-{c:02d}", "hostname": f"host-{c:02d}.t{t}.example"},
+                )
+                key = issue_key(
+                    db, actor, tenant, collector, app.extensions["pa_hasher"], "bench"
+                ).plaintext
+    app.extensions["pa_engine"].dispose()
+    return token, key
+
+
+def login_cookie(base: str) -> str:
+    http = requests.Session()
+    http.trust_env = False
+    page = http.get(f"{base}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token, "no CSRF token on the login page"
+    answer = http.post(
+        f"{base}/login",
+        data={"email": "bench@example.test", "password": PASSWORD, "csrf_token": token.group(1)},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code in (302, 303), answer.text[:200]
+    return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+
+
+def run_wrk(
+    base: str, paths: list[tuple[str, dict[str, str]]], seconds: int, workdir: Path
+) -> dict[str, float]:
+    lua = WRK_SCRIPT % {
+        "paths": ", ".join(json.dumps(p) for p, _ in paths),
+        "headers": ", ".join(
+            "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in h.items()) + "}"
+            for _, h in paths
+        ),
+    }
+    script = workdir / "bench.lua"
+    script.write_text(lua)
+    completed = subprocess.run(
+        ["wrk", "-t2", "-c50", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    lines = completed.stdout.splitlines()
+    result: dict[str, float] = json.loads(next(x for x in lines if x.startswith("RESULT "))[7:])
+    codes = {int(x.split()[1]): int(x.split()[2]) for x in lines if x.startswith("CODE ")}
+    print(
+        f"  answers by status: {codes}; socket errors {result['socket_errors']:.0f}",
+        file=sys.stderr,
+    )
+    return result
+
+
+def verifications_per_second(url: str, key: str, seconds: float = 3.0) -> float:
+    from sqlalchemy.orm import sessionmaker
+
+    from tenants.crypto import CredentialHasher
+    from tenants.db import make_engine
+    from tenants.keys import KeyVerifier
+
+    engine = make_engine(url)
+    verifier = KeyVerifier(sessionmaker(engine), CredentialHasher(SECRET), ttl=5.0)
+    verifier.verify(key)  # warm the cache
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            verifier.verify(key)
+        count += 1000
+    engine.dispose()
+    return count / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=20, help="wrk duration per phase")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    args = parser.parse_args(argv)
+    server = os.environ.get("DATABASE_URL")
+    if not server or not server.startswith("postgres"):
+        parser.error(
+            "set DATABASE_URL to a PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/test"
+        )
+    if shutil.which("wrk") is None:
+        parser.error("wrk is missing: apt-get install wrk (make bench installs it)")
+    with (
+        throwaway_database(server) as url,
+        tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp,
+    ):
+        print("seeding the admin database …", file=sys.stderr, flush=True)
+        token, key = seed(url)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PERFANALYSIS_ADMIN_DATABASE_URL": url,
+            "PERFANALYSIS_ADMIN_SECRET_KEY": SECRET,
+            "PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+            "PERFANALYSIS_ADMIN_WEB_WORKERS": str(args.workers),
+        }
+        env.pop("REDIS_URL", None)
+        log = (Path(tmp) / "admin.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "perfanalysis.cli", "admin", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: _ok(f"{base}/health"), timeout=60, what="the admin app")
+            bearer = {"Authorization": f"Bearer {token}"}
+            cookie = {"Cookie": login_cookie(base)}
+            api = [
+                (p, bearer)
+                for p in (
+                    "/api/v1/tenants",
+                    "/api/v1/tenants/t1/collectors",
+                    "/api/v1/tenants/t1/keys",
+                    "/api/v1/tenants/t2/members",
+                )
+            ]
+            pages = [
+                (p, cookie)
+                for p in (
+                    "/tenants",
+                    "/tenants/t1",
+                    "/tenants/t1/loadtests",
+                    "/tenants/t1/collectors/1",
+                )
+            ]
+            results = {}
+            for name, paths in (("API", api), ("pages", pages)):
+                print(
+                    f"wrk: 50 connections on the {name} for {args.seconds} s …",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                results[name] = run_wrk(base, paths, args.seconds, Path(tmp))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        rate = verifications_per_second(url, key)
+    ok = True
+    print(f"admin under gunicorn ({args.workers} workers) on PostgreSQL, 50 concurrent clients")
+    print(f"{'':8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for name, r in results.items():
+        errors = int(r["socket_errors"] + r["non_2xx"])
+        ok &= r["p95_ms"] <= P95_TARGET_MS and errors == 0
+        print(
+            f"{name:8}{int(r['requests']):>10}{r['requests'] / r['seconds']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{errors:>8}"
+        )
+    print(f"p95 target <= {P95_TARGET_MS:.0f} ms with no errors: {'met' if ok else 'MISSED'}")
+    print(
+        f"key verifications with a warm cache: {rate:,.0f}/s (target >= {VERIFY_TARGET:,}): {'met' if rate >= VERIFY_TARGET else 'MISSED'}"
+    )
+    return 0
+
+
+def _ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
