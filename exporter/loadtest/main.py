@@ -1,0 +1,206 @@
+"""``perfanalysis loadtest run [flags]`` and ``perfanalysis loadtest upload FILE [flags]``.
+
+Exit codes: 0 every level accepted (and uploaded, when asked); 1 the run or the upload failed
+(the result file is kept); 2 bad flags, key file or result file; 3 the run finished but at least
+one level was not accepted (recorded as ``accepted: false`` in the result); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.loadtest.cloud import CloudFacts, choose, detect
+from exporter.loadtest.host import gather
+from exporter.loadtest.pool import PoolError
+from exporter.loadtest.progress import Progress
+from exporter.loadtest.result import RunSettings, build, validate
+from exporter.loadtest.runner import Plan, execute
+from exporter.loadtest.settings import parse_for, run_spec, upload_spec
+from exporter.loadtest.upload import UploadError, describe_answer, post_result
+from exporter.push.keyfile import KeyFile
+from perfanalysis.config import ConfigError, HelpRequested, Spec
+
+PROGRAM = "perfanalysis loadtest"
+USAGE = f"""usage: {PROGRAM} run [flags]
+       {PROGRAM} upload FILE --upload URL --key-file FILE
+
+  run     run the calibrated CPU load test on every vCPU and write the JSON result
+  upload  upload a result file written by 'run' to the admin app
+
+Run '{PROGRAM} run --help' or '{PROGRAM} upload --help' for the flags."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEVELS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    args = list(argv)
+    env = os.environ if environ is None else environ
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, file=sys.stdout if args else sys.stderr)
+        return EXIT_OK if args else EXIT_USAGE
+    command, rest = args[0], args[1:]
+    if command == "run":
+        return run_command(rest, env)
+    if command == "upload":
+        return upload_command(rest, env)
+    print(f"{PROGRAM}: unknown subcommand {command!r}\n\n{USAGE}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any] | int:
+    """The values, or an exit code once help or every error has been printed."""
+    try:
+        return parse_for(spec, argv, environ)
+    except HelpRequested as help_:
+        print(help_.text)
+        return EXIT_OK
+    except ConfigError as exc:
+        _errors(f"{spec.program.split(' FILE')[0]}: invalid flags:", exc.errors)
+        return EXIT_USAGE
+
+
+def _errors(title: str, problems: Sequence[str]) -> None:
+    print(title, file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    values = _parse(run_spec(), argv, environ)
+    if isinstance(values, int):
+        return values
+    progress = Progress(sys.stderr, values["progress"])
+    given = CloudFacts(values["cloud_provider"], values["region"], values["instance_type"])
+    started = datetime.now(UTC)
+    try:
+        host = gather(choose(given, detect()))
+        outcome = execute(Plan.from_values(values), progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"{PROGRAM}: interrupted; no result written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (PoolError, OSError, ValueError) as exc:
+        progress.close()
+        print(f"{PROGRAM}: the load test failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    settings = RunSettings(values["window"], values["repeats"], values["tolerance"])
+    document = build(started, datetime.now(UTC), host, settings, outcome.levels)
+    problems = validate(document)
+    if problems:  # a bug here, never the operator's doing
+        _errors(f"{PROGRAM}: the result does not match its own schema:", problems)
+        return EXIT_FAILED
+    text = json.dumps(document, indent=2) + "\n"
+    path = values["output"] or (_default_path(host.hostname, started) if values["upload"] else None)
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            _write(path, text)
+        except OSError as exc:
+            print(f"{PROGRAM}: cannot write {path}: {exc}", file=sys.stderr)
+            sys.stdout.write(text)  # the hour's work is not lost: it goes to stdout instead
+            return EXIT_FAILED
+        print(f"result written to {path}", file=sys.stderr)
+    cv = document["repeatability_cv_percent"]
+    print(
+        f"max {document['max_units_per_second']:g} units/s (the 100% level), repeatability CV "
+        + ("n/a (fewer than two accepted repeats)" if cv is None else f"{cv:g}%"),
+        file=sys.stderr,
+    )
+    failed = [level for level in outcome.levels if not level.accepted]
+    if failed:
+        _errors(f"{len(failed)} of {len(outcome.levels)} levels were not accepted:",
+                [level.failure for level in failed])  # fmt: skip
+    if values["upload"]:
+        assert path is not None
+        code = _upload(text.encode(), path, values["upload"], values["key_file"],
+                       values["upload_timeout"])  # fmt: skip
+        if code != EXIT_OK:
+            return code
+    return EXIT_LEVELS_FAILED if failed else EXIT_OK
+
+
+def _default_path(hostname: str, started: datetime) -> str:
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "_", hostname) or "host"
+    return f"loadtest-{safe}-{started:%Y%m%dT%H%M%SZ}.json"
+
+
+def _write(path: str, text: str) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a result."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".loadtest-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _upload(body: bytes, path: str, url: str, key: KeyFile, timeout: float) -> int:
+    try:
+        answer = post_result(body, url, key, timeout)
+    except UploadError as exc:
+        _errors(f"{PROGRAM}: upload failed: {exc.message}", exc.details)
+        print(
+            f"the result is kept in {path}; retry with: {PROGRAM} upload {path} "
+            f"--upload {url} --key-file {key.path}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(describe_answer(answer))
+    return EXIT_OK
+
+
+def split_positionals(argv: Sequence[str], spec: Spec) -> tuple[list[str], list[str]]:
+    """(positional arguments, flag arguments): a ``--flag`` without ``=`` takes the next word."""
+    booleans = {s.flag for s in spec.settings if s.boolean}
+    positionals: list[str] = []
+    flags: list[str] = []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            if arg != "--":
+                positionals.append(arg)
+            continue
+        flags.append(arg)
+        name = arg[2:]
+        if "=" not in name and name not in booleans and args and not args[0].startswith("--"):
+            flags.append(args.pop(0))
+    return positionals, flags
+
+
+def upload_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    spec = upload_spec()
+    positionals, flags = split_positionals(argv, spec)
+    values = _parse(spec, flags, environ)
+    if isinstance(values, int):
+        return values
+    if len(positionals) != 1:
+        print(f"{PROGRAM} upload: give exactly one result FILE (got {len(positionals)})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    path = positionals[0]
+    try:
+        with open(path, "rb") as handle:
+            body = handle.read()
+        document = json.loads(body)
+    except OSError as exc:
+        print(f"{PROGRAM} upload: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"{PROGRAM} upload: {path} is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = validate(document)
+    if problems:
+        _errors(f"{PROGRAM} upload: {path} is not a load test result:", problems)
+        return EXIT_USAGE
+    return _upload(body, path, values["upload"], values["key_file"], values["upload_timeout"])

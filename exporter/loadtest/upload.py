@@ -1,0 +1,128 @@
+"""Sends a result to the admin app: ``POST <base URL>/api/v1/loadtests`` with the collector key.
+
+The admin app answers 201 with the stored run's id and URL. Every failure becomes an
+``UploadError`` whose message says what to do: a 400/422 lists the fields the server refused, a
+401/403 points at the key file, a 404 at the base URL, connection errors and timeouts name the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from exporter import __version__
+from exporter.push.keyfile import KeyFile
+
+ENDPOINT = "/api/v1/loadtests"
+SHOWN_BODY = 2000
+
+
+class UploadError(Exception):
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+def endpoint(base_url: str) -> str:
+    return base_url.rstrip("/") + ENDPOINT
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def field_errors(payload: Any) -> list[str]:
+    """The problems a refusal names, in the admin API's shapes: ``{"error": {"message",
+    "field", "details"}}`` or ``{"errors": [...]}`` / ``{"errors": {field: message}}``."""
+    found: list[str] = []
+
+    def add(item: Any, field: str | None = None) -> None:
+        if isinstance(item, str):
+            found.append(f"{field}: {item}" if field else item)
+        elif isinstance(item, Mapping):
+            name = item.get("field") or item.get("path") or item.get("loc") or field
+            message = item.get("message") or item.get("msg") or item.get("detail")
+            if message is not None:
+                add(str(message), str(name) if name else None)
+            for nested in ("details", "errors"):
+                if nested in item:
+                    add(item[nested], None)
+        elif isinstance(item, list):
+            for entry in item:
+                add(entry, field)
+
+    if isinstance(payload, Mapping):
+        if "error" in payload:
+            add(payload["error"])
+        errors = payload.get("errors")
+        if isinstance(errors, Mapping):
+            for name, message in errors.items():
+                add(message if isinstance(message, str | list) else str(message), str(name))
+        elif errors is not None:
+            add(errors)
+    return found
+
+
+def _body_text(response: requests.Response) -> str:
+    return response.text[:SHOWN_BODY].strip()
+
+
+def post_result(
+    body: bytes,
+    base_url: str,
+    key: KeyFile,
+    timeout: float,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Upload one result (JSON bytes); return the server's JSON answer."""
+    url = endpoint(base_url)
+    headers = {
+        "Authorization": key.authorization,
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": f"perfanalysis-loadtest/{__version__}",
+    }
+    poster = session or requests
+    try:
+        response = poster.post(url, data=body, headers=headers, timeout=timeout)
+    except requests.Timeout:
+        raise UploadError(f"no answer from {url} within {timeout:g}s") from None
+    except requests.ConnectionError as exc:
+        raise UploadError(f"cannot connect to {url}: {exc}") from None
+    except requests.RequestException as exc:
+        raise UploadError(f"the upload to {url} failed: {exc}") from None
+    status = response.status_code
+    payload = _json(response)
+    if 200 <= status < 300:
+        return payload if isinstance(payload, dict) else {"answer": _body_text(response)}
+    if status in (400, 422):
+        details = field_errors(payload) or [_body_text(response) or "(no details given)"]
+        raise UploadError(f"the admin app refused the result ({status}):", details)
+    if status in (401, 403):
+        raise UploadError(
+            f"the admin app refused the collector key in {key.path} ({status}): "
+            "check it is a current collector key (pak_...) of the tenant the result belongs to",
+            field_errors(payload),
+        )
+    if status == 404:
+        raise UploadError(
+            f"no load-test endpoint at {url} (404): --upload must be the admin app's base URL"
+        )
+    detail = field_errors(payload) or ([_body_text(response)] if response.text else [])
+    raise UploadError(f"the admin app answered {status} to {url}", detail)
+
+
+def describe_answer(answer: Mapping[str, Any]) -> str:
+    """One line for a stored run: its id and URL when the server gave them."""
+    run_id = answer.get("id")
+    url = answer.get("url") or answer.get("html_url")
+    if run_id is None and url is None:
+        return f"uploaded: {answer}"
+    parts = [f"id {run_id}" if run_id is not None else "", str(url) if url else ""]
+    return "uploaded: stored as " + ", ".join(p for p in parts if p)
