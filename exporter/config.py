@@ -101,6 +101,16 @@ def _readable_file(text: str) -> str:
     return text
 
 
+def _web_config(text: str) -> Any:
+    """Loads and checks the whole file at start-up (imported only when the flag is given)."""
+    from exporter.webconfig import WebConfigError, load
+
+    try:
+        return load(text)
+    except WebConfigError as exc:
+        raise ValueError("; ".join(exc.problems)) from None
+
+
 def _host_tag(text: str) -> str:
     if not text.strip() or any(c in text for c in "\n\r"):
         raise ValueError("must be a non-empty single line")
@@ -240,6 +250,16 @@ def build_spec() -> Spec:
             "Exclude the exporter's own process_* and build metrics.",
             False,
             boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "web.config.file",
+            "Path to a web configuration file (node_exporter's format) that turns on TLS and/or "
+            "basic authentication; see docs/configuration.md. Checked at start-up.",
+            None,
+            _web_config,
+            metavar="FILE",
         )
     )
     add(Setting("path.procfs", "procfs mountpoint.", "/proc", _path, metavar="DIR"))

@@ -9,12 +9,14 @@ alive as Prometheus expects, and closes idle ones after a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ MAX_HEADERS = 100
 MAX_BODY = 65536
 IDLE_TIMEOUT = 60.0
 REASONS = {
-    200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
     413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
 }  # fmt: skip
@@ -49,6 +51,12 @@ class Response:
 App = Callable[[Request], Response]
 
 
+class ConnectionWrapper(Protocol):
+    """Turns an accepted connection into the one to serve (TLS), or None to drop it."""
+
+    def accept(self, connection: socket.socket) -> socket.socket | None: ...
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -60,8 +68,11 @@ class HTTPServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, tls: ConnectionWrapper | None = None
+    ) -> None:
         self.app = app
+        self.tls = tls  # exporter.webconfig.TLSServer when --web.config.file turns TLS on
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -72,10 +83,30 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = IDLE_TIMEOUT
 
     def setup(self) -> None:
+        self.refused = False
+        if self.server.tls is not None:  # the handshake runs here, in the connection's thread
+            wrapped = self.server.tls.accept(self.request)
+            if wrapped is None:
+                self.refused = True
+                return
+            self.request = wrapped
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def finish(self) -> None:
+        if self.refused:
+            return
+        try:
+            super().finish()
+        finally:
+            if self.server.tls is not None:  # the server closes the raw socket, not this one
+                with contextlib.suppress(OSError):
+                    self.request.shutdown(socket.SHUT_WR)
+                self.request.close()
+
     def handle(self) -> None:
+        if self.refused:
+            return
         client = str(self.client_address[0])
         while True:
             try:
@@ -83,7 +114,7 @@ class _Handler(socketserver.StreamRequestHandler):
             except BadRequest as bad:
                 self._write(Response(bad.status, f"{bad}\n".encode()), keep_alive=False, head=False)
                 return
-            except (TimeoutError, ConnectionError):
+            except OSError:  # timeouts, resets, and TLS errors (ssl.SSLError) alike
                 return
             if request is None:
                 return
@@ -95,7 +126,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 response = Response(500, b"internal error, see the exporter's log\n")
             try:
                 self._write(response, keep_alive, head=request.method == "HEAD")
-            except (TimeoutError, ConnectionError):
+            except OSError:
                 return
             if not keep_alive:
                 return

@@ -57,7 +57,11 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         make_server = functools.partial(PushingExporterServer, pusher=pusher)
     try:
         server = make_server(
-            (host, port), registry, values["web_telemetry_path"], values["web_max_requests"]
+            (host, port),
+            registry,
+            values["web_telemetry_path"],
+            values["web_max_requests"],
+            web_config=values["web_config_file"],
         )
     except OSError as exc:
         print(f"perfanalysis exporter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
@@ -78,6 +82,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     log.info(
         "listening on %s:%d, collectors: %s", bound_host, bound_port, ", ".join(registry.names)
     )
+    if values["web_config_file"] is not None:
+        log.info("web configuration: %s", values["web_config_file"].describe())
     if pusher is not None:
         pusher.start()
         log.info("pushing every %gs to %s", values["push_interval"], values["push_url"])

@@ -10,12 +10,15 @@ import gzip
 import json
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.exposition import CONTENT_TYPE, render
 from exporter.http import HTTPServer, Request, Response
 from exporter.registry import Registry
+
+if TYPE_CHECKING:
+    from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,16 @@ class ExporterServer(HTTPServer):
         registry: Registry,
         telemetry_path: str = "/metrics",
         max_requests: int = 40,
+        web_config: WebConfig | None = None,
     ) -> None:
         self.registry = registry
         self.telemetry_path = telemetry_path
         self.slots = threading.BoundedSemaphore(max_requests)
         self.health_sources: list[Any] = []  # objects with a ``device_errors`` mapping
-        super().__init__(address, self.route)
+        if web_config is None:
+            super().__init__(address, self.route)
+        else:  # TLS and basic auth on every path, as node_exporter's --web.config.file
+            super().__init__(address, web_config.wrap(self.route), web_config.tls_server())
 
     def route(self, request: Request) -> Response:
         url = urlsplit(request.target)

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# One image for every component: `perfanalysis exporter|ingest|admin …` is the command.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/perfanalysis
+COPY pyproject.toml README.md ./
+COPY perfanalysis ./perfanalysis
+COPY exporter ./exporter
+COPY ingest ./ingest
+COPY tenants ./tenants
+RUN /opt/perfanalysis/bin/pip install --upgrade pip \
+ && /opt/perfanalysis/bin/pip install '.[server]'
+
+FROM python:3.11-slim-bookworm
+LABEL org.opencontainers.image.title="PerfAnalysis" \
+      org.opencontainers.image.description="node_exporter-compatible exporter, multi-tenant ingest and admin"
+RUN groupadd --system --gid 10001 perfanalysis \
+ && useradd --system --uid 10001 --gid perfanalysis --home-dir /var/lib/perfanalysis --create-home perfanalysis
+COPY --from=build /opt/perfanalysis /opt/perfanalysis
+ENV PATH=/opt/perfanalysis/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PERFANALYSIS_VAR_DIR=/var/lib/perfanalysis
+USER 10001:10001
+WORKDIR /var/lib/perfanalysis
+ENTRYPOINT ["perfanalysis"]
+CMD ["--help"]

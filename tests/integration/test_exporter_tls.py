@@ -1,0 +1,288 @@
+"""The real exporter with --web.config.file: HTTPS scrapes, basic auth, mutual TLS, reloads.
+
+Certificates are made here with the ``cryptography`` package: a throwaway CA, a server
+certificate for 127.0.0.1 and a client certificate, so that clients verify the server for real.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from exporter.webconfig import bcrypt_available
+from perfanalysis.testing.servers import ExporterProcess, ServerRegistry
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTORS = ["--collector.disable-defaults", "--collector.loadavg", "--collector.meminfo"]
+
+
+@dataclass
+class PKI:
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write_key(path: Path, key: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def make_pki(directory: Path, name: str = "test") -> PKI:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def builder(subject: str, issuer: str, public: Any) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = f"{name} CA"
+    ca = (
+        builder(ca_name, ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        builder("127.0.0.1", ca_name, server_key.public_key())
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(authority, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        builder("prometheus", ca_name, client_key.public_key())
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(authority, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = PKI(
+        directory / "ca.crt",
+        directory / "server.crt",
+        directory / "server.key",
+        directory / "client.crt",
+        directory / "client.key",
+    )
+    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    pki.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki.key, server_key)
+    _write_key(pki.client_key, client_key)
+    return pki
+
+
+class TLSExporter(ExporterProcess):
+    """Our exporter behind --web.config.file, polled for readiness over HTTPS."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        web_config: Path,
+        ca: Path,
+        auth: tuple[str, str] | None = None,
+        client: tuple[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(base_dir, [*COLLECTORS, f"--web.config.file={web_config}"], env)
+        self.http.verify = str(ca)
+        self.http.auth = auth
+        self.http.cert = client
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.address}"
+
+
+def session(ca: Path, **kwargs: Any) -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False
+    http.verify = str(ca)
+    for name, value in kwargs.items():
+        setattr(http, name, value)
+    return http
+
+
+def bcrypt_hash(password: str) -> str:
+    import bcrypt
+
+    # node_exporter's docs make hashes with htpasswd, which writes $2y$: use that prefix
+    hashed: bytes = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10))
+    return hashed.decode().replace("$2b$", "$2y$")
+
+
+def test_https_scrape_works_and_plain_http_to_the_tls_port_does_not(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    config = tmp_path / "web.yml"
+    config.write_text(
+        "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n"
+        "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+    )
+    exporter = servers.start(TLSExporter(tmp_path / "s", config, pki.ca))
+    response = exporter.request("GET", "/metrics")
+    assert "node_load1 " in response.text
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert exporter.request("GET", "/health").json()["status"] in ("ok", "degraded")
+    # keep-alive over TLS: several scrapes on one connection
+    for _ in range(3):
+        assert "node_memory_MemTotal_bytes" in exporter.request("GET", "/metrics").text
+
+    plain = session(pki.ca).get(f"http://{exporter.address}/metrics", timeout=10)
+    assert plain.status_code == 400
+    assert "HTTP request to an HTTPS server" in plain.text
+    assert "node_load1" not in plain.text
+    # a client that does not trust the CA gets no metrics either
+    with pytest.raises(requests.exceptions.SSLError):
+        session(Path(certifi_where())).get(f"{exporter.url}/metrics", timeout=10)
+    assert "TLS (TLS12-TLS13)" in exporter.log_tail()
+
+
+def certifi_where() -> str:
+    import certifi
+
+    return str(certifi.where())
+
+
+@pytest.mark.skipif(
+    not bcrypt_available(),
+    reason="the bcrypt package is not installed: basic_auth_users is refused without it",
+)
+def test_basic_auth_over_tls_refuses_a_wrong_password_with_401(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"tls_server_config:\n  cert_file: {pki.cert}\n  key_file: {pki.key}\n"
+        f"basic_auth_users:\n  prometheus: '{bcrypt_hash('correct horse')}'\n"
+    )
+    exporter = servers.start(
+        TLSExporter(tmp_path / "s", config, pki.ca, auth=("prometheus", "correct horse"))
+    )
+    assert "node_load1 " in exporter.request("GET", "/metrics").text
+    for auth in (("prometheus", "wrong"), ("someone", "correct horse"), None):
+        answer = session(pki.ca, auth=auth).get(f"{exporter.url}/metrics", timeout=10)
+        assert answer.status_code == 401, auth
+        assert answer.headers["WWW-Authenticate"].startswith("Basic")
+        assert "node_load1" not in answer.text
+    assert session(pki.ca).get(f"{exporter.url}/health", timeout=10).status_code == 401
+
+
+def test_basic_auth_without_bcrypt_refuses_to_start_and_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    hidden = tmp_path / "no-bcrypt" / "bcrypt"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    config = tmp_path / "web.yml"
+    config.write_text(
+        "basic_auth_users:\n  prometheus: '$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "perfanalysis.cli", "exporter", f"--web.config.file={config}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path / 'no-bcrypt'}{os.pathsep}{ROOT}"},
+    )
+    assert result.returncode == 2
+    assert "flag --web.config.file" in result.stderr
+    assert "needs the 'bcrypt' package" in result.stderr
+    assert "pip install bcrypt" in result.stderr
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_ca(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    stranger = make_pki(tmp_path / "stranger", "stranger")
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"tls_server_config:\n  cert_file: {pki.cert}\n  key_file: {pki.key}\n"
+        f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki.ca}\n"
+        "  min_version: TLS13\n"
+    )
+    exporter = servers.start(
+        TLSExporter(
+            tmp_path / "s", config, pki.ca, client=(str(pki.client_cert), str(pki.client_key))
+        )
+    )
+    assert "node_load1 " in exporter.request("GET", "/metrics").text
+    for cert in (None, (str(stranger.client_cert), str(stranger.client_key))):
+        with pytest.raises(requests.exceptions.ConnectionError):  # SSLError is one
+            session(pki.ca, cert=cert).get(f"{exporter.url}/metrics", timeout=10)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    first = make_pki(tmp_path / "first", "first")
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "tls.crt").write_bytes(first.cert.read_bytes())
+    (live / "tls.key").write_bytes(first.key.read_bytes())
+    config = tmp_path / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: live/tls.crt\n  key_file: live/tls.key\n")
+    exporter = servers.start(TLSExporter(tmp_path / "s", config, first.ca))
+    pid = exporter.pid
+    assert session(first.ca).get(f"{exporter.url}/metrics", timeout=10).status_code == 200
+
+    second = make_pki(tmp_path / "second", "second")
+    # as cert-manager or certbot would: new files moved into place
+    for source, target in ((second.key, "tls.key"), (second.cert, "tls.crt")):
+        (live / f".{target}.new").write_bytes(source.read_bytes())
+        os.replace(live / f".{target}.new", live / target)
+    assert session(second.ca).get(f"{exporter.url}/metrics", timeout=10).status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        session(first.ca).get(f"{exporter.url}/metrics", timeout=10)
+    assert exporter.pid == pid
