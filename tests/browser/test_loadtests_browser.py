@@ -8,38 +8,25 @@ page has no console error and no CSP violation, and a full-page screenshot is wr
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Page, expect
 
 from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.loadtests.examples import load_examples
 from tenants.loadtests.prices import seed_prices
+from tests.browser.conftest import Browser
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
-WAIT_MS = 10_000
 ANALYST = "ana@acme.test"
 SEED = Path(__file__).resolve().parents[2] / "provisioning" / "prices.yaml"
 CHARTS = ("chart-lines", "chart-bars", "chart-difference", "chart-value")
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.reportProblem(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
-});
-"""
 # (painted pixels, datasets, points in the first dataset) of a Chart.js canvas
 CHART_STATE = """
 (id) => {
@@ -55,51 +42,8 @@ CHART_STATE = """
 
 
 @pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="admin-app", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@dataclass
-class Browser:
-    page: Page
-    problems: list[str] = field(default_factory=list)
-
-    def record(self, problem: str) -> None:
-        self.problems.append(problem)
-
-
-@pytest.fixture
-def browser(base_url: str) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = chromium.new_context(base_url=base_url, viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
-        watched = Browser(context.new_page())
-        watched.page.expose_function("reportProblem", watched.record)
-        watched.page.add_init_script(REPORT_CSP_VIOLATIONS)
-        watched.page.on("console", lambda message: _console(watched, message))
-        watched.page.on("pageerror", lambda error: watched.record(f"page error: {error}"))
-        try:
-            yield watched
-        finally:
-            context.close()
-            chromium.close()
-
-
-def _console(browser: Browser, message: ConsoleMessage) -> None:
-    if message.type == "error":
-        browser.record(f"console: {message.text}")
+def viewport() -> dict[str, int]:
+    return {"width": 1400, "height": 900}
 
 
 @pytest.fixture
