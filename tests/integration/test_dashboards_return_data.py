@@ -1,0 +1,201 @@
+"""Every panel query of every committed dashboard returns data from real servers.
+
+The real exporter pushes through real ingest (gunicorn) into real InfluxDB 1.6.7 and is scraped,
+with ingest, by real Prometheus for a minute. Then each panel's InfluxQL goes to InfluxDB and
+each PromQL to Prometheus's HTTP API, with Grafana's macros and variables expanded as Grafana
+expands them (perfanalysis.grafana.macros): host = the pushing host, device and interface =
+"All" over the values Grafana's variable queries and regexes leave. Each query must return at
+least one series with a non-null value, not merely parse. Server-side math targets (Grafana
+expressions) are evaluated by Grafana alone and are checked through the queries they combine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from ingest.testing import IngestProcess, issue_collector_key
+from perfanalysis.grafana.macros import ALL, TimeRange, expand_influxql, expand_promql
+from perfanalysis.grafana.queries import dashboard_variables, panel_queries
+from perfanalysis.testing.servers import (
+    ExporterProcess,
+    InfluxDB,
+    Prometheus,
+    ServerRegistry,
+    prometheus_config,
+    wait_until,
+)
+from tenants import db as database
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.integration
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
+HOST = "dash-host"
+RUN_FOR_S = 60.0
+
+
+def host_has_swap() -> bool:
+    with open("/proc/meminfo") as meminfo:
+        return any(line.startswith("SwapTotal:") and line.split()[1] != "0" for line in meminfo)
+
+
+# Queries that are empty by design on a host without swap: used swap is guarded by SwapTotal > 0.
+WITHOUT_SWAP = ("node_memory_SwapFree_bytes",)
+
+
+def js_regex(text: str) -> re.Pattern[str]:
+    """A Grafana variable regex (``/…/``) as a Python pattern."""
+    return re.compile(text[1 : text.rindex("/")])
+
+
+def has_data_influx(answer: dict[str, Any]) -> bool:
+    for result in answer.get("results", []):
+        for series in result.get("series", []):
+            for row in series.get("values", []):
+                if any(value is not None for value in row[1:]):
+                    return True
+    return False
+
+
+def has_data_prom(result: list[dict[str, Any]]) -> bool:
+    for series in result:
+        values = series.get("values") or [series.get("value")]
+        if any(v and v[1] not in ("NaN", None) for v in values):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_engine: Any,
+    database_url: str,
+) -> Any:
+    """One minute of real data, shared by every dashboard's check."""
+    from tenants.app import create_app
+    from tenants.settings import load
+    from tests.conftest import empty_tables
+
+    base = tmp_path_factory.mktemp("dashboards")
+    empty_tables(migrated_engine)
+    app: Flask = create_app(load([], {"PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
+                                      "PERFANALYSIS_ADMIN_SECRET_KEY": TEST_SECRET}))  # fmt: skip
+    registry = ServerRegistry(base / "servers")
+    try:
+        influxdb: InfluxDB = registry.influxdb(auth=True)
+        with app.app_context():
+            key = issue_collector_key(
+                database.session(), app.extensions["pa_hasher"], "dash", "web"
+            )
+        influxdb.create_database(key.database)
+        (base / "ingest-metrics").mkdir()
+        ingest = registry.start(IngestProcess(registry.base_dir, {
+            "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
+            "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
+            "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
+            "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
+            "PERFANALYSIS_INGEST_STORAGE_PASSWORD": influxdb.admin_password,
+            "PERFANALYSIS_INGEST_WEB_WORKERS": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(base / "ingest-metrics"),
+        }))  # fmt: skip
+        key_file = base / "collector.key"
+        key_file.write_text(key.key + "\n")
+        key_file.chmod(0o600)
+        exporter: ExporterProcess = registry.exporter([
+            f"--push.url={ingest.url}", f"--push.key-file={key_file}", "--push.interval=1s",
+            f"--push.spool-dir={base / 'spool'}", f"--push.host={HOST}",
+        ])  # fmt: skip
+        config = prometheus_config({"node": [exporter.address], "ingest": [ingest.address]})
+        prometheus: Prometheus = registry.prometheus(config)
+        prometheus.wait_for_target_up("node", timeout=60)
+        # one refused batch, so that the rejection panels have something to show
+        refused = requests.post(f"{ingest.url}/api/v2/write", data=b"bad line without fields\n",
+                                headers={"Authorization": f"Token {key.key}"}, timeout=10)  # fmt: skip
+        assert refused.status_code == 400
+        started = time.monotonic()
+        wait_until(
+            lambda: (
+                time.monotonic() - started >= RUN_FOR_S
+                and prometheus.query("count(perfanalysis_ingest_points_accepted_total)")
+            ),
+            timeout=RUN_FOR_S + 60,
+            interval=1.0,
+            what="a minute of pushed and scraped data",
+        )
+        yield influxdb, prometheus, key.database, int(time.time() * 1000)
+    finally:
+        registry.stop_all()
+        app.extensions["pa_engine"].dispose()
+
+
+def influx_options(influxdb: InfluxDB, db: str, model: dict[str, Any], host: str) -> list[str]:
+    query = model["query"].replace("$host", re.escape(host))
+    rows = influxdb.rows(query, db=db)
+    values = [row["value"] for row in rows]
+    pattern = model.get("regex")
+    return [v for v in values if not pattern or js_regex(pattern).search(v)]
+
+
+def prom_options(prometheus: Prometheus, model: dict[str, Any]) -> list[str]:
+    match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", model["query"])
+    assert match, model["query"]
+    selector = match.group(1).replace('=~"$job"', '=~".+"').replace('=~"$instance"', '=~".+"')
+    label = match.group(2)
+    values = sorted(
+        {s["metric"][label] for s in prometheus.query(selector) if label in s["metric"]}
+    )
+    pattern = model.get("regex")
+    return [v for v in values if not pattern or js_regex(pattern).search(v)]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DASHBOARDS.glob("*.json")))
+def test_every_panel_query_returns_data(stack: Any, name: str) -> None:
+    influxdb, prometheus, db, now_ms = stack
+    dashboard = json.loads((DASHBOARDS / f"{name}.json").read_text())
+    models = {m["name"]: m for m in dashboard["templating"]["list"] if m.get("type") == "query"}
+    time_range = TimeRange(now_ms - 5 * 60_000, now_ms)
+    values: dict[str, str | list[str]] = {}
+    options: dict[str, list[str]] = {}
+    for variable_name, model in models.items():
+        is_influx = model.get("datasource", {}).get("type") == "influxdb"
+        if variable_name == "host":
+            values[variable_name] = [HOST]
+            continue
+        found = (influx_options(influxdb, db, model, HOST) if is_influx
+                 else prom_options(prometheus, model))  # fmt: skip
+        assert found, f"variable {variable_name} of {name} has no values"
+        values[variable_name], options[variable_name] = ALL, found
+    variables = dashboard_variables(dashboard, values, options)
+    empty: list[str] = []
+    checked = 0
+    for query in panel_queries(dashboard):
+        label = f"panel {query.panel_id} {query.panel_title!r} {query.ref_id}"
+        if query.language == "influxql":
+            text = expand_influxql(query.text, time_range, variables, min_interval="20s")
+            answer = influxdb.query(text, db=db)
+            errors = [r["error"] for r in answer.get("results", []) if "error" in r]
+            assert not errors, f"{label}: {errors} in {text}"
+            if not has_data_influx(answer):
+                empty.append(f"{label}: {text}")
+        elif query.language == "promql":
+            prom = expand_promql(query.text, time_range, variables, scrape_interval="1s",
+                                 instant=query.instant)  # fmt: skip
+            path = "/api/v1/query" if prom.instant else "/api/v1/query_range"
+            result = prometheus.api(path, params=prom.params())["result"]
+            if not has_data_prom(result) and not (
+                not host_has_swap() and any(name in prom.expr for name in WITHOUT_SWAP)
+            ):
+                empty.append(f"{label}: {prom.expr}")
+        else:
+            continue
+        checked += 1
+    assert checked > 0
+    assert not empty, "queries without data:\n" + "\n".join(empty)
