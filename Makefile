@@ -61,6 +61,7 @@ bench: install debian-packages
 	$(PY) -m bench.exporter
 	$(PY) -m bench.push
 	$(PY) -m bench.ingest
+	$(PY) -m bench.report
 	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m bench.admin
 
 clean:

@@ -13,6 +13,10 @@ COMPONENTS = {
     "exporter": ("exporter.main", "serve node_exporter-compatible metrics for this host"),
     "ingest": ("ingest.main", "the write API: line protocol from collectors into tenant databases"),
     "loadtest": ("exporter.loadtest.main", "calibrated CPU load test of this host, and its upload"),
+    "report": (
+        "perfanalysis.report.cli",
+        "HTML/PDF performance report from a tenant's InfluxDB data",
+    ),
     "admin": ("tenants.cli", "the admin app: database, tenants, users, collectors, API keys"),
     "alerting": (
         "perfanalysis.alerting.cli",

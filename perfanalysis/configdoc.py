@@ -33,6 +33,12 @@ def _ingest_spec() -> Spec:
     return build_spec()
 
 
+def _report_spec() -> Spec:
+    from perfanalysis.report.settings import build_spec
+
+    return build_spec()
+
+
 def _grafana_spec() -> Spec:
     from perfanalysis.grafana.settings import build_spec
 
@@ -44,6 +50,7 @@ SPECS: dict[str, Callable[[], Spec]] = {
     "ingest": _ingest_spec,
     "admin": _admin_spec,
     "grafana": _grafana_spec,
+    "report": _report_spec,
 }
 
 

@@ -1,0 +1,67 @@
+"""``perfanalysis report --config report.yaml [--output out.html] [--pdf out.pdf]``.
+
+Exit codes: 0 written; 2 bad flags or a bad configuration file (every problem listed, each naming
+the file and the key path); 1 the report could not be built (storage, credentials, unknown host).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from perfanalysis.config import ConfigError, HelpRequested
+from perfanalysis.report import settings as report_settings
+from perfanalysis.report.build import build_report
+from perfanalysis.report.config import load_config
+from perfanalysis.report.influx import ReportError
+from perfanalysis.report.page import render_page
+from perfanalysis.report.pdf import find_browser, print_pdf
+from perfanalysis.report.validate import ReportConfigError
+
+
+def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        values = report_settings.load(argv)
+    except HelpRequested as shown:
+        print(shown.text, file=out)
+        return 0
+    except ConfigError as exc:
+        print("perfanalysis report: invalid settings:", *exc.errors, sep="\n  ", file=err)
+        return 2
+    try:
+        config = load_config(values["config"])
+    except ReportConfigError as exc:
+        print("perfanalysis report: invalid configuration:", *exc.errors, sep="\n  ", file=err)
+        return 2
+    output = Path(values["output"] or Path(values["config"]).with_suffix(".html").name)
+    try:
+        browser = find_browser(values["chromium"]) if values["pdf"] else ""
+        started = time.monotonic()
+        report = build_report(config, values, stream=err)
+        output.write_text(render_page(report), encoding="utf-8")
+        print(
+            f"report: wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {len(report.hosts)} host(s), "
+            f"{report.grid.count:,} steps of {report.grid.step}s) in {time.monotonic() - started:.1f}s",
+            file=err,
+        )
+        if values["pdf"]:
+            print_pdf(output, Path(values["pdf"]), browser)
+            print(f"report: wrote {values['pdf']}", file=err)
+    except ReportError as exc:
+        print(f"perfanalysis report: {exc}", file=err)
+        return 1
+    except OSError as exc:
+        print(
+            f"perfanalysis report: cannot write {exc.filename or output}: {exc.strerror or exc}",
+            file=err,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,420 @@
+"""The report's YAML configuration: what to report on. Everything has a key; nothing is assumed.
+
+See provisioning/examples/report.yaml for every key with its default. Loading checks the whole
+file and raises ReportConfigError listing every problem as ``FILE: key.path: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from perfanalysis.report import validate as v
+from perfanalysis.report.timerange import parse_duration, parse_instant
+from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+DEFAULT_PERCENTILES = (95.0, 97.5, 99.0)
+DEFAULT_EXCLUDED_FSTYPES = ("tmpfs", "devtmpfs", "ramfs", "overlay", "squashfs", "iso9660")
+MAX_BUCKETS = 200_000  # per series: beyond this a report is slow and its charts meaningless
+
+TOP_KEYS = ("title", "tenant", "hosts", "time", "devices", "percentiles", "thresholds", "influxdb")
+TIME_KEYS = ("last", "start", "end", "step", "max_points", "timezone")
+DEVICE_KEYS = ("disk", "network", "mountpoints", "exclude_fstypes")
+INFLUX_KEYS = ("url", "database", "username", "password_env", "password_file")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits that raise a recommendation; ``None`` switches a rule off."""
+
+    percentile: float = 95.0  # the percentile compared with the *_percent limits below
+    cpu_busy_percent: float | None = 80.0
+    memory_used_percent: float | None = 90.0
+    disk_busy_percent: float | None = 80.0
+    filesystem_used_percent: float | None = 85.0  # compared with the latest fill
+    filesystem_full_within: int | None = 7 * 86400  # seconds: predicted full within this
+    network_errors_per_second: float | None = 0.0  # mean receive + transmit errors
+    data_missing_percent: float | None = 10.0  # steps without data
+
+
+THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    last: int | None  # seconds before now; else start and end
+    start: datetime | None
+    end: datetime | None
+    step: int | None  # None: chosen from the range, max_points and the sampling interval
+    max_points: int = 2500
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A device (or mountpoint list) for every host, with per-host exceptions; None is auto."""
+
+    default: Any = None
+    per_host: dict[str, Any] = field(default_factory=dict)
+
+    def for_host(self, host: str) -> Any:
+        return self.per_host.get(host, self.default)
+
+
+@dataclass(frozen=True)
+class InfluxAccess:
+    """Explicit read credentials: the report then needs no admin database."""
+
+    username: str
+    password: str
+    url: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    source: str
+    tenant: str
+    hosts: tuple[str, ...]
+    time: TimeSpec
+    title: str = ""
+    disk: Choice = Choice()
+    network: Choice = Choice()
+    mountpoints: Choice = Choice()
+    exclude_fstypes: tuple[str, ...] = DEFAULT_EXCLUDED_FSTYPES
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
+    thresholds: Thresholds = Thresholds()
+    influxdb: InfluxAccess | None = None
+
+    @property
+    def heading(self) -> str:
+        return self.title or f"Performance report: {self.tenant}"
+
+
+def load_config(
+    path: str | os.PathLike[str], environ: dict[str, str] | None = None
+) -> ReportConfig:
+    """Read and check ``path``; ReportConfigError lists every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportConfigError(
+            [f"{source}: cannot read the file: {exc.strerror or exc}"]
+        ) from None
+    except UnicodeDecodeError:
+        raise ReportConfigError([f"{source}: not UTF-8 text"]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ReportConfigError([f"{source}: {where}not valid YAML: {reason}"]) from None
+    return parse_config(document, source, dict(os.environ if environ is None else environ))
+
+
+def parse_config(document: object, source: str, environ: dict[str, str]) -> ReportConfig:
+    problems = Problems(source)
+    top = v.mapping(problems, "", document, TOP_KEYS, required=("tenant", "hosts", "time"))
+    tenant = _tenant(problems, v.lookup(top, "tenant"))
+    hosts = _hosts(problems, v.lookup(top, "hosts"))
+    time = _time(problems, v.lookup(top, "time"))
+    title = _optional(problems, "title", v.lookup(top, "title"), v.text, "")
+    devices = _devices(problems, v.lookup(top, "devices"), hosts or ())
+    percentiles = _percentiles(problems, v.lookup(top, "percentiles"))
+    thresholds = _thresholds(problems, v.lookup(top, "thresholds"), percentiles)
+    influxdb = _influxdb(problems, v.lookup(top, "influxdb"), environ, Path(source).parent)
+    problems.raise_if_any()
+    if tenant is None or hosts is None or time is None or title is None:
+        raise ReportConfigError(problems.errors or [f"{source}: invalid configuration"])
+    if devices is None or thresholds is None:
+        raise ReportConfigError(problems.errors or [f"{source}: invalid configuration"])
+    return ReportConfig(
+        source, tenant, hosts, time, title, *devices, percentiles, thresholds, influxdb
+    )
+
+
+def _optional(problems: Problems, path: str, value: Any, convert: Any, default: Any) -> Any:
+    return default if value is MISSING else v.field(problems, path, value, convert)
+
+
+def _tenant(problems: Problems, value: Any) -> str | None:
+    if value is MISSING:
+        return None
+    if not isinstance(value, str) or not SLUG.match(value):
+        problems.add(
+            "tenant",
+            "expected a tenant slug: 1-40 lowercase letters, digits and "
+            f"inner hyphens, e.g. acme-prod; got {value!r}",
+        )
+        return None
+    return value
+
+
+def _hosts(problems: Problems, value: Any) -> tuple[str, ...] | None:
+    if value is MISSING:
+        return None
+    if isinstance(value, str):
+        problems.add("hosts", f"expected a list of host names, e.g. [{value}]")
+        return None
+    return v.field(problems, "hosts", value, v.text_list)
+
+
+def _time(problems: Problems, value: Any) -> TimeSpec | None:
+    if value is MISSING:
+        return None
+    spec = v.mapping(problems, "time", value, TIME_KEYS)
+    if spec is None:
+        return None
+    errors_before = len(problems.errors)
+    last = _optional(problems, "time.last", spec.get("last", MISSING), _duration, None)
+    start = _optional(problems, "time.start", spec.get("start", MISSING), parse_instant, None)
+    end = _optional(problems, "time.end", spec.get("end", MISSING), parse_instant, None)
+    step = _optional(problems, "time.step", spec.get("step", MISSING), _step, None)
+    max_points = _optional(
+        problems,
+        "time.max_points",
+        spec.get("max_points", MISSING),
+        lambda x: v.integer(x, 10, MAX_BUCKETS),
+        2500,
+    )
+    zone = _optional(problems, "time.timezone", spec.get("timezone", MISSING), _timezone, "UTC")
+    given = [key for key in ("last", "start", "end") if key in spec]
+    if "last" in spec and ("start" in spec or "end" in spec):
+        problems.add("time", "give either last or start and end, not both")
+    elif "last" not in spec and given != ["start", "end"]:
+        missing = " and ".join(k for k in ("start", "end") if k not in spec)
+        problems.add("time", f"give last (e.g. last: 24h) or both start and end; {missing} missing")
+    if start and end and start >= end:
+        problems.add("time.end", f"must be after time.start ({start.isoformat()})")
+    seconds = last or ((end - start).total_seconds() if start and end and end > start else None)
+    if seconds and step and seconds / step > MAX_BUCKETS:
+        problems.add(
+            "time.step",
+            f"{seconds / step:,.0f} steps in the range; at most "
+            f"{MAX_BUCKETS:,}: choose a longer step",
+        )
+    if len(problems.errors) > errors_before:
+        return None
+    return TimeSpec(last, start, end, step, max_points, zone)
+
+
+def _duration(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as 24h or 7d, got {v.type_name(value)}")
+    return parse_duration(value)
+
+
+def _step(value: Any) -> int | None:
+    if value == "auto":
+        return None
+    return _duration(value)
+
+
+def _timezone(value: Any) -> str:
+    name = v.text(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Paris or UTC"
+        ) from None
+    return name
+
+
+def _devices(
+    problems: Problems, value: Any, hosts: tuple[str, ...]
+) -> tuple[Choice, Choice, Choice, tuple[str, ...]] | None:
+    if value is MISSING:
+        return Choice(), Choice(), Choice(), DEFAULT_EXCLUDED_FSTYPES
+    spec = v.mapping(problems, "devices", value, DEVICE_KEYS)
+    if spec is None:
+        return None
+    disk = _choice(problems, "devices.disk", spec.get("disk", MISSING), hosts, _device)
+    network = _choice(problems, "devices.network", spec.get("network", MISSING), hosts, _device)
+    mounts = _choice(
+        problems, "devices.mountpoints", spec.get("mountpoints", MISSING), hosts, _mountpoints
+    )
+    excluded = spec.get("exclude_fstypes", MISSING)
+    fstypes: tuple[str, ...] | None = DEFAULT_EXCLUDED_FSTYPES
+    if excluded is not MISSING:
+        fstypes = (
+            ()
+            if excluded == []
+            else v.field(problems, "devices.exclude_fstypes", excluded, v.text_list)
+        )
+    if disk is None or network is None or mounts is None or fstypes is None:
+        return None
+    return disk, network, mounts, fstypes
+
+
+def _device(value: Any) -> str | None:
+    name = v.text(value)
+    return None if name == "auto" else name
+
+
+def _mountpoints(value: Any) -> tuple[str, ...] | None:
+    if value == "auto":
+        return None
+    mounts = v.text_list(value)
+    for mount in mounts:
+        if not mount.startswith("/"):
+            raise ValueError(f"{mount!r} is not a mountpoint: expected an absolute path")
+    return mounts
+
+
+def _choice(
+    problems: Problems, path: str, value: Any, hosts: tuple[str, ...], convert: Any
+) -> Choice | None:
+    """``auto``, one value for all hosts, or a mapping of host to value (others auto)."""
+    if value is MISSING:
+        return Choice()
+    if not isinstance(value, dict):
+        converted = v.field(problems, path, value, convert)
+        return None if converted is None and value != "auto" else Choice(converted)
+    per_host = {}
+    for host, item in value.items():
+        where = v.join(path, host)
+        if host not in hosts:
+            problems.add(where, f"not one of the report's hosts ({', '.join(hosts) or 'none'})")
+            continue
+        before = len(problems.errors)
+        converted = v.field(problems, where, item, convert)
+        if len(problems.errors) == before:
+            per_host[str(host)] = converted
+    return Choice(None, per_host)
+
+
+def _percentiles(problems: Problems, value: Any) -> tuple[float, ...]:
+    if value is MISSING:
+        return DEFAULT_PERCENTILES
+    if not isinstance(value, list) or not value:
+        problems.add(
+            "percentiles",
+            f"expected a non-empty list such as [95, 97.5, 99], got {v.type_name(value)}",
+        )
+        return DEFAULT_PERCENTILES
+    found: list[float] = []
+    for index, item in enumerate(value):
+        number = v.field(problems, v.join("percentiles", index), item, v.number)
+        if number is None:
+            continue
+        if not 0 < number < 100:
+            problems.add(
+                v.join("percentiles", index),
+                f"must be above 0 and below 100 (the maximum is always shown), got {number:g}",
+            )
+        elif number in found:
+            problems.add(v.join("percentiles", index), f"{number:g} is listed twice")
+        else:
+            found.append(number)
+    return tuple(sorted(found)) or DEFAULT_PERCENTILES
+
+
+def _thresholds(
+    problems: Problems, value: Any, percentiles: tuple[float, ...]
+) -> Thresholds | None:
+    if value is MISSING:
+        defaults = Thresholds()
+        if defaults.percentile not in percentiles:
+            problems.add(
+                "thresholds.percentile",
+                f"the default {defaults.percentile:g} is not among percentiles ({', '.join(f'{p:g}' for p in percentiles)}): set thresholds.percentile",
+            )
+        return defaults
+    spec = v.mapping(problems, "thresholds", value, THRESHOLD_KEYS)
+    if spec is None:
+        return None
+    values: dict[str, Any] = {}
+    for key, item in spec.items():
+        if key not in THRESHOLD_KEYS:
+            continue
+        path = v.join("thresholds", key)
+        if key == "percentile":
+            chosen = v.field(problems, path, item, v.number)
+            if chosen is not None and chosen not in percentiles:
+                problems.add(
+                    path,
+                    f"{chosen:g} is not among percentiles ({', '.join(f'{p:g}' for p in percentiles)})",
+                )
+            values[key] = chosen
+        elif item is None:
+            values[key] = None
+        elif key == "filesystem_full_within":
+            values[key] = v.field(problems, path, item, _duration)
+        else:
+            values[key] = v.field(problems, path, item, v.non_negative)
+    if "percentile" not in spec and Thresholds.percentile not in percentiles:
+        problems.add(
+            "thresholds.percentile",
+            f"the default {Thresholds.percentile:g} is not among percentiles: set it",
+        )
+    return Thresholds(**{k: x for k, x in values.items() if k != "percentile" or x is not None})
+
+
+def _influxdb(
+    problems: Problems, value: Any, environ: dict[str, str], base: Path
+) -> InfluxAccess | None:
+    if value is MISSING:
+        return None
+    spec = v.mapping(problems, "influxdb", value, INFLUX_KEYS, required=("username",))
+    if spec is None:
+        return None
+    url = _optional(problems, "influxdb.url", spec.get("url", MISSING), _http_url, None)
+    database = _optional(problems, "influxdb.database", spec.get("database", MISSING), v.text, None)
+    username = _optional(problems, "influxdb.username", spec.get("username", MISSING), v.text, None)
+    password = _password(problems, spec, environ, base)
+    if username is None or password is None:
+        return None
+    return InfluxAccess(username, password, url, database)
+
+
+def _http_url(value: Any) -> str:
+    url = v.text(value)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def _password(
+    problems: Problems, spec: dict[str, Any], environ: dict[str, str], base: Path
+) -> str | None:
+    given = [key for key in ("password_env", "password_file") if key in spec]
+    if len(given) != 1:
+        problems.add(
+            "influxdb",
+            "give exactly one of password_env (an environment variable's "
+            "name) or password_file (a file holding the password); passwords are never "
+            "written in the report configuration",
+        )
+        return None
+    key = given[0]
+    name = v.field(problems, f"influxdb.{key}", spec[key], v.text)
+    if name is None:
+        return None
+    if key == "password_env":
+        if not environ.get(name):
+            problems.add(
+                "influxdb.password_env", f"environment variable {name} is not set or empty"
+            )
+            return None
+        return environ[name]
+    path = base / name
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.add("influxdb.password_file", f"cannot read {path}: {exc.strerror or exc}")
+        return None
+    if not secret:
+        problems.add("influxdb.password_file", f"{path} is empty")
+        return None
+    return secret

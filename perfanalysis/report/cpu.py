@@ -1,0 +1,104 @@
+"""CPU: busy share overall and per core, and the share of each mode, from the time counters.
+
+For each CPU the rates of ``node_cpu_seconds_total`` by mode add up to the CPU's total time;
+busy % is ``100 * (1 - idle / total)`` (as the alert rules define it), overall busy % is the same
+with idle and total summed over CPUs, and a mode's share is its time over the total of all CPUs.
+"""
+
+from __future__ import annotations
+
+from perfanalysis.report import metrics as m
+from perfanalysis.report.fetch import HostData
+from perfanalysis.report.model import COUNT, PERCENT, Metric, Panel, Section
+from perfanalysis.report.series import Values, combine, divide, present, rate, total
+
+MODE_ORDER = ("user", "nice", "system", "iowait", "irq", "softirq", "steal")
+MAX_CORE_LINES = 8
+
+
+def _cpu_order(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 30, name)
+
+
+def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
+    count, step = data.grid.count, data.grid.step
+    cpus = sorted(data.tag_values(m.CPU, "cpu"), key=_cpu_order)
+    modes = data.tag_values(m.CPU, "mode")
+    rates = {
+        (c, mode): rate(data.get(m.CPU, cpu=c, mode=mode), step) for c in cpus for mode in modes
+    }
+    per_cpu_total = {c: total([rates[c, mode] for mode in modes], count) for c in cpus}
+    all_total = total(list(per_cpu_total.values()), count)
+    idle_sum = total([rates[c, "idle"] for c in cpus if (c, "idle") in rates], count)
+    busy = combine(
+        lambda idle, whole: None if whole == 0 else 100 * (1 - idle / whole), idle_sum, all_total
+    )
+    shares = {
+        mode: divide(total([rates[c, mode] for c in cpus], count), all_total, 100) for mode in modes
+    }
+    cores = {c: busy_share(rates.get((c, "idle")), per_cpu_total[c], count) for c in cpus}
+    has_data = (
+        present(*(data.get(m.CPU, cpu=c, mode=mode) for c in cpus for mode in modes))
+        if rates
+        else [False] * count
+    )
+    iowait = shares.get("iowait", [None] * count)
+    load = data.get(m.LOAD1)
+
+    overall = Panel(
+        "cpu.overall",
+        "CPU busy (all cores)",
+        PERCENT,
+        [
+            Metric("cpu.busy", "busy", PERCENT, busy),
+            Metric("cpu.iowait", "iowait", PERCENT, iowait),
+        ],
+        has_data,
+        y_max=100,
+        threshold=busy_threshold,
+    )
+    per_core = Panel(
+        "cpu.per_core", "CPU busy per core", PERCENT, core_lines(cores, count), has_data, y_max=100
+    )
+    by_mode = Panel(
+        "cpu.modes",
+        "CPU time by mode (share of all cores)",
+        PERCENT,
+        [Metric(f"cpu.mode.{mode}", mode, PERCENT, shares[mode]) for mode in _modes(modes)],
+        has_data,
+        stacked=True,
+        y_max=100,
+    )
+    table = [
+        Metric("cpu.busy", "CPU busy", PERCENT, busy),
+        Metric("cpu.iowait", "CPU iowait", PERCENT, iowait),
+        Metric("cpu.load1", "load average (1 min)", COUNT, load),
+    ]
+    subject = f"{len(cpus)} CPU{'s' if len(cpus) != 1 else ''}" if cpus else ""
+    note = "" if cpus else "No CPU counters (node_cpu_seconds_total) in this range."
+    return Section("cpu", "CPU", subject, [overall, per_core, by_mode], table, has_data, note)
+
+
+def busy_share(idle: Values | None, whole: Values, count: int) -> Values:
+    if idle is None:
+        return [None] * count
+    return combine(lambda i, w: None if w == 0 else 100 * (1 - i / w), idle, whole)
+
+
+def core_lines(cores: dict[str, Values], count: int) -> list[Metric]:
+    """A line per core; beyond MAX_CORE_LINES cores, the busiest, mean and least busy core."""
+    if len(cores) <= MAX_CORE_LINES:
+        return [Metric(f"cpu.core.{c}", f"cpu {c}", PERCENT, values) for c, values in cores.items()]
+    columns = list(cores.values())
+    return [
+        Metric("cpu.core.max", "busiest core", PERCENT, combine(lambda *v: max(v), *columns)),
+        Metric(
+            "cpu.core.mean", "mean of cores", PERCENT, combine(lambda *v: sum(v) / len(v), *columns)
+        ),
+        Metric("cpu.core.min", "least busy core", PERCENT, combine(lambda *v: min(v), *columns)),
+    ]
+
+
+def _modes(modes: list[str]) -> list[str]:
+    known = [mode for mode in MODE_ORDER if mode in modes]
+    return known + sorted(mode for mode in modes if mode not in MODE_ORDER and mode != "idle")

@@ -1,0 +1,184 @@
+"""Recommendations: each rule compares a host's figures with a threshold of the configuration.
+
+* CPU busy at the thresholds' percentile above ``cpu_busy_percent``: a larger machine type, with a
+  link to the collector's right-sizing ranking in the admin app.
+* Memory used at that percentile above ``memory_used_percent``: more memory (same link).
+* Disk utilisation at that percentile above ``disk_busy_percent``: faster storage.
+* A filesystem's latest fill above ``filesystem_used_percent``; or full within
+  ``filesystem_full_within`` at the rate fitted over the range.
+* Network errors (receive + transmit) above ``network_errors_per_second`` on average.
+* Steps without data above ``data_missing_percent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from perfanalysis.report import series
+from perfanalysis.report.config import Thresholds
+from perfanalysis.report.model import HostReport
+from perfanalysis.report.timerange import format_duration
+from perfanalysis.report.units import format_value
+
+LinkFor = Callable[[HostReport], tuple[str, str]]  # (url or path, description)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    host: str
+    area: str  # cpu, memory, disk, filesystem, network, data
+    text: str
+    link: str = ""  # a URL, or an admin-app path when no admin URL is configured
+    link_text: str = ""
+
+
+def recommend(
+    hosts: Sequence[HostReport], limits: Thresholds, sizing_link: LinkFor
+) -> list[Recommendation]:
+    found: list[Recommendation] = []
+    for host in hosts:
+        found += _cpu_and_memory(host, limits, sizing_link)
+        found += _disk(host, limits)
+        found += _filesystems(host, limits)
+        found += _network(host, limits)
+        found += _missing_data(host, limits)
+    return found
+
+
+def _at_percentile(host: HostReport, key: str, limits: Thresholds) -> float | None:
+    summary = host.summaries.get(key)
+    return summary.percentiles.get(limits.percentile) if summary else None
+
+
+def _cpu_and_memory(
+    host: HostReport, limits: Thresholds, sizing_link: LinkFor
+) -> list[Recommendation]:
+    found = []
+    p = f"p{limits.percentile:g}"
+    cpu = _at_percentile(host, "cpu.busy", limits)
+    if limits.cpu_busy_percent is not None and cpu is not None and cpu > limits.cpu_busy_percent:
+        link, text = sizing_link(host)
+        found.append(
+            Recommendation(
+                host.host,
+                "cpu",
+                f"CPU busy {p} is {cpu:.1f}%, above {limits.cpu_busy_percent:g}%: consider a larger "
+                "machine type (more or faster vCPUs).",
+                link,
+                text,
+            )
+        )
+    memory = _at_percentile(host, "memory.used_percent", limits)
+    if (
+        limits.memory_used_percent is not None
+        and memory is not None
+        and memory > limits.memory_used_percent
+    ):
+        link, text = sizing_link(host)
+        found.append(
+            Recommendation(
+                host.host,
+                "memory",
+                f"Memory used {p} is {memory:.1f}%, above {limits.memory_used_percent:g}%: add "
+                "memory or move to a machine type with more of it.",
+                link,
+                text,
+            )
+        )
+    return found
+
+
+def _disk(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+    busy = _at_percentile(host, "disk.busy", limits)
+    if limits.disk_busy_percent is None or busy is None or busy <= limits.disk_busy_percent:
+        return []
+    device = host.sections["disk"].subject
+    return [
+        Recommendation(
+            host.host,
+            "disk",
+            f"Disk {device} was busy {busy:.1f}% of the time at p{limits.percentile:g}, above "
+            f"{limits.disk_busy_percent:g}%: it is saturated; consider faster storage (more IOPS "
+            "and throughput) or spreading the I/O over more disks.",
+        )
+    ]
+
+
+def _filesystems(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+    found = []
+    for fill in host.forecasts:
+        if (
+            limits.filesystem_used_percent is not None
+            and fill.used_percent is not None
+            and fill.used_percent > limits.filesystem_used_percent
+        ):
+            found.append(
+                Recommendation(
+                    host.host,
+                    "filesystem",
+                    f"Filesystem {fill.mountpoint} is {fill.used_percent:.1f}% full, above "
+                    f"{limits.filesystem_used_percent:g}%: free space or grow it.",
+                )
+            )
+        within = limits.filesystem_full_within
+        if (
+            within is not None
+            and fill.seconds_to_full is not None
+            and fill.seconds_to_full <= within
+        ):
+            when = datetime.fromtimestamp(host.grid.end + fill.seconds_to_full, UTC)
+            rate = format_value(-(fill.bytes_per_day or 0), "bytes")
+            found.append(
+                Recommendation(
+                    host.host,
+                    "filesystem",
+                    f"Filesystem {fill.mountpoint} fills by {rate} a day: at that rate it is full in "
+                    f"about {format_duration(fill.seconds_to_full)} (around {when:%Y-%m-%d %H:%M} "
+                    "UTC): free space or grow it before then.",
+                )
+            )
+    return found
+
+
+def _network(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+    errors = host.metric("network.errors")
+    if limits.network_errors_per_second is None or errors is None:
+        return []
+    present = [x for x in errors.values if x is not None]
+    if not present:
+        return []
+    mean = sum(present) / len(present)
+    if mean <= limits.network_errors_per_second:
+        return []
+    count = sum(present) * host.grid.step
+    device = host.sections["network"].subject
+    return [
+        Recommendation(
+            host.host,
+            "network",
+            f"Interface {device} had {count:,.0f} receive and transmit errors ({mean:.3g}/s on "
+            f"average, above {limits.network_errors_per_second:g}/s): check the link (cable, duplex, "
+            "driver, MTU) and the switch port.",
+        )
+    ]
+
+
+def _missing_data(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+    missing = 100 * (1 - host.coverage)
+    if limits.data_missing_percent is None or missing <= limits.data_missing_percent:
+        return []
+    runs = series.gaps(host.has_data)
+    longest = max(runs, key=lambda run: run[1] - run[0]) if runs else (0, 0)
+    since = datetime.fromtimestamp(host.grid.time_of(longest[0]), UTC)
+    span = format_duration((longest[1] - longest[0]) * host.grid.step)
+    return [
+        Recommendation(
+            host.host,
+            "data",
+            f"{missing:.1f}% of the period has no data from this host ({len(runs)} gap"
+            f"{'s' if len(runs) != 1 else ''}, the longest {span} from {since:%Y-%m-%d %H:%M} UTC): "
+            "check that its exporter runs and pushes (perfanalysis_exporter_push_* metrics).",
+        )
+    ]

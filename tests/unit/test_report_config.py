@@ -1,0 +1,249 @@
+"""The report's YAML configuration: defaults, and every mistake named by file and key path."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from perfanalysis.report.cli import run
+from perfanalysis.report.config import DEFAULT_EXCLUDED_FSTYPES, load_config
+from perfanalysis.report.validate import ReportConfigError
+
+MINIMAL = """
+tenant: acme
+hosts: [web-01, web-02]
+time: {last: 24h}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "report.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ReportConfigError) as caught:
+        load_config(path, environ or {})
+    return caught.value.errors
+
+
+def test_a_minimal_configuration_gets_every_default(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), {})
+    assert config.tenant == "acme"
+    assert config.hosts == ("web-01", "web-02")
+    assert config.time.last == 86400
+    assert config.time.step is None  # auto
+    assert config.time.max_points == 2500
+    assert config.time.timezone == "UTC"
+    assert config.percentiles == (95.0, 97.5, 99.0)
+    assert config.thresholds.cpu_busy_percent == 80
+    assert config.thresholds.memory_used_percent == 90
+    assert config.thresholds.filesystem_full_within == 7 * 86400
+    assert config.disk.for_host("web-01") is None  # auto: the busiest
+    assert config.mountpoints.for_host("web-02") is None
+    assert config.exclude_fstypes == DEFAULT_EXCLUDED_FSTYPES
+    assert config.influxdb is None
+    assert config.heading == "Performance report: acme"
+
+
+def test_the_example_configuration_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "provisioning" / "examples" / "report.yaml"
+    config = load_config(example, {"PERFANALYSIS_REPORT_INFLUXDB_PASSWORD": "secret"})
+    assert config.hosts
+
+
+def test_a_full_configuration(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("s3cret\n")
+    config = load_config(
+        write(
+            tmp_path,
+            """
+        title: Weekly report
+        tenant: acme-prod
+        hosts: [db-01, db-02]
+        time:
+          start: 2025-01-01T00:00:00Z
+          end: "2025-01-08T00:00:00+01:00"
+          step: 5m
+          timezone: Europe/Paris
+        devices:
+          disk: {db-01: nvme0n1}
+          network: eth1
+          mountpoints: [/, /var/lib/postgresql]
+          exclude_fstypes: []
+        percentiles: [99, 90]
+        thresholds: {percentile: 90, cpu_busy_percent: 70, network_errors_per_second: null, filesystem_full_within: 3d}
+        influxdb: {url: "http://influx:8086/", username: reader, password_file: password}
+    """,
+        ),
+        {},
+    )
+    assert config.time.start == datetime(2025, 1, 1, tzinfo=UTC)
+    assert config.time.end == datetime(2025, 1, 7, 23, tzinfo=UTC)
+    assert config.time.step == 300
+    assert config.disk.for_host("db-01") == "nvme0n1"
+    assert config.disk.for_host("db-02") is None
+    assert config.network.for_host("db-02") == "eth1"
+    assert config.mountpoints.for_host("db-01") == ("/", "/var/lib/postgresql")
+    assert config.exclude_fstypes == ()
+    assert config.percentiles == (90.0, 99.0)
+    assert config.thresholds.percentile == 90
+    assert config.thresholds.cpu_busy_percent == 70
+    assert config.thresholds.network_errors_per_second is None
+    assert config.thresholds.filesystem_full_within == 3 * 86400
+    assert config.influxdb is not None
+    assert (config.influxdb.url, config.influxdb.username, config.influxdb.password) == (
+        "http://influx:8086",
+        "reader",
+        "s3cret",
+    )
+
+
+def test_unknown_keys_are_named_with_their_path_and_a_suggestion(tmp_path: Path) -> None:
+    errors = errors_of(
+        tmp_path,
+        """
+        tenant: acme
+        hosts: [web-01]
+        time: {lats: 24h}
+        devices: {disks: sda}
+        colour: blue
+    """,
+    )
+    path = str(tmp_path / "report.yaml")
+    assert (
+        f"{path}: time.lats: unknown key (did you mean 'last'?); allowed: last, start, end, step, max_points, timezone"
+        in errors
+    )
+    assert any(
+        e.startswith(f"{path}: devices.disks: unknown key (did you mean 'disk'?)") for e in errors
+    )
+    assert any(e.startswith(f"{path}: colour: unknown key") for e in errors)
+    assert (
+        f"{path}: time: give last (e.g. last: 24h) or both start and end; start and end missing"
+        in errors
+    )
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    errors = errors_of(
+        tmp_path,
+        """
+        tenant: Acme Corp
+        hosts: web-01
+        time: {last: 24 hours, step: 0s}
+        percentiles: [95, 100, 95, fifty]
+        thresholds: {cpu_busy_percent: -5, memory_used_percent: high, percentile: 90}
+    """,
+    )
+    text = "\n".join(errors)
+    assert "tenant: expected a tenant slug" in text
+    assert "hosts: expected a list of host names, e.g. [web-01]" in text
+    assert "time.last: '24 hours' is not a duration" in text
+    assert "time.step: '0s' is not a duration" in text
+    assert "percentiles[1]: must be above 0 and below 100" in text
+    assert "percentiles[2]: 95 is listed twice" in text
+    assert "percentiles[3]: expected a number, got text" in text
+    assert "thresholds.cpu_busy_percent: must be zero or more, got -5" in text
+    assert "thresholds.memory_used_percent: expected a number, got text" in text
+    assert "thresholds.percentile: 90 is not among percentiles (95)" in text
+    assert len(errors) == 10
+
+
+def test_time_range_mistakes(tmp_path: Path) -> None:
+    base = "tenant: acme\nhosts: [a]\n"
+    assert errors_of(tmp_path, base + "time: {last: 1d, start: 2025-01-01T00:00:00Z}")[0].endswith(
+        "time: give either last or start and end, not both"
+    )
+    naive = errors_of(
+        tmp_path, base + "time: {start: '2025-01-02T00:00:00', end: '2025-01-03T00:00:00Z'}"
+    )
+    assert naive[0].endswith(
+        "time.start: 2025-01-02T00:00:00 has no time zone: add Z or an offset such as +02:00"
+    )
+    backwards = errors_of(
+        tmp_path, base + "time: {start: 2025-01-02T00:00:00Z, end: 2025-01-01T00:00:00Z}"
+    )
+    assert backwards[0].endswith("time.end: must be after time.start (2025-01-02T00:00:00+00:00)")
+    fine = errors_of(tmp_path, base + "time: {last: 30d, step: 1s}")
+    assert fine[0].endswith(
+        "time.step: 2,592,000 steps in the range; at most 200,000: choose a longer step"
+    )
+    zone = errors_of(tmp_path, base + "time: {last: 1d, timezone: Mars/Olympus}")
+    assert "time.timezone: unknown time zone 'Mars/Olympus'" in zone[0]
+
+
+def test_device_choices_must_name_the_reports_hosts(tmp_path: Path) -> None:
+    errors = errors_of(
+        tmp_path,
+        """
+        tenant: acme
+        hosts: [web-01]
+        time: {last: 1h}
+        devices: {disk: {web-02: sda}, network: 5, mountpoints: [var]}
+    """,
+    )
+    text = "\n".join(errors)
+    assert "devices.disk.web-02: not one of the report's hosts (web-01)" in text
+    assert "devices.network: expected non-empty text, got a number" in text
+    assert "devices.mountpoints: 'var' is not a mountpoint: expected an absolute path" in text
+
+
+def test_influxdb_passwords_come_from_the_environment_or_a_file_never_inline(
+    tmp_path: Path,
+) -> None:
+    base = "tenant: acme\nhosts: [a]\ntime: {last: 1h}\n"
+    inline = errors_of(tmp_path, base + "influxdb: {username: r, password: hunter2}")
+    assert any("influxdb.password: unknown key (did you mean 'password_env'?)" in e for e in inline)
+    assert any("give exactly one of password_env" in e for e in inline)
+    unset = errors_of(tmp_path, base + "influxdb: {username: r, password_env: READ_PASSWORD}")
+    assert unset[0].endswith(
+        "influxdb.password_env: environment variable READ_PASSWORD is not set or empty"
+    )
+    config = load_config(
+        write(tmp_path, base + "influxdb: {username: r, password_env: READ_PASSWORD}"),
+        {"READ_PASSWORD": "pw"},
+    )
+    assert config.influxdb is not None
+    assert config.influxdb.password == "pw"
+    missing = errors_of(tmp_path, base + "influxdb: {username: r, password_file: nope.txt}")
+    assert f"influxdb.password_file: cannot read {tmp_path / 'nope.txt'}" in missing[0]
+
+
+def test_yaml_syntax_errors_and_missing_files(tmp_path: Path) -> None:
+    broken = errors_of(tmp_path, "tenant: acme\nhosts: [a\ntime: {last: 1h}\n")
+    assert broken[0].startswith(f"{tmp_path / 'report.yaml'}: line ")
+    assert "not valid YAML" in broken[0]
+    with pytest.raises(ReportConfigError) as caught:
+        load_config(tmp_path / "absent.yaml", {})
+    assert caught.value.errors == [
+        f"{tmp_path / 'absent.yaml'}: cannot read the file: No such file or directory"
+    ]
+    assert errors_of(tmp_path, "- just\n- a list\n")[0].endswith(
+        "(top level): expected a mapping, got a list"
+    )
+
+
+def test_the_command_exits_2_with_every_problem_on_stderr(tmp_path: Path) -> None:
+    path = write(tmp_path, "tenant: acme\nhosts: []\ntime: {last: 1h, step: 5x}\n")
+    err = io.StringIO()
+    assert run(["--config", str(path)], stderr=err) == 2
+    message = err.getvalue()
+    assert message.startswith("perfanalysis report: invalid configuration:")
+    assert f"{path}: hosts: expected a non-empty list of names, got a list" in message
+    assert f"{path}: time.step: '5x' is not a duration" in message
+
+
+def test_the_command_refuses_bad_flags(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert run(["--config", str(write(tmp_path, MINIMAL)), "--influxdb.urll", "x"], stderr=err) == 2
+    assert "flag --influxdb.urll: unknown flag (did you mean influxdb.url?)" in err.getvalue()
+    err = io.StringIO()
+    assert run([], stderr=err) == 2
+    assert "flag --config: required" in err.getvalue()

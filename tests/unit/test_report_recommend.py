@@ -1,0 +1,106 @@
+"""Recommendations: each rule fires above its threshold, stays quiet below, and can be switched off."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from perfanalysis.report.config import Thresholds
+from perfanalysis.report.model import HostReport
+from perfanalysis.report.recommend import Recommendation, recommend
+from perfanalysis.report.timerange import Grid
+from tests.unit.test_report_support import Behaviour, analysed, constant
+
+GRID = Grid(1_700_000_000, 60, 120)  # two hours of minutes
+LIMITS = Thresholds()
+
+
+def link(host: HostReport) -> tuple[str, str]:
+    return (
+        f"https://admin.test/tenants/acme/collectors/7/rightsizing#{host.host}",
+        "the right-sizing ranking",
+    )
+
+
+def advice(how: Behaviour, limits: Thresholds = LIMITS) -> list[Recommendation]:
+    return recommend([analysed("web-01", GRID, how, limits)], limits, link)
+
+
+def test_a_quiet_host_gets_no_recommendation() -> None:
+    assert advice(Behaviour()) == []
+
+
+def test_cpu_busy_above_the_threshold_at_p95_points_to_the_right_sizing_ranking() -> None:
+    busy = [0.5] * 110 + [0.95] * 10  # p95 falls among the busiest steps
+    found = advice(Behaviour(cpu_busy=lambda i: busy[i]))
+    assert [r.area for r in found] == ["cpu"]
+    assert found[0].text.startswith(
+        "CPU busy p95 is 95.0%, above 80%: consider a larger machine type"
+    )
+    assert found[0].link == "https://admin.test/tenants/acme/collectors/7/rightsizing#web-01"
+    assert found[0].link_text == "the right-sizing ranking"
+
+
+def test_a_short_burst_below_the_percentile_is_not_enough() -> None:
+    busy = [0.5] * 117 + [1.0] * 3  # 2.5% of the steps: above p97.5, not at p95
+    assert advice(Behaviour(cpu_busy=lambda i: busy[i])) == []
+    at_99 = replace(LIMITS, percentile=99.0)
+    assert [r.area for r in advice(Behaviour(cpu_busy=lambda i: busy[i]), at_99)] == ["cpu"]
+
+
+def test_memory_disk_and_filesystem_thresholds() -> None:
+    found = advice(
+        Behaviour(memory_used=constant(0.93), disk_busy=constant(0.85), fs_fill=constant(0.9))
+    )
+    assert [r.area for r in found] == ["memory", "disk", "filesystem"]
+    assert found[0].text.startswith("Memory used p95 is 93.0%, above 90%")
+    assert found[0].link.endswith("/rightsizing#web-01")
+    assert found[1].text.startswith("Disk vda was busy 85.0% of the time at p95, above 80%")
+    assert found[2].text == "Filesystem / is 90.0% full, above 85%: free space or grow it."
+
+
+def test_a_filesystem_predicted_full_within_the_horizon() -> None:
+    # from 20% to 80% full, 0.5% of the disk a minute: the rest fills in about 40 minutes
+    found = advice(Behaviour(fs_fill=lambda i: min(0.84, 0.2 + 0.005 * i)))
+    assert [r.area for r in found] == ["filesystem"]
+    assert "at that rate it is full in about" in found[0].text
+    slow = advice(Behaviour(fs_fill=lambda i: 0.5 + 1e-7 * i))  # years away
+    assert slow == []
+
+
+def test_network_errors_and_missing_data() -> None:
+    found = advice(Behaviour(network_errors=0.5, missing=set(range(30, 60))))
+    assert [r.area for r in found] == ["network", "data"]
+    assert found[0].text.startswith("Interface eth0 had ")
+    assert "0.5/s on average, above 0/s" in found[0].text
+    assert found[1].text.startswith(
+        "25.0% of the period has no data from this host (1 gap, the longest 30m from "
+    )
+
+
+def test_a_threshold_set_to_null_switches_its_rule_off() -> None:
+    off = replace(
+        LIMITS,
+        cpu_busy_percent=None,
+        memory_used_percent=None,
+        disk_busy_percent=None,
+        filesystem_used_percent=None,
+        network_errors_per_second=None,
+        data_missing_percent=None,
+    )
+    loud = Behaviour(
+        cpu_busy=constant(0.99),
+        memory_used=constant(0.99),
+        disk_busy=constant(0.99),
+        fs_fill=constant(0.99),
+        network_errors=5.0,
+        missing=set(range(60)),
+    )
+    assert {r.area for r in advice(loud)} == {
+        "cpu",
+        "memory",
+        "disk",
+        "filesystem",
+        "network",
+        "data",
+    }
+    assert advice(loud, off) == []
