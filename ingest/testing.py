@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from perfanalysis.testing.servers import SOURCE_ROOT, ServerProcess
+from perfanalysis.testing.servers import ServerProcess, source_tree_environment
 from tenants.access import system_actor
 from tenants.collectors import register_collector
 from tenants.crypto import CredentialHasher, Vault
@@ -45,10 +45,7 @@ class IngestProcess(ServerProcess):
         return sys.executable
 
     def environment(self) -> dict[str, str]:
-        environment = {**os.environ, **self.env}
-        path = environment.get("PYTHONPATH")
-        environment["PYTHONPATH"] = f"{SOURCE_ROOT}{os.pathsep}{path}" if path else str(SOURCE_ROOT)
-        return environment
+        return source_tree_environment(self.env)
 
     def command(self) -> list[str]:
         return [

@@ -854,6 +854,17 @@ class NodeExporter(_ScrapeTarget):
         return [self.binary, f"--web.listen-address={self.address}", *self.args]
 
 
+def source_tree_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This environment plus ``extra``, with this source tree first on PYTHONPATH.
+
+    For our own components run as ``python -m …`` by the current interpreter.
+    """
+    environment = {**os.environ, **extra}
+    path = environment.get("PYTHONPATH")
+    environment["PYTHONPATH"] = f"{SOURCE_ROOT}{os.pathsep}{path}" if path else str(SOURCE_ROOT)
+    return environment
+
+
 class ExporterProcess(_ScrapeTarget):
     """Our exporter, run from this source tree by the current interpreter."""
 
@@ -872,10 +883,7 @@ class ExporterProcess(_ScrapeTarget):
         return sys.executable
 
     def environment(self) -> dict[str, str]:
-        environment = {**os.environ, **self.env}
-        path = environment.get("PYTHONPATH")
-        environment["PYTHONPATH"] = f"{SOURCE_ROOT}{os.pathsep}{path}" if path else str(SOURCE_ROOT)
-        return environment
+        return source_tree_environment(self.env)
 
     def command(self) -> list[str]:
         return [
