@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from perfanalysis.report.model import Panel
 from perfanalysis.report.series import gaps
-from perfanalysis.report.timerange import Grid
+from perfanalysis.report.timerange import NICE_STEPS, Grid
 from perfanalysis.report.units import nice_ticks, scale_for, tick_label
 
 PALETTE = (
@@ -34,28 +34,7 @@ PALETTE = (
 GAP_FILL = "#e3e3e3"
 THRESHOLD_COLOUR = "#c0392b"
 LABEL_CHAR_WIDTH = 6.0  # tick labels are 10.5 px: about this wide per character, in chart units
-TICK_STEPS = (
-    1,
-    2,
-    5,
-    10,
-    15,
-    30,
-    60,
-    120,
-    300,
-    600,
-    900,
-    1800,
-    3600,
-    7200,
-    10800,
-    21600,
-    43200,
-    86400,
-    172800,
-    604800,
-)
+TICK_STEPS = (*NICE_STEPS, 172800, 604800)  # the step choices, plus 2 days and a week
 Point = tuple[float, float | None]  # (bucket index, value); None breaks the line
 Scale = Callable[[float], float]
 
