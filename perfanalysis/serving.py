@@ -22,13 +22,19 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
 
-def serve(factory: Callable[[], Any], host: str, port: int, workers: int, **options: Any) -> None:
+def serve(
+    factory: Callable[[], Any], host: str, port: int, workers: int, threads: int, **options: Any
+) -> None:
+    """gunicorn's gthread worker: an idle keep-alive or slow client holds a connection, not a worker."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
     GunicornApp(
         factory,
         {
             "bind": bind,
             "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "keepalive": 75,  # above load balancers' idle timeout (60 s): they never reuse a closed one
             "accesslog": "-",
             "errorlog": "-",
             "graceful_timeout": 10,

@@ -20,6 +20,7 @@ from tenants.models import Membership, Tenant, User
 
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 NEEDS = {"read": 1, "analyze": 2, "admin": 3}
+ROLE_MEMO = "pa_roles"  # Session.info key: (transaction, {(user id, tenant id): role})
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,32 @@ def system_actor(label: str = "cli") -> Actor:
 
 
 def role_in(db: Session, user: User, tenant: Tenant) -> str | None:
-    return db.scalar(
+    """The user's role in the tenant, asked of the database once per transaction."""
+    pair = (user.id, tenant.id)
+    known = _role_memo(db)
+    if pair in known:
+        return known[pair]
+    role = db.scalar(
         select(Membership.role).where(
             Membership.user_id == user.id, Membership.tenant_id == tenant.id
         )
     )
+    _role_memo(db)[pair] = role  # after the query: it may have begun the transaction
+    return role
+
+
+def _role_memo(db: Session) -> dict[tuple[int, int], str | None]:
+    transaction, known = db.info.get(ROLE_MEMO, (None, {}))
+    if transaction is not db.get_transaction():
+        known = {}
+        db.info[ROLE_MEMO] = (db.get_transaction(), known)
+    memo: dict[tuple[int, int], str | None] = known
+    return memo
+
+
+def forget_roles(db: Session, *_: object) -> None:
+    """Session hook after a flush: a change within the transaction may have moved a role."""
+    db.info.pop(ROLE_MEMO, None)
 
 
 def require_platform(actor: Actor) -> None:
@@ -75,7 +97,22 @@ def visible_tenants(db: Session, actor: Actor) -> list[Tenant]:
 
 
 def tenant_for(db: Session, actor: Actor, slug: str, need: str = "read") -> Tenant:
-    tenant = db.scalar(select(Tenant).where(Tenant.slug == slug))
+    """The tenant by slug if the actor may act on it; its role comes in the same query."""
+    if actor.is_platform_admin:
+        tenant = db.scalar(select(Tenant).where(Tenant.slug == slug))
+    else:
+        assert actor.user is not None
+        row = db.execute(
+            select(Tenant, Membership.role)
+            .outerjoin(
+                Membership,
+                (Membership.tenant_id == Tenant.id) & (Membership.user_id == actor.user.id),
+            )
+            .where(Tenant.slug == slug)
+        ).first()
+        tenant = None if row is None else row[0]
+        if row is not None:
+            _role_memo(db)[(actor.user.id, row[0].id)] = row[1]
     if tenant is None:
         raise NotFound("no such tenant")
     require(db, actor, tenant, need)

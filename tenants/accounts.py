@@ -16,7 +16,6 @@ from tenants.crypto import (
     CredentialHasher,
     hash_password,
     password_problem,
-    split_credential,
     verify_password,
 )
 from tenants.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
@@ -217,23 +216,6 @@ def issue_token(
     )
     db.commit()
     return token, new.plaintext
-
-
-def user_for_token(db: Session, hasher: CredentialHasher, credential: str) -> User:
-    parts = split_credential(credential)
-    if parts is None or parts[0] != TOKEN_PREFIX:
-        raise Unauthenticated("missing or malformed API token")
-    token = db.scalar(select(ApiToken).where(ApiToken.token_id == parts[1]))
-    if token is None or not hasher.matches(parts[2], token.secret_hash):
-        raise Unauthenticated("invalid API token")
-    if token.revoked_at is not None or (token.expires_at and token.expires_at <= utcnow()):
-        raise Unauthenticated("this API token is revoked or expired")
-    if not token.user.is_active:
-        raise Unauthenticated("this API token's user is disabled")
-    if token.last_used_at is None or (utcnow() - token.last_used_at).total_seconds() > 60:
-        token.last_used_at = utcnow()
-        db.commit()
-    return token.user
 
 
 def throttle_for(db: Session, redis_url: str, max_failures: int, window: float) -> Throttle:

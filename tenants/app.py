@@ -11,6 +11,7 @@ from flask import Flask
 from tenants import db, web
 from tenants.crypto import CredentialHasher, Vault
 from tenants.keys import KeyVerifier
+from tenants.principals import PrincipalCache
 from tenants.settings import load
 from tenants.tenancy import NoStorage, Storage
 
@@ -47,6 +48,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["pa_storage"] = storage_for(settings)
     db.init_app(app)
     app.extensions["pa_key_verifier"] = KeyVerifier(
+        app.extensions["pa_sessions"], app.extensions["pa_hasher"], settings["key_cache_seconds"]
+    )
+    app.extensions["pa_principals"] = PrincipalCache(
         app.extensions["pa_sessions"], app.extensions["pa_hasher"], settings["key_cache_seconds"]
     )
     web.init_app(app)

@@ -334,7 +334,7 @@ def serve(ctx: click.Context) -> None:
 
     settings = ctx.obj["settings"]
     host, port = settings["web_listen_address"]
-    run(lambda: create_app(settings), host, port, settings["web_workers"])
+    run(lambda: create_app(settings), host, port, settings["web_workers"], settings["web_threads"])
 
 
 def run(argv: Sequence[str]) -> int:

@@ -10,8 +10,13 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenants.access import forget_roles
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+MAX_POOLED_PER_PROCESS = 8
+
+
+def make_engine(url: str, threads: int = 4, **kwargs: Any) -> Engine:
+    """An engine for one process serving ``threads`` requests at a time."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
 
@@ -24,15 +29,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    # gunicorn sync workers serve one request at a time: a small pool per process keeps many
-    # workers and replicas within PostgreSQL's max_connections (100 by default)
-    return create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=4, **kwargs)
+    # requests are mostly Python time, so a few connections serve many threads; two spare for a
+    # request that briefly holds a second one (key usage flushed during an upload). At most 8
+    # per process keeps workers x replicas within max_connections (100 by default).
+    pool_size = min(threads, MAX_POOLED_PER_PROCESS - 2) + 2
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=10, **kwargs
+    )
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["PA_SETTINGS"]["database_url"])
+    settings = app.config["PA_SETTINGS"]
+    engine = make_engine(settings["database_url"], settings.get("web_threads", 4))
     app.extensions["pa_engine"] = engine
-    app.extensions["pa_sessions"] = sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    event.listen(sessions, "after_flush", forget_roles)
+    app.extensions["pa_sessions"] = sessions
     app.teardown_appcontext(_close_session)
 
 

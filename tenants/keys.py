@@ -25,6 +25,7 @@ from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from tenants.models import ApiKey, Collector, Tenant, utcnow
+from tenants.ttlcache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +175,11 @@ class KeyVerifier:
         flush_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 0 <= ttl <= 5:
-            raise ValueError("ttl must be between 0 and 5 seconds")
         self.sessions = sessions
         self.hasher = hasher
-        self.ttl = ttl
         self.flush_interval = flush_interval
         self.clock = clock
-        self._cache: dict[str, tuple[float, _Entry | None]] = {}
+        self._cache: TtlCache[str, _Entry | None] = TtlCache(ttl, clock)
         self._usage: dict[int, tuple[int, int]] = {}  # key pk -> (collector id, points)
         self._usage_lock = threading.Lock()
         self._last_flush = clock()
@@ -192,12 +190,7 @@ class KeyVerifier:
         if parts is None or parts[0] != KEY_PREFIX:
             raise Unauthenticated("missing or malformed collector key")
         _, key_id, secret = parts
-        now = self.clock()
-        cached = self._cache.get(key_id)
-        if cached is None or now - cached[0] >= self.ttl:
-            cached = (now, self._load(key_id))
-            self._cache[key_id] = cached
-        entry = cached[1]
+        entry = self._cache.get(key_id, self._load)
         if entry is None or not self.hasher.matches(secret, entry.secret_hash):
             raise Unauthenticated("invalid collector key")
         if entry.revoked:

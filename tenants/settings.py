@@ -68,6 +68,17 @@ def build_spec() -> Spec:
     add(Setting("web.workers", "gunicorn worker processes.", 2, positive_int, metavar="N"))
     add(
         Setting(
+            "web.threads",
+            "Threads per worker (gunicorn's gthread worker, with keep-alive): an idle or slow "
+            "client holds a connection and, for up to 5 s before its first request, a thread; "
+            "not a worker. Each worker pools at most 8 database connections.",
+            16,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
             "database-url",
             "SQLAlchemy URL of the admin database (also read from DATABASE_URL); default: SQLite in var/admin.db.",
             None,
@@ -138,7 +149,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "key-cache-seconds",
-            "How long a verified key is cached; revocation is felt within this time (max 5).",
+            "How long a verified collector key, API token or session user is cached per worker: "
+            "revoking, disabling or a password change is felt within this time (max 5).",
             2.0,
             positive_float,
             metavar="SECONDS",

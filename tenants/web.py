@@ -21,7 +21,6 @@ from werkzeug.wrappers import Response
 
 from tenants import db as database
 from tenants.access import Actor
-from tenants.accounts import user_for_token
 from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
 from tenants.influx import StorageError
 from tenants.models import User
@@ -78,20 +77,17 @@ def _authenticate() -> Response | None:
             return None
         if scheme.lower() != "bearer":
             raise Unauthenticated("use 'Authorization: Bearer <API token>'")
-        user = user_for_token(database.session(), current_app.extensions["pa_hasher"], credential)
+        principals = current_app.extensions["pa_principals"]
+        user = principals.user_for_token(database.session(), credential)
         g.actor = Actor(user, user.email, client_ip())
         g.via_token = True
         return None
     g.via_token = False
     user_id = session.get("user_id")
     if user_id is not None:
-        session_user = database.session().get(User, user_id)
-        stamp = session.get("pw")
-        if (
-            session_user is not None
-            and session_user.is_active
-            and stamp == session_user.password_changed_at.isoformat()
-        ):
+        principals = current_app.extensions["pa_principals"]
+        session_user = principals.user_for_session(database.session(), user_id, session.get("pw"))
+        if session_user is not None:
             g.actor = Actor(session_user, session_user.email, client_ip())
         else:
             session.clear()  # a password change or a disabled account ends every session

@@ -71,6 +71,7 @@ def password() -> Any:
         return render_template("password.html")
     actor = current_actor()
     assert actor.user is not None
+    database.session().refresh(actor.user)  # the request's user may come from a cache
     try:
         change_password(
             database.session(), actor.user, request.form.get("current_password", ""),
@@ -78,6 +79,7 @@ def password() -> Any:
         )  # fmt: skip
     except Invalid as exc:
         return render_template("password.html", error=exc.message), 400
+    current_app.extensions["pa_principals"].forget_user(actor.user.id)
     log_in(actor.user)  # the password stamp changed: keep this session, end all others
     flash("Password changed.")
     return redirect(url_for("auth.password"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -44,14 +44,13 @@ from tenants.accounts import list_members, remove_membership, set_membership
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Invalid, NotFound, ServiceError
 from tenants.models import ROLES, ApiKey, Collector, Membership, Tenant, User, utcnow
+from tenants.views.formatting import GIB
 from tenants.web import current_actor, public
 
 bp = Blueprint("pages", __name__)
 
 AUDIT_PAGE_SIZE = 50
-SILENT_AFTER = timedelta(minutes=10)  # an active collector not heard from for this long
 MAX_OVERLAP_HOURS = 720
-GIB = 1 << 30
 MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
 COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "region",
@@ -568,59 +567,3 @@ def _tenant_slugs(ids: set[int | None]) -> dict[int, str]:
     wanted = [tenant_id for tenant_id in ids if tenant_id is not None]
     query = select(Tenant.id, Tenant.slug).where(Tenant.id.in_(wanted))
     return {tenant_id: slug for tenant_id, slug in _db().execute(query)}
-
-
-# --- formatting for the templates ------------------------------------------------------------
-
-
-@bp.app_template_filter("pa_time")
-def format_time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
-
-
-@bp.app_template_filter("pa_ago")
-def format_relative(moment: datetime | None) -> str:
-    """``5 min ago`` for the past, ``in 3 d`` for the future."""
-    if moment is None:
-        return ""
-    seconds = (utcnow() - moment).total_seconds()
-    span = _span(abs(seconds))
-    if span is None:
-        return "just now" if seconds >= 0 else "in under a minute"
-    return f"{span} ago" if seconds >= 0 else f"in {span}"
-
-
-def _span(seconds: float) -> str | None:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit}"
-    return None
-
-
-@bp.app_template_filter("pa_gib")
-def format_gib(size: int | None) -> str:
-    if not size:
-        return ""
-    return f"{round(size / GIB, 2):g} GiB"
-
-
-@bp.app_template_filter("pa_count")
-def format_count(number: int | None) -> str:
-    return f"{number or 0:,}"
-
-
-@bp.app_template_filter("pa_key_state")
-def key_state(key: ApiKey) -> str:
-    return key.state()
-
-
-@bp.app_template_filter("pa_health")
-def collector_health(collector: Collector) -> str:
-    """disabled, never seen, silent (not heard from for SILENT_AFTER) or reporting."""
-    if not collector.active:
-        return "disabled"
-    if collector.last_seen_at is None:
-        return "never seen"
-    if utcnow() - collector.last_seen_at > SILENT_AFTER:
-        return "silent"
-    return "reporting"

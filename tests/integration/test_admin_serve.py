@@ -1,0 +1,132 @@
+"""``perfanalysis admin serve``: the admin app under gunicorn, as deployed.
+
+What gunicorn's worker class decides, and the Flask test client cannot show: connections are
+kept alive, and clients that connect and say nothing hold neither a worker nor the others up.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfanalysis.testing.servers import ServerProcess, source_tree_environment
+
+pytestmark = pytest.mark.integration
+SECRET = "serve-test-secret-" + "s" * 40
+
+
+class AdminProcess(ServerProcess):
+    """``python -m perfanalysis.cli admin serve`` on a free loopback port, on SQLite."""
+
+    binary = "python"
+    ready_path = "/health"
+
+    def __init__(self, base_dir: str | os.PathLike[str], threads: int) -> None:
+        super().__init__(base_dir)
+        self.threads = threads
+
+    def executable(self) -> str:
+        return sys.executable
+
+    def environment(self) -> dict[str, str]:
+        return source_tree_environment(
+            {
+                "PERFANALYSIS_ADMIN_DATABASE_URL": f"sqlite:///{self.data_dir}/admin.db",
+                "PERFANALYSIS_ADMIN_SECRET_KEY": SECRET,
+                "PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS": self.address,
+                "PERFANALYSIS_ADMIN_WEB_WORKERS": "1",
+                "PERFANALYSIS_ADMIN_WEB_THREADS": str(self.threads),
+                "DATABASE_URL": "",
+            }
+        )
+
+    def write_config(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "perfanalysis.cli", "admin", "init-db"],
+            env=self.environment(),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "perfanalysis.cli", "admin", "serve"]
+
+
+@pytest.fixture(scope="module")
+def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminProcess]:
+    process = AdminProcess(tmp_path_factory.mktemp("admin-serve"), threads=4)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _get(connection: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def test_one_connection_serves_many_requests(admin: AdminProcess) -> None:
+    host, port = admin.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        first = _get(connection, "/health")
+        assert first.status == 200
+        assert (first.getheader("Connection") or "").lower() != "close"
+        local = connection.sock.getsockname()
+        for path in ("/login", "/health", "/api/v1/openapi.json"):
+            assert _get(connection, path).status == 200
+            assert connection.sock.getsockname() == local  # no reconnection in between
+    finally:
+        connection.close()
+
+
+def test_silent_clients_do_not_hold_the_others_up(admin: AdminProcess) -> None:
+    """Silent connections on the only worker; a real client is still answered.
+
+    A sync worker would sit on the first silent connection until gunicorn's 30 s timeout; the
+    socket timeout below is far shorter than that. (gthread lends a thread to a new connection
+    for up to 5 s before parking it, so one thread is left free here.)
+    """
+    host, port = admin.address.rsplit(":", 1)
+    silent = [
+        socket.create_connection((host, int(port)), timeout=10) for _ in range(admin.threads - 1)
+    ]
+    try:
+        connection = http.client.HTTPConnection(host, int(port), timeout=4)
+        try:
+            assert _get(connection, "/health").status == 200
+        finally:
+            connection.close()
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_serve_refuses_a_bad_thread_count(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "perfanalysis.cli", "admin", "--web.threads", "0", "serve"],
+        env=source_tree_environment(
+            {
+                "PERFANALYSIS_ADMIN_DATABASE_URL": f"sqlite:///{tmp_path}/a.db",
+                "PERFANALYSIS_ADMIN_SECRET_KEY": SECRET,
+                "DATABASE_URL": "",
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode != 0
+    assert "web.threads" in completed.stderr
