@@ -25,15 +25,26 @@ from pathlib import Path
 
 from perfanalysis.paths import ROOT, var_dir
 
-VAR = var_dir()
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 CLI = [sys.executable, "-m", "perfanalysis.cli"]
-INFLUXDB = "127.0.0.1:8086"
-INGEST = "127.0.0.1:8087"
-PROMETHEUS = "127.0.0.1:9090"
-ALERTMANAGER = "127.0.0.1:9093"
 INFLUX_ADMIN = "admin"
+# where each service listens: HOST:PORT, overridable (a second stack, or a test on free ports)
+DEFAULT_ADDRESSES = {
+    "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": "127.0.0.1:8086",
+    "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": "127.0.0.1:8088",
+    "PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS": "127.0.0.1:8080",
+    "PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS": "127.0.0.1:8087",
+    "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": "127.0.0.1:9100",
+    "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "127.0.0.1:9090",
+    "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "127.0.0.1:9093",
+}
+
+
+def address(variable: str) -> str:
+    """The HOST:PORT a service listens on (a bare :PORT means loopback)."""
+    value = os.environ.get(variable, DEFAULT_ADDRESSES[variable])
+    return f"127.0.0.1{value}" if value.startswith(":") else value
 
 
 @dataclass(frozen=True)
@@ -48,18 +59,11 @@ class Service:
 
     @property
     def pid_file(self) -> Path:
-        return VAR / "run" / f"{self.name}.pid"
+        return var_dir() / "run" / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return VAR / "log" / f"{self.name}.log"
-
-
-def _address(env: str, default: str) -> tuple[list[str], str]:
-    """Flags to pass (none when the operator set the variable) and the base URL."""
-    address = os.environ.get(env, default)
-    flags = [] if env in os.environ else [f"--web.listen-address={address}"]
-    return flags, f"http://{'127.0.0.1' + address if address.startswith(':') else address}"
+        return var_dir() / "log" / f"{self.name}.log"
 
 
 def _secret_file(path: Path) -> str:
@@ -75,19 +79,19 @@ def _secret_file(path: Path) -> str:
 
 
 def influx_password() -> str:
-    return _secret_file(VAR / "influxdb-admin-password")
+    return _secret_file(var_dir() / "influxdb-admin-password")
 
 
 def _write_influx_config() -> None:
     from perfanalysis.testing.servers import TomlValue, render_toml
 
-    base = VAR / "influxdb"
+    base = var_dir() / "influxdb"
     base.mkdir(parents=True, exist_ok=True)
     config: dict[str, dict[str, TomlValue]] = {
         "": {
             "reporting-disabled": True,
             "reporting-enabled": False,
-            "bind-address": "127.0.0.1:8088",
+            "bind-address": address("PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS"),
         },
         "meta": {"dir": str(base / "meta"), "logging-enabled": False},
         "data": {
@@ -96,7 +100,11 @@ def _write_influx_config() -> None:
             "query-log-enabled": False,
         },
         "monitor": {"store-enabled": False},
-        "http": {"bind-address": INFLUXDB, "auth-enabled": True, "log-enabled": False},
+        "http": {
+            "bind-address": address("PERFANALYSIS_DEV_INFLUXDB_ADDRESS"),
+            "auth-enabled": True,
+            "log-enabled": False,
+        },
         "logging": {"suppress-logo": True},
     }
     (base / "influxdb.conf").write_text(render_toml(config))
@@ -105,9 +113,10 @@ def _write_influx_config() -> None:
 def _ensure_influx_admin() -> None:
     """InfluxDB 1.x lets the first user be created without credentials: do so on the first run."""
     password = influx_password()
+    influxdb = address("PERFANALYSIS_DEV_INFLUXDB_ADDRESS")
     statement = f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
     probe = urllib.request.Request(
-        f"http://{INFLUXDB}/query",
+        f"http://{influxdb}/query",
         data=urllib.parse.urlencode({"q": "SHOW USERS"}).encode(),
         headers={"Authorization": _basic(INFLUX_ADMIN, password)},
     )
@@ -118,7 +127,7 @@ def _ensure_influx_admin() -> None:
         if error.code not in (401, 403):  # 403: no user exists yet
             raise
     create = urllib.request.Request(
-        f"http://{INFLUXDB}/query", data=urllib.parse.urlencode({"q": statement}).encode()
+        f"http://{influxdb}/query", data=urllib.parse.urlencode({"q": statement}).encode()
     )
     with urllib.request.urlopen(create, timeout=10) as response:  # noqa: S310
         if b'"error"' in response.read():
@@ -136,7 +145,7 @@ def _basic(user: str, password: str) -> str:
 
 def admin_env() -> dict[str, str]:
     return {
-        "PERFANALYSIS_ADMIN_INFLUXDB_URL": f"http://{INFLUXDB}",
+        "PERFANALYSIS_ADMIN_INFLUXDB_URL": f"http://{address('PERFANALYSIS_DEV_INFLUXDB_ADDRESS')}",
         "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_USER": INFLUX_ADMIN,
         "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD": influx_password(),
     }
@@ -144,25 +153,31 @@ def admin_env() -> dict[str, str]:
 
 def setup_steps() -> list[tuple[list[str], dict[str, str]]]:
     """Commands run once InfluxDB is up and before the other services start; each idempotent."""
-    demo = [*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(VAR)]
+    demo = [*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(var_dir())]
     return [(demo, admin_env())]
 
 
 def services() -> list[Service]:
+    var = var_dir()
+    influxdb_address = address("PERFANALYSIS_DEV_INFLUXDB_ADDRESS")
+    admin_address = address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
+    ingest_address = address("PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS")
+    exporter_address = address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS")
+    prometheus_address = address("PERFANALYSIS_DEV_PROMETHEUS_ADDRESS")
+    alertmanager_address = address("PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS")
     influxdb = Service(
         "influxdb",
-        ["influxd", "-config", str(VAR / "influxdb" / "influxdb.conf")],
-        f"http://{INFLUXDB}/ping",
-        {"HTTP API": f"http://{INFLUXDB}"},
+        ["influxd", "-config", str(var / "influxdb" / "influxdb.conf")],
+        f"http://{influxdb_address}/ping",
+        {"HTTP API": f"http://{influxdb_address}"},
         prepare=_write_influx_config,
         after_ready=_ensure_influx_admin,
     )
-    flags, admin_base = _address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS", "127.0.0.1:8080")
     admin = Service(
         "admin",
-        [*CLI, "admin", "--dev", *flags, "serve"],
-        f"{admin_base}/health",
-        {"pages": f"{admin_base}/", "API": f"{admin_base}/api/v1/openapi.json"},
+        [*CLI, "admin", "--dev", f"--web.listen-address={admin_address}", "serve"],
+        f"http://{admin_address}/health",
+        {"pages": f"http://{admin_address}/", "API": f"http://{admin_address}/api/v1/openapi.json"},
         env=admin_env(),
     )
     ingest = Service(
@@ -171,54 +186,89 @@ def services() -> list[Service]:
             *CLI,
             "ingest",
             "--dev",
-            f"--web.listen-address={INGEST}",
-            f"--storage.url=http://{INFLUXDB}",
+            f"--web.listen-address={ingest_address}",
+            f"--storage.url=http://{influxdb_address}",
             f"--storage.username={INFLUX_ADMIN}",
         ],
-        f"http://{INGEST}/health",
-        {"write API": f"http://{INGEST}/api/v2/write", "metrics": f"http://{INGEST}/metrics"},
+        f"http://{ingest_address}/health",
+        {
+            "write API": f"http://{ingest_address}/api/v2/write",
+            "metrics": f"http://{ingest_address}/metrics",
+        },
         env={"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_password()},
     )
-    flags, exporter_base = _address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS", "127.0.0.1:9100")
     exporter = Service(
         "exporter",
         [
             *CLI,
             "exporter",
-            *flags,
-            f"--push.url=http://{INGEST}",
-            f"--push.key-file={VAR / 'demo-collector.key'}",
-            f"--push.spool-dir={VAR / 'spool'}",
+            f"--web.listen-address={exporter_address}",
+            f"--push.url=http://{ingest_address}",
+            f"--push.key-file={var / 'demo-collector.key'}",
+            f"--push.spool-dir={var / 'spool'}",
         ],
-        f"{exporter_base}/health",
-        {"metrics": f"{exporter_base}/metrics", "health": f"{exporter_base}/health"},
+        f"http://{exporter_address}/health",
+        {
+            "metrics": f"http://{exporter_address}/metrics",
+            "health": f"http://{exporter_address}/health",
+        },
     )
     prometheus = Service(
         "prometheus",
         [
             "prometheus",
-            f"--config.file={ROOT / 'provisioning/prometheus/prometheus.yml'}",
-            f"--storage.tsdb.path={VAR / 'prometheus'}",
-            f"--web.listen-address={PROMETHEUS}",
-            f"--web.console.templates={VAR / 'prometheus'}",
-            f"--web.console.libraries={VAR / 'prometheus'}",
+            f"--config.file={var / 'prometheus' / 'prometheus.yml'}",
+            f"--storage.tsdb.path={var / 'prometheus'}",
+            f"--web.listen-address={prometheus_address}",
+            f"--web.console.templates={var / 'prometheus'}",
+            f"--web.console.libraries={var / 'prometheus'}",
         ],
-        f"http://{PROMETHEUS}/-/ready",
-        {"UI": f"http://{PROMETHEUS}/", "alerts": f"http://{PROMETHEUS}/alerts"},
+        f"http://{prometheus_address}/-/ready",
+        {"UI": f"http://{prometheus_address}/", "alerts": f"http://{prometheus_address}/alerts"},
+        prepare=_write_prometheus_config,
     )
     alertmanager = Service(
         "alertmanager",
         [
             "prometheus-alertmanager",
             f"--config.file={ROOT / 'provisioning/alertmanager/alertmanager.yml'}",
-            f"--storage.path={VAR / 'alertmanager'}",
-            f"--web.listen-address={ALERTMANAGER}",
+            f"--storage.path={var / 'alertmanager'}",
+            f"--web.listen-address={alertmanager_address}",
             "--cluster.listen-address=",
         ],
-        f"http://{ALERTMANAGER}/-/ready",
-        {"UI": f"http://{ALERTMANAGER}/"},
+        f"http://{alertmanager_address}/-/ready",
+        {"UI": f"http://{alertmanager_address}/"},
     )
     return [influxdb, admin, ingest, exporter, prometheus, alertmanager]
+
+
+def _write_prometheus_config() -> None:
+    """provisioning/prometheus/prometheus.yml with this stack's addresses and absolute paths."""
+    import yaml
+
+    source = ROOT / "provisioning" / "prometheus"
+    config = yaml.safe_load((source / "prometheus.yml").read_text())
+    config["rule_files"] = [str(source / pattern) for pattern in config["rule_files"]]
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
+        address("PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS")
+    ]
+    own = {
+        "node": address("PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS"),
+        "ingest": address("PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS"),
+        "alertmanager": address("PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS"),
+        "prometheus": address("PERFANALYSIS_DEV_PROMETHEUS_ADDRESS"),
+    }
+    for job in config["scrape_configs"]:
+        if job["job_name"] in own:
+            job["static_configs"][0]["targets"] = [own[job["job_name"]]]
+        for discovery in job.get("file_sd_configs", []):
+            discovery["files"] = [str(source / pattern) for pattern in discovery["files"]]
+    target = var_dir() / "prometheus" / "prometheus.yml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "# Written by 'make up' from provisioning/prometheus/prometheus.yml: edit that one.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
 
 
 def running_pid(service: Service) -> int | None:
@@ -312,7 +362,7 @@ def up(stack: list[Service]) -> None:
     for service in stack:
         for label, url in service.urls.items():
             print(f"  {service.name} {label}: {url}")
-    print(f"  admin login: admin@perfanalysis.local, password in {VAR / 'admin-password'}")
+    print(f"  admin login: admin@perfanalysis.local, password in {var_dir() / 'admin-password'}")
     print("Stop it with 'make down'; 'make status' shows what runs.")
 
 

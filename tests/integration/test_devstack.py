@@ -1,0 +1,180 @@
+"""``make up`` / ``make status`` / ``make down``: the local stack, on free ports in a temporary var/.
+
+The stack must come up from nothing with embedded defaults (SQLite, no PostgreSQL or Redis), carry
+this host's metrics from the exporter through ingest into InfluxDB and into Prometheus, let the
+printed admin log in, reuse everything on a second ``up`` and stop every process by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from perfanalysis.testing.servers import free_port, source_tree_environment, wait_until
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("influxdb", "admin", "ingest", "exporter", "prometheus", "alertmanager")
+ADDRESS_VARIABLES = (
+    "PERFANALYSIS_DEV_INFLUXDB_ADDRESS",
+    "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS",
+    "PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS",
+    "PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS",
+    "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS",
+    "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS",
+    "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS",
+)
+
+
+class Stack:
+    def __init__(self, var: Path) -> None:
+        self.var = var
+        self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ADDRESS_VARIABLES}
+        self.env = source_tree_environment({"PERFANALYSIS_VAR_DIR": str(var), **self.addresses})
+        for inherited in ("DATABASE_URL", "REDIS_URL"):
+            self.env.pop(inherited, None)  # make up runs on its embedded defaults
+
+    def run(self, command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "perfanalysis.devstack", command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def url(self, variable: str) -> str:
+        return f"http://{self.addresses[variable]}"
+
+    def pids(self) -> dict[str, int]:
+        run = self.var / "run"
+        return {p.stem: int(p.read_text()) for p in run.glob("*.pid")} if run.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    made = Stack(tmp_path_factory.mktemp("devstack") / "var")
+    try:
+        yield made
+    finally:
+        made.run("down")
+
+
+@pytest.fixture(scope="module")
+def first_up(stack: Stack) -> subprocess.CompletedProcess[str]:
+    completed = stack.run("up")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed
+
+
+def test_up_starts_every_service_and_reports_healthy(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    assert "PerfAnalysis is up" in first_up.stdout
+    for service in SERVICES:
+        assert f"{service}: started" in first_up.stdout
+    assert stack.url("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS") in first_up.stdout
+    status = stack.run("status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("healthy") == len(SERVICES)
+    for name in ("admin-password", "influxdb-admin-password", "demo-collector.key"):
+        assert (stack.var / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_host_metrics_reach_influxdb_through_ingest(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    password = (stack.var / "influxdb-admin-password").read_text().strip()
+    influxdb = stack.url("PERFANALYSIS_DEV_INFLUXDB_ADDRESS")
+
+    def stored() -> list[object] | None:
+        answer = requests.get(
+            f"{influxdb}/query",
+            params={
+                "db": "pa_demo",
+                "q": 'SELECT last("value") FROM "node_load1" GROUP BY "tenant"',
+            },
+            auth=("admin", password),
+            timeout=5,
+        ).json()
+        series = answer["results"][0].get("series")
+        return series if series else None
+
+    series = wait_until(stored, timeout=90, interval=1, what="the exporter's push in pa_demo")
+    assert [s["tags"]["tenant"] for s in series] == ["demo"]  # type: ignore[index]
+
+
+def test_prometheus_scrapes_the_exporter_and_loads_the_rules(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    prometheus = stack.url("PERFANALYSIS_DEV_PROMETHEUS_ADDRESS")
+
+    def node_up() -> list[object] | None:
+        answer = requests.get(
+            f"{prometheus}/api/v1/query", params={"query": 'up{job="node"} == 1'}, timeout=5
+        ).json()
+        return answer["data"]["result"] or None
+
+    result = wait_until(node_up, timeout=90, interval=1, what="Prometheus scraping the exporter")
+    assert result[0]["metric"]["tenant"] == "demo"  # type: ignore[index]
+    rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert rules, "no alert rules loaded"
+    alertmanagers = requests.get(f"{prometheus}/api/v1/alertmanagers", timeout=5).json()
+    assert stack.addresses["PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS"] in str(alertmanagers)
+
+
+def test_the_printed_admin_can_log_in(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    admin = stack.url("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
+    http = requests.Session()
+    http.trust_env = False
+    page = http.get(f"{admin}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    answer = http.post(
+        f"{admin}/login",
+        data={
+            "email": "admin@perfanalysis.local",
+            "password": (stack.var / "admin-password").read_text().strip(),
+            "csrf_token": token.group(1),
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302
+    assert "demo" in http.get(f"{admin}/tenants", timeout=10).text
+
+
+def test_second_up_reuses_everything_and_down_stops_every_pid(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    before = stack.pids()
+    assert sorted(before) == sorted(SERVICES)
+    again = stack.run("up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    for service in SERVICES:
+        assert f"{service}: already running" in again.stdout
+    assert stack.pids() == before
+    down = stack.run("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for service, pid in before.items():
+        assert f"{service}: stopped (pid {pid})" in down.stdout
+        assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
+    assert stack.pids() == {}
+    assert stack.run("status").returncode == 1
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
