@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenants import db, web
 from tenants.crypto import CredentialHasher, Vault
@@ -55,6 +56,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     )
     web.init_app(app)
     _register_blueprints(app)
+    hops = settings.get("web_trusted_proxies", 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -19,6 +19,7 @@ from perfanalysis.paths import var_dir
 ENV_PREFIX = "PERFANALYSIS_ADMIN_"
 
 MIN_SECRET_LENGTH = 32
+MAX_PROXY_HOPS = 5
 
 
 def database_url(text: str) -> str:
@@ -176,6 +177,18 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "web.trusted-proxies",
+            "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host are "
+            "trusted (0: none). The audit log and login throttle then see the client's address "
+            "rather than the proxy's. Set it to exactly the number of hops: each one more lets a "
+            "client forge its address.",
+            0,
+            _proxy_count,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
             "session.secure-cookie",
             "Send the session cookie over HTTPS only (enable behind TLS).",
             False,
@@ -184,6 +197,12 @@ def build_spec() -> Spec:
     )
     spec.checks.append(_checks)
     return spec  # fmt: skip
+
+
+def _proxy_count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_PROXY_HOPS:
+        raise ValueError(f"must be a whole number from 0 to {MAX_PROXY_HOPS}")
+    return int(text)
 
 
 def _checks(values: dict[str, Any]) -> list[str]:
