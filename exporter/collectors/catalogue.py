@@ -8,6 +8,7 @@ from typing import Any
 
 from exporter.collectors.clock import TimeCollector
 from exporter.collectors.cpu import CPUCollector
+from exporter.collectors.cpufreq import CPUFreqCollector
 from exporter.collectors.diskstats import DEFAULT_EXCLUDE, DiskstatsCollector
 from exporter.collectors.filesystem import (
     DEFAULT_FS_TYPES_EXCLUDE,
@@ -41,6 +42,7 @@ def _filter(values: Settings, prefix: str, default: str | None = None) -> NameFi
 
 COLLECTORS: dict[str, Entry] = {
     "cpu": Entry("CPU seconds by mode from /proc/stat", lambda p, v: CPUCollector(p, guest=v["collector_cpu_guest"])),
+    "cpufreq": Entry("CPU frequencies from /sys/devices/system/cpu/cpu*/cpufreq", lambda p, v: CPUFreqCollector(p)),
     "diskstats": Entry("disk I/O statistics from /proc/diskstats", lambda p, v: DiskstatsCollector(p, _filter(v, "collector_diskstats_device", DEFAULT_EXCLUDE))),
     "filesystem": Entry("filesystem statistics from statfs(2)", lambda p, v: FilesystemCollector(
         p,

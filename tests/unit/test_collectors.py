@@ -17,12 +17,18 @@ from tests.unit.promtext import (
     tree,
 )
 
-ALL = (*NODE_COLLECTORS, "time", "uname")
+ALL = (*NODE_COLLECTORS, "cpufreq", "time", "uname")
 
 # TYPE and HELP as Debian's node_exporter 1.5.0 prints them for these trees (irq pressure: 1.9+).
 EXPECTED_HEADERS = {
     "node_boot_time_seconds": ("gauge", "Node boot time, in unixtime."),
     "node_context_switches_total": ("counter", "Total number of context switches."),
+    "node_cpu_frequency_hertz": ("gauge", "Current cpu thread frequency in hertz."),
+    "node_cpu_frequency_max_hertz": ("gauge", "Maximum cpu thread frequency in hertz."),
+    "node_cpu_frequency_min_hertz": ("gauge", "Minimum cpu thread frequency in hertz."),
+    "node_cpu_scaling_frequency_hertz": ("gauge", "Current scaled CPU thread frequency in hertz."),
+    "node_cpu_scaling_frequency_max_hertz": ("gauge", "Maximum scaled CPU thread frequency in hertz."),
+    "node_cpu_scaling_frequency_min_hertz": ("gauge", "Minimum scaled CPU thread frequency in hertz."),
     "node_cpu_guest_seconds_total": ("counter", "Seconds the CPUs spent in guests (VMs) for each mode."),
     "node_cpu_seconds_total": ("counter", "Seconds the CPUs spent in each mode."),
     "node_disk_discard_time_seconds_total": ("counter", "This is the total number of seconds spent by all discards."),

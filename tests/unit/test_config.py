@@ -17,7 +17,7 @@ def test_defaults_enable_every_collector_on_port_9100() -> None:
     assert values["web_listen_address"] == ("", 9100)
     assert values["path_procfs"] == "/proc"
     assert enabled_collectors(values) == [
-        "cpu", "diskstats", "filesystem", "loadavg", "meminfo", "netdev",
+        "cpu", "cpufreq", "diskstats", "filesystem", "loadavg", "meminfo", "netdev",
         "pressure", "stat", "time", "uname", "vmstat",
     ]  # fmt: skip
 
