@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -20,6 +21,9 @@ from tenants.crypto import (
 )
 from tenants.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from tenants.models import ApiToken, LoginFailure, Membership, Tenant, User, utcnow
+
+MAX_TOKEN_EXPIRY_DAYS = 3650
+TOKEN_ID = re.compile(r"[a-z2-7]{13}")  # a token's public id, as crypto.CredentialHasher makes it
 
 # verifying against this keeps a login for an unknown e-mail as slow as one for a known e-mail
 _DUMMY_HASH = hash_password("timing equaliser, never a real password")
@@ -171,6 +175,8 @@ def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: 
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
         db.add(membership)
     else:
+        if membership.role == "admin" and role != "admin":
+            _refuse_if_last_admin(db, tenant, user, "demote", "role")
         membership.role = role
     record(db, actor, "member.set", tenant, "user", user.id, email=user.email, role=role)
     db.commit()
@@ -184,9 +190,32 @@ def remove_membership(db: Session, actor: Actor, tenant: Tenant, user_id: int) -
     )
     if membership is None:
         raise NotFound("no such member in this tenant")
+    if membership.role == "admin":
+        _refuse_if_last_admin(db, tenant, membership.user, "remove")
     db.delete(membership)
     record(db, actor, "member.remove", tenant, "user", user_id)
     db.commit()
+
+
+def _refuse_if_last_admin(
+    db: Session, tenant: Tenant, admin: User, change: str, field: str | None = None
+) -> None:
+    """Conflict when ``admin`` is the tenant's only admin: nobody but a platform admin could
+    manage the tenant after the change.
+
+    The tenant's row is locked first (FOR NO KEY UPDATE on PostgreSQL), so two admins demoting
+    each other at the same moment are counted one after the other and cannot both succeed.
+    """
+    db.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True))
+    admins = db.scalar(
+        select(func.count()).where(Membership.tenant_id == tenant.id, Membership.role == "admin")
+    )
+    if (admins or 0) <= 1:
+        raise Conflict(
+            f"cannot {change} {admin.email}: they are the last admin of {tenant.name}; "
+            "make another member admin first",
+            field,
+        )
 
 
 def list_members(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[User, str]]:
@@ -201,21 +230,104 @@ def list_members(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[User, 
 
 
 def issue_token(
-    db: Session, user: User, hasher: CredentialHasher, name: str, ip: str = ""
+    db: Session,
+    user: User,
+    hasher: CredentialHasher,
+    name: str,
+    ip: str = "",
+    *,
+    expires_in_days: int | None = None,
+    issued_by: Actor | None = None,
 ) -> tuple[ApiToken, str]:
-    """A personal API token for automation: returns the row and the plaintext, shown once."""
+    """A personal API token for automation: returns the row and the plaintext, shown once.
+
+    Users issue their own tokens; ``issued_by`` names a platform admin or the CLI issuing one
+    for ``user``.
+    """
+    actor = issued_by or Actor(user, user.email, ip)
+    if actor.user is None or actor.user.id != user.id:
+        require_platform(actor)
     name = validation.text(name, "name", 100)
+    expires_at = _token_expiry(expires_in_days)
+    if not user.is_active:
+        raise Conflict(f"user {user.email} is disabled", "email")
     new = hasher.issue(TOKEN_PREFIX)
     token = ApiToken(
-        token_id=new.public_id, secret_hash=new.secret_hash, user_id=user.id, name=name
+        token_id=new.public_id,
+        secret_hash=new.secret_hash,
+        user_id=user.id,
+        name=name,
+        expires_at=expires_at,
     )
     db.add(token)
     db.flush()
     record(
-        db, Actor(user, user.email, ip), "token.issue", None, "api_token", token.token_id, name=name
-    )
+        db, actor, "token.issue", None, "api_token", token.token_id, name=name, user=user.email,
+        expires_at=expires_at.isoformat() if expires_at else None,
+    )  # fmt: skip
     db.commit()
     return token, new.plaintext
+
+
+def _token_expiry(days: int | None) -> datetime | None:
+    if days is None:
+        return None
+    if (
+        not isinstance(days, int)
+        or isinstance(days, bool)
+        or not 1 <= days <= MAX_TOKEN_EXPIRY_DAYS
+    ):
+        raise Invalid(
+            f"expires_in_days must be a whole number from 1 to {MAX_TOKEN_EXPIRY_DAYS}",
+            "expires_in_days",
+        )
+    return utcnow() + timedelta(days=days)
+
+
+def token_state(token: ApiToken, now: datetime | None = None) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
+def list_tokens(db: Session, user: User) -> list[ApiToken]:
+    """The user's own tokens, newest first."""
+    return list(
+        db.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def get_token(db: Session, owner: User | None, token_id: str) -> ApiToken:
+    """``owner``'s token by its public id: another user's is not found, as if it did not exist.
+    ``owner=None`` (the CLI) finds anyone's."""
+    if not TOKEN_ID.fullmatch(token_id):
+        raise NotFound("no such API token")
+    query = select(ApiToken).where(ApiToken.token_id == token_id)
+    if owner is not None:
+        query = query.where(ApiToken.user_id == owner.id)
+    token = db.scalar(query)
+    if token is None:
+        raise NotFound("no such API token")
+    return token
+
+
+def revoke_token(db: Session, actor: Actor, token: ApiToken) -> ApiToken:
+    """Revoke a token (a second revocation changes nothing). The caller also tells this
+    process's PrincipalCache (``forget_token``); other workers refuse it within its ttl."""
+    if actor.user is not None and actor.user.id != token.user_id:
+        raise NotFound("no such API token")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record(db, actor, "token.revoke", None, "api_token", token.token_id, name=token.name,
+               user=token.user.email)  # fmt: skip
+        db.commit()
+    return token
 
 
 def throttle_for(db: Session, redis_url: str, max_failures: int, window: float) -> Throttle:

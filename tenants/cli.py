@@ -1,8 +1,9 @@
-"""``perfanalysis admin [settings flags] COMMAND``: database, users, tenants, collectors, keys.
+"""``perfanalysis admin [settings flags] COMMAND``: database, users, tenants, collectors, keys,
+API tokens.
 
 Settings flags (and PERFANALYSIS_ADMIN_* variables) come before the command. Passwords are never
 taken from the command line, where other users could read them: they are prompted for, or read
-from PERFANALYSIS_NEW_PASSWORD. Keys are printed once.
+from PERFANALYSIS_NEW_PASSWORD. Keys and API tokens are printed once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from tenants.access import Actor, system_actor
 from tenants.errors import ServiceError
 
 COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
-            "issue-key", "revoke-key", "rotate-key", "ensure-demo", "seed-prices",
-            "load-examples", "serve"}  # fmt: skip
+            "issue-key", "revoke-key", "rotate-key", "issue-token", "revoke-token",
+            "ensure-demo", "seed-prices", "load-examples", "serve"}  # fmt: skip
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -37,7 +38,7 @@ def _actor() -> Actor:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def admin(ctx: click.Context) -> None:
-    """Manage the admin database, users, tenants, collectors and API keys."""
+    """Manage the admin database, users, tenants, collectors, API keys and API tokens."""
 
 
 @admin.command("init-db")
@@ -200,13 +201,13 @@ def issue_key(
         _deliver(issued.key.key_id, issued.plaintext, output)
 
 
-def _deliver(key_id: str, plaintext: str, output: Path | None) -> None:
+def _deliver(public_id: str, plaintext: str, output: Path | None, what: str = "key") -> None:
     if output is None:
-        click.echo(f"key id {key_id}; the key, shown once:", err=True)
+        click.echo(f"{what} id {public_id}; the {what}, shown once:", err=True)
         click.echo(plaintext)
         return
     _write_secret(output, plaintext)
-    click.echo(f"key id {key_id} written to {output}")
+    click.echo(f"{what} id {public_id} written to {output}")
 
 
 def _write_secret(path: Path, secret: str) -> None:
@@ -263,6 +264,63 @@ def rotate_key(
             timedelta(hours=overlap_hours),
         )
         _deliver(issued.key.key_id, issued.plaintext, output)
+
+
+def _token_expiry_days(ctx: click.Context, param: click.Parameter, days: int | None) -> int | None:
+    """Checked here to name the option; tenants.accounts (slow to import) holds the bound."""
+    from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
+
+    if days is None:
+        return None
+    checked: int = click.IntRange(1, MAX_TOKEN_EXPIRY_DAYS).convert(days, param, ctx)
+    return checked
+
+
+@admin.command("issue-token")
+@click.option("--email", required=True, help="The user the token acts as.")
+@click.option("--name", required=True, help="What the token is for, e.g. 'CI deploy job'.")
+@click.option("--expires-in-days", type=int, callback=_token_expiry_days, help="Default: never.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the token to this file (mode 0600) instead of printing it.",
+)
+@click.pass_context
+def issue_token(
+    ctx: click.Context, email: str, name: str, expires_in_days: int | None, output: Path | None
+) -> None:
+    """Issue a personal API token for a user; it is shown once and cannot be recovered."""
+    from tenants.accounts import get_user_by_email
+    from tenants.accounts import issue_token as issue
+    from tenants.errors import NotFound
+
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        user = get_user_by_email(db, email)
+        if user is None:
+            raise NotFound(f"no user with e-mail {email}", "email")
+        token, plaintext = issue(
+            db, user, app.extensions["pa_hasher"], name,
+            expires_in_days=expires_in_days, issued_by=_actor(),
+        )  # fmt: skip
+        _deliver(token.token_id, plaintext, output, "token")
+
+
+@admin.command("revoke-token")
+@click.argument("token_id")
+@click.pass_context
+def revoke_token(ctx: click.Context, token_id: str) -> None:
+    """Revoke any user's API token by its public id; the API refuses it within seconds."""
+    from tenants.accounts import get_token
+    from tenants.accounts import revoke_token as revoke
+
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        token = revoke(db, _actor(), get_token(db, None, token_id))
+        app.extensions["pa_principals"].forget_token(token.token_id)
+        click.echo(f"revoked token {token_id} of {token.user.email}")
 
 
 @admin.command("ensure-demo")

@@ -14,6 +14,7 @@ import re
 from functools import cache
 from typing import Any
 
+from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
 from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
 from tenants.models import ROLES
@@ -42,6 +43,7 @@ KEY_PATTERN = r"^pak_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$"
 PAT_PATTERN = r"^pat_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$"
 STATUSES = ["active", "disabled"]
 KEY_STATES = ["active", "expired", "revoked"]
+TOKEN_STATES = KEY_STATES
 
 
 def _string(
@@ -104,6 +106,7 @@ EMAIL = _string(254, 6, EMAIL_PATTERN, description="an e-mail address (stored lo
 STATUS: Schema = {"type": "string", "enum": STATUSES}
 ROLE: Schema = {"type": "string", "enum": list(ROLES)}
 KEY_ID = _string(13, 13, KEY_ID_PATTERN, description="the key's public id")
+TOKEN_ID = _string(13, 13, KEY_ID_PATTERN, description="the token's public id")
 HOSTNAME = _string(253, 1, HOSTNAME_PATTERN, description="a DNS hostname")
 LABELS: Schema = {
     "type": "object",
@@ -128,7 +131,15 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         },
         ["email", "password"],
     ),
-    "TokenCreate": _object({"name": _name(100)}, ["name"]),
+    "TokenCreate": _object(
+        {
+            "name": _name(100),
+            "expires_in_days": _integer(
+                1, MAX_TOKEN_EXPIRY_DAYS, nullable=True, description="null or absent: never"
+            ),
+        },
+        ["name"],
+    ),
     "CollectorCreate": _object(
         {
             "name": _name(100),
@@ -217,10 +228,22 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "User": _record(_USER_FIELDS),
     "UserList": _list_of("users", "User"),
     "Me": _record({**_USER_FIELDS, "memberships": {"type": "array", "items": _MEMBERSHIP}}),
+    "Token": _record(
+        {
+            "token_id": TOKEN_ID,
+            "name": _STRING,
+            "state": {"type": "string", "enum": TOKEN_STATES},
+            "created_at": TIMESTAMP,
+            "expires_at": NULLABLE_TIMESTAMP,
+            "last_used_at": {**NULLABLE_TIMESTAMP, "description": "UTC, to the minute"},
+            "revoked_at": NULLABLE_TIMESTAMP,
+        }
+    ),
+    "TokenList": _list_of("tokens", "Token"),
     "NewToken": _record(
         {
             "token": _string(100, 1, PAT_PATTERN, description="shown once, never again"),
-            "token_id": KEY_ID,
+            "token_id": TOKEN_ID,
             "name": _STRING,
             "created_at": TIMESTAMP,
             "expires_at": NULLABLE_TIMESTAMP,
@@ -280,7 +303,7 @@ ERRORS = {
     401: "Not logged in: send 'Authorization: Bearer <API token>'",
     403: "Your role does not allow this",
     404: "No such resource, or not one you may see",
-    409: "Conflicts with an existing resource",
+    409: "Conflicts with an existing resource, or would leave a tenant without an admin",
     413: "Request body over 1 MiB",
     503: "The tenant storage (InfluxDB) refused or did not answer; nothing changed, try again",
 }
@@ -401,6 +424,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "user_id": _path_parameter("user_id", ID, "the member's user id"),
     "collector_id": _path_parameter("collector_id", ID, "the collector's id"),
     "key_id": _path_parameter("key_id", KEY_ID, "the key's public id"),
+    "token_id": _path_parameter("token_id", TOKEN_ID, "the token's public id"),
     "limit": {
         "name": "limit",
         "in": "query",
@@ -487,13 +511,14 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants/{slug}/members": {
             "get": op("listMembers", "A tenant's members and their roles", "members",
                       (200, "MemberList"), READ_TENANT, parameters=TENANT),
-            "post": op("setMember", "Add a user to a tenant or change their role (tenant admin)",
-                       "members", (201, "Member"), WRITE_TENANT, "MemberSet", parameters=TENANT,
-                       also_ok=200),
+            "post": op("setMember", "Add a user to a tenant or change their role (tenant admin); "
+                       "the last admin cannot be demoted", "members", (201, "Member"),
+                       (*WRITE_TENANT, 409), "MemberSet", parameters=TENANT, also_ok=200),
         },
         "/tenants/{slug}/members/{user_id}": {
-            "delete": op("removeMember", "Remove a member (tenant admin)", "members", (204, None),
-                         WRITE_TENANT, parameters=(*TENANT, "user_id")),
+            "delete": op("removeMember", "Remove a member (tenant admin); the last admin cannot "
+                         "be removed", "members", (204, None), (*WRITE_TENANT, 409),
+                         parameters=(*TENANT, "user_id")),
         },
         "/users": {
             "get": op("listUsers", "Every user (platform admin)", "users", (200, "UserList"),
@@ -504,8 +529,15 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/me": {"get": op("getMe", "The calling user and their tenants", "users", (200, "Me"),
                           READ)},
         "/me/tokens": {
+            "get": op("listTokens", "Your personal API tokens, newest first (no secrets)",
+                      "users", (200, "TokenList"), READ),
             "post": op("createToken", "Issue a personal API token, shown once", "users",
                        (201, "NewToken"), (400, 401, 413), "TokenCreate"),
+        },
+        "/me/tokens/{token_id}": {
+            "delete": op("revokeToken", "Revoke one of your API tokens at once; another user's "
+                         "token is not found", "users", (204, None), (400, 401, 404, 413),
+                         parameters=("token_id",)),
         },
         "/tenants/{slug}/collectors": {
             "get": op("listCollectors", "A tenant's collectors", "collectors",

@@ -4,7 +4,8 @@ Without a cache every authenticated request costs two or three queries (token, i
 use) before the view runs: under load that was a third of the API's time. Entries live at most
 ``ttl`` seconds, the bound key revocation already has (``key-cache-seconds``, at most 5): a
 revoked or expired token, a disabled user or a changed password is refused within ``ttl`` seconds
-by every worker, and at once by the worker that made the change (it calls ``forget_user``).
+by every worker, and at once by the worker that made the change (it calls ``forget_user`` or
+``forget_token``).
 Token secrets are still checked against their HMAC on every request; the cache holds no plaintext.
 """
 
@@ -93,6 +94,10 @@ class PrincipalCache:
                 token is not None and token.user is not None and token.user.id == user_id
             )
         )
+
+    def forget_token(self, token_id: str) -> None:
+        """Drop what this process knows of one token (after revoking it)."""
+        self._tokens.discard_if(lambda key, _: key == token_id)
 
     def _load_token(self, token_id: str) -> _Token | None:
         with transaction(self.sessions) as db:

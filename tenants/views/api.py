@@ -23,11 +23,15 @@ from tenants import openapi, validation
 from tenants.access import Actor, require_platform, role_in, tenant_for, visible_tenants
 from tenants.accounts import (
     create_user,
+    get_token,
     get_user_by_email,
     issue_token,
     list_members,
+    list_tokens,
     remove_membership,
+    revoke_token,
     set_membership,
+    token_state,
 )
 from tenants.audit import events
 from tenants.collectors import (
@@ -255,6 +259,18 @@ def new_key_json(tenant: Tenant, issued: IssuedKey) -> JsonBody:
     return {**keys_json(tenant, [issued.key])[0], "key": issued.plaintext}
 
 
+def token_json(token: ApiToken) -> JsonBody:
+    return {
+        "token_id": token.token_id,
+        "name": token.name,
+        "state": token_state(token),
+        "created_at": _timestamp(token.created_at),
+        "expires_at": _timestamp(token.expires_at),
+        "last_used_at": _timestamp(token.last_used_at),
+        "revoked_at": _timestamp(token.revoked_at),
+    }
+
+
 def new_token_json(token: ApiToken, plaintext: str) -> JsonBody:
     return {
         "token": plaintext,
@@ -403,12 +419,29 @@ def me_view() -> JsonBody:
     return {**user_json(user), "memberships": _memberships(_db(), user)}
 
 
+@bp.get("/me/tokens")
+def list_tokens_view() -> JsonBody:
+    return {"tokens": [token_json(token) for token in list_tokens(_db(), _signed_in_user())]}
+
+
 @bp.post("/me/tokens")
 def create_token_view() -> Any:
     user = _signed_in_user()
     body = _body("TokenCreate")
-    token, plaintext = issue_token(_db(), user, _hasher(), body["name"], _actor().ip)
-    return _created(new_token_json(token, plaintext), url_for(".me_view"))
+    token, plaintext = issue_token(
+        _db(), user, _hasher(), body["name"], _actor().ip,
+        expires_in_days=body.get("expires_in_days"),
+    )  # fmt: skip
+    return _created(new_token_json(token, plaintext), url_for(".list_tokens_view"))
+
+
+@bp.delete("/me/tokens/<token_id>")
+def revoke_token_view(token_id: str) -> Response:
+    if not openapi.matches(openapi.KEY_ID_PATTERN, token_id):
+        raise NotFound("no such API token")
+    token = revoke_token(_db(), _actor(), get_token(_db(), _signed_in_user(), token_id))
+    current_app.extensions["pa_principals"].forget_token(token.token_id)
+    return _no_content()
 
 
 def _signed_in_user() -> User:

@@ -1,4 +1,9 @@
-"""Login, logout and password change."""
+"""Login, logout, and the account page: password change and personal API tokens.
+
+A new token is shown once, in the no-store page that answers its form, as a new collector key is
+(see tenants/views/pages.py): a reloaded or resent form is recognised by its one-time form id
+and redirected, and the plaintext is kept nowhere.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,31 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from werkzeug.wrappers import Response
 
 from tenants import db as database
-from tenants.accounts import authenticate, change_password, throttle_for
-from tenants.errors import Invalid, Throttled, Unauthenticated
+from tenants import validation
+from tenants.accounts import (
+    MAX_TOKEN_EXPIRY_DAYS,
+    authenticate,
+    change_password,
+    get_token,
+    issue_token,
+    list_tokens,
+    revoke_token,
+    throttle_for,
+    token_state,
+)
+from tenants.errors import Conflict, Invalid, Throttled, Unauthenticated
+from tenants.models import User, utcnow
+from tenants.views.pages import Failure, first_submission
 from tenants.web import client_ip, current_actor, log_in, public
 
 bp = Blueprint("auth", __name__)
@@ -65,21 +85,87 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
+def _signed_in_user() -> User:
+    user = current_actor().user
+    assert user is not None, "web.py sends anyone not logged in to the login page"
+    return user
+
+
+def _account_page(failure: Failure | None = None) -> Any:
+    user = _signed_in_user()
+    now = utcnow()
+    tokens = [(token, token_state(token, now)) for token in list_tokens(database.session(), user)]
+    html = render_template(
+        "account.html", user=user, tokens=tokens, max_expiry_days=MAX_TOKEN_EXPIRY_DAYS,
+        failure=failure, error=failure.message if failure else None,
+    )  # fmt: skip
+    return html, failure.status if failure else 200
+
+
+def _refused(form: str, error: Invalid | Conflict) -> Failure:
+    database.session().rollback()
+    values = {name: value for name, value in request.form.items() if "password" not in name}
+    return Failure(form, error.message, error.field, values, error.status)
+
+
+@bp.get("/account")
+def account() -> Any:
+    return _account_page()
+
+
 @bp.route("/account/password", methods=["GET", "POST"])
 def password() -> Any:
     if request.method == "GET":
-        return render_template("password.html")
-    actor = current_actor()
-    assert actor.user is not None
-    database.session().refresh(actor.user)  # the request's user may come from a cache
+        return redirect(url_for("auth.account", _anchor="password"))
+    user = _signed_in_user()
+    database.session().refresh(user)  # the request's user may come from a cache
     try:
         change_password(
-            database.session(), actor.user, request.form.get("current_password", ""),
+            database.session(), user, request.form.get("current_password", ""),
             request.form.get("new_password", ""), client_ip(),
         )  # fmt: skip
     except Invalid as exc:
-        return render_template("password.html", error=exc.message), 400
-    current_app.extensions["pa_principals"].forget_user(actor.user.id)
-    log_in(actor.user)  # the password stamp changed: keep this session, end all others
+        return _account_page(_refused("password", exc))
+    current_app.extensions["pa_principals"].forget_user(user.id)
+    log_in(user)  # the password stamp changed: keep this session, end all others
     flash("Password changed.")
-    return redirect(url_for("auth.password"))
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/tokens")
+def create_token() -> Any:
+    user = _signed_in_user()
+    back_url = url_for("auth.account", _anchor="tokens")
+    try:
+        days = validation.optional_int(
+            request.form.get("expires_in_days"), "expires_in_days", 1, MAX_TOKEN_EXPIRY_DAYS
+        )
+        if not first_submission():
+            flash(
+                "That form was already sent: its token was shown once and cannot be shown "
+                "again. If you did not copy it, revoke it and create a new one."
+            )
+            return redirect(back_url, 303)
+        token, plaintext = issue_token(
+            database.session(), user, current_app.extensions["pa_hasher"],
+            request.form.get("name", ""), client_ip(), expires_in_days=days,
+        )  # fmt: skip
+    except (Invalid, Conflict) as exc:
+        return _account_page(_refused("token", exc))
+    html = render_template("token_issued.html", token=token, plaintext=plaintext,
+                           back_url=back_url)  # fmt: skip
+    response = make_response(html, 200)
+    response.headers["Cache-Control"] = "no-store, max-age=0"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/account/tokens/<token_id>/revoke")
+def revoke_token_page(token_id: str) -> Response:
+    db = database.session()
+    token = revoke_token(db, current_actor(), get_token(db, _signed_in_user(), token_id))
+    current_app.extensions["pa_principals"].forget_token(token.token_id)
+    flash(
+        f"Token pat_{token.token_id}_… ({token.name}) revoked: the API refuses it within seconds."
+    )
+    return redirect(url_for("auth.account", _anchor="tokens"), 303)

@@ -335,7 +335,7 @@ def issue_key(slug: str) -> ResponseReturnValue:
     collector: Collector | None = None
     try:
         collector = collectors.get_collector(db, actor, tenant, _collector_id())
-        if not _first_submission():
+        if not first_submission():
             return _already_shown(_back_url(tenant, collector.id, "keys"))
         issued = keys.issue_key(
             db, actor, tenant, collector, _hasher(), _key_name(), _expiry_days()
@@ -380,7 +380,7 @@ def rotate_key(slug: str, key_id: str) -> ResponseReturnValue:
     db, actor = _db(), current_actor()
     key = keys.get_key(db, actor, tenant, key_id)
     back_url = _back_url(tenant, key.collector_id, "keys")
-    if not _first_submission():
+    if not first_submission():
         return _already_shown(back_url)
     try:
         overlap = timedelta(hours=_overlap_hours())
@@ -405,7 +405,7 @@ def revoke_key(slug: str, key_id: str) -> ResponseReturnValue:
     return _see_other(_back_url(tenant, key.collector_id, "keys"))
 
 
-def _first_submission() -> bool:
+def first_submission() -> bool:
     """False when this form's one-time id was already used: a reload or a resent form."""
     form_id = _form("form_id")
     if not form_id:
@@ -478,7 +478,10 @@ def change_role(slug: str, user_id: int) -> ResponseReturnValue:
 def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     member = _member(tenant, user_id)
-    remove_membership(_db(), current_actor(), tenant, member.id)
+    try:
+        remove_membership(_db(), current_actor(), tenant, member.id)
+    except ServiceError as error:
+        return _tenant_page(tenant, _failure("remove", error))
     flash(f"{member.email} removed from {tenant.name}.")
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 

@@ -10,7 +10,6 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -35,13 +34,7 @@ class _Timestamp:
 
 
 AT = _Timestamp()
-FAST_ARGON2 = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2id with test-sized parameters: the same hash format, a millisecond instead of 150."""
-    monkeypatch.setattr("tenants.accounts.hash_password", FAST_ARGON2.hash)
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @dataclass
@@ -814,7 +807,7 @@ def test_unknown_fields_and_types_are_named(world: World) -> None:
         ("POST", "/tenants/acme/members", {"email": "vic@acme.test"}, "role"),
         ("POST", "/users", {"email": "a@b.test", "password": PASSWORD, "platform_admin": "yes"},
          "platform_admin"),
-        ("POST", "/me/tokens", {"name": "t", "expires_in_days": 3}, "expires_in_days"),
+        ("POST", "/me/tokens", {"name": "t", "scopes": ["read"]}, "scopes"),
         ("PATCH", f"/tenants/acme/collectors/{world.ids['collector']}", {"status": None}, "status"),
     ]  # fmt: skip
     before = world.snapshot()

@@ -13,20 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from tenants import crypto
 from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.audit import record
 from tenants.collectors import register_collector
 from tenants.keys import issue_key
-from tenants.models import ApiKey, Base, Collector, Membership, Tenant, User
-from tests.conftest import PASSWORD, csrf, login
+from tenants.models import ApiKey, Collector, Membership, Tenant, User
+from tests.conftest import PASSWORD, csrf, login, table_snapshot
 
 PLATFORM = "root@platform.test"
 ADMIN, ANALYST, VIEWER = "boss@a.test", "ana@a.test", "vic@a.test"
@@ -39,12 +37,7 @@ KEY = re.compile(r"pak_[a-z2-7]{13}_[A-Za-z0-9_-]{43}")
 Route = tuple[str, str, dict[str, str]]  # what it does, path, form fields
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests log in often: argon2 with small costs (the real cost is tested elsewhere)."""
-    monkeypatch.setattr(
-        crypto, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @dataclass(frozen=True)
@@ -127,15 +120,7 @@ def a_objects_through_b(world: World) -> list[Route]:
 
 
 def snapshot(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, to show that a refused request changed nothing."""
-    with app.extensions["pa_engine"].connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(table.select().order_by(*table.primary_key))
-            ]
-            for table in Base.metadata.sorted_tables
-        }
+    return table_snapshot(app)
 
 
 def logged_in(app: Flask, email: str) -> FlaskClient:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select, update
@@ -20,29 +19,14 @@ from tenants.access import role_in, system_actor, tenant_for
 from tenants.accounts import get_user_by_email, issue_token, set_membership
 from tenants.models import ApiToken, Membership, Tenant, User, utcnow
 from tenants.principals import LAST_USE_RESOLUTION
-from tests.conftest import PASSWORD, csrf, login
+from tests.conftest import PASSWORD, FrozenClock, csrf, login
 
-FAST_ARGON2 = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tenants.accounts.hash_password", FAST_ARGON2.hash)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @pytest.fixture
-def clock(app: Flask) -> Clock:
-    fake = Clock()
-    app.extensions["pa_principals"].clock = fake
-    return fake
+def clock(principal_clock: FrozenClock) -> FrozenClock:
+    return principal_clock
 
 
 @pytest.fixture
@@ -67,7 +51,7 @@ def _change(app: Flask, statement: Any) -> None:
 
 
 def test_revoked_token_works_at_most_ttl_seconds(
-    app: Flask, client: FlaskClient, token: str, clock: Clock
+    app: Flask, client: FlaskClient, token: str, clock: FrozenClock
 ) -> None:
     ttl = app.extensions["pa_principals"].ttl
     assert 0 < ttl <= 5
@@ -80,7 +64,7 @@ def test_revoked_token_works_at_most_ttl_seconds(
 
 
 def test_disabled_user_and_expired_token_are_refused_after_ttl(
-    app: Flask, client: FlaskClient, token: str, clock: Clock
+    app: Flask, client: FlaskClient, token: str, clock: FrozenClock
 ) -> None:
     assert _me(client, token) == 200
     _change(app, update(User).where(User.email == "ana@acme.test").values(is_active=False))
@@ -93,7 +77,7 @@ def test_disabled_user_and_expired_token_are_refused_after_ttl(
 
 
 def test_a_wrong_secret_is_refused_even_when_the_token_id_is_cached(
-    client: FlaskClient, token: str, clock: Clock
+    client: FlaskClient, token: str, clock: FrozenClock
 ) -> None:
     assert _me(client, token) == 200
     prefix, token_id, secret = token.split("_", 2)
@@ -104,7 +88,7 @@ def test_a_wrong_secret_is_refused_even_when_the_token_id_is_cached(
 
 
 def test_cached_requests_ask_the_database_nothing_about_the_token(
-    app: Flask, client: FlaskClient, token: str, clock: Clock
+    app: Flask, client: FlaskClient, token: str, clock: FrozenClock
 ) -> None:
     assert _me(client, token) == 200
     statements = _statements(app)
@@ -113,7 +97,7 @@ def test_cached_requests_ask_the_database_nothing_about_the_token(
 
 
 def test_last_use_is_written_once_a_minute(
-    app: Flask, client: FlaskClient, token: str, clock: Clock
+    app: Flask, client: FlaskClient, token: str, clock: FrozenClock
 ) -> None:
     assert _me(client, token) == 200
     first = _last_used(app)
@@ -128,7 +112,7 @@ def test_last_use_is_written_once_a_minute(
 
 
 def test_password_change_ends_other_sessions_at_once_in_this_process(
-    app: Flask, make_tenant: Any, clock: Clock
+    app: Flask, make_tenant: Any, clock: FrozenClock
 ) -> None:
     make_tenant("acme", {"ana@acme.test": "analyst"})
     mine, other = app.test_client(), app.test_client()
@@ -146,7 +130,7 @@ def test_password_change_ends_other_sessions_at_once_in_this_process(
 
 
 def test_password_changed_by_another_process_ends_sessions_within_ttl(
-    app: Flask, client: FlaskClient, make_tenant: Any, clock: Clock
+    app: Flask, client: FlaskClient, make_tenant: Any, clock: FrozenClock
 ) -> None:
     make_tenant("acme", {"ana@acme.test": "analyst"})
     login(client, "ana@acme.test")
