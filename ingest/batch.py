@@ -4,13 +4,16 @@ Every line is checked by ``lineprotocol.parse_line``'s rules and by the service'
 rewritten with the key's ``tenant`` and ``collector`` tags (a client's own are replaced),
 timestamps in nanoseconds. A batch with any bad line raises InvalidBatch: nothing is written.
 
-Speed matters here (architecture target: ingest at least 0.8 of direct writes), so most lines take a
-fast path: one possessive regular expression accepts lines without backslashes or quotes
-whose numbers are certainly in range; the series part (measurement and tags) is rewritten once
-and cached, since a collector sends the same series every interval. Everything else, and every
-line the fast path does not accept, goes through the exact parser; tests check that both paths
-give the same points. Field values pass through in the client's validated spelling (``1.``
-and ``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps are canonical.
+Speed matters here (architecture target: ingest at least 0.8 of direct writes), so the body
+stays bytes (valid UTF-8 is checked once, then only lines the exact parser must see are decoded)
+and most lines take a fast path: one possessive regular expression accepts lines without
+backslashes or quotes whose numbers are certainly in range; the series part (measurement and
+tags) is rewritten once and cached, since a collector sends the same series every interval. A
+batch whose series are all cached is checked and rewritten whole, in C-level loops. Everything
+else, and every line the fast path does not accept, goes through the exact parser; tests check
+that all paths give the same points. Field values pass through in the client's validated
+spelling (``1.`` and ``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps
+are canonical.
 
 Points without a timestamp get the time the request was received, the same for the whole batch
 (as InfluxDB itself does), so the payload ingest writes is fully determined and a replay of it
@@ -42,6 +45,7 @@ from ingest.lineprotocol import (
 )
 
 FORCED_KEYS: Final = ("collector", "tenant")
+_FORCED_KEYS_BYTES: Final = (b"collector", b"tenant")
 
 
 @dataclass(frozen=True)
@@ -98,19 +102,20 @@ class ForcedTags:
             if problem:
                 raise ValueError(f"the {key} name {value!r} cannot be a tag value: it {problem}")
         self.pairs: tuple[tuple[str, str], ...] = (("collector", collector), ("tenant", tenant))
-        self.escaped: tuple[tuple[str, str], ...] = tuple(
-            (key, escape_key(value)) for key, value in self.pairs
+        self.escaped: tuple[tuple[bytes, bytes], ...] = tuple(
+            (key.encode(), escape_key(value).encode()) for key, value in self.pairs
         )
         self.cache_key = f"{tenant}\x00{collector}"
 
 
-def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[str], re.Pattern[str], str]:
+def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[bytes], re.Pattern[bytes], str]:
     """A line with no backslash or quote whose numbers are certainly in range, and its part
-    after the series (for series already seen).
+    after the series (for series already seen); both for UTF-8 bytes.
 
     Groups: series (measurement and tags), fields, timestamp. Integers of up to 18 digits and
     floats of up to 200 integral digits with a 2-digit exponent cannot overflow; longer ones
-    are left to the exact parser. Possessive quantifiers keep the match linear.
+    are left to the exact parser. Possessive quantifiers keep the match linear. Bytes of
+    non-ASCII characters match the name classes, as those characters do in the exact parser.
     """
     name = r'[^\x00-\x20\x7f,=\\"_#][^\x00-\x20\x7f,=\\"]*+'
     tag_value = r'[^\x00-\x20\x7f,=\\"]++'
@@ -121,16 +126,17 @@ def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[str], re.Pattern[st
     )
     fields = f"{name}={value}(?:,{name}={value})*+"
     rest = rf"({fields})(?: (-?+[0-9]{{1,19}}+))?+"
-    return re.compile(rf"({name}(?:,{name}={tag_value})*+) {rest}"), re.compile(rest), fields
+    line = rf"({name}(?:,{name}={tag_value})*+) {rest}"
+    return re.compile(line.encode()), re.compile(rest.encode()), fields
 
 
-def _block_pattern(fields: str, digits: int) -> re.Pattern[str]:
+def _block_pattern(fields: str, digits: int) -> re.Pattern[bytes]:
     """Many lines' parts after the series, each with a timestamp of exactly ``digits`` digits."""
     rest = f"{fields} [1-9][0-9]{{{digits - 1}}}+"
-    return re.compile(f"(?:{rest}\n)*+{rest}")
+    return re.compile(f"(?:{rest}\n)*+{rest}".encode())
 
 
-_FIELD_KEYS = re.compile(r"([^,=]+)=")
+_FIELD_KEYS = re.compile(rb"([^,=]+)=")
 _FIRST = itemgetter(0)
 _THIRD = itemgetter(2)
 
@@ -148,15 +154,19 @@ def _duration_text(ns: int) -> str:
 
 
 class BatchPreparer:
-    """Validates and rewrites bodies under one set of rules; holds a bounded series cache."""
+    """Validates and rewrites bodies under one set of rules; holds a bounded series cache.
+
+    The cache maps a series as sent (bytes) to its rewritten form followed by the space that
+    separates it from the fields, per key's forced tags.
+    """
 
     def __init__(self, rules: BatchRules, series_cache_size: int = 200_000) -> None:
         self.rules = rules
         line_pattern, rest_pattern, self._fields_pattern = _fast_patterns(rules.allow_unsigned)
         self._fast = line_pattern.fullmatch
         self._fast_rest = rest_pattern.fullmatch
-        self._blocks: dict[int, re.Pattern[str]] = {}
-        self._cache: dict[str, dict[str, str]] = {}
+        self._blocks: dict[int, re.Pattern[bytes]] = {}
+        self._cache: dict[str, dict[bytes, bytes]] = {}
         self._cache_limit = series_cache_size
         self._cached = 0
 
@@ -169,85 +179,79 @@ class BatchPreparer:
         ``fast=False`` sends every line through the exact parser (for tests).
         """
         multiplier = PRECISION_NS[precision]
-        try:
-            text = body.decode()
-        except UnicodeDecodeError:
-            self._refuse_undecodable(body)
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        lines = text.split("\n")
+        if not body.isascii():
+            try:
+                body.decode()
+            except UnicodeDecodeError:
+                self._refuse_undecodable(body)
+        if b"\r" in body:
+            body = body.replace(b"\r\n", b"\n")
+        lines = body.split(b"\n")
         if len(lines) > self.rules.max_points:
-            points = sum(1 for line in lines if not _skipped(line))
+            points = sum(1 for line in lines if not _skipped(line.decode()))
             if points > self.rules.max_points:
                 raise TooManyPoints(points, self.rules.max_points)
         window = _Window(now_ns, self.rules)
-        ascii_only = text.isascii()
-        if fast and len(lines) > 1 and not lines[-1]:
-            whole = self._whole_batch(lines[:-1], forced, multiplier, window, ascii_only)
-        else:
-            whole = (
-                self._whole_batch(lines, forced, multiplier, window, ascii_only) if fast else None
-            )
-        if whole is not None:
-            return whole
-        out, issues, issue_count, skipped = self._rewrite(
-            lines, forced, multiplier, window, ascii_only, fast
-        )
+        if fast:
+            complete = lines[:-1] if len(lines) > 1 and not lines[-1] else lines
+            whole = self._whole_batch(complete, forced, multiplier, window)
+            if whole is not None:
+                return whole
+        out, issues, issue_count, skipped = self._rewrite(lines, forced, multiplier, window, fast)
         if issue_count:
             raise InvalidBatch(issues, issue_count, len(lines) - skipped)
-        return PreparedBatch("\n".join(out).encode(), len(out))
+        return PreparedBatch(b"\n".join(out), len(out))
 
     def _rewrite(
         self,
-        lines: list[str],
+        lines: list[bytes],
         forced: ForcedTags,
         multiplier: int,
         window: _Window,
-        ascii_only: bool,
         fast: bool,
-    ) -> tuple[list[str], list[LineIssue], int, int]:
-        out: list[str] = []
+    ) -> tuple[list[bytes], list[LineIssue], int, int]:
+        out: list[bytes] = []
         append = out.append
         issues: list[LineIssue] = []
         issue_count = skipped = 0
         max_bytes = self.rules.max_line_bytes
-        short = max_bytes if ascii_only else max_bytes // 4  # longer lines are measured exactly
         max_fields = self.rules.max_fields
         cache = self._series_cache(forced) if fast else {}
         cached = cache.get
         rest_match = self._fast_rest
-        low, high, now_text = window.low, window.high, window.now_text
+        low, high, now_stamp = window.low, window.high, window.now_text.encode()
         for index, line in enumerate(lines):
             try:
-                if len(line) > short and len(line.encode()) > max_bytes:
+                if len(line) > max_bytes:
                     raise LineProtocolError(f"line longer than {max_bytes} bytes")
                 # A cached series was checked whole: it has no space, so it ends at the first.
-                series, _, rest = line.partition(" ")
+                series, _, rest = line.partition(b" ")
                 head = cached(series)
                 if head is None and fast:
                     head = self._learn_series(line, forced, cache)
                 found = rest_match(rest) if head is not None else None
-                if found is None:
-                    if _skipped(line):
+                if head is None or found is None:
+                    text = line.decode()
+                    if _skipped(text):
                         skipped += 1
                     else:
-                        append(self._exact(line, forced, multiplier, window))
+                        append(self._exact(text, forced, multiplier, window))
                     continue
                 fields, stamp = found.groups()
-                if "," in fields:
+                if b"," in fields:
                     keys = _FIELD_KEYS.findall(fields)
                     if len(keys) > max_fields or len(set(keys)) != len(keys):
-                        append(self._exact(line, forced, multiplier, window))
+                        append(self._exact(line.decode(), forced, multiplier, window))
                         continue
                 if stamp is None:
-                    stamp = now_text
+                    stamp = now_stamp
                 else:
                     ns = int(stamp) * multiplier
                     if not low <= ns <= high:
                         raise LineProtocolError(window.problem(ns))
-                    if multiplier != 1 or stamp[0] == "0" or stamp[:2] == "-0":
-                        stamp = str(ns)
-                append(f"{head} {fields} {stamp}")
+                    if multiplier != 1 or stamp[:1] == b"0" or stamp[:2] == b"-0":
+                        stamp = b"%d" % ns
+                append(head + fields + b" " + stamp)
             except LineProtocolError as exc:
                 issue_count += 1
                 if len(issues) < self.rules.max_issues:
@@ -255,12 +259,7 @@ class BatchPreparer:
         return out, issues, issue_count, skipped
 
     def _whole_batch(
-        self,
-        lines: list[str],
-        forced: ForcedTags,
-        multiplier: int,
-        window: _Window,
-        ascii_only: bool,
+        self, lines: list[bytes], forced: ForcedTags, multiplier: int, window: _Window
     ) -> PreparedBatch | None:
         """Every line at once, in C-level loops and one regular expression, when each is a plain
         point of an already-seen series with a timestamp; None sends the batch line by line.
@@ -273,61 +272,71 @@ class BatchPreparer:
         bounds = window.digit_bounds(multiplier)
         if not cache or bounds is None:
             return None
-        digits, low_text, high_text, zeros = bounds
-        limit = self.rules.max_line_bytes if ascii_only else self.rules.max_line_bytes // 4
-        if max(map(len, lines)) > limit:
+        digits, lowest, highest, zeros = bounds
+        if max(map(len, lines)) > self.rules.max_line_bytes:
             return None
-        parts = list(map(str.partition, lines, repeat(" ")))
+        parts = list(map(bytes.partition, lines, repeat(b" ")))
         try:
             heads = list(map(cache.__getitem__, map(_FIRST, parts)))
         except KeyError:
             return None
         rests = list(map(_THIRD, parts))
+        del parts
         block = self._blocks.get(digits)
         if block is None:
             block = self._blocks[digits] = _block_pattern(self._fields_pattern, digits)
-        if block.fullmatch("\n".join(rests)) is None:
+        joined = b"\n".join(rests)
+        if block.fullmatch(joined) is None:
             return None
         stamps = list(map(itemgetter(slice(-digits, None)), rests))
-        if min(stamps) < low_text or max(stamps) > high_text:
+        if min(stamps) < lowest or max(stamps) > highest:
             return None
-        for rest in compress(rests, map(contains, rests, repeat(","))):
-            keys = _FIELD_KEYS.findall(rest)
-            if len(keys) > self.rules.max_fields or len(set(keys)) != len(keys):
-                return None
+        if b"," in joined:
+            for rest in compress(rests, map(contains, rests, repeat(b","))):
+                keys = _FIELD_KEYS.findall(rest)
+                if len(keys) > self.rules.max_fields or len(set(keys)) != len(keys):
+                    return None
         if zeros:
             rests = [rest + zeros for rest in rests]
-        payload = "\n".join(map(" ".join, zip(heads, rests, strict=True)))
-        return PreparedBatch(payload.encode(), len(lines))
+        # head (with its space), rest, newline, head, rest, ...: one join, no string per line
+        pieces = [b"\n"] * (3 * len(rests) - 1)
+        pieces[0::3] = heads
+        pieces[1::3] = rests
+        return PreparedBatch(b"".join(pieces), len(lines))
 
-    def _series_cache(self, forced: ForcedTags) -> dict[str, str]:
+    def _series_cache(self, forced: ForcedTags) -> dict[bytes, bytes]:
         if self._cached > self._cache_limit:  # bounded memory: start again when full
             self._cache.clear()
             self._cached = 0
         return self._cache.setdefault(forced.cache_key, {})
 
-    def _learn_series(self, line: str, forced: ForcedTags, cache: dict[str, str]) -> str | None:
+    def _learn_series(
+        self, line: bytes, forced: ForcedTags, cache: dict[bytes, bytes]
+    ) -> bytes | None:
         """The rewritten series of a line the fast pattern accepts whole, now cached; else None."""
         found = self._fast(line)
         return None if found is None else self._rewrite_series(found.group(1), forced, cache)
 
-    def _rewrite_series(self, series: str, forced: ForcedTags, cache: dict[str, str]) -> str | None:
-        """Measurement and tags with the forced tags, sorted; None if the exact parser must see it."""
-        parts = series.split(",")
-        pairs = [(key, value) for key, _, value in (part.partition("=") for part in parts[1:])]
+    def _rewrite_series(
+        self, series: bytes, forced: ForcedTags, cache: dict[bytes, bytes]
+    ) -> bytes | None:
+        """Measurement and tags with the forced tags, sorted, and a space; None if the exact
+        parser must see it. UTF-8 sorts as its characters do, so the order is the exact path's."""
+        parts = series.split(b",")
+        pairs = [(key, value) for key, _, value in (part.partition(b"=") for part in parts[1:])]
         if len({key for key, _ in pairs}) != len(pairs):
             return None
-        own = [pair for pair in pairs if pair[0] not in FORCED_KEYS]
+        own = [pair for pair in pairs if pair[0] not in _FORCED_KEYS_BYTES]
         if len(own) > self.rules.max_tags:
             return None
         own.extend(forced.escaped)
         own.sort()
-        head = parts[0] + "," + ",".join([f"{key}={value}" for key, value in own])
+        head = parts[0] + b"," + b",".join([key + b"=" + value for key, value in own]) + b" "
         cache[series] = head
         self._cached += 1
         return head
 
-    def _exact(self, line: str, forced: ForcedTags, multiplier: int, window: _Window) -> str:
+    def _exact(self, line: str, forced: ForcedTags, multiplier: int, window: _Window) -> bytes:
         """The exact path: parse, apply the rules, format canonically; raises LineProtocolError."""
         point = parse_line(line)
         if not self.rules.allow_unsigned and any(
@@ -349,7 +358,8 @@ class BatchPreparer:
             stamp = point.timestamp * multiplier
             if not window.low <= stamp <= window.high:
                 raise LineProtocolError(window.problem(stamp))
-        return format_point(Point(point.measurement, own + forced.pairs, point.fields), stamp)
+        own_and_forced = Point(point.measurement, own + forced.pairs, point.fields)
+        return format_point(own_and_forced, stamp).encode()
 
     def _refuse_undecodable(self, body: bytes) -> None:
         issues: list[LineIssue] = []
@@ -377,7 +387,7 @@ class _Window:
         self.low = max(MIN_TIMESTAMP, now_ns - rules.max_age_ns)
         self.high = min(MAX_TIMESTAMP, now_ns + rules.max_future_ns)
 
-    def digit_bounds(self, multiplier: int) -> tuple[int, str, str, str] | None:
+    def digit_bounds(self, multiplier: int) -> tuple[int, bytes, bytes, bytes] | None:
         """For a power-of-ten precision whose accepted timestamps all have one digit count:
         that count, the lowest and highest accepted timestamps as text, and the zeros that
         turn one into nanoseconds. None for other precisions and windows."""
@@ -388,7 +398,7 @@ class _Window:
         high = self.high // multiplier
         if low <= 0 or len(str(low)) != len(str(high)):
             return None
-        return len(str(low)), str(low), str(high), "0" * zeros
+        return len(str(low)), b"%d" % low, b"%d" % high, b"0" * zeros
 
     def problem(self, ns: int) -> str:
         if not MIN_TIMESTAMP <= ns <= MAX_TIMESTAMP:

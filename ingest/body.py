@@ -32,9 +32,12 @@ class UnsupportedEncoding(Exception):
 
 
 def read_limited(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``stream``; BodyTooLarge as soon as there are more."""
+    """The body: its declared length, or at most ``limit`` bytes of ``stream`` when it has none
+    (chunked); BodyTooLarge as soon as there are more."""
     if content_length is not None and content_length > limit:
         raise BodyTooLarge(limit, decompressed=False)
+    if content_length is not None:
+        return _read_exactly(stream, content_length)
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -45,6 +48,23 @@ def read_limited(stream: IO[bytes], content_length: int | None, limit: int) -> b
         if total > limit:
             raise BodyTooLarge(limit, decompressed=False)
         chunks.append(chunk)
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """``size`` bytes, asked for in one read (the server then reads the socket in large pieces
+    and copies the body once); BadBody if the stream ends first."""
+    data = stream.read(size)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    received = len(data)
+    while received < size:
+        more = stream.read(size - received)
+        if not more:
+            raise BadBody(f"the body ended after {received} of the {size} bytes announced")
+        chunks.append(more)
+        received += len(more)
+    return b"".join(chunks)
 
 
 def decode(body: bytes, content_encoding: str, limit: int) -> bytes:

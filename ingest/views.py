@@ -55,7 +55,11 @@ def _write(precisions: Sequence[str]) -> Response:
             f"unknown precision {precision!r}: expected one of {', '.join(precisions)}"
         )
     try:
-        raw = read_limited(request.stream, request.content_length, limits["limits_max_body_bytes"])
+        # With a declared length the server's own stream is read in one call; werkzeug's
+        # wrapper (request.stream) would copy every byte twice more.
+        length = request.content_length
+        stream = request.stream if length is None else request.environ["wsgi.input"]
+        raw = read_limited(stream, length, limits["limits_max_body_bytes"])
         body = decode(
             raw,
             request.headers.get("Content-Encoding", ""),

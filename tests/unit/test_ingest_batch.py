@@ -214,8 +214,9 @@ def whole_and_lines(body: str, precision: str = "ns", **rules: Any) -> tuple[byt
     first = warm.prepare(body.encode(), FORCED, precision, NOW).payload
     second = warm.prepare(body.encode(), FORCED, precision, NOW).payload
     assert first == second
-    assert warm._whole_batch(body.rstrip("\n").split("\n"), FORCED, PRECISION_NS[precision],
-                             _Window(NOW, warm.rules), True) is not None  # fmt: skip
+    lines = body.encode().rstrip(b"\n").split(b"\n")
+    window = _Window(NOW, warm.rules)
+    assert warm._whole_batch(lines, FORCED, PRECISION_NS[precision], window) is not None
     return second, BatchPreparer(BatchRules(**rules)).prepare(body.encode(), FORCED, precision,
                                                                NOW, fast=False).payload  # fmt: skip
 
@@ -255,8 +256,8 @@ def test_the_whole_batch_path_falls_back_to_the_line_path(second: str) -> None:
     first = f"cpu,host=h1 value=1 {stamp}"
     preparer.prepare(first.encode(), FORCED, "ns", NOW)
     body = f"{first}\n{second.format(stamp=stamp)}"
-    lines = body.split("\n")
-    assert preparer._whole_batch(lines, FORCED, 1, _Window(NOW, preparer.rules), True) is None
+    lines = body.encode().split(b"\n")
+    assert preparer._whole_batch(lines, FORCED, 1, _Window(NOW, preparer.rules)) is None
     try:
         result: Any = preparer.prepare(body.encode(), FORCED, "ns", NOW).payload
     except InvalidBatch as exc:
@@ -348,3 +349,48 @@ def test_random_bytes_raise_only_the_batchs_errors_and_output_always_parses(data
 def test_near_miss_batches_raise_only_the_batchs_errors(pieces: list[str]) -> None:
     body = "".join(pieces)
     assert _outcome(body, fast=True, precision="ns") == _outcome(body, fast=False, precision="ns")
+
+
+plain_names = st.sampled_from(["cpu", "host", "é", "日本", "a-b.c/d", "tenant", "collector", "x1"])
+plain_values = st.sampled_from(["1", "1.5", "-2e-3", ".5", "7i", "-7i", "t", "FALSE", "5u"])
+near_misses = st.sampled_from(["1" * 19, "1" * 19 + "i", "1e999", "+1", '"s"', "1i1"])
+
+
+@st.composite
+def plain_batches(draw: st.DrawFn) -> tuple[str, str]:
+    """Lines the whole-batch path may take, now and then a near miss, with their precision."""
+    precision = draw(st.sampled_from(["ns", "us", "ms", "s"]))
+    now = NOW // PRECISION_NS[precision]
+    values = st.one_of(plain_values, plain_values, plain_values, near_misses)
+    stamps = st.sampled_from([f" {now}", f" {now - 5}"] * 10 + [f" 0{now}", "", f" {now * 10}"])
+    lines = []
+    for _ in range(draw(st.integers(1, 6))):
+        tags = draw(st.lists(st.tuples(plain_names, plain_names), max_size=2,
+                             unique_by=lambda tag: tag[0]))  # fmt: skip
+        unique = draw(st.sampled_from([True, True, True, False]))  # else maybe duplicate keys
+        fields = draw(st.lists(st.tuples(plain_names, values), min_size=1, max_size=2,
+                               unique_by=(lambda field: field[0]) if unique else None))  # fmt: skip
+        series = draw(plain_names) + "".join(f",{k}={v}" for k, v in tags)
+        lines.append(f"{series} {','.join(f'{k}={v}' for k, v in fields)}{draw(stamps)}")
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n"])), precision
+
+
+@settings(max_examples=400)
+@given(plain_batches())
+def test_the_whole_batch_path_gives_the_line_paths_bytes(batch: tuple[str, str]) -> None:
+    body, precision = batch
+    rules = BatchRules(max_tags=2, max_fields=2, allow_unsigned=True)
+    preparer = BatchPreparer(rules)
+    try:
+        by_lines: Any = preparer.prepare(body.encode(), FORCED, precision, NOW).payload
+    except InvalidBatch as exc:
+        by_lines = [issue.line for issue in exc.issues]
+    lines = body.encode().removesuffix(b"\n").split(b"\n")
+    window = _Window(NOW, rules)
+    whole = preparer._whole_batch(lines, FORCED, PRECISION_NS[precision], window)
+    if whole is not None:
+        assert whole.payload == by_lines
+        assert whole.points == len(lines)
+    assert _outcome(body, fast=True, precision=precision) == _outcome(
+        body, fast=False, precision=precision
+    )

@@ -7,6 +7,9 @@ import base64
 import gzip
 import io
 import os
+import re
+import socket
+import threading
 
 import pytest
 
@@ -39,6 +42,25 @@ def test_read_limited_refuses_a_declared_or_actual_excess() -> None:
         read_limited(io.BytesIO(b""), 11, 10)  # refused before reading
     with pytest.raises(BodyTooLarge):
         read_limited(io.BytesIO(b"x" * 11), None, 10)  # chunked: no Content-Length
+
+
+class _Trickle(io.BytesIO):
+    """A stream that hands out at most ``step`` bytes per read, as a socket may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        super().__init__(data)
+        self.step = step
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self.step if size is None or size < 0 else min(size, self.step))
+
+
+def test_a_declared_length_is_read_whole_even_in_pieces() -> None:
+    assert read_limited(_Trickle(b"abcdefghij", 3), 10, 10) == b"abcdefghij"
+    assert read_limited(_Trickle(b"abcdefghij-more", 3), 10, 100) == b"abcdefghij"
+    assert read_limited(io.BytesIO(b""), 0, 10) == b""
+    with pytest.raises(BadBody, match="ended after 4 of the 10 bytes"):
+        read_limited(_Trickle(b"abcd", 3), 10, 10)
 
 
 def test_gzip_bodies_and_concatenated_members() -> None:
@@ -201,3 +223,116 @@ def test_writer_choice() -> None:
                       "storage_password": "p"})  # fmt: skip
     assert isinstance(v2, V2Writer)
     v2.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The v1 writer against a scripted server
+
+
+class ScriptedStorage:
+    """A loopback HTTP server that answers each request with the next of ``answers``, then
+    keeps the connection open, or closes it after the answer when the entry says so."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.closed = threading.Event()  # set once the server closed a connection
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            connection, _ = self.listener.accept()
+            self.connections += 1
+            with connection:
+                while self.answers:
+                    request = self._read_request(connection)
+                    if request is None:
+                        break
+                    self.requests.append(request)
+                    answer, close = self.answers.pop(0)
+                    connection.sendall(answer)
+                    if close:
+                        break
+            self.closed.set()
+
+    @staticmethod
+    def _read_request(connection: socket.socket) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: ([0-9]+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+        while len(body) < length:
+            body += connection.recv(65536)
+        return head + b"\r\n\r\n" + body
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+
+
+def _answer(status: str, body: bytes) -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_v1_writer_posts_with_keep_alive_and_basic_auth() -> None:
+    storage = ScriptedStorage([(NO_CONTENT, False), (NO_CONTENT, False)])
+    writer = V1Writer(storage.url + "/influx/", "ingest", "s3cret", timeout=5)
+    writer.write("pa_acme", b"m v=1 1")
+    writer.write("pa_acme", b"m v=2 2")
+    writer.close()
+    storage.close()
+    assert storage.connections == 1
+    first = storage.requests[0]
+    assert first.startswith(b"POST /influx/write?db=pa_acme&precision=ns HTTP/1.1\r\n")
+    assert b"Authorization: Basic " + base64.b64encode(b"ingest:s3cret") in first
+    assert first.endswith(b"\r\n\r\nm v=1 1")
+    assert storage.requests[1].endswith(b"\r\n\r\nm v=2 2")
+
+
+def test_v1_writer_replaces_a_connection_the_server_closed_without_resending() -> None:
+    storage = ScriptedStorage([(NO_CONTENT, True), (NO_CONTENT, False)])
+    writer = V1Writer(storage.url, "", "", timeout=5)
+    writer.write("db", b"m v=1 1")
+    assert storage.closed.wait(5)
+    writer.write("db", b"m v=2 2")  # the closed connection is noticed before sending
+    writer.close()
+    storage.close()
+    assert storage.connections == 2
+    assert [r.rpartition(b"\n")[2] for r in storage.requests] == [b"m v=1 1", b"m v=2 2"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (_answer("400 Bad Request", b'{"error":"partial write: field type conflict"}'),
+         StorageConflict),
+        (_answer("404 Not Found", b'{"error":"database not found: \\"db\\""}'), StorageRejected),
+        (_answer("500 Internal Server Error", b"overloaded"), StorageUnavailable),
+    ],
+)  # fmt: skip
+def test_v1_writer_classifies_refusals(answer: bytes, kind: type) -> None:
+    storage = ScriptedStorage([(answer, False)])
+    writer = V1Writer(storage.url, "", "", timeout=5)
+    with pytest.raises(kind):
+        writer.write("db", b"m v=1 1")
+    writer.close()
+    storage.close()
+
+
+def test_v1_writer_without_storage_is_unavailable() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    writer = V1Writer(f"http://127.0.0.1:{port}", "", "", timeout=2)
+    with pytest.raises(StorageUnavailable, match="unreachable"):
+        writer.write("db", b"m v=1 1")
+    assert writer.ping() is False
