@@ -13,12 +13,19 @@ Target (docs/architecture.md): ingest >= 0.8x direct, over all rounds. Each roun
 its two adjacent phases, and their median, are printed as well: on a shared machine other
 work and compactions move both rates from round to round.
 
-    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--json out.json] [--strict]
+On a machine whose few CPUs all three share, the ratio measures CPU cost: every microsecond
+ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxDB to CPU N and
+ingest and the clients to the others in both phases, which is what a deployment with storage
+on machines of its own looks like: it shows whether ingest holds storage back.
+
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--storage-cpu N]
+                           [--json out.json] [--strict]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -226,7 +233,17 @@ def percentile(values: list[float], fraction: float) -> float:
 # The run
 
 
-def run(seconds: float, rounds: int, clients: int, latency_seconds: float) -> dict[str, Any]:
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Every thread of ``pids`` onto ``cpus`` (threads they start later inherit it)."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+def run(
+    seconds: float, rounds: int, clients: int, latency_seconds: float, storage_cpu: int | None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
         ingest: IngestProcess | None = None
@@ -252,6 +269,12 @@ def run(seconds: float, rounds: int, clients: int, latency_seconds: float) -> di
             assert master is not None
             influxd = influxdb.pid
             assert influxd is not None
+            if storage_cpu is not None:
+                rest = os.sched_getaffinity(0) - {storage_cpu}
+                pin([influxd], {storage_cpu})
+                pin([master, *children(master), os.getpid()], rest)
+                print(f"  InfluxDB pinned to CPU {storage_cpu}; ingest and clients to "
+                      f"{sorted(rest)}", file=sys.stderr, flush=True)  # fmt: skip
             templates = batch_templates()
             start_ns = time.time_ns() - 3 * 86_400 * 1_000_000_000
             direct = Target("direct", f"{influxdb.url}/write?db={DIRECT_DATABASE}&precision=ns",
@@ -292,6 +315,7 @@ def run(seconds: float, rounds: int, clients: int, latency_seconds: float) -> di
                 paced[target.name] = latencies
             print("  counting what was stored", file=sys.stderr, flush=True)
             result: dict[str, Any] = {
+                "storage_cpu": storage_cpu,
                 "clients": clients,
                 "rounds": rounds,
                 "seconds_per_phase": seconds,
@@ -332,6 +356,11 @@ def report(result: dict[str, Any]) -> bool:
     print(f"ingest vs direct writes into InfluxDB 1.6.7: {BATCH:,}-point batches, "
           f"{BATCH * GROUPS:,} series, {int(result['clients'])} clients, "
           f"{int(result['rounds'])} rounds x {result['seconds_per_phase']:g} s per path")  # fmt: skip
+    if result["storage_cpu"] is None:
+        print("CPUs: InfluxDB, ingest and the clients share all of them")
+    else:
+        print(f"CPUs: InfluxDB alone on CPU {result['storage_cpu']}, ingest and the clients "
+              "on the others (storage on machines of its own)")  # fmt: skip
     print(f"{'':30}{'points/s':>12}{'sent':>14}{'stored':>14}")
     for label, prefix in (
         ("direct (anchor)", "direct"),
@@ -368,12 +397,18 @@ def main(argv: list[str] | None = None) -> int:
                         "with waiting for storage)")  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=10.0,
                         help="length of each paced latency phase")  # fmt: skip
+    parser.add_argument("--storage-cpu", type=int, metavar="N",
+                        help="pin InfluxDB to CPU N and ingest and the clients to the others, as "
+                        "when storage runs on machines of its own (default: all share all CPUs)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.rounds < 1 or args.clients < 1 or args.latency_seconds < 1:
         parser.error("--seconds, --rounds, --clients and --latency-seconds must be at least 1")
-    result = run(args.seconds, args.rounds, args.clients, args.latency_seconds)
+    cpus = os.sched_getaffinity(0)
+    if args.storage_cpu is not None and (args.storage_cpu not in cpus or len(cpus) < 2):
+        parser.error(f"--storage-cpu must be one of {sorted(cpus)}, with another left over")
+    result = run(args.seconds, args.rounds, args.clients, args.latency_seconds, args.storage_cpu)
     met = report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
