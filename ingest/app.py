@@ -41,7 +41,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     engine = make_engine(settings["database_url"])
     verifier = KeyVerifier(
         sessionmaker(engine, expire_on_commit=False),
-        CredentialHasher(settings["secret_key"]),
+        CredentialHasher(settings["secret_key"], settings["previous_secret_keys"]),
         ttl=settings["key_cache_seconds"],
     )
     writer = make_writer(settings)

@@ -15,7 +15,14 @@ from typing import Any
 
 from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
 from perfanalysis.paths import var_dir
-from tenants.settings import MIN_SECRET_LENGTH, database_url, development_secret, redis_url
+from tenants.settings import (
+    MIN_SECRET_LENGTH,
+    database_url,
+    development_secret,
+    previous_keys_problems,
+    previous_secret_keys_setting,
+    redis_url,
+)
 
 ENV_PREFIX = "PERFANALYSIS_INGEST_"
 STORAGE_APIS = ("v1", "v2")
@@ -116,6 +123,7 @@ def build_spec() -> Spec:
             metavar="SECRET",
         )
     )
+    add(previous_secret_keys_setting())
     add(
         Setting(
             "dev",
@@ -346,6 +354,7 @@ def _checks(values: dict[str, Any]) -> list[str]:
         errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
     if values["key_cache_seconds"] > 5:
         errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
+    errors.extend(previous_keys_problems(values))
     if values["limits_max_decompressed_bytes"] < values["limits_max_body_bytes"]:
         errors.append(
             "setting limits.max-decompressed-bytes: must be at least limits.max-body-bytes"

@@ -44,8 +44,10 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         MAX_CONTENT_LENGTH=1 << 20,
     )
-    app.extensions["pa_hasher"] = CredentialHasher(settings["secret_key"])
-    app.extensions["pa_vault"] = Vault(settings["secret_key"])
+    previous = settings.get("previous_secret_keys", ())
+    app.config["SECRET_KEY_FALLBACKS"] = list(previous)  # sessions signed before a rotation
+    app.extensions["pa_hasher"] = CredentialHasher(settings["secret_key"], previous)
+    app.extensions["pa_vault"] = Vault(settings["secret_key"], previous)
     app.extensions["pa_storage"] = storage_for(settings)
     db.init_app(app)
     app.extensions["pa_key_verifier"] = KeyVerifier(

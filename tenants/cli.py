@@ -23,6 +23,7 @@ from tenants.errors import ServiceError
 
 COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
             "issue-key", "revoke-key", "rotate-key", "issue-token", "revoke-token",
+            "reencrypt-secrets",
             "ensure-demo", "seed-prices", "load-examples", "serve"}  # fmt: skip
 
 
@@ -233,6 +234,20 @@ def revoke_key(ctx: click.Context, tenant: str, key_id: str) -> None:
         owner = tenant_for(db, _actor(), tenant)
         revoke(db, _actor(), owner, get_key(db, _actor(), owner, key_id))
         click.echo(f"revoked key {key_id}")
+
+
+@admin.command("reencrypt-secrets")
+@click.pass_context
+def reencrypt_secrets(ctx: click.Context) -> None:
+    """After a secret-key rotation: encrypt stored credentials again under the current key."""
+    from tenants.tenancy import reencrypt_stored_credentials
+
+    app = _app(ctx)
+    with app.app_context():
+        count = reencrypt_stored_credentials(
+            database.session(), _actor(), app.extensions["pa_vault"]
+        )
+    click.echo(f"re-encrypted the stored InfluxDB read passwords of {count} tenant(s)")
 
 
 @admin.command("rotate-key")

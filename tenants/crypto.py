@@ -15,11 +15,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -69,19 +70,46 @@ class NewCredential:
 
 
 class CredentialHasher:
-    def __init__(self, secret_key: str) -> None:
+    """HMACs of key and token secrets under the current server secret.
+
+    ``previous_keys`` are earlier server secrets, accepted while a rotation is under way: a
+    secret that matches under one of them is reported with its digest under the current one,
+    so that the caller can store that instead (``match().rehash``).
+    """
+
+    def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
         self._key = derive(secret_key, "api credentials")
+        self._previous = [derive(key, "api credentials") for key in previous_keys]
 
     def digest(self, secret: str) -> str:
-        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        return _hmac_hex(self._key, secret)
 
     def issue(self, prefix: str) -> NewCredential:
         public_id = base64.b32encode(secrets.token_bytes(ID_BYTES)).decode().rstrip("=").lower()
         secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
         return NewCredential(public_id, self.digest(secret), f"{prefix}_{public_id}_{secret}")
 
+    def match(self, secret: str, secret_hash: str) -> Match | None:
+        """None unless ``secret_hash`` is the secret's HMAC under the current or a previous key."""
+        current = self.digest(secret)
+        if hmac.compare_digest(current, secret_hash):
+            return Match(None)
+        for key in self._previous:
+            if hmac.compare_digest(_hmac_hex(key, secret), secret_hash):
+                return Match(current)
+        return None
+
     def matches(self, secret: str, secret_hash: str) -> bool:
-        return hmac.compare_digest(self.digest(secret), secret_hash)
+        return self.match(secret, secret_hash) is not None
+
+
+@dataclass(frozen=True)
+class Match:
+    rehash: str | None  # the digest under the current key, when a previous key matched
+
+
+def _hmac_hex(key: bytes, secret: str) -> str:
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
 
 
 def split_credential(text: str) -> tuple[str, str, str] | None:
@@ -91,10 +119,15 @@ def split_credential(text: str) -> tuple[str, str, str] | None:
 
 
 class Vault:
-    """Encrypts credentials the platform must read back (a tenant's InfluxDB read password)."""
+    """Encrypts credentials the platform must read back (a tenant's InfluxDB read password).
 
-    def __init__(self, secret_key: str) -> None:
-        self._fernet = Fernet(base64.urlsafe_b64encode(derive(secret_key, "stored credentials")))
+    Encrypts under the current server secret; decrypts under it or any of ``previous_keys``.
+    """
+
+    def __init__(self, secret_key: str, previous_keys: Sequence[str] = ()) -> None:
+        self._fernet = MultiFernet(
+            [_fernet(key, "stored credentials") for key in (secret_key, *previous_keys)]
+        )
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -104,3 +137,14 @@ class Vault:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise ValueError("stored credential cannot be decrypted with this secret key") from None
+
+    def reencrypt(self, token: str) -> str:
+        """The same plaintext encrypted under the current key (after a secret rotation)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise ValueError("stored credential cannot be decrypted with this secret key") from None
+
+
+def _fernet(secret_key: str, purpose: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(derive(secret_key, purpose)))

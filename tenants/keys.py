@@ -24,7 +24,7 @@ from tenants.audit import record
 from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from tenants.models import ApiKey, Collector, Tenant, utcnow
+from tenants.models import ApiKey, ApiToken, Collector, Tenant, utcnow
 from tenants.ttlcache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,24 @@ class _Entry:
     collector_active: bool
 
 
+def store_rehash(
+    sessions: sessionmaker[Session],
+    model: type[ApiKey] | type[ApiToken],
+    pk: int,
+    old: str,
+    new: str,
+) -> None:
+    """Store a secret's HMAC under the current server secret in place of a previous one's.
+
+    Conditional on the old value, so that concurrent workers rehashing the same secret agree.
+    """
+    with transaction(sessions) as db:
+        db.execute(
+            update(model).where(model.id == pk, model.secret_hash == old).values(secret_hash=new)
+        )
+    log.info("%s %d: secret re-hashed under the current server secret", model.__tablename__, pk)
+
+
 class KeyVerifier:
     def __init__(
         self,
@@ -191,7 +209,8 @@ class KeyVerifier:
             raise Unauthenticated("missing or malformed collector key")
         _, key_id, secret = parts
         entry = self._cache.get(key_id, self._load)
-        if entry is None or not self.hasher.matches(secret, entry.secret_hash):
+        match = None if entry is None else self.hasher.match(secret, entry.secret_hash)
+        if entry is None or match is None:
             raise Unauthenticated("invalid collector key")
         if entry.revoked:
             raise Unauthenticated("this key has been revoked")
@@ -201,6 +220,11 @@ class KeyVerifier:
             raise Forbidden("this key's tenant is disabled")
         if not entry.collector_active:
             raise Forbidden("this key's collector is disabled")
+        if match.rehash is not None:
+            store_rehash(
+                self.sessions, ApiKey, entry.identity.key_pk, entry.secret_hash, match.rehash
+            )
+            self._cache.discard_if(lambda cached_id, _: cached_id == key_id)
         return entry.identity
 
     def _load(self, key_id: str) -> _Entry | None:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tenants.crypto import TOKEN_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Unauthenticated
+from tenants.keys import store_rehash
 from tenants.models import ApiToken, User, utcnow
 from tenants.ttlcache import TtlCache
 
@@ -68,12 +69,16 @@ class PrincipalCache:
             raise Unauthenticated("missing or malformed API token")
         _, token_id, secret = parts
         token = self._tokens.get(token_id, self._load_token)
-        if token is None or not self.hasher.matches(secret, token.secret_hash):
+        match = None if token is None else self.hasher.match(secret, token.secret_hash)
+        if token is None or match is None:
             raise Unauthenticated("invalid API token")
         if token.revoked or (token.expires_at is not None and token.expires_at <= utcnow()):
             raise Unauthenticated("this API token is revoked or expired")
         if token.user is None:
             raise Unauthenticated("this API token's user is disabled")
+        if match.rehash is not None:
+            store_rehash(self.sessions, ApiToken, token.pk, token.secret_hash, match.rehash)
+            self.forget_token(token_id)
         self._note_use(token.pk)
         return db.merge(token.user, load=False)
 

@@ -106,6 +106,7 @@ def build_spec() -> Spec:
             metavar="SECRET",
         )
     )
+    add(previous_secret_keys_setting())
     add(
         Setting(
             "dev",
@@ -199,6 +200,36 @@ def build_spec() -> Spec:
     return spec  # fmt: skip
 
 
+def previous_secret_keys_setting() -> Setting:
+    """Shared by the admin app and ingest, which must accept the same secrets."""
+    return Setting(
+        "previous-secret-keys",
+        "Earlier secret keys, comma-separated, still accepted during a rotation: sessions signed, "
+        "keys and tokens hashed and passwords encrypted under them keep working, and a key or "
+        "token is re-hashed under the current secret on its next use (docs/operations.md).",
+        (),
+        _secret_list,
+        secret=True,
+        metavar="SECRET,...",
+    )
+
+
+def _secret_list(text: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in text.split(",") if part.strip())
+    short = [index + 1 for index, key in enumerate(keys) if len(key) < MIN_SECRET_LENGTH]
+    if short:
+        raise ValueError(
+            f"key number {', '.join(map(str, short))} is shorter than {MIN_SECRET_LENGTH} characters"
+        )
+    return keys
+
+
+def previous_keys_problems(values: dict[str, Any]) -> list[str]:
+    if values["secret_key"] is not None and values["secret_key"] in values["previous_secret_keys"]:
+        return ["setting previous-secret-keys: holds the current secret-key itself"]
+    return []
+
+
 def _proxy_count(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_PROXY_HOPS:
         raise ValueError(f"must be a whole number from 0 to {MAX_PROXY_HOPS}")
@@ -217,7 +248,7 @@ def _checks(values: dict[str, Any]) -> list[str]:
         errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
     if values["key_cache_seconds"] > 5:
         errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
-    return errors
+    return errors + previous_keys_problems(values)
 
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -128,3 +128,29 @@ def delete_tenant(
     )
     db.delete(tenant)
     db.commit()
+
+
+def reencrypt_stored_credentials(db: Session, actor: Actor, vault: Vault) -> int:
+    """Every tenant's stored InfluxDB read password, encrypted again under the current secret.
+
+    After a secret rotation: once done, the previous secret is no longer needed to read them
+    (grafana sync and reports can be given the new secret alone). Returns how many there were.
+    """
+    require_platform(actor)
+    tenants = []
+    for tenant in db.scalars(select(Tenant).order_by(Tenant.id)):
+        if tenant.influx_read_password_encrypted:
+            try:
+                tenant.influx_read_password_encrypted = vault.reencrypt(
+                    tenant.influx_read_password_encrypted
+                )
+            except ValueError:
+                db.rollback()  # all or nothing
+                raise Invalid(
+                    f"tenant {tenant.slug}: its stored password decrypts under neither secret-key "
+                    "nor previous-secret-keys; nothing was changed"
+                ) from None
+            tenants.append(tenant)
+    record(db, actor, "secrets.reencrypt", None, "tenant", "", tenants=len(tenants))
+    db.commit()
+    return len(tenants)

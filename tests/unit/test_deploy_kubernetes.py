@@ -87,6 +87,8 @@ def container_env(container: dict[str, Any], resources: list[dict[str, Any]]) ->
         ref = item["valueFrom"]["secretKeyRef"]
         assert ref["name"] in secrets, f"{item['name']}: no Secret {ref['name']}"
         data = secrets[ref["name"]]["stringData"]
+        if ref.get("optional") and ref["key"] not in data:
+            continue  # Kubernetes then leaves the variable unset
         assert ref["key"] in data, f"{item['name']}: Secret {ref['name']} has no {ref['key']}"
         value = data[ref["key"]]
         env[item["name"]] = TEST_SECRET if ref["key"] == "admin-secret-key" else value
