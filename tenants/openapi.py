@@ -283,7 +283,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "target_type": _STRING,
             "target_id": _STRING,
             "details": {"type": "object"},
-            "ip": _STRING,
+            "ip": {**_NULLABLE_STRING, "description": "null unless the caller is an admin"},
         }
     ),
     "AuditPage": _record(
@@ -573,7 +573,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                        "KeyRotate", body_required=False, parameters=(*TENANT, "key_id")),
         },
         "/tenants/{slug}/audit": {
-            "get": op("tenantAudit", "A tenant's audit log, newest first (tenant admin)", "audit",
+            "get": op("tenantAudit", "A tenant's audit log, newest first (any member; addresses "
+                      "for tenant admins only)", "audit",
                       (200, "AuditPage"), (400, 401, 403, 404),
                       parameters=(*TENANT, "limit", "before")),
         },

@@ -281,7 +281,7 @@ def new_token_json(token: ApiToken, plaintext: str) -> JsonBody:
     }
 
 
-def event_json(event: AuditEvent) -> JsonBody:
+def event_json(event: AuditEvent, show_ip: bool = True) -> JsonBody:
     return {
         "id": event.id,
         "at": _timestamp(event.at),
@@ -292,13 +292,14 @@ def event_json(event: AuditEvent) -> JsonBody:
         "target_type": event.target_type,
         "target_id": event.target_id,
         "details": event.details or {},
-        "ip": event.ip,
+        "ip": event.ip if show_ip else None,
     }
 
 
-def audit_page(found: list[AuditEvent], limit: int) -> JsonBody:
+def audit_page(found: list[AuditEvent], limit: int, show_ip: bool = True) -> JsonBody:
     next_before = found[-1].id if len(found) == limit else None
-    return {"events": [event_json(event) for event in found], "next_before": next_before}
+    events_json = [event_json(event, show_ip) for event in found]
+    return {"events": events_json, "next_before": next_before}
 
 
 # ---- tenants ----------------------------------------------------------------------------------
@@ -550,9 +551,14 @@ def _page_arguments() -> tuple[int, int | None]:
 
 @bp.get("/tenants/<slug>/audit")
 def tenant_audit_view(slug: str) -> JsonBody:
-    tenant = _tenant(slug, "admin")
+    """Every member reads it, as on the pages; addresses are for the tenant's admins."""
+    tenant = _tenant(slug)
+    actor = _actor()
+    show_ip = actor.is_platform_admin or (
+        actor.user is not None and role_in(_db(), actor.user, tenant) == "admin"
+    )
     limit, before = _page_arguments()
-    return audit_page(events(_db(), tenant, limit, before), limit)
+    return audit_page(events(_db(), tenant, limit, before), limit, show_ip)
 
 
 @bp.get("/audit")
