@@ -2,8 +2,8 @@
 
 Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers) into Debian's InfluxDB
 1.6.7, verified by counting what was stored, against the anchor: the same 5,000-point batches
-written straight to the same InfluxDB in the same run. Phases alternate (direct, ingest, direct,
-ingest, ...) so that compactions and a busy machine hit both alike. Then the latency of
+written straight to the same InfluxDB in the same run. Phases alternate in ABBA order (direct,
+ingest, ingest, direct, ...) so that compactions and a busy machine hit both alike. Then the latency of
 5,000-point batches at half of ingest's measured maximum rate, for both paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
@@ -293,7 +293,10 @@ def run(
             round_ratios = []
             for number in range(1, rounds + 1):
                 rates = {}
-                for target in (direct, through):
+                # ABBA order: each path follows the other as often as it leads it, so that
+                # compactions of what one phase wrote burden both paths alike
+                order = (direct, through) if number % 2 else (through, direct)
+                for target in order:
                     print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
                     points, wall, latencies = run_phase(target, influxd, seconds, clients)
                     target.points += points
