@@ -19,19 +19,16 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
 
+from perfanalysis.testing.postgres import throwaway_database
 from perfanalysis.testing.servers import free_port, wait_until
 
 P95_TARGET_MS = 50.0
@@ -79,23 +76,6 @@ done = function(summary, latency, requests)
   end
 end
 """
-
-
-@contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    from tenants.settings import database_url
-
-    url = database_url(server_url)
-    name = f"pa_bench_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{url.rpartition('/')[0]}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(url: str) -> tuple[str, str]:
@@ -251,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is missing: apt-get install wrk (make bench installs it)")
     with (
-        throwaway_database(server) as url,
+        throwaway_database(server, "pa_bench") as url,
         tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp,
     ):
         print("seeding the admin database …", file=sys.stderr, flush=True)

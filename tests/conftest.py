@@ -7,7 +7,6 @@ per test session, emptied between tests. Otherwise a SQLite file per session.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
+
+from perfanalysis.testing.postgres import throwaway_database
 
 pytest_plugins = ["perfanalysis.testing.pytest_plugin"]
 
@@ -23,29 +24,12 @@ TEST_SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct horse battery staple"
 
 
-def _postgres_database(server_url: str) -> Iterator[str]:
-    """Create a database for this session on the server DATABASE_URL points at; drop it after."""
-    from tenants.settings import database_url as normalised
-
-    url = normalised(server_url)
-    name = f"pa_test_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = os.environ.get("DATABASE_URL")
     if server:
-        yield from _postgres_database(server)
+        with throwaway_database(server, "pa_test") as url:
+            yield url
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('admin-db') / 'admin.db'}"
 
