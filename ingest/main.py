@@ -76,9 +76,7 @@ def serve(settings: dict[str, Any]) -> None:
         host,
         port,
         settings["web_workers"],
-        threads=settings["web_threads"],
-        worker_class="gthread",
-        keepalive=75,  # above load balancers' idle timeout (60 s), so they never reuse a closed one
+        settings["web_threads"],
         access_log_format=ACCESS_LOG_FORMAT,
         loglevel=settings["log_level"],
         # a worker must outlive its slowest storage write, or gunicorn kills it mid-request
