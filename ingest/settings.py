@@ -16,10 +16,9 @@ from typing import Any
 from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
 from perfanalysis.paths import var_dir
 from tenants.settings import (
-    MIN_SECRET_LENGTH,
+    credential_problems,
     database_url,
     development_secret,
-    previous_keys_problems,
     previous_secret_keys_setting,
     redis_url,
 )
@@ -342,19 +341,7 @@ def build_spec() -> Spec:
 
 
 def _checks(values: dict[str, Any]) -> list[str]:
-    errors = []
-    key = values["secret_key"]
-    if key is None and not values["dev"]:
-        errors.append(
-            f"setting secret-key: required outside development mode: give --secret-key or "
-            f"{ENV_PREFIX}SECRET_KEY, the admin app's secret key (at least {MIN_SECRET_LENGTH} "
-            "characters), or run with --dev"
-        )
-    elif key is not None and len(key) < MIN_SECRET_LENGTH:
-        errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
-    if values["key_cache_seconds"] > 5:
-        errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
-    errors.extend(previous_keys_problems(values))
+    errors = credential_problems(values, f"{ENV_PREFIX}SECRET_KEY, the admin app's secret key")
     if values["limits_max_decompressed_bytes"] < values["limits_max_body_bytes"]:
         errors.append(
             "setting limits.max-decompressed-bytes: must be at least limits.max-body-bytes"

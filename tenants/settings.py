@@ -224,10 +224,23 @@ def _secret_list(text: str) -> tuple[str, ...]:
     return keys
 
 
-def previous_keys_problems(values: dict[str, Any]) -> list[str]:
-    if values["secret_key"] is not None and values["secret_key"] in values["previous_secret_keys"]:
-        return ["setting previous-secret-keys: holds the current secret-key itself"]
-    return []
+def credential_problems(values: dict[str, Any], secret_key_variable: str) -> list[str]:
+    """The secret-key, previous-secret-keys and key-cache checks that the admin app and ingest,
+    which verify the same keys, share; ``secret_key_variable`` names where the key may be given."""
+    errors = []
+    key = values["secret_key"]
+    if key is None and not values["dev"]:
+        errors.append(
+            f"setting secret-key: required outside development mode: give --secret-key or "
+            f"{secret_key_variable} (at least {MIN_SECRET_LENGTH} characters), or run with --dev"
+        )
+    elif key is not None and len(key) < MIN_SECRET_LENGTH:
+        errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
+    if key is not None and key in values["previous_secret_keys"]:
+        errors.append("setting previous-secret-keys: holds the current secret-key itself")
+    if values["key_cache_seconds"] > 5:
+        errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
+    return errors
 
 
 def _proxy_count(text: str) -> int:
@@ -237,18 +250,7 @@ def _proxy_count(text: str) -> int:
 
 
 def _checks(values: dict[str, Any]) -> list[str]:
-    errors = []
-    key = values["secret_key"]
-    if key is None and not values["dev"]:
-        errors.append(
-            f"setting secret-key: required outside development mode: give --secret-key or "
-            f"{ENV_PREFIX}SECRET_KEY (at least {MIN_SECRET_LENGTH} characters), or run with --dev"
-        )
-    elif key is not None and len(key) < MIN_SECRET_LENGTH:
-        errors.append(f"setting secret-key: must be at least {MIN_SECRET_LENGTH} characters")
-    if values["key_cache_seconds"] > 5:
-        errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
-    return errors + previous_keys_problems(values)
+    return credential_problems(values, f"{ENV_PREFIX}SECRET_KEY")
 
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
