@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from perfanalysis.testing.servers import ServerProcess, source_tree_environment
+from perfanalysis.testing.servers import OwnComponent, ServerProcess
 from tenants.access import system_actor
 from tenants.collectors import register_collector
 from tenants.crypto import CredentialHasher, Vault
@@ -21,13 +21,12 @@ from tenants.models import Tenant
 from tenants.tenancy import NoStorage, Storage, create_tenant
 
 
-class IngestProcess(ServerProcess):
+class IngestProcess(OwnComponent, ServerProcess):
     """``python -m ingest.main`` (what ``perfanalysis ingest`` runs) on a free loopback port.
 
     ``env`` adds PERFANALYSIS_INGEST_* variables (and others) to this process's environment.
     """
 
-    binary = "python"
     ready_path = "/ping"
     ready_statuses = frozenset({204})
 
@@ -40,12 +39,6 @@ class IngestProcess(ServerProcess):
         super().__init__(base_dir)
         self.env = dict(env)
         self.args = list(args)
-
-    def executable(self) -> str:
-        return sys.executable
-
-    def environment(self) -> dict[str, str]:
-        return source_tree_environment(self.env)
 
     def command(self) -> list[str]:
         return [

@@ -865,10 +865,22 @@ def source_tree_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return environment
 
 
-class ExporterProcess(_ScrapeTarget):
-    """Our exporter, run from this source tree by the current interpreter."""
+class OwnComponent:
+    """For ServerProcess subclasses that run one of our components as ``python -m …`` from this
+    source tree, by the current interpreter, with ``self.env`` added to the environment."""
 
     binary = "python"
+    env: dict[str, str]
+
+    def executable(self) -> str:
+        return sys.executable
+
+    def environment(self) -> dict[str, str]:
+        return source_tree_environment(self.env)
+
+
+class ExporterProcess(OwnComponent, _ScrapeTarget):
+    """Our exporter."""
 
     def __init__(
         self,
@@ -878,12 +890,6 @@ class ExporterProcess(_ScrapeTarget):
     ) -> None:
         super().__init__(base_dir, args)
         self.env = dict(env or {})
-
-    def executable(self) -> str:
-        return sys.executable
-
-    def environment(self) -> dict[str, str]:
-        return source_tree_environment(self.env)
 
     def command(self) -> list[str]:
         return [

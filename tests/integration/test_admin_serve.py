@@ -16,24 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from perfanalysis.testing.servers import ServerProcess, source_tree_environment
+from perfanalysis.testing.servers import OwnComponent, ServerProcess, source_tree_environment
 
 pytestmark = pytest.mark.integration
 SECRET = "serve-test-secret-" + "s" * 40
 
 
-class AdminProcess(ServerProcess):
+class AdminProcess(OwnComponent, ServerProcess):
     """``python -m perfanalysis.cli admin serve`` on a free loopback port, on SQLite."""
 
-    binary = "python"
     ready_path = "/health"
 
     def __init__(self, base_dir: str | os.PathLike[str], threads: int) -> None:
         super().__init__(base_dir)
         self.threads = threads
-
-    def executable(self) -> str:
-        return sys.executable
 
     def environment(self) -> dict[str, str]:
         return source_tree_environment(
