@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
+from werkzeug.test import TestResponse
 
 from perfanalysis.testing.postgres import throwaway_database
 
@@ -205,3 +207,32 @@ def table_snapshot(
                 for row in rows
             ]
         return tables
+
+
+@dataclass
+class Caller:
+    """Requests to /api/v1 with one user's API token."""
+
+    client: FlaskClient
+    token: str
+
+    @property
+    def token_id(self) -> str:
+        return self.token.split("_")[1]
+
+    def __call__(self, method: str, path: str, body: Any = None) -> TestResponse:
+        extra: dict[str, Any] = {} if body is None else {"json": body}
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **extra)
+
+
+def issue_test_token(app: Flask, email: str, name: str = "tests") -> str:
+    """A personal API token for the user with ``email``, issued through the service."""
+    from tenants import db as database
+    from tenants.accounts import get_user_by_email, issue_token
+
+    with app.app_context():
+        db = database.session()
+        user = get_user_by_email(db, email)
+        assert user is not None
+        return issue_token(db, user, app.extensions["pa_hasher"], name)[1]

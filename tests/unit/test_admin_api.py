@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from tenants import db as database
-from tenants.accounts import get_user_by_email, issue_token
+from tenants.accounts import get_user_by_email
 from tenants.models import AuditEvent, Base, Collector, Tenant, User
-from tests.conftest import PASSWORD, csrf, login
+from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
@@ -35,19 +35,6 @@ class _Timestamp:
 
 AT = _Timestamp()
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-@dataclass
-class Caller:
-    """Requests to /api/v1 with one user's API token."""
-
-    client: FlaskClient
-    token: str
-
-    def __call__(self, method: str, path: str, body: Any = None) -> TestResponse:
-        extra: dict[str, Any] = {} if body is None else {"json": body}
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **extra)
 
 
 @dataclass
@@ -74,14 +61,6 @@ class World:
             }
 
 
-def _issue_token(app: Flask, email: str) -> str:
-    with app.app_context():
-        db = database.session()
-        user = get_user_by_email(db, email)
-        assert user is not None
-        return issue_token(db, user, app.extensions["pa_hasher"], "tests")[1]
-
-
 @pytest.fixture
 def world(app: Flask, client: FlaskClient, make_user: Any, make_tenant: Any) -> World:
     make_user("root@example.test", platform_admin=True)
@@ -90,7 +69,7 @@ def world(app: Flask, client: FlaskClient, make_user: Any, make_tenant: Any) -> 
     )
     make_tenant("other", {"out@other.test": "admin"})
     callers = {
-        name: Caller(client, _issue_token(app, email))
+        name: Caller(client, issue_test_token(app, email))
         for name, email in [("root", "root@example.test"), ("boss", "boss@acme.test"),
                             ("ana", "ana@acme.test"), ("vic", "vic@acme.test"),
                             ("out", "out@other.test")]

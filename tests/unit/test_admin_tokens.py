@@ -17,9 +17,16 @@ from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
 from tenants import db as database
-from tenants.accounts import get_user_by_email, issue_token
 from tenants.models import ApiToken, AuditEvent, utcnow
-from tests.conftest import TEST_SECRET, FrozenClock, csrf, login, table_snapshot
+from tests.conftest import (
+    TEST_SECRET,
+    Caller,
+    FrozenClock,
+    csrf,
+    issue_test_token,
+    login,
+    table_snapshot,
+)
 
 ANA, OUT, ROOT = "ana@acme.test", "out@other.test", "root@example.test"
 PAT = re.compile(r"pat_[a-z2-7]{13}_[A-Za-z0-9_-]{43}")
@@ -36,23 +43,6 @@ def clock(principal_clock: FrozenClock) -> FrozenClock:
 
 
 @dataclass
-class Caller:
-    """Requests to /api/v1 with one API token."""
-
-    client: FlaskClient
-    token: str
-
-    @property
-    def token_id(self) -> str:
-        return self.token.split("_")[1]
-
-    def __call__(self, method: str, path: str, body: Any = None) -> TestResponse:
-        extra: dict[str, Any] = {} if body is None else {"json": body}
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **extra)
-
-
-@dataclass
 class People:
     """ana (analyst in acme), out (admin of another tenant), root (platform admin): one token each."""
 
@@ -65,20 +55,14 @@ class People:
         return Caller(self.ana.client, token)
 
 
-def _token_for(app: Flask, email: str, name: str = "tests") -> str:
-    with app.app_context():
-        db = database.session()
-        user = get_user_by_email(db, email)
-        assert user is not None
-        return issue_token(db, user, app.extensions["pa_hasher"], name)[1]
-
-
 @pytest.fixture
 def people(app: Flask, client: FlaskClient, make_user: Any, make_tenant: Any) -> People:
     make_user(ROOT, platform_admin=True)
     make_tenant("acme", {ANA: "analyst"})
     make_tenant("other", {OUT: "admin"})
-    return People(app, *(Caller(client, _token_for(app, email)) for email in (ANA, OUT, ROOT)))
+    return People(
+        app, *(Caller(client, issue_test_token(app, email)) for email in (ANA, OUT, ROOT))
+    )
 
 
 def _error(response: TestResponse, status: int, code: str, field: str | None = None) -> None:
@@ -332,7 +316,7 @@ def test_token_form_errors_keep_the_input_and_store_nothing(
 def test_revoking_on_the_page_refuses_the_token_at_once(
     app: Flask, people: People, clock: FrozenClock
 ) -> None:
-    ci = people.as_(_token_for(app, ANA, "ci"))
+    ci = people.as_(issue_test_token(app, ANA, "ci"))
     assert ci("GET", "/me").status_code == 200
     client = _logged_in(app, ANA)
     revoked = _post(client, f"/account/tokens/{ci.token_id}/revoke", {})
