@@ -17,7 +17,7 @@ revoked key to rotate, a label name: OpenAPI 3.0 cannot constrain property names
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,8 +30,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from tenants import db as database
 from tenants.accounts import get_user_by_email
-from tenants.models import ApiToken
 from tenants.openapi import KEY_ID_PATTERN, MAX_ID, SLUG_PATTERN, document, matches
+from tests.support.schemathesis_app import schema_for, store_token
 
 pytestmark = pytest.mark.integration
 
@@ -40,34 +40,7 @@ TOKEN_ID, TOKEN_SECRET = "schemathesiss", "s" * 43
 TOKEN = f"pat_{TOKEN_ID}_{TOKEN_SECRET}"
 
 
-class CurrentApp:
-    """The WSGI app schemathesis calls: it forwards to the app of the test running now."""
-
-    def __init__(self) -> None:
-        self.app: Flask | None = None
-        self.path_values: dict[str, Any] = {}
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        assert self.app is not None, "the target fixture sets the app"
-        return self.app(environ, start_response)
-
-
-current_app = CurrentApp()
-schema = schemathesis.openapi.from_dict(copy.deepcopy(document()))
-schema.app = current_app
-
-
-@schema.auth(refresh_interval=None)
-class PlatformAdminToken:
-    """Given to schemathesis as auth, so its negative cases can leave it out."""
-
-    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> str:
-        return TOKEN
-
-    def set(
-        self, case: schemathesis.Case[Any], token: str, context: schemathesis.AuthContext
-    ) -> None:
-        case.headers["Authorization"] = f"Bearer {token}"
+schema, current_app = schema_for(copy.deepcopy(document()), TOKEN)
 
 
 @schema.hook
@@ -98,15 +71,6 @@ def _user_id(app: Flask, email: str) -> int:
         return user.id
 
 
-def _store_token(app: Flask, email: str) -> None:
-    with app.app_context():
-        db = database.session()
-        user_id = _user_id(app, email)
-        secret_hash = app.extensions["pa_hasher"].digest(TOKEN_SECRET)
-        db.add(ApiToken(token_id=TOKEN_ID, secret_hash=secret_hash, user_id=user_id, name="st"))
-        db.commit()
-
-
 @pytest.fixture
 def target(
     app: Flask, make_user: Any, make_tenant: Any, monkeypatch: pytest.MonkeyPatch
@@ -115,7 +79,7 @@ def target(
     monkeypatch.setattr("tenants.accounts.hash_password", fast_argon2.hash)
     make_user("root@example.test", platform_admin=True)
     make_tenant("acme", {"boss@acme.test": "admin"})
-    _store_token(app, "root@example.test")
+    store_token(app, "root@example.test", TOKEN)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     client = app.test_client()
     assert client.get("/api/v1/openapi.json").get_json() == document()

@@ -10,7 +10,7 @@ a business rule: levels that do not grow, a duplicate upload).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +20,9 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from tenants import db as database
-from tenants.accounts import get_user_by_email
-from tenants.models import ApiToken
 from tenants.openapi import document
 from tenants.views.loadtests import openapi_components, openapi_paths
+from tests.support.schemathesis_app import schema_for, store_token
 from tests.unit.test_loadtests_support import UNITS, build_world, upload_with_key
 from tests.unit.test_loadtests_support import document as result
 
@@ -41,28 +39,7 @@ def merged_document() -> dict[str, Any]:
     return merged
 
 
-class CurrentApp:
-    app: Flask | None = None
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        assert self.app is not None
-        return self.app(environ, start_response)
-
-
-current_app = CurrentApp()
-schema = schemathesis.openapi.from_dict(merged_document())
-schema.app = current_app
-
-
-@schema.auth(refresh_interval=None)
-class PlatformAdminToken:
-    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> str:
-        return TOKEN
-
-    def set(
-        self, case: schemathesis.Case[Any], token: str, context: schemathesis.AuthContext
-    ) -> None:
-        case.headers["Authorization"] = f"Bearer {token}"
+schema, current_app = schema_for(merged_document(), TOKEN)
 
 
 @pytest.fixture
@@ -73,13 +50,7 @@ def target(
     monkeypatch.setattr("tenants.accounts.hash_password", fast.hash)
     world = build_world(app, make_user, make_tenant)
     make_user("root@example.test", platform_admin=True)
-    with app.app_context():
-        db = database.session()
-        user = get_user_by_email(db, "root@example.test")
-        assert user is not None
-        digest = app.extensions["pa_hasher"].digest(TOKEN_SECRET)
-        db.add(ApiToken(token_id=TOKEN_ID, secret_hash=digest, user_id=user.id, name="st"))
-        db.commit()
+    store_token(app, "root@example.test", TOKEN)
     client = app.test_client()
     assert upload_with_key(client, world.key_a, result()).status_code == 201
     assert upload_with_key(client, world.key_a, result([u * 2 for u in UNITS])).status_code == 201
