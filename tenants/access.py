@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from tenants.errors import Forbidden, NotFound
 from tenants.models import Membership, Tenant, User
+from tenants.paging import Order, Page, fetch_page
 
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 NEEDS = {"read": 1, "analyze": 2, "admin": 3}
+BY_NAME = Order((Tenant.name, Tenant.id))  # names need not be unique
 ROLE_MEMO = "pa_roles"  # Session.info key: (transaction, {(user id, tenant id): role})
 
 
@@ -87,13 +89,24 @@ def require(db: Session, actor: Actor, tenant: Tenant, need: str) -> None:
 
 
 def visible_tenants(db: Session, actor: Actor) -> list[Tenant]:
-    query = select(Tenant).order_by(Tenant.name)
+    return list(db.scalars(_visible(actor).order_by(*BY_NAME.by())))
+
+
+def visible_tenants_page(
+    db: Session, actor: Actor, limit: int, cursor: str | None = None
+) -> Page[Tenant]:
+    """A page of the tenants the actor may see, by name."""
+    return fetch_page(db, _visible(actor), BY_NAME, limit, cursor)
+
+
+def _visible(actor: Actor) -> Select[Tenant]:
+    query = select(Tenant)
     if not actor.is_platform_admin:
         assert actor.user is not None
         query = query.join(Membership, Membership.tenant_id == Tenant.id).where(
             Membership.user_id == actor.user.id
         )
-    return list(db.scalars(query))
+    return query
 
 
 def tenant_for(db: Session, actor: Actor, slug: str, need: str = "read") -> Tenant:

@@ -21,6 +21,7 @@ from tenants.crypto import (
 )
 from tenants.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from tenants.models import ApiToken, LoginFailure, Membership, Tenant, User, utcnow
+from tenants.paging import Order, Page, fetch_page
 
 MAX_TOKEN_EXPIRY_DAYS = 3650
 TOKEN_ID = re.compile(r"[a-z2-7]{13}")  # a token's public id, as crypto.CredentialHasher makes it
@@ -227,6 +228,29 @@ def list_members(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[User, 
         .order_by(User.email)
     )
     return [(user, role) for user, role in rows]
+
+
+BY_EMAIL = Order((User.email,))  # e-mails are unique
+
+
+def members_page(
+    db: Session, actor: Actor, tenant: Tenant, limit: int, cursor: str | None = None
+) -> Page[tuple[User, str]]:
+    """A page of the tenant's members and their roles, by e-mail."""
+    require(db, actor, tenant, "read")
+    query = (
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant.id)
+    )
+    found = fetch_page(db, query, BY_EMAIL, limit, cursor, rows=True, row_key=lambda row: row[0])
+    return Page([(user, role) for user, role in found.items], found.next_cursor)
+
+
+def users_page(db: Session, actor: Actor, limit: int, cursor: str | None = None) -> Page[User]:
+    """Every user, by e-mail (platform admins only)."""
+    require_platform(actor)
+    return fetch_page(db, select(User), BY_EMAIL, limit, cursor)
 
 
 def issue_token(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tenants import validation
@@ -12,8 +13,11 @@ from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.errors import Conflict, NotFound
 from tenants.models import Collector, Tenant
+from tenants.paging import Order, Page, fetch_page
 
 MAX_MEMORY = 1 << 50  # 1 PiB
+SILENT_AFTER = timedelta(minutes=10)  # an active collector not heard from for this long
+BY_NAME = Order((Collector.name,))  # names are unique within a tenant
 
 
 def register_collector(
@@ -54,6 +58,47 @@ def list_collectors(db: Session, actor: Actor, tenant: Tenant) -> list[Collector
             select(Collector).where(Collector.tenant_id == tenant.id).order_by(Collector.name)
         )
     )
+
+
+def collectors_page(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    limit: int,
+    cursor: str | None = None,
+    search: str = "",
+) -> Page[Collector]:
+    """A page of the tenant's collectors by name; ``search`` keeps those whose name or hostname
+    contains it, ignoring case."""
+    require(db, actor, tenant, "read")
+    query = select(Collector).where(Collector.tenant_id == tenant.id)
+    if search:
+        pattern = _contains(search.lower())
+        query = query.where(
+            or_(
+                func.lower(Collector.name).like(pattern, escape="\\"),
+                func.lower(Collector.hostname).like(pattern, escape="\\"),
+            )
+        )
+    return fetch_page(db, query, BY_NAME, limit, cursor)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, its own ``%`` and ``_`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def collector_choices(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[int, str, bool]]:
+    """Every collector's id, name and whether it is active: for a form's choice, without
+    loading whole rows."""
+    require(db, actor, tenant, "read")
+    rows = db.execute(
+        select(Collector.id, Collector.name, Collector.status)
+        .where(Collector.tenant_id == tenant.id)
+        .order_by(Collector.name)
+    )
+    return [(row_id, name, status == "active") for row_id, name, status in rows]
 
 
 def get_collector(db: Session, actor: Actor, tenant: Tenant, collector_id: int) -> Collector:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from tenants import validation
 from tenants.access import Actor, require
@@ -25,6 +25,7 @@ from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from tenants.models import ApiKey, ApiToken, Collector, Tenant, utcnow
+from tenants.paging import Order, Page, fetch_page
 from tenants.ttlcache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,27 @@ def list_keys(
     if collector is not None:
         query = query.where(ApiKey.collector_id == collector.id)
     return list(db.scalars(query))
+
+
+NEWEST_FIRST = Order((ApiKey.created_at, ApiKey.id), descending=True)
+
+
+def keys_page(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    limit: int,
+    cursor: str | None = None,
+    collector: Collector | None = None,
+) -> Page[ApiKey]:
+    """A page of the tenant's keys (or one collector's), newest first, with their collectors."""
+    require(db, actor, tenant, "read")
+    query = (
+        select(ApiKey).where(ApiKey.tenant_id == tenant.id).options(joinedload(ApiKey.collector))
+    )
+    if collector is not None:
+        query = query.where(ApiKey.collector_id == collector.id)
+    return fetch_page(db, query, NEWEST_FIRST, limit, cursor)
 
 
 def revoke_key(db: Session, actor: Actor, tenant: Tenant, key: ApiKey) -> ApiKey:

@@ -14,6 +14,7 @@ import re
 from functools import cache
 from typing import Any
 
+from tenants import paging
 from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
 from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
@@ -79,6 +80,21 @@ def _ref(name: str) -> Schema:
 
 def _list_of(key: str, item: str) -> Schema:
     return _object({key: {"type": "array", "items": _ref(item)}}, [key])
+
+
+def _page_of(key: str, item: str) -> Schema:
+    """A page of a list (tenants/paging.py); the next page's address is also a Link header."""
+    return _object(
+        {
+            key: {"type": "array", "items": _ref(item)},
+            "next_cursor": {
+                "type": "string",
+                "nullable": True,
+                "description": "pass as 'cursor' for the next page; null on the last page",
+            },
+        },
+        [key, "next_cursor"],
+    )
 
 
 def _name(max_length: int, required: bool = True) -> Schema:
@@ -222,11 +238,11 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "updated_at": TIMESTAMP,
         }
     ),
-    "TenantList": _list_of("tenants", "Tenant"),
+    "TenantList": _page_of("tenants", "Tenant"),
     "Member": _record({"user_id": ID, "email": _STRING, "name": _STRING, "role": ROLE}),
-    "MemberList": _list_of("members", "Member"),
+    "MemberList": _page_of("members", "Member"),
     "User": _record(_USER_FIELDS),
-    "UserList": _list_of("users", "User"),
+    "UserList": _page_of("users", "User"),
     "Me": _record({**_USER_FIELDS, "memberships": {"type": "array", "items": _MEMBERSHIP}}),
     "Token": _record(
         {
@@ -266,9 +282,9 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "points_received": {"type": "integer", "format": "int64", "minimum": 0},
         }
     ),
-    "CollectorList": _list_of("collectors", "Collector"),
+    "CollectorList": _page_of("collectors", "Collector"),
     "Key": _record(_KEY_FIELDS),
-    "KeyList": _list_of("keys", "Key"),
+    "KeyList": _page_of("keys", "Key"),
     "NewKey": _record(
         {**_KEY_FIELDS, "key": _string(100, 1, KEY_PATTERN, description="shown once, never again")}
     ),
@@ -432,6 +448,27 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": _integer(1, MAX_AUDIT_LIMIT, default=DEFAULT_AUDIT_LIMIT),
         "description": "events per page",
     },
+    "list_limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": _integer(1, paging.MAX_LIMIT, default=paging.DEFAULT_LIMIT),
+        "description": "items per page",
+    },
+    "cursor": {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": paging.MAX_CURSOR_LENGTH},
+        "description": "the previous page's next_cursor; omit for the first page",
+    },
+    "q": {
+        "name": "q",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 253},
+        "description": "only collectors whose name or hostname contains this, ignoring case",
+    },
     "before": {
         "name": "before",
         "in": "query",
@@ -488,13 +525,15 @@ READ_TENANT = (401, 404)
 WRITE = (400, 401, 403, 413)
 WRITE_TENANT = (400, 401, 403, 404, 413)
 TENANT = ("slug",)
+PAGE = ("list_limit", "cursor")
 
 
 def _paths() -> dict[str, dict[str, Any]]:
     op = _operation
     return {
         "/tenants": {
-            "get": op("listTenants", "Tenants you can see", "tenants", (200, "TenantList"), READ),
+            "get": op("listTenants", "Tenants you can see, by name", "tenants",
+                      (200, "TenantList"), (400, 401), parameters=PAGE),
             "post": op("createTenant", "Create a tenant and its storage (platform admin)",
                        "tenants", (201, "Tenant"), (*WRITE, 409, 503), "TenantCreate"),
         },
@@ -510,7 +549,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/tenants/{slug}/members": {
             "get": op("listMembers", "A tenant's members and their roles", "members",
-                      (200, "MemberList"), READ_TENANT, parameters=TENANT),
+                      (200, "MemberList"), (400, *READ_TENANT), parameters=(*TENANT, *PAGE)),
             "post": op("setMember", "Add a user to a tenant or change their role (tenant admin); "
                        "the last admin cannot be demoted", "members", (201, "Member"),
                        (*WRITE_TENANT, 409), "MemberSet", parameters=TENANT, also_ok=200),
@@ -521,8 +560,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                          parameters=(*TENANT, "user_id")),
         },
         "/users": {
-            "get": op("listUsers", "Every user (platform admin)", "users", (200, "UserList"),
-                      (401, 403)),
+            "get": op("listUsers", "Every user by e-mail (platform admin)", "users",
+                      (200, "UserList"), (400, 401, 403), parameters=PAGE),
             "post": op("createUser", "Create a user (platform admin)", "users", (201, "User"),
                        (*WRITE, 409), "UserCreate"),
         },
@@ -540,8 +579,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                          parameters=("token_id",)),
         },
         "/tenants/{slug}/collectors": {
-            "get": op("listCollectors", "A tenant's collectors", "collectors",
-                      (200, "CollectorList"), READ_TENANT, parameters=TENANT),
+            "get": op("listCollectors", "A tenant's collectors, by name", "collectors",
+                      (200, "CollectorList"), (400, *READ_TENANT),
+                      parameters=(*TENANT, *PAGE, "q")),
             "post": op("registerCollector", "Register a collector (tenant admin)", "collectors",
                        (201, "Collector"), (*WRITE_TENANT, 409), "CollectorCreate",
                        parameters=TENANT),
@@ -555,7 +595,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/tenants/{slug}/keys": {
             "get": op("listKeys", "A tenant's collector keys, newest first (no secrets)", "keys",
-                      (200, "KeyList"), READ_TENANT, parameters=TENANT),
+                      (200, "KeyList"), (400, *READ_TENANT), parameters=(*TENANT, *PAGE)),
             "post": op("issueKey", "Issue a collector key, shown once (tenant admin)", "keys",
                        (201, "NewKey"), WRITE_TENANT, "KeyIssue", parameters=TENANT),
         },

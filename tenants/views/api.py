@@ -19,24 +19,25 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from tenants import db as database
-from tenants import openapi, validation
-from tenants.access import Actor, require_platform, role_in, tenant_for, visible_tenants
+from tenants import openapi, paging, validation
+from tenants.access import Actor, require_platform, role_in, tenant_for, visible_tenants_page
 from tenants.accounts import (
     create_user,
     get_token,
     get_user_by_email,
     issue_token,
-    list_members,
     list_tokens,
+    members_page,
     remove_membership,
     revoke_token,
     set_membership,
     token_state,
+    users_page,
 )
 from tenants.audit import events
 from tenants.collectors import (
+    collectors_page,
     get_collector,
-    list_collectors,
     register_collector,
     set_collector_status,
 )
@@ -47,11 +48,12 @@ from tenants.keys import (
     IssuedKey,
     get_key,
     issue_key,
-    list_keys,
+    keys_page,
     revoke_key,
     rotate_key,
 )
 from tenants.models import ApiKey, ApiToken, AuditEvent, Collector, Membership, Tenant, User
+from tenants.paging import Page
 from tenants.tenancy import (
     Storage,
     create_tenant,
@@ -129,6 +131,25 @@ def _query_int(name: str, default: int | None, maximum: int) -> int | None:
     if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= maximum:
         raise Invalid(f"{name} must be a whole number from 1 to {maximum}", name)
     return int(text)
+
+
+def _list_arguments() -> tuple[int, str | None]:
+    limit = _query_int("limit", paging.DEFAULT_LIMIT, paging.MAX_LIMIT)
+    assert limit is not None
+    return limit, request.args.get("cursor") or None
+
+
+def _listed(name: str, items: list[JsonBody], page: Page[Any]) -> Any:
+    """A list's page: the items and ``next_cursor``, and the next page as a ``Link`` header
+    (RFC 8288) too, with the same query otherwise."""
+    body = {name: items, "next_cursor": page.next_cursor}
+    if page.next_cursor is None:
+        return body
+    assert request.endpoint is not None
+    arguments = {**request.args.to_dict(), **(request.view_args or {})}
+    arguments["cursor"] = page.next_cursor
+    following = url_for(request.endpoint, _external=True, **arguments)
+    return body, 200, {"Link": f'<{following}>; rel="next"'}
 
 
 def _created(body: JsonBody, location: str) -> tuple[JsonBody, int, dict[str, str]]:
@@ -306,8 +327,9 @@ def audit_page(found: list[AuditEvent], limit: int, show_ip: bool = True) -> Jso
 
 
 @bp.get("/tenants")
-def list_tenants_view() -> JsonBody:
-    return {"tenants": [tenant_json(t) for t in visible_tenants(_db(), _actor())]}
+def list_tenants_view() -> Any:
+    page = visible_tenants_page(_db(), _actor(), *_list_arguments())
+    return _listed("tenants", [tenant_json(t) for t in page.items], page)
 
 
 @bp.post("/tenants")
@@ -350,10 +372,9 @@ def delete_tenant_view(slug: str) -> Response:
 
 
 @bp.get("/tenants/<slug>/members")
-def list_members_view(slug: str) -> JsonBody:
-    tenant = _tenant(slug)
-    members = list_members(_db(), _actor(), tenant)
-    return {"members": [member_json(user, role) for user, role in members]}
+def list_members_view(slug: str) -> Any:
+    page = members_page(_db(), _actor(), _tenant(slug), *_list_arguments())
+    return _listed("members", [member_json(user, role) for user, role in page.items], page)
 
 
 @bp.post("/tenants/<slug>/members")
@@ -380,11 +401,6 @@ def remove_member_view(slug: str, user_id: int) -> Response:
 # ---- users and tokens -------------------------------------------------------------------------
 
 
-def _all_users(db: Session, actor: Actor) -> list[User]:
-    require_platform(actor)
-    return list(db.scalars(select(User).order_by(User.email)))
-
-
 def _memberships(db: Session, user: User) -> Iterable[JsonBody]:
     rows = db.execute(
         select(Tenant.slug, Tenant.name, Membership.role)
@@ -396,8 +412,9 @@ def _memberships(db: Session, user: User) -> Iterable[JsonBody]:
 
 
 @bp.get("/users")
-def list_users_view() -> JsonBody:
-    return {"users": [user_json(user) for user in _all_users(_db(), _actor())]}
+def list_users_view() -> Any:
+    page = users_page(_db(), _actor(), *_list_arguments())
+    return _listed("users", [user_json(user) for user in page.items], page)
 
 
 @bp.post("/users")
@@ -455,9 +472,10 @@ def _signed_in_user() -> User:
 
 
 @bp.get("/tenants/<slug>/collectors")
-def list_collectors_view(slug: str) -> JsonBody:
-    found = list_collectors(_db(), _actor(), _tenant(slug))
-    return {"collectors": [collector_json(c) for c in found]}
+def list_collectors_view(slug: str) -> Any:
+    search = validation.text(request.args.get("q", ""), "q", 253, required=False)
+    page = collectors_page(_db(), _actor(), _tenant(slug), *_list_arguments(), search=search)
+    return _listed("collectors", [collector_json(c) for c in page.items], page)
 
 
 @bp.post("/tenants/<slug>/collectors")
@@ -494,9 +512,10 @@ def _key(tenant: Tenant, key_id: str) -> ApiKey:
 
 
 @bp.get("/tenants/<slug>/keys")
-def list_keys_view(slug: str) -> JsonBody:
+def list_keys_view(slug: str) -> Any:
     tenant = _tenant(slug)
-    return {"keys": keys_json(tenant, list_keys(_db(), _actor(), tenant))}
+    page = keys_page(_db(), _actor(), tenant, *_list_arguments())
+    return _listed("keys", keys_json(tenant, page.items), page)
 
 
 @bp.post("/tenants/<slug>/keys")

@@ -1,6 +1,7 @@
 """Formatting for the templates: filters, and the small fragments every table row repeats.
 
-``pa_when``, ``pa_badge`` and ``pa_csrf_field`` are Python rather than Jinja macros: a tenant's
+``pa_when``, ``pa_badge``, ``pa_csrf_field``, ``pa_labels`` and ``pa_hardware`` are Python
+rather than Jinja macros: a tenant's
 page repeats them hundreds of times, and a macro call costs several times a function call.
 They escape every value they insert (``markupsafe.escape``, in C; ``Markup.format`` costs
 about ten times more).
@@ -9,15 +10,15 @@ about ten times more).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import Flask
 from markupsafe import Markup, escape
 
+from tenants.collectors import SILENT_AFTER
 from tenants.models import ApiKey, Collector, utcnow
 from tenants.web import csrf_token
 
-SILENT_AFTER = timedelta(minutes=10)  # an active collector not heard from for this long
 GIB = 1 << 30
 BADGE_KINDS = {
     "active": "ok",
@@ -42,6 +43,8 @@ def init_app(app: Flask) -> None:
     app.add_template_global(when, "pa_when")
     app.add_template_global(badge, "pa_badge")
     app.add_template_global(csrf_field, "pa_csrf_field")
+    app.add_template_global(labels, "pa_labels")
+    app.add_template_global(hardware, "pa_hardware")
 
 
 def format_time(moment: datetime | None) -> str:
@@ -109,3 +112,28 @@ def badge(text: str) -> Markup:
 def csrf_field() -> Markup:
     token = escape(csrf_token())
     return Markup(f'<input type="hidden" name="csrf_token" value="{token}">')  # noqa: S704 (escaped)
+
+
+def labels(values: dict[str, str]) -> Markup:
+    """A collector's labels as chips, by key regardless of case (as Jinja's dictsort)."""
+    if not values:
+        return Markup('<span class="muted">none</span>')
+    return Markup(" ").join(
+        Markup(f'<span class="chip">{escape(key)}={escape(value)}</span>')  # noqa: S704 (escaped)
+        for key, value in sorted(values.items(), key=lambda item: item[0].lower())
+    )
+
+
+def hardware(collector: Collector) -> Markup:
+    """What is known of a collector's machine: ``4 vCPU · 16 GiB · aws · eu-west-1 · m6i``."""
+    facts = [
+        f"{collector.vcpus} vCPU" if collector.vcpus else "",
+        format_gib(collector.memory_bytes),
+        collector.cloud_provider or "",
+        collector.region or "",
+        collector.instance_type or "",
+    ]
+    shown = [fact for fact in facts if fact]
+    if not shown:
+        return Markup('<span class="muted">not given</span>')
+    return escape(" · ".join(shown))

@@ -39,17 +39,24 @@ from werkzeug.wrappers import Response
 
 from tenants import audit, collectors, keys, tenancy, validation
 from tenants import db as database
-from tenants.access import require_platform, role_in, tenant_for, visible_tenants
-from tenants.accounts import list_members, remove_membership, set_membership
+from tenants.access import require_platform, role_in, tenant_for, visible_tenants_page
+from tenants.accounts import (
+    list_members,
+    members_page,
+    remove_membership,
+    set_membership,
+)
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Invalid, NotFound, ServiceError
 from tenants.models import ROLES, ApiKey, Collector, Membership, Tenant, User, utcnow
+from tenants.summary import tenant_summary
 from tenants.views.formatting import GIB
 from tenants.web import current_actor, public
 
 bp = Blueprint("pages", __name__)
 
 AUDIT_PAGE_SIZE = 50
+PAGE_ROWS = 50  # rows per page of a list: tenants, and a tenant's collectors, keys and members
 MAX_OVERLAP_HOURS = 720
 MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
@@ -163,7 +170,7 @@ def favicon() -> ResponseReturnValue:
 @bp.get("/")
 def home() -> ResponseReturnValue:
     actor = current_actor()
-    tenants = visible_tenants(_db(), actor)
+    tenants = visible_tenants_page(_db(), actor, 1).items
     if not actor.is_platform_admin and len(tenants) == 1:
         return redirect(url_for("pages.tenant", slug=tenants[0].slug))
     return redirect(url_for("pages.tenants"))
@@ -176,12 +183,13 @@ def tenants() -> ResponseReturnValue:
 
 def _tenants_page(failure: Failure | None = None) -> ResponseReturnValue:
     actor = current_actor()
-    rows = visible_tenants(_db(), actor)
-    ids = [tenant.id for tenant in rows]
+    page = visible_tenants_page(_db(), actor, PAGE_ROWS, _cursor("cursor", failure))
+    ids = [tenant.id for tenant in page.items]
     return _page(
         "tenants.html",
         failure,
-        tenants=rows,
+        tenants=page.items,
+        next_page=_next_page_url("pages.tenants", "cursor", page.next_cursor),
         platform=actor.is_platform_admin,
         collector_counts=_count_by_tenant(Collector.tenant_id, ids),
         member_counts=_count_by_tenant(Membership.tenant_id, ids),
@@ -235,20 +243,64 @@ def tenant(slug: str) -> ResponseReturnValue:
 
 
 def _tenant_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
+    """The tenant's overview: counts, and a page of each of its collectors, keys and members.
+
+    Each list pages on its own (``?collectors=``, ``?keys=``, ``?members=`` cursors, and
+    ``?q=`` to search collectors); a re-rendered form shows first pages.
+    """
     db, actor = _db(), current_actor()
-    tenant_collectors = collectors.list_collectors(db, actor, tenant)
+    search = "" if failure else request.args.get("q", "").strip()
+    collector_page = collectors.collectors_page(
+        db, actor, tenant, PAGE_ROWS, _cursor("collectors", failure), search[:253]
+    )
+    key_page = keys.keys_page(db, actor, tenant, PAGE_ROWS, _cursor("keys", failure))
+    member_page = members_page(db, actor, tenant, PAGE_ROWS, _cursor("members", failure))
+    perms = permissions(tenant)
     return _page(
         "tenant.html",
         failure,
         tenant=tenant,
-        perms=permissions(tenant),
-        collectors=tenant_collectors,
-        collector_names={collector.id: collector.name for collector in tenant_collectors},
-        members=list_members(db, actor, tenant),
-        keys=keys.list_keys(db, actor, tenant),
+        perms=perms,
+        collectors=collector_page.items,
+        summary=tenant_summary(db, actor, tenant),
+        collector_choices=collectors.collector_choices(db, actor, tenant) if perms.admin else [],
+        search=search,
+        page_rows=PAGE_ROWS,
+        keys=key_page.items,
+        members=member_page.items,
+        next_pages=_next_pages(
+            tenant,
+            search,
+            collectors=collector_page.next_cursor,
+            keys=key_page.next_cursor,
+            members=member_page.next_cursor,
+        ),
         roles=ROLES,
         now=utcnow(),
     )
+
+
+def _cursor(name: str, failure: Failure | None) -> str | None:
+    """A list's cursor from the query string; none when a refused form is re-rendered."""
+    return None if failure else request.args.get(name) or None
+
+
+def _next_page_url(endpoint: str, name: str, cursor: str | None, **values: Any) -> str | None:
+    """The page at ``endpoint`` with its list ``name`` at ``cursor``; None on the last page."""
+    if cursor is None:
+        return None
+    return url_for(endpoint, **{**values, name: cursor})
+
+
+def _next_pages(tenant: Tenant, search: str, **cursors: str | None) -> dict[str, str | None]:
+    """The tenant page with one of its lists a page further (the collector search kept)."""
+    return {
+        name: _next_page_url(
+            "pages.tenant", name, cursor, slug=tenant.slug, _anchor=name,
+            **({"q": search} if name == "collectors" and search else {}),
+        )
+        for name, cursor in cursors.items()
+    }  # fmt: skip
 
 
 @bp.post("/tenants/<slug>/collectors")
@@ -301,7 +353,6 @@ def _collector_page(
         collector=collector,
         perms=permissions(tenant),
         keys=keys.list_keys(_db(), current_actor(), tenant, collector),
-        collector_names={collector.id: collector.name},
         now=utcnow(),
     )
 

@@ -172,7 +172,7 @@ def test_tenant_list_shows_only_your_tenants(world: World) -> None:
     assert world.vic("GET", "/tenants").get_json() == {"tenants": [
         {"id": ANY, "slug": "acme", "name": "Acme", "status": "active", "influx_database": "pa_acme",
          "influx_read_user": None, "created_at": AT, "updated_at": AT},
-    ]}  # fmt: skip
+    ], "next_cursor": None}  # fmt: skip
     assert [t["slug"] for t in world.out("GET", "/tenants").get_json()["tenants"]] == ["other"]
 
 
@@ -253,7 +253,7 @@ def test_members_are_listed_added_changed_and_removed(world: World, make_user: A
         {"user_id": ANY, "email": "ana@acme.test", "name": "", "role": "analyst"},
         {"user_id": world.ids["boss"], "email": "boss@acme.test", "name": "", "role": "admin"},
         {"user_id": ANY, "email": "vic@acme.test", "name": "", "role": "viewer"},
-    ]}  # fmt: skip
+    ], "next_cursor": None}  # fmt: skip
     new = make_user("new@acme.test")
     added = world.boss(
         "POST", "/tenants/acme/members", {"email": "New@Acme.test", "role": "viewer"}

@@ -1,0 +1,160 @@
+"""Large tenants on the pages: a page of each list at a time, counts of the whole, a search."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from tenants import db as database
+from tenants.access import system_actor, tenant_for
+from tenants.collectors import register_collector
+from tenants.keys import issue_key
+from tenants.models import Collector, utcnow
+from tenants.views.pages import PAGE_ROWS
+from tests.conftest import login
+
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
+ADMIN, VIEWER, OUTSIDER = "boss@a.test", "vic@a.test", "boss@b.test"
+HOSTS = PAGE_ROWS + 12
+
+
+@pytest.fixture
+def big(app: Flask, make_tenant: Any) -> None:
+    """Tenant a with HOSTS collectors (ten of them reporting), a key each; tenant b with one."""
+    make_tenant("a", {ADMIN: "admin", VIEWER: "viewer"})
+    make_tenant("b", {OUTSIDER: "admin"})
+    with app.app_context():
+        db = database.session()
+        for slug, count in (("a", HOSTS), ("b", 1)):
+            tenant = tenant_for(db, system_actor(), slug)
+            for n in range(count):
+                fields = {"name": f"{slug}-host-{n:03d}", "hostname": f"h{n}.{slug}.test"}
+                collector = register_collector(db, system_actor(), tenant, fields)
+                issue_key(db, system_actor(), tenant, collector, app.extensions["pa_hasher"], "")
+        db.execute(
+            update(Collector)
+            .where(Collector.name < "a-host-010")
+            .values(last_seen_at=utcnow() - timedelta(minutes=1))
+        )
+        db.commit()
+
+
+def _client(app: Flask, email: str) -> FlaskClient:
+    client = app.test_client()
+    login(client, email)
+    return client
+
+
+def _section(page: str, name: str) -> str:
+    start = page.index(f'<section id="{name}"')
+    return page[start : page.index("</section>", start)]
+
+
+def _next_link(section: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', section)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def _collector_names(section: str) -> list[str]:
+    return re.findall(r">(a-host-\d{3})</a></td>", section)
+
+
+def test_the_overview_counts_everything_and_shows_a_page_of_each_list(
+    app: Flask, big: None
+) -> None:
+    page = _client(app, VIEWER).get("/tenants/a").get_data(as_text=True)
+    stats = re.findall(r"<li><strong>([\d,]+)</strong> ([a-z ]+)</li>", page)
+    assert stats == [
+        (str(HOSTS), "collectors"), ("10", "reporting"), (str(HOSTS), "active keys"),
+        ("2", "members"),
+    ]  # fmt: skip
+    collectors = _section(page, "collectors")
+    assert _collector_names(collectors) == [f"a-host-{n:03d}" for n in range(PAGE_ROWS)]
+    assert len(re.findall(r'<tr id="key-', _section(page, "keys"))) == PAGE_ROWS
+    assert _next_link(_section(page, "members")) is None
+
+
+def test_next_page_links_walk_each_list_once(app: Flask, big: None) -> None:
+    client = _client(app, ADMIN)
+    seen: list[str] = []
+    address: str | None = "/tenants/a"
+    pages = 0
+    while address:
+        response = client.get(address)
+        assert response.status_code == 200
+        collectors = _section(response.get_data(as_text=True), "collectors")
+        assert ("First page" in collectors) == (pages > 0)
+        seen.extend(_collector_names(collectors))
+        address = _next_link(collectors)
+        pages += 1
+    assert pages == 2
+    assert seen == [f"a-host-{n:03d}" for n in range(HOSTS)]
+    last = client.get("/tenants/a").get_data(as_text=True)
+    keys_link = _next_link(_section(last, "keys"))
+    assert keys_link is not None
+    rest = client.get(keys_link).get_data(as_text=True)
+    assert len(re.findall(r'<tr id="key-', _section(rest, "keys"))) == HOSTS - PAGE_ROWS
+    assert "First page" in _section(rest, "keys")
+    assert _next_link(_section(rest, "keys")) is None
+
+
+def test_the_collector_search_finds_by_name_or_hostname_and_is_kept_across_pages(
+    app: Flask, big: None
+) -> None:
+    client = _client(app, VIEWER)
+    page = client.get("/tenants/a?q=HOST-00").get_data(as_text=True)
+    assert _collector_names(_section(page, "collectors")) == [f"a-host-00{n}" for n in range(10)]
+    assert 'value="HOST-00"' in page
+    assert _collector_names(_section(client.get("/tenants/a?q=h61.a").get_data(as_text=True),
+                                     "collectors")) == ["a-host-061"]  # fmt: skip
+    everything = client.get("/tenants/a?q=.a.test").get_data(as_text=True)
+    following = _next_link(_section(everything, "collectors"))
+    assert following is not None
+    assert "q=.a.test" in following
+    rest = _collector_names(_section(client.get(following).get_data(as_text=True), "collectors"))
+    assert rest == [f"a-host-{n:03d}" for n in range(PAGE_ROWS, HOSTS)]
+    none = client.get("/tenants/a?q=<b>nothing").get_data(as_text=True)
+    assert "contains “&lt;b&gt;nothing”" in none
+
+
+def test_a_bad_cursor_is_a_400_page(app: Flask, big: None) -> None:
+    client = _client(app, VIEWER)
+    for query in ("collectors=zzz", "keys=WyJ4Il0", "members=!!", "cursor=%00"):
+        path = "/tenants?" + query if query.startswith("cursor") else "/tenants/a?" + query
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert "is not one this list gave out" in response.get_data(as_text=True)
+
+
+def test_another_tenants_pages_are_not_found_with_a_cursor(app: Flask, big: None) -> None:
+    cursor_page = _client(app, VIEWER).get("/tenants/a").get_data(as_text=True)
+    following = _next_link(_section(cursor_page, "collectors"))
+    assert following is not None
+    cursor = following.split("collectors=")[1].split("#")[0]
+    outsider = _client(app, OUTSIDER)
+    assert outsider.get(f"/tenants/a?collectors={cursor}").status_code == 404
+    own = outsider.get(f"/tenants/b?collectors={cursor}").get_data(as_text=True)
+    assert "a-host" not in own
+
+
+def test_the_tenants_list_pages(app: Flask, make_user: Any, make_tenant: Any) -> None:
+    make_user("root@platform.test", platform_admin=True)
+    for n in range(PAGE_ROWS + 3):
+        make_tenant(f"t{n:03d}")
+    client = _client(app, "root@platform.test")
+    first = client.get("/tenants").get_data(as_text=True)
+    assert len(re.findall(r"<td><code>t\d{3}</code></td>", first)) == PAGE_ROWS
+    following = _next_link(first)
+    assert following is not None
+    second = client.get(following).get_data(as_text=True)
+    assert re.findall(r"<td><code>(t\d{3})</code></td>", second) == [
+        f"t{n:03d}" for n in range(PAGE_ROWS, PAGE_ROWS + 3)
+    ]
+    assert _next_link(second) is None
