@@ -10,7 +10,7 @@
 * Times ``KeyVerifier.verify`` with a warm cache in this process. Target >= 50,000/s.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python -m bench.admin \\
-        [--seconds 10] [--user-seconds 30] [--think 1000,250,100,50,0] [--workers 2] [--threads 16]
+        [--seconds 10] [--user-seconds 30] [--think 1000,250,100,50,0] [--workers 4] [--threads 8]
 """
 
 from __future__ import annotations
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         default=30,
         help="wrk duration at the first (target's) think time",
     )
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument(
         "--think",
         type=_think_times,

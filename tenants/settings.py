@@ -66,14 +66,24 @@ def build_spec() -> Spec:
             metavar="HOST:PORT",
         )
     )
-    add(Setting("web.workers", "gunicorn worker processes.", 2, positive_int, metavar="N"))
+    add(
+        Setting(
+            "web.workers",
+            "gunicorn worker processes; about two per CPU core. Each has its own Python lock: "
+            "with fewer, a thread back from a database query waits behind threads rendering "
+            "pages, and a page makes several queries.",
+            4,
+            positive_int,
+            metavar="N",
+        )
+    )
     add(
         Setting(
             "web.threads",
             "Threads per worker (gunicorn's gthread worker, with keep-alive): an idle or slow "
             "client holds a connection and, for up to 5 s before its first request, a thread; "
             "not a worker. Each worker pools at most 8 database connections.",
-            16,
+            8,
             positive_int,
             metavar="N",
         )
