@@ -16,7 +16,7 @@ help:
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py ingest/_batchfast.c
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

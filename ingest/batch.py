@@ -8,10 +8,16 @@ Speed matters here (architecture target: ingest at least 0.8 of direct writes), 
 stays bytes (valid UTF-8 is checked once, then only lines the exact parser must see are decoded)
 and most lines take a fast path: one possessive regular expression accepts lines without
 backslashes or quotes whose numbers are certainly in range; the series part (measurement and
-tags) is rewritten once and cached, since a collector sends the same series every interval. A
-batch whose series are all cached is checked and rewritten whole, in C-level loops. Everything
-else, and every line the fast path does not accept, goes through the exact parser; tests check
-that all paths give the same points. Field values pass through in the client's validated
+tags) is rewritten once and cached, since a collector sends the same series every interval.
+
+A batch whose series are all cached, each line with a timestamp, is checked and rewritten whole.
+Where the optional C extension ``ingest._batchfast`` was built (setup.py; it needs a C compiler
+at install time) this is one pass over the body: split, look up, validate by the same grammar
+as the regular expression, and write the payload into one buffer. Elsewhere the same checks run
+in Python's C-level loops and one regular expression (``_whole_batch``). Both accept exactly the
+same batches and give the same payload; anything else (None) goes line by line. Every line the
+fast paths do not accept goes through the exact parser. Tests hold the C path to the Python one
+and the fast paths to the exact parser. Field values pass through in the client's validated
 spelling (``1.`` and ``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps
 are canonical.
 
@@ -24,7 +30,7 @@ should send timestamps, as ours does.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress, repeat
@@ -43,6 +49,25 @@ from ingest.lineprotocol import (
     parse_line,
     tag_value_problem,
 )
+
+# ingest._batchfast.whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields,
+#                               max_points, allow_unsigned) -> (payload, points) | None
+NativeWholeBatch = Callable[
+    [bytes, dict[bytes, bytes], bytes, bytes, bytes, int, int, int, bool], tuple[bytes, int] | None
+]
+
+
+def _load_native() -> NativeWholeBatch | None:
+    """The C whole-batch path, or None where it was not built (no compiler at install time)."""
+    try:
+        from ingest._batchfast import whole_batch
+    except ImportError:
+        return None
+    native: NativeWholeBatch = whole_batch
+    return native
+
+
+NATIVE: Final = _load_native()
 
 FORCED_KEYS: Final = ("collector", "tenant")
 _FORCED_KEYS_BYTES: Final = (b"collector", b"tenant")
@@ -157,11 +182,15 @@ class BatchPreparer:
     """Validates and rewrites bodies under one set of rules; holds a bounded series cache.
 
     The cache maps a series as sent (bytes) to its rewritten form followed by the space that
-    separates it from the fields, per key's forced tags.
+    separates it from the fields, per key's forced tags. ``native=False`` keeps to the Python
+    whole-batch path even where the C one is built (for tests).
     """
 
-    def __init__(self, rules: BatchRules, series_cache_size: int = 200_000) -> None:
+    def __init__(
+        self, rules: BatchRules, series_cache_size: int = 200_000, native: bool = True
+    ) -> None:
         self.rules = rules
+        self._native = NATIVE if native else None
         line_pattern, rest_pattern, self._fields_pattern = _fast_patterns(rules.allow_unsigned)
         self._fast = line_pattern.fullmatch
         self._fast_rest = rest_pattern.fullmatch
@@ -186,13 +215,17 @@ class BatchPreparer:
                 self._refuse_undecodable(body)
         if b"\r" in body:
             body = body.replace(b"\r\n", b"\n")
+        window = _Window(now_ns, self.rules)
+        if fast and self._native is not None:
+            whole = self._whole_body(body, forced, multiplier, window)
+            if whole is not None:
+                return whole
         lines = body.split(b"\n")
         if len(lines) > self.rules.max_points:
             points = sum(1 for line in lines if not _skipped(line.decode()))
             if points > self.rules.max_points:
                 raise TooManyPoints(points, self.rules.max_points)
-        window = _Window(now_ns, self.rules)
-        if fast:
+        if fast and self._native is None:
             complete = lines[:-1] if len(lines) > 1 and not lines[-1] else lines
             whole = self._whole_batch(complete, forced, multiplier, window)
             if whole is not None:
@@ -258,11 +291,38 @@ class BatchPreparer:
                     issues.append(LineIssue(index + 1, str(exc)))
         return out, issues, issue_count, skipped
 
+    def _whole_body(
+        self, body: bytes, forced: ForcedTags, multiplier: int, window: _Window
+    ) -> PreparedBatch | None:
+        """_whole_batch in C, on the body before it is split (a final newline ends the last
+        line): the same checks and payload, in one pass. It also returns None for more than
+        max_points lines, which the line path then refuses as prepare() does before _whole_batch.
+        """
+        cache = self._cache.get(forced.cache_key)
+        bounds = window.digit_bounds(multiplier)
+        if not cache or bounds is None or self._native is None:
+            return None
+        _, lowest, highest, zeros = bounds
+        rules = self.rules
+        found = self._native(
+            body,
+            cache,
+            lowest,
+            highest,
+            zeros,
+            rules.max_line_bytes,
+            rules.max_fields,
+            rules.max_points,
+            rules.allow_unsigned,
+        )
+        return None if found is None else PreparedBatch(*found)
+
     def _whole_batch(
         self, lines: list[bytes], forced: ForcedTags, multiplier: int, window: _Window
     ) -> PreparedBatch | None:
         """Every line at once, in C-level loops and one regular expression, when each is a plain
         point of an already-seen series with a timestamp; None sends the batch line by line.
+        Used where the C extension is not built; the reference the C path is tested against.
 
         The same checks as the line path, arranged for speed: series looked up in the cache
         (which holds only series that passed the line checks), every part after the series

@@ -1,0 +1,423 @@
+/*
+ * ingest._batchfast: BatchPreparer._whole_batch (ingest/batch.py) in one pass over the body.
+ *
+ * whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields, max_points,
+ *             allow_unsigned) -> (payload, points) | None
+ *
+ * body is the request body after the UTF-8 check and CRLF -> LF; a final newline ends the last
+ * line (it does not start an empty one). Every line must be a cached series (the bytes before
+ * the first space, looked up in ``cache``, which maps them to the rewritten series and its
+ * space) followed by exactly what _block_pattern accepts: fields without quotes or backslashes
+ * whose numbers are certainly in range, a space and a timestamp of exactly len(lowest) digits
+ * within [lowest, highest] (compared as text). The payload is, per line, the cached head, the
+ * part after the series and ``zeros``, lines joined by newlines.
+ *
+ * None means "not sure": the Python paths then decide, and give every error message. So this
+ * never has to be more accepting than the Python pattern, only exactly as accepting, which the
+ * property tests in tests/unit/test_ingest_batchfast.py check against the Python code.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+/* The Python pattern's limits (ingest/batch.py, _fast_patterns): numbers this long cannot
+ * overflow in InfluxDB, longer ones are left to the exact parser. */
+#define MAX_INTEGER_DIGITS 18
+#define MAX_UNSIGNED_DIGITS 19
+#define MAX_FLOAT_DIGITS 200
+#define MAX_EXPONENT_DIGITS 2
+
+/* Up to this many fields, duplicates are found by comparing every pair (on the stack);
+ * beyond, with a Python set. */
+#define PAIRWISE_FIELDS 16
+
+/* Byte classes of the pattern's names, filled once at import:
+ * name_byte: [^\x00-\x20\x7f,=\\"]   (bytes >= 0x80, i.e. UTF-8 sequences, are name bytes)
+ * name_first: the same without _ and # (the first byte of a field name). */
+static bool name_byte[256];
+static bool name_first[256];
+
+static void
+fill_classes(void)
+{
+    for (int c = 0; c < 256; c++) {
+        name_byte[c] = !(c <= 0x20 || c == 0x7f || c == ',' || c == '=' || c == '\\' || c == '"');
+        name_first[c] = name_byte[c] && c != '_' && c != '#';
+    }
+}
+
+static inline bool
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline Py_ssize_t
+digit_run(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *start = p;
+    while (p < end && is_digit(*p)) {
+        p++;
+    }
+    return p - start;
+}
+
+static inline bool
+starts_with(const unsigned char *p, const unsigned char *end, const char *word, size_t size)
+{
+    return (size_t)(end - p) >= size && memcmp(p, word, size) == 0;
+}
+
+/*
+ * Where the field value starting at p ends, as the pattern's atomic group matches it:
+ *
+ *   (?>-?+[0-9]{1,18}+i | [0-9]{1,19}+u (when allowed)
+ *      | -?+(?:[0-9]{1,200}+(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][+-]?+[0-9]{1,2}+)?+
+ *      | t(?:rue)?+ | T(?:rue|RUE)?+ | f(?:alse)?+ | F(?:alse|ALSE)?+)
+ *
+ * The first alternative that matches is taken and never given back, and every quantifier is
+ * possessive, so there is one answer: the end of that match, or NULL when none matches. The end
+ * may stop short of the value's real end (a 19th integer digit, a third exponent digit); the
+ * caller then finds neither ',' nor ' ' there and refuses the line, as the pattern does.
+ */
+static const unsigned char *
+value_end(const unsigned char *p, const unsigned char *end, bool allow_unsigned)
+{
+    if (p >= end) {
+        return NULL;
+    }
+    switch (*p) {
+    case 't':
+        return p + 1 + (starts_with(p + 1, end, "rue", 3) ? 3 : 0);
+    case 'T':
+        return p + 1 + (starts_with(p + 1, end, "rue", 3) || starts_with(p + 1, end, "RUE", 3)
+                            ? 3 : 0);
+    case 'f':
+        return p + 1 + (starts_with(p + 1, end, "alse", 4) ? 4 : 0);
+    case 'F':
+        return p + 1 + (starts_with(p + 1, end, "alse", 4) || starts_with(p + 1, end, "ALSE", 4)
+                            ? 4 : 0);
+    default:
+        break;
+    }
+    bool negative = *p == '-';
+    const unsigned char *digits = p + negative;
+    Py_ssize_t run = digit_run(digits, end);
+
+    /* integer: at most 18 digits, then i (a longer run leaves a digit where i must be) */
+    if (run >= 1 && run <= MAX_INTEGER_DIGITS && digits + run < end && digits[run] == 'i') {
+        return digits + run + 1;
+    }
+    /* unsigned: no sign, at most 19 digits, then u */
+    if (allow_unsigned && !negative && run >= 1 && run <= MAX_UNSIGNED_DIGITS
+        && digits + run < end && digits[run] == 'u') {
+        return digits + run + 1;
+    }
+    /* float: digits with an optional fraction, or a fraction alone; then an optional exponent */
+    const unsigned char *q;
+    if (run >= 1) {
+        q = digits + (run > MAX_FLOAT_DIGITS ? MAX_FLOAT_DIGITS : run);
+        if (run <= MAX_FLOAT_DIGITS && q < end && *q == '.') {
+            q++;
+            q += digit_run(q, end);
+        }
+    }
+    else if (digits + 1 < end && *digits == '.' && is_digit(digits[1])) {
+        q = digits + 1;
+        q += digit_run(q, end);
+    }
+    else {
+        return NULL;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        const unsigned char *exponent = q + 1;
+        if (exponent < end && (*exponent == '+' || *exponent == '-')) {
+            exponent++;
+        }
+        Py_ssize_t size = digit_run(exponent, end);
+        if (size >= 1) {  /* else the group does not match: the value ends before the e */
+            q = exponent + (size > MAX_EXPONENT_DIGITS ? MAX_EXPONENT_DIGITS : size);
+        }
+    }
+    return q;
+}
+
+/* The field name starting at p (one name_first byte, then name bytes), up to its '='. */
+static inline const unsigned char *
+name_end(const unsigned char *p, const unsigned char *end)
+{
+    if (p >= end || !name_first[*p]) {
+        return NULL;
+    }
+    p++;
+    while (p < end && name_byte[*p]) {
+        p++;
+    }
+    return p;
+}
+
+/*
+ * Whether the fields [p, end) (already matched: names and values without ',' or '=', separated
+ * by ',') repeat a key; -1 with an exception set on failure. ``count`` is their number.
+ */
+static int
+has_duplicate_keys(const unsigned char *p, const unsigned char *end, Py_ssize_t count)
+{
+    if (count <= PAIRWISE_FIELDS) {
+        const unsigned char *names[PAIRWISE_FIELDS];
+        size_t sizes[PAIRWISE_FIELDS];
+        Py_ssize_t found = 0;
+        while (p < end && found < count) {
+            const unsigned char *equals = memchr(p, '=', (size_t)(end - p));
+            const unsigned char *comma = memchr(p, ',', (size_t)(end - p));
+            if (equals == NULL) {
+                break;
+            }
+            names[found] = p;
+            sizes[found] = (size_t)(equals - p);
+            for (Py_ssize_t other = 0; other < found; other++) {
+                if (sizes[other] == sizes[found]
+                    && memcmp(names[other], names[found], sizes[found]) == 0) {
+                    return 1;
+                }
+            }
+            found++;
+            p = comma == NULL ? end : comma + 1;
+        }
+        return 0;
+    }
+    PyObject *seen = PySet_New(NULL);
+    if (seen == NULL) {
+        return -1;
+    }
+    Py_ssize_t added = 0;
+    while (p < end) {
+        const unsigned char *equals = memchr(p, '=', (size_t)(end - p));
+        const unsigned char *comma = memchr(p, ',', (size_t)(end - p));
+        if (equals == NULL) {
+            break;
+        }
+        PyObject *name = PyBytes_FromStringAndSize((const char *)p, equals - p);
+        if (name == NULL || PySet_Add(seen, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(seen);
+            return -1;
+        }
+        Py_DECREF(name);
+        added++;
+        p = comma == NULL ? end : comma + 1;
+    }
+    int duplicate = PySet_GET_SIZE(seen) != added;
+    Py_DECREF(seen);
+    return duplicate;
+}
+
+/* The output buffer: a bytes object written in place, grown by doubling, cut to size at the
+ * end (_PyBytes_Resize is the documented way to do this with a bytes object nobody else has
+ * seen yet). */
+typedef struct {
+    PyObject *bytes;
+    Py_ssize_t used;
+    Py_ssize_t capacity;
+} Output;
+
+static int
+output_reserve(Output *out, Py_ssize_t more)
+{
+    if (more <= out->capacity - out->used) {
+        return 0;
+    }
+    if (more > PY_SSIZE_T_MAX - out->used) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t needed = out->used + more;
+    Py_ssize_t capacity = out->capacity <= PY_SSIZE_T_MAX / 2 ? out->capacity * 2 : needed;
+    if (capacity < needed) {
+        capacity = needed;
+    }
+    if (_PyBytes_Resize(&out->bytes, capacity) < 0) {  /* on failure it freed the object */
+        return -1;
+    }
+    out->capacity = capacity;
+    return 0;
+}
+
+static inline void
+output_write(Output *out, const void *data, Py_ssize_t size)
+{
+    memcpy(PyBytes_AS_STRING(out->bytes) + out->used, data, (size_t)size);
+    out->used += size;
+}
+
+static PyObject *
+whole_batch(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *body, *cache;
+    const char *lowest, *highest, *zeros;
+    Py_ssize_t lowest_size, highest_size, zeros_size;
+    Py_ssize_t max_line_bytes, max_fields, max_points;
+    int allow_unsigned;
+    if (!PyArg_ParseTuple(args, "O!O!y#y#y#nnnp:whole_batch", &PyBytes_Type, &body,
+                          &PyDict_Type, &cache, &lowest, &lowest_size, &highest, &highest_size,
+                          &zeros, &zeros_size, &max_line_bytes, &max_fields, &max_points,
+                          &allow_unsigned)) {
+        return NULL;
+    }
+    if (lowest_size < 1 || lowest_size != highest_size) {
+        PyErr_SetString(PyExc_ValueError, "lowest and highest must have one, non-zero length");
+        return NULL;
+    }
+    const Py_ssize_t digits = lowest_size;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(body);
+    const unsigned char *end = p + PyBytes_GET_SIZE(body);
+    if (end > p && end[-1] == '\n') {
+        end--;  /* the body's final newline: what follows it is not a line */
+    }
+
+    /* The payload is the body plus, per line, what the rewritten series adds (the forced tags,
+     * a few dozen bytes): half as much again is enough for typical lines, it grows otherwise. */
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    Output out = {NULL, 0, size <= PY_SSIZE_T_MAX / 2 ? size + size / 2 + 64 : size};
+    out.bytes = PyBytes_FromStringAndSize(NULL, out.capacity);
+    if (out.bytes == NULL) {
+        return NULL;
+    }
+    Py_ssize_t points = 0;
+    for (;;) {
+        const unsigned char *newline = memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *line_end = newline == NULL ? end : newline;
+        if (line_end - p > max_line_bytes || ++points > max_points) {
+            goto not_sure;
+        }
+        /* the series: the bytes before the first space (a cached series has no space) */
+        const unsigned char *space = memchr(p, ' ', (size_t)(line_end - p));
+        if (space == NULL) {
+            goto not_sure;
+        }
+
+        /* the fields: name=value, separated by commas */
+        const unsigned char *rest = space + 1;
+        const unsigned char *q = rest;
+        Py_ssize_t fields = 0;
+        for (;;) {
+            q = name_end(q, line_end);
+            if (q == NULL || q >= line_end || *q != '=') {
+                goto not_sure;
+            }
+            q = value_end(q + 1, line_end, allow_unsigned);
+            if (q == NULL) {
+                goto not_sure;
+            }
+            fields++;
+            if (q < line_end && *q == ',') {
+                q++;
+                continue;
+            }
+            break;
+        }
+        const unsigned char *fields_end = q;
+
+        /* the timestamp: exactly `digits` digits, no leading zero, within the window */
+        if (q >= line_end || *q != ' ') {
+            goto not_sure;
+        }
+        q++;
+        if (line_end - q != digits || *q == '0' || digit_run(q, line_end) != digits
+            || memcmp(q, lowest, (size_t)digits) < 0 || memcmp(q, highest, (size_t)digits) > 0) {
+            goto not_sure;
+        }
+
+        /* several fields: within the limit, no key twice (one field is never checked, as in
+         * Python, where only lines with a comma are) */
+        if (fields > 1) {
+            if (fields > max_fields) {
+                goto not_sure;
+            }
+            int duplicate = has_duplicate_keys(rest, fields_end, fields);
+            if (duplicate < 0) {
+                goto error;
+            }
+            if (duplicate) {
+                goto not_sure;
+            }
+        }
+
+        /* The rewritten series, looked up last: the reference is borrowed, and from here on
+         * nothing that could run Python code (a garbage collection that a set allocated above
+         * might start, say) happens before its bytes are copied. */
+        PyObject *series = PyBytes_FromStringAndSize((const char *)p, space - p);
+        if (series == NULL) {
+            goto error;
+        }
+        PyObject *head = PyDict_GetItemWithError(cache, series);
+        Py_DECREF(series);
+        if (head == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            goto not_sure;
+        }
+        if (!PyBytes_Check(head)) {
+            goto not_sure;
+        }
+
+        /* head (with its space), the rest of the line, zeros; a newline before the next */
+        Py_ssize_t head_size = PyBytes_GET_SIZE(head);
+        Py_ssize_t rest_size = line_end - rest;
+        if (output_reserve(&out, head_size + rest_size + zeros_size + 1) < 0) {
+            return NULL;  /* out.bytes was freed */
+        }
+        output_write(&out, PyBytes_AS_STRING(head), head_size);
+        output_write(&out, rest, rest_size);
+        output_write(&out, zeros, zeros_size);
+        if (newline == NULL) {
+            break;
+        }
+        output_write(&out, "\n", 1);
+        p = newline + 1;
+    }
+    if (_PyBytes_Resize(&out.bytes, out.used) < 0) {
+        return NULL;
+    }
+    PyObject *count = PyLong_FromSsize_t(points);
+    PyObject *result = count == NULL ? NULL : PyTuple_Pack(2, out.bytes, count);
+    Py_DECREF(out.bytes);
+    Py_XDECREF(count);
+    return result;
+
+not_sure:
+    Py_DECREF(out.bytes);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out.bytes);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"whole_batch", whole_batch, METH_VARARGS,
+     "whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields, max_points, "
+     "allow_unsigned)\n--\n\n"
+     "BatchPreparer._whole_batch over the whole body at once: (payload, points) when every line "
+     "is a plain point of a cached series with a timestamp in [lowest, highest], else None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ingest._batchfast",
+    .m_doc = "The whole-batch fast path of ingest.batch, in C (optional: batch.py falls back).",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__batchfast(void)
+{
+    fill_classes();
+    return PyModuleDef_Init(&module);
+}
