@@ -1,7 +1,7 @@
 """Formatting for the templates: filters, and the small fragments every table row repeats.
 
-``pa_when``, ``pa_badge``, ``pa_csrf_field``, ``pa_labels`` and ``pa_hardware`` are Python
-rather than Jinja macros: a tenant's
+``pa_when``, ``pa_badge``, ``pa_csrf_field``, ``pa_labels``, ``pa_hardware`` and ``pa_path``
+are Python rather than Jinja macros or ``url_for``: a tenant's
 page repeats them hundreds of times, and a macro call costs several times a function call.
 They escape every value they insert (``markupsafe.escape``, in C; ``Markup.format`` costs
 about ten times more).
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from flask import Flask
+from flask import Flask, g
+from flask.globals import request_ctx
 from markupsafe import Markup, escape
 
 from tenants.collectors import SILENT_AFTER
@@ -45,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(csrf_field, "pa_csrf_field")
     app.add_template_global(labels, "pa_labels")
     app.add_template_global(hardware, "pa_hardware")
+    app.add_template_global(path, "pa_path")
 
 
 def format_time(moment: datetime | None) -> str:
@@ -95,12 +98,15 @@ def collector_health(collector: Collector) -> str:
 
 
 def when(moment: datetime | None, empty: str = "never") -> Markup:
-    """A moment as ``5 min ago``, with the exact time on hover; ``empty`` when there is none."""
+    """A moment as ``5 min ago``, with the exact time on hover; ``empty`` when there is none.
+
+    The three texts made from the datetime hold only digits, letters, spaces and ``:+-.``, so
+    they need no escaping."""
     if not moment:
         return Markup(f'<span class="muted">{escape(empty)}</span>')  # noqa: S704 (escaped)
-    exact, relative = escape(format_time(moment)), escape(format_relative(moment))
-    return Markup(  # noqa: S704 (escaped)
-        f'<time datetime="{escape(moment.isoformat())}" title="{exact}">{relative}</time>'
+    return Markup(  # noqa: S704 (made of a datetime only)
+        f'<time datetime="{moment.isoformat()}" title="{format_time(moment)}">'
+        f"{format_relative(moment)}</time>"
     )
 
 
@@ -110,8 +116,22 @@ def badge(text: str) -> Markup:
 
 
 def csrf_field() -> Markup:
-    token = escape(csrf_token())
-    return Markup(f'<input type="hidden" name="csrf_token" value="{token}">')  # noqa: S704 (escaped)
+    """The hidden CSRF field, made once per request and token (a page has one per row action)."""
+    token = csrf_token()
+    made: tuple[str, Markup] | None = g.get("pa_csrf_field")
+    if made is None or made[0] != token:
+        field = f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
+        made = g.pa_csrf_field = (token, Markup(field))  # noqa: S704 (escaped)
+    return made[1]
+
+
+def path(endpoint: str, **values: Any) -> str:
+    """``url_for(endpoint, **values)`` for the links and forms of a list's rows: the request's
+    URL adapter directly, about 2.5 times faster, without what those links never use (anchors,
+    external URLs, URL defaults, blueprint-relative endpoints)."""
+    adapter = request_ctx.url_adapter
+    assert adapter is not None, "pa_path is for rendering a request's page"
+    return adapter.build(endpoint, values)
 
 
 def labels(values: dict[str, str]) -> Markup:
