@@ -62,6 +62,8 @@ MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
 COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "region",
                     "instance_type")  # fmt: skip
+# ids in URLs: beyond the database's integer range they name no row (and would overflow it)
+ROW_ID = "int(min=1, max=2147483647)"
 # a service names the field it checked; the form may call it differently
 FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
 
@@ -335,7 +337,7 @@ def _gib_to_bytes(text: str) -> int | None:
     return int(gib * GIB)
 
 
-@bp.get("/tenants/<slug>/collectors/<int:collector_id>")
+@bp.get(f"/tenants/<slug>/collectors/<{ROW_ID}:collector_id>")
 def collector(slug: str, collector_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug)
     return _collector_page(
@@ -357,8 +359,8 @@ def _collector_page(
     )
 
 
-@bp.post("/tenants/<slug>/collectors/<int:collector_id>/disable", defaults={"active": False})
-@bp.post("/tenants/<slug>/collectors/<int:collector_id>/enable", defaults={"active": True})
+@bp.post(f"/tenants/<slug>/collectors/<{ROW_ID}:collector_id>/disable", defaults={"active": False})
+@bp.post(f"/tenants/<slug>/collectors/<{ROW_ID}:collector_id>/enable", defaults={"active": True})
 def collector_status(slug: str, collector_id: int, active: bool) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     db, actor = _db(), current_actor()
@@ -513,7 +515,7 @@ def add_member(slug: str) -> ResponseReturnValue:
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
 
-@bp.post("/tenants/<slug>/members/<int:user_id>/role")
+@bp.post(f"/tenants/<slug>/members/<{ROW_ID}:user_id>/role")
 def change_role(slug: str, user_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     member = _member(tenant, user_id)
@@ -525,7 +527,7 @@ def change_role(slug: str, user_id: int) -> ResponseReturnValue:
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
 
-@bp.post("/tenants/<slug>/members/<int:user_id>/remove")
+@bp.post(f"/tenants/<slug>/members/<{ROW_ID}:user_id>/remove")
 def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     member = _member(tenant, user_id)

@@ -256,6 +256,20 @@ def test_objects_of_another_tenant_are_404_through_ones_own(app: Flask, world: W
     assert snapshot(app) == before
 
 
+@pytest.mark.parametrize("row_id", ["0", "2147483648", "99999999999999999999"])
+def test_ids_beyond_the_databases_range_are_404_not_an_overflow(
+    app: Flask, world: World, row_id: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    before = snapshot(app)
+    assert client.get(f"/tenants/a/collectors/{row_id}").status_code == 404
+    for action in ("disable", "enable"):
+        assert post(client, f"/tenants/a/collectors/{row_id}/{action}", {}).status_code == 404
+    assert post(client, f"/tenants/a/members/{row_id}/role", {"role": "viewer"}).status_code == 404
+    assert post(client, f"/tenants/a/members/{row_id}/remove", {}).status_code == 404
+    assert snapshot(app) == before
+
+
 def test_forms_without_the_csrf_token_are_refused(app: Flask, world: World) -> None:
     client = logged_in(app, PLATFORM)
     before = snapshot(app)
