@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from tenants import validation
@@ -219,18 +219,15 @@ def _refuse_if_last_admin(
         )
 
 
-def list_members(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[User, str]]:
-    require(db, actor, tenant, "read")
-    rows = db.execute(
-        select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.tenant_id == tenant.id)
-        .order_by(User.email)
-    )
-    return [(user, role) for user, role in rows]
-
-
 BY_EMAIL = Order((User.email,))  # e-mails are unique
+
+
+def get_member(db: Session, actor: Actor, tenant: Tenant, user_id: int) -> User:
+    require(db, actor, tenant, "read")
+    found = db.execute(_members(tenant).where(User.id == user_id)).first()
+    if found is None:
+        raise NotFound("no such member in this tenant")
+    return found[0]
 
 
 def members_page(
@@ -238,13 +235,17 @@ def members_page(
 ) -> Page[tuple[User, str]]:
     """A page of the tenant's members and their roles, by e-mail."""
     require(db, actor, tenant, "read")
-    query = (
+    query = _members(tenant)
+    found = fetch_page(db, query, BY_EMAIL, limit, cursor, rows=True, row_key=lambda row: row[0])
+    return Page([(user, role) for user, role in found.items], found.next_cursor)
+
+
+def _members(tenant: Tenant) -> Select[User, str]:
+    return (
         select(User, Membership.role)
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.tenant_id == tenant.id)
     )
-    found = fetch_page(db, query, BY_EMAIL, limit, cursor, rows=True, row_key=lambda row: row[0])
-    return Page([(user, role) for user, role in found.items], found.next_cursor)
 
 
 def users_page(db: Session, actor: Actor, limit: int, cursor: str | None = None) -> Page[User]:

@@ -53,11 +53,8 @@ def register_collector(
 
 def list_collectors(db: Session, actor: Actor, tenant: Tenant) -> list[Collector]:
     require(db, actor, tenant, "read")
-    return list(
-        db.scalars(
-            select(Collector).where(Collector.tenant_id == tenant.id).order_by(Collector.name)
-        )
-    )
+    query = select(Collector).where(Collector.tenant_id == tenant.id)
+    return list(db.scalars(query.order_by(*BY_NAME.by())))
 
 
 def collectors_page(
@@ -96,7 +93,7 @@ def collector_choices(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[i
     rows = db.execute(
         select(Collector.id, Collector.name, Collector.status)
         .where(Collector.tenant_id == tenant.id)
-        .order_by(Collector.name)
+        .order_by(*BY_NAME.by())
     )
     return [(row_id, name, status == "active") for row_id, name, status in rows]
 

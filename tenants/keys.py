@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from tenants import validation
 from tenants.access import Actor, require
@@ -92,39 +93,32 @@ def get_key(db: Session, actor: Actor, tenant: Tenant, key_id: str) -> ApiKey:
     return key
 
 
-def list_keys(
-    db: Session, actor: Actor, tenant: Tenant, collector: Collector | None = None
-) -> list[ApiKey]:
-    require(db, actor, tenant, "read")
-    query = (
-        select(ApiKey)
-        .where(ApiKey.tenant_id == tenant.id)
-        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
-    )
-    if collector is not None:
-        query = query.where(ApiKey.collector_id == collector.id)
-    return list(db.scalars(query))
-
-
 NEWEST_FIRST = Order((ApiKey.created_at, ApiKey.id), descending=True)
 
 
+def list_keys(db: Session, actor: Actor, tenant: Tenant, collector: Collector) -> list[ApiKey]:
+    """Every key of one collector, newest first."""
+    require(db, actor, tenant, "read")
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.collector_id == collector.id)
+    return list(db.scalars(query.order_by(*NEWEST_FIRST.by())))
+
+
 def keys_page(
-    db: Session,
-    actor: Actor,
-    tenant: Tenant,
-    limit: int,
-    cursor: str | None = None,
-    collector: Collector | None = None,
+    db: Session, actor: Actor, tenant: Tenant, limit: int, cursor: str | None = None
 ) -> Page[ApiKey]:
-    """A page of the tenant's keys (or one collector's), newest first, with their collectors."""
+    """A page of the tenant's keys, newest first, with their collectors."""
     require(db, actor, tenant, "read")
     query = (
         select(ApiKey).where(ApiKey.tenant_id == tenant.id).options(joinedload(ApiKey.collector))
     )
-    if collector is not None:
-        query = query.where(ApiKey.collector_id == collector.id)
     return fetch_page(db, query, NEWEST_FIRST, limit, cursor)
+
+
+def accepted_at(now: datetime) -> ColumnElement[bool]:
+    """Keys neither revoked nor expired at ``now`` (ApiKey.state's "active", in SQL)."""
+    return and_(
+        ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+    )
 
 
 def revoke_key(db: Session, actor: Actor, tenant: Tenant, key: ApiKey) -> ApiKey:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tenants.access import Actor, require
 from tenants.collectors import SILENT_AFTER
+from tenants.keys import accepted_at
 from tenants.models import ApiKey, Collector, Membership, Tenant, utcnow
 
 
@@ -29,11 +30,7 @@ def tenant_summary(db: Session, actor: Actor, tenant: Tenant) -> TenantSummary:
     reporting = select(func.count(case((heard, 1)))).where(in_tenant).scalar_subquery()
     active_keys = (
         select(func.count())
-        .where(
-            ApiKey.tenant_id == tenant.id,
-            ApiKey.revoked_at.is_(None),
-            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-        )
+        .where(ApiKey.tenant_id == tenant.id, accepted_at(now))
         .scalar_subquery()
     )
     members = select(func.count()).where(Membership.tenant_id == tenant.id).scalar_subquery()

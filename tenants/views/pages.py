@@ -33,7 +33,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from werkzeug.wrappers import Response
 
@@ -41,7 +41,7 @@ from tenants import audit, collectors, keys, tenancy, validation
 from tenants import db as database
 from tenants.access import require_platform, role_in, tenant_for, visible_tenants_page
 from tenants.accounts import (
-    list_members,
+    get_member,
     members_page,
     remove_membership,
     set_membership,
@@ -206,11 +206,9 @@ def _count_by_tenant(column: InstrumentedAttribute[int], ids: list[int]) -> dict
 
 
 def _active_key_counts(ids: list[int]) -> dict[int, int]:
-    now = utcnow()
     query = (
         select(ApiKey.tenant_id, func.count())
-        .where(ApiKey.tenant_id.in_(ids), ApiKey.revoked_at.is_(None))
-        .where(or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
+        .where(ApiKey.tenant_id.in_(ids), keys.accepted_at(utcnow()))
         .group_by(ApiKey.tenant_id)
     )
     return {tenant_id: count for tenant_id, count in _db().execute(query)}
@@ -540,10 +538,7 @@ def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
 
 
 def _member(tenant: Tenant, user_id: int) -> User:
-    for user, _role in list_members(_db(), current_actor(), tenant):
-        if user.id == user_id:
-            return user
-    raise NotFound("no such member in this tenant")
+    return get_member(_db(), current_actor(), tenant, user_id)
 
 
 # --- tenant settings -------------------------------------------------------------------------
