@@ -19,10 +19,11 @@ from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
 from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
 from tenants.models import ROLES
+from tenants.web import MAX_ROW_ID
 
 Schema = dict[str, Any]
 
-MAX_ID = 2**31 - 1
+MAX_ID = MAX_ROW_ID
 MAX_MEMORY_BYTES = 1 << 50
 MAX_OVERLAP_HOURS = 30 * 24
 DEFAULT_OVERLAP_HOURS = int(DEFAULT_OVERLAP.total_seconds()) // 3600

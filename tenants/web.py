@@ -26,6 +26,8 @@ from tenants.influx import StorageError
 from tenants.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_ROW_ID = 2**31 - 1  # the database's integer: a larger id names no row and would overflow it
+ROW_ID = f"int(min=1, max={MAX_ROW_ID})"  # the URL converter of an id: 404 beyond that range
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 

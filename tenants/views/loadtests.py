@@ -51,12 +51,11 @@ from tenants.loadtests import prices, runs, serialize
 from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHistory
 from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
 from tenants.models import Collector, Tenant
-from tenants.web import collector_endpoint, current_actor
+from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
 
 pages = Blueprint("loadtests", __name__)
 api = Blueprint("loadtests_api", __name__, url_prefix="/api/v1")
 
-MAX_ID = 2**31 - 1
 LABEL_LENGTH = 100
 HISTORY_EXTENSION = "pa_cpu_history"
 
@@ -102,7 +101,10 @@ def _history() -> CpuHistory:
 
 
 def _id(text: str, field: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= MAX_ID:
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= 10)
+        or not 1 <= int(text) <= MAX_ROW_ID
+    ):
         raise Invalid(f"{field} must be a load test id (a whole number)", field)
     return int(text)
 
@@ -203,7 +205,7 @@ def _label(text: str | None) -> str:
     return validation.text(text, "label", LABEL_LENGTH, required=False)
 
 
-@pages.get("/tenants/<slug>/loadtests/<int:run_id>")
+@pages.get(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>")
 def run(slug: str, run_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug)
     found = runs.get_run(_db(), _actor(), tenant, run_id)
@@ -214,7 +216,7 @@ def run(slug: str, run_id: int) -> ResponseReturnValue:
                                                      found.price_usd_per_hour))  # fmt: skip
 
 
-@pages.post("/tenants/<slug>/loadtests/<int:run_id>/price")
+@pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/price")
 def set_price(slug: str, run_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "analyze")
     found = runs.get_run(_db(), _actor(), tenant, run_id)
@@ -224,7 +226,7 @@ def set_price(slug: str, run_id: int) -> ResponseReturnValue:
     return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
 
 
-@pages.post("/tenants/<slug>/loadtests/<int:run_id>/delete")
+@pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/delete")
 def delete(slug: str, run_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "analyze")
     found = runs.get_run(_db(), _actor(), tenant, run_id)
@@ -316,7 +318,7 @@ def create_price(slug: str) -> ResponseReturnValue:
     return redirect(url_for(".prices_page", slug=slug), 303)
 
 
-@pages.post("/tenants/<slug>/prices/<int:price_id>")
+@pages.post(f"/tenants/<slug>/prices/<{ROW_ID}:price_id>")
 def update_price(slug: str, price_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     try:
@@ -330,7 +332,7 @@ def update_price(slug: str, price_id: int) -> ResponseReturnValue:
     return redirect(url_for(".prices_page", slug=slug), 303)
 
 
-@pages.post("/tenants/<slug>/prices/<int:price_id>/delete")
+@pages.post(f"/tenants/<slug>/prices/<{ROW_ID}:price_id>/delete")
 def delete_price(slug: str, price_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     prices.delete_price(_db(), _actor(), tenant, price_id)
@@ -338,7 +340,7 @@ def delete_price(slug: str, price_id: int) -> ResponseReturnValue:
     return redirect(url_for(".prices_page", slug=slug), 303)
 
 
-@pages.get("/tenants/<slug>/collectors/<int:collector_id>/rightsizing")
+@pages.get(f"/tenants/<slug>/collectors/<{ROW_ID}:collector_id>/rightsizing")
 def rightsizing_page(slug: str, collector_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug)
     collector = get_collector(_db(), _actor(), tenant, collector_id)
@@ -453,7 +455,7 @@ def price_view(slug: str, run_id: int) -> Any:
     body = _object({"price_id"})
     price_id = body.get("price_id")
     if price_id is not None and (not isinstance(price_id, int) or isinstance(price_id, bool)
-                                 or not 1 <= price_id <= MAX_ID):  # fmt: skip
+                                 or not 1 <= price_id <= MAX_ROW_ID):  # fmt: skip
         raise Invalid("price_id must be a price id or null", "price_id")
     found = runs.get_run(_db(), _actor(), tenant, _row(run_id, "load test in this tenant"))
     runs.set_run_price(_db(), _actor(), tenant, found, price_id)
@@ -517,7 +519,7 @@ def rightsizing_view(slug: str, collector_id: int) -> Any:
 
 
 def _row(value: int, what: str) -> int:
-    if not 1 <= value <= MAX_ID:
+    if not 1 <= value <= MAX_ROW_ID:
         raise NotFound(f"no such {what}")
     return value
 

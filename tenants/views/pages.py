@@ -51,7 +51,7 @@ from tenants.errors import Conflict, Invalid, NotFound, ServiceError
 from tenants.models import ROLES, ApiKey, Collector, Membership, Tenant, User, utcnow
 from tenants.summary import tenant_summary
 from tenants.views.formatting import GIB
-from tenants.web import current_actor, public
+from tenants.web import ROW_ID, current_actor, public
 
 bp = Blueprint("pages", __name__)
 
@@ -62,8 +62,6 @@ MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
 COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "region",
                     "instance_type")  # fmt: skip
-# ids in URLs: beyond the database's integer range they name no row (and would overflow it)
-ROW_ID = "int(min=1, max=2147483647)"
 # a service names the field it checked; the form may call it differently
 FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import csrf
+from tests.conftest import csrf, table_snapshot
 from tests.unit.test_loadtests_support import (  # noqa: F401 (an autouse fixture)
     ADMIN,
     ANALYST,
@@ -196,6 +196,20 @@ def test_compare_mixing_in_a_foreign_id_is_404_and_leaks_nothing(
     assert response.status_code == 404
     assert "web.b.test" not in html(response)
     assert "no such load test in this tenant" in html(response)  # not which id, nor whose
+
+
+@pytest.mark.parametrize("row_id", ["0", "2147483648", "99999999999999999999"])
+def test_ids_beyond_the_databases_range_are_404_not_an_overflow(
+    app: Flask, world: World, row_id: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    before = table_snapshot(app)
+    for path in (f"/tenants/a/loadtests/{row_id}", f"/tenants/a/collectors/{row_id}/rightsizing"):
+        assert client.get(path).status_code == 404, path
+    for path in (f"/tenants/a/loadtests/{row_id}/price", f"/tenants/a/loadtests/{row_id}/delete",
+                 f"/tenants/a/prices/{row_id}", f"/tenants/a/prices/{row_id}/delete"):  # fmt: skip
+        assert post(client, path, price_form()).status_code == 404, path
+    assert table_snapshot(app) == before
 
 
 def test_compare_refuses_one_run_and_bad_ids(app: Flask, world: World, runs: list[int]) -> None:
