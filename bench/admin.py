@@ -281,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             run_wrk(base, api + pages, 3, 0, Path(tmp))
             for name, paths in (("API", api), ("pages", pages)):
                 for level, think in enumerate(args.think):
-                    # the target's level runs longer: its clients' arrival (up to one think
-                    # time, while gthread lends new connections a thread) must not dominate p95
+                    # the target's level runs longer: its clients' arrival (over one think
+                    # time) must not dominate p95
                     seconds = args.user_seconds if level == 0 else args.seconds
                     print(
                         f"wrk: 50 clients on the {name}, think time {think} ms, {seconds} s …",

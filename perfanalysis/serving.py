@@ -7,6 +7,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from perfanalysis.gthread_worker import WORKER_CLASS
+
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
     def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
@@ -25,14 +27,15 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
 def serve(
     factory: Callable[[], Any], host: str, port: int, workers: int, threads: int, **options: Any
 ) -> None:
-    """gunicorn's gthread worker: an idle keep-alive or slow client holds a connection, not a worker."""
+    """gunicorn's gthread worker: an idle keep-alive or slow client holds a connection, not a worker
+    (nor a thread, perfanalysis/gthread_worker.py)."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
     GunicornApp(
         factory,
         {
             "bind": bind,
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASS,
             "threads": threads,
             "keepalive": 75,  # above load balancers' idle timeout (60 s): they never reuse a closed one
             "accesslog": "-",

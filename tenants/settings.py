@@ -81,8 +81,8 @@ def build_spec() -> Spec:
         Setting(
             "web.threads",
             "Threads per worker (gunicorn's gthread worker, with keep-alive): an idle or slow "
-            "client holds a connection and, for up to 5 s before its first request, a thread; "
-            "not a worker. Each worker pools at most 8 database connections.",
+            "client holds a connection, not a thread until its request arrives, nor a worker. "
+            "Each worker pools at most 8 database connections.",
             8,
             positive_int,
             metavar="N",

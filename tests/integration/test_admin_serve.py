@@ -89,22 +89,27 @@ def test_one_connection_serves_many_requests(admin: AdminProcess) -> None:
 
 
 def test_silent_clients_do_not_hold_the_others_up(admin: AdminProcess) -> None:
-    """Silent connections on the only worker; a real client is still answered.
+    """More silent connections than the only worker has threads; a real client is answered.
 
-    A sync worker would sit on the first silent connection until gunicorn's 30 s timeout; the
-    socket timeout below is far shorter than that. (gthread lends a thread to a new connection
-    for up to 5 s before parking it, so one thread is left free here.)
+    A sync worker would sit on the first silent connection until gunicorn's 30 s timeout, and
+    gunicorn's own gthread worker lends each new connection a thread for up to 5 s: both would
+    exceed the socket timeout below. perfanalysis.gthread_worker parks new connections in the
+    poller until their first request.
     """
     host, port = admin.address.rsplit(":", 1)
     silent = [
-        socket.create_connection((host, int(port)), timeout=10) for _ in range(admin.threads - 1)
+        socket.create_connection((host, int(port)), timeout=10) for _ in range(admin.threads + 2)
     ]
     try:
         connection = http.client.HTTPConnection(host, int(port), timeout=4)
         try:
             assert _get(connection, "/health").status == 200
+            assert _get(connection, "/login").status == 200  # and kept alive
         finally:
             connection.close()
+        silent[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = silent[0].makefile("rb").readline()
+        assert answer.startswith(b"HTTP/1.1 200"), answer  # a parked connection is served
     finally:
         for sock in silent:
             sock.close()
