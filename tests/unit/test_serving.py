@@ -1,0 +1,39 @@
+"""perfanalysis.serving: what gunicorn's workers load."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from perfanalysis.serving import GunicornApp
+
+
+class Built:
+    """Stands for an app with the reference cycles apps have."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    yield
+    gc.unfreeze()
+
+
+def test_what_loading_built_is_left_out_of_garbage_collection(unfrozen: None) -> None:
+    made: list[Built] = []
+
+    def factory() -> Built:
+        made.append(Built())
+        return made[-1]
+
+    app = GunicornApp(factory, {"workers": 1}).load()
+
+    assert app is made[0]
+    assert gc.get_freeze_count() > 0
+    assert not any(tracked is app for tracked in gc.get_objects())  # a collection skips it
+    later = Built()
+    assert any(tracked is later for tracked in gc.get_objects())  # what requests make is not
