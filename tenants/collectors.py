@@ -86,18 +86,6 @@ def _contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-def collector_choices(db: Session, actor: Actor, tenant: Tenant) -> list[tuple[int, str, bool]]:
-    """Every collector's id, name and whether it is active: for a form's choice, without
-    loading whole rows."""
-    require(db, actor, tenant, "read")
-    rows = db.execute(
-        select(Collector.id, Collector.name, Collector.status)
-        .where(Collector.tenant_id == tenant.id)
-        .order_by(*BY_NAME.by())
-    )
-    return [(row_id, name, status == "active") for row_id, name, status in rows]
-
-
 def get_collector(db: Session, actor: Actor, tenant: Tenant, collector_id: int) -> Collector:
     require(db, actor, tenant, "read")
     collector = db.scalar(

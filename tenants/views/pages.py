@@ -33,8 +33,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from tenants import audit, collectors, keys, tenancy, validation
@@ -48,8 +48,8 @@ from tenants.accounts import (
 )
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Invalid, NotFound, ServiceError
-from tenants.models import ROLES, ApiKey, Collector, Membership, Tenant, User, utcnow
-from tenants.summary import tenant_summary
+from tenants.models import ROLES, ApiKey, Collector, Tenant, User, utcnow
+from tenants.summary import tenant_counts, tenant_summary
 from tenants.views.formatting import GIB
 from tenants.web import ROW_ID, current_actor, public
 
@@ -184,39 +184,14 @@ def tenants() -> ResponseReturnValue:
 def _tenants_page(failure: Failure | None = None) -> ResponseReturnValue:
     actor = current_actor()
     page = visible_tenants_page(_db(), actor, PAGE_ROWS, _cursor("cursor", failure))
-    ids = [tenant.id for tenant in page.items]
     return _page(
         "tenants.html",
         failure,
         tenants=page.items,
         next_page=_next_page_url("pages.tenants", "cursor", page.next_cursor),
         platform=actor.is_platform_admin,
-        collector_counts=_count_by_tenant(Collector.tenant_id, ids),
-        member_counts=_count_by_tenant(Membership.tenant_id, ids),
-        key_counts=_active_key_counts(ids),
-        my_roles=_my_roles(actor.user),
+        counts=tenant_counts(_db(), actor, page.items),
     )
-
-
-def _count_by_tenant(column: InstrumentedAttribute[int], ids: list[int]) -> dict[int, int]:
-    query = select(column, func.count()).where(column.in_(ids)).group_by(column)
-    return {tenant_id: count for tenant_id, count in _db().execute(query)}
-
-
-def _active_key_counts(ids: list[int]) -> dict[int, int]:
-    query = (
-        select(ApiKey.tenant_id, func.count())
-        .where(ApiKey.tenant_id.in_(ids), keys.accepted_at(utcnow()))
-        .group_by(ApiKey.tenant_id)
-    )
-    return {tenant_id: count for tenant_id, count in _db().execute(query)}
-
-
-def _my_roles(user: User | None) -> dict[int, str]:
-    if user is None:
-        return {}
-    query = select(Membership.tenant_id, Membership.role).where(Membership.user_id == user.id)
-    return {tenant_id: role for tenant_id, role in _db().execute(query)}
 
 
 @bp.post("/tenants")
@@ -240,11 +215,14 @@ def tenant(slug: str) -> ResponseReturnValue:
     return _tenant_page(_tenant(slug))
 
 
-def _tenant_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
+def _tenant_page(
+    tenant: Tenant, failure: Failure | None = None, chosen: Collector | None = None
+) -> ResponseReturnValue:
     """The tenant's overview: counts, and a page of each of its collectors, keys and members.
 
     Each list pages on its own (``?collectors=``, ``?keys=``, ``?members=`` cursors, and
-    ``?q=`` to search collectors); a re-rendered form shows first pages.
+    ``?q=`` to search collectors); a re-rendered form shows first pages. The "Issue a key"
+    form offers the collectors listed, and ``chosen`` (a refused form's choice) if it is not.
     """
     db, actor = _db(), current_actor()
     search = "" if failure else request.args.get("q", "").strip()
@@ -260,8 +238,8 @@ def _tenant_page(tenant: Tenant, failure: Failure | None = None) -> ResponseRetu
         tenant=tenant,
         perms=perms,
         collectors=collector_page.items,
+        key_choices=_with(collector_page.items, chosen),
         summary=tenant_summary(db, actor, tenant),
-        collector_choices=collectors.collector_choices(db, actor, tenant) if perms.admin else [],
         search=search,
         page_rows=PAGE_ROWS,
         keys=key_page.items,
@@ -276,6 +254,10 @@ def _tenant_page(tenant: Tenant, failure: Failure | None = None) -> ResponseRetu
         roles=ROLES,
         now=utcnow(),
     )
+
+
+def _with(listed: list[Collector], chosen: Collector | None) -> list[Collector]:
+    return listed if chosen is None or chosen in listed else [chosen, *listed]
 
 
 def _cursor(name: str, failure: Failure | None) -> str | None:
@@ -420,7 +402,7 @@ def _key_form_page(
 ) -> ResponseReturnValue:
     if collector is not None and _form("return_to") == "collector":
         return _collector_page(tenant, collector, failure)
-    return _tenant_page(tenant, failure)
+    return _tenant_page(tenant, failure, collector)
 
 
 @bp.post("/tenants/<slug>/keys/<key_id>/rotate")

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.collectors import register_collector
 from tenants.keys import issue_key
-from tenants.models import Collector, utcnow
+from tenants.models import ApiKey, Collector, utcnow
 from tenants.views.pages import PAGE_ROWS
-from tests.conftest import login
+from tests.conftest import csrf, login
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
@@ -158,3 +158,62 @@ def test_the_tenants_list_pages(app: Flask, make_user: Any, make_tenant: Any) ->
         f"t{n:03d}" for n in range(PAGE_ROWS, PAGE_ROWS + 3)
     ]
     assert _next_link(second) is None
+
+
+def _key_choices(page: str) -> list[str]:
+    form = _section(page, "keys")
+    select = form[form.index('<select name="collector_id"') : form.index("</select>")]
+    return re.findall(r'<option value="\d+"(?: selected)?>([^<]+)</option>', select)
+
+
+def test_issue_a_key_offers_the_collectors_listed(app: Flask, big: None) -> None:
+    """Not every collector of the tenant: a fleet's would make a page of megabytes."""
+    client = _client(app, ADMIN)
+    page = client.get("/tenants/a").get_data(as_text=True)
+    assert _key_choices(page) == [f"a-host-{n:03d}" for n in range(PAGE_ROWS)]
+    assert "find others with the search" in page
+    found = client.get("/tenants/a?q=host-061").get_data(as_text=True)
+    assert _key_choices(found) == ["a-host-061"]
+    assert "b-host" not in " ".join(_key_choices(found))
+
+
+def test_a_refused_key_form_keeps_its_collector_though_not_on_the_first_page(
+    app: Flask, big: None
+) -> None:
+    client = _client(app, ADMIN)
+    with app.app_context():
+        chosen = database.session().scalar(
+            select(Collector.id).where(Collector.name == "a-host-061")
+        )
+    refused = client.post("/tenants/a/keys", data={
+        "collector_id": str(chosen), "expires_in_days": "0", "csrf_token": csrf(client),
+        "return_to": "tenant",
+    })  # fmt: skip
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert f'<option value="{chosen}" selected>a-host-061</option>' in page
+    assert _key_choices(page)[0] == "a-host-061"
+
+
+def test_the_tenants_list_counts_each_tenant_and_shows_the_users_role(
+    app: Flask, big: None, make_tenant: Any
+) -> None:
+    with app.app_context():
+        db = database.session()
+        b = tenant_for(db, system_actor(), "b")
+        collector = register_collector(db, system_actor(), b, {"name": "b2", "hostname": "b2.b"})
+        revoked = issue_key(db, system_actor(), b, collector, app.extensions["pa_hasher"], "")
+        db.execute(update(ApiKey).where(ApiKey.key_id == revoked.key.key_id)
+                   .values(revoked_at=utcnow()))  # fmt: skip
+        db.commit()
+    make_tenant("c", {ADMIN: "viewer"})
+    rows = re.findall(
+        r"<td><code>([a-z])</code></td>.*?<td class=\"num\">([\d,]+)</td>\s*"
+        r"<td class=\"num\">([\d,]+)</td>\s*<td class=\"num\">([\d,]+)</td>\s*<td>([a-z]*)</td>",
+        _client(app, ADMIN).get("/tenants").get_data(as_text=True),
+        re.S,
+    )
+    assert rows == [("a", str(HOSTS), str(HOSTS), "2", "admin"), ("c", "0", "0", "1", "viewer")]
+    outsider = _client(app, OUTSIDER).get("/tenants").get_data(as_text=True)
+    assert re.findall(r"<td><code>([a-z])</code></td>", outsider) == ["b"]
+    assert re.findall(r'<td class="num">(\d+)</td>', outsider) == ["2", "1", "1"]
