@@ -3,8 +3,9 @@
 InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo collector's key),
 Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
 ``var/run``. ``up`` reuses what already runs and what the first run created (the InfluxDB admin
-password, the demo tenant, collector and key), waits for readiness with a deadline and prints
-every URL and the admin login.
+and ingest passwords, the demo tenant, collector and key), waits for readiness with a deadline
+and prints every URL and the admin login. Ingest writes as the ``ingest`` InfluxDB user, which
+the admin app keeps a non-admin with WRITE on the tenant databases only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 CLI = [sys.executable, "-m", "perfanalysis.cli"]
 INFLUX_ADMIN = "admin"
+INFLUX_INGEST = "ingest"  # writes only: the admin app grants it WRITE on each tenant database
 # where each service listens: HOST:PORT, overridable (a second stack, or a test on free ports)
 DEFAULT_ADDRESSES = {
     "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": "127.0.0.1:8086",
@@ -80,6 +82,10 @@ def _secret_file(path: Path) -> str:
 
 def influx_password() -> str:
     return _secret_file(var_dir() / "influxdb-admin-password")
+
+
+def influx_ingest_password() -> str:
+    return _secret_file(var_dir() / "influxdb-ingest-password")
 
 
 def _write_influx_config() -> None:
@@ -148,13 +154,17 @@ def admin_env() -> dict[str, str]:
         "PERFANALYSIS_ADMIN_INFLUXDB_URL": f"http://{address('PERFANALYSIS_DEV_INFLUXDB_ADDRESS')}",
         "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_USER": INFLUX_ADMIN,
         "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD": influx_password(),
+        "PERFANALYSIS_ADMIN_INFLUXDB_INGEST_USER": INFLUX_INGEST,
+        "PERFANALYSIS_ADMIN_INFLUXDB_INGEST_PASSWORD": influx_ingest_password(),
     }
 
 
 def setup_steps() -> list[tuple[list[str], dict[str, str]]]:
     """Commands run once InfluxDB is up and before the other services start; each idempotent."""
     demo = [*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(var_dir())]
-    return [(demo, admin_env())]
+    # the ingest user, and its WRITE on tenants an earlier run made before it existed
+    grant = [*CLI, "admin", "--dev", "grant-ingest-writes"]
+    return [(demo, admin_env()), (grant, admin_env())]
 
 
 def services() -> list[Service]:
@@ -188,14 +198,14 @@ def services() -> list[Service]:
             "--dev",
             f"--web.listen-address={ingest_address}",
             f"--storage.url=http://{influxdb_address}",
-            f"--storage.username={INFLUX_ADMIN}",
+            f"--storage.username={INFLUX_INGEST}",
         ],
         f"http://{ingest_address}/health",
         {
             "write API": f"http://{ingest_address}/api/v2/write",
             "metrics": f"http://{ingest_address}/metrics",
         },
-        env={"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_password()},
+        env={"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_ingest_password()},
     )
     exporter = Service(
         "exporter",

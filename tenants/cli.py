@@ -23,7 +23,7 @@ from tenants.errors import ServiceError
 
 COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
             "issue-key", "revoke-key", "rotate-key", "issue-token", "revoke-token",
-            "reencrypt-secrets",
+            "reencrypt-secrets", "grant-ingest-writes",
             "ensure-demo", "seed-prices", "load-examples", "serve"}  # fmt: skip
 
 
@@ -248,6 +248,38 @@ def reencrypt_secrets(ctx: click.Context) -> None:
             database.session(), _actor(), app.extensions["pa_vault"]
         )
     click.echo(f"re-encrypted the stored InfluxDB read passwords of {count} tenant(s)")
+
+
+@admin.command("grant-ingest-writes")
+@click.pass_context
+def grant_ingest_writes(ctx: click.Context) -> None:
+    """Grant the InfluxDB ingest user WRITE on every existing tenant's database (idempotent)."""
+    from tenants.influx import StorageError
+    from tenants.tenancy import grant_ingest_writes as grant
+
+    app = _app(ctx)
+
+    def report(tenant: Any, outcome: str) -> None:
+        click.echo(f"{tenant.slug} ({tenant.influx_database}): {OUTCOMES[outcome]}")
+
+    with app.app_context():
+        try:
+            outcomes = grant(database.session(), _actor(), app.extensions["pa_storage"], report)
+        except StorageError as exc:
+            raise click.ClickException(str(exc)) from None
+    granted = sum(outcome == "granted" for outcome in outcomes.values())
+    missing = sum(outcome == "missing" for outcome in outcomes.values())
+    click.echo(
+        f"ingest user: WRITE granted on {granted} of {len(outcomes)} tenant database(s); "
+        f"{missing} tenant(s) without a database"
+    )
+
+
+OUTCOMES = {
+    "granted": "WRITE granted",
+    "unchanged": "already has WRITE",
+    "missing": "no InfluxDB database: provision the tenant's storage first",
+}
 
 
 @admin.command("rotate-key")

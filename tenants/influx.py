@@ -1,13 +1,17 @@
-"""Tenant storage on InfluxDB 1.x: a database, its default retention policy and a read-only user.
+"""Tenant storage on InfluxDB 1.x: a database, its default retention policy and a read-only user,
+and WRITE on the database for the one non-admin user ingest writes as (when configured).
 
 Plain ``requests`` against the v1 HTTP API: one InfluxQL statement per ``POST /query``, the admin
 credentials in an HTTP Basic ``Authorization`` header, so no password is ever part of a URL.
 
 Provisioning converges, so running it again is safe: what is missing is created, the retention
 policy is reset to the configured one, the read user's privileges are cut back to READ on its own
-database and its password is rotated. When a step fails, what this run created is dropped again,
-so no tenant is left half-provisioned. Errors are ``StorageError``s that name the statement that
-failed, with passwords redacted.
+database and its password is rotated, the ingest user is kept a non-admin with the configured
+password and granted WRITE (which in InfluxDB 1.x does not include READ). When a step fails,
+what this run created is dropped again, so no tenant is left half-provisioned (the ingest user,
+shared by every tenant and wanted whatever happens, is not dropped; a grant on a dropped
+database goes with it). Errors are ``StorageError``s that name the statement that failed, with
+passwords redacted.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import logging
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,6 +159,10 @@ def grant_read(database: str, user: str) -> Statement:
     return Statement(f"GRANT READ ON {quote_identifier(database)} TO {quote_identifier(user)}")
 
 
+def grant_write(database: str, user: str) -> Statement:
+    return Statement(f"GRANT WRITE ON {quote_identifier(database)} TO {quote_identifier(user)}")
+
+
 def revoke_admin(user: str) -> Statement:
     return Statement(f"REVOKE ALL PRIVILEGES FROM {quote_identifier(user)}")
 
@@ -189,11 +198,19 @@ class InfluxStorage:
         admin_password: str,
         retention: str = "30d",
         timeout: float = 10.0,
+        ingest_user: str = "",
+        ingest_password: str = "",
     ) -> None:
         if urlsplit(url).password is not None:
             raise ValueError("give the InfluxDB admin password as a setting, not inside the URL")
+        if ingest_user and ingest_user == admin_user:
+            raise ValueError(f"the ingest user must not be the InfluxDB admin user {admin_user!r}")
+        if ingest_password and not ingest_user:
+            raise ValueError("an InfluxDB ingest password was given without an ingest user")
         self.url = url.rstrip("/")
         self.admin_user = admin_user
+        self.ingest_user = ingest_user
+        self._ingest_password = ingest_password
         self.retention = parse_retention(retention)
         self.timeout = timeout
         self._headers = _basic_auth(admin_user, admin_password)
@@ -207,9 +224,13 @@ class InfluxStorage:
         _require_name(read_user, "read user")
         if read_user == self.admin_user:
             raise ValueError(f"the read user must not be the InfluxDB admin user {read_user!r}")
+        if read_user == self.ingest_user:
+            raise ValueError(f"the read user must not be the InfluxDB ingest user {read_user!r}")
         password = new_password()
         undo: list[Statement] = []
         try:
+            if self.ingest_user:
+                self._ensure_ingest_user()  # first: a failure here has created nothing
             self._ensure_database(database, undo)
             users = self._users()
             if read_user in users:
@@ -219,11 +240,43 @@ class InfluxStorage:
                 self._execute(create_user(read_user, password))
                 undo.append(drop_user(read_user))
                 self._execute(grant_read(database, read_user))
+            if self.ingest_user:
+                self._execute(grant_write(database, self.ingest_user))  # undone by DROP DATABASE
         except Exception:
             self._undo(undo)
             raise
         log.info("provisioned InfluxDB database %s with read user %s", database, read_user)
         return password
+
+    def grant_ingest_writes(
+        self, databases: Sequence[str], report: Callable[[str, str], None] | None = None
+    ) -> dict[str, str]:
+        """Make sure the ingest user exists and may WRITE to each existing database (idempotent).
+
+        Returns database → "granted" (WRITE is now its privilege there), "unchanged" (it was) or
+        "missing" (no such database: nothing granted); ``report(database, outcome)`` hears each
+        as it is done. ValueError without an ingest user.
+        """
+        if not self.ingest_user:
+            raise ValueError("no InfluxDB ingest user is configured (influxdb.ingest-user)")
+        self._ensure_ingest_user()
+        existing = self._databases()
+        held = self._grants(self.ingest_user)
+        outcome: dict[str, str] = {}
+        for database in databases:
+            _require_name(database, "database")
+            if database not in existing:
+                outcome[database] = "missing"
+            elif held.get(database) == "WRITE":  # ALL or READ are narrowed to WRITE
+                outcome[database] = "unchanged"
+            else:
+                self._execute(grant_write(database, self.ingest_user))
+                outcome[database] = "granted"
+            if report is not None:
+                report(database, outcome[database])
+        if outcome:
+            log.info("ingest user %s: WRITE on %s", self.ingest_user, outcome)
+        return outcome
 
     def deprovision(self, database: str, read_user: str) -> None:
         """Drop the read user, then the database; either may already be gone."""
@@ -250,6 +303,21 @@ class InfluxStorage:
             return
         exists = RETENTION_POLICY in self._retention_policies(database)
         self._execute(set_retention_policy(database, self.retention, exists))
+
+    def _ensure_ingest_user(self) -> None:
+        """The ingest user exists, has the configured password and is not an admin."""
+        users = self._users()
+        if self.ingest_user not in users:
+            try:
+                self._execute(create_user(self.ingest_user, self._ingest_password))
+                return
+            except StorageError:
+                users = self._users()  # a concurrent provisioning may have created it
+                if self.ingest_user not in users:
+                    raise
+        if users[self.ingest_user]:
+            self._execute(revoke_admin(self.ingest_user))
+        self._execute(set_password(self.ingest_user, self._ingest_password))
 
     def _restrict_to_read(self, user: str, database: str, is_admin: bool) -> None:
         """An existing user keeps READ on its own database and nothing else."""

@@ -151,6 +151,26 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "influxdb.ingest-user",
+            "InfluxDB user ingest writes as: the admin app keeps it a non-admin with a password "
+            "and grants it WRITE (not READ) on every tenant database it provisions. Empty: none.",
+            "",
+            str,
+            metavar="USER",
+        )
+    )
+    add(
+        Setting(
+            "influxdb.ingest-password",
+            "Password the admin app sets for influxdb.ingest-user (ingest's storage.password).",
+            "",
+            str,
+            secret=True,
+            metavar="PASSWORD",
+        )
+    )
+    add(
+        Setting(
             "influxdb.retention",
             "Retention of each tenant's default retention policy (InfluxQL duration).",
             "30d",
@@ -260,7 +280,22 @@ def _proxy_count(text: str) -> int:
 
 
 def _checks(values: dict[str, Any]) -> list[str]:
-    return credential_problems(values, f"{ENV_PREFIX}SECRET_KEY")
+    return credential_problems(values, f"{ENV_PREFIX}SECRET_KEY") + _ingest_user_problems(values)
+
+
+def _ingest_user_problems(values: dict[str, Any]) -> list[str]:
+    """The ingest user must be named to have a password, and must not be the admin user."""
+    user, password = values["influxdb_ingest_user"], values["influxdb_ingest_password"]
+    if password and not user:
+        return ["setting influxdb.ingest-password: given without influxdb.ingest-user"]
+    if user and not password:
+        return ["setting influxdb.ingest-user: needs influxdb.ingest-password as well"]
+    if user and user == values["influxdb_admin_user"]:
+        return [
+            "setting influxdb.ingest-user: must not be the InfluxDB admin user "
+            "(influxdb.admin-user): ingest only needs WRITE on the tenant databases"
+        ]
+    return []
 
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import select
@@ -154,3 +155,35 @@ def reencrypt_stored_credentials(db: Session, actor: Actor, vault: Vault) -> int
     record(db, actor, "secrets.reencrypt", None, "tenant", "", tenants=len(tenants))
     db.commit()
     return len(tenants)
+
+
+def grant_ingest_writes(
+    db: Session,
+    actor: Actor,
+    storage: Storage,
+    report: Callable[[Tenant, str], None] | None = None,
+) -> dict[str, str]:
+    """Grant the configured InfluxDB ingest user WRITE on every tenant's database (idempotent).
+
+    For tenants made before the ingest user was configured. Returns slug → "granted",
+    "unchanged" or "missing" (the tenant has no database: see provision_storage);
+    ``report(tenant, outcome)`` hears each as it is done.
+    """
+    require_platform(actor)
+    grant = getattr(storage, "grant_ingest_writes", None)
+    if grant is None or not getattr(storage, "ingest_user", ""):
+        raise Invalid(
+            "no InfluxDB ingest user is configured: set influxdb.url, influxdb.ingest-user and "
+            "influxdb.ingest-password"
+        )
+    tenants = {t.influx_database: t for t in db.scalars(select(Tenant).order_by(Tenant.id))}
+
+    def each(database: str, outcome: str) -> None:
+        if report is not None:
+            report(tenants[database], outcome)
+
+    outcomes: dict[str, str] = grant(list(tenants), each)
+    granted = sum(outcome == "granted" for outcome in outcomes.values())
+    record(db, actor, "storage.grant_ingest_writes", None, "tenant", "", granted=granted)
+    db.commit()
+    return {tenants[database].slug: outcome for database, outcome in outcomes.items()}

@@ -88,6 +88,7 @@ def env_file(directory: Path) -> dict[str, str]:
         "POSTGRES_PASSWORD",
         "REDIS_PASSWORD",
         "INFLUXDB_ADMIN_PASSWORD",
+        "INFLUXDB_INGEST_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
     ):
         values[name] = secrets.token_hex(32)

@@ -85,7 +85,8 @@ def test_up_starts_every_service_and_reports_healthy(
     status = stack.run("status")
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy") == len(SERVICES)
-    for name in ("admin-password", "influxdb-admin-password", "demo-collector.key"):
+    secrets = ("admin-password", "influxdb-admin-password", "influxdb-ingest-password")
+    for name in (*secrets, "demo-collector.key"):
         assert (stack.var / name).stat().st_mode & 0o777 == 0o600
 
 
@@ -110,6 +111,27 @@ def test_host_metrics_reach_influxdb_through_ingest(
 
     series = wait_until(stored, timeout=90, interval=1, what="the exporter's push in pa_demo")
     assert [s["tags"]["tenant"] for s in series] == ["demo"]  # type: ignore[index]
+
+    # ...written by the write-only ingest user, not the InfluxDB admin
+    cmdline = Path(f"/proc/{stack.pids()['ingest']}/cmdline").read_bytes().split(b"\0")
+    assert b"--storage.username=ingest" in cmdline
+
+    def admin_rows(q: str) -> list[list[object]]:
+        answer = requests.post(
+            f"{influxdb}/query", data={"q": q}, auth=("admin", password), timeout=5
+        ).json()
+        return [v for s in answer["results"][0].get("series", []) for v in s.get("values", [])]
+
+    assert ["ingest", False] in admin_rows("SHOW USERS")
+    assert admin_rows('SHOW GRANTS FOR "ingest"') == [["pa_demo", "WRITE"]]
+    ingest_password = (stack.var / "influxdb-ingest-password").read_text().strip()
+    refused = requests.post(
+        f"{influxdb}/query",
+        data={"q": 'SELECT count(*) FROM "node_load1"', "db": "pa_demo"},
+        auth=("ingest", ingest_password),
+        timeout=5,
+    )
+    assert refused.status_code == 403, refused.text
 
 
 def test_prometheus_scrapes_the_exporter_and_loads_the_rules(

@@ -2,7 +2,8 @@
 
 Tenants, collectors and keys are made through the tenants services in the admin app's context;
 ingest runs as its Flask app (the test client, or a real HTTP server for influxdb-client) and
-writes with the InfluxDB admin as its write user. Counts are read back with InfluxQL.
+writes with the InfluxDB admin as its write user (one test: with the write-only ingest user the
+admin app provisions). Counts are read back with InfluxQL.
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ from ingest.lineprotocol import LineProtocolError, parse_line
 from ingest.ratelimit import RedisTokenBucket
 from ingest.settings import load
 from ingest.testing import CollectorKey, issue_collector_key
-from perfanalysis.testing.servers import InfluxDB, ServerProcess, ServerRegistry, quote_identifier
+from perfanalysis.testing.servers import (
+    InfluxDB,
+    ServerError,
+    ServerProcess,
+    ServerRegistry,
+    quote_identifier,
+)
 from tenants import db as database
 from tenants.access import system_actor
 from tenants.collectors import set_collector_status
 from tenants.crypto import split_credential
+from tenants.influx import InfluxStorage
 from tenants.keys import get_key, revoke_key
 from tenants.models import ApiKey, Collector, Tenant
 from tenants.tenancy import set_tenant_status
@@ -530,6 +538,46 @@ def test_health_metrics_and_key_use(app: Flask, keys: MakeKey, make_ingest: Make
         stored = db.scalar(select(ApiKey).where(ApiKey.collector_id == key.collector_id))
         assert stored is not None
         assert stored.last_used_at is not None
+
+
+def test_ingest_as_the_write_only_ingest_user_stores_points_and_is_healthy(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """Deployed, ingest writes as the user the admin app grants WRITE on each tenant database."""
+    ingest_user, ingest_password = "ingest", secrets.token_urlsafe(18)
+    storage = InfluxStorage(
+        influxdb.url,
+        influxdb.admin_user,
+        influxdb.admin_password,
+        ingest_user=ingest_user,
+        ingest_password=ingest_password,
+    )
+    provisioned = keys(create_database=False)
+    storage.provision(provisioned.database, f"{provisioned.database}_read")
+    by_hand = keys()  # a database the admin made directly: no grant for the ingest user
+    client = make_ingest(
+        env={
+            "PERFANALYSIS_INGEST_STORAGE_USERNAME": ingest_user,
+            "PERFANALYSIS_INGEST_STORAGE_PASSWORD": ingest_password,
+        }
+    )
+    body = "\n".join(f"cpu value={i} {NOW_S - i}" for i in range(5))
+
+    answer = client.post("/write?precision=s", data=body, headers=token(provisioned))
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+    assert count(influxdb, provisioned.database) == 5
+    assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
+
+    refused = client.post("/write?precision=s", data=body, headers=token(by_hand))
+    assert refused.status_code == 500  # InfluxDB's 403: a refusal, never "retry later"
+    assert count(influxdb, by_hand.database) == 0
+    with pytest.raises(ServerError, match="not authorized"):
+        influxdb.rows(
+            "SELECT count(value) FROM cpu",
+            db=provisioned.database,
+            user=ingest_user,
+            password=ingest_password,
+        )
 
 
 # ----------------------------------------------------------------------------------------------

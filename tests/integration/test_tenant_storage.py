@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import Engine, select, text
 
@@ -27,8 +28,10 @@ from perfanalysis.testing.servers import (
 from tenants import db as database
 from tenants.access import system_actor
 from tenants.app import create_app
+from tenants.cli import admin
+from tenants.errors import Invalid
 from tenants.influx import InfluxStorage, Statement, StorageError, parse_retention
-from tenants.models import Tenant
+from tenants.models import AuditEvent, Tenant
 from tenants.settings import load
 from tenants.tenancy import create_tenant, delete_tenant
 from tests.conftest import TEST_SECRET, empty_tables
@@ -38,6 +41,8 @@ pytestmark = pytest.mark.integration
 NOW = int(time.time())  # inside every retention policy
 POINTS = f"cpu,host=a value=1 {NOW}\ncpu,host=b value=2 {NOW}"
 WRONG_PASSWORD = "not-the-admin-password-4711"
+INGEST_USER = "ingest"
+INGEST_PASSWORD = "the-ingest-password-0123456789abcdef"
 MakeApp = Callable[..., Flask]
 
 
@@ -48,11 +53,17 @@ def influxdb(servers: ServerRegistry) -> InfluxDB:
 
 @pytest.fixture
 def make_app(database_url: str, migrated_engine: Engine) -> Iterator[MakeApp]:
-    """make_app(influxdb, admin_password=None, retention="7d"): an admin app that provisions there."""
+    """make_app(influxdb, admin_password=None, retention="7d", ingest=False): an admin app that
+    provisions there (with ``ingest``, granting INGEST_USER WRITE on each tenant database)."""
     empty_tables(migrated_engine)
     apps: list[Flask] = []
 
-    def make(influxdb: InfluxDB, admin_password: str | None = None, retention: str = "7d") -> Flask:
+    def make(
+        influxdb: InfluxDB,
+        admin_password: str | None = None,
+        retention: str = "7d",
+        ingest: bool = False,
+    ) -> Flask:
         env = {
             "PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
             "PERFANALYSIS_ADMIN_SECRET_KEY": TEST_SECRET,
@@ -61,6 +72,9 @@ def make_app(database_url: str, migrated_engine: Engine) -> Iterator[MakeApp]:
             "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD": admin_password or influxdb.admin_password,
             "PERFANALYSIS_ADMIN_INFLUXDB_RETENTION": retention,
         }
+        if ingest:
+            env["PERFANALYSIS_ADMIN_INFLUXDB_INGEST_USER"] = INGEST_USER
+            env["PERFANALYSIS_ADMIN_INFLUXDB_INGEST_PASSWORD"] = INGEST_PASSWORD
         app = create_app(load([], env))
         apps.append(app)
         return app
@@ -77,6 +91,20 @@ def app(make_app: MakeApp, influxdb: InfluxDB) -> Flask:
 
 def admin_storage(influxdb: InfluxDB, retention: str = "7d") -> InfluxStorage:
     return InfluxStorage(influxdb.url, influxdb.admin_user, influxdb.admin_password, retention)
+
+
+def ingest_storage(influxdb: InfluxDB, password: str = INGEST_PASSWORD) -> InfluxStorage:
+    return InfluxStorage(
+        influxdb.url,
+        influxdb.admin_user,
+        influxdb.admin_password,
+        "7d",
+        ingest_user=INGEST_USER,
+        ingest_password=password,
+    )
+
+
+INGEST = {"user": INGEST_USER, "password": INGEST_PASSWORD}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,3 +411,193 @@ def test_a_lost_server_is_reported_without_the_password_and_provisioning_again_c
     assert grants(influxdb, "pa_acme_read") == {"pa_acme": "READ"}
     assert count(influxdb, "pa_acme", user="pa_acme_read", password=password) == 0
     assert password not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# The ingest user: WRITE on tenant databases, nothing else
+
+
+def test_the_ingest_user_writes_to_tenant_databases_only_and_reads_nothing(
+    make_app: MakeApp, influxdb: InfluxDB
+) -> None:
+    app = make_app(influxdb, ingest=True)
+    create(app, "acme")
+    create(app, "globex")
+    influxdb.create_database("not_a_tenant")  # made by the admin directly
+
+    influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+    influxdb.write("pa_globex", POINTS, precision="s", **INGEST)
+    assert count(influxdb, "pa_acme") == 2  # read back as the admin
+    assert count(influxdb, "pa_globex") == 2
+
+    with pytest.raises(ServerError, match="not authorized") as select_refused:
+        count(influxdb, "pa_acme", **INGEST)
+    assert select_refused.value.status == 403
+    with pytest.raises(ServerError, match="not authorized to write") as elsewhere:
+        influxdb.write("not_a_tenant", POINTS, precision="s", **INGEST)
+    assert elsewhere.value.status == 403
+    assert count(influxdb, "not_a_tenant") == 0
+    with pytest.raises(ServerError, match="requires admin privilege"):
+        influxdb.query('DROP DATABASE "pa_acme"', **INGEST)
+    with pytest.raises(ServerError, match="requires admin privilege"):
+        influxdb.query("SHOW USERS", **INGEST)
+    assert users(influxdb)[INGEST_USER] is False
+    assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
+    # the read users are untouched by the grant
+    assert grants(influxdb, "pa_acme_read") == {"pa_acme": "READ"}
+
+
+def test_deleting_a_tenant_takes_the_ingest_users_grant_with_the_database(
+    make_app: MakeApp, influxdb: InfluxDB
+) -> None:
+    app = make_app(influxdb, ingest=True)
+    create(app, "acme")
+    create(app, "globex")
+    delete(app, "acme")
+    assert grants(influxdb, INGEST_USER) == {"pa_globex": "WRITE"}
+    influxdb.create_database("pa_acme")  # same name again, made by hand: no grant comes back
+    with pytest.raises(ServerError, match="not authorized to write"):
+        influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+
+
+def test_an_existing_ingest_user_is_demoted_and_gets_the_configured_password(
+    influxdb: InfluxDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    influxdb.query(
+        f"CREATE USER {quote_identifier(INGEST_USER)} WITH PASSWORD 'old-one' WITH ALL PRIVILEGES"
+    )
+    assert users(influxdb)[INGEST_USER] is True
+    with caplog.at_level(logging.DEBUG, logger="tenants.influx"):
+        ingest_storage(influxdb).provision("pa_acme", "pa_acme_read")
+    assert users(influxdb)[INGEST_USER] is False
+    with pytest.raises(ServerError, match="authorization failed"):
+        influxdb.write("pa_acme", POINTS, precision="s", user=INGEST_USER, password="old-one")
+    influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+    assert count(influxdb, "pa_acme") == 2
+    assert INGEST_PASSWORD not in caplog.text
+    assert "provisioned InfluxDB database pa_acme" in caplog.text  # the log was captured
+
+
+class GrantWriteRefused(InfluxStorage):
+    """InfluxDB refuses the GRANT WRITE for the ingest user, the very last step."""
+
+    def _execute(self, statement: Statement) -> dict[str, Any]:
+        if statement.query.startswith("GRANT WRITE"):
+            raise StorageError(statement.shown, "HTTP 500: refused by the test")
+        return super()._execute(statement)
+
+
+def test_a_refused_ingest_grant_undoes_the_new_database_and_read_user(
+    app: Flask, influxdb: InfluxDB, migrated_engine: Engine
+) -> None:
+    app.extensions["pa_storage"] = GrantWriteRefused(
+        influxdb.url,
+        influxdb.admin_user,
+        influxdb.admin_password,
+        ingest_user=INGEST_USER,
+        ingest_password=INGEST_PASSWORD,
+    )
+    with pytest.raises(StorageError, match='GRANT WRITE ON "pa_acme" TO "ingest" failed'):
+        create(app, "acme")
+    assert tenant_rows(migrated_engine) == []
+    assert "pa_acme" not in databases(influxdb)
+    assert "pa_acme_read" not in users(influxdb)
+    assert users(influxdb)[INGEST_USER] is False  # shared by every tenant: kept, harmless
+
+
+class SetPasswordRefused(InfluxStorage):
+    def _execute(self, statement: Statement) -> dict[str, Any]:
+        if statement.query.startswith("SET PASSWORD"):
+            raise StorageError(statement.shown, statement.scrub(f"refused {statement.query}"))
+        return super()._execute(statement)
+
+
+def test_a_failure_converging_the_ingest_user_creates_nothing_and_hides_its_password(
+    influxdb: InfluxDB,
+) -> None:
+    influxdb.query(f"CREATE USER {quote_identifier(INGEST_USER)} WITH PASSWORD 'old-one'")
+    storage = SetPasswordRefused(
+        influxdb.url,
+        influxdb.admin_user,
+        influxdb.admin_password,
+        ingest_user=INGEST_USER,
+        ingest_password=INGEST_PASSWORD,
+    )
+    with pytest.raises(StorageError, match=r'SET PASSWORD FOR "ingest" = \[redacted\]') as refused:
+        storage.provision("pa_acme", "pa_acme_read")
+    assert INGEST_PASSWORD not in str(refused.value)
+    assert "pa_acme" not in databases(influxdb)
+    assert "pa_acme_read" not in users(influxdb)
+
+
+def test_the_ingest_user_is_never_a_read_user_nor_the_admin(influxdb: InfluxDB) -> None:
+    with pytest.raises(ValueError, match="must not be the InfluxDB ingest user"):
+        ingest_storage(influxdb).provision("pa_acme", INGEST_USER)
+    with pytest.raises(ValueError, match="ingest user must not be the InfluxDB admin user"):
+        InfluxStorage(influxdb.url, "admin", "x", ingest_user="admin", ingest_password="y")
+    assert "pa_acme" not in databases(influxdb)
+
+
+# ---------------------------------------------------------------------------------------------
+# perfanalysis admin grant-ingest-writes, for tenants made before the ingest user
+
+
+def grant_ingest_writes(app: Flask) -> Result:
+    return CliRunner().invoke(
+        admin, ["grant-ingest-writes"], obj={"app": app, "settings": app.config["PA_SETTINGS"]}
+    )
+
+
+def test_grant_ingest_writes_covers_tenants_made_before_the_ingest_user_once(
+    make_app: MakeApp, influxdb: InfluxDB
+) -> None:
+    before = make_app(influxdb)  # no ingest user configured yet
+    create(before, "acme")
+    create(before, "globex")
+    assert INGEST_USER not in users(influxdb)
+    with pytest.raises(ServerError, match="authorization failed"):
+        influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+
+    app = make_app(influxdb, ingest=True)
+    first = grant_ingest_writes(app)
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines() == [
+        "acme (pa_acme): WRITE granted",
+        "globex (pa_globex): WRITE granted",
+        "ingest user: WRITE granted on 2 of 2 tenant database(s); 0 tenant(s) without a database",
+    ]
+    assert users(influxdb)[INGEST_USER] is False
+    assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
+    influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+    assert count(influxdb, "pa_acme") == 2
+    with pytest.raises(ServerError, match="not authorized"):
+        count(influxdb, "pa_acme", **INGEST)
+
+    second = grant_ingest_writes(app)
+    assert second.exit_code == 0, second.output
+    assert second.output.splitlines()[:2] == [
+        "acme (pa_acme): already has WRITE",
+        "globex (pa_globex): already has WRITE",
+    ]
+    assert "WRITE granted on 0 of 2" in second.output
+    assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
+    assert INGEST_PASSWORD not in first.output + second.output
+    with app.app_context():
+        audited = database.session().scalars(
+            select(AuditEvent.details)
+            .where(AuditEvent.action == "storage.grant_ingest_writes")
+            .order_by(AuditEvent.id)
+        )
+        assert list(audited) == [{"granted": 2}, {"granted": 0}]
+
+
+def test_grant_ingest_writes_without_an_ingest_user_is_a_clear_error(
+    app: Flask, influxdb: InfluxDB
+) -> None:
+    create(app, "acme")
+    result = grant_ingest_writes(app)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Invalid)  # `perfanalysis admin` prints it, exit 1
+    assert "no InfluxDB ingest user is configured" in result.exception.message
+    assert "influxdb.ingest-user" in result.exception.message
+    assert INGEST_USER not in users(influxdb)

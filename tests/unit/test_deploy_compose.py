@@ -198,7 +198,8 @@ def test_with_env_example_as_shipped_only_the_secrets_are_missing(raw: dict[str,
     interpolate(raw, read_env_file(ENV_EXAMPLE), missing)
     assert set(missing) == {
         "PERFANALYSIS_ADMIN_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD",
-        "INFLUXDB_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "PERFANALYSIS_ALERT_WEBHOOK_URL",
+        "INFLUXDB_ADMIN_PASSWORD", "INFLUXDB_INGEST_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
+        "PERFANALYSIS_ALERT_WEBHOOK_URL",
     }  # fmt: skip
 
 
