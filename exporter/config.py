@@ -18,6 +18,7 @@ from perfanalysis.config import (
     parse,
     positive_float,
     positive_int,
+    readable_file,
     regex,
 )
 
@@ -93,14 +94,6 @@ def _push_url(text: str) -> str:
     return text.strip().rstrip("/")
 
 
-def _readable_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise ValueError("no such file")
-    if not os.access(text, os.R_OK):
-        raise ValueError("not readable by this user")
-    return text
-
-
 def _web_config(text: str) -> Any:
     """Loads and checks the whole file at start-up (imported only when the flag is given)."""
     from exporter.webconfig import WebConfigError, load
@@ -144,7 +137,7 @@ def _add_push_settings(spec: Spec) -> None:
             "push.key-file",
             "File holding the collector key sent to ingest; re-read when ingest refuses the key (401/403), so a rotated key needs no restart.",
             None,
-            _readable_file,
+            readable_file,
             metavar="FILE",
         )
     )

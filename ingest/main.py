@@ -68,6 +68,7 @@ def prepare_metrics_dir() -> tuple[str, bool]:
 
 def serve(settings: dict[str, Any]) -> None:
     from ingest.app import create_app
+    from perfanalysis import web_tls
     from perfanalysis.serving import serve as serve_wsgi
 
     host, port = settings["web_listen_address"]
@@ -83,6 +84,7 @@ def serve(settings: dict[str, Any]) -> None:
         timeout=max(30, int(settings["storage_timeout"]) + 10),
         child_exit=child_exit,
         worker_exit=worker_exit,
+        **web_tls.gunicorn_options(settings),
     )
 
 

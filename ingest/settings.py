@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from perfanalysis import web_tls
 from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
 from perfanalysis.paths import var_dir
 from tenants.settings import (
@@ -92,6 +93,8 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
+    for setting in web_tls.settings():
+        add(setting)
     add(
         Setting(
             "database-url",
@@ -348,7 +351,7 @@ def _checks(values: dict[str, Any]) -> list[str]:
         )
     if values["storage_password"] and not values["storage_username"]:
         errors.append("setting storage.password: given without storage.username")
-    return errors
+    return errors + web_tls.problems(values)
 
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:

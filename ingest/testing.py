@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from perfanalysis.testing.servers import OwnComponent, ServerProcess
+from perfanalysis.testing.servers import InfluxDB, OwnComponent, ServerProcess
 from tenants.access import system_actor
 from tenants.collectors import register_collector
 from tenants.crypto import CredentialHasher, Vault
@@ -48,6 +48,27 @@ class IngestProcess(OwnComponent, ServerProcess):
             f"--web.listen-address={self.address}",
             *self.args,
         ]
+
+
+def ingest_environment(
+    secret: str,
+    database_url: str,
+    influxdb: InfluxDB,
+    metrics_dir: str | os.PathLike[str],
+    **more: str,
+) -> dict[str, str]:
+    """IngestProcess's environment: one worker writing to ``influxdb`` as its admin, keys from
+    ``database_url``; ``more`` adds settings by name (``WEB_WORKERS="2"``)."""
+    return {
+        "PERFANALYSIS_INGEST_SECRET_KEY": secret,
+        "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
+        "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
+        "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
+        "PERFANALYSIS_INGEST_STORAGE_PASSWORD": influxdb.admin_password,
+        "PERFANALYSIS_INGEST_WEB_WORKERS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **{f"PERFANALYSIS_INGEST_{name}": value for name, value in more.items()},
+    }
 
 
 @dataclass(frozen=True)

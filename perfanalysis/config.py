@@ -10,6 +10,7 @@ fixes a bad deployment in one pass.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -211,6 +212,14 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError("must be greater than zero")
     return value
+
+
+def readable_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError("no such file")
+    if not os.access(text, os.R_OK):
+        raise ValueError("not readable by this user")
+    return text
 
 
 def listen_address(text: str) -> tuple[str, int]:

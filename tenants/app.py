@@ -41,7 +41,8 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings["secret_key"],
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings["session_secure_cookie"],
+        SESSION_COOKIE_SECURE=settings["session_secure_cookie"]
+        or bool(settings["web_tls_cert_file"]),
         SESSION_COOKIE_NAME="pa_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         MAX_CONTENT_LENGTH=1 << 20,

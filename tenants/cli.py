@@ -434,12 +434,20 @@ def load_examples(ctx: click.Context, tenant: str) -> None:
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Serve the admin app under gunicorn."""
+    from perfanalysis import web_tls
     from perfanalysis.serving import serve as run
     from tenants.app import create_app
 
     settings = ctx.obj["settings"]
     host, port = settings["web_listen_address"]
-    run(lambda: create_app(settings), host, port, settings["web_workers"], settings["web_threads"])
+    run(
+        lambda: create_app(settings),
+        host,
+        port,
+        settings["web_workers"],
+        settings["web_threads"],
+        **web_tls.gunicorn_options(settings),
+    )
 
 
 def run(argv: Sequence[str]) -> int:

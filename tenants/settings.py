@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from perfanalysis import web_tls
 from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
 from perfanalysis.paths import var_dir
 
@@ -88,6 +89,8 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
+    for setting in web_tls.settings():
+        add(setting)
     add(
         Setting(
             "database-url",
@@ -221,7 +224,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "session.secure-cookie",
-            "Send the session cookie over HTTPS only (enable behind TLS).",
+            "Send the session cookie over HTTPS only (enable behind TLS; always on with "
+            "web.tls-cert-file).",
             False,
             boolean=True,
         )
@@ -280,7 +284,11 @@ def _proxy_count(text: str) -> int:
 
 
 def _checks(values: dict[str, Any]) -> list[str]:
-    return credential_problems(values, f"{ENV_PREFIX}SECRET_KEY") + _ingest_user_problems(values)
+    return (
+        credential_problems(values, f"{ENV_PREFIX}SECRET_KEY")
+        + _ingest_user_problems(values)
+        + web_tls.problems(values)
+    )
 
 
 def _ingest_user_problems(values: dict[str, Any]) -> list[str]:

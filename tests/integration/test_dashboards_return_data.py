@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Flask
 
-from ingest.testing import IngestProcess, issue_collector_key
+from ingest.testing import IngestProcess, ingest_environment, issue_collector_key
 from perfanalysis.grafana.macros import ALL, TimeRange, expand_influxql, expand_promql
 from perfanalysis.grafana.queries import dashboard_variables, panel_queries
 from perfanalysis.testing.servers import (
@@ -97,15 +97,10 @@ def stack(
             )
         influxdb.create_database(key.database)
         (base / "ingest-metrics").mkdir()
-        ingest = registry.start(IngestProcess(registry.base_dir, {
-            "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
-            "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
-            "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
-            "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
-            "PERFANALYSIS_INGEST_STORAGE_PASSWORD": influxdb.admin_password,
-            "PERFANALYSIS_INGEST_WEB_WORKERS": "1",
-            "PROMETHEUS_MULTIPROC_DIR": str(base / "ingest-metrics"),
-        }))  # fmt: skip
+        environment = ingest_environment(
+            TEST_SECRET, database_url, influxdb, base / "ingest-metrics"
+        )
+        ingest = registry.start(IngestProcess(registry.base_dir, environment))
         key_file = base / "collector.key"
         key_file.write_text(key.key + "\n")
         key_file.chmod(0o600)

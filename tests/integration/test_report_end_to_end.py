@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from ingest.testing import IngestProcess, issue_collector_key
+from ingest.testing import IngestProcess, ingest_environment, issue_collector_key
 from perfanalysis.report.cli import run
 from perfanalysis.testing.servers import InfluxDB, ServerRegistry, wait_until
 from tenants.access import system_actor
@@ -146,20 +146,10 @@ def stack(
         }
     app.extensions["pa_engine"].dispose()
     (workdir / "ingest-metrics").mkdir()
-    ingest = registry.start(
-        IngestProcess(
-            registry.base_dir,
-            {
-                "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
-                "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
-                "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
-                "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
-                "PERFANALYSIS_INGEST_STORAGE_PASSWORD": influxdb.admin_password,
-                "PERFANALYSIS_INGEST_WEB_WORKERS": "1",
-                "PROMETHEUS_MULTIPROC_DIR": str(workdir / "ingest-metrics"),
-            },
-        )
+    environment = ingest_environment(
+        TEST_SECRET, database_url, influxdb, workdir / "ingest-metrics"
     )
+    ingest = registry.start(IngestProcess(registry.base_dir, environment))
     exporters = []
     for host, key in keys.items():
         key_file = workdir / f"{host}.key"

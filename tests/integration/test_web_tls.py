@@ -1,0 +1,95 @@
+"""Ingest and admin serving HTTPS themselves (web.tls-cert-file, web.tls-key-file)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from ingest.testing import IngestProcess, ingest_environment, issue_collector_key
+from perfanalysis.testing.servers import ServerRegistry
+from tenants import db as database
+from tests.conftest import TEST_SECRET
+from tests.integration.test_admin_serve import AdminProcess
+from tests.integration.test_exporter_tls import make_pki
+
+pytestmark = pytest.mark.integration
+
+
+class HTTPSIngest(IngestProcess):
+    def __init__(self, base_dir: str | os.PathLike[str], env: dict[str, str], ca: Path) -> None:
+        super().__init__(base_dir, env)
+        self.http.verify = str(ca)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.address}"
+
+
+class HTTPSAdmin(AdminProcess):
+    def __init__(self, base_dir: str | os.PathLike[str], pki: Any) -> None:
+        super().__init__(base_dir, threads=2)
+        self.pki = pki
+        self.http.verify = str(pki.ca)
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **super().environment(),
+            "PERFANALYSIS_ADMIN_WEB_TLS_CERT_FILE": str(self.pki.cert),
+            "PERFANALYSIS_ADMIN_WEB_TLS_KEY_FILE": str(self.pki.key),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.address}"
+
+
+def test_ingest_over_https_stores_points_and_refuses_plain_http(
+    servers: ServerRegistry, app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    influxdb = servers.influxdb(auth=True)
+    with app.app_context():
+        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "tls", "web-01")
+    influxdb.create_database(key.database)
+    environment = ingest_environment(
+        TEST_SECRET, database_url, influxdb, tmp_path / "metrics", LIMITS_RATE="0",
+        WEB_TLS_CERT_FILE=str(pki.cert), WEB_TLS_KEY_FILE=str(pki.key),
+    )  # fmt: skip
+    ingest = servers.start(HTTPSIngest(servers.base_dir, environment, pki.ca))
+    assert ingest.url.startswith("https://")
+    now = int(time.time())
+    body = "\n".join(f"cpu,host=h{i} value={i}.5 {now - 60 + i}" for i in range(10))
+    http = requests.Session()
+    http.trust_env = False
+    http.verify = str(pki.ca)
+    headers = {"Authorization": f"Token {key.key}"}
+    written = http.post(f"{ingest.url}/write?precision=s", data=body, headers=headers, timeout=30)
+    assert written.status_code == 204, written.text
+    rows = influxdb.rows("SELECT count(value) FROM cpu", db=key.database)
+    assert int(rows[0]["count"]) == 10
+
+    with pytest.raises(requests.ConnectionError):
+        http.post(f"http://{ingest.address}/write", data=body, headers=headers, timeout=10)
+    unverified = requests.Session()
+    unverified.trust_env = False  # and the system's CAs do not know this certificate
+    with pytest.raises(requests.exceptions.SSLError):
+        unverified.get(f"{ingest.url}/ping", timeout=10)
+
+
+def test_admin_over_https(tmp_path: Path) -> None:
+    admin = HTTPSAdmin(tmp_path / "admin", make_pki(tmp_path / "pki")).start()
+    try:
+        assert admin.http.get(f"{admin.url}/health", timeout=10).json()["status"] == "ok"
+        login = admin.http.get(f"{admin.url}/login", timeout=10)
+        assert login.status_code == 200
+        assert "csrf_token" in login.text
+        cookie = login.headers["Set-Cookie"]
+        assert "; Secure" in cookie  # served over HTTPS: the session never goes out in clear
+    finally:
+        admin.stop()
