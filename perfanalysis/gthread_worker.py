@@ -11,7 +11,8 @@ those five seconds: non-blocking, in the poller, closed after the keep-alive tim
 comes. When its request arrives, it gets a thread like a kept-alive connection does.
 
 This reuses gunicorn's own deferral (``finish_request`` with a deferred result), which exists
-since gunicorn 27; ``tests/unit/test_gthread_worker.py`` fails if an upgrade changes it.
+since gunicorn 27; ``test_silent_clients_do_not_hold_the_others_up`` in
+tests/integration/test_admin_serve.py fails if an upgrade changes it.
 """
 
 from __future__ import annotations

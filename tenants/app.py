@@ -27,8 +27,8 @@ def storage_for(settings: Mapping[str, Any]) -> Storage:
         settings["influxdb_admin_user"],
         settings["influxdb_admin_password"],
         settings["influxdb_retention"],
-        ingest_user=settings.get("influxdb_ingest_user", ""),
-        ingest_password=settings.get("influxdb_ingest_password", ""),
+        ingest_user=settings["influxdb_ingest_user"],
+        ingest_password=settings["influxdb_ingest_password"],
     )
     return storage
 

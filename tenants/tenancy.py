@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sqlalchemy import select
@@ -20,20 +20,34 @@ from tenants.models import Tenant
 class Storage(Protocol):
     """Where a tenant's points live; tenants/influx.py provisions InfluxDB 1.x."""
 
+    ingest_user: str  # the user ingest writes as; empty when none is configured
+
     def provision(self, database: str, read_user: str) -> str:
         """Create the database, its retention policy and a read-only user; return the password."""
 
     def deprovision(self, database: str, read_user: str) -> None: ...
 
+    def grant_ingest_writes(
+        self, databases: Sequence[str], report: Callable[[str, str], None] | None = None
+    ) -> dict[str, str]:
+        """WRITE for ``ingest_user`` on each database: database -> granted, unchanged or missing."""
+
 
 class NoStorage:
     """Used when no InfluxDB is configured: tenants get names, nothing is created."""
+
+    ingest_user = ""
 
     def provision(self, database: str, read_user: str) -> str:
         return ""
 
     def deprovision(self, database: str, read_user: str) -> None:
         return None
+
+    def grant_ingest_writes(
+        self, databases: Sequence[str], report: Callable[[str, str], None] | None = None
+    ) -> dict[str, str]:
+        raise ValueError("no InfluxDB is configured")
 
 
 def database_name(slug: str) -> str:
@@ -170,8 +184,7 @@ def grant_ingest_writes(
     ``report(tenant, outcome)`` hears each as it is done.
     """
     require_platform(actor)
-    grant = getattr(storage, "grant_ingest_writes", None)
-    if grant is None or not getattr(storage, "ingest_user", ""):
+    if not storage.ingest_user:
         raise Invalid(
             "no InfluxDB ingest user is configured: set influxdb.url, influxdb.ingest-user and "
             "influxdb.ingest-password"
@@ -182,7 +195,7 @@ def grant_ingest_writes(
         if report is not None:
             report(tenants[database], outcome)
 
-    outcomes: dict[str, str] = grant(list(tenants), each)
+    outcomes = storage.grant_ingest_writes(list(tenants), each)
     granted = sum(outcome == "granted" for outcome in outcomes.values())
     record(db, actor, "storage.grant_ingest_writes", None, "tenant", "", granted=granted)
     db.commit()
