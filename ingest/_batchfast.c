@@ -1,8 +1,8 @@
 /*
  * ingest._batchfast: BatchPreparer._whole_batch (ingest/batch.py) in one pass over the body.
  *
- * whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields, max_points,
- *             allow_unsigned) -> (payload, points) | None
+ * whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes, max_fields, max_points,
+ *             allow_unsigned) -> (payload, points, memo) | None
  *
  * body is the request body after the UTF-8 check and CRLF -> LF; a final newline ends the last
  * line (it does not start an empty one). Every line must be a cached series (the bytes before
@@ -11,6 +11,14 @@
  * whose numbers are certainly in range, a space and a timestamp of exactly len(lowest) digits
  * within [lowest, highest] (compared as text). The payload is, per line, the cached head, the
  * part after the series and ``zeros``, lines joined by newlines.
+ *
+ * A collector sends the same series in the same order every interval. ``memo`` (None, or what
+ * an earlier call returned) is an earlier batch's series, each followed by a newline, and their
+ * heads: while this batch's lines have the memo's series at the same positions, their heads are
+ * taken from it after a comparison of bytes, without a lookup (which made two thirds of the
+ * time here). From the first line that differs on, the cache decides. The memo returned is the
+ * one given when the batch followed it (or a prefix of it), else this batch's. Heads depend on
+ * the forced tags, so the caller keeps memos per key's forced tags, like the cache.
  *
  * None means "not sure": the Python paths then decide, and give every error message. So this
  * never has to be more accepting than the Python pattern, only exactly as accepting, which the
@@ -253,25 +261,118 @@ output_write(Output *out, const void *data, Py_ssize_t size)
     out->used += size;
 }
 
+/* The memo being built: every series of the batch so far, each followed by a newline, and
+ * their heads (strong references, so the memo outlives a cleared cache). */
+typedef struct {
+    Output signature;
+    PyObject *heads; /* a list */
+} NewMemo;
+
+static void
+new_memo_clear(NewMemo *memo)
+{
+    Py_CLEAR(memo->signature.bytes);
+    Py_CLEAR(memo->heads);
+}
+
+/* Start a memo with the first `lines` lines of the old one (its signature's first
+ * `signature_size` bytes); old_heads may be NULL when there is none. */
+static int
+new_memo_start(NewMemo *memo, Py_ssize_t capacity, const char *old_signature,
+               Py_ssize_t signature_size, PyObject *old_heads, Py_ssize_t lines)
+{
+    if (capacity < signature_size + 64) {
+        capacity = signature_size + 64;
+    }
+    memo->signature.used = 0;
+    memo->signature.capacity = capacity;
+    memo->signature.bytes = PyBytes_FromStringAndSize(NULL, capacity);
+    memo->heads = old_heads == NULL ? PyList_New(0) : PyTuple_GetSlice(old_heads, 0, lines);
+    if (memo->signature.bytes == NULL || memo->heads == NULL) {
+        new_memo_clear(memo);
+        return -1;
+    }
+    if (old_heads != NULL) {
+        PyObject *list = PySequence_List(memo->heads);
+        Py_SETREF(memo->heads, list);
+        if (list == NULL) {
+            new_memo_clear(memo);
+            return -1;
+        }
+    }
+    output_write(&memo->signature, old_signature, signature_size);
+    return 0;
+}
+
+static int
+new_memo_add(NewMemo *memo, const unsigned char *series, Py_ssize_t size, PyObject *head)
+{
+    if (PyList_Append(memo->heads, head) < 0) {
+        return -1;
+    }
+    if (output_reserve(&memo->signature, size + 1) < 0) {
+        memo->signature.bytes = NULL; /* output_reserve freed it */
+        return -1;
+    }
+    output_write(&memo->signature, series, size);
+    output_write(&memo->signature, "\n", 1);
+    return 0;
+}
+
+/* The finished memo: (signature, heads as a tuple); the builder is emptied. */
+static PyObject *
+new_memo_finish(NewMemo *memo)
+{
+    if (_PyBytes_Resize(&memo->signature.bytes, memo->signature.used) < 0) {
+        memo->signature.bytes = NULL;
+        new_memo_clear(memo);
+        return NULL;
+    }
+    PyObject *heads = PyList_AsTuple(memo->heads);
+    PyObject *result = heads == NULL ? NULL : PyTuple_Pack(2, memo->signature.bytes, heads);
+    Py_XDECREF(heads);
+    new_memo_clear(memo);
+    return result;
+}
+
 static PyObject *
 whole_batch(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *body, *cache;
+    PyObject *body, *cache, *memo;
     const char *lowest, *highest, *zeros;
     Py_ssize_t lowest_size, highest_size, zeros_size;
     Py_ssize_t max_line_bytes, max_fields, max_points;
     int allow_unsigned;
-    if (!PyArg_ParseTuple(args, "O!O!y#y#y#nnnp:whole_batch", &PyBytes_Type, &body,
-                          &PyDict_Type, &cache, &lowest, &lowest_size, &highest, &highest_size,
-                          &zeros, &zeros_size, &max_line_bytes, &max_fields, &max_points,
-                          &allow_unsigned)) {
+    if (!PyArg_ParseTuple(args, "O!O!Oy#y#y#nnnp:whole_batch", &PyBytes_Type, &body,
+                          &PyDict_Type, &cache, &memo, &lowest, &lowest_size, &highest,
+                          &highest_size, &zeros, &zeros_size, &max_line_bytes, &max_fields,
+                          &max_points, &allow_unsigned)) {
         return NULL;
     }
     if (lowest_size < 1 || lowest_size != highest_size) {
         PyErr_SetString(PyExc_ValueError, "lowest and highest must have one, non-zero length");
         return NULL;
     }
+    /* The memo of an earlier batch, followed while this batch's series are the same, in the
+     * same order: a comparison of bytes instead of a lookup per line. */
+    const char *memo_signature = NULL;
+    Py_ssize_t memo_signature_size = 0, memo_offset = 0, memo_lines = 0;
+    PyObject *memo_heads = NULL;
+    if (memo != Py_None) {
+        if (!PyTuple_Check(memo) || PyTuple_GET_SIZE(memo) != 2
+            || !PyBytes_Check(PyTuple_GET_ITEM(memo, 0))
+            || !PyTuple_Check(PyTuple_GET_ITEM(memo, 1))) {
+            PyErr_SetString(PyExc_TypeError, "memo must be None or (bytes, tuple)");
+            return NULL;
+        }
+        memo_signature = PyBytes_AS_STRING(PyTuple_GET_ITEM(memo, 0));
+        memo_signature_size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(memo, 0));
+        memo_heads = PyTuple_GET_ITEM(memo, 1);
+        memo_lines = PyTuple_GET_SIZE(memo_heads);
+    }
+    bool following = memo_heads != NULL;
+    NewMemo built = {{NULL, 0, 0}, NULL};
     const Py_ssize_t digits = lowest_size;
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(body);
     const unsigned char *end = p + PyBytes_GET_SIZE(body);
@@ -350,26 +451,52 @@ whole_batch(PyObject *module, PyObject *args)
         /* The rewritten series, looked up last: the reference is borrowed, and from here on
          * nothing that could run Python code (a garbage collection that a set allocated above
          * might start, say) happens before its bytes are copied. */
-        PyObject *series = PyBytes_FromStringAndSize((const char *)p, space - p);
-        if (series == NULL) {
-            goto error;
-        }
-        PyObject *head = PyDict_GetItemWithError(cache, series);
-        Py_DECREF(series);
-        if (head == NULL) {
-            if (PyErr_Occurred()) {
+        Py_ssize_t series_size = space - p;
+        PyObject *head = NULL;
+        if (following) {
+            if (points <= memo_lines && series_size < memo_signature_size - memo_offset
+                && memo_signature[memo_offset + series_size] == '\n'
+                && memcmp(memo_signature + memo_offset, p, (size_t)series_size) == 0) {
+                head = PyTuple_GET_ITEM(memo_heads, points - 1);
+                memo_offset += series_size + 1;
+            } else {
+                following = false;
+                if (new_memo_start(&built, size / 2, memo_signature, memo_offset, memo_heads,
+                                   points - 1) < 0) {
+                    goto error;
+                }
+            }
+        } else if (built.heads == NULL) {
+            if (new_memo_start(&built, size / 2, NULL, 0, NULL, 0) < 0) {
                 goto error;
             }
-            goto not_sure;
+        }
+        if (head == NULL) {
+            PyObject *series = PyBytes_FromStringAndSize((const char *)p, series_size);
+            if (series == NULL) {
+                goto error;
+            }
+            head = PyDict_GetItemWithError(cache, series);
+            Py_DECREF(series);
+            if (head == NULL) {
+                if (PyErr_Occurred()) {
+                    goto error;
+                }
+                goto not_sure;
+            }
         }
         if (!PyBytes_Check(head)) {
             goto not_sure;
+        }
+        if (!following && new_memo_add(&built, p, series_size, head) < 0) {
+            goto error;
         }
 
         /* head (with its space), the rest of the line, zeros; a newline before the next */
         Py_ssize_t head_size = PyBytes_GET_SIZE(head);
         Py_ssize_t rest_size = line_end - rest;
         if (output_reserve(&out, head_size + rest_size + zeros_size + 1) < 0) {
+            new_memo_clear(&built);
             return NULL;  /* out.bytes was freed */
         }
         output_write(&out, PyBytes_AS_STRING(head), head_size);
@@ -382,28 +509,36 @@ whole_batch(PyObject *module, PyObject *args)
         p = newline + 1;
     }
     if (_PyBytes_Resize(&out.bytes, out.used) < 0) {
+        new_memo_clear(&built);
         return NULL;
     }
+    /* A batch that followed the memo to its end, or stopped early, leaves it as it was: a
+     * batch of the memo's first lines follows it as well. */
+    PyObject *memo_out = following ? Py_NewRef(memo) : new_memo_finish(&built);
     PyObject *count = PyLong_FromSsize_t(points);
-    PyObject *result = count == NULL ? NULL : PyTuple_Pack(2, out.bytes, count);
+    PyObject *result = count == NULL || memo_out == NULL
+        ? NULL : PyTuple_Pack(3, out.bytes, count, memo_out);
     Py_DECREF(out.bytes);
     Py_XDECREF(count);
+    Py_XDECREF(memo_out);
     return result;
 
 not_sure:
     Py_DECREF(out.bytes);
+    new_memo_clear(&built);
     Py_RETURN_NONE;
 error:
-    Py_DECREF(out.bytes);
+    Py_XDECREF(out.bytes);
+    new_memo_clear(&built);
     return NULL;
 }
 
 static PyMethodDef methods[] = {
     {"whole_batch", whole_batch, METH_VARARGS,
-     "whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields, max_points, "
-     "allow_unsigned)\n--\n\n"
-     "BatchPreparer._whole_batch over the whole body at once: (payload, points) when every line "
-     "is a plain point of a cached series with a timestamp in [lowest, highest], else None."},
+     "whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes, max_fields, "
+     "max_points, allow_unsigned)\n--\n\n"
+     "BatchPreparer._whole_batch over the whole body at once: (payload, points, memo) when every "
+     "line is a plain point of a cached series with a timestamp in [lowest, highest], else None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,7 +13,9 @@ tags) is rewritten once and cached, since a collector sends the same series ever
 A batch whose series are all cached, each line with a timestamp, is checked and rewritten whole.
 Where the optional C extension ``ingest._batchfast`` was built (setup.py; it needs a C compiler
 at install time) this is one pass over the body: split, look up, validate by the same grammar
-as the regular expression, and write the payload into one buffer. Elsewhere the same checks run
+as the regular expression, and write the payload into one buffer. Instead of a lookup per line
+it follows the series of the last batch that began with the same series (a memo), as long as
+they come in the same order. Elsewhere the same checks run
 in Python's C-level loops and one regular expression (``_whole_batch``). Both accept exactly the
 same batches and give the same payload; anything else (None) goes line by line. Every line the
 fast paths do not accept goes through the exact parser. Tests hold the C path to the Python one
@@ -50,10 +52,15 @@ from ingest.lineprotocol import (
     tag_value_problem,
 )
 
-# ingest._batchfast.whole_batch(body, cache, lowest, highest, zeros, max_line_bytes, max_fields,
-#                               max_points, allow_unsigned) -> (payload, points) | None
+# A batch's series (each followed by a newline) and their rewritten heads, which the C path
+# follows in a later batch with the same series in the same order.
+Memo = tuple[bytes, tuple[bytes, ...]]
+# ingest._batchfast.whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes,
+#                               max_fields, max_points, allow_unsigned)
+#     -> (payload, points, memo) | None
 NativeWholeBatch = Callable[
-    [bytes, dict[bytes, bytes], bytes, bytes, bytes, int, int, int, bool], tuple[bytes, int] | None
+    [bytes, dict[bytes, bytes], Memo | None, bytes, bytes, bytes, int, int, int, bool],
+    tuple[bytes, int, Memo] | None,
 ]
 
 
@@ -198,6 +205,9 @@ class BatchPreparer:
         self._cache: dict[str, dict[bytes, bytes]] = {}
         self._cache_limit = series_cache_size
         self._cached = 0
+        # per forced tags, per first series of a batch: the memo the C path follows
+        self._memos: dict[str, dict[bytes, Memo]] = {}
+        self._memo_lines = 0
 
     def prepare(
         self, body: bytes, forced: ForcedTags, precision: str, now_ns: int, fast: bool = True
@@ -304,9 +314,13 @@ class BatchPreparer:
             return None
         _, lowest, highest, zeros = bounds
         rules = self.rules
+        space = body.find(b" ", 0, rules.max_line_bytes)
+        first = body[:space] if space > 0 else b""
+        memo = self._memos.get(forced.cache_key, {}).get(first)
         found = self._native(
             body,
             cache,
+            memo,
             lowest,
             highest,
             zeros,
@@ -315,7 +329,20 @@ class BatchPreparer:
             rules.max_points,
             rules.allow_unsigned,
         )
-        return None if found is None else PreparedBatch(*found)
+        if found is None:
+            return None
+        payload, points, followed = found
+        if followed is not memo:
+            self._remember(forced.cache_key, first, memo, followed)
+        return PreparedBatch(payload, points)
+
+    def _remember(self, cache_key: str, first: bytes, old: Memo | None, new: Memo) -> None:
+        """Keep ``new`` in place of ``old``; all memos hold as many lines as the cache at most."""
+        self._memo_lines += len(new[1]) - (0 if old is None else len(old[1]))
+        if self._memo_lines > self._cache_limit:  # bounded memory: start again when full
+            self._memos.clear()
+            self._memo_lines = len(new[1])
+        self._memos.setdefault(cache_key, {})[first] = new
 
     def _whole_batch(
         self, lines: list[bytes], forced: ForcedTags, multiplier: int, window: _Window

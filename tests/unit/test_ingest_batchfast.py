@@ -399,6 +399,108 @@ def test_c_and_python_agree_on_arbitrary_bytes_after_a_cached_series(
 
 
 # ----------------------------------------------------------------------------------------------
+# Following an earlier batch's series (the memo)
+
+
+def native_call(body: bytes, cache: dict[bytes, bytes], memo: Any) -> Any:
+    _, lowest, highest, zeros = _Window(NOW, BatchRules()).digit_bounds(1) or (0, b"", b"", b"")
+    assert NATIVE is not None
+    return NATIVE(body, cache, memo, lowest, highest, zeros, 65_536, 256, 100_000, False)
+
+
+def points_of(*series: bytes) -> bytes:
+    return b"\n".join(name + b" v=1 %d" % NOW for name in series)
+
+
+@native_only
+def test_a_batch_that_follows_the_memo_takes_its_heads_and_keeps_it() -> None:
+    cache = {b"a": b"A ", b"b": b"B ", b"c": b"C "}
+    payload, points, memo = native_call(points_of(b"a", b"b", b"c"), cache, None)
+    assert (payload, points) == (points_of(b"A", b"B", b"C").replace(b"  ", b" "), 3)
+    assert memo == (b"a\nb\nc\n", (b"A ", b"B ", b"C "))
+    # the same series: the heads come from the memo, not from the cache (changed to tell)
+    other = {b"a": b"X ", b"b": b"X ", b"c": b"X "}
+    payload, points, kept = native_call(points_of(b"a", b"b", b"c"), other, memo)
+    assert payload == points_of(b"A", b"B", b"C").replace(b"  ", b" ")
+    assert kept is memo
+    # a batch of the memo's first lines follows it too, and leaves it as it was
+    payload, _, kept = native_call(points_of(b"a", b"b"), other, memo)
+    assert payload == points_of(b"A", b"B").replace(b"  ", b" ")
+    assert kept is memo
+
+
+@native_only
+@pytest.mark.parametrize(
+    ("series", "heads"),
+    [
+        ((b"a", b"c", b"b"), b"AXX"),  # another order: the cache decides from the first change
+        ((b"a", b"b", b"c", b"a"), b"ABCX"),  # longer: the memo's lines, then the cache
+        ((b"a", b"bb", b"c"), b"AXX"),  # a longer series where the memo has a shorter one
+        ((b"a", b"", b"c"), None),  # an empty series is not sure: the Python paths
+        ((b"ab", b"c"), b"XX"),  # the memo's first two series run together are not one
+    ],
+)
+def test_a_batch_that_leaves_the_memo_is_looked_up_from_there_on(
+    series: tuple[bytes, ...], heads: bytes | None
+) -> None:
+    cache = {b"a": b"A ", b"b": b"B ", b"c": b"C "}
+    memo = native_call(points_of(b"a", b"b", b"c"), cache, None)[2]
+    other = {name: b"X " for name in (b"a", b"b", b"c", b"bb", b"ab")}
+    found = native_call(points_of(*series), other, memo)
+    if heads is None:
+        assert found is None
+        return
+    payload, points, new = found
+    assert payload == b"\n".join(bytes([head]) + b" v=1 %d" % NOW for head in heads)
+    assert points == len(series)
+    assert new == (
+        b"".join(name + b"\n" for name in series),
+        tuple(bytes([h]) + b" " for h in heads),
+    )
+
+
+@native_only
+def test_a_memo_of_the_wrong_shape_is_refused() -> None:
+    for memo in ((b"a\n",), (b"a\n", [b"A "]), ("a\n", (b"A ",)), b"a\n"):
+        with pytest.raises(TypeError, match="memo must be None or"):
+            native_call(points_of(b"a"), {b"a": b"A "}, memo)
+
+
+@native_only
+def test_memos_never_lend_one_keys_tags_to_another() -> None:
+    """Heads carry the forced tags: a body sent under two keys keeps each key's tags."""
+    body = points_of(b"cpu,host=h1", b"mem,host=h1")
+    other = ForcedTags("other", "db-02")
+    preparer = BatchPreparer(BatchRules())
+    for _ in range(3):
+        for forced in (FORCED, other, other, FORCED):
+            payload = preparer.prepare(body, forced, "ns", NOW).payload
+            assert payload.count(f"collector={forced.pairs[0][1]}".encode()) == 2
+            assert payload.count(f"tenant={forced.pairs[1][1]}".encode()) == 2
+
+
+@native_only
+def test_memos_hold_no_more_lines_than_the_series_cache() -> None:
+    preparer = BatchPreparer(BatchRules(), series_cache_size=10)
+    for number in range(20):  # each batch begins with another series: a memo each
+        preparer.prepare(points_of(b"m%d,a=1" % number, b"m%d,b=1" % number), FORCED, "ns", NOW)
+        preparer.prepare(points_of(b"m%d,a=1" % number, b"m%d,b=1" % number), FORCED, "ns", NOW)
+        held = sum(len(memo[1]) for memos in preparer._memos.values() for memo in memos.values())
+        assert held == preparer._memo_lines <= 10
+
+
+@native_only
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(SERIES), min_size=1, max_size=6), min_size=1, max_size=8))
+def test_batches_in_a_row_give_what_python_gives(orders: list[list[bytes]]) -> None:
+    """Memos left by earlier batches (same first series, other orders and lengths) change
+    nothing in what a later batch gives."""
+    preparer = _cached(BatchRules())
+    for order in orders:
+        assert both_ways(preparer, points_of(*order)) is not None
+
+
+# ----------------------------------------------------------------------------------------------
 # prepare() with and without the extension
 
 
