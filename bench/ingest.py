@@ -1,6 +1,6 @@
 """Ingest end-to-end throughput and latency, against direct writes to the same InfluxDB.
 
-Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers) into Debian's InfluxDB
+Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers by default) into Debian's InfluxDB
 1.6.7, verified by counting what was stored, against the anchor: the same 5,000-point batches
 written straight to the same InfluxDB in the same run. Phases alternate in ABBA order (direct,
 ingest, ingest, direct, ...) so that compactions and a busy machine hit both alike. Then the latency of
@@ -9,6 +9,10 @@ ingest, ingest, direct, ...) so that compactions and a busy machine hit both ali
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
 cycles 10 s apart, starting three days ago (inside ingest's accepted window).
+A third path in each round, for reference and not the target: the points as ingest stores
+them (with the forced ``tenant`` and ``collector`` tags) written straight to InfluxDB. Against
+it, ingest's own cost shows apart from what the two longer series keys cost InfluxDB; whether
+it should be the anchor is the owner's call (docs/architecture.md, Ingest).
 Target (docs/architecture.md): ingest >= 0.8x direct, over all rounds. Each round's ratio of
 its two adjacent phases, and their median, are printed as well: on a shared machine other
 work and compactions move both rates from round to round.
@@ -18,7 +22,7 @@ ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxD
 ingest and the clients to the others in both phases, which is what a deployment with storage
 on machines of its own looks like: it shows whether ingest holds storage back.
 
-    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--storage-cpu N]
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2] [--storage-cpu N]
                            [--json out.json] [--strict]
 """
 
@@ -43,6 +47,7 @@ from typing import Any
 import requests
 from sqlalchemy.orm import sessionmaker
 
+from ingest.batch import BatchPreparer, BatchRules, ForcedTags
 from ingest.testing import IngestProcess, issue_collector_key
 from perfanalysis.testing.servers import InfluxDB
 from tenants.crypto import CredentialHasher
@@ -54,6 +59,8 @@ BATCH = 5_000
 GROUPS = 4  # batches per cycle: 20,000 series
 CYCLE_NS = 10 * 1_000_000_000
 DIRECT_DATABASE = "bench_direct"
+STORED_DATABASE = "bench_as_stored"
+TENANT, COLLECTOR = "bench", "bench-host"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,6 +94,19 @@ def host_series(host: str) -> Iterator[str]:
                    f"mountpoint={mount} value=107374182400")  # fmt: skip
     for name in ("load1", "load5", "load15"):
         yield f"node_{name},host={host} value=0.42"
+
+
+def as_stored(templates: list[list[bytes]]) -> list[list[bytes]]:
+    """The templates as ingest writes them: with the forced tenant and collector tags."""
+    preparer = BatchPreparer(BatchRules())
+    forced = ForcedTags(TENANT, COLLECTOR)
+    now = time.time_ns()
+    stamp = b" %d" % now
+    stored = []
+    for lines in templates:
+        payload = preparer.prepare((stamp + b"\n").join(lines) + stamp, forced, "ns", now).payload
+        stored.append([line.rsplit(b" ", 1)[0] for line in payload.split(b"\n")])
+    return stored
 
 
 def batch_templates() -> list[list[bytes]]:
@@ -130,6 +150,7 @@ class Target:
     cpu_seconds: float = 0.0
     kernel_seconds: float = 0.0
     storage_cpu_seconds: float = 0.0
+    machine: list[int] = field(default_factory=lambda: [0, 0, 0])  # busy, idle, stolen ticks
     latencies: list[float] = field(default_factory=list)
 
 
@@ -143,6 +164,14 @@ def cpu_seconds(pids: list[int], kernel_only: bool = False) -> float:
             continue
         total += int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def machine_ticks() -> list[int]:
+    """Busy, idle (with I/O wait) and stolen ticks of all CPUs since boot, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return [user + nice + system + irq + softirq, idle + iowait, steal]
 
 
 def children(parent: int) -> list[int]:
@@ -180,6 +209,7 @@ def run_phase(
     cpu_before = cpu_seconds(target.pids())
     kernel_before = cpu_seconds(target.pids(), kernel_only=True)
     storage_before = cpu_seconds([influxd])
+    machine_before = machine_ticks()
     started = time.perf_counter()
     deadline = started + seconds
     interval = clients * BATCH / rate if rate else 0.0
@@ -216,12 +246,19 @@ def run_phase(
     target.cpu_seconds += cpu_seconds(target.pids()) - cpu_before
     target.kernel_seconds += cpu_seconds(target.pids(), kernel_only=True) - kernel_before
     target.storage_cpu_seconds += cpu_seconds([influxd]) - storage_before
+    for index, (now, before) in enumerate(zip(machine_ticks(), machine_before, strict=True)):
+        target.machine[index] += now - before
     return sum(sent), wall, [value for values in latencies for value in values]
 
 
 def stored_points(influxdb: InfluxDB, database: str) -> int:
     rows = influxdb.rows("SELECT count(value) FROM /.*/", db=database)
     return sum(int(row["count"]) for row in rows)
+
+
+def shares(ticks: list[int]) -> list[float]:
+    total = sum(ticks)
+    return [tick / total if total else 0.0 for tick in ticks]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -242,7 +279,12 @@ def pin(pids: list[int], cpus: set[int]) -> None:
 
 
 def run(
-    seconds: float, rounds: int, clients: int, latency_seconds: float, storage_cpu: int | None
+    seconds: float,
+    rounds: int,
+    clients: int,
+    latency_seconds: float,
+    storage_cpu: int | None,
+    workers: int,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
@@ -252,15 +294,16 @@ def run(
             engine = make_engine(f"sqlite:///{base}/admin.db")
             upgrade(engine)
             with transaction(sessionmaker(engine, expire_on_commit=False)) as db:
-                key = issue_collector_key(db, CredentialHasher(secret), "bench", "bench-host")
+                key = issue_collector_key(db, CredentialHasher(secret), TENANT, COLLECTOR)
             engine.dispose()
             influxdb.create_database(key.database)
             influxdb.create_database(DIRECT_DATABASE)
+            influxdb.create_database(STORED_DATABASE)
             ingest = IngestProcess(Path(base) / "ingest", {
                 "PERFANALYSIS_INGEST_SECRET_KEY": secret,
                 "PERFANALYSIS_INGEST_DATABASE_URL": f"sqlite:///{base}/admin.db",
                 "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
-                "PERFANALYSIS_INGEST_WEB_WORKERS": "2",
+                "PERFANALYSIS_INGEST_WEB_WORKERS": str(workers),
                 "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
                 "PERFANALYSIS_INGEST_REDIS_URL": "",
                 "PERFANALYSIS_INGEST_LOG_LEVEL": "warning",
@@ -282,8 +325,10 @@ def run(
             through = Target("ingest", f"{ingest.url}/write?precision=ns",
                              {"Authorization": f"Token {key.key}"},
                              Batches(templates, start_ns), lambda: children(master))  # fmt: skip
+            stored = Target("as_stored", f"{influxdb.url}/write?db={STORED_DATABASE}&precision=ns",
+                            {}, Batches(as_stored(templates), start_ns), lambda: [])  # fmt: skip
             print("  warming up: one cycle through each path", file=sys.stderr, flush=True)
-            for target in (direct, through):
+            for target in (direct, through, stored):
                 session = requests.Session()
                 session.trust_env = False
                 for _ in range(GROUPS * clients):
@@ -294,8 +339,9 @@ def run(
             for number in range(1, rounds + 1):
                 rates = {}
                 # ABBA order: each path follows the other as often as it leads it, so that
-                # compactions of what one phase wrote burden both paths alike
-                order = (direct, through) if number % 2 else (through, direct)
+                # compactions of what one phase wrote burden both paths alike (ingest is
+                # always between the two direct ones)
+                order = (direct, through, stored) if number % 2 else (stored, through, direct)
                 for target in order:
                     print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
                     points, wall, latencies = run_phase(target, influxd, seconds, clients)
@@ -310,22 +356,31 @@ def run(
             for target in (through, direct):
                 print(f"  latency: {target.name} at {half:,.0f} points/s", file=sys.stderr,
                       flush=True)  # fmt: skip
-                saved = target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds
+                saved = (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
+                         list(target.machine))  # fmt: skip
                 points, wall, latencies = run_phase(target, influxd, latency_seconds, clients, half)
-                # CPU per point is reported for the flat-out phases only
-                target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds = saved
+                # CPU figures are reported for the flat-out phases only
+                (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
+                 target.machine) = saved  # fmt: skip
                 target.batches.sent += points
                 paced[target.name] = latencies
             print("  counting what was stored", file=sys.stderr, flush=True)
             result: dict[str, Any] = {
                 "storage_cpu": storage_cpu,
                 "clients": clients,
+                "workers": workers,
                 "rounds": rounds,
                 "seconds_per_phase": seconds,
                 "direct_points_per_s": direct.points / direct.seconds,
                 "ingest_points_per_s": max_rate,
                 "round_ratios": round_ratios,
                 "median_round_ratio": statistics.median(round_ratios),
+                "as_stored_points_per_s": stored.points / stored.seconds,
+                "as_stored_sent": stored.batches.sent,
+                "as_stored_stored": stored_points(influxdb, STORED_DATABASE),
+                "influxd_cpu_us_per_point_as_stored": (
+                    stored.storage_cpu_seconds / stored.points * 1e6
+                ),
                 "direct_sent": direct.batches.sent,
                 "direct_stored": stored_points(influxdb, DIRECT_DATABASE),
                 "ingest_sent": through.batches.sent,
@@ -341,6 +396,13 @@ def run(
                 "influxd_cpu_us_per_point_ingest": (
                     through.storage_cpu_seconds / through.points * 1e6
                 ),
+                **{
+                    f"{target.name}_cpus_{what}": share
+                    for target in (direct, through, stored)
+                    for what, share in zip(
+                        ("busy", "idle", "stolen"), shares(target.machine), strict=True
+                    )
+                },
             }
         finally:
             if ingest is not None:
@@ -351,9 +413,9 @@ def run(
 
 
 def report(result: dict[str, Any]) -> bool:
-    complete = (
-        result["direct_sent"] == result["direct_stored"]
-        and result["ingest_sent"] == result["ingest_stored"]
+    complete = all(
+        result[f"{name}_sent"] == result[f"{name}_stored"]
+        for name in ("direct", "ingest", "as_stored")
     )
     met: bool = complete and result["ratio"] >= TARGET
     print(f"ingest vs direct writes into InfluxDB 1.6.7: {BATCH:,}-point batches, "
@@ -365,9 +427,11 @@ def report(result: dict[str, Any]) -> bool:
         print(f"CPUs: InfluxDB alone on CPU {result['storage_cpu']}, ingest and the clients "
               "on the others (storage on machines of its own)")  # fmt: skip
     print(f"{'':30}{'points/s':>12}{'sent':>14}{'stored':>14}")
+    workers = int(result["workers"])
     for label, prefix in (
         ("direct (anchor)", "direct"),
-        ("ingest (gunicorn, 2 workers)", "ingest"),
+        (f"ingest (gunicorn, {workers} worker{'s' if workers > 1 else ''})", "ingest"),
+        ("direct, as ingest stores them", "as_stored"),
     ):
         print(f"{label:30}{result[prefix + '_points_per_s']:>12,.0f}"
               f"{int(result[prefix + '_sent']):>14,}{int(result[prefix + '_stored']):>14,}")  # fmt: skip
@@ -377,10 +441,27 @@ def report(result: dict[str, Any]) -> bool:
     print("ratio per round (adjacent phases): "
           f"{', '.join(f'{ratio:.2f}x' for ratio in result['round_ratios'])}; "
           f"median {result['median_round_ratio']:.2f}x")  # fmt: skip
+    print(f"for reference (not the target): direct writes of the points as ingest "
+          f"stores them (the forced tenant and collector tags added): ingest / those "
+          f"{result['ingest_points_per_s'] / result['as_stored_points_per_s']:.2f}x (ingest's own "
+          f"cost); those / direct {result['as_stored_points_per_s'] / result['direct_points_per_s']:.2f}x "
+          "(what the two tags cost InfluxDB)")  # fmt: skip
     print(f"CPU per point: ingest workers {result['ingest_cpu_us_per_point']:.2f} us (kernel "
           f"{result['ingest_kernel_us_per_point']:.2f}); influxd "
           f"{result['influxd_cpu_us_per_point_direct']:.2f} us direct, "
-          f"{result['influxd_cpu_us_per_point_ingest']:.2f} us through ingest")  # fmt: skip
+          f"{result['influxd_cpu_us_per_point_ingest']:.2f} us through ingest, "
+          f"{result['influxd_cpu_us_per_point_as_stored']:.2f} us as stored")  # fmt: skip
+    cpus = os.cpu_count() or 1
+    whole = {
+        name: result[f"{name}_cpus_busy"] * cpus / result[f"{name}_points_per_s"] * 1e6
+        for name in ("direct", "ingest", "as_stored")
+    }
+    print(f"CPU per point, whole machine: direct {whole['direct']:.2f} us, ingest "
+          f"{whole['ingest']:.2f} us, as stored {whole['as_stored']:.2f} us (influxd, ingest, "
+          "the clients and the rest)")  # fmt: skip
+    print("all CPUs while flat out (busy / idle / stolen by the hypervisor): " + "; ".join(
+        f"{name} {result[name + '_cpus_busy']:.0%} / {result[name + '_cpus_idle']:.0%} / "
+        f"{result[name + '_cpus_stolen']:.0%}" for name in ("direct", "ingest", "as_stored")))  # fmt: skip
     print(f"latency of {BATCH:,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
           "(half of ingest's maximum):")  # fmt: skip
     for label, prefix in (("ingest", "ingest"), ("direct", "direct")):
@@ -398,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent writers per path (ingest needs some to overlap parsing "
                         "with waiting for storage)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="ingest's gunicorn workers")
     parser.add_argument("--latency-seconds", type=float, default=10.0,
                         help="length of each paced latency phase")  # fmt: skip
     parser.add_argument("--storage-cpu", type=int, metavar="N",
@@ -406,12 +488,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.rounds < 1 or args.clients < 1 or args.latency_seconds < 1:
-        parser.error("--seconds, --rounds, --clients and --latency-seconds must be at least 1")
+    if min(args.seconds, args.rounds, args.clients, args.latency_seconds, args.workers) < 1:
+        parser.error(
+            "--seconds, --rounds, --clients, --workers and --latency-seconds must be at least 1"
+        )
     cpus = os.sched_getaffinity(0)
     if args.storage_cpu is not None and (args.storage_cpu not in cpus or len(cpus) < 2):
         parser.error(f"--storage-cpu must be one of {sorted(cpus)}, with another left over")
-    result = run(args.seconds, args.rounds, args.clients, args.latency_seconds, args.storage_cpu)
+    result = run(
+        args.seconds,
+        args.rounds,
+        args.clients,
+        args.latency_seconds,
+        args.storage_cpu,
+        args.workers,
+    )
     met = report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
