@@ -314,8 +314,9 @@ def build_spec() -> Spec:
     add(
         Setting(
             "series-cache-size",
-            "Series (measurement and tags) each worker keeps rewritten, about 300 bytes each; "
-            "size it above the series one worker sees, or batches take the slow path.",
+            "Series (measurement and tags) each worker keeps rewritten, with the order of the "
+            "batches they came in, up to about 450 bytes each; size it above the series one "
+            "worker sees, or batches take the slow path.",
             200_000,
             positive_int,
             metavar="N",
