@@ -1,29 +1,33 @@
 """Ingest end-to-end throughput and latency, against direct writes to the same InfluxDB.
 
-Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers by default) into Debian's InfluxDB
-1.6.7, verified by counting what was stored, against the anchor: the same 5,000-point batches
-written straight to the same InfluxDB in the same run. Phases alternate in ABBA order (direct,
-ingest, ingest, direct, ...) so that compactions and a busy machine hit both alike. Then the latency of
-5,000-point batches at half of ingest's measured maximum rate, for both paths, paced per client.
+Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers by default) into
+Debian's InfluxDB 1.6.7, verified by counting what was stored, against the anchor: the same
+5,000-point batches written straight to the same InfluxDB in the same run. Phases alternate in
+ABBA order (direct, ingest, ingest, direct, ...) so that compactions and a busy machine hit both
+alike. Then the latency of 5,000-point batches at half of ingest's measured maximum rate, for
+both paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
 cycles 10 s apart, starting three days ago (inside ingest's accepted window).
-A third path in each round, for reference and not the target: the points as ingest stores
-them (with the forced ``tenant`` and ``collector`` tags) written straight to InfluxDB. Against
-it, ingest's own cost shows apart from what the two longer series keys cost InfluxDB; whether
-it should be the anchor is the owner's call (docs/architecture.md, Ingest).
 Target (docs/architecture.md): ingest >= 0.8x direct, over all rounds. Each round's ratio of
 its two adjacent phases, and their median, are printed as well: on a shared machine other
 work and compactions move both rates from round to round.
+
+With ``--as-stored``, a third path in each round, for reference and not the target: the points
+as ingest stores them (with the forced ``tenant`` and ``collector`` tags) written straight to
+InfluxDB. Against it, ingest's own cost shows apart from what the two longer series keys cost
+InfluxDB; whether it should be the anchor is the owner's call (docs/architecture.md, Ingest).
+It changes the order of the phases (ingest always runs between the two direct paths), so the
+target's own figure is best taken from a run without it.
 
 On a machine whose few CPUs all three share, the ratio measures CPU cost: every microsecond
 ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxDB to CPU N and
 ingest and the clients to the others in both phases, which is what a deployment with storage
 on machines of its own looks like: it shows whether ingest holds storage back.
 
-    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2] [--storage-cpu N]
-                           [--json out.json] [--strict]
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2]
+                           [--storage-cpu N] [--as-stored] [--json out.json] [--strict]
 """
 
 from __future__ import annotations
@@ -285,6 +289,7 @@ def run(
     latency_seconds: float,
     storage_cpu: int | None,
     workers: int,
+    reference: bool,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
@@ -328,7 +333,8 @@ def run(
             stored = Target("as_stored", f"{influxdb.url}/write?db={STORED_DATABASE}&precision=ns",
                             {}, Batches(as_stored(templates), start_ns), lambda: [])  # fmt: skip
             print("  warming up: one cycle through each path", file=sys.stderr, flush=True)
-            for target in (direct, through, stored):
+            paths = [direct, through, stored] if reference else [direct, through]
+            for target in paths:
                 session = requests.Session()
                 session.trust_env = False
                 for _ in range(GROUPS * clients):
@@ -339,9 +345,9 @@ def run(
             for number in range(1, rounds + 1):
                 rates = {}
                 # ABBA order: each path follows the other as often as it leads it, so that
-                # compactions of what one phase wrote burden both paths alike (ingest is
-                # always between the two direct ones)
-                order = (direct, through, stored) if number % 2 else (stored, through, direct)
+                # compactions of what one phase wrote burden both paths alike (with the
+                # reference, ingest is always between the two direct paths)
+                order = paths if number % 2 else paths[::-1]
                 for target in order:
                     print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
                     points, wall, latencies = run_phase(target, influxd, seconds, clients)
@@ -375,12 +381,6 @@ def run(
                 "ingest_points_per_s": max_rate,
                 "round_ratios": round_ratios,
                 "median_round_ratio": statistics.median(round_ratios),
-                "as_stored_points_per_s": stored.points / stored.seconds,
-                "as_stored_sent": stored.batches.sent,
-                "as_stored_stored": stored_points(influxdb, STORED_DATABASE),
-                "influxd_cpu_us_per_point_as_stored": (
-                    stored.storage_cpu_seconds / stored.points * 1e6
-                ),
                 "direct_sent": direct.batches.sent,
                 "direct_stored": stored_points(influxdb, DIRECT_DATABASE),
                 "ingest_sent": through.batches.sent,
@@ -398,12 +398,19 @@ def run(
                 ),
                 **{
                     f"{target.name}_cpus_{what}": share
-                    for target in (direct, through, stored)
+                    for target in paths
                     for what, share in zip(
                         ("busy", "idle", "stolen"), shares(target.machine), strict=True
                     )
                 },
             }
+            if reference:
+                result["as_stored_points_per_s"] = stored.points / stored.seconds
+                result["as_stored_sent"] = stored.batches.sent
+                result["as_stored_stored"] = stored_points(influxdb, STORED_DATABASE)
+                result["influxd_cpu_us_per_point_as_stored"] = (
+                    stored.storage_cpu_seconds / stored.points * 1e6
+                )
         finally:
             if ingest is not None:
                 ingest.stop()
@@ -413,10 +420,8 @@ def run(
 
 
 def report(result: dict[str, Any]) -> bool:
-    complete = all(
-        result[f"{name}_sent"] == result[f"{name}_stored"]
-        for name in ("direct", "ingest", "as_stored")
-    )
+    names = ["direct", "ingest"] + (["as_stored"] if "as_stored_sent" in result else [])
+    complete = all(result[f"{name}_sent"] == result[f"{name}_stored"] for name in names)
     met: bool = complete and result["ratio"] >= TARGET
     print(f"ingest vs direct writes into InfluxDB 1.6.7: {BATCH:,}-point batches, "
           f"{BATCH * GROUPS:,} series, {int(result['clients'])} clients, "
@@ -433,6 +438,8 @@ def report(result: dict[str, Any]) -> bool:
         (f"ingest (gunicorn, {workers} worker{'s' if workers > 1 else ''})", "ingest"),
         ("direct, as ingest stores them", "as_stored"),
     ):
+        if prefix not in names:
+            continue
         print(f"{label:30}{result[prefix + '_points_per_s']:>12,.0f}"
               f"{int(result[prefix + '_sent']):>14,}{int(result[prefix + '_stored']):>14,}")  # fmt: skip
     print(f"ratio ingest/direct: {result['ratio']:.2f}x (target >= {TARGET}x: "
@@ -441,27 +448,28 @@ def report(result: dict[str, Any]) -> bool:
     print("ratio per round (adjacent phases): "
           f"{', '.join(f'{ratio:.2f}x' for ratio in result['round_ratios'])}; "
           f"median {result['median_round_ratio']:.2f}x")  # fmt: skip
-    print(f"for reference (not the target): direct writes of the points as ingest "
-          f"stores them (the forced tenant and collector tags added): ingest / those "
-          f"{result['ingest_points_per_s'] / result['as_stored_points_per_s']:.2f}x (ingest's own "
-          f"cost); those / direct {result['as_stored_points_per_s'] / result['direct_points_per_s']:.2f}x "
-          "(what the two tags cost InfluxDB)")  # fmt: skip
+    if "as_stored" in names:
+        print(f"for reference (not the target): direct writes of the points as ingest stores "
+              f"them (the forced tenant and collector tags added): ingest / those "
+              f"{result['ingest_points_per_s'] / result['as_stored_points_per_s']:.2f}x "
+              f"(ingest's own cost); those / direct "
+              f"{result['as_stored_points_per_s'] / result['direct_points_per_s']:.2f}x "
+              "(what the two tags cost InfluxDB)")  # fmt: skip
+    labels = {"direct": "direct", "ingest": "through ingest", "as_stored": "as stored"}
     print(f"CPU per point: ingest workers {result['ingest_cpu_us_per_point']:.2f} us (kernel "
-          f"{result['ingest_kernel_us_per_point']:.2f}); influxd "
-          f"{result['influxd_cpu_us_per_point_direct']:.2f} us direct, "
-          f"{result['influxd_cpu_us_per_point_ingest']:.2f} us through ingest, "
-          f"{result['influxd_cpu_us_per_point_as_stored']:.2f} us as stored")  # fmt: skip
+          f"{result['ingest_kernel_us_per_point']:.2f}); influxd " + ", ".join(
+              f"{result['influxd_cpu_us_per_point_' + name]:.2f} us {labels[name]}"
+              for name in names))  # fmt: skip
     cpus = os.cpu_count() or 1
-    whole = {
-        name: result[f"{name}_cpus_busy"] * cpus / result[f"{name}_points_per_s"] * 1e6
-        for name in ("direct", "ingest", "as_stored")
-    }
-    print(f"CPU per point, whole machine: direct {whole['direct']:.2f} us, ingest "
-          f"{whole['ingest']:.2f} us, as stored {whole['as_stored']:.2f} us (influxd, ingest, "
-          "the clients and the rest)")  # fmt: skip
+    whole = ", ".join(
+        f"{labels[name]} "
+        f"{result[f'{name}_cpus_busy'] * cpus / result[f'{name}_points_per_s'] * 1e6:.2f} us"
+        for name in names
+    )
+    print(f"CPU per point, whole machine: {whole} (influxd, ingest, the clients and the rest)")
     print("all CPUs while flat out (busy / idle / stolen by the hypervisor): " + "; ".join(
-        f"{name} {result[name + '_cpus_busy']:.0%} / {result[name + '_cpus_idle']:.0%} / "
-        f"{result[name + '_cpus_stolen']:.0%}" for name in ("direct", "ingest", "as_stored")))  # fmt: skip
+        f"{labels[name]} {result[name + '_cpus_busy']:.0%} / {result[name + '_cpus_idle']:.0%} / "
+        f"{result[name + '_cpus_stolen']:.0%}" for name in names))  # fmt: skip
     print(f"latency of {BATCH:,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
           "(half of ingest's maximum):")  # fmt: skip
     for label, prefix in (("ingest", "ingest"), ("direct", "direct")):
@@ -480,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrent writers per path (ingest needs some to overlap parsing "
                         "with waiting for storage)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="ingest's gunicorn workers")
+    parser.add_argument("--as-stored", action="store_true",
+                        help="also write the points as ingest stores them (with the forced tags) "
+                        "straight to InfluxDB, for reference: ingest's own cost apart from the "
+                        "tags' (a third phase per round, between which ingest always runs)")  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=10.0,
                         help="length of each paced latency phase")  # fmt: skip
     parser.add_argument("--storage-cpu", type=int, metavar="N",
@@ -502,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         args.latency_seconds,
         args.storage_cpu,
         args.workers,
+        args.as_stored,
     )
     met = report(result)
     if args.json:
