@@ -248,13 +248,22 @@ def test_a_wrong_admin_password_leaves_no_tenant_and_no_database(
     assert "pa_acme" not in databases(influxdb)
 
 
-class GrantRefused(InfluxStorage):
-    """InfluxDB refuses the GRANT, the last step for a new tenant."""
+def refusing(prefix: str) -> type[InfluxStorage]:
+    """InfluxStorage whose InfluxDB refuses the statements that start with ``prefix``; the
+    error shows the statement as the real ones do (passwords redacted)."""
 
-    def _execute(self, statement: Statement) -> dict[str, Any]:
-        if statement.query.startswith("GRANT"):
-            raise StorageError(statement.shown, "HTTP 500: refused by the test")
-        return super()._execute(statement)
+    class Refusing(InfluxStorage):
+        def _execute(self, statement: Statement) -> dict[str, Any]:
+            if statement.query.startswith(prefix):
+                raise StorageError(
+                    statement.shown, statement.scrub(f"HTTP 500: refused {statement.query}")
+                )
+            return super()._execute(statement)
+
+    return Refusing
+
+
+GrantRefused = refusing("GRANT")  # the read grant: the last step for a new tenant
 
 
 def test_a_failure_after_the_database_and_user_exist_drops_both(
@@ -478,13 +487,7 @@ def test_an_existing_ingest_user_is_demoted_and_gets_the_configured_password(
     assert "provisioned InfluxDB database pa_acme" in caplog.text  # the log was captured
 
 
-class GrantWriteRefused(InfluxStorage):
-    """InfluxDB refuses the GRANT WRITE for the ingest user, the very last step."""
-
-    def _execute(self, statement: Statement) -> dict[str, Any]:
-        if statement.query.startswith("GRANT WRITE"):
-            raise StorageError(statement.shown, "HTTP 500: refused by the test")
-        return super()._execute(statement)
+GrantWriteRefused = refusing("GRANT WRITE")  # for the ingest user: the very last step
 
 
 def test_a_refused_ingest_grant_undoes_the_new_database_and_read_user(
@@ -505,11 +508,7 @@ def test_a_refused_ingest_grant_undoes_the_new_database_and_read_user(
     assert users(influxdb)[INGEST_USER] is False  # shared by every tenant: kept, harmless
 
 
-class SetPasswordRefused(InfluxStorage):
-    def _execute(self, statement: Statement) -> dict[str, Any]:
-        if statement.query.startswith("SET PASSWORD"):
-            raise StorageError(statement.shown, statement.scrub(f"refused {statement.query}"))
-        return super()._execute(statement)
+SetPasswordRefused = refusing("SET PASSWORD")
 
 
 def test_a_failure_converging_the_ingest_user_creates_nothing_and_hides_its_password(

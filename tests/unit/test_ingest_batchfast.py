@@ -403,8 +403,10 @@ def test_c_and_python_agree_on_arbitrary_bytes_after_a_cached_series(
 
 
 def native_call(body: bytes, cache: dict[bytes, bytes], memo: Any) -> Any:
-    _, lowest, highest, zeros = _Window(NOW, BatchRules()).digit_bounds(1) or (0, b"", b"", b"")
+    bounds = _Window(NOW, BatchRules()).digit_bounds(1)
+    assert bounds is not None
     assert NATIVE is not None
+    _, lowest, highest, zeros = bounds
     return NATIVE(body, cache, memo, lowest, highest, zeros, 65_536, 256, 100_000, False)
 
 
