@@ -9,7 +9,10 @@ both paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
-cycles 10 s apart, starting three days ago (inside ingest's accepted window).
+cycles 10 s apart, starting three days ago (inside ingest's accepted window). ``--batch N``
+cuts the series into batches of N instead (an exporter pushes about 250 points; give small
+batches more ``--clients``, as a fleet has): what ingest's per-request cost and its group commit
+do with exporter-sized pushes.
 Target (docs/architecture.md): ingest >= 0.8x direct, over all rounds. Each round's ratio of
 its two adjacent phases, and their median, are printed as well: on a shared machine other
 work and compactions move both rates from round to round.
@@ -26,7 +29,7 @@ ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxD
 ingest and the clients to the others in both phases, which is what a deployment with storage
 on machines of its own looks like: it shows whether ingest holds storage back.
 
-    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2]
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2] [--batch 5000]
                            [--storage-cpu N] [--as-stored] [--json out.json] [--strict]
 """
 
@@ -59,8 +62,8 @@ from tenants.db import make_engine, transaction
 from tenants.schema import upgrade
 
 TARGET = 0.8
-BATCH = 5_000
-GROUPS = 4  # batches per cycle: 20,000 series
+BATCH = 5_000  # points per batch, by default
+SERIES = 20_000  # series per cycle, in SERIES // batch batches
 CYCLE_NS = 10 * 1_000_000_000
 DIRECT_DATABASE = "bench_direct"
 STORED_DATABASE = "bench_as_stored"
@@ -113,28 +116,34 @@ def as_stored(templates: list[list[bytes]]) -> list[list[bytes]]:
     return stored
 
 
-def batch_templates() -> list[list[bytes]]:
+def batch_templates(batch: int = BATCH) -> list[list[bytes]]:
+    """A cycle's series in batches of ``batch`` lines: 20,000 series, or the largest multiple
+    of ``batch`` below it."""
+    groups = max(1, SERIES // batch)
     series: list[bytes] = []
     for number in itertools.count():
         series.extend(line.encode() for line in host_series(f"host-{number:04d}"))
-        if len(series) >= BATCH * GROUPS:
+        if len(series) >= batch * groups:
             break
-    return [series[g * BATCH : (g + 1) * BATCH] for g in range(GROUPS)]
+    return [series[g * batch : (g + 1) * batch] for g in range(groups)]
 
 
 class Batches:
-    """Batch ``i``: group ``i % 4`` of the series, stamped with cycle ``i // 4``'s timestamp."""
+    """Batch ``i``: group ``i % groups`` of the series, stamped with cycle ``i // groups``'s
+    timestamp."""
 
     def __init__(self, templates: list[list[bytes]], start_ns: int) -> None:
         self.templates = templates
+        self.groups = len(templates)
+        self.size = len(templates[0])
         self.start_ns = start_ns
         self._next = itertools.count()
         self.sent = 0
 
     def take(self) -> bytes:
         index = next(self._next)  # atomic under the GIL: each batch goes out once
-        stamp = b" %d" % (self.start_ns + (index // GROUPS) * CYCLE_NS)
-        lines = self.templates[index % GROUPS]
+        stamp = b" %d" % (self.start_ns + (index // self.groups) * CYCLE_NS)
+        lines = self.templates[index % self.groups]
         return (stamp + b"\n").join(lines) + stamp
 
 
@@ -216,7 +225,8 @@ def run_phase(
     machine_before = machine_ticks()
     started = time.perf_counter()
     deadline = started + seconds
-    interval = clients * BATCH / rate if rate else 0.0
+    batch = target.batches.size
+    interval = clients * batch / rate if rate else 0.0
 
     def client(number: int) -> None:
         session = requests.Session()
@@ -229,7 +239,7 @@ def run_phase(
                         time.sleep(due - now)
                     due += interval
                 latencies[number].append(post(session, target, target.batches.take()))
-                sent[number] += BATCH
+                sent[number] += batch
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -253,6 +263,17 @@ def run_phase(
     for index, (now, before) in enumerate(zip(machine_ticks(), machine_before, strict=True)):
         target.machine[index] += now - before
     return sum(sent), wall, [value for values in latencies for value in values]
+
+
+def requests_per_storage_write(ingest_url: str) -> float:
+    """Write requests per storage write, from ingest's group commit histogram (all workers)."""
+    text = requests.get(f"{ingest_url}/metrics", timeout=10).text
+    totals = {}
+    for line in text.splitlines():
+        for suffix in ("_sum", "_count"):
+            if line.startswith(f"perfanalysis_ingest_storage_group_requests{suffix} "):
+                totals[suffix] = float(line.split()[1])
+    return totals["_sum"] / totals["_count"] if totals.get("_count") else 0.0
 
 
 def stored_points(influxdb: InfluxDB, database: str) -> int:
@@ -290,6 +311,7 @@ def run(
     storage_cpu: int | None,
     workers: int,
     reference: bool,
+    batch: int = BATCH,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
@@ -323,7 +345,7 @@ def run(
                 pin([master, *children(master), os.getpid()], rest)
                 print(f"  InfluxDB pinned to CPU {storage_cpu}; ingest and clients to "
                       f"{sorted(rest)}", file=sys.stderr, flush=True)  # fmt: skip
-            templates = batch_templates()
+            templates = batch_templates(batch)
             start_ns = time.time_ns() - 3 * 86_400 * 1_000_000_000
             direct = Target("direct", f"{influxdb.url}/write?db={DIRECT_DATABASE}&precision=ns",
                             {}, Batches(templates, start_ns), lambda: [])  # fmt: skip
@@ -337,9 +359,9 @@ def run(
             for target in paths:
                 session = requests.Session()
                 session.trust_env = False
-                for _ in range(GROUPS * clients):
+                for _ in range(target.batches.groups * clients):
                     post(session, target, target.batches.take())
-                    target.batches.sent += BATCH
+                    target.batches.sent += target.batches.size
                 session.close()
             round_ratios = []
             for number in range(1, rounds + 1):
@@ -372,6 +394,9 @@ def run(
                 paced[target.name] = latencies
             print("  counting what was stored", file=sys.stderr, flush=True)
             result: dict[str, Any] = {
+                "batch": batch,
+                "series": batch * len(templates),
+                "requests_per_storage_write": requests_per_storage_write(ingest.url),
                 "storage_cpu": storage_cpu,
                 "clients": clients,
                 "workers": workers,
@@ -423,8 +448,8 @@ def report(result: dict[str, Any]) -> bool:
     names = ["direct", "ingest"] + (["as_stored"] if "as_stored_sent" in result else [])
     complete = all(result[f"{name}_sent"] == result[f"{name}_stored"] for name in names)
     met: bool = complete and result["ratio"] >= TARGET
-    print(f"ingest vs direct writes into InfluxDB 1.6.7: {BATCH:,}-point batches, "
-          f"{BATCH * GROUPS:,} series, {int(result['clients'])} clients, "
+    print(f"ingest vs direct writes into InfluxDB 1.6.7: {int(result['batch']):,}-point batches, "
+          f"{int(result['series']):,} series, {int(result['clients'])} clients, "
           f"{int(result['rounds'])} rounds x {result['seconds_per_phase']:g} s per path")  # fmt: skip
     if result["storage_cpu"] is None:
         print("CPUs: InfluxDB, ingest and the clients share all of them")
@@ -470,7 +495,11 @@ def report(result: dict[str, Any]) -> bool:
     print("all CPUs while flat out (busy / idle / stolen by the hypervisor): " + "; ".join(
         f"{labels[name]} {result[name + '_cpus_busy']:.0%} / {result[name + '_cpus_idle']:.0%} / "
         f"{result[name + '_cpus_stolen']:.0%}" for name in names))  # fmt: skip
-    print(f"latency of {BATCH:,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
+    print(
+        f"write requests per storage write (group commit), over the whole run: "
+        f"{result['requests_per_storage_write']:.2f}"
+    )
+    print(f"latency of {int(result['batch']):,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
           "(half of ingest's maximum):")  # fmt: skip
     for label, prefix in (("ingest", "ingest"), ("direct", "direct")):
         print(f"  {label:8} p50 {result[prefix + '_paced_p50_ms']:7.1f} ms   "
@@ -487,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent writers per path (ingest needs some to overlap parsing "
                         "with waiting for storage)")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help="points per batch (an exporter pushes about 250; give small batches "
+                        "more --clients, as a fleet has)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="ingest's gunicorn workers")
     parser.add_argument("--as-stored", action="store_true",
                         help="also write the points as ingest stores them (with the forced tags) "
@@ -504,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--seconds, --rounds, --clients, --workers and --latency-seconds must be at least 1"
         )
+    if not 1 <= args.batch <= SERIES:
+        parser.error(f"--batch must be between 1 and {SERIES:,}")
     cpus = os.sched_getaffinity(0)
     if args.storage_cpu is not None and (args.storage_cpu not in cpus or len(cpus) < 2):
         parser.error(f"--storage-cpu must be one of {sorted(cpus)}, with another left over")
@@ -515,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         args.storage_cpu,
         args.workers,
         args.as_stored,
+        args.batch,
     )
     met = report(result)
     if args.json:

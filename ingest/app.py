@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from ingest import views
 from ingest.batch import BatchPreparer, BatchRules
 from ingest.context import IngestContext
+from ingest.groupcommit import GroupCommitWriter
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import make_limiter
 from ingest.service import WriteService
@@ -44,8 +45,13 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         CredentialHasher(settings["secret_key"], settings["previous_secret_keys"]),
         ttl=settings["key_cache_seconds"],
     )
-    writer = make_writer(settings)
     metrics = IngestMetrics()
+    writer = GroupCommitWriter(
+        make_writer(settings),
+        lanes=settings["storage_writes_in_flight"],
+        max_bytes=settings["storage_group_max_bytes"],
+        observe_group=metrics.storage_group_requests.observe,
+    )
     rate_limited = settings["limits_rate"] > 0
     service = WriteService(
         verifier=verifier,

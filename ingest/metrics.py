@@ -16,6 +16,7 @@ from prometheus_client import values as prometheus_values
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STORAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000)
 
 
@@ -43,9 +44,16 @@ class IngestMetrics:
         )
         self.storage_seconds = Histogram(
             "perfanalysis_ingest_storage_write_seconds",
-            "Time storage took to answer a write, by outcome (ok, unavailable, conflict, error).",
+            "Time a write request took to be answered by storage, waiting for a lane included "
+            "(group commit), by outcome (ok, unavailable, conflict, error).",
             ["outcome"],
             buckets=STORAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.storage_group_requests = Histogram(
+            "perfanalysis_ingest_storage_group_requests",
+            "Write requests that went to storage together as one write (group commit).",
+            buckets=GROUP_BUCKETS,
             registry=self.registry,
         )
         self.batch_points = Histogram(

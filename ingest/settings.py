@@ -221,6 +221,26 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "storage.writes-in-flight",
+            "Storage writes each worker has in flight per tenant database; requests beyond "
+            "them wait and go to storage together, as one write (group commit).",
+            2,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
+            "storage.group-max-bytes",
+            "Largest write that group commit makes of waiting requests (one larger request "
+            "still goes alone); keep it below storage's own limit (InfluxDB's max-body-size).",
+            8 << 20,
+            positive_int,
+            metavar="BYTES",
+        )
+    )
+    add(
+        Setting(
             "storage.unsigned-integers",
             "Accept unsigned integer fields (5u). Default: "
             "only with --storage.api=v2, since InfluxDB 1.x has no unsigned type.",
