@@ -223,7 +223,8 @@ def build_spec() -> Spec:
         Setting(
             "storage.writes-in-flight",
             "Storage writes each worker has in flight per tenant database; requests beyond "
-            "them wait and go to storage together, as one write (group commit).",
+            "them wait and go to storage together, as one write (group commit). Raise it "
+            "when one tenant's writes should use more of storage's CPUs.",
             2,
             positive_int,
             metavar="N",
