@@ -1,4 +1,4 @@
-"""Storage writers: InfluxDB's v1 ``/write`` (http.client, keep-alive) and v2 ``/api/v2/write``.
+"""Storage writers: InfluxDB's v1 ``/write`` (ingest/http1.py, keep-alive) and v2 ``/api/v2/write``.
 
 Both send a payload ingest has already validated and made canonical, with nanosecond
 timestamps, and translate what storage answered into three outcomes (architecture decision 5):
@@ -12,17 +12,15 @@ timestamps, and translate what storage answered into three outcomes (architectur
 * StorageRejected: any other 4xx, which means ingest let something through that it should not
   have, or is misconfigured (credentials, missing database). Logged, answered 500.
 
-The v1 writer is the one to use with InfluxDB 1.x: influxdb-client speaks only ``/api/v2/write``,
+The v1 writer (ingest/http1.py) is the one to use with InfluxDB 1.x: influxdb-client speaks only ``/api/v2/write``,
 which 1.6 does not serve, and its serialiser would be the bottleneck (docs/ingest.md §0.1).
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import select
-import socket
 import ssl
 import threading
 import urllib.parse
@@ -30,6 +28,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import urllib3
+
+from ingest import http1
 
 CONFLICT_MARKERS = ("field type conflict", "beyond retention", "points beyond retention")
 
@@ -88,8 +88,8 @@ def _error_text(body: bytes) -> str:
 class V1Writer:
     """``POST /write?db=…&precision=ns`` over keep-alive connections, one per write in flight.
 
-    Plain ``http.client``: a write is one request with a large body and an empty answer, and
-    requests' per-call machinery cost as much CPU as validating about a thousand points. A
+    ingest/http1.py, not requests or http.client: a write is one request with a large body and
+    an empty answer, and their per-call machinery cost more CPU than the system calls. A
     connection is reused only while its server has not closed it (checked before each use);
     nothing is ever sent twice.
     """
@@ -104,28 +104,36 @@ class V1Writer:
             raise ValueError(f"storage URL {url!r}: expected http:// or https:// and a host")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._https = parts.scheme == "https"
         self._host = parts.hostname
-        self._port = parts.port
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._path = parts.path.rstrip("/")
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        headers = [f"Host: {host}" if parts.port is None else f"Host: {host}:{parts.port}"]
+        headers.append("Content-Type: text/plain; charset=utf-8")
         if username:
             basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {basic}"
-        self._tls = ssl.create_default_context() if self._https else None
-        self._idle: list[http.client.HTTPConnection] = []
+            headers.append(f"Authorization: Basic {basic}")
+        self._headers = "".join(f"{header}\r\n" for header in headers)
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
+        self._idle: list[http1.Connection] = []
         self._max_idle = max_idle
         self._lock = threading.Lock()
+        self._write_heads: dict[str, str] = {}
 
     def write(self, database: str, payload: bytes) -> None:
-        query = urllib.parse.urlencode({"db": database, "precision": "ns"})
-        status, body = self._exchange("POST", f"{self._path}/write?{query}", payload)
+        line = self._write_heads.get(database)
+        if line is None:
+            query = urllib.parse.urlencode({"db": database, "precision": "ns"})
+            line = self._write_heads[database] = f"POST {self._path}/write?{query} HTTP/1.1\r\n"
+        head = f"{line}{self._headers}Content-Length: {len(payload)}\r\n\r\n".encode()
+        status, body = self._exchange(head, payload)
         if not 200 <= status < 300:
             raise classify(status, _error_text(body))
 
     def ping(self) -> bool:
+        head = f"GET {self._path}/ping HTTP/1.1\r\n{self._headers}\r\n".encode()
         try:
-            status, _ = self._exchange("GET", f"{self._path}/ping", None, min(self.timeout, 2.0))
+            status, _ = self._exchange(head, None, min(self.timeout, 2.0))
         except StorageUnavailable:
             return False
         return status in (200, 204)
@@ -137,28 +145,22 @@ class V1Writer:
             connection.close()
 
     def _exchange(
-        self, method: str, path: str, body: bytes | None, timeout: float | None = None
+        self, head: bytes, body: bytes | None, timeout: float | None = None
     ) -> tuple[int, bytes]:
         """One request and its answer: status and body; StorageUnavailable if there is none."""
         wait = self.timeout if timeout is None else timeout
         connection = self._connection(wait)
         try:
-            connection.request(method, path, body=body, headers=self._headers)
-            response = connection.getresponse()
-            answer = response.read()
+            answer = connection.exchange(head, body)
         except TimeoutError as exc:
-            connection.close()
             raise StorageUnavailable(f"storage did not answer within {wait:g}s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
-        if response.will_close:
-            connection.close()
-        else:
+        except (OSError, http1.BadAnswer) as exc:
+            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}: {exc}") from exc
+        if answer.reusable:
             self._release(connection)
-        return response.status, answer
+        return answer.status, answer.body
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float) -> http1.Connection:
         """An idle connection the server has not closed, or a new one (connected on first use)."""
         while True:
             with self._lock:
@@ -166,18 +168,12 @@ class V1Writer:
             if connection is None:
                 break
             if _still_open(connection):
-                connection.timeout = timeout
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout)
+                connection.set_timeout(timeout)
                 return connection
             connection.close()
-        if self._tls is not None:
-            return _NoDelayHTTPSConnection(
-                self._host, self._port, timeout=timeout, context=self._tls
-            )
-        return _NoDelayHTTPConnection(self._host, self._port, timeout=timeout)
+        return http1.Connection(self._host, self._port, timeout, self._tls)
 
-    def _release(self, connection: http.client.HTTPConnection) -> None:
+    def _release(self, connection: http1.Connection) -> None:
         with self._lock:
             if len(self._idle) < self._max_idle:
                 self._idle.append(connection)
@@ -185,21 +181,7 @@ class V1Writer:
         connection.close()
 
 
-class _NoDelayHTTPConnection(http.client.HTTPConnection):
-    """Without Nagle's delay: a request's last short segment must not wait for an ACK."""
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _NoDelayHTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _still_open(connection: http.client.HTTPConnection) -> bool:
+def _still_open(connection: http1.Connection) -> bool:
     """Whether an idle connection can be reused: an idle socket that is readable was closed
     by the server (or holds garbage), and a request sent on it would fail half-way."""
     sock = connection.sock

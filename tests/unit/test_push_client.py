@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ import pytest
 from exporter.push.client import PushClient, Verdict, compress
 from exporter.push.keyfile import KeyFile
 from exporter.push.transport import Endpoint
+from tests.support.tls import self_signed_certificate
 
 
 @dataclass
@@ -388,15 +387,7 @@ def test_a_key_file_gone_bad_keeps_the_old_key(key_file: Path) -> None:
 @pytest.fixture
 def tls_server(serve: Callable[..., Scripted], tmp_path: Path) -> tuple[Scripted, Path]:
     """A scripted server behind TLS with a self-signed certificate for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, check=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     server = serve(always(Answer(204)))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -1,0 +1,201 @@
+"""A keep-alive HTTP/1.1 client connection for storage writes: a request of a head and a body
+sent in one system call, and a small answer parsed from the bytes received.
+
+http.client costs a write about 0.2-0.3 ms of CPU beyond the system calls (measured against
+InfluxDB 1.6.7: 0.22 ms against 0.04 ms for a 250-point write, 0.50 against 0.21 ms for 5,000
+points): it copies the body onto the head, and parses the answer's headers with the email
+package. A storage answer is a status, a few headers and at most a short error message, so this
+reads it whole and parses only what framing needs: Content-Length, chunked Transfer-Encoding,
+or the end of the connection, and whether the connection may be used again.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1 << 20  # an answer's body: storage says "204" or a short error
+RECV = 64 * 1024
+
+
+class BadAnswer(Exception):
+    """The server's answer is not HTTP/1.x we can frame; the connection is closed."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    reusable: bool  # the connection may carry another request
+
+
+class Connection:
+    def __init__(
+        self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.tls = tls
+        self.sock: socket.socket | None = None
+        self._buffer = bytearray()
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self._buffer.clear()
+
+    def set_timeout(self, timeout: float) -> None:
+        self.timeout = timeout
+        if self.sock is not None:
+            self.sock.settimeout(timeout)
+
+    def exchange(self, head: bytes, body: bytes | None, head_only: bool = False) -> Answer:
+        """Send ``head`` (request line and headers, ending in an empty line) and ``body``, and
+        read the answer; ``head_only`` for a HEAD request, whose answer has no body. Closes the
+        connection itself when it cannot be used again; OSError, TimeoutError or BadAnswer
+        leave it closed."""
+        if self.sock is None:
+            self.connect()
+        try:
+            self._send(head, body or b"")
+            answer = self._answer(head_only)
+        except BaseException:
+            self.close()
+            raise
+        if not answer.reusable:
+            self.close()
+        return answer
+
+    def _send(self, head: bytes, body: bytes) -> None:
+        assert self.sock is not None
+        if self.tls is not None or not body:  # SSL sockets have no sendmsg
+            self.sock.sendall(head)
+            if body:
+                self.sock.sendall(body)
+            return
+        sent = self.sock.sendmsg([head, body])
+        if sent < len(head):
+            self.sock.sendall(memoryview(head)[sent:])
+            sent = len(head)
+        if sent < len(head) + len(body):
+            self.sock.sendall(memoryview(body)[sent - len(head) :])
+
+    def _answer(self, head_only: bool) -> Answer:
+        while True:
+            end = self._fill_until(b"\r\n\r\n", MAX_HEAD, "the answer's head")
+            head = bytes(self._buffer[:end])
+            del self._buffer[: end + 4]
+            status, version, headers = _parse_head(head)
+            if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+                continue
+            break
+        close = "close" in headers.get("connection", "").lower() or version == b"HTTP/1.0"
+        if head_only or status in (204, 304):
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._chunked()
+        elif "content-length" in headers:
+            body = self._exactly(_length(headers["content-length"]))
+        else:  # delimited by the end of the connection
+            body = self._until_closed()
+            close = True
+        # bytes after the answer were never asked for: the connection's framing is lost
+        return Answer(status, body, reusable=not close and not self._buffer)
+
+    def _receive(self) -> bytes:
+        assert self.sock is not None
+        chunk = self.sock.recv(RECV)
+        if chunk:
+            self._buffer += chunk
+        return chunk
+
+    def _fill_until(self, marker: bytes, limit: int, what: str) -> int:
+        """Receive until the buffer holds ``marker``; its position."""
+        start = 0
+        while (found := self._buffer.find(marker, start)) < 0:
+            if len(self._buffer) > limit:
+                raise BadAnswer(f"{what} is longer than {limit} bytes")
+            start = max(0, len(self._buffer) - len(marker) + 1)
+            if not self._receive():
+                raise BadAnswer(f"the connection closed within {what}")
+        return found
+
+    def _exactly(self, size: int) -> bytes:
+        if size > MAX_BODY:
+            raise BadAnswer(f"an answer of {size} bytes is not a storage answer")
+        while len(self._buffer) < size:
+            if not self._receive():
+                raise BadAnswer(f"the connection closed within a body of {size} bytes")
+        body = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return body
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            end = self._fill_until(b"\r\n", MAX_HEAD, "a chunk's size line")
+            size_text = bytes(self._buffer[:end]).split(b";", 1)[0].strip()
+            del self._buffer[: end + 2]
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise BadAnswer(f"bad chunk size {size_text[:20]!r}") from None
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY:
+                raise BadAnswer(f"an answer of more than {MAX_BODY} bytes is not a storage answer")
+            parts.append(self._exactly(size))
+            if self._exactly(2) != b"\r\n":
+                raise BadAnswer("a chunk does not end with CRLF")
+        while (end := self._fill_until(b"\r\n", MAX_HEAD, "the trailers")) > 0:
+            del self._buffer[: end + 2]  # a trailer line, ignored
+        del self._buffer[:2]
+        return b"".join(parts)
+
+    def _until_closed(self) -> bytes:
+        while self._receive():
+            if len(self._buffer) > MAX_BODY:
+                raise BadAnswer(f"an answer of more than {MAX_BODY} bytes is not a storage answer")
+        body = bytes(self._buffer)
+        self._buffer.clear()
+        return body
+
+
+def _parse_head(head: bytes) -> tuple[int, bytes, dict[str, str]]:
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[1].isdigit():
+        raise BadAnswer(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise BadAnswer(f"bad header line {line[:80]!r}")
+        key = name.decode("latin-1").lower()
+        text = value.strip().decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return int(parts[1]), parts[0], headers
+
+
+def _length(text: str) -> int:
+    values = {value.strip() for value in text.split(",")}
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        raise BadAnswer(f"bad Content-Length {text[:40]!r}")
+    return int(values.pop())
