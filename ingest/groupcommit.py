@@ -35,8 +35,8 @@ class _Member:
     payload: bytes
     done: threading.Event = field(default_factory=threading.Event)
     group: list[_Member] | None = None  # set when this member is to write a group (its own first)
+    written: bool = False  # storage accepted this member's points
     unavailable: StorageUnavailable | None = None
-    alone: bool = False  # the group failed for another reason: write your own payload alone
 
 
 @dataclass
@@ -83,16 +83,19 @@ class GroupCommitWriter:
             member.done.wait()
         if member.group is not None:
             self._write_group(database, line, member.group)
+        if member.written:
+            return
         if member.unavailable is not None:
             raise StorageUnavailable(member.unavailable.message, member.unavailable.status)
-        if member.alone:
-            self.inner.write(database, member.payload)
+        # the group failed otherwise (or its writer never finished): this payload alone
+        self.inner.write(database, member.payload)
 
     def _write_group(self, database: str, line: _Line, group: list[_Member]) -> None:
         """Write ``group`` as one, answer its members, and give the lane to what waits."""
         try:
             if len(group) == 1:  # the writer's own exception reaches this thread unchanged
                 self.inner.write(database, group[0].payload)
+                group[0].written = True
             else:
                 self._write_together(database, group)
         finally:
@@ -127,9 +130,11 @@ class GroupCommitWriter:
         except StorageUnavailable as exc:
             for member in group:
                 member.unavailable = exc
-        except Exception:
+        except Exception:  # each member writes its own payload again, alone
+            return
+        else:
             for member in group:
-                member.alone = True
+                member.written = True
 
     def ping(self) -> bool:
         return self.inner.ping()

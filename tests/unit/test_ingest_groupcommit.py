@@ -18,9 +18,14 @@ from perfanalysis.testing.servers import wait_until
 DEADLINE = 10.0
 
 
+class Interrupted(BaseException):
+    """Not an Exception: what a thread meets when it is torn down mid-write."""
+
+
 class HeldStorage:
     """Records every write; while ``hold`` is clear, a write waits for it. A payload holding
-    ``b"conflict"`` is refused as a field type conflict, ``b"down"`` as unavailable."""
+    ``b"conflict"`` is refused as a field type conflict, ``b"down"`` as unavailable; a group
+    holding ``b"abort"`` raises Interrupted."""
 
     name = "held"
 
@@ -43,6 +48,8 @@ class HeldStorage:
                 raise StorageUnavailable("storage answered 503: down", 503)
             if b"conflict" in payload:
                 raise StorageConflict("storage answered 400: field type conflict", 400)
+            if b"abort" in payload and b"\n" in payload:
+                raise Interrupted
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -68,7 +75,7 @@ class Requests:
             try:
                 self.writer.write(database, payload)
                 self.outcome[payload] = None
-            except Exception as exc:
+            except (Exception, Interrupted) as exc:
                 self.outcome[payload] = exc
 
         thread = threading.Thread(target=run)
@@ -188,6 +195,21 @@ def test_a_refused_group_is_written_again_member_by_member_each_with_its_own_ans
     assert requests.outcome[b"c value=3 3"] is None
     alone = sorted(payload for _, payload in storage.writes[2:])
     assert alone == [b"b value=2 2", b"c value=3 3", b"conflict value=1i 1"]
+
+
+def test_a_group_whose_writer_is_torn_down_never_answers_the_others_as_written(
+    storage: HeldStorage, writer: GroupCommitWriter
+) -> None:
+    queued = [b"abort value=1 1", b"b value=2 2", b"c value=3 3"]
+    requests = queue_behind_a_held_write(storage, writer, b"first value=1 1", *queued)
+    storage.hold.set()
+    requests.join()
+    torn = [payload for payload in queued if isinstance(requests.outcome[payload], Interrupted)]
+    assert len(torn) == 1  # the member that wrote the group: the others wrote their own
+    alone = [payload for _, payload in storage.writes[2:]]
+    assert sorted(alone) == sorted(set(queued) - set(torn))
+    assert all(requests.outcome[payload] is None for payload in alone)
+    assert writer._lines == {}
 
 
 def test_a_lone_writes_own_exception_reaches_its_caller_unchanged(
