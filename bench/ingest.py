@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import sessionmaker
 
 from ingest.batch import BatchPreparer, BatchRules, ForcedTags
@@ -268,12 +269,14 @@ def run_phase(
 def requests_per_storage_write(ingest_url: str) -> float:
     """Write requests per storage write, from ingest's group commit histogram (all workers)."""
     text = requests.get(f"{ingest_url}/metrics", timeout=10).text
-    totals = {}
-    for line in text.splitlines():
-        for suffix in ("_sum", "_count"):
-            if line.startswith(f"perfanalysis_ingest_storage_group_requests{suffix} "):
-                totals[suffix] = float(line.split()[1])
-    return totals["_sum"] / totals["_count"] if totals.get("_count") else 0.0
+    totals = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "perfanalysis_ingest_storage_group_requests"
+        for sample in family.samples
+    }
+    count = totals.get("perfanalysis_ingest_storage_group_requests_count", 0.0)
+    return totals["perfanalysis_ingest_storage_group_requests_sum"] / count if count else 0.0
 
 
 def stored_points(influxdb: InfluxDB, database: str) -> int:

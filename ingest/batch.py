@@ -15,13 +15,12 @@ Where the optional C extension ``ingest._batchfast`` was built (setup.py; it nee
 at install time) this is one pass over the body: split, look up, validate by the same grammar
 as the regular expression, and write the payload into one buffer. Instead of a lookup per line
 it follows the series of the last batch that began with the same series (a memo), as long as
-they come in the same order. Elsewhere the same checks run
-in Python's C-level loops and one regular expression (``_whole_batch``). Both accept exactly the
-same batches and give the same payload; anything else (None) goes line by line. Every line the
-fast paths do not accept goes through the exact parser. Tests hold the C path to the Python one
-and the fast paths to the exact parser. Field values pass through in the client's validated
-spelling (``1.`` and ``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps
-are canonical.
+they come in the same order. Elsewhere the same checks run in Python's C-level loops and one
+regular expression (``_whole_batch``). Both accept exactly the same batches and give the same
+payload; anything else (None) goes line by line. Every line the fast paths do not accept goes
+through the exact parser. Tests hold the C path to the Python one and the fast paths to the
+exact parser. Field values pass through in the client's validated spelling (``1.`` and
+``1.0`` are the same float to InfluxDB); escapes, tag order and timestamps are canonical.
 
 Points without a timestamp get the time the request was received, the same for the whole batch
 (as InfluxDB itself does), so the payload ingest writes is fully determined and a replay of it

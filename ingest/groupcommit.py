@@ -103,7 +103,7 @@ class GroupCommitWriter:
                 following = self._take_group(line)
                 if following is None:
                     line.in_flight -= 1
-                    if line.in_flight == 0 and self._lines.get(database) is line:
+                    if line.in_flight == 0:  # nothing in flight, nothing waiting
                         del self._lines[database]
             for member in group[1:]:
                 member.done.set()

@@ -64,16 +64,16 @@ class Connection:
         if self.sock is not None:
             self.sock.settimeout(timeout)
 
-    def exchange(self, head: bytes, body: bytes | None, head_only: bool = False) -> Answer:
+    def exchange(self, head: bytes, body: bytes | None) -> Answer:
         """Send ``head`` (request line and headers, ending in an empty line) and ``body``, and
-        read the answer; ``head_only`` for a HEAD request, whose answer has no body. Closes the
-        connection itself when it cannot be used again; OSError, TimeoutError or BadAnswer
+        read the answer (not to a HEAD request: its answer's length would be misread). Closes
+        the connection itself when it cannot be used again; OSError, TimeoutError or BadAnswer
         leave it closed."""
         if self.sock is None:
             self.connect()
         try:
             self._send(head, body or b"")
-            answer = self._answer(head_only)
+            answer = self._answer()
         except BaseException:
             self.close()
             raise
@@ -95,7 +95,7 @@ class Connection:
         if sent < len(head) + len(body):
             self.sock.sendall(memoryview(body)[sent - len(head) :])
 
-    def _answer(self, head_only: bool) -> Answer:
+    def _answer(self) -> Answer:
         while True:
             end = self._fill_until(b"\r\n\r\n", MAX_HEAD, "the answer's head")
             head = bytes(self._buffer[:end])
@@ -105,7 +105,7 @@ class Connection:
                 continue
             break
         close = "close" in headers.get("connection", "").lower() or version == b"HTTP/1.0"
-        if head_only or status in (204, 304):
+        if status in (204, 304):
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             body = self._chunked()

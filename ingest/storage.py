@@ -1,4 +1,4 @@
-"""Storage writers: InfluxDB's v1 ``/write`` (ingest/http1.py, keep-alive) and v2 ``/api/v2/write``.
+"""Storage writers: InfluxDB's v1 ``/write`` (ingest/http1.py) and v2 ``/api/v2/write``.
 
 Both send a payload ingest has already validated and made canonical, with nanosecond
 timestamps, and translate what storage answered into three outcomes (architecture decision 5):
@@ -12,8 +12,9 @@ timestamps, and translate what storage answered into three outcomes (architectur
 * StorageRejected: any other 4xx, which means ingest let something through that it should not
   have, or is misconfigured (credentials, missing database). Logged, answered 500.
 
-The v1 writer (ingest/http1.py) is the one to use with InfluxDB 1.x: influxdb-client speaks only ``/api/v2/write``,
-which 1.6 does not serve, and its serialiser would be the bottleneck (docs/ingest.md §0.1).
+The v1 writer is the one to use with InfluxDB 1.x: influxdb-client speaks only
+``/api/v2/write``, which 1.6 does not serve, and its serialiser would be the bottleneck
+(docs/ingest.md §0.1).
 """
 
 from __future__ import annotations

@@ -7,9 +7,7 @@ import base64
 import gzip
 import io
 import os
-import re
 import socket
-import threading
 
 import pytest
 
@@ -27,6 +25,7 @@ from ingest.storage import (
     make_writer,
 )
 from perfanalysis.config import ConfigError
+from tests.support.scripted_http import ScriptedHTTP
 
 SECRET = "s" * 40
 KEY = "pak_abcdefghijklm_" + "A" * 43
@@ -229,54 +228,6 @@ def test_writer_choice() -> None:
 # The v1 writer against a scripted server
 
 
-class ScriptedStorage:
-    """A loopback HTTP server that answers each request with the next of ``answers``, then
-    keeps the connection open, or closes it after the answer when the entry says so."""
-
-    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
-        self.answers = answers
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self.closed = threading.Event()  # set once the server closed a connection
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while self.answers:
-            connection, _ = self.listener.accept()
-            self.connections += 1
-            with connection:
-                while self.answers:
-                    request = self._read_request(connection)
-                    if request is None:
-                        break
-                    self.requests.append(request)
-                    answer, close = self.answers.pop(0)
-                    connection.sendall(answer)
-                    if close:
-                        break
-            self.closed.set()
-
-    @staticmethod
-    def _read_request(connection: socket.socket) -> bytes | None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = int(re.search(rb"Content-Length: ([0-9]+)", head, re.IGNORECASE)[1])  # type: ignore[index]
-        while len(body) < length:
-            body += connection.recv(65536)
-        return head + b"\r\n\r\n" + body
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -285,7 +236,7 @@ def _answer(status: str, body: bytes) -> bytes:
 
 
 def test_v1_writer_posts_with_keep_alive_and_basic_auth() -> None:
-    storage = ScriptedStorage([(NO_CONTENT, False), (NO_CONTENT, False)])
+    storage = ScriptedHTTP([(NO_CONTENT, False), (NO_CONTENT, False)])
     writer = V1Writer(storage.url + "/influx/", "ingest", "s3cret", timeout=5)
     writer.write("pa_acme", b"m v=1 1")
     writer.write("pa_acme", b"m v=2 2")
@@ -300,7 +251,7 @@ def test_v1_writer_posts_with_keep_alive_and_basic_auth() -> None:
 
 
 def test_v1_writer_replaces_a_connection_the_server_closed_without_resending() -> None:
-    storage = ScriptedStorage([(NO_CONTENT, True), (NO_CONTENT, False)])
+    storage = ScriptedHTTP([(NO_CONTENT, True), (NO_CONTENT, False)])
     writer = V1Writer(storage.url, "", "", timeout=5)
     writer.write("db", b"m v=1 1")
     assert storage.closed.wait(5)
@@ -321,7 +272,7 @@ def test_v1_writer_replaces_a_connection_the_server_closed_without_resending() -
     ],
 )  # fmt: skip
 def test_v1_writer_classifies_refusals(answer: bytes, kind: type) -> None:
-    storage = ScriptedStorage([(answer, False)])
+    storage = ScriptedHTTP([(answer, False)])
     writer = V1Writer(storage.url, "", "", timeout=5)
     with pytest.raises(kind):
         writer.write("db", b"m v=1 1")
