@@ -17,6 +17,7 @@ from ingest.ratelimit import make_limiter
 from ingest.service import WriteService
 from ingest.settings import load
 from ingest.storage import make_writer
+from ingest.writeapi import WriteEndpoints
 from tenants.crypto import CredentialHasher
 from tenants.db import make_engine
 from tenants.keys import KeyVerifier
@@ -62,6 +63,8 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         metrics=metrics,
         retry_after=settings["storage_retry_after"],
     )
-    app.extensions["ingest"] = IngestContext(settings, service, engine, writer, metrics)
+    context = IngestContext(settings, service, engine, writer, metrics)
+    app.extensions["ingest"] = context
     app.register_blueprint(views.bp)
+    app.wsgi_app = WriteEndpoints(app.wsgi_app, context)  # type: ignore[method-assign]
     return app

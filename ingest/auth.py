@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from tenants.crypto import KEY_PREFIX
 
@@ -25,9 +25,10 @@ QUERY_CREDENTIAL_NAMES = frozenset(
 )
 
 
-def query_credential(args: Mapping[str, str]) -> str | None:
-    """The name of a query parameter that carries (or looks like) a credential, if any."""
-    for name, value in args.items():
+def query_credential(args: Iterable[tuple[str, str]]) -> str | None:
+    """The name of a query parameter that carries (or looks like) a credential, if any; every
+    occurrence of a repeated parameter is looked at."""
+    for name, value in args:
         if name.lower() in QUERY_CREDENTIAL_NAMES or f"{KEY_PREFIX}_" in value:
             return name
     return None

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -394,6 +395,56 @@ def test_too_large_bodies_points_and_zip_bombs_get_413(
                      "Content-Encoding": "gzip"})  # fmt: skip
     assert ok.status_code == 204
     assert count(influxdb, key.database) == 10
+
+
+def test_write_paths_refuse_other_methods_odd_lengths_and_bugs_in_json_and_count_them(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The write paths are answered before Flask (ingest/writeapi.py): every answer is JSON,
+    counted, and a chunked body is read whole."""
+    key = keys()
+    client = make_ingest()
+    for method, path in (("GET", "/write"), ("PUT", "/api/v2/write"), ("HEAD", "/write")):
+        response = client.open(path, method=method, headers=token(key))
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "POST"
+        if method != "HEAD":
+            assert response.get_json()["code"] == "method not allowed"
+    odd = client.post("/write", data=f"cpu value=1 {NOW_S}", headers=token(key),
+                      environ_overrides={"CONTENT_LENGTH": "12x"})  # fmt: skip
+    assert odd.status_code == 400
+    assert "Content-Length '12x' is not a byte count" in odd.get_json()["message"]
+
+    def chunks() -> Iterator[bytes]:
+        yield f"cpu value=1 {NOW_S}\n".encode()
+        yield f"cpu value=2 {NOW_S - 1}\n".encode()
+
+    with http_server(client) as url:
+        chunked = requests.post(f"{url}/write?precision=s", data=chunks(), headers=token(key),
+                                timeout=10)  # fmt: skip
+    assert chunked.status_code == 204, chunked.text
+    assert count(influxdb, key.database) == 2
+
+    service = client.application.extensions["ingest"].service
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    service.write = broken
+    bug = client.post("/api/v2/write", data=f"cpu value=3 {NOW_S}", headers=token(key))
+    assert bug.status_code == 500
+    assert bug.get_json()["message"] == "internal error (RuntimeError); it has been logged"
+    assert "unexpected error on POST /api/v2/write" in caplog.text
+    text = client.get("/metrics").get_data(as_text=True)
+    for sample in [
+        'perfanalysis_ingest_requests_total{api="v1",code="405"} 2.0',
+        'perfanalysis_ingest_requests_total{api="v2",code="405"} 1.0',
+        'perfanalysis_ingest_requests_total{api="v1",code="400"} 1.0',
+        'perfanalysis_ingest_requests_total{api="v1",code="204"} 1.0',
+        'perfanalysis_ingest_requests_total{api="v2",code="500"} 1.0',
+    ]:
+        assert sample in text
+    assert count(influxdb, key.database) == 2
 
 
 def rate_limited_ingest(make_ingest: MakeIngest, prefix: str) -> FlaskClient:

@@ -105,10 +105,11 @@ def test_header_credentials() -> None:
 
 
 def test_credentials_in_the_query_string_are_found() -> None:
-    assert query_credential({"db": "x", "precision": "s"}) is None
-    assert query_credential({"db": "x", "u": "a", "p": "b"}) == "u"
-    assert query_credential({"token": "x"}) == "token"
-    assert query_credential({"db": KEY}) == "db"
+    assert query_credential([("db", "x"), ("precision", "s")]) is None
+    assert query_credential([("db", "x"), ("u", "a"), ("p", "b")]) == "u"
+    assert query_credential([("Token", "x")]) == "Token"
+    assert query_credential([("db", KEY)]) == "db"
+    assert query_credential([("db", "x"), ("db", KEY)]) == "db"  # a repeated one, every time
 
 
 # ----------------------------------------------------------------------------------------------

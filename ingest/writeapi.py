@@ -1,0 +1,146 @@
+"""The two write endpoints, ``POST /write`` and ``POST /api/v2/write``, as plain WSGI in front
+of Flask.
+
+Writes are the one request ingest serves at volume, and for them Flask's request machinery
+(request and app contexts, URL routing, Request and Response objects, hooks) cost about as much
+CPU as checking and rewriting a 250-point batch. So they are answered here, from the WSGI
+environ, and everything else (/health, /metrics, /ping, unknown paths) goes on to Flask.
+
+A write path asked with another method gets 405 here, with ``Allow: POST`` and the same JSON
+error body as every other refusal. Every answer to a write path is counted in
+``perfanalysis_ingest_requests_total`` by API and status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from ingest import errors
+from ingest.auth import header_credential, query_credential
+from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, read_limited
+from ingest.context import IngestContext
+from ingest.lineprotocol import V1_PRECISIONS, V2_PRECISIONS
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+# path -> (the API's label in the metrics, the precisions it accepts); ``db``, ``rp`` and
+# ``consistency`` (v1) and ``org`` and ``bucket`` (v2) are accepted and ignored: the key decides.
+WRITE_PATHS: dict[str, tuple[str, Sequence[str]]] = {
+    "/write": ("v1", V1_PRECISIONS),
+    "/api/v2/write": ("v2", V2_PRECISIONS),
+}
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
+class WriteEndpoints:
+    """WSGI middleware: answers the write paths itself and passes the rest to ``app``."""
+
+    def __init__(self, app: WSGIApplication, context: IngestContext) -> None:
+        self.app = app
+        self.context = context
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        route = WRITE_PATHS.get(environ.get("PATH_INFO", ""))
+        if route is None:
+            return self.app(environ, start_response)
+        api, precisions = route
+        status = 204
+        headers: list[tuple[str, str]] = []
+        body = b""
+        try:
+            if environ["REQUEST_METHOD"] != "POST":
+                headers.append(("Allow", "POST"))
+                method = environ["REQUEST_METHOD"]
+                raise errors.IngestError(
+                    405, "method not allowed", f"{method} cannot write: use POST"
+                )
+            self.write(environ, precisions)
+        except errors.IngestError as error:
+            status, body = error.status, _json(error.body())
+            headers += [*error.headers().items(), ("Content-Type", "application/json")]
+        except Exception as exc:  # a bug: logged, and answered as every other refusal is
+            log.exception(
+                "unexpected error on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            )
+            internal = errors.internal(f"internal error ({type(exc).__name__}); it has been logged")
+            status, body = internal.status, _json(internal.body())
+            headers.append(("Content-Type", "application/json"))
+        self.context.metrics.requests.labels(api, str(status)).inc()
+        if body:
+            headers.append(("Content-Length", str(len(body))))
+        start_response(STATUS_LINES[status], headers)
+        return [body]
+
+    def write(self, environ: WSGIEnvironment, precisions: Sequence[str]) -> None:
+        received_ns = time.time_ns()
+        settings = self.context.settings
+        args = parse_qsl(
+            environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
+            keep_blank_values=True,
+        )
+        name = query_credential(args)
+        if name is not None:
+            raise errors.unauthenticated(
+                f"credentials in the URL (query parameter {name!r}) are refused because URLs "
+                "are logged: send the key as 'Authorization: Token <key>'; if it was a real key, "
+                "rotate it"
+            )
+        identity = self.context.service.authenticate(
+            header_credential(environ.get("HTTP_AUTHORIZATION"))
+        )
+        precision = next((value for key, value in args if key == "precision"), "") or "ns"
+        if precision not in precisions:
+            raise errors.bad_request(
+                f"unknown precision {precision!r}: expected one of {', '.join(precisions)}"
+            )
+        try:
+            length = content_length(environ)
+            raw = read_limited(body_stream(environ, length), length,
+                               settings["limits_max_body_bytes"])  # fmt: skip
+            body = decode(
+                raw,
+                environ.get("HTTP_CONTENT_ENCODING", ""),
+                settings["limits_max_decompressed_bytes"],
+            )
+        except BodyTooLarge as exc:
+            raise errors.too_large(str(exc)) from None
+        except UnsupportedEncoding as exc:
+            raise errors.unsupported_media(str(exc)) from None
+        except BadBody as exc:
+            raise errors.bad_request(str(exc)) from None
+        self.context.service.write(identity, precision, body, received_ns)
+
+
+def content_length(environ: WSGIEnvironment) -> int | None:
+    """The declared body length; None when the body is chunked or its length is not given."""
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        return None
+    declared = environ.get("CONTENT_LENGTH", "")
+    if not declared:
+        return None
+    if not declared.isdigit() or not declared.isascii():
+        raise BadBody(f"Content-Length {declared!r} is not a byte count")
+    return int(declared)
+
+
+def body_stream(environ: WSGIEnvironment, length: int | None) -> Any:
+    """The server's own input stream. Without a declared length it holds the body only where
+    the server says its stream ends with the body (``wsgi.input_terminated``, as gunicorn and
+    werkzeug's server set for chunked bodies); elsewhere nothing can be read safely."""
+    if length is None and not environ.get("wsgi.input_terminated"):
+        return BytesIO()
+    return environ["wsgi.input"]
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode() + b"\n"
