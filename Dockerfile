@@ -3,8 +3,9 @@
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-# A C compiler for ingest's extension (ingest/_batchfast.c, a few times faster per point), in
-# this stage only: the runtime stage gets the built virtualenv, not the compiler.
+# A C compiler for ingest's extension (ingest/_batchfast.c, a few times faster per point) and
+# gunicorn's C request parser (gunicorn_h1c, published as source only), in this stage only:
+# the runtime stage gets the built virtualenv, not the compiler.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -20,7 +21,7 @@ COPY tenants ./tenants
 RUN rm -f ingest/*.so \
  && /opt/perfanalysis/bin/pip install --upgrade pip \
  && /opt/perfanalysis/bin/pip install '.[server]' \
- && /opt/perfanalysis/bin/python -I -c 'import ingest._batchfast'
+ && /opt/perfanalysis/bin/python -I -c 'import ingest._batchfast, gunicorn_h1c'
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="PerfAnalysis" \

@@ -36,19 +36,24 @@ def serve(
 ) -> None:
     """gunicorn's gthread worker: an idle keep-alive or slow client holds a connection, not a worker
     (nor a thread, perfanalysis/gthread_worker.py)."""
+    GunicornApp(factory, gunicorn_options(host, port, workers, threads, **options)).run()
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, threads: int, **options: Any
+) -> dict[str, Any]:
+    """gunicorn's settings; its request parser is left on ``auto``, which takes the C parser
+    (gunicorn_h1c, a dependency) unless a setting it does not support is on."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
-    GunicornApp(
-        factory,
-        {
-            "bind": bind,
-            "workers": workers,
-            "worker_class": WORKER_CLASS,
-            "threads": threads,
-            "keepalive": 75,  # above load balancers' idle timeout (60 s): they never reuse a closed one
-            "accesslog": "-",
-            "errorlog": "-",
-            "graceful_timeout": 10,
-            "timeout": 30,
-            **options,
-        },
-    ).run()
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": WORKER_CLASS,
+        "threads": threads,
+        "keepalive": 75,  # above load balancers' idle timeout (60 s): they never reuse a closed one
+        "accesslog": "-",
+        "errorlog": "-",
+        "graceful_timeout": 10,
+        "timeout": 30,
+        **options,
+    }
