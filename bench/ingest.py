@@ -164,6 +164,7 @@ class Target:
     cpu_seconds: float = 0.0
     kernel_seconds: float = 0.0
     storage_cpu_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
     machine: list[int] = field(default_factory=lambda: [0, 0, 0])  # busy, idle, stolen ticks
     latencies: list[float] = field(default_factory=list)
 
@@ -223,6 +224,7 @@ def run_phase(
     cpu_before = cpu_seconds(target.pids())
     kernel_before = cpu_seconds(target.pids(), kernel_only=True)
     storage_before = cpu_seconds([influxd])
+    clients_before = cpu_seconds([os.getpid()])
     machine_before = machine_ticks()
     started = time.perf_counter()
     deadline = started + seconds
@@ -261,6 +263,7 @@ def run_phase(
     target.cpu_seconds += cpu_seconds(target.pids()) - cpu_before
     target.kernel_seconds += cpu_seconds(target.pids(), kernel_only=True) - kernel_before
     target.storage_cpu_seconds += cpu_seconds([influxd]) - storage_before
+    target.client_cpu_seconds += cpu_seconds([os.getpid()]) - clients_before
     for index, (now, before) in enumerate(zip(machine_ticks(), machine_before, strict=True)):
         target.machine[index] += now - before
     return sum(sent), wall, [value for values in latencies for value in values]
@@ -388,11 +391,11 @@ def run(
                 print(f"  latency: {target.name} at {half:,.0f} points/s", file=sys.stderr,
                       flush=True)  # fmt: skip
                 saved = (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
-                         list(target.machine))  # fmt: skip
+                         target.client_cpu_seconds, list(target.machine))  # fmt: skip
                 points, wall, latencies = run_phase(target, influxd, latency_seconds, clients, half)
                 # CPU figures are reported for the flat-out phases only
                 (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
-                 target.machine) = saved  # fmt: skip
+                 target.client_cpu_seconds, target.machine) = saved  # fmt: skip
                 target.batches.sent += points
                 paced[target.name] = latencies
             print("  counting what was stored", file=sys.stderr, flush=True)
@@ -424,6 +427,12 @@ def run(
                 "influxd_cpu_us_per_point_ingest": (
                     through.storage_cpu_seconds / through.points * 1e6
                 ),
+                **{
+                    f"clients_cpu_us_per_point_{target.name}": (
+                        target.client_cpu_seconds / target.points * 1e6
+                    )
+                    for target in paths
+                },
                 **{
                     f"{target.name}_cpus_{what}": share
                     for target in paths
@@ -487,6 +496,8 @@ def report(result: dict[str, Any]) -> bool:
     print(f"CPU per point: ingest workers {result['ingest_cpu_us_per_point']:.2f} us (kernel "
           f"{result['ingest_kernel_us_per_point']:.2f}); influxd " + ", ".join(
               f"{result['influxd_cpu_us_per_point_' + name]:.2f} us {labels[name]}"
+              for name in names) + "; the clients (this process) " + ", ".join(
+              f"{result['clients_cpu_us_per_point_' + name]:.2f} us {labels[name]}"
               for name in names))  # fmt: skip
     cpus = os.cpu_count() or 1
     whole = ", ".join(
