@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+READ_SIZE = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -37,5 +39,17 @@ class Paths:
 
 
 def read_text(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read()
+    """A file's text, as UTF-8 with bad bytes replaced and without newline translation.
+
+    Plain system calls: a text-mode ``open()`` builds three file objects and asks the file's
+    size and terminal state first, which for a small /proc file costs more than reading it
+    (24 against 14 us for /proc/meminfo); a scrape reads about twenty such files.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, READ_SIZE):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
