@@ -1,0 +1,23 @@
+"""bench/push measures a push cycle and node_exporter's scrape of the same collectors in one run."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.push import report, run
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_short_run_gives_both_costs_and_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(50)
+    assert 150 <= result["points"] <= 1_000  # the default collectors on any Linux host
+    assert result["cycle_ms"] > 0
+    assert result["node_exporter_scrape_ms"] > 0  # its CPU was read from /proc, not assumed
+    assert result["anchor_ratio"] == pytest.approx(
+        result["cycle_mean_ms"] / result["node_exporter_scrape_ms"]
+    )
+    report(result)
+    out = capsys.readouterr().out
+    assert "push cycle / node_exporter scrape (means):" in out
+    assert "target <= 2.0 ms per cycle:" in out
