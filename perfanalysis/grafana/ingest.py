@@ -1,8 +1,10 @@
 """The Ingest and collectors dashboard (Prometheus): what ingest accepts and rejects, per tenant and
-reason, and how each exporter's push keeps up (spool depth, time since the last accepted push).
+reason; how its requests are answered and how its storage writes go; and how each exporter's push
+keeps up (spool depth, time since the last accepted push).
 
-Ingest's counters carry ``tenant`` (and ``reason``); the exporter's push gauges are scraped from
-every host. Every selector carries the ``$job`` and ``$instance`` matchers the linter asks for.
+Ingest's point counters carry ``tenant`` (and ``reason``); its request and storage metrics are
+per instance only. The exporter's push gauges are scraped from every host. Every selector
+carries the ``$job`` and ``$instance`` matchers the linter asks for.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ ACCEPTED = f"rate(perfanalysis_ingest_points_accepted_total{{{TENANT}}}[$__rate_
 REJECTED = f"rate(perfanalysis_ingest_points_rejected_total{{{TENANT}}}[$__rate_interval])"
 QUEUED = f"perfanalysis_exporter_push_points_queued{{{SEL}}}"
 SINCE_PUSH = f"time() - perfanalysis_exporter_push_last_success_timestamp_seconds{{{SEL}}}"
+REQUESTS = f"rate(perfanalysis_ingest_requests_total{{{SEL}}}[$__rate_interval])"
+STORAGE = "perfanalysis_ingest_storage_write_seconds"
+GROUP = "perfanalysis_ingest_storage_group_requests"
 STALE_SECONDS = 300
+
+
+def _rate(metric: str) -> str:
+    return f"rate({metric}{{{SEL}}}[$__rate_interval])"
+
+
+def _storage_quantile(quantile: float) -> str:
+    return f"histogram_quantile({quantile}, sum by (le) ({_rate(STORAGE + '_bucket')}))"
 
 
 def _stat(title: str, description: str, unit: str) -> Spec:
@@ -42,6 +55,23 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
                   "(bad data, bad key, too large, over limit, storage down).", "cps", width=12,
                   stacked=True, min=0),
              [promql("A", f"sum by (tenant, reason) ({REJECTED})", "{{tenant}} {{reason}}")]),
+        ]),
+        ("Requests and storage", [
+            (Spec("Write requests by status", "Write requests per second by API (v1 /write, v2 "
+                  "/api/v2/write) and HTTP status: 204 stored, 4xx refused, 503 storage unavailable.",
+                  "reqps", width=6, stacked=True, min=0),
+             [promql("A", f"sum by (api, code) ({REQUESTS})", "{{api}} {{code}}")]),
+            (Spec("Storage write latency", "Time for storage to accept a write (p50 and p99), "
+                  "including the wait for a free lane.", "s", width=6, min=0),
+             [promql("A", _storage_quantile(0.5), "p50"), promql("B", _storage_quantile(0.99), "p99")]),
+            (Spec("Storage writes by outcome", "Storage writes per second: ok, unavailable (answered "
+                  "503), conflict (422) or error (500).", "ops", width=6, stacked=True, min=0),
+             [promql("A", f"sum by (outcome) ({_rate(STORAGE + '_count')})", "{{outcome}}")]),
+            (Spec("Requests per storage write", "Write requests that left as one storage write "
+                  "(group commit): 1 while storage keeps up, more when requests queue for a lane.",
+                  "short", width=6, min=0, decimals=2),
+             [promql("A", f"sum({_rate(GROUP + '_sum')}) / sum({_rate(GROUP + '_count')})",
+                     "requests per write")]),
         ]),
         ("Collectors", [
             (Spec("Spool depth", "Points each exporter holds on disk, not yet acknowledged by "
