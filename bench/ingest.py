@@ -4,7 +4,10 @@ Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers by defaul
 Debian's InfluxDB 1.6.7, verified by counting what was stored, against the anchor: the same
 5,000-point batches written straight to the same InfluxDB in the same run. Phases alternate in
 ABBA order (direct, ingest, ingest, direct, ...) so that compactions and a busy machine hit both
-alike. Then the latency of 5,000-point batches at half of ingest's measured maximum rate, for
+alike. Before the first round each path runs flat out, unmeasured, for ``--warmup-seconds``, so
+that the first measured phase does not find a fresh InfluxDB with no compaction work yet.
+Phases of 15 s leave much to chance on a shared machine (single rounds of one run ranged from
+0.61 to 0.91x on 2026-11-23); ``--seconds 30 --rounds 6`` gave steadier totals. Then the latency of 5,000-point batches at half of ingest's measured maximum rate, for
 both paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
@@ -29,8 +32,9 @@ ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxD
 ingest and the clients to the others in both phases, which is what a deployment with storage
 on machines of its own looks like: it shows whether ingest holds storage back.
 
-    python -m bench.ingest [--seconds 15] [--rounds 2] [--clients 4] [--workers 2] [--batch 5000]
-                           [--storage-cpu N] [--as-stored] [--json out.json] [--strict]
+    python -m bench.ingest [--seconds 15] [--rounds 2] [--warmup-seconds 10] [--clients 4]
+                           [--workers 2] [--batch 5000] [--storage-cpu N] [--as-stored]
+                           [--json out.json] [--strict]
 """
 
 from __future__ import annotations
@@ -269,6 +273,20 @@ def run_phase(
     return sum(sent), wall, [value for values in latencies for value in values]
 
 
+def unmeasured(
+    target: Target, influxd: int, seconds: float, clients: int, rate: float | None = None
+) -> list[float]:
+    """A phase left out of the throughput and CPU figures (warm-up, paced latency): its points
+    count only as sent. Returns each batch's latency."""
+    saved = (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
+             target.client_cpu_seconds, list(target.machine))  # fmt: skip
+    points, _, latencies = run_phase(target, influxd, seconds, clients, rate)
+    (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
+     target.client_cpu_seconds, target.machine) = saved  # fmt: skip
+    target.batches.sent += points
+    return latencies
+
+
 def requests_per_storage_write(ingest_url: str) -> float:
     """Write requests per storage write, from ingest's group commit histogram (all workers)."""
     text = requests.get(f"{ingest_url}/metrics", timeout=10).text
@@ -318,6 +336,7 @@ def run(
     workers: int,
     reference: bool,
     batch: int = BATCH,
+    warmup_seconds: float = 10.0,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
@@ -369,6 +388,11 @@ def run(
                     post(session, target, target.batches.take())
                     target.batches.sent += target.batches.size
                 session.close()
+            if warmup_seconds > 0:
+                for target in paths:
+                    print(f"  warming up: {target.name} flat out for {warmup_seconds:g} s, "
+                          "unmeasured", file=sys.stderr, flush=True)  # fmt: skip
+                    unmeasured(target, influxd, warmup_seconds, clients)
             round_ratios = []
             for number in range(1, rounds + 1):
                 rates = {}
@@ -378,7 +402,7 @@ def run(
                 order = paths if number % 2 else paths[::-1]
                 for target in order:
                     print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
-                    points, wall, latencies = run_phase(target, influxd, seconds, clients)
+                    points, wall, _ = run_phase(target, influxd, seconds, clients)
                     target.points += points
                     target.seconds += wall
                     target.batches.sent += points
@@ -390,14 +414,7 @@ def run(
             for target in (through, direct):
                 print(f"  latency: {target.name} at {half:,.0f} points/s", file=sys.stderr,
                       flush=True)  # fmt: skip
-                saved = (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
-                         target.client_cpu_seconds, list(target.machine))  # fmt: skip
-                points, wall, latencies = run_phase(target, influxd, latency_seconds, clients, half)
-                # CPU figures are reported for the flat-out phases only
-                (target.cpu_seconds, target.kernel_seconds, target.storage_cpu_seconds,
-                 target.client_cpu_seconds, target.machine) = saved  # fmt: skip
-                target.batches.sent += points
-                paced[target.name] = latencies
+                paced[target.name] = unmeasured(target, influxd, latency_seconds, clients, half)
             print("  counting what was stored", file=sys.stderr, flush=True)
             result: dict[str, Any] = {
                 "batch": batch,
@@ -527,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each flat-out phase")
     parser.add_argument("--rounds", type=int, default=2, help="direct/ingest phase pairs")
+    parser.add_argument("--warmup-seconds", type=float, default=10.0,
+                        help="unmeasured flat-out phase of each path before the first round")  # fmt: skip
     parser.add_argument("--clients", type=int, default=4,
                         help="concurrent writers per path (ingest needs some to overlap parsing "
                         "with waiting for storage)")  # fmt: skip
@@ -550,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--seconds, --rounds, --clients, --workers and --latency-seconds must be at least 1"
         )
+    if args.warmup_seconds < 0:
+        parser.error("--warmup-seconds must not be negative")
     if not 1 <= args.batch <= SERIES:
         parser.error(f"--batch must be between 1 and {SERIES:,}")
     cpus = os.sched_getaffinity(0)
@@ -564,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         args.as_stored,
         args.batch,
+        args.warmup_seconds,
     )
     met = report(result)
     if args.json:
