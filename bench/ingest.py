@@ -7,8 +7,8 @@ ABBA order (direct, ingest, ingest, direct, ...) so that compactions and a busy 
 alike. Before the first round each path runs flat out, unmeasured, for ``--warmup-seconds``, so
 that the first measured phase does not find a fresh InfluxDB with no compaction work yet.
 Phases are 30 s by default. With 15-second phases InfluxDB spent 15-27% more CPU per point on
-ingest's writes than on the client's, against 2.5-4.5% with 30-second phases (2026-11-23: five
-runs of 15 s, three of 30 s), and the ratio came out 0.73-0.81x instead of 0.89-0.90x. Why
+ingest's writes than on the client's, against 2.5-14.5% with 30-second phases (2026-11-23: five
+runs of 15 s, four of 30 s), and the ratio came out 0.73-0.81x instead of 0.82-0.90x. Why
 InfluxDB's extra cost shrinks with longer phases is not understood yet. Then the latency of
 5,000-point batches at half of ingest's measured maximum rate, for both paths, paced per
 client.
