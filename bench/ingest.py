@@ -62,6 +62,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import sessionmaker
 
+from bench.procstat import cpu_seconds
 from ingest.batch import BatchPreparer, BatchRules, ForcedTags
 from ingest.testing import IngestProcess, issue_collector_key
 from perfanalysis.testing.servers import InfluxDB
@@ -76,7 +77,6 @@ CYCLE_NS = 10 * 1_000_000_000
 DIRECT_DATABASE = "bench_direct"
 STORED_DATABASE = "bench_as_stored"
 TENANT, COLLECTOR = "bench", "bench-host"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,18 +174,6 @@ class Target:
     client_cpu_seconds: float = 0.0
     machine: list[int] = field(default_factory=lambda: [0, 0, 0])  # busy, idle, stolen ticks
     latencies: list[float] = field(default_factory=list)
-
-
-def cpu_seconds(pids: list[int], kernel_only: bool = False) -> float:
-    """CPU time of ``pids`` (user and kernel, or kernel only), all their threads included."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
-    return total / TICKS
 
 
 def machine_ticks() -> list[int]:

@@ -18,9 +18,7 @@ files, which node_exporter pays too: the ratio says what a slower or faster mach
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.exporter import Scraper
+from bench.procstat import cpu_seconds
 from exporter.app import build_registry
 from exporter.config import load
 from exporter.push.client import compress
@@ -39,7 +39,6 @@ from perfanalysis.testing.servers import NodeExporter
 TARGET_MS = 2.0
 WARMUP = 20
 BLOCKS = 10
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ms(action: Callable[[], Any], cycles: int, warmup: int = WARMUP) -> list[float]:
@@ -53,32 +52,25 @@ def cpu_ms(action: Callable[[], Any], cycles: int, warmup: int = WARMUP) -> list
     return timings
 
 
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 class AnchorScraper:
-    """Scrapes node_exporter as Prometheus does (keep-alive, gzip) and counts its CPU."""
+    """Scrapes node_exporter as Prometheus does (bench.exporter's scraper: keep-alive, gzip) and
+    counts node_exporter's CPU over the timed scrapes."""
 
     def __init__(self, server: NodeExporter) -> None:
+        assert server.pid is not None
         self.pid = server.pid
-        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        self.scraper = Scraper(server)
         self.scrapes = 0
         self.cpu_seconds = 0.0
 
     def scrape(self) -> None:
-        self.connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
-        response = self.connection.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"node_exporter answered {response.status}")
+        self.scraper.scrape(record=False)
 
     def timed(self, scrapes: int) -> None:
-        before = process_cpu_seconds(self.pid)
+        before = cpu_seconds([self.pid])
         for _ in range(scrapes):
             self.scrape()
-        self.cpu_seconds += process_cpu_seconds(self.pid) - before
+        self.cpu_seconds += cpu_seconds([self.pid]) - before
         self.scrapes += scrapes
 
 

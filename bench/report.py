@@ -31,6 +31,7 @@ from pathlib import Path
 
 import requests
 
+from bench.procstat import cpu_seconds
 from perfanalysis.report import settings as report_settings
 from perfanalysis.report.build import build_report
 from perfanalysis.report.config import load_config
@@ -263,20 +264,15 @@ def load(influxdb: InfluxDB, hosts: list[Host], start: int, count: int, interval
     return points
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def settle(influxdb: InfluxDB, quiet_seconds: float = 20.0, limit: float = 600.0) -> None:
     """Wait until InfluxDB has written its cache to TSM and compacted: idle for quiet_seconds."""
     assert influxdb.pid is not None
     began = time.monotonic()
     quiet_since = time.monotonic()
-    before = cpu_seconds(influxdb.pid)
+    before = cpu_seconds([influxdb.pid], gone_ok=False)
     while time.monotonic() - began < limit:
         time.sleep(1)
-        now = cpu_seconds(influxdb.pid)
+        now = cpu_seconds([influxdb.pid], gone_ok=False)
         if now - before > 0.05:
             quiet_since = time.monotonic()
         before = now
