@@ -54,13 +54,13 @@ class WriteEndpoints:
         if route is None:
             return self.app(environ, start_response)
         api, precisions = route
+        method = environ["REQUEST_METHOD"]
         status = 204
         headers: list[tuple[str, str]] = []
         body = b""
         try:
-            if environ["REQUEST_METHOD"] != "POST":
+            if method != "POST":
                 headers.append(("Allow", "POST"))
-                method = environ["REQUEST_METHOD"]
                 raise errors.IngestError(
                     405, "method not allowed", f"{method} cannot write: use POST"
                 )
@@ -69,9 +69,7 @@ class WriteEndpoints:
             status, body = error.status, _json(error.body())
             headers += [*error.headers().items(), ("Content-Type", "application/json")]
         except Exception as exc:  # a bug: logged, and answered as every other refusal is
-            log.exception(
-                "unexpected error on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"]
-            )
+            log.exception("unexpected error on %s %s", method, environ["PATH_INFO"])
             internal = errors.internal(f"internal error ({type(exc).__name__}); it has been logged")
             status, body = internal.status, _json(internal.body())
             headers.append(("Content-Type", "application/json"))
