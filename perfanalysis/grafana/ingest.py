@@ -18,7 +18,7 @@ ACCEPTED = f"rate(perfanalysis_ingest_points_accepted_total{{{TENANT}}}[$__rate_
 REJECTED = f"rate(perfanalysis_ingest_points_rejected_total{{{TENANT}}}[$__rate_interval])"
 QUEUED = f"perfanalysis_exporter_push_points_queued{{{SEL}}}"
 SINCE_PUSH = f"time() - perfanalysis_exporter_push_last_success_timestamp_seconds{{{SEL}}}"
-REQUESTS = f"rate(perfanalysis_ingest_requests_total{{{SEL}}}[$__rate_interval])"
+REQUESTS = "perfanalysis_ingest_requests_total"
 STORAGE = "perfanalysis_ingest_storage_write_seconds"
 GROUP = "perfanalysis_ingest_storage_group_requests"
 STALE_SECONDS = 300
@@ -60,7 +60,7 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
             (Spec("Write requests by status", "Write requests per second by API (v1 /write, v2 "
                   "/api/v2/write) and HTTP status: 204 stored, 4xx refused, 503 storage unavailable.",
                   "reqps", width=6, stacked=True, min=0),
-             [promql("A", f"sum by (api, code) ({REQUESTS})", "{{api}} {{code}}")]),
+             [promql("A", f"sum by (api, code) ({_rate(REQUESTS)})", "{{api}} {{code}}")]),
             (Spec("Storage write latency", "Time for storage to accept a write (p50 and p99), "
                   "including the wait for a free lane.", "s", width=6, min=0),
              [promql("A", _storage_quantile(0.5), "p50"), promql("B", _storage_quantile(0.99), "p99")]),
