@@ -374,7 +374,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "collector.filesystem.stat-workers",
-            "Threads that run statfs calls concurrently.",
+            "Threads for statfs calls: a scrape's run on one, and those queued behind a call "
+            "slower than 50 ms move to another.",
             4,
             positive_int,
             metavar="N",

@@ -55,6 +55,7 @@ class FilesystemCollector:
         self.fs_types = fs_types or NameFilter.build(None, None, DEFAULT_FS_TYPES_EXCLUDE)
         self.runner = runner or StatfsRunner()
         self.device_errors: dict[str, str] = {}
+        self._mount_table: tuple[str, list[tuple[str, str, str, bool]]] = ("", [])
 
     def mounts(self) -> list[tuple[str, str, str, bool]]:
         """(device, fstype, mountpoint, readonly) of each wanted mount, first occurrence kept."""
@@ -62,6 +63,11 @@ class FilesystemCollector:
             text = read_text(self.paths.proc("1", "mounts"))
         except OSError:
             text = read_text(self.paths.proc("mounts"))
+        if text != self._mount_table[0]:  # the table seldom changes: parse it only when it has
+            self._mount_table = (text, self._parse_mounts(text))
+        return list(self._mount_table[1])
+
+    def _parse_mounts(self, text: str) -> list[tuple[str, str, str, bool]]:
         found: dict[tuple[str, str, str], bool] = {}
         for line in text.splitlines():
             parts = line.split()
@@ -77,7 +83,7 @@ class FilesystemCollector:
 
     def collect(self) -> list[MetricFamily]:
         mounts = self.mounts()
-        stats = self.runner.stat_many({self.paths.under_rootfs(m) for _, _, m, _ in mounts})
+        stats = self.runner.stat_many(self.paths.under_rootfs(m) for _, _, m, _ in mounts)
         size, free, avail, files, files_free, readonly, error = (
             family(name, help_text, GAUGE, *LABELS)
             for name, help_text in (

@@ -11,7 +11,7 @@ import logging
 import re
 from functools import lru_cache
 
-from exporter.model import COUNTER, GAUGE, MetricFamily, single
+from exporter.model import COUNTER, GAUGE, MetricFamily
 from exporter.paths import Paths, read_text
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class MeminfoCollector:
             name, help_text, kind = _describe(parts[0][:-1], len(parts) == 3)
             if len(parts) == 3:
                 value *= 1024
-            out.setdefault(name, single(name, help_text, kind, value))
+            if name not in out:
+                out[name] = MetricFamily(name, help_text, kind, (), [((), value)])
         return list(out.values())
 
 

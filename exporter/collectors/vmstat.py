@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from exporter.model import UNTYPED, MetricFamily, single
+from exporter.model import UNTYPED, MetricFamily
 from exporter.paths import Paths, read_text
 
 log = logging.getLogger(__name__)
@@ -32,17 +32,16 @@ class VmstatCollector:
 
     def collect(self) -> list[MetricFamily]:
         out: list[MetricFamily] = []
+        wanted = self._wanted
         for line in read_text(self.paths.proc("vmstat")).splitlines():
-            parts = line.split()
-            if len(parts) != 2:
-                continue
-            described = self._describe(parts[0])
+            field, _, value = line.partition(" ")  # most of the ~190 lines are not wanted
+            described = wanted[field] if field in wanted else self._describe(field)
             if described is None:
                 continue
             try:
-                value = float(parts[1])
+                number = float(value)
             except ValueError:
                 log.debug("skipping malformed /proc/vmstat line %r", line)
                 continue
-            out.append(single(described[0], described[1], UNTYPED, value))
+            out.append(MetricFamily(described[0], described[1], UNTYPED, (), [((), number)]))
         return out

@@ -102,3 +102,66 @@ def test_an_error_is_returned_not_raised_and_not_stuck(fake: FakeStatfs) -> None
     assert isinstance(results["/gone"], FileNotFoundError)
     assert results["/a"] == statvfs(1002)
     assert runner.stuck == []
+
+
+class ThreadRecordingStatfs(FakeStatfs):
+    """FakeStatfs that also records which thread ran each call."""
+
+    def __init__(self, hung: set[str]) -> None:
+        super().__init__(hung)
+        self.threads: dict[str, int] = {}
+
+    def __call__(self, path: str) -> os.statvfs_result:
+        self.threads[path] = threading.get_ident()
+        return super().__call__(path)
+
+
+def test_a_scrape_is_one_job_for_one_worker() -> None:
+    statfs = ThreadRecordingStatfs(set())
+    runner = StatfsRunner(workers=4, timeout=TIMEOUT, statfs=statfs)
+    paths = [f"/mnt/{n}" for n in range(20)]
+    for _ in range(3):
+        results = runner.stat_many(paths)
+        assert results == {path: statvfs(1000 + len(path)) for path in paths}
+    assert len(set(statfs.threads.values())) == 1
+    assert threading.get_ident() not in statfs.threads.values()
+    assert statfs.calls == Counter({path: 3 for path in paths})
+
+
+def test_paths_behind_a_hung_one_move_to_another_worker() -> None:
+    statfs = ThreadRecordingStatfs({"/stuck"})
+    try:
+        runner = StatfsRunner(workers=4, timeout=TIMEOUT, statfs=statfs, straggle=0.05)
+        results, elapsed = timed(runner, ["/stuck", "/a", "/b"])
+        assert TIMEOUT <= elapsed < TIMEOUT + SLACK
+        assert isinstance(results["/stuck"], MountTimeoutError)
+        assert results["/a"] == statvfs(1002)
+        assert results["/b"] == statvfs(1002)
+        assert statfs.threads["/a"] == statfs.threads["/b"] != statfs.threads["/stuck"]
+        assert runner.stuck == ["/stuck"]
+        assert statfs.calls == Counter({"/stuck": 1, "/a": 1, "/b": 1})
+    finally:
+        statfs.release.set()
+
+
+def test_calls_no_worker_could_start_are_reported_but_not_marked_stuck() -> None:
+    statfs = FakeStatfs({"/stuck", "/stuck2"})
+    try:
+        runner = StatfsRunner(workers=1, timeout=TIMEOUT, statfs=statfs, straggle=0.05)
+        results = runner.stat_many(["/stuck", "/stuck2", "/a"])
+        assert str(results["/stuck"]) == "mountpoint timeout"
+        assert str(results["/stuck2"]) == "no free statfs worker"
+        assert str(results["/a"]) == "no free statfs worker"
+        assert runner.stuck == ["/stuck"]
+        assert statfs.calls == Counter({"/stuck": 1})
+
+        # the stuck mount's thread does not count against the workers: the others get one
+        results = runner.stat_many(["/stuck", "/stuck2", "/a"])
+        assert str(results["/stuck2"]) == "mountpoint timeout"
+        assert runner.stuck == ["/stuck", "/stuck2"]
+        statfs.release.set()
+        assert wait_until(lambda: runner.stuck == [])
+        results = runner.stat_many(["/stuck", "/stuck2", "/a"])
+        assert all(not isinstance(r, BaseException) for r in results.values())
+    finally:
+        statfs.release.set()
