@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from exporter.push.spool import (
     RECORD_HEADER,
     SEGMENT_HEADER_SIZE,
+    STATE_SIZE,
     Spool,
     SpoolBusy,
     SpoolError,
@@ -231,21 +233,60 @@ def test_unreadable_state_replays_everything(tmp_path: Path, opened: list[Spool]
     assert drain(spool) == [0, 1, 2, 3]  # 0 and 1 again: duplicates, never a loss
 
 
-def test_state_is_json_with_cursor_and_counters(tmp_path: Path, opened: list[Spool]) -> None:
+def test_state_is_json_with_cursor_counters_and_crc_overwritten_in_place(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
     spool = open_spool(opened, tmp_path)
     fill(spool, range(2))
-    batch = spool.read(10)
+    inode = (tmp_path / "state").stat().st_ino
+    for committed in (1, 2):
+        batch = spool.read(10)
+        assert batch is not None
+        spool.commit(batch)
+        text = (tmp_path / "state").read_bytes()
+        assert len(text) == STATE_SIZE
+        assert text.endswith(b"\n")
+        state = json.loads(text)
+        fields = {
+            "version": 2,
+            "segment": spool.cursor.segment,
+            "offset": SEGMENT_HEADER_SIZE + committed * RECORD,
+            "dropped_points": 0,
+            "corrupt": 0,
+        }
+        assert state == {**fields, "crc32": zlib.crc32(json.dumps(fields, sort_keys=True).encode())}
+    assert (tmp_path / "state").stat().st_ino == inode  # not replaced: written over
+    assert not (tmp_path / "state.tmp").exists()
+
+
+def test_a_state_failing_its_crc_replays_everything(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(3))
+    batch = spool.read(20)
     assert batch is not None
     spool.commit(batch)
+    spool.close()
     state = json.loads((tmp_path / "state").read_text())
-    assert state == {
-        "version": 1,
-        "segment": spool.cursor.segment,
-        "offset": SEGMENT_HEADER_SIZE + RECORD,
-        "dropped_points": 0,
-        "corrupt": 0,
-    }
-    assert not (tmp_path / "state.tmp").exists()
+    assert state["offset"] == SEGMENT_HEADER_SIZE + 2 * RECORD
+    state["offset"] = SEGMENT_HEADER_SIZE + 3 * RECORD  # as a torn write could leave it
+    (tmp_path / "state").write_text(json.dumps(state))
+    spool = open_spool(opened, tmp_path)
+    assert drain(spool) == [0, 1, 2]  # 0 and 1 again: duplicates, never a loss
+
+
+def test_a_version_1_state_is_read_and_rewritten(tmp_path: Path, opened: list[Spool]) -> None:
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(3))
+    segment = spool.cursor.segment
+    spool.close()
+    (tmp_path / "state").write_text(json.dumps({
+        "version": 1, "segment": segment, "offset": SEGMENT_HEADER_SIZE + RECORD,
+        "dropped_points": 7, "corrupt": 1,
+    }))  # fmt: skip
+    spool = open_spool(opened, tmp_path)
+    assert (spool.dropped_points, spool.corrupt) == (7, 1)
+    assert json.loads((tmp_path / "state").read_text())["version"] == 2
+    assert drain(spool) == [1, 2]
 
 
 def test_one_exporter_per_spool_directory(tmp_path: Path, opened: list[Spool]) -> None:
@@ -308,7 +349,9 @@ def test_a_failed_write_leaves_the_segment_as_it_was(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-def test_appends_fdatasync_and_new_segments_fsync_the_directory(tmp_path: Path) -> None:
+def test_appends_fdatasync_new_segments_fsync_the_directory_commits_write_over(
+    tmp_path: Path,
+) -> None:
     """Seen from the kernel's side (strace), not with mocks: the syscalls durability rests on."""
     spool_dir = tmp_path / "spool"
     result = run_python(
@@ -316,10 +359,12 @@ def test_appends_fdatasync_and_new_segments_fsync_the_directory(tmp_path: Path) 
         from exporter.push.spool import Spool
         spool = Spool({str(spool_dir)!r}, max_bytes=1 << 20, segment_bytes=1 << 20)
         spool.append(b"x" * 100, 1)
-        batch = spool.read(10)
-        spool.commit(batch)
+        spool.append(b"y" * 100, 1)
+        for _ in range(2):
+            spool.commit(spool.read(1))
+        spool.close()
         """,
-        "strace", "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+        "strace", "-f", "-y", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,pwrite64",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     calls = [line for line in result.stderr.splitlines() if "sync(" in line or "rename" in line]
@@ -333,3 +378,12 @@ def test_appends_fdatasync_and_new_segments_fsync_the_directory(tmp_path: Path) 
     rename = next(i for i, c in enumerate(calls) if "rename" in c and "state.tmp" in c)
     assert any(f"<{spool_dir}/state.tmp>" in c for c in calls[:rename])  # state synced first
     assert any(f"<{spool_dir}>" in c for c in calls[rename + 1 :])  # then the directory
+    # each commit writes the state over, unsynced; closing syncs it
+    state = f"<{spool_dir}/state>"
+    writes = [c for c in result.stderr.splitlines() if c.startswith("pwrite64(") and state in c]
+    assert len(writes) == 2, result.stderr
+    after = calls[rename + 1 :]
+    assert not any("rename" in c for c in after), calls  # no replace after opening
+    assert [c for c in after if state in c] == [next(c for c in after if state in c)]
+    assert after[-1].startswith("fdatasync("), calls
+    assert state in after[-1], calls
