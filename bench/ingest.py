@@ -64,7 +64,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bench.procstat import cpu_seconds
 from ingest.batch import BatchPreparer, BatchRules, ForcedTags
-from ingest.testing import IngestProcess, issue_collector_key
+from ingest.testing import CollectorKey, IngestProcess, issue_collector_key
 from perfanalysis.testing.servers import InfluxDB
 from tenants.crypto import CredentialHasher
 from tenants.db import make_engine, transaction
@@ -318,6 +318,30 @@ def pin(pids: list[int], cpus: set[int]) -> None:
                 os.sched_setaffinity(int(task.name), cpus)
 
 
+def start_ingest(
+    base: Path, influxdb: InfluxDB, workers: int
+) -> tuple[IngestProcess, CollectorKey]:
+    """Ingest on an SQLite admin database in ``base``, writing to ``influxdb``, without rate
+    limits, and a key for collector COLLECTOR of tenant TENANT (whose database it creates)."""
+    secret = secrets.token_urlsafe(36)
+    engine = make_engine(f"sqlite:///{base}/admin.db")
+    upgrade(engine)
+    with transaction(sessionmaker(engine, expire_on_commit=False)) as db:
+        key = issue_collector_key(db, CredentialHasher(secret), TENANT, COLLECTOR)
+    engine.dispose()
+    influxdb.create_database(key.database)
+    ingest = IngestProcess(base / "ingest", {
+        "PERFANALYSIS_INGEST_SECRET_KEY": secret,
+        "PERFANALYSIS_INGEST_DATABASE_URL": f"sqlite:///{base}/admin.db",
+        "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
+        "PERFANALYSIS_INGEST_WEB_WORKERS": str(workers),
+        "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
+        "PERFANALYSIS_INGEST_REDIS_URL": "",
+        "PERFANALYSIS_INGEST_LOG_LEVEL": "warning",
+    }).start()  # fmt: skip
+    return ingest, key
+
+
 def run(
     seconds: float,
     rounds: int,
@@ -333,24 +357,9 @@ def run(
         influxdb = InfluxDB(Path(base) / "influxdb").start()
         ingest: IngestProcess | None = None
         try:
-            secret = secrets.token_urlsafe(36)
-            engine = make_engine(f"sqlite:///{base}/admin.db")
-            upgrade(engine)
-            with transaction(sessionmaker(engine, expire_on_commit=False)) as db:
-                key = issue_collector_key(db, CredentialHasher(secret), TENANT, COLLECTOR)
-            engine.dispose()
-            influxdb.create_database(key.database)
+            ingest, key = start_ingest(Path(base), influxdb, workers)
             influxdb.create_database(DIRECT_DATABASE)
             influxdb.create_database(STORED_DATABASE)
-            ingest = IngestProcess(Path(base) / "ingest", {
-                "PERFANALYSIS_INGEST_SECRET_KEY": secret,
-                "PERFANALYSIS_INGEST_DATABASE_URL": f"sqlite:///{base}/admin.db",
-                "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
-                "PERFANALYSIS_INGEST_WEB_WORKERS": str(workers),
-                "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
-                "PERFANALYSIS_INGEST_REDIS_URL": "",
-                "PERFANALYSIS_INGEST_LOG_LEVEL": "warning",
-            }).start()  # fmt: skip
             master = ingest.pid
             assert master is not None
             influxd = influxdb.pid

@@ -1,4 +1,5 @@
-"""bench/push measures a push cycle and node_exporter's scrape of the same collectors in one run."""
+"""bench/push measures push cycles through a real ingest, and node_exporter's scrape of the same
+collectors, in one run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def test_a_short_run_gives_both_costs_and_their_ratio(capsys: pytest.CaptureFixt
     result = run(50)
     assert 150 <= result["points"] <= 1_000  # the default collectors on any Linux host
     assert result["cycle_ms"] > 0
+    assert result["sample_ms"] > 0
+    assert result["send_ms"] > 0
+    assert result["points_sent"] == result["points_stored"] >= 70 * result["points"] * 0.9
     assert result["node_exporter_scrape_ms"] > 0  # its CPU was read from /proc, not assumed
     assert result["anchor_ratio"] == pytest.approx(
         result["cycle_mean_ms"] / result["node_exporter_scrape_ms"]
@@ -21,3 +25,5 @@ def test_a_short_run_gives_both_costs_and_their_ratio(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "push cycle / node_exporter scrape (means):" in out
     assert "target <= 2.0 ms per cycle:" in out
+    assert "stored in InfluxDB" in out
+    assert "every one once" in out
