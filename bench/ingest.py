@@ -2,16 +2,21 @@
 
 Points per second through ``perfanalysis ingest`` (gunicorn, 2 workers by default) into
 Debian's InfluxDB 1.6.7, verified by counting what was stored, against the anchor: the same
-5,000-point batches written straight to the same InfluxDB in the same run. Phases alternate in
-ABBA order (direct, ingest, ingest, direct, ...) so that compactions and a busy machine hit both
-alike. Before the first round each path runs flat out, unmeasured, for ``--warmup-seconds``, so
-that the first measured phase does not find a fresh InfluxDB with no compaction work yet.
-Phases are 30 s by default. With 15-second phases InfluxDB spent 15-27% more CPU per point on
-ingest's writes than on the client's, against 2.5-14.5% with 30-second phases (2026-11-23: five
-runs of 15 s, four of 30 s), and the ratio came out 0.73-0.81x instead of 0.82-0.90x. Why
-InfluxDB's extra cost shrinks with longer phases is not understood yet. Then the latency of
-5,000-point batches at half of ingest's measured maximum rate, for both paths, paced per
-client.
+5,000-point batches written straight to the same InfluxDB in the same run. Before the first
+round each path runs flat out, unmeasured, for ``--warmup-seconds``, so that the first measured
+phase does not find a fresh InfluxDB with no compaction work yet. Then many short rounds (30 by
+default) of two 3-second phases, in ABBA order (direct, ingest, ingest, direct, ...), so that
+compactions and the machine hit both paths alike. The ratio is of the two paths' total rates;
+its standard error comes from the spread of the rounds' own ratios, and the verdict is "met"
+only when the whole 95% interval is at or above the target ("undecided" when it straddles it).
+
+Why short rounds: on this kind of machine (a shared VM) the CPU's speed drifts over tens of
+seconds: profiles of influxd (2026-11-23) showed the same line-protocol scanning costing 2.5 to
+4.7 ns per byte from one phase to the next. With two rounds of 15- or 30-second phases a run's
+ratio inherited whichever speed its phases got: single rounds scattered by 0.175 (one standard
+deviation), and runs landed anywhere in 0.73-0.90x. Forty rounds of 2-second phases measured
+what the forced tags cost InfluxDB, 14.5% more CPU per point, with a standard error of 2.4%. Then the latency of 5,000-point batches at
+half of ingest's measured maximum rate, for both paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
@@ -35,7 +40,7 @@ ingest spends on a point is taken from influxd. ``--storage-cpu N`` pins InfluxD
 ingest and the clients to the others in both phases, which is what a deployment with storage
 on machines of its own looks like: it shows whether ingest holds storage back.
 
-    python -m bench.ingest [--seconds 30] [--rounds 2] [--warmup-seconds 10] [--clients 4]
+    python -m bench.ingest [--seconds 3] [--rounds 30] [--warmup-seconds 10] [--clients 4]
                            [--workers 2] [--batch 5000] [--storage-cpu N] [--as-stored]
                            [--json out.json] [--strict]
 """
@@ -249,7 +254,7 @@ def run_phase(
     while any(thread.is_alive() for thread in threads):
         time.sleep(min(2.0, max(0.05, deadline - time.perf_counter())))
         elapsed = time.perf_counter() - started
-        if any(thread.is_alive() for thread in threads) and elapsed < seconds:
+        if seconds >= 10 and any(thread.is_alive() for thread in threads) and elapsed < seconds:
             print(f"    {target.name}: {elapsed:5.1f} s, {sum(sent):>10,} points, "
                   f"{sum(sent) / elapsed:>9,.0f} points/s", file=sys.stderr, flush=True)  # fmt: skip
     if errors:
@@ -299,6 +304,26 @@ def stored_points(influxdb: InfluxDB, database: str) -> int:
 def shares(ticks: list[int]) -> list[float]:
     total = sum(ticks)
     return [tick / total if total else 0.0 for tick in ticks]
+
+
+def standard_error(ratio: float, round_ratios: list[float]) -> float | None:
+    """The standard error of the whole run's ratio, from the spread of its rounds' ratios (each
+    of two adjacent phases, so slow drifts in the machine's speed cancel within a round)."""
+    if len(round_ratios) < 2:
+        return None
+    mean = statistics.fmean(round_ratios)
+    return ratio * statistics.stdev(round_ratios) / mean / len(round_ratios) ** 0.5
+
+
+def verdict(ratio: float, error: float | None) -> str:
+    """met, MISSED, or undecided when the target lies within the ratio's 95% interval."""
+    if error is None:
+        return "met" if ratio >= TARGET else "MISSED"
+    if ratio - 1.96 * error >= TARGET:
+        return "met"
+    if ratio + 1.96 * error < TARGET:
+        return "MISSED"
+    return "undecided"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -401,13 +426,19 @@ def run(
                 # reference, ingest is always between the two direct paths)
                 order = paths if number % 2 else paths[::-1]
                 for target in order:
-                    print(f"  round {number}/{rounds}: {target.name}", file=sys.stderr, flush=True)
                     points, wall, _ = run_phase(target, influxd, seconds, clients)
                     target.points += points
                     target.seconds += wall
                     target.batches.sent += points
                     rates[target.name] = points / wall
                 round_ratios.append(rates["ingest"] / rates["direct"])
+                ratio = (through.points / through.seconds) / (direct.points / direct.seconds)
+                error = standard_error(ratio, round_ratios)
+                print(f"  round {number}/{rounds}: "
+                      + ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
+                      + f" points/s; ratio so far {ratio:.3f}x"
+                      + (f" +- {error:.3f}" if error is not None else ""),
+                      file=sys.stderr, flush=True)  # fmt: skip
             max_rate = through.points / through.seconds
             half = max_rate / 2
             paced: dict[str, list[float]] = {}
@@ -470,13 +501,16 @@ def run(
                 ingest.stop()
             influxdb.stop()
     result["ratio"] = result["ingest_points_per_s"] / result["direct_points_per_s"]
+    result["ratio_standard_error"] = standard_error(result["ratio"], result["round_ratios"])
     return result
 
 
 def report(result: dict[str, Any]) -> bool:
     names = ["direct", "ingest"] + (["as_stored"] if "as_stored_sent" in result else [])
     complete = all(result[f"{name}_sent"] == result[f"{name}_stored"] for name in names)
-    met: bool = complete and result["ratio"] >= TARGET
+    error = result["ratio_standard_error"]
+    outcome = verdict(result["ratio"], error)
+    met = complete and outcome == "met"
     print(f"ingest vs direct writes into InfluxDB 1.6.7: {int(result['batch']):,}-point batches, "
           f"{int(result['series']):,} series, {int(result['clients'])} clients, "
           f"{int(result['rounds'])} rounds x {result['seconds_per_phase']:g} s per path")  # fmt: skip
@@ -496,9 +530,14 @@ def report(result: dict[str, Any]) -> bool:
             continue
         print(f"{label:30}{result[prefix + '_points_per_s']:>12,.0f}"
               f"{int(result[prefix + '_sent']):>14,}{int(result[prefix + '_stored']):>14,}")  # fmt: skip
-    print(f"ratio ingest/direct: {result['ratio']:.2f}x (target >= {TARGET}x: "
-          f"{'met' if result['ratio'] >= TARGET else 'MISSED'}); every point stored once: "
-          f"{'yes' if complete else 'NO'}")  # fmt: skip
+    if error is None:
+        spread = "one round: no error estimate"
+    else:
+        spread = (f"standard error {error:.3f}, 95% interval {result['ratio'] - 1.96 * error:.3f}-"
+                  f"{result['ratio'] + 1.96 * error:.3f}")  # fmt: skip
+    print(f"ratio ingest/direct: {result['ratio']:.3f}x ({spread}); target >= {TARGET}x: "
+          f"{outcome}{' (the target lies within the interval: more --rounds narrow it)' if outcome == 'undecided' else ''}; "
+          f"every point stored once: {'yes' if complete else 'NO'}")  # fmt: skip
     print("ratio per round (adjacent phases): "
           f"{', '.join(f'{ratio:.2f}x' for ratio in result['round_ratios'])}; "
           f"median {result['median_round_ratio']:.2f}x")  # fmt: skip
@@ -542,8 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of each flat-out phase")
-    parser.add_argument("--rounds", type=int, default=2, help="direct/ingest phase pairs")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each flat-out phase")
+    parser.add_argument("--rounds", type=int, default=30, help="direct/ingest phase pairs")
     parser.add_argument("--warmup-seconds", type=float, default=10.0,
                         help="unmeasured flat-out phase of each path before the first round")  # fmt: skip
     parser.add_argument("--clients", type=int, default=4,
