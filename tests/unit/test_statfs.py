@@ -165,3 +165,36 @@ def test_calls_no_worker_could_start_are_reported_but_not_marked_stuck() -> None
         assert all(not isinstance(r, BaseException) for r in results.values())
     finally:
         statfs.release.set()
+
+
+class SlowStatfs(FakeStatfs):
+    """FakeStatfs whose /slow* paths take longer than the straggle time but return."""
+
+    def __call__(self, path: str) -> os.statvfs_result:
+        if path.startswith("/slow"):
+            time.sleep(0.08)
+        return super().__call__(path)
+
+
+def test_slow_and_hung_mounts_never_lose_a_result_or_grow_the_threads() -> None:
+    statfs = SlowStatfs({"/stuck"})
+    paths = ["/a", "/slow1", "/b", "/slow2", "/stuck", "/c"]
+    try:
+        timeout = 1.0  # room for the three moves (50 ms each) on a loaded machine
+        runner = StatfsRunner(workers=3, timeout=timeout, statfs=statfs, straggle=0.05)
+        for _ in range(5):
+            results, elapsed = timed(runner, paths)
+            assert elapsed < timeout + SLACK
+            assert set(results) == set(paths)
+            assert isinstance(results["/stuck"], MountTimeoutError)
+            for path in ("/a", "/b", "/c", "/slow1", "/slow2"):
+                assert results[path] == statvfs(1000 + len(path)), path
+            assert runner.stuck == ["/stuck"]
+            assert runner._threads <= runner.workers + 1  # the one stuck mount's thread
+        assert statfs.calls["/stuck"] == 1
+        assert statfs.calls["/a"] == 5
+        statfs.release.set()
+        assert wait_until(lambda: runner.stuck == [])
+        assert runner.stat_many(["/stuck"])["/stuck"] == statvfs(1006)
+    finally:
+        statfs.release.set()
