@@ -101,13 +101,15 @@ class StatfsRunner:
     def _run(self, paths: list[str], deadline: float) -> dict[str, Any]:
         job = self._submit(paths)
         results: dict[str, Any] = {}
-        if not job.finished.wait(min(self.straggle, max(0.0, deadline - time.monotonic()))):
+        while not job.finished.wait(min(self.straggle, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
             with job.lock:
-                # a job no worker has taken up would only queue again behind the same busy workers
+                # a job no worker has taken up would only queue again behind the same busy
+                # workers; one between two calls is checked again after another ``straggle``
                 unstarted = job.withdraw_unstarted() if job.running() else []
             if unstarted:
                 results.update(self._run(unstarted, deadline))
-            job.finished.wait(max(0.0, deadline - time.monotonic()))
         with job.lock:
             for path in job.withdraw_unstarted():
                 results[path] = MountTimeoutError("no free statfs worker")
