@@ -381,6 +381,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as base:
         influxdb = InfluxDB(Path(base) / "influxdb").start()
         ingest: IngestProcess | None = None
+        affinity = os.sched_getaffinity(0)
         try:
             ingest, key = start_ingest(Path(base), influxdb, workers)
             influxdb.create_database(DIRECT_DATABASE)
@@ -497,6 +498,7 @@ def run(
                     stored.storage_cpu_seconds / stored.points * 1e6
                 )
         finally:
+            pin([os.getpid()], affinity)
             if ingest is not None:
                 ingest.stop()
             influxdb.stop()

@@ -151,6 +151,7 @@ def run(cycles: int, gap: float = GAP) -> dict[str, Any]:
         ingest: IngestProcess | None = None
         node_exporter: NodeExporter | None = None
         pusher: Pusher | None = None
+        affinity = os.sched_getaffinity(0)
         try:
             ingest, key = start_ingest(Path(base), influxdb, workers=1)
             key_file = Path(base) / "key"
@@ -207,6 +208,7 @@ def run(cycles: int, gap: float = GAP) -> dict[str, Any]:
                 "points_stored": stored,
             }
         finally:
+            pin([os.getpid()], affinity)  # a caller (pytest) goes on with all its CPUs
             if pusher is not None:
                 pusher.stop(1.0)
             if node_exporter is not None:

@@ -3,6 +3,8 @@ collectors, in one run."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.push import report, run
@@ -11,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_short_run_gives_both_costs_and_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    affinity = os.sched_getaffinity(0)
     result = run(50)
+    assert os.sched_getaffinity(0) == affinity  # pinned for the run only
     assert 150 <= result["points"] <= 1_000  # the default collectors on any Linux host
     assert result["cycle_ms"] > 0
     assert result["sample_ms"] > 0
