@@ -11,7 +11,7 @@ import logging
 import re
 from functools import lru_cache
 
-from exporter.model import COUNTER, GAUGE, MetricFamily
+from exporter.model import COUNTER, GAUGE, MetricFamily, single
 from exporter.paths import Paths, read_text
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class MeminfoCollector:
             if len(parts) == 3:
                 value *= 1024
             if name not in out:
-                out[name] = MetricFamily(name, help_text, kind, (), [((), value)])
+                out[name] = single(name, help_text, kind, value)
         return list(out.values())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from exporter.model import UNTYPED, MetricFamily
+from exporter.model import UNTYPED, MetricFamily, single
 from exporter.paths import Paths, read_text
 
 log = logging.getLogger(__name__)
@@ -22,13 +22,13 @@ class VmstatCollector:
         self._wanted: dict[str, tuple[str, str] | None] = {}
 
     def _describe(self, field: str) -> tuple[str, str] | None:
-        """The name and help of a wanted field, None for others; remembered across scrapes."""
-        try:
-            return self._wanted[field]
-        except KeyError:
-            wanted = self.fields.search(field) is not None
+        """The name and help of a field seen for the first time, None if it is not wanted;
+        remembered across scrapes."""
+        entry = None
+        if self.fields.search(field) is not None:
             entry = (f"node_vmstat_{field}", f"/proc/vmstat information field {field}.")
-            return self._wanted.setdefault(field, entry if wanted else None)
+        self._wanted[field] = entry
+        return entry
 
     def collect(self) -> list[MetricFamily]:
         out: list[MetricFamily] = []
@@ -43,5 +43,5 @@ class VmstatCollector:
             except ValueError:
                 log.debug("skipping malformed /proc/vmstat line %r", line)
                 continue
-            out.append(MetricFamily(described[0], described[1], UNTYPED, (), [((), number)]))
+            out.append(single(described[0], described[1], UNTYPED, number))
         return out
