@@ -15,8 +15,9 @@ seconds: profiles of influxd (2026-11-23) showed the same line-protocol scanning
 4.7 ns per byte from one phase to the next. With two rounds of 15- or 30-second phases a run's
 ratio inherited whichever speed its phases got: single rounds scattered by 0.175 (one standard
 deviation), and runs landed anywhere in 0.73-0.90x. Forty rounds of 2-second phases measured
-what the forced tags cost InfluxDB, 14.5% more CPU per point, with a standard error of 2.4%. Then the latency of 5,000-point batches at
-half of ingest's measured maximum rate, for both paths, paced per client.
+what the forced tags cost InfluxDB, 14.5% more CPU per point, with a standard error of 2.4%.
+Then the latency of 5,000-point batches at half of ingest's measured maximum rate, for both
+paths, paced per client.
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
