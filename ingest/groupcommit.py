@@ -136,8 +136,8 @@ class GroupCommitWriter:
             for member in group:
                 member.written = True
 
-    def ping(self) -> bool:
-        return self.inner.ping()
+    def health(self) -> str:
+        return self.inner.health()
 
     def close(self) -> None:
         self.inner.close()

@@ -33,6 +33,7 @@ import urllib3
 from ingest import http1
 
 CONFLICT_MARKERS = ("field type conflict", "beyond retention", "points beyond retention")
+SHOW_DATABASES = "/query?" + urllib.parse.urlencode({"q": "SHOW DATABASES"})
 
 
 class StorageError(Exception):
@@ -60,8 +61,9 @@ class StorageWriter(Protocol):
     def write(self, database: str, payload: bytes) -> None:
         """Write canonical line protocol (ns timestamps) into ``database``; raise StorageError."""
 
-    def ping(self) -> bool:
-        """Whether storage answers."""
+    def health(self) -> str:
+        """``ok``; ``down: …`` when storage does not answer; ``refused: …`` when it answers but
+        refuses ingest's credentials, so that every write would fail."""
 
     def close(self) -> None: ...
 
@@ -74,6 +76,14 @@ def classify(status: int, message: str) -> StorageError:
     if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
         return StorageConflict(text, status)
     return StorageRejected(text, status)
+
+
+def refusal(status: int, body: bytes | str) -> str:
+    """``refused: …`` for an answer that refuses ingest's credentials or rights, else ''."""
+    if status not in (401, 403):
+        return ""
+    raw = body.encode() if isinstance(body, str) else body
+    return f"refused: storage answered {status}: {_error_text(raw)}"
 
 
 def _error_text(body: bytes) -> str:
@@ -131,13 +141,23 @@ class V1Writer:
         if not 200 <= status < 300:
             raise classify(status, _error_text(body))
 
-    def ping(self) -> bool:
-        head = f"GET {self._path}/ping HTTP/1.1\r\n{self._headers}\r\n".encode()
+    def health(self) -> str:
+        """/ping, then an authenticated ``SHOW DATABASES``: InfluxDB's /ping answers whoever
+        asks, so a wrong or expired password would otherwise look healthy. Storage without
+        InfluxQL (VictoriaMetrics) answers the query with another error, which is not a refusal.
+        """
+        wait = min(self.timeout, 2.0)
         try:
-            status, _ = self._exchange(head, None, min(self.timeout, 2.0))
-        except StorageUnavailable:
-            return False
-        return status in (200, 204)
+            status, _ = self._exchange(self._get("/ping"), None, wait)
+            if status not in (200, 204):
+                return f"down: /ping answered {status}"
+            status, body = self._exchange(self._get(SHOW_DATABASES), None, wait)
+        except StorageUnavailable as exc:
+            return f"down: {exc.message}"
+        return refusal(status, body) or "ok"
+
+    def _get(self, target: str) -> bytes:
+        return f"GET {self._path}{target} HTTP/1.1\r\n{self._headers}\r\n".encode()
 
     def close(self) -> None:
         with self._lock:
@@ -231,9 +251,22 @@ class V2Writer:
                 ) from exc
             raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
 
-    def ping(self) -> bool:
-        result: bool = self.client.ping()
-        return result
+    def health(self) -> str:
+        """/ping, then one bucket listed with the token (InfluxDB 2 refuses a bad token with 401;
+        storage without the buckets API, such as VictoriaMetrics, answers 404: no refusal)."""
+        from influxdb_client.rest import ApiException
+
+        if not self.client.ping():
+            return "down: /ping did not answer"
+        try:
+            self.client.buckets_api().find_buckets(limit=1)  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            if exc.status is None:
+                return f"down: {exc.reason}"
+            return refusal(int(exc.status), exc.body or b"") or "ok"
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return f"down: {type(exc).__name__}"
+        return "ok"
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]

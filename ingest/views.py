@@ -21,9 +21,10 @@ def _context() -> IngestContext:
 
 @bp.get("/health")
 def health() -> tuple[Response, int]:
-    """200 when storage answers and the admin database (where keys live) can be queried."""
+    """200 when storage answers and takes ingest's credentials, and the admin database (where
+    keys live) can be queried; else 503, each check saying what is wrong."""
     context = _context()
-    checks: dict[str, Any] = {"storage": "ok" if context.writer.ping() else "down"}
+    checks: dict[str, Any] = {"storage": context.writer.health()}
     try:
         with context.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

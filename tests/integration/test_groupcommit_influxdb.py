@@ -35,8 +35,8 @@ class HeldFirstWrite:
             assert self.release.wait(DEADLINE)
         self.inner.write(database, payload)
 
-    def ping(self) -> bool:
-        return self.inner.ping()
+    def health(self) -> str:
+        return self.inner.health()
 
     def close(self) -> None:
         self.inner.close()

@@ -516,7 +516,7 @@ def test_storage_down_gives_503_with_retry_after_and_recovers(
     assert down.headers["Retry-After"] == "7"
     health = client.get("/health")
     assert health.status_code == 503
-    assert health.get_json()["storage"] == "down"
+    assert health.get_json()["storage"].startswith("down: storage unreachable")
     own.start()
     assert post(3).status_code == 204
     assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
@@ -629,6 +629,29 @@ def test_ingest_as_the_write_only_ingest_user_stores_points_and_is_healthy(
             user=ingest_user,
             password=ingest_password,
         )
+
+
+def test_health_is_down_while_storage_refuses_the_credentials(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """InfluxDB's /ping answers anyone: a wrong password must not look healthy."""
+    key = keys()
+    client = make_ingest(
+        env={
+            "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
+            "PERFANALYSIS_INGEST_STORAGE_PASSWORD": "not-" + influxdb.admin_password,
+        }
+    )
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.get_json() == {
+        "status": "down",
+        "storage": "refused: storage answered 401: authorization failed",
+        "database": "ok",
+    }
+    answer = client.post("/write?precision=s", data=f"cpu value=1 {NOW_S}", headers=token(key))
+    assert answer.status_code == 500  # the write fails as health said it would
+    assert count(influxdb, key.database) == 0
 
 
 # ----------------------------------------------------------------------------------------------

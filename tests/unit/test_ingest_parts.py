@@ -287,4 +287,53 @@ def test_v1_writer_without_storage_is_unavailable() -> None:
     writer = V1Writer(f"http://127.0.0.1:{port}", "", "", timeout=2)
     with pytest.raises(StorageUnavailable, match="unreachable"):
         writer.write("db", b"m v=1 1")
-    assert writer.ping() is False
+    assert writer.health().startswith("down: storage unreachable")
+
+
+def test_v1_health_checks_the_credentials_after_ping() -> None:
+    refused = _answer("401 Unauthorized", b'{"error":"authorization failed"}')
+    storage = ScriptedHTTP([(NO_CONTENT, False), (refused, False)])
+    writer = V1Writer(storage.url, "ingest", "wrong", timeout=5)
+    assert writer.health() == "refused: storage answered 401: authorization failed"
+    ping, query = storage.requests
+    assert ping.startswith(b"GET /ping HTTP/1.1\r\n")
+    assert query.startswith(b"GET /query?q=SHOW+DATABASES HTTP/1.1\r\n")
+    assert b"Authorization: Basic " in query
+    writer.close()
+    storage.close()
+
+
+@pytest.mark.parametrize(
+    ("ping", "query", "health"),
+    [
+        (NO_CONTENT, _answer("200 OK", b'{"results":[{}]}'), "ok"),
+        (NO_CONTENT, _answer("404 Not Found", b"no InfluxQL here"), "ok"),  # VictoriaMetrics
+        (NO_CONTENT, _answer("403 Forbidden", b'{"error":"no rights"}'), "refused: storage answered 403: no rights"),
+        (_answer("503 Service Unavailable", b""), b"", "down: /ping answered 503"),
+    ],
+)  # fmt: skip
+def test_v1_health_tells_down_from_refused(ping: bytes, query: bytes, health: str) -> None:
+    storage = ScriptedHTTP([(ping, False), (query, False)] if query else [(ping, False)])
+    writer = V1Writer(storage.url, "", "", timeout=5)
+    assert writer.health() == health
+    writer.close()
+    storage.close()
+
+
+@pytest.mark.parametrize(
+    ("buckets", "health"),
+    [
+        (_answer("200 OK", b'{"buckets":[]}'), "ok"),
+        (_answer("404 Not Found", b"unsupported path"), "ok"),  # VictoriaMetrics
+        (_answer("401 Unauthorized", b'{"code":"unauthorized","message":"unauthorized access"}'),
+         "refused: storage answered 401: unauthorized access"),
+    ],
+)  # fmt: skip
+def test_v2_health_checks_the_token_after_ping(buckets: bytes, health: str) -> None:
+    storage = ScriptedHTTP([(NO_CONTENT, False), (buckets, False)])
+    writer = V2Writer(storage.url, "a-token", "org", timeout=5)
+    assert writer.health() == health
+    assert b"GET /api/v2/buckets?limit=1 " in storage.requests[1]
+    assert b"Authorization: Token a-token" in storage.requests[1]
+    writer.close()
+    storage.close()
