@@ -10,6 +10,7 @@ from typing import Any
 from exporter.collectors.catalogue import COLLECTORS
 from exporter.collectors.diskstats import DEFAULT_EXCLUDE as DISK_EXCLUDE
 from exporter.collectors.filesystem import DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE
+from exporter.collectors.statfs import STRAGGLE
 from exporter.collectors.vmstat import DEFAULT_FIELDS
 from perfanalysis.config import (
     Setting,
@@ -375,7 +376,7 @@ def build_spec() -> Spec:
         Setting(
             "collector.filesystem.stat-workers",
             "Threads for statfs calls: a scrape's run on one, and those queued behind a call "
-            "slower than 50 ms move to another.",
+            f"slower than {STRAGGLE * 1e3:g} ms move to another.",
             4,
             positive_int,
             metavar="N",
