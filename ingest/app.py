@@ -13,7 +13,7 @@ from ingest.batch import BatchPreparer, BatchRules
 from ingest.context import IngestContext
 from ingest.groupcommit import GroupCommitWriter
 from ingest.metrics import IngestMetrics
-from ingest.ratelimit import make_limiter
+from ingest.ratelimit import Limit, make_limiter
 from ingest.service import WriteService
 from ingest.settings import load
 from ingest.storage import make_writer
@@ -53,12 +53,11 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         max_bytes=settings["storage_group_max_bytes"],
         observe_group=metrics.storage_group_requests.observe,
     )
-    rate_limited = settings["limits_rate"] > 0
     service = WriteService(
         verifier=verifier,
         preparer=BatchPreparer(batch_rules(settings), settings["series_cache_size"]),
         limiter=make_limiter(settings),
-        burst=settings["limits_burst"] if rate_limited else None,
+        default_limit=Limit(float(settings["limits_rate"]), int(settings["limits_burst"])),
         writer=writer,
         metrics=metrics,
         retry_after=settings["storage_retry_after"],

@@ -1,5 +1,8 @@
 """Per-tenant rate limits in points per second: token buckets in Redis or in this process.
 
+Each call carries its tenant's limit (ingest's default or the tenant's own, set in the admin
+app), so a changed limit applies at the tenant's next request, to the tokens it has left.
+
 With Redis, one bucket per tenant is shared by every worker and replica: a Lua script refills
 and takes tokens atomically on Redis's own clock, so replicas with skewed clocks agree. If
 Redis cannot be reached, each process falls back to its own bucket (and logs it) rather than
@@ -14,43 +17,42 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
 
+class Limit(NamedTuple):
+    """A tenant's bucket: refilled at ``rate`` points per second, full at ``burst`` points."""
+
+    rate: float
+    burst: int
+
+
 class RateLimiter(Protocol):
-    def acquire(self, tenant: str, points: int) -> float:
+    def acquire(self, tenant: str, points: int, limit: Limit) -> float:
         """Take ``points`` tokens: 0.0 if admitted, else the seconds until they would be."""
 
 
-class Unlimited:
-    def acquire(self, tenant: str, points: int) -> float:
-        return 0.0
-
-
 class LocalTokenBucket:
-    """Buckets in this process: full at ``burst`` tokens, refilled at ``rate`` per second."""
+    """Buckets in this process, each with the limit its tenant has at the time of asking."""
 
-    def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, at)
         self._lock = threading.Lock()
 
-    def acquire(self, tenant: str, points: int) -> float:
+    def acquire(self, tenant: str, points: int, limit: Limit) -> float:
+        rate, burst = limit
         with self._lock:
             now = self.clock()
-            tokens, at = self._buckets.get(tenant, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+            tokens, at = self._buckets.get(tenant, (float(burst), now))
+            tokens = min(float(burst), tokens + max(0.0, now - at) * rate)
             if points <= tokens:
                 self._buckets[tenant] = (tokens - points, now)
                 return 0.0
             self._buckets[tenant] = (tokens, now)
-            return (points - tokens) / self.rate
+            return (points - tokens) / rate
 
 
 # KEYS[1]: the tenant's bucket; ARGV: rate (tokens/s), burst, points requested.
@@ -83,34 +85,30 @@ return string.format('%.6f', wait)
 class RedisTokenBucket:
     """One bucket per tenant in Redis (a hash under ``prefix + tenant``)."""
 
-    def __init__(
-        self, client: Any, rate: float, burst: int, prefix: str, fallback: RateLimiter
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
+    def __init__(self, client: Any, prefix: str, fallback: RateLimiter) -> None:
         self.prefix = prefix
         self.fallback = fallback
         self._script = client.register_script(BUCKET_SCRIPT)
         self._last_complaint = 0.0
 
     @classmethod
-    def from_url(cls, url: str, rate: float, burst: int, prefix: str) -> RedisTokenBucket:
+    def from_url(cls, url: str, prefix: str) -> RedisTokenBucket:
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        return cls(client, rate, burst, prefix, LocalTokenBucket(rate, burst))
+        return cls(client, prefix, LocalTokenBucket())
 
-    def acquire(self, tenant: str, points: int) -> float:
+    def acquire(self, tenant: str, points: int, limit: Limit) -> float:
         import redis
 
         try:
-            wait = self._script(keys=[self.prefix + tenant], args=[self.rate, self.burst, points])
+            wait = self._script(keys=[self.prefix + tenant], args=[limit.rate, limit.burst, points])
         except redis.RedisError as exc:
             now = time.monotonic()
             if now - self._last_complaint > 60:
                 self._last_complaint = now
                 log.warning("Redis unreachable for rate limits (%s); limiting per process", exc)
-            return self.fallback.acquire(tenant, points)
+            return self.fallback.acquire(tenant, points, limit)
         return float(wait)
 
 
@@ -120,12 +118,8 @@ def retry_after_seconds(wait: float) -> int:
 
 
 def make_limiter(settings: Mapping[str, Any]) -> RateLimiter:
-    """From settings: none when the rate is 0, Redis when REDIS_URL is set, else in-process."""
-    rate, burst = float(settings["limits_rate"]), int(settings["limits_burst"])
-    if rate <= 0:
-        return Unlimited()
+    """Redis when REDIS_URL is set, else in-process. Which tenants it limits, and how, is the
+    write service's business: ingest's --limits.rate or a tenant's own (tenants.ingest_rate)."""
     if settings["redis_url"]:
-        return RedisTokenBucket.from_url(
-            settings["redis_url"], rate, burst, settings["limits_redis_prefix"]
-        )
-    return LocalTokenBucket(rate, burst)
+        return RedisTokenBucket.from_url(settings["redis_url"], settings["limits_redis_prefix"])
+    return LocalTokenBucket()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ingest import errors
 from ingest.batch import BatchPreparer, ForcedTags, InvalidBatch, TooManyPoints
 from ingest.metrics import IngestMetrics
-from ingest.ratelimit import RateLimiter, retry_after_seconds
+from ingest.ratelimit import Limit, RateLimiter, retry_after_seconds
 from ingest.storage import StorageConflict, StorageUnavailable, StorageWriter
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.keys import Identity, KeyVerifier
@@ -37,7 +37,7 @@ class WriteService:
         verifier: KeyVerifier,
         preparer: BatchPreparer,
         limiter: RateLimiter,
-        burst: int | None,
+        default_limit: Limit,
         writer: StorageWriter,
         metrics: IngestMetrics,
         retry_after: int,
@@ -46,7 +46,7 @@ class WriteService:
         self.verifier = verifier
         self.preparer = preparer
         self.limiter = limiter
-        self.burst = burst
+        self.default_limit = default_limit  # rate 0: tenants without their own are not limited
         self.writer = writer
         self.metrics = metrics
         self.retry_after = retry_after
@@ -83,23 +83,35 @@ class WriteService:
             raise errors.too_large(f"{exc}; split the batch") from None
         if batch.points == 0:
             return Written(identity, 0)
-        if self.burst is not None and batch.points > self.burst:
-            self._rejected(tenant, "too_large", batch.points)
-            raise errors.too_large(
-                f"{batch.points} points in one request; this tenant may send at most "
-                f"{self.burst} at once: split the batch"
-            )
-        wait = self.limiter.acquire(tenant, batch.points)
-        if wait > 0:
-            self._rejected(tenant, "rate_limited", batch.points)
-            raise errors.rate_limited(
-                f"tenant {tenant} is over its write rate; retry later", retry_after_seconds(wait)
-            )
+        limit = self.limit_for(identity)
+        if limit.rate > 0:
+            if batch.points > limit.burst:
+                self._rejected(tenant, "too_large", batch.points)
+                raise errors.too_large(
+                    f"{batch.points} points in one request; this tenant may send at most "
+                    f"{limit.burst} at once: split the batch"
+                )
+            wait = self.limiter.acquire(tenant, batch.points, limit)
+            if wait > 0:
+                self._rejected(tenant, "rate_limited", batch.points)
+                raise errors.rate_limited(
+                    f"tenant {tenant} is over its write rate; retry later",
+                    retry_after_seconds(wait),
+                )
         self._store(identity, batch.payload, batch.points)
         self.metrics.points_accepted.labels(tenant).inc(batch.points)
         self.metrics.batch_points.observe(batch.points)
         self.verifier.record_use(identity, batch.points)
         return Written(identity, batch.points)
+
+    def limit_for(self, identity: Identity) -> Limit:
+        """The tenant's own rate and burst where the admin app set them, else ingest's."""
+        rate, burst = self.default_limit
+        if identity.ingest_rate is not None:
+            rate = identity.ingest_rate
+        if identity.ingest_burst is not None:
+            burst = identity.ingest_burst
+        return Limit(rate, burst)
 
     def _store(self, identity: Identity, payload: bytes, points: int) -> None:
         tenant = identity.tenant_slug

@@ -316,7 +316,8 @@ def build_spec() -> Spec:
         Setting(
             "limits.rate",
             "Points per second each tenant may write, over all workers "
-            "and replicas when Redis is set; 0 disables the limit.",
+            "and replicas when Redis is set; 0 disables the limit. A tenant's own "
+            "rate, set in the admin app, replaces it.",
             50_000.0,
             _non_negative_float,
             metavar="POINTS",
@@ -326,7 +327,8 @@ def build_spec() -> Spec:
         Setting(
             "limits.burst",
             "Points a tenant may write at once above the rate (the bucket "
-            "size); a bigger request is answered 413.",
+            "size); a bigger request is answered 413. A tenant's own burst, set in the "
+            "admin app, replaces it.",
             500_000,
             positive_int,
             metavar="POINTS",

@@ -97,6 +97,32 @@ def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
         click.echo(f"created tenant {tenant.slug} (database {tenant.influx_database})")
 
 
+@admin.command("set-ingest-limits")
+@click.argument("tenant")
+@click.option("--rate", help="Points per second over all of ingest (0: no limit).")
+@click.option("--burst", help="Points at once above the rate, and most in one request.")
+@click.option("--default", "to_default", is_flag=True, help="Both back to ingest's defaults.")
+@click.pass_context
+def set_ingest_limits(
+    ctx: click.Context, tenant: str, rate: str | None, burst: str | None, to_default: bool
+) -> None:
+    """Set a tenant's own ingest rate and burst; an option left out keeps its value."""
+    from tenants.access import tenant_for
+    from tenants.tenancy import set_ingest_limits as set_limits
+
+    if to_default == (rate is not None or burst is not None):
+        raise click.UsageError("give --rate and/or --burst, or --default alone")
+    with _app(ctx).app_context():
+        db = database.session()
+        found = tenant_for(db, _actor(), tenant)
+        new_rate = None if to_default else (rate if rate is not None else found.ingest_rate)
+        new_burst = None if to_default else (burst if burst is not None else found.ingest_burst)
+        set_limits(db, _actor(), found, new_rate, new_burst)
+        shown_rate = "default" if found.ingest_rate is None else f"{found.ingest_rate:g} points/s"
+        shown_burst = "default" if found.ingest_burst is None else f"{found.ingest_burst} points"
+        click.echo(f"{tenant}: ingest rate {shown_rate}, burst {shown_burst}")
+
+
 @admin.command("add-member")
 @click.argument("tenant")
 @click.argument("email")

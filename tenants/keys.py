@@ -170,6 +170,8 @@ class Identity:
     collector_name: str
     key_id: str
     key_pk: int
+    ingest_rate: float | None = None  # the tenant's own limits; None: ingest's defaults
+    ingest_burst: int | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,8 @@ class KeyVerifier:
                 return None
             key, collector, tenant = row
             identity = Identity(tenant.id, tenant.slug, tenant.influx_database, collector.id,
-                                collector.name, key.key_id, key.id)  # fmt: skip
+                                collector.name, key.key_id, key.id, tenant.ingest_rate,
+                                tenant.ingest_burst)  # fmt: skip
             return _Entry(identity, key.secret_hash, key.revoked_at is not None, key.expires_at,
                           tenant.active, collector.active)  # fmt: skip
 

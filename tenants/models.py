@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -61,6 +62,9 @@ class Tenant(Base):
     influx_database: Mapped[str] = mapped_column(String(80))
     influx_read_user: Mapped[str | None] = mapped_column(String(80))
     influx_read_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    # ingest's write limits for this tenant; None: ingest's own --limits.rate / --limits.burst
+    ingest_rate: Mapped[float | None] = mapped_column(Float)  # points/s; 0 = no limit
+    ingest_burst: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -19,6 +19,7 @@ from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
 from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
 from tenants.models import ROLES
+from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
 from tenants.web import MAX_ROW_ID
 
 Schema = dict[str, Any]
@@ -122,6 +123,23 @@ SLUG = _string(40, 1, SLUG_PATTERN, description="1-40 lowercase letters, digits,
 EMAIL = _string(254, 6, EMAIL_PATTERN, description="an e-mail address (stored lower-case)")
 STATUS: Schema = {"type": "string", "enum": STATUSES}
 ROLE: Schema = {"type": "string", "enum": list(ROLES)}
+INGEST_LIMITS: dict[str, Schema] = {
+    "ingest_rate": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": MAX_INGEST_RATE,
+        "nullable": True,
+        "description": "points per second ingest takes from this tenant, over all its workers; "
+        "0: no limit; null: ingest's --limits.rate (platform admin)",
+    },
+    "ingest_burst": _integer(
+        1,
+        MAX_INGEST_BURST,
+        nullable=True,
+        description="points the tenant may write at once above its rate, and most in one "
+        "request; null: ingest's --limits.burst (platform admin)",
+    ),
+}
 KEY_ID = _string(13, 13, KEY_ID_PATTERN, description="the key's public id")
 TOKEN_ID = _string(13, 13, KEY_ID_PATTERN, description="the token's public id")
 HOSTNAME = _string(253, 1, HOSTNAME_PATTERN, description="a DNS hostname")
@@ -134,7 +152,9 @@ LABELS: Schema = {
 
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "TenantCreate": _object({"slug": SLUG, "name": _name(200)}, ["slug", "name"]),
-    "TenantUpdate": _object({"name": _name(200), "status": STATUS}, [], minProperties=1),
+    "TenantUpdate": _object(
+        {"name": _name(200), "status": STATUS, **INGEST_LIMITS}, [], minProperties=1
+    ),
     "TenantDelete": _object(
         {"confirm": _string(40, 1, description="the tenant's slug, typed again")}, ["confirm"]
     ),
@@ -235,6 +255,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "status": STATUS,
             "influx_database": _STRING,
             "influx_read_user": _NULLABLE_STRING,
+            **INGEST_LIMITS,
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
         }
@@ -395,6 +416,15 @@ def _check_integer(schema: Schema, value: Any, field: str) -> None:
         raise Invalid(f"{field} must be between {schema['minimum']} and {schema['maximum']}", field)
 
 
+def _check_number(schema: Schema, value: Any, field: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise Invalid(f"{field} must be a number", field)
+    if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        raise Invalid(
+            f"{field} must be between {schema['minimum']:g} and {schema['maximum']:g}", field
+        )
+
+
 def _check_boolean(schema: Schema, value: Any, field: str) -> None:
     if not isinstance(value, bool):
         raise Invalid(f"{field} must be true or false", field)
@@ -404,6 +434,7 @@ _CHECKS = {
     "object": _check_object,
     "string": _check_string,
     "integer": _check_integer,
+    "number": _check_number,
     "boolean": _check_boolean,
 }
 
@@ -541,7 +572,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants/{slug}": {
             "get": op("getTenant", "One tenant", "tenants", (200, "Tenant"), READ_TENANT,
                       parameters=TENANT),
-            "patch": op("updateTenant", "Rename (tenant admin), enable or disable (platform admin)",
+            "patch": op("updateTenant", "Rename (tenant admin); enable, disable or set ingest limits (platform admin)",
                         "tenants", (200, "Tenant"), WRITE_TENANT, "TenantUpdate",
                         parameters=TENANT),
             "delete": op("deleteTenant", "Delete a tenant with everything it owns (platform admin)",

@@ -1,4 +1,5 @@
-"""Tenants: create (with their storage), rename, disable, enable, delete with confirmation."""
+"""Tenants: create (with their storage), rename, disable, enable, set ingest limits, delete with
+confirmation."""
 
 from __future__ import annotations
 
@@ -124,6 +125,27 @@ def set_tenant_status(db: Session, actor: Actor, tenant: Tenant, active: bool) -
     require_platform(actor)
     tenant.status = "active" if active else "disabled"
     record(db, actor, "tenant.enable" if active else "tenant.disable", tenant, "tenant", tenant.id)
+    db.commit()
+    return tenant
+
+
+MAX_INGEST_RATE = 1e9  # points per second: far beyond one InfluxDB; a typo, not a plan
+MAX_INGEST_BURST = 100_000_000
+
+
+def set_ingest_limits(
+    db: Session, actor: Actor, tenant: Tenant, rate: object, burst: object
+) -> Tenant:
+    """The tenant's own ingest rate (points/s, 0: unlimited) and burst (points); None (or blank)
+    for ingest's defaults. A platform admin's decision: tenants do not raise their own limits.
+    ingest applies a change within its key cache's lifetime (a few seconds)."""
+    require_platform(actor)
+    new_rate = validation.optional_number(rate, "ingest_rate", 0, MAX_INGEST_RATE)
+    new_burst = validation.optional_int(burst, "ingest_burst", 1, MAX_INGEST_BURST)
+    old = {"rate": tenant.ingest_rate, "burst": tenant.ingest_burst}
+    tenant.ingest_rate, tenant.ingest_burst = new_rate, new_burst
+    record(db, actor, "tenant.limits", tenant, "tenant", tenant.id, old=old,
+           new={"rate": new_rate, "burst": new_burst})  # fmt: skip
     db.commit()
     return tenant
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -84,6 +85,24 @@ def optional_int(value: Any, field: str, low: int, high: int) -> int | None:
     if not low <= value <= high:
         raise Invalid(f"{field} must be between {low} and {high}", field)
     return value
+
+
+def optional_number(value: Any, field: str, low: float, high: float) -> float | None:
+    """A finite number in [low, high], given as a JSON number or a form's text; None if blank."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Invalid(f"{field} must be a number", field)
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise Invalid(f"{field} must be a number", field) from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise Invalid(f"{field} must be a number", field)
+    if not low <= value <= high:
+        raise Invalid(f"{field} must be between {low:g} and {high:g}", field)
+    return float(value)
 
 
 def labels(value: Any, field: str = "labels") -> dict[str, str]:

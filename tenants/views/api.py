@@ -59,6 +59,7 @@ from tenants.tenancy import (
     create_tenant,
     delete_tenant,
     rename_tenant,
+    set_ingest_limits,
     set_tenant_status,
 )
 from tenants.web import current_actor, public
@@ -205,6 +206,8 @@ def tenant_json(tenant: Tenant) -> JsonBody:
         "status": tenant.status,
         "influx_database": tenant.influx_database,
         "influx_read_user": tenant.influx_read_user,
+        "ingest_rate": tenant.ingest_rate,
+        "ingest_burst": tenant.ingest_burst,
         "created_at": _timestamp(tenant.created_at),
         "updated_at": _timestamp(tenant.updated_at),
     }
@@ -350,12 +353,17 @@ def get_tenant_view(slug: str) -> JsonBody:
 def update_tenant_view(slug: str) -> JsonBody:
     tenant = _tenant(slug, "admin")
     body = _body("TenantUpdate")
-    if "status" in body:
+    limits = "ingest_rate" in body or "ingest_burst" in body
+    if "status" in body or limits:
         require_platform(_actor())
     if "name" in body:
         rename_tenant(_db(), _actor(), tenant, body["name"])
     if "status" in body:
         set_tenant_status(_db(), _actor(), tenant, body["status"] == "active")
+    if limits:  # an absent limit stays as it is; null returns it to ingest's default
+        rate = body.get("ingest_rate", tenant.ingest_rate)
+        burst = body.get("ingest_burst", tenant.ingest_burst)
+        set_ingest_limits(_db(), _actor(), tenant, rate, burst)
     return tenant_json(tenant)
 
 

@@ -544,6 +544,19 @@ def rename_tenant(slug: str) -> ResponseReturnValue:
     return _see_other(url_for("pages.settings", slug=slug))
 
 
+@bp.post("/tenants/<slug>/settings/limits")
+def tenant_limits(slug: str) -> ResponseReturnValue:
+    tenant = _tenant(slug)
+    try:
+        tenancy.set_ingest_limits(
+            _db(), current_actor(), tenant, _form("ingest_rate"), _form("ingest_burst")
+        )
+    except ServiceError as error:
+        return _settings_page(tenant, _failure("limits", error))
+    flash(f"Ingest limits of {tenant.name} saved; ingest applies them within seconds.")
+    return _see_other(url_for("pages.settings", slug=slug))
+
+
 @bp.post("/tenants/<slug>/disable", defaults={"active": False})
 @bp.post("/tenants/<slug>/enable", defaults={"active": True})
 def tenant_status(slug: str, active: bool) -> ResponseReturnValue:

@@ -52,7 +52,7 @@ from tenants.crypto import split_credential
 from tenants.influx import InfluxStorage
 from tenants.keys import get_key, revoke_key
 from tenants.models import ApiKey, Collector, Tenant
-from tenants.tenancy import set_tenant_status
+from tenants.tenancy import set_ingest_limits, set_tenant_status
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.integration
@@ -495,6 +495,40 @@ def test_the_rate_limit_holds_across_workers_through_redis(
     refused = second.post("/write?precision=s", data="\n".join(lines[:20]), headers=token(key))
     assert refused.status_code == 429
     assert second.post("/write?precision=s", data=body, headers=token(other)).status_code == 204
+
+
+def test_a_tenants_own_limits_apply_to_it_alone_and_can_be_reset(
+    app: Flask, keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    limited, other = keys(), keys()
+    redis_url = os.environ.get("REDIS_URL", "")
+    client = make_ingest("--limits.rate=0", f"--limits.redis-prefix=test:ingest:{secrets.token_hex(4)}:",
+                         env={"PERFANALYSIS_INGEST_REDIS_URL": redis_url})  # fmt: skip
+
+    def limit(rate: float | None, burst: int | None) -> None:
+        with app.app_context():
+            db = database.session()
+            tenant = db.get(Tenant, limited.tenant_id)
+            assert tenant is not None
+            set_ingest_limits(db, system_actor(), tenant, rate, burst)
+
+    def post(key: CollectorKey, points: int, start: int) -> Any:
+        body = "\n".join(f"cpu value={i} {NOW_S - i}" for i in range(start, start + points))
+        return client.post("/write?precision=s", data=body, headers=token(key))
+
+    limit(0.001, 50)  # 50 points, then one point every 1,000 s
+    assert post(limited, 50, 0).status_code == 204
+    refused = post(limited, 10, 50)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 9_000
+    too_big = post(limited, 51, 100)
+    assert too_big.status_code == 413
+    assert "at most 50 at once" in too_big.get_json()["message"]
+    assert post(other, 500, 0).status_code == 204  # ingest's default: no limit
+    limit(None, None)  # back to ingest's default
+    assert post(limited, 500, 200).status_code == 204
+    assert count(influxdb, limited.database) == 550
+    assert count(influxdb, other.database) == 500
 
 
 def test_storage_down_gives_503_with_retry_after_and_recovers(

@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 
 from tenants import db as database
 from tenants.accounts import get_user_by_email
+from tenants.errors import Invalid
 from tenants.models import AuditEvent, Base, Collector, Tenant, User
 from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login
 
@@ -148,8 +149,8 @@ def test_tenant_lifecycle(world: World) -> None:
     assert created.status_code == 201
     assert created.headers["Location"] == "/api/v1/tenants/beta"
     beta = {"id": ANY, "slug": "beta", "name": "Beta Corp", "status": "active",
-            "influx_database": "pa_beta", "influx_read_user": None, "created_at": AT,
-            "updated_at": AT}  # fmt: skip
+            "influx_database": "pa_beta", "influx_read_user": None, "ingest_rate": None,
+            "ingest_burst": None, "created_at": AT, "updated_at": AT}  # fmt: skip
     assert created.get_json() == beta
     assert world.root("GET", "/tenants/beta").get_json() == beta
     assert [t["slug"] for t in world.root("GET", "/tenants").get_json()["tenants"]] == [
@@ -168,10 +169,56 @@ def test_tenant_lifecycle(world: World) -> None:
     _error(world.root("GET", "/tenants/beta"), 404, "not_found")
 
 
+def test_a_platform_admin_sets_and_resets_a_tenants_ingest_limits(world: World) -> None:
+    both = world.root("PATCH", "/tenants/acme", {"ingest_rate": 2500.5, "ingest_burst": 10_000})
+    assert both.status_code == 200
+    assert (both.get_json()["ingest_rate"], both.get_json()["ingest_burst"]) == (2500.5, 10_000)
+    rate_only = world.root("PATCH", "/tenants/acme", {"ingest_rate": 0}).get_json()
+    assert (rate_only["ingest_rate"], rate_only["ingest_burst"]) == (0, 10_000)  # burst kept
+    shown = world.vic("GET", "/tenants/acme").get_json()  # members see their limits
+    assert (shown["ingest_rate"], shown["ingest_burst"]) == (0, 10_000)
+    reset = world.root("PATCH", "/tenants/acme", {"ingest_rate": None, "ingest_burst": None})
+    assert (reset.get_json()["ingest_rate"], reset.get_json()["ingest_burst"]) == (None, None)
+    events = world.root("GET", "/tenants/acme/audit").get_json()["events"]
+    changes = [e for e in events if e["action"] == "tenant.limits"]
+    assert len(changes) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"ingest_rate": -1}, "ingest_rate", "ingest_rate must be between 0 and 1e+09"),
+        ({"ingest_rate": 1e10}, "ingest_rate", "ingest_rate must be between 0 and 1e+09"),
+        ({"ingest_rate": "fast"}, "ingest_rate", "ingest_rate must be a number"),
+        ({"ingest_rate": True}, "ingest_rate", "ingest_rate must be a number"),
+        ({"ingest_burst": 0}, "ingest_burst", "ingest_burst must be between 1 and 100000000"),
+        ({"ingest_burst": 1.5}, "ingest_burst", "ingest_burst must be a whole number"),
+        ({"name": "Ok", "ingest_burst": -3}, "ingest_burst", None),
+    ],
+)
+def test_bad_ingest_limits_are_named_and_change_nothing(
+    world: World, body: dict[str, Any], field: str, message: str | None
+) -> None:
+    before = world.snapshot()
+    response = world.root("PATCH", "/tenants/acme", body)
+    _error(response, 400, "invalid", field)
+    if message:
+        assert response.get_json()["error"]["message"] == message
+    assert world.snapshot() == before
+
+
+def test_a_tenant_admin_cannot_raise_its_own_limits(world: World) -> None:
+    before = world.snapshot()
+    _error(world.boss("PATCH", "/tenants/acme", {"ingest_rate": 1e6}), 403, "forbidden")
+    _error(world.boss("PATCH", "/tenants/acme", {"name": "X", "ingest_burst": 5}), 403, "forbidden")
+    assert world.snapshot() == before
+
+
 def test_tenant_list_shows_only_your_tenants(world: World) -> None:
     assert world.vic("GET", "/tenants").get_json() == {"tenants": [
         {"id": ANY, "slug": "acme", "name": "Acme", "status": "active", "influx_database": "pa_acme",
-         "influx_read_user": None, "created_at": AT, "updated_at": AT},
+         "influx_read_user": None, "ingest_rate": None, "ingest_burst": None, "created_at": AT,
+         "updated_at": AT},
     ], "next_cursor": None}  # fmt: skip
     assert [t["slug"] for t in world.out("GET", "/tenants").get_json()["tenants"]] == ["other"]
 
@@ -229,6 +276,29 @@ def test_storage_failure_is_a_503_and_changes_nothing(world: World) -> None:
     before = world.snapshot()
     _error(world.root("DELETE", "/tenants/acme", {"confirm": "acme"}), 503, "storage_unavailable")
     assert world.snapshot() == before
+
+
+def test_the_cli_sets_keeps_and_resets_ingest_limits(world: World, runner: Any) -> None:
+    def limits() -> tuple[Any, Any]:
+        shown = world.root("GET", "/tenants/acme").get_json()
+        return shown["ingest_rate"], shown["ingest_burst"]
+
+    result = runner("set-ingest-limits", "acme", "--rate", "1500", "--burst", "6000")
+    assert result.exit_code == 0, result.output
+    assert "acme: ingest rate 1500 points/s, burst 6000 points" in result.output
+    assert runner("set-ingest-limits", "acme", "--burst", "9000").exit_code == 0
+    assert limits() == (1500, 9000)  # the rate left out is kept
+    before = world.snapshot()
+    refused = runner("set-ingest-limits", "acme", "--rate", "lots")
+    assert refused.exit_code != 0
+    assert isinstance(refused.exception, Invalid)
+    assert refused.exception.message == "ingest_rate must be a number"
+    assert world.snapshot() == before
+    both = runner("set-ingest-limits", "acme", "--default", "--rate", "5")
+    assert both.exit_code == 2
+    assert "give --rate and/or --burst, or --default alone" in both.output
+    assert runner("set-ingest-limits", "acme", "--default").exit_code == 0
+    assert limits() == (None, None)
 
 
 def test_tenant_admin_renames_but_cannot_disable_or_delete(world: World) -> None:
@@ -543,6 +613,7 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
         "create tenant": ("POST", "/tenants", {"slug": "new", "name": "New"}),
         "rename tenant": ("PATCH", "/tenants/acme", {"name": "Renamed"}),
         "disable tenant": ("PATCH", "/tenants/acme", {"status": "disabled"}),
+        "set ingest limits": ("PATCH", "/tenants/acme", {"ingest_rate": 10}),
         "delete tenant": ("DELETE", "/tenants/acme", {"confirm": "acme"}),
         "set member": ("POST", "/tenants/acme/members", {"email": "vic@acme.test", "role": "admin"}),
         "remove member": ("DELETE", f"/tenants/acme/members/{boss}", None),
@@ -557,8 +628,8 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 
 
 WRITE_ROUTES = [
-    "create tenant", "rename tenant", "disable tenant", "delete tenant", "set member",
-    "remove member", "create user", "register collector", "disable collector", "issue key",
+    "create tenant", "rename tenant", "disable tenant", "set ingest limits", "delete tenant",
+    "set member", "remove member", "create user", "register collector", "disable collector", "issue key",
     "revoke key", "rotate key",
 ]  # fmt: skip
 
@@ -591,8 +662,8 @@ def _tenant_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 
 
 TENANT_ROUTES = [
-    "rename tenant", "disable tenant", "delete tenant", "set member", "remove member",
-    "register collector", "disable collector", "issue key", "revoke key", "rotate key",
+    "rename tenant", "disable tenant", "set ingest limits", "delete tenant", "set member",
+    "remove member", "register collector", "disable collector", "issue key", "revoke key", "rotate key",
     "get tenant", "list members", "list collectors", "get collector", "list keys", "get key",
     "tenant audit",
 ]  # fmt: skip

@@ -97,6 +97,11 @@ def writes_of_a(world: World) -> list[Route]:
         ("remove member", f"/tenants/a/members/{member}/remove", {}),
         ("rename tenant", "/tenants/a/settings/name", {"name": "Renamed"}),
         ("disable tenant", "/tenants/a/disable", {}),
+        (
+            "set ingest limits",
+            "/tenants/a/settings/limits",
+            {"ingest_rate": "5", "ingest_burst": ""},
+        ),
         ("enable tenant", "/tenants/a/enable", {}),
         ("delete tenant", "/tenants/a/delete", {"confirm": "a"}),
     ]
@@ -190,7 +195,12 @@ def test_tenant_admin_sees_tenant_forms_but_no_platform_forms(app: Flask, world:
 def test_platform_admin_sees_platform_forms(app: Flask, world: World) -> None:
     client = logged_in(app, PLATFORM)
     settings = post_forms(html(client.get("/tenants/a/settings")))
-    assert {"/tenants/a/settings/name", "/tenants/a/disable", "/tenants/a/delete"} <= settings
+    assert {
+        "/tenants/a/settings/name",
+        "/tenants/a/settings/limits",
+        "/tenants/a/disable",
+        "/tenants/a/delete",
+    } <= settings
     assert post_forms(html(client.get("/tenants"))) == {"/tenants"}
 
 
@@ -226,7 +236,7 @@ def test_readers_get_403_on_every_write_and_nothing_changes(
 
 def test_tenant_admin_gets_403_on_platform_writes(app: Flask, world: World) -> None:
     client = logged_in(app, ADMIN)
-    platform_only = {"disable tenant", "enable tenant", "delete tenant"}
+    platform_only = {"disable tenant", "enable tenant", "set ingest limits", "delete tenant"}
     before = snapshot(app)
     for what, path, data in [*writes_of_a(world), CREATE_TENANT]:
         if what in platform_only or what == "create tenant":
@@ -369,6 +379,30 @@ def test_tenant_settings(app: Flask, world: World) -> None:
     page = follow(client, post(client, "/tenants/a/delete", {"confirm": "a"}))
     assert "Tenant a deleted" in page
     assert client.get("/tenants/a").status_code == 404
+
+
+def test_ingest_limits_are_set_shown_refused_when_bad_and_reset(app: Flask, world: World) -> None:
+    client = logged_in(app, PLATFORM)
+    page = html(client.get("/tenants/a/settings"))
+    assert '<dt>Ingest rate</dt><dd><span class="muted">ingest\'s default</span>' in page
+    page = follow(client, post(client, "/tenants/a/settings/limits",
+                               {"ingest_rate": "2500", "ingest_burst": "10000"}))  # fmt: skip
+    assert "Ingest limits of A saved" in page
+    assert "<dt>Ingest rate</dt><dd>2,500 points/s</dd>" in page
+    assert "<dt>Ingest burst</dt><dd>10,000 points</dd>" in page
+    before = snapshot(app)
+    refused = post(client, "/tenants/a/settings/limits", {"ingest_rate": "-3", "ingest_burst": "7"})
+    assert refused.status_code == 400
+    assert "ingest_rate must be between 0 and 1e+09" in html(refused)
+    assert 'value="-3"' in html(refused)  # what was typed is kept
+    assert snapshot(app) == before
+    refused = post(client, "/tenants/a/settings/limits", {"ingest_rate": "1", "ingest_burst": "x"})
+    assert "ingest_burst must be a whole number" in html(refused)
+    assert snapshot(app) == before
+    page = follow(client, post(client, "/tenants/a/settings/limits",
+                               {"ingest_rate": "0", "ingest_burst": ""}))  # fmt: skip
+    assert "<dt>Ingest rate</dt><dd>no limit</dd>" in page
+    assert '<dt>Ingest burst</dt><dd><span class="muted">ingest\'s default</span>' in page
 
 
 def test_revoking_a_key_changes_its_state(app: Flask, world: World) -> None:

@@ -8,12 +8,17 @@ import gzip
 import io
 import os
 import socket
+import time
 
 import pytest
 
+from ingest.app import batch_rules
 from ingest.auth import header_credential, query_credential
+from ingest.batch import BatchPreparer
 from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, gunzip, read_limited
-from ingest.ratelimit import LocalTokenBucket, Unlimited, make_limiter, retry_after_seconds
+from ingest.metrics import IngestMetrics
+from ingest.ratelimit import Limit, LocalTokenBucket, make_limiter, retry_after_seconds
+from ingest.service import WriteService
 from ingest.settings import duration, load
 from ingest.storage import (
     StorageConflict,
@@ -25,9 +30,11 @@ from ingest.storage import (
     make_writer,
 )
 from perfanalysis.config import ConfigError
+from tenants.keys import Identity
 from tests.support.scripted_http import ScriptedHTTP
 
 SECRET = "s" * 40
+NOW_NS = time.time_ns()
 KEY = "pak_abcdefghijklm_" + "A" * 43
 
 
@@ -118,22 +125,108 @@ def test_credentials_in_the_query_string_are_found() -> None:
 
 def test_local_token_bucket() -> None:
     now = [100.0]
-    bucket = LocalTokenBucket(rate=10, burst=20, clock=lambda: now[0])
-    assert bucket.acquire("a", 15) == 0
-    assert bucket.acquire("a", 10) == pytest.approx(0.5)  # 5 left, 5 missing at 10/s
-    assert bucket.acquire("b", 20) == 0  # tenants do not share
+    bucket = LocalTokenBucket(clock=lambda: now[0])
+    limit = Limit(rate=10, burst=20)
+    assert bucket.acquire("a", 15, limit) == 0
+    assert bucket.acquire("a", 10, limit) == pytest.approx(0.5)  # 5 left, 5 missing at 10/s
+    assert bucket.acquire("b", 20, limit) == 0  # tenants do not share
     now[0] += 0.5
-    assert bucket.acquire("a", 10) == 0
+    assert bucket.acquire("a", 10, limit) == 0
     now[0] += 100
-    assert bucket.acquire("a", 21) == pytest.approx(0.1)  # refills only up to the burst
+    assert bucket.acquire("a", 21, limit) == pytest.approx(0.1)  # refills only up to the burst
     assert retry_after_seconds(0.1) == 1
     assert retry_after_seconds(2.2) == 3
 
 
+def test_a_changed_limit_applies_to_the_tokens_left() -> None:
+    now = [0.0]
+    bucket = LocalTokenBucket(clock=lambda: now[0])
+    assert bucket.acquire("a", 50, Limit(10, 100)) == 0  # 50 left
+    assert bucket.acquire("a", 30, Limit(10, 20)) == pytest.approx(1.0)  # capped at the new 20
+    now[0] += 1
+    assert bucket.acquire("a", 30, Limit(1000, 1000)) == 0  # 20 + 1 s at 1000/s
+
+
 def test_limiter_choice() -> None:
     settings = {"limits_rate": 0.0, "limits_burst": 5, "redis_url": "", "limits_redis_prefix": "x"}
-    assert isinstance(make_limiter(settings), Unlimited)
-    assert isinstance(make_limiter({**settings, "limits_rate": 5.0}), LocalTokenBucket)
+    assert isinstance(make_limiter(settings), LocalTokenBucket)
+
+
+def identity(rate: float | None = None, burst: int | None = None) -> Identity:
+    return Identity(1, "acme", "pa_acme", 2, "web1", "k" * 13, 3, rate, burst)
+
+
+class NullWriter:
+    name = "null"
+
+    def write(self, database: str, payload: bytes) -> None:
+        pass
+
+    def health(self) -> str:
+        return "ok"
+
+    def close(self) -> None:
+        pass
+
+
+class UsageRecorder:
+    """The one part of KeyVerifier that a write uses after authentication."""
+
+    def __init__(self) -> None:
+        self.used: list[tuple[str, int]] = []
+
+    def record_use(self, identity: Identity, points: int) -> None:
+        self.used.append((identity.tenant_slug, points))
+
+
+class CountingLimiter:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int, Limit]] = []
+
+    def acquire(self, tenant: str, points: int, limit: Limit) -> float:
+        self.asked.append((tenant, points, limit))
+        return 0.0
+
+
+def write_service(default: Limit, limiter: CountingLimiter) -> WriteService:
+    return WriteService(
+        verifier=UsageRecorder(),  # type: ignore[arg-type]
+        preparer=BatchPreparer(
+            batch_rules(load([], {"PERFANALYSIS_INGEST_SECRET_KEY": SECRET})), 1000
+        ),
+        limiter=limiter,
+        default_limit=default,
+        writer=NullWriter(),
+        metrics=IngestMetrics(),
+        retry_after=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("default", "own", "expected"),
+    [
+        (Limit(100, 10), (None, None), Limit(100, 10)),
+        (Limit(100, 10), (5.0, None), Limit(5, 10)),
+        (Limit(100, 10), (None, 50), Limit(100, 50)),
+        (Limit(0, 10), (7.0, 70), Limit(7, 70)),  # limited although ingest limits no one
+        (Limit(100, 10), (0.0, None), Limit(0, 10)),  # this tenant is not limited
+    ],
+)
+def test_a_tenants_own_limits_replace_ingests(
+    default: Limit, own: tuple[float | None, int | None], expected: Limit
+) -> None:
+    assert write_service(default, CountingLimiter()).limit_for(identity(*own)) == expected
+
+
+def test_an_unlimited_tenant_is_never_asked_about_and_a_limited_one_is() -> None:
+    limiter = CountingLimiter()
+    service = write_service(Limit(0, 10), limiter)
+    body = b"\n".join(b"cpu value=%d %d" % (i, NOW_NS - i) for i in range(20))
+    service.write(identity(), "ns", body, NOW_NS)  # 20 points above the burst: not limited
+    assert limiter.asked == []
+    service.write(identity(50.0, 30), "ns", body, NOW_NS)
+    assert limiter.asked == [("acme", 20, Limit(50, 30))]
+    assert service.verifier.used == [("acme", 20), ("acme", 20)]  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------------------------
