@@ -17,7 +17,7 @@ from ingest import errors
 from ingest.batch import BatchPreparer, ForcedTags, InvalidBatch, TooManyPoints
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import Limit, RateLimiter, retry_after_seconds
-from ingest.storage import StorageConflict, StorageUnavailable, StorageWriter
+from ingest.storage import StorageConflict, StorageRefused, StorageUnavailable, StorageWriter
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.keys import Identity, KeyVerifier
 
@@ -119,6 +119,16 @@ class WriteService:
         outcome = "ok"
         try:
             self.writer.write(identity.database, payload)
+        except StorageRefused as exc:
+            outcome = "refused"
+            log.error("storage refused ingest's write to %s: %s; check ingest's storage "
+                      "credentials and its WRITE grant on that database", identity.database,
+                      exc.message)  # fmt: skip
+            self._rejected(tenant, "storage_refused", points)
+            raise errors.unavailable(
+                "storage refused ingest's write; an operator must fix it: retry later",
+                self.retry_after,
+            ) from None
         except StorageUnavailable as exc:
             outcome = "unavailable"
             log.warning("storage unavailable for %s: %s", identity.database, exc.message)

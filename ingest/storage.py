@@ -5,12 +5,16 @@ timestamps, and translate what storage answered into three outcomes (architectur
 
 * StorageUnavailable: down, too slow, or 5xx/429. The client gets 503 with Retry-After and
   retries; nothing is retried here, so a request never outlives its timeout.
+* StorageRefused, a kind of StorageUnavailable: storage refused ingest itself (401, 403, or a
+  database not found): its credentials or grants are wrong, or the tenant's database is
+  missing. 503 as well, so clients keep their points until an operator fixes it; logged as an
+  error, and /health says ``refused`` when the credentials are the cause.
 * StorageConflict: storage refused points for what they say about its schema (a field whose
   type differs from the one stored, a point beyond retention). ingest cannot know the schema
   beforehand; InfluxDB 1.x has then written the other points. Answered 422, as InfluxDB 2.x
   does, so clients drop the batch instead of replaying it forever.
 * StorageRejected: any other 4xx, which means ingest let something through that it should not
-  have, or is misconfigured (credentials, missing database). Logged, answered 500.
+  have. Logged, answered 500.
 
 The v1 writer is the one to use with InfluxDB 1.x: influxdb-client speaks only
 ``/api/v2/write``, which 1.6 does not serve, and its serialiser would be the bottleneck
@@ -47,12 +51,18 @@ class StorageUnavailable(StorageError):
     """Storage is down, slow or failing: retry later."""
 
 
+class StorageRefused(StorageUnavailable):
+    """Storage refused ingest itself: its credentials, its rights on the database, or a database
+    that does not exist. An operator must fix it; until then clients keep their points and retry.
+    """
+
+
 class StorageConflict(StorageError):
     """Storage refused some points for their content and wrote the rest: do not retry."""
 
 
 class StorageRejected(StorageError):
-    """Storage refused the request as malformed or unauthorised: a bug or misconfiguration."""
+    """Storage refused the request as malformed: ingest let through what it should not have."""
 
 
 class StorageWriter(Protocol):
@@ -73,6 +83,8 @@ def classify(status: int, message: str) -> StorageError:
     text = f"storage answered {status}: {message}"
     if status >= 500 or status == 429:
         return StorageUnavailable(text, status)
+    if status in (401, 403) or (status == 404 and "database not found" in message):
+        return StorageRefused(text, status)
     if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
         return StorageConflict(text, status)
     return StorageRejected(text, status)

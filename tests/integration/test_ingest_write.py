@@ -572,15 +572,23 @@ def test_slow_storage_gives_503(keys: MakeKey, make_ingest: MakeIngest) -> None:
     assert time.monotonic() - started < 3
 
 
-def test_storage_refusals_are_500_or_422_never_retryable_as_if_down(
+def test_storage_refusing_ingest_is_503_and_refusing_points_is_422(
     keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A missing database is ingest's misconfiguration, not the client's fault: the client keeps
+    its points and retries; a field type conflict is the points' own: retrying cannot help."""
     missing = keys(create_database=False)
-    client = make_ingest()
+    client = make_ingest("--storage.retry-after=9")
     response = client.post("/write", data="cpu value=1", headers=token(missing))
-    assert response.status_code == 500
-    assert "storage write for" in caplog.text
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "9"
+    assert "an operator must fix it" in response.get_json()["message"]
+    assert "storage refused ingest's write to " + missing.database in caplog.text
     assert "database not found" in caplog.text
+    metrics = client.get("/metrics").get_data(as_text=True)
+    rejected = (f'perfanalysis_ingest_points_rejected_total{{reason="storage_refused",'
+                f'tenant="{missing.tenant_slug}"}} 1.0')  # fmt: skip
+    assert rejected in metrics
     key = keys()
     assert client.post("/write?precision=s", data=f"cpu value=1 {NOW_S}",
                        headers=token(key)).status_code == 204  # fmt: skip
@@ -654,7 +662,8 @@ def test_ingest_as_the_write_only_ingest_user_stores_points_and_is_healthy(
     assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
 
     refused = client.post("/write?precision=s", data=body, headers=token(by_hand))
-    assert refused.status_code == 500  # InfluxDB's 403: a refusal, never "retry later"
+    assert refused.status_code == 503  # InfluxDB's 403: kept by the client until a grant is made
+    assert "Retry-After" in refused.headers
     assert count(influxdb, by_hand.database) == 0
     with pytest.raises(ServerError, match="not authorized"):
         influxdb.rows(
@@ -684,7 +693,7 @@ def test_health_is_down_while_storage_refuses_the_credentials(
         "database": "ok",
     }
     answer = client.post("/write?precision=s", data=f"cpu value=1 {NOW_S}", headers=token(key))
-    assert answer.status_code == 500  # the write fails as health said it would
+    assert answer.status_code == 503  # the write fails as health said it would
     assert count(influxdb, key.database) == 0
 
 

@@ -22,6 +22,7 @@ from ingest.service import WriteService
 from ingest.settings import duration, load
 from ingest.storage import (
     StorageConflict,
+    StorageRefused,
     StorageRejected,
     StorageUnavailable,
     V1Writer,
@@ -297,8 +298,10 @@ def test_ingest_main_lists_errors_and_exits_2(
         (400, "partial write: points beyond retention policy dropped=3", StorageConflict),
         (422, "schema", StorageConflict),
         (400, "unable to parse 'x': invalid number", StorageRejected),
-        (401, "authorization failed", StorageRejected),
-        (404, 'database not found: "pa_x"', StorageRejected),
+        (404, "page not found", StorageRejected),
+        (401, "authorization failed", StorageRefused),
+        (403, '"ingest" not authorized to execute statement', StorageRefused),
+        (404, 'database not found: "pa_x"', StorageRefused),
     ],
 )
 def test_storage_answers_are_classified(status: int, message: str, kind: type) -> None:
@@ -361,7 +364,7 @@ def test_v1_writer_replaces_a_connection_the_server_closed_without_resending() -
     [
         (_answer("400 Bad Request", b'{"error":"partial write: field type conflict"}'),
          StorageConflict),
-        (_answer("404 Not Found", b'{"error":"database not found: \\"db\\""}'), StorageRejected),
+        (_answer("404 Not Found", b'{"error":"database not found: \\"db\\""}'), StorageRefused),
         (_answer("500 Internal Server Error", b"overloaded"), StorageUnavailable),
     ],
 )  # fmt: skip
