@@ -1,7 +1,7 @@
 """Storage writers: InfluxDB's v1 ``/write`` (ingest/http1.py) and v2 ``/api/v2/write``.
 
 Both send a payload ingest has already validated and made canonical, with nanosecond
-timestamps, and translate what storage answered into three outcomes (architecture decision 5):
+timestamps, and translate what storage answered into these errors (architecture decision 5):
 
 * StorageUnavailable: down, too slow, or 5xx/429. The client gets 503 with Retry-After and
   retries; nothing is retried here, so a request never outlives its timeout.
