@@ -91,11 +91,12 @@ def classify(status: int, message: str) -> StorageError:
 
 
 def refusal(status: int, body: bytes | str) -> str:
-    """``refused: …`` for an answer that refuses ingest's credentials or rights, else ''."""
-    if status not in (401, 403):
+    """``refused: …`` for an answer that classify() calls StorageRefused, else ''."""
+    if 200 <= status < 300:
         return ""
     raw = body.encode() if isinstance(body, str) else body
-    return f"refused: storage answered {status}: {_error_text(raw)}"
+    error = classify(status, _error_text(raw))
+    return f"refused: {error.message}" if isinstance(error, StorageRefused) else ""
 
 
 def _error_text(body: bytes) -> str:
