@@ -144,7 +144,13 @@ def _add_push_settings(spec: Spec) -> None:
     )
     add(
         Setting(
-            "push.interval", "How often to sample and push.", "10s", duration, metavar="DURATION"
+            "push.interval",
+            "How often to sample and push. Each host samples at its own point in the interval, "
+            "from a hash of its host tag, so that a fleet started together does not push in "
+            "lockstep; the first sample waits for it.",
+            "10s",
+            duration,
+            metavar="DURATION",
         )
     )
     add(

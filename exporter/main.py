@@ -86,7 +86,12 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         log.info("web configuration: %s", values["web_config_file"].describe())
     if pusher is not None:
         pusher.start()
-        log.info("pushing every %gs to %s", values["push_interval"], values["push_url"])
+        log.info(
+            "pushing every %gs to %s, %.3fs into each interval (this host's phase)",
+            pusher.interval,
+            values["push_url"],
+            pusher.phase or 0.0,
+        )
     server.serve_forever(poll_interval=0.5)
     server.server_close()
     if pusher is not None:

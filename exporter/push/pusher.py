@@ -5,7 +5,9 @@ registry's lock, so a push sample and a scrape never run collectors at the same 
 the families as line protocol with one timestamp, gzips each batch and appends it to the spool.
 Between samples it sends from the spool, oldest first, merging small records into requests of up
 to ``batch_size`` points, and waits out backoffs. Sampling keeps its schedule during an outage:
-only a request in flight (bounded by ``--push.timeout``) can delay a sample.
+only a request in flight (bounded by ``--push.timeout``) can delay a sample. With a ``phase``,
+the first sample waits for that many seconds into a wall-clock interval (see schedule.py), so
+that a fleet started together does not push in lockstep.
 
 One thread, not two: the spool needs no locking, and a batch read from the spool is always
 committed or abandoned before the next append, so dropping the oldest segments when the spool is
@@ -24,6 +26,7 @@ from typing import Any
 from exporter.push.backoff import Backoff
 from exporter.push.client import PushClient, Verdict, compress
 from exporter.push.lineproto import LineEncoder, batches
+from exporter.push.schedule import until_phase
 from exporter.push.spool import Batch, Spool, SpoolError
 from exporter.registry import Registry
 
@@ -57,6 +60,7 @@ class Pusher:
         backoff: Backoff,
         interval: float,
         batch_size: int,
+        phase: float | None = None,
     ) -> None:
         self.registry = registry
         self.encoder = encoder
@@ -64,6 +68,7 @@ class Pusher:
         self.client = client
         self.backoff = backoff
         self.interval = interval
+        self.phase = phase  # None: the first sample at once
         self.batch_size = batch_size
         self.max_points = batch_size  # lowered after a 413
         self.stats = PushStats(requests=client.requests)
@@ -96,8 +101,10 @@ class Pusher:
         return True
 
     def _run(self) -> None:
-        next_sample = time.monotonic()
-        next_send = next_sample
+        next_send = time.monotonic()
+        next_sample = next_send
+        if self.phase is not None:
+            next_sample += until_phase(time.time(), self.interval, self.phase)
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_sample:
@@ -188,6 +195,8 @@ class Pusher:
         return {
             "status": self.stats.state,
             "url": self.client.url,
+            "interval_seconds": self.interval,
+            "phase_seconds": self.phase,
             "last_success": self.stats.last_success,
             "last_error": self.stats.last_error or None,
             "last_error_at": self.stats.last_error_at,

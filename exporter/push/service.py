@@ -18,6 +18,7 @@ from exporter.push.keyfile import KeyFile, KeyFileError
 from exporter.push.lineproto import LineEncoder
 from exporter.push.metrics import PushMetrics
 from exporter.push.pusher import Pusher
+from exporter.push.schedule import host_phase
 from exporter.push.spool import Spool, SpoolError
 from exporter.registry import Registry
 from exporter.server import ExporterServer
@@ -41,14 +42,17 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
     except SpoolError as exc:
         raise PushSetupError(f"--push.spool-dir: {exc}") from None
     max_backoff = values["push_max_backoff"]
+    host = values["push_host"] or socket.gethostname()
+    interval = values["push_interval"]
     pusher = Pusher(
         registry,
-        LineEncoder(values["push_host"] or socket.gethostname()),
+        LineEncoder(host),
         spool,
         PushClient(values["push_url"], key, values["push_timeout"]),
         Backoff(min(BACKOFF_BASE, max_backoff), max_backoff),
-        values["push_interval"],
+        interval,
         values["push_batch_size"],
+        phase=host_phase(host, interval),
     )
     if not values["web_disable_exporter_metrics"]:
         registry.extra.append(PushMetrics(pusher))

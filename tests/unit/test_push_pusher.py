@@ -57,7 +57,13 @@ def make_pusher(
 ) -> Iterator[Callable[..., Pusher]]:
     made: list[Pusher] = []
 
-    def make(url: str, batch_size: int = 5000, interval: float = 60.0, series: int = 3) -> Pusher:
+    def make(
+        url: str,
+        batch_size: int = 5000,
+        interval: float = 60.0,
+        series: int = 3,
+        phase: float | None = None,
+    ) -> Pusher:
         key = tmp_path / "key"
         key.write_text("pak_x.y")
         registry = Registry([Counting(series)])
@@ -69,6 +75,7 @@ def make_pusher(
             Backoff(0.5, 4.0, rand=lambda: 1.0),
             interval,
             batch_size,
+            phase,
         )
         registry.extra.append(PushMetrics(pusher))
         made.append(pusher)
@@ -243,6 +250,34 @@ def test_the_thread_samples_on_schedule_and_stops_promptly(
     assert took >= 7 * 0.05 - 0.01  # the 8th sample is due 7 intervals after the first, no sooner
     values = values_of(server.received)
     assert values == [float(v) for v in range(1, len(values) + 1)]  # none lost, none twice
+
+
+def timestamps_of(received: list[Received]) -> list[float]:
+    """The sample times (seconds) of the ``test_events_total`` points received, in order."""
+    return [
+        int(line.rsplit(" ", 1)[1]) / 1e9
+        for r in received
+        for line in r.lines
+        if line.startswith("test_events_total,") and "n=0" in line
+    ]
+
+
+def test_with_a_phase_each_sample_comes_that_far_into_a_wall_clock_interval(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    server = serve(always(Answer(204)))
+    interval = 0.5
+    started = time.time()
+    phase = (started + 0.3) % interval  # the first sample is due 0.3 s after the start
+    pusher = make_pusher(server.url, interval=interval, phase=phase)
+    pusher.start()
+    wait_until(lambda: len(timestamps_of(server.received)) >= 3, 10, 0.01, "three samples")
+    first, *later = timestamps_of(server.received)
+    assert first >= started + 0.3 - 0.005  # not before its phase
+    for sampled in (first, *later):
+        late = (sampled - phase) % interval
+        assert late < 0.2, f"sampled {late:.3f}s after this host's phase"
+    assert pusher.status()["phase_seconds"] == phase
 
 
 def test_stop_abandons_a_hanging_request_and_keeps_its_batch(
