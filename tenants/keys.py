@@ -96,21 +96,23 @@ def get_key(db: Session, actor: Actor, tenant: Tenant, key_id: str) -> ApiKey:
 NEWEST_FIRST = Order((ApiKey.created_at, ApiKey.id), descending=True)
 
 
-def list_keys(db: Session, actor: Actor, tenant: Tenant, collector: Collector) -> list[ApiKey]:
-    """Every key of one collector, newest first."""
-    require(db, actor, tenant, "read")
-    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.collector_id == collector.id)
-    return list(db.scalars(query.order_by(*NEWEST_FIRST.by())))
-
-
 def keys_page(
-    db: Session, actor: Actor, tenant: Tenant, limit: int, cursor: str | None = None
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    limit: int,
+    cursor: str | None = None,
+    collector: Collector | None = None,
 ) -> Page[ApiKey]:
-    """A page of the tenant's keys, newest first, with their collectors."""
+    """A page of the tenant's keys (or of one of its collectors' keys), newest first, with
+    their collectors. A collector rotated daily for years has thousands."""
     require(db, actor, tenant, "read")
-    query = (
-        select(ApiKey).where(ApiKey.tenant_id == tenant.id).options(joinedload(ApiKey.collector))
-    )
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id)
+    if collector is not None:
+        if collector.tenant_id != tenant.id:
+            raise NotFound("no such collector in this tenant", "collector_id")
+        query = query.where(ApiKey.collector_id == collector.id)
+    query = query.options(joinedload(ApiKey.collector))
     return fetch_page(db, query, NEWEST_FIRST, limit, cursor)
 
 

@@ -501,6 +501,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "maxLength": 253},
         "description": "only collectors whose name or hostname contains this, ignoring case",
     },
+    "key_collector": {
+        "name": "collector_id",
+        "in": "query",
+        "required": False,
+        "schema": ID,
+        "description": "only this collector's keys",
+    },
     "before": {
         "name": "before",
         "in": "query",
@@ -626,8 +633,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                         parameters=(*TENANT, "collector_id")),
         },
         "/tenants/{slug}/keys": {
-            "get": op("listKeys", "A tenant's collector keys, newest first (no secrets)", "keys",
-                      (200, "KeyList"), (400, *READ_TENANT), parameters=(*TENANT, *PAGE)),
+            "get": op("listKeys", "A tenant's collector keys, or one collector's, newest first "
+                      "(no secrets)", "keys", (200, "KeyList"), (400, *READ_TENANT),
+                      parameters=(*TENANT, *PAGE, "key_collector")),
             "post": op("issueKey", "Issue a collector key, shown once (tenant admin)", "keys",
                        (201, "NewKey"), WRITE_TENANT, "KeyIssue", parameters=TENANT),
         },

@@ -522,7 +522,14 @@ def _key(tenant: Tenant, key_id: str) -> ApiKey:
 @bp.get("/tenants/<slug>/keys")
 def list_keys_view(slug: str) -> Any:
     tenant = _tenant(slug)
-    page = keys_page(_db(), _actor(), tenant, *_list_arguments())
+    collector = None
+    collector_id = _query_int("collector_id", None, openapi.MAX_ID)
+    if collector_id is not None:
+        try:
+            collector = get_collector(_db(), _actor(), tenant, collector_id)
+        except NotFound as exc:
+            raise NotFound(exc.message, "collector_id") from None
+    page = keys_page(_db(), _actor(), tenant, *_list_arguments(), collector=collector)
     return _listed("keys", keys_json(tenant, page.items), page)
 
 

@@ -56,7 +56,7 @@ from tenants.web import ROW_ID, current_actor, public
 bp = Blueprint("pages", __name__)
 
 AUDIT_PAGE_SIZE = 50
-PAGE_ROWS = 50  # rows per page of a list: tenants, and a tenant's collectors, keys and members
+PAGE_ROWS = 50  # rows per page of every list on the pages (tenants, collectors, keys, members)
 MAX_OVERLAP_HOURS = 720
 MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
@@ -326,13 +326,23 @@ def collector(slug: str, collector_id: int) -> ResponseReturnValue:
 def _collector_page(
     tenant: Tenant, collector: Collector, failure: Failure | None = None
 ) -> ResponseReturnValue:
+    """A collector and a page of its keys (``?keys=`` cursor; a re-rendered form shows the
+    first)."""
+    key_page = keys.keys_page(
+        _db(), current_actor(), tenant, PAGE_ROWS, _cursor("keys", failure), collector
+    )
+    next_keys = _next_page_url(
+        "pages.collector", "keys", key_page.next_cursor,
+        slug=tenant.slug, collector_id=collector.id, _anchor="keys",
+    )  # fmt: skip
     return _page(
         "collector.html",
         failure,
         tenant=tenant,
         collector=collector,
         perms=permissions(tenant),
-        keys=keys.list_keys(_db(), current_actor(), tenant, collector),
+        keys=key_page.items,
+        next_keys=next_keys,
         now=utcnow(),
     )
 

@@ -124,6 +124,42 @@ def test_the_collector_search_finds_by_name_or_hostname_and_is_kept_across_pages
     assert "contains “&lt;b&gt;nothing”" in none
 
 
+def test_a_collectors_keys_come_a_page_at_a_time(app: Flask, big: None) -> None:
+    with app.app_context():
+        db = database.session()
+        tenant = tenant_for(db, system_actor(), "a")
+        collector = db.scalars(select(Collector).where(Collector.name == "a-host-000")).one()
+        for _ in range(PAGE_ROWS + 2):  # and the one it has: PAGE_ROWS + 3
+            issue_key(db, system_actor(), tenant, collector, app.extensions["pa_hasher"], "")
+        address = f"/tenants/a/collectors/{collector.id}"
+        theirs = db.scalars(select(Collector.id).where(Collector.name == "b-host-000")).one()
+    client = _client(app, VIEWER)
+    first = _section(client.get(address).get_data(as_text=True), "keys")
+    assert len(re.findall(r'<tr id="key-', first)) == PAGE_ROWS
+    assert "First page" not in first
+    following = _next_link(first)
+    assert following is not None
+    assert following.startswith(address + "?keys=")
+    rest = _section(client.get(following).get_data(as_text=True), "keys")
+    assert len(re.findall(r'<tr id="key-', rest)) == 3
+    assert "First page" in rest
+    assert _next_link(rest) is None
+    shown = set(re.findall(r'<tr id="key-([^"]+)"', first + rest))
+    with app.app_context():
+        own = set(
+            database.session().scalars(
+                select(ApiKey.key_id).where(ApiKey.collector_id == collector.id)
+            )
+        )
+    assert shown == own
+    cursor = following.split("keys=")[1].split("#")[0]
+    outsider = _client(app, OUTSIDER)
+    assert outsider.get(f"{address}?keys={cursor}").status_code == 404
+    assert outsider.get(f"/tenants/b/collectors/{collector.id}?keys={cursor}").status_code == 404
+    other = outsider.get(f"/tenants/b/collectors/{theirs}?keys={cursor}").get_data(as_text=True)
+    assert len(re.findall(r'<tr id="key-', _section(other, "keys"))) == 1
+
+
 def test_a_bad_cursor_is_a_400_page(app: Flask, big: None) -> None:
     client = _client(app, VIEWER)
     for query in ("collectors=zzz", "keys=WyJ4Il0", "members=!!", "cursor=%00"):

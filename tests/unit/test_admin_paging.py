@@ -132,6 +132,51 @@ def test_keys_with_the_same_creation_time_are_paged_by_id(
     assert ids == [item["key_id"] for item in every]
 
 
+def _collector_ids(caller: Caller, slug: str) -> dict[str, int]:
+    listed = caller("GET", f"/tenants/{slug}/collectors").get_json()["collectors"]
+    return {item["name"]: item["id"] for item in listed}
+
+
+def test_one_collectors_keys_are_paged_apart(callers: dict[str, Caller]) -> None:
+    _register(callers["boss"], "acme", "web1", "web2")
+    _register(callers["out"], "other", "db1")
+    ids = _collector_ids(callers["vic"], "acme")
+    for name, count in (("web1", 5), ("web2", 2)):
+        for _ in range(count):
+            issued = callers["boss"]("POST", "/tenants/acme/keys", {"collector_id": ids[name]})
+            assert issued.status_code == 201
+    items, pages = _walk(
+        callers["vic"], f"/tenants/acme/keys?collector_id={ids['web1']}&limit=2", "keys"
+    )
+    assert pages == 3  # the Link header and cursors keep the collector
+    assert len({item["key_id"] for item in items}) == 5
+    assert {item["collector_id"] for item in items} == {ids["web1"]}
+    web2 = callers["vic"]("GET", f"/tenants/acme/keys?collector_id={ids['web2']}").get_json()
+    assert [item["collector_id"] for item in web2["keys"]] == [ids["web2"]] * 2
+
+
+def test_another_tenants_collector_names_no_keys(callers: dict[str, Caller]) -> None:
+    _register(callers["boss"], "acme", "web1")
+    _register(callers["out"], "other", "db1")
+    theirs = _collector_ids(callers["out"], "other")["db1"]
+    issued = callers["out"]("POST", "/tenants/other/keys", {"collector_id": theirs})
+    assert issued.status_code == 201
+    refused = callers["boss"]("GET", f"/tenants/acme/keys?collector_id={theirs}")
+    assert refused.status_code == 404
+    assert refused.get_json()["error"]["field"] == "collector_id"
+    assert "keys" not in refused.get_json()
+    outsider = callers["out"]("GET", f"/tenants/acme/keys?collector_id={theirs}")
+    assert outsider.status_code == 404
+
+
+@pytest.mark.parametrize("value", ["0", "x", "-1", "99999999999", "1.5"])
+def test_a_bad_collector_id_filter_is_a_400_naming_it(
+    callers: dict[str, Caller], value: str
+) -> None:
+    refused = callers["vic"]("GET", f"/tenants/acme/keys?collector_id={value}")
+    assert _error_field(refused) == "collector_id"
+
+
 def test_members_users_and_tenants_are_paged(callers: dict[str, Caller], make_tenant: Any) -> None:
     make_tenant("beta", {f"m{n}@beta.test": "viewer" for n in range(5)})
     members, pages = _walk(callers["root"], "/tenants/beta/members?limit=2", "members")
