@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -55,5 +56,19 @@ def gunicorn_options(
         "errorlog": "-",
         "graceful_timeout": 10,
         "timeout": 30,
+        **heartbeat_directory(),
         **options,
     }
+
+
+def heartbeat_directory(shm: str = "/dev/shm") -> dict[str, str]:  # noqa: S108 (mkstemp, unlinked)
+    """gunicorn's ``worker_tmp_dir`` in memory when this machine has one.
+
+    Each worker shows the arbiter it is alive by changing the time of a file, at every turn of
+    its loop. In /tmp on a disk that is a journalled metadata update, which can wait behind a
+    busy disk (InfluxDB compacting beside ingest, say) long enough for the arbiter to kill a
+    healthy worker after ``timeout``: gunicorn's documentation advises a tmpfs such as /dev/shm.
+    """
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return {"worker_tmp_dir": shm}
+    return {}

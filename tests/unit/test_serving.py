@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gunicorn.http.message import _check_fast_parser
 
-from perfanalysis.serving import GunicornApp, gunicorn_options
+from perfanalysis.serving import GunicornApp, gunicorn_options, heartbeat_directory
 
 
 class Built:
@@ -46,3 +48,10 @@ def test_requests_are_parsed_by_gunicorns_c_parser() -> None:
     is on."""
     app = GunicornApp(lambda: None, gunicorn_options("127.0.0.1", 8000, 2, 4, timeout=40))
     assert _check_fast_parser(app.cfg)
+
+
+def test_workers_beat_their_heartbeat_in_memory_where_there_is_some(tmp_path: Path) -> None:
+    app = GunicornApp(lambda: None, gunicorn_options("127.0.0.1", 8000, 2, 4))
+    assert app.cfg.worker_tmp_dir == ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    assert heartbeat_directory(str(tmp_path)) == {"worker_tmp_dir": str(tmp_path)}
+    assert heartbeat_directory(str(tmp_path / "missing")) == {}
