@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tenants import validation
 from tenants.access import Actor, require
 from tenants.audit import record
+from tenants.db import lower
 from tenants.errors import Conflict, NotFound
 from tenants.models import Collector, Tenant
 from tenants.paging import Order, Page, fetch_page
@@ -73,8 +74,8 @@ def collectors_page(
         pattern = _contains(search.lower())
         query = query.where(
             or_(
-                func.lower(Collector.name).like(pattern, escape="\\"),
-                func.lower(Collector.hostname).like(pattern, escape="\\"),
+                lower(Collector.name).like(pattern, escape="\\"),
+                lower(Collector.hostname).like(pattern, escape="\\"),
             )
         )
     return fetch_page(db, query, BY_NAME, limit, cursor)

@@ -7,12 +7,39 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, String, create_engine, event
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from tenants.access import forget_roles
 
 MAX_POOLED_PER_PROCESS = 8
+SQLITE_LOWER = "pa_lower"
+
+
+class lower(FunctionElement[str]):  # noqa: N801 (named as the SQL function it stands for)
+    """``lower()`` that lower-cases every letter on every database: SQLite's own knows ASCII
+    only (``Ä`` stays ``Ä``), so there it calls Python's ``str.lower``, registered on each
+    connection; PostgreSQL's folds Unicode under a UTF-8 locale."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(lower)
+def _lower(element: lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lower, "sqlite")
+def _lower_sqlite(element: lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+def _python_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def make_engine(url: str, threads: int = 4, **kwargs: Any) -> Engine:
@@ -27,6 +54,7 @@ def make_engine(url: str, threads: int = 4, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
+            connection.create_function(SQLITE_LOWER, 1, _python_lower, deterministic=True)
 
         return engine
     # requests are mostly Python time, so a few connections serve many threads; two spare for a
