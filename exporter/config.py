@@ -199,7 +199,36 @@ def _add_push_settings(spec: Spec) -> None:
             metavar="NAME",
         )
     )
+    add(
+        Setting(
+            "push.tls-ca-file",
+            "PEM bundle of the CAs to verify an https:// --push.url with, instead of the system's.",
+            None,
+            readable_file,
+            metavar="FILE",
+        )
+    )
+    add(
+        Setting(
+            "push.tls-cert-file",
+            "PEM client certificate (with its chain) to present to ingest, for mutual TLS; with "
+            "--push.tls-key-file. Renewed files are used from the next connection on.",
+            None,
+            readable_file,
+            metavar="FILE",
+        )
+    )
+    add(
+        Setting(
+            "push.tls-key-file",
+            "Unencrypted PEM private key of --push.tls-cert-file.",
+            None,
+            readable_file,
+            metavar="FILE",
+        )
+    )
     spec.checks.append(_push_pair)  # fmt: skip
+    spec.checks.append(_push_tls)  # fmt: skip
 
 
 def _push_pair(values: dict[str, Any]) -> list[str]:
@@ -208,6 +237,23 @@ def _push_pair(values: dict[str, Any]) -> list[str]:
     if values["push_url"]:
         return ["flag --push.url needs --push.key-file: ingest accepts only keyed writes"]
     return ["flag --push.key-file is given without --push.url: where should the exporter push?"]
+
+
+def _push_tls(values: dict[str, Any]) -> list[str]:
+    cert, key = values["push_tls_cert_file"], values["push_tls_key_file"]
+    if cert and not key:
+        return ["flag --push.tls-cert-file needs --push.tls-key-file"]
+    if key and not cert:
+        return ["flag --push.tls-key-file is given without --push.tls-cert-file"]
+    given = [
+        f"--push.tls-{name}-file"
+        for name in ("ca", "cert", "key")
+        if values[f"push_tls_{name}_file"]
+    ]
+    url = values["push_url"] or ""
+    if given and not url.startswith("https://"):
+        return [f"flag {given[0]} needs an https:// --push.url"]
+    return []
 
 
 def build_spec() -> Spec:

@@ -93,7 +93,7 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
-    for setting in web_tls.settings():
+    for setting in web_tls.settings(client_ca=True):
         add(setting)
     add(
         Setting(

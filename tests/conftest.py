@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,6 +158,15 @@ def csrf(client: FlaskClient) -> str:
 
 
 # --- shared by the admin tests ---------------------------------------------------------------
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A collector key file as an operator installs it (mode 0600), for the push client."""
+    path = tmp_path / "collector.key"
+    path.write_text("pak_id1.secret1\n")
+    path.chmod(0o600)
+    return path
 
 
 @pytest.fixture

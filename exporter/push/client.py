@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from exporter import __version__
 from exporter.push.backoff import parse_retry_after
 from exporter.push.keyfile import KeyFile
-from exporter.push.transport import Connection, Endpoint, TransportError
+from exporter.push.transport import Connection, Endpoint, TLSFiles, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,12 @@ def compress(lines: bytes) -> bytes:
 
 
 class PushClient:
-    def __init__(self, url: str, key: KeyFile, timeout: float) -> None:
+    def __init__(self, url: str, key: KeyFile, timeout: float, tls: TLSFiles | None = None) -> None:
         endpoint = Endpoint.parse(url)
         self.url = url
         self.key = key
         self.path = endpoint.base_path + WRITE_PATH
-        self.connection = Connection(endpoint, timeout, f"perfanalysis-exporter/{__version__}")
+        self.connection = Connection(endpoint, timeout, f"perfanalysis-exporter/{__version__}", tls)
         self.requests: dict[str, int] = {}  # answers by status code, "timeout" or "error"
 
     def deliver(self, body: bytes, points: int) -> Delivery:

@@ -20,10 +20,12 @@ from exporter.push.metrics import PushMetrics
 from exporter.push.pusher import Pusher
 from exporter.push.schedule import host_phase
 from exporter.push.spool import Spool, SpoolError
+from exporter.push.transport import TLSFileError, TLSFiles
 from exporter.registry import Registry
 from exporter.server import ExporterServer
 
 BACKOFF_BASE = 0.5  # seconds: the first retry comes within half a second
+TLS_FLAGS = {"ca": "--push.tls-ca-file", "cert": "--push.tls-cert-file and --push.tls-key-file"}
 
 
 class PushSetupError(Exception):
@@ -36,6 +38,15 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
         key = KeyFile(values["push_key_file"])
     except KeyFileError as exc:
         raise PushSetupError(f"--push.key-file: {exc}") from None
+    tls = TLSFiles(
+        values["push_tls_ca_file"], values["push_tls_cert_file"], values["push_tls_key_file"]
+    )
+    if tls.paths():
+        try:
+            tls.context()
+        except TLSFileError as exc:
+            flags = TLS_FLAGS[exc.which]
+            raise PushSetupError(f"{flags}: {exc}") from None
     spool_dir = values["push_spool_dir"] or default_spool_dir()
     try:
         spool = Spool(spool_dir, values["push_spool_max_bytes"])
@@ -48,7 +59,7 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
         registry,
         LineEncoder(host),
         spool,
-        PushClient(values["push_url"], key, values["push_timeout"]),
+        PushClient(values["push_url"], key, values["push_timeout"], tls),
         Backoff(min(BACKOFF_BASE, max_backoff), max_backoff),
         interval,
         values["push_batch_size"],

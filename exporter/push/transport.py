@@ -10,6 +10,7 @@ Content-Length, chunked encoding or the connection's close, with hard limits on 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -60,6 +61,54 @@ class Endpoint:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """A TLS client's files: the CA bundle to verify the server with (None: the system's CAs),
+    and a certificate and its key to present to a server that asks for one (mutual TLS)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def paths(self) -> tuple[str, ...]:
+        return tuple(path for path in (self.ca_file, self.cert_file, self.key_file) if path)
+
+    def stamp(self) -> tuple[int, ...]:
+        """The files' modification times: a change means certificates renewed on disk."""
+        return tuple(os.stat(path).st_mtime_ns for path in self.paths())
+
+    def context(self) -> Any:
+        """An ``ssl.SSLContext`` from the files; raises TLSFileError saying which is wrong."""
+        import ssl  # only for https: ~4 MiB of resident memory
+
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ValueError) as exc:
+            raise TLSFileError("ca", f"{self.ca_file} is not a PEM CA bundle ({exc})") from None
+        if self.cert_file:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+            except (OSError, ValueError) as exc:
+                raise TLSFileError(
+                    "cert",
+                    f"{self.cert_file} and {self.key_file} are not a PEM certificate and its "
+                    f"unencrypted private key ({exc})",
+                ) from None
+        return context
+
+
+class TLSFileError(ValueError):
+    """A TLS file cannot be used; ``which`` is ``ca`` or ``cert`` (the certificate and key)."""
+
+    def __init__(self, which: str, message: str) -> None:
+        super().__init__(message)
+        self.which = which
+
+
+def _no_passphrase() -> str:
+    raise ValueError("the key is encrypted")
+
+
 @dataclass
 class Response:
     status: int
@@ -70,14 +119,18 @@ class Response:
 class Connection:
     """A keep-alive connection to one endpoint, opened on first use and after any failure."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float, user_agent: str) -> None:
+    def __init__(
+        self, endpoint: Endpoint, timeout: float, user_agent: str, tls: TLSFiles | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.user_agent = user_agent
+        self.tls = tls or TLSFiles()
         self._sock: socket.socket | None = None
         self._file: Any = None
         self._reused = False
         self._ssl_context: Any = None
+        self._tls_stamp: tuple[int, ...] = ()
 
     def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Response:
         """Send one request and read its response; raises TransportError (and closes) on failure."""
@@ -125,10 +178,12 @@ class Connection:
         self._reused = False
 
     def _tls(self) -> Any:
-        if self._ssl_context is None:
-            import ssl  # only for https: ~4 MiB of resident memory
-
-            self._ssl_context = ssl.create_default_context()
+        """The TLS context, made again when its files changed (renewed certificates are used
+        from the next connection on)."""
+        stamp = self.tls.stamp()
+        if self._ssl_context is None or stamp != self._tls_stamp:
+            self._ssl_context = self.tls.context()
+            self._tls_stamp = stamp
         return self._ssl_context
 
     def _exchange(self, message: bytes, deadline: float) -> Response:

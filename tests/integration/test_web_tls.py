@@ -11,12 +11,12 @@ import pytest
 import requests
 from flask import Flask
 
-from ingest.testing import IngestProcess, ingest_environment, issue_collector_key
-from perfanalysis.testing.servers import ServerRegistry
+from ingest.testing import CollectorKey, IngestProcess, ingest_environment, issue_collector_key
+from perfanalysis.testing.servers import InfluxDB, ServerRegistry
 from tenants import db as database
 from tests.conftest import TEST_SECRET
 from tests.integration.test_admin_serve import AdminProcess
-from tests.integration.test_exporter_tls import make_pki
+from tests.support.tls import PKI, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -49,19 +49,38 @@ class HTTPSAdmin(AdminProcess):
         return f"https://{self.address}"
 
 
+def https_ingest(
+    servers: ServerRegistry,
+    app: Flask,
+    database_url: str,
+    tmp_path: Path,
+    pki: PKI,
+    tenant: str,
+    client_certificates: bool = False,
+) -> tuple[HTTPSIngest, InfluxDB, CollectorKey]:
+    """Ingest serving HTTPS with pki's certificate (and requiring client certificates from its
+    CA), a real InfluxDB with auth, and a key for collector web-01 of ``tenant``."""
+    influxdb = servers.influxdb(auth=True)
+    with app.app_context():
+        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], tenant, "web-01")
+    influxdb.create_database(key.database)
+    tls = {"WEB_TLS_CERT_FILE": str(pki.cert), "WEB_TLS_KEY_FILE": str(pki.key)}
+    if client_certificates:
+        tls["WEB_TLS_CLIENT_CA_FILE"] = str(pki.ca)
+    environment = ingest_environment(
+        TEST_SECRET, database_url, influxdb, tmp_path / "metrics", LIMITS_RATE="0", **tls
+    )
+    ingest = HTTPSIngest(servers.base_dir, environment, pki.ca)
+    if client_certificates:
+        ingest.http.cert = (str(pki.client_cert), str(pki.client_key))  # polled for readiness
+    return servers.start(ingest), influxdb, key
+
+
 def test_ingest_over_https_stores_points_and_refuses_plain_http(
     servers: ServerRegistry, app: Flask, database_url: str, tmp_path: Path
 ) -> None:
     pki = make_pki(tmp_path / "pki")
-    influxdb = servers.influxdb(auth=True)
-    with app.app_context():
-        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "tls", "web-01")
-    influxdb.create_database(key.database)
-    environment = ingest_environment(
-        TEST_SECRET, database_url, influxdb, tmp_path / "metrics", LIMITS_RATE="0",
-        WEB_TLS_CERT_FILE=str(pki.cert), WEB_TLS_KEY_FILE=str(pki.key),
-    )  # fmt: skip
-    ingest = servers.start(HTTPSIngest(servers.base_dir, environment, pki.ca))
+    ingest, influxdb, key = https_ingest(servers, app, database_url, tmp_path, pki, "tls")
     assert ingest.url.startswith("https://")
     now = int(time.time())
     body = "\n".join(f"cpu,host=h{i} value={i}.5 {now - 60 + i}" for i in range(10))
@@ -93,3 +112,31 @@ def test_admin_over_https(tmp_path: Path) -> None:
         assert "; Secure" in cookie  # served over HTTPS: the session never goes out in clear
     finally:
         admin.stop()
+
+
+def test_ingest_requiring_client_certificates_takes_the_exporters_push(
+    servers: ServerRegistry, app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    from exporter.push.client import PushClient, Verdict, compress
+    from exporter.push.keyfile import KeyFile
+    from exporter.push.transport import TLSFiles
+
+    pki = make_pki(tmp_path / "pki")
+    ingest, influxdb, key = https_ingest(
+        servers, app, database_url, tmp_path, pki, "mtls", client_certificates=True
+    )
+    key_file = tmp_path / "collector.key"
+    key_file.write_text(key.key + "\n")
+    now = time.time_ns()
+    body = "".join(f"cpu,host=h{i} value={i}.5 {now - i * 10**9}\n" for i in range(7)).encode()
+
+    anonymous = PushClient(ingest.url, KeyFile(str(key_file)), 10.0, TLSFiles(str(pki.ca)))
+    refused = anonymous.deliver(compress(body), 7)
+    assert refused.verdict is Verdict.RETRY  # kept, to be sent once it has a certificate
+    assert influxdb.rows("SHOW MEASUREMENTS", db=key.database) == []
+
+    tls = TLSFiles(str(pki.ca), str(pki.client_cert), str(pki.client_key))
+    pushed = PushClient(ingest.url, KeyFile(str(key_file)), 10.0, tls).deliver(compress(body), 7)
+    assert pushed.verdict is Verdict.SETTLED, pushed.error
+    rows = influxdb.rows("SELECT count(value) FROM cpu", db=key.database)
+    assert int(rows[0]["count"]) == 7

@@ -125,14 +125,6 @@ def serve() -> Iterator[Callable[..., Scripted]]:
         yield start
 
 
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "collector.key"
-    path.write_text("pak_id1.secret1\n")
-    path.chmod(0o600)
-    return path
-
-
 def lines(n: int, start: int = 0) -> list[str]:
     return [f"m,host=h value={i}.0 {1_000 + i}" for i in range(start, start + n)]
 

@@ -12,7 +12,7 @@ import pytest
 from ingest.settings import load as load_ingest
 from perfanalysis.config import ConfigError
 from tenants.settings import load as load_admin
-from tests.integration.test_exporter_tls import make_pki
+from tests.support.tls import make_pki
 
 SECRET = "web-tls-test-secret-" + "t" * 40
 LOADERS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
@@ -90,3 +90,28 @@ def test_files_that_are_missing_or_not_pem_are_refused(pki: Any, tmp_path: Path)
     missing = refusal("ingest", cert=tmp_path / "missing.crt", key=pki.key)
     assert "PERFANALYSIS_INGEST_WEB_TLS_CERT_FILE" in missing
     assert "no such file" in missing
+
+
+def test_ingest_can_require_client_certificates(pki: Any) -> None:
+    import ssl
+
+    from perfanalysis.web_tls import gunicorn_options
+
+    values = settings("ingest", cert=pki.cert, key=pki.key, client_ca=pki.ca)
+    assert gunicorn_options(values) == {
+        "certfile": str(pki.cert),
+        "keyfile": str(pki.key),
+        "ca_certs": str(pki.ca),
+        "cert_reqs": ssl.CERT_REQUIRED,
+    }
+
+
+def test_a_client_ca_needs_https_and_must_be_pem(pki: Any, tmp_path: Path) -> None:
+    assert (
+        "setting web.tls-client-ca-file: needs web.tls-cert-file and web.tls-key-file: client "
+        "certificates need HTTPS"
+    ) in refusal("ingest", client_ca=pki.ca)
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    refused = refusal("ingest", cert=pki.cert, key=pki.key, client_ca=not_pem)
+    assert f"setting web.tls-client-ca-file: {not_pem} is not a PEM CA bundle" in refused
