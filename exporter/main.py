@@ -92,7 +92,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
             values["push_url"],
             pusher.phase or 0.0,
         )
-    server.serve_forever(poll_interval=0.5)
+    server.serve_forever()
     server.server_close()
     if pusher is not None:
         pusher.stop(PUSH_STOP_TIMEOUT)

@@ -117,3 +117,45 @@ def test_an_app_error_is_a_500_and_the_server_lives_on() -> None:
 def test_http_date_is_imf_fixdate() -> None:
     assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
     assert http_date(1795387128) == "Sun, 22 Nov 2026 22:38:48 GMT"
+
+
+def test_the_serve_loop_sleeps_until_a_connection_or_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No timeout on its select: an idle exporter never wakes (socketserver's loop wakes every
+    poll_interval, 120 times a minute at 0.5 s)."""
+    import selectors
+
+    timeouts: list[float | None] = []
+    real = selectors.DefaultSelector
+
+    class Recording(real):  # type: ignore[valid-type,misc]
+        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            timeouts.append(timeout)
+            return super().select(timeout)
+
+    monkeypatch.setattr(selectors, "DefaultSelector", Recording)
+    server = HTTPServer(("127.0.0.1", 0), echo)
+    for _ in range(2):  # and again after a shutdown: the wake-up was used up
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        address = ("127.0.0.1", server.server_address[1])
+        reply = exchange(address, b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+    server.server_close()
+    assert timeouts
+    assert set(timeouts) == {None}
+
+
+def test_shutdown_stops_an_idle_loop_and_a_loop_never_started() -> None:
+    server = HTTPServer(("127.0.0.1", 0), echo)
+    server.shutdown()  # before serve_forever: returns at once, as socketserver's may not
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.shutdown()
+    thread.join(5)
+    assert not thread.is_alive()
+    server.server_close()
