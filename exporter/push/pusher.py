@@ -6,8 +6,9 @@ the families as line protocol with one timestamp, gzips each batch and appends i
 Between samples it sends from the spool, oldest first, merging small records into requests of up
 to ``batch_size`` points, and waits out backoffs. Sampling keeps its schedule during an outage:
 only a request in flight (bounded by ``--push.timeout``) can delay a sample. With a ``phase``,
-the first sample waits for that many seconds into a wall-clock interval (see schedule.py), so
-that a fleet started together does not push in lockstep.
+the first sample, and the first send of what the spool kept from before, wait for that many
+seconds into a wall-clock interval (see schedule.py), so that a fleet started together does not
+push in lockstep.
 
 One thread, not two: the spool needs no locking, and a batch read from the spool is always
 committed or abandoned before the next append, so dropping the oldest segments when the spool is
@@ -105,6 +106,7 @@ class Pusher:
         next_sample = next_send
         if self.phase is not None:
             next_sample += until_phase(time.time(), self.interval, self.phase)
+            next_send = next_sample  # nor do their spools, after an outage, all flush at once
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_sample:

@@ -280,6 +280,28 @@ def test_with_a_phase_each_sample_comes_that_far_into_a_wall_clock_interval(
     assert pusher.status()["phase_seconds"] == phase
 
 
+def test_with_a_phase_what_the_spool_kept_waits_for_it_too(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    arrivals: list[float] = []
+
+    def answer(_received: Received) -> Answer:
+        arrivals.append(time.time())
+        return Answer(204)
+
+    server = serve(answer)
+    interval = 0.5
+    pusher = make_pusher(server.url, interval=interval)
+    pusher.sample()  # kept from before a restart
+    assert pusher.spool.queued_points > 0
+    started = time.time()
+    pusher.phase = (started + 0.3) % interval
+    pusher.start()
+    wait_until(lambda: len(values_of(server.received)) >= 2, 10, 0.01, "the kept and a new sample")
+    assert arrivals[0] >= started + 0.3 - 0.005
+    assert values_of(server.received)[:2] == [1.0, 2.0]  # in order, the kept one first
+
+
 def test_stop_abandons_a_hanging_request_and_keeps_its_batch(
     serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher], tmp_path: Path
 ) -> None:
