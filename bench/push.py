@@ -124,19 +124,21 @@ class AnchorScraper:
         self.scraper.scrape(record=False)
 
     def timed(self, scrapes: int, gap: float) -> None:
-        before = cpu_seconds([self.pid])
-        for _ in range(scrapes):
-            time.sleep(gap)
-            self.scrape()
-        self.cpu_seconds += cpu_seconds([self.pid]) - before
+        self.cpu_seconds += self._cpu_of(scrapes, gap)
         self.scrapes += scrapes
 
     def back_to_back_ms(self, scrapes: int) -> float:
         """node_exporter's mean CPU milliseconds per scrape with no idle gap between scrapes."""
+        return self._cpu_of(scrapes, 0.0) * 1e3 / scrapes
+
+    def _cpu_of(self, scrapes: int, gap: float) -> float:
+        """node_exporter's CPU seconds over ``scrapes`` scrapes, each after ``gap`` seconds idle."""
         before = cpu_seconds([self.pid])
         for _ in range(scrapes):
+            if gap:
+                time.sleep(gap)
             self.scrape()
-        return (cpu_seconds([self.pid]) - before) * 1e3 / scrapes
+        return cpu_seconds([self.pid]) - before
 
 
 def interleaved(

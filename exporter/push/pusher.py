@@ -102,11 +102,10 @@ class Pusher:
         return True
 
     def _run(self) -> None:
-        next_send = time.monotonic()
-        next_sample = next_send
+        start = time.monotonic()
         if self.phase is not None:
-            next_sample += until_phase(time.time(), self.interval, self.phase)
-            next_send = next_sample  # nor do their spools, after an outage, all flush at once
+            start += until_phase(time.time(), self.interval, self.phase)
+        next_sample = next_send = start  # what the spool kept waits for the phase too
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_sample:

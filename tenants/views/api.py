@@ -519,16 +519,19 @@ def _key(tenant: Tenant, key_id: str) -> ApiKey:
     return get_key(_db(), _actor(), tenant, key_id)
 
 
+def _named_collector(tenant: Tenant, collector_id: int) -> Collector:
+    """The collector a request names in its ``collector_id`` field: a 404 names that field."""
+    try:
+        return get_collector(_db(), _actor(), tenant, collector_id)
+    except NotFound as exc:
+        raise NotFound(exc.message, "collector_id") from None
+
+
 @bp.get("/tenants/<slug>/keys")
 def list_keys_view(slug: str) -> Any:
     tenant = _tenant(slug)
-    collector = None
     collector_id = _query_int("collector_id", None, openapi.MAX_ID)
-    if collector_id is not None:
-        try:
-            collector = get_collector(_db(), _actor(), tenant, collector_id)
-        except NotFound as exc:
-            raise NotFound(exc.message, "collector_id") from None
+    collector = None if collector_id is None else _named_collector(tenant, collector_id)
     page = keys_page(_db(), _actor(), tenant, *_list_arguments(), collector=collector)
     return _listed("keys", keys_json(tenant, page.items), page)
 
@@ -538,10 +541,7 @@ def issue_key_view(slug: str) -> Any:
     tenant = _tenant(slug, "admin")
     body = _body("KeyIssue")
     name = validation.text(body.get("name"), "name", 100, required=False)
-    try:
-        collector = get_collector(_db(), _actor(), tenant, body["collector_id"])
-    except NotFound as exc:
-        raise NotFound(exc.message, "collector_id") from None
+    collector = _named_collector(tenant, body["collector_id"])
     issued = issue_key(
         _db(), _actor(), tenant, collector, _hasher(), name, body.get("expires_in_days")
     )

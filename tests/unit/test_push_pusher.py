@@ -86,12 +86,20 @@ def make_pusher(
         pusher.stop(1.0)
 
 
-def values_of(received: list[Received], measurement: str = "test_events_total") -> list[float]:
+def first_series(received: list[Received], measurement: str = "test_events_total") -> list[str]:
+    """The lines received of ``measurement``'s first series (``n=0``), in order."""
     return [
-        float(line.split(" ")[1].removeprefix("value="))
+        line
         for r in received
         for line in r.lines
         if line.startswith(measurement + ",") and "n=0" in line
+    ]
+
+
+def values_of(received: list[Received], measurement: str = "test_events_total") -> list[float]:
+    return [
+        float(line.split(" ")[1].removeprefix("value="))
+        for line in first_series(received, measurement)
     ]
 
 
@@ -254,12 +262,7 @@ def test_the_thread_samples_on_schedule_and_stops_promptly(
 
 def timestamps_of(received: list[Received]) -> list[float]:
     """The sample times (seconds) of the ``test_events_total`` points received, in order."""
-    return [
-        int(line.rsplit(" ", 1)[1]) / 1e9
-        for r in received
-        for line in r.lines
-        if line.startswith("test_events_total,") and "n=0" in line
-    ]
+    return [int(line.rsplit(" ", 1)[1]) / 1e9 for line in first_series(received)]
 
 
 def test_with_a_phase_each_sample_comes_that_far_into_a_wall_clock_interval(
