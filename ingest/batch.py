@@ -502,5 +502,5 @@ class _Window:
 
 
 def _skipped(line: str) -> bool:
-    """Blank lines (spaces and tabs too) and comments carry no point."""
-    return not line or line[0] == "#" or line.isspace()
+    """Blank lines (spaces and tabs too) and comments, indented or not, carry no point."""
+    return not line or line.isspace() or line.lstrip(" \t")[0] == "#"

@@ -3,7 +3,7 @@
 Ingest never forwards bytes it has not understood: every line is parsed here, so that a batch
 with any bad line is refused whole instead of half-written by InfluxDB 1.x (``partial write``).
 
-Semantics are those measured on Debian's InfluxDB 1.6.7 (docs/ingest.md):
+Semantics are those measured on Debian's InfluxDB 1.6.7 (docs/architecture.md, Ingest):
 
 * A delimiter (``,``, ``=``, space) preceded by a backslash is escaped, however many
   backslashes come before it. Measurements unescape ``\\,`` and ``\\ ``; tag keys, tag values
@@ -15,7 +15,9 @@ Semantics are those measured on Debian's InfluxDB 1.6.7 (docs/ingest.md):
 
 Where InfluxDB is lenient and the result is surprising, this parser is strict: names and tag
 values may not contain control characters, names may not start with ``_`` (InfluxDB 2's rule),
-separators are exactly one space, and duplicate field keys are refused. Nothing that passes
+and duplicate field keys are refused. Where its leniency is harmless, it is kept: spaces and
+tabs before a line (the influx CLI's ``INSERT`` sends a leading space), runs of spaces between
+the sections and spaces after the last one (the canonical form has one space between sections). Nothing that passes
 here is refused by InfluxDB's parser, and formatting a parsed point gives a line that parses
 back to the same point; tests check both properties.
 """
@@ -100,13 +102,12 @@ _MAX_NUMBER_DIGITS = 25  # longer integers and timestamps are out of range whate
 
 def parse_line(line: str) -> Point:
     """Parse one line (no newline); raises LineProtocolError naming the first problem."""
-    if not line:
+    start = len(line) - len(line.lstrip(" \t"))
+    if start == len(line):
         raise LineProtocolError("empty line")
-    if line[0] == "#":
+    if line[start] == "#":
         raise LineProtocolError("a comment is not a point")
-    if line[0] == " ":
-        raise LineProtocolError("line starts with a space", 1)
-    token = _MEASUREMENT_TOKEN.match(line)
+    token = _MEASUREMENT_TOKEN.match(line, start)
     assert token is not None  # the pattern also matches the empty string
     pos = token.end()
     if _AMBIGUOUS_MEASUREMENT_ESCAPE.search(token.group()):
@@ -116,7 +117,7 @@ def parse_line(line: str) -> Point:
             1,
         )
     measurement = _MEASUREMENT_ESCAPED.sub(r"\1", token.group())
-    _check_name(measurement, "measurement", 1)
+    _check_name(measurement, "measurement", start + 1)
     tags: list[tuple[str, str]] = []
     while pos < len(line) and line[pos] == ",":
         key, pos = _scan_key(line, pos + 1, "tag key")
@@ -132,11 +133,26 @@ def parse_line(line: str) -> Point:
         raise LineProtocolError("no fields: expected a space and key=value after the tags")
     if line[pos] != " ":  # the token stops only at ',', ' ' or the end
         raise LineProtocolError("unexpected character after the tags", pos + 1)
-    fields, pos = _scan_fields(line, pos + 1)
+    pos = _after_spaces(line, pos)
+    if pos >= len(line):
+        raise LineProtocolError("no fields: expected key=value after the tags", pos)
+    fields, pos = _scan_fields(line, pos)
     timestamp = None
-    if pos < len(line):  # the fields stop only at ' ' or the end
-        timestamp = _parse_timestamp(line[pos + 1 :], pos + 2)
+    pos = _after_spaces(line, pos)  # the fields stop only at ' ' or the end
+    if pos < len(line):
+        end = line.find(" ", pos)
+        end = len(line) if end < 0 else end
+        timestamp = _parse_timestamp(line[pos:end], pos + 1)
+        if _after_spaces(line, end) < len(line):
+            raise LineProtocolError("unexpected text after the timestamp", end + 2)
     return Point(measurement, tuple(tags), tuple(fields), timestamp)
+
+
+def _after_spaces(line: str, pos: int) -> int:
+    """The position of the first character at or after ``pos`` that is not a space."""
+    while pos < len(line) and line[pos] == " ":
+        pos += 1
+    return pos
 
 
 def _check_name(name: str, what: str, column: int) -> None:
@@ -222,8 +238,7 @@ def _number_or_boolean(text: str, key: str, column: int) -> FieldValue:
 
 def _parse_timestamp(text: str, column: int) -> int:
     if not _TIMESTAMP.fullmatch(text):
-        what = "unexpected space" if not text or " " in text else f"invalid timestamp {text[:40]!r}"
-        raise LineProtocolError(what, column)
+        raise LineProtocolError(f"invalid timestamp {text[:40]!r}", column)
     if len(text) > _MAX_NUMBER_DIGITS:
         raise LineProtocolError("timestamp out of range", column)
     return int(text)

@@ -25,7 +25,8 @@ class IngestMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "perfanalysis_ingest_requests_total",
-            "Write requests answered, by API and HTTP status code.",
+            "Requests to the InfluxDB APIs answered, by API (v1 and v2 writes; query: /query's "
+            "CREATE DATABASE) and HTTP status code.",
             ["api", "code"],
             registry=self.registry,
         )

@@ -1,14 +1,15 @@
-"""The two write endpoints, ``POST /write`` and ``POST /api/v2/write``, as plain WSGI in front
-of Flask.
+"""InfluxDB's API paths, as plain WSGI in front of Flask: the two write endpoints,
+``POST /write`` and ``POST /api/v2/write``, and ``/query`` for the one statement InfluxDB 1.x
+clients send before writing, ``CREATE DATABASE`` (ingest/influxql.py).
 
 Writes are the one request ingest serves at volume, and for them Flask's request machinery
 (request and app contexts, URL routing, Request and Response objects, hooks) cost about as much
 CPU as checking and rewriting a 250-point batch. So they are answered here, from the WSGI
 environ, and everything else (/health, /metrics, /ping, unknown paths) goes on to Flask.
 
-A write path asked with another method gets 405 here, with ``Allow: POST`` and the same JSON
-error body as every other refusal. Every answer to a write path is counted in
-``perfanalysis_ingest_requests_total`` by API and status.
+A path asked with a method it does not take gets 405 here, with ``Allow`` and the same JSON
+error body as every other refusal. Every answer is counted in
+``perfanalysis_ingest_requests_total`` by API (v1, v2, query) and status.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -26,10 +27,13 @@ from ingest import errors
 from ingest.auth import header_credential, query_credential
 from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, read_limited
 from ingest.context import IngestContext
+from ingest.influxql import QueryError, create_database, statements
 from ingest.lineprotocol import V1_PRECISIONS, V2_PRECISIONS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from tenants.keys import Identity
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ WRITE_PATHS: dict[str, tuple[str, Sequence[str]]] = {
     "/write": ("v1", V1_PRECISIONS),
     "/api/v2/write": ("v2", V2_PRECISIONS),
 }
+QUERY_PATH = "/query"
+FORM_TYPE = "application/x-www-form-urlencoded"
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -50,21 +56,43 @@ class WriteEndpoints:
         self.context = context
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = WRITE_PATHS.get(environ.get("PATH_INFO", ""))
-        if route is None:
-            return self.app(environ, start_response)
-        api, precisions = route
+        path = environ.get("PATH_INFO", "")
+        route = WRITE_PATHS.get(path)
+        if route is not None:
+            api, precisions = route
+            return self._answer(environ, start_response, api, ("POST",),
+                                lambda: self.write(environ, precisions))  # fmt: skip
+        if path == QUERY_PATH:
+            return self._answer(environ, start_response, "query", ("GET", "POST"),
+                                lambda: self.query(environ))  # fmt: skip
+        return self.app(environ, start_response)
+
+    def _answer(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        api: str,
+        methods: Sequence[str],
+        handle: Callable[[], dict[str, Any] | None],
+    ) -> Iterable[bytes]:
+        """Run ``handle``: 204 when it returns None, else 200 with what it returns as JSON;
+        an IngestError (or a bug) becomes its JSON refusal."""
         method = environ["REQUEST_METHOD"]
         status = 204
         headers: list[tuple[str, str]] = []
         body = b""
         try:
-            if method != "POST":
-                headers.append(("Allow", "POST"))
+            if method not in methods:
+                headers.append(("Allow", ", ".join(methods)))
                 raise errors.IngestError(
-                    405, "method not allowed", f"{method} cannot write: use POST"
+                    405,
+                    "method not allowed",
+                    f"{method} is not answered here: use {' or '.join(methods)}",
                 )
-            self.write(environ, precisions)
+            answer = handle()
+            if answer is not None:
+                status, body = 200, _json(answer)
+                headers.append(("Content-Type", "application/json"))
         except errors.IngestError as error:
             status, body = error.status, _json(error.body())
             headers += [*error.headers().items(), ("Content-Type", "application/json")]
@@ -82,20 +110,8 @@ class WriteEndpoints:
     def write(self, environ: WSGIEnvironment, precisions: Sequence[str]) -> None:
         received_ns = time.time_ns()
         settings = self.context.settings
-        args = parse_qsl(
-            environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
-            keep_blank_values=True,
-        )
-        name = query_credential(args)
-        if name is not None:
-            raise errors.unauthenticated(
-                f"credentials in the URL (query parameter {name!r}) are refused because URLs "
-                "are logged: send the key as 'Authorization: Token <key>'; if it was a real key, "
-                "rotate it"
-            )
-        identity = self.context.service.authenticate(
-            header_credential(environ.get("HTTP_AUTHORIZATION"))
-        )
+        args = url_arguments(environ)
+        identity = self._authenticate(environ, args)
         precision = next((value for key, value in args if key == "precision"), "") or "ns"
         if precision not in precisions:
             raise errors.bad_request(
@@ -117,6 +133,74 @@ class WriteEndpoints:
         except BadBody as exc:
             raise errors.bad_request(str(exc)) from None
         self.context.service.write(identity, precision, body, received_ns)
+
+    def query(self, environ: WSGIEnvironment) -> dict[str, Any]:
+        """InfluxDB 1.x's answer to a ``q`` of CREATE DATABASE statements, each a no-op."""
+        args = url_arguments(environ)
+        self._authenticate(environ, args)
+        form = self._form(environ)
+        text = next((value for key, value in [*form, *args] if key == "q"), "")
+        try:
+            found = statements(text)
+            if not found:
+                raise QueryError('missing required parameter "q": a CREATE DATABASE statement')
+            names = [create_database(statement, number).name
+                     for number, statement in enumerate(found, 1)]  # fmt: skip
+        except QueryError as exc:
+            if exc.forbidden:
+                raise errors.forbidden(exc.message) from None
+            raise errors.bad_request(exc.message) from None
+        return {"results": [
+            {"statement_id": index, "messages": [{"level": "info", "text": (
+                f"CREATE DATABASE {name} changed nothing: ingest writes every point to the "
+                "key's tenant database, whatever database a client names"
+            )}]}
+            for index, name in enumerate(names)
+        ]}  # fmt: skip
+
+    def _authenticate(self, environ: WSGIEnvironment, args: list[tuple[str, str]]) -> Identity:
+        name = query_credential(args)
+        if name is not None:
+            raise errors.unauthenticated(
+                f"credentials in the URL (query parameter {name!r}) are refused because URLs "
+                "are logged: send the key as 'Authorization: Token <key>'; if it was a real key, "
+                "rotate it"
+            )
+        return self.context.service.authenticate(
+            header_credential(environ.get("HTTP_AUTHORIZATION"))
+        )
+
+    def _form(self, environ: WSGIEnvironment) -> list[tuple[str, str]]:
+        """The fields of a form body (how InfluxDB clients POST ``q``); none without a body."""
+        if environ["REQUEST_METHOD"] != "POST":
+            return []
+        try:
+            length = content_length(environ)
+            raw = read_limited(body_stream(environ, length), length,
+                               self.context.settings["limits_max_body_bytes"])  # fmt: skip
+        except BodyTooLarge as exc:
+            raise errors.too_large(str(exc)) from None
+        except BadBody as exc:
+            raise errors.bad_request(str(exc)) from None
+        if not raw:
+            return []
+        media_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if media_type != FORM_TYPE:
+            raise errors.unsupported_media(
+                f"a /query body must be {FORM_TYPE} (q=...), not {media_type or 'untyped'}"
+            )
+        try:
+            return parse_qsl(raw.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise errors.bad_request("the /query form is not UTF-8") from None
+
+
+def url_arguments(environ: WSGIEnvironment) -> list[tuple[str, str]]:
+    """The URL's query parameters, every occurrence, in order."""
+    return parse_qsl(
+        environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
+        keep_blank_values=True,
+    )
 
 
 def content_length(environ: WSGIEnvironment) -> int | None:

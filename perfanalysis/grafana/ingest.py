@@ -57,8 +57,9 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
              [promql("A", f"sum by (tenant, reason) ({REJECTED})", "{{tenant}} {{reason}}")]),
         ]),
         ("Requests and storage", [
-            (Spec("Write requests by status", "Write requests per second by API (v1 /write, v2 "
-                  "/api/v2/write) and HTTP status: 204 stored, 4xx refused, 503 storage unavailable.",
+            (Spec("Requests by status", "Requests per second by API (v1 /write, v2 /api/v2/write, "
+                  "query: /query's CREATE DATABASE, sent by InfluxDB 1.x clients before writing) and "
+                  "HTTP status: 204 stored, 4xx refused, 503 storage unavailable.",
                   "reqps", width=6, stacked=True, min=0),
              [promql("A", f"sum by (api, code) ({_rate(REQUESTS)})", "{{api}} {{code}}")]),
             (Spec("Storage write latency", "Time for storage to accept a write (p50 and p99), "

@@ -14,10 +14,12 @@ import gzip
 import os
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -30,6 +32,7 @@ from influxdb_client.client.write.point import Point as ClientPoint
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -43,6 +46,7 @@ from perfanalysis.testing.servers import (
     ServerError,
     ServerProcess,
     ServerRegistry,
+    ensure_installed,
     quote_identifier,
 )
 from tenants import db as database
@@ -144,6 +148,18 @@ def count(influxdb: InfluxDB, db: str, measurement: str = "cpu", field: str = "v
     return sum(dict(row)["count"] for row in series(influxdb, db, measurement, field))
 
 
+def requests_counted(client: FlaskClient) -> dict[tuple[str, str], float]:
+    """perfanalysis_ingest_requests_total by (api, code), from the app's /metrics."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        (sample.labels["api"], sample.labels["code"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "perfanalysis_ingest_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
 @contextlib.contextmanager
 def http_server(client: FlaskClient) -> Iterator[str]:
     """The client's app on a real loopback HTTP server (for clients that need a socket)."""
@@ -215,6 +231,94 @@ def test_influxdb_clients_v2_write_api_works_through_ingest(
         {"tenant": key.tenant_slug, "collector": "web-01", "time": rows[0]["time"],
          "sum": sum(range(25)) + 7}
     ]  # fmt: skip
+
+
+def influx_cli(url: str, key: CollectorKey, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's influx CLI (a Go InfluxDB 1.x client) against ``url``, the key as password."""
+    address = urlsplit(url)
+    return subprocess.run(
+        [ensure_installed("influx", "influxdb-client"), "-host", str(address.hostname),
+         "-port", str(address.port), "-username", "telegraf", "-password", key.key, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_influx_cli_creates_its_database_and_inserts_through_ingest(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """The CLI's INSERT sends its line with a leading space, which InfluxDB skips; its CREATE
+    DATABASE goes to /query. Both work through ingest, and the points land in the key's tenant
+    database with the forced tags, not in the database the CLI names."""
+    key = keys()
+    client = make_ingest()
+    with http_server(client) as url:
+        created = influx_cli(url, key, "-execute", "CREATE DATABASE telegraf")
+        inserted = influx_cli(url, key, "-database", "telegraf", "-precision", "s",
+                              "-execute", f"INSERT cpu,host=cli value=4 {NOW_S}")  # fmt: skip
+        refused = influx_cli(url, key, "-database", "telegraf", "-execute", "INSERT cpu value=")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "CREATE DATABASE telegraf changed nothing" in created.stdout + created.stderr
+    assert inserted.returncode == 0, inserted.stdout + inserted.stderr
+    assert "ERR" not in inserted.stdout + inserted.stderr
+    assert "nothing was written" in refused.stdout + refused.stderr
+    assert series(influxdb, key.database) == [
+        row(collector="web-01", count=1, host="cli", tenant=key.tenant_slug)
+    ]
+    assert influxdb.rows("SELECT value FROM cpu", db=key.database, epoch="s") == [
+        {"time": NOW_S, "value": 4}
+    ]
+    assert "telegraf" not in [r["name"] for r in influxdb.rows("SHOW DATABASES")]
+
+
+def test_query_answers_create_database_alone_as_influxdb_1x_does(
+    keys: MakeKey, make_ingest: MakeIngest
+) -> None:
+    """What Telegraf's outputs.influxdb sends before writing (a form POST with basic auth) gets
+    200 with no error, so it stops retrying; anything else gets a refusal that says why."""
+    key = keys()
+    client = make_ingest()
+    basic = base64.b64encode(f"telegraf:{key.key}".encode()).decode()
+    telegraf = client.post("/query", data={"q": 'CREATE DATABASE "telegraf"'},
+                           headers={"Authorization": f"Basic {basic}"})  # fmt: skip
+    assert telegraf.status_code == 200
+    [result] = telegraf.get_json()["results"]
+    assert result["statement_id"] == 0
+    assert "error" not in result
+    assert 'CREATE DATABASE "telegraf" changed nothing' in result["messages"][0]["text"]
+    two = client.get("/query", query_string={"q": "create database a; CREATE DATABASE b WITH "
+                                                  "DURATION 30d SHARD DURATION 1d NAME rp;"},
+                     headers=token(key))  # fmt: skip
+    assert [r["statement_id"] for r in two.get_json()["results"]] == [0, 1]
+
+    def refusal(status: int, data: Any = None, **kwargs: Any) -> str:
+        kwargs.setdefault("headers", token(key))
+        response = client.post("/query", data=data, **kwargs)
+        assert response.status_code == status, response.get_json()
+        message: str = response.get_json()["error"]
+        return message
+
+    assert "'SHOW DATABASES' is not answered here" in refusal(
+        403, {"q": "CREATE DATABASE a; SHOW DATABASES"}
+    )
+    assert "statement 1: 'CREATE DATABASE a WITH' is not valid" in refusal(
+        400, {"q": "CREATE DATABASE a WITH"}
+    )
+    assert "unterminated quote" in refusal(400, {"q": 'CREATE DATABASE "a'})
+    assert 'missing required parameter "q"' in refusal(400, {"q": " ; "})
+    assert "must be application/x-www-form-urlencoded" in refusal(
+        415, '{"q": "CREATE DATABASE a"}', content_type="application/json"
+    )
+    assert "no collector key" in refusal(401, {"q": "CREATE DATABASE a"}, headers={})
+    assert "query parameter 'u'" in refusal(
+        401, {"q": "CREATE DATABASE a"}, query_string={"u": "x", "p": key.key}
+    )
+    put = client.put("/query", data={"q": "CREATE DATABASE a"}, headers=token(key))
+    assert put.status_code == 405
+    assert put.headers["Allow"] == "GET, POST"
+    assert requests_counted(client) == {
+        ("query", "200"): 2, ("query", "400"): 3, ("query", "401"): 2, ("query", "403"): 1,
+        ("query", "405"): 1, ("query", "415"): 1,
+    }  # fmt: skip
 
 
 def test_spoofed_tenant_tags_and_another_tenants_names_land_under_the_keys_tenant(
@@ -435,15 +539,9 @@ def test_write_paths_refuse_other_methods_odd_lengths_and_bugs_in_json_and_count
     assert bug.status_code == 500
     assert bug.get_json()["message"] == "internal error (RuntimeError); it has been logged"
     assert "unexpected error on POST /api/v2/write" in caplog.text
-    text = client.get("/metrics").get_data(as_text=True)
-    for sample in [
-        'perfanalysis_ingest_requests_total{api="v1",code="405"} 2.0',
-        'perfanalysis_ingest_requests_total{api="v2",code="405"} 1.0',
-        'perfanalysis_ingest_requests_total{api="v1",code="400"} 1.0',
-        'perfanalysis_ingest_requests_total{api="v1",code="204"} 1.0',
-        'perfanalysis_ingest_requests_total{api="v2",code="500"} 1.0',
-    ]:
-        assert sample in text
+    assert requests_counted(client) == {
+        ("v1", "405"): 2, ("v2", "405"): 1, ("v1", "400"): 1, ("v1", "204"): 1, ("v2", "500"): 1,
+    }  # fmt: skip
     assert count(influxdb, key.database) == 2
 
 

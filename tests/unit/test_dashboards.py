@@ -23,7 +23,7 @@ HOST_PANELS = [
 FLEET_PANELS = ["Hosts reporting", "Hosts", "Top 10 by CPU busy", "Top 10 by memory used",
                 "Top 10 by disk utilisation", "Top 10 by network traffic", "CPU busy per host"]  # fmt: skip
 INGEST_PANELS = ["Points accepted", "Points rejected", "Rejected share", "Collectors pushing",
-                 "Points per second by tenant", "Rejections by reason", "Write requests by status",
+                 "Points per second by tenant", "Rejections by reason", "Requests by status",
                  "Storage write latency", "Storage writes by outcome", "Requests per storage write",
                  "Spool depth", "Time since last push", "Collectors by time since last push"]  # fmt: skip
 

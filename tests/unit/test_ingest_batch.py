@@ -108,6 +108,18 @@ def test_comments_and_blank_lines_are_skipped_but_counted_in_line_numbers() -> N
     assert prepare("# only comments\n\n") == []
 
 
+def test_indented_lines_and_extra_spaces_are_written_in_the_canonical_form() -> None:
+    """The influx CLI's INSERT sends a leading space; InfluxDB 1.6.7 skips it, and takes runs
+    of spaces between sections, so ingest does too. The same series one-spaced (cached on the
+    fast path) and indented give the same line."""
+    preparer = BatchPreparer(BatchRules())
+    expected = f"m,collector=web-01,t=a,tenant=acme v=1.0 {NOW}"
+    body = f"m,t=a v=1.0 {NOW}\n m,t=a v=1.0 {NOW}\n\t# indented comment\nm,t=a  v=1.0  {NOW}  \n"
+    batch = preparer.prepare(body.encode(), FORCED, "ns", NOW)
+    assert batch.payload.decode().split("\n") == [expected] * 3
+    assert batch.points == 3
+
+
 def test_an_empty_body_has_no_points() -> None:
     assert BatchPreparer(BatchRules()).prepare(b"", FORCED, "ns", NOW) == PreparedBatch(b"", 0)
 

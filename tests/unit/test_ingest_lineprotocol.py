@@ -171,7 +171,8 @@ def test_field_value_formats_back_canonically() -> None:
     [
         ("", "empty"),
         ("# a comment", "comment"),
-        (" m v=1", "starts with a space"),
+        ("  \t ", "empty"),
+        (" \t# an indented comment", "comment"),
         (",t=x v=1", "missing measurement"),
         ("m, v=1", "missing tag key"),
         ("m,t= v=1", "missing tag value"),
@@ -187,9 +188,10 @@ def test_field_value_formats_back_canonically() -> None:
         ("m v=1,", "missing field key"),
         ("m v=1,=2", "missing field key"),
         ("m v=1,v=2", "duplicate field key"),
-        ("m,t=q  v=1", "missing field key"),
-        ("m v=1  46", "unexpected space"),
-        ("m v=1 ", "unexpected space"),
+        ("m v=1 46 47", "unexpected text after the timestamp"),
+        ("m v=1  46  x", "unexpected text after the timestamp"),
+        ("m   ", "no fields"),
+        ("m v=1  x", "invalid timestamp"),
         ("m v=1 +5", "invalid timestamp"),
         ("m v=1 1.5", "invalid timestamp"),
         ("m v=1 1e3", "invalid timestamp"),
@@ -216,6 +218,33 @@ def test_errors_name_the_column() -> None:
         parse_line("cpu,host=a,=x v=1")
     assert caught.value.column == 12
     assert str(caught.value).startswith("column 12: ")
+
+
+def test_columns_count_from_the_start_of_an_indented_line() -> None:
+    with pytest.raises(LineProtocolError) as caught:
+        parse_line("  cpu,host=a,=x v=1")
+    assert caught.value.column == 14
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        " cpu,host=a value=1 46",  # the influx CLI's INSERT
+        "\t cpu,host=a value=1 46",
+        "cpu,host=a  value=1 46",
+        "cpu,host=a value=1   46",
+        "cpu,host=a value=1 46   ",
+    ],
+)
+def test_spaces_influxdb_allows_around_sections_are_accepted(line: str) -> None:
+    """Measured on InfluxDB 1.6.7: each of these is stored as the one-space form."""
+    point = parse_line(line)
+    assert point == Point("cpu", (("host", "a"),), (("value", 1.0),), 46)
+    assert format_point(point) == "cpu,host=a value=1.0 46"
+
+
+def test_spaces_after_the_fields_without_a_timestamp_leave_it_out() -> None:
+    assert parse_line("cpu value=1  ").timestamp is None
 
 
 @pytest.mark.parametrize(
