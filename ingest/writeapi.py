@@ -174,12 +174,12 @@ class WriteEndpoints:
         """The fields of a form body (how InfluxDB clients POST ``q``); none without a body."""
         if environ["REQUEST_METHOD"] != "POST":
             return []
+        limit = self.context.settings["limits_max_body_bytes"]
         try:
             length = content_length(environ)
-            raw = read_limited(body_stream(environ, length), length,
-                               self.context.settings["limits_max_body_bytes"])  # fmt: skip
-        except BodyTooLarge as exc:
-            raise errors.too_large(str(exc)) from None
+            raw = read_limited(body_stream(environ, length), length, limit)
+        except BodyTooLarge:
+            raise errors.too_large(f"the /query form is larger than {limit} bytes") from None
         except BadBody as exc:
             raise errors.bad_request(str(exc)) from None
         if not raw:

@@ -308,16 +308,21 @@ def test_query_answers_create_database_alone_as_influxdb_1x_does(
     assert "must be application/x-www-form-urlencoded" in refusal(
         415, '{"q": "CREATE DATABASE a"}', content_type="application/json"
     )
+    assert "the /query form is not UTF-8" in refusal(
+        400, b"q=CREATE DATABASE \xff", content_type="application/x-www-form-urlencoded"
+    )
     assert "no collector key" in refusal(401, {"q": "CREATE DATABASE a"}, headers={})
     assert "query parameter 'u'" in refusal(
         401, {"q": "CREATE DATABASE a"}, query_string={"u": "x", "p": key.key}
     )
+    huge = {"q": "CREATE DATABASE a", "padding": "x" * 8 * 1024 * 1024}
+    assert "the /query form is larger than 8388608 bytes" in refusal(413, huge)
     put = client.put("/query", data={"q": "CREATE DATABASE a"}, headers=token(key))
     assert put.status_code == 405
     assert put.headers["Allow"] == "GET, POST"
     assert requests_counted(client) == {
-        ("query", "200"): 2, ("query", "400"): 3, ("query", "401"): 2, ("query", "403"): 1,
-        ("query", "405"): 1, ("query", "415"): 1,
+        ("query", "200"): 2, ("query", "400"): 4, ("query", "401"): 2, ("query", "403"): 1,
+        ("query", "405"): 1, ("query", "413"): 1, ("query", "415"): 1,
     }  # fmt: skip
 
 
