@@ -72,9 +72,12 @@ class WriteService:
             batch = self.preparer.prepare(body, self._forced_tags(identity), precision, received_ns)
         except InvalidBatch as exc:
             self._rejected(tenant, "invalid", exc.points)
+            first = exc.issues[0]
+            more = f"; and {exc.count - 1} more" if exc.count > 1 else ""
             raise errors.bad_request(
-                f"{exc.count} of {exc.points} lines are invalid; nothing was written",
-                line=exc.issues[0].line,
+                f"{exc.count} of {exc.points} lines are invalid; nothing was written "
+                f"(line {first.line}: {first.reason}{more})",
+                line=first.line,
                 invalid_lines=[{"line": i.line, "reason": i.reason} for i in exc.issues],
                 invalid_count=exc.count,
             ) from None

@@ -467,12 +467,17 @@ def test_a_batch_with_one_bad_line_is_refused_whole_and_nothing_is_stored(
         {"line": 500, "reason": "column 18: field 'value': invalid value 'oops' (expected a "
                                 "float, 1i, 1u, a boolean or a \"string\")"}
     ]  # fmt: skip
-    assert body["message"] == "1 of 1000 lines are invalid; nothing was written"
+    # clients that log only the message (Telegraf, the influx CLI) show which line and why
+    assert body["message"] == (
+        "1 of 1000 lines are invalid; nothing was written (line 500: column 18: field 'value': "
+        "invalid value 'oops' (expected a float, 1i, 1u, a boolean or a \"string\"))"
+    )
     many_bad = ["cpu value=+1"] * 150 + lines[:10]
     body = client.post(
         "/write?precision=s", data="\n".join(many_bad), headers=token(key)
     ).get_json()
     assert body["invalid_count"] == 150
+    assert body["message"].endswith("; and 149 more)")
     assert len(body["invalid_lines"]) == 100
     response = client.post("/write?precision=xx", data=lines[0], headers=token(key))
     assert response.status_code == 400
