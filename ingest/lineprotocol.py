@@ -17,9 +17,9 @@ Where InfluxDB is lenient and the result is surprising, this parser is strict: n
 values may not contain control characters, names may not start with ``_`` (InfluxDB 2's rule),
 and duplicate field keys are refused. Where its leniency is harmless, it is kept: spaces and
 tabs before a line (the influx CLI's ``INSERT`` sends a leading space), runs of spaces between
-the sections and spaces after the last one (the canonical form has one space between sections). Nothing that passes
-here is refused by InfluxDB's parser, and formatting a parsed point gives a line that parses
-back to the same point; tests check both properties.
+the sections and spaces after the last one (formatting writes one space between sections).
+Nothing that passes here is refused by InfluxDB's parser, and formatting a parsed point gives
+a line that parses back to the same point; tests check both properties.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ def parse_line(line: str) -> Point:
         end = line.find(" ", pos)
         end = len(line) if end < 0 else end
         timestamp = _parse_timestamp(line[pos:end], pos + 1)
-        if _after_spaces(line, end) < len(line):
-            raise LineProtocolError("unexpected text after the timestamp", end + 2)
+        after = _after_spaces(line, end)
+        if after < len(line):
+            raise LineProtocolError("unexpected text after the timestamp", after + 1)
     return Point(measurement, tuple(tags), tuple(fields), timestamp)
 
 

@@ -224,6 +224,9 @@ def test_columns_count_from_the_start_of_an_indented_line() -> None:
     with pytest.raises(LineProtocolError) as caught:
         parse_line("  cpu,host=a,=x v=1")
     assert caught.value.column == 14
+    with pytest.raises(LineProtocolError) as caught:
+        parse_line(" m v=1 46   47")
+    assert caught.value.column == 13  # the 47
 
 
 @pytest.mark.parametrize(
