@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -42,5 +44,21 @@ def metrics() -> Response:
 
 @bp.route("/ping", methods=["GET", "HEAD"])
 def ping() -> Response:
-    """InfluxDB clients' liveness probe: ingest itself answers (storage is /health's business)."""
-    return Response(status=204, headers={"X-Influxdb-Build": "perfanalysis-ingest"})
+    """InfluxDB clients' liveness probe: ingest itself answers (storage is /health's business).
+
+    Some clients also read the version header: influxdb-java calls a server without one (or with
+    "unknown") down, and the Python ``influxdb`` client's ping() fails with a KeyError. It names
+    ingest, not an InfluxDB release, so that no client takes it for one.
+    """
+    return Response(
+        status=204,
+        headers={"X-Influxdb-Build": "perfanalysis-ingest", "X-Influxdb-Version": _version()},
+    )
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return f"perfanalysis-ingest-{importlib.metadata.version('perfanalysis')}"
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "perfanalysis-ingest"

@@ -720,7 +720,9 @@ def test_health_metrics_and_key_use(app: Flask, keys: MakeKey, make_ingest: Make
         assert client.post("/write?precision=s", data=body, headers=token(key)).status_code == 204
     assert client.post("/write", data="cpu value=x", headers=token(key)).status_code == 400
     assert client.get("/health").get_json() == {"status": "ok", "storage": "ok", "database": "ok"}
-    assert client.get("/ping").status_code == 204
+    ping = client.get("/ping")
+    assert ping.status_code == 204
+    assert ping.headers["X-Influxdb-Version"].startswith("perfanalysis-ingest-")
     text = client.get("/metrics").get_data(as_text=True)
     slug = key.tenant_slug
     for sample in [
