@@ -87,7 +87,7 @@ class WriteEndpoints:
                 raise errors.IngestError(
                     405,
                     "method not allowed",
-                    f"{method} is not answered here: use {' or '.join(methods)}",
+                    f"{method} {environ['PATH_INFO']} is not answered: use {' or '.join(methods)}",
                 )
             answer = handle()
             if answer is not None:

@@ -320,6 +320,7 @@ def test_query_answers_create_database_alone_as_influxdb_1x_does(
     put = client.put("/query", data={"q": "CREATE DATABASE a"}, headers=token(key))
     assert put.status_code == 405
     assert put.headers["Allow"] == "GET, POST"
+    assert put.get_json()["message"] == "PUT /query is not answered: use GET or POST"
     assert requests_counted(client) == {
         ("query", "200"): 2, ("query", "400"): 4, ("query", "401"): 2, ("query", "403"): 1,
         ("query", "405"): 1, ("query", "413"): 1, ("query", "415"): 1,
