@@ -41,9 +41,10 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
     tls = TLSFiles(
         values["push_tls_ca_file"], values["push_tls_cert_file"], values["push_tls_key_file"]
     )
+    client = PushClient(values["push_url"], key, values["push_timeout"], tls)
     if tls.paths():
         try:
-            tls.context()
+            client.connection.tls_context()  # checked now, kept for the first connection
         except TLSFileError as exc:
             flags = TLS_FLAGS[exc.which]
             raise PushSetupError(f"{flags}: {exc}") from None
@@ -59,7 +60,7 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
         registry,
         LineEncoder(host),
         spool,
-        PushClient(values["push_url"], key, values["push_timeout"], tls),
+        client,
         Backoff(min(BACKOFF_BASE, max_backoff), max_backoff),
         interval,
         values["push_batch_size"],

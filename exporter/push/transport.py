@@ -169,7 +169,7 @@ class Connection:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.endpoint.scheme == "https":
-                sock = self._tls().wrap_socket(sock, server_hostname=self.endpoint.host)
+                sock = self.tls_context().wrap_socket(sock, server_hostname=self.endpoint.host)
         except BaseException:
             sock.close()
             raise
@@ -177,7 +177,7 @@ class Connection:
         self._file = sock.makefile("rb")
         self._reused = False
 
-    def _tls(self) -> Any:
+    def tls_context(self) -> Any:
         """The TLS context, made again when its files changed (renewed certificates are used
         from the next connection on)."""
         stamp = self.tls.stamp()
