@@ -8,6 +8,7 @@ from PERFANALYSIS_NEW_PASSWORD. Keys and API tokens are printed once.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,11 +21,6 @@ from flask import Flask
 from tenants import db as database
 from tenants.access import Actor, system_actor
 from tenants.errors import ServiceError
-
-COMMANDS = {"init-db", "create-user", "create-tenant", "add-member", "create-collector",
-            "issue-key", "revoke-key", "rotate-key", "issue-token", "revoke-token",
-            "reencrypt-secrets", "grant-ingest-writes",
-            "ensure-demo", "seed-prices", "load-examples", "serve"}  # fmt: skip
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -308,10 +304,22 @@ OUTCOMES = {
 }
 
 
+def _overlap_hours(ctx: click.Context, param: click.Parameter, hours: float) -> float:
+    """Checked here, before it becomes a timedelta: NaN or 1e12 hours would not."""
+    from tenants.keys import MAX_OVERLAP
+
+    most = MAX_OVERLAP.total_seconds() / 3600
+    if not (math.isfinite(hours) and 0 <= hours <= most):
+        raise click.BadParameter(f"must be from 0 to {most:g} hours, not {hours:g}", ctx, param)
+    return hours
+
+
 @admin.command("rotate-key")
 @click.argument("tenant")
 @click.argument("key_id")
-@click.option("--overlap-hours", type=float, default=24.0, show_default=True)
+@click.option(
+    "--overlap-hours", type=float, default=24.0, show_default=True, callback=_overlap_hours
+)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def rotate_key(
@@ -483,7 +491,7 @@ def run(argv: Sequence[str]) -> int:
     from tenants.settings import load
 
     args = list(argv)
-    split = next((i for i, a in enumerate(args) if a in COMMANDS), len(args))
+    split = next((i for i, a in enumerate(args) if a in admin.commands), len(args))
     if split == len(args) and not any(a in ("-h", "--help") for a in args):
         click.echo(admin.get_help(click.Context(admin, info_name="perfanalysis admin")))
         return 2 if args else 0

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_EXPIRY_DAYS = 3650
 DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_OVERLAP = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def rotate_key(
         raise NotFound("no such key in this tenant")
     if key.state() != "active":
         raise Invalid(f"only an active key can be rotated; this one is {key.state()}", "key_id")
-    if overlap < timedelta(0) or overlap > timedelta(days=30):
+    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
         raise Invalid("overlap must be between 0 and 30 days", "overlap_hours")
     ends = utcnow() + overlap
     if key.expires_at is None or key.expires_at > ends:

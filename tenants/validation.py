@@ -77,9 +77,12 @@ def optional_int(value: Any, field: str, low: int, high: int) -> int | None:
     if isinstance(value, bool):
         raise Invalid(f"{field} must be a whole number", field)
     if isinstance(value, str):
-        if not (value.strip().isascii() and value.strip().isdigit()):
+        digits = value.strip()
+        if not (digits.isascii() and digits.isdigit()):
             raise Invalid(f"{field} must be a whole number", field)
-        value = int(value)
+        if len(digits.lstrip("0")) > len(str(high)):  # int() refuses over 4,300 digits
+            raise Invalid(f"{field} must be between {low} and {high}", field)
+        value = int(digits)
     if not isinstance(value, int):
         raise Invalid(f"{field} must be a whole number", field)
     if not low <= value <= high:

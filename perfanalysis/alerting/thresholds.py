@@ -93,9 +93,11 @@ def load(path: str | Path) -> Thresholds:
     """Read and validate a thresholds file; ThresholdsError lists everything that is wrong."""
     source = str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ThresholdsError([f"{source}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
     except yaml.YAMLError as exc:
         raise ThresholdsError([f"{source}: not valid YAML: {exc}"]) from None
     return parse(data, source)

@@ -66,6 +66,9 @@ class TenantSync:
     org_id: int
     dashboards_json: list[dict[str, Any]]
     panel_ids: dict[str, int]
+    withdrawn_uids: list[str] = field(
+        default_factory=list
+    )  # removed where an earlier sync put them
 
     def run(self) -> None:
         for step in (
@@ -128,6 +131,10 @@ class TenantSync:
                 return self.grafana.send("POST", "/dashboards/db", body)
 
             self._upsert(f"dashboard {uid}", f"/dashboards/uid/{uid}", desired, save, save)
+        for uid in self.withdrawn_uids:
+            if self.grafana.get(f"/dashboards/uid/{uid}") is not None:
+                self.grafana.send("DELETE", f"/dashboards/uid/{uid}", None)
+                self._note(f"dashboard {uid}", "removed (it reads the platform's Prometheus)")
 
     def alert_rules(self) -> None:
         labels = {"tenant": self.tenant.slug}
@@ -190,6 +197,25 @@ def ensure_org(grafana: Grafana, name: str, report: Report) -> int:
     return int(created["orgId"])
 
 
+def datasource_types(dashboard: dict[str, Any]) -> set[str]:
+    """The datasource types a dashboard's panels and datasource variables use.
+
+    A tenant's org gets only the dashboards that read its InfluxDB database alone: the others
+    read the platform's Prometheus, which a tenant org has no datasource for, and the ingest
+    dashboard there lists every tenant's traffic.
+    """
+    types = {
+        str(variable.get("query"))
+        for variable in dashboard.get("templating", {}).get("list", [])
+        if variable.get("type") == "datasource"
+    }
+    for panel in dashboard.get("panels", []):
+        source = panel.get("datasource")
+        if isinstance(source, dict) and source.get("type"):
+            types.add(str(source["type"]))
+    return types
+
+
 def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
     """Sync every tenant; raises SyncError at the first request Grafana refuses."""
     credential: str | tuple[str, str] = settings["token"] or (
@@ -200,12 +226,21 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
 
     grafana = Grafana(settings["url"], credential, settings["timeout"])
     report = Report()
-    dashboards = [as_dict(build()) for build in DASHBOARDS.values()]
+    built = [as_dict(build()) for build in DASHBOARDS.values()]
+    dashboards = [board for board in built if datasource_types(board) == {"influxdb"}]
+    withdrawn = [board["uid"] for board in built if board not in dashboards]
     panel_ids = alerts.host_panel_ids()
     for tenant in tenants:
         org_id = ensure_org(grafana, tenant.org_name, report)
         TenantSync(
-            grafana.in_org(org_id), tenant, settings, report, org_id, dashboards, panel_ids
+            grafana.in_org(org_id),
+            tenant,
+            settings,
+            report,
+            org_id,
+            dashboards,
+            panel_ids,
+            withdrawn,
         ).run()
     return report
 

@@ -414,6 +414,9 @@ def _password(
     except OSError as exc:
         problems.add("influxdb.password_file", f"cannot read {path}: {exc.strerror or exc}")
         return None
+    except UnicodeDecodeError:
+        problems.add("influxdb.password_file", f"{path} is not UTF-8 text")
+        return None
     if not secret:
         problems.add("influxdb.password_file", f"{path} is empty")
         return None

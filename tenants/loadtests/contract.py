@@ -18,7 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tenants.errors import Invalid
@@ -29,6 +29,7 @@ PROVIDERS = ("aws", "azure", "gcp", "oci")
 WORD = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 MAX_UNITS = 1e12
+FIRST_YEAR = 1970
 MAX_CV = 1000.0
 MAX_LEVELS = 100
 MIN_LEVELS = 2
@@ -197,6 +198,12 @@ def _timestamp(value: Any, where: str) -> datetime:
         ) from None
     if moment.tzinfo is None or "T" not in value.upper():
         raise Invalid(f"{where} must be a date and time with its UTC offset (e.g. ...Z)", where)
+    try:
+        moment = moment.astimezone(UTC)  # as stored: 0001-01-01T00:00+01:00 has no UTC time
+    except OverflowError:
+        raise Invalid(f"{where} must be in the years {FIRST_YEAR} to 9999 (UTC)", where) from None
+    if moment.year < FIRST_YEAR:
+        raise Invalid(f"{where} must be in the years {FIRST_YEAR} to 9999 (UTC)", where)
     return moment
 
 

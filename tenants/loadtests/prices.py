@@ -249,7 +249,7 @@ def seed_prices(db: Session, actor: Actor, path: Path | str) -> int:
 def read_seed(path: Path) -> list[dict[str, Any]]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise Invalid(f"cannot read the price file {path}: {exc}", "path") from None
     rows = document.get("prices") if isinstance(document, dict) else None
     if not isinstance(rows, list):

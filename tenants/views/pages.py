@@ -51,7 +51,7 @@ from tenants.errors import Conflict, Invalid, NotFound, ServiceError
 from tenants.models import ROLES, ApiKey, Collector, Tenant, User, utcnow
 from tenants.summary import tenant_counts, tenant_summary
 from tenants.views.formatting import GIB
-from tenants.web import ROW_ID, current_actor, public
+from tenants.web import MAX_ROW_ID, ROW_ID, current_actor, public
 
 bp = Blueprint("pages", __name__)
 
@@ -607,7 +607,7 @@ def platform_audit() -> ResponseReturnValue:
 
 
 def _audit_page(tenant: Tenant | None, show_ip: bool) -> ResponseReturnValue:
-    before = request.args.get("before", type=int)
+    before = validation.optional_int(request.args.get("before"), "before", 1, MAX_ROW_ID)
     rows = audit.events(_db(), tenant, AUDIT_PAGE_SIZE + 1, before)
     page = rows[:AUDIT_PAGE_SIZE]
     older = page[-1].id if len(rows) > AUDIT_PAGE_SIZE else None

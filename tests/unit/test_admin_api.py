@@ -17,9 +17,10 @@ from werkzeug.test import TestResponse
 
 from tenants import db as database
 from tenants.accounts import get_user_by_email
+from tenants.cli import admin, run
 from tenants.errors import Invalid
 from tenants.models import AuditEvent, Base, Collector, Tenant, User
-from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login
+from tests.conftest import PASSWORD, TEST_SECRET, Caller, csrf, issue_test_token, login
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
@@ -299,6 +300,39 @@ def test_the_cli_sets_keeps_and_resets_ingest_limits(world: World, runner: Any) 
     assert "give --rate and/or --burst, or --default alone" in both.output
     assert runner("set-ingest-limits", "acme", "--default").exit_code == 0
     assert limits() == (None, None)
+
+
+@pytest.mark.parametrize("command", sorted(admin.commands))
+def test_every_admin_command_is_reachable_from_the_command_line(
+    command: str, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """``perfanalysis admin`` splits settings flags from the command by the command's name."""
+    monkeypatch.setenv("PERFANALYSIS_ADMIN_DATABASE_URL", database_url)
+    monkeypatch.setenv("PERFANALYSIS_ADMIN_SECRET_KEY", TEST_SECRET)
+    assert run([command, "--help"]) == 0
+    assert f"Usage: perfanalysis admin {command} " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "1e12", "-1", "721"])
+def test_a_key_overlap_out_of_range_is_named_before_anything_runs(
+    world: World, runner: Any, hours: str
+) -> None:
+    before = world.snapshot()
+    result = runner("rotate-key", "acme", "pa_nokey", "--overlap-hours", hours)
+    assert result.exit_code == 2, result.output
+    assert "--overlap-hours': must be from 0 to 720 hours" in result.output
+    assert world.snapshot() == before
+
+
+def test_a_price_file_that_is_not_utf8_is_named(world: World, runner: Any, tmp_path: Any) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_bytes(b"prices:\n  - provider: \xff\n")
+    before = world.snapshot()
+    result = runner("seed-prices", str(path))
+    assert isinstance(result.exception, Invalid)
+    assert result.exception.message.startswith(f"cannot read the price file {path}: ")
+    assert "can't decode byte 0xff in position 22" in result.exception.message
+    assert world.snapshot() == before
 
 
 def test_tenant_admin_renames_but_cannot_disable_or_delete(world: World) -> None:

@@ -561,6 +561,14 @@ def test_audit_log_pages_back_in_time(app: Flask) -> None:
 
 
 @pytest.mark.usefixtures("many_events")
+@pytest.mark.parametrize("before", ["99999999999999999999", "0", "x"])
+def test_a_bad_audit_page_position_is_named(app: Flask, before: str) -> None:
+    response = logged_in(app, ADMIN).get(f"/tenants/a/audit?before={before}")
+    assert response.status_code == 400
+    assert "before must be" in response.get_data(as_text=True)
+
+
+@pytest.mark.usefixtures("many_events")
 def test_audit_log_for_viewers_and_platform(app: Flask) -> None:
     viewer_page = html(logged_in(app, VIEWER).get("/tenants/a/audit"))
     assert "test.event" in viewer_page

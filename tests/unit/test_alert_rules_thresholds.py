@@ -142,6 +142,9 @@ def test_file_errors_carry_the_path(tmp_path: Path) -> None:
         load(path)
     with pytest.raises(ThresholdsError, match=rf"^{tmp_path}/missing.yaml: cannot read"):
         load(tmp_path / "missing.yaml")
+    path.write_bytes(b"defaults: {}\n\xff\n")
+    with pytest.raises(ThresholdsError, match=rf"^{path}: not UTF-8 text \(byte 13\)"):
+        load(path)
     path.write_text(yaml.safe_dump(with_tenant("acme", {"cpu_busy_percent": {"warning": "x"}})))
     with pytest.raises(ThresholdsError, match=rf"^{path}: tenants.acme.cpu_busy_percent.warning: "):
         load(path)

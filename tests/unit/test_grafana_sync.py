@@ -129,6 +129,7 @@ class FakeGrafana:
             (r"PUT /api/folders/([^/]+)", self.update_folder),
             (r"GET /api/dashboards/uid/([^/]+)", self.get_dashboard),
             (r"POST /api/dashboards/db", self.save_dashboard),
+            (r"DELETE /api/dashboards/uid/([^/]+)", self.delete_dashboard),
             (r"GET /api/v1/provisioning/alert-rules/([^/]+)", self.get_rule),
             (r"POST /api/v1/provisioning/alert-rules", self.create_rule),
             (r"PUT /api/v1/provisioning/alert-rules/([^/]+)", self.update_rule),
@@ -261,6 +262,13 @@ class FakeGrafana:
         return 200, {"dashboard": stored["dashboard"],
                      "meta": {"folderUid": stored["folderUid"], "folderTitle": folder.get("title"),
                               "provisioned": False, "slug": "x", "type": "db"}}  # fmt: skip
+
+    def delete_dashboard(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        if uid not in org.dashboards:
+            raise Reply(404, {"message": "Dashboard not found"})
+        removed = org.dashboards.pop(uid)["dashboard"]
+        return 200, {"title": removed["title"], "message": f"Dashboard {removed['title']} deleted",
+                     "id": removed["id"]}  # fmt: skip
 
     def save_dashboard(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
         self.require(body, "dashboard")
@@ -562,6 +570,28 @@ def test_second_run_is_a_no_op(
     assert "updated" not in out
 
 
+def test_a_tenant_org_loses_the_prometheus_dashboards_an_earlier_sync_gave_it(
+    grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str, capsys: Any
+) -> None:
+    fake, url = grafana
+    assert _run(url, database_url) == 0
+    org = next(o for o in fake.orgs.values() if o.name == "acme")
+    for name in ("host-prometheus.json", "ingest.json"):  # as syncs before 2026-11-24 left them
+        board = DASHBOARDS[name]()
+        org.dashboards[board.uid] = {"folderUid": alerts.FOLDER_UID,
+                                     "dashboard": {"uid": board.uid, "title": board.title,
+                                                   "id": fake.next_id(), "version": 1}}  # fmt: skip
+    capsys.readouterr()
+    assert _run(url, database_url) == 0
+    out = capsys.readouterr().out
+    assert sorted(org.dashboards) == sorted(
+        DASHBOARDS[name]().uid for name in ("host-influxdb.json", "fleet.json")
+    )
+    assert "acme: dashboard pa-ingest removed (it reads the platform's Prometheus)" in out
+    assert _run(url, database_url) == 0
+    assert "removed" not in capsys.readouterr().out
+
+
 def test_dashboards_folder_and_alert_rules(
     grafana: tuple[FakeGrafana, str], tenant_db: Any, database_url: str
 ) -> None:
@@ -569,7 +599,9 @@ def test_dashboards_folder_and_alert_rules(
     assert _run(url, database_url) == 0
     org = next(o for o in fake.orgs.values() if o.name == "acme")
     assert org.folders[alerts.FOLDER_UID]["title"] == alerts.FOLDER_TITLE
-    assert sorted(org.dashboards) == sorted(build().uid for build in DASHBOARDS.values())
+    assert sorted(org.dashboards) == sorted(
+        DASHBOARDS[name]().uid for name in ("host-influxdb.json", "fleet.json")
+    )  # the Prometheus dashboards read the platform's Prometheus: the main org has them
     assert {d["folderUid"] for d in org.dashboards.values()} == {alerts.FOLDER_UID}
     assert sorted(org.rules) == sorted(rule.uid for rule in alerts.RULES)
     for rule in org.rules.values():

@@ -40,6 +40,9 @@ def test_a_valid_document_is_read() -> None:
         ("/started_at", "2026-11-01T10:00:00", "/started_at"),  # no UTC offset
         ("/finished_at", "2026-11-01T09:00:00Z", "/finished_at"),  # before the start
         ("/started_at", "2099-01-01T00:00:00Z", "/started_at"),  # in the future
+        ("/started_at", "0001-01-01T00:00:00+01:00", "/started_at"),  # no UTC time: overflows
+        ("/started_at", "1969-12-31T23:59:59Z", "/started_at"),
+        ("/finished_at", "9999-12-31T23:59:59-01:00", "/finished_at"),  # overflows too
         ("/host", "web1", "/host"),
         ("/host/vcpus", 0, "/host/vcpus"),
         ("/host/vcpus", 2.5, "/host/vcpus"),

@@ -214,6 +214,9 @@ def test_influxdb_passwords_come_from_the_environment_or_a_file_never_inline(
     assert config.influxdb.password == "pw"
     missing = errors_of(tmp_path, base + "influxdb: {username: r, password_file: nope.txt}")
     assert f"influxdb.password_file: cannot read {tmp_path / 'nope.txt'}" in missing[0]
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    latin1 = errors_of(tmp_path, base + "influxdb: {username: r, password_file: latin1.txt}")
+    assert f"influxdb.password_file: {tmp_path / 'latin1.txt'} is not UTF-8 text" in latin1[0]
 
 
 def test_yaml_syntax_errors_and_missing_files(tmp_path: Path) -> None:
