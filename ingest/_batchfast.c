@@ -167,6 +167,15 @@ name_end(const unsigned char *p, const unsigned char *end)
     return p;
 }
 
+/* Field keys the exact parser refuses: InfluxDB's "time", and the tags ingest forces. */
+static inline int
+reserved_field(const unsigned char *p, const unsigned char *end)
+{
+    size_t size = (size_t)(end - p);
+    return (size == 4 && memcmp(p, "time", 4) == 0) || (size == 6 && memcmp(p, "tenant", 6) == 0)
+           || (size == 9 && memcmp(p, "collector", 9) == 0);
+}
+
 /*
  * Whether the fields [p, end) (already matched: names and values without ',' or '=', separated
  * by ',') repeat a key; -1 with an exception set on failure. ``count`` is their number.
@@ -406,8 +415,9 @@ whole_batch(PyObject *module, PyObject *args)
         const unsigned char *q = rest;
         Py_ssize_t fields = 0;
         for (;;) {
+            const unsigned char *key = q;
             q = name_end(q, line_end);
-            if (q == NULL || q >= line_end || *q != '=') {
+            if (q == NULL || q >= line_end || *q != '=' || reserved_field(key, q)) {
                 goto not_sure;
             }
             q = value_end(q + 1, line_end, allow_unsigned);

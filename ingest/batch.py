@@ -39,6 +39,7 @@ from operator import contains, itemgetter
 from typing import Final
 
 from ingest.lineprotocol import (
+    MAX_KEY_BYTES,
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
     PRECISION_NS,
@@ -48,6 +49,7 @@ from ingest.lineprotocol import (
     escape_key,
     format_point,
     parse_line,
+    series_key,
     tag_value_problem,
 )
 
@@ -149,15 +151,17 @@ def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[bytes], re.Pattern[
     non-ASCII characters match the name classes, as those characters do in the exact parser.
     """
     name = r'[^\x00-\x20\x7f,=\\"_#][^\x00-\x20\x7f,=\\"]*+'
+    tag_key = r"(?!time=)" + name  # refused by InfluxDB: the exact parser says so
+    field_key = r"(?!(?:time|tenant|collector)=)" + name  # refused: InfluxDB's, then ours
     tag_value = r'[^\x00-\x20\x7f,=\\"]++'
     unsigned = r"|[0-9]{1,19}+u" if allow_unsigned else ""
     value = (
         r"(?>-?+[0-9]{1,18}+i" + unsigned + r"|-?+(?:[0-9]{1,200}+(?:\.[0-9]*+)?+|\.[0-9]++)"
         r"(?:[eE][+-]?+[0-9]{1,2}+)?+|t(?:rue)?+|T(?:rue|RUE)?+|f(?:alse)?+|F(?:alse|ALSE)?+)"
     )
-    fields = f"{name}={value}(?:,{name}={value})*+"
+    fields = f"{field_key}={value}(?:,{field_key}={value})*+"
     rest = rf"({fields})(?: (-?+[0-9]{{1,19}}+))?+"
-    line = rf"({name}(?:,{name}={tag_value})*+) {rest}"
+    line = rf"({name}(?:,{tag_key}={tag_value})*+) {rest}"
     return re.compile(line.encode()), re.compile(rest.encode()), fields
 
 
@@ -418,6 +422,8 @@ class BatchPreparer:
         own.extend(forced.escaped)
         own.sort()
         head = parts[0] + b"," + b",".join([key + b"=" + value for key, value in own]) + b" "
+        if len(head) > MAX_KEY_BYTES + 1:  # the exact path names the line
+            return None
         cache[series] = head
         self._cached += 1
         return head
@@ -439,12 +445,24 @@ class BatchPreparer:
             raise LineProtocolError(
                 f"{len(point.fields)} fields; at most {self.rules.max_fields} are accepted"
             )
+        shadowing = [key for key, _ in point.fields if key in FORCED_KEYS]
+        if shadowing:
+            raise LineProtocolError(
+                f"field {shadowing[0]!r} has the name of a tag ingest sets from the key, and "
+                "InfluxQL would read the field for the tag: rename the field"
+            )
         stamp: int | str = window.now_text
         if point.timestamp is not None:
             stamp = point.timestamp * multiplier
             if not window.low <= stamp <= window.high:
                 raise LineProtocolError(window.problem(stamp))
         own_and_forced = Point(point.measurement, own + forced.pairs, point.fields)
+        key_bytes = len(series_key(own_and_forced).encode())
+        if key_bytes > MAX_KEY_BYTES:
+            raise LineProtocolError(
+                f"series key (measurement and tags, with the tenant and collector tags) of "
+                f"{key_bytes} bytes; InfluxDB takes at most {MAX_KEY_BYTES}"
+            )
         return format_point(own_and_forced, stamp).encode()
 
     def _refuse_undecodable(self, body: bytes) -> None:

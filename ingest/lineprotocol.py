@@ -35,6 +35,7 @@ MIN_INT64: Final = -(2**63)
 MAX_INT64: Final = 2**63 - 1
 MAX_UINT64: Final = 2**64 - 1
 MAX_STRING_BYTES: Final = 65535  # InfluxDB's limit for a string field value
+MAX_KEY_BYTES: Final = 65535  # InfluxDB's limit for a series key: measurement and tags, escaped
 BOOLEANS: Final = {
     "t": True, "T": True, "true": True, "True": True, "TRUE": True,
     "f": False, "F": False, "false": False, "False": False, "FALSE": False,
@@ -98,6 +99,7 @@ _UNSIGNED = re.compile(r"[0-9]+u")
 _FLOAT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TIMESTAMP = re.compile(r"-?[0-9]+")
 _MAX_NUMBER_DIGITS = 25  # longer integers and timestamps are out of range whatever they say
+_TIME_KEY = "{what} 'time' names the timestamp: InfluxDB refuses it as a key"
 
 
 def parse_line(line: str) -> Point:
@@ -120,7 +122,10 @@ def parse_line(line: str) -> Point:
     _check_name(measurement, "measurement", start + 1)
     tags: list[tuple[str, str]] = []
     while pos < len(line) and line[pos] == ",":
-        key, pos = _scan_key(line, pos + 1, "tag key")
+        key_at = pos + 1
+        key, pos = _scan_key(line, key_at, "tag key")
+        if key == "time":
+            raise LineProtocolError(_TIME_KEY.format(what="tag key"), key_at + 1)
         if pos >= len(line) or line[pos] != "=":
             raise LineProtocolError(f"tag key {key!r} has no value", pos + 1)
         value, pos = _scan_key(line, pos + 1, "tag value")
@@ -178,7 +183,10 @@ def _scan_fields(line: str, pos: int) -> tuple[list[tuple[str, FieldValue]], int
     fields: list[tuple[str, FieldValue]] = []
     seen: set[str] = set()
     while True:
-        key, pos = _scan_key(line, pos, "field key")
+        key_at = pos
+        key, pos = _scan_key(line, key_at, "field key")
+        if key == "time":
+            raise LineProtocolError(_TIME_KEY.format(what="field key"), key_at + 1)
         if pos >= len(line) or line[pos] != "=":
             raise LineProtocolError(f"field {key!r} has no '=' and value", pos + 1)
         if key in seen:
@@ -282,16 +290,21 @@ def format_point(point: Point, timestamp: int | str | None = None) -> str:
     ``timestamp`` replaces the point's own (e.g. converted to nanoseconds). The point must be
     one that ``parse_line`` could produce; ``representable`` says whether it is.
     """
-    parts = [escape_measurement(point.measurement)]
-    for key, value in sorted(point.tags):
-        parts.append(f",{escape_key(key)}={escape_key(value)}")
-    parts.append(" ")
+    parts = [series_key(point), " "]
     parts.append(
         ",".join(f"{escape_key(key)}={format_field_value(value)}" for key, value in point.fields)
     )
     stamp = point.timestamp if timestamp is None else timestamp
     if stamp is not None:
         parts.append(f" {stamp}")
+    return "".join(parts)
+
+
+def series_key(point: Point) -> str:
+    """The series key as InfluxDB keeps it: the escaped measurement and tags sorted by key."""
+    parts = [escape_measurement(point.measurement)]
+    for key, value in sorted(point.tags):
+        parts.append(f",{escape_key(key)}={escape_key(value)}")
     return "".join(parts)
 
 

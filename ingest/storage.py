@@ -36,7 +36,15 @@ import urllib3
 
 from ingest import http1
 
-CONFLICT_MARKERS = ("field type conflict", "beyond retention", "points beyond retention")
+# Content InfluxDB 1.x refuses while it writes the rest of the batch ("partial write"): a retry
+# cannot help. The cardinality limits (data.max-values-per-tag, data.max-series-per-database)
+# hold until an operator raises them or drops series.
+CONFLICT_MARKERS = (
+    "field type conflict",
+    "beyond retention",
+    "max-values-per-tag limit exceeded",
+    "max-series-per-database limit exceeded",
+)
 SHOW_DATABASES = "/query?" + urllib.parse.urlencode({"q": "SHOW DATABASES"})
 
 

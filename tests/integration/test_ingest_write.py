@@ -713,6 +713,37 @@ def test_storage_refusing_ingest_is_503_and_refusing_points_is_422(
     assert count(influxdb, key.database) == 2  # InfluxDB 1.x wrote the other point
 
 
+def test_influxdbs_cardinality_limits_are_422(
+    keys: MakeKey, make_ingest: MakeIngest, tmp_path: Any
+) -> None:
+    """Past data.max-values-per-tag or data.max-series-per-database InfluxDB 1.x refuses new
+    series until an operator acts: a retry cannot help, so the client must not keep it."""
+    limits = {"data": {"max-values-per-tag": 3, "max-series-per-database": 5}}
+    with InfluxDB(tmp_path / "limited", settings=limits) as limited:
+        key = keys(create_database=False)
+        limited.create_database(key.database)
+        client = make_ingest(storage=limited)
+        fill = "\n".join(
+            f"cpu,a={a},b={b} value=1 {NOW_S}" for a, b in ((0, 0), (0, 1), (0, 2), (1, 0))
+        )
+        assert client.post("/write?precision=s", data=fill, headers=token(key)).status_code == 204
+        values = client.post("/write?precision=s", headers=token(key),
+                             data=f"cpu,a=0,b=0 value=2 {NOW_S + 1}\ncpu,a=0,b=3 value=1 {NOW_S}")  # fmt: skip
+        assert values.status_code == 422
+        assert "max-values-per-tag limit exceeded" in values.get_json()["message"]
+        too_many = client.post("/write?precision=s", headers=token(key),
+                               data=f"cpu,a=1,b=1 value=1 {NOW_S}\ncpu,a=1,b=2 value=1 {NOW_S}")  # fmt: skip
+        assert too_many.status_code == 422
+        assert "max-series-per-database limit exceeded" in too_many.get_json()["message"]
+        assert "an operator raises it or drops series" in too_many.get_json()["message"]
+        stored = {(dict(r)["a"], dict(r)["b"]) for r in series(limited, key.database)}
+        assert stored == {("0", "0"), ("0", "1"), ("0", "2"), ("1", "0")}
+        # InfluxDB 1.6.7 drops the points before a refused series in the batch too: no count
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert (f'perfanalysis_ingest_points_rejected_total{{reason="storage_conflict",'
+                f'tenant="{key.tenant_slug}"}} 4.0') in metrics  # fmt: skip
+
+
 def test_health_metrics_and_key_use(app: Flask, keys: MakeKey, make_ingest: MakeIngest) -> None:
     key = keys()
     client = make_ingest()

@@ -203,6 +203,46 @@ def test_duplicate_tags_and_fields_are_refused_on_both_paths() -> None:
             prepare("m v=1,v=2", fast=fast)
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("m,time=x v=1", "column 3: tag key 'time' names the timestamp: InfluxDB refuses it"),
+        ("m v=1,time=2", "column 7: field key 'time' names the timestamp: InfluxDB refuses it"),
+        ('m tenant="other"', "field 'tenant' has the name of a tag ingest sets from the key"),
+        ("m v=1,collector=2", "field 'collector' has the name of a tag ingest sets from the key"),
+    ],
+)
+def test_reserved_keys_are_refused_on_both_paths_and_nothing_is_written(
+    line: str, reason: str
+) -> None:
+    for fast in (True, False):
+        preparer = BatchPreparer(BatchRules())
+        preparer.prepare(f"m,time_=1 v=1 {NOW}\nm v=1 {NOW}".encode(), FORCED, "ns", NOW)
+        with pytest.raises(InvalidBatch) as caught:
+            preparer.prepare(f"m v=1 {NOW}\n{line} {NOW}".encode(), FORCED, "ns", NOW, fast=fast)
+        assert [(issue.line, issue.reason[: len(reason)]) for issue in caught.value.issues] == [
+            (2, reason)
+        ]
+
+
+def test_a_series_key_too_long_for_influxdb_with_the_forced_tags_is_refused() -> None:
+    forced = len(",collector=web-01,tenant=acme")
+    fits = "m,t=" + "x" * (65535 - forced - len("m,t="))
+    for fast in (True, False):
+        preparer = BatchPreparer(BatchRules(max_line_bytes=70_000))
+        assert preparer.prepare(f"{fits} v=1 {NOW}".encode(), FORCED, "ns", NOW, fast=fast)
+        with pytest.raises(InvalidBatch) as caught:
+            preparer.prepare(f"m v=1 {NOW}\n{fits}x v=1 {NOW}".encode(), FORCED, "ns", NOW,
+                             fast=fast)  # fmt: skip
+        assert [(issue.line, issue.reason) for issue in caught.value.issues] == [
+            (
+                2,
+                "series key (measurement and tags, with the tenant and collector tags) of 65536 "
+                "bytes; InfluxDB takes at most 65535",
+            )
+        ]
+
+
 def test_the_series_cache_is_bounded() -> None:
     preparer = BatchPreparer(BatchRules(), series_cache_size=10)
     for start in range(0, 100, 20):

@@ -146,6 +146,10 @@ def test_unsigned_integers_only_when_allowed(value: str, accepted: bool) -> None
         ("a==1", False),
         ("a=1=2", False),
         ("a=1 b=2", False),
+        ("time=1", False),  # InfluxDB refuses the key: the exact parser says so
+        ("a=1,tenant=2", False),  # would shadow the forced tag: the exact parser refuses it
+        ("collector=1", False),
+        ("times=1,tenants=2,collectors=3,Time=4", True),
     ],
 )
 def test_fields(fields: str, accepted: bool) -> None:

@@ -296,6 +296,17 @@ def test_ingest_main_lists_errors_and_exits_2(
         (429, "slow down", StorageUnavailable),
         (400, 'partial write: field type conflict: input field "v" … dropped=1', StorageConflict),
         (400, "partial write: points beyond retention policy dropped=3", StorageConflict),
+        (
+            400,
+            'partial write: max-values-per-tag limit exceeded (12/3): measurement="disk" '
+            'tag="dev" value="d12" dropped=12',
+            StorageConflict,
+        ),
+        (
+            400,
+            "partial write: max-series-per-database limit exceeded: (20) dropped=1",
+            StorageConflict,
+        ),
         (422, "schema", StorageConflict),
         (400, "unable to parse 'x': invalid number", StorageRejected),
         (404, "page not found", StorageRejected),
