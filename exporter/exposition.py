@@ -18,7 +18,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def go_float(value: float) -> str:
     """Format like Go's FormatFloat(v, 'g', -1, 64): shortest digits, %e when exp < -4 or >= 6."""
-    if value.is_integer() and -1e15 < value < 1e6 and value != 0:
+    if value.is_integer() and -1e6 < value < 1e6 and value != 0:  # exponent < 6, either sign
         return str(int(value))
     if value != value:
         return "NaN"

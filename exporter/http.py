@@ -87,8 +87,14 @@ class HTTPServer(socketserver.ThreadingTCPServer):
         self.tls = tls  # exporter.webconfig.TLSServer when --web.config.file turns TLS on
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        # The pipe exists before the socket: socketserver calls server_close() itself when bind or
+        # listen fails (port in use, EACCES, EADDRNOTAVAIL), and the caller then sees the OSError.
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            super().__init__(address, _Handler)
+        except BaseException:
+            self._close_wake_pipe()  # socket() itself failed (server_close not called), or twice
+            raise
         self._stopping = False
         self._stopped = threading.Event()
         self._stopped.set()
@@ -136,9 +142,15 @@ class HTTPServer(socketserver.ThreadingTCPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        for fd in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close_wake_pipe()
+
+    def _close_wake_pipe(self) -> None:
+        """Close the wake pipe once: a second call must not close a descriptor reused since."""
+        fds, (self._wake_read, self._wake_write) = (self._wake_read, self._wake_write), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 class _Handler(socketserver.StreamRequestHandler):

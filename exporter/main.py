@@ -97,3 +97,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     if pusher is not None:
         pusher.stop(PUSH_STOP_TIMEOUT)
     return 0
+
+
+if __name__ == "__main__":  # python -m exporter.main: the same as ``perfanalysis exporter``
+    sys.exit(run(sys.argv[1:]))

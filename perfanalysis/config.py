@@ -79,7 +79,8 @@ class Spec:
         lines = [f"usage: {self.program} [flags]", "", self.description, "", "flags:"]
         for s in self.settings:
             name = f"--[no-]{s.flag}" if s.boolean else f"--{s.flag}={s.metavar}"
-            default = "" if s.secret or s.default in (None, "") else f" (default: {s.default!r})"
+            value = _shown_default(s)
+            default = "" if value is None else f" (default: {value!r})"
             lines.append(f"  {name}")
             lines.append(f"      {s.help}{default} [env {s.env_name(self.env_prefix)}]")
         return "\n".join(lines)
@@ -87,10 +88,19 @@ class Spec:
     def markdown_table(self) -> str:
         rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
         for s in self.settings:
-            default = "" if s.secret or s.default in (None, "") else f"`{s.default}`"
+            value = _shown_default(s)
+            default = "" if value is None else f"`{value}`"
             cells = (f"`--{s.flag}`", f"`{s.env_name(self.env_prefix)}`", default, s.help)
             rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         return "\n".join(rows)
+
+
+def _shown_default(setting: Setting) -> Any:
+    """The default as people write it (a compiled pattern as its text); None if not shown."""
+    if setting.secret or setting.default in (None, ""):
+        return None
+    default = setting.default
+    return default.pattern if isinstance(default, re.Pattern) else default
 
 
 TRUE_WORDS = {"1", "true", "yes", "on"}

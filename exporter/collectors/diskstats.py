@@ -8,7 +8,9 @@ discarded sectors stay in sectors, as node_exporter exports them.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 
 from exporter.collectors.filters import NameFilter
 from exporter.model import COUNTER, GAUGE, MetricFamily, family
@@ -43,13 +45,59 @@ FIELDS: tuple[tuple[str, str, str, float], ...] = (
 )  # fmt: skip
 
 INFO_LABELS = ("device", "major", "minor", "path", "wwn", "model", "serial", "revision")
-SERIAL_KEYS = ("SCSI_IDENT_SERIAL", "ID_SERIAL_SHORT", "ID_SERIAL")
-# udev property -> (metric, help) for ATA disks (ID_ATA=1)
+# node_exporter 1.5.0 takes the serial from ID_SERIAL_SHORT alone: no SCSI_IDENT_SERIAL, no ID_SERIAL
+SERIAL_KEY = "ID_SERIAL_SHORT"
+# udev property -> (metric, help) for ATA disks (ID_ATA set and not empty, whatever its value)
 ATA = {
     "ID_ATA_WRITE_CACHE": ("node_disk_ata_write_cache", "ATA disk has a write cache."),
     "ID_ATA_WRITE_CACHE_ENABLED": ("node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
     "ID_ATA_ROTATION_RATE_RPM": ("node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
 }  # fmt: skip
+
+# Go's strconv.ParseFloat syntax (what node_exporter 1.5.0 parses the ATA properties with): no
+# surrounding blanks, "_" only between digits, hexadecimal mantissas with a binary exponent.
+GO_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+GO_HEX = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+")
+GO_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
+
+
+def _underscores_ok(text: str) -> bool:
+    """Go's strconv.underscoreOK: each "_" between digits, or right after a base prefix."""
+    body = text[1:] if text[:1] in "+-" else text
+    hex_ = body[:2].lower() == "0x"
+    saw = "0" if body[:2].lower() in ("0b", "0o", "0x") else "^"
+    for c in body[2:] if saw == "0" else body:
+        if c in "0123456789" or (hex_ and c.lower() in "abcdef"):
+            saw = "0"
+        elif c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def go_parse_float(text: str) -> float | None:
+    """The value strconv.ParseFloat(text, 64) returns, or None where it returns an error."""
+    if GO_SPECIAL.fullmatch(text):
+        return float(text)
+    if "_" in text:
+        if not _underscores_ok(text):
+            return None
+        text = text.replace("_", "")
+    try:
+        if GO_HEX.fullmatch(text):
+            value = float.fromhex(text)
+        elif GO_DECIMAL.fullmatch(text):
+            value = float(text)
+        else:
+            return None
+    except OverflowError:
+        return None
+    return None if math.isinf(value) else value  # out of range: Go's ErrRange
 
 
 class DiskstatsCollector:
@@ -92,27 +140,30 @@ class DiskstatsCollector:
             for fam, value, scale in zip(families, values, scales, strict=False):
                 fam.samples.append(((device,), value * scale if scale != 1 else value))
             udev = self._udev(major, minor)
-            serial = next((udev[k] for k in SERIAL_KEYS if udev.get(k)), "")
+            serial = udev.get(SERIAL_KEY, "")
             info.add(
                 1.0, device, major, minor, udev.get("ID_PATH", ""), udev.get("ID_WWN", ""),
                 udev.get("ID_MODEL", ""), serial, udev.get("ID_REVISION", ""),
             )  # fmt: skip
-            if "ID_FS_TYPE" in udev:
+            if udev.get("ID_FS_TYPE"):  # empty: none, as node_exporter 1.5.0
                 filesystem.add(
                     1.0, device, udev["ID_FS_TYPE"], udev.get("ID_FS_USAGE", ""),
                     udev.get("ID_FS_UUID", ""), udev.get("ID_FS_VERSION", ""),
                 )  # fmt: skip
-            if "DM_NAME" in udev:
+            if udev.get("DM_NAME"):
                 mapper.add(
                     1.0, device, udev["DM_NAME"], udev.get("DM_UUID", ""),
                     udev.get("DM_VG_NAME", ""), udev.get("DM_LV_NAME", ""), udev.get("DM_LV_LAYER", ""),
                 )  # fmt: skip
-            if udev.get("ID_ATA") == "1":
+            if udev.get("ID_ATA"):  # any value, "0" included, as node_exporter 1.5.0
                 for key, fam in ata.items():
-                    try:
-                        fam.add(float(udev[key]), device)
-                    except (KeyError, ValueError):
-                        log.debug("%s: udev property %s missing or not a number", device, key)
+                    if key not in udev:
+                        continue
+                    number = go_parse_float(udev[key])
+                    if number is None:
+                        log.debug("%s: udev property %s is not a number", device, key)
+                    else:
+                        fam.add(number, device)
         return [*families, info, filesystem, mapper, *ata.values()]
 
     def _udev(self, major: str, minor: str) -> dict[str, str]:
@@ -124,6 +175,7 @@ class DiskstatsCollector:
         properties = {}
         for line in text.splitlines():
             if line.startswith("E:"):
-                key, _, value = line[2:].partition("=")
-                properties[key] = value
+                key, sep, value = line[2:].partition("=")
+                if sep:  # a line without "=" is skipped, as node_exporter does
+                    properties[key] = value
         return properties

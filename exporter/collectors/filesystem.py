@@ -1,8 +1,10 @@
 """filesystem: node_filesystem_* from the mount table and statfs(2), as node_exporter 1.5.0.
 
 The mount table is ``<procfs>/1/mounts`` (the host's namespace when --path.procfs points at a host
-/proc), falling back to ``<procfs>/mounts``. Mount points are unescaped, stripped of --path.rootfs
-and filtered; statfs runs under --path.rootfs with a deadline (see statfs.py). A mount that errs or
+/proc), falling back to ``<procfs>/mounts``. The labels are node_exporter 1.5.0's: ``device`` exactly
+as in the table, ``mountpoint`` with only ``\\040`` (space) and ``\\011`` (tab) decoded and the
+--path.rootfs prefix stripped; the filters see that label. statfs runs on the fully decoded path (the
+directory's real name) under --path.rootfs with a deadline (see statfs.py). A mount that errs or
 hangs is reported only through ``node_filesystem_device_error`` 1, and its reason is kept for
 /health.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import NamedTuple
 
 from exporter.collectors.filters import NameFilter
 from exporter.collectors.statfs import StatfsRunner
@@ -38,6 +41,21 @@ def unescape(field: str) -> str:
     return OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
+def label_mountpoint(field: str) -> str:
+    """A mount point as node_exporter 1.5.0 labels it: only \\040 and \\011 decoded (fstab(5))."""
+    if "\\" not in field:
+        return field
+    return field.replace("\\040", " ").replace("\\011", "\t")
+
+
+class Mount(NamedTuple):
+    device: str  # as in the mount table, escapes kept
+    fstype: str
+    mountpoint: str  # the label: see label_mountpoint, --path.rootfs stripped
+    path: str  # fully decoded, --path.rootfs stripped: what statfs is given (under --path.rootfs)
+    readonly: bool
+
+
 class FilesystemCollector:
     name = "filesystem"
 
@@ -55,10 +73,10 @@ class FilesystemCollector:
         self.fs_types = fs_types or NameFilter.build(None, None, DEFAULT_FS_TYPES_EXCLUDE)
         self.runner = runner or StatfsRunner()
         self.device_errors: dict[str, str] = {}
-        self._mount_table: tuple[str, list[tuple[str, str, str, bool]]] = ("", [])
+        self._mount_table: tuple[str, list[Mount]] = ("", [])
 
-    def mounts(self) -> list[tuple[str, str, str, bool]]:
-        """(device, fstype, mountpoint, readonly) of each wanted mount, first occurrence kept."""
+    def mounts(self) -> list[Mount]:
+        """Each wanted mount, the first occurrence of its labels kept."""
         try:
             text = read_text(self.paths.proc("1", "mounts"))
         except OSError:
@@ -67,23 +85,27 @@ class FilesystemCollector:
             self._mount_table = (text, self._parse_mounts(text))
         return list(self._mount_table[1])
 
-    def _parse_mounts(self, text: str) -> list[tuple[str, str, str, bool]]:
-        found: dict[tuple[str, str, str], bool] = {}
+    def _parse_mounts(self, text: str) -> list[Mount]:
+        found: dict[tuple[str, str, str], Mount] = {}
         for line in text.splitlines():
             parts = line.split()
             if len(parts) < 4:
                 log.debug("skipping malformed mounts line %r", line)
                 continue
-            device, fstype = unescape(parts[0]), parts[2]
-            mountpoint = self.paths.strip_rootfs(unescape(parts[1]))
+            device, fstype = parts[0], parts[2]
+            mountpoint = self.paths.strip_rootfs(label_mountpoint(parts[1]))
             if not (self.mount_points(mountpoint) and self.fs_types(fstype)):
                 continue
-            found.setdefault((device, fstype, mountpoint), "ro" in parts[3].split(","))
-        return [(d, t, m, ro) for (d, t, m), ro in found.items()]
+            path = self.paths.strip_rootfs(unescape(parts[1]))
+            readonly = "ro" in parts[3].split(",")
+            found.setdefault(
+                (device, fstype, mountpoint), Mount(device, fstype, mountpoint, path, readonly)
+            )
+        return list(found.values())
 
     def collect(self) -> list[MetricFamily]:
         mounts = self.mounts()
-        stats = self.runner.stat_many(self.paths.under_rootfs(m) for _, _, m, _ in mounts)
+        stats = self.runner.stat_many(self.paths.under_rootfs(m.path) for m in mounts)
         size, free, avail, files, files_free, readonly, error = (
             family(name, help_text, GAUGE, *LABELS)
             for name, help_text in (
@@ -97,9 +119,9 @@ class FilesystemCollector:
             )
         )  # fmt: skip
         errors: dict[str, str] = {}
-        for device, fstype, mountpoint, ro in mounts:
+        for device, fstype, mountpoint, path, ro in mounts:
             labels = (device, fstype, mountpoint)
-            st = stats[self.paths.under_rootfs(mountpoint)]
+            st = stats[self.paths.under_rootfs(path)]
             if isinstance(st, BaseException):
                 errors[mountpoint] = str(st) or type(st).__name__
                 error.add(1.0, *labels)

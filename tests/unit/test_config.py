@@ -113,6 +113,14 @@ def test_help_lists_every_flag_with_its_environment_variable() -> None:
         assert setting.env_name("PERFANALYSIS_EXPORTER_") in text
 
 
+def test_help_shows_a_regex_default_as_its_pattern_text() -> None:
+    with pytest.raises(HelpRequested) as caught:
+        load(["--help"], {})
+    text = caught.value.text
+    assert "(default: '^(oom_kill|pgpg|pswp|pg.*fault).*')" in text
+    assert "re.compile" not in text
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [(":9100", ("", 9100)), ("127.0.0.1:0", ("127.0.0.1", 0)), ("[::1]:9100", ("::1", 9100))],

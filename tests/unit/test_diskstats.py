@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
-from exporter.collectors.diskstats import DiskstatsCollector
+from exporter.collectors.diskstats import DiskstatsCollector, go_parse_float
 from exporter.paths import Paths
 from tests.unit.promtext import headers, label_values, parse_samples, scrape, series, tree
 
@@ -168,24 +169,108 @@ def test_udev_filesystem_device_mapper_and_ata_families_on_6_8() -> None:
     assert list(series(samples, "node_disk_ata_write_cache")) == [sda]
 
 
-@pytest.mark.parametrize(
-    ("properties", "serial"),
-    [
-        ("E:SCSI_IDENT_SERIAL=scsi\nE:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "scsi"),
-        ("E:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "short"),
-        ("E:ID_SERIAL=long\n", "long"),
-    ],
-)
-def test_serial_preference(tmp_path: Path, properties: str, serial: str) -> None:
+def collect_one(tmp_path: Path, properties: str) -> list:
+    """Collect sda alone, with ``properties`` as its udev database file."""
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "diskstats").write_text("   8       0 sda 1 2 3 4 5 6 7 8 9 10 11\n")
     (tmp_path / "udev").mkdir()
     (tmp_path / "udev" / "b8:0").write_text(properties)
     paths = Paths(procfs=str(tmp_path / "proc"), udev_data=str(tmp_path / "udev"))
-    info = next(f for f in DiskstatsCollector(paths).collect() if f.name == "node_disk_info")
+    return DiskstatsCollector(paths).collect()
+
+
+# node_exporter 1.5.0 (the Debian binary, run on these udev files) takes the serial from
+# ID_SERIAL_SHORT alone: SCSI_IDENT_SERIAL and ID_SERIAL are never used.
+@pytest.mark.parametrize(
+    ("properties", "serial"),
+    [
+        ("E:SCSI_IDENT_SERIAL=scsi\nE:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "short"),
+        ("E:ID_SERIAL_SHORT=short\nE:ID_SERIAL=long\n", "short"),
+        ("E:ID_SERIAL=long\n", ""),
+        ("E:SCSI_IDENT_SERIAL=scsi\n", ""),
+        ("E:SCSI_IDENT_SERIAL=scsi\nE:ID_SERIAL_SHORT=\n", ""),
+    ],
+)
+def test_serial_as_node_exporter_1_5_0(tmp_path: Path, properties: str, serial: str) -> None:
+    info = next(f for f in collect_one(tmp_path, properties) if f.name == "node_disk_info")
     assert [dict(zip(info.label_names, lab, strict=True))["serial"] for lab, _ in info.samples] == [
         serial
     ]
+
+
+def udev_samples(tmp_path: Path, properties: str) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+    families = collect_one(tmp_path, properties)
+    return {f.name: f.samples for f in families if not f.name.endswith("_total") and f.samples}
+
+
+# Each case checked against node_exporter 1.5.0 on the same udev file.
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        pytest.param(  # empty ID_FS_TYPE and DM_NAME: no filesystem_info, no device_mapper_info
+            "E:ID_FS_TYPE=\nE:ID_FS_USAGE=filesystem\nE:ID_FS_UUID=abc\nE:DM_NAME=\nE:DM_UUID=x\n",
+            {},
+            id="empty-fs-type-and-dm-name",
+        ),
+        pytest.param(  # lines without "=" are skipped
+            "E:ID_ATA\nE:ID_ATA_WRITE_CACHE=1\nE:ID_FS_TYPE\nE:DM_NAME\n", {}, id="no-equals"
+        ),
+        pytest.param(
+            "E:ID_FS_TYPE=xfs\nE:DM_NAME=dmn\n",
+            {
+                "node_disk_filesystem_info": [(("sda", "xfs", "", "", ""), 1.0)],
+                "node_disk_device_mapper_info": [(("sda", "dmn", "", "", "", ""), 1.0)],
+            },
+            id="fs-type-and-dm-name",
+        ),
+        pytest.param(  # any ID_ATA value but the empty one turns the ATA families on
+            "E:ID_ATA=0\nE:ID_ATA_WRITE_CACHE=1\nE:ID_ATA_WRITE_CACHE_ENABLED=0\n",
+            {
+                "node_disk_ata_write_cache": [(("sda",), 1.0)],
+                "node_disk_ata_write_cache_enabled": [(("sda",), 0.0)],
+            },
+            id="id-ata-0",
+        ),
+        pytest.param("E:ID_ATA=\nE:ID_ATA_WRITE_CACHE=1\n", {}, id="id-ata-empty"),
+        pytest.param(  # values Go's strconv.ParseFloat refuses are left out
+            "E:ID_ATA=yes\nE:ID_ATA_WRITE_CACHE=abc\nE:ID_ATA_ROTATION_RATE_RPM= 5400\n"
+            "E:ID_ATA_WRITE_CACHE_ENABLED=1\n",
+            {"node_disk_ata_write_cache_enabled": [(("sda",), 1.0)]},
+            id="id-ata-yes-and-bad-numbers",
+        ),
+    ],
+)
+def test_udev_families_as_node_exporter_1_5_0(
+    tmp_path: Path, properties: str, expected: dict
+) -> None:
+    found = udev_samples(tmp_path, properties)
+    found.pop("node_disk_info")
+    found.pop("node_disk_io_now")
+    assert found == expected
+
+
+# strconv.ParseFloat as node_exporter 1.5.0 applied it to ID_ATA_ROTATION_RATE_RPM (None: omitted)
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("7200", 7200.0), ("+7200", 7200.0), (".5", 0.5), ("5.", 5.0), ("1E2", 100.0),
+        ("1e3", 1000.0), ("1.5e+2", 150.0), ("00012", 12.0), ("1e-400", 0.0),
+        ("1_000", 1000.0), ("1e1_0", 1e10), ("1_0.2_5", 10.25),
+        ("0x1p4", 16.0), ("0x1.8p1", 3.0), ("0X1P1", 2.0), ("0x.8p1", 1.0), ("0x_1p0", 1.0),
+        ("0x1p-2_0", 2.0**-20),
+        ("Inf", math.inf), ("INF", math.inf), ("infinity", math.inf), ("-inf", -math.inf),
+        ("-Infinity", -math.inf),
+        (" 5400", None), ("5400 ", None), ("nan ", None), ("+nan", None), ("Infin", None),
+        ("1e400", None), ("0x1p2000", None), ("0x10", None), ("1__0", None), ("_1", None),
+        ("1_", None), ("1_.5", None), ("", None),
+    ],
+)  # fmt: skip
+def test_go_parse_float(text: str, value: float | None) -> None:
+    assert go_parse_float(text) == value
+
+
+def test_go_parse_float_nan() -> None:
+    assert math.isnan(go_parse_float("NaN") or 0.0)
 
 
 def test_device_include_replaces_the_default_exclude() -> None:

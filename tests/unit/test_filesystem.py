@@ -49,7 +49,7 @@ MOUNTS = {
         ("/dev/mapper/vg0-srv", "ext4", "/srv"),
         ("/dev/mapper/vg0-srv", "ext4", "/var/www"),
         ("/dev/mmcblk0p1", "vfat", "/mnt/tab\tdir"),
-        ("/dev/mmcblk0p2", "ext4", "/data\\backslash"),
+        ("/dev/mmcblk0p2", "ext4", "/data\\134backslash"),  # node_exporter 1.5.0 keeps \134
         ("tmpfs", "tmpfs", "/run/user/1000"),
     },
     "6.8": {
@@ -156,6 +156,42 @@ def test_escaped_mount_points_are_statted_unescaped() -> None:
     samples = collect(tree("4.19") / "proc", statfs)
     assert one(samples, "node_filesystem_readonly", "/mnt/tab\tdir") == 1
     assert {"/mnt/tab\tdir", "/data\\backslash"} <= set(statfs.paths)
+
+
+# The reviewer's tree (/tmp/review-exporter/trees/esc): node_exporter 1.5.0 keeps the device
+# exactly as in the table and decodes only \040 and \011 in the mount point.
+ESCAPED_MOUNTS = (
+    "/dev/mapper/centos-root / xfs rw,relatime 0 0\n"
+    "user@host:/my\\040share /srv/share fuse.sshfs rw,nosuid,nodev,relatime 0 0\n"
+    "/dev/sdc1 /srv/back\\134slash ext4 rw,relatime 0 0\n"
+    "/dev/sdd1 /srv/new\\012line ext4 rw,relatime 0 0\n"
+    "/dev/sde1 /srv/tab\\011and\\040space ext4 rw,relatime 0 0\n"
+)
+
+
+def test_escapes_are_labelled_as_node_exporter_1_5_0_and_statted_decoded(tmp_path: Path) -> None:
+    (tmp_path / "proc" / "1").mkdir(parents=True)
+    (tmp_path / "proc" / "1" / "mounts").write_text(ESCAPED_MOUNTS)
+    statfs = FakeStatfs()
+    samples = collect(tmp_path / "proc", statfs)
+    # node_exporter 1.5.0's labels on that tree, unescaped from its text output
+    assert mount_labels(samples) == {
+        ("/dev/mapper/centos-root", "xfs", "/"),
+        ("user@host:/my\\040share", "fuse.sshfs", "/srv/share"),
+        ("/dev/sdc1", "ext4", "/srv/back\\134slash"),
+        ("/dev/sdd1", "ext4", "/srv/new\\012line"),
+        ("/dev/sde1", "ext4", "/srv/tab\tand space"),
+    }
+    assert sorted(statfs.paths) == [
+        "/",
+        "/srv/back\\slash",
+        "/srv/new\nline",
+        "/srv/share",
+        "/srv/tab\tand space",
+    ]
+    text = render(make(tmp_path / "proc", FakeStatfs()).collect()).decode()
+    assert 'device="user@host:/my\\\\040share"' in text
+    assert 'mountpoint="/srv/back\\\\134slash"' in text
 
 
 def test_a_repeated_bind_mount_is_statted_and_exported_once() -> None:
