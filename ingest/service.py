@@ -17,17 +17,17 @@ from ingest import errors
 from ingest.batch import BatchPreparer, ForcedTags, InvalidBatch, TooManyPoints
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import Limit, RateLimiter, retry_after_seconds
-from ingest.storage import StorageConflict, StorageRefused, StorageUnavailable, StorageWriter
+from ingest.storage import (
+    StorageConflict,
+    StorageLimitExceeded,
+    StorageRefused,
+    StorageUnavailable,
+    StorageWriter,
+)
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.keys import Identity, KeyVerifier
 
 log = logging.getLogger(__name__)
-
-LIMIT_EXCEEDED = "limit exceeded"  # InfluxDB's max-values-per-tag and max-series-per-database
-LIMIT_NOTE = (
-    "storage's series limit refused new series until an operator raises it or drops series, so "
-    "a retry cannot help; InfluxDB 1.6 may have dropped other points of the batch with them"
-)
 FORCED_TAGS_CACHE = 10_000
 
 
@@ -148,10 +148,14 @@ class WriteService:
         except StorageConflict as exc:
             outcome = "conflict"
             self._rejected(tenant, "storage_conflict", points)
-            if LIMIT_EXCEEDED in exc.message:
+            if isinstance(exc, StorageLimitExceeded):
                 log.warning("storage's series limit refused new series in %s: %s; raise the "
                             "limit or drop series", identity.database, exc.message)  # fmt: skip
-                raise errors.unprocessable(f"{exc.message} ({LIMIT_NOTE})") from None
+                raise errors.unprocessable(
+                    f"{exc.message} (storage's series limit refused new series until an operator "
+                    "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
+                    "dropped other points of the batch with them)"
+                ) from None
             raise errors.unprocessable(
                 f"{exc.message} (storage refused these points for their content; any others "
                 "in the batch were written)"

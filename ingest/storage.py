@@ -37,14 +37,11 @@ import urllib3
 from ingest import http1
 
 # Content InfluxDB 1.x refuses while it writes the rest of the batch ("partial write"): a retry
-# cannot help. The cardinality limits (data.max-values-per-tag, data.max-series-per-database)
-# hold until an operator raises them or drops series.
-CONFLICT_MARKERS = (
-    "field type conflict",
-    "beyond retention",
-    "max-values-per-tag limit exceeded",
-    "max-series-per-database limit exceeded",
-)
+# cannot help.
+CONFLICT_MARKERS = ("field type conflict", "beyond retention")
+# The cardinality limits (data.max-values-per-tag, data.max-series-per-database): they hold until
+# an operator raises them or drops series.
+LIMIT_MARKERS = ("max-values-per-tag limit exceeded", "max-series-per-database limit exceeded")
 SHOW_DATABASES = "/query?" + urllib.parse.urlencode({"q": "SHOW DATABASES"})
 
 
@@ -67,6 +64,11 @@ class StorageRefused(StorageUnavailable):
 
 class StorageConflict(StorageError):
     """Storage refused some points for their content and wrote the rest: do not retry."""
+
+
+class StorageLimitExceeded(StorageConflict):
+    """Storage's series limit refused new series; InfluxDB 1.6.7 also drops the points before a
+    refused one in the batch (measured), so the rest may not have been written."""
 
 
 class StorageRejected(StorageError):
@@ -93,6 +95,8 @@ def classify(status: int, message: str) -> StorageError:
         return StorageUnavailable(text, status)
     if status in (401, 403) or (status == 404 and "database not found" in message):
         return StorageRefused(text, status)
+    if any(marker in message for marker in LIMIT_MARKERS):
+        return StorageLimitExceeded(text, status)
     if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
         return StorageConflict(text, status)
     return StorageRejected(text, status)

@@ -66,9 +66,8 @@ class TenantSync:
     org_id: int
     dashboards_json: list[dict[str, Any]]
     panel_ids: dict[str, int]
-    withdrawn_uids: list[str] = field(
-        default_factory=list
-    )  # removed where an earlier sync put them
+    # the dashboards tenant orgs no longer get: removed where an earlier sync put them
+    withdrawn_uids: list[str] = field(default_factory=list)
 
     def run(self) -> None:
         for step in (
@@ -226,9 +225,13 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
 
     grafana = Grafana(settings["url"], credential, settings["timeout"])
     report = Report()
-    built = [as_dict(build()) for build in DASHBOARDS.values()]
-    dashboards = [board for board in built if datasource_types(board) == {"influxdb"}]
-    withdrawn = [board["uid"] for board in built if board not in dashboards]
+    dashboards: list[dict[str, Any]] = []
+    withdrawn: list[str] = []
+    for board in (as_dict(build()) for build in DASHBOARDS.values()):
+        if datasource_types(board) == {"influxdb"}:
+            dashboards.append(board)
+        else:
+            withdrawn.append(board["uid"])
     panel_ids = alerts.host_panel_ids()
     for tenant in tenants:
         org_id = ensure_org(grafana, tenant.org_name, report)

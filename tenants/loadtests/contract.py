@@ -200,9 +200,10 @@ def _timestamp(value: Any, where: str) -> datetime:
         raise Invalid(f"{where} must be a date and time with its UTC offset (e.g. ...Z)", where)
     try:
         moment = moment.astimezone(UTC)  # as stored: 0001-01-01T00:00+01:00 has no UTC time
+        in_range = moment.year >= FIRST_YEAR
     except OverflowError:
-        raise Invalid(f"{where} must be in the years {FIRST_YEAR} to 9999 (UTC)", where) from None
-    if moment.year < FIRST_YEAR:
+        in_range = False
+    if not in_range:
         raise Invalid(f"{where} must be in the years {FIRST_YEAR} to 9999 (UTC)", where)
     return moment
 

@@ -22,6 +22,7 @@ from ingest.service import WriteService
 from ingest.settings import duration, load
 from ingest.storage import (
     StorageConflict,
+    StorageLimitExceeded,
     StorageRefused,
     StorageRejected,
     StorageUnavailable,
@@ -300,12 +301,12 @@ def test_ingest_main_lists_errors_and_exits_2(
             400,
             'partial write: max-values-per-tag limit exceeded (12/3): measurement="disk" '
             'tag="dev" value="d12" dropped=12',
-            StorageConflict,
+            StorageLimitExceeded,
         ),
         (
             400,
             "partial write: max-series-per-database limit exceeded: (20) dropped=1",
-            StorageConflict,
+            StorageLimitExceeded,
         ),
         (422, "schema", StorageConflict),
         (400, "unable to parse 'x': invalid number", StorageRejected),
