@@ -50,6 +50,7 @@ from ingest.lineprotocol import (
     format_point,
     parse_line,
     series_key,
+    split_lines,
     tag_value_problem,
 )
 
@@ -226,24 +227,26 @@ class BatchPreparer:
                 body.decode()
             except UnicodeDecodeError:
                 self._refuse_undecodable(body)
-        if b"\r" in body:
+        if b"\r" in body and b'"' not in body:  # a CR LF inside a string stays (split_lines)
             body = body.replace(b"\r\n", b"\n")
         window = _Window(now_ns, self.rules)
         if fast and self._native is not None:
             whole = self._whole_body(body, forced, multiplier, window)
             if whole is not None:
                 return whole
-        lines = body.split(b"\n")
+        lines, starts = split_lines(body)
         if len(lines) > self.rules.max_points:
             points = sum(1 for line in lines if not _skipped(line.decode()))
             if points > self.rules.max_points:
                 raise TooManyPoints(points, self.rules.max_points)
-        if fast and self._native is None:
+        if fast and self._native is None and starts is None:
             complete = lines[:-1] if len(lines) > 1 and not lines[-1] else lines
             whole = self._whole_batch(complete, forced, multiplier, window)
             if whole is not None:
                 return whole
-        out, issues, issue_count, skipped = self._rewrite(lines, forced, multiplier, window, fast)
+        out, issues, issue_count, skipped = self._rewrite(
+            lines, starts, forced, multiplier, window, fast
+        )
         if issue_count:
             raise InvalidBatch(issues, issue_count, len(lines) - skipped)
         return PreparedBatch(b"\n".join(out), len(out))
@@ -251,11 +254,14 @@ class BatchPreparer:
     def _rewrite(
         self,
         lines: list[bytes],
+        starts: list[int] | None,
         forced: ForcedTags,
         multiplier: int,
         window: _Window,
         fast: bool,
     ) -> tuple[list[bytes], list[LineIssue], int, int]:
+        """Each line rewritten, or the issues; ``starts`` holds each line's number in the body
+        where a string spans lines (None: line i is the body's line i + 1)."""
         out: list[bytes] = []
         append = out.append
         issues: list[LineIssue] = []
@@ -301,7 +307,8 @@ class BatchPreparer:
             except LineProtocolError as exc:
                 issue_count += 1
                 if len(issues) < self.rules.max_issues:
-                    issues.append(LineIssue(index + 1, str(exc)))
+                    number = index + 1 if starts is None else starts[index]
+                    issues.append(LineIssue(number, str(exc)))
         return out, issues, issue_count, skipped
 
     def _whole_body(

@@ -1,4 +1,5 @@
-"""InfluxDB line protocol: parse one line into a Point, and format a Point canonically.
+"""InfluxDB line protocol: split a body into lines, parse one line into a Point, and format a
+Point canonically.
 
 Ingest never forwards bytes it has not understood: every line is parsed here, so that a batch
 with any bad line is refused whole instead of half-written by InfluxDB 1.x (``partial write``).
@@ -87,7 +88,7 @@ class Point:
 # A run of backslashes escapes the delimiter right after it (if any); the others are literal.
 _MEASUREMENT_TOKEN = re.compile(r"(?:[^\\, ]++|\\++[, ]?+)*+")
 _KEY_TOKEN = re.compile(r"(?:[^\\,= ]++|\\++[,= ]?+)*+")
-_STRING_VALUE = re.compile(r'"((?:[^"\\]++|\\.)*+)"')
+_STRING_VALUE = re.compile(r'"((?:[^"\\]++|\\.)*+)"', re.DOTALL)
 _PLAIN_VALUE = re.compile(r"[^, ]*+")
 _MEASUREMENT_ESCAPED = re.compile(r"\\([, ])")
 _KEY_ESCAPED = re.compile(r"\\([,= ])")
@@ -100,6 +101,78 @@ _FLOAT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TIMESTAMP = re.compile(r"-?[0-9]+")
 _MAX_NUMBER_DIGITS = 25  # longer integers and timestamps are out of range whatever they say
 _TIME_KEY = "{what} 'time' names the timestamp: InfluxDB refuses it as a key"
+
+
+# What moves InfluxDB's line scanner (models.scanLine): an escaped byte, and the bytes it counts.
+_SCANNED = re.compile(rb'\\.|[ =,"]', re.DOTALL)
+
+
+def split_lines(body: bytes) -> tuple[list[bytes], list[int] | None]:
+    """The body's lines as InfluxDB 1.x splits them, and where each begins (1-based line numbers
+    of the body; None when every newline ends a line, as in most bodies).
+
+    A newline inside a quoted string field value belongs to the value: InfluxDB stores it, so
+    influxdb-client and Telegraf send it raw. Such a line ends at the first newline after its
+    string closes. Its strings are found as InfluxDB's scanner finds them (a quote opens or
+    closes one after the first space, once more ``=`` than ``,`` have been seen). A CR before a
+    line's end is dropped; one inside a string is kept. A comment ends at its newline whatever
+    quotes it holds (InfluxDB would let a quote in a comment hide the lines after it).
+    """
+    if b'"' not in body:
+        return (body.replace(b"\r\n", b"\n") if b"\r" in body else body).split(b"\n"), None
+    physical = body.split(b"\n")
+    lines: list[bytes] = []
+    starts: list[int] = []
+    pending: list[bytes] = []
+    state = _ScanState()
+    for number, part in enumerate(physical, 1):
+        if not pending:
+            if b'"' not in part or part.lstrip(b" \t")[:1] == b"#":
+                lines.append(part[:-1] if part[-1:] == b"\r" else part)
+                starts.append(number)
+                continue
+            state = _ScanState()
+        pending.append(part)
+        if state.scan(part):
+            continue  # inside a string: the newline is part of its value
+        line = b"\n".join(pending)
+        lines.append(line[:-1] if line[-1:] == b"\r" else line)
+        starts.append(number - len(pending) + 1)
+        pending = []
+    if pending:  # a string still open at the end: one line, which the parser refuses
+        lines.append(b"\n".join(pending))
+        starts.append(len(physical) - len(pending) + 1)
+    return lines, starts
+
+
+class _ScanState:
+    """InfluxDB's scanLine state for one line: past the first space, ``=`` and ``,`` counted
+    there outside strings, and whether a string is open."""
+
+    __slots__ = ("commas", "equals", "fields", "quoted")
+
+    def __init__(self) -> None:
+        self.fields = False
+        self.equals = 0
+        self.commas = 0
+        self.quoted = False
+
+    def scan(self, part: bytes) -> bool:
+        """Advance over one physical line (no newline); return whether a string is open."""
+        for token in _SCANNED.findall(part):
+            if token == b" ":
+                self.fields = True
+            elif not self.fields or len(token) == 2:
+                continue  # before the fields nothing counts; an escaped byte never does
+            elif token == b'"':
+                if self.equals > self.commas:
+                    self.quoted = not self.quoted
+            elif not self.quoted:
+                if token == b"=":
+                    self.equals += 1
+                else:
+                    self.commas += 1
+        return self.quoted
 
 
 def parse_line(line: str) -> Point:

@@ -373,6 +373,61 @@ def test_escaped_names_are_stored_as_ingest_parsed_them(
             assert stored[0][field] == value, (line, field)
 
 
+def test_strings_spanning_lines_are_stored_as_influxdb_itself_stores_them(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """influxdb-client sends a newline in a string field raw, and InfluxDB keeps it: ingest must
+    take the same body and store the same values (InfluxDB written directly is the oracle)."""
+    key = keys()
+    body = (
+        f'log,unit=a msg="first\nsecond",n=1i {NOW_S}\r\n'
+        f'log,unit=b msg="kept\r\ncr, \\\nand \\"q\\"\n# not a comment\n" {NOW_S}\r\n'
+        f"# a comment\r\n"
+        f"log,unit=c n=3i {NOW_S}\n"
+    ).encode()
+    assert body.count(b"\n") == 9
+    direct = influxdb.unique_database("oracle")
+    line_ends = body.replace(f" {NOW_S}\r\n".encode(), f" {NOW_S}\n".encode())
+    influxdb.write(direct, line_ends.replace(b"comment\r\n", b"comment\n"), "s")  # no CR LF ends
+    response = make_ingest().post("/write?precision=s", data=body, headers=token(key))
+    assert response.status_code == 204, response.get_json()
+    query = "SELECT msg, n FROM log GROUP BY unit"
+    stored = influxdb.rows(query, db=key.database)
+    assert [(r["unit"], r["msg"], r["n"]) for r in stored] == [
+        (r["unit"], r["msg"], r["n"]) for r in influxdb.rows(query, db=direct)
+    ]
+    assert [r["msg"] for r in stored] == [
+        "first\nsecond",
+        'kept\r\ncr, \\\nand "q"\n# not a comment\n',
+        None,
+    ]
+
+    with (
+        http_server(make_ingest()) as url,
+        InfluxDBClient(url=url, token=key.key, org="o") as influx_client,
+    ):
+        influx_client.write_api(write_options=SYNCHRONOUS).write(
+            bucket="b",
+            record=ClientPoint("log").tag("unit", "d").field("msg", "one\ntwo").time(NOW_S, "s"),
+            write_precision=WritePrecision.S,
+        )
+    rows = influxdb.rows("SELECT msg FROM log WHERE unit = 'd'", db=key.database)
+    assert [r["msg"] for r in rows] == ["one\ntwo"]
+
+
+def test_a_string_left_open_is_one_bad_line_from_where_it_opens(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    key = keys()
+    body = f'log v=1 {NOW_S}\nlog msg="never closed {NOW_S}\nlog v=2 {NOW_S}\n'
+    response = make_ingest().post("/write?precision=s", data=body, headers=token(key))
+    assert response.status_code == 400
+    assert response.get_json()["invalid_lines"] == [
+        {"line": 2, "reason": "column 9: field 'msg': unterminated string"}
+    ]
+    assert measurements(influxdb, key.database) == []
+
+
 # ----------------------------------------------------------------------------------------------
 # Refusals
 

@@ -108,6 +108,31 @@ def test_comments_and_blank_lines_are_skipped_but_counted_in_line_numbers() -> N
     assert prepare("# only comments\n\n") == []
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_string_spanning_lines_is_one_point_and_keeps_its_newlines(fast: bool) -> None:
+    body = (
+        f"m v=1.5 {NOW}\r\n"
+        f'm s="one\r\ntwo\n# three\nm v=9 {NOW}",n=1i {NOW}\r\n'
+        f'# say s="x\n'
+        f"m v=2.5 {NOW}\n"
+    )
+    batch = BatchPreparer(BatchRules()).prepare(body.encode(), FORCED, "ns", NOW, fast=fast)
+    assert batch.points == 3
+    assert batch.payload.decode() == (
+        f"m,collector=web-01,tenant=acme v=1.5 {NOW}\n"
+        f'm,collector=web-01,tenant=acme s="one\r\ntwo\n# three\nm v=9 {NOW}",n=1i {NOW}\n'
+        f"m,collector=web-01,tenant=acme v=2.5 {NOW}"
+    )
+
+
+def test_bad_lines_after_a_string_spanning_lines_keep_their_line_numbers() -> None:
+    body = f'm s="a\nb\nc" {NOW}\nbad\nm v=1 {NOW}\nm s="open {NOW}\nm v=2 {NOW}\n'
+    assert issues(body) == [
+        (4, "no fields: expected a space and key=value after the tags"),
+        (6, "column 5: field 's': unterminated string"),
+    ]
+
+
 def test_indented_lines_and_extra_spaces_are_written_in_the_canonical_form() -> None:
     """The influx CLI's INSERT sends a leading space; InfluxDB 1.6.7 skips it, and takes runs
     of spaces between sections, so ingest does too. The same series one-spaced (cached on the

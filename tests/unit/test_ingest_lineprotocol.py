@@ -22,6 +22,7 @@ from ingest.lineprotocol import (
     Unsigned,
     format_point,
     parse_line,
+    split_lines,
     tag_value_problem,
 )
 
@@ -339,3 +340,36 @@ def test_near_miss_lines_raise_only_the_parsers_error(line: str) -> None:
     except LineProtocolError:
         return
     assert typed(parse_line(format_point(point))) == typed(point)
+
+
+@pytest.mark.parametrize(
+    ("body", "lines", "starts"),
+    [
+        (b"a v=1\r\nb v=2\n", [b"a v=1", b"b v=2", b""], None),
+        (b'a s="x\ny" 1\nb v=1', [b'a s="x\ny" 1', b"b v=1"], [1, 3]),
+        (b'a s="x\r\ny"\r\nb v=1', [b'a s="x\r\ny"', b"b v=1"], [1, 3]),
+        # an escaped quote does not close the string; an escaped backslash before one does
+        (b'a s="\\"\n\\\\"\nb v=1', [b'a s="\\"\n\\\\"', b"b v=1"], [1, 3]),
+        # quotes open strings only in the fields, after more '=' than ','
+        (b'a,t="x v=1\nb"c,d=1 v="\n"', [b'a,t="x v=1', b'b"c,d=1 v="\n"'], [1, 2]),
+        (b'a v=1,"w\nb v=2', [b'a v=1,"w', b"b v=2"], None),
+        # a comment ends at its newline, quotes or not
+        (b'# c="\na v=1', [b'# c="', b"a v=1"], [1, 2]),
+        # a string still open at the end is one line from where it opened
+        (b'a v=1\nb s="x\nc v=1\n', [b"a v=1", b'b s="x\nc v=1\n'], [1, 2]),
+    ],
+)
+def test_lines_are_split_as_influxdbs_scanner_splits_them(
+    body: bytes, lines: list[bytes], starts: list[int] | None
+) -> None:
+    found, numbers = split_lines(body)
+    assert found == lines
+    assert numbers == (
+        starts if starts is not None or b'"' not in body else list(range(1, len(lines) + 1))
+    )
+
+
+def test_a_string_field_may_hold_newlines_and_a_backslash_before_one() -> None:
+    point = parse_line('m s="a\\\nb\nc"')
+    assert point.fields == (("s", "a\\\nb\nc"),)
+    assert parse_line(format_point(point)) == point
