@@ -147,7 +147,11 @@ class WriteService:
             ) from None
         except StorageConflict as exc:
             outcome = "conflict"
-            self._rejected(tenant, "storage_conflict", points)
+            dropped = exc.dropped
+            if isinstance(exc, StorageLimitExceeded) or dropped is None or not 0 < dropped < points:
+                dropped = points  # the limits' dropped=N leaves out the points dropped before
+            self._rejected(tenant, "storage_conflict", dropped)
+            self.metrics.points_accepted.labels(tenant).inc(points - dropped)
             if isinstance(exc, StorageLimitExceeded):
                 log.warning("storage's series limit refused new series in %s: %s; raise the "
                             "limit or drop series", identity.database, exc.message)  # fmt: skip
@@ -156,9 +160,13 @@ class WriteService:
                     "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
                     "dropped other points of the batch with them)"
                 ) from None
+            written = (
+                f"the other {points - dropped} of the batch's {points} points were written"
+                if dropped < points
+                else "any others in the batch were written"
+            )
             raise errors.unprocessable(
-                f"{exc.message} (storage refused these points for their content; any others "
-                "in the batch were written)"
+                f"{exc.message} (storage refused these points for their content; {written})"
             ) from None
         except Exception as exc:  # StorageRejected, or a bug: never retried, always logged
             outcome = "error"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import select
 import ssl
 import threading
@@ -42,6 +43,7 @@ CONFLICT_MARKERS = ("field type conflict", "beyond retention")
 # The cardinality limits (data.max-values-per-tag, data.max-series-per-database): they hold until
 # an operator raises them or drops series.
 LIMIT_MARKERS = ("max-values-per-tag limit exceeded", "max-series-per-database limit exceeded")
+_DROPPED = re.compile(r"\bdropped=([0-9]{1,18})\b")
 SHOW_DATABASES = "/query?" + urllib.parse.urlencode({"q": "SHOW DATABASES"})
 
 
@@ -64,6 +66,12 @@ class StorageRefused(StorageUnavailable):
 
 class StorageConflict(StorageError):
     """Storage refused some points for their content and wrote the rest: do not retry."""
+
+    @property
+    def dropped(self) -> int | None:
+        """The points storage says it dropped (InfluxDB 1.x ends its message ``dropped=N``)."""
+        said = _DROPPED.findall(self.message)
+        return int(said[-1]) if said else None
 
 
 class StorageLimitExceeded(StorageConflict):

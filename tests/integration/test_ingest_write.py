@@ -160,6 +160,19 @@ def requests_counted(client: FlaskClient) -> dict[tuple[str, str], float]:
     }
 
 
+def requests_counted_points(client: FlaskClient, tenant: str) -> dict[str, float]:
+    """The tenant's accepted points and its rejected ones by reason, from the app's /metrics."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        sample.labels.get("reason", "accepted"): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name
+        in ("perfanalysis_ingest_points_accepted", "perfanalysis_ingest_points_rejected")
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["tenant"] == tenant
+    }
+
+
 @contextlib.contextmanager
 def http_server(client: FlaskClient) -> Iterator[str]:
     """The client's app on a real loopback HTTP server (for clients that need a socket)."""
@@ -765,7 +778,10 @@ def test_storage_refusing_ingest_is_503_and_refusing_points_is_422(
     )
     assert conflict.status_code == 422
     assert "field type conflict" in conflict.get_json()["message"]
+    assert "the other 1 of the batch's 2 points were written" in conflict.get_json()["message"]
     assert count(influxdb, key.database) == 2  # InfluxDB 1.x wrote the other point
+    counted = requests_counted_points(client, key.tenant_slug)
+    assert counted == {"accepted": 2.0, "storage_conflict": 1.0}
 
 
 def test_influxdbs_cardinality_limits_are_422(

@@ -322,6 +322,21 @@ def test_storage_answers_are_classified(status: int, message: str, kind: type) -
     assert error.status == status
 
 
+@pytest.mark.parametrize(
+    ("message", "dropped"),
+    [
+        ('partial write: field type conflict: input field "v" … dropped=1', 1),
+        ("partial write: points beyond retention policy dropped=3", 3),
+        ("schema", None),
+        ("dropped=9999999999999999999999", None),  # no count that long: not a count
+    ],
+)
+def test_a_conflict_says_how_many_points_storage_dropped(message: str, dropped: int | None) -> None:
+    error = classify(400 if "partial" in message else 422, message)
+    assert isinstance(error, StorageConflict)
+    assert error.dropped == dropped
+
+
 def test_writer_choice() -> None:
     settings = load([], {"PERFANALYSIS_INGEST_SECRET_KEY": SECRET})
     writer = make_writer(settings)
