@@ -81,7 +81,9 @@ def gunzip(data: bytes, limit: int) -> bytes:
     """Decompress every gzip member of ``data`` (concatenated members are valid gzip)."""
     chunks: list[bytes] = []
     total = 0
+    size = len(data)
     while data:
+        start = size - len(data)  # where this member begins
         inflater = zlib.decompressobj(GZIP_WBITS)
         try:
             while True:
@@ -94,8 +96,14 @@ def gunzip(data: bytes, limit: int) -> bytes:
                 if inflater.eof:
                     break
                 if not chunk and not data:
-                    raise BadBody("gzip body is truncated")
+                    raise BadBody(f"gzip body is truncated: {_member(start, size)}")
         except zlib.error as exc:
-            raise BadBody(f"gzip body is corrupt: {exc}") from None
+            raise BadBody(f"gzip body is corrupt: {_member(start, size)}: {exc}") from None
         data = inflater.unused_data
     return b"".join(chunks)
+
+
+def _member(start: int, size: int) -> str:
+    if start == 0:
+        return f"the stream of {size} bytes"
+    return f"the {size - start} bytes after the end of the gzip stream at byte {start}"

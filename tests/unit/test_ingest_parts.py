@@ -89,8 +89,14 @@ def test_corrupt_and_truncated_gzip_are_bad_bodies() -> None:
     good = gzip.compress(b"m v=1\n" * 1000)
     with pytest.raises(BadBody, match="truncated"):
         gunzip(good[: len(good) // 2], 1 << 20)
-    with pytest.raises(BadBody, match="corrupt"):
+    with pytest.raises(BadBody, match="corrupt: the stream of 17 bytes: "):
         gunzip(b"\x1f\x8bnot gzip at all", 1 << 20)
+    with pytest.raises(BadBody, match=f"corrupt: the 5 bytes after the end .* at byte {len(good)}"):
+        gunzip(good + b"junk\n", 1 << 20)
+    with pytest.raises(
+        BadBody, match=f"truncated: the 3 bytes after the end .* at byte {len(good)}"
+    ):
+        gunzip(good + good[:3], 1 << 20)
     with pytest.raises(UnsupportedEncoding):
         decode(b"x", "br", 100)
 
