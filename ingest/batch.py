@@ -464,13 +464,14 @@ class BatchPreparer:
             if not window.low <= stamp <= window.high:
                 raise LineProtocolError(window.problem(stamp))
         own_and_forced = Point(point.measurement, own + forced.pairs, point.fields)
-        key_bytes = len(series_key(own_and_forced).encode())
+        key = series_key(own_and_forced)
+        key_bytes = len(key.encode())
         if key_bytes > MAX_KEY_BYTES:
             raise LineProtocolError(
                 f"series key (measurement and tags, with the tenant and collector tags) of "
                 f"{key_bytes} bytes; InfluxDB takes at most {MAX_KEY_BYTES}"
             )
-        return format_point(own_and_forced, stamp).encode()
+        return format_point(own_and_forced, stamp, key).encode()
 
     def _refuse_undecodable(self, body: bytes) -> None:
         issues: list[LineIssue] = []

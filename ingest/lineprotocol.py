@@ -357,13 +357,14 @@ def format_field_value(value: FieldValue) -> str:
     return escape_string(value)
 
 
-def format_point(point: Point, timestamp: int | str | None = None) -> str:
+def format_point(point: Point, timestamp: int | str | None = None, key: str | None = None) -> str:
     """Canonical line protocol: tags sorted by key, as InfluxDB keeps them.
 
-    ``timestamp`` replaces the point's own (e.g. converted to nanoseconds). The point must be
-    one that ``parse_line`` could produce; ``representable`` says whether it is.
+    ``timestamp`` replaces the point's own (e.g. converted to nanoseconds); ``key`` is the
+    point's ``series_key`` where the caller has it already. The point must be one that
+    ``parse_line`` could produce; ``representable`` says whether it is.
     """
-    parts = [series_key(point), " "]
+    parts = [series_key(point) if key is None else key, " "]
     parts.append(
         ",".join(f"{escape_key(key)}={format_field_value(value)}" for key, value in point.fields)
     )
