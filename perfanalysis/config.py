@@ -10,6 +10,7 @@ fixes a bad deployment in one pass.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -214,7 +215,27 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be greater than zero")
+    if math.isinf(value):
+        raise ValueError("must be finite")
     return value
+
+
+MAX_TIMEOUT_SECONDS = 86400
+
+
+def timeout_seconds(text: str) -> float:
+    """A request timeout: HTTP clients overflow on huge ones, and a day is already absurd."""
+    value = positive_float(text)
+    if value > MAX_TIMEOUT_SECONDS:
+        raise ValueError(f"must be at most {MAX_TIMEOUT_SECONDS} seconds (a day)")
+    return value
+
+
+def admin_database_url(text: str) -> str:
+    """The admin app's database URL, checked and normalised by the admin app's own rule."""
+    from tenants.settings import database_url
+
+    return database_url(text)
 
 
 def positive_int(text: str) -> int:

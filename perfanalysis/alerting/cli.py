@@ -11,6 +11,7 @@ from perfanalysis.alerting.generate import (
     RULES_DIR,
     THRESHOLDS,
     Layout,
+    OutputError,
     drift,
     outputs,
     stale,
@@ -56,14 +57,23 @@ def run(argv: Sequence[str]) -> int:
     except (ThresholdsError, ScenarioError) as exc:
         print(exc, file=sys.stderr)
         return 1
-    old = stale(layout, files)
-    if args.check:
-        problems = drift(files, old)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("run: python -m perfanalysis.alerting generate", file=sys.stderr)
-        return 1 if problems else 0
-    for path in write(files, old):
+    try:
+        old = stale(layout, files)
+        if args.check:
+            return _check(files, old)
+        touched = write(files, old)
+    except OutputError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for path in touched:
         print(f"{'deleted' if not path.exists() else 'wrote'} {path}")
     return 0
+
+
+def _check(files: dict[Path, str], old: list[Path]) -> int:
+    problems = drift(files, old)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print("run: python -m perfanalysis.alerting generate", file=sys.stderr)
+    return 1 if problems else 0

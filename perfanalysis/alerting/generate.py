@@ -9,6 +9,8 @@ longer produced (a tenant was removed) are deleted, but only files carrying the 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,18 @@ from perfanalysis.paths import ROOT
 
 THRESHOLDS = ROOT / "provisioning" / "thresholds.yaml"
 RULES_DIR = ROOT / "provisioning" / "prometheus" / "rules"
+
+
+class OutputError(Exception):
+    """A generated file could not be read, written or deleted."""
+
+
+@contextmanager
+def _reporting(verb: str, path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot {verb} {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,7 @@ def stale(layout: Layout, files: dict[Path, str]) -> list[Path]:
 
 
 def _generated(path: Path) -> bool:
-    with path.open() as handle:
+    with _reporting("read", path), path.open() as handle:
         return handle.readline() == rules.GENERATED.splitlines(keepends=True)[0]
 
 
@@ -64,20 +78,27 @@ def drift(files: dict[Path, str], old: list[Path]) -> list[str]:
     for path, text in files.items():
         if not path.exists():
             problems.append(f"{path}: missing")
-        elif path.read_text() != text:
+        elif _read(path) != text:
             problems.append(f"{path}: differs from what the generator produces")
     return problems
+
+
+def _read(path: Path) -> str:
+    with _reporting("read", path):
+        return path.read_text()
 
 
 def write(files: dict[Path, str], old: list[Path]) -> list[Path]:
     """Write what changed and delete stale files; returns the paths touched."""
     touched = []
     for path in old:
-        path.unlink()
+        with _reporting("delete", path):
+            path.unlink()
         touched.append(path)
     for path, text in files.items():
-        if not path.exists() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        if not path.exists() or _read(path) != text:
+            with _reporting("write", path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
             touched.append(path)
     return touched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +43,7 @@ class Grafana:
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """The JSON at ``path``, or None when Grafana answers 404."""
         try:
-            return self._api.client.GET(path, params=params)
+            return self._request("GET", path, params=params)
         except GrafanaException as exc:
             if exc.status_code == 404:
                 return None
@@ -50,15 +51,44 @@ class Grafana:
 
     def send(self, method: str, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         try:
-            return getattr(self._api.client, method)(path, json=body, headers=headers)
+            return self._request(method, path, json=body, headers=headers)
         except GrafanaException as exc:
             raise self._error(method, path, exc) from None
 
-    def _error(self, method: str, path: str, exc: GrafanaException) -> SyncError:
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """grafana-client's answer; failures it does not wrap (no connection, not JSON) as
+        SyncError. A text/* answer comes back as a string: a login page, not the API."""
+        try:
+            answer = getattr(self._api.client, method)(path, **kwargs)
+        except json.JSONDecodeError:
+            raise self._failed(method, path, NOT_JSON) from None
+        except OSError as exc:
+            raise self._failed(method, path, _innermost_reason(exc)) from None
+        if isinstance(answer, str):
+            raise self._failed(method, path, NOT_JSON)
+        return answer
+
+    def _failed(self, method: str, path: str, reason: str) -> SyncError:
         where = f"Grafana at {self.url}" + (f" (org {self.org_id})" if self.org_id else "")
+        return SyncError(f"{where}: {method} /api{path} failed: {reason}")
+
+    def _error(self, method: str, path: str, exc: GrafanaException) -> SyncError:
         status = exc.status_code or "no answer"
         detail = exc.response.get("message") if isinstance(exc.response, dict) else exc.message
         hint = {401: " (check the credentials)", 403: " (the user must be a Grafana server admin)"}
-        return SyncError(
-            f"{where}: {method} /api{path} failed: {status}: {detail}{hint.get(exc.status_code, '')}"
-        )
+        return self._failed(method, path, f"{status}: {detail}{hint.get(exc.status_code, '')}")
+
+
+NOT_JSON = "answered with something other than JSON: is --url Grafana's base URL?"
+
+
+def _innermost_reason(exc: BaseException) -> str:
+    """The root cause of a connection failure ("Connection refused"), not the wrappers' text."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    root = seen[-1]
+    reason = root.strerror if isinstance(root, OSError) else None
+    return reason or str(root) or type(root).__name__

@@ -17,7 +17,9 @@ TENANT = f'{SEL}, tenant=~"$tenant"'
 ACCEPTED = f"rate(perfanalysis_ingest_points_accepted_total{{{TENANT}}}[$__rate_interval])"
 REJECTED = f"rate(perfanalysis_ingest_points_rejected_total{{{TENANT}}}[$__rate_interval])"
 QUEUED = f"perfanalysis_exporter_push_points_queued{{{SEL}}}"
-SINCE_PUSH = f"time() - perfanalysis_exporter_push_last_success_timestamp_seconds{{{SEL}}}"
+# 0 until the first acknowledged push: such an exporter has no "since" (not 56 years since 1970)
+SINCE_PUSH = f"time() - (perfanalysis_exporter_push_last_success_timestamp_seconds{{{SEL}}} > 0)"
+NEVER = "never"
 REQUESTS = "perfanalysis_ingest_requests_total"
 STORAGE = "perfanalysis_ingest_storage_write_seconds"
 GROUP = "perfanalysis_ingest_storage_group_requests"
@@ -79,11 +81,13 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
                   "ingest; a growing spool means pushes fail or fall behind.", "short", width=12, min=0),
              [promql("A", QUEUED, "{{instance}}")]),
             (Spec("Time since last push", "Seconds since each exporter's last push that ingest "
-                  "accepted.", "s", width=12, min=0),
+                  "accepted; an exporter that never had one has no line.", "s", width=12, min=0),
              [promql("A", SINCE_PUSH, "{{instance}}")]),
             (Spec("Collectors by time since last push", "Every exporter, the longest silent first, "
-                  "with its spool depth.", "s", kind="table", width=24, height=8, decimals=0,
-                  sort_by="Since last push", overrides=[Override("name", "Spool depth", {"unit": "short"})],
+                  f'with its spool depth; "{NEVER}" for one that has not had a push accepted yet.', "s",
+                  kind="table", width=24, height=8, decimals=0, sort_by="Since last push",
+                  overrides=[Override("name", "Spool depth", {"unit": "short"}),
+                             Override("name", "Since last push", {"noValue": NEVER})],
                   transformations=[transformation("merge"), transformation(
                       "organize", excludeByName={"Time": True, "__name__": True}, indexByName={},
                       renameByName={"Value #A": "Since last push", "Value #B": "Spool depth"})]),

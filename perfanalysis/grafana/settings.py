@@ -12,7 +12,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfanalysis.config import ConfigError, Setting, Spec, parse, positive_float
+from perfanalysis.config import (
+    ConfigError,
+    Setting,
+    Spec,
+    admin_database_url,
+    parse,
+    timeout_seconds,
+)
 
 ENV_PREFIX = "PERFANALYSIS_GRAFANA_"
 
@@ -45,12 +52,13 @@ def build_spec() -> Spec:
                 "reaches it; {tenant} is replaced by the tenant's slug (no contact point when empty).",
                 "", _http_url, metavar="URL"),
         Setting("database-url", "Admin database URL (default: PERFANALYSIS_ADMIN_DATABASE_URL, "
-                "DATABASE_URL, then the admin app's SQLite file).", None, metavar="URL"),
+                "DATABASE_URL, then the admin app's SQLite file).", None, admin_database_url,
+                metavar="URL"),
         Setting("secret-key", "The admin app's secret key, to decrypt stored InfluxDB passwords "
                 "(default: PERFANALYSIS_ADMIN_SECRET_KEY).", None, secret=True, metavar="SECRET"),
         Setting("tenants", "Comma-separated tenant slugs to sync (default: every active tenant).",
                 "", _slugs, metavar="SLUGS"),
-        Setting("timeout", "Seconds to wait for each Grafana request.", 10.0, positive_float,
+        Setting("timeout", "Seconds to wait for each Grafana request.", 10.0, timeout_seconds,
                 metavar="SECONDS"),
     ):  # fmt: skip
         spec.add(setting)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 
@@ -40,7 +43,10 @@ def load_tenants(
     from tenants.db import make_engine
 
     vault = Vault(secret_key)
-    engine = make_engine(database_url)
+    try:
+        engine = make_engine(database_url)
+    except SQLAlchemyError as exc:
+        raise _database_error(database_url, exc) from None
     try:
         with sessionmaker(engine)() as db:
             tenants = visible_tenants(db, system_actor("grafana-sync"))
@@ -59,5 +65,24 @@ def load_tenants(
                 result.append(TenantGrafana(tenant.slug, tenant.name, tenant.influx_database,
                                             tenant.influx_read_user, password))  # fmt: skip
             return result
+    except SQLAlchemyError as exc:
+        raise _database_error(database_url, exc) from None
     finally:
         engine.dispose()
+
+
+UNMIGRATED = re.compile(r'no such (table|column)|(relation|column) "[^"]*" does not exist')
+
+
+def _database_error(database_url: str, exc: SQLAlchemyError) -> TenantError:
+    original = getattr(exc, "orig", None)
+    cause = str(original if original is not None else exc).strip().partition("\n")[0]
+    hint = " (run the migrations: perfanalysis admin init-db)" if UNMIGRATED.search(cause) else ""
+    return TenantError(f"cannot read the admin database {_masked(database_url)}: {cause}{hint}")
+
+
+def _masked(database_url: str) -> str:
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"

@@ -3,6 +3,8 @@
 For each CPU the rates of ``node_cpu_seconds_total`` by mode add up to the CPU's total time;
 busy % is ``100 * (1 - idle / total)`` (as the alert rules define it), overall busy % is the same
 with idle and total summed over CPUs, and a mode's share is its time over the total of all CPUs.
+Each step sums over the CPUs present in it: a host resized to more vCPUs, or with a CPU taken
+offline (the exporter then omits it), keeps its figures for the whole period.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from perfanalysis.report import metrics as m
 from perfanalysis.report.fetch import HostData
 from perfanalysis.report.model import COUNT, PERCENT, Metric, Panel, Section
-from perfanalysis.report.series import Values, combine, divide, present, rate, total
+from perfanalysis.report.series import Values, combine, divide, empty, present, rate, total
 
 MODE_ORDER = ("user", "nice", "system", "iowait", "irq", "softirq", "steal")
 MAX_CORE_LINES = 8
@@ -28,20 +30,22 @@ def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
         (c, mode): rate(data.get(m.CPU, cpu=c, mode=mode), step) for c in cpus for mode in modes
     }
     per_cpu_total = {c: total([rates[c, mode] for mode in modes], count) for c in cpus}
-    all_total = total(list(per_cpu_total.values()), count)
-    idle_sum = total([rates[c, "idle"] for c in cpus if (c, "idle") in rates], count)
+
+    def over_present_cpus(mode: str) -> Values:
+        if mode not in modes:
+            return empty(count)
+        return sum_over_present({c: rates[c, mode] for c in cpus}, per_cpu_total, count)
+
+    all_total = sum_over_present(per_cpu_total, per_cpu_total, count)
     busy = combine(
-        lambda idle, whole: None if whole == 0 else 100 * (1 - idle / whole), idle_sum, all_total
+        lambda idle, whole: None if whole == 0 else 100 * (1 - idle / whole),
+        over_present_cpus("idle"),
+        all_total,
     )
-    shares = {
-        mode: divide(total([rates[c, mode] for c in cpus], count), all_total, 100) for mode in modes
-    }
+    shares = {mode: divide(over_present_cpus(mode), all_total, 100) for mode in modes}
     cores = {c: busy_share(rates.get((c, "idle")), per_cpu_total[c], count) for c in cpus}
-    has_data = (
-        present(*(data.get(m.CPU, cpu=c, mode=mode) for c in cpus for mode in modes))
-        if rates
-        else [False] * count
-    )
+    reporting = {c: present(*(data.get(m.CPU, cpu=c, mode=mode) for mode in modes)) for c in cpus}
+    has_data = present_in_any(reporting, count)
     iowait = shares.get("iowait", [None] * count)
     load = data.get(m.LOAD1)
 
@@ -74,9 +78,35 @@ def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
         Metric("cpu.iowait", "CPU iowait", PERCENT, iowait),
         Metric("cpu.load1", "load average (1 min)", COUNT, load),
     ]
-    subject = f"{len(cpus)} CPU{'s' if len(cpus) != 1 else ''}" if cpus else ""
+    subject = cpu_count_subject(reporting, count)
     note = "" if cpus else "No CPU counters (node_cpu_seconds_total) in this range."
     return Section("cpu", "CPU", subject, [overall, per_core, by_mode], table, has_data, note)
+
+
+def sum_over_present(series: dict[str, Values], whole: dict[str, Values], count: int) -> Values:
+    """The sum at each step over the CPUs whose total time is known there; None where none is."""
+    sums = empty(count)
+    for cpu, values in series.items():
+        for index, (value, known) in enumerate(zip(values, whole[cpu], strict=True)):
+            if known is not None and value is not None:
+                sums[index] = (sums[index] or 0.0) + value
+    return sums
+
+
+def present_in_any(reporting: dict[str, list[bool]], count: int) -> list[bool]:
+    return [any(flags[index] for flags in reporting.values()) for index in range(count)]
+
+
+def cpu_count_subject(reporting: dict[str, list[bool]], count: int) -> str:
+    """The section's subject: "4 CPUs", or "2 to 4 CPUs (...)" when CPUs came or went."""
+    per_step = [sum(flags[index] for flags in reporting.values()) for index in range(count)]
+    counts = [n for n in per_step if n] or ([len(reporting)] if reporting else [])
+    if not counts:
+        return ""
+    low, high = min(counts), max(counts)
+    if low == high:
+        return f"{high} CPU{'s' if high != 1 else ''}"
+    return f"{low} to {high} CPUs (the count changed during the period)"
 
 
 def busy_share(idle: Values | None, whole: Values, count: int) -> Values:

@@ -1,5 +1,6 @@
 """Filesystems: fill (``100 * (1 - avail / size)``, as the alert rules count it) per mountpoint,
-and when each will be full at the rate fitted over the range (least squares on free bytes)."""
+and when each will be full at the rate fitted over the range (least squares on free bytes),
+counted from its latest sample."""
 
 from __future__ import annotations
 
@@ -51,8 +52,10 @@ def forecast(
     slope = fitted_slope([(grid.time_of(i), a) for i, a in enumerate(avail) if a is not None])
     if slope is None or latest_avail is None:
         return FillForecast(mount, latest_fill[1] if latest_fill else None, None, None)
-    seconds = latest_avail[1] / -slope if slope < 0 else None
-    return FillForecast(mount, latest_fill[1] if latest_fill else None, seconds, slope * 86400)
+    index, free = latest_avail
+    seconds = free / -slope if slope < 0 else None
+    used = latest_fill[1] if latest_fill else None
+    return FillForecast(mount, used, seconds, slope * 86400, grid.time_of(index))
 
 
 def fitted_slope(points: Sequence[tuple[float, float]]) -> float | None:

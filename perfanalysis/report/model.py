@@ -63,8 +63,16 @@ class Section:
 class FillForecast:
     mountpoint: str
     used_percent: float | None  # the latest fill
-    seconds_to_full: float | None  # at the fitted rate; None when not filling
+    seconds_to_full: float | None  # from ``latest_at``, at the fitted rate; None: not filling
     bytes_per_day: float | None  # change of available bytes per day (negative: filling)
+    latest_at: int | None = None  # when the latest free-bytes sample was taken
+
+    @property
+    def full_at(self) -> float | None:
+        """When the filesystem is full by the trend (epoch seconds)."""
+        if self.seconds_to_full is None or self.latest_at is None:
+            return None
+        return self.latest_at + self.seconds_to_full
 
 
 @dataclass

@@ -5,7 +5,8 @@
 * Memory used at that percentile above ``memory_used_percent``: more memory (same link).
 * Disk utilisation at that percentile above ``disk_busy_percent``: faster storage.
 * A filesystem's latest fill above ``filesystem_used_percent``; or full within
-  ``filesystem_full_within`` at the rate fitted over the range.
+  ``filesystem_full_within`` of the report's end at the rate fitted over the range, counted from
+  its latest sample.
 * Network errors (receive + transmit) above ``network_errors_per_second`` on average.
 * Steps without data above ``data_missing_percent``.
 """
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 
 from perfanalysis.report import series
 from perfanalysis.report.config import Thresholds
-from perfanalysis.report.model import HostReport
+from perfanalysis.report.model import FillForecast, HostReport
 from perfanalysis.report.timerange import format_duration
 from perfanalysis.report.units import format_value
 
@@ -122,24 +123,31 @@ def _filesystems(host: HostReport, limits: Thresholds) -> list[Recommendation]:
                     f"{limits.filesystem_used_percent:g}%: free space or grow it.",
                 )
             )
-        within = limits.filesystem_full_within
-        if (
-            within is not None
-            and fill.seconds_to_full is not None
-            and fill.seconds_to_full <= within
-        ):
-            when = datetime.fromtimestamp(host.grid.end + fill.seconds_to_full, UTC)
-            rate = format_value(-(fill.bytes_per_day or 0), "bytes")
-            found.append(
-                Recommendation(
-                    host.host,
-                    "filesystem",
-                    f"Filesystem {fill.mountpoint} fills by {rate} a day: at that rate it is full in "
-                    f"about {format_duration(fill.seconds_to_full)} (around {when:%Y-%m-%d %H:%M} "
-                    "UTC): free space or grow it before then.",
-                )
-            )
+        full = _full_by_trend(host, fill, limits.filesystem_full_within)
+        if full is not None:
+            found.append(Recommendation(host.host, "filesystem", full))
     return found
+
+
+def _full_by_trend(host: HostReport, fill: FillForecast, within: float | None) -> str | None:
+    """The advice when the trend fills the filesystem within ``within`` of the report's end."""
+    if within is None or fill.full_at is None:
+        return None
+    remaining = fill.full_at - host.grid.end
+    if remaining > within:
+        return None
+    when = datetime.fromtimestamp(fill.full_at, UTC)
+    rate = format_value(-(fill.bytes_per_day or 0), "bytes")
+    trend = f"Filesystem {fill.mountpoint} fills by {rate} a day: at that rate it"
+    if remaining <= 0:
+        return (
+            f"{trend} was already full by the end of the period (around {when:%Y-%m-%d %H:%M} "
+            "UTC, after its last sample): check it now, free space or grow it."
+        )
+    return (
+        f"{trend} is full in about {format_duration(remaining)} (around {when:%Y-%m-%d %H:%M} "
+        "UTC): free space or grow it before then."
+    )
 
 
 def _network(host: HostReport, limits: Thresholds) -> list[Recommendation]:

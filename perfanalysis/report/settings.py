@@ -10,7 +10,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perfanalysis.config import Setting, Spec, parse, positive_float, positive_int
+from perfanalysis.config import (
+    Setting,
+    Spec,
+    admin_database_url,
+    parse,
+    positive_int,
+    timeout_seconds,
+)
 
 ENV_PREFIX = "PERFANALYSIS_REPORT_"
 
@@ -19,12 +26,6 @@ def _url(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
     return text.rstrip("/")
-
-
-def _database_url(text: str) -> str:
-    from tenants.settings import database_url
-
-    return database_url(text)
 
 
 def build_spec() -> Spec:
@@ -66,7 +67,7 @@ def build_spec() -> Spec:
             "influxdb.timeout",
             "Timeout of one InfluxDB query, in seconds.",
             120.0,
-            positive_float,
+            timeout_seconds,
             metavar="SECONDS",
         ),
         Setting(
@@ -76,7 +77,7 @@ def build_spec() -> Spec:
             "database-url",
             "SQLAlchemy URL of the admin database, for the tenant's read credentials and collector ids (also DATABASE_URL); default: SQLite in var/admin.db. Unused when the YAML gives influxdb credentials.",
             None,
-            _database_url,
+            admin_database_url,
             metavar="URL",
         ),
         Setting(

@@ -137,31 +137,62 @@ def test_generated_rules_load_and_an_alert_reaches_the_tenants_receiver(
     assert {a["labels"].get("tenant") for a in prometheus.alerts()} == {TENANT}
 
 
+def states_after_inhibition(
+    servers: ServerRegistry,
+    webhook: Webhook,
+    posted: list[dict[str, Any]],
+    key: str,
+    expected: dict[tuple[str, str], str],
+) -> dict[tuple[str, str], str]:
+    """Post the alerts to the generated Alertmanager: (labels[key], severity) → state."""
+    thresholds = parse(yaml.safe_load(THRESHOLDS.read_text()), str(THRESHOLDS))
+    am = servers.alertmanager(local_alertmanager_config(thresholds, webhook))
+    am.request("POST", "/api/v2/alerts", json=posted)
+
+    def states() -> dict[tuple[str, str], str]:
+        return {
+            (a["labels"][key], a["labels"]["severity"]): a["status"]["state"] for a in am.alerts()
+        }
+
+    # The inhibitor learns of the critical alert asynchronously: poll, then show the difference.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: states() == expected, 10, interval=0.1, what="the inhibition")
+    return states()
+
+
 def test_a_critical_alert_inhibits_the_warning_on_the_same_instance_only(
     servers: ServerRegistry, webhook: Webhook
 ) -> None:
-    thresholds = parse(yaml.safe_load(THRESHOLDS.read_text()), str(THRESHOLDS))
-    am = servers.alertmanager(local_alertmanager_config(thresholds, webhook))
-
     def alert(severity: str, instance: str) -> dict[str, Any]:
         labels = {"alertname": "HostCpuBusy", "tenant": "acme", "severity": severity}
         return {"labels": {**labels, "instance": instance, "job": "node"}}
 
     posted = [alert("critical", "a:9100"), alert("warning", "a:9100"), alert("warning", "b:9100")]
-    am.request("POST", "/api/v2/alerts", json=posted)
-
-    def states() -> dict[tuple[str, str], str]:
-        return {
-            (a["labels"]["instance"], a["labels"]["severity"]): a["status"]["state"]
-            for a in am.alerts()
-        }
-
     expected = {
         ("a:9100", "critical"): "active",
         ("a:9100", "warning"): "suppressed",
         ("b:9100", "warning"): "active",
     }
-    # The inhibitor learns of the critical alert asynchronously: poll, then show the difference.
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: states() == expected, 10, interval=0.1, what="the inhibition")
-    assert states() == expected
+    assert states_after_inhibition(servers, webhook, posted, "instance", expected) == expected
+
+
+def test_a_critical_ingest_rejection_inhibits_the_warning_for_the_same_reason_only(
+    servers: ServerRegistry, webhook: Webhook
+) -> None:
+    """IngestRejectingPoints has no instance label: storage failing must not hide bad data."""
+
+    def alert(severity: str, reason: str) -> dict[str, Any]:
+        labels = {"alertname": "IngestRejectingPoints", "tenant": "acme", "severity": severity}
+        return {"labels": {**labels, "reason": reason}}
+
+    posted = [
+        alert("critical", "storage_error"),
+        alert("warning", "storage_error"),
+        alert("warning", "invalid"),
+    ]
+    expected = {
+        ("storage_error", "critical"): "active",
+        ("storage_error", "warning"): "suppressed",
+        ("invalid", "warning"): "active",
+    }
+    assert states_after_inhibition(servers, webhook, posted, "reason", expected) == expected

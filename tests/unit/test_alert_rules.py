@@ -246,6 +246,16 @@ def test_cli_reports_every_threshold_error(
     assert not (tmp_path / "rules").exists()
 
 
+def test_cli_says_which_file_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_directory = tmp_path / "afile"
+    not_a_directory.touch()
+    assert cli.run(["generate", "--out", str(not_a_directory / "rules")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"cannot write {not_a_directory}/rules/default.rules.yml: Not a directory\n"
+
+
 def test_scopes_put_unlisted_tenants_in_the_default_file(thresholds: Thresholds) -> None:
     default, *tenants = scopes(thresholds)
     assert default.matcher == 'tenant!~"acme|demo"'

@@ -3,7 +3,13 @@ import re
 import pytest
 
 from exporter.config import build_spec, enabled_collectors, load
-from perfanalysis.config import ConfigError, HelpRequested, listen_address
+from perfanalysis.config import (
+    ConfigError,
+    HelpRequested,
+    listen_address,
+    positive_float,
+    timeout_seconds,
+)
 
 
 def errors_of(argv: list[str], environ: dict[str, str] | None = None) -> list[str]:
@@ -133,3 +139,30 @@ def test_listen_address_forms(text: str, expected: tuple[str, int]) -> None:
 def test_listen_address_errors(text: str) -> None:
     with pytest.raises(ValueError, match=re.compile(r"HOST:PORT|not a number|out of range")):
         listen_address(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("0", "must be greater than zero"), ("-1", "must be greater than zero"),
+     ("nan", "must be greater than zero"), ("inf", "must be finite"), ("-inf", "greater than zero")],
+)  # fmt: skip
+def test_positive_float_refuses_zero_negatives_and_non_finite_values(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        positive_float(text)
+    assert positive_float("1e300") == 1e300
+
+
+def test_timeout_seconds_refuses_more_than_a_day() -> None:
+    assert timeout_seconds("86400") == 86400
+    assert timeout_seconds("0.5") == 0.5
+    for text in ("86400.5", "1e12", "inf"):
+        with pytest.raises(ValueError, match="must be"):
+            timeout_seconds(text)
+
+
+def test_an_infinite_mount_timeout_is_a_flag_error() -> None:
+    assert errors_of(["--collector.filesystem.mount-timeout=inf"]) == [
+        "flag --collector.filesystem.mount-timeout: invalid value 'inf': must be finite"
+    ]

@@ -15,10 +15,13 @@ import base64
 import json
 import os
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -706,6 +709,94 @@ def test_unknown_tenant_and_bad_configuration(
     err = capsys.readouterr().err
     assert "--user and --password" in err
     assert "influxdb-url" in err
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port bound but not listening: every connection to it is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+def test_unreachable_grafana_is_a_one_line_error(
+    refused_port: int, tenant_db: Any, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{refused_port}"
+    assert _run(url, database_url) == 1
+    assert capsys.readouterr().err == (
+        f"perfanalysis grafana sync: Grafana at {url}: GET /api/orgs/name/acme failed: "
+        "Connection refused\n"
+    )
+
+
+@contextmanager
+def serving_a_login_page(content_type: str) -> Iterator[str]:
+    """What an SSO proxy in front of Grafana answers to every request: 200 and a page."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = b"<html><body>Sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json"])
+def test_an_answer_that_is_not_json_is_a_one_line_error(
+    content_type: str, tenant_db: Any, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serving_a_login_page(content_type) as url:
+        assert _run(url, database_url) == 1
+    assert capsys.readouterr().err == (
+        f"perfanalysis grafana sync: Grafana at {url}: GET /api/orgs/name/acme failed: answered "
+        "with something other than JSON: is --url Grafana's base URL?\n"
+    )
+
+
+def test_unreachable_and_unmigrated_admin_databases_are_one_line_errors(
+    tmp_path: Path, refused_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = {
+        f"sqlite:///{tmp_path}/missing/admin.db": f"sqlite:///{tmp_path}/missing/admin.db: "
+        "unable to open database file",
+        f"sqlite:///{tmp_path}/empty.db": f"sqlite:///{tmp_path}/empty.db: no such table: "
+        "tenants (run the migrations: perfanalysis admin init-db)",
+        f"postgresql://reader:hunter2@127.0.0.1:{refused_port}/admin": "postgresql+psycopg://"
+        f"reader:***@127.0.0.1:{refused_port}/admin: connection failed: ",
+    }
+    for database, expected in cases.items():
+        assert _run(f"http://127.0.0.1:{refused_port}", database) == 1, database
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith(
+            f"perfanalysis grafana sync: cannot read the admin database {expected}"
+        )
+        assert "hunter2" not in line
+
+
+def test_bad_database_url_and_timeout_are_flag_errors(
+    refused_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{refused_port}"
+    assert _run(url, "not-a-url", "--timeout=inf") == 2
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        "  - flag --database-url: invalid value 'not-a-url': expected a sqlite:// or "
+        "postgresql:// URL",
+        "  - flag --timeout: invalid value 'inf': must be finite",
+    ]
 
 
 def test_the_fake_switches_orgs_like_grafana(grafana: tuple[FakeGrafana, str]) -> None:

@@ -250,3 +250,20 @@ def test_the_command_refuses_bad_flags(tmp_path: Path) -> None:
     err = io.StringIO()
     assert run([], stderr=err) == 2
     assert "flag --config: required" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "problem"),
+    [
+        ("inf", "must be finite"),
+        ("1e12", "must be at most 86400 seconds"),
+        ("0", "must be greater than zero"),
+    ],
+)
+def test_an_unusable_query_timeout_is_a_flag_error(
+    tmp_path: Path, timeout: str, problem: str
+) -> None:
+    err = io.StringIO()
+    argv = ["--config", str(write(tmp_path, MINIMAL)), "--influxdb.timeout", timeout]
+    assert run(argv, stderr=err) == 2
+    assert f"flag --influxdb.timeout: invalid value {timeout!r}: {problem}" in err.getvalue()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from perfanalysis.report.build import report_grid
+from perfanalysis.report import metrics as m
+from perfanalysis.report.build import analyse_host, report_grid
 from perfanalysis.report.config import TimeSpec
+from perfanalysis.report.fetch import key
 from perfanalysis.report.model import PERCENT, Metric, Panel
 from perfanalysis.report.series import combine, divide, gaps, present, rate, total
 from perfanalysis.report.svg import envelope, render
 from perfanalysis.report.timerange import Grid, nice_step, parse_duration
-from tests.unit.test_report_support import Behaviour, analysed, constant
+from tests.unit.test_report_support import (
+    Behaviour,
+    analysed,
+    config_for,
+    constant,
+    synthetic_host,
+)
 
 
 def test_a_rate_needs_its_step_and_the_one_before() -> None:
@@ -108,3 +117,22 @@ def test_a_constant_cpu_level_survives_gaps_unchanged() -> None:
     summary = host.summaries["cpu.busy"]
     assert summary.percentiles[99] == pytest.approx(50.0)
     assert summary.maximum == pytest.approx(50.0)  # no spike from a rate averaged across the gap
+
+
+def test_cpus_that_report_for_part_of_the_period_count_where_they_report() -> None:
+    """A resize from 2 to 4 vCPUs (or a CPU taken offline, which the exporter then omits)."""
+    grid = Grid(1_700_000_000, 60, 20)
+    data, found = synthetic_host("web-01", grid, Behaviour(cpus=4, cpu_busy=constant(0.5)))
+    for cpu, mode in itertools.product(("2", "3"), ("idle", "user")):
+        data.series[key(m.CPU, cpu=cpu, mode=mode)][:10] = [None] * 10
+    host = analyse_host(data, found, config_for(("web-01",)))
+    assert host.coverage == 1.0
+    busy = host.metric("cpu.busy")
+    assert busy is not None
+    assert busy.values[0] is None  # a rate needs the step before
+    assert busy.values[1:] == pytest.approx([50.0] * (grid.count - 1))
+    section = host.sections["cpu"]
+    [by_mode] = [panel for panel in section.panels if panel.key == "cpu.modes"]
+    [user] = [line for line in by_mode.lines if line.key == "cpu.mode.user"]
+    assert user.values[1:] == pytest.approx([50.0] * (grid.count - 1))
+    assert section.subject == "2 to 4 CPUs (the count changed during the period)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from perfanalysis.report.config import Thresholds
 from perfanalysis.report.model import HostReport
 from perfanalysis.report.recommend import Recommendation, recommend
@@ -65,6 +67,28 @@ def test_a_filesystem_predicted_full_within_the_horizon() -> None:
     assert "at that rate it is full in about" in found[0].text
     slow = advice(Behaviour(fs_fill=lambda i: 0.5 + 1e-7 * i))  # years away
     assert slow == []
+
+
+QUIET_FROM_THE_HOUR = set(range(60, 120))  # the last sample is at 23:12, the report ends at 00:13
+
+
+@pytest.mark.parametrize(
+    ("fill_per_minute", "expected"),
+    [
+        # 0.1 GiB a minute, 44.1 GiB free at 23:12: full 441 minutes later, 6h 20m after the end
+        (0.001, "Filesystem / fills by 144 GiB a day: at that rate it is full in about 6h 20m "
+         "(around 2023-11-15 06:33 UTC): free space or grow it before then."),
+        # 0.5 GiB a minute, 20.5 GiB free at 23:12: full 41 minutes later, before the end
+        (0.005, "Filesystem / fills by 720 GiB a day: at that rate it was already full by the "
+         "end of the period (around 2023-11-14 23:53 UTC, after its last sample): check it "
+         "now, free space or grow it."),
+    ],
+)  # fmt: skip
+def test_a_fill_forecast_counts_from_the_last_sample_of_a_host_that_went_quiet(
+    fill_per_minute: float, expected: str
+) -> None:
+    how = Behaviour(fs_fill=lambda i: 0.5 + fill_per_minute * i, missing=QUIET_FROM_THE_HOUR)
+    assert [r.text for r in advice(how) if r.area == "filesystem"] == [expected]
 
 
 def test_network_errors_and_missing_data() -> None:
