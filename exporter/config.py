@@ -17,10 +17,10 @@ from perfanalysis.config import (
     Spec,
     listen_address,
     parse,
-    positive_float,
     positive_int,
     readable_file,
     regex,
+    timeout_seconds,
 )
 
 ENV_PREFIX = "PERFANALYSIS_EXPORTER_"
@@ -420,7 +420,7 @@ def build_spec() -> Spec:
             "collector.filesystem.mount-timeout",
             "Seconds a statfs may take before its mount is reported stuck (device_error 1) and skipped until it returns.",
             5.0,
-            positive_float,
+            timeout_seconds,
             metavar="SECONDS",
         )
     )

@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from perfanalysis import web_tls
-from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
+from perfanalysis.config import (
+    Setting,
+    Spec,
+    http_url,
+    listen_address,
+    parse,
+    positive_float,
+    positive_int,
+)
 from perfanalysis.paths import var_dir
 from tenants.settings import (
     credential_problems,
@@ -43,12 +51,6 @@ def _storage_api(text: str) -> str:
     if text not in STORAGE_APIS:
         raise ValueError("expected v1 (InfluxDB /write) or v2 (/api/v2/write, influxdb-client)")
     return text
-
-
-def _http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return text.rstrip("/")
 
 
 def _non_negative_float(text: str) -> float:
@@ -159,7 +161,7 @@ def build_spec() -> Spec:
             "storage.url",
             "Base URL of the storage.",
             "http://127.0.0.1:8086",
-            _http_url,
+            http_url,
             metavar="URL",
         )
     )

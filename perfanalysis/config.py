@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 Converter = Callable[[str], Any]
 
@@ -218,6 +219,23 @@ def positive_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError("must be finite")
     return value
+
+
+def http_url(text: str) -> str:
+    """An http:// or https:// URL with a host (and a valid port, if any), without the trailing
+    slash; the same checks the HTTP clients make later, so a bad URL is a setting's error."""
+    parts = urlsplit(text)  # raises ValueError for a malformed IPv6 host
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("no host in the URL")
+    _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    return text.rstrip("/")
+
+
+def optional_http_url(text: str) -> str:
+    """As http_url, or empty for not set."""
+    return http_url(text) if text else text
 
 
 MAX_TIMEOUT_SECONDS = 86400

@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from perfanalysis import web_tls
-from perfanalysis.config import Setting, Spec, listen_address, parse, positive_float, positive_int
+from perfanalysis.config import (
+    Setting,
+    Spec,
+    listen_address,
+    optional_http_url,
+    parse,
+    positive_float,
+    positive_int,
+)
 from perfanalysis.paths import var_dir
 
 ENV_PREFIX = "PERFANALYSIS_ADMIN_"
@@ -43,12 +51,6 @@ def _influx_retention(text: str) -> str:
     from tenants.influx import parse_retention
 
     return parse_retention(text).duration
-
-
-def _http_url(text: str) -> str:
-    if text and not text.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return text.rstrip("/")
 
 
 def build_spec() -> Spec:
@@ -133,7 +135,7 @@ def build_spec() -> Spec:
             "influxdb.url",
             "InfluxDB 1.x URL where tenant databases and read users are provisioned; empty disables provisioning.",
             "",
-            _http_url,
+            optional_http_url,
             metavar="URL",
         )
     )

@@ -17,17 +17,12 @@ from perfanalysis.config import (
     Setting,
     Spec,
     admin_database_url,
+    optional_http_url,
     parse,
     timeout_seconds,
 )
 
 ENV_PREFIX = "PERFANALYSIS_GRAFANA_"
-
-
-def _http_url(text: str) -> str:
-    if text and not text.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return text.rstrip("/")
 
 
 def _slugs(text: str) -> list[str]:
@@ -42,15 +37,15 @@ def build_spec() -> Spec:
         "and alert rules through Grafana's HTTP API; a second run changes nothing.",
     )
     for setting in (
-        Setting("url", "Grafana's base URL.", "", _http_url, metavar="URL"),
+        Setting("url", "Grafana's base URL.", "", optional_http_url, metavar="URL"),
         Setting("user", "Grafana server admin user (basic auth).", "", metavar="USER"),
         Setting("password", "Password of --user.", "", secret=True, metavar="PASSWORD"),
         Setting("token", "Bearer token instead of --user/--password.", "", secret=True, metavar="TOKEN"),
         Setting("influxdb-url", "InfluxDB URL as Grafana reaches it, for each tenant's data source.",
-                "", _http_url, metavar="URL"),
+                "", optional_http_url, metavar="URL"),
         Setting("alert-webhook-url", "Webhook each tenant's Grafana alerts are sent to, as Grafana "
                 "reaches it; {tenant} is replaced by the tenant's slug (no contact point when empty).",
-                "", _http_url, metavar="URL"),
+                "", optional_http_url, metavar="URL"),
         Setting("database-url", "Admin database URL (default: PERFANALYSIS_ADMIN_DATABASE_URL, "
                 "DATABASE_URL, then the admin app's SQLite file).", None, admin_database_url,
                 metavar="URL"),

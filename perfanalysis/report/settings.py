@@ -14,18 +14,13 @@ from perfanalysis.config import (
     Setting,
     Spec,
     admin_database_url,
+    optional_http_url,
     parse,
     positive_int,
     timeout_seconds,
 )
 
 ENV_PREFIX = "PERFANALYSIS_REPORT_"
-
-
-def _url(text: str) -> str:
-    if text and not text.startswith(("http://", "https://")):
-        raise ValueError("expected an http:// or https:// URL")
-    return text.rstrip("/")
 
 
 def build_spec() -> Spec:
@@ -60,7 +55,7 @@ def build_spec() -> Spec:
             "influxdb.url",
             "InfluxDB 1.x URL (the YAML's influxdb.url wins when given).",
             "http://127.0.0.1:8086",
-            _url,
+            optional_http_url,
             metavar="URL",
         ),
         Setting(
@@ -98,7 +93,7 @@ def build_spec() -> Spec:
             "admin-url",
             "Base URL of the admin app, for links in recommendations (e.g. https://admin.example.com); paths only when empty.",
             "",
-            _url,
+            optional_http_url,
             metavar="URL",
         ),
         Setting(

@@ -6,7 +6,9 @@ from exporter.config import build_spec, enabled_collectors, load
 from perfanalysis.config import (
     ConfigError,
     HelpRequested,
+    http_url,
     listen_address,
+    optional_http_url,
     positive_float,
     timeout_seconds,
 )
@@ -162,7 +164,30 @@ def test_timeout_seconds_refuses_more_than_a_day() -> None:
             timeout_seconds(text)
 
 
-def test_an_infinite_mount_timeout_is_a_flag_error() -> None:
+def test_an_infinite_or_absurd_mount_timeout_is_a_flag_error() -> None:
     assert errors_of(["--collector.filesystem.mount-timeout=inf"]) == [
         "flag --collector.filesystem.mount-timeout: invalid value 'inf': must be finite"
     ]
+    assert errors_of(["--collector.filesystem.mount-timeout=1e12"]) == [
+        "flag --collector.filesystem.mount-timeout: invalid value '1e12': must be at most 86400 "
+        "seconds (a day)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("ftp://host", "expected an http:// or https:// URL"),
+        ("http://", "no host in the URL"),
+        ("http://[::1:3000", "Invalid IPv6 URL"),
+        ("http://host:99999", "Port out of range"),
+        ("http://host:port", "Port could not be cast"),
+    ],
+)
+def test_http_urls_are_checked_as_the_clients_will_read_them(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        http_url(text)
+    assert http_url("https://[::1]:8086/base/") == "https://[::1]:8086/base"
+    assert optional_http_url("") == ""
+    with pytest.raises(ValueError, match="expected an http"):
+        http_url("")
