@@ -27,12 +27,13 @@ from typing import Protocol
 from exporter.loadtest.stats import cv_percent, mean
 
 FULL_LOAD = 100.0
+DEFAULT_FULL_LOAD_MIN = 95.0
 
 
 @dataclass(frozen=True)
 class Policy:
     tolerance: float = 3.0  # points either side of the target
-    full_load_min: float = 95.0  # busy% that accepts the 100% level
+    full_load_min: float = DEFAULT_FULL_LOAD_MIN  # busy% that accepts the 100% level
     repeats: int = 3
     retries: int = 10  # per repeat, after its first attempt
     max_background: float | None = 5.0  # points of busy% not ours that disturb a window; None: off

@@ -1,8 +1,9 @@
 """``perfanalysis loadtest run [flags]`` and ``perfanalysis loadtest upload FILE [flags]``.
 
-Exit codes: 0 every level accepted (and uploaded, when asked); 1 the run or the upload failed
-(the result file is kept); 2 bad flags, key file or result file; 3 the run finished but at least
-one level was not accepted (recorded as ``accepted: false`` in the result); 130 interrupted.
+Exit codes: 0 every level accepted (and uploaded, or already stored by an earlier upload, when
+asked); 1 the run or the upload failed (the result file is kept); 2 bad flags, key file or result
+file; 3 the run finished but at least one level was not accepted (recorded as ``accepted: false``
+in the result); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from exporter.loadtest.progress import Progress
 from exporter.loadtest.result import RunSettings, build, validate
 from exporter.loadtest.runner import Plan, execute
 from exporter.loadtest.settings import parse_for, run_spec, upload_spec
-from exporter.loadtest.upload import UploadError, describe_answer, post_result
+from exporter.loadtest.upload import AlreadyStored, UploadError, describe_answer, post_result
 from exporter.push.keyfile import KeyFile
 from perfanalysis.config import ConfigError, HelpRequested, Spec
 
@@ -89,7 +90,8 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         progress.close()
         print(f"{PROGRAM}: the load test failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    settings = RunSettings(values["window"], values["repeats"], values["tolerance"])
+    settings = RunSettings(values["window"], values["repeats"], values["tolerance"],
+                           values["full_load_min"])  # fmt: skip
     document = build(started, datetime.now(UTC), host, settings, outcome.levels)
     problems = validate(document)
     if problems:  # a bug here, never the operator's doing
@@ -147,13 +149,15 @@ def _write(path: str, text: str) -> None:
 def _upload(body: bytes, path: str, url: str, key: KeyFile, timeout: float) -> int:
     try:
         answer = post_result(body, url, key, timeout)
+    except AlreadyStored as stored:
+        print(stored.describe())
+        return EXIT_OK
     except UploadError as exc:
         _errors(f"{PROGRAM}: upload failed: {exc.message}", exc.details)
-        print(
-            f"the result is kept in {path}; retry with: {PROGRAM} upload {path} "
-            f"--upload {url} --key-file {key.path}",
-            file=sys.stderr,
-        )
+        kept = f"the result is kept in {path}"
+        if exc.transient:
+            kept += f"; retry with: {PROGRAM} upload {path} --upload {url} --key-file {key.path}"
+        print(kept, file=sys.stderr)
         return EXIT_FAILED
     print(describe_answer(answer))
     return EXIT_OK
@@ -198,6 +202,9 @@ def upload_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return EXIT_USAGE
     except ValueError as exc:
         print(f"{PROGRAM} upload: {path} is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:
+        print(f"{PROGRAM} upload: {path} is not JSON: nested too deeply", file=sys.stderr)
         return EXIT_USAGE
     problems = validate(document)
     if problems:

@@ -5,11 +5,14 @@ each repeat's units per second, their coefficient of variation (sample standard 
 mean; null with one repeat), the windows it took (attempts) and whether it was accepted. Overall:
 ``max_units_per_second`` is the measured 100% level's units and ``repeatability_cv_percent`` the
 mean CV of the accepted levels with two or more repeats (null when there are none).
+``settings.full_load_min`` is the busy% that accepted the 100% level (optional: results written
+before it was recorded lack it).
 
 ``validate`` checks what this runner guarantees: keys and types, levels in ascending order ending
 with 100, one result per repeat, the maximum equal to the 100% level. The admin app checks more
-(accepted levels within their band, units growing with busy% beyond the run's noise), and a run
-whose levels failed on a disturbed host may not pass those.
+(accepted levels within their band, an accepted 100% level at ``full_load_min`` or more, units
+growing with busy% beyond the run's noise), and a run whose levels failed on a disturbed host may
+not pass those.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.loadtest.cloud import PROVIDERS
-from exporter.loadtest.controller import FULL_LOAD, LevelOutcome
+from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN, FULL_LOAD, LevelOutcome
 from exporter.loadtest.host import HostFacts
 from exporter.loadtest.stats import mean
 from exporter.loadtest.unit import BUFFER_BYTES, UNIT_NAME
@@ -34,12 +37,14 @@ class RunSettings:
     window_seconds: float
     repeats: int
     tolerance_points: float
+    full_load_min: float = DEFAULT_FULL_LOAD_MIN
 
     def to_json(self) -> dict[str, Any]:
         return {
             "window_seconds": self.window_seconds,
             "repeats": self.repeats,
             "tolerance_points": self.tolerance_points,
+            "full_load_min": self.full_load_min,
             "unit": {"name": UNIT_NAME, "buffer_bytes": BUFFER_BYTES},
         }
 
@@ -139,6 +144,10 @@ def _check_settings(settings: Any, problems: list[str]) -> None:
         problems.append("settings.repeats: expected an integer >= 1")
     if not _is_number(settings.get("tolerance_points")) or settings["tolerance_points"] <= 0:
         problems.append("settings.tolerance_points: expected a number > 0")
+    if "full_load_min" in settings and not (
+        _is_number(settings["full_load_min"]) and 1 <= settings["full_load_min"] <= FULL_LOAD
+    ):
+        problems.append("settings.full_load_min: expected a number from 1 to 100")
     unit = settings.get("unit")
     if not isinstance(unit, dict):
         problems.append("settings.unit: expected an object")

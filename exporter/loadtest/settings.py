@@ -9,6 +9,7 @@ from typing import Any
 
 from exporter.config import duration
 from exporter.loadtest.cloud import MAX_INSTANCE_TYPE, MAX_REGION, PROVIDERS, WORD
+from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN
 from exporter.loadtest.progress import MODES
 from exporter.push.keyfile import KeyFile, KeyFileError
 from perfanalysis.config import Setting, Spec, parse, positive_int
@@ -174,8 +175,8 @@ def run_spec() -> Spec:
     add(Setting("repeats", "Accepted windows per level.", 3, _count(1, 50), metavar="N"))
     add(Setting("tolerance", "Accept a level when measured busy is within this many points of it.",
                 3.0, _bounded(0, 25, low_open=True), metavar="POINTS"))  # fmt: skip
-    add(Setting("full-load-min", "Busy% at or above which the 100% level is accepted.", 95.0,
-                _bounded(1, 100), metavar="PERCENT"))  # fmt: skip
+    add(Setting("full-load-min", "Busy% at or above which the 100% level is accepted.",
+                DEFAULT_FULL_LOAD_MIN, _bounded(1, 100), metavar="PERCENT"))  # fmt: skip
     add(Setting("retries", "Retries per repeat, nudging the load, before a level fails.", 10,
                 _count(0, 100), metavar="N"))  # fmt: skip
     add(Setting("max-background", "Points of busy% from other work that make a window "

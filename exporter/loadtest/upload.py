@@ -1,12 +1,16 @@
 """Sends a result to the admin app: ``POST <base URL>/api/v1/loadtests`` with the collector key.
 
-The admin app answers 201 with the stored run's id and URL. Every failure becomes an
-``UploadError`` whose message says what to do: a 400/422 lists the fields the server refused, a
-401/403 points at the key file, a 404 at the base URL, connection errors and timeouts name the URL.
+The admin app answers 201 with the stored run's id and URL, or 409 when it already holds the
+same result (an earlier upload whose answer was lost): that is ``AlreadyStored``, with the id.
+Every failure becomes an ``UploadError`` whose message says what to do: a 400/422 lists the
+fields the server refused, a 401/403 points at the key file, a 404 at the base URL, connection
+errors and timeouts name the URL. Only those, a 429 and a 5xx are ``transient``: sending the same
+file again may succeed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,13 +21,36 @@ from exporter.push.keyfile import KeyFile
 
 ENDPOINT = "/api/v1/loadtests"
 SHOWN_BODY = 2000
+STORED_ID = re.compile(r"load test (\d+)")
 
 
 class UploadError(Exception):
-    def __init__(self, message: str, details: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, details: list[str] | None = None, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.transient = transient
+
+
+class AlreadyStored(Exception):
+    """409: the admin app holds this result already; ``run_id`` when its answer names it."""
+
+    def __init__(self, run_id: int | None, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.message = message
+
+    def describe(self) -> str:
+        stored = f"load test {self.run_id}" if self.run_id is not None else "a load test"
+        return f"already uploaded: the admin app holds this result as {stored}"
+
+
+def _already_stored(payload: Any, body: str) -> AlreadyStored:
+    message = "; ".join(field_errors(payload)) or body or "(no details given)"
+    found = STORED_ID.search(message)
+    return AlreadyStored(int(found.group(1)) if found else None, message)
 
 
 def endpoint(base_url: str) -> str:
@@ -80,7 +107,8 @@ def post_result(
     timeout: float,
     session: requests.Session | None = None,
 ) -> dict[str, Any]:
-    """Upload one result (JSON bytes); return the server's JSON answer."""
+    """Upload one result (JSON bytes); return the server's JSON answer. Raises
+    ``AlreadyStored`` on a 409 and ``UploadError`` on every other failure."""
     url = endpoint(base_url)
     headers = {
         "Authorization": key.authorization,
@@ -92,15 +120,17 @@ def post_result(
     try:
         response = poster.post(url, data=body, headers=headers, timeout=timeout)
     except requests.Timeout:
-        raise UploadError(f"no answer from {url} within {timeout:g}s") from None
+        raise UploadError(f"no answer from {url} within {timeout:g}s", transient=True) from None
     except requests.ConnectionError as exc:
-        raise UploadError(f"cannot connect to {url}: {exc}") from None
+        raise UploadError(f"cannot connect to {url}: {exc}", transient=True) from None
     except requests.RequestException as exc:
-        raise UploadError(f"the upload to {url} failed: {exc}") from None
+        raise UploadError(f"the upload to {url} failed: {exc}", transient=True) from None
     status = response.status_code
     payload = _json(response)
     if 200 <= status < 300:
         return payload if isinstance(payload, dict) else {"answer": _body_text(response)}
+    if status == 409:
+        raise _already_stored(payload, _body_text(response))
     if status in (400, 422):
         details = field_errors(payload) or [_body_text(response) or "(no details given)"]
         raise UploadError(f"the admin app refused the result ({status}):", details)
@@ -115,7 +145,8 @@ def post_result(
             f"no load-test endpoint at {url} (404): --upload must be the admin app's base URL"
         )
     detail = field_errors(payload) or ([_body_text(response)] if response.text else [])
-    raise UploadError(f"the admin app answered {status} to {url}", detail)
+    transient = status == 429 or status >= 500
+    raise UploadError(f"the admin app answered {status} to {url}", detail, transient)
 
 
 def describe_answer(answer: Mapping[str, Any]) -> str:

@@ -90,7 +90,7 @@ def advise(
         advice.status = "no_history"
         advice.message = (f"No CPU history for collector {collector.name} in the last "
                           f"{params.days} days: InfluxDB holds no node_cpu_seconds_total "
-                          "idle counters for it.")  # fmt: skip
+                          "idle or iowait counters for it.")  # fmt: skip
         return advice
     advice.samples = len(busy)
     advice.busy_percentile = round(percentile(busy, params.percentile), 2)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tenants.errors import Invalid
 from tenants.loadtests.models import LoadTestRun
+from tenants.loadtests.prices import size_differences
 
 CENTS = Decimal("0.01")
 TENTHS = Decimal("0.1")
@@ -61,7 +62,7 @@ class RunSummary:
     units_per_vcpu: float
     price_performance: Decimal | None
     percent_of_best: Decimal | None
-    rank: int | None  # by price-performance, 1 = best
+    rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,10 @@ def _units(run: LoadTestRun) -> dict[int, float]:
 
 
 def _ranks(values: dict[int, Decimal | None]) -> dict[int, int]:
-    priced = sorted((value, key) for key, value in values.items() if value is not None)
-    return {key: rank for rank, (_, key) in enumerate(reversed(priced), start=1)}
+    """Competition ranking: one more than the number of better values."""
+    priced = [value for value in values.values() if value is not None]
+    return {key: 1 + sum(other > value for other in priced)
+            for key, value in values.items() if value is not None}  # fmt: skip
 
 
 def _warnings(runs: list[LoadTestRun]) -> list[str]:
@@ -119,10 +122,22 @@ def _warnings(runs: list[LoadTestRun]) -> list[str]:
     if unpriced:
         warnings.append(f"No price for {', '.join(unpriced)}: set one on the run to include it "
                         "in the price-performance ranking.")  # fmt: skip
+    resized = [run.display_name for run in runs if _priced_as_another_size(run)]
+    if resized:
+        warnings.append(f"Priced for another size (vCPUs or memory) than the machine tested: "
+                        f"{', '.join(resized)}. Their units per $/hour are not the tested "
+                        "machine's: set the right price on the run.")  # fmt: skip
     partial = [run.display_name for run in runs if not run.all_levels_accepted]
     if partial:
         warnings.append(f"Some levels of {', '.join(partial)} missed their busy% band.")
     return warnings
+
+
+def _priced_as_another_size(run: LoadTestRun) -> bool:
+    if run.price_vcpus is None or run.price_memory_gib is None:
+        return False
+    return bool(size_differences(run.vcpus, run.memory_bytes, run.price_vcpus,
+                                 run.price_memory_gib))  # fmt: skip
 
 
 # ---- exports ----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Every refusal is ``Invalid`` whose ``field`` is a JSON pointer into the document
 * targets are whole percents, strictly ascending (so never duplicated), ending with 100;
 * each level has one result per configured repeat, and its units lie between the smallest and
   largest repeat (a mean or a median of them);
-* an accepted level's measured busy% lies within the tolerance band around its target;
+* an accepted level's measured busy% lies within the tolerance band around its target; the 100 %
+  level's is at least ``settings.full_load_min`` when the runner recorded it (results written
+  before that field existed keep the band check);
 * units never fall from one level to the next by more than the run's own noise: 5 % or three
   times the larger coefficient of variation of the two levels, whichever is more;
 * ``max_units_per_second`` is the measured 100 % level's units (never extrapolated).
@@ -37,6 +39,8 @@ MAX_REPEATS = 100
 MAX_MEMORY = 1 << 50
 MAX_BUFFER = 1 << 40
 ROUNDING = 0.05  # busy% is reported with one decimal
+FULL_LOAD = 100
+MIN_FULL_LOAD = 1  # the runner's --full-load-min range is 1 to 100
 MIN_DIP = 0.05  # units may dip this much between levels even with no measured noise
 FUTURE_SLACK = timedelta(days=1)
 
@@ -68,6 +72,7 @@ class Settings:
     repeats: int
     tolerance_points: float
     unit: Unit
+    full_load_min: float | None = None  # None: not recorded (older results)
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,14 @@ def _pointer(*parts: str | int) -> str:
     return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def _object(value: Any, path: tuple[str | int, ...], fields: tuple[str, ...]) -> dict[str, Any]:
+def _object(
+    value: Any, path: tuple[str | int, ...], fields: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     where = _pointer(*path) if path else "/"
     if not isinstance(value, dict):
         raise Invalid(f"{where} must be a JSON object", where)
     for name in value:
-        if name not in fields:
+        if name not in fields and name not in optional:
             raise Invalid(f"{_pointer(*path, name)}: unknown field", _pointer(*path, name))
     for name in fields:
         if name not in value:
@@ -215,6 +222,7 @@ TOP_FIELDS = ("schema", "started_at", "finished_at", "host", "settings", "levels
 HOST_FIELDS = ("hostname", "cpu_model", "vcpus", "memory_bytes", "kernel", "cloud_provider",
                "region", "instance_type")  # fmt: skip
 SETTINGS_FIELDS = ("window_seconds", "repeats", "tolerance_points", "unit")
+OPTIONAL_SETTINGS = ("full_load_min",)
 UNIT_FIELDS = ("name", "buffer_bytes")
 LEVEL_FIELDS = ("target_busy_percent", "measured_busy_percent", "units_per_second", "repeats",
                 "cv_percent", "attempts", "accepted")  # fmt: skip
@@ -276,8 +284,9 @@ def _host(value: Any) -> Host:
 
 
 def _settings(value: Any) -> Settings:
-    settings = _object(value, ("settings",), SETTINGS_FIELDS)
+    settings = _object(value, ("settings",), SETTINGS_FIELDS, OPTIONAL_SETTINGS)
     unit = _object(settings["unit"], ("settings", "unit"), UNIT_FIELDS)
+    recorded = "full_load_min" in settings
     return Settings(
         window_seconds=_number(settings["window_seconds"], "/settings/window_seconds", 0, 3600, True),
         repeats=_integer(settings["repeats"], "/settings/repeats", 1, MAX_REPEATS),
@@ -288,6 +297,8 @@ def _settings(value: Any) -> Settings:
             name=_string(unit["name"], "/settings/unit/name", 1, 60, _WORD),
             buffer_bytes=_integer(unit["buffer_bytes"], "/settings/unit/buffer_bytes", 1, MAX_BUFFER),
         ),
+        full_load_min=_number(settings["full_load_min"], "/settings/full_load_min",
+                              MIN_FULL_LOAD, FULL_LOAD) if recorded else None,
     )  # fmt: skip
 
 
@@ -299,7 +310,7 @@ def _levels(value: Any, settings: Settings) -> tuple[Level, ...]:
     levels = tuple(_level(item, index, settings) for index, item in enumerate(value))
     for index in range(1, len(levels)):
         _ascending(levels[index - 1], levels[index], index)
-    if levels[-1].target_busy_percent != 100:
+    if levels[-1].target_busy_percent != FULL_LOAD:
         raise Invalid("/levels must end with the measured 100% level", "/levels")
     for index, level in enumerate(levels):
         _consistent(level, index, settings)
@@ -335,15 +346,22 @@ def _level(value: Any, index: int, settings: Settings) -> Level:
 
 
 def _consistent(level: Level, index: int, settings: Settings) -> None:
-    """Units between the smallest and largest repeat; an accepted level within its band."""
+    """Units between the smallest and largest repeat; an accepted level within its band, or the
+    100% level at the busy% the runner accepted it at."""
     units, measured, target = (level.units_per_second, level.measured_busy_percent,
                                level.target_busy_percent)  # fmt: skip
     if not min(level.repeats) * (1 - 1e-9) <= units <= max(level.repeats) * (1 + 1e-9):
         where = _pointer("levels", index, "units_per_second")
         raise Invalid(f"{where} ({units:g}) must lie between the smallest and the largest of "
                       "its repeats", where)  # fmt: skip
-    if level.accepted and abs(measured - target) > settings.tolerance_points + ROUNDING:
-        where = _pointer("levels", index, "measured_busy_percent")
+    if not level.accepted:
+        return
+    where = _pointer("levels", index, "measured_busy_percent")
+    if target == FULL_LOAD and settings.full_load_min is not None:
+        if measured < settings.full_load_min - ROUNDING:
+            raise Invalid(f"{where} ({measured:g}) is below /settings/full_load_min "
+                          f"({settings.full_load_min:g}) of a 100% level marked accepted", where)  # fmt: skip
+    elif abs(measured - target) > settings.tolerance_points + ROUNDING:
         raise Invalid(f"{where} ({measured:g}) is outside the tolerance band "
                       f"{target}±{settings.tolerance_points:g} of a level marked accepted", where)  # fmt: skip
 

@@ -2,8 +2,10 @@
 read-only user (never the admin): ``node_cpu_seconds_total`` as the exporter pushes it, tags
 ``cpu``, ``mode``, ``host``, ``tenant``, ``collector`` and field ``value``.
 
-The last counter value per CPU and interval is fetched (``GROUP BY time(step), cpu``), so a
-week at one-minute steps is about 10,000 values per CPU; longer windows get longer steps.
+Idle time is modes ``idle`` and ``iowait`` together, as the load test counts it. The last counter
+value per CPU, mode and interval is fetched (``GROUP BY time(step), cpu, mode``), so a week at
+one-minute steps is about 10,000 values per CPU and mode; longer windows get longer steps. An
+interval counts for a CPU only when every mode the CPU reports has a value in it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tenants.loadtests.rightsizing import Counters
 from tenants.models import Collector, Tenant
 
 MEASUREMENT = "node_cpu_seconds_total"
+IDLE_MODES = ("idle", "iowait")
 MIN_STEP_SECONDS = 60
 MAX_STEPS = 10_000
 
@@ -34,7 +37,9 @@ class HistoryUnavailable(Exception):
 
 
 class CpuHistory(Protocol):
-    def idle_counters(self, tenant: Tenant, collector: Collector, days: int) -> Counters: ...
+    def idle_counters(self, tenant: Tenant, collector: Collector, days: int) -> Counters:
+        """Per CPU, its idle + iowait seconds counter over the last ``days``."""
+        ...
 
 
 def step_seconds(days: int) -> int:
@@ -43,12 +48,14 @@ def step_seconds(days: int) -> int:
 
 def idle_query(tenant: Tenant, collector: Collector, days: int) -> str:
     """InfluxQL, not SQL: every identifier and string in it is quoted (tenants.influx)."""
+    mode = quote_identifier("mode")
+    modes = " OR ".join(f"{mode} = {quote_string(name)}" for name in IDLE_MODES)
     where = (
         f"{quote_identifier('collector')} = {quote_string(collector.name)} "
         f"AND {quote_identifier('tenant')} = {quote_string(tenant.slug)} "
-        f"AND {quote_identifier('mode')} = 'idle' AND time > now() - {int(days)}d"
+        f"AND ({modes}) AND time > now() - {int(days)}d"
     )
-    group = f"time({step_seconds(days)}s), {quote_identifier('cpu')}"
+    group = f"time({step_seconds(days)}s), {quote_identifier('cpu')}, {mode}"
     field = quote_identifier("value")
     return " ".join(("SELECT", f"last({field})", "FROM", quote_identifier(MEASUREMENT),
                      "WHERE", where, "GROUP BY", group, "fill(none)"))  # fmt: skip
@@ -112,12 +119,19 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 def _counters(body: dict[str, Any]) -> Counters:
-    counters: Counters = {}
+    """Each CPU's modes summed per interval; an interval missing one of the CPU's modes is left
+    out (its sum would look like the counter jumping)."""
+    by_cpu: dict[str, dict[float, dict[str, float]]] = {}
     for result in body.get("results", []):
         for series in result.get("series", []):
-            cpu = str(series.get("tags", {}).get("cpu", ""))
-            samples = counters.setdefault(cpu, [])
+            tags = series.get("tags", {})
+            moments = by_cpu.setdefault(str(tags.get("cpu", "")), {})
             for moment, value in series.get("values", []):
                 if value is not None:
-                    samples.append((float(moment), float(value)))
+                    moments.setdefault(float(moment), {})[str(tags.get("mode", ""))] = float(value)
+    counters: Counters = {}
+    for cpu, moments in by_cpu.items():
+        modes = {mode for values in moments.values() for mode in values}
+        counters[cpu] = [(moment, sum(values.values())) for moment, values in sorted(moments.items())
+                         if set(values) == modes]  # fmt: skip
     return counters

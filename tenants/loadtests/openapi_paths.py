@@ -84,7 +84,11 @@ DOCUMENT = _object({
         "tolerance_points": _number(0, 50, True),
         "unit": _object({"name": _string(1, 60, contract.WORD),
                          "buffer_bytes": _integer(1, contract.MAX_BUFFER, format="int64")}),
-    }),
+        "full_load_min": _number(contract.MIN_FULL_LOAD, contract.FULL_LOAD,
+                                 description="busy% that accepted the 100% level (--full-load-min); "
+                                 "when absent, the 100% level is checked against the tolerance "
+                                 "band"),
+    }, list(contract.SETTINGS_FIELDS)),
     "levels": {"type": "array", "minItems": contract.MIN_LEVELS, "maxItems": contract.MAX_LEVELS,
                "items": LEVEL,
                "description": "strictly ascending targets ending with 100; units grow with busy%"},

@@ -12,6 +12,8 @@ A run copies the price it gets (``snapshot``) so that later catalog changes leav
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -20,6 +22,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenants import validation
@@ -35,6 +38,10 @@ MAX_GIB = Decimal(1 << 20)
 PRICE_DECIMALS = 6
 GIB_DECIMALS = 2
 BYTES_PER_GIB = 1 << 30
+MEMORY_TOLERANCE = Decimal("0.1")  # of the catalog row's memory, but at least MEMORY_TOLERANCE_GIB
+MEMORY_TOLERANCE_GIB = Decimal(1)  # MemTotal is below the nominal size by what the kernel keeps
+DUPLICATE_MACHINE = ("this tenant already has a price for that machine (provider, region, "
+                     "instance type, vCPUs and memory)")  # fmt: skip
 FIELDS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "usd_per_hour", "source",
           "as_of", "notes")  # fmt: skip
 
@@ -160,13 +167,13 @@ def _as_of(value: Any) -> date:
 
 def create_price(db: Session, actor: Actor, tenant: Tenant, fields: dict[str, Any]) -> PriceEntry:
     require(db, actor, tenant, "admin")
-    clean = clean_fields(fields)
-    entry = PriceEntry(tenant_id=tenant.id, **clean)
-    _refuse_duplicate(db, tenant, entry)
-    db.add(entry)
-    db.flush()
-    record(db, actor, "price.create", tenant, "price", entry.id, **_audit_fields(entry))
-    db.commit()
+    entry = PriceEntry(tenant_id=tenant.id, **clean_fields(fields))
+    _refuse_duplicate(db, tenant, entry.machine_key(), None)
+    with _unique_machine(db):
+        db.add(entry)
+        db.flush()
+        record(db, actor, "price.create", tenant, "price", entry.id, **_audit_fields(entry))
+        db.commit()
     return entry
 
 
@@ -176,12 +183,14 @@ def update_price(
     require(db, actor, tenant, "admin")
     entry = _own_entry(db, tenant, entry_id)
     before = _audit_fields(entry)
-    for name, value in clean_fields({**_current(entry), **fields}).items():
-        setattr(entry, name, value)
-    _refuse_duplicate(db, tenant, entry)
-    record(db, actor, "price.update", tenant, "price", entry.id, before=before,
-           after=_audit_fields(entry))  # fmt: skip
-    db.commit()
+    clean = clean_fields({**_current(entry), **fields})
+    _refuse_duplicate(db, tenant, PriceEntry(**clean).machine_key(), entry.id)
+    with _unique_machine(db):
+        for name, value in clean.items():
+            setattr(entry, name, value)
+        record(db, actor, "price.update", tenant, "price", entry.id, before=before,
+               after=_audit_fields(entry))  # fmt: skip
+        db.commit()
     return entry
 
 
@@ -205,11 +214,24 @@ def _current(entry: PriceEntry) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in FIELDS}
 
 
-def _refuse_duplicate(db: Session, tenant: Tenant, entry: PriceEntry) -> None:
+def _refuse_duplicate(
+    db: Session, tenant: Tenant, key: tuple[str, str, str, int, Decimal], entry_id: int | None
+) -> None:
+    """Checked before any change is made, so the query cannot flush a half-applied one."""
     for other in db.scalars(select(PriceEntry).where(PriceEntry.tenant_id == tenant.id)):
-        if other is not entry and other.machine_key() == entry.machine_key():
-            raise Conflict("this tenant already has a price for that machine (provider, region, "
-                           "instance type, vCPUs and memory)", "instance_type")  # fmt: skip
+        if other.id != entry_id and other.machine_key() == key:
+            raise Conflict(DUPLICATE_MACHINE, "instance_type")
+
+
+@contextmanager
+def _unique_machine(db: Session) -> Iterator[None]:
+    """A concurrent request may store the same machine between the check and the write: the
+    unique constraint then refuses it, with the same answer as the check."""
+    try:
+        yield
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(DUPLICATE_MACHINE, "instance_type") from None
 
 
 def _audit_fields(entry: PriceEntry) -> dict[str, Any]:
@@ -246,11 +268,29 @@ def seed_prices(db: Session, actor: Actor, path: Path | str) -> int:
     return changed
 
 
+class _SeedLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that an unquoted date that is no date (2025-02-30) stays text,
+    so that its row and field are named like any other bad value."""
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_SeedLoader.add_constructor("tag:yaml.org,2002:timestamp", _SeedLoader.construct_yaml_timestamp)
+
+
 def read_seed(path: Path) -> list[dict[str, Any]]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=_SeedLoader)  # noqa: S506 - a SafeLoader
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         raise Invalid(f"cannot read the price file {path}: {exc}", "path") from None
+    except RecursionError:
+        raise Invalid(f"cannot read the price file {path}: it is nested too deeply",
+                      "path") from None  # fmt: skip
     rows = document.get("prices") if isinstance(document, dict) else None
     if not isinstance(rows, list):
         raise Invalid(f"{path}: expected a top-level 'prices:' list", "prices")
@@ -278,7 +318,8 @@ class Match:
 
 def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
     """The catalog row for the host's provider and instance type: the host's region first, then
-    its vCPUs, then the nearest memory; None when the catalog has no such machine type."""
+    its vCPUs, then the nearest memory; None when the catalog has no such machine type. A row of
+    another size is still used, and ``how`` says in what it differs."""
     if host.cloud_provider is None or host.instance_type is None:
         return None
     wanted = host.instance_type.lower()
@@ -292,15 +333,29 @@ def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
     if not in_region:
         notes.append("region not given" if not region else f"no price for region {region}")
     pool = in_region or pool
-    sized = [entry for entry in pool if entry.vcpus == host.vcpus]
-    if not sized:
-        notes.append(f"catalog has {pool[0].vcpus} vCPUs, the host {host.vcpus}")
-    pool = sized or pool
+    sized = [entry for entry in pool if entry.vcpus == host.vcpus] or pool
     host_gib = Decimal(host.memory_bytes) / BYTES_PER_GIB
-    pool.sort(key=lambda e: (abs(e.memory_gib - host_gib), e.tenant_id is None, e.region))
-    entry = pool[0]
+    sized.sort(key=lambda e: (abs(e.memory_gib - host_gib), e.tenant_id is None, e.region))
+    entry = sized[0]
+    notes += size_differences(host.vcpus, host.memory_bytes, entry.vcpus, entry.memory_gib)
     how = "matched " + ("exactly" if not notes else f"with differences: {'; '.join(notes)}")
     return Match(entry, how)
+
+
+def size_differences(
+    vcpus: int, memory_bytes: int, price_vcpus: int, price_memory_gib: Decimal
+) -> list[str]:
+    """How a priced machine's size differs from the tested host's: vCPUs, or memory beyond
+    MemTotal's shortfall from the nominal size (10% of the row, at least 1 GiB)."""
+    notes = []
+    if price_vcpus != vcpus:
+        notes.append(f"catalog has {price_vcpus} vCPUs, the host {vcpus}")
+    host_gib = Decimal(memory_bytes) / BYTES_PER_GIB
+    tolerance = max(price_memory_gib * MEMORY_TOLERANCE, MEMORY_TOLERANCE_GIB)
+    if abs(price_memory_gib - host_gib) > tolerance:
+        catalog = f"{price_memory_gib.normalize():f}"
+        notes.append(f"catalog has {catalog} GiB, the host {host_gib:.1f} GiB")
+    return notes
 
 
 def snapshot(run: LoadTestRun, entry: PriceEntry | None, how: str | None) -> None:

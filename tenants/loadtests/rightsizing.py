@@ -1,9 +1,11 @@
 """Right-sizing arithmetic: busy% from CPU counters, demand in work units, machines ranked by cost.
 
-1. Busy% per interval from ``node_cpu_seconds_total{mode="idle"}``: each CPU's idle seconds per
-   second over the interval, summed over the CPUs and divided by their number, is the idle
-   share; busy% = 100 x (1 - idle share). Intervals where a CPU is missing or its counter went
-   backwards (a reboot) are left out.
+1. Busy% per interval from ``node_cpu_seconds_total`` in modes ``idle`` and ``iowait``: each
+   CPU's idle and iowait seconds per second over the interval, summed over the CPUs and divided
+   by their number, is the idle share; busy% = 100 x (1 - idle share). iowait counts as idle, as
+   in the load test's own busy% (``1 - (idle + iowait) / total``), so that a host waiting on its
+   disks is not taken for one doing CPU work. Intervals where a CPU is missing or its counter
+   went backwards (a reboot) are left out.
 2. The chosen percentile (95th by default) of those busy% values is the load to serve.
 3. The collector's own load test turns that busy% into work units per second: linear
    interpolation through (0 %, 0 units) and its levels at their measured busy%.
@@ -22,7 +24,7 @@ from decimal import Decimal
 
 from tenants.loadtests.models import LoadTestRun, PriceEntry
 
-Counters = dict[str, list[tuple[float, float]]]  # cpu -> [(unix seconds, idle seconds total)]
+Counters = dict[str, list[tuple[float, float]]]  # cpu -> [(unix seconds, idle + iowait seconds)]
 EPSILON = 1e-9
 
 

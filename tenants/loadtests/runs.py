@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from tenants.access import Actor, require
@@ -77,24 +78,33 @@ def store_run(
     db: Session, tenant: Tenant, document: LoadTestDocument, upload: Upload
 ) -> LoadTestRun:
     digest = document_digest(document)
-    existing = db.scalar(select(LoadTestRun.id).where(
-        LoadTestRun.tenant_id == tenant.id, LoadTestRun.document_sha256 == digest))  # fmt: skip
-    if existing is not None:
-        raise Conflict(f"this result was already uploaded as load test {existing}", "/")
+    _refuse_stored(db, tenant, digest)
     run = _new_run(tenant, document, upload, digest)
     if upload.price_entry is not None:
         snapshot(run, upload.price_entry, f"chosen by {upload.actor.label}")
     else:
         match = match_price(db, tenant, document.host)
         snapshot(run, match.entry if match else None, match.how if match else None)
-    db.add(run)
-    db.flush()
-    record(db, upload.actor, "loadtest.upload", tenant, "loadtest", run.id, via=upload.via,
-           collector=upload.collector.name if upload.collector else None, host=run.hostname,
-           max_units_per_second=run.max_units_per_second,
-           usd_per_hour=str(run.price_usd_per_hour) if run.price_usd_per_hour else None)  # fmt: skip
-    db.commit()
+    try:
+        db.add(run)
+        db.flush()
+        record(db, upload.actor, "loadtest.upload", tenant, "loadtest", run.id, via=upload.via,
+               collector=upload.collector.name if upload.collector else None, host=run.hostname,
+               max_units_per_second=run.max_units_per_second,
+               usd_per_hour=str(run.price_usd_per_hour) if run.price_usd_per_hour else None)  # fmt: skip
+        db.commit()
+    except IntegrityError:  # the same result, stored by a concurrent request since the check
+        db.rollback()
+        _refuse_stored(db, tenant, digest)
+        raise
     return run
+
+
+def _refuse_stored(db: Session, tenant: Tenant, digest: str) -> None:
+    existing = db.scalar(select(LoadTestRun.id).where(
+        LoadTestRun.tenant_id == tenant.id, LoadTestRun.document_sha256 == digest))  # fmt: skip
+    if existing is not None:
+        raise Conflict(f"this result was already uploaded as load test {existing}", "/")
 
 
 def document_digest(document: LoadTestDocument) -> str:

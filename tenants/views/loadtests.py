@@ -23,6 +23,7 @@ import io
 import json
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -100,30 +101,30 @@ def _history() -> CpuHistory:
     return history
 
 
-def _id(text: str, field: str) -> int:
+def _id(text: str, field: str, what: str) -> int:
     if (
         not (text.isascii() and text.isdigit() and len(text) <= 10)
         or not 1 <= int(text) <= MAX_ROW_ID
     ):
-        raise Invalid(f"{field} must be a load test id (a whole number)", field)
+        raise Invalid(f"{field} must be a {what} id (a whole number)", field)
     return int(text)
 
 
-def _optional_id(text: str | None, field: str) -> int | None:
+def _optional_id(text: str | None, field: str, what: str) -> int | None:
     text = (text or "").strip()
-    return _id(text, field) if text else None
+    return _id(text, field, what) if text else None
 
 
-def _query_id(name: str) -> int | None:
+def _query_id(name: str, what: str) -> int | None:
     """An id in the API's query string: absent, or digits and nothing else."""
     text = request.args.get(name)
-    return None if text is None else _id(text, name)
+    return None if text is None else _id(text, name, what)
 
 
 def _compared_ids() -> list[int]:
     """``ids=3,5`` or ``ids=3&ids=5`` (the history page's checkboxes)."""
     parts = [part.strip() for value in request.args.getlist("ids") for part in value.split(",")]
-    ids = [_id(part, "ids") for part in parts if part]
+    ids = [_id(part, "ids", "load test") for part in parts if part]
     if not ids:
         raise Invalid("ids: choose 2 to 10 load tests to compare", "ids")
     return ids
@@ -131,7 +132,7 @@ def _compared_ids() -> list[int]:
 
 def _comparison(tenant: Tenant) -> comparing.Comparison:
     ids = _compared_ids()
-    baseline = _optional_id(request.args.get("baseline"), "baseline")
+    baseline = _optional_id(request.args.get("baseline"), "baseline", "load test")
     return comparing.compare(runs.runs_by_ids(_db(), _actor(), tenant, ids), baseline)
 
 
@@ -157,6 +158,13 @@ def _render(
     template: str, tenant: Tenant, status: int = 200, **context: Any
 ) -> ResponseReturnValue:
     return render_template(template, tenant=tenant, perms=_perms(tenant), **context), status
+
+
+@pages.app_template_filter("pa_usd")
+def _usd(value: Decimal) -> str:
+    """Dollars exactly as stored (up to six decimals), as the prices page shows them: a price
+    rounded for display would disagree with the units per $/hour computed from it."""
+    return f"{value.normalize():f}"
 
 
 def _form_error(error: ServiceError) -> bool:
@@ -188,8 +196,9 @@ def upload(slug: str) -> ResponseReturnValue:
             raise Invalid("choose the load test result file (JSON) to upload", "file")
         run = runs.upload_as_user(
             _db(), _actor(), tenant, file.read(),
-            collector_id=_optional_id(request.form.get("collector_id"), "collector_id"),
-            price_id=_optional_id(request.form.get("price_id"), "price_id"),
+            collector_id=_optional_id(request.form.get("collector_id"), "collector_id",
+                                      "collector"),
+            price_id=_optional_id(request.form.get("price_id"), "price_id", "price"),
             label=_label(request.form.get("label")),
         )  # fmt: skip
     except ServiceError as error:
@@ -220,7 +229,7 @@ def run(slug: str, run_id: int) -> ResponseReturnValue:
 def set_price(slug: str, run_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "analyze")
     found = runs.get_run(_db(), _actor(), tenant, run_id)
-    price_id = _optional_id(request.form.get("price_id"), "price_id")
+    price_id = _optional_id(request.form.get("price_id"), "price_id", "price")
     runs.set_run_price(_db(), _actor(), tenant, found, price_id)
     flash("Price set." if price_id else "Price removed.")
     return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
@@ -279,16 +288,21 @@ def prices_page(slug: str) -> ResponseReturnValue:
 
 
 def _prices_page(
-    tenant: Tenant, error: ServiceError | None = None, form: str = ""
-) -> ResponseReturnValue:
+    tenant: Tenant, error: ServiceError | None = None, form: str = "",
+    editing_id: int | None = None,
+) -> ResponseReturnValue:  # fmt: skip
+    """``editing_id``: the tenant row whose change failed, so its form is shown again."""
     db = _db()
     catalog = prices.effective_catalog(db, tenant)
-    prefill = _prefill(tenant, catalog)
+    editing, values = _prefill(tenant, catalog)
+    if editing_id is not None:
+        editing = next((e for e in catalog if e.id == editing_id and e.tenant_id is not None),
+                       None)  # fmt: skip
     return _render(
         "prices.html", tenant, error.status if error else 200, catalog=catalog,
         overridden=prices.overridden_ids(db, tenant), error=error.message if error else None,
         failure_field=error.field if error else None, failed_form=form,
-        kept=request.form if error else prefill[1], editing=prefill[0],
+        kept=request.form if error else values, editing=editing,
     )  # fmt: skip
 
 
@@ -327,7 +341,7 @@ def update_price(slug: str, price_id: int) -> ResponseReturnValue:
         if not _form_error(error):
             raise
         _db().rollback()
-        return _prices_page(tenant, error, "update")
+        return _prices_page(tenant, error, "update", price_id)
     flash(f"Price for {entry.instance_type} ({entry.region}) changed; stored runs keep theirs.")
     return redirect(url_for(".prices_page", slug=slug), 303)
 
@@ -413,7 +427,7 @@ def _run_created(tenant: Tenant, found: Any) -> tuple[dict[str, Any], int, dict[
 def list_view(slug: str) -> Any:
     _only_query("collector_id")
     tenant = _tenant(slug)
-    found = runs.list_runs(_db(), _actor(), tenant, _query_id("collector_id"))
+    found = runs.list_runs(_db(), _actor(), tenant, _query_id("collector_id", "collector"))
     return {"loadtests": [_with_urls(tenant, serialize.run_json(r)) for r in found]}
 
 
@@ -425,8 +439,8 @@ def upload_view(slug: str) -> Any:
     if len(label) > LABEL_LENGTH:
         raise Invalid(f"label must be at most {LABEL_LENGTH} characters", "label")
     found = runs.upload_as_user(
-        _db(), _actor(), tenant, _json_body(), collector_id=_query_id("collector_id"),
-        price_id=_query_id("price_id"), label=_label(label),
+        _db(), _actor(), tenant, _json_body(), collector_id=_query_id("collector_id", "collector"),
+        price_id=_query_id("price_id", "price"), label=_label(label),
     )  # fmt: skip
     return _run_created(tenant, found)
 

@@ -54,7 +54,7 @@ def test_the_document_has_the_contract_keys_and_values() -> None:
         "region": "us-phoenix-1", "instance_type": "VM.Standard.E5.Flex",
     }  # fmt: skip
     assert doc["settings"] == {
-        "window_seconds": 1.0, "repeats": 3, "tolerance_points": 3.0,
+        "window_seconds": 1.0, "repeats": 3, "tolerance_points": 3.0, "full_load_min": 95.0,
         "unit": {"name": "pa-mem4m-v1", "buffer_bytes": 4194304},
     }  # fmt: skip
     assert doc["levels"][0] == {
@@ -111,6 +111,8 @@ def broken(change: str) -> dict[str, Any]:
         ("doc['host']['cloud_provider'] = 'ibm'", "host.cloud_provider: expected one of"),
         ("doc['settings']['unit'] = 'pa'", "settings.unit: expected an object"),
         ("doc['settings']['window_seconds'] = 0", "settings.window_seconds"),
+        ("doc['settings']['full_load_min'] = 0", "settings.full_load_min: expected a number from 1"),
+        ("doc['settings']['full_load_min'] = None", "settings.full_load_min"),
         ("doc['levels'] = []", "levels: expected a list of at least two levels"),
         ("doc['levels'] = doc['levels'][:1]", "levels: expected a list of at least two levels"),
         ("doc['levels'].pop()", "the last level must be the measured 100% level"),
@@ -140,3 +142,11 @@ def test_validation_lists_every_problem_at_once() -> None:
     doc = broken("doc['host']['vcpus'] = 0; doc['levels'][0]['accepted'] = None; del doc['schema']")
     assert len(validate(doc)) == 3
     assert validate([1, 2]) == ["the result must be a JSON object"]
+
+
+def test_the_full_load_min_applied_is_recorded_and_may_be_absent() -> None:
+    doc = build(datetime.now(UTC), datetime.now(UTC), HOST, RunSettings(1.0, 1, 3.0, 90.0),
+                [outcome(20, [50.0]), outcome(100, [250.0])])  # fmt: skip
+    assert doc["settings"]["full_load_min"] == 90.0
+    del doc["settings"]["full_load_min"]  # a result written before it was recorded
+    assert validate(doc) == []

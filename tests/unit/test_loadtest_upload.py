@@ -169,16 +169,19 @@ def test_a_refused_result_shows_the_servers_field_errors(
         lines[0] == "perfanalysis loadtest: upload failed: the admin app refused the result (400):"
     )
     assert lines[1 : 1 + len(shown)] == shown
-    assert lines[-1].startswith(f"the result is kept in {result_file}; retry with: ")
+    assert lines[-1] == f"the result is kept in {result_file}"  # the same file would fail again
 
 
 @pytest.mark.parametrize(
-    ("status", "message"),
+    ("status", "message", "transient"),
     [
-        (401, "the admin app refused the collector key in"),
-        (403, "(403): check it is a current collector key"),
-        (404, "no load-test endpoint at"),
-        (500, "the admin app answered 500"),
+        (401, "the admin app refused the collector key in", False),
+        (403, "(403): check it is a current collector key", False),
+        (404, "no load-test endpoint at", False),
+        (422, "the admin app refused the result (422)", False),
+        (429, "the admin app answered 429", True),
+        (500, "the admin app answered 500", True),
+        (503, "the admin app answered 503", True),
     ],
 )
 def test_other_refusals(
@@ -188,10 +191,37 @@ def test_other_refusals(
     capsys: pytest.CaptureFixture[str],
     status: int,
     message: str,
+    transient: bool,
 ) -> None:
     admin.status, admin.answer = status, {"error": {"code": "x", "message": "nope"}}
     assert upload(result_file, admin.url, key_file) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert f"the result is kept in {result_file}" in err
+    assert ("retry with: perfanalysis loadtest upload" in err) is transient
+
+
+def test_a_result_stored_before_is_reported_with_its_id_and_not_retried(
+    admin: AdminStub, result_file: Path, key_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the admin app's answer when an earlier upload was stored but its answer was lost
+    admin.status = 409
+    admin.answer = {"error": {"code": "conflict", "field": "/",
+                              "message": "this result was already uploaded as load test 7"}}  # fmt: skip
+    assert upload(result_file, admin.url, key_file) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "already uploaded: the admin app holds this result as load test 7\n"
+    assert "retry" not in captured.err
+
+
+def test_a_409_without_an_id_still_says_it_is_stored(
+    admin: AdminStub, result_file: Path, key_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin.status, admin.answer = 409, b"Conflict"
+    assert upload(result_file, admin.url, key_file) == 0
+    assert capsys.readouterr().out == (
+        "already uploaded: the admin app holds this result as a load test\n"
+    )
 
 
 def test_nobody_listening(
@@ -202,7 +232,9 @@ def test_nobody_listening(
     admin.server.shutdown()
     admin.server.server_close()
     assert upload(result_file, url, key_file) == 1
-    assert f"cannot connect to {url}/api/v1/loadtests" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot connect to {url}/api/v1/loadtests" in err
+    assert f"retry with: perfanalysis loadtest upload {result_file} --upload {url}" in err
 
 
 def test_no_answer_in_time(
@@ -210,7 +242,9 @@ def test_no_answer_in_time(
 ) -> None:
     admin.hold = threading.Event()
     assert upload(result_file, admin.url, key_file, "--upload-timeout", "300ms") == 1
-    assert "within 0.3s" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "within 0.3s" in err
+    assert f"retry with: perfanalysis loadtest upload {result_file}" in err
 
 
 @pytest.mark.parametrize(
@@ -218,6 +252,7 @@ def test_no_answer_in_time(
     [
         (None, "cannot read"),
         ("{not json", "is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "is not JSON: nested too deeply"),
         ('{"schema": "perfanalysis.loadtest/1"}', "is not a load test result:"),
     ],
 )
@@ -262,9 +297,11 @@ def test_run_writes_the_result_and_uploads_it(
 ) -> None:
     output = tmp_path / "out.json"
     argv = ["run", "--output", str(output), "--upload", admin.url, "--key-file", key_file,
-            "--region", "us-east-1", "--progress", "off", "--repeats", "2"]  # fmt: skip
+            "--region", "us-east-1", "--progress", "off", "--repeats", "2",
+            "--full-load-min", "97.5"]  # fmt: skip
     assert run(argv, {}) == 0
     document = json.loads(output.read_text())
+    assert document["settings"]["full_load_min"] == 97.5
     assert document["host"]["cloud_provider"] == "aws"
     assert document["host"]["region"] == "us-east-1"
     assert document["host"]["instance_type"] == "m5.large"
@@ -280,7 +317,7 @@ def test_a_failed_upload_keeps_the_result_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    admin.status = 401
+    admin.status = 502
     argv = ["run", "--upload", admin.url, "--key-file", key_file, "--progress", "off",
             "--repeats", "2"]  # fmt: skip
     assert run(argv, {}) == 1
@@ -289,6 +326,18 @@ def test_a_failed_upload_keeps_the_result_file(
     err = capsys.readouterr().err
     assert f"result written to {kept.name}" in err
     assert f"retry with: perfanalysis loadtest upload {kept.name} --upload {admin.url}" in err
+
+
+def test_a_run_whose_result_is_already_stored_succeeds(
+    fake_run: list[bool], admin: AdminStub, tmp_path: Path, key_file: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    admin.status = 409
+    admin.answer = {"error": {"message": "this result was already uploaded as load test 3"}}
+    argv = ["run", "--output", str(tmp_path / "out.json"), "--upload", admin.url, "--key-file",
+            key_file, "--progress", "off", "--repeats", "2"]  # fmt: skip
+    assert run(argv, {}) == 0
+    assert "holds this result as load test 3" in capsys.readouterr().out
 
 
 def test_a_level_that_failed_is_recorded_and_exits_3(

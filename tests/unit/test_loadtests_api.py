@@ -19,6 +19,8 @@ from sqlalchemy import select
 from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.accounts import get_user_by_email, issue_token
+from tenants.loadtests import prices as price_catalog
+from tenants.loadtests import runs as stored_runs
 from tenants.loadtests.cpu_history import HistoryUnavailable
 from tenants.loadtests.models import PriceEntry
 from tenants.loadtests.prices import seed_prices
@@ -142,6 +144,28 @@ def test_uploads_need_json_a_valid_key_and_are_not_stored_twice(
     assert "already uploaded" in again.get_json()["error"]["message"]
 
 
+def test_the_same_result_stored_by_a_concurrent_request_is_a_409_naming_it(
+    app: Flask, client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = upload_with_key(client, world.key_a, document()).get_json()["id"]
+    checks: list[str] = []
+    check_stored = stored_runs._refuse_stored
+
+    def committed_after_the_first_check(db: Any, tenant: Tenant, digest: str) -> None:
+        checks.append(digest)
+        if len(checks) > 1:
+            check_stored(db, tenant, digest)
+
+    monkeypatch.setattr(stored_runs, "_refuse_stored", committed_after_the_first_check)
+    again = upload_with_key(client, world.key_a, document())
+    assert again.status_code == 409
+    assert again.get_json()["error"]["message"] == (
+        f"this result was already uploaded as load test {first}"
+    )
+    assert len(checks) == 2  # the unique constraint refused the insert, then the run was found
+    assert run_ids(app, "a") == [first]
+
+
 def test_a_disabled_collectors_key_cannot_upload(
     app: Flask, client: FlaskClient, world: World
 ) -> None:
@@ -219,6 +243,27 @@ def test_example_host_without_region_gets_the_catalog_region_and_says_so(
     ).get_json()
     assert body["price"] is None
     assert body["units_per_usd_hour"] is None
+
+
+@pytest.mark.parametrize(
+    ("vcpus", "memory_bytes", "usd_per_hour", "match"),
+    [
+        (2, 4 * 2**30 - 200 * 2**20, 0.038, "matched exactly"),  # MemTotal of a 4 GB shape
+        (2, int(15.6 * 2**30), 0.062, "matched exactly"),  # MemTotal of a 16 GB shape
+        # 1 OCPU + 8 GB costs 0.03 + 8 x 0.002 = $0.046; the catalog's nearest row is 4 GB
+        (2, int(7.6 * 2**30), 0.038,
+         "matched with differences: catalog has 4 GiB, the host 7.6 GiB"),
+        (2, 64 * 2**30, 0.062, "matched with differences: catalog has 16 GiB, the host 64.0 GiB"),
+        (4, 16 * 2**30, 0.062, "matched with differences: catalog has 2 vCPUs, the host 4"),
+    ],
+)  # fmt: skip
+def test_a_price_of_another_size_is_never_called_exact(
+    client: FlaskClient, world: World, vcpus: int, memory_bytes: int, usd_per_hour: float,
+    match: str,
+) -> None:  # fmt: skip
+    doc = document(vcpus=vcpus, memory_bytes=memory_bytes)
+    body = upload_with_key(client, world.key_a, doc).get_json()
+    assert (body["price"]["usd_per_hour"], body["price"]["match"]) == (usd_per_hour, match)
 
 
 # ---- prices stay with their runs -----------------------------------------------------------
@@ -333,6 +378,43 @@ def test_tenant_admin_edits_its_own_rows_only(
     assert len(listed) == len(yaml.safe_load(SEED.read_text())["prices"])
 
 
+def test_changing_a_price_to_a_machine_the_tenant_prices_already_is_a_409(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    headers = bearer(app, ADMIN)
+    assert call(client, "POST", "/api/v1/tenants/a/prices", headers, PRICE).status_code == 201
+    bigger = {**PRICE, "instance_type": "c7i.xlarge", "vcpus": 4, "memory_gib": 8}
+    other = call(client, "POST", "/api/v1/tenants/a/prices", headers, bigger).get_json()
+    path = f"/api/v1/tenants/a/prices/{other['id']}"
+    before = table_rows(app)
+    refused = call(client, "PATCH", path, headers,
+                   {"instance_type": "c7i.large", "vcpus": 2, "memory_gib": 4})  # fmt: skip
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["field"] == "instance_type"
+    assert "already has a price for that machine" in refused.get_json()["error"]["message"]
+    assert table_rows(app) == before
+    assert call(client, "PATCH", path, headers, {"usd_per_hour": 0.2}).status_code == 200
+
+
+def test_a_price_stored_by_a_concurrent_request_is_a_409(
+    app: Flask, client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = bearer(app, ADMIN)
+    assert call(client, "POST", "/api/v1/tenants/a/prices", headers, PRICE).status_code == 201
+    bigger = {**PRICE, "instance_type": "c7i.xlarge", "vcpus": 4, "memory_gib": 8}
+    other = call(client, "POST", "/api/v1/tenants/a/prices", headers, bigger).get_json()
+    before = table_rows(app)
+    # the other request commits after this one's check: only the unique constraint sees it
+    monkeypatch.setattr(price_catalog, "_refuse_duplicate", lambda *checked: None)
+    created = call(client, "POST", "/api/v1/tenants/a/prices", headers, PRICE)
+    changed = call(client, "PATCH", f"/api/v1/tenants/a/prices/{other['id']}", headers,
+                   {"instance_type": "c7i.large", "vcpus": 2, "memory_gib": 4})  # fmt: skip
+    for response in (created, changed):
+        assert response.status_code == 409
+        assert response.get_json()["error"]["field"] == "instance_type"
+    assert table_rows(app) == before
+
+
 @pytest.mark.parametrize("email", [VIEWER, ANALYST])
 def test_readers_cannot_change_prices(
     app: Flask, client: FlaskClient, world: World, email: str
@@ -379,6 +461,40 @@ def test_compare_three_runs_against_a_chosen_baseline(
     assert [entry["rank"] for entry in body["runs"]] == [3, 2, 1]
     assert third["percent_of_best"] == 100.0
     assert body["value_range"] == 2.0
+
+
+def test_compare_warns_about_runs_priced_for_another_size(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    exact = upload_with_key(client, world.key_a, document()).get_json()
+    bigger = document([u * 2 for u in UNITS], memory_bytes=64 * 2**30)
+    resized = upload_with_key(client, world.key_a, bigger).get_json()
+    path = f"/api/v1/tenants/a/loadtests/compare?ids={exact['id']},{resized['id']}"
+    warnings = call(client, "GET", path, bearer(app, VIEWER)).get_json()["warnings"]
+    [warning] = [text for text in warnings if "another size" in text]
+    assert f"than the machine tested: {resized['name']}." in warning
+    assert exact["name"] not in warning
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("GET", "/api/v1/tenants/a/loadtests?collector_id=abc",
+         "collector_id must be a collector id (a whole number)"),
+        ("POST", "/api/v1/tenants/a/loadtests?collector_id=0",
+         "collector_id must be a collector id (a whole number)"),
+        ("POST", "/api/v1/tenants/a/loadtests?price_id=x", "price_id must be a price id (a whole number)"),
+        ("GET", "/api/v1/tenants/a/loadtests/compare?ids=1,2&baseline=x",
+         "baseline must be a load test id (a whole number)"),
+    ],
+)  # fmt: skip
+def test_an_id_error_names_what_the_id_is(
+    app: Flask, client: FlaskClient, world: World, method: str, path: str, message: str
+) -> None:
+    body = document() if method == "POST" else None
+    response = call(client, method, path, bearer(app, ANALYST), body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == message
 
 
 @pytest.mark.parametrize(

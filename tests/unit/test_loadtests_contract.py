@@ -10,6 +10,7 @@ import pytest
 
 from tenants.errors import Invalid
 from tenants.loadtests.contract import check, parse_bytes
+from tenants.loadtests.openapi_paths import DOCUMENT
 from tests.unit.test_loadtests_support import EXAMPLES, document, variant
 
 NAN = float("nan")
@@ -138,3 +139,54 @@ def test_the_shipped_examples_follow_the_format(path: Path) -> None:
     result = parse_bytes(path.read_bytes())
     assert result.levels[-1].target_busy_percent == 100
     assert result.repeatability_cv_percent is None  # the original measured none
+
+
+def with_full_level(busy: float, full_load_min: float | None) -> dict[str, Any]:
+    doc = document()
+    if full_load_min is not None:
+        doc["settings"]["full_load_min"] = full_load_min
+    doc["levels"][-1]["measured_busy_percent"] = busy
+    return doc
+
+
+@pytest.mark.parametrize(("busy", "full_load_min"), [(95.0, 95.0), (96.0, 95.0), (94.96, 95.0),
+                                                     (80.0, 80.0), (100.0, 100.0)])  # fmt: skip
+def test_the_full_level_is_accepted_at_the_runners_full_load_min(
+    busy: float, full_load_min: float
+) -> None:
+    result = check(with_full_level(busy, full_load_min))
+    assert result.settings.full_load_min == full_load_min
+    assert result.levels[-1].accepted
+
+
+def test_a_full_level_below_full_load_min_is_refused() -> None:
+    problem = refusal(with_full_level(94.9, 95.0))
+    assert problem.field == "/levels/9/measured_busy_percent"
+    assert "below /settings/full_load_min (95)" in problem.message
+
+
+def test_without_full_load_min_the_full_level_keeps_the_band_check() -> None:
+    assert check(with_full_level(97.0, None)).settings.full_load_min is None
+    problem = refusal(with_full_level(96.0, None))  # 100 - 96 > tolerance 3
+    assert problem.field == "/levels/9/measured_busy_percent"
+    assert "outside the tolerance band 100±3" in problem.message
+
+
+def test_full_load_min_leaves_the_other_levels_in_their_band() -> None:
+    doc = with_full_level(96.0, 95.0)
+    doc["levels"][4]["measured_busy_percent"] = 56.0
+    assert refusal(doc).field == "/levels/4/measured_busy_percent"
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 100.5, "95", None, True, NAN])
+def test_a_bad_full_load_min_is_refused(value: Any) -> None:
+    assert refusal(variant(document(), "/settings/full_load_min", value)).field == (
+        "/settings/full_load_min"
+    )
+
+
+def test_the_api_document_has_full_load_min_as_an_optional_setting() -> None:
+    settings = DOCUMENT["properties"]["settings"]
+    assert settings["properties"]["full_load_min"]["minimum"] == 1
+    assert settings["properties"]["full_load_min"]["maximum"] == 100
+    assert "full_load_min" not in settings["required"]

@@ -78,6 +78,8 @@ def make_run(run_id: int, units: list[float], price: str | None, **fields: Any) 
         unit_name=fields.get("unit", "pa-mem4m-v1"), max_units_per_second=units[-1],
         all_levels_accepted=True, price_usd_per_hour=Decimal(price) if price else None,
         price_source="https://example.test/prices" if price else None,
+        price_vcpus=fields.get("price_vcpus"), price_memory_gib=fields.get("price_memory_gib"),
+        memory_bytes=fields.get("memory_bytes", 4 * 2**30),
     )  # fmt: skip
     run.levels = levels
     return run
@@ -114,6 +116,32 @@ def test_compare_defaults_to_the_first_run_and_refuses_a_foreign_baseline() -> N
 def test_compare_warns_when_work_units_differ() -> None:
     runs = [make_run(1, [1.0, 2.0], "1"), make_run(2, [1.0, 3.0], "1", unit="perfcpumeasure-4mib")]
     assert "different work units" in compare(runs).warnings[0]
+
+
+def test_equal_price_performance_shares_a_rank() -> None:
+    runs = [make_run(1, [10.0, 100.0], "0.10"), make_run(2, [20.0, 200.0], "0.20"),
+            make_run(3, [5.0, 50.0], "0.10"), make_run(4, [30.0, 300.0], "0.30"),
+            make_run(5, [1.0, 2.0], None)]  # fmt: skip
+    result = compare(runs)
+    values = [summary.price_performance for summary in result.summaries]
+    assert values == [Decimal(1000), Decimal(1000), Decimal(500), Decimal(1000), None]
+    assert [s.rank for s in result.summaries] == [1, 1, 4, 1, None]
+    ranks = {row[0]: row[-1] for row in csv_rows(result)[1:]}
+    assert ranks == {"1": "1", "2": "1", "3": "4", "4": "1", "5": ""}
+
+
+def test_compare_warns_about_runs_priced_for_another_size() -> None:
+    gib = 2**30
+    same = make_run(1, [1.0, 2.0], "1", price_vcpus=2, price_memory_gib=Decimal(4),
+                    memory_bytes=int(3.8 * gib))  # fmt: skip
+    fewer_vcpus = make_run(2, [1.0, 2.0], "1", price_vcpus=1, price_memory_gib=Decimal(4),
+                           memory_bytes=4 * gib)  # fmt: skip
+    less_memory = make_run(3, [1.0, 2.0], "1", price_vcpus=2, price_memory_gib=Decimal(16),
+                           memory_bytes=64 * gib)  # fmt: skip
+    warnings = compare([same, fewer_vcpus, less_memory]).warnings
+    assert warnings == ["Priced for another size (vCPUs or memory) than the machine tested: "
+                        "run 2, run 3. Their units per $/hour are not the tested machine's: set "
+                        "the right price on the run."]  # fmt: skip
 
 
 def test_csv_is_tidy_and_quotes_text_a_spreadsheet_would_run() -> None:

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import csrf, table_snapshot
+from tests.unit.test_loadtests_api import FakeHistory, steady_busy
 from tests.unit.test_loadtests_support import (  # noqa: F401 (an autouse fixture)
     ADMIN,
     ANALYST,
@@ -100,13 +101,13 @@ def price_form(**change: str) -> dict[str, str]:
             "as_of": "2026-11-01", "notes": "", **change}  # fmt: skip
 
 
-def tenant_price(app: Flask) -> int:
+def tenant_price(app: Flask, instance_type: str = "m7i.large", **change: str) -> int:
     client = logged_in(app, ADMIN)
-    response = post(client, "/tenants/a/prices", price_form(instance_type="m7i.large"))
+    response = post(client, "/tenants/a/prices", price_form(instance_type=instance_type, **change))
     assert response.status_code == 303, html(response)
-    match = re.search(
-        r'action="/tenants/a/prices/(\d+)/delete"', html(client.get("/tenants/a/prices"))
-    )
+    page = html(client.get("/tenants/a/prices"))
+    match = re.search(rf'<code>{instance_type}</code>.*?action="/tenants/a/prices/(\d+)/delete"',
+                      page, re.DOTALL)  # fmt: skip
     assert match is not None
     return int(match.group(1))
 
@@ -149,6 +150,49 @@ def test_history_lists_runs_with_price_and_price_performance(
     assert "web.b.test" not in page
 
 
+def test_prices_are_shown_as_stored_never_rounded(
+    app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # demand one machine of each type can serve, so each candidate costs its catalog price
+    monkeypatch.setitem(app.extensions, "pa_cpu_history", FakeHistory(steady_busy(10.0)))
+    client = logged_in(app, ANALYST)
+    gcp = document(cloud_provider="gcp", region="us-central1", instance_type="e2-standard-2",
+                   memory_bytes=8 * 2**30)  # fmt: skip
+    run = upload_with_key(client, world.key_a, gcp).get_json()
+    assert run["price"]["usd_per_hour"] == 0.067006  # the seed's GCP price
+    oci = upload_with_key(client, world.key_a, document([u * 2 for u in _units()])).get_json()
+    run_page = html(client.get(f"/tenants/a/loadtests/{run['id']}"))
+    assert "<strong>$0.067006</strong><span>per hour, on demand" in run_page
+    assert "$0.067006/hour for gcp e2-standard-2" in run_page
+    assert ">0.067006</span>" in html(client.get("/tenants/a/loadtests"))
+    compared = html(client.get(f"/tenants/a/loadtests/compare?ids={run['id']},{oci['id']}"))
+    assert '<td class="num">0.067006</td>' in compared
+    advice = html(client.get(f"/tenants/a/collectors/{world.collector_a}/rightsizing"))
+    assert "<strong>$0.038</strong><span>per hour on its own machine type" in advice
+    assert '<td class="num">0.067006</td>' in advice
+
+    cheap = tenant_price(app, "t4g.nano", usd_per_hour="0.00004")
+    assert post(client, f"/tenants/a/loadtests/{run['id']}/price",
+                {"price_id": str(cheap)}).status_code == 303  # fmt: skip
+    run_page = html(client.get(f"/tenants/a/loadtests/{run['id']}"))
+    assert "<strong>$0.00004</strong><span>per hour, on demand" in run_page
+    assert "4,550,000.00" in run_page  # 182 units / $0.00004
+    assert ">0.00004</span>" in html(client.get("/tenants/a/loadtests"))
+
+
+def test_the_run_page_shows_the_full_load_minimum_it_was_accepted_at(
+    app: Flask, world: World
+) -> None:
+    client = logged_in(app, VIEWER)
+    recorded = document()
+    recorded["settings"]["full_load_min"] = 96.5
+    stored = upload_with_key(client, world.key_a, recorded).get_json()
+    page = html(client.get(f"/tenants/a/loadtests/{stored['id']}"))
+    assert "100% level accepted at ≥ 96.5% busy" in page
+    older = upload_with_key(client, world.key_a, document([u * 2 for u in _units()])).get_json()
+    assert "100% level accepted" not in html(client.get(f"/tenants/a/loadtests/{older['id']}"))
+
+
 # ---- comparisons and exports ---------------------------------------------------------------
 
 
@@ -164,6 +208,20 @@ def test_compare_page_carries_the_chart_data_and_the_table(
     assert data["baseline_id"] == runs[0]
     assert [entry["run"]["id"] for entry in data["runs"]] == runs[:2]
     assert "vendor/chart.js-4.6.1/chart.umd.min.js" in page
+
+
+def test_the_compare_page_warns_about_a_run_priced_for_another_size(
+    app: Flask, world: World
+) -> None:
+    client = logged_in(app, VIEWER)
+    exact = upload_with_key(client, world.key_a, document()).get_json()
+    bigger = document([u * 2 for u in _units()], memory_bytes=64 * 2**30)
+    resized = upload_with_key(client, world.key_a, bigger).get_json()
+    page = html(client.get(f"/tenants/a/loadtests/compare?ids={exact['id']},{resized['id']}"))
+    assert (
+        f'<p class="warning">Priced for another size (vCPUs or memory) than the machine tested: '
+        f"{resized['name']}. " in page
+    )
 
 
 def test_csv_and_json_exports(app: Flask, world: World, runs: list[int]) -> None:
@@ -249,6 +307,18 @@ def test_a_bad_file_is_shown_with_its_field(
     assert run_ids(app, "a") == []
 
 
+def test_a_bad_id_in_a_form_names_what_the_id_is(app: Flask, world: World, runs: list[int]) -> None:
+    client = logged_in(app, ANALYST)
+    response = upload_file(client, json.dumps(document()).encode(), collector_id="abc")
+    assert response.status_code == 400
+    assert "collector_id must be a collector id (a whole number)" in html(response)
+    response = post(client, f"/tenants/a/loadtests/{runs[0]}/price", {"price_id": "x"})
+    assert response.status_code == 400
+    assert "price_id must be a price id (a whole number)" in html(response)
+    response = client.get(f"/tenants/a/loadtests/compare?ids={runs[0]},{runs[1]}&baseline=x")
+    assert "baseline must be a load test id (a whole number)" in html(response)
+
+
 def test_upload_without_a_file_names_the_file(app: Flask, world: World) -> None:
     client = logged_in(app, ANALYST)
     response = client.post("/tenants/a/loadtests", data={"csrf_token": csrf(client)})
@@ -296,6 +366,22 @@ def test_a_bad_price_is_shown_with_what_was_typed(
     assert message in page
     assert 'value="c7i.large"' in page  # kept
     assert 'aria-invalid="true"' in page
+    assert table_rows(app) == before
+
+
+def test_a_price_changed_to_a_machine_already_priced_shows_its_form_again(
+    app: Flask, world: World
+) -> None:
+    client = logged_in(app, ADMIN)
+    assert post(client, "/tenants/a/prices", price_form()).status_code == 303
+    other = tenant_price(app)
+    before = table_rows(app)
+    response = post(client, f"/tenants/a/prices/{other}", price_form())
+    assert response.status_code == 409
+    page = html(response)
+    assert "this tenant already has a price for that machine" in page
+    assert f'action="/tenants/a/prices/{other}"' in page  # the change form, not the add form
+    assert 'name="instance_type" value="c7i.large" required aria-invalid="true"' in page
     assert table_rows(app) == before
 
 
