@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# what building the venv needs on a fresh Debian 12: venv itself, and a compiler with the C and
+# Python headers for gunicorn_h1c (published as source only) and ingest/_batchfast.c
+BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install debian-packages up down status test test-unit test-integration lint format bench clean
@@ -15,9 +18,11 @@ help:
 	@echo "make status    show what runs and whether it is healthy"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
+	@echo "make clean     stop the stack in var/, then remove it, the virtualenv and the caches"
 
 $(STAMP): pyproject.toml setup.py ingest/_batchfast.c
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
+	scripts/install-debian-packages.sh $(BUILD_PACKAGES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -32,8 +37,9 @@ up: install
 	scripts/install-debian-packages.sh influxdb prometheus prometheus-alertmanager
 	$(PY) -m perfanalysis.devstack up
 
+# Stopping needs only the standard library: without the venv, the system's Python does it.
 down:
-	@test -x $(PY) && $(PY) -m perfanalysis.devstack down || echo "nothing installed, nothing to stop"
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m perfanalysis.devstack down
 
 status: install
 	$(PY) -m perfanalysis.devstack status
@@ -64,5 +70,7 @@ bench: install debian-packages
 	$(PY) -m bench.report
 	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m bench.admin
 
+# var goes, so the stack that keeps its state there stops first; if it cannot, nothing is removed
 clean:
+	$(MAKE) --no-print-directory down PERFANALYSIS_VAR_DIR=$(CURDIR)/var
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

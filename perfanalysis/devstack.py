@@ -4,8 +4,14 @@ InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo
 Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
 ``var/run``. ``up`` reuses what already runs and what the first run created (the InfluxDB admin
 and ingest passwords, the demo tenant, collector and key), waits for readiness with a deadline
-and prints every URL and the admin login. Ingest writes as the ``ingest`` InfluxDB user, which
-the admin app keeps a non-admin with WRITE on the tenant databases only.
+and prints every URL and the admin login; when a step fails it stops what it had started. Ingest
+writes as the ``ingest`` InfluxDB user, which the admin app keeps a non-admin with WRITE on the
+tenant databases only.
+
+A PID file holds the PID and the process's identity (boot and start time), so a PID reused by
+another program after a crash or a reboot is never taken for a service. The state directory is
+private to its owner, and the stack keeps its data in its own SQLite file there, whatever
+DATABASE_URL or REDIS_URL (the test suite's) say.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,6 +49,10 @@ DEFAULT_ADDRESSES = {
     "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "127.0.0.1:9090",
     "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "127.0.0.1:9093",
 }
+# inherited variables that would point the stack's children at other state than its own
+FOREIGN_STATE_VARIABLES = frozenset(
+    {"DATABASE_URL", "REDIS_URL", "PERFANALYSIS_ADMIN_REDIS_URL", "PERFANALYSIS_INGEST_REDIS_URL"}
+)
 
 
 def address(variable: str) -> str:
@@ -55,7 +67,10 @@ class Service:
     argv: list[str]
     ready_url: str
     urls: dict[str, str]
-    env: dict[str, str] = field(default_factory=dict)
+    # variables for its environment; called only when it starts, as it may create secrets
+    env: Callable[[], dict[str, str]] = dict
+    # the addresses it binds, by the variable that sets each: checked free before it starts
+    listens: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[], None] | None = None
     after_ready: Callable[[], None] | None = None
 
@@ -135,18 +150,37 @@ def _ensure_influx_admin() -> None:
     create = urllib.request.Request(
         f"http://{influxdb}/query", data=urllib.parse.urlencode({"q": statement}).encode()
     )
-    with urllib.request.urlopen(create, timeout=10) as response:  # noqa: S310
-        if b'"error"' in response.read():
-            raise SystemExit(
-                "InfluxDB in var/influxdb already has users but not the password in "
-                "var/influxdb-admin-password; remove var/influxdb to start afresh"
-            )
+    try:
+        with urllib.request.urlopen(create, timeout=10) as response:  # noqa: S310
+            refused = b'"error"' in response.read()
+    except urllib.error.HTTPError as error:
+        if error.code not in (401, 403):  # with users present, an unauthenticated CREATE USER
+            raise
+        refused = True
+    if refused:
+        raise SystemExit(
+            f"InfluxDB at {influxdb} already has users, but {INFLUX_ADMIN!r} does not have the "
+            f"password in {var_dir() / 'influxdb-admin-password'}; put the right one there, "
+            f"or remove {var_dir() / 'influxdb'} to start afresh"
+        )
 
 
 def _basic(user: str, password: str) -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a child, on the stack's own SQLite database and no Redis."""
+    database_url = f"sqlite:///{var_dir() / 'admin.db'}"
+    inherited = {k: v for k, v in os.environ.items() if k not in FOREIGN_STATE_VARIABLES}
+    return {
+        **inherited,
+        "PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
+        "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
+        **extra,
+    }
 
 
 def admin_env() -> dict[str, str]:
@@ -180,6 +214,12 @@ def services() -> list[Service]:
         ["influxd", "-config", str(var / "influxdb" / "influxdb.conf")],
         f"http://{influxdb_address}/ping",
         {"HTTP API": f"http://{influxdb_address}"},
+        listens={
+            "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": influxdb_address,
+            "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": address(
+                "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS"
+            ),
+        },
         prepare=_write_influx_config,
         after_ready=_ensure_influx_admin,
     )
@@ -188,7 +228,8 @@ def services() -> list[Service]:
         [*CLI, "admin", "--dev", f"--web.listen-address={admin_address}", "serve"],
         f"http://{admin_address}/health",
         {"pages": f"http://{admin_address}/", "API": f"http://{admin_address}/api/v1/openapi.json"},
-        env=admin_env(),
+        env=admin_env,
+        listens={"PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS": admin_address},
     )
     ingest = Service(
         "ingest",
@@ -205,7 +246,8 @@ def services() -> list[Service]:
             "write API": f"http://{ingest_address}/api/v2/write",
             "metrics": f"http://{ingest_address}/metrics",
         },
-        env={"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_ingest_password()},
+        env=lambda: {"PERFANALYSIS_INGEST_STORAGE_PASSWORD": influx_ingest_password()},
+        listens={"PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS": ingest_address},
     )
     exporter = Service(
         "exporter",
@@ -222,6 +264,7 @@ def services() -> list[Service]:
             "metrics": f"http://{exporter_address}/metrics",
             "health": f"http://{exporter_address}/health",
         },
+        listens={"PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": exporter_address},
     )
     prometheus = Service(
         "prometheus",
@@ -235,6 +278,7 @@ def services() -> list[Service]:
         ],
         f"http://{prometheus_address}/-/ready",
         {"UI": f"http://{prometheus_address}/", "alerts": f"http://{prometheus_address}/alerts"},
+        listens={"PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": prometheus_address},
         prepare=_write_prometheus_config,
     )
     alertmanager = Service(
@@ -248,6 +292,7 @@ def services() -> list[Service]:
         ],
         f"http://{alertmanager_address}/-/ready",
         {"UI": f"http://{alertmanager_address}/"},
+        listens={"PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": alertmanager_address},
     )
     return [influxdb, admin, ingest, exporter, prometheus, alertmanager]
 
@@ -281,17 +326,32 @@ def _write_prometheus_config() -> None:
     )
 
 
-def running_pid(service: Service) -> int | None:
+def process_identity(pid: int) -> str | None:
+    """What no other process shares with ``pid``, before or after it: the boot and its start time.
+
+    The start time is field 22 of /proc/PID/stat, in clock ticks since boot; the fields after
+    the command name (which may hold spaces and parentheses) start with field 3.
+    """
     try:
-        pid = int(service.pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot}/{stat.rpartition(')')[2].split()[19]}"
+
+
+def _write_pid_file(service: Service, pid: int) -> None:
+    service.pid_file.write_text(f"{pid} {process_identity(pid)}\n")
+
+
+def running_pid(service: Service) -> int | None:
+    """The PID of the process this stack started for ``service``, while that process lives."""
+    try:
+        pid_text, _, identity = service.pid_file.read_text().strip().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         return None
-    return (
-        pid
-        if Path(service.argv[0]).name.encode() in cmdline or b"perfanalysis" in cmdline
-        else None
-    )
+    return pid if identity and identity == process_identity(pid) else None
 
 
 def healthy(service: Service) -> bool:
@@ -302,13 +362,96 @@ def healthy(service: Service) -> bool:
         return False
 
 
-def start(service: Service) -> None:
+def _refuse_taken_addresses(service: Service) -> None:
+    for variable, host_port in service.listens.items():
+        host, _, port = host_port.rpartition(":")
+        problem = _bind_problem(host.strip("[]"), int(port))
+        if problem:
+            raise SystemExit(
+                f"port {port} ({service.name}) is in use: cannot bind {host_port} ({problem}); "
+                f"stop what listens there, or give {service.name} another address with {variable}"
+            )
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on host:port now, or None if it could.
+
+    With SO_REUSEADDR, as the services set it, so that connections in TIME_WAIT left by a
+    stopped service do not count.
+    """
+    try:
+        family, kind, protocol, _, sockaddr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(sockaddr)
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def _log_tail(service: Service) -> str:
+    lines = service.log_file.read_text(errors="replace").splitlines()[-20:]
+    return f"its log {service.log_file} ends:\n" + "\n".join(lines)
+
+
+def _serves_ready_url(service: Service, group: int) -> bool:
+    """Whether the port of the ready URL is listened on by a socket of the service's processes.
+
+    Not by another server that answers there too: a first stack, or a distribution's daemon.
+    """
+    port = urllib.parse.urlsplit(service.ready_url).port
+    listening = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    for pid in _group_members(group):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if any(os.readlink(fd) in listening for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return True
+    return False
+
+
+def _listening_inodes(port: int | None) -> set[str]:
+    """The inodes of the TCP sockets listening on ``port`` (state 0A in /proc/net/tcp)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):  # no IPv6
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _wait_ready(service: Service, process: subprocess.Popen[bytes]) -> None:
+    """Until the process this run spawned serves the ready URL, and it answers 2xx."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while process.poll() is None:
+        if healthy(service) and _serves_ready_url(service, process.pid):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"{service.name} did not become ready within {READY_TIMEOUT:g}s at "
+                f"{service.ready_url}; {_log_tail(service)}"
+            )
+        time.sleep(0.2)
+    raise SystemExit(
+        f"{service.name} exited with status {process.returncode} before it was ready; "
+        + _log_tail(service)
+    )
+
+
+def start(service: Service) -> bool:
+    """Start ``service`` unless it runs already; whether this call started it.
+
+    A service that fails to start is stopped again before the error propagates.
+    """
     pid = running_pid(service)
     if pid is not None:
         if service.after_ready:
             service.after_ready()  # idempotent: repairs what an interrupted first run left undone
         print(f"{service.name}: already running (pid {pid})")
-        return
+        return False
+    _refuse_taken_addresses(service)
     service.pid_file.parent.mkdir(parents=True, exist_ok=True)
     service.log_file.parent.mkdir(parents=True, exist_ok=True)
     if service.prepare:
@@ -320,54 +463,106 @@ def start(service: Service) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=ROOT,
-            env={**os.environ, **service.env},
+            env=child_environment(service.env()),
         )
-    service.pid_file.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not healthy(service):
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = service.log_file.read_text(errors="replace").splitlines()[-20:]
-            stop(service, quiet=True)
+    _write_pid_file(service, process.pid)
+    try:
+        _wait_ready(service, process)
+        if service.after_ready:
+            service.after_ready()
+        if process.poll() is not None:
             raise SystemExit(
-                f"{service.name} did not become ready; its log ends:\n" + "\n".join(tail)
+                f"{service.name} exited with status {process.returncode} after it was ready; "
+                + _log_tail(service)
             )
-        time.sleep(0.2)
-    if service.after_ready:
-        service.after_ready()
+    except BaseException:
+        exited = process.poll() is not None  # then stopping only removes its PID file
+        stop(service, quiet=exited)
+        raise
     print(f"{service.name}: started (pid {process.pid}), log {service.log_file}")
+    return True
+
+
+def _group_members(group: int) -> list[int]:
+    """The processes of the process group, apart from zombies."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, process_group = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(process_group) == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _end_group(group: int, sig: signal.Signals, timeout: float) -> bool:
+    """Send ``sig`` to the process group and wait up to ``timeout``; whether it ended."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, sig)
+    deadline = time.monotonic() + timeout
+    while _group_members(group):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(group, os.WNOHANG)  # our own child when up stops what it started
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(group, os.WNOHANG)
+    return True
 
 
 def stop(service: Service, quiet: bool = False) -> None:
+    """Stop the service's whole process group: it runs in its own session, as its leader."""
     pid = running_pid(service)
     if pid is None:
         if not quiet:
             print(f"{service.name}: not running")
         service.pid_file.unlink(missing_ok=True)
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
+    if not _end_group(pid, signal.SIGTERM, STOP_TIMEOUT):
+        _end_group(pid, signal.SIGKILL, STOP_TIMEOUT)
     service.pid_file.unlink(missing_ok=True)
     if not quiet:
         print(f"{service.name}: stopped (pid {pid})")
 
 
-def up(stack: list[Service]) -> None:
-    start(stack[0])  # InfluxDB: the demo tenant's database is created in it
+def run_setup_steps() -> None:
     for argv, env in setup_steps():
         completed = subprocess.run(
-            argv, cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, **env}
+            argv,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=child_environment(env),
         )
         if completed.returncode != 0:
             raise SystemExit(f"{' '.join(argv[2:])} failed:\n{completed.stderr}{completed.stdout}")
         print(completed.stdout, end="")
-    for service in stack[1:]:
-        start(service)
+
+
+def up(stack: list[Service]) -> None:
+    """Start the stack; on any failure, stop what this run started (last first) and exit."""
+    started: list[Service] = []
+    try:
+        for position, service in enumerate(stack):
+            if start(service):
+                started.append(service)
+            if position == 0:
+                run_setup_steps()  # once InfluxDB, the first, runs: they create the demo's database
+    except BaseException as error:
+        for service in reversed(started):
+            stop(service)
+        if isinstance(error, SystemExit):
+            cause = str(error.code)
+        elif isinstance(error, KeyboardInterrupt):
+            cause = "interrupted"
+        else:
+            cause = traceback.format_exc().rstrip()
+        raise SystemExit(
+            f"{cause}\nmake up failed; it stopped every service it had started"
+        ) from error
     print("\nPerfAnalysis is up:")
     for service in stack:
         for label, url in service.urls.items():
@@ -376,10 +571,22 @@ def up(stack: list[Service]) -> None:
     print("Stop it with 'make down'; 'make status' shows what runs.")
 
 
+def make_state_private() -> None:
+    """Files the stack and its children create are their owner's alone, and so is var/ itself.
+
+    var/ holds the admin database (password hashes) and InfluxDB's metadata (its users').
+    """
+    os.umask(0o077)
+    var = var_dir()
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    var.chmod(0o700)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     stack = services()
     if command == "up":
+        make_state_private()
         up(stack)
         return 0
     if command == "down":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages that the integration tests and benchmarks run as real servers.
+# Install the Debian packages that the integration tests and benchmarks run as real servers, or
+# the ones named: the Makefile names what building the venv needs and what `make up` runs.
 #
 # usage: scripts/install-debian-packages.sh [PACKAGE...]
 #   default: influxdb influxdb-client prometheus prometheus-alertmanager victoria-metrics

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from tenants.access import Actor, system_actor
 from tenants.accounts import create_user, get_user_by_email, set_membership
+from tenants.audit import record
 from tenants.collectors import register_collector
+from tenants.crypto import hash_password
 from tenants.keys import issue_key
-from tenants.models import Collector, Tenant
+from tenants.models import Collector, Tenant, User, utcnow
 from tenants.schema import upgrade
 from tenants.tenancy import create_tenant
 
@@ -29,11 +31,17 @@ class Demo:
     key_plaintext: str  # empty when a key already exists
 
 
-def ensure_demo(app: Flask, db: Session, password: str, hostname: str, have_key: bool) -> Demo:
+def ensure_demo(
+    app: Flask, db: Session, password: str, hostname: str, have_key: bool, new_password: bool
+) -> Demo:
+    """``new_password``: the admin's password file was missing, so ``password`` was just made."""
     upgrade(app.extensions["pa_engine"])
     actor = system_actor("make up")
-    if get_user_by_email(db, ADMIN_EMAIL) is None:
+    admin = get_user_by_email(db, ADMIN_EMAIL)
+    if admin is None:
         create_user(db, actor, ADMIN_EMAIL, password, "Demo admin", platform_admin=True)
+    elif new_password:
+        _reset_password(db, actor, admin, password)
     tenant = db.scalar(select(Tenant).where(Tenant.slug == TENANT))
     if tenant is None:
         tenant = create_tenant(
@@ -51,6 +59,18 @@ def ensure_demo(app: Flask, db: Session, password: str, hostname: str, have_key:
         return Demo(ADMIN_EMAIL, TENANT, name, "", "")
     issued = issue_key(db, actor, tenant, collector, app.extensions["pa_hasher"], "make up")
     return Demo(ADMIN_EMAIL, TENANT, name, issued.key.key_id, issued.plaintext)
+
+
+def _reset_password(db: Session, actor: Actor, user: User, password: str) -> None:
+    """Give the demo admin the new password, so that the new file holds a working one.
+
+    A local stack has no other way back in once the file is lost; ending the admin's sessions
+    (the changed stamp) is what a password change does anyway.
+    """
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    record(db, actor, "user.password_reset", None, "user", user.id)
+    db.commit()
 
 
 def _load_test_examples(db: Session, actor: Actor, tenant: Tenant) -> None:

@@ -1,8 +1,9 @@
 """``make up`` / ``make status`` / ``make down``: the local stack, on free ports in a temporary var/.
 
-The stack must come up from nothing with embedded defaults (SQLite, no PostgreSQL or Redis), carry
-this host's metrics from the exporter through ingest into InfluxDB and into Prometheus, let the
-printed admin log in, reuse everything on a second ``up`` and stop every process by PID.
+The stack must come up from nothing with embedded defaults (SQLite, no PostgreSQL or Redis, even
+with the test suite's DATABASE_URL and REDIS_URL exported), carry this host's metrics from the
+exporter through ingest into InfluxDB and into Prometheus, let the printed admin log in, reuse
+everything on a second ``up`` and stop every process by PID.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from perfanalysis.testing.servers import free_port, source_tree_environment, wait_until
+from perfanalysis.testing.servers import (
+    free_port,
+    port_is_free,
+    source_tree_environment,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +43,15 @@ class Stack:
     def __init__(self, var: Path) -> None:
         self.var = var
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ADDRESS_VARIABLES}
-        self.env = source_tree_environment({"PERFANALYSIS_VAR_DIR": str(var), **self.addresses})
-        for inherited in ("DATABASE_URL", "REDIS_URL"):
-            self.env.pop(inherited, None)  # make up runs on its embedded defaults
+        self.env = source_tree_environment(
+            {
+                "PERFANALYSIS_VAR_DIR": str(var),
+                **self.addresses,
+                # what a developer exports for the tests; make up keeps to its own SQLite file
+                "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/no_such_db",
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+            }
+        )
 
     def run(self, command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -56,7 +68,29 @@ class Stack:
 
     def pids(self) -> dict[str, int]:
         run = self.var / "run"
-        return {p.stem: int(p.read_text()) for p in run.glob("*.pid")} if run.exists() else {}
+        if not run.exists():
+            return {}
+        return {p.stem: int(p.read_text().split()[0]) for p in run.glob("*.pid")}
+
+    def admin_login(self, password: str) -> tuple[int, requests.Session]:
+        """The status of the admin login form's answer, and the session it logged in."""
+        admin = self.url("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
+        http = requests.Session()
+        http.trust_env = False
+        page = http.get(f"{admin}/login", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        answer = http.post(
+            f"{admin}/login",
+            data={
+                "email": "admin@perfanalysis.local",
+                "password": password,
+                "csrf_token": token.group(1),
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
+        return answer.status_code, http
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +122,9 @@ def test_up_starts_every_service_and_reports_healthy(
     secrets = ("admin-password", "influxdb-admin-password", "influxdb-ingest-password")
     for name in (*secrets, "demo-collector.key"):
         assert (stack.var / name).stat().st_mode & 0o777 == 0o600
+    assert stack.var.stat().st_mode & 0o777 == 0o700
+    for private in ("admin.db", "influxdb/meta/meta.db"):
+        assert (stack.var / private).stat().st_mode & 0o077 == 0, private
 
 
 def test_host_metrics_reach_influxdb_through_ingest(
@@ -156,24 +193,26 @@ def test_prometheus_scrapes_the_exporter_and_loads_the_rules(
 def test_the_printed_admin_can_log_in(
     stack: Stack, first_up: subprocess.CompletedProcess[str]
 ) -> None:
+    status, http = stack.admin_login((stack.var / "admin-password").read_text().strip())
+    assert status == 302
     admin = stack.url("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
-    http = requests.Session()
-    http.trust_env = False
-    page = http.get(f"{admin}/login", timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    answer = http.post(
-        f"{admin}/login",
-        data={
-            "email": "admin@perfanalysis.local",
-            "password": (stack.var / "admin-password").read_text().strip(),
-            "csrf_token": token.group(1),
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 302
     assert "demo" in http.get(f"{admin}/tenants", timeout=10).text
+
+
+def test_up_after_the_admin_password_file_is_lost_writes_a_working_one(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    password_file = stack.var / "admin-password"
+    lost = password_file.read_text().strip()
+    password_file.unlink()
+
+    again = stack.run("up")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    renewed = password_file.read_text().strip()
+    assert renewed != lost
+    assert stack.admin_login(renewed)[0] == 302
+    assert stack.admin_login(lost)[0] != 302
 
 
 def test_second_up_reuses_everything_and_down_stops_every_pid(
@@ -193,6 +232,29 @@ def test_second_up_reuses_everything_and_down_stops_every_pid(
         assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
     assert stack.pids() == {}
     assert stack.run("status").returncode == 1
+
+
+def test_up_with_a_wrong_influxdb_password_says_so_and_leaves_nothing_running(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    assert stack.run("down").returncode == 0
+    password_file = stack.var / "influxdb-admin-password"
+    right = password_file.read_text()
+    password_file.write_text("not-the-password\n")
+    try:
+        failed = stack.run("up")
+    finally:
+        password_file.write_text(right)
+
+    assert failed.returncode != 0
+    assert f"already has users, but 'admin' does not have the password in {password_file}" in (
+        failed.stderr
+    )
+    assert "make up failed; it stopped every service it had started" in failed.stderr
+    assert "influxdb: stopped" in failed.stdout
+    assert "Traceback" not in failed.stderr
+    assert stack.pids() == {}
+    assert port_is_free(int(stack.addresses["PERFANALYSIS_DEV_INFLUXDB_ADDRESS"].split(":")[1]))
 
 
 def _is_zombie(pid: int) -> bool:
