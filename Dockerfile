@@ -16,12 +16,22 @@ COPY perfanalysis ./perfanalysis
 COPY exporter ./exporter
 COPY ingest ./ingest
 COPY tenants ./tenants
+# Data the admin commands read next to the packages (pyproject.toml's package-data installs it
+# as site-packages/provisioning/): seed-prices' default catalog and load-examples' documents.
+COPY provisioning/prices.yaml ./provisioning/
+COPY provisioning/examples/loadtests ./provisioning/examples/loadtests
 # No extension built in a developer's tree may come along; the one built here must exist (pip
-# treats it as optional and would install without it).
+# treats it as optional and would install without it), and so must the package data (a missing
+# template only shows as a 500 on the admin pages, whose /health still answers 200).
 RUN rm -f ingest/*.so \
  && /opt/perfanalysis/bin/pip install --upgrade pip \
  && /opt/perfanalysis/bin/pip install '.[server]' \
- && /opt/perfanalysis/bin/python -I -c 'import ingest._batchfast, gunicorn_h1c'
+ && /opt/perfanalysis/bin/python -I -c 'import ingest._batchfast, gunicorn_h1c' \
+ && /opt/perfanalysis/bin/python -I -c 'import sys, tenants; from pathlib import Path; \
+      root = Path(tenants.__file__).parent; \
+      wanted = ("templates/login.html", "static/admin.css", "migrations/script.py.mako", "../provisioning/prices.yaml"); \
+      missing = [name for name in wanted if not (root / name).is_file()]; \
+      missing and sys.exit(f"not installed next to {root}: {missing}")'
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="PerfAnalysis" \

@@ -19,6 +19,7 @@ from re import Pattern
 from typing import Any
 
 from perfanalysis.config import Setting, Spec
+from perfanalysis.configdoc import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "configuration.md"
@@ -31,30 +32,6 @@ class Component:
     command: tuple[str, ...]  # what follows `perfanalysis` (the image's entry point)
     build: Callable[[], Spec]
     notes: str = ""
-
-
-def _exporter() -> Spec:
-    from exporter.config import build_spec
-
-    return build_spec()
-
-
-def _ingest() -> Spec:
-    from ingest.settings import build_spec
-
-    return build_spec()
-
-
-def _admin() -> Spec:
-    from tenants.settings import build_spec
-
-    return build_spec()
-
-
-def _grafana() -> Spec:
-    from perfanalysis.grafana.settings import build_spec
-
-    return build_spec()
 
 
 def _loadtest_run() -> Spec:
@@ -70,19 +47,23 @@ def _loadtest_upload() -> Spec:
 
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("exporter", ("exporter",), _exporter,
+    Component("exporter", ("exporter",), SPECS["exporter"],
               "Runs on every monitored host. With `--web.config.file` it serves TLS and/or basic "
               "authentication (see [the web configuration file](#web-configuration-file))."),
-    Component("ingest", ("ingest",), _ingest,
+    Component("ingest", ("ingest",), SPECS["ingest"],
               "`DATABASE_URL` and `REDIS_URL` are read when the prefixed variables are unset. The "
               "secret key must be the admin app's."),
-    Component("admin", ("admin",), _admin,
+    Component("admin", ("admin",), SPECS["admin"],
               "Settings come before the command: `perfanalysis admin [settings] init-db|serve|"
               "create-tenant|...`. `DATABASE_URL` and `REDIS_URL` are read when the prefixed "
               "variables are unset."),
-    Component("grafana", ("grafana", "sync"), _grafana,
+    Component("grafana", ("grafana", "sync"), SPECS["grafana"],
               "Also reads `PERFANALYSIS_ADMIN_DATABASE_URL`, `DATABASE_URL` and "
               "`PERFANALYSIS_ADMIN_SECRET_KEY` when its own database URL or secret key is unset."),
+    Component("report", ("report",), SPECS["report"],
+              "What to report (tenant, hosts, time range, thresholds) is in the YAML file of "
+              "`--config`; these settings say where the data and the credentials are. "
+              "`DATABASE_URL` is read when the prefixed variable is unset."),
     Component("loadtest-run", ("loadtest", "run"), _loadtest_run),
     Component("loadtest-upload", ("loadtest", "upload"), _loadtest_upload),
 )  # fmt: skip
@@ -99,11 +80,11 @@ class Variable:
 
 
 OTHER_VARIABLES: tuple[Variable, ...] = (
-    Variable("DATABASE_URL", ("ingest", "admin", "grafana"), "tenants/settings.py",
+    Variable("DATABASE_URL", ("ingest", "admin", "grafana", "report"), "tenants/settings.py",
              "Admin database URL, when the component's own database-url setting is unset."),
     Variable("REDIS_URL", ("ingest", "admin"), "tenants/settings.py",
              "Redis URL, when the component's own redis-url setting is unset."),
-    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana"), "perfanalysis/paths.py",
+    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", "report"), "perfanalysis/paths.py",
              "State directory of development mode (generated secret key, SQLite database); the "
              "image sets /var/lib/perfanalysis. Default: var/ in the checkout."),
     Variable("PERFANALYSIS_NEW_PASSWORD", ("admin",), "tenants/cli.py",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +211,7 @@ def issue_key(
     from tenants.keys import issue_key as issue
 
     app = _app(ctx)
-    with app.app_context():
+    with _key_delivery(output) as deliver, app.app_context():
         db = database.session()
         owner = tenant_for(db, _actor(), tenant)
         issued = issue(
@@ -221,7 +223,68 @@ def issue_key(
             name,
             expires_in_days,
         )
-        _deliver(issued.key.key_id, issued.plaintext, output)
+        deliver(issued.key.key_id, issued.plaintext)
+
+
+@contextmanager
+def _key_delivery(output: Path | None) -> Iterator[Callable[[str, str], None]]:
+    """Deliver the key issued inside the block: printed, or written to OUTPUT.
+
+    OUTPUT is opened (created 0600 if missing; what it holds is kept until the new key is
+    written) before the block runs, so a file that cannot be written stops the command before a
+    key exists whose plaintext would be lost. A write that fails after all prints the key and
+    exits 1; a file this created is removed when no key reached it.
+    """
+    if output is None:
+        yield lambda key_id, plaintext: _deliver(key_id, plaintext, None)
+        return
+    descriptor, created = _open_key_file(output)
+    delivered = False
+
+    def write(key_id: str, plaintext: str) -> None:
+        nonlocal delivered
+        try:
+            _replace_contents(descriptor, plaintext + "\n")
+        except OSError as exc:
+            click.echo(plaintext)
+            raise click.ClickException(
+                f"key {key_id} was issued but cannot be written to {output}: "
+                f"{exc.strerror or exc}; it is printed on standard output instead, shown once"
+            ) from None
+        delivered = True
+        click.echo(f"key id {key_id} written to {output}")
+
+    try:
+        yield write
+    finally:
+        os.close(descriptor)
+        if created and not delivered:
+            output.unlink(missing_ok=True)
+
+
+def _open_key_file(path: Path) -> tuple[int, bool]:
+    """A descriptor open for writing on PATH, and whether this call created the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), True
+        except FileExistsError:
+            return os.open(path, os.O_WRONLY), False
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write the key to {path}: {exc.strerror or exc}; no key was issued"
+        ) from None
+
+
+def _replace_contents(descriptor: int, text: str) -> None:
+    regular = stat.S_ISREG(os.fstat(descriptor).st_mode)  # not a pipe or /dev/stdout
+    if regular:
+        os.ftruncate(descriptor, 0)
+    data = text.encode()
+    while data:
+        data = data[os.write(descriptor, data) :]
+    if regular:
+        os.fsync(descriptor)
 
 
 def _deliver(public_id: str, plaintext: str, output: Path | None, what: str = "key") -> None:
@@ -320,7 +383,11 @@ def _overlap_hours(ctx: click.Context, param: click.Parameter, hours: float) -> 
 @click.option(
     "--overlap-hours", type=float, default=24.0, show_default=True, callback=_overlap_hours
 )
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the new key to this file (mode 0600) instead of printing it.",
+)
 @click.pass_context
 def rotate_key(
     ctx: click.Context, tenant: str, key_id: str, overlap_hours: float, output: Path | None
@@ -333,7 +400,7 @@ def rotate_key(
     from tenants.keys import rotate_key as rotate
 
     app = _app(ctx)
-    with app.app_context():
+    with _key_delivery(output) as deliver, app.app_context():
         db = database.session()
         owner = tenant_for(db, _actor(), tenant)
         issued = rotate(
@@ -344,7 +411,7 @@ def rotate_key(
             app.extensions["pa_hasher"],
             timedelta(hours=overlap_hours),
         )
-        _deliver(issued.key.key_id, issued.plaintext, output)
+        deliver(issued.key.key_id, issued.plaintext)
 
 
 def _token_expiry_days(ctx: click.Context, param: click.Parameter, days: int | None) -> int | None:
@@ -411,7 +478,8 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     """Create, once, a platform admin, a demo tenant, a collector for this host and its key.
 
     A second run reuses them: the admin password and the collector key live in files (mode 0600)
-    under VAR_DIR and are only created when missing.
+    under VAR_DIR and are only created when missing. When the password file is missing but the
+    admin exists, the admin gets the new password, so the file always holds a working one.
     """
     import secrets
     import socket
@@ -421,12 +489,13 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     app = _app(ctx)
     password_file = var_dir / "admin-password"
     key_file = var_dir / "demo-collector.key"
-    password = (
-        password_file.read_text().strip() if password_file.exists() else secrets.token_urlsafe(12)
-    )
+    new_password = not password_file.exists()
+    password = secrets.token_urlsafe(12) if new_password else password_file.read_text().strip()
     with app.app_context():
-        result = ensure(app, database.session(), password, socket.gethostname(), key_file.exists())
-    if not password_file.exists():
+        result = ensure(
+            app, database.session(), password, socket.gethostname(), key_file.exists(), new_password
+        )
+    if new_password:
         _write_secret(password_file, password)
     if result.key_plaintext:
         _deliver(result.key_id, result.key_plaintext, key_file)

@@ -7,11 +7,15 @@ environment is then run through that component's own settings parser.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +30,7 @@ from deploy.configref import (
     grafana_provisioning_variables,
     variables_read_by,
 )
-from perfanalysis.config import ConfigError
+from perfanalysis.config import ConfigError, parse_bool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -174,6 +178,44 @@ def networks(service: dict[str, Any]) -> set[str]:
     return set(found if isinstance(found, list) else found.keys())
 
 
+RECORDING_PERFANALYSIS = """#!{python}
+import json, os, sys
+with open(os.environ["RECORD"], "a") as record:
+    record.write(json.dumps(sys.argv[1:]) + "\\n")
+sys.exit(3 if sys.argv[1:] == json.loads(os.environ["FAIL"]) else 0)
+"""
+
+
+def run_in_image(
+    service: dict[str, Any], args: Sequence[str] = (), fail: Sequence[str] = ()
+) -> tuple[int, list[list[str]]]:
+    """Run what the service's container runs, entrypoint included, with a stand-in
+    ``perfanalysis`` first on PATH: the exit status and the perfanalysis commands it ran (the
+    stand-in fails the command ``fail``)."""
+    if "entrypoint" not in service:  # the image's: ENTRYPOINT ["perfanalysis"]
+        return 0, [list(args) or [str(c) for c in service["command"]]]
+    with tempfile.TemporaryDirectory() as directory:
+        stand_in = Path(directory) / "perfanalysis"
+        stand_in.write_text(RECORDING_PERFANALYSIS.format(python=sys.executable))
+        stand_in.chmod(0o755)
+        record = Path(directory) / "record"
+        record.touch()
+        result = subprocess.run(
+            [*service["entrypoint"], *(args or service.get("command") or [])],
+            env={"PATH": f"{directory}:{os.environ['PATH']}", "RECORD": str(record),
+                 "FAIL": json.dumps(list(fail))},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return result.returncode, [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def commands(service: dict[str, Any]) -> list[list[str]]:
+    """The perfanalysis commands the service runs when Compose starts it."""
+    status, ran = run_in_image(service)
+    assert status == 0, f"{service}: exit status {status}"
+    return ran
+
+
 # -- the file itself
 
 
@@ -271,7 +313,32 @@ def test_dependencies_wait_for_health_or_completion(compose: dict[str, Any]) -> 
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
     for name in ("admin", "ingest"):
         assert "admin-init" in all_services[name]["depends_on"], "the schema comes first"
-    assert all_services["admin-init"]["command"] == ["admin", "init-db"]
+
+
+def test_admin_init_migrates_then_creates_the_ingest_user_once_influxdb_is_healthy(
+    compose: dict[str, Any],
+) -> None:
+    """ingest's /health logs in to InfluxDB as its own user: on a fresh install nothing else
+    creates it before the first tenant, so ingest would never become healthy."""
+    init = services(compose)["admin-init"]
+    assert set(init["depends_on"]) == {"postgres", "influxdb"}
+    assert commands(init) == [["admin", "init-db"], ["admin", "grant-ingest-writes"]]
+    status, ran = run_in_image(init, fail=["admin", "init-db"])
+    assert status != 0, "a failed migration must fail the one-shot, so admin and ingest wait"
+    assert ran == [["admin", "init-db"]]
+    status, ran = run_in_image(init, fail=["admin", "grant-ingest-writes"])
+    assert (status, len(ran)) == (3, 2)
+    # the handle for CLI work runs the command given, alone, and exits as it does
+    given = ["admin", "create-tenant", "acme", "Acme Corp"]
+    assert run_in_image(init, given) == (0, [given])
+    assert run_in_image(init, given, fail=given) == (3, [given])
+    # the user admin-init creates is the one ingest logs in as
+    admin_env, ingest_env = environment(init), environment(services(compose)["ingest"])
+    for admin_key, ingest_key in (("INFLUXDB_URL", "STORAGE_URL"),
+                                  ("INFLUXDB_INGEST_USER", "STORAGE_USERNAME"),
+                                  ("INFLUXDB_INGEST_PASSWORD", "STORAGE_PASSWORD")):  # fmt: skip
+        admin_value = admin_env[f"PERFANALYSIS_ADMIN_{admin_key}"]
+        assert admin_value == ingest_env[f"PERFANALYSIS_INGEST_{ingest_key}"], ingest_key
 
 
 # -- files and environment
@@ -305,12 +372,13 @@ def test_every_perfanalysis_variable_is_read_by_the_service_it_is_given_to(
     provisioning = grafana_provisioning_variables()
     for name, service in services(compose).items():
         env = environment(service)
-        component = component_of([str(c) for c in service.get("command") or []])
         if str(service.get("image", "")).split(":")[0] == PROJECT_IMAGE:
-            assert component is not None, f"{name}: command {service.get('command')}"
-            known = variables_read_by(component.name)
-            unknown = {k for k in env if k.startswith("PERFANALYSIS_") and k not in known}
-            assert not unknown, f"{name} ({component.name}) does not read {sorted(unknown)}"
+            for command in commands(service):
+                component = component_of(command)
+                assert component is not None, f"{name}: command {command}"
+                known = variables_read_by(component.name)
+                unknown = {k for k in env if k.startswith("PERFANALYSIS_") and k not in known}
+                assert not unknown, f"{name} ({component.name}) does not read {sorted(unknown)}"
         else:
             for key in env:
                 if key.startswith("PERFANALYSIS_"):
@@ -335,14 +403,63 @@ def test_each_component_accepts_its_configuration(compose: dict[str, Any]) -> No
         "grafana": lambda args, env: grafana_settings(args, env),
     }
     for name, service in ours(compose):
-        command = [str(c) for c in service["command"]]
-        component = component_of(command)
-        assert component is not None
-        args = command[len(component.command) :] if component.name != "admin" else []
-        try:
-            loaders[component.name](args, environment(service))
-        except ConfigError as exc:
-            pytest.fail(f"{name}: {component.name} refuses its configuration: {exc.errors}")
+        for command in commands(service):
+            component = component_of(command)
+            assert component is not None
+            args = command[len(component.command) :] if component.name != "admin" else []
+            try:
+                loaders[component.name](args, environment(service))
+            except ConfigError as exc:
+                pytest.fail(f"{name}: {component.name} refuses its configuration: {exc.errors}")
+
+
+def test_grafana_sync_sends_tenant_alerts_where_grafana_sends_its_own(
+    compose: dict[str, Any],
+) -> None:
+    """Without the webhook, sync skips each tenant org's contact point: alerts go nowhere."""
+    from perfanalysis.grafana.settings import load
+
+    webhook = environment(services(compose)["grafana"])["PERFANALYSIS_ALERT_WEBHOOK_URL"]
+    sync = services(compose)["grafana-sync"]
+    [command] = commands(sync)
+    assert load(command[2:], environment(sync))["alert_webhook_url"] == webhook
+
+
+def tuning_section() -> dict[str, str]:
+    """.env.example's optional settings, whose values it says are the defaults."""
+    text = ENV_EXAMPLE.read_text()
+    header = re.search(r"^# --- tuning \(optional: the defaults are shown\b.*$", text, re.MULTILINE)
+    assert header, ".env.example: no tuning section"
+    section = text[header.end() :].split("\n# ---", 1)[0]
+    values = {}
+    for line in section.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def test_env_example_shows_the_defaults_it_claims_to(raw: dict[str, Any]) -> None:
+    """What a tuning line says is what applies without it: Compose's fallback, and the
+    component's own default (for the admin app's layout, the one docs/architecture.md measured
+    as the faster)."""
+    fallbacks = {
+        name: argument
+        for text in strings(raw)
+        for name, operator, argument in VARIABLE.findall(text)
+        if operator == ":-"
+    }
+    settings = all_settings_variables()
+    tuning = tuning_section()
+    assert {"PERFANALYSIS_ADMIN_WEB_WORKERS", "PERFANALYSIS_ADMIN_WEB_THREADS"} <= set(tuning)
+    for name, shown in tuning.items():
+        assert fallbacks.get(name) == shown, f"docker-compose.yml's fallback for {name}"
+        if name in settings:
+            setting = settings[name]
+            parsed = parse_bool(shown) if setting.boolean else setting.convert(shown)
+            assert parsed == setting.default, (
+                f".env.example: {name}={shown}, default {setting.default}"
+            )
 
 
 def test_no_secret_is_written_in_the_file(raw: dict[str, Any]) -> None:

@@ -31,6 +31,14 @@ def test_every_setting_of_every_component_is_in_the_reference() -> None:
             assert f"{setting.flag}`" in text
 
 
+def test_every_component_the_readme_documents_is_in_the_reference() -> None:
+    """README.md sends readers to docs/configuration.md for every setting."""
+    from perfanalysis.configdoc import SPECS
+
+    assert set(SPECS) <= {component.name for component in COMPONENTS}
+    assert "`PERFANALYSIS_REPORT_INFLUXDB_URL`" in OUTPUT.read_text()
+
+
 def test_variables_read_outside_the_parsers_are_really_read_where_it_says() -> None:
     for variable in OTHER_VARIABLES:
         source = (ROOT / variable.source).read_text()

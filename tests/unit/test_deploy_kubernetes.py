@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.configref import component_of, variables_read_by
+from deploy.configref import component_of, settings_variables, variables_read_by
 from perfanalysis.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,6 +304,49 @@ def test_the_exporter_daemonset_reads_the_host_read_only_on_every_node(
     assert mounts["/host/root"]["mountPropagation"] == "HostToContainer"
     for flag in ("--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host/root"):
         assert flag in container["args"]
+
+
+def test_admin_pods_migrate_then_create_the_user_ingest_logs_in_as(
+    resources: list[dict[str, Any]],
+) -> None:
+    """ingest's readiness probe (/health) logs in to InfluxDB as its own user: until something
+    creates it (before the first tenant, nothing else does) no ingest pod would be ready."""
+    from tenants.settings import load
+
+    admin_pod = workloads(resources)["admin"]["spec"]["template"]["spec"]
+    init = admin_pod["initContainers"]
+    assert [container["args"] for container in init] == [
+        ["admin", "init-db"],
+        ["admin", "grant-ingest-writes"],
+    ]
+    [server] = admin_pod["containers"]
+    for container in init:
+        assert container_env(container, resources) == container_env(server, resources)
+    admin = load([], container_env(init[1], resources))
+    [ingest] = workloads(resources)["ingest"]["spec"]["template"]["spec"]["containers"]
+    ingest_env = container_env(ingest, resources)
+    assert admin["influxdb_url"] == ingest_env["PERFANALYSIS_INGEST_STORAGE_URL"]
+    assert admin["influxdb_ingest_user"] == ingest_env["PERFANALYSIS_INGEST_STORAGE_USERNAME"]
+    assert admin["influxdb_ingest_password"] == ingest_env["PERFANALYSIS_INGEST_STORAGE_PASSWORD"]
+
+
+def test_servers_run_the_measured_worker_layout(resources: list[dict[str, Any]]) -> None:
+    """web.workers x web.threads as each component defaults to: for the admin app, four workers
+    of eight threads, which docs/architecture.md ("Serving") measured as faster than two of
+    sixteen."""
+    config_maps = of_kind(resources, "ConfigMap")
+    layout = {}
+    for component in ("admin", "ingest"):
+        data = config_maps[f"perfanalysis-{component}"]["data"]
+        defaults = settings_variables(component)
+        for part in ("WORKERS", "THREADS"):
+            name = f"PERFANALYSIS_{component.upper()}_WEB_{part}"
+            layout[name] = int(data[name])
+            assert layout[name] == defaults[name].default, f"ConfigMap {name}"
+    assert (layout["PERFANALYSIS_ADMIN_WEB_WORKERS"], layout["PERFANALYSIS_ADMIN_WEB_THREADS"]) == (
+        4,
+        8,
+    )
 
 
 def test_secrets_hold_placeholders_only(resources: list[dict[str, Any]]) -> None:
