@@ -211,7 +211,7 @@ def issue_key(
     from tenants.keys import issue_key as issue
 
     app = _app(ctx)
-    with _key_delivery(output) as deliver, app.app_context():
+    with _secret_delivery(output) as deliver, app.app_context():
         db = database.session()
         owner = tenant_for(db, _actor(), tenant)
         issued = issue(
@@ -227,32 +227,35 @@ def issue_key(
 
 
 @contextmanager
-def _key_delivery(output: Path | None) -> Iterator[Callable[[str, str], None]]:
-    """Deliver the key issued inside the block: printed, or written to OUTPUT.
+def _secret_delivery(
+    output: Path | None, what: str = "key"
+) -> Iterator[Callable[[str, str], None]]:
+    """Deliver the secret (a key or a token) issued inside the block: printed, or written to
+    OUTPUT.
 
-    OUTPUT is opened (created 0600 if missing; what it holds is kept until the new key is
+    OUTPUT is opened (created 0600 if missing; what it holds is kept until the new secret is
     written) before the block runs, so a file that cannot be written stops the command before a
-    key exists whose plaintext would be lost. A write that fails after all prints the key and
-    exits 1; a file this created is removed when no key reached it.
+    secret exists whose plaintext would be lost. A write that fails after all prints the secret
+    and exits 1; a file this created is removed when no secret reached it.
     """
     if output is None:
-        yield lambda key_id, plaintext: _deliver(key_id, plaintext, None)
+        yield lambda public_id, plaintext: _deliver(public_id, plaintext, None, what)
         return
-    descriptor, created = _open_key_file(output)
+    descriptor, created = _open_secret_file(output, what)
     delivered = False
 
-    def write(key_id: str, plaintext: str) -> None:
+    def write(public_id: str, plaintext: str) -> None:
         nonlocal delivered
         try:
             _replace_contents(descriptor, plaintext + "\n")
         except OSError as exc:
             click.echo(plaintext)
             raise click.ClickException(
-                f"key {key_id} was issued but cannot be written to {output}: "
+                f"{what} {public_id} was issued but cannot be written to {output}: "
                 f"{exc.strerror or exc}; it is printed on standard output instead, shown once"
             ) from None
         delivered = True
-        click.echo(f"key id {key_id} written to {output}")
+        click.echo(f"{what} id {public_id} written to {output}")
 
     try:
         yield write
@@ -262,7 +265,7 @@ def _key_delivery(output: Path | None) -> Iterator[Callable[[str, str], None]]:
             output.unlink(missing_ok=True)
 
 
-def _open_key_file(path: Path) -> tuple[int, bool]:
+def _open_secret_file(path: Path, what: str) -> tuple[int, bool]:
     """A descriptor open for writing on PATH, and whether this call created the file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,8 +274,10 @@ def _open_key_file(path: Path) -> tuple[int, bool]:
         except FileExistsError:
             return os.open(path, os.O_WRONLY), False
     except OSError as exc:
+        # mkdir's FileExistsError: a file stands where a directory of the path must be
+        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
         raise click.ClickException(
-            f"cannot write the key to {path}: {exc.strerror or exc}; no key was issued"
+            f"cannot write the {what} to {path}: {reason}; no {what} was issued"
         ) from None
 
 
@@ -400,7 +405,7 @@ def rotate_key(
     from tenants.keys import rotate_key as rotate
 
     app = _app(ctx)
-    with _key_delivery(output) as deliver, app.app_context():
+    with _secret_delivery(output) as deliver, app.app_context():
         db = database.session()
         owner = tenant_for(db, _actor(), tenant)
         issued = rotate(
@@ -443,7 +448,7 @@ def issue_token(
     from tenants.errors import NotFound
 
     app = _app(ctx)
-    with app.app_context():
+    with _secret_delivery(output, "token") as deliver, app.app_context():
         db = database.session()
         user = get_user_by_email(db, email)
         if user is None:
@@ -452,7 +457,7 @@ def issue_token(
             db, user, app.extensions["pa_hasher"], name,
             expires_in_days=expires_in_days, issued_by=_actor(),
         )  # fmt: skip
-        _deliver(token.token_id, plaintext, output, "token")
+        deliver(token.token_id, plaintext)
 
 
 @admin.command("revoke-token")

@@ -422,6 +422,21 @@ def test_cli_writes_a_token_to_a_private_file(
     assert target.stat().st_mode & 0o777 == 0o600
 
 
+def test_cli_issues_no_token_when_its_file_cannot_be_written(
+    app: Flask, people: People, runner: Any, tmp_path: Any
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    target = blocker / "ana.token"
+    before = _token_count(app)
+    result = runner("issue-token", "--email", ANA, "--name", "file", "--output", str(target))
+    assert result.exit_code == 1
+    assert f"cannot write the token to {target}: Not a directory; no token was issued" in (
+        result.output
+    )
+    assert _token_count(app) == before
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [(["issue-token", "--email", "ghost@acme.test", "--name", "x"], 1, "no user with e-mail"),
