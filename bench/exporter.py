@@ -3,7 +3,7 @@
 Both run the same collectors with the same filters (perfanalysis.testing.anchor), on loopback,
 scraped over one keep-alive connection each with ``Accept-Encoding: gzip`` as Prometheus scrapes.
 Scrapes are interleaved, alternating which goes first, so load on the machine hits both alike.
-Targets (docs/architecture.md): median latency <= 1.0x node_exporter's, RSS <= 1.25x.
+Targets (../shared/ARCHITECTURE.md, Targets): median latency <= 1.0x node_exporter's, RSS <= 1.25x.
 
     python -m bench.exporter [--rounds 500] [--json results.json] [--strict]
 """
@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.stats import percentile
 from perfanalysis.testing.anchor import COMMON_FLAGS, NODE_EXPORTER_ONLY
 from perfanalysis.testing.servers import ExporterProcess, NodeExporter, ServerProcess
 
@@ -51,11 +52,6 @@ def memory_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for pid {pid}")
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def run(rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-exporter-") as base:
         ours = ExporterProcess(Path(base) / "ours", COMMON_FLAGS).start()
@@ -63,6 +59,8 @@ def run(rounds: int) -> dict[str, float]:
             Path(base) / "node_exporter", COMMON_FLAGS + NODE_EXPORTER_ONLY
         ).start()
         try:
+            assert ours.pid is not None
+            assert anchor.pid is not None
             scrapers = {"ours": Scraper(ours), "node_exporter": Scraper(anchor)}
             for _ in range(WARMUP):
                 for scraper in scrapers.values():

@@ -7,8 +7,10 @@ round each path runs flat out, unmeasured, for ``--warmup-seconds``, so that the
 phase does not find a fresh InfluxDB with no compaction work yet. Then many short rounds (30 by
 default) of two 3-second phases, in ABBA order (direct, ingest, ingest, direct, ...), so that
 compactions and the machine hit both paths alike. The ratio is of the two paths' total rates;
-its standard error comes from the spread of the rounds' own ratios, and the verdict is "met"
-only when the whole 95% interval is at or above the target ("undecided" when it straddles it).
+its standard error comes from the spread of the rounds' own ratios, its 95% interval from
+Student's t with one degree of freedom fewer than the rounds, and the verdict is "met" only when
+the whole interval is at or above the target ("undecided" when it straddles it, and whatever the
+ratio with fewer than 5 rounds).
 
 Why short rounds: on this kind of machine (a shared VM) the CPU's speed drifts over tens of
 seconds: profiles of influxd (2026-11-23) showed the same line-protocol scanning costing 2.5 to
@@ -17,7 +19,8 @@ ratio inherited whichever speed its phases got: single rounds scattered by 0.175
 deviation), and runs landed anywhere in 0.73-0.90x. Forty rounds of 2-second phases measured
 what the forced tags cost InfluxDB, 14.5% more CPU per point, with a standard error of 2.4%.
 Then the latency of 5,000-point batches at half of ingest's measured maximum rate, for both
-paths, paced per client.
+paths, paced per client: from the time each batch was due to be sent, so that a client that falls
+behind counts the wait of the batches it sends late (no coordinated omission).
 
 The data is node_exporter-like (measurement = metric family, tags = labels + host, field
 ``value``), 20,000 series in four 5,000-series batches per cycle, each batch one timestamp,
@@ -69,6 +72,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import sessionmaker
 
 from bench.procstat import cpu_seconds
+from bench.stats import percentile, t_975
 from ingest.batch import BatchPreparer, BatchRules, ForcedTags
 from ingest.testing import CollectorKey, IngestProcess, issue_collector_key
 from perfanalysis.testing.servers import InfluxDB
@@ -77,6 +81,7 @@ from tenants.db import make_engine, transaction
 from tenants.schema import upgrade
 
 TARGET = 0.8
+MIN_ROUNDS = 5  # fewer rounds decide nothing: their spread says too little about the error
 BATCH = 5_000  # points per batch, by default
 SERIES = 20_000  # series per cycle, in SERIES // batch batches
 CYCLE_NS = 10 * 1_000_000_000
@@ -217,7 +222,9 @@ def run_phase(
 ) -> tuple[int, float, list[float]]:
     """Send batches for ``seconds`` from ``clients`` threads, flat out or at ``rate`` points/s.
 
-    Returns points sent, the phase's wall time, and each batch's latency.
+    Returns points sent, the phase's wall time, and each batch's latency: from when it was sent
+    when flat out, from when it was due to be sent when paced (a client that falls behind sends
+    its overdue batches back to back, and each one's latency includes how late it went out).
     """
     sent = [0] * clients
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -237,12 +244,16 @@ def run_phase(
         session.trust_env = False
         due = started + interval * number / clients
         try:
-            while (now := time.perf_counter()) < deadline:
+            while time.perf_counter() < deadline:
+                body = target.batches.take()
                 if interval:
-                    if due > now:
-                        time.sleep(due - now)
-                    due += interval
-                latencies[number].append(post(session, target, target.batches.take()))
+                    scheduled, due = due, due + interval
+                    if scheduled > (now := time.perf_counter()):
+                        time.sleep(scheduled - now)
+                else:
+                    scheduled = time.perf_counter()
+                post(session, target, body)
+                latencies[number].append(time.perf_counter() - scheduled)
                 sent[number] += batch
         except BaseException as exc:
             errors.append(exc)
@@ -313,23 +324,31 @@ def standard_error(ratio: float, round_ratios: list[float]) -> float | None:
     if len(round_ratios) < 2:
         return None
     mean = statistics.fmean(round_ratios)
-    return ratio * statistics.stdev(round_ratios) / mean / len(round_ratios) ** 0.5
+    return float(ratio * statistics.stdev(round_ratios) / mean / len(round_ratios) ** 0.5)
 
 
-def verdict(ratio: float, error: float | None) -> str:
-    """met, MISSED, or undecided when the target lies within the ratio's 95% interval."""
-    if error is None:
-        return "met" if ratio >= TARGET else "MISSED"
-    if ratio - 1.96 * error >= TARGET:
+def interval(ratio: float, error: float | None, rounds: int) -> tuple[float, float] | None:
+    """The ratio's 95% interval: Student's t for ``rounds - 1`` degrees of freedom, since the
+    standard error comes from the sample deviation of ``rounds`` round ratios. None without an
+    error estimate (one round)."""
+    if error is None or rounds < 2:
+        return None
+    half = t_975(rounds - 1) * error
+    return ratio - half, ratio + half
+
+
+def verdict(ratio: float, error: float | None, rounds: int) -> str:
+    """met, MISSED, or undecided: when the target lies within the ratio's 95% interval, and
+    whatever the ratio with fewer than MIN_ROUNDS rounds."""
+    bounds = interval(ratio, error, rounds)
+    if rounds < MIN_ROUNDS or bounds is None:
+        return "undecided"
+    low, high = bounds
+    if low >= TARGET:
         return "met"
-    if ratio + 1.96 * error < TARGET:
+    if high < TARGET:
         return "MISSED"
     return "undecided"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -406,8 +425,10 @@ def run(
                              Batches(templates, start_ns), lambda: children(master))  # fmt: skip
             stored = Target("as_stored", f"{influxdb.url}/write?db={STORED_DATABASE}&precision=ns",
                             {}, Batches(as_stored(templates), start_ns), lambda: [])  # fmt: skip
-            print("  warming up: one cycle through each path", file=sys.stderr, flush=True)
             paths = [direct, through, stored] if reference else [direct, through]
+            print(f"  warming up: {clients} cycle{'s' if clients > 1 else ''} of the series "
+                  f"({direct.batches.groups * clients} batches) through each path",
+                  file=sys.stderr, flush=True)  # fmt: skip
             for target in paths:
                 session = requests.Session()
                 session.trust_env = False
@@ -505,6 +526,9 @@ def run(
             influxdb.stop()
     result["ratio"] = result["ingest_points_per_s"] / result["direct_points_per_s"]
     result["ratio_standard_error"] = standard_error(result["ratio"], result["round_ratios"])
+    result["ratio_interval_95"] = interval(
+        result["ratio"], result["ratio_standard_error"], result["rounds"]
+    )
     return result
 
 
@@ -512,7 +536,9 @@ def report(result: dict[str, Any]) -> bool:
     names = ["direct", "ingest"] + (["as_stored"] if "as_stored_sent" in result else [])
     complete = all(result[f"{name}_sent"] == result[f"{name}_stored"] for name in names)
     error = result["ratio_standard_error"]
-    outcome = verdict(result["ratio"], error)
+    rounds = int(result["rounds"])
+    outcome = verdict(result["ratio"], error, rounds)
+    bounds = interval(result["ratio"], error, rounds)
     met = complete and outcome == "met"
     print(f"ingest vs direct writes into InfluxDB 1.6.7: {int(result['batch']):,}-point batches, "
           f"{int(result['series']):,} series, {int(result['clients'])} clients, "
@@ -533,14 +559,20 @@ def report(result: dict[str, Any]) -> bool:
             continue
         print(f"{label:30}{result[prefix + '_points_per_s']:>12,.0f}"
               f"{int(result[prefix + '_sent']):>14,}{int(result[prefix + '_stored']):>14,}")  # fmt: skip
-    if error is None:
+    if error is None or bounds is None:
         spread = "one round: no error estimate"
     else:
-        spread = (f"standard error {error:.3f}, 95% interval {result['ratio'] - 1.96 * error:.3f}-"
-                  f"{result['ratio'] + 1.96 * error:.3f}")  # fmt: skip
+        df = rounds - 1
+        spread = (f"standard error {error:.3f}, 95% interval {bounds[0]:.3f}-{bounds[1]:.3f} "
+                  f"with t = {t_975(df):.3f} for {df} degree{'s' if df > 1 else ''} of freedom")  # fmt: skip
+    if outcome != "undecided":
+        why = ""
+    elif rounds < MIN_ROUNDS:
+        why = f" (fewer than {MIN_ROUNDS} rounds decide nothing: run more --rounds)"
+    else:
+        why = " (the target lies within the interval: more --rounds narrow it)"
     print(f"ratio ingest/direct: {result['ratio']:.3f}x ({spread}); target >= {TARGET}x: "
-          f"{outcome}{' (the target lies within the interval: more --rounds narrow it)' if outcome == 'undecided' else ''}; "
-          f"every point stored once: {'yes' if complete else 'NO'}")  # fmt: skip
+          f"{outcome}{why}; every point stored once: {'yes' if complete else 'NO'}")  # fmt: skip
     print("ratio per round (adjacent phases): "
           f"{', '.join(f'{ratio:.2f}x' for ratio in result['round_ratios'])}; "
           f"median {result['median_round_ratio']:.2f}x")  # fmt: skip
@@ -573,7 +605,7 @@ def report(result: dict[str, Any]) -> bool:
         f"{result['requests_per_storage_write']:.2f}"
     )
     print(f"latency of {int(result['batch']):,}-point batches at {result['paced_points_per_s']:,.0f} points/s "
-          "(half of ingest's maximum):")  # fmt: skip
+          "(half of ingest's maximum), from the time each was due to be sent:")  # fmt: skip
     for label, prefix in (("ingest", "ingest"), ("direct", "direct")):
         print(f"  {label:8} p50 {result[prefix + '_paced_p50_ms']:7.1f} ms   "
               f"p99 {result[prefix + '_paced_p99_ms']:7.1f} ms")  # fmt: skip

@@ -1,7 +1,7 @@
 """CPU time of one push cycle: sample, encode, gzip, spool, send to ingest and commit.
 
 The exporter's default collectors plus the push path's own metrics on this machine's /proc (about
-250 samples), in this process, timed with time.process_time (CPU of every thread, so the statfs
+240 samples), in this process, timed with time.process_time (CPU of every thread, so the statfs
 worker counts too). A cycle is what the exporter does every interval: sample the collectors,
 encode line protocol, gzip, append to the spool (a real one in a temporary directory, so each
 append writes and fdatasyncs), then send the batch to a real ingest (gunicorn, one worker,
@@ -10,8 +10,9 @@ waiting for the disk or for ingest's answer is not CPU and is not counted; inges
 own CPU is theirs, not the exporter's. The sample's floor is timed too: the files, directories
 and statfs calls of one recorded scrape, replayed with no parsing after the same idle gap
 (bench/floor.py); it is mostly the kernel producing /proc, which no exporter avoids. At the end
-the points are counted in InfluxDB: every one must be stored exactly once. Target (docs/architecture.md): median <= 2 ms per cycle. The steps
-are also timed apart, to show where the time goes.
+the points are counted in InfluxDB: every one must be stored exactly once. Target
+(docs/architecture.md): median <= 2 ms per cycle. The steps are also timed apart, to show where
+the time goes.
 
 Each timed cycle follows an idle gap (``--gap-ms``, 50 ms), as every cycle of a real exporter
 follows an interval of idleness: after one, on 2026-11-23's machine, a sample cost 1.6 times
@@ -22,11 +23,17 @@ gap is the processor's (a virtual CPU woken from idle runs slower for its first 
 not any program's working set; when the cycle slows down by as much, that is all it is.
 
 Anchor: Debian's node_exporter, running the same collectors (perfanalysis.testing.anchor), its
-CPU per gzip-compressed scrape read from /proc, each scrape after the same idle gap, in blocks
-interleaved with the push cycles so that other load on the machine hits both alike. The exporter
-and node_exporter share one CPU; ingest and InfluxDB get the others, as on a fleet, where they
-run on other machines. One scrape is node_exporter's whole cost per interval, as one cycle is
-the exporter's. Most of either is the kernel producing /proc's files, so the ratio says what a
+CPU per gzip-compressed scrape, each scrape after the same idle gap, in blocks interleaved with
+the push cycles so that other load on the machine hits both alike. Its CPU is read from its
+process CPU-time clock (nanoseconds, all threads; the clock time.process_time reads for the
+cycles) just before each scrape's request and again TAIL_MS after its answer. What a scrape
+leaves to do after its answer runs in those milliseconds and is the scrape's (2026-11-24: 0.12 ms
+of a 3 ms scrape in the first 5 ms after the answer, 0.003 ms in the next 45 ms, nothing in 5 s
+without scrapes); the rest of each idle gap is left out and printed apart. (Until 2026-11-24 the
+bench read /proc/<pid>/stat once per block: 10 ms ticks, gaps included.) The exporter and
+node_exporter share one CPU; ingest and InfluxDB get the others, as on a fleet, where they run
+on other machines. One scrape is node_exporter's whole cost per interval, as one cycle is the
+exporter's. Most of either is the kernel producing /proc's files, so the ratio says what a
 slower or faster machine does not.
 
     python -m bench.push [--cycles 500] [--gap-ms 50] [--json results.json] [--strict]
@@ -48,7 +55,7 @@ from typing import Any
 from bench.exporter import Scraper
 from bench.floor import record
 from bench.ingest import children, pin, start_ingest, stored_points
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_clock
 from exporter.app import build_registry
 from exporter.config import load
 from exporter.push.client import compress
@@ -62,6 +69,7 @@ TARGET_MS = 2.0
 WARMUP = 20
 GAP = 0.05  # idle seconds before each timed cycle and scrape
 BLOCKS = 10
+TAIL_MS = 10.0  # node_exporter's CPU after its answer that is still the scrape's
 REFERENCE_STEPS = 20_000  # about 0.6 ms of CPU at full speed on 2026-11-24's machine
 
 
@@ -111,34 +119,48 @@ class Cycle:
 
 class AnchorScraper:
     """Scrapes node_exporter as Prometheus does (bench.exporter's scraper: keep-alive, gzip) and
-    counts node_exporter's CPU over the timed scrapes."""
+    counts node_exporter's CPU in the timed scrapes, and apart from it in the idle gaps."""
 
     def __init__(self, server: NodeExporter) -> None:
         assert server.pid is not None
         self.pid = server.pid
         self.scraper = Scraper(server)
         self.scrapes = 0
-        self.cpu_seconds = 0.0
+        self.cpu_seconds = 0.0  # in the timed scrapes
+        self.gap_cpu_seconds = 0.0  # in the idle gaps before them, left out of the figure
 
     def scrape(self) -> None:
         self.scraper.scrape(record=False)
 
     def timed(self, scrapes: int, gap: float) -> None:
-        self.cpu_seconds += self._cpu_of(scrapes, gap)
+        busy, idle = self._cpu_of(scrapes, gap)
+        self.cpu_seconds += busy
+        self.gap_cpu_seconds += idle
         self.scrapes += scrapes
 
     def back_to_back_ms(self, scrapes: int) -> float:
         """node_exporter's mean CPU milliseconds per scrape with no idle gap between scrapes."""
-        return self._cpu_of(scrapes, 0.0) * 1e3 / scrapes
+        return self._cpu_of(scrapes, 0.0)[0] * 1e3 / scrapes
 
-    def _cpu_of(self, scrapes: int, gap: float) -> float:
-        """node_exporter's CPU seconds over ``scrapes`` scrapes, each after ``gap`` seconds idle."""
-        before = cpu_seconds([self.pid])
-        for _ in range(scrapes):
-            if gap:
-                time.sleep(gap)
+    def _cpu_of(self, scrapes: int, gap: float) -> tuple[float, float]:
+        """node_exporter's CPU seconds in ``scrapes`` scrapes, each after ``gap`` seconds idle
+        (from just before its request until TAIL_MS after its answer), and in the rest of the
+        gaps. Each gap lasts ``gap`` from the answer before it, tail included."""
+        tail = min(TAIL_MS / 1e3, gap)
+        busy = idle = 0.0
+        for number in range(scrapes):
+            start = cpu_clock(self.pid)
+            pause = gap if number == 0 else gap - tail
+            if pause:
+                time.sleep(pause)
+            before = cpu_clock(self.pid)
             self.scrape()
-        return cpu_seconds([self.pid]) - before
+            if tail:
+                time.sleep(tail)
+            after = cpu_clock(self.pid)
+            busy += after - before
+            idle += before - start
+        return busy, idle
 
 
 def interleaved(
@@ -232,6 +254,7 @@ def run(cycles: int, gap: float = GAP) -> dict[str, Any]:
                 "reference_back_to_back_ms": reference_busy,
                 "node_exporter_scrape_ms": anchor.cpu_seconds * 1e3 / anchor.scrapes,
                 "node_exporter_back_to_back_ms": anchor_back_to_back,
+                "node_exporter_gap_ms": anchor.gap_cpu_seconds * 1e3 / anchor.scrapes,
                 "floor_ms": statistics.median(cpu_ms(floor.replay, cycles, gap=gap)),
                 "scrape_ms": statistics.median(cpu_ms(registry.scrape, cycles)),
                 "encode_ms": statistics.median(
@@ -295,9 +318,12 @@ def report(result: dict[str, Any]) -> bool:
               "on the others, as on a fleet")  # fmt: skip
     else:
         print("CPUs: one, shared by the exporter, node_exporter, ingest and InfluxDB")
-    print(f"node_exporter, same collectors, one gzip scrape, each after as long idle (mean CPU): "
+    print(f"node_exporter, same collectors, one gzip scrape, each after as long idle (mean CPU "
+          f"from its request to {TAIL_MS:g} ms after its answer): "
           f"{result['node_exporter_scrape_ms']:.3f} ms; "
-          f"push cycle / node_exporter scrape (means): {result['anchor_ratio']:.2f}x")  # fmt: skip
+          f"push cycle / node_exporter scrape (means): {result['anchor_ratio']:.2f}x; "
+          f"node_exporter's CPU in the rest of each gap, left out: "
+          f"{result['node_exporter_gap_ms']:.3f} ms")  # fmt: skip
     print(f"points sent {int(result['points_sent']):,}, stored in InfluxDB "
           f"{int(result['points_stored']):,}: {'every one once' if complete else 'MISMATCH'}")  # fmt: skip
     at_speed = complete and result["back_to_back_cycle_ms"] <= TARGET_MS

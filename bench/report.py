@@ -8,8 +8,9 @@ a real filesystem beside a tmpfs -- 51 series, 60,480 samples each. The hosts di
 busy CPU, one a 2-hour gap, one a filling filesystem, one network errors, one little free memory,
 one a saturated disk. The data is then left to settle as a week collected live would be: InfluxDB
 writes its cache out to TSM files and compacts them (cold durations shortened to seconds; the
-bench waits until InfluxDB's CPU is idle). Then the report is built (read as a read-only InfluxDB
-user, analysed and rendered to HTML) and timed. Target (issue 8): at most 30 s.
+bench waits until InfluxDB's CPU is idle, for at most 10 minutes, and warns when it gave up).
+Then the report is built (read as a read-only InfluxDB user, analysed and rendered to HTML) and
+timed. Target (issue 8): at most 30 s, absolute: no anchor runs beside it.
 
     python -m bench.report [--hosts 10] [--days 7] [--interval 10] [--step auto [--step 1m]] [--pdf] [--strict]
 """
@@ -264,24 +265,38 @@ def load(influxdb: InfluxDB, hosts: list[Host], start: int, count: int, interval
     return points
 
 
-def settle(influxdb: InfluxDB, quiet_seconds: float = 20.0, limit: float = 600.0) -> None:
-    """Wait until InfluxDB has written its cache to TSM and compacted: idle for quiet_seconds."""
+def settle(
+    influxdb: InfluxDB,
+    quiet_seconds: float = 20.0,
+    limit: float = 600.0,
+    at_least: float = 30.0,
+    poll: float = 1.0,
+) -> bool:
+    """Wait until InfluxDB has written its cache to TSM and compacted: idle (under 5% of a CPU)
+    for ``quiet_seconds``, and not before ``at_least`` seconds. False, with a warning, when
+    ``limit`` seconds pass first: the timed report may then overlap a compaction."""
     assert influxdb.pid is not None
     began = time.monotonic()
     quiet_since = time.monotonic()
     before = cpu_seconds([influxdb.pid], gone_ok=False)
     while time.monotonic() - began < limit:
-        time.sleep(1)
+        time.sleep(poll)
         now = cpu_seconds([influxdb.pid], gone_ok=False)
-        if now - before > 0.05:
+        if now - before > 0.05 * poll:
             quiet_since = time.monotonic()
         before = now
-        if time.monotonic() - quiet_since >= quiet_seconds and time.monotonic() - began > 30:
-            break
+        if time.monotonic() - quiet_since >= quiet_seconds and time.monotonic() - began >= at_least:
+            print(
+                f"InfluxDB settled (cache written, compacted) after {time.monotonic() - began:.0f}s",
+                file=sys.stderr,
+            )
+            return True
     print(
-        f"InfluxDB settled (cache written, compacted) after {time.monotonic() - began:.0f}s",
+        f"WARNING: InfluxDB did not settle: still busy after {limit:.0f}s (no {quiet_seconds:g}s "
+        "without work); the report is timed anyway and may overlap a compaction",
         file=sys.stderr,
     )
+    return False
 
 
 def write_config(
@@ -353,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pdf", action="store_true", help="also time printing the PDF")
     parser.add_argument("--keep", type=Path, help="copy the HTML report here")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when the target is missed, or InfluxDB never settled")  # fmt: skip
     args = parser.parse_args(argv)
 
     count = int(args.days * 86400 / args.interval)
@@ -381,13 +397,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"in {time.monotonic() - loading:.0f}s",
                 file=sys.stderr,
             )
-            settle(influxdb)
+            settled = settle(influxdb)
             env = {**os.environ, "BENCH_REPORT_PASSWORD": password}
             timings = [
                 time_report(Path(base), influxdb, hosts, (start, end), step, env, args)
                 for step in args.step or ["auto"]
             ]
-    return 1 if args.strict and timings[0] > TARGET_SECONDS else 0
+    if not settled:
+        print("the timing above is of an InfluxDB that had not settled (see the warning)")
+    missed = timings[0] > TARGET_SECONDS or not settled
+    return 1 if args.strict and missed else 0
 
 
 if __name__ == "__main__":
