@@ -72,6 +72,17 @@ def duration(text: str) -> float:
     return seconds
 
 
+MAX_PUSH_DURATION = 86400.0  # 24h: far beyond any sane interval, timeout or backoff
+
+
+def push_duration(text: str) -> float:
+    """A duration for the push flags: above zero and at most 24h (longer waits overflow timers)."""
+    seconds = duration(text)
+    if seconds > MAX_PUSH_DURATION:
+        raise ValueError("must be at most 24h")
+    return seconds
+
+
 def byte_size(text: str) -> int:
     """Bytes from ``64MiB``, ``500KB``, ``1GiB`` or a bare number of bytes."""
     match = _SIZE.match(text.strip())
@@ -108,7 +119,13 @@ def _web_config(text: str) -> Any:
 def _host_tag(text: str) -> str:
     if not text.strip() or any(c in text for c in "\n\r"):
         raise ValueError("must be a non-empty single line")
-    return text.strip()
+    from exporter.push.lineproto import escape_tag  # only when the flag is given
+
+    host = text.strip()
+    if host.endswith("\\") or not escape_tag(host):
+        # line protocol cannot end a tag value with a backslash: it would escape the separator
+        raise ValueError("must not end with a backslash (line protocol cannot carry it)")
+    return host
 
 
 def default_spool_dir(environ: Mapping[str, str] | None = None) -> str:
@@ -149,7 +166,7 @@ def _add_push_settings(spec: Spec) -> None:
             "from a hash of its host tag, so that a fleet started together does not push in "
             "lockstep; the first sample waits for it.",
             "10s",
-            duration,
+            push_duration,
             metavar="DURATION",
         )
     )
@@ -178,7 +195,11 @@ def _add_push_settings(spec: Spec) -> None:
     )
     add(
         Setting(
-            "push.timeout", "Timeout of one write request.", "10s", duration, metavar="DURATION"
+            "push.timeout",
+            "Timeout of one write request.",
+            "10s",
+            push_duration,
+            metavar="DURATION",
         )
     )
     add(
@@ -186,7 +207,7 @@ def _add_push_settings(spec: Spec) -> None:
             "push.max-backoff",
             "Longest wait between retries (also caps a Retry-After from ingest).",
             "60s",
-            duration,
+            push_duration,
             metavar="DURATION",
         )
     )

@@ -10,8 +10,10 @@ alive as Prometheus expects, and closes idle ones after a timeout.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
 import selectors
 import socket
 import socketserver
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,12 @@ MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_BODY = 65536
 IDLE_TIMEOUT = 60.0
+# accept() errors that say "not now" (out of descriptors or memory): accepts pause 5 ms, doubling
+# to 1 s while they last, as Go's http.Server does, instead of spinning on a readable socket
+TEMPORARY_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_PAUSE_FIRST = 0.005
+ACCEPT_PAUSE_MAX = 1.0
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 REASONS = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
     413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
@@ -41,6 +50,24 @@ class Request:
     version: str
     headers: dict[str, str]  # names lower-cased; repeated headers joined with ", "
     client: str
+    path: str = ""  # the target's path, percent-decoded (what routes match, as in Go)
+    query: str = ""  # the target's query, as sent
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            self.path, self.query = split_target(self.target)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """(percent-decoded path, raw query) of a request target in origin or absolute form.
+
+    ValueError when it cannot be parsed (``http://[x/``) or holds a malformed %-escape, the
+    targets Go's servers answer 400.
+    """
+    url = urlsplit(target)
+    if _BAD_ESCAPE.search(url.path):
+        raise ValueError(f"malformed percent-escape in {url.path!r}")
+    return unquote(url.path) or "/", url.query
 
 
 @dataclass
@@ -103,35 +130,57 @@ class HTTPServer(socketserver.ThreadingTCPServer):
         """Serve until ``shutdown``; ``poll_interval`` is accepted for socketserver's callers
         and not needed: nothing is polled."""
         self._stopped.clear()
+        pause = 0.0  # seconds accepts are paused for, the listening socket unwatched (0: not)
+        last_pause = 0.0  # reset by a successful accept
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(self._wake_read, selectors.EVENT_READ)
                 while not self._stopping:
-                    ready = {key.fileobj for key, _ in selector.select()}
+                    events = selector.select(pause or None)
+                    ready = {key.fileobj for key, _ in events}
                     if self._wake_read in ready:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self._wake_read, 4096)
                     if self._stopping:
                         break
+                    if pause:
+                        if not events:  # the pause is over: try accepting again
+                            selector.register(self, selectors.EVENT_READ)
+                            pause = 0.0
+                        continue
                     if self in ready:
-                        self._accept_one()
+                        accepted = self._accept_one()
+                        if accepted is True:
+                            last_pause = 0.0
+                        elif isinstance(accepted, OSError):
+                            if not last_pause:
+                                log.warning("cannot accept connections (%s): pausing", accepted)
+                            pause = last_pause = min(
+                                ACCEPT_PAUSE_MAX, last_pause * 2 or ACCEPT_PAUSE_FIRST
+                            )
+                            selector.unregister(self)
                     self.service_actions()
         finally:
             self._stopping = False
             self._stopped.set()
 
-    def _accept_one(self) -> None:
-        """Accept a waiting connection and hand it to a thread (socketserver's steps)."""
+    def _accept_one(self) -> bool | OSError:
+        """Accept a waiting connection and hand it to a thread (socketserver's steps).
+
+        True if accepted; False if the client gave up first; the error if it is temporary (out
+        of descriptors or memory), after which accepts pause.
+        """
         try:
             request, client_address = self.get_request()
-        except OSError:  # the client gave up before we accepted, or out of descriptors
-            return
+        except OSError as exc:
+            return exc if exc.errno in TEMPORARY_ACCEPT_ERRORS else False
         try:
             self.process_request(request, client_address)
         except Exception:
             self.handle_error(request, client_address)
             self.shutdown_request(request)
+        return True
 
     def shutdown(self) -> None:
         """Stop ``serve_forever`` (running in another thread) and wait until it has."""
@@ -246,7 +295,11 @@ class _Handler(socketserver.StreamRequestHandler):
             self.rfile.read(int(length))  # GET bodies carry no meaning: drain, then ignore
         if method not in ("GET", "HEAD"):
             raise BadRequest(405, f"method {method} is not allowed")
-        return Request(method, target, version, headers, client)
+        try:
+            path, query = split_target(target)
+        except ValueError:
+            raise BadRequest(400, "malformed request target") from None
+        return Request(method, target, version, headers, client, path, query)
 
     def _write(self, response: Response, keep_alive: bool, head: bool) -> None:
         reason = REASONS.get(response.status, "Unknown")

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from exporter.exposition import CONTENT_TYPE, render
 from exporter.http import HTTPServer, Request, Response
@@ -50,17 +50,17 @@ class ExporterServer(HTTPServer):
             super().__init__(address, web_config.wrap(self.route), web_config.tls_server())
 
     def route(self, request: Request) -> Response:
-        url = urlsplit(request.target)
-        if url.path == self.telemetry_path:
-            response = self.metrics(url.query)
+        """Routes on the percent-decoded path, as node_exporter (Go) does: /metric%73 is /metrics."""
+        if request.path == self.telemetry_path:
+            response = self.metrics(request.query)
             if response.status == 200 and "gzip" in request.headers.get("accept-encoding", ""):
                 response.body = gzip.compress(response.body, compresslevel=1)
                 response.headers["Content-Encoding"] = "gzip"
             return response
-        if url.path == "/health":
+        if request.path == "/health":
             body = json.dumps(self.health(), indent=2).encode() + b"\n"
             return Response(200, body, "application/json")
-        if url.path == "/":
+        if request.path == "/":
             body = LANDING.format(path=self.telemetry_path).encode()
             return Response(200, body, "text/html; charset=utf-8")
         return Response(404, b"404 page not found\n")

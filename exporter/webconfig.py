@@ -12,13 +12,16 @@ exporter without the flag loads none of them.
 
 * TLS: the certificate, key and client CA files are checked when the exporter starts (a key that
   does not match its certificate is an error then, not at the first scrape) and re-read when one
-  of them changes on disk, so a renewed certificate needs no restart. A plain-HTTP request to the
-  TLS port is answered ``400 Client sent an HTTP request to an HTTPS server``, as Go does.
+  of them changes on disk, so a renewed certificate needs no restart; renewed files that cannot be
+  used are logged at ERROR once and the old context is kept. An encrypted key is refused (never
+  a pass-phrase prompt on the terminal). A plain-HTTP request to the TLS port is answered
+  ``400 Client sent an HTTP request to an HTTPS server``, as Go does.
 * Basic auth: ``basic_auth_users`` maps user names to bcrypt hashes (``htpasswd -nBC 10 "" | tr -d
   ':\\n'``). Checking a bcrypt hash costs ~70 ms at cost 10, so results are cached, checks are
   serialised, and an unknown user is checked against a decoy hash, so that timing tells nothing
-  about which users exist. Verification needs the ``bcrypt`` package; without it a file that
-  lists users is refused with a message saying so.
+  about which users exist. As in node_exporter, credentials are compared as bytes (a password
+  need not be UTF-8) and bcrypt reads a password's first 72 bytes. Verification needs the
+  ``bcrypt`` package; without it a file that lists users is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 # answer for an unknown user takes as long as one for a known user with a wrong password
 DECOY_HASH = b"$2b$10$e6x7WG83GZmhixz/7mlYXuMnAkctc6eq2ubcWOIdpU2aTwWN98jGu"
 AUTH_CACHE_SIZE = 100
+BCRYPT_MAX_PASSWORD = 72  # bytes of a password bcrypt uses; the rest is ignored
 BCRYPT_MISSING = (
     "basic_auth_users needs the 'bcrypt' package to verify passwords, and it is not installed: "
     "install it next to the exporter (pip install bcrypt) or remove basic_auth_users"
@@ -405,8 +409,14 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
     except (ValueError, ssl.SSLError) as exc:
         raise WebConfigError([f"tls_server_config: TLS versions: {exc}"]) from None
     try:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    except ssl.SSLError as exc:
+        context.load_cert_chain(settings.cert_file, settings.key_file, password=_no_passphrase)
+    except _EncryptedKey:
+        problem = (
+            f"tls_server_config.key_file: {settings.key_file}: encrypted private keys are not "
+            "supported (the exporter cannot ask for a pass phrase): give the key unencrypted"
+        )
+        raise WebConfigError([problem]) from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
         reason = "the key does not match the certificate" if "MISMATCH" in str(exc) else str(exc)
         problem = (
             f"tls_server_config: cannot use cert_file {settings.cert_file} with key_file "
@@ -426,6 +436,16 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
         "required": ssl.CERT_REQUIRED,
     }[settings.client_auth]
     return context
+
+
+class _EncryptedKey(Exception):
+    """Raised by the pass-phrase callback: the key file is encrypted."""
+
+
+def _no_passphrase() -> str:
+    """Without a callback, OpenSSL would ask for an encrypted key's pass phrase on the terminal
+    (or fail with EINVAL reading it from /dev/null)."""
+    raise _EncryptedKey
 
 
 def _stamp(settings: TLSSettings) -> tuple[tuple[int, int, int], ...]:
@@ -458,9 +478,9 @@ class TLSServer:
                     try:
                         self._context = build_context(self.settings)
                         log.info("TLS certificate files changed on disk: reloaded")
-                    except WebConfigError as exc:
+                    except Exception as exc:  # whatever it is, keep serving with the old files
                         log.error("TLS files changed but cannot be used, keeping the old: %s", exc)
-                    self._stamp = stamp
+                    self._stamp = stamp  # tried once per change on disk, not per connection
         return self._context
 
     def accept(self, connection: socket.socket) -> socket.socket | None:
@@ -501,7 +521,8 @@ class BasicAuth:
 
             checkpw = bcrypt.checkpw
         self._checkpw = checkpw
-        self._users = {user: hashed.encode("ascii") for user, hashed in users.items()}
+        # users and passwords are compared as bytes, as Go does: a password need not be UTF-8
+        self._users = {user.encode(): hashed.encode("ascii") for user, hashed in users.items()}
         self._cache: dict[bytes, bool] = {}
         self._cache_lock = threading.Lock()
         self._bcrypt_lock = threading.Lock()  # bcrypt is CPU-bound: one check at a time
@@ -513,15 +534,17 @@ class BasicAuth:
         user, password = credentials
         known = user in self._users
         hashed = self._users.get(user, DECOY_HASH)
-        key = hashlib.sha256(b"\0".join((user.encode(), hashed, password.encode()))).digest()
+        key = hashlib.sha256(b"\0".join((user, hashed, password))).digest()
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
             return cached and known
         with self._bcrypt_lock:
             try:
-                ok = self._checkpw(password.encode(), hashed)
-            except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
+                # bcrypt reads only the first 72 bytes, as Go's (node_exporter's) and htpasswd's
+                # do; the bcrypt package refuses longer passwords instead of ignoring the rest
+                ok = self._checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
+            except ValueError:  # e.g. a NUL byte, which the bcrypt package refuses
                 ok = False
         ok = ok and known
         with self._cache_lock:
@@ -531,8 +554,12 @@ class BasicAuth:
         return ok
 
 
-def parse_basic(header: str | None) -> tuple[str, str] | None:
-    """(user, password) from an ``Authorization: Basic …`` header value, else None."""
+def parse_basic(header: str | None) -> tuple[bytes, bytes] | None:
+    """(user, password) as raw bytes from an ``Authorization: Basic …`` header value, else None.
+
+    Bytes, not text: Go's servers compare the decoded credentials byte for byte, so a password
+    in Latin-1 (or any bytes) works there and must work here.
+    """
     import binascii
 
     if not header:
@@ -542,8 +569,7 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = binascii.a2b_base64(encoded.strip().encode("ascii"), strict_mode=True)
-        text = decoded.decode("utf-8")
     except (binascii.Error, ValueError, UnicodeError):
         return None
-    user, sep, password = text.partition(":")
+    user, sep, password = decoded.partition(b":")
     return (user, password) if sep else None

@@ -2,8 +2,11 @@
 
 Full jitter (a uniform draw between 0 and the exponential ceiling) spreads a fleet of exporters
 that all saw ingest fail at the same moment, so they do not come back in lockstep. A Retry-After
-from ingest (429 and 503 carry one) is honoured -- never retried sooner, unless the operator's
-``--push.max-backoff`` cap is lower -- plus up to 20% so that those retries spread out as well.
+from ingest (429 and 503 carry one) is a floor, never a replacement: the delay is the larger of
+it (plus up to 20%, so that those retries spread out as well) and the full-jitter delay for this
+attempt, and at most the operator's ``--push.max-backoff``. The attempt count keeps growing while
+retries continue, so a server (or a proxy in front of it) answering ``Retry-After: 0``, or a date
+already past, still gets exponentially spaced retries rather than a hot loop.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from collections.abc import Callable
 
 RETRY_AFTER_SPREAD = 0.2
+MAX_RETRY_AFTER = 10**9  # seconds; a larger number is read as this (the cap applies anyway)
 MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun",
                                         "jul", "aug", "sep", "oct", "nov", "dec"), 1)}  # fmt: skip
 _IMF_FIXDATE = re.compile(
@@ -65,8 +69,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        return float(min(int(text), MAX_RETRY_AFTER))
     when = parse_http_date(text)
     return None if when is None else max(0.0, when - now)
 
@@ -81,12 +85,12 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self, retry_after: float | None = None) -> float:
-        if retry_after is None:
-            delay = full_jitter(self.attempt, self.base, self.cap, self.rand)
-        else:
-            delay = min(self.cap, retry_after * (1.0 + RETRY_AFTER_SPREAD * self.rand()))
+        """The wait before the next retry: full jitter, with ``retry_after`` as a floor."""
+        delay = full_jitter(self.attempt, self.base, self.cap, self.rand)
+        if retry_after is not None:
+            delay = max(delay, retry_after * (1.0 + RETRY_AFTER_SPREAD * self.rand()))
         self.attempt += 1
-        return delay
+        return min(self.cap, delay)
 
     def reset(self) -> None:
         self.attempt = 0

@@ -56,9 +56,13 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
     max_backoff = values["push_max_backoff"]
     host = values["push_host"] or socket.gethostname()
     interval = values["push_interval"]
+    try:
+        encoder = LineEncoder(host)
+    except ValueError as exc:  # a hostname line protocol cannot carry
+        raise PushSetupError(f"--push.host: {host!r}: {exc}") from None
     pusher = Pusher(
         registry,
-        LineEncoder(host),
+        encoder,
         spool,
         client,
         Backoff(min(BACKOFF_BASE, max_backoff), max_backoff),

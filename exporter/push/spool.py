@@ -32,8 +32,11 @@ What a crash can cost:
   already gives.
 
 The bound: the segments' total size stays within ``max_bytes``. An append that would pass it drops
-whole segments, oldest first, and counts their unsent points. Replay is strictly in append order.
-Not thread-safe: one pusher thread owns the spool.
+whole segments, oldest first, and counts their unsent points; so does opening the spool with a
+lower bound than its files were kept under. Replay is strictly in append order. A segment is
+forgotten only once its file is removed: if the unlink fails (a read-only or failing
+filesystem), it stays counted and the next commit tries again. Not thread-safe: one pusher
+thread owns the spool.
 """
 
 from __future__ import annotations
@@ -247,6 +250,10 @@ class Spool:
         self._bytes = sum(s.size for s in self._segments)
         self._new_segment(last_seq + 1)  # never append after a possibly torn tail
         self._advance(cursor)
+        if self._bytes > self.max_bytes:  # opened with a lower bound than the files were kept under
+            while self._bytes > self.max_bytes:
+                self._drop_oldest()
+            self._write_state()
 
     def _segment_numbers(self) -> list[int]:
         names = (_SEGMENT_NAME.match(p.name) for p in self.directory.iterdir())
@@ -302,26 +309,40 @@ class Spool:
 
     # -- appending
 
+    @property
+    def record_limit(self) -> int:
+        """The largest payload a segment holds; a larger one gets a segment of its own."""
+        return self.segment_bytes - SEGMENT_HEADER_SIZE - RECORD_HEADER.size
+
     def append(self, payload: bytes, points: int) -> None:
         """Append one batch durably; drop the oldest segments first if the bound requires it.
 
-        Raises SpoolError if the write fails (e.g. a full disk); the segment is left as before.
+        Raises SpoolError if anything on the way fails (a full disk, a read-only or failing
+        filesystem: starting a segment, dropping the oldest, the write itself); the segment
+        written to is left as before.
         """
         data = frame(payload, points)
         if len(data) + SEGMENT_HEADER_SIZE > self.max_bytes:
             log.warning("spool: a batch of %d bytes can never fit in the spool, dropped", len(data))
             self._count_dropped(points)
-            self._write_state()
+            try:
+                self._write_state()
+            except OSError as exc:
+                self.dropped_points -= points  # the caller counts them: never appended
+                raise SpoolError(f"cannot save the state in {self.directory}: {exc}") from exc
             return
-        active = self._segments[-1]
-        if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
-            self._new_segment(active.seq + 1)
-        dropped = False
-        while self._bytes + len(data) > self.max_bytes:
-            self._drop_oldest()
-            dropped = True
-        if dropped:
-            self._write_state()
+        try:
+            active = self._segments[-1]
+            if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
+                self._new_segment(active.seq + 1)
+            dropped = False
+            while self._bytes + len(data) > self.max_bytes:
+                self._drop_oldest()
+                dropped = True
+            if dropped:
+                self._write_state()
+        except OSError as exc:
+            raise SpoolError(f"cannot make room in {self.directory}: {exc}") from exc
         active = self._segments[-1]
         try:
             _write_all(self._write_fd, data)
@@ -341,8 +362,7 @@ class Spool:
     def _drop_oldest(self) -> None:
         if len(self._segments) == 1:  # only the active segment: start another, drop this one
             self._new_segment(self._segments[-1].seq + 1)
-        head = self._segments.pop(0)
-        self._forget(head)
+        head = self._forget_head()
         self._count_dropped(head.points)
         self._queued -= head.points
         log.warning("spool full: dropped %d points, oldest first", head.points)
@@ -367,14 +387,19 @@ class Spool:
         self._segments.append(_Segment(seq, path, SEGMENT_HEADER_SIZE, 0))
         self._bytes += SEGMENT_HEADER_SIZE
 
-    def _forget(self, segment: _Segment) -> None:
-        """Remove a segment's file (the caller fsyncs the directory, through _write_state)."""
+    def _forget_head(self) -> _Segment:
+        """Remove the oldest segment's file, then the segment (the caller fsyncs the directory,
+        through _write_state). If the unlink fails, the segment stays, still counted, and the
+        OSError propagates: the next commit or drop tries again."""
+        segment = self._segments[0]
         if self._read is not None and self._read[0] == segment.seq:
             os.close(self._read[1])
             self._read = None
         with contextlib.suppress(FileNotFoundError):
             segment.path.unlink()
+        self._segments.pop(0)
         self._bytes -= segment.size
+        return segment
 
     # -- reading and committing
 
@@ -438,8 +463,7 @@ class Spool:
                 head.seq == cursor.segment and cursor.offset < head.size
             ):
                 break
-            self._segments.pop(0)
-            self._forget(head)
+            self._forget_head()
             self._queued -= head.points  # zero: every record behind the cursor was committed
             if head.seq == cursor.segment:
                 self._cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from exporter.webconfig import bcrypt_available
-from perfanalysis.testing.servers import ExporterProcess, ServerRegistry
-from tests.support.tls import make_pki
+from perfanalysis.testing.servers import ExporterProcess, NodeExporter, ServerRegistry, wait_until
+from tests.support.tls import PKI, make_pki
+from tests.unit.test_webconfig import encrypted_copy
 
 pytestmark = pytest.mark.integration
 
@@ -169,16 +170,22 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(
             session(pki.ca, cert=cert).get(f"{exporter.url}/metrics", timeout=10)
 
 
+def live_pair(tmp_path: Path, pki: PKI) -> tuple[Path, Path]:
+    """A copy of the server pair in ``live/`` (for renewals to replace) and a web.yml using it."""
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "tls.crt").write_bytes(pki.cert.read_bytes())
+    (live / "tls.key").write_bytes(pki.key.read_bytes())
+    config = tmp_path / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: live/tls.crt\n  key_file: live/tls.key\n")
+    return live, config
+
+
 def test_a_renewed_certificate_is_served_without_a_restart(
     servers: ServerRegistry, tmp_path: Path
 ) -> None:
     first = make_pki(tmp_path / "first", "first")
-    live = tmp_path / "live"
-    live.mkdir()
-    (live / "tls.crt").write_bytes(first.cert.read_bytes())
-    (live / "tls.key").write_bytes(first.key.read_bytes())
-    config = tmp_path / "web.yml"
-    config.write_text("tls_server_config:\n  cert_file: live/tls.crt\n  key_file: live/tls.key\n")
+    live, config = live_pair(tmp_path, first)
     exporter = servers.start(TLSExporter(tmp_path / "s", config, first.ca))
     pid = exporter.pid
     assert session(first.ca).get(f"{exporter.url}/metrics", timeout=10).status_code == 200
@@ -192,3 +199,65 @@ def test_a_renewed_certificate_is_served_without_a_restart(
     with pytest.raises(requests.exceptions.SSLError):
         session(first.ca).get(f"{exporter.url}/metrics", timeout=10)
     assert exporter.pid == pid
+
+
+def test_a_renewed_key_that_is_encrypted_keeps_the_old_pair_serving(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    live, config = live_pair(tmp_path, pki)
+    exporter = servers.start(TLSExporter(tmp_path / "s", config, pki.ca))
+    os.replace(encrypted_copy(pki.key, live / ".tls.key.new"), live / "tls.key")
+    for _ in range(3):  # every connection is still served, with the pair loaded before
+        assert session(pki.ca).get(f"{exporter.url}/metrics", timeout=10).status_code == 200
+    wait_until(lambda: "keeping the old" in exporter.log_tail(), 10, 0.05, "the logged error")
+    errors = [line for line in exporter.log_tail(200).splitlines() if " ERROR " in line]
+    assert len(errors) == 1  # once per change on disk, not once per connection
+    assert "encrypted private keys are not supported" in errors[0]
+
+
+class WithBasicAuth(NodeExporter):
+    """node_exporter behind basic auth: ready once it answers at all (401 without credentials)."""
+
+    ready_statuses = frozenset({200, 401})
+
+
+class OursWithBasicAuth(ExporterProcess):
+    ready_statuses = frozenset({200, 401})
+
+
+@pytest.mark.skipif(not bcrypt_available(), reason="the bcrypt package is not installed")
+def test_basic_auth_accepts_the_passwords_node_exporter_accepts(
+    servers: ServerRegistry, tmp_path: Path
+) -> None:
+    """Debian's node_exporter 1.5.0 and ours on one web.yml: bcrypt reads a password's first 72
+    bytes, and credentials are bytes (a Latin-1 password is fine)."""
+    import bcrypt
+
+    token = b"t0k3n-" * 14  # 84 bytes, as a generated secret may be
+    users = {"long": token[:72], "latin": "café".encode("latin-1")}
+    config = tmp_path / "web.yml"
+    config.write_text(
+        "basic_auth_users:\n"
+        + "".join(
+            f"  {user}: '{bcrypt.hashpw(password, bcrypt.gensalt(4)).decode()}'\n"
+            for user, password in users.items()
+        )
+    )
+    flags = ["--collector.disable-defaults", "--collector.loadavg", f"--web.config.file={config}"]
+    theirs = servers.start(WithBasicAuth(tmp_path / "theirs", flags))
+    ours = servers.start(OursWithBasicAuth(tmp_path / "ours", flags))
+    cases = [
+        (b"long", token, 200),
+        (b"long", token[:72] + b"-ignored", 200),
+        (b"long", token[:71], 401),
+        (b"latin", "café".encode("latin-1"), 200),
+        (b"latin", "café".encode(), 401),
+        (b"nobody", token, 401),
+    ]
+    for user, password, expected in cases:
+        answers = [
+            requests.get(f"{server.url}/metrics", auth=(user, password), timeout=10).status_code  # type: ignore[arg-type]
+            for server in (theirs, ours)
+        ]
+        assert answers == [expected, expected], (user, password)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import selectors
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from exporter.http import HTTPServer, Request, Response, http_date
+from exporter.http import (
+    ACCEPT_PAUSE_FIRST,
+    ACCEPT_PAUSE_MAX,
+    HTTPServer,
+    Request,
+    Response,
+    http_date,
+)
+from exporter.model import GAUGE, MetricFamily, single
+from exporter.registry import Registry
+from exporter.server import ExporterServer
+from perfanalysis.testing.servers import wait_until
 
 
 def echo(request: Request) -> Response:
@@ -78,16 +92,20 @@ def test_head_has_headers_but_no_body(address: tuple[str, int]) -> None:
             b"GET /x HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n",
             b"431 Request Header Fields Too Large",
         ),
+        (b"GET http://[x/metrics HTTP/1.1\r\n\r\n", b"400 Bad Request"),  # as node_exporter
+        (b"GET /metrics%zz HTTP/1.1\r\n\r\n", b"400 Bad Request"),
     ],
 )
 def test_bad_requests_get_a_clear_status_and_a_closed_connection(
-    address: tuple[str, int], raw: bytes, status: bytes
+    address: tuple[str, int], raw: bytes, status: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reply = exchange(address, raw)
+    with caplog.at_level(logging.DEBUG, logger="exporter.http"):
+        reply = exchange(address, raw)
     assert reply.startswith(b"HTTP/1.1 " + status + b"\r\n")
     assert b"Connection: close\r\n" in reply
     if status.startswith(b"405"):
         assert b"Allow: GET, HEAD\r\n" in reply
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_an_app_error_is_a_500_and_the_server_lives_on() -> None:
@@ -119,13 +137,9 @@ def test_http_date_is_imf_fixdate() -> None:
     assert http_date(1795387128) == "Sun, 22 Nov 2026 22:38:48 GMT"
 
 
-def test_the_serve_loop_sleeps_until_a_connection_or_shutdown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """No timeout on its select: an idle exporter never wakes (socketserver's loop wakes every
-    poll_interval, 120 times a minute at 0.5 s)."""
-    import selectors
-
+@pytest.fixture
+def select_timeouts(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """The timeout of every select() the serve loop makes, in order."""
     timeouts: list[float | None] = []
     real = selectors.DefaultSelector
 
@@ -135,6 +149,15 @@ def test_the_serve_loop_sleeps_until_a_connection_or_shutdown(
             return super().select(timeout)
 
     monkeypatch.setattr(selectors, "DefaultSelector", Recording)
+    return timeouts
+
+
+def test_the_serve_loop_sleeps_until_a_connection_or_shutdown(
+    select_timeouts: list[float | None],
+) -> None:
+    """No timeout on its select: an idle exporter never wakes (socketserver's loop wakes every
+    poll_interval, 120 times a minute at 0.5 s)."""
+    timeouts = select_timeouts
     server = HTTPServer(("127.0.0.1", 0), echo)
     for _ in range(2):  # and again after a shutdown: the wake-up was used up
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -159,3 +182,81 @@ def test_shutdown_stops_an_idle_loop_and_a_loop_never_started() -> None:
     thread.join(5)
     assert not thread.is_alive()
     server.server_close()
+
+
+def test_routes_match_the_percent_decoded_path_as_in_go(address: tuple[str, int]) -> None:
+    def path_of(target: bytes) -> bytes:
+        raw = b"GET " + target + b" HTTP/1.1\r\nConnection: close\r\n\r\n"
+        return exchange(address, raw).split(b"\r\n\r\n", 1)[1]
+
+    assert path_of(b"/metric%73") == b"GET /metric%73 -"  # the target is kept as sent
+    server = ExporterServer(("127.0.0.1", 0), Registry([OneGauge()]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        served = ("127.0.0.1", server.server_address[1])
+        for target in (b"/metric%73", b"http://host:9100/metrics", b"/%6detrics?x=1"):
+            reply = exchange(served, b"GET " + target + b" HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), target
+            assert b"\ntest_gauge 1\n" in reply, target
+        reply = exchange(served, b"GET /metrics%2Fx HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 404")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class OneGauge:
+    name = "one"
+
+    def collect(self) -> list[MetricFamily]:
+        return [single("test_gauge", "help", GAUGE, 1.0)]
+
+
+def test_out_of_descriptors_the_accept_loop_pauses_instead_of_spinning(
+    monkeypatch: pytest.MonkeyPatch, select_timeouts: list[float | None]
+) -> None:
+    """EMFILE from accept() while a connection waits: the listening socket stays readable, so a
+    loop that only retried would spin. Accepts pause 5 ms, doubling to 1 s, as in Go's server,
+    and the pause resets after the next accepted connection."""
+    timeouts = select_timeouts
+    server = HTTPServer(("127.0.0.1", 0), echo)
+    attempts: list[bool] = []
+    out_of_descriptors = threading.Event()
+    out_of_descriptors.set()
+    get_request = server.get_request
+
+    def limited() -> tuple[socket.socket, tuple[str, int]]:
+        attempts.append(out_of_descriptors.is_set())
+        if out_of_descriptors.is_set():
+            raise OSError(errno.EMFILE, "Too many open files")
+        return get_request()
+
+    monkeypatch.setattr(server, "get_request", limited)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = ("127.0.0.1", server.server_address[1])
+    try:
+        with socket.create_connection(address, timeout=5) as waiting:
+            wait_until(lambda: len(attempts) >= 7, 10, 0.01, "seven accept attempts")
+            out_of_descriptors.clear()
+            waiting.sendall(b"GET /late HTTP/1.1\r\nConnection: close\r\n\r\n")
+            reply = b"".join(iter(lambda: waiting.recv(65536), b""))
+            assert reply.endswith(b"GET /late -")  # served once descriptors are free again
+        failed = attempts.count(True)
+        pauses = [t for t in timeouts if t is not None]
+        assert pauses[:6] == [ACCEPT_PAUSE_FIRST * 2**i for i in range(6)]
+        assert len(pauses) == failed  # one pause after each failed accept: no spinning
+        assert len(timeouts) <= 2 * failed + 4  # and no wake-ups besides
+        assert max(pauses) <= ACCEPT_PAUSE_MAX
+        out_of_descriptors.set()
+        before = len(pauses)
+        with socket.create_connection(address, timeout=5):
+            wait_until(
+                lambda: len([t for t in timeouts if t is not None]) > before, 10, 0.01, "a pause"
+            )
+        assert [t for t in timeouts if t is not None][before] == ACCEPT_PAUSE_FIRST  # reset
+    finally:
+        out_of_descriptors.clear()
+        server.shutdown()
+        thread.join(5)
+        server.server_close()

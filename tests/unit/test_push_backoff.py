@@ -66,3 +66,33 @@ def test_http_dates_match_the_epoch() -> None:
     assert parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == NOW
     assert parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
     assert parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT") == 1835481599.0
+
+
+def test_retry_after_is_a_floor_never_a_replacement_for_the_backoff() -> None:
+    backoff = Backoff(0.5, 60.0, rand=lambda: 1.0)
+    assert [backoff.next_delay(retry_after=0.0) for _ in range(9)] == [
+        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0
+    ]  # fmt: skip
+    backoff.reset()
+    assert backoff.next_delay(retry_after=5.0) == pytest.approx(6.0)  # the server's, and spread
+    for _ in range(4):
+        backoff.next_delay(retry_after=5.0)
+    assert backoff.next_delay(retry_after=5.0) == 16.0  # the backoff's, once it is the longer
+
+
+def test_repeated_retry_after_zero_or_a_past_date_spaces_retries_out() -> None:
+    """A proxy answering Retry-After: 0, or a date already past, never makes a hot loop."""
+    past = parse_retry_after("Sun, 06 Nov 1994 08:40:00 GMT", NOW)
+    assert past == 0.0
+    rng = random.Random(11)
+    backoff = Backoff(0.5, 60.0, rand=rng.random)
+    delays = [backoff.next_delay(retry_after=past) for _ in range(12)]
+    assert all(delay > 0 for delay in delays)
+    assert sum(delays[6:]) > 10 * sum(delays[:3])  # full jitter over a growing ceiling
+    assert max(delays) <= 60.0
+
+
+def test_an_absurd_retry_after_is_read_without_error() -> None:
+    assert parse_retry_after("9" * 400, NOW) == 1e9  # the cap then applies
+    assert parse_retry_after("²", NOW) is None  # a digit to str.isdigit, not to int()
+    assert Backoff(0.5, 60.0).next_delay(retry_after=1e9) == 60.0

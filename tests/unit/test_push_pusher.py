@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +66,8 @@ def make_pusher(
         interval: float = 60.0,
         series: int = 3,
         phase: float | None = None,
+        max_bytes: int = 1 << 20,
+        segment_bytes: int | None = None,
     ) -> Pusher:
         key = tmp_path / "key"
         key.write_text("pak_x.y")
@@ -70,7 +75,7 @@ def make_pusher(
         pusher = Pusher(
             registry,
             LineEncoder("h1"),
-            Spool(tmp_path / "spool", max_bytes=1 << 20),
+            Spool(tmp_path / "spool", max_bytes, segment_bytes),
             PushClient(url, KeyFile(str(key)), timeout=2.0),
             Backoff(0.5, 4.0, rand=lambda: 1.0),
             interval,
@@ -328,20 +333,25 @@ def test_stop_abandons_a_hanging_request_and_keeps_its_batch(
         reopened.close()
 
 
+def health_of(pusher: Pusher) -> dict[str, Any]:
+    """What the exporter's /health says with this pusher."""
+    from exporter.push.service import PushingExporterServer
+
+    server = PushingExporterServer(("127.0.0.1", 0), pusher.registry, pusher=pusher)
+    try:
+        return server.health()
+    finally:
+        server.server_close()
+
+
 def test_health_includes_push_status(
     serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
 ) -> None:
-    from exporter.push.service import PushingExporterServer
-
     ingest = serve(always(Answer(503, b"storage down")))
     pusher = make_pusher(ingest.url)
     pusher.sample()
     pusher.send()
-    server = PushingExporterServer(("127.0.0.1", 0), pusher.registry, pusher=pusher)
-    try:
-        health = server.health()
-    finally:
-        server.server_close()
+    health = health_of(pusher)
     assert health["status"] == "degraded"
     push = health["push"]
     assert push["status"] == "retrying"
@@ -349,3 +359,232 @@ def test_health_includes_push_status(
     assert push["last_error"] == "503: storage down"
     assert push["queued_points"] == pusher.spool.queued_points
     json.dumps(health)
+
+
+# -- review fixes: backoff floor, a thread that survives, every point counted once
+
+
+def test_retry_after_zero_or_a_past_date_backs_off_exponentially(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    headers = iter([{"Retry-After": "0"}, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}] * 3)
+    server = serve(lambda _r: Answer(503, headers=next(headers)))
+    pusher = make_pusher(server.url)
+    pusher.sample()
+    delays = [pusher.send() for _ in range(6)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # never 0: rand is 1, the cap 4 s
+    assert len(server.received) == 6
+
+
+def segment_bytes_on_disk(spool: Spool) -> int:
+    return sum(p.stat().st_size for p in spool.directory.glob("*.seg"))
+
+
+def test_the_thread_outlives_a_spool_that_cannot_commit_and_recovers(
+    serve: Callable[..., Scripted],
+    make_pusher: Callable[..., Pusher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EROFS or EIO while removing an acknowledged segment (a filesystem remounted read-only):
+    the thread reports spool_error, backs off and goes on; the spool's byte count stays true."""
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url, interval=0.1, segment_bytes=256)
+    failing = {"on": True}
+    unlink = Path.unlink
+
+    def refusing_unlink(path: Path, missing_ok: bool = False) -> None:
+        if failing["on"] and path.suffix == ".seg":
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refusing_unlink)
+    pusher.sample()
+    pusher.sample()  # two records, two segments: a commit must remove the first
+    pusher.start()
+    wait_until(lambda: pusher.stats.state == "spool_error", 10, 0.01, "a failed commit")
+    assert pusher.alive
+    assert pusher.status()["status"] == "spool_error"
+    assert "Read-only file system" in pusher.stats.last_error
+    assert pusher.spool.disk_bytes == segment_bytes_on_disk(pusher.spool)
+    failing["on"] = False
+    wait_until(lambda: pusher.stats.state == "ok", 20, 0.01, "the thread pushing again")
+    samples_then = len(values_of(server.received))
+    wait_until(lambda: len(values_of(server.received)) > samples_then, 20, 0.01, "a new sample")
+    assert pusher.stop(5.0)
+    values = values_of(server.received)
+    assert values == [float(v) for v in range(1, len(values) + 1)]  # none lost, none twice
+    assert pusher.stats.sent == sum(len(r.lines) for r in server.received)
+    assert pusher.spool.disk_bytes == segment_bytes_on_disk(pusher.spool)
+
+
+def test_a_dead_thread_is_reported_stopped_and_degrades_health(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    ingest = serve(always(Answer(204)))
+    pusher = make_pusher(ingest.url)
+
+    pusher._run = lambda: None  # type: ignore[method-assign]  # the thread ends at once
+    assert pusher.status()["status"] == "starting"
+    pusher.start()
+    thread = pusher._thread
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive()
+    assert pusher.status()["status"] == "stopped"
+    assert health_of(pusher)["status"] == "degraded"
+
+
+def test_a_spool_that_cannot_start_a_segment_counts_every_point_it_lost(
+    serve: Callable[..., Scripted],
+    make_pusher: Callable[..., Pusher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = serve(always(Answer(503)))
+    pusher = make_pusher(server.url, batch_size=4, series=40, segment_bytes=256)
+
+    def no_space(seq: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    pusher.sample()
+    produced = pusher.spool.queued_points
+    monkeypatch.setattr(pusher.spool, "_new_segment", no_space)
+    pusher.sample()  # the same points again (the push metrics aside): each chunk needs a segment
+    lost = pusher.stats.spool_error
+    assert lost > 0
+    assert pusher.spool.queued_points + lost >= 2 * produced
+    assert "No space left on device" in pusher.stats.last_error
+    assert pusher.stats.state != "ok"
+
+
+class Noisy:
+    """``series`` points with random values: gzip gains little on them, as on real floats."""
+
+    name = "noisy"
+
+    def __init__(self, series: int) -> None:
+        self.series = series
+        self.random = random.Random(5)
+
+    def collect(self) -> list[MetricFamily]:
+        fam = family("test_noise", "help", GAUGE, "n")
+        for n in range(self.series):
+            fam.add(self.random.random() * 1e6, str(n))
+        return [fam]
+
+
+def test_a_chunk_too_large_for_a_segment_is_split_not_dropped(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    """At the smallest spool (64KiB, 4KiB segments) a 5,000-point chunk compresses to ~80 KB."""
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url, max_bytes=64 << 10)  # the flag's minimum
+    pusher.registry.collectors[:] = [Noisy(2000)]  # ~33 KB: fits the spool, not a segment
+    pusher.sample()
+    assert pusher.spool.dropped_points == 0
+    assert pusher.spool.queued_points >= 2000
+    sizes = [p.stat().st_size for p in pusher.spool.directory.glob("*.seg")]
+    assert max(sizes) <= pusher.spool.segment_bytes
+    queued = pusher.spool.queued_points
+    while pusher.spool.queued_points:
+        assert pusher.send() == 0.0
+    assert pusher.stats.sent == queued
+    assert sum(len(r.lines) for r in server.received) == queued
+
+    pusher.registry.collectors[:] = [Noisy(5000)]  # ~84 KB: more than the whole spool holds
+    pusher.sample()
+    dropped, queued = pusher.spool.dropped_points, pusher.spool.queued_points
+    assert queued >= 2500  # the newest parts are kept; before, the whole chunk was dropped
+    assert dropped + queued >= 5000  # and the oldest parts dropped are counted
+    assert pusher.spool.disk_bytes <= 64 << 10
+
+
+def test_a_single_point_that_can_never_fit_is_dropped_and_counted(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    class Huge:
+        name = "huge"
+
+        def collect(self) -> list[MetricFamily]:
+            fam = family("test_huge", "help", GAUGE, "blob")
+            fam.add(1.0, random.Random(3).randbytes(60_000).hex())  # ~75 KB compressed
+            fam.add(2.0, "small")
+            return [fam]
+
+    server = serve(always(Answer(204)))
+    pusher = make_pusher(server.url, max_bytes=64 << 10)  # the flag's minimum
+    pusher.registry.collectors[:] = [Huge()]
+    pusher.sample()
+    assert pusher.spool.dropped_points == 1
+    while pusher.spool.queued_points:
+        pusher.send()
+    lines = [line for r in server.received for line in r.lines]
+    assert any(line.startswith("test_huge,blob=small,") for line in lines)
+    assert not any("test_huge" in line and "blob=small" not in line for line in lines)
+
+
+def test_a_batch_refused_whole_is_not_a_success(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    refusing = {"on": True}
+    server = serve(
+        lambda _r: Answer(400, b'{"error":"line 1: bad"}') if refusing["on"] else Answer(204)
+    )
+    pusher = make_pusher(server.url)
+    for _ in range(2):
+        pusher.sample()
+        assert pusher.send() == 0.0
+    assert pusher.stats.sent == 0
+    assert pusher.stats.last_success is None
+    assert pusher.stats.state == "rejecting"
+    assert metric_lines(pusher)["perfanalysis_exporter_push_last_success_timestamp_seconds"] == 0
+    health = health_of(pusher)
+    assert health["status"] == "degraded"
+    assert health["push"]["status"] == "rejecting"
+    assert "400" in health["push"]["last_error"]
+    refusing["on"] = False
+    pusher.sample()
+    assert pusher.send() == 0.0
+    assert pusher.stats.state == "ok"
+    assert pusher.stats.last_success is not None
+
+
+def test_a_413_split_failing_part_way_counts_each_point_once(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    """The first half acknowledged, the second 503 twice: the batch is kept and sent again whole,
+    and only the attempt that settles it counts its points as sent."""
+    failures = {"left": 2}
+    answered: list[tuple[int, int]] = []  # (status, lines)
+
+    def answer(received: Received) -> Answer:
+        if len(received.lines) > 4:
+            status = 413
+        elif failures["left"] and any(",n=7 " in line for line in received.lines):
+            failures["left"] -= 1
+            status = 503
+        else:
+            status = 204
+        answered.append((status, len(received.lines)))
+        return Answer(status)
+
+    server = serve(answer)
+    pusher = make_pusher(server.url, series=8)
+    pusher.sample()
+    queued = pusher.spool.queued_points
+    for _ in range(2):
+        pusher.send()
+        assert pusher.stats.sent == 0  # nothing settled yet
+        assert pusher.spool.queued_points == queued
+    assert pusher.send() == 0.0
+    assert pusher.spool.queued_points == 0
+    assert pusher.stats.sent == queued
+    assert pusher.stats.rejected == 0
+    second_503 = max(i for i, (status, _) in enumerate(answered) if status == 503)
+    first_503 = min(i for i, (status, _) in enumerate(answered) if status == 503)
+    acknowledged = [
+        sum(n for status, n in answered[start:end] if status == 204)
+        for start, end in ((0, first_503), (first_503 + 1, second_503))
+    ]
+    assert acknowledged[0] > 0
+    assert pusher.stats.retried == 2 * queued - sum(acknowledged)
+    assert len(server.received) == len(answered)

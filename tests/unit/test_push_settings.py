@@ -110,6 +110,59 @@ def test_durations(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
+    "flag_value",
+    ["push.host=\\", "push.host=web\\", "push.interval=99999999999h", "push.interval=25h",
+     "push.timeout=99999999999h", "push.max-backoff=300000000000s"],
+)  # fmt: skip
+def test_values_the_push_path_cannot_use_are_flag_errors(key: str, flag_value: str) -> None:
+    """Not a traceback at start (a host tag that escapes to nothing) nor a pusher thread killed
+    by an OverflowError in its timers later."""
+    flag, value = flag_value.split("=", 1)
+    problem = "must not end with a backslash" if flag == "push.host" else "must be at most 24h"
+    [error] = errors_of(
+        ["--push.url=http://127.0.0.1:1", f"--push.key-file={key}", f"--{flag_value}"]
+    )
+    assert error.startswith(f"flag --{flag}: invalid value {value!r}: {problem}")
+
+
+def test_the_longest_push_durations_accepted_are_a_day(key: str, tmp_path: Path) -> None:
+    values = load(
+        [
+            "--push.url=http://127.0.0.1:1",
+            f"--push.key-file={key}",
+            "--push.interval=24h",
+            "--push.timeout=1440m",
+            "--push.max-backoff=86400",
+            "--push.host=C:\\dir",  # a backslash inside the value is carried as it is
+        ],
+        {},
+    )
+    assert values["push_interval"] == values["push_timeout"] == values["push_max_backoff"] == 86400
+    assert values["push_host"] == "C:\\dir"
+
+
+def test_a_bad_host_tag_stops_the_exporter_with_a_message(
+    key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from exporter.main import run
+
+    argv = [
+        "--web.listen-address=127.0.0.1:0",
+        "--collector.disable-defaults",
+        "--collector.loadavg",
+        "--push.url=http://127.0.0.1:1",
+        f"--push.key-file={key}",
+        f"--push.spool-dir={tmp_path / 'spool'}",
+        "--push.host=\\",
+    ]
+    assert run(argv, {}) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err
+    assert "flag --push.host: invalid value" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("text", "size"),
     [("64MiB", 64 << 20), ("512KiB", 512 << 10), ("1GB", 10**9), ("4096", 4096), ("10 MB", 10**7)],
 )

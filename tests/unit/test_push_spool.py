@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -387,3 +388,86 @@ def test_appends_fdatasync_new_segments_fsync_the_directory_commits_write_over(
     assert [c for c in after if state in c] == [next(c for c in after if state in c)]
     assert after[-1].startswith("fdatasync("), calls
     assert state in after[-1], calls
+
+
+def segment_bytes_on_disk(directory: Path) -> int:
+    return sum(p.stat().st_size for p in segment_files(directory))
+
+
+def test_every_failure_on_the_way_to_an_append_is_a_spool_error(
+    tmp_path: Path, opened: list[Spool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a segment (ENOSPC writing its header, EROFS creating it) and saving the state
+    after dropping the oldest fail as SpoolError, which the pusher counts, not as a bare OSError."""
+    spool = open_spool(opened, tmp_path, segments=3)
+    fill(spool, range(3))  # the first segment is full: the next append starts another
+
+    def no_space(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spool, "_new_segment", no_space)
+        with pytest.raises(SpoolError, match="No space left on device"):
+            spool.append(payload(3), 10)
+    assert spool.queued_points == 30
+    assert spool.disk_bytes == segment_bytes_on_disk(tmp_path)
+    fill(spool, range(3, 9))  # at the bound: the next append drops the oldest segment
+    with monkeypatch.context() as patch:
+        patch.setattr(spool, "_write_state", no_space)
+        with pytest.raises(SpoolError, match="No space left on device"):
+            spool.append(payload(9), 10)
+    assert spool.disk_bytes == segment_bytes_on_disk(tmp_path)
+    assert spool.queued_points + spool.dropped_points == 90  # the dropped segment is counted
+    dropped = spool.dropped_points
+    with monkeypatch.context() as patch:
+        patch.setattr(spool, "_write_state", no_space)
+        with pytest.raises(SpoolError, match="No space left on device"):
+            spool.append(b"x" * 4 * SEGMENT, 7)  # can never fit, and the state cannot be saved
+    assert spool.dropped_points == dropped  # the caller counts its points, once
+    spool.append(payload(10), 10)  # works again once the disk does
+    assert drain(spool) == [3, 4, 5, 6, 7, 8, 10]
+
+
+def test_a_lowered_bound_is_enforced_when_the_spool_opens(
+    tmp_path: Path, opened: list[Spool]
+) -> None:
+    spool = open_spool(opened, tmp_path, segments=10)
+    fill(spool, range(27))  # nine full segments
+    spool = reopen(opened, spool, segments=4)
+    assert spool.disk_bytes <= 4 * SEGMENT
+    assert segment_bytes_on_disk(tmp_path) == spool.disk_bytes
+    assert spool.queued_points + spool.dropped_points == 270  # dropped oldest first, counted
+    kept = drain(spool)
+    assert kept == list(range(27 - len(kept), 27))
+    spool = reopen(opened, spool, segments=4)
+    assert spool.dropped_points == 270 - 10 * len(kept)  # the count was saved
+
+
+def test_a_segment_is_forgotten_only_once_its_file_is_removed(
+    tmp_path: Path, opened: list[Spool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that cannot remove an acknowledged segment (EROFS, EIO) raises; the segment stays
+    counted in disk_bytes, and a later commit removes it."""
+    spool = open_spool(opened, tmp_path)
+    fill(spool, range(5))  # segments of records 0-2 and 3-4
+    unlink = Path.unlink
+
+    def refusing_unlink(path: Path, missing_ok: bool = False) -> None:
+        if path.suffix == ".seg":
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        unlink(path, missing_ok)
+
+    batch = spool.read(30)
+    assert batch is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "unlink", refusing_unlink)
+        with pytest.raises(OSError, match="Read-only file system"):
+            spool.commit(batch)
+    assert len(segment_files(tmp_path)) == 2
+    assert spool.disk_bytes == segment_bytes_on_disk(tmp_path)
+    assert spool.queued_points == 20
+    assert drain(spool) == [3, 4]  # the acknowledged batch is not sent again
+    assert len(segment_files(tmp_path)) == 1  # removed by the later commit
+    assert spool.disk_bytes == segment_bytes_on_disk(tmp_path)
+    spool = reopen(opened, spool)
+    assert drain(spool) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import logging
 import os
 import socket
 import subprocess
@@ -344,8 +345,10 @@ def header(user: str, password: str) -> str:
 
 
 def test_parse_basic_reads_only_well_formed_basic_credentials() -> None:
-    assert parse_basic(header("prometheus", "p:w")) == ("prometheus", "p:w")
-    assert parse_basic("basic " + base64.b64encode(b"u:").decode()) == ("u", "")
+    assert parse_basic(header("prometheus", "p:w")) == (b"prometheus", b"p:w")
+    assert parse_basic("basic " + base64.b64encode(b"u:").decode()) == (b"u", b"")
+    latin = "Basic " + base64.b64encode(b"u:caf\xe9").decode()  # not UTF-8: Go takes it as is
+    assert parse_basic(latin) == (b"u", b"caf\xe9")
     for bad in (
         None,
         "",
@@ -411,6 +414,106 @@ def test_real_bcrypt_hashes_from_htpasswd_verify() -> None:
     auth = BasicAuth({"prometheus": hashed})
     assert auth.check(header("prometheus", "s3cret"))
     assert not auth.check(header("prometheus", "s3cret!"))
+
+
+@pytest.mark.skipif(not webconfig.bcrypt_available(), reason="the bcrypt package is not installed")
+def test_passwords_are_checked_as_node_exporter_does_first_72_bytes_raw_bytes() -> None:
+    """Go's bcrypt (node_exporter, htpasswd) uses a password's first 72 bytes; the bcrypt package
+    refuses longer ones instead. Credentials are bytes: a Latin-1 password works."""
+    import bcrypt
+
+    token = b"t0k3n-" * 14  # 84 bytes, as a generated secret may be
+    users = {
+        "long": bcrypt.hashpw(token[:72], bcrypt.gensalt(4)).decode(),
+        "latin": bcrypt.hashpw("café".encode("latin-1"), bcrypt.gensalt(4)).decode(),
+        "café": bcrypt.hashpw(b"utf8 user", bcrypt.gensalt(4)).decode(),
+    }
+    auth = BasicAuth(users)
+
+    def basic(user: bytes, password: bytes) -> str:
+        return "Basic " + base64.b64encode(user + b":" + password).decode()
+
+    assert auth.check(basic(b"long", token))
+    assert auth.check(basic(b"long", token[:72] + b"anything after byte 72"))
+    assert not auth.check(basic(b"long", token[:71]))
+    assert auth.check(basic(b"latin", "café".encode("latin-1")))
+    assert not auth.check(basic(b"latin", "café".encode()))  # other bytes: another password
+    assert auth.check(basic("café".encode(), b"utf8 user"))  # user names from YAML are UTF-8
+    assert not auth.check(basic("café".encode("latin-1"), b"utf8 user"))
+
+
+def encrypted_copy(key: Path, target: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    target.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    return target
+
+
+def test_an_encrypted_key_is_refused_at_start_without_asking_for_a_pass_phrase(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed(tmp_path)
+    encrypted = encrypted_copy(key, tmp_path / "encrypted.key")
+    path = write(
+        tmp_path / "w.yml", f"tls_server_config: {{cert_file: {cert}, key_file: {encrypted}}}\n"
+    )
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        f"tls_server_config.key_file: {encrypted}: encrypted private keys are not supported "
+        "(the exporter cannot ask for a pass phrase): give the key unencrypted"
+    ]
+    # as under systemd: no terminal, stdin /dev/null (OpenSSL's prompt failed there with EINVAL)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter.main", "--web.listen-address=127.0.0.1:0",
+         f"--web.config.file={path}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid configuration" in result.stderr
+    assert "encrypted private keys are not supported" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_renewed_key_that_cannot_be_used_keeps_the_old_context_and_is_tried_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = self_signed(tmp_path)
+    config = load(
+        write(tmp_path / "w.yml", f"tls_server_config: {{cert_file: {cert}, key_file: {key}}}\n")
+    )
+    server = config.tls_server()
+    assert server is not None
+    serving = server.context()
+    builds: list[object] = []
+    build = webconfig.build_context
+    monkeypatch.setattr(webconfig, "build_context", lambda s: builds.append(s) or build(s))
+    renewed = encrypted_copy(key, tmp_path / "renewed.key")
+    os.replace(renewed, key)  # as a renewal tool would, with an encrypted key
+    with caplog.at_level(logging.INFO, logger="exporter.webconfig"):
+        for _ in range(3):
+            assert server.context() is serving
+    assert len(builds) == 1  # not rebuilt for every connection until the files change again
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "keeping the old" in error.getMessage()
+    assert "encrypted private keys are not supported" in error.getMessage()
+    _, fresh_key = self_signed(tmp_path, "fresh")
+    fresh_cert = tmp_path / "fresh.crt"
+    os.replace(fresh_cert, cert)
+    os.replace(fresh_key, key)
+    assert server.context() is not serving  # a usable pair on disk is taken up
+    assert len(builds) == 2
 
 
 # -- what it costs when unused
