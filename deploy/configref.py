@@ -246,9 +246,10 @@ def render() -> str:
         "component's prefix. A flag wins over the variable, which wins over the default. "
         "Booleans are `--flag`/`--no-flag`, and `true/false`, `1/0`, `yes/no` or `on/off` in "
         "the environment. A variable with a component's prefix that is not one of its settings "
-        "is an error, so a misspelt name never passes silently; every problem is reported at "
-        "once and the command exits with code 2. Secrets have no default outside development "
-        "mode and are never echoed back.",
+        "is an error, so a misspelt name never passes silently. Every unknown name and every "
+        "value wrong on its own is reported at once; the checks across settings follow once "
+        "those pass; either way the command exits with code 2. Secrets have no default "
+        "outside development mode and are never echoed back.",
         "",
         "| component | command | environment prefix | settings |",
         "|---|---|---|---|",

@@ -105,7 +105,7 @@ def build_spec() -> Spec:
     add(
         Setting(
             "redis-url",
-            "Redis URL for login throttling shared across workers (also REDIS_URL); in-process when empty.",
+            "Redis URL for the login throttle (also REDIS_URL); when empty, failed logins are counted in the admin database, which every worker and replica shares.",
             "",
             redis_url,
             metavar="URL",
