@@ -3,6 +3,7 @@ confirmation."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -140,7 +141,9 @@ def set_ingest_limits(
     for ingest's defaults. A platform admin's decision: tenants do not raise their own limits.
     ingest applies a change within its key cache's lifetime (a few seconds)."""
     require_platform(actor)
-    new_rate = validation.optional_number(rate, "ingest_rate", 0, MAX_INGEST_RATE)
+    new_rate = validation.optional_number(rate, "ingest_rate", -math.inf, math.inf)
+    if new_rate is not None and not 0 <= new_rate <= MAX_INGEST_RATE:
+        raise Invalid(f"ingest_rate must be between 0 and {MAX_INGEST_RATE:,.0f}", "ingest_rate")
     new_burst = validation.optional_int(burst, "ingest_burst", 1, MAX_INGEST_BURST)
     old = {"rate": tenant.ingest_rate, "burst": tenant.ingest_burst}
     tenant.ingest_rate, tenant.ingest_burst = new_rate, new_burst

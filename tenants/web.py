@@ -5,6 +5,9 @@
 * Every state-changing request authenticated by the session cookie must carry the session's CSRF
   token: the ``csrf_token`` form field, or the ``X-CSRF-Token`` header for scripts on our pages.
   Bearer-token requests carry no cookie and need none.
+* A form sent after the session ended goes to the login page, and from there back to the page the
+  form was on (never to the form's POST-only action), with a flash asking to send it again.
+* Errors outside /api are the app's error page (header, message, a link back); under /api, JSON.
 """
 
 from __future__ import annotations
@@ -13,10 +16,22 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
-from markupsafe import escape
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
 from tenants import db as database
@@ -66,6 +81,38 @@ def client_ip() -> str:
     return request.remote_addr or ""
 
 
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (``/tenants/a?q=x``), else None: never another
+    site's URL, nor what a browser reads as one (``//host``, ``/\\host``, a control character)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(char == "\\" or char <= " " or char == "\x7f" for char in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
+
+
+def referring_page() -> str | None:
+    """The path and query of the page on this site the request came from (its Referer)."""
+    referrer = urlsplit(request.referrer or "")
+    here = urlsplit(request.host_url)
+    if (referrer.scheme, referrer.netloc) != (here.scheme, here.netloc):
+        return None
+    return local_path(urlunsplit(("", "", referrer.path, referrer.query, "")))
+
+
+def is_page(path: str) -> bool:
+    """Whether a GET of the local ``path`` shows a page: false for a form's POST-only action."""
+    route = urlsplit(path).path.removeprefix(request.script_root)
+    try:
+        current_app.url_map.bind_to_environ(request.environ).match(route, method="GET")
+    except RequestRedirect:  # the same page with a trailing slash
+        return True
+    except HTTPException:  # MethodNotAllowed for a form's action, or NotFound
+        return False
+    return True
+
+
 def _authenticate() -> Response | None:
     g.actor = None
     g.collector = None
@@ -96,8 +143,20 @@ def _authenticate() -> Response | None:
     if g.actor is None and not getattr(view, "pa_public", False) and request.endpoint != "static":
         if is_api():
             raise Unauthenticated("log in or send 'Authorization: Bearer <API token>'")
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return _to_login()
     return None
+
+
+def _to_login() -> Response:
+    """The login page, then this page; a form sent after the session ended returns to the page it
+    was on, where it is sent again (its action may take only POST)."""
+    if request.method in SAFE_METHODS:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if request.endpoint == "auth.logout":
+        return redirect(url_for("auth.login"))
+    page = referring_page()
+    back = page if page is not None and is_page(page) else "/"
+    return redirect(url_for("auth.login", next=back, resubmit=1))
 
 
 def _check_csrf() -> None:
@@ -110,15 +169,21 @@ def _check_csrf() -> None:
             raise ServiceError("missing or wrong CSRF token: send the X-CSRF-Token header", None)
         abort(
             400,
-            description="The form was missing its security token (CSRF). Reload the page and try again.",
+            description="The form was missing its security token (CSRF), or it comes from an "
+            "earlier login. Go back to the page, reload it and send the form again.",
         )
 
 
 def log_in(user: User) -> None:
+    """A fresh session for ``user``. The same user logging in again or changing their password
+    keeps the CSRF token, so that the forms open in their other tabs still work."""
+    kept_csrf = session.get("csrf") if session.get("user_id") == user.id else None
     session.clear()
     session["user_id"] = user.id
     session["pw"] = user.password_changed_at.isoformat()
     session.permanent = True
+    if kept_csrf:
+        session["csrf"] = kept_csrf
     csrf_token()
 
 
@@ -144,8 +209,18 @@ def _service_error(error: ServiceError) -> Any:
         return response
     if isinstance(error, Unauthenticated):
         return redirect(url_for("auth.login"))
-    page = f"<!DOCTYPE html><title>{error.status}</title><h1>{error.status}</h1><p>{escape(error.message)}</p>"
-    return page, error.status
+    return _error_page(error.status, error.message)
+
+
+def _error_page(status: int, message: str, title: str | None = None) -> tuple[str, int]:
+    """The app's error page: its header, the message, and a link back to the page before."""
+    back_url = referring_page()
+    if back_url == request.full_path.rstrip("?"):
+        back_url = None
+    html = render_template(
+        "error.html", status=status, title=title, message=message, back_url=back_url
+    )
+    return html, status
 
 
 def _storage_error(error: StorageError) -> Any:
@@ -157,7 +232,10 @@ def _storage_error(error: StorageError) -> Any:
 
 def _http_error(error: HTTPException) -> Any:
     if not is_api():
-        return error
+        html, status = _error_page(error.code or 500, error.description or "", error.name)
+        headers = [(name, value) for name, value in error.get_headers()
+                   if name.lower() != "content-type"]  # fmt: skip
+        return html, status, headers
     code = (error.name or "error").lower().replace(" ", "_")
     response = jsonify({"error": {"code": code, "message": error.description or error.name}})
     response.status_code = error.code or 500

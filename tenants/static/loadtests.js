@@ -97,8 +97,8 @@
       options: baseOptions("target busy %", "units per second")
     });
 
+    // The axis always holds 0, so that bar lengths are proportional to the differences.
     var differenceOptions = baseOptions("target busy %", "% against the baseline");
-    differenceOptions.scales.y.beginAtZero = false;
     differenceOptions.scales.y.grid = {
       color: function (context) { return context.tick.value === 0 ? "#5b6673" : "#e5e7eb"; }
     };
@@ -117,6 +117,15 @@
 
     var priced = data.runs.filter(function (entry) { return entry.units_per_usd_hour !== null; })
       .sort(function (a, b) { return b.units_per_usd_hour - a.units_per_usd_hour; });
+    if (priced.length) valueChart(priced, colour);
+
+    document.querySelectorAll("[data-swatch]").forEach(function (swatch) {
+      swatch.style.backgroundColor = colour[Number(swatch.dataset.swatch)] || "transparent";
+    });
+  }
+
+  // Price-performance, best first; the page says instead when no compared run has a price.
+  function valueChart(priced, colour) {
     var valueOptions = baseOptions("units per $/hour", "");
     valueOptions.indexAxis = "y";
     valueOptions.plugins.legend = { display: false };
@@ -134,10 +143,6 @@
         }), backgroundColor: priced.map(function (entry) { return colour[entry.run.id]; }) }]
       },
       options: valueOptions
-    });
-
-    document.querySelectorAll("[data-swatch]").forEach(function (swatch) {
-      swatch.style.backgroundColor = colour[Number(swatch.dataset.swatch)] || "transparent";
     });
   }
 

@@ -8,7 +8,6 @@ and redirected, and the plaintext is kept nowhere.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -39,26 +38,38 @@ from tenants.accounts import (
 from tenants.errors import Conflict, Invalid, Throttled, Unauthenticated
 from tenants.models import User, utcnow
 from tenants.views.pages import Failure, first_submission
-from tenants.web import client_ip, current_actor, log_in, public
+from tenants.web import client_ip, current_actor, is_page, local_path, log_in, public
 
 bp = Blueprint("auth", __name__)
+RESUBMIT = (
+    "Your session had ended, so the form you sent was not saved: "
+    "please fill it in and send it again."
+)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a local path: an open redirect to another site is refused."""
+    """Only a page of this site: an open redirect to another site, or a GET of a form's
+    POST-only action, is refused."""
     if not target:
         return url_for("pages.home") if "pages.home" in current_app.view_functions else "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
+    page = local_path(target)
+    return page if page is not None and is_page(page) else "/"
+
+
+def _login_page(status: int = 200, **context: Any) -> Any:
+    """The login form, carrying where to go next and whether a form must be sent again."""
+    source = request.args if request.method == "GET" else request.form
+    html = render_template(
+        "login.html", next=source.get("next", ""), resubmit=bool(source.get("resubmit")), **context
+    )
+    return html, status
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> Any:
     if request.method == "GET":
-        return render_template("login.html", next=request.args.get("next", ""))
+        return _login_page()
     settings = current_app.config["PA_SETTINGS"]
     db = database.session()
     throttle = throttle_for(
@@ -68,14 +79,13 @@ def login() -> Any:
     try:
         user = authenticate(db, throttle, email, request.form.get("password", ""), client_ip())
     except Throttled as exc:
-        return (
-            render_template("login.html", error=exc.message, email=email),
-            429,
-            {"Retry-After": str(exc.retry_after)},
-        )
+        html, status = _login_page(429, error=exc.message, email=email)
+        return html, status, {"Retry-After": str(exc.retry_after)}
     except Unauthenticated as exc:
-        return render_template("login.html", error=exc.message, email=email), 401
+        return _login_page(401, error=exc.message, email=email)
     log_in(user)
+    if request.form.get("resubmit"):
+        flash(RESUBMIT)
     return redirect(_safe_next(request.form.get("next")))
 
 

@@ -6,7 +6,12 @@ settings; a collector; the audit log.
   303 redirect and a flash (POST/redirect/GET).
 * Input the services refuse re-renders the form with the message and what the user typed
   (400, 409, or 404 for an unknown e-mail); a role that does not allow the action is 403 and
-  another tenant's object 404, raised by the services and rendered by ``service_error``.
+  another tenant's object 404, raised by the services and rendered as the app's error page
+  (``tenants.web``).
+* A row's form (disable a collector, rotate or revoke a key, issue a key) sends ``return_to``,
+  the page it is on with its lists' positions (search, cursors); the answer returns there. Only
+  the tenant's page and the page of the collector acted on are accepted, so it cannot redirect
+  elsewhere.
 * Issuing or rotating a key is the one write answered by a page rather than a redirect: the
   plaintext is rendered once, in that no-store response, and kept nowhere (not in the session,
   not in a URL). A reloaded or resent form is recognised by its one-time form id and redirected.
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from flask import (
     Blueprint,
@@ -64,6 +70,9 @@ COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "re
                     "instance_type")  # fmt: skip
 # a service names the field it checked; the form may call it differently
 FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
+# the query arguments that place a page's lists: the collector search and each list's cursor
+LIST_POSITIONS = {"pages.tenant": ("q", "collectors", "keys", "members"),
+                  "pages.collector": ("keys",)}  # fmt: skip
 
 
 def init_app(app: Flask) -> None:
@@ -135,11 +144,6 @@ def _page(template: str, failure: Failure | None = None, **context: Any) -> Resp
 
 def _see_other(location: str) -> Response:
     return redirect(location, 303)
-
-
-@bp.errorhandler(ServiceError)
-def service_error(error: ServiceError) -> ResponseReturnValue:
-    return render_template("error.html", status=error.status, message=error.message), error.status
 
 
 # --- small accessors -------------------------------------------------------------------------
@@ -221,16 +225,18 @@ def _tenant_page(
     """The tenant's overview: counts, and a page of each of its collectors, keys and members.
 
     Each list pages on its own (``?collectors=``, ``?keys=``, ``?members=`` cursors, and
-    ``?q=`` to search collectors); a re-rendered form shows first pages. The "Issue a key"
-    form offers the collectors listed, and ``chosen`` (a refused form's choice) if it is not.
+    ``?q=`` to search collectors); a re-rendered row form shows the page it was sent from,
+    other forms first pages. The "Issue a key" form offers the collectors listed, and
+    ``chosen`` (a refused form's choice) if it is not.
     """
     db, actor = _db(), current_actor()
-    search = "" if failure else request.args.get("q", "").strip()
+    positions = _list_positions(tenant, "pages.tenant")
+    search = positions.get("q", "")
     collector_page = collectors.collectors_page(
-        db, actor, tenant, PAGE_ROWS, _cursor("collectors", failure), search[:253]
+        db, actor, tenant, PAGE_ROWS, positions.get("collectors"), search[:253]
     )
-    key_page = keys.keys_page(db, actor, tenant, PAGE_ROWS, _cursor("keys", failure))
-    member_page = members_page(db, actor, tenant, PAGE_ROWS, _cursor("members", failure))
+    key_page = keys.keys_page(db, actor, tenant, PAGE_ROWS, positions.get("keys"))
+    member_page = members_page(db, actor, tenant, PAGE_ROWS, positions.get("members"))
     perms = permissions(tenant)
     return _page(
         "tenant.html",
@@ -253,6 +259,7 @@ def _tenant_page(
         ),
         roles=ROLES,
         now=utcnow(),
+        return_url=_page_url("pages.tenant", positions, slug=tenant.slug),
     )
 
 
@@ -263,6 +270,42 @@ def _with(listed: list[Collector], chosen: Collector | None) -> list[Collector]:
 def _cursor(name: str, failure: Failure | None) -> str | None:
     """A list's cursor from the query string; none when a refused form is re-rendered."""
     return None if failure else request.args.get(name) or None
+
+
+def _list_positions(
+    tenant: Tenant, endpoint: str, collector_id: int | None = None
+) -> dict[str, str]:
+    """Where the lists of the page at ``endpoint`` are (search, cursors): from the query string,
+    or, when a refused row form re-renders the page, from the page the form was sent from."""
+    if request.method == "GET":
+        given = {name: request.args.get(name, "") for name in LIST_POSITIONS[endpoint]}
+    else:
+        returned = _return_to(tenant, collector_id)
+        given = returned[1] if returned is not None and returned[0] == endpoint else {}
+    return {name: value.strip() for name, value in given.items() if value.strip()}
+
+
+def _page_url(
+    endpoint: str, positions: dict[str, str], anchor: str | None = None, **values: Any
+) -> str:
+    """The page at ``endpoint`` with its lists at ``positions`` (search, cursors)."""
+    return url_for(endpoint, _anchor=anchor, **{**values, **positions})
+
+
+def _return_to(tenant: Tenant, collector_id: int | None) -> tuple[str, dict[str, str]] | None:
+    """The page a row form was sent from (its ``return_to``) as an endpoint and list positions:
+    the tenant's page, or the page of the collector acted on; None for any other address."""
+    target = urlsplit(_form("return_to"))
+    pages = {url_for("pages.tenant", slug=tenant.slug): "pages.tenant"}
+    if collector_id is not None:
+        collector_page = url_for("pages.collector", slug=tenant.slug, collector_id=collector_id)
+        pages[collector_page] = "pages.collector"
+    endpoint = pages.get(target.path)
+    if endpoint is None or target.scheme or target.netloc:
+        return None
+    query = parse_qs(target.query)
+    positions = {name: query[name][0] for name in LIST_POSITIONS[endpoint] if name in query}
+    return endpoint, positions
 
 
 def _next_page_url(endpoint: str, name: str, cursor: str | None, **values: Any) -> str | None:
@@ -326,10 +369,11 @@ def collector(slug: str, collector_id: int) -> ResponseReturnValue:
 def _collector_page(
     tenant: Tenant, collector: Collector, failure: Failure | None = None
 ) -> ResponseReturnValue:
-    """A collector and a page of its keys (``?keys=`` cursor; a re-rendered form shows the
-    first)."""
+    """A collector and a page of its keys (``?keys=`` cursor; a re-rendered row form shows the
+    page it was sent from, the key form the first)."""
+    positions = _list_positions(tenant, "pages.collector", collector.id)
     key_page = keys.keys_page(
-        _db(), current_actor(), tenant, PAGE_ROWS, _cursor("keys", failure), collector
+        _db(), current_actor(), tenant, PAGE_ROWS, positions.get("keys"), collector
     )
     next_keys = _next_page_url(
         "pages.collector", "keys", key_page.next_cursor,
@@ -344,6 +388,9 @@ def _collector_page(
         keys=key_page.items,
         next_keys=next_keys,
         now=utcnow(),
+        return_url=_page_url(
+            "pages.collector", positions, slug=tenant.slug, collector_id=collector.id
+        ),
     )
 
 
@@ -360,10 +407,13 @@ def collector_status(slug: str, collector_id: int, active: bool) -> ResponseRetu
 
 
 def _back_url(tenant: Tenant, collector_id: int, section: str) -> str:
-    """Where a form on a collector's page or the tenant's page returns to."""
-    if _form("return_to") == "collector":
-        return url_for("pages.collector", slug=tenant.slug, collector_id=collector_id)
-    return url_for("pages.tenant", slug=tenant.slug, _anchor=section)
+    """The page a row form was sent from, its lists where they were (the tenant's page at
+    ``section`` when ``return_to`` names no page the form may return to)."""
+    endpoint, positions = _return_to(tenant, collector_id) or ("pages.tenant", {})
+    if endpoint == "pages.collector":
+        anchor = "keys" if section == "keys" else None
+        return _page_url(endpoint, positions, anchor, slug=tenant.slug, collector_id=collector_id)
+    return _page_url(endpoint, positions, section, slug=tenant.slug)
 
 
 # --- keys: issued and rotated ones are shown once ---------------------------------------------
@@ -410,7 +460,8 @@ def _hasher() -> CredentialHasher:
 def _key_form_page(
     tenant: Tenant, collector: Collector | None, failure: Failure
 ) -> ResponseReturnValue:
-    if collector is not None and _form("return_to") == "collector":
+    returned = None if collector is None else _return_to(tenant, collector.id)
+    if collector is not None and returned is not None and returned[0] == "pages.collector":
         return _collector_page(tenant, collector, failure)
     return _tenant_page(tenant, failure, collector)
 
@@ -427,7 +478,7 @@ def rotate_key(slug: str, key_id: str) -> ResponseReturnValue:
         overlap = timedelta(hours=_overlap_hours())
         issued = keys.rotate_key(db, actor, tenant, key, _hasher(), overlap)
     except ServiceError as error:
-        return _key_form_page(tenant, key.collector, _failure("rotate", error))
+        return _key_form_page(tenant, key.collector, _failure(f"rotate-{key.key_id}", error))
     return _shown_once(tenant, key.collector, issued, back_url, rotated_from=key)
 
 
@@ -481,6 +532,12 @@ def _shown_once(
     response.headers["Cache-Control"] = "no-store, max-age=0"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+@bp.app_template_filter("pa_number")
+def readable_number(value: float) -> str:
+    """``1,234,567`` or ``2.5``: the number as typed, with thousands separators and no exponent."""
+    return f"{Decimal(repr(value)).normalize():,f}"
 
 
 @bp.app_template_global("pa_form_id")

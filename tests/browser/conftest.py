@@ -7,6 +7,7 @@ recorded in ``Browser.problems`` for the test to assert on.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import pytest
 from flask import Flask
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -88,3 +91,12 @@ def _watch_for_problems(browser: Browser) -> None:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: browser.record(f"page error: {error}"))
+
+
+def log_in(page: Page, email: str, lands_on: str) -> None:
+    """Log in through the login form; the browser then shows the page matching ``lands_on``."""
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(lands_on))

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Browser
-from tests.conftest import PASSWORD
+from tests.browser.conftest import Browser, log_in
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,7 @@ def test_create_tenant_register_collector_issue_key_once_and_revoke_it(
 ) -> None:
     page = browser.page
     make_user(ADMIN, platform_admin=True)
-    log_in(page)
+    log_in(page, ADMIN, r"/tenants$")
     create_tenant(page)
     register_collector(page)
     plaintext = issue_key_and_read_it_once(page)
@@ -41,14 +40,6 @@ def test_create_tenant_register_collector_issue_key_once_and_revoke_it(
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert screenshot.stat().st_size > 1000
     assert browser.problems == []
-
-
-def log_in(page: Page) -> None:
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/tenants$"))
 
 
 def create_tenant(page: Page) -> None:
@@ -90,7 +81,7 @@ def issue_key_and_read_it_once(page: Page) -> str:
     expect(dialog.locator("[data-copy-status]")).to_have_text(re.compile("Copied"))
     assert page.evaluate("navigator.clipboard.readText()") == plaintext
     dialog.get_by_role("link", name=re.compile("Done")).click()
-    expect(page).to_have_url(re.compile(r"/tenants/acme/collectors/\d+$"))
+    expect(page).to_have_url(re.compile(r"/tenants/acme/collectors/\d+#keys$"))
     return plaintext
 
 

@@ -2,25 +2,29 @@
 
 An analyst opens the history, picks the four runs of the original system, compares them and
 changes the baseline; every chart is drawn (pixels on its canvas, the expected datasets), the
-page has no console error and no CSP violation, and a full-page screenshot is written.
+page has no console error and no CSP violation, and a full-page screenshot is written. The
+difference chart's axis always holds 0; without a priced run, no empty price-performance chart.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+from sqlalchemy import select
 
 from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.loadtests.examples import load_examples
+from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.prices import seed_prices
-from tests.browser.conftest import Browser
-from tests.conftest import PASSWORD
+from tenants.loadtests.runs import set_run_price
+from tests.browser.conftest import Browser, log_in
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +43,14 @@ CHART_STATE = """
   return [painted, chart.data.datasets.length, chart.data.datasets[0].data.length];
 }
 """
+# (axis minimum, axis maximum, smallest value, largest value) of the difference chart
+DIFFERENCE_AXIS = """
+() => {
+  const chart = window.Chart.getChart(document.getElementById("chart-difference"));
+  const values = chart.data.datasets.flatMap((dataset) => dataset.data).filter((v) => v !== null);
+  return [chart.scales.y.min, chart.scales.y.max, Math.min(...values), Math.max(...values)];
+}
+"""
 
 
 @pytest.fixture
@@ -47,19 +59,21 @@ def viewport() -> dict[str, int]:
 
 
 @pytest.fixture
-def examples(app: Flask, make_tenant: Any) -> None:
+def examples(app: Flask, make_tenant: Any) -> list[int]:
+    """The ids of the four example runs, priced from the seed catalog."""
     make_tenant("acme", {ANALYST: "analyst"})
     with app.app_context():
         db = database.session()
         seed_prices(db, system_actor(), SEED)
         assert load_examples(db, system_actor(), tenant_for(db, system_actor(), "acme")) == 4
+        return list(db.scalars(select(LoadTestRun.id).order_by(LoadTestRun.id)))
 
 
 def test_comparison_of_the_examples_draws_every_chart(
-    browser: Browser, examples: None, tmp_path: Path
+    browser: Browser, examples: list[int], tmp_path: Path
 ) -> None:
     page = browser.page
-    log_in(page)
+    log_in(page, ANALYST, r"/tenants/acme$")
     page.goto("/tenants/acme/loadtests")
     rows = page.locator("table.loadtests tbody tr")
     expect(rows).to_have_count(4)
@@ -93,9 +107,40 @@ def test_comparison_of_the_examples_draws_every_chart(
     assert browser.problems == []
 
 
-def log_in(page: Page) -> None:
-    page.goto("/login")
-    page.get_by_label("E-mail").fill(ANALYST)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/tenants/acme$"))
+def test_the_difference_chart_draws_its_bars_from_zero(
+    browser: Browser, examples: list[int]
+) -> None:
+    page = browser.page
+    log_in(page, ANALYST, r"/tenants/acme$")
+    signs = set()
+    for baseline, other in itertools.permutations(examples, 2):
+        page.goto(f"/tenants/acme/loadtests/compare?ids={baseline},{other}&baseline={baseline}")
+        expect(page.locator("body[data-charts-ready=true]")).to_have_count(1)
+        low, high, smallest, largest = page.evaluate(DIFFERENCE_AXIS)
+        assert low <= min(0, smallest), (baseline, other)
+        assert max(0, largest) <= high, (baseline, other)
+        signs.add("all above" if smallest > 0 else "all below" if largest < 0 else "mixed")
+    assert {"all above", "all below"} <= signs  # the cases an axis fitted to the data gets wrong
+    assert browser.problems == []
+
+
+def test_without_a_priced_run_the_value_chart_gives_way_to_a_message(
+    app: Flask, browser: Browser, examples: list[int]
+) -> None:
+    unpriced = examples[:2]
+    with app.app_context():
+        db, actor = database.session(), system_actor()
+        tenant = tenant_for(db, actor, "acme")
+        for run in db.scalars(select(LoadTestRun).where(LoadTestRun.id.in_(unpriced))):
+            set_run_price(db, actor, tenant, run, None)
+    page = browser.page
+    log_in(page, ANALYST, r"/tenants/acme$")
+    page.goto(f"/tenants/acme/loadtests/compare?ids={unpriced[0]},{unpriced[1]}")
+    expect(page.locator("body[data-charts-ready=true]")).to_have_count(1)
+    expect(page.locator("#chart-value")).to_have_count(0)
+    expect(page.locator("#chart-value-none")).to_have_text(
+        "No compared run has a price: set one on a run to rank price-performance."
+    )
+    for chart in ("chart-lines", "chart-bars", "chart-difference"):
+        assert page.evaluate(CHART_STATE, chart)[0] > 2000, chart
+    assert browser.problems == []

@@ -25,6 +25,7 @@ from tenants.collectors import register_collector
 from tenants.keys import issue_key
 from tenants.models import ApiKey, Collector, Membership, Tenant, User
 from tests.conftest import PASSWORD, csrf, login, table_snapshot
+from tests.unit.field_errors import described_errors
 
 PLATFORM = "root@platform.test"
 ADMIN, ANALYST, VIEWER = "boss@a.test", "ana@a.test", "vic@a.test"
@@ -334,11 +335,58 @@ def test_registering_a_collector(app: Flask, world: World) -> None:
 def test_disabling_and_enabling_a_collector(app: Flask, world: World) -> None:
     client = logged_in(app, ADMIN)
     path = f"/tenants/a/collectors/{world.collector_a}"
-    page = follow(client, post(client, f"{path}/disable", {"return_to": "collector"}))
+    page = follow(client, post(client, f"{path}/disable", {"return_to": path}))
     assert "disabled: ingest refuses its keys" in page
     assert f'action="{path}/enable"' in page
     page = follow(client, post(client, f"{path}/enable", {}))
     assert "Collector web-a enabled" in page
+
+
+@pytest.mark.parametrize(
+    ("return_to", "returned"),
+    [
+        ("/tenants/a?q=web&collectors=c1&keys=k1&members=m1",
+         "/tenants/a?q=web&collectors=c1&keys=k1&members=m1#collectors"),
+        ("/tenants/a?q=web&next=https://evil.test/", "/tenants/a?q=web#collectors"),
+        ("/tenants/a/collectors/{collector}?keys=k1", "/tenants/a/collectors/{collector}?keys=k1"),
+        ("", "/tenants/a#collectors"),
+        ("collector", "/tenants/a#collectors"),
+        ("https://evil.test/tenants/a", "/tenants/a#collectors"),
+        ("//evil.test/tenants/a", "/tenants/a#collectors"),
+        ("/tenants/b?q=web", "/tenants/a#collectors"),
+        ("/tenants/a/settings", "/tenants/a#collectors"),
+        ("/tenants/a/collectors/{other}", "/tenants/a#collectors"),
+    ],
+)  # fmt: skip
+def test_a_row_form_returns_only_to_the_page_it_was_on(
+    app: Flask, world: World, return_to: str, returned: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    other = post(client, "/tenants/a/collectors", {"name": "web2", "hostname": "web2.a.test"})
+    places = {"collector": world.collector_a, "other": other.location.rsplit("/", 1)[1]}
+    path = f"/tenants/a/collectors/{world.collector_a}/disable"
+    response = post(client, path, {"return_to": return_to.format(**places)})
+    assert response.status_code == 303
+    assert response.location == returned.format(**places)
+
+
+def test_revoking_a_key_returns_to_the_keys_where_they_were(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    collector_page = f"/tenants/a/collectors/{world.collector_a}"
+    response = post(client, f"/tenants/a/keys/{world.key_a}/revoke",
+                    {"return_to": f"{collector_page}?keys=k1"})  # fmt: skip
+    assert response.location == f"{collector_page}?keys=k1#keys"
+
+
+def test_the_row_forms_carry_the_page_they_are_on(app: Flask, world: World) -> None:
+    client = logged_in(app, ADMIN)
+    page = html(client.get("/tenants/a?q=web"))
+    assert (
+        page.count('name="return_to" value="/tenants/a?q=web"') == 4
+    )  # disable, issue, rotate, revoke
+    collector_page = f"/tenants/a/collectors/{world.collector_a}"
+    page = html(client.get(collector_page))
+    assert page.count(f'name="return_to" value="{collector_page}"') == 4
 
 
 def test_managing_members(app: Flask, world: World, make_user: Any) -> None:
@@ -393,7 +441,10 @@ def test_ingest_limits_are_set_shown_refused_when_bad_and_reset(app: Flask, worl
     before = snapshot(app)
     refused = post(client, "/tenants/a/settings/limits", {"ingest_rate": "-3", "ingest_burst": "7"})
     assert refused.status_code == 400
-    assert "ingest_rate must be between 0 and 1e+09" in html(refused)
+    assert "ingest_rate must be between 0 and 1,000,000,000" in html(refused)
+    assert described_errors(html(refused)) == {
+        "ingest_rate": "ingest_rate must be between 0 and 1,000,000,000"
+    }
     assert 'value="-3"' in html(refused)  # what was typed is kept
     assert snapshot(app) == before
     refused = post(client, "/tenants/a/settings/limits", {"ingest_rate": "1", "ingest_burst": "x"})
@@ -403,6 +454,20 @@ def test_ingest_limits_are_set_shown_refused_when_bad_and_reset(app: Flask, worl
                                {"ingest_rate": "0", "ingest_burst": ""}))  # fmt: skip
     assert "<dt>Ingest rate</dt><dd>no limit</dd>" in page
     assert '<dt>Ingest burst</dt><dd><span class="muted">ingest\'s default</span>' in page
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [("1234567", "1,234,567"), ("2.5", "2.5"), ("1000000000", "1,000,000,000"),
+     ("0.0000001", "0.0000001"), ("12345.678", "12,345.678")],
+)  # fmt: skip
+def test_the_ingest_rate_is_shown_as_typed_never_as_an_exponent(
+    app: Flask, world: World, typed: str, shown: str
+) -> None:
+    client = logged_in(app, PLATFORM)
+    page = follow(client, post(client, "/tenants/a/settings/limits",
+                               {"ingest_rate": typed, "ingest_burst": ""}))  # fmt: skip
+    assert f"<dt>Ingest rate</dt><dd>{shown} points/s</dd>" in page
 
 
 def test_revoking_a_key_changes_its_state(app: Flask, world: World) -> None:
@@ -424,6 +489,73 @@ def test_key_form_errors_keep_the_input(app: Flask, world: World) -> None:
     rotate = post(client, f"/tenants/a/keys/{world.key_a}/rotate", {"overlap_hours": "9999"})
     assert rotate.status_code == 400
     assert post(client, "/tenants/a/keys", {"collector_id": "x"}).status_code == 400
+
+
+@pytest.mark.parametrize("page", ["tenant", "collector"])
+def test_a_refused_rotation_is_shown_in_its_row_with_what_was_typed(
+    app: Flask, world: World, page: str
+) -> None:
+    client = logged_in(app, ADMIN)
+    pages = {"tenant": "/tenants/a", "collector": f"/tenants/a/collectors/{world.collector_a}"}
+    refused = post(client, f"/tenants/a/keys/{world.key_a}/rotate",
+                   {"overlap_hours": "9999", "return_to": pages[page]})  # fmt: skip
+    assert refused.status_code == 400
+    shown = html(refused)
+    assert (page == "collector") == ("<h2>Keys of web-a</h2>" in shown)
+    row = re.search(rf'<tr id="key-{world.key_a}".*?</tr>', shown, re.S)
+    assert row is not None
+    overlap = re.search(r'<input type="number" name="overlap_hours"[^>]*>', row[0])
+    assert overlap is not None
+    assert 'value="9999"' in overlap[0]
+    assert 'aria-invalid="true" autofocus' in overlap[0]
+    assert described_errors(shown) == {"overlap_hours": "overlap_hours must be between 0 and 720"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"current_password": "not the password at all", "new_password": "a long new password"},
+         "current_password", "the current password is wrong"),
+        ({"current_password": PASSWORD, "new_password": "short"},
+         "new_password", "password must be at least 12 characters"),
+    ],
+)  # fmt: skip
+def test_a_refused_password_change_is_shown_next_to_its_field(
+    app: Flask, world: World, fields: dict[str, str], field: str, message: str
+) -> None:
+    client = logged_in(app, ANALYST)
+    refused = post(client, "/account/password", fields)
+    assert refused.status_code == 400
+    page = html(refused)
+    assert described_errors(page) == {field: message}
+    control = re.search(rf'<input type="password" name="{field}"[^>]*>', page)
+    assert control is not None
+    assert 'aria-invalid="true" autofocus' in control[0]
+    assert 'value=""' in control[0]  # a password is never sent back
+
+
+@pytest.mark.parametrize(
+    ("email", "path", "fields", "field"),
+    [
+        (ADMIN, "/tenants/a/collectors", {"name": "web9", "hostname": "not a host"}, "hostname"),
+        (ADMIN, "/tenants/a/keys", {"collector_id": "{collector}", "expires_in_days": "0"},
+         "expires_in_days"),
+        (ADMIN, "/tenants/a/members", {"email": "ghost@a.test", "role": "viewer"}, "email"),
+        (ADMIN, "/tenants/a/members", {"email": ANALYST, "role": "owner"}, "role"),
+        (ADMIN, "/tenants/a/settings/name", {"name": ""}, "name"),
+        (ADMIN, "/account/tokens", {"name": "", "expires_in_days": "5"}, "name"),
+        (PLATFORM, "/tenants", {"slug": "Not A Slug", "name": "G"}, "slug"),
+        (PLATFORM, "/tenants/a/delete", {"confirm": "nope"}, "confirm"),
+    ],
+)  # fmt: skip
+def test_every_refused_field_is_described_by_its_message(
+    app: Flask, world: World, email: str, path: str, fields: dict[str, str], field: str
+) -> None:
+    client = logged_in(app, email)
+    data = {name: value.format(collector=world.collector_a) for name, value in fields.items()}
+    refused = post(client, path, data)
+    assert refused.status_code in (400, 404), html(refused)
+    assert list(described_errors(html(refused))) == [field]
 
 
 # --- the key shown once -----------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -196,6 +198,68 @@ def test_the_tenants_list_pages(app: Flask, make_user: Any, make_tenant: Any) ->
     assert _next_link(second) is None
 
 
+def _return_to(section: str, action: str) -> str:
+    """Where the row form posting to ``action`` asks to return."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', section, re.S)
+    assert form is not None, action
+    found = re.search(r'name="return_to" value="([^"]+)"', form[0])
+    assert found is not None
+    return html.unescape(found[1])
+
+
+def _place(address: str) -> tuple[str, dict[str, list[str]]]:
+    parts = urlsplit(address)
+    return parts.path, parse_qs(parts.query)
+
+
+def _collector_id(app: Flask, name: str) -> int:
+    with app.app_context():
+        found = database.session().scalar(select(Collector.id).where(Collector.name == name))
+    assert found is not None
+    return found
+
+
+def test_disabling_a_collector_found_on_a_later_page_of_a_search_returns_there(
+    app: Flask, big: None
+) -> None:
+    client = _client(app, ADMIN)
+    searched = client.get("/tenants/a?q=.a.test").get_data(as_text=True)
+    later = _next_link(_section(searched, "collectors"))
+    assert later is not None
+    action = f"/tenants/a/collectors/{_collector_id(app, 'a-host-055')}/disable"
+    return_to = _return_to(_section(client.get(later).get_data(as_text=True), "collectors"), action)
+    assert _place(return_to) == _place(later)
+    disabled = client.post(action, data={"return_to": return_to, "csrf_token": csrf(client)})
+    assert disabled.status_code == 303
+    assert _place(disabled.location) == _place(later)
+    assert urlsplit(disabled.location).fragment == "collectors"
+    page = client.get(disabled.location).get_data(as_text=True)
+    assert "Collector a-host-055 disabled" in page
+    assert 'value=".a.test"' in page
+    collectors = _section(page, "collectors")
+    assert _collector_names(collectors) == [f"a-host-{n:03d}" for n in range(PAGE_ROWS, HOSTS)]
+    assert f'action="{action.replace("disable", "enable")}"' in collectors
+
+
+def test_a_refused_rotation_on_a_later_page_of_keys_is_shown_in_its_row(
+    app: Flask, big: None
+) -> None:
+    client = _client(app, ADMIN)
+    later = _next_link(_section(client.get("/tenants/a").get_data(as_text=True), "keys"))
+    assert later is not None
+    keys = _section(client.get(later).get_data(as_text=True), "keys")
+    key_id = re.findall(r'<tr id="key-([a-z2-7]+)"', keys)[-1]
+    action = f"/tenants/a/keys/{key_id}/rotate"
+    refused = client.post(action, data={
+        "overlap_hours": "9999", "return_to": _return_to(keys, action), "csrf_token": csrf(client),
+    })  # fmt: skip
+    assert refused.status_code == 400
+    row = re.search(rf'<tr id="key-{key_id}".*?</tr>', refused.get_data(as_text=True), re.S)
+    assert row is not None
+    assert re.search(r'name="overlap_hours" value="9999"[^>]*aria-invalid="true"', row[0])
+    assert "overlap_hours must be between 0 and 720" in row[0]
+
+
 def _key_choices(page: str) -> list[str]:
     form = _section(page, "keys")
     select = form[form.index('<select name="collector_id"') : form.index("</select>")]
@@ -217,10 +281,7 @@ def test_a_refused_key_form_keeps_its_collector_though_not_on_the_first_page(
     app: Flask, big: None
 ) -> None:
     client = _client(app, ADMIN)
-    with app.app_context():
-        chosen = database.session().scalar(
-            select(Collector.id).where(Collector.name == "a-host-061")
-        )
+    chosen = _collector_id(app, "a-host-061")
     refused = client.post("/tenants/a/keys", data={
         "collector_id": str(chosen), "expires_in_days": "0", "csrf_token": csrf(client),
         "return_to": "tenant",

@@ -150,6 +150,20 @@ def test_history_lists_runs_with_price_and_price_performance(
     assert "web.b.test" not in page
 
 
+def test_the_history_shows_when_each_run_started_in_utc(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    page = html(logged_in(app, VIEWER).get("/tenants/a/loadtests"))
+    for run_id in runs[:2]:
+        row = re.search(rf'<tr id="run-{run_id}">.*?</tr>', page, re.DOTALL)
+        assert row is not None
+        started = re.search(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', row[0])
+        assert started is not None
+        assert started[1].startswith("2026-11-01T10:00:00")  # the document's started_at
+        assert started[2].endswith(" ago")
+        assert started[3] == "2026-11-01 10:00:00 UTC"
+
+
 def test_prices_are_shown_as_stored_never_rounded(
     app: Flask, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,6 +222,20 @@ def test_compare_page_carries_the_chart_data_and_the_table(
     assert data["baseline_id"] == runs[0]
     assert [entry["run"]["id"] for entry in data["runs"]] == runs[:2]
     assert "vendor/chart.js-4.6.1/chart.umd.min.js" in page
+
+
+def test_a_comparison_without_a_priced_run_says_so_instead_of_drawing_an_empty_chart(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    client = logged_in(app, ANALYST)
+    for run_id in runs[:2]:
+        removed = post(client, f"/tenants/a/loadtests/{run_id}/price", {"price_id": ""})
+        assert removed.status_code == 303
+    page = html(client.get(f"/tenants/a/loadtests/compare?ids={runs[0]},{runs[1]}"))
+    assert 'id="chart-value"' not in page
+    assert "No compared run has a price: set one on a run to rank price-performance." in page
+    for canvas in ("chart-lines", "chart-bars", "chart-difference"):
+        assert f'id="{canvas}"' in page
 
 
 def test_the_compare_page_warns_about_a_run_priced_for_another_size(
