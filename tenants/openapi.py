@@ -20,6 +20,7 @@ from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
 from tenants.models import ROLES
 from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
+from tenants.validation import readable_number
 from tenants.web import MAX_ROW_ID
 
 Schema = dict[str, Any]
@@ -413,7 +414,11 @@ def _check_integer(schema: Schema, value: Any, field: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise Invalid(f"{field} must be a whole number", field)
     if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
-        raise Invalid(f"{field} must be between {schema['minimum']} and {schema['maximum']}", field)
+        raise Invalid(
+            f"{field} must be between {readable_number(schema['minimum'])} and "
+            f"{readable_number(schema['maximum'])}",
+            field,
+        )
 
 
 def _check_number(schema: Schema, value: Any, field: str) -> None:
@@ -421,7 +426,9 @@ def _check_number(schema: Schema, value: Any, field: str) -> None:
         raise Invalid(f"{field} must be a number", field)
     if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
         raise Invalid(
-            f"{field} must be between {schema['minimum']:g} and {schema['maximum']:g}", field
+            f"{field} must be between {readable_number(schema['minimum'])} and "
+            f"{readable_number(schema['maximum'])}",
+            field,
         )
 
 

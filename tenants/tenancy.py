@@ -143,7 +143,10 @@ def set_ingest_limits(
     require_platform(actor)
     new_rate = validation.optional_number(rate, "ingest_rate", -math.inf, math.inf)
     if new_rate is not None and not 0 <= new_rate <= MAX_INGEST_RATE:
-        raise Invalid(f"ingest_rate must be between 0 and {MAX_INGEST_RATE:,.0f}", "ingest_rate")
+        raise Invalid(
+            f"ingest_rate must be between 0 and {validation.readable_number(MAX_INGEST_RATE)}",
+            "ingest_rate",
+        )
     new_burst = validation.optional_int(burst, "ingest_burst", 1, MAX_INGEST_BURST)
     old = {"rate": tenant.ingest_rate, "burst": tenant.ingest_burst}
     tenant.ingest_rate, tenant.ingest_burst = new_rate, new_burst

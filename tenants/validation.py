@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 from tenants.errors import Invalid
@@ -17,6 +18,11 @@ LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
 TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 MAX_LABELS = 20
+
+
+def readable_number(value: float) -> str:
+    """``1,234,567`` or ``2.5``: the number as typed, with thousands separators and no exponent."""
+    return f"{Decimal(repr(value)).normalize():,f}"
 
 
 def text(value: Any, field: str, max_length: int = 200, required: bool = True) -> str:
@@ -81,12 +87,16 @@ def optional_int(value: Any, field: str, low: int, high: int) -> int | None:
         if not (digits.isascii() and digits.isdigit()):
             raise Invalid(f"{field} must be a whole number", field)
         if len(digits.lstrip("0")) > len(str(high)):  # int() refuses over 4,300 digits
-            raise Invalid(f"{field} must be between {low} and {high}", field)
+            raise Invalid(
+                f"{field} must be between {readable_number(low)} and {readable_number(high)}", field
+            )
         value = int(digits)
     if not isinstance(value, int):
         raise Invalid(f"{field} must be a whole number", field)
     if not low <= value <= high:
-        raise Invalid(f"{field} must be between {low} and {high}", field)
+        raise Invalid(
+            f"{field} must be between {readable_number(low)} and {readable_number(high)}", field
+        )
     return value
 
 
@@ -104,7 +114,9 @@ def optional_number(value: Any, field: str, low: float, high: float) -> float | 
     if not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid(f"{field} must be a number", field)
     if not low <= value <= high:
-        raise Invalid(f"{field} must be between {low:g} and {high:g}", field)
+        raise Invalid(
+            f"{field} must be between {readable_number(low)} and {readable_number(high)}", field
+        )
     return float(value)
 
 

@@ -534,10 +534,7 @@ def _shown_once(
     return response
 
 
-@bp.app_template_filter("pa_number")
-def readable_number(value: float) -> str:
-    """``1,234,567`` or ``2.5``: the number as typed, with thousands separators and no exponent."""
-    return f"{Decimal(repr(value)).normalize():,f}"
+bp.add_app_template_filter(validation.readable_number, "pa_number")
 
 
 @bp.app_template_global("pa_form_id")
