@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exporter.http import Request, Response
+from perfanalysis.tlskey import EncryptedKeyError, refuse_passphrase
 
 if TYPE_CHECKING:
     import ssl
@@ -409,8 +410,8 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
     except (ValueError, ssl.SSLError) as exc:
         raise WebConfigError([f"tls_server_config: TLS versions: {exc}"]) from None
     try:
-        context.load_cert_chain(settings.cert_file, settings.key_file, password=_no_passphrase)
-    except _EncryptedKey:
+        context.load_cert_chain(settings.cert_file, settings.key_file, password=refuse_passphrase)
+    except EncryptedKeyError:
         problem = (
             f"tls_server_config.key_file: {settings.key_file}: encrypted private keys are not "
             "supported (the exporter cannot ask for a pass phrase): give the key unencrypted"
@@ -436,16 +437,6 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
         "required": ssl.CERT_REQUIRED,
     }[settings.client_auth]
     return context
-
-
-class _EncryptedKey(Exception):
-    """Raised by the pass-phrase callback: the key file is encrypted."""
-
-
-def _no_passphrase() -> str:
-    """Without a callback, OpenSSL would ask for an encrypted key's pass phrase on the terminal
-    (or fail with EINVAL reading it from /dev/null)."""
-    raise _EncryptedKey
 
 
 def _stamp(settings: TLSSettings) -> tuple[tuple[int, int, int], ...]:

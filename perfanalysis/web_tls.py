@@ -14,6 +14,7 @@ import ssl
 from typing import Any
 
 from perfanalysis.config import Setting, readable_file
+from perfanalysis.tlskey import refuse_passphrase
 
 CERT, KEY, CLIENT_CA = "web.tls-cert-file", "web.tls-key-file", "web.tls-client-ca-file"
 
@@ -66,7 +67,7 @@ def problems(values: dict[str, Any]) -> list[str]:
     if cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            context.load_cert_chain(cert, key, password=_no_passphrase)
+            context.load_cert_chain(cert, key, password=refuse_passphrase)
         except (ssl.SSLError, OSError, ValueError) as exc:
             return [
                 f"settings {CERT} and {KEY}: {cert} and {key} are not a PEM certificate and its "
@@ -89,8 +90,3 @@ def gunicorn_options(values: dict[str, Any]) -> dict[str, Any]:
     if client_ca:
         options.update(ca_certs=client_ca, cert_reqs=ssl.CERT_REQUIRED)
     return options
-
-
-def _no_passphrase() -> str:
-    """Without this, OpenSSL would ask for an encrypted key's passphrase on the terminal."""
-    raise ValueError("the key is encrypted; gunicorn cannot ask for its passphrase")

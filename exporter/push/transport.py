@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from perfanalysis.tlskey import refuse_passphrase
+
 MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_KEPT_BODY = 64 * 1024  # an error body longer than this is read to the end but not kept
@@ -87,7 +89,7 @@ class TLSFiles:
             raise TLSFileError("ca", f"{self.ca_file} is not a PEM CA bundle ({exc})") from None
         if self.cert_file:
             try:
-                context.load_cert_chain(self.cert_file, self.key_file, password=_no_passphrase)
+                context.load_cert_chain(self.cert_file, self.key_file, password=refuse_passphrase)
             except (OSError, ValueError) as exc:
                 raise TLSFileError(
                     "cert",
@@ -103,10 +105,6 @@ class TLSFileError(ValueError):
     def __init__(self, which: str, message: str) -> None:
         super().__init__(message)
         self.which = which
-
-
-def _no_passphrase() -> str:
-    raise ValueError("the key is encrypted")
 
 
 @dataclass
