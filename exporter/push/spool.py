@@ -250,10 +250,7 @@ class Spool:
         self._bytes = sum(s.size for s in self._segments)
         self._new_segment(last_seq + 1)  # never append after a possibly torn tail
         self._advance(cursor)
-        if self._bytes > self.max_bytes:  # opened with a lower bound than the files were kept under
-            while self._bytes > self.max_bytes:
-                self._drop_oldest()
-            self._write_state()
+        self._make_room(0)  # opened with a lower bound than the files were kept under
 
     def _segment_numbers(self) -> list[int]:
         names = (_SEGMENT_NAME.match(p.name) for p in self.directory.iterdir())
@@ -335,12 +332,7 @@ class Spool:
             active = self._segments[-1]
             if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
                 self._new_segment(active.seq + 1)
-            dropped = False
-            while self._bytes + len(data) > self.max_bytes:
-                self._drop_oldest()
-                dropped = True
-            if dropped:
-                self._write_state()
+            self._make_room(len(data))
         except OSError as exc:
             raise SpoolError(f"cannot make room in {self.directory}: {exc}") from exc
         active = self._segments[-1]
@@ -355,6 +347,15 @@ class Spool:
         active.points += points
         self._bytes += len(data)
         self._queued += points
+
+    def _make_room(self, size: int) -> None:
+        """Drop the oldest segments until ``size`` more bytes fit the bound; save the state if
+        any were dropped."""
+        if self._bytes + size <= self.max_bytes:
+            return
+        while self._bytes + size > self.max_bytes:
+            self._drop_oldest()
+        self._write_state()
 
     def _count_dropped(self, points: int) -> None:
         self.dropped_points += points
