@@ -326,18 +326,21 @@ def _write_prometheus_config() -> None:
     )
 
 
-def process_identity(pid: int) -> str | None:
-    """What no other process shares with ``pid``, before or after it: the boot and its start time.
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc/PID/stat file after the command name (which may hold spaces and
+    parentheses): index 0 is field 3 (state). OSError if the process is gone."""
+    return stat.read_text().rpartition(")")[2].split()
 
-    The start time is field 22 of /proc/PID/stat, in clock ticks since boot; the fields after
-    the command name (which may hold spaces and parentheses) start with field 3.
-    """
+
+def process_identity(pid: int) -> str | None:
+    """What no other process shares with ``pid``, before or after it: the boot and its start time
+    (field 22 of /proc/PID/stat, in clock ticks since boot)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        start_time = _stat_fields(Path(f"/proc/{pid}/stat"))[19]
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return None
-    return f"{boot}/{stat.rpartition(')')[2].split()[19]}"
+    return f"{boot}/{start_time}"
 
 
 def _write_pid_file(service: Service, pid: int) -> None:
@@ -488,7 +491,7 @@ def _group_members(group: int) -> list[int]:
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, _, process_group = stat.read_text().rpartition(")")[2].split()[:3]
+            state, _, process_group = _stat_fields(stat)[:3]
         except (OSError, ValueError):
             continue  # gone meanwhile
         if int(process_group) == group and state != "Z":
