@@ -101,7 +101,14 @@ def referring_page() -> str | None:
     return local_path(urlunsplit(("", "", referrer.path, referrer.query, "")))
 
 
-def is_page(path: str) -> bool:
+def page_or_home(target: str | None) -> str:
+    """``target`` when it is a page of this site that a GET shows, else ``/``: never another
+    site, nor a form's POST-only action."""
+    page = local_path(target)
+    return page if page is not None and _is_page(page) else "/"
+
+
+def _is_page(path: str) -> bool:
     """Whether a GET of the local ``path`` shows a page: false for a form's POST-only action."""
     route = urlsplit(path).path.removeprefix(request.script_root)
     try:
@@ -154,9 +161,7 @@ def _to_login() -> Response:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if request.endpoint == "auth.logout":
         return redirect(url_for("auth.login"))
-    page = referring_page()
-    back = page if page is not None and is_page(page) else "/"
-    return redirect(url_for("auth.login", next=back, resubmit=1))
+    return redirect(url_for("auth.login", next=page_or_home(referring_page()), resubmit=1))
 
 
 def _check_csrf() -> None:

@@ -38,7 +38,7 @@ from tenants.accounts import (
 from tenants.errors import Conflict, Invalid, Throttled, Unauthenticated
 from tenants.models import User, utcnow
 from tenants.views.pages import Failure, first_submission
-from tenants.web import client_ip, current_actor, is_page, local_path, log_in, public
+from tenants.web import client_ip, current_actor, log_in, page_or_home, public
 
 bp = Blueprint("auth", __name__)
 RESUBMIT = (
@@ -52,8 +52,7 @@ def _safe_next(target: str | None) -> str:
     POST-only action, is refused."""
     if not target:
         return url_for("pages.home") if "pages.home" in current_app.view_functions else "/"
-    page = local_path(target)
-    return page if page is not None and is_page(page) else "/"
+    return page_or_home(target)
 
 
 def _login_page(status: int = 200, **context: Any) -> Any:
