@@ -13,6 +13,7 @@ from exporter.collectors.filesystem import DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOU
 from exporter.collectors.statfs import STRAGGLE
 from exporter.collectors.vmstat import DEFAULT_FIELDS
 from perfanalysis.config import (
+    MAX_TIMEOUT_SECONDS,
     Setting,
     Spec,
     listen_address,
@@ -72,13 +73,10 @@ def duration(text: str) -> float:
     return seconds
 
 
-MAX_PUSH_DURATION = 86400.0  # 24h: far beyond any sane interval, timeout or backoff
-
-
 def push_duration(text: str) -> float:
     """A duration for the push flags: above zero and at most 24h (longer waits overflow timers)."""
     seconds = duration(text)
-    if seconds > MAX_PUSH_DURATION:
+    if seconds > MAX_TIMEOUT_SECONDS:  # a day: far beyond any sane interval, timeout or backoff
         raise ValueError("must be at most 24h")
     return seconds
 
