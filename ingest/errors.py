@@ -57,8 +57,8 @@ def unsupported_media(message: str) -> IngestError:
     return IngestError(415, "unsupported media type", message)
 
 
-def unprocessable(message: str) -> IngestError:
-    return IngestError(422, "unprocessable entity", message)
+def unprocessable(message: str, **details: Any) -> IngestError:
+    return IngestError(422, "unprocessable entity", message, **details)
 
 
 def rate_limited(message: str, retry_after: int) -> IngestError:

@@ -160,13 +160,16 @@ class WriteService:
                     "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
                     "dropped other points of the batch with them)"
                 ) from None
+            known = exc.dropped is not None and 0 < exc.dropped <= points
             written = (
                 f"the other {points - dropped} of the batch's {points} points were written"
                 if dropped < points
                 else "any others in the batch were written"
             )
+            counts = {"written": points - dropped, "rejected": dropped} if known else {}
             raise errors.unprocessable(
-                f"{exc.message} (storage refused these points for their content; {written})"
+                f"{exc.message} (storage refused these points for their content; {written})",
+                **counts,
             ) from None
         except Exception as exc:  # StorageRejected, or a bug: never retried, always logged
             outcome = "error"

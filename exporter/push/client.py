@@ -6,7 +6,8 @@ shared/reference/ingest.md (Prometheus remote-write, Telegraf and influxdb-clien
 ======================  =============================================================
 2xx                     accepted: the spool may forget the batch
 400, 422                rejected as bad data: never retried; dropped, counted, the
-                        reasons ingest names are logged
+                        reasons ingest names are logged; of a 422, the points ingest
+                        says storage wrote count as sent
 401, 403                the key is refused: keep everything, report, re-read the key
                         file, retry later
 413                     too large: split into halves and send each (one point that is
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -60,6 +62,21 @@ def compress(lines: bytes) -> bytes:
     return gzip.compress(lines, compresslevel=1, mtime=0)
 
 
+def written_of_partial(body: bytes, points: int) -> int:
+    """The points of a 422 that storage wrote, as ingest's ``written`` and ``rejected`` say; 0
+    when the answer does not account for every point (storage's series limits, another server)."""
+    try:
+        said = json.loads(body)
+    except ValueError:
+        return 0
+    if not isinstance(said, dict):
+        return 0
+    written, rejected = said.get("written"), said.get("rejected")
+    if type(written) is not int or type(rejected) is not int or min(written, rejected) < 0:
+        return 0
+    return written if written + rejected == points else 0
+
+
 class PushClient:
     def __init__(self, url: str, key: KeyFile, timeout: float, tls: TLSFiles | None = None) -> None:
         endpoint = Endpoint.parse(url)
@@ -87,10 +104,17 @@ class PushClient:
         if 200 <= status < 300:
             return Delivery(Verdict.SETTLED, sent=points)
         if status in (400, 422):
+            written = written_of_partial(response.body, points) if status == 422 else 0
             log.error(
-                "ingest refused %d points as bad data (%d), dropped: %s", points, status, detail
+                "ingest refused %d of %d points as bad data (%d), dropped: %s",
+                points - written, points, status, detail,
+            )  # fmt: skip
+            return Delivery(
+                Verdict.SETTLED,
+                sent=written,
+                rejected=points - written,
+                error=f"{status}: {detail}",
             )
-            return Delivery(Verdict.SETTLED, rejected=points, error=f"{status}: {detail}")
         if status == 413:
             return self._split(body, points)
         if status in (401, 403):

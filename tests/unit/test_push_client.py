@@ -199,6 +199,30 @@ def test_400_drops_the_batch_and_keeps_the_reasons(
     assert "invalid field" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("said", "sent"),
+    [
+        (b'{"message":"field type conflict","written":3,"rejected":1}', 3),
+        (b'{"message":"field type conflict","written":0,"rejected":4}', 0),
+        (b'{"message":"series limit"}', 0),  # storage could not say: every point is lost
+        (b'{"written":3,"rejected":3}', 0),  # does not add up to the batch
+        (b'{"written":-1,"rejected":5}', 0),
+        (b'{"written":true,"rejected":3}', 0),
+        (b'{"written":"3","rejected":"1"}', 0),
+        (b"[3, 1]", 0),
+        (b"not json", 0),
+    ],
+)
+def test_422_counts_the_points_ingest_says_storage_wrote(
+    serve: Callable[..., Scripted], key_file: Path, said: bytes, sent: int
+) -> None:
+    server = serve(always(Answer(422, said, {"Content-Type": "application/json"})))
+    delivery = client_for(server.url, key_file).deliver(body(lines(4)), 4)
+    assert delivery.verdict is Verdict.SETTLED  # never retried: the rest was written
+    assert (delivery.sent, delivery.rejected) == (sent, 4 - sent)
+    assert len(server.received) == 1
+
+
 def test_401_keeps_the_batch_and_rereads_a_rotated_key(
     serve: Callable[..., Scripted], key_file: Path
 ) -> None:
