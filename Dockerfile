@@ -11,7 +11,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python -m venv /opt/perfanalysis
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md LICENSE ./
 COPY perfanalysis ./perfanalysis
 COPY exporter ./exporter
 COPY ingest ./ingest

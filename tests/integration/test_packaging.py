@@ -144,6 +144,17 @@ def test_every_data_file_of_the_source_tree_is_in_the_wheel(wheel: Path) -> None
     assert expected - packed == set(), "add them to [tool.setuptools.package-data]"
 
 
+def test_the_wheel_carries_the_license_its_metadata_names(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        headers = archive.read(metadata).decode()
+        packed = archive.read(metadata.replace("METADATA", "licenses/LICENSE")).decode()
+    assert "License-Expression: Apache-2.0" in headers
+    assert "License-File: LICENSE" in headers
+    assert packed == (ROOT / "LICENSE").read_text()
+    assert "Version 2.0, January 2004" in packed
+
+
 def test_the_admin_app_serves_migrates_and_seeds_from_the_wheel_alone(
     unpacked: Path, tmp_path: Path
 ) -> None:
