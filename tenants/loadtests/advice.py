@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from perfanalysis.report.stats import percentile
 from tenants.access import Actor, require
 from tenants.errors import Invalid
 from tenants.loadtests.cpu_history import CpuHistory, HistoryUnavailable
@@ -21,7 +22,6 @@ from tenants.loadtests.prices import effective_catalog
 from tenants.loadtests.rightsizing import (
     Candidate,
     busy_percents,
-    percentile,
     profile,
     rank,
     units_at,
@@ -93,7 +93,7 @@ def advise(
                           "idle or iowait counters for it.")  # fmt: skip
         return advice
     advice.samples = len(busy)
-    advice.busy_percentile = round(percentile(busy, params.percentile), 2)
+    advice.busy_percentile = round(percentile(sorted(busy), params.percentile), 2)
     advice.busy_peak = round(max(busy), 2)
     if own is None:
         advice.status = "no_loadtest"

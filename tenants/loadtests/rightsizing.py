@@ -47,15 +47,6 @@ def busy_percents(counters: Counters) -> list[float]:
     return busy
 
 
-def percentile(values: Sequence[float], percent: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); ``values`` not empty."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * percent / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def profile(run: LoadTestRun) -> list[tuple[float, float]]:
     """(busy%, units per second) of a run's levels at their measured busy%, from (0, 0)."""
     points = sorted((level.measured_busy_percent, level.units_per_second) for level in run.levels)

@@ -21,7 +21,6 @@ from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.rightsizing import (
     busy_percents,
     machines_needed,
-    percentile,
     profile,
     rank,
     units_at,
@@ -175,14 +174,6 @@ def test_busy_percent_skips_resets_and_intervals_a_cpu_misses() -> None:
                 "1": [(0.0, 50.0), (60.0, 80.0), (120.0, 80.0)]}  # fmt: skip
     assert busy_percents(counters) == [75.0]  # only 120: (1 - (30 + 0) / 120)
     assert busy_percents({}) == []
-
-
-def test_percentile_interpolates_between_ranks() -> None:
-    values = [float(v) for v in range(1, 101)]  # 1..100
-    assert percentile(values, 95) == pytest.approx(95.05)
-    assert percentile(values, 50) == pytest.approx(50.5)
-    assert percentile([7.0], 95) == 7.0
-    assert percentile([10.0, 20.0], 100) == 20.0
 
 
 def test_units_interpolate_through_the_origin_and_stop_at_the_top() -> None:
