@@ -162,6 +162,14 @@ def _crc(state: dict[str, int]) -> int:
     return zlib.crc32(json.dumps(state, sort_keys=True).encode())
 
 
+def _state_bytes(state: dict[str, int]) -> bytes:
+    """The state as JSON with its ``crc32`` (of the state's own sorted JSON) as the last key,
+    padded to STATE_SIZE so that it can be overwritten in place."""
+    body = json.dumps(state, sort_keys=True).encode()
+    signed = body[:-1] + b', "crc32": %d}' % zlib.crc32(body)
+    return signed.ljust(STATE_SIZE - 1) + b"\n"
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -479,8 +487,7 @@ class Spool:
             "dropped_points": self.dropped_points,
             "corrupt": self.corrupt,
         }
-        state["crc32"] = _crc(state)
-        data = json.dumps(state, sort_keys=True).encode().ljust(STATE_SIZE - 1) + b"\n"
+        data = _state_bytes(state)
         if self._state_fd >= 0:
             if os.pwrite(self._state_fd, data, 0) == len(data):
                 return
