@@ -1,10 +1,10 @@
 """Who may do what: a platform admin everywhere; in a tenant, admin > analyst > viewer.
 
-| need    | granted to                               |
-|---------|------------------------------------------|
-| read    | viewer, analyst, admin                   |
-| analyze | analyst, admin (load tests, reports)     |
-| admin   | admin (collectors, keys, members, name)  |
+| need    | granted to                                               |
+|---------|----------------------------------------------------------|
+| read    | viewer, analyst, admin                                   |
+| analyze | analyst, admin (load tests, reports)                     |
+| admin   | admin (collectors, keys, members and invitations, name)  |
 | platform| platform admins (create, disable, delete tenants; users) |
 """
 

@@ -163,15 +163,37 @@ def change_password(db: Session, user: User, current: str, new: str, ip: str = "
 
 
 def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: str) -> Membership:
+    """Give the user with ``email`` ``role`` in the tenant.
+
+    A platform admin (or the CLI) adds any existing user; they may list every user anyway. A
+    tenant admin only changes the role of a member: any other address is "no member" whether or
+    not an account has it, so that it cannot be probed (they invite it instead:
+    tenants/invitations.py).
+    """
     require(db, actor, tenant, "admin")
     if role not in RANK:
         raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
-    user = get_user_by_email(db, validation.email(email))
-    if user is None:
-        raise NotFound(f"no user with e-mail {email}", "email")
-    membership = db.scalar(
-        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
-    )
+    email = validation.email(email)
+    if actor.is_platform_admin:
+        user = get_user_by_email(db, email)
+        if user is None:
+            raise NotFound(f"no user with e-mail {email}", "email")
+        membership = db.scalar(
+            select(Membership).where(
+                Membership.user_id == user.id, Membership.tenant_id == tenant.id
+            )
+        )
+    else:
+        found = db.execute(
+            select(User, Membership)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == tenant.id, User.email == email)
+        ).first()
+        if found is None:
+            raise NotFound(
+                f"no member with e-mail {email} in this tenant: invite them instead", "email"
+            )
+        user, membership = found
     if membership is None:
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
         db.add(membership)

@@ -180,6 +180,39 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class Invitation(Base):
+    """An invitation to join a tenant with a role: a link holding ``pai_<token_id>_<secret>``,
+    shown once to the admin who made it; only HMAC-SHA256(secret) is stored. Pending until it is
+    accepted, revoked (or replaced by a new invitation to the same address) or expires."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    invited_by: Mapped[str] = mapped_column(String(254))  # e-mail or "cli": kept if the user goes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    tenant: Mapped[Tenant] = relationship()
+
+    def state(self, now: datetime | None = None) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= (now or utcnow()):
+            return "expired"
+        return "pending"
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_events"
 

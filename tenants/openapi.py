@@ -45,6 +45,7 @@ WORD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 KEY_ID_PATTERN = r"^[a-z2-7]{13}$"
 KEY_PATTERN = r"^pak_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$"
 PAT_PATTERN = r"^pat_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$"
+INVITATION_PATTERN = r"^pai_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$"
 STATUSES = ["active", "disabled"]
 KEY_STATES = ["active", "expired", "revoked"]
 TOKEN_STATES = KEY_STATES
@@ -160,6 +161,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         {"confirm": _string(40, 1, description="the tenant's slug, typed again")}, ["confirm"]
     ),
     "MemberSet": _object({"email": EMAIL, "role": ROLE}, ["email", "role"]),
+    "InvitationCreate": _object({"email": EMAIL, "role": ROLE}, ["email", "role"]),
     "UserCreate": _object(
         {
             "email": EMAIL,
@@ -233,6 +235,14 @@ _USER_FIELDS: dict[str, Schema] = {
     "is_active": {"type": "boolean"},
     "created_at": TIMESTAMP,
 }
+_INVITATION_FIELDS: dict[str, Schema] = {
+    "id": ID,
+    "email": _STRING,
+    "role": ROLE,
+    "invited_by": {"type": "string", "description": "the inviting admin's e-mail, or cli"},
+    "created_at": TIMESTAMP,
+    "expires_at": TIMESTAMP,
+}
 _MEMBERSHIP = _record({"tenant": SLUG, "tenant_name": {"type": "string"}, "role": ROLE})
 
 RESPONSE_SCHEMAS: dict[str, Schema] = {
@@ -264,6 +274,21 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "TenantList": _page_of("tenants", "Tenant"),
     "Member": _record({"user_id": ID, "email": _STRING, "name": _STRING, "role": ROLE}),
     "MemberList": _page_of("members", "Member"),
+    "Invitation": _record(_INVITATION_FIELDS),
+    "InvitationList": _page_of("invitations", "Invitation"),
+    "NewInvitation": _record(
+        {
+            **_INVITATION_FIELDS,
+            "token": _string(
+                100, 1, INVITATION_PATTERN, description="the link's token: shown once, never again"
+            ),
+            "url": {
+                "type": "string",
+                "description": "the invitation's link (/invitations/<token>), to hand to the "
+                "invited person: shown once, never again",
+            },
+        }
+    ),
     "User": _record(_USER_FIELDS),
     "UserList": _page_of("users", "User"),
     "Me": _record({**_USER_FIELDS, "memberships": {"type": "array", "items": _MEMBERSHIP}}),
@@ -477,6 +502,7 @@ def _path_parameter(name: str, schema: Schema, description: str) -> dict[str, An
 PARAMETERS: dict[str, dict[str, Any]] = {
     "slug": {**_path_parameter("slug", SLUG, "the tenant's slug"), "example": "acme"},
     "user_id": _path_parameter("user_id", ID, "the member's user id"),
+    "invitation_id": _path_parameter("invitation_id", ID, "the invitation's id"),
     "collector_id": _path_parameter("collector_id", ID, "the collector's id"),
     "key_id": _path_parameter("key_id", KEY_ID, "the key's public id"),
     "token_id": _path_parameter("token_id", TOKEN_ID, "the token's public id"),
@@ -596,9 +622,29 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants/{slug}/members": {
             "get": op("listMembers", "A tenant's members and their roles", "members",
                       (200, "MemberList"), (400, *READ_TENANT), parameters=(*TENANT, *PAGE)),
-            "post": op("setMember", "Add a user to a tenant or change their role (tenant admin); "
-                       "the last admin cannot be demoted", "members", (201, "Member"),
-                       (*WRITE_TENANT, 409), "MemberSet", parameters=TENANT, also_ok=200),
+            "post": op("setMember", "Change a member's role (tenant admin), or add an existing "
+                       "user directly (platform admin: 201). For a tenant admin any address "
+                       "that is not a member's is 404 whether or not it has an account: invite "
+                       "it (POST /tenants/{slug}/invitations). The last admin cannot be demoted",
+                       "members", (201, "Member"), (*WRITE_TENANT, 409), "MemberSet",
+                       parameters=TENANT, also_ok=200),
+        },
+        "/tenants/{slug}/invitations": {
+            "get": op("listInvitations", "A tenant's pending invitations, newest first, without "
+                      "their links (tenant admin)", "members", (200, "InvitationList"),
+                      (400, 401, 403, 404), parameters=(*TENANT, *PAGE)),
+            "post": op("createInvitation", "Invite an address to the tenant with a role (tenant "
+                       "admin). The answer is the same whether or not the address has an "
+                       "account: the invitation and its one-time link, shown once. The link "
+                       "works once, until it expires (the admin setting invitation.valid-days); "
+                       "inviting the address again replaces its pending invitation. A member's "
+                       "address is a 409", "members", (201, "NewInvitation"),
+                       (*WRITE_TENANT, 409), "InvitationCreate", parameters=TENANT),
+        },
+        "/tenants/{slug}/invitations/{invitation_id}": {
+            "delete": op("revokeInvitation", "Revoke a pending invitation: its link stops working "
+                         "(tenant admin)", "members", (204, None), (400, 401, 403, 404, 413),
+                         parameters=(*TENANT, "invitation_id")),
         },
         "/tenants/{slug}/members/{user_id}": {
             "delete": op("removeMember", "Remove a member (tenant admin); the last admin cannot "

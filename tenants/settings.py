@@ -29,6 +29,7 @@ ENV_PREFIX = "PERFANALYSIS_ADMIN_"
 
 MIN_SECRET_LENGTH = 32
 MAX_PROXY_HOPS = 5
+MAX_INVITATION_DAYS = 90
 
 
 def database_url(text: str) -> str:
@@ -213,6 +214,17 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "invitation.valid-days",
+            "How long a tenant admin's invitation link stays valid, in days (at most "
+            f"{MAX_INVITATION_DAYS}); it is single use and can be revoked before then.",
+            7,
+            positive_int,
+            metavar="DAYS",
+            validate=_invitation_days,
+        )
+    )
+    add(
+        Setting(
             "web.trusted-proxies",
             "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host are "
             "trusted (0: none). The audit log and login throttle then see the client's address "
@@ -277,6 +289,10 @@ def credential_problems(values: dict[str, Any], secret_key_variable: str) -> lis
     if values["key_cache_seconds"] > 5:
         errors.append("setting key-cache-seconds: at most 5, so that revocation is felt within 5 s")
     return errors
+
+
+def _invitation_days(days: int) -> str | None:
+    return f"at most {MAX_INVITATION_DAYS} days" if days > MAX_INVITATION_DAYS else None
 
 
 def _proxy_count(text: str) -> int:

@@ -6,10 +6,11 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from tenants.views import auth, health
+    from tenants.views import auth, health, invitations
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(invitations.bp)
     for module_name in ("formatting", "pages", "api", "loadtests"):
         try:
             module = __import__(f"tenants.views.{module_name}", fromlist=["init_app"])

@@ -1,4 +1,5 @@
-"""The JSON API under /api/v1: tenants, members, users, tokens, collectors, keys and the audit log.
+"""The JSON API under /api/v1: tenants, members and invitations, users, tokens, collectors, keys
+and the audit log.
 
 Authentication, CSRF and the JSON error bodies come from tenants/web.py. Every operation goes
 through the service functions, which check roles and scope every query by the tenant; this
@@ -43,6 +44,8 @@ from tenants.collectors import (
 )
 from tenants.crypto import CredentialHasher
 from tenants.errors import Invalid, NotFound
+from tenants.invitations import get_pending, invitations_page, invite
+from tenants.invitations import revoke as revoke_invitation
 from tenants.keys import (
     DEFAULT_OVERLAP,
     IssuedKey,
@@ -52,7 +55,16 @@ from tenants.keys import (
     revoke_key,
     rotate_key,
 )
-from tenants.models import ApiKey, ApiToken, AuditEvent, Collector, Membership, Tenant, User
+from tenants.models import (
+    ApiKey,
+    ApiToken,
+    AuditEvent,
+    Collector,
+    Invitation,
+    Membership,
+    Tenant,
+    User,
+)
 from tenants.paging import Page
 from tenants.tenancy import (
     Storage,
@@ -387,12 +399,17 @@ def list_members_view(slug: str) -> Any:
 
 @bp.post("/tenants/<slug>/members")
 def set_member_view(slug: str) -> Any:
+    """A member's new role (200); a platform admin also adds an existing user (201). A tenant
+    admin naming anyone but a member gets the same 404 whether or not the address has an
+    account, and no lookup of it is made (they invite it: POST .../invitations)."""
     tenant = _tenant(slug, "admin")
     body = _body("MemberSet")
-    db = _db()
-    user = get_user_by_email(db, body["email"])
-    was_member = user is not None and role_in(db, user, tenant) is not None
-    membership = set_membership(db, _actor(), tenant, body["email"], body["role"])
+    db, actor = _db(), _actor()
+    was_member = True
+    if actor.is_platform_admin:
+        user = get_user_by_email(db, body["email"])
+        was_member = user is not None and role_in(db, user, tenant) is not None
+    membership = set_membership(db, actor, tenant, body["email"], body["role"])
     member = member_json(membership.user, membership.role)
     if was_member:
         return member
@@ -403,6 +420,50 @@ def set_member_view(slug: str) -> Any:
 def remove_member_view(slug: str, user_id: int) -> Response:
     tenant = _tenant(slug, "admin")
     remove_membership(_db(), _actor(), tenant, _row_id(user_id, "member in this tenant"))
+    return _no_content()
+
+
+# ---- invitations ------------------------------------------------------------------------------
+
+
+def invitation_json(invitation: Invitation) -> JsonBody:
+    return {
+        "id": invitation.id,
+        "email": invitation.email,
+        "role": invitation.role,
+        "invited_by": invitation.invited_by,
+        "created_at": _timestamp(invitation.created_at),
+        "expires_at": _timestamp(invitation.expires_at),
+    }
+
+
+@bp.get("/tenants/<slug>/invitations")
+def list_invitations_view(slug: str) -> Any:
+    page = invitations_page(_db(), _actor(), _tenant(slug, "admin"), *_list_arguments())
+    return _listed("invitations", [invitation_json(i) for i in page.items], page)
+
+
+@bp.post("/tenants/<slug>/invitations")
+def create_invitation_view(slug: str) -> Any:
+    """The same answer whether or not the address has an account: the link, shown once."""
+    tenant = _tenant(slug, "admin")
+    body = _body("InvitationCreate")
+    issued = invite(
+        _db(), _actor(), tenant, body["email"], body["role"], _hasher(),
+        current_app.config["PA_SETTINGS"]["invitation_valid_days"],
+    )  # fmt: skip
+    link = url_for("invitation.show", token=issued.plaintext, _external=True)
+    created = {**invitation_json(issued.invitation), "token": issued.plaintext, "url": link}
+    return _created(created, url_for(".list_invitations_view", slug=tenant.slug))
+
+
+@bp.delete("/tenants/<slug>/invitations/<int:invitation_id>")
+def revoke_invitation_view(slug: str, invitation_id: int) -> Response:
+    tenant = _tenant(slug, "admin")
+    pending = get_pending(
+        _db(), _actor(), tenant, _row_id(invitation_id, "pending invitation in this tenant")
+    )
+    revoke_invitation(_db(), _actor(), tenant, pending)
     return _no_content()
 
 

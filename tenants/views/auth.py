@@ -90,8 +90,11 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    """End the session; then the login page, or ``next`` if it is a page of this site (an
+    invitation's link, opened while logged in as someone else)."""
+    target = request.form.get("next")
     session.clear()
-    return redirect(url_for("auth.login"))
+    return redirect(page_or_home(target) if target else url_for("auth.login"))
 
 
 def _signed_in_user() -> User:

@@ -1,20 +1,23 @@
-"""The server-rendered admin pages: tenants; a tenant's collectors, members and keys; its
-settings; a collector; the audit log.
+"""The server-rendered admin pages: tenants; a tenant's collectors, members, invitations and
+keys; its settings; a collector; the audit log.
 
 * Every write is a POST form carrying the CSRF token (checked in ``tenants.web``), goes through
   the service functions (roles, tenancy and the audit log apply there) and answers with a
   303 redirect and a flash (POST/redirect/GET).
 * Input the services refuse re-renders the form with the message and what the user typed
-  (400, 409, or 404 for an unknown e-mail); a role that does not allow the action is 403 and
-  another tenant's object 404, raised by the services and rendered as the app's error page
-  (``tenants.web``).
+  (400, 409, or 404 for a field naming nothing in the tenant); a role that does not allow the
+  action is 403 and another tenant's object 404, raised by the services and rendered as the
+  app's error page (``tenants.web``).
 * A row's form (disable a collector, rotate or revoke a key, issue a key) sends ``return_to``,
   the page it is on with its lists' positions (search, cursors); the answer returns there. Only
   the tenant's page and the page of the collector acted on are accepted, so it cannot redirect
   elsewhere.
-* Issuing or rotating a key is the one write answered by a page rather than a redirect: the
-  plaintext is rendered once, in that no-store response, and kept nowhere (not in the session,
-  not in a URL). A reloaded or resent form is recognised by its one-time form id and redirected.
+* Issuing or rotating a key, and inviting a member, are the writes answered by a page rather
+  than a redirect: the key's plaintext, or the invitation's link, is rendered once, in that
+  no-store response, and kept nowhere (not in the session, not in a URL of ours). A reloaded or
+  resent form is recognised by its one-time form id and redirected.
+* Members join by invitation (tenants/invitations.py): inviting answers the same whether or not
+  the address has an account, so that a tenant admin cannot probe addresses.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from tenants import audit, collectors, keys, tenancy, validation
+from tenants import audit, collectors, invitations, keys, tenancy, validation
 from tenants import db as database
 from tenants.access import require_platform, role_in, tenant_for, visible_tenants_page
 from tenants.accounts import (
@@ -55,6 +58,7 @@ from tenants.accounts import (
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Invalid, NotFound, ServiceError
 from tenants.models import ROLES, ApiKey, Collector, Tenant, User, utcnow
+from tenants.paging import Page
 from tenants.summary import tenant_counts, tenant_summary
 from tenants.views.formatting import GIB
 from tenants.web import MAX_ROW_ID, ROW_ID, current_actor, public
@@ -71,7 +75,7 @@ COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "re
 # a service names the field it checked; the form may call it differently
 FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
 # the query arguments that place a page's lists: the collector search and each list's cursor
-LIST_POSITIONS = {"pages.tenant": ("q", "collectors", "keys", "members"),
+LIST_POSITIONS = {"pages.tenant": ("q", "collectors", "keys", "members", "invitations"),
                   "pages.collector": ("keys",)}  # fmt: skip
 
 
@@ -224,8 +228,8 @@ def _tenant_page(
 ) -> ResponseReturnValue:
     """The tenant's overview: counts, and a page of each of its collectors, keys and members.
 
-    Each list pages on its own (``?collectors=``, ``?keys=``, ``?members=`` cursors, and
-    ``?q=`` to search collectors); a re-rendered row form shows the page it was sent from,
+    Each list pages on its own (``?collectors=``, ``?keys=``, ``?members=`` and, for admins,
+    ``?invitations=`` cursors, and ``?q=`` to search collectors); a re-rendered row form shows the page it was sent from,
     other forms first pages. The "Issue a key" form offers the collectors listed, and
     ``chosen`` (a refused form's choice) if it is not.
     """
@@ -238,6 +242,11 @@ def _tenant_page(
     key_page = keys.keys_page(db, actor, tenant, PAGE_ROWS, positions.get("keys"))
     member_page = members_page(db, actor, tenant, PAGE_ROWS, positions.get("members"))
     perms = permissions(tenant)
+    invitation_page = (
+        invitations.invitations_page(db, actor, tenant, PAGE_ROWS, positions.get("invitations"))
+        if perms.admin
+        else Page([], None)
+    )
     return _page(
         "tenant.html",
         failure,
@@ -250,12 +259,14 @@ def _tenant_page(
         page_rows=PAGE_ROWS,
         keys=key_page.items,
         members=member_page.items,
+        invitations=invitation_page.items,
         next_pages=_next_pages(
             tenant,
             search,
             collectors=collector_page.next_cursor,
             keys=key_page.next_cursor,
             members=member_page.next_cursor,
+            invitations=invitation_page.next_cursor,
         ),
         roles=ROLES,
         now=utcnow(),
@@ -546,15 +557,45 @@ def form_id() -> str:
 # --- members ---------------------------------------------------------------------------------
 
 
-@bp.post("/tenants/<slug>/members")
-def add_member(slug: str) -> ResponseReturnValue:
+@bp.post("/tenants/<slug>/invitations")
+def invite(slug: str) -> ResponseReturnValue:
+    """Invite an address: the same answer whether or not it has an account (its one-time link,
+    shown once as a new key is), so that a tenant admin cannot probe addresses."""
     tenant = _tenant(slug, "admin")
+    back_url = url_for("pages.tenant", slug=slug, _anchor="invitations")
+    if not first_submission():
+        flash(
+            "That form was already sent: its invitation link was shown once and cannot be "
+            "shown again. If you did not copy it, invite the address again: the new link "
+            "replaces it."
+        )
+        return _see_other(back_url)
     try:
-        membership = set_membership(_db(), current_actor(), tenant, _form("email"), _form("role"))
+        issued = invitations.invite(
+            _db(), current_actor(), tenant, _form("email"), _form("role"), _hasher(),
+            current_app.config["PA_SETTINGS"]["invitation_valid_days"],
+        )  # fmt: skip
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("member", error))
-    flash(f"{membership.user.email} is now {membership.role} in {tenant.name}.")
-    return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
+        return _tenant_page(tenant, _failure("invite", error))
+    html = render_template(
+        "invitation_issued.html", tenant=tenant, invitation=issued.invitation,
+        link=url_for("invitation.show", token=issued.plaintext, _external=True),
+        back_url=back_url,
+    )  # fmt: skip
+    response = make_response(html, 200)
+    response.headers["Cache-Control"] = "no-store, max-age=0"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post(f"/tenants/<slug>/invitations/<{ROW_ID}:invitation_id>/revoke")
+def revoke_invitation(slug: str, invitation_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    invitation = invitations.get_pending(db, actor, tenant, invitation_id)
+    invitations.revoke(db, actor, tenant, invitation)
+    flash(f"Invitation of {invitation.email} revoked: its link no longer works.")
+    return _see_other(url_for("pages.tenant", slug=slug, _anchor="invitations"))
 
 
 @bp.post(f"/tenants/<slug>/members/<{ROW_ID}:user_id>/role")

@@ -58,7 +58,7 @@ def flatmap_path_parameters(
 
 
 def _valid_path_value(name: str, value: Any) -> bool:
-    if name in ("collector_id", "user_id"):
+    if name in ("collector_id", "user_id", "invitation_id"):
         return isinstance(value, int) and 1 <= value <= MAX_ID
     pattern = KEY_ID_PATTERN if name == "key_id" else SLUG_PATTERN
     return isinstance(value, str) and matches(pattern, value)
@@ -88,12 +88,16 @@ def target(
     issued = client.post("/api/v1/tenants/acme/keys", headers=headers,
                          json={"collector_id": collector.get_json()["id"]})  # fmt: skip
     assert issued.status_code == 201
+    invited = client.post("/api/v1/tenants/acme/invitations", headers=headers,
+                          json={"email": "guest@elsewhere.test", "role": "viewer"})  # fmt: skip
+    assert invited.status_code == 201
     current_app.app = app
     current_app.path_values = {
         "slug": "acme",
         "collector_id": collector.get_json()["id"],
         "key_id": issued.get_json()["key_id"],
         "user_id": _user_id(app, "boss@acme.test"),
+        "invitation_id": invited.get_json()["id"],
     }
     yield
     current_app.app, current_app.path_values = None, {}

@@ -77,6 +77,9 @@ def world(app: Flask, client: FlaskClient, make_user: Any, make_tenant: Any) -> 
                             ("out", "out@other.test")]
     }  # fmt: skip
     world = World(app, client, ids={}, **callers)
+    invited = world.boss("POST", "/tenants/acme/invitations",
+                         {"email": "pending@elsewhere.test", "role": "viewer"})  # fmt: skip
+    world.ids["invitation"] = invited.get_json()["id"]
     for slug, prefix in (("acme", ""), ("other", "other_")):
         made = world.root(
             "POST", f"/tenants/{slug}/collectors", {"name": "web1", "hostname": "web1"}
@@ -359,9 +362,21 @@ def test_members_are_listed_added_changed_and_removed(world: World, make_user: A
         {"user_id": ANY, "email": "vic@acme.test", "name": "", "role": "viewer"},
     ], "next_cursor": None}  # fmt: skip
     new = make_user("new@acme.test")
-    added = world.boss(
+    refused = world.boss(
         "POST", "/tenants/acme/members", {"email": "New@Acme.test", "role": "viewer"}
+    )  # a tenant admin adds no one directly: an account or not, the same 404
+    nobody = world.boss(
+        "POST", "/tenants/acme/members", {"email": "nobody@acme.test", "role": "viewer"}
     )
+    _error(refused, 404, "not_found", "email")
+    _error(nobody, 404, "not_found", "email")
+    assert (
+        refused.get_json()["error"]["message"].replace("new@", "nobody@")
+        == (nobody.get_json()["error"]["message"])
+    )
+    added = world.root(
+        "POST", "/tenants/acme/members", {"email": "New@Acme.test", "role": "viewer"}
+    )  # a platform admin adds an existing user directly
     assert added.status_code == 201
     assert added.get_json() == {"user_id": new.id, "email": "new@acme.test", "name": "",
                                 "role": "viewer"}  # fmt: skip
@@ -373,11 +388,11 @@ def test_members_are_listed_added_changed_and_removed(world: World, make_user: A
     assert world.boss("DELETE", f"/tenants/acme/members/{new.id}").status_code == 204
     _error(world.boss("DELETE", f"/tenants/acme/members/{new.id}"), 404, "not_found")
     _error(
-        world.boss("POST", "/tenants/acme/members", {"email": "nobody@acme.test", "role": "admin"}),
+        world.root("POST", "/tenants/acme/members", {"email": "nobody@acme.test", "role": "admin"}),
         404, "not_found", "email",
     )  # fmt: skip
     _error(
-        world.boss("POST", "/tenants/acme/members", {"email": "new@acme.test", "role": "owner"}),
+        world.boss("POST", "/tenants/acme/members", {"email": "vic@acme.test", "role": "owner"}),
         400, "invalid", "role",
     )  # fmt: skip
 
@@ -643,6 +658,7 @@ def test_bad_audit_paging_is_named(world: World) -> None:
 
 def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
     collector, key, boss = world.ids["collector"], world.ids["key"], world.ids["boss"]
+    invitation = world.ids["invitation"]
     return {
         "create tenant": ("POST", "/tenants", {"slug": "new", "name": "New"}),
         "rename tenant": ("PATCH", "/tenants/acme", {"name": "Renamed"}),
@@ -651,6 +667,9 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
         "delete tenant": ("DELETE", "/tenants/acme", {"confirm": "acme"}),
         "set member": ("POST", "/tenants/acme/members", {"email": "vic@acme.test", "role": "admin"}),
         "remove member": ("DELETE", f"/tenants/acme/members/{boss}", None),
+        "create invitation": ("POST", "/tenants/acme/invitations",
+                              {"email": "guest@elsewhere.test", "role": "viewer"}),
+        "revoke invitation": ("DELETE", f"/tenants/acme/invitations/{invitation}", None),
         "create user": ("POST", "/users", {"email": "new@acme.test", "password": PASSWORD}),
         "register collector": ("POST", "/tenants/acme/collectors", {"name": "n", "hostname": "n"}),
         "disable collector": ("PATCH", f"/tenants/acme/collectors/{collector}",
@@ -663,8 +682,8 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 
 WRITE_ROUTES = [
     "create tenant", "rename tenant", "disable tenant", "set ingest limits", "delete tenant",
-    "set member", "remove member", "create user", "register collector", "disable collector", "issue key",
-    "revoke key", "rotate key",
+    "set member", "remove member", "create invitation", "revoke invitation", "create user",
+    "register collector", "disable collector", "issue key", "revoke key", "rotate key",
 ]  # fmt: skip
 
 
@@ -687,6 +706,7 @@ def _tenant_routes(world: World) -> dict[str, tuple[str, str, Any]]:
         **{name: route for name, route in writes.items() if "/tenants/acme" in route[1]},
         "get tenant": ("GET", "/tenants/acme", None),
         "list members": ("GET", "/tenants/acme/members", None),
+        "list invitations": ("GET", "/tenants/acme/invitations", None),
         "list collectors": ("GET", "/tenants/acme/collectors", None),
         "get collector": ("GET", f"/tenants/acme/collectors/{collector}", None),
         "list keys": ("GET", "/tenants/acme/keys", None),
@@ -697,7 +717,7 @@ def _tenant_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 
 TENANT_ROUTES = [
     "rename tenant", "disable tenant", "set ingest limits", "delete tenant", "set member",
-    "remove member", "register collector", "disable collector", "issue key", "revoke key", "rotate key",
+    "remove member", "create invitation", "revoke invitation", "list invitations", "register collector", "disable collector", "issue key", "revoke key", "rotate key",
     "get tenant", "list members", "list collectors", "get collector", "list keys", "get key",
     "tenant audit",
 ]  # fmt: skip

@@ -22,6 +22,7 @@ from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.audit import record
 from tenants.collectors import register_collector
+from tenants.invitations import invite
 from tenants.keys import issue_key
 from tenants.models import ApiKey, Collector, Membership, Tenant, User
 from tests.conftest import PASSWORD, csrf, login, table_snapshot
@@ -51,6 +52,7 @@ class World:
     key_b: str
     analyst_id: int  # a member of tenant a only
     viewer_id: int  # a member of tenant a only
+    invitation_a: int  # tenant a's pending invitation
 
 
 @pytest.fixture
@@ -63,7 +65,15 @@ def world(app: Flask, make_user: Any, make_tenant: Any) -> World:
         collector_b, key_b = _collector_with_key(app, "b")
         users = database.session().execute(select(User.email, User.id))
         ids = {email: user_id for email, user_id in users}
-    return World(collector_a, key_a, collector_b, key_b, ids[ANALYST], ids[VIEWER])
+        invitation_a = _invitation(app, "a", "guest@a.test")
+    return World(collector_a, key_a, collector_b, key_b, ids[ANALYST], ids[VIEWER], invitation_a)
+
+
+def _invitation(app: Flask, slug: str, email: str) -> int:
+    db = database.session()
+    tenant = tenant_for(db, system_actor(), slug)
+    issued = invite(db, system_actor(), tenant, email, "viewer", app.extensions["pa_hasher"])
+    return issued.invitation.id
 
 
 def _collector_with_key(app: Flask, slug: str) -> tuple[int, str]:
@@ -93,7 +103,8 @@ def writes_of_a(world: World) -> list[Route]:
         ("issue key", "/tenants/a/keys", {"collector_id": str(collector), "name": "k"}),
         ("revoke key", f"/tenants/a/keys/{key}/revoke", {}),
         ("rotate key", f"/tenants/a/keys/{key}/rotate", {"overlap_hours": "1"}),
-        ("add member", "/tenants/a/members", {"email": OUTSIDER, "role": "viewer"}),
+        ("invite member", "/tenants/a/invitations", {"email": OUTSIDER, "role": "viewer"}),
+        ("revoke invitation", f"/tenants/a/invitations/{world.invitation_a}/revoke", {}),
         ("change role", f"/tenants/a/members/{member}/role", {"role": "admin"}),
         ("remove member", f"/tenants/a/members/{member}/remove", {}),
         ("rename tenant", "/tenants/a/settings/name", {"name": "Renamed"}),
@@ -122,6 +133,7 @@ def a_objects_through_b(world: World) -> list[Route]:
         ("rotate key", f"/tenants/b/keys/{key}/rotate", {}),
         ("change role", f"/tenants/b/members/{member}/role", {"role": "viewer"}),
         ("remove member", f"/tenants/b/members/{member}/remove", {}),
+        ("revoke invitation", f"/tenants/b/invitations/{world.invitation_a}/revoke", {}),
     ]
 
 
@@ -186,8 +198,9 @@ def test_readers_see_no_forms(app: Flask, world: World, email: str) -> None:
 def test_tenant_admin_sees_tenant_forms_but_no_platform_forms(app: Flask, world: World) -> None:
     client = logged_in(app, ADMIN)
     overview = post_forms(html(client.get("/tenants/a")))
-    assert {"/tenants/a/collectors", "/tenants/a/keys", "/tenants/a/members"} <= overview
+    assert {"/tenants/a/collectors", "/tenants/a/keys", "/tenants/a/invitations"} <= overview
     assert f"/tenants/a/keys/{world.key_a}/revoke" in overview
+    assert f"/tenants/a/invitations/{world.invitation_a}/revoke" in overview
     settings = post_forms(html(client.get("/tenants/a/settings")))
     assert settings == {"/tenants/a/settings/name"}
     assert post_forms(html(client.get("/tenants"))) == set()
@@ -392,25 +405,25 @@ def test_the_row_forms_carry_the_page_they_are_on(app: Flask, world: World) -> N
 def test_managing_members(app: Flask, world: World, make_user: Any) -> None:
     make_user("new@a.test")
     client = logged_in(app, ADMIN)
-    unknown = post(client, "/tenants/a/members", {"email": "ghost@a.test", "role": "admin"})
-    assert unknown.status_code == 404
-    assert 'value="ghost@a.test"' in html(unknown)
-    assert "no user with e-mail" in html(unknown)
-    bad_role = post(client, "/tenants/a/members", {"email": "new@a.test", "role": "owner"})
+    member = post(client, "/tenants/a/invitations", {"email": ANALYST, "role": "admin"})
+    assert member.status_code == 409
+    assert 'value="ana@a.test"' in html(member)
+    assert f"{ANALYST} is already a member of A" in html(member)
+    bad_role = post(client, "/tenants/a/invitations", {"email": "new@a.test", "role": "owner"})
     assert bad_role.status_code == 400
-    added = post(client, "/tenants/a/members", {"email": "new@a.test", "role": "viewer"})
-    page = follow(client, added)
-    assert "new@a.test is now viewer" in page
-    member = world.analyst_id
-    page = follow(client, post(client, f"/tenants/a/members/{member}/role", {"role": "admin"}))
+    invited = post(client, "/tenants/a/invitations", {"email": "new@a.test", "role": "viewer"})
+    assert invited.status_code == 200
+    assert "Invitation created" in html(invited)
+    page = follow(client, post(client, f"/tenants/a/members/{world.analyst_id}/role",
+                               {"role": "admin"}))  # fmt: skip
     assert f"{ANALYST} is now admin" in page
-    page = follow(client, post(client, f"/tenants/a/members/{member}/remove", {}))
+    page = follow(client, post(client, f"/tenants/a/members/{world.analyst_id}/remove", {}))
     assert f"{ANALYST} removed" in page
     with app.app_context():
         query = select(User.email, Membership.role).join(Membership, Membership.user_id == User.id)
         roles = {email: role for email, role in database.session().execute(query)}
     assert ANALYST not in roles
-    assert roles["new@a.test"] == "viewer"
+    assert "new@a.test" not in roles  # invited, not a member until they accept
 
 
 def test_tenant_settings(app: Flask, world: World) -> None:
@@ -540,8 +553,9 @@ def test_a_refused_password_change_is_shown_next_to_its_field(
         (ADMIN, "/tenants/a/collectors", {"name": "web9", "hostname": "not a host"}, "hostname"),
         (ADMIN, "/tenants/a/keys", {"collector_id": "{collector}", "expires_in_days": "0"},
          "expires_in_days"),
-        (ADMIN, "/tenants/a/members", {"email": "ghost@a.test", "role": "viewer"}, "email"),
-        (ADMIN, "/tenants/a/members", {"email": ANALYST, "role": "owner"}, "role"),
+        (ADMIN, "/tenants/a/invitations", {"email": "not an address", "role": "viewer"}, "email"),
+        (ADMIN, "/tenants/a/invitations", {"email": ANALYST, "role": "viewer"}, "email"),
+        (ADMIN, "/tenants/a/invitations", {"email": "new@a.test", "role": "owner"}, "role"),
         (ADMIN, "/tenants/a/settings/name", {"name": ""}, "name"),
         (ADMIN, "/account/tokens", {"name": "", "expires_in_days": "5"}, "name"),
         (PLATFORM, "/tenants", {"slug": "Not A Slug", "name": "G"}, "slug"),
@@ -554,7 +568,7 @@ def test_every_refused_field_is_described_by_its_message(
     client = logged_in(app, email)
     data = {name: value.format(collector=world.collector_a) for name, value in fields.items()}
     refused = post(client, path, data)
-    assert refused.status_code in (400, 404), html(refused)
+    assert refused.status_code in (400, 404, 409), html(refused)
     assert list(described_errors(html(refused))) == [field]
 
 

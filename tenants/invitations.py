@@ -1,0 +1,261 @@
+"""Invitations: how a tenant admin brings someone into a tenant without learning whether they
+already have an account on this installation (accounts span tenants).
+
+* ``invite`` answers the same whether or not an account has the address: it stores an
+  invitation and returns its one-time link, ``/invitations/pai_<token_id>_<secret>``, shown once
+  to the admin, who hands it over (there is no mail server), as with collector keys. Only the
+  secret's HMAC-SHA256 under the server secret is stored (``crypto.CredentialHasher``, as keys
+  and tokens); the 256-bit secret needs no slow hash. Inviting an address anew replaces its
+  pending invitation to the tenant; inviting a member is refused ("already a member"), which
+  tells the admin nothing the member list does not.
+* An invitation is single use and expires (``invitation.valid-days``, 7 by default); its admin
+  can revoke it. Expired, revoked, used, replaced and unknown links are all refused alike
+  (``NotValid``), with nothing that tells them apart.
+* The holder of a valid link accepts it logged in as the invited address (``accept``), or signs
+  up for that address with a password (``sign_up``: the account and the membership in one
+  transaction). A link for another address than the logged-in user's is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from tenants import validation
+from tenants.access import RANK, Actor, require
+from tenants.audit import record
+from tenants.crypto import CredentialHasher, hash_password, password_problem
+from tenants.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from tenants.models import Invitation, Membership, Tenant, User, utcnow
+from tenants.paging import Order, Page, fetch_page
+
+INVITATION_PREFIX = "pai"  # "PerfAnalysis invitation"
+INVITATION = re.compile(r"^pai_([a-z2-7]{13})_([A-Za-z0-9_-]{43})$")
+DEFAULT_VALID_DAYS = 7
+NOT_VALID = "This invitation is not valid (expired, used or revoked): ask for a new one."
+WRONG_ACCOUNT = (
+    "This invitation is for another account than the one you are logged in as. "
+    "Log out, then open the invitation link again."
+)
+ACCOUNT_EXISTS = (
+    "An account with this e-mail address already exists: log in with it to accept the invitation."
+)
+NEWEST_FIRST = Order((Invitation.created_at, Invitation.id), descending=True)
+_DUMMY_HASH = "0" * 64  # compared against when the id is unknown, so both cost an HMAC
+
+
+class NotValid(ServiceError):
+    """An expired, revoked, used, replaced, unknown or malformed invitation: one answer for all."""
+
+    status, code = 404, "not_found"
+
+    def __init__(self) -> None:
+        super().__init__(NOT_VALID)
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    plaintext: str  # the link's token: shown once, never stored
+
+
+def pending_at(now: datetime) -> ColumnElement[bool]:
+    """Invitations neither accepted, revoked nor expired at ``now`` (``state() == "pending"``)."""
+    return and_(
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+        Invitation.expires_at > now,
+    )
+
+
+def invite(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    email: str,
+    role: str,
+    hasher: CredentialHasher,
+    valid_days: int = DEFAULT_VALID_DAYS,
+) -> IssuedInvitation:
+    """Invite ``email`` to ``tenant`` with ``role``; the same answer whether or not an account
+    has that address. Replaces the address's pending invitation to the tenant."""
+    require(db, actor, tenant, "admin")
+    email = validation.email(email)
+    if role not in RANK:
+        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
+    # one invitation at a time per tenant: two admins inviting one address leave one pending
+    db.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True))
+    member = db.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant.id, User.email == email)
+    )
+    if member is not None:
+        raise Conflict(f"{email} is already a member of {tenant.name}", "email")
+    now = utcnow()
+    replaced = list(
+        db.scalars(
+            select(Invitation).where(
+                Invitation.tenant_id == tenant.id, Invitation.email == email, pending_at(now)
+            )
+        )
+    )
+    for old in replaced:
+        old.revoked_at = now
+    new = hasher.issue(INVITATION_PREFIX)
+    invitation = Invitation(
+        token_id=new.public_id,
+        secret_hash=new.secret_hash,
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        invited_by_id=actor.user.id if actor.user else None,
+        invited_by=actor.label,
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    db.add(invitation)
+    db.flush()
+    record(db, actor, "invitation.create", tenant, "invitation", invitation.id, email=email,
+           role=role, expires_at=invitation.expires_at.isoformat(),
+           replaced=[old.id for old in replaced])  # fmt: skip
+    db.commit()
+    return IssuedInvitation(invitation, new.plaintext)
+
+
+def invitations_page(
+    db: Session, actor: Actor, tenant: Tenant, limit: int, cursor: str | None = None
+) -> Page[Invitation]:
+    """A page of the tenant's pending invitations, newest first (its admins only)."""
+    require(db, actor, tenant, "admin")
+    query = select(Invitation).where(Invitation.tenant_id == tenant.id, pending_at(utcnow()))
+    return fetch_page(db, query, NEWEST_FIRST, limit, cursor)
+
+
+def get_pending(db: Session, actor: Actor, tenant: Tenant, invitation_id: int) -> Invitation:
+    """One of the tenant's pending invitations; another tenant's, or a used, revoked or expired
+    one, is not found."""
+    require(db, actor, tenant, "admin")
+    invitation = db.scalar(
+        select(Invitation).where(
+            Invitation.id == invitation_id,
+            Invitation.tenant_id == tenant.id,
+            pending_at(utcnow()),
+        )
+    )
+    if invitation is None:
+        raise NotFound("no such pending invitation in this tenant")
+    return invitation
+
+
+def revoke(db: Session, actor: Actor, tenant: Tenant, invitation: Invitation) -> Invitation:
+    require(db, actor, tenant, "admin")
+    if invitation.tenant_id != tenant.id:
+        raise NotFound("no such pending invitation in this tenant")
+    if invitation.state() == "pending":
+        invitation.revoked_at = utcnow()
+        record(db, actor, "invitation.revoke", tenant, "invitation", invitation.id,
+               email=invitation.email, role=invitation.role)  # fmt: skip
+        db.commit()
+    return invitation
+
+
+def find_valid(db: Session, hasher: CredentialHasher, token: str) -> Invitation:
+    """The pending invitation behind a link's token; NotValid for anything else."""
+    match = INVITATION.match(token)
+    if match is None:
+        raise NotValid()
+    token_id, secret = match.groups()
+    invitation = db.scalar(select(Invitation).where(Invitation.token_id == token_id))
+    secret_hash = invitation.secret_hash if invitation is not None else _DUMMY_HASH
+    if not hasher.matches(secret, secret_hash) or invitation is None:
+        raise NotValid()
+    if invitation.state() != "pending":
+        raise NotValid()
+    return invitation
+
+
+def same_address(user: User, invitation: Invitation) -> bool:
+    return hmac.compare_digest(user.email.encode(), invitation.email.encode())
+
+
+def accept(db: Session, invitation: Invitation, user: User, ip: str = "") -> Membership:
+    """``user``, logged in as the invited address, joins the tenant with the invited role.
+
+    A member already (added some other way since) keeps their role; the invitation is used.
+    """
+    if not same_address(user, invitation):
+        raise Forbidden(WRONG_ACCOUNT)
+    membership = _join(db, invitation, user, ip)
+    db.commit()
+    return membership
+
+
+def account_exists(db: Session, invitation: Invitation) -> bool:
+    return db.scalar(select(User.id).where(User.email == invitation.email)) is not None
+
+
+def sign_up(
+    db: Session, invitation: Invitation, password: str, name: str = "", ip: str = ""
+) -> User:
+    """A new account for the invited address, and its membership, in one transaction.
+
+    Conflict when the address has an account already (log in instead); the caller counts that
+    as a failed login for its throttle, since it tells an account exists.
+    """
+    name = validation.text(name, "name", required=False)
+    problem = password_problem(password if isinstance(password, str) else "")
+    if problem:
+        raise Invalid(problem, "password")
+    if account_exists(db, invitation):
+        raise Conflict(ACCOUNT_EXISTS)
+    user = User(email=invitation.email, name=name, password_hash=hash_password(password))
+    db.add(user)
+    try:
+        db.flush()
+    except IntegrityError:  # the same address signed up at the same moment
+        db.rollback()
+        raise Conflict(ACCOUNT_EXISTS) from None
+    actor = Actor(user, user.email, ip)
+    # in the platform's log: the tenant's would tell its admins the address had no account
+    record(db, actor, "user.signup", None, "user", user.id, email=user.email,
+           tenant_slug=invitation.tenant.slug, invitation=invitation.id)  # fmt: skip
+    _join(db, invitation, user, ip)
+    db.commit()
+    return user
+
+
+def _join(db: Session, invitation: Invitation, user: User, ip: str = "") -> Membership:
+    """Use the invitation (once: a conditional update, so two requests cannot both) and give
+    ``user`` its membership. The caller commits."""
+    now = utcnow()
+    used = db.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, pending_at(now))
+        .values(accepted_at=now, accepted_by_id=user.id)
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        raise NotValid()
+    db.refresh(invitation)
+    tenant = invitation.tenant
+    membership = db.scalar(
+        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    )
+    joined = membership is None
+    if membership is None:
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
+        db.add(membership)
+    actor = Actor(user, user.email, ip)
+    record(db, actor, "invitation.accept", tenant, "invitation", invitation.id,
+           email=user.email, role=membership.role, joined=joined)  # fmt: skip
+    db.flush()
+    return membership
