@@ -188,14 +188,20 @@ class Connection:
         sock, reader = self._sock, self._file
         assert sock is not None
         assert reader is not None
+        sock.settimeout(_remaining(deadline))
         try:
-            sock.settimeout(_remaining(deadline))
             sock.sendall(message)
-        except (BrokenPipeError, ConnectionResetError):
-            # the peer closed: either an idle keep-alive timeout, or an early answer (a 413
-            # before the whole body arrived) that may still be waiting to be read
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+            sent = True
+        except TimeoutError:
+            raise
+        except OSError:
+            # The peer stopped reading: a keep-alive connection it closed while idle, or an
+            # early answer (413 for a Content-Length over its limit, 401) sent before it closed
+            # without reading the body. Such an answer is still there to be read: Linux keeps
+            # received data past a reset (the write fails with EPIPE or ECONNRESET), and so
+            # does TLS (the write fails with SSLEOFError). No answer: the read below fails.
+            # No shutdown(SHUT_WR) here: on an ssl socket it drops TLS, reads get ciphertext.
+            sent = False
         first = True
         while True:
             sock.settimeout(_remaining(deadline))
@@ -212,7 +218,7 @@ class Connection:
                 continue
             break
         body, close = self._body(status, version, headers, deadline)
-        if close:
+        if close or not sent:  # a request not sent whole leaves the connection out of step
             self.close()
         else:
             self._reused = True
