@@ -72,7 +72,12 @@ class Connection:
         if self.sock is None:
             self.connect()
         try:
-            self._send(head, body or b"")
+            try:
+                self._send(head, body or b"")
+            except TimeoutError:
+                raise
+            except OSError as unsent:
+                return self._early_answer(unsent)
             answer = self._answer()
         except BaseException:
             self.close()
@@ -80,6 +85,17 @@ class Connection:
         if not answer.reusable:
             self.close()
         return answer
+
+    def _early_answer(self, unsent: OSError) -> Answer:
+        """The answer a server sent before it stopped reading the request (InfluxDB's 413 for
+        a body over its max-body-size, then a reset: EPIPE or ECONNRESET, SSLEOFError over
+        TLS). The kernel keeps what arrived before the reset. No answer there: ``unsent``."""
+        try:
+            answer = self._answer()
+        except (OSError, BadAnswer):
+            raise unsent from None
+        self.close()  # the request was not sent whole: the connection is out of step
+        return Answer(answer.status, answer.body, reusable=False)
 
     def _send(self, head: bytes, body: bytes) -> None:
         assert self.sock is not None

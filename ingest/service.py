@@ -21,6 +21,7 @@ from ingest.storage import (
     StorageConflict,
     StorageLimitExceeded,
     StorageRefused,
+    StorageTooLarge,
     StorageUnavailable,
     StorageWriter,
 )
@@ -144,6 +145,15 @@ class WriteService:
             self._rejected(tenant, "storage_unavailable", points)
             raise errors.unavailable(
                 "storage is unavailable; retry later", self.retry_after
+            ) from None
+        except StorageTooLarge as exc:
+            outcome = "too_large"
+            log.warning("storage refused a write of %d bytes to %s as too large: %s; keep "
+                        "limits.max-decompressed-bytes and storage.group-max-bytes below its "
+                        "max-body-size", len(payload), identity.database, exc.message)  # fmt: skip
+            self._rejected(tenant, "too_large", points)
+            raise errors.too_large(
+                f"storage refused this batch of {points} points as too large; split the batch"
             ) from None
         except StorageConflict as exc:
             outcome = "conflict"

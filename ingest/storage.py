@@ -13,6 +13,9 @@ timestamps, and translate what storage answered into these errors (architecture 
   type differs from the one stored, a point beyond retention). ingest cannot know the schema
   beforehand; InfluxDB 1.x has then written the other points. Answered 422, as InfluxDB 2.x
   does, so clients drop the batch instead of replaying it forever.
+* StorageTooLarge: storage refused the write for its size (InfluxDB's ``max-body-size``, 413),
+  before reading it, so nothing was written. Answered 413, so clients split the batch; ingest's
+  own limits (``limits.max-decompressed-bytes``, ``storage.group-max-bytes``) belong below it.
 * StorageRejected: any other 4xx, which means ingest let something through that it should not
   have. Logged, answered 500.
 
@@ -79,6 +82,10 @@ class StorageLimitExceeded(StorageConflict):
     refused one in the batch (measured), so the rest may not have been written."""
 
 
+class StorageTooLarge(StorageError):
+    """Storage refused the write as too large (413) and wrote none of it: split and resend."""
+
+
 class StorageRejected(StorageError):
     """Storage refused the request as malformed: ingest let through what it should not have."""
 
@@ -103,6 +110,8 @@ def classify(status: int, message: str) -> StorageError:
         return StorageUnavailable(text, status)
     if status in (401, 403) or (status == 404 and "database not found" in message):
         return StorageRefused(text, status)
+    if status == 413:
+        return StorageTooLarge(text, status)
     if any(marker in message for marker in LIMIT_MARKERS):
         return StorageLimitExceeded(text, status)
     if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):

@@ -40,6 +40,7 @@ from ingest.app import create_app
 from ingest.lineprotocol import LineProtocolError, parse_line
 from ingest.ratelimit import RedisTokenBucket
 from ingest.settings import load
+from ingest.storage import StorageTooLarge, V1Writer
 from ingest.testing import CollectorKey, issue_collector_key
 from perfanalysis.testing.servers import (
     InfluxDB,
@@ -815,6 +816,38 @@ def test_influxdbs_cardinality_limits_are_422(
         metrics = client.get("/metrics").get_data(as_text=True)
         assert (f'perfanalysis_ingest_points_rejected_total{{reason="storage_conflict",'
                 f'tenant="{key.tenant_slug}"}} 4.0') in metrics  # fmt: skip
+
+
+def test_a_batch_over_storages_body_limit_is_413_and_stores_nothing(
+    keys: MakeKey, make_ingest: MakeIngest, tmp_path: Any
+) -> None:
+    """InfluxDB refuses a body over its http.max-body-size with 413 before reading the rest, and
+    resets the connection when much more follows. Either way the client must split the batch:
+    a 500 or 503 would have it resend the same batch forever."""
+    with InfluxDB(tmp_path / "small", settings={"http": {"max-body-size": 200_000}}) as small:
+        key = keys(create_database=False)
+        small.create_database(key.database)
+        client = make_ingest(storage=small)
+
+        def batch(points: int) -> str:
+            return "\n".join(f"cpu,host=host-{i % 50},region=europe-west value={i} {NOW_S - i}"
+                             for i in range(points))  # fmt: skip
+
+        for points in (5_000, 100_000):  # 0.3 MB: a clean 413; 7 MB: a reset mid-send
+            response = client.post("/write?precision=s", data=batch(points), headers=token(key))
+            assert response.status_code == 413, response.get_json()
+            assert "as too large; split the batch" in response.get_json()["message"]
+        assert count(small, key.database) == 0
+        accepted = client.post("/write?precision=s", data=batch(1_000), headers=token(key))
+        assert accepted.status_code == 204
+        assert count(small, key.database) == 1_000
+        counted = requests_counted_points(client, key.tenant_slug)
+        assert counted == {"accepted": 1_000.0, "too_large": 105_000.0}
+
+        writer = V1Writer(small.url, "", "", 10.0)
+        with pytest.raises(StorageTooLarge):  # 10 MB: far beyond the socket buffers
+            writer.write(key.database, batch(200_000).encode())
+        writer.close()
 
 
 def test_health_metrics_and_key_use(app: Flask, keys: MakeKey, make_ingest: MakeIngest) -> None:

@@ -25,6 +25,7 @@ from ingest.storage import (
     StorageLimitExceeded,
     StorageRefused,
     StorageRejected,
+    StorageTooLarge,
     StorageUnavailable,
     V1Writer,
     V2Writer,
@@ -315,6 +316,7 @@ def test_ingest_main_lists_errors_and_exits_2(
             StorageLimitExceeded,
         ),
         (422, "schema", StorageConflict),
+        (413, "Request Entity Too Large", StorageTooLarge),  # InfluxDB's http.max-body-size
         (400, "unable to parse 'x': invalid number", StorageRejected),
         (404, "page not found", StorageRejected),
         (401, "authorization failed", StorageRefused),
