@@ -5,4 +5,4 @@ import sys
 from perfanalysis.alerting.cli import run
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:], prog="python -m perfanalysis.alerting"))

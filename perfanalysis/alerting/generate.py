@@ -4,11 +4,15 @@ The layout mirrors provisioning/: with ``--out X/prometheus/rules`` the tests go
 ``X/prometheus/tests`` and Alertmanager's file to ``X/alertmanager/alertmanager.yml``, so a
 temporary tree can be generated without touching the committed one. Generated files that are no
 longer produced (a tenant was removed) are deleted, but only files carrying the generated header.
+Every target is checked before anything changes, and each file is written next to its target and
+renamed over it (``write``), so a failure never leaves new rules beside an old alertmanager.yml.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,8 +72,13 @@ def stale(layout: Layout, files: dict[Path, str]) -> list[Path]:
 
 
 def _generated(path: Path) -> bool:
-    with _reporting("read", path), path.open() as handle:
-        return handle.readline() == rules.GENERATED.splitlines(keepends=True)[0]
+    """Whether the file carries the generated header; anything else (a directory, another
+    encoding, a hand-written file) is not ours and is left alone."""
+    if not path.is_file():
+        return False
+    header = rules.GENERATED.splitlines(keepends=True)[0].encode()
+    with _reporting("read", path), path.open("rb") as handle:
+        return handle.readline() == header
 
 
 def drift(files: dict[Path, str], old: list[Path]) -> list[str]:
@@ -78,27 +87,92 @@ def drift(files: dict[Path, str], old: list[Path]) -> list[str]:
     for path, text in files.items():
         if not path.exists():
             problems.append(f"{path}: missing")
-        elif _read(path) != text:
+        elif path.is_dir():
+            problems.append(f"{path}: is a directory, not the generated file")
+        elif _read(path) != text.encode():
             problems.append(f"{path}: differs from what the generator produces")
     return problems
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> bytes:
     with _reporting("read", path):
-        return path.read_text()
+        return path.read_bytes()
+
+
+def _writable_directory(directory: Path, path: Path) -> None:
+    """Refuse, before anything is changed, a target whose directory cannot be made or written."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {existing} is not writable")
+
+
+def _check_targets(files: dict[Path, str], old: list[Path]) -> dict[Path, str]:
+    """The files that change; OutputError if any target or stale file cannot be replaced."""
+    changed = {}
+    for path, text in files.items():
+        if path.is_dir():
+            raise OutputError(f"cannot write {path}: it is a directory")
+        _writable_directory(path.parent, path)
+        if not path.exists() or _read(path) != text.encode():
+            changed[path] = text
+    for path in old:
+        _writable_directory(path.parent, path)
+    return changed
+
+
+def _stage(path: Path, text: str) -> Path:
+    """The new contents in a hidden temporary file next to ``path`` (no rule-file glob matches
+    it), with ``path``'s permissions if it exists; os.replace then swaps it in whole."""
+    with _reporting("write", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(text.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            if path.exists():
+                os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    return temporary
 
 
 def write(files: dict[Path, str], old: list[Path]) -> list[Path]:
-    """Write what changed and delete stale files; returns the paths touched."""
-    touched = []
+    """Write what changed, then delete stale files; returns the paths touched.
+
+    Nothing is changed until every target has been checked and every new file written in full
+    next to its target: a failure before that leaves the tree as it was. The new files then
+    replace the old ones (a rename each, so Prometheus never reads half a file), and stale files
+    go last: a removed tenant's rules stay until default.rules.yml, which then covers it, is in.
+    """
+    changed = _check_targets(files, old)
+    staged: dict[Path, Path] = {}
+    try:
+        for path, text in changed.items():
+            staged[path] = _stage(path, text)
+    except OutputError:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+        raise
+    touched: list[Path] = []
+    try:
+        for path, temporary in staged.items():
+            with _reporting("write", path):
+                os.replace(temporary, path)
+            touched.append(path)
+    except OutputError:
+        for path in staged.keys() - set(touched):
+            staged[path].unlink(missing_ok=True)
+        raise
     for path in old:
         with _reporting("delete", path):
             path.unlink()
         touched.append(path)
-    for path, text in files.items():
-        if not path.exists() or _read(path) != text:
-            with _reporting("write", path):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-            touched.append(path)
     return touched

@@ -9,6 +9,7 @@ the two come from different places.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -19,13 +20,19 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from perfanalysis import strictyaml
 from perfanalysis.alerting.catalogue import RULES, SEVERITIES, Level, RuleDef
 from perfanalysis.alerting.durations import parse_duration
 
 # Same spelling as tenants.validation (not imported: this package must not pull in the admin app).
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
-HOSTPORT = re.compile(r"^[^\s:]+:\d{1,5}$")
+# Alertmanager's smtp_smarthost is split by Go's net.SplitHostPort: host:port, or [IPv6]:port.
+HOSTPORT = re.compile(r"^(?:\[(?P<ipv6>[^\[\]]+)\]|(?P<host>[^\s:\[\]/@]+)):(?P<port>\d{1,5})$")
+# What Go's url.Parse (so Alertmanager) accepts in a host name and in a URL's user:password, ASCII.
+HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=")
+USERINFO_CHARS = HOST_CHARS | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ:%@")
+PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that does not start an escape
 TOP_KEYS = ("defaults", "tenants", "notify", "smtp")
 
 
@@ -93,11 +100,15 @@ def load(path: str | Path) -> Thresholds:
     """Read and validate a thresholds file; ThresholdsError lists everything that is wrong."""
     source = str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = strictyaml.load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ThresholdsError([f"{source}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise ThresholdsError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
+    except strictyaml.DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ThresholdsError([f"{source}: {where}{exc.problem}"]) from None
     except yaml.YAMLError as exc:
         raise ThresholdsError([f"{source}: not valid YAML: {exc}"]) from None
     return parse(data, source)
@@ -308,9 +319,9 @@ class _Checker:
         webhooks = self.strings(body.get("webhooks"), f"{path}.webhooks")
         emails = self.strings(body.get("emails"), f"{path}.emails")
         for index, url in enumerate(webhooks):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                self.error(f"{path}.webhooks[{index}]", f"must be an http(s) URL, got {url!r}")
+            problem = webhook_problem(url)
+            if problem:
+                self.error(f"{path}.webhooks[{index}]", f"{problem}, got {url!r}")
         for index, address in enumerate(emails):
             if not EMAIL.match(address):
                 self.error(f"{path}.emails[{index}]", f"is not an e-mail address: {address!r}")
@@ -337,14 +348,71 @@ class _Checker:
             return None
         body = self.mapping(value, "smtp", ("smarthost", "from", "require_tls"))
         smarthost, sender = body.get("smarthost"), body.get("from")
-        if not isinstance(smarthost, str) or not HOSTPORT.match(smarthost):
-            self.error("smtp.smarthost", f"must be host:port, got {_show(smarthost)}")
+        if not isinstance(smarthost, str) or not smarthost_valid(smarthost):
+            self.error(
+                "smtp.smarthost",
+                f"must be host:port (or [IPv6]:port), the port from 1 to 65535, "
+                f"got {_show(smarthost)}",
+            )
         if not isinstance(sender, str) or not EMAIL.match(sender):
             self.error("smtp.from", f"must be an e-mail address, got {_show(sender)}")
         require_tls = body.get("require_tls", True)
         if not isinstance(require_tls, bool):
             self.error("smtp.require_tls", f"must be true or false, got {_show(require_tls)}")
         return Smtp(str(smarthost), str(sender), require_tls is not False)
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why Alertmanager would refuse this webhook URL, or could never connect to it; None if not.
+
+    Alertmanager parses it with Go's url.Parse and wants http(s) and a host. Python's urlsplit
+    is more lenient (it drops tabs and newlines, and takes any character in a host name), so
+    Go's rules are checked here: the generated alertmanager.yml must load.
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return "must not contain a control character (a tab, a newline, ...)"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # a malformed [IPv6] host
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = parts.hostname
+    if not hostport.startswith("["):
+        bad = sorted({c for c in host if c.isspace() or (c.isascii() and c not in HOST_CHARS)})
+        if bad:
+            shown = ", ".join(repr(c) for c in bad)
+            return f"has a character a host name cannot have ({shown})"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    if any(c.isascii() and c not in USERINFO_CHARS for c in userinfo):
+        return "has a character a URL's user:password part cannot have (escape it as %XX)"
+    for part, name in (
+        (userinfo, "user:password"),
+        (parts.path, "path"),
+        (parts.fragment, "#fragment"),
+    ):
+        if PERCENT.search(part):
+            return f"has a % in its {name} that does not start a %XX escape"
+    return None
+
+
+def smarthost_valid(smarthost: str) -> bool:
+    """host:port or [IPv6]:port, as Alertmanager splits it, with a port one can connect to."""
+    match = HOSTPORT.match(smarthost)
+    if match is None or any(ord(c) < 0x20 or ord(c) == 0x7F for c in smarthost):
+        return False
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return False
+    return 1 <= int(match["port"]) <= 65535
 
 
 _INVALID = object()  # a field that failed validation; the rule it belongs to is skipped

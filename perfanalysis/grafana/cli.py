@@ -19,6 +19,19 @@ commands:
   sync       create or update each tenant's Grafana org, data source, dashboards and alert rules
              (perfanalysis grafana sync --help for its flags)"""
 
+HELP = {
+    "generate": """usage: perfanalysis grafana generate
+
+Write grafana/dashboards/*.json and provisioning/grafana/** from the code (only the files that
+differ). Takes no flags and reads no environment variables.""",
+    "check": """usage: perfanalysis grafana check
+
+Exit 1, listing each file, when the committed grafana/dashboards/*.json or provisioning/grafana/**
+differ from what generate writes (or a dashboard file is no longer produced); 0 when they match.
+Takes no flags and reads no environment variables.""",
+}
+HELP_FLAGS = ("-h", "--help", "help")
+
 
 def generated() -> dict[Path, str]:
     """Every generated file by absolute path."""
@@ -88,15 +101,23 @@ def sync(argv: Sequence[str]) -> int:
 
 def run(argv: Sequence[str]) -> int:
     args = list(argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or args[0] in HELP_FLAGS:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command == "generate" and not rest:
-        return generate()
-    if command == "check" and not rest:
-        return check()
     if command == "sync":
         return sync(rest)
-    print(f"perfanalysis grafana: unknown command {' '.join(args)!r}\n\n{USAGE}", file=sys.stderr)
-    return 2
+    if command not in HELP:
+        print(f"perfanalysis grafana: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    if rest and rest[0] in HELP_FLAGS:
+        print(HELP[command])
+        return 0
+    if rest:
+        print(
+            f"perfanalysis grafana {command}: takes no arguments, got {' '.join(rest)!r}\n\n"
+            f"{HELP[command]}",
+            file=sys.stderr,
+        )
+        return 2
+    return generate() if command == "generate" else check()

@@ -9,6 +9,7 @@ DATABASE_URL, PERFANALYSIS_ADMIN_SECRET_KEY), which decrypt each tenant's Influx
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,10 +24,28 @@ from perfanalysis.config import (
 )
 
 ENV_PREFIX = "PERFANALYSIS_GRAFANA_"
+TENANT_PLACEHOLDER = "{tenant}"
+BRACED = re.compile(r"\{[^{}]*\}")
 
 
 def _slugs(text: str) -> list[str]:
     return [slug.strip() for slug in text.split(",") if slug.strip()]
+
+
+def alert_webhook_url(text: str) -> str:
+    """An http(s) URL in which ``{tenant}``, the one placeholder, becomes each tenant's slug; any
+    other ``{...}`` is a typo that would send every tenant's alerts to the same literal URL."""
+    unknown = [m for m in BRACED.findall(text) if m != TENANT_PLACEHOLDER]
+    if unknown:
+        shown = ", ".join(dict.fromkeys(unknown))
+        noun = "placeholder" if len(set(unknown)) == 1 else "placeholders"
+        raise ValueError(f"unknown {noun} {shown}: {TENANT_PLACEHOLDER} is the only one")
+    rest = BRACED.sub("", text)
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"a brace that is not part of {TENANT_PLACEHOLDER}")
+    # checked as Grafana will get it, with a slug in place of the placeholder
+    optional_http_url(text.replace(TENANT_PLACEHOLDER, "tenant"))
+    return text.rstrip("/")
 
 
 def build_spec() -> Spec:
@@ -45,7 +64,7 @@ def build_spec() -> Spec:
                 "", optional_http_url, metavar="URL"),
         Setting("alert-webhook-url", "Webhook each tenant's Grafana alerts are sent to, as Grafana "
                 "reaches it; {tenant} is replaced by the tenant's slug (no contact point when empty).",
-                "", optional_http_url, metavar="URL"),
+                "", alert_webhook_url, metavar="URL"),
         Setting("database-url", "Admin database URL (default: PERFANALYSIS_ADMIN_DATABASE_URL, "
                 "DATABASE_URL, then the admin app's SQLite file).", None, admin_database_url,
                 metavar="URL"),
@@ -65,7 +84,13 @@ def _checks(values: dict[str, Any]) -> list[str]:
     errors = []
     if not values["url"]:
         errors.append(f"setting url: required: give --url or {ENV_PREFIX}URL")
-    if not values["token"] and not (values["user"] and values["password"]):
+    if values["token"] and (values["user"] or values["password"]):
+        given = " and ".join(f"--{n}" for n in ("user", "password") if values[n])
+        errors.append(
+            f"credentials: --token and {given} are both given (flag or {ENV_PREFIX} variable); "
+            "give either --token or --user and --password"
+        )
+    elif not values["token"] and not (values["user"] and values["password"]):
         errors.append("credentials: give --user and --password (a server admin) or --token")
     if not values["influxdb_url"]:
         errors.append(

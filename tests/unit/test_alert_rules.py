@@ -239,7 +239,7 @@ def test_cli_reports_every_threshold_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_thresholds(tmp_path, {"acme": {"cpu_busy_percent": {"warning": 99}, "disk": {}}})
-    assert cli.run(["generate", "--thresholds", str(path), "--out", str(tmp_path / "rules")]) == 1
+    assert cli.run(["generate", "--thresholds", str(path), "--out", str(tmp_path / "rules")]) == 2
     err = capsys.readouterr().err
     assert f"{path}: tenants.acme.disk: unknown rule" in err
     assert f"{path}: tenants.acme.cpu_busy_percent: warning (99) must be below critical" in err
@@ -253,7 +253,10 @@ def test_cli_says_which_file_it_cannot_write(
     not_a_directory.touch()
     assert cli.run(["generate", "--out", str(not_a_directory / "rules")]) == 1
     err = capsys.readouterr().err
-    assert err == f"cannot write {not_a_directory}/rules/default.rules.yml: Not a directory\n"
+    assert err == (
+        f"cannot write {not_a_directory}/rules/default.rules.yml: "
+        f"{not_a_directory} is not a directory\n"
+    )
 
 
 def test_scopes_put_unlisted_tenants_in_the_default_file(thresholds: Thresholds) -> None:

@@ -126,7 +126,8 @@ def test_a_null_level_removes_it_and_enabled_false_removes_the_rule() -> None:
 def test_receivers_are_checked_and_email_needs_smtp() -> None:
     notify = {"webhooks": ["ftp://x", "https://hooks.example/a"], "emails": ["nobody"]}
     assert errors(with_tenant("acme", {"notify": notify})) == [
-        "thresholds.yaml: tenants.acme.notify.webhooks[0]: must be an http(s) URL, got 'ftp://x'",
+        "thresholds.yaml: tenants.acme.notify.webhooks[0]: must be an http(s) URL with a host, "
+        "got 'ftp://x'",
         "thresholds.yaml: tenants.acme.notify.emails[0]: is not an e-mail address: 'nobody'",
     ]
     no_smtp = data(smtp=None)
@@ -163,3 +164,62 @@ def test_durations_round_trip_canonically(text: str, seconds: int, canonical: st
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(text)
+
+
+def test_a_repeated_key_is_refused_naming_the_key_the_lines_and_the_file(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second ``demo:`` silently replaced the first
+    tenant's overrides."""
+    path = tmp_path / "thresholds.yaml"
+    text = THRESHOLDS.read_text().replace(
+        "tenants:\n  demo: {}\n",
+        "tenants:\n  demo: {}\n  demo: {cpu_busy_percent: {warning: 70}}\n",
+    )
+    assert text != THRESHOLDS.read_text()
+    path.write_text(text)
+    first = text.splitlines().index("  demo: {}") + 1
+    with pytest.raises(ThresholdsError) as caught:
+        load(path)
+    assert caught.value.errors == [
+        f"{path}: line {first + 1}: found the key 'demo' a second time (first on line {first})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://a b/x", "has a character a host name cannot have (' ')"),
+        ("http://127.0.0.1:99999/", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0/", "has a port that is not a number from 1 to 65535"),
+        ("http://h:8a/", "has a port that is not a number from 1 to 65535"),
+        ("http://h/a\tb", "must not contain a control character"),
+        ("http://hooks|x/", "has a character a host name cannot have ('|')"),
+        ("http://[::1/", "is not a URL (Invalid IPv6 URL)"),
+        ("http://[zz]/", "is not a URL ("),
+        ("http://u^x@h/", "has a character a URL's user:password part cannot have"),
+        ("http://h/a%zz", "has a % in its path that does not start a %XX escape"),
+        ("http://:80/", "must be an http(s) URL with a host"),
+    ],
+)  # fmt: skip
+def test_webhooks_alertmanager_would_refuse_or_never_reach_are_refused(
+    url: str, problem: str
+) -> None:
+    [message] = errors(data(notify={"webhooks": [url]}))
+    assert message.startswith(f"thresholds.yaml: notify.webhooks[0]: {problem}")
+    assert message.endswith(f", got {url!r}")
+
+
+@pytest.mark.parametrize(
+    "smarthost",
+    ["127.0.0.1:99999", "127.0.0.1:0", "mail:25x", "mail", "[zz]:25", "a b:25", "m\x01:25"],
+)
+def test_smarthost_needs_a_host_and_a_port_from_1_to_65535(smarthost: str) -> None:
+    smtp = {**BASE["smtp"], "smarthost": smarthost}
+    assert errors(data(smtp=smtp)) == [
+        "thresholds.yaml: smtp.smarthost: must be host:port (or [IPv6]:port), the port from 1 to "
+        f"65535, got str {smarthost!r}"
+    ]
+
+
+@pytest.mark.parametrize("smarthost", ["mail.example:587", "[::1]:25", "127.0.0.1:65535"])
+def test_smarthost_accepts_names_ipv4_and_bracketed_ipv6(smarthost: str) -> None:
+    assert parse(data(smtp={**BASE["smtp"], "smarthost": smarthost})).smtp is not None
