@@ -7,8 +7,9 @@ start-up rather than ignored. Relative paths are taken from the file's own direc
 toolkit does.
 
 Memory: this module is imported only when the flag is given. ``ssl`` is imported only when the
-file configures TLS, ``bcrypt`` only when it lists users, pyyaml only to read the file. An
-exporter without the flag loads none of them.
+file configures TLS, ``bcrypt`` only when it lists users, pyyaml (through
+``perfanalysis.strictyaml``, which refuses a key given twice, as exporter-toolkit does) only to
+read the file. An exporter without the flag loads none of them.
 
 * TLS: the certificate, key and client CA files are checked when the exporter starts (a key that
   does not match its certificate is an error then, not at the first scrape) and re-read when one
@@ -184,11 +185,19 @@ def load(path: str) -> WebConfig:
     """Read, validate and try out a web configuration file; WebConfigError lists every problem."""
     import yaml  # only with --web.config.file
 
+    from perfanalysis import strictyaml
+
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            document = strictyaml.load(handle)
     except OSError as exc:
         raise WebConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
+    except strictyaml.DuplicateKeyError as exc:
+        # refused as exporter-toolkit refuses it: PyYAML would keep the last of the two, so a
+        # second tls_server_config could turn TLS off without a word
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise WebConfigError([f"{path}: {where}{exc.problem}"]) from None
     except yaml.YAMLError as exc:
         raise WebConfigError([f"{path} is not valid YAML: {exc}"]) from None
     config = parse(document, path)

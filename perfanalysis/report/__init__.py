@@ -6,5 +6,6 @@ read with InfluxQL in time chunks, one value per step (``fetch``), turned into r
 with gaps kept as gaps (``series``, ``analyse``), summarised with linear-interpolation
 percentiles (``stats``), checked against thresholds (``recommend``) and written as one
 self-contained HTML page with inline SVG charts (``svg``, ``charts``, ``page``), printed to PDF by
-headless Chromium on request (``pdf``).
+headless Chromium on request (``pdf``). Each file is written beside its target and renamed into
+place, so a failed run keeps the previous report (``files``).
 """

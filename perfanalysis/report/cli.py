@@ -1,7 +1,10 @@
 """``perfanalysis report --config report.yaml [--output out.html] [--pdf out.pdf]``.
 
-Exit codes: 0 written; 2 bad flags or a bad configuration file (every problem listed, each naming
-the file and the key path); 1 the report could not be built (storage, credentials, unknown host).
+Exit codes: 0 written; 2 bad flags (among them an --output or --pdf that is the configuration file,
+or a PDF that is the HTML file) or a bad configuration file (every problem listed, each naming the
+file and the key path); 1 the report could not be built or written (storage, credentials, unknown
+host, a full disk, Chromium). The HTML and the PDF are each replaced whole, or not at all
+(perfanalysis.report.files): a failed run keeps the previous report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from perfanalysis.config import ConfigError, HelpRequested
 from perfanalysis.report import settings as report_settings
 from perfanalysis.report.build import build_report
 from perfanalysis.report.config import load_config
+from perfanalysis.report.files import write_bytes
 from perfanalysis.report.influx import ReportError
 from perfanalysis.report.page import render_page
 from perfanalysis.report.pdf import find_browser, print_pdf
@@ -37,12 +41,12 @@ def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None
     except ReportConfigError as exc:
         print("perfanalysis report: invalid configuration:", *exc.errors, sep="\n  ", file=err)
         return 2
-    output = Path(values["output"] or Path(values["config"]).with_suffix(".html").name)
+    output = Path(report_settings.output_path(values))
     try:
         browser = find_browser(values["chromium"]) if values["pdf"] else ""
         started = time.monotonic()
         report = build_report(config, values, stream=err)
-        output.write_text(render_page(report), encoding="utf-8")
+        write_bytes(output, render_page(report).encode("utf-8"))  # whole, or the old one kept
         print(
             f"report: wrote {output} ({output.stat().st_size / 1e6:.1f} MB, {len(report.hosts)} host(s), "
             f"{report.grid.count:,} steps of {report.grid.step}s) in {time.monotonic() - started:.1f}s",

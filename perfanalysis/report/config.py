@@ -6,16 +6,18 @@ file and raises ReportConfigError listing every problem as ``FILE: key.path: wha
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from perfanalysis import strictyaml
 from perfanalysis.report import validate as v
 from perfanalysis.report.timerange import parse_duration, parse_instant
 from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
@@ -46,6 +48,24 @@ class Thresholds:
 
 
 THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
+# (low, high, unit) of each number-valued limit; percentile and filesystem_full_within have their
+# own checks (one of the percentiles; a duration)
+THRESHOLD_RANGES: dict[str, tuple[float, float | None, str]] = {
+    "cpu_busy_percent": (0, 100, "percent of CPU time busy"),
+    "memory_used_percent": (0, 100, "percent of memory used"),
+    "disk_busy_percent": (0, 100, "percent of time the disk was busy"),
+    "filesystem_used_percent": (0, 100, "percent of the filesystem used"),
+    "network_errors_per_second": (0, None, "errors per second"),
+    "data_missing_percent": (0, 100, "percent of steps without data"),
+}
+# InfluxDB stores a time as int64 nanoseconds since the epoch (models.MinNanoTime and MaxNanoTime:
+# 1677-09-21T00:12:43.145224194Z to 2262-04-11T23:47:16.854775806Z); the whole seconds inside
+EARLIEST = datetime(1677, 9, 21, 0, 12, 44, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, 23, 47, 16, tzinfo=UTC)
+# the longest duration anywhere in the file (time.last, time.step, filesystem_full_within): ten
+# years with their leap days, beyond any retention worth a report; it keeps the range (a grid
+# widened to whole steps, a predicted full date) far inside what InfluxDB and datetime handle
+MAX_DURATION = 3653 * 86400
 
 
 @dataclass(frozen=True)
@@ -113,7 +133,7 @@ def load_config(
     except UnicodeDecodeError:
         raise ReportConfigError([f"{source}: not UTF-8 text"]) from None
     try:
-        document = yaml.safe_load(text)
+        document = strictyaml.load(text)  # a key given twice is refused, not the last one kept
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -177,8 +197,8 @@ def _time(problems: Problems, value: Any) -> TimeSpec | None:
         return None
     errors_before = len(problems.errors)
     last = _optional(problems, "time.last", spec.get("last", MISSING), _duration, None)
-    start = _optional(problems, "time.start", spec.get("start", MISSING), parse_instant, None)
-    end = _optional(problems, "time.end", spec.get("end", MISSING), parse_instant, None)
+    start = _optional(problems, "time.start", spec.get("start", MISSING), _instant, None)
+    end = _optional(problems, "time.end", spec.get("end", MISSING), _instant, None)
     step = _optional(problems, "time.step", spec.get("step", MISSING), _step, None)
     max_points = _optional(
         problems,
@@ -211,7 +231,26 @@ def _time(problems: Problems, value: Any) -> TimeSpec | None:
 def _duration(value: Any) -> int:
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 24h or 7d, got {v.type_name(value)}")
-    return parse_duration(value)
+    seconds = parse_duration(value)
+    if seconds > MAX_DURATION:
+        raise ValueError(
+            f"{value.strip()} is too long: at most {MAX_DURATION // 86400}d (ten years)"
+        )
+    return seconds
+
+
+def _instant(value: Any) -> datetime:
+    moment = parse_instant(value)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(
+            f"{moment.isoformat().replace('+00:00', 'Z')} is outside what InfluxDB stores: "
+            f"{_rfc3339(EARLIEST)} to {_rfc3339(LATEST)} (nanoseconds since 1970 in 64 bits)"
+        )
+    return moment
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _step(value: Any) -> int | None:
@@ -352,7 +391,10 @@ def _thresholds(
         elif key == "filesystem_full_within":
             values[key] = v.field(problems, path, item, _duration)
         else:
-            values[key] = v.field(problems, path, item, v.non_negative)
+            low, high, unit = THRESHOLD_RANGES[key]
+            values[key] = v.field(
+                problems, path, item, functools.partial(v.bounded, low=low, high=high, unit=unit)
+            )
     if "percentile" not in spec and Thresholds.percentile not in percentiles:
         problems.add(
             "thresholds.percentile",

@@ -13,9 +13,17 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# InfluxDB's models.MinNanoTime and MaxNanoTime: a time beyond int64 is a parse error (400)
+MIN_NANO_TIME = -(2**63) + 2
+MAX_NANO_TIME = 2**63 - 2
+
+
 def time_range(start: int, end: int) -> str:
-    """``start <= time < end``, epoch seconds written as nanoseconds."""
-    return f"time >= {start * 10**9} AND time < {end * 10**9}"
+    """``start <= time < end``, epoch seconds written as nanoseconds, within what InfluxDB stores
+    (a grid widened to whole steps may reach past a range that starts or ends at its limits)."""
+    low = max(start * 10**9, MIN_NANO_TIME)
+    high = min(end * 10**9, MAX_NANO_TIME + 1)
+    return f"time >= {low} AND time < {high}"
 
 
 def where(host: str, tags: Mapping[str, str | Sequence[str]], start: int, end: int) -> str:

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from perfanalysis.report import files
 from perfanalysis.report.influx import ReportError
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -44,14 +45,24 @@ def find_browser(configured: str) -> str:
 
 
 def print_pdf(html_path: Path, pdf_path: Path, browser: str, timeout: float = 120.0) -> None:
-    pdf_path = pdf_path.resolve()
-    pdf_path.unlink(missing_ok=True)
+    """Print to a temporary file beside ``pdf_path``, renamed over it once Chromium has written
+    it: a failure keeps the previous PDF (see perfanalysis.report.files)."""
+    if files.in_place(pdf_path):  # /dev/stdout and the like: no rename over a device
+        _print(html_path, pdf_path, pdf_path, browser, timeout)
+        return
+    with files.replacing(pdf_path) as temporary:
+        _print(html_path, temporary, pdf_path, browser, timeout)
+        if not temporary.is_file() or temporary.stat().st_size == 0:  # Chromium wrote nothing
+            raise ReportError(f"Chromium could not print {pdf_path}: it wrote nothing")
+
+
+def _print(html_path: Path, into: Path, pdf_path: Path, browser: str, timeout: float) -> None:
     with tempfile.TemporaryDirectory(prefix="perfanalysis-chromium-") as profile:
         command = [
             browser,
             *FLAGS,
             f"--user-data-dir={profile}",
-            f"--print-to-pdf={pdf_path}",
+            f"--print-to-pdf={into}",
             html_path.resolve().as_uri(),
         ]
         try:
@@ -60,6 +71,6 @@ def print_pdf(html_path: Path, pdf_path: Path, browser: str, timeout: float = 12
             )
         except subprocess.TimeoutExpired:
             raise ReportError(f"Chromium did not print the PDF within {timeout:.0f}s") from None
-    if result.returncode != 0 or not pdf_path.is_file() or pdf_path.stat().st_size == 0:
+    if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
         raise ReportError(f"Chromium could not print {pdf_path} (exit {result.returncode}): {tail}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from perfanalysis.config import (
@@ -19,6 +20,7 @@ from perfanalysis.config import (
     positive_int,
     timeout_seconds,
 )
+from perfanalysis.report.files import same_file
 
 ENV_PREFIX = "PERFANALYSIS_REPORT_"
 
@@ -39,14 +41,14 @@ def build_spec() -> Spec:
         ),
         Setting(
             "output",
-            "The HTML file to write; default: the configuration's name with .html, in the current directory.",
+            "The HTML file to write, replaced whole (a failed run keeps the previous one); default: the configuration's name with .html, in the current directory. Never the --config file.",
             "",
             str,
             metavar="FILE",
         ),
         Setting(
             "pdf",
-            "Also print the report to this PDF file (needs Chromium).",
+            "Also print the report to this PDF file (needs Chromium), replaced once printed; not the --config or --output file.",
             "",
             str,
             metavar="FILE",
@@ -113,7 +115,30 @@ def build_spec() -> Spec:
 def _checks(values: dict[str, Any]) -> list[str]:
     if not values["config"]:
         return ["flag --config: required: the report configuration file (YAML)"]
-    return []
+    config, output, pdf = values["config"], output_path(values), values["pdf"]
+    problems = []
+    if same_file(output, config):
+        problems.append(
+            f"flag --output: {output} is the configuration file (--config): the report would "
+            "overwrite it; give another --output"
+            if values["output"]
+            else f"flag --output: not given, and the default, {output} (the configuration's name "
+            "with .html, in the current directory), is the configuration file itself: give --output"
+        )
+    if pdf and same_file(pdf, config):
+        problems.append(
+            f"flag --pdf: {pdf} is the configuration file (--config): the PDF would overwrite "
+            "it; give another --pdf"
+        )
+    elif pdf and same_file(pdf, output):
+        problems.append(f"flag --pdf: {pdf} is the HTML report's file too (--output {output}): "
+                        "give the PDF a name of its own")  # fmt: skip
+    return problems
+
+
+def output_path(values: Mapping[str, Any]) -> str:
+    """``--output``, or the configuration's name with .html in the current directory."""
+    return str(values["output"] or Path(values["config"]).with_suffix(".html").name)
 
 
 def load(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:

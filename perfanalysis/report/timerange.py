@@ -78,7 +78,10 @@ def parse_instant(value: object) -> datetime:
         raise ValueError(f"expected an RFC 3339 time, got {type(value).__name__}")
     if moment.tzinfo is None:
         raise ValueError(f"{value!s} has no time zone: add Z or an offset such as +02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{value!s} is out of range in UTC") from None
 
 
 def nice_step(minimum_seconds: float) -> int:

@@ -7,6 +7,7 @@ Readers return ``None`` after recording a problem, so checking goes on past the 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -106,10 +107,13 @@ def number(value: object) -> float:
     return float(value)
 
 
-def non_negative(value: object) -> float:
+def bounded(value: object, low: float, high: float | None, unit: str) -> float:
+    """A finite number from ``low`` to ``high`` (no upper bound when None), as the alerting
+    thresholds word it: NaN would switch a rule off without a word, since it never compares."""
     result = number(value)
-    if result < 0:
-        raise ValueError(f"must be zero or more, got {result:g}")
+    if not math.isfinite(result) or result < low or (high is not None and result > high):
+        upper = "" if high is None else f" and at most {high:g}"
+        raise ValueError(f"must be at least {low:g}{upper} ({unit}), got {result:g}")
     return result
 
 

@@ -5,7 +5,9 @@ E5.Flex have one row per configuration. A tenant sees the global rows with its o
 over them: a tenant row with the same machine key *overrides* the global one (a negotiated
 discount, a different currency conversion), any other tenant row *adds* a machine. Tenant
 admins edit only their tenant's rows; global rows change only through ``seed_prices`` (the
-YAML file is where their sources are reviewed).
+YAML file is where their sources are reviewed). The file holds one row per machine: a repeated
+machine, a repeated key or a top-level key other than ``prices`` is refused, naming the file and
+the row, and nothing is stored.
 
 A run copies the price it gets (``snapshot``) so that later catalog changes leave it alone.
 """
@@ -25,6 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from perfanalysis.strictyaml import DuplicateKeyError, StrictSafeLoader
 from tenants import validation
 from tenants.access import Actor, require, require_platform
 from tenants.audit import record
@@ -268,9 +271,10 @@ def seed_prices(db: Session, actor: Actor, path: Path | str) -> int:
     return changed
 
 
-class _SeedLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that an unquoted date that is no date (2025-02-30) stays text,
-    so that its row and field are named like any other bad value."""
+class _SeedLoader(StrictSafeLoader):
+    """YAML's safe loader refusing a repeated key (a second ``prices:`` would drop the first
+    list), except that an unquoted date that is no date (2025-02-30) stays text, so that its row
+    and field are named like any other bad value."""
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         try:
@@ -283,9 +287,15 @@ _SeedLoader.add_constructor("tag:yaml.org,2002:timestamp", _SeedLoader.construct
 
 
 def read_seed(path: Path) -> list[dict[str, Any]]:
+    """The rows of a price file, checked; Invalid names the file and the row (and the field)."""
     try:
         text = path.read_text(encoding="utf-8")
         document = yaml.load(text, Loader=_SeedLoader)  # noqa: S506 - a SafeLoader
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise Invalid(f"cannot read the price file {path}: {where}{exc.problem}",
+                      "path") from None  # fmt: skip
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         raise Invalid(f"cannot read the price file {path}: {exc}", "path") from None
     except RecursionError:
@@ -294,17 +304,34 @@ def read_seed(path: Path) -> list[dict[str, Any]]:
     rows = document.get("prices") if isinstance(document, dict) else None
     if not isinstance(rows, list):
         raise Invalid(f"{path}: expected a top-level 'prices:' list", "prices")
-    entries = []
+    others = sorted(str(key) for key in document if key != "prices")
+    if others:
+        raise Invalid(f"{path}: unknown top-level key {', '.join(others)}: the file holds only "
+                      "'prices:'", others[0])  # fmt: skip
+    entries: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, str, int, Decimal], int] = {}
     for index, row in enumerate(rows):
         if not isinstance(row, dict) or set(row) - set(FIELDS):
             raise Invalid(f"{path}: prices[{index}] must map only {', '.join(FIELDS)}",
                           f"prices[{index}]")  # fmt: skip
         try:
-            entries.append(clean_fields(row))
+            clean = clean_fields(row)
         except Invalid as exc:
             raise Invalid(f"{path}: prices[{index}]: {exc.message}",
                           f"prices[{index}].{exc.field}") from None  # fmt: skip
+        machine = PriceEntry(**clean).machine_key()  # what seed_prices matches stored rows on
+        if machine in seen:
+            raise Invalid(f"{path}: prices[{index}] repeats the machine of prices[{seen[machine]}] "
+                          f"({_machine_text(clean)}): one row per machine",
+                          f"prices[{index}]")  # fmt: skip
+        seen[machine] = index
+        entries.append(clean)
     return entries
+
+
+def _machine_text(clean: dict[str, Any]) -> str:
+    return (f"{clean['provider']} {clean['region']} {clean['instance_type']}, "
+            f"{clean['vcpus']} vCPUs, {clean['memory_gib'].normalize():f} GiB")  # fmt: skip
 
 
 # ---- the price a run gets ---------------------------------------------------------------------

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from perfanalysis.report import influxql
+from perfanalysis.report.build import report_grid, requested_range
 from perfanalysis.report.cli import run
 from perfanalysis.report.config import DEFAULT_EXCLUDED_FSTYPES, load_config
 from perfanalysis.report.validate import ReportConfigError
@@ -150,7 +153,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert "percentiles[1]: must be above 0 and below 100" in text
     assert "percentiles[2]: 95 is listed twice" in text
     assert "percentiles[3]: expected a number, got text" in text
-    assert "thresholds.cpu_busy_percent: must be zero or more, got -5" in text
+    assert (
+        "thresholds.cpu_busy_percent: must be at least 0 and at most 100 (percent of CPU time "
+        "busy), got -5" in text
+    )
     assert "thresholds.memory_used_percent: expected a number, got text" in text
     assert "thresholds.percentile: 90 is not among percentiles (95)" in text
     assert len(errors) == 10
@@ -177,6 +183,138 @@ def test_time_range_mistakes(tmp_path: Path) -> None:
     )
     zone = errors_of(tmp_path, base + "time: {last: 1d, timezone: Mars/Olympus}")
     assert "time.timezone: unknown time zone 'Mars/Olympus'" in zone[0]
+
+
+def test_a_repeated_key_is_refused_naming_the_file_the_key_and_both_lines(
+    tmp_path: Path,
+) -> None:
+    """PyYAML kept the last of two equal keys: the report was built for the second tenant."""
+    path = tmp_path / "report.yaml"
+    errors = errors_of(tmp_path, "tenant: acme\nhosts: [a]\ntime: {last: 1h}\ntenant: other\n")
+    assert errors == [
+        f"{path}: line 4, column 1: not valid YAML: found the key 'tenant' a second time "
+        "(first on line 1)"
+    ]
+    nested = errors_of(tmp_path, "tenant: acme\nhosts: [a]\ntime:\n  last: 1h\n  last: 2h\n")
+    assert "line 5, column 3: not valid YAML: found the key 'last' a second time" in nested[0]
+    err = io.StringIO()
+    write(tmp_path, "tenant: acme\nhosts: [a]\ntime: {last: 1h}\ntenant: other\n")
+    assert run(["--config", str(path)], stderr=err) == 2
+    assert "found the key 'tenant' a second time (first on line 1)" in err.getvalue()
+
+
+def test_thresholds_are_finite_and_percents_at_most_100(tmp_path: Path) -> None:
+    """NaN never compares true, so a .nan limit silently switched its recommendation off."""
+    errors = errors_of(
+        tmp_path,
+        """
+        tenant: acme
+        hosts: [a]
+        time: {last: 1h}
+        thresholds:
+          cpu_busy_percent: 500
+          memory_used_percent: .nan
+          disk_busy_percent: .inf
+          filesystem_used_percent: 100.5
+          data_missing_percent: -1
+          network_errors_per_second: .inf
+          filesystem_full_within: 99999w
+    """,
+    )
+    path = tmp_path / "report.yaml"
+    assert errors == [
+        f"{path}: thresholds.cpu_busy_percent: must be at least 0 and at most 100 "
+        "(percent of CPU time busy), got 500",
+        f"{path}: thresholds.memory_used_percent: must be at least 0 and at most 100 "
+        "(percent of memory used), got nan",
+        f"{path}: thresholds.disk_busy_percent: must be at least 0 and at most 100 "
+        "(percent of time the disk was busy), got inf",
+        f"{path}: thresholds.filesystem_used_percent: must be at least 0 and at most 100 "
+        "(percent of the filesystem used), got 100.5",
+        f"{path}: thresholds.data_missing_percent: must be at least 0 and at most 100 "
+        "(percent of steps without data), got -1",
+        f"{path}: thresholds.network_errors_per_second: must be at least 0 (errors per second), "
+        "got inf",
+        f"{path}: thresholds.filesystem_full_within: 99999w is too long: at most 3653d (ten years)",
+    ]
+    edges = load_config(
+        write(
+            tmp_path,
+            "tenant: acme\nhosts: [a]\ntime: {last: 1h}\nthresholds: {cpu_busy_percent: 0, "
+            "memory_used_percent: 100, network_errors_per_second: 1000, data_missing_percent: null}\n",
+        ),
+        {},
+    )
+    assert edges.thresholds.cpu_busy_percent == 0
+    assert edges.thresholds.memory_used_percent == 100
+    assert edges.thresholds.network_errors_per_second == 1000
+    assert edges.thresholds.data_missing_percent is None
+
+
+def test_the_time_range_stays_within_what_influxdb_stores(tmp_path: Path) -> None:
+    """A range past int64 nanoseconds was queried anyway and ended in a traceback."""
+    base = "tenant: acme\nhosts: [a]\n"
+    path = tmp_path / "report.yaml"
+    limits = "1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z (nanoseconds since 1970 in 64 bits)"
+    assert errors_of(tmp_path, base + "time: {last: 99999999d}") == [
+        f"{path}: time.last: 99999999d is too long: at most 3653d (ten years)"
+    ]
+    assert errors_of(tmp_path, base + "time: {last: 1h, step: 522w}") == [
+        f"{path}: time.step: 522w is too long: at most 3653d (ten years)"
+    ]
+    assert errors_of(
+        tmp_path, base + "time: {start: 0001-01-01T00:00:00Z, end: 9999-12-31T23:59:59Z}"
+    ) == [
+        f"{path}: time.start: 0001-01-01T00:00:00Z is outside what InfluxDB stores: {limits}",
+        f"{path}: time.end: 9999-12-31T23:59:59Z is outside what InfluxDB stores: {limits}",
+    ]
+    assert errors_of(
+        tmp_path, base + "time: {start: 1677-09-21T00:12:43Z, end: 2262-04-11T23:47:17Z}"
+    ) == [
+        f"{path}: time.start: 1677-09-21T00:12:43Z is outside what InfluxDB stores: {limits}",
+        f"{path}: time.end: 2262-04-11T23:47:17Z is outside what InfluxDB stores: {limits}",
+    ]
+    before_year_one = errors_of(
+        tmp_path, base + "time: {start: '0001-01-01T00:00:00+01:00', end: 2025-01-01T00:00:00Z}"
+    )
+    assert before_year_one == [
+        f"{path}: time.start: 0001-01-01T00:00:00+01:00 is out of range in UTC"
+    ]
+    widest = load_config(
+        write(tmp_path, base + "time: {start: 1677-09-21T00:12:44Z, end: 2262-04-11T23:47:16Z}"),
+        {},
+    )
+    assert widest.time.start is not None
+    ten_years = load_config(write(tmp_path, base + "time: {last: 3653d}"), {})
+    assert ten_years.time.last == 3653 * 86400
+
+
+def test_the_widest_range_is_queried_with_times_influxdb_can_parse(tmp_path: Path) -> None:
+    """The grid is widened to whole steps, past the range's ends: the queries stop at InfluxDB's
+    limits (a time beyond int64 nanoseconds is a parse error there)."""
+    config = load_config(
+        write(
+            tmp_path,
+            "tenant: acme\nhosts: [a]\n"
+            "time: {start: 1677-09-21T00:12:44Z, end: 2262-04-11T23:47:16Z}\n",
+        ),
+        {},
+    )
+    start, end = requested_range(config.time, 0.0)
+    grid = report_grid(config.time, start, end, [60.0])
+    assert grid.start < start  # widened past both limits
+    assert grid.end > end
+    pieces = [
+        (grid.time_of(first), grid.time_of(first + count)) for first, count in grid.chunks(100)
+    ]
+    for low, high in pieces:
+        match = re.fullmatch(r"time >= (-?\d+) AND time < (-?\d+)", influxql.time_range(low, high))
+        assert match is not None
+        assert -(2**63) + 2 <= int(match[1]) < int(match[2]) <= 2**63 - 1
+    assert influxql.time_range(*pieces[0]).startswith("time >= -9223372036854775806 ")
+    assert influxql.time_range(*pieces[-1]).endswith(" time < 9223372036854775807")
+    assert datetime.fromtimestamp(grid.start, UTC).year == 1677
+    assert datetime.fromtimestamp(grid.end, UTC).year == 2262
 
 
 def test_device_choices_must_name_the_reports_hosts(tmp_path: Path) -> None:

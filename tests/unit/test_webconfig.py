@@ -318,6 +318,43 @@ def test_load_checks_the_certificate_and_key_files(tmp_path: Path) -> None:
         load(bad_yaml)
 
 
+def test_a_repeated_key_is_refused_as_node_exporter_refuses_it(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second tls_server_config turned TLS off and
+    basic auth went over plain HTTP. exporter-toolkit (yaml.v2 UnmarshalStrict) refuses it."""
+    cert, key = self_signed(tmp_path)
+    path = write(
+        tmp_path / "dup.yml",
+        f"""\
+        tls_server_config: {{cert_file: {cert.name}, key_file: {key.name}}}
+        basic_auth_users: {{prometheus: '{HASH}'}}
+        tls_server_config: {{min_version: TLS13}}
+        """,
+    )
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        f"{path}: line 3, column 1: found the key 'tls_server_config' a second time "
+        "(first on line 1)"
+    ]
+    nested = write(tmp_path / "nested.yml", "tls_server_config:\n  cert_file: a\n  cert_file: b\n")
+    with pytest.raises(WebConfigError, match="found the key 'cert_file' a second time"):
+        load(nested)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter.main", "--web.listen-address=127.0.0.1:0",
+         f"--web.config.file={path}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "invalid configuration" in result.stderr
+    assert f"flag --web.config.file: invalid value '{path}': " in result.stderr
+    assert "found the key 'tls_server_config' a second time (first on line 1)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_plain_http_to_the_tls_port_gets_go_s_answer_and_no_handshake(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     config = load(
