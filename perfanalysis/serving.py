@@ -4,12 +4,58 @@ from __future__ import annotations
 
 import gc
 import os
+import re
+import string
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, unquote
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger, SafeAtoms
 
 from perfanalysis.gthread_worker import WORKER_CLASS
+
+# A credential's secret after its public id: an invitation link's (pai_, in its URL and in the
+# Referer and ?next= of pages reached from it), and a key's or token's (pak_, pat_) wherever one
+# turns up. The prefix and public id are kept, to tell which one it was.
+CREDENTIAL = re.compile(r"(pa[ikt]_[a-z2-7]{13}_)[A-Za-z0-9_-]+")
+REDACTED = r"\1[redacted]"
+# what a redacted value keeps unescaped: printable ASCII and the space, but '"', '\\' and the
+# other white space (a line break decoded from %0A would forge a log line)
+_LOGGABLE = " " + "".join(c for c in string.printable if c not in '"\\' and not c.isspace())
+_DECODINGS = 3  # a URL percent-encoded once, and once more inside ?next=, with a margin
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` without any credential's secret, encoded or not; unchanged if it holds none.
+
+    A secret may be percent-encoded (``%5F`` for "_", a ``?next=`` holding a link), so the text
+    is decoded before it is searched; a value holding one is logged decoded, redacted and
+    re-escaped (no quote or line break from the decoding)."""
+    decoded = text
+    for _ in range(_DECODINGS):
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+    if CREDENTIAL.search(decoded) is None:
+        return text
+    return quote(CREDENTIAL.sub(REDACTED, decoded), safe=_LOGGABLE)
+
+
+class RedactingAtoms(SafeAtoms):  # type: ignore[misc]
+    """gunicorn's access-log values, each redacted as the log format asks for it (only those)."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        return redact_credentials(value) if isinstance(value, str) else value
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, its access log without credentials' secrets (request line, path,
+    query, Referer, any header or environ value a format names): whoever reads the logs cannot
+    use an invitation's link, nor a key or token, from them."""
+
+    atoms_wrapper_class = RedactingAtoms
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -53,6 +99,7 @@ def gunicorn_options(
         "threads": threads,
         "keepalive": 75,  # above load balancers' idle timeout (60 s): they never reuse a closed one
         "accesslog": "-",
+        "logger_class": RedactingLogger,
         "errorlog": "-",
         "graceful_timeout": 10,
         "timeout": 30,

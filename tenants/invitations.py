@@ -11,9 +11,21 @@ already have an account on this installation (accounts span tenants).
 * An invitation is single use and expires (``invitation.valid-days``, 7 by default); its admin
   can revoke it. Expired, revoked, used, replaced and unknown links are all refused alike
   (``NotValid``), with nothing that tells them apart.
-* The holder of a valid link accepts it logged in as the invited address (``accept``), or signs
-  up for that address with a password (``sign_up``: the account and the membership in one
-  transaction). A link for another address than the logged-in user's is refused.
+* The holder of a valid link accepts it logged in as the invited address (``accept``). A link
+  for another address than the logged-in user's is refused. There is no sign-up through a link:
+  accounts are made by platform admins (and the CLI) only, as before invitations. Someone invited
+  who has no account asks a platform admin for one; the link's page says so to everyone, so it
+  tells nothing about the address either.
+* An invitation works only while its inviter may still grant it (``inviter_may_grant``): the
+  user who made it must still be active and an admin of the tenant or a platform admin, when the
+  link is opened and when it is used. An inviter removed, demoted or disabled leaves links that
+  are "not valid" like any other. Invitations made by the CLI or the system (no inviting user)
+  stay valid.
+
+What this guarantees, and what not: no answer to a tenant admin (inviting, the link's page, the
+lists) depends on whether an address has an account. A link proves possession of the link, not
+of the address: the admin hands it over (there is no mail), and whoever holds it and can log in
+as the invited address joins. Accounts themselves are made only by platform admins.
 """
 
 from __future__ import annotations
@@ -23,15 +35,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, not_, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenants import validation
 from tenants.access import RANK, Actor, require
 from tenants.audit import record
-from tenants.crypto import CredentialHasher, hash_password, password_problem
+from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from tenants.models import Invitation, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
@@ -43,9 +54,6 @@ NOT_VALID = "This invitation is not valid (expired, used or revoked): ask for a 
 WRONG_ACCOUNT = (
     "This invitation is for another account than the one you are logged in as. "
     "Log out, then open the invitation link again."
-)
-ACCOUNT_EXISTS = (
-    "An account with this e-mail address already exists: log in with it to accept the invitation."
 )
 NEWEST_FIRST = Order((Invitation.created_at, Invitation.id), descending=True)
 _DUMMY_HASH = "0" * 64  # compared against when the id is unknown, so both cost an HMAC
@@ -73,6 +81,41 @@ def pending_at(now: datetime) -> ColumnElement[bool]:
         Invitation.revoked_at.is_(None),
         Invitation.expires_at > now,
     )
+
+
+def inviter_may_grant() -> ColumnElement[bool]:
+    """Invitations whose inviter may still grant them: made by the CLI or the system (no user:
+    ``invited_by`` is a label such as "cli", never an address), or by a user who is still active
+    and an admin of the invitation's tenant or a platform admin. A user's invitation whose user
+    row has gone (``invited_by_id`` set to NULL) is not one of them."""
+    inviter = aliased(User)
+    admin_of_tenant = (
+        exists()
+        .where(
+            Membership.user_id == inviter.id,
+            Membership.tenant_id == Invitation.tenant_id,
+            Membership.role == "admin",
+        )
+        .correlate_except(Membership)  # the inviter and the invitation are the outer queries'
+    )
+    by_a_user_who_may = (
+        exists()
+        .where(
+            inviter.id == Invitation.invited_by_id,
+            inviter.is_active == true(),
+            or_(inviter.is_platform_admin == true(), admin_of_tenant),
+        )
+        .correlate_except(inviter)
+    )
+    by_the_system = and_(
+        Invitation.invited_by_id.is_(None), not_(Invitation.invited_by.contains("@"))
+    )
+    return or_(by_the_system, by_a_user_who_may)
+
+
+def usable_at(now: datetime) -> ColumnElement[bool]:
+    """Invitations whose link works at ``now``: pending, and their inviter may still grant them."""
+    return and_(pending_at(now), inviter_may_grant())
 
 
 def invite(
@@ -155,16 +198,29 @@ def get_pending(db: Session, actor: Actor, tenant: Tenant, invitation_id: int) -
     return invitation
 
 
-def revoke(db: Session, actor: Actor, tenant: Tenant, invitation: Invitation) -> Invitation:
+def revoke(db: Session, actor: Actor, tenant: Tenant, invitation: Invitation) -> bool:
+    """Revoke the invitation if it is still pending: a conditional update, so that an accept (or
+    another revoke) committed since it was loaded is not overwritten. True if this revoked it (and
+    audited that); False if it was used, revoked or expired meanwhile, and nothing changed."""
     require(db, actor, tenant, "admin")
     if invitation.tenant_id != tenant.id:
         raise NotFound("no such pending invitation in this tenant")
-    if invitation.state() == "pending":
-        invitation.revoked_at = utcnow()
-        record(db, actor, "invitation.revoke", tenant, "invitation", invitation.id,
-               email=invitation.email, role=invitation.role)  # fmt: skip
-        db.commit()
-    return invitation
+    now = utcnow()
+    revoked = db.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.tenant_id == tenant.id, pending_at(now))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if revoked.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        db.refresh(invitation)
+        return False
+    record(db, actor, "invitation.revoke", tenant, "invitation", invitation.id,
+           email=invitation.email, role=invitation.role)  # fmt: skip
+    db.commit()
+    db.refresh(invitation)
+    return True
 
 
 def find_valid(db: Session, hasher: CredentialHasher, token: str) -> Invitation:
@@ -177,7 +233,10 @@ def find_valid(db: Session, hasher: CredentialHasher, token: str) -> Invitation:
     secret_hash = invitation.secret_hash if invitation is not None else _DUMMY_HASH
     if not hasher.matches(secret, secret_hash) or invitation is None:
         raise NotValid()
-    if invitation.state() != "pending":
+    usable = db.scalar(
+        select(Invitation.id).where(Invitation.id == invitation.id, usable_at(utcnow()))
+    )
+    if usable is None:  # used, revoked, expired, or its inviter may no longer grant it
         raise NotValid()
     return invitation
 
@@ -198,47 +257,13 @@ def accept(db: Session, invitation: Invitation, user: User, ip: str = "") -> Mem
     return membership
 
 
-def account_exists(db: Session, invitation: Invitation) -> bool:
-    return db.scalar(select(User.id).where(User.email == invitation.email)) is not None
-
-
-def sign_up(
-    db: Session, invitation: Invitation, password: str, name: str = "", ip: str = ""
-) -> User:
-    """A new account for the invited address, and its membership, in one transaction.
-
-    Conflict when the address has an account already (log in instead); the caller counts that
-    as a failed login for its throttle, since it tells an account exists.
-    """
-    name = validation.text(name, "name", required=False)
-    problem = password_problem(password if isinstance(password, str) else "")
-    if problem:
-        raise Invalid(problem, "password")
-    if account_exists(db, invitation):
-        raise Conflict(ACCOUNT_EXISTS)
-    user = User(email=invitation.email, name=name, password_hash=hash_password(password))
-    db.add(user)
-    try:
-        db.flush()
-    except IntegrityError:  # the same address signed up at the same moment
-        db.rollback()
-        raise Conflict(ACCOUNT_EXISTS) from None
-    actor = Actor(user, user.email, ip)
-    # in the platform's log: the tenant's would tell its admins the address had no account
-    record(db, actor, "user.signup", None, "user", user.id, email=user.email,
-           tenant_slug=invitation.tenant.slug, invitation=invitation.id)  # fmt: skip
-    _join(db, invitation, user, ip)
-    db.commit()
-    return user
-
-
 def _join(db: Session, invitation: Invitation, user: User, ip: str = "") -> Membership:
-    """Use the invitation (once: a conditional update, so two requests cannot both) and give
-    ``user`` its membership. The caller commits."""
+    """Use the invitation (once: a conditional update, so two requests cannot both; and only while
+    its inviter may still grant it) and give ``user`` its membership. The caller commits."""
     now = utcnow()
     used = db.execute(
         update(Invitation)
-        .where(Invitation.id == invitation.id, pending_at(now))
+        .where(Invitation.id == invitation.id, usable_at(now))
         .values(accepted_at=now, accepted_by_id=user.id)
         .execution_options(synchronize_session=False)
     )

@@ -551,14 +551,14 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _success(status: int, summary: str, schema_name: str | None) -> dict[str, Any]:
+def _success(
+    status: int, summary: str, schema_name: str | None, location: str = "the new resource"
+) -> dict[str, Any]:
     response: dict[str, Any] = {"description": summary}
     if schema_name is not None:
         response["content"] = _json(_ref(schema_name))
     if status == 201:
-        response["headers"] = {
-            "Location": {"schema": {"type": "string"}, "description": "the new resource"}
-        }
+        response["headers"] = {"Location": {"schema": {"type": "string"}, "description": location}}
     return response
 
 
@@ -572,9 +572,11 @@ def _operation(
     body_required: bool = True,
     parameters: tuple[str, ...] = (),
     also_ok: int | None = None,
+    location: str = "the new resource",
 ) -> dict[str, Any]:
+    """``location`` describes a 201's Location header where it is not the new resource's URL."""
     status, response_schema = ok
-    responses = {str(status): _success(status, summary, response_schema)}
+    responses = {str(status): _success(status, summary, response_schema, location)}
     if also_ok is not None:
         responses[str(also_ok)] = _success(also_ok, summary, response_schema)
     for code in errors:
@@ -636,14 +638,20 @@ def _paths() -> dict[str, dict[str, Any]]:
             "post": op("createInvitation", "Invite an address to the tenant with a role (tenant "
                        "admin). The answer is the same whether or not the address has an "
                        "account: the invitation and its one-time link, shown once. The link "
-                       "works once, until it expires (the admin setting invitation.valid-days); "
-                       "inviting the address again replaces its pending invitation. A member's "
-                       "address is a 409", "members", (201, "NewInvitation"),
-                       (*WRITE_TENANT, 409), "InvitationCreate", parameters=TENANT),
+                       "works once, until it expires (the admin setting invitation.valid-days), "
+                       "and only while its inviter is still an active admin of the tenant or a "
+                       "platform admin; it is accepted by logging in as the address (no account "
+                       "is made through it); inviting the address again replaces its pending "
+                       "invitation. A member's address is a 409", "members", (201, "NewInvitation"),
+                       (*WRITE_TENANT, 409), "InvitationCreate", parameters=TENANT,
+                       location="the tenant's pending invitations "
+                       "(/api/v1/tenants/{slug}/invitations), which list the new one: a single "
+                       "invitation has no URL of its own"),
         },
         "/tenants/{slug}/invitations/{invitation_id}": {
             "delete": op("revokeInvitation", "Revoke a pending invitation: its link stops working "
-                         "(tenant admin)", "members", (204, None), (400, 401, 403, 404, 413),
+                         "(tenant admin). One used, revoked or expired, even since it was "
+                         "listed, is a 404", "members", (204, None), (400, 401, 403, 404, 413),
                          parameters=(*TENANT, "invitation_id")),
         },
         "/tenants/{slug}/members/{user_id}": {

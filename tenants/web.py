@@ -192,10 +192,20 @@ def log_in(user: User) -> None:
     csrf_token()
 
 
+def _carries_an_invitation() -> bool:
+    """An invitation's pages, and the login page on the way back to one (``?next=``): their
+    URL holds the link's secret, which a Referer would send on with every request the page makes
+    (its stylesheet, its forms), into logs of ours and of proxies."""
+    next_page = request.args.get("next", "")
+    return request.path.startswith("/invitations/") or next_page.startswith("/invitations/")
+
+
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Referrer-Policy", "no-referrer" if _carries_an_invitation() else "same-origin"
+    )
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",

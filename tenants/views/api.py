@@ -463,7 +463,8 @@ def revoke_invitation_view(slug: str, invitation_id: int) -> Response:
     pending = get_pending(
         _db(), _actor(), tenant, _row_id(invitation_id, "pending invitation in this tenant")
     )
-    revoke_invitation(_db(), _actor(), tenant, pending)
+    if not revoke_invitation(_db(), _actor(), tenant, pending):  # used or expired meanwhile
+        raise NotFound("no such pending invitation in this tenant")
     return _no_content()
 
 

@@ -593,8 +593,13 @@ def revoke_invitation(slug: str, invitation_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     db, actor = _db(), current_actor()
     invitation = invitations.get_pending(db, actor, tenant, invitation_id)
-    invitations.revoke(db, actor, tenant, invitation)
-    flash(f"Invitation of {invitation.email} revoked: its link no longer works.")
+    if invitations.revoke(db, actor, tenant, invitation):
+        flash(f"Invitation of {invitation.email} revoked: its link no longer works.")
+    else:  # used (or revoked, or expired) since the page was loaded
+        flash(
+            f"The invitation of {invitation.email} was not revoked: it was used, revoked or "
+            "expired meanwhile."
+        )
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="invitations"))
 
 

@@ -1,6 +1,7 @@
 """An invitation in Debian's Chromium: a tenant admin invites an address and copies the link shown
-once; a new person opens it in a fresh browser, chooses a password and lands in the tenant with
-the invited role. No console error and no CSP violation on either side.
+once; the invited person, whose account a platform admin made, opens it in a fresh browser, logs
+in from it, comes back to it, joins and lands in the tenant with the invited role. No console
+error and no CSP violation on either side, and no Referer carrying the link's secret.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import WAIT_MS, Browser, _watch_for_problems, log_in
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +23,12 @@ NEWCOMER = "new.person@elsewhere.test"
 LINK = re.compile(r"^http://127\.0\.0\.1:\d+/invitations/pai_[a-z2-7]{13}_[A-Za-z0-9_-]{43}$")
 
 
-def test_invite_copy_the_link_and_sign_up_in_a_fresh_browser(
-    browser: Browser, base_url: str, make_tenant: Any
+def test_invite_copy_the_link_then_log_in_from_it_and_join_in_a_fresh_browser(
+    browser: Browser, base_url: str, make_tenant: Any, make_user: Any
 ) -> None:
     page = browser.page
     make_tenant("acme", {ADMIN: "admin"})
+    make_user(NEWCOMER)  # by a platform admin: the link makes no account
     log_in(page, ADMIN, r"/tenants/acme$")
     link = invite_and_copy_the_link(page)
     expect(page.locator("#invitations")).to_contain_text(NEWCOMER)
@@ -35,8 +38,13 @@ def test_invite_copy_the_link_and_sign_up_in_a_fresh_browser(
     try:
         fresh = Browser(context.new_page())
         _watch_for_problems(fresh)
-        sign_up(fresh.page, urlsplit(link).path)
+        referers: list[str] = []
+        fresh.page.on("request", lambda r: referers.append(r.headers.get("referer", "")))
+        log_in_from_the_link_and_join(fresh.page, urlsplit(link).path)
         assert fresh.problems == []
+        secret = link.split("/invitations/", 1)[1].split("_", 2)[2]
+        assert referers
+        assert not [referer for referer in referers if secret in referer]
     finally:
         context.close()
 
@@ -66,12 +74,19 @@ def invite_and_copy_the_link(page: Page) -> str:
     return link
 
 
-def sign_up(page: Page, path: str) -> None:
+def log_in_from_the_link_and_join(page: Page, path: str) -> None:
     page.goto(path)
     expect(page.locator("h1")).to_have_text("Join Acme")
-    expect(page.locator("#invitation")).to_contain_text(NEWCOMER)
-    page.get_by_label("Password").fill("a long enough new password")
-    page.get_by_role("button", name="Create account and join").click()
+    invitation = page.locator("#invitation")
+    expect(invitation).to_contain_text(NEWCOMER)
+    expect(invitation).to_contain_text("No account for this address yet? Ask a platform")
+    expect(invitation.locator("input[type=password]")).to_have_count(0)  # no sign-up
+    invitation.get_by_role("link", name="Log in to accept").click()
+    page.get_by_label("E-mail").fill(NEWCOMER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+    page.get_by_role("button", name="Join Acme").click()
     expect(page).to_have_url(re.compile(r"/tenants/acme$"))
-    expect(page.locator(".flash")).to_contain_text("you are analyst in Acme")
+    expect(page.locator(".flash")).to_contain_text("You are now analyst in Acme")
     expect(page.locator("header .who")).to_have_text(NEWCOMER)

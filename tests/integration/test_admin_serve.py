@@ -1,22 +1,30 @@
 """``perfanalysis admin serve``: the admin app under gunicorn, as deployed.
 
 What gunicorn's worker class decides, and the Flask test client cannot show: connections are
-kept alive, and clients that connect and say nothing hold neither a worker nor the others up.
+kept alive, and clients that connect and say nothing hold neither a worker nor the others up; and
+what its access log holds: no invitation link's secret.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 
-from perfanalysis.testing.servers import OwnComponent, ServerProcess, source_tree_environment
+from perfanalysis.testing.servers import (
+    OwnComponent,
+    ServerProcess,
+    source_tree_environment,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 SECRET = "serve-test-secret-" + "s" * 40
@@ -131,3 +139,58 @@ def test_serve_refuses_a_bad_thread_count(tmp_path: Path) -> None:
     )
     assert completed.returncode != 0
     assert "web.threads" in completed.stderr
+
+
+def _admin_cli(admin: AdminProcess, *args: str, **env: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "perfanalysis.cli", "admin", *args],
+        env={**admin.environment(), **env},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return completed.stdout
+
+
+def test_the_access_log_holds_no_invitation_secret(admin: AdminProcess) -> None:
+    """An invitation's link, requested as a browser does (the page, its stylesheet with the link
+    as Referer, the login on the way back to it), leaves its secret in no access-log line."""
+    _admin_cli(admin, "create-user", "root@serve.test", "--platform-admin",
+               PERFANALYSIS_NEW_PASSWORD="serve test password")  # fmt: skip
+    _admin_cli(admin, "create-tenant", "acme", "Acme")
+    token = _admin_cli(admin, "issue-token", "--email", "root@serve.test", "--name", "t").strip()
+    host, port = admin.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(
+            "POST", "/api/v1/tenants/acme/invitations",
+            body=json.dumps({"email": "alice@serve.test", "role": "admin"}),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        created = connection.getresponse()
+        body = json.loads(created.read())
+        assert created.status == 201, body
+        link = body["url"]
+        path = urlsplit(link).path
+        secret = body["token"].split("_", 2)[2]
+        shown = _get(connection, path)
+        assert shown.status == 200
+        assert shown.getheader("Referrer-Policy") == "no-referrer"
+        connection.request("GET", "/static/admin.css", headers={"Referer": link})
+        connection.getresponse().read()
+        assert _get(connection, f"/login?next={quote(path, safe='')}").status == 200
+        assert _get(connection, "/health?marker=last").status == 200
+    finally:
+        connection.close()
+
+    def logged_to_the_end() -> str | None:
+        text = admin.log_path.read_text(errors="replace")
+        return text if "/health?marker=last" in text else None
+
+    log = wait_until(logged_to_the_end, 10, what="the access log's last line")
+    assert secret not in log
+    redacted = "_".join(body["token"].split("_")[:2])  # pai_<token id>: the secret goes
+    assert f"GET /invitations/{redacted}_[redacted] HTTP/1.1" in log
+    assert f'"{link.split("/invitations/")[0]}/invitations/{redacted}_[redacted]"' in log
+    assert f"/login?next=/invitations/{redacted}_[redacted]" in log

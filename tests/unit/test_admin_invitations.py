@@ -1,10 +1,13 @@
 """Members join by invitation, so that a tenant admin cannot probe which addresses have accounts.
 
-Inviting answers alike whether or not the address has an account (pages and API); the link
-signs up a new user or lets an existing one log in and join; it refuses another logged-in user;
-it works once, expires, can be revoked and is replaced by a new invitation; expired, revoked,
-used and unknown links get one page. Another tenant's admin, and a tenant's viewers and
-analysts, can do nothing with a tenant's invitations; an invitation grants its tenant only.
+Inviting answers alike whether or not the address has an account (pages and API); the link's
+page is the same too, and makes no account: the invited person logs in as the address and joins
+(accounts are made by platform admins). The link refuses another logged-in user; it works once,
+expires, can be revoked and is replaced by a new invitation, and works only while its inviter
+may still grant it; expired, revoked, used and unknown links get one page. A revoke that loses a
+race with an accept says so. Another tenant's admin, and a tenant's viewers and analysts, can do
+nothing with a tenant's invitations; an invitation grants its tenant only. The link's secret is
+sent in no Referer.
 """
 
 from __future__ import annotations
@@ -18,22 +21,25 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from tenants import db as database
-from tenants.access import system_actor, tenant_for
-from tenants.accounts import get_user_by_email, set_membership
-from tenants.invitations import NOT_VALID, NotValid, accept, find_valid, invite
+from tenants.access import Actor, system_actor, tenant_for
+from tenants.accounts import get_user_by_email, remove_membership, set_membership
+from tenants.invitations import NOT_VALID, NotValid, accept, find_valid, get_pending, invite, revoke
 from tenants.models import AuditEvent, Invitation, Membership, Tenant, User, utcnow
 from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login, table_snapshot
 
 PLATFORM = "root@platform.test"
 ADMIN, ANALYST, VIEWER = "boss@a.test", "ana@a.test", "vic@a.test"
 OUTSIDER = "boss@b.test"  # the admin of tenant b
+SECOND = "second@a.test"  # a second admin of tenant a, who invites and then loses that role
 KNOWN = "known@elsewhere.test"  # has an account, in no tenant of a
 GHOST = "ghost@elsewhere.test"  # has no account
 NEW_PASSWORD = "a long enough new password"
+ASK_FOR_AN_ACCOUNT = "No account for this address yet? Ask a platform administrator"
 TOKEN = re.compile(r"pai_[a-z2-7]{13}_[A-Za-z0-9_-]{43}")
 LINK = re.compile(r'<code class="secret" id="invitation-link"[^>]*>([^<]+)</code>')
 
@@ -44,7 +50,7 @@ pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 @pytest.fixture
 def world(app: Flask, make_user: Any, make_tenant: Any) -> None:
     make_user(PLATFORM, platform_admin=True)
-    make_tenant("a", {ADMIN: "admin", ANALYST: "analyst", VIEWER: "viewer"})
+    make_tenant("a", {ADMIN: "admin", SECOND: "admin", ANALYST: "analyst", VIEWER: "viewer"})
     make_tenant("b", {OUTSIDER: "admin"})
     make_user(KNOWN)
 
@@ -117,10 +123,29 @@ def actions(app: Flask, tenant_slug: str | None) -> list[str]:
         return list(db.scalars(query))
 
 
-def sign_up(client: FlaskClient, path: str, password: str = NEW_PASSWORD) -> TestResponse:
-    shown = client.get(path)  # the page gives a fresh browser its CSRF token
+def log_in_through_the_link(client: FlaskClient, path: str, email: str) -> None:
+    """From the link's page, its login link, then back to the page (the login's ``next``)."""
+    shown = html(client.get(path))
+    assert f'href="/login?next={path}"' in shown
+    client.get(f"/login?next={path}")
+    logged = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "next": path, "csrf_token": csrf(client)},
+    )
+    assert logged.status_code == 302
+    assert logged.location == path
+
+
+def join(client: FlaskClient, path: str) -> TestResponse:
+    """Accept, logged in: the page first (as a browser would), then its form."""
+    shown = client.get(path)
     assert shown.status_code == 200, html(shown)
-    return post(client, f"{path}/signup", {"password": password, "name": "Newcomer"})
+    return post(client, f"{path}/accept", {})
+
+
+def user_count(app: Flask) -> int:
+    with app.app_context():
+        return database.session().scalar(select(func.count()).select_from(User)) or 0
 
 
 # --- the probe is closed ---------------------------------------------------------------------
@@ -157,7 +182,7 @@ def test_inviting_answers_alike_whether_or_not_the_address_has_an_account(
     assert (status, page) == shown(ghost_path, GHOST)
     assert status == 200
     assert "Log in to accept" in page
-    assert "Create account and join" in page
+    assert ASK_FOR_AN_ACCOUNT in page
 
 
 def test_the_api_invites_alike_whether_or_not_the_address_has_an_account(
@@ -220,50 +245,61 @@ def test_the_token_is_stored_only_as_its_hmac_and_expires_after_the_setting(
     assert token_id in snapshot  # the public id, as a key's
 
 
-# --- the flows ---------------------------------------------------------------------------------
-
-
-def test_a_new_user_signs_up_through_the_link_and_lands_in_the_tenant(
-    app: Flask, world: None
+def test_the_links_page_is_the_same_whether_or_not_the_address_has_an_account(
+    app: Flask, world: None, frozen: datetime
 ) -> None:
-    _, path = invite_on_page(logged_in(app, ADMIN), GHOST, "analyst")
-    newcomer = anonymous(app)
-    too_short = sign_up(newcomer, path, "short")
-    assert too_short.status_code == 400
-    assert "password must be at least 12 characters" in html(too_short)
-    assert "short" not in re.findall(r'name="password" value="([^"]*)"', html(too_short))
-    assert memberships(app).get((GHOST, "a")) is None
-    joined = sign_up(newcomer, path)
-    assert joined.status_code == 303
-    assert joined.location == "/tenants/a"
-    page = newcomer.get("/tenants/a")
-    assert page.status_code == 200
-    assert "you are analyst in A" in html(page)
-    assert memberships(app)[(GHOST, "a")] == "analyst"
-    login(anonymous(app), GHOST, NEW_PASSWORD)  # the password chosen is the account's
+    """Not logged in, the page differs only by the address and the token: it says to log in as
+    the address, or to ask a platform admin for an account; it offers no sign-up."""
+    admin = logged_in(app, ADMIN)
+    _, known_path = invite_on_page(admin, KNOWN)
+    _, ghost_path = invite_on_page(admin, GHOST)
+    browser = anonymous(app)
+    browser.get("/login")  # its session, and the CSRF token any page holds, from now on
+    pages = []
+    for path, email in ((known_path, KNOWN), (ghost_path, GHOST)):
+        response = browser.get(path)
+        assert response.status_code == 200
+        headers = response.headers.items()
+        pages.append(
+            (
+                sorted((k, v) for k, v in headers if k not in ("Content-Length", "Set-Cookie")),
+                html(response).replace(email, "EMAIL").replace(token_of(path), "TOKEN"),
+            )
+        )
+    assert pages[0] == pages[1]
+    page = pages[0][1]
+    assert "Log in to accept" in page
+    assert ASK_FOR_AN_ACCOUNT in page
+    assert "<form" not in page.split('id="invitation"', 1)[1]  # nothing to send from it
+    assert "password" not in page.lower()
+
+
+def test_no_request_through_a_link_makes_an_account(app: Flask, world: None) -> None:
+    """Whatever is sent to the link's URLs, not logged in, no user is made and no one joins."""
+    _, path = invite_on_page(logged_in(app, ADMIN), GHOST, "admin")
+    browser = anonymous(app)
+    browser.get(path)
+    users = user_count(app)
+    before = table_snapshot(app, USED)
+    form = {"email": GHOST, "password": NEW_PASSWORD, "name": "Squatter"}
+    for suffix in ("", "/signup", "/accept", "/join", "/register"):
+        answer = post(browser, f"{path}{suffix}", form)
+        assert answer.status_code == 302, suffix  # a write not logged in: to the login page
+        assert urlsplit(answer.location).path == "/login"
+    assert user_count(app) == users
+    assert table_snapshot(app, USED) == before
     with app.app_context():
-        user = get_user_by_email(database.session(), GHOST)
-        assert user is not None
-        assert user.name == "Newcomer"
-        assert not user.is_platform_admin
-    assert actions(app, "a")[-2:] == ["invitation.create", "invitation.accept"]
-    assert "user.signup" in actions(app, None)
-    assert "user.signup" not in actions(app, "a")  # the tenant's log does not tell it
+        assert get_user_by_email(database.session(), GHOST) is None
+    assert browser.get(path).status_code == 200  # the invitation is still pending
+
+
+# --- the flows ---------------------------------------------------------------------------------
 
 
 def test_an_existing_user_logs_in_through_the_link_and_joins(app: Flask, world: None) -> None:
     _, path = invite_on_page(logged_in(app, ADMIN), KNOWN, "viewer")
     browser = anonymous(app)
-    shown = html(browser.get(path))
-    login_link = f'href="/login?next={path}"'
-    assert login_link in shown
-    browser.get(f"/login?next={path}")
-    logged = browser.post(
-        "/login",
-        data={"email": KNOWN, "password": PASSWORD, "next": path, "csrf_token": csrf(browser)},
-    )
-    assert logged.status_code == 302
-    assert logged.location == path
+    log_in_through_the_link(browser, path, KNOWN)
     confirm = browser.get(path)
     assert confirm.status_code == 200
     assert f'action="{path}/accept"' in html(confirm)
@@ -276,40 +312,55 @@ def test_an_existing_user_logs_in_through_the_link_and_joins(app: Flask, world: 
     assert actions(app, "a")[-1] == "invitation.accept"
 
 
+def test_someone_without_an_account_gets_one_from_a_platform_admin_then_joins(
+    app: Flask, client: FlaskClient, world: None
+) -> None:
+    """The link makes no account; a platform admin does, as for anyone, and the link then works."""
+    _, path = invite_on_page(logged_in(app, ADMIN), GHOST, "analyst")
+    newcomer = anonymous(app)
+    assert ASK_FOR_AN_ACCOUNT in html(newcomer.get(path))
+    root = Caller(client, issue_test_token(app, PLATFORM))
+    made = root("POST", "/users", {"email": GHOST, "password": PASSWORD, "name": "Newcomer"})
+    assert made.status_code == 201, made.get_json()
+    log_in_through_the_link(newcomer, path, GHOST)
+    joined = join(newcomer, path)
+    assert joined.status_code == 303
+    assert "You are now analyst in A" in html(newcomer.get("/tenants/a"))
+    assert memberships(app)[(GHOST, "a")] == "analyst"
+    assert actions(app, "a")[-2:] == ["invitation.create", "invitation.accept"]
+
+
 def test_another_logged_in_user_is_refused_and_can_log_out_to_use_it(
     app: Flask, world: None
 ) -> None:
-    _, path = invite_on_page(logged_in(app, ADMIN), GHOST)
-    other = logged_in(app, KNOWN)
+    _, path = invite_on_page(logged_in(app, ADMIN), KNOWN)
+    other = logged_in(app, OUTSIDER)
     before = table_snapshot(app, USED)
     shown = other.get(path)
     assert shown.status_code == 403
     assert "for another account than the one you are logged in as" in html(shown)
-    assert GHOST not in html(shown)
+    assert KNOWN not in html(shown)
     accepted = post(other, f"{path}/accept", {})
     assert accepted.status_code == 403
-    signed = post(other, f"{path}/signup", {"password": NEW_PASSWORD})
-    assert signed.status_code == 303  # logged in: back to the page, which refuses
     assert table_snapshot(app, USED) == before
     out = post(other, "/logout", {"next": path})
     assert out.location == path
-    assert other.get(path).status_code == 200  # now the sign-up and login page
-    assert sign_up(other, path).status_code == 303
-    assert (GHOST, "a") in memberships(app)
-    assert (KNOWN, "a") not in memberships(app)
+    log_in_through_the_link(other, path, KNOWN)
+    assert join(other, path).status_code == 303
+    assert (KNOWN, "a") in memberships(app)
+    assert (OUTSIDER, "a") not in memberships(app)
 
 
 def test_a_link_works_once(app: Flask, world: None) -> None:
-    _, path = invite_on_page(logged_in(app, ADMIN), GHOST)
-    assert sign_up(anonymous(app), path).status_code == 303
-    again = anonymous(app)
-    assert again.get(path).status_code == 404
-    second = post(again, f"{path}/signup", {"password": "another long password"})
+    _, path = invite_on_page(logged_in(app, ADMIN), KNOWN)
+    known = logged_in(app, KNOWN)
+    assert join(known, path).status_code == 303
+    assert anonymous(app).get(path).status_code == 404
+    second = post(known, f"{path}/accept", {})
     assert second.status_code == 404
     assert NOT_VALID in html(second)
     with app.app_context():
         db = database.session()
-        assert db.scalar(select(User).where(User.email == GHOST)) is not None
         tenant = tenant_for(db, system_actor(), "a")
         invitation = db.scalar(select(Invitation).where(Invitation.tenant_id == tenant.id))
         assert invitation is not None
@@ -348,7 +399,7 @@ def test_expired_revoked_used_and_unknown_links_get_one_page(app: Flask, world: 
     admin = logged_in(app, ADMIN)
     _, expired = invite_on_page(admin, "expired@elsewhere.test")
     _, revoked = invite_on_page(admin, "revoked@elsewhere.test")
-    _, used = invite_on_page(admin, GHOST)
+    _, used = invite_on_page(admin, KNOWN)
     with app.app_context():
         db = database.session()
         db.execute(
@@ -361,7 +412,7 @@ def test_expired_revoked_used_and_unknown_links_get_one_page(app: Flask, world: 
             select(Invitation.id).where(Invitation.email == "revoked@elsewhere.test")
         )
     assert post(admin, f"/tenants/a/invitations/{revoked_id}/revoke", {}).status_code == 303
-    assert sign_up(anonymous(app), used).status_code == 303
+    assert join(logged_in(app, KNOWN), used).status_code == 303
     token = token_of(expired)
     wrong_secret = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     unknown = "/invitations/pai_" + "a" * 13 + "_" + "A" * 43
@@ -377,16 +428,8 @@ def test_expired_revoked_used_and_unknown_links_get_one_page(app: Flask, world: 
     status, page = answers.pop()
     assert status == 404
     assert NOT_VALID in page
-    for action in ("signup", "accept"):
-        answers = {
-            (r.status_code, html(r))
-            for r in (post(browser, f"{link}/{action}", {"password": NEW_PASSWORD})
-                      for link in links if link != malformed)
-        }  # fmt: skip
-        if action == "accept":  # not logged in: the login comes first, as for any write
-            assert {status for status, _ in answers} == {302}
-        else:
-            assert answers == {(404, page)}
+    accepted = {post(browser, f"{link}/accept", {}).status_code for link in links}
+    assert accepted == {302}  # not logged in: the login comes first, as for any write
     for link in links:
         assert member.get(link).status_code == 404
         assert post(member, f"{link}/accept", {}).status_code == 404
@@ -395,17 +438,17 @@ def test_expired_revoked_used_and_unknown_links_get_one_page(app: Flask, world: 
 
 def test_inviting_again_replaces_the_pending_invitation(app: Flask, world: None) -> None:
     admin = logged_in(app, ADMIN)
-    _, first = invite_on_page(admin, GHOST, "viewer")
-    _, second = invite_on_page(admin, GHOST, "analyst")
+    _, first = invite_on_page(admin, KNOWN, "viewer")
+    _, second = invite_on_page(admin, KNOWN, "analyst")
     assert anonymous(app).get(first).status_code == 404
     assert anonymous(app).get(second).status_code == 200
     page = html(admin.get("/tenants/a"))
     rows = re.findall(r'<tr id="invitation-\d+">.*?</tr>', page, re.S)
     assert len(rows) == 1
-    assert GHOST in rows[0]
+    assert KNOWN in rows[0]
     assert "analyst" in rows[0]
-    assert sign_up(anonymous(app), second).status_code == 303
-    assert memberships(app)[(GHOST, "a")] == "analyst"
+    assert join(logged_in(app, KNOWN), second).status_code == 303
+    assert memberships(app)[(KNOWN, "a")] == "analyst"
 
 
 def test_revoking_an_invitation(app: Flask, world: None) -> None:
@@ -447,35 +490,191 @@ def test_a_resent_invitation_form_shows_no_link(app: Flask, world: None) -> None
     assert TOKEN.search(html(admin.get(resent.location))) is None
 
 
-# --- abuse: sign-up as a probe, throttled ----------------------------------------------------
+# --- an invitation works only while its inviter may grant it --------------------------------
 
 
-def test_signing_up_for_an_existing_account_is_refused_and_throttled(
+def _remove(db: Session, inviter: User, tenant: Tenant) -> None:
+    remove_membership(db, system_actor(), tenant, inviter.id)
+
+
+def _demote(db: Session, inviter: User, tenant: Tenant) -> None:
+    set_membership(db, system_actor(), tenant, inviter.email, "analyst")
+
+
+def _disable(db: Session, inviter: User, tenant: Tenant) -> None:
+    inviter.is_active = False
+    db.commit()
+
+
+def _delete(db: Session, inviter: User, tenant: Tenant) -> None:
+    """The user's row gone (the app deletes none; a database operator might): the invitation's
+    invited_by_id is set to NULL, which must not pass it off as the CLI's."""
+    db.execute(
+        update(Invitation).where(Invitation.invited_by_id == inviter.id).values(invited_by_id=None)
+    )
+    db.commit()
+
+
+LOSSES = {"removed": _remove, "demoted": _demote, "disabled": _disable, "deleted": _delete}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_an_inviter_who_lost_the_right_to_invite_leaves_links_that_do_not_work(
+    app: Flask, world: None, loss: str
+) -> None:
+    _, path = invite_on_page(logged_in(app, SECOND), KNOWN, "admin")
+    known = logged_in(app, KNOWN)
+    assert known.get(path).status_code == 200  # it works before
+    with app.app_context():
+        db = database.session()
+        inviter = get_user_by_email(db, SECOND)
+        assert inviter is not None
+        LOSSES[loss](db, inviter, tenant_for(db, system_actor(), "a"))
+    browser = anonymous(app)
+    browser.get("/login")  # one session for both: the pages' CSRF tokens are the same
+    unknown = browser.get("/invitations/pai_" + "a" * 13 + "_" + "A" * 43)
+    shown = browser.get(path)
+    assert (shown.status_code, html(shown)) == (404, html(unknown))
+    refused = post(known, f"{path}/accept", {})
+    assert refused.status_code == 404
+    assert NOT_VALID in html(refused)
+    assert (KNOWN, "a") not in memberships(app)
+
+
+def test_an_inviter_who_loses_the_right_after_the_link_was_opened_cannot_grant_it(
     app: Flask, world: None
 ) -> None:
-    _, path = invite_on_page(logged_in(app, ADMIN), KNOWN)
-    allowed = app.config["PA_SETTINGS"]["login_max_failures"]
-    browser = anonymous(app)
-    browser.get(path)
-    for _ in range(allowed):
-        refused = post(browser, f"{path}/signup", {"password": NEW_PASSWORD})
-        assert refused.status_code == 409
-        assert "already exists: log in" in html(refused)
-    throttled = post(browser, f"{path}/signup", {"password": NEW_PASSWORD})
-    assert throttled.status_code == 429
-    assert int(throttled.headers["Retry-After"]) > 0
+    """Checked when the link is used, not only when it is opened."""
     with app.app_context():
-        user = get_user_by_email(database.session(), KNOWN)
-        assert user is not None
-        assert user.name == ""  # the existing account is untouched
+        db = database.session()
+        tenant = tenant_for(db, system_actor(), "a")
+        second = get_user_by_email(db, SECOND)
+        known = get_user_by_email(db, KNOWN)
+        assert second is not None
+        assert known is not None
+        hasher = app.extensions["pa_hasher"]
+        token = invite(db, Actor(second, SECOND), tenant, KNOWN, "admin", hasher).plaintext
+        found = find_valid(db, hasher, token)
+        _demote(db, second, tenant)
+        with pytest.raises(NotValid):
+            accept(db, found, known)
     assert (KNOWN, "a") not in memberships(app)
-    assert "invitation.signup_refused" in actions(app, None)
-    assert "invitation.signup_refused" not in actions(app, "a")
-    # the throttle counts against that address's logins too
-    login_refused = browser.post(
-        "/login", data={"email": KNOWN, "password": PASSWORD, "csrf_token": csrf(browser)}
-    )
-    assert login_refused.status_code == 429
+
+
+def test_invitations_of_platform_admins_and_of_the_cli_stay_valid(
+    app: Flask, client: FlaskClient, world: None
+) -> None:
+    """A platform admin may grant any tenant without being a member; the CLI has no user."""
+    root = Caller(client, issue_test_token(app, PLATFORM))
+    invited = root("POST", "/tenants/a/invitations", {"email": KNOWN, "role": "analyst"})
+    assert invited.status_code == 201
+    known = logged_in(app, KNOWN)
+    assert join(known, urlsplit(invited.get_json()["url"]).path).status_code == 303
+    with app.app_context():
+        db = database.session()
+        hasher = app.extensions["pa_hasher"]
+        tenant = tenant_for(db, system_actor(), "b")
+        token = invite(db, system_actor("cli"), tenant, KNOWN, "viewer", hasher).plaintext
+    assert join(known, f"/invitations/{token}").status_code == 303
+    assert memberships(app)[(KNOWN, "a")] == "analyst"
+    assert memberships(app)[(KNOWN, "b")] == "viewer"
+
+
+# --- a revoke racing an accept -----------------------------------------------------------------
+
+
+def _accept_elsewhere(app: Flask, invitation_id: int, email: str) -> None:
+    """The invitee's accept, in its own session, committed between the revoke's load and write."""
+    with Session(app.extensions["pa_engine"]) as other:
+        invitation = other.get(Invitation, invitation_id)
+        user = other.scalar(select(User).where(User.email == email))
+        assert invitation is not None
+        assert user is not None
+        accept(other, invitation, user)
+
+
+def _race_revoke_with_an_accept(app: Flask, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Make the revoke's load of the pending invitation let the accept commit right after."""
+    real = get_pending
+
+    def load_then_accept(db: Session, actor: Actor, tenant: Tenant, invitation_id: int) -> Any:
+        loaded = real(db, actor, tenant, invitation_id)
+        _accept_elsewhere(app, invitation_id, loaded.email)
+        return loaded
+
+    monkeypatch.setattr(where, load_then_accept)
+
+
+def _after_the_race(app: Flask) -> None:
+    with app.app_context():
+        invitation = database.session().scalar(select(Invitation))
+        assert invitation is not None
+        assert invitation.accepted_at is not None
+        assert invitation.revoked_at is None
+    assert memberships(app)[(KNOWN, "a")] == "viewer"
+    assert actions(app, "a")[-2:] == ["invitation.create", "invitation.accept"]  # no revoke
+
+
+def test_a_revoke_that_loses_a_race_with_the_accept_says_so_and_changes_nothing(
+    app: Flask, world: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = logged_in(app, ADMIN)
+    invite_on_page(admin, KNOWN, "viewer")
+    with app.app_context():
+        invitation_id = database.session().scalar(select(Invitation.id))
+    _race_revoke_with_an_accept(app, monkeypatch, "tenants.invitations.get_pending")
+    answer = post(admin, f"/tenants/a/invitations/{invitation_id}/revoke", {})
+    assert answer.status_code == 303
+    page = html(admin.get(answer.location))
+    assert f"The invitation of {KNOWN} was not revoked: it was used" in page
+    assert "revoked: its link no longer works" not in page
+    _after_the_race(app)
+
+
+def test_an_api_revoke_that_loses_a_race_with_the_accept_is_a_404(
+    app: Flask, client: FlaskClient, world: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boss = Caller(client, issue_test_token(app, ADMIN))
+    invitation_id = boss(
+        "POST", "/tenants/a/invitations", {"email": KNOWN, "role": "viewer"}
+    ).get_json()["id"]
+    _race_revoke_with_an_accept(app, monkeypatch, "tenants.views.api.get_pending")
+    answer = boss("DELETE", f"/tenants/a/invitations/{invitation_id}")
+    assert answer.status_code == 404
+    _after_the_race(app)
+
+
+def test_the_service_revokes_only_a_pending_invitation(app: Flask, world: None) -> None:
+    with app.app_context():
+        db = database.session()
+        tenant = tenant_for(db, system_actor(), "a")
+        issued = invite(db, system_actor(), tenant, KNOWN, "viewer", app.extensions["pa_hasher"])
+        loaded = get_pending(db, system_actor(), tenant, issued.invitation.id)
+        _accept_elsewhere(app, loaded.id, KNOWN)
+        assert revoke(db, system_actor(), tenant, loaded) is False
+        assert loaded.state() == "accepted"  # what the database holds, not the stale object
+        again = invite(db, system_actor(), tenant, GHOST, "viewer", app.extensions["pa_hasher"])
+        assert revoke(db, system_actor(), tenant, again.invitation) is True
+        assert again.invitation.state() == "revoked"
+    assert actions(app, "a").count("invitation.revoke") == 1
+
+
+# --- the link's secret in no Referer -----------------------------------------------------------
+
+
+def test_pages_holding_a_links_secret_send_no_referer(app: Flask, world: None) -> None:
+    """Their stylesheet, script and forms would otherwise send the link on (same-origin)."""
+    _, path = invite_on_page(logged_in(app, ADMIN), KNOWN)
+    browser = anonymous(app)
+    for holding in (browser.get(path), browser.get(f"/login?next={path}"),
+                    browser.get("/invitations/pai_" + "a" * 13 + "_" + "A" * 43),
+                    logged_in(app, OUTSIDER).get(path)):  # fmt: skip
+        assert holding.headers["Referrer-Policy"] == "no-referrer"
+    known = logged_in(app, KNOWN)
+    assert known.get(path).headers["Referrer-Policy"] == "no-referrer"
+    assert post(known, f"{path}/accept", {}).headers["Referrer-Policy"] == "no-referrer"
+    assert browser.get("/login").headers["Referrer-Policy"] == "same-origin"  # the others keep it
+    assert known.get("/tenants/a").headers["Referrer-Policy"] == "same-origin"
 
 
 # --- CSRF --------------------------------------------------------------------------------------
@@ -491,10 +690,6 @@ def test_the_invitation_forms_need_their_csrf_token(app: Flask, world: None) -> 
         assert admin.post("/tenants/a/invitations",
                           data={"email": "x@y.test", "role": "viewer", **extra}).status_code == 400  # fmt: skip
         assert admin.post("/tenants/a/invitations/1/revoke", data=extra).status_code == 400
-        browser = anonymous(app)
-        browser.get(path)
-        signup = browser.post(f"{path}/signup", data={"password": NEW_PASSWORD, **extra})
-        assert signup.status_code == 400
         known = logged_in(app, KNOWN)
         assert known.post(f"{known_path}/accept", data=extra).status_code == 400
     after = table_snapshot(app, USED)
@@ -561,13 +756,13 @@ def test_viewers_and_analysts_cannot_invite_list_or_revoke(
 
 
 def test_an_invitation_grants_its_tenant_only(app: Flask, world: None) -> None:
-    _, path = invite_on_page(logged_in(app, ADMIN), GHOST, "admin")
-    newcomer = anonymous(app)
-    assert sign_up(newcomer, path).status_code == 303
+    _, path = invite_on_page(logged_in(app, ADMIN), KNOWN, "admin")
+    newcomer = logged_in(app, KNOWN)
+    assert join(newcomer, path).status_code == 303
     assert newcomer.get("/tenants/a").status_code == 200
     assert newcomer.get("/tenants/b").status_code == 404
     assert newcomer.get("/audit").status_code == 403
-    assert {k: v for k, v in memberships(app).items() if k[0] == GHOST} == {(GHOST, "a"): "admin"}
+    assert {k: v for k, v in memberships(app).items() if k[0] == KNOWN} == {(KNOWN, "a"): "admin"}
 
 
 def test_platform_admins_add_existing_users_directly_and_invite(

@@ -5,12 +5,20 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.http.message import _check_fast_parser
 
-from perfanalysis.serving import GunicornApp, gunicorn_options, heartbeat_directory
+from perfanalysis.serving import (
+    GunicornApp,
+    RedactingLogger,
+    gunicorn_options,
+    heartbeat_directory,
+    redact_credentials,
+)
 
 
 class Built:
@@ -55,3 +63,67 @@ def test_workers_beat_their_heartbeat_in_memory_where_there_is_some(tmp_path: Pa
     assert app.cfg.worker_tmp_dir == ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
     assert heartbeat_directory(str(tmp_path)) == {"worker_tmp_dir": str(tmp_path)}
     assert heartbeat_directory(str(tmp_path / "missing")) == {}
+
+
+SECRET = "Zq3_-" + "k" * 38  # 43 characters of the alphabet, "_" and "-" among them
+LINK_TOKEN = f"pai_abcdefghijk23_{SECRET}"
+
+
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        (f"GET /invitations/{LINK_TOKEN} HTTP/1.1", "GET /invitations/pai_abcdefghijk23_[redacted] HTTP/1.1"),
+        (f"http://admin.test/invitations/{LINK_TOKEN}", "http://admin.test/invitations/pai_abcdefghijk23_[redacted]"),
+        (f"/login?next=%2Finvitations%2F{LINK_TOKEN}", "/login?next=/invitations/pai_abcdefghijk23_[redacted]"),
+        ("GET /invitations/pai%5Fabcdefghijk23%5F" + SECRET.replace("_", "%5F") + "%22%0Ax HTTP/1.1",
+         "GET /invitations/pai_abcdefghijk23_[redacted]%22%0Ax HTTP/1.1"),  # no forged line
+        ("/login?next=%252Finvitations%252F" + LINK_TOKEN.replace("_", "%255F"),
+         "/login?next=/invitations/pai_abcdefghijk23_[redacted]"),
+        ("Bearer pat_abcdefghijk23_" + SECRET, "Bearer pat_abcdefghijk23_[redacted]"),
+        ("GET /tenants/acme?q=%22a%20b%22 HTTP/1.1", "GET /tenants/acme?q=%22a%20b%22 HTTP/1.1"),
+        ("-", "-"),
+    ],
+)  # fmt: skip
+def test_credentials_secrets_are_redacted_encoded_or_not(text: str, logged: str) -> None:
+    assert redact_credentials(text) == logged
+
+
+def test_the_access_log_holds_no_invitation_secret(tmp_path: Path) -> None:
+    """gunicorn's default format: request line, Referer; and a format naming the query and a
+    header. Only the secret goes; the rest of the line is as gunicorn writes it."""
+    log_path = tmp_path / "access.log"
+    fmt = '%(h)s "%(r)s" %(s)s "%(f)s" "%(a)s" %(U)s %(q)s %({x-link}i)s'
+    app = GunicornApp(
+        lambda: None,
+        gunicorn_options("127.0.0.1", 8000, 1, 1, accesslog=str(log_path), access_log_format=fmt),
+    )
+    assert app.cfg.logger_class is RedactingLogger
+    logger = app.cfg.logger_class(app.cfg)
+    try:
+        link = f"/invitations/{LINK_TOKEN}"
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": f"/login?next={link}",
+            "PATH_INFO": "/login",
+            "QUERY_STRING": f"next={link}",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "192.0.2.7",
+            "HTTP_REFERER": f"http://admin.test{link}",
+            "HTTP_USER_AGENT": 'curl "8"',
+        }
+        response = SimpleNamespace(status="200 OK", sent=12, headers=[])
+        request = SimpleNamespace(headers=[("X-LINK", link)])
+        logger.access(response, request, environ, timedelta(milliseconds=3))
+        for handler in logger.access_log.handlers:
+            handler.flush()
+        written = log_path.read_text()
+    finally:
+        for handler in list(logger.access_log.handlers):
+            logger.access_log.removeHandler(handler)
+            handler.close()
+    assert SECRET not in written
+    shown = "/invitations/pai_abcdefghijk23_[redacted]"
+    assert written == (
+        f'192.0.2.7 "GET /login?next={shown} HTTP/1.1" 200 "http://admin.test{shown}" '
+        f'"curl \\"8\\"" /login next={shown} {shown}\n'
+    )
