@@ -86,7 +86,8 @@ OTHER_VARIABLES: tuple[Variable, ...] = (
              "Redis URL, when the component's own redis-url setting is unset."),
     Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", "report"), "perfanalysis/paths.py",
              "State directory of development mode (generated secret key, SQLite database); the "
-             "image sets /var/lib/perfanalysis. Default: var/ in the checkout."),
+             "image sets /var/lib/perfanalysis. Default: var/ in the checkout; set but empty is "
+             "refused."),
     Variable("PERFANALYSIS_NEW_PASSWORD", ("admin",), "tenants/cli.py",
              "Password for `admin create-user` instead of the prompt (keeps it off the command "
              "line)."),
@@ -205,7 +206,8 @@ def web_config_section() -> str:
             "`perfanalysis exporter --web.config.file=FILE` reads node_exporter's web "
             "configuration format (the Prometheus exporter-toolkit's): TLS and basic "
             "authentication on every path (`/metrics`, `/health`, `/`). The file is checked when "
-            "the exporter starts, and every problem is listed then. Relative paths are taken from "
+            "the exporter starts, and every problem is listed then; as in node_exporter, a key "
+            "given twice is refused. Relative paths are taken from "
             "the file's directory. The certificate, key and CA files are re-read when they change "
             "on disk, so a renewed certificate needs no restart; changes to users or headers need "
             "one. Without the flag the exporter loads none of this (no `ssl`, `yaml` or `bcrypt`).",
@@ -243,7 +245,8 @@ def render() -> str:
         "edit; tests/unit/test_deploy_configref.py fails when this file is stale. -->",
         "",
         "Every setting of every component is a flag and an environment variable under the "
-        "component's prefix. A flag wins over the variable, which wins over the default. "
+        "component's prefix. A flag wins over the variable, which wins over the default; a "
+        "flag given twice is refused. "
         "Booleans are `--flag`/`--no-flag`, and `true/false`, `1/0`, `yes/no` or `on/off` in "
         "the environment. A variable with a component's prefix that is not one of its settings "
         "is an error, so a misspelt name never passes silently. Every unknown name and every "

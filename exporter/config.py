@@ -137,6 +137,18 @@ def default_spool_dir(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(state, "perfanalysis", "spool")
 
 
+def _key_file_problem(path: str) -> str | None:
+    """The key file's content, checked with the settings: empty, binary or two words is a bad
+    configuration (exit 2), as for ``loadtest upload --key-file``."""
+    from exporter.push.keyfile import KeyFileError, read_key
+
+    try:
+        read_key(path)
+    except KeyFileError as exc:
+        return str(exc)
+    return None
+
+
 def _add_push_settings(spec: Spec) -> None:
     add = spec.add
     add(
@@ -155,6 +167,7 @@ def _add_push_settings(spec: Spec) -> None:
             None,
             readable_file,
             metavar="FILE",
+            validate=_key_file_problem,
         )
     )
     add(

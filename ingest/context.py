@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from ingest.metrics import IngestMetrics
 from ingest.service import WriteService
 from ingest.storage import StorageWriter
+from tenants.schema import SchemaCheck
 
 
 @dataclass
@@ -19,6 +20,10 @@ class IngestContext:
     engine: Engine
     writer: StorageWriter
     metrics: IngestMetrics
+    schema: SchemaCheck = field(init=False)  # /health's: is the admin database migrated?
+
+    def __post_init__(self) -> None:
+        self.schema = SchemaCheck(self.engine)
 
     def close(self) -> None:
         """Record pending key use, then release connections (worker exit, test teardown)."""

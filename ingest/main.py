@@ -30,6 +30,7 @@ log = logging.getLogger("ingest")
 def run(argv: Sequence[str]) -> int:
     try:
         settings = load(argv)
+        refuse_missing_database(settings["database_url"])
     except HelpRequested as exc:
         print(exc.text)
         return 0
@@ -49,6 +50,18 @@ def run(argv: Sequence[str]) -> int:
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def refuse_missing_database(url: str) -> None:
+    """A SQLite file that is not there is a typo, not a database to create: ingest only reads
+    it, and SQLite would make an empty one on which every key lookup fails. A database without
+    the schema is not refused: ingest may start before the admin app's init-db has run (the
+    Kubernetes manifests order nothing between them); /health reports it until then."""
+    from tenants.schema import sqlite_file_problem
+
+    problem = sqlite_file_problem(url)
+    if problem:
+        raise ConfigError([f"setting database-url: {problem}"])
 
 
 def prepare_metrics_dir() -> tuple[str, bool]:

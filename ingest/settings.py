@@ -31,6 +31,7 @@ from tenants.settings import (
     previous_secret_keys_setting,
     redis_url,
 )
+from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
 
 ENV_PREFIX = "PERFANALYSIS_INGEST_"
 STORAGE_APIS = ("v1", "v2")
@@ -53,10 +54,19 @@ def _storage_api(text: str) -> str:
     return text
 
 
-def _non_negative_float(text: str) -> float:
+def _rate(text: str) -> float:
+    """Points per second: the range the admin app allows a tenant's own rate (0: no limit)."""
     value = float(text)
-    if not value >= 0:
-        raise ValueError("must be zero or more")
+    if not 0 <= value <= MAX_INGEST_RATE:  # also refuses nan; inf is over the maximum
+        raise ValueError(f"must be from 0 (no limit) to {MAX_INGEST_RATE:,.0f} points per second")
+    return value
+
+
+def _burst(text: str) -> int:
+    """Points: the range the admin app allows a tenant's own burst."""
+    value = int(text)
+    if not 1 <= value <= MAX_INGEST_BURST:
+        raise ValueError(f"must be from 1 to {MAX_INGEST_BURST:,} points")
     return value
 
 
@@ -101,7 +111,8 @@ def build_spec() -> Spec:
         Setting(
             "database-url",
             "SQLAlchemy URL of the admin database, where keys are looked up "
-            "(also read from DATABASE_URL); default: SQLite in var/admin.db.",
+            "(also read from DATABASE_URL); default: SQLite in var/admin.db. A SQLite file "
+            "must exist: perfanalysis admin init-db creates it.",
             None,
             database_url,
             metavar="URL",
@@ -318,10 +329,10 @@ def build_spec() -> Spec:
         Setting(
             "limits.rate",
             "Points per second each tenant may write, over all workers "
-            "and replicas when Redis is set; 0 disables the limit. A tenant's own "
-            "rate, set in the admin app, replaces it.",
+            "and replicas when Redis is set; 0 disables the limit (at most 1e9, as for a "
+            "tenant's own). A tenant's own rate, set in the admin app, replaces it.",
             50_000.0,
-            _non_negative_float,
+            _rate,
             metavar="POINTS",
         )
     )
@@ -329,10 +340,10 @@ def build_spec() -> Spec:
         Setting(
             "limits.burst",
             "Points a tenant may write at once above the rate (the bucket "
-            "size); a bigger request is answered 413. A tenant's own burst, set in the "
-            "admin app, replaces it.",
+            "size); a bigger request is answered 413 (at most 1e8, as for a tenant's own). "
+            "A tenant's own burst, set in the admin app, replaces it.",
             500_000,
-            positive_int,
+            _burst,
             metavar="POINTS",
         )
     )

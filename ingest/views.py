@@ -24,13 +24,14 @@ def _context() -> IngestContext:
 @bp.get("/health")
 def health() -> tuple[Response, int]:
     """200 when storage answers and takes ingest's credentials, and the admin database (where
-    keys live) can be queried; else 503, each check saying what is wrong."""
+    keys live) can be queried and has this release's schema; else 503, each check saying what is
+    wrong (an unmigrated database: the command that migrates it)."""
     context = _context()
     checks: dict[str, Any] = {"storage": context.writer.health()}
     try:
         with context.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+        checks["database"] = context.schema.problem() or "ok"
     except Exception as exc:
         checks["database"] = f"down: {type(exc).__name__}"
     healthy = all(value == "ok" for value in checks.values())

@@ -2,9 +2,11 @@
 
 Each setting is declared once, with a flag (``--web.listen-address``) and an environment variable
 derived from it under the component's prefix (``PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS``).
-Precedence is flag, then environment, then default. Parsing never stops at the first problem: it
-collects every error, names the flag or variable at fault, and raises them together so an operator
-fixes a bad deployment in one pass.
+Precedence is flag, then environment, then default. A flag given twice is refused, as
+node_exporter's parser (kingpin) refuses it, rather than the last value silently winning: no
+setting takes a list. Parsing never stops at the first problem: it collects every error, names the
+flag or variable at fault, and raises them together so an operator fixes a bad deployment in one
+pass.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
             hint = _suggest(env, known_envs)
             errors.append(f"environment variable {env}: not a known setting{hint}")
 
+    given: dict[str, list[str]] = {}  # flag -> each value as given on the command line
     i = 0
     args = list(argv)
     while i < len(args):
@@ -158,6 +161,7 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
                 errors.append(f"{where}: takes no value")
                 continue
             raw[name] = ("false" if negated else (value if has_value else "true"), where)
+            given.setdefault(name, []).append(arg)
             continue
         if negated:
             errors.append(f"{where}: --{name} is not a boolean flag")
@@ -169,10 +173,16 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
             value = args[i]
             i += 1
         raw[name] = (value, where)
+        given.setdefault(name, []).append("<hidden>" if setting.secret else repr(value))
+    repeated = {name: each for name, each in given.items() if len(each) > 1}
+    for name, each in repeated.items():
+        errors.append(f"flag --{name}: given {_times(len(each))} ({_listed(each)})")
 
     values: dict[str, Any] = {}
     parsed: Any
     for s in spec.settings:
+        if s.flag in repeated:
+            continue
         if s.flag not in raw:
             # defaults are written as an operator would type them, and converted the same way
             textual = isinstance(s.default, str) and not s.boolean
@@ -197,6 +207,14 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
     if errors:
         raise ConfigError(errors)
     return values
+
+
+def _times(count: int) -> str:
+    return "twice" if count == 2 else f"{count} times"
+
+
+def _listed(items: Sequence[str]) -> str:
+    return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _suggest(name: str, candidates: Any) -> str:
@@ -264,8 +282,10 @@ def positive_int(text: str) -> int:
 
 
 def readable_file(text: str) -> str:
+    if os.path.isdir(text):
+        raise ValueError("is a directory, not a file")
     if not os.path.isfile(text):
-        raise ValueError("no such file")
+        raise ValueError("no such file" if not os.path.exists(text) else "not a regular file")
     if not os.access(text, os.R_OK):
         raise ValueError("not readable by this user")
     return text

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from perfanalysis.config import ConfigError
 from perfanalysis.paths import ROOT, var_dir
 
 READY_TIMEOUT = 60.0
@@ -587,7 +588,11 @@ def make_state_private() -> None:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
-    stack = services()
+    try:
+        stack = services()
+    except ConfigError as exc:  # an empty or unusable PERFANALYSIS_VAR_DIR
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     if command == "up":
         make_state_private()
         up(stack)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from perfanalysis.redact import RedactingFilter
 from tenants import db, web
 from tenants.crypto import CredentialHasher, Vault
 from tenants.keys import KeyVerifier
@@ -59,6 +61,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["pa_principals"] = PrincipalCache(
         app.extensions["pa_sessions"], app.extensions["pa_hasher"], settings["key_cache_seconds"]
     )
+    app.logger.addFilter(RedactingFilter())  # "Exception on /invitations/<link>" and the like
     web.init_app(app)
     _register_blueprints(app)
     hops = settings.get("web_trusted_proxies", 0)
@@ -71,3 +74,53 @@ def _register_blueprints(app: Flask) -> None:
     from tenants.views import register
 
     register(app)
+
+
+class DatabaseNotReady(click.ClickException):
+    """``admin serve`` refused to start on this database: exit 2, as for a bad setting."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"perfanalysis admin serve: {self.message}", err=True)
+
+
+def check_database_before_serving(settings: Mapping[str, Any]) -> None:
+    """Refuse (DatabaseNotReady) to serve a SQLite file that does not exist or a database
+    without this release's schema, instead of answering /health 200 and every page 500.
+
+    ``init-db`` runs before ``serve`` wherever this project starts the admin app: Compose's
+    admin-init (service_completed_successfully), the Kubernetes Deployment's init container,
+    ``make up``'s ensure-demo. A database that does not answer is not refused: it may come up
+    later, and /health reports it meanwhile. ingest checks only the file (ingest/main.py).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tenants.schema import (
+        checking_engine,
+        current_revision,
+        schema_problem,
+        sqlite_file_problem,
+    )
+
+    url = settings["database_url"]
+    problem = sqlite_file_problem(url)
+    if problem:
+        raise DatabaseNotReady(f"setting database-url: {problem}")
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = checking_engine(url)
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0]
+        if engine.url.get_backend_name() == "sqlite":  # a file that is there but unreadable
+            raise DatabaseNotReady(f"setting database-url: cannot read {shown}: {cause}") from None
+        click.echo(f"perfanalysis admin serve: the database {shown} does not answer ({cause}); "
+                   "starting anyway, /health reports it until it does", err=True)  # fmt: skip
+        return
+    finally:
+        engine.dispose()
+    problem = schema_problem(revision)
+    if problem:
+        raise DatabaseNotReady(f"database {shown}: {problem}")

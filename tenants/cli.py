@@ -8,12 +8,14 @@ from PERFANALYSIS_NEW_PASSWORD. Keys and API tokens are printed once.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,33 @@ def _app(ctx: click.Context) -> Flask:
 
 def _actor() -> Actor:
     return system_actor("cli")
+
+
+class BadInput(click.ClickException):
+    """Refused input that click itself does not check: exit 2, as click's own usage errors."""
+
+    exit_code = 2
+
+
+def _tenant(db: Any, slug: str) -> Any:
+    """The tenant by slug; the refusal names the slug the operator typed."""
+    from tenants.access import tenant_for
+    from tenants.errors import NotFound
+
+    try:
+        return tenant_for(db, _actor(), slug)
+    except NotFound:
+        raise NotFound(f"no such tenant {slug!r}", "tenant") from None
+
+
+@contextmanager
+def _provisioning(slug: str) -> Iterator[None]:
+    """InfluxDB provisioning refuses a name it must not use (a read user named like the admin or
+    ingest user) with ValueError: bad input here, named with the tenant."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadInput(f"cannot provision the storage of tenant {slug}: {exc}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,7 +112,7 @@ def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
     from tenants.tenancy import create_tenant as create
 
     app = _app(ctx)
-    with app.app_context():
+    with app.app_context(), _provisioning(slug):
         tenant = create(
             database.session(),
             _actor(),
@@ -105,14 +134,13 @@ def set_ingest_limits(
     ctx: click.Context, tenant: str, rate: str | None, burst: str | None, to_default: bool
 ) -> None:
     """Set a tenant's own ingest rate and burst; an option left out keeps its value."""
-    from tenants.access import tenant_for
     from tenants.tenancy import set_ingest_limits as set_limits
 
     if to_default == (rate is not None or burst is not None):
         raise click.UsageError("give --rate and/or --burst, or --default alone")
     with _app(ctx).app_context():
         db = database.session()
-        found = tenant_for(db, _actor(), tenant)
+        found = _tenant(db, tenant)
         new_rate = None if to_default else (rate if rate is not None else found.ingest_rate)
         new_burst = None if to_default else (burst if burst is not None else found.ingest_burst)
         set_limits(db, _actor(), found, new_rate, new_burst)
@@ -128,12 +156,11 @@ def set_ingest_limits(
 @click.pass_context
 def add_member(ctx: click.Context, tenant: str, email: str, role: str) -> None:
     """Give a user a role in a tenant."""
-    from tenants.access import tenant_for
     from tenants.accounts import set_membership
 
     with _app(ctx).app_context():
         db = database.session()
-        set_membership(db, _actor(), tenant_for(db, _actor(), tenant), email, role)
+        set_membership(db, _actor(), _tenant(db, tenant), email, role)
         click.echo(f"{email} is {role} in {tenant}")
 
 
@@ -161,15 +188,14 @@ def create_collector(
     instance_type: str | None,
 ) -> None:
     """Register a collector (a monitored host) in a tenant."""
-    from tenants.access import tenant_for
     from tenants.collectors import register_collector
 
-    fields = {"name": name, "hostname": hostname, "labels": ",".join(labels), "vcpus": vcpus,
+    fields = {"name": name, "hostname": hostname, "labels": list(labels), "vcpus": vcpus,
               "memory_bytes": memory_bytes, "cloud_provider": cloud_provider, "region": region,
               "instance_type": instance_type}  # fmt: skip
     with _app(ctx).app_context():
         db = database.session()
-        collector = register_collector(db, _actor(), tenant_for(db, _actor(), tenant), fields)
+        collector = register_collector(db, _actor(), _tenant(db, tenant), fields)
         click.echo(f"registered collector {collector.name} (id {collector.id}) in {tenant}")
 
 
@@ -207,13 +233,12 @@ def issue_key(
     output: Path | None,
 ) -> None:
     """Issue a collector key; it is shown once and cannot be recovered."""
-    from tenants.access import tenant_for
     from tenants.keys import issue_key as issue
 
     app = _app(ctx)
     with _secret_delivery(output) as deliver, app.app_context():
         db = database.session()
-        owner = tenant_for(db, _actor(), tenant)
+        owner = _tenant(db, tenant)
         issued = issue(
             db,
             _actor(),
@@ -315,13 +340,12 @@ def _write_secret(path: Path, secret: str) -> None:
 @click.pass_context
 def revoke_key(ctx: click.Context, tenant: str, key_id: str) -> None:
     """Revoke a key by its public id; ingest refuses it within seconds."""
-    from tenants.access import tenant_for
     from tenants.keys import get_key
     from tenants.keys import revoke_key as revoke
 
     with _app(ctx).app_context():
         db = database.session()
-        owner = tenant_for(db, _actor(), tenant)
+        owner = _tenant(db, tenant)
         revoke(db, _actor(), owner, get_key(db, _actor(), owner, key_id))
         click.echo(f"revoked key {key_id}")
 
@@ -400,14 +424,13 @@ def rotate_key(
     """Issue a replacement key; the old one keeps working for the overlap, then expires."""
     from datetime import timedelta
 
-    from tenants.access import tenant_for
     from tenants.keys import get_key
     from tenants.keys import rotate_key as rotate
 
     app = _app(ctx)
     with _secret_delivery(output) as deliver, app.app_context():
         db = database.session()
-        owner = tenant_for(db, _actor(), tenant)
+        owner = _tenant(db, tenant)
         issued = rotate(
             db,
             _actor(),
@@ -483,31 +506,143 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     """Create, once, a platform admin, a demo tenant, a collector for this host and its key.
 
     A second run reuses them: the admin password and the collector key live in files (mode 0600)
-    under VAR_DIR and are only created when missing. When the password file is missing but the
-    admin exists, the admin gets the new password, so the file always holds a working one.
+    under VAR_DIR and are only created when missing (or empty). When the password file is missing
+    but the admin exists, the admin gets the new password, so the file always holds a working one.
+    Both files are made ready before anything changes in the database; a key whose file write
+    fails after all is revoked, so a rerun leaves no live key nobody holds.
     """
     import secrets
     import socket
 
+    from tenants.demo import ensure_admin, withdraw_key
     from tenants.demo import ensure_demo as ensure
 
     app = _app(ctx)
     password_file = var_dir / "admin-password"
     key_file = var_dir / "demo-collector.key"
-    new_password = not password_file.exists()
-    password = secrets.token_urlsafe(12) if new_password else password_file.read_text().strip()
-    with app.app_context():
-        result = ensure(
-            app, database.session(), password, socket.gethostname(), key_file.exists(), new_password
-        )
-    if new_password:
-        _write_secret(password_file, password)
-    if result.key_plaintext:
-        _deliver(result.key_id, result.key_plaintext, key_file)
+    password = _kept_secret(password_file, "admin password")
+    new_password = not password
+    have_key = bool(_kept_secret(key_file, "demo collector key"))
+    with ExitStack() as files:
+        key_output = None if have_key else files.enter_context(_prepared_key_file(key_file))
+        install_password = None
+        if new_password:
+            password = secrets.token_urlsafe(12)
+            install_password = files.enter_context(
+                _staged_secret(password_file, password, "admin password")
+            )
+        with app.app_context():
+            db = database.session()
+            ensure_admin(app, db, password, new_password)
+            if install_password is not None:
+                install_password()
+            with _provisioning("demo"):
+                result = ensure(app, db, socket.gethostname(), have_key)
+            if key_output is not None and result.key_plaintext:
+                try:
+                    key_output(result.key_plaintext + "\n")
+                except OSError as exc:
+                    withdraw_key(db, result.key_id)
+                    raise click.ClickException(
+                        f"cannot write the demo collector key to {key_file}: "
+                        f"{exc.strerror or exc}; key {result.key_id} was revoked, so none is "
+                        "left that nobody holds: fix that and run again"
+                    ) from None
+                click.echo(f"key id {result.key_id} written to {key_file}")
     click.echo(f"admin login: {result.admin_email} / password in {password_file}")
     click.echo(
         f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
     )
+
+
+def _kept_secret(path: Path, what: str) -> str:
+    """What a secret file holds; empty when it is missing (or empty: a write cut short)."""
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        if not stat.S_ISREG(mode):
+            raise click.ClickException(
+                f"the {what} file {path} is not a regular file; nothing was changed"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SECRET_FILE + 1)
+        if len(data) > MAX_SECRET_FILE:
+            raise click.ClickException(
+                f"the {what} file {path} holds more than {MAX_SECRET_FILE} bytes, no {what}; "
+                "nothing was changed"
+            )
+        return data.decode().strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise click.ClickException(
+            f"cannot read the {what} file {path}: {reason or exc}; nothing was changed"
+        ) from None
+
+
+MAX_SECRET_FILE = 4096
+
+
+@contextmanager
+def _prepared_key_file(path: Path) -> Iterator[Callable[[str], None]]:
+    """PATH opened for writing before the key exists (see _secret_delivery), and a function that
+    replaces what it holds; a file this made is removed when nothing was written to it."""
+    descriptor, created = _open_secret_file(path, "key")
+    written = False
+
+    def write(text: str) -> None:
+        nonlocal written
+        try:
+            _replace_contents(descriptor, text)
+        except OSError:
+            with suppress(OSError):  # no part of a key left to pass for one on the next run
+                os.ftruncate(descriptor, 0)
+            raise
+        written = True
+
+    try:
+        yield write
+    finally:
+        os.close(descriptor)
+        if created and not written:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _staged_secret(path: Path, secret: str, what: str) -> Iterator[Callable[[], None]]:
+    """SECRET written whole (0600) to a temporary file beside PATH before anything else is
+    done, and a function that renames it into place; removed if that is never called."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            _replace_contents(descriptor, secret + "\n")
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise click.ClickException(
+            f"cannot write the {what} to {path}: {reason}; nothing was changed"
+        ) from None
+
+    def install() -> None:
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:
+            click.echo(secret)
+            raise click.ClickException(
+                f"the {what} was set but cannot be written to {path}: {exc.strerror or exc}; "
+                "it is printed on standard output instead, shown once"
+            ) from None
+
+    try:
+        yield install
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 @admin.command("seed-prices")
@@ -529,12 +664,11 @@ def seed_prices(ctx: click.Context, path: Path | None) -> None:
 @click.pass_context
 def load_examples(ctx: click.Context, tenant: str) -> None:
     """Store the original system's load-test results (provisioning/examples) in TENANT."""
-    from tenants.access import tenant_for
     from tenants.loadtests.examples import load_examples as load
 
     with _app(ctx).app_context():
         db = database.session()
-        stored = load(db, _actor(), tenant_for(db, _actor(), tenant))
+        stored = load(db, _actor(), _tenant(db, tenant))
     click.echo(f"{stored} example load tests stored in {tenant}")
 
 
@@ -544,9 +678,10 @@ def serve(ctx: click.Context) -> None:
     """Serve the admin app under gunicorn."""
     from perfanalysis import web_tls
     from perfanalysis.serving import serve as run
-    from tenants.app import create_app
+    from tenants.app import check_database_before_serving, create_app
 
     settings = ctx.obj["settings"]
+    check_database_before_serving(settings)  # exit 2: a missing SQLite file, or no schema
     host, port = settings["web_listen_address"]
     run(
         lambda: create_app(settings),
@@ -559,9 +694,18 @@ def serve(ctx: click.Context) -> None:
 
 
 def run(argv: Sequence[str]) -> int:
-    """Split settings flags from the command, build the app, run the command."""
+    """Split settings flags from the command, build the app, run the command.
+
+    Exit 2 for bad input (a configuration problem, click's usage errors, a value a service
+    refuses as Invalid), 1 when something fails at run time (the admin database or InfluxDB
+    unreachable or refusing, a name that does not exist); always one line, never a traceback.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from perfanalysis.config import ConfigError, HelpRequested
     from tenants.app import create_app
+    from tenants.errors import Invalid
+    from tenants.influx import StorageError
     from tenants.settings import load
 
     args = list(argv)
@@ -571,15 +715,20 @@ def run(argv: Sequence[str]) -> int:
         return 2 if args else 0
     try:
         settings = load(args[:split])
+        app = create_app(settings)
     except HelpRequested as help_:
         click.echo(help_.text)
         return 0
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:
         click.echo("perfanalysis admin: invalid configuration:", err=True)
-        for error in exc.errors:
+        for error in exc.errors if isinstance(exc, ConfigError) else [str(exc)]:
             click.echo(f"  - {error}", err=True)
         return 2
-    app = create_app(settings)
+    except SQLAlchemyError as exc:
+        click.echo(
+            f"perfanalysis admin: {database_problem(settings['database_url'], exc)}", err=True
+        )
+        return 2
     try:
         admin.main(
             args[split:],
@@ -589,6 +738,16 @@ def run(argv: Sequence[str]) -> int:
         )
     except ServiceError as exc:
         click.echo(f"perfanalysis admin: {exc.message}", err=True)
+        return 2 if isinstance(exc, Invalid) else 1
+    except StorageError as exc:
+        url = settings["influxdb_url"]
+        where = "" if url in str(exc) else f" (influxdb.url {url})"
+        click.echo(f"perfanalysis admin: {exc}{where}", err=True)
+        return 1
+    except SQLAlchemyError as exc:
+        click.echo(
+            f"perfanalysis admin: {database_problem(settings['database_url'], exc)}", err=True
+        )
         return 1
     except click.exceptions.Abort:
         return 1
@@ -596,6 +755,27 @@ def run(argv: Sequence[str]) -> int:
         exc.show()
         return exc.exit_code
     return 0
+
+
+# what SQLite and PostgreSQL say of a table or column the migrations would have made
+UNMIGRATED = re.compile(r'no such (table|column)|(relation|column) "[^"]*" does not exist')
+
+
+def database_problem(database_url: str, exc: Exception) -> str:
+    """One line: the admin database (its password hidden), the driver's first line of cause,
+    and for a schema never made the command that makes it. A failed statement was rolled back
+    (the session is closed with the app context), so nothing is half-stored."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    original = getattr(exc, "orig", None)
+    cause = str(original if original is not None else exc).strip().partition("\n")[0]
+    hint = "; run: perfanalysis admin init-db" if UNMIGRATED.search(cause) else ""
+    try:
+        shown = make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "(an unparseable URL)"
+    return f"admin database {shown}: {cause}{hint}"
 
 
 if __name__ == "__main__":

@@ -67,9 +67,12 @@ def make_engine(url: str, threads: int = 4, **kwargs: Any) -> Engine:
 
 
 def init_app(app: Flask) -> None:
+    from tenants.schema import SchemaCheck
+
     settings = app.config["PA_SETTINGS"]
     engine = make_engine(settings["database_url"], settings.get("web_threads", 4))
     app.extensions["pa_engine"] = engine
+    app.extensions["pa_schema_check"] = SchemaCheck(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     event.listen(sessions, "after_flush", forget_roles)
     app.extensions["pa_sessions"] = sessions

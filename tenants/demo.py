@@ -13,13 +13,14 @@ from tenants.accounts import create_user, get_user_by_email, set_membership
 from tenants.audit import record
 from tenants.collectors import register_collector
 from tenants.crypto import hash_password
-from tenants.keys import issue_key
+from tenants.keys import get_key, issue_key, revoke_key
 from tenants.models import Collector, Tenant, User, utcnow
 from tenants.schema import upgrade
 from tenants.tenancy import create_tenant
 
 ADMIN_EMAIL = "admin@perfanalysis.local"
 TENANT = "demo"
+ACTOR = system_actor("make up")
 
 
 @dataclass(frozen=True)
@@ -31,34 +32,44 @@ class Demo:
     key_plaintext: str  # empty when a key already exists
 
 
-def ensure_demo(
-    app: Flask, db: Session, password: str, hostname: str, have_key: bool, new_password: bool
-) -> Demo:
-    """``new_password``: the admin's password file was missing, so ``password`` was just made."""
+def ensure_admin(app: Flask, db: Session, password: str, new_password: bool) -> None:
+    """The schema and the platform admin; ``new_password``: the admin's password file was
+    missing, so ``password`` was just made and an existing admin is given it."""
     upgrade(app.extensions["pa_engine"])
-    actor = system_actor("make up")
     admin = get_user_by_email(db, ADMIN_EMAIL)
     if admin is None:
-        create_user(db, actor, ADMIN_EMAIL, password, "Demo admin", platform_admin=True)
+        create_user(db, ACTOR, ADMIN_EMAIL, password, "Demo admin", platform_admin=True)
     elif new_password:
-        _reset_password(db, actor, admin, password)
+        _reset_password(db, ACTOR, admin, password)
+
+
+def ensure_demo(app: Flask, db: Session, hostname: str, have_key: bool) -> Demo:
+    """The demo tenant (the admin its admin), its load tests, this host's collector and, unless
+    ``have_key``, a new key for it; run after ensure_admin."""
     tenant = db.scalar(select(Tenant).where(Tenant.slug == TENANT))
     if tenant is None:
         tenant = create_tenant(
-            db, actor, TENANT, "Demo", app.extensions["pa_storage"], app.extensions["pa_vault"]
+            db, ACTOR, TENANT, "Demo", app.extensions["pa_storage"], app.extensions["pa_vault"]
         )
-        set_membership(db, actor, tenant, ADMIN_EMAIL, "admin")
-    _load_test_examples(db, actor, tenant)
+        set_membership(db, ACTOR, tenant, ADMIN_EMAIL, "admin")
+    _load_test_examples(db, ACTOR, tenant)
     name = hostname.split(".")[0].lower() or "localhost"
     collector = db.scalar(
         select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
     )
     if collector is None:
-        collector = register_collector(db, actor, tenant, {"name": name, "hostname": hostname})
+        collector = register_collector(db, ACTOR, tenant, {"name": name, "hostname": hostname})
     if have_key:
         return Demo(ADMIN_EMAIL, TENANT, name, "", "")
-    issued = issue_key(db, actor, tenant, collector, app.extensions["pa_hasher"], "make up")
+    issued = issue_key(db, ACTOR, tenant, collector, app.extensions["pa_hasher"], "make up")
     return Demo(ADMIN_EMAIL, TENANT, name, issued.key.key_id, issued.plaintext)
+
+
+def withdraw_key(db: Session, key_id: str) -> None:
+    """Revoke a demo key whose plaintext could not be kept, so that none is left live unseen."""
+    tenant = db.scalar(select(Tenant).where(Tenant.slug == TENANT))
+    assert tenant is not None
+    revoke_key(db, ACTOR, tenant, get_key(db, ACTOR, tenant, key_id))
 
 
 def _reset_password(db: Session, actor: Actor, user: User, password: str) -> None:

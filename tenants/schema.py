@@ -1,14 +1,38 @@
-"""Schema migrations with Alembic: ``upgrade`` brings a database to the newest revision."""
+"""Schema migrations with Alembic: ``upgrade`` brings a database to the newest revision.
+
+Also how the servers tell a usable admin database from a mistyped or unmigrated one: SQLite
+creates a missing file on first use, so a typo in the URL would give an empty database that
+answers ``SELECT 1`` and fails every real query. ``sqlite_file_problem`` refuses such a URL at
+start-up, and ``SchemaCheck`` makes /health (admin and ingest) report a schema that is missing or
+older than this release's newest migration.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+from tenants.ttlcache import TtlCache
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+INIT_DB = "perfanalysis admin init-db"
+SCHEMA_CHECK_SECONDS = 5.0  # /health reads the revision at most this often per process
+CONNECT_TIMEOUT_SECONDS = 10
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(url: str) -> Config:
@@ -32,3 +56,99 @@ def current_revision(engine: Engine) -> str | None:
         if "alembic_version" not in inspect(connection).get_table_names():
             return None
         return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+@functools.cache
+def known_revisions() -> tuple[str, frozenset[str]]:
+    """This release's newest revision, and every revision its migrations know."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    head = script.get_current_head()
+    assert head is not None, "no migrations"
+    return head, frozenset(r.revision for r in script.walk_revisions())
+
+
+def schema_problem(revision: str | None) -> str | None:
+    """What is wrong with a database at ``revision`` for this release; None when it will do.
+
+    A revision this release does not know was made by a newer release's migrations: during a
+    rolling upgrade those run before the new servers start, while this release's still serve, so
+    it is not a failure (migrations add, and a release works on its successor's schema).
+    """
+    head, known = known_revisions()
+    if revision == head or (revision is not None and revision not in known):
+        return None
+    if revision is None:
+        return f"no schema (no migration has run): run {INIT_DB}"
+    return f"schema at revision {revision}, this release needs {head}: run {INIT_DB}"
+
+
+def sqlite_file_problem(url: str) -> str | None:
+    """For a SQLite URL: what is wrong with the file it names (missing, a directory), or None;
+    for any URL, that it cannot be read.
+
+    Only ``init-db`` may create the database; a server handed a missing file would create an
+    empty one and answer every request 500.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # a port that is not a number, a broken IPv6 host
+        return f"not a database URL SQLAlchemy can read: {exc}"
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    if path.startswith("file:") or parsed.query.get("uri"):
+        return None  # a SQLite URI: its mode says whether the file may be created
+    if os.path.isdir(path):
+        return f"{path} is a directory, not a SQLite database"
+    if not os.path.exists(path):
+        return f"no SQLite database at {path}: is the path right? ({INIT_DB} creates it)"
+    return None
+
+
+def checking_engine(url: str) -> Engine:
+    """A short-lived engine that reads without creating anything: a SQLite file is opened
+    read-write only if it exists, and a PostgreSQL server that does not answer fails in
+    CONNECT_TIMEOUT_SECONDS instead of the system's TCP timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        target = f"file:{quote(os.path.abspath(parsed.database or ''))}?mode=rw"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(target, uri=True)
+
+        return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        )
+    return create_engine(url, poolclass=NullPool)
+
+
+class SchemaCheck:
+    """/health's schema check: the database's revision against this release's, read at most
+    every ``ttl`` seconds (a load balancer may ask often; a migration is felt within ``ttl``).
+    A failure to read it is raised every time, never cached."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ttl: float = SCHEMA_CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self._cache: TtlCache[str, str | None] = TtlCache(ttl, clock)
+        self._newer_logged = False
+
+    def problem(self) -> str | None:
+        """None when the schema will do; else what is wrong and the command that fixes it."""
+        return self._cache.get("schema", self._read)
+
+    def _read(self, _key: str) -> str | None:
+        revision = current_revision(self.engine)
+        if revision is not None and revision not in known_revisions()[1] and not self._newer_logged:
+            self._newer_logged = True
+            log.warning("the admin database is at revision %s, newer than this release knows "
+                        "(%s): a newer release migrated it", revision, known_revisions()[0])  # fmt: skip
+        return schema_problem(revision)

@@ -8,13 +8,17 @@ API keys and the encryption key for stored InfluxDB passwords.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from perfanalysis import web_tls
 from perfanalysis.config import (
+    ConfigError,
     Setting,
     Spec,
     listen_address,
@@ -23,11 +27,14 @@ from perfanalysis.config import (
     positive_float,
     positive_int,
 )
-from perfanalysis.paths import var_dir
+from perfanalysis.paths import VARIABLE, var_dir
 
 ENV_PREFIX = "PERFANALYSIS_ADMIN_"
 
 MIN_SECRET_LENGTH = 32
+SECRET_FILE = "dev-secret-key"  # noqa: S105 (a file name)
+# a file system without hard links: the key is renamed into place instead
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 MAX_PROXY_HOPS = 5
 MAX_INVITATION_DAYS = 90
 
@@ -339,11 +346,69 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
 
 
 def development_secret() -> str:
-    path = var_dir() / "dev-secret-key"
-    if path.exists():
-        return path.read_text().strip()
+    """The secret key of development mode: ``dev-secret-key`` in the state directory, made on
+    first use (0600, written whole to a temporary file that is then linked into place, so that
+    neither a crash nor a second process starting at the same time leaves a partial or a
+    different key); ConfigError naming PERFANALYSIS_VAR_DIR when it cannot be read or kept.
+
+    A key file that is empty or shorter than the secret-key minimum is refused, not replaced:
+    whatever was made under it (sessions, collector keys, stored InfluxDB passwords) depends on
+    it, and only the developer knows whether that may go.
+    """
+    directory = var_dir()
+    path = directory / SECRET_FILE
+    try:
+        secret = _read_secret(path)
+        if secret is None:
+            secret = _create_secret(path)
+    except OSError as exc:
+        # mkdir's FileExistsError: a file stands where a directory of the path must be
+        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise ConfigError(
+            [f"{VARIABLE} ({directory}): cannot keep the development secret key in {path}: "
+             f"{reason}"]
+        ) from None  # fmt: skip
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            [f"{VARIABLE} ({directory}): the development secret key in {path} "
+             f"{f'has {len(secret)} characters' if secret else 'is empty'}, not the "
+             f"{MIN_SECRET_LENGTH} or more a secret key needs: remove the file to have a new key "
+             "made (what was signed or encrypted under the old one stops working), or give "
+             "--secret-key"]
+        )  # fmt: skip
+    return secret
+
+
+def _read_secret(path: Path) -> str | None:
+    """The key the file holds; None when there is no file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return data.decode().strip()
+    except UnicodeDecodeError:
+        raise OSError("it is not UTF-8 text") from None
+
+
+def _create_secret(path: Path) -> str:
+    """A new key in PATH, or the one another process put there first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(secret + "\n")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)  # fails, rather than replaces, when the file exists
+        except FileExistsError:  # another process made it first: its key is the key
+            return _read_secret(path) or ""
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS:
+                raise
+            os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
     return secret

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -121,18 +122,14 @@ def optional_number(value: Any, field: str, low: float, high: float) -> float | 
 
 
 def labels(value: Any, field: str = "labels") -> dict[str, str]:
+    """Labels as an object, the form's ``"key=value, key=value"`` or the command line's
+    ``["key=value", ...]`` (whose values may hold commas); a key given twice is refused."""
     if value is None or value == "":
         return {}
-    if isinstance(value, str):  # the form's "key=value, key=value"
-        pairs: dict[str, Any] = {}
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            key, sep, val = part.partition("=")
-            if not sep:
-                raise Invalid(f"{field}: {part.strip()!r} is not key=value", field)
-            pairs[key.strip()] = val.strip()
-        value = pairs
+    if isinstance(value, str):
+        value = _label_pairs(value.split(","), field)
+    elif isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
+        value = _label_pairs(value, field)
     if not isinstance(value, dict):
         raise Invalid(f"{field} must be an object of string values", field)
     if len(value) > MAX_LABELS:
@@ -145,3 +142,31 @@ def labels(value: Any, field: str = "labels") -> dict[str, str]:
             raise Invalid(f"{field}: label {key} must be a string of at most 200 characters", field)
         clean[key] = val
     return clean
+
+
+def _label_pairs(parts: Sequence[str], field: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for part in parts:
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise Invalid(f"{field}: {part.strip()!r} is not key=value", field)
+        key, val = key.strip(), val.strip()
+        if key in pairs:
+            raise Invalid(
+                f"{field}: label {key} is given twice ({pairs[key]!r} and {val!r})", field
+            )
+        pairs[key] = val
+    return pairs
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads(..., object_pairs_hook=unique_keys)``: an object naming a key twice is
+    refused (json keeps the last silently), e.g. ``{"labels": {"a": "1", "a": "2"}}``."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise Invalid(f"the key {key!r} is given twice in one JSON object")
+        result[key] = value
+    return result

@@ -20,22 +20,29 @@ class KeyFileError(Exception):
     """The key file is missing, unreadable, empty or not a single printable token."""
 
 
+def read_key(path: str) -> tuple[str, int]:
+    """The key the file holds, and the file's mode; KeyFileError saying what is wrong. The
+    exporter's settings check calls it too, so a bad key file is a configuration error (exit 2)."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="ascii") as handle:
+            text = handle.read(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the key file {path}: {exc}") from None
+    if not text:
+        raise KeyFileError(f"the key file {path} is empty")
+    if any(not ("!" <= c <= "~") for c in text):
+        raise KeyFileError(f"the key file {path} must hold one key: printable, no spaces")
+    return text, mode
+
+
 class KeyFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.key = self._read(warn=True)
 
     def _read(self, warn: bool) -> str:
-        try:
-            mode = os.stat(self.path).st_mode
-            with open(self.path, encoding="ascii") as handle:
-                text = handle.read(4096).strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyFileError(f"cannot read the key file {self.path}: {exc}") from None
-        if not text:
-            raise KeyFileError(f"the key file {self.path} is empty")
-        if any(not ("!" <= c <= "~") for c in text):
-            raise KeyFileError(f"the key file {self.path} must hold one key: printable, no spaces")
+        text, mode = read_key(self.path)
         if warn and mode & stat.S_IROTH:
             log.warning("the key file %s is readable by every user: chmod o-r it", self.path)
         return text

@@ -127,7 +127,9 @@ def _body(schema_name: str, optional: bool = False) -> JsonBody:
     if not request.is_json:
         raise Invalid("send a JSON body with 'Content-Type: application/json'")
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = json.loads(
+            raw, parse_constant=_refuse_constant, object_pairs_hook=validation.unique_keys
+        )
     except (ValueError, RecursionError):
         raise Invalid("the request body is not valid JSON") from None
     return openapi.check_body(schema_name, value)

@@ -596,7 +596,7 @@ def test_grant_ingest_writes_without_an_ingest_user_is_a_clear_error(
     create(app, "acme")
     result = grant_ingest_writes(app)
     assert result.exit_code != 0
-    assert isinstance(result.exception, Invalid)  # `perfanalysis admin` prints it, exit 1
+    assert isinstance(result.exception, Invalid)  # `perfanalysis admin` prints it, exit 2
     assert "no InfluxDB ingest user is configured" in result.exception.message
     assert "influxdb.ingest-user" in result.exception.message
     assert INGEST_USER not in users(influxdb)

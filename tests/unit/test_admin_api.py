@@ -886,6 +886,17 @@ def test_strings_that_are_not_unicode_are_refused(world: World) -> None:
            "name")  # fmt: skip
 
 
+def test_a_key_given_twice_in_a_json_object_is_refused_naming_it(world: World) -> None:
+    """json keeps the last of two equal keys: {"labels": {"env": "prod", "env": "dev"}} would
+    store dev without a word."""
+    for data in (b'{"name": "n", "hostname": "h", "labels": {"env": "prod", "env": "dev"}}',
+                 b'{"name": "n", "hostname": "h", "name": "m"}'):  # fmt: skip
+        response = _raw(world.boss, "/tenants/acme/collectors", data, "application/json")
+        _error(response, 400, "invalid")
+        assert "is given twice in one JSON object" in response.get_json()["error"]["message"]
+    assert _collector_names(world) == ["web1"]
+
+
 def test_oversized_body_is_refused(world: World) -> None:
     data = json.dumps({"name": "n" * (1 << 20), "hostname": "h"}).encode()
     _error(_raw(world.boss, "/tenants/acme/collectors", data, "application/json"), 413,

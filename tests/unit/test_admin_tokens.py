@@ -440,7 +440,7 @@ def test_cli_issues_no_token_when_its_file_cannot_be_written(
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [(["issue-token", "--email", "ghost@acme.test", "--name", "x"], 1, "no user with e-mail"),
-     (["issue-token", "--email", ANA, "--name", " "], 1, "name is required"),
+     (["issue-token", "--email", ANA, "--name", " "], 2, "name is required"),
      (["issue-token", "--email", ANA], 2, "Missing option '--name'"),
      (["issue-token", "--email", ANA, "--name", "x", "--expires-in-days", "0"], 2,
       "'--expires-in-days': 0 is not in the range 1<=x<=3650"),

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from perfanalysis.config import (
     listen_address,
     optional_http_url,
     positive_float,
+    readable_file,
     timeout_seconds,
 )
 
@@ -191,3 +193,57 @@ def test_http_urls_are_checked_as_the_clients_will_read_them(text: str, problem:
     assert optional_http_url("") == ""
     with pytest.raises(ValueError, match="expected an http"):
         http_url("")
+
+
+# ----------------------------------------------------------------------------------------------
+# A flag given twice (node_exporter's kingpin refuses it; no setting takes a list)
+
+
+def test_a_flag_given_twice_is_refused_with_both_values() -> None:
+    errors = errors_of(["--web.listen-address=127.0.0.1:19102", "--web.listen-address", ":19103"])
+    assert errors == ["flag --web.listen-address: given twice ('127.0.0.1:19102' and ':19103')"]
+    assert errors_of(["--path.procfs=/a", "--path.procfs=/b", "--path.procfs=/a"]) == [
+        "flag --path.procfs: given 3 times ('/a', '/b' and '/a')"
+    ]
+
+
+def test_a_boolean_flag_given_twice_or_with_its_negation_is_refused() -> None:
+    assert errors_of(["--collector.cpu", "--no-collector.cpu"]) == [
+        "flag --collector.cpu: given twice (--collector.cpu and --no-collector.cpu)"
+    ]
+    assert errors_of(["--collector.cpu=true", "--collector.cpu"]) == [
+        "flag --collector.cpu: given twice (--collector.cpu=true and --collector.cpu)"
+    ]
+
+
+def test_a_repeated_secret_is_not_shown_and_its_values_are_not_checked_again() -> None:
+    from ingest.settings import load as load_ingest
+
+    with pytest.raises(ConfigError) as caught:
+        load_ingest(["--secret-key=first-secret", "--secret-key", "second-secret"], {})
+    assert "flag --secret-key: given twice (<hidden> and <hidden>)" in caught.value.errors
+    assert "first-secret" not in str(caught.value)
+    assert "second-secret" not in str(caught.value)
+
+
+def test_a_flag_and_its_environment_variable_are_not_a_repeat() -> None:
+    env = {"PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": ":9200"}
+    assert load(["--web.listen-address=:9300"], env)["web_listen_address"] == ("", 9300)
+
+
+# ----------------------------------------------------------------------------------------------
+# readable_file
+
+
+def test_readable_file_says_what_the_path_is_instead(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    assert readable_file(str(tmp_path / "file")) == str(tmp_path / "file")
+    with pytest.raises(ValueError, match=r"^is a directory, not a file$"):
+        readable_file(str(tmp_path))
+    with pytest.raises(ValueError, match=r"^no such file$"):
+        readable_file(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"^not a regular file$"):
+        readable_file("/dev/null")
+    assert errors_of(["--push.url=http://x", f"--push.key-file={tmp_path}"]) == [
+        f"flag --push.key-file: invalid value '{tmp_path}': is a directory, not a file"
+    ]

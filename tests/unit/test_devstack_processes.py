@@ -572,3 +572,14 @@ def test_down_without_the_venv_stops_the_stack_with_the_systems_python(checkout:
     )
 
     assert (checkout / "calls").read_text().startswith("-m perfanalysis.devstack down")
+
+
+def test_an_empty_var_dir_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PERFANALYSIS_VAR_DIR", "")
+    assert devstack.main(["status"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("devstack: ")
+    assert "PERFANALYSIS_VAR_DIR" in error
+    assert "Traceback" not in error

@@ -58,7 +58,7 @@ def test_dates_and_times_in_the_file_are_read_as_before(
     assert seed(runner, tmp_path / "time.yaml", at_a_time).exit_code == 0
 
 
-def test_the_command_exits_1_with_the_message(
+def test_the_command_exits_2_with_the_message(
     app: Flask, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
@@ -66,7 +66,7 @@ def test_the_command_exits_1_with_the_message(
     monkeypatch.setenv("PERFANALYSIS_ADMIN_SECRET_KEY", TEST_SECRET)
     path = tmp_path / "prices.yaml"
     path.write_text(ROW % "2025-02-30")
-    assert cli.run(["seed-prices", str(path)]) == 1
+    assert cli.run(["seed-prices", str(path)]) == 2  # bad input, as click's usage errors
     captured = capsys.readouterr()
     assert captured.err == (
         f"perfanalysis admin: {path}: prices[0]: as_of must be a date such as 2025-06-01\n"

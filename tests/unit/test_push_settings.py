@@ -209,3 +209,29 @@ def test_the_push_path_loads_no_ssl_http_client_or_email(key: str) -> None:
     )
     assert "exporter.push.pusher" in loaded
     assert not loaded & {"ssl", "http.client", "email", "email.parser", "requests", "urllib3"}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "is empty"),
+        (b"\n  \n", "is empty"),
+        (b"\xff\xfe", "cannot read the key file"),
+        (b"pak_one\npak_two\n", "must hold one key"),
+    ],
+)
+def test_a_bad_key_file_is_a_configuration_error_exit_2(
+    tmp_path: Path, content: bytes, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``loadtest upload --key-file``: reported with the other settings, exit 2 (was 1)."""
+    from exporter.main import run
+
+    path = tmp_path / "key"
+    path.write_bytes(content)
+    argv = ["--push.url=http://127.0.0.1:1", f"--push.key-file={path}"]
+    (error,) = errors_of(argv)
+    assert error.startswith("flag --push.key-file: ")
+    assert problem in error
+    assert str(path) in error
+    assert run(argv, {}) == 2
+    assert problem in capsys.readouterr().err

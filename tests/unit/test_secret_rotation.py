@@ -190,7 +190,7 @@ def test_reencrypt_refuses_whole_when_a_password_decrypts_under_no_key(
         obj={"app": new_app, "settings": new_app.config["PA_SETTINGS"]},
     )
     assert result.exit_code != 0
-    assert "tenant umbrella" in str(result.exception)  # `perfanalysis admin` prints it, exit 1
+    assert "tenant umbrella" in str(result.exception)  # `perfanalysis admin` prints it, exit 2
     with app.app_context():
         after = dict(
             database.session()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,15 +11,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from flask import Flask
 from gunicorn.http.message import _check_fast_parser
 
+from perfanalysis.redact import redact_credentials
 from perfanalysis.serving import (
     GunicornApp,
     RedactingLogger,
     gunicorn_options,
     heartbeat_directory,
-    redact_credentials,
 )
+from tenants.web import public
 
 
 class Built:
@@ -127,3 +130,22 @@ def test_the_access_log_holds_no_invitation_secret(tmp_path: Path) -> None:
         f'192.0.2.7 "GET /login?next={shown} HTTP/1.1" 200 "http://admin.test{shown}" '
         f'"curl \\"8\\"" /login next={shown} {shown}\n'
     )
+
+
+def test_the_admin_apps_own_log_holds_no_credential_secret(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flask logs an unhandled error as "Exception on <path>": an invitation's link there would
+    let whoever reads the log use it."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def fail(link: str) -> str:
+        raise RuntimeError("the database went away")
+
+    app.add_url_rule("/invitations/<link>/fail", view_func=public(fail))
+    secret = "pai_abcdefghijklm_" + "S" * 43
+    with caplog.at_level(logging.ERROR):
+        assert app.test_client().get(f"/invitations/{secret}/fail").status_code == 500
+    logged = [record.getMessage() for record in caplog.records]
+    assert "Exception on /invitations/pai_abcdefghijklm_[redacted]/fail [GET]" in logged
+    assert "S" * 43 not in caplog.text
