@@ -30,6 +30,23 @@ ID_BYTES = 8
 SECRET_BYTES = 32
 CREDENTIAL = re.compile(r"^(pak|pat)_([a-z2-7]{13})_([A-Za-z0-9_-]{43})$")
 MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+# Passwords of at least MIN_PASSWORD_LENGTH characters that lead the published lists of the most
+# used (and so first guessed) ones; compared case-insensitively. Short on purpose: it stops the
+# obvious choices, not a determined guesser.
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456789012", "1234567890123", "12345678901234", "123456789abc", "123123123123",
+        "123456123456", "1234567890qwerty", "abc123456789", "abcd12345678", "abcdefghijkl",
+        "1q2w3e4r5t6y", "1qaz2wsx3edc", "qazwsxedcrfv", "zaq12wsxcde3", "qwertyuiopas",
+        "qwertyuiop12", "qwertyuiop123", "qwerty123456", "123456qwerty", "asdfghjkl123",
+        "qwertyuiopasdfghjkl", "qwertyuiopasdfghjklzxcvbnm", "password1234", "password12345",
+        "password123456", "password123!", "passwordpassword", "password@123", "p@ssw0rd1234",
+        "administrator", "administrator1", "iloveyou1234", "letmein12345", "welcome12345",
+        "welcome123456", "changeme1234", "trustno1trustno1", "football1234", "baseball1234",
+        "sunshine1234", "superman1234", "princess1234", "monkey123456", "dragon123456",
+    }
+)  # fmt: skip
 
 _hasher = PasswordHasher()
 
@@ -46,10 +63,18 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def password_problem(password: str) -> str | None:
+    """What is wrong with a new password, or None: the one rule for every path that sets one
+    (create-user, the API, the account page); the demo admin's generated password passes it."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"password must be at least {MIN_PASSWORD_LENGTH} characters"
-    if len(password) > 1024:
-        return "password must be at most 1024 characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"password must be at most {MAX_PASSWORD_LENGTH} characters"
+    if password.isspace():
+        return "password must not be only white space"
+    if len(set(password)) == 1:
+        return "password must not be one character repeated"
+    if password.casefold() in COMMON_PASSWORDS:
+        return "password is one of the most common passwords: choose another"
     return None
 
 

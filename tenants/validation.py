@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,11 @@ LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
 TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 MAX_LABELS = 20
+# Format characters (Unicode category Cf) a text may keep: the zero-width non-joiner and joiner,
+# which Persian and Indic scripts and emoji sequences need. Every other one is invisible and can
+# make a shown name lie, e.g. U+202E RIGHT-TO-LEFT OVERRIDE shows "acme\u202egpj.exe" as
+# "acmeexe.jpg", and U+200B ZERO WIDTH SPACE makes a second "acme" look like the first.
+ALLOWED_FORMAT = frozenset("\u200c\u200d")
 
 
 def readable_number(value: float) -> str:
@@ -40,7 +46,29 @@ def text(value: Any, field: str, max_length: int = 200, required: bool = True) -
         raise Invalid(f"{field} must be at most {max_length} characters", field)
     if result and not NAME.match(result):
         raise Invalid(f"{field} must not contain control characters", field)
+    _refuse_format_characters(result, field)
     return result
+
+
+def format_character(value: str) -> str | None:
+    """The first invisible format character (Unicode category Cf, such as the bidirectional
+    overrides and isolates U+202A-202E and U+2066-2069 or the marks U+200E/U+200F) in
+    ``value`` that a shown name must not hold, as ``U+202E RIGHT-TO-LEFT OVERRIDE``; else None."""
+    for char in value:
+        if unicodedata.category(char) == "Cf" and char not in ALLOWED_FORMAT:
+            name = unicodedata.name(char, "")
+            return f"U+{ord(char):04X} {name}".rstrip()
+    return None
+
+
+def _refuse_format_characters(value: str, field: str, what: str = "") -> None:
+    found = format_character(value)
+    if found:
+        raise Invalid(
+            f"{field}{what} must not contain invisible formatting characters, which can "
+            f"disguise how it reads: found {found}",
+            field,
+        )
 
 
 def slug(value: Any, field: str = "slug") -> str:
@@ -140,6 +168,7 @@ def labels(value: Any, field: str = "labels") -> dict[str, str]:
             raise Invalid(f"{field}: label name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]*", field)
         if not isinstance(val, str) or len(val) > 200 or not (val == "" or NAME.match(val)):
             raise Invalid(f"{field}: label {key} must be a string of at most 200 characters", field)
+        _refuse_format_characters(val, field, f": label {key}")
         clean[key] = val
     return clean
 

@@ -11,13 +11,12 @@ renamed over it (``write``), so a failure never leaves new rules beside an old a
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from perfanalysis import atomicfile
 from perfanalysis.alerting import alertmanager, promtests, rules
 from perfanalysis.alerting.thresholds import Thresholds
 from perfanalysis.paths import ROOT
@@ -128,20 +127,7 @@ def _stage(path: Path, text: str) -> Path:
     """The new contents in a hidden temporary file next to ``path`` (no rule-file glob matches
     it), with ``path``'s permissions if it exists; os.replace then swaps it in whole."""
     with _reporting("write", path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(text.encode())
-                handle.flush()
-                os.fsync(handle.fileno())
-            if path.exists():
-                os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    return temporary
+        return atomicfile.stage(path, text.encode())
 
 
 def write(files: dict[Path, str], old: list[Path]) -> list[Path]:

@@ -45,14 +45,23 @@ def generated() -> dict[Path, str]:
 
 
 def generate() -> int:
+    """Write the files that differ, each replaced whole (perfanalysis.atomicfile): Grafana's
+    provisioner, which rereads the dashboards, never loads half a file."""
+    from perfanalysis import atomicfile
+
+    files = generated()
     changed = 0
-    for path, text in generated().items():
+    for path, text in files.items():
         if not path.exists() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            try:
+                atomicfile.write(path, text.encode())
+            except OSError as exc:
+                print(f"perfanalysis grafana generate: cannot write {path}: {exc.strerror or exc}",
+                      file=sys.stderr)  # fmt: skip
+                return 1
             changed += 1
             print(f"wrote {path}")
-    print(f"{changed} file(s) written, {len(generated()) - changed} already up to date")
+    print(f"{changed} file(s) written, {len(files) - changed} already up to date")
     return 0
 
 
@@ -73,7 +82,7 @@ def sync(argv: Sequence[str]) -> int:
     from perfanalysis.grafana.client import SyncError
     from perfanalysis.grafana.settings import load
     from perfanalysis.grafana.sync import sync as run_sync
-    from perfanalysis.grafana.tenantsource import TenantError, load_tenants
+    from perfanalysis.grafana.tenantsource import DatabaseSettingError, TenantError, load_tenants
 
     try:
         settings = load(argv)
@@ -90,6 +99,9 @@ def sync(argv: Sequence[str]) -> int:
             settings["database_url"], settings["secret_key"], settings["tenants"]
         )
         report = run_sync(settings, tenants)
+    except DatabaseSettingError as exc:
+        print(f"perfanalysis grafana sync: {exc}", file=sys.stderr)
+        return 2
     except (SyncError, TenantError) as exc:
         print(f"perfanalysis grafana sync: {exc}", file=sys.stderr)
         return 1

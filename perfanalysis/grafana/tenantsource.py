@@ -34,6 +34,11 @@ class TenantError(Exception):
     pass
 
 
+class DatabaseSettingError(TenantError):
+    """The database-url setting names no usable admin database (a SQLite file that is not there):
+    a mistake in the settings, refused before anything is opened or created."""
+
+
 def load_tenants(
     database_url: str, secret_key: str, slugs: Sequence[str] = ()
 ) -> list[TenantGrafana]:
@@ -41,7 +46,11 @@ def load_tenants(
     from tenants.access import system_actor, visible_tenants
     from tenants.crypto import Vault
     from tenants.db import make_engine
+    from tenants.schema import sqlite_file_problem
 
+    problem = sqlite_file_problem(database_url)
+    if problem:  # SQLite would create the missing file, and sync would find no tenants in it
+        raise DatabaseSettingError(f"setting database-url: {problem}")
     vault = Vault(secret_key)
     try:
         engine = make_engine(database_url)

@@ -1,7 +1,8 @@
 """``perfanalysis report --config report.yaml [--output out.html] [--pdf out.pdf]``.
 
 Exit codes: 0 written; 2 bad flags (among them an --output or --pdf that is the configuration file,
-or a PDF that is the HTML file) or a bad configuration file (every problem listed, each naming the
+a PDF that is the HTML file, or a database-url naming a SQLite file that does not exist) or a bad
+configuration file (every problem listed, each naming the
 file and the key path); 1 the report could not be built or written (storage, credentials, unknown
 host, a full disk, Chromium). The HTML and the PDF are each replaced whole, or not at all
 (perfanalysis.report.files): a failed run keeps the previous report.
@@ -23,6 +24,7 @@ from perfanalysis.report.files import write_bytes
 from perfanalysis.report.influx import ReportError
 from perfanalysis.report.page import render_page
 from perfanalysis.report.pdf import find_browser, print_pdf
+from perfanalysis.report.source import DatabaseSettingError
 from perfanalysis.report.validate import ReportConfigError
 
 
@@ -55,6 +57,9 @@ def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None
         if values["pdf"]:
             print_pdf(output, Path(values["pdf"]), browser)
             print(f"report: wrote {values['pdf']}", file=err)
+    except DatabaseSettingError as exc:
+        print(f"perfanalysis report: {exc}", file=err)
+        return 2
     except ReportError as exc:
         print(f"perfanalysis report: {exc}", file=err)
         return 1

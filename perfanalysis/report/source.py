@@ -21,6 +21,11 @@ def database_for(slug: str) -> str:
     return "pa_" + slug.replace("-", "_")
 
 
+class DatabaseSettingError(ReportError):
+    """The database-url setting names no usable admin database (a SQLite file that is not there):
+    a mistake in the settings (exit 2), refused before anything is opened or created."""
+
+
 @dataclass
 class Source:
     reader: InfluxReader
@@ -47,6 +52,7 @@ def _from_admin_database(config: ReportConfig, settings: dict[str, Any]) -> Sour
         from tenants.crypto import Vault
         from tenants.db import make_engine
         from tenants.models import Collector, Tenant
+        from tenants.schema import sqlite_file_problem
     except ImportError as exc:
         raise ReportError(
             f"reading credentials from the admin database needs the admin extra "
@@ -59,6 +65,9 @@ def _from_admin_database(config: ReportConfig, settings: dict[str, Any]) -> Sour
             "(PERFANALYSIS_REPORT_SECRET_KEY), or --dev to use the development key, "
             "or an influxdb block with credentials in the report configuration"
         )
+    problem = sqlite_file_problem(settings["database_url"])
+    if problem:  # SQLite would create the missing file: refused, and nothing left behind
+        raise DatabaseSettingError(f"setting database-url: {problem}")
     engine = make_engine(settings["database_url"])
     try:
         with engine.connect() as connection:

@@ -770,9 +770,8 @@ def test_an_answer_that_is_not_json_is_a_one_line_error(
 def test_unreachable_and_unmigrated_admin_databases_are_one_line_errors(
     tmp_path: Path, refused_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "empty.db").touch()
     cases = {
-        f"sqlite:///{tmp_path}/missing/admin.db": f"sqlite:///{tmp_path}/missing/admin.db: "
-        "unable to open database file",
         f"sqlite:///{tmp_path}/empty.db": f"sqlite:///{tmp_path}/empty.db: no such table: "
         "tenants (run the migrations: perfanalysis admin init-db)",
         f"postgresql://reader:hunter2@127.0.0.1:{refused_port}/admin": "postgresql+psycopg://"
@@ -785,6 +784,20 @@ def test_unreachable_and_unmigrated_admin_databases_are_one_line_errors(
             f"perfanalysis grafana sync: cannot read the admin database {expected}"
         )
         assert "hunter2" not in line
+
+
+@pytest.mark.parametrize("name", ["admin.db", "missing/admin.db"])
+def test_a_missing_sqlite_file_is_a_setting_error_and_nothing_is_created(
+    tmp_path: Path, refused_port: int, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite would create the file, and sync would report an empty, unmigrated database."""
+    path = tmp_path / name
+    assert _run(f"http://127.0.0.1:{refused_port}", f"sqlite:///{path}") == 2
+    assert capsys.readouterr().err == (
+        f"perfanalysis grafana sync: setting database-url: no SQLite database at {path}: is the "
+        "path right? (perfanalysis admin init-db creates it)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_database_url_and_timeout_are_flag_errors(

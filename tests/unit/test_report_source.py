@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from perfanalysis.report import settings as report_settings
+from perfanalysis.report.cli import run
 from perfanalysis.report.config import InfluxAccess
 from perfanalysis.report.influx import ReportError
 from perfanalysis.report.source import open_source
@@ -77,6 +80,24 @@ def test_a_secret_key_is_required_for_the_admin_database(database_url: str) -> N
     settings = settings_for(database_url, "")
     with pytest.raises(ReportError, match="give --secret-key"):
         open_source(config_for(("web-01",)), settings)
+
+
+def test_a_missing_sqlite_file_is_a_setting_error_and_nothing_is_created(tmp_path: Path) -> None:
+    """SQLite would create the file, and the report would fail on an empty database."""
+    config = tmp_path / "config" / "report.yaml"
+    config.parent.mkdir()
+    config.write_text("tenant: acme\nhosts: [web-01]\ntime: {last: 24h}\n")
+    database, output = tmp_path / "var" / "admin.db", tmp_path / "var" / "report.html"
+    database.parent.mkdir()
+    err = io.StringIO()
+    argv = ["--config", str(config), "--database-url", f"sqlite:///{database}",
+            "--secret-key", TEST_SECRET, "--output", str(output)]  # fmt: skip
+    assert run(argv, stderr=err) == 2
+    assert err.getvalue() == (
+        f"perfanalysis report: setting database-url: no SQLite database at {database}: is the "
+        "path right? (perfanalysis admin init-db creates it)\n"
+    )
+    assert list(database.parent.iterdir()) == []
 
 
 def test_explicit_credentials_need_no_admin_database() -> None:
