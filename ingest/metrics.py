@@ -38,15 +38,16 @@ class IngestMetrics:
         )
         self.points_rejected = Counter(
             "perfanalysis_ingest_points_rejected_total",
-            "Points refused, by tenant and reason (invalid, too_large, rate_limited, "
-            "storage_unavailable, storage_refused, storage_conflict, storage_error).",
+            "Points refused, by tenant and reason (invalid, too_large: over ingest's limits or "
+            "storage's body limit, rate_limited, storage_unavailable, storage_refused, "
+            "storage_conflict, storage_error).",
             ["tenant", "reason"],
             registry=self.registry,
         )
         self.storage_seconds = Histogram(
             "perfanalysis_ingest_storage_write_seconds",
             "Time a write request took to be answered by storage, waiting for a lane included "
-            "(group commit), by outcome (ok, unavailable, refused, conflict, error).",
+            "(group commit), by outcome (ok, unavailable, refused, conflict, too_large, error).",
             ["outcome"],
             buckets=STORAGE_BUCKETS,
             registry=self.registry,

@@ -3,15 +3,22 @@ old contents or the new, never half a file, and a failure leaves the old one as 
 
 The new contents go to a hidden temporary file in the target's directory (so the rename stays on
 one file system, and no ``*.json`` or ``*.rules.yml`` glob matches it), are flushed to disk, get
-the target's permissions if it exists, and ``os.replace`` swaps them in.
+the target's permissions and group if it exists, and ``os.replace`` swaps them in. A symbolic
+link is followed: the file it points to is replaced, and the link stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
 from pathlib import Path
+
+
+def target(path: Path) -> Path:
+    """The file a rename must replace: ``path``, or the file a symbolic link there points to."""
+    return Path(os.path.realpath(path))
 
 
 def stage(path: Path, data: bytes) -> Path:
@@ -21,6 +28,7 @@ def stage(path: Path, data: bytes) -> Path:
     The caller renames it over ``path`` with ``os.replace``, or unlinks it; nothing is left behind
     when this raises.
     """
+    path = target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -30,7 +38,11 @@ def stage(path: Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         if path.exists():
-            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+            kept = path.stat()
+            if kept.st_gid != os.stat(temporary).st_gid:
+                with contextlib.suppress(PermissionError):  # only its owner or root may
+                    os.chown(temporary, -1, kept.st_gid)
+            os.chmod(temporary, stat.S_IMODE(kept.st_mode))
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -42,7 +54,7 @@ def write(path: Path, data: bytes) -> None:
     file is unchanged and no temporary file is left."""
     temporary = stage(path, data)
     try:
-        os.replace(temporary, path)
+        os.replace(temporary, target(path))
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -32,14 +32,17 @@ def redact_credentials(text: str) -> str:
         decoded = unquote(decoded)
     if CREDENTIAL.search(decoded) is None:
         return text
-    return quote(CREDENTIAL.sub(REDACTED, decoded), safe=_LOGGABLE)
+    return quote(CREDENTIAL.sub(REDACTED, decoded), safe=_LOGGABLE, errors="backslashreplace")
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message without credentials' secrets; the record is always kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed logging call: the handler reports it, as without us
+            return True
         redacted = redact_credentials(message)
         if redacted is not message:
             record.msg, record.args = redacted, None

@@ -24,10 +24,24 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
 
 
 class StrictSafeLoader(yaml.SafeLoader):
+    """Each mapping's own keys are checked once, before any merge rewrites it in place: PyYAML
+    flattens a merged mapping's node when another mapping merges it, which may happen before
+    that mapping itself is constructed."""
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        self._check_once(node)
+        super().flatten_mapping(node)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            _refuse_repeated_keys(self, node)
+            self._check_once(node)
         return super().construct_mapping(node, deep=deep)
+
+    def _check_once(self, node: yaml.MappingNode) -> None:
+        checked: set[int] = self.__dict__.setdefault("_checked_mappings", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            _refuse_repeated_keys(self, node)
 
 
 def _refuse_repeated_keys(loader: StrictSafeLoader, node: yaml.MappingNode) -> None:

@@ -127,6 +127,7 @@ class Connection:
         self._sock: socket.socket | None = None
         self._file: Any = None
         self._reused = False
+        self._aborted = False  # set by abort(): the request must fail, not be retried
         self._ssl_context: Any = None
         self._tls_stamp: tuple[int, ...] = ()
 
@@ -141,6 +142,7 @@ class Connection:
             *(f"{name}: {value}" for name, value in headers.items()),
         ]
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        self._aborted = False
         for attempt in (1, 2):
             reused = self._sock is not None and self._reused
             try:
@@ -151,6 +153,8 @@ class Connection:
                 raise TransportError("timeout", f"timed out after {self.timeout:g}s") from exc
             except _StaleConnection:
                 self.close()
+                if self._aborted:
+                    raise TransportError("error", "aborted") from None
                 if attempt == 2 or not reused:  # a fresh connection closed on us: a real error
                     raise TransportError("error", "connection closed without a response") from None
             except (OSError, ValueError) as exc:
@@ -286,6 +290,7 @@ class Connection:
 
     def abort(self) -> None:
         """From another thread: make a blocked request fail now (shutdown wakes its recv)."""
+        self._aborted = True  # before the shutdown: the woken request must not retry
         sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):

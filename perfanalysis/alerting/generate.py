@@ -151,7 +151,7 @@ def write(files: dict[Path, str], old: list[Path]) -> list[Path]:
     try:
         for path, temporary in staged.items():
             with _reporting("write", path):
-                os.replace(temporary, path)
+                os.replace(temporary, atomicfile.target(path))
             touched.append(path)
     except OutputError:
         for path in staged.keys() - set(touched):

@@ -45,6 +45,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(os.path.realpath(path))
     temporary = _create_beside(target, path)
     try:
+        _keep_mode_and_group(target, temporary)
         yield temporary
         try:
             os.replace(temporary, target)
@@ -86,3 +87,16 @@ def _create_beside(target: Path, named: str | os.PathLike[str]) -> Path:
 
 def _naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), os.fspath(path))
+
+
+def _keep_mode_and_group(target: Path, temporary: Path) -> None:
+    """An existing report's permissions and group on its replacement (a report made private with
+    chmod 600 stays private); nothing to keep for a new one."""
+    try:
+        kept = target.stat()
+    except FileNotFoundError:
+        return
+    if kept.st_gid != temporary.stat().st_gid:
+        with contextlib.suppress(PermissionError):  # only its owner or root may
+            os.chown(temporary, -1, kept.st_gid)
+    os.chmod(temporary, stat.S_IMODE(kept.st_mode))

@@ -352,6 +352,21 @@ def test_abort_from_another_thread_ends_a_hanging_request(
     assert delivery.verdict is Verdict.RETRY
 
 
+def test_abort_on_a_reused_connection_is_not_retried_on_a_new_one(
+    serve: Callable[..., Scripted], key_file: Path
+) -> None:
+    """The woken request sees its kept-alive connection closed, which otherwise means "the
+    server dropped an idle connection: send again on a fresh one"."""
+    server = serve(lambda r: Answer(204) if len(server.received) == 1 else Answer(204, delay=3.0))
+    client = client_for(server.url, key_file, timeout=30.0)
+    assert client.deliver(body(lines(1)), 1).verdict is Verdict.SETTLED
+    threading.Timer(0.3, client.abort).start()
+    delivery = client.deliver(body(lines(1)), 1)
+    assert delivery.verdict is Verdict.RETRY
+    assert "aborted" in delivery.error
+    assert len(server.received) == 2  # the aborted batch was sent once, not again
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [

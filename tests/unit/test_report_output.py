@@ -143,6 +143,7 @@ def test_the_html_replaces_the_previous_report_and_follows_a_symlink(
     (tmp_path / "reports").mkdir()
     real = tmp_path / "reports" / "weekly.html"
     real.write_text("old report")
+    real.chmod(0o600)  # made private by its owner: the new report stays private
     link = tmp_path / "current.html"
     link.symlink_to(real)
     err = io.StringIO()
@@ -150,7 +151,16 @@ def test_the_html_replaces_the_previous_report_and_follows_a_symlink(
     assert link.is_symlink()
     assert real.read_text() == PAGE
     assert leftovers(tmp_path / "reports") == []
-    assert oct(real.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct(real.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_new_report_gets_the_mode_a_plain_open_gives(tmp_path: Path, built: list[Any]) -> None:
+    config = tmp_path / "report.yaml"
+    config.write_text(MINIMAL)
+    output = tmp_path / "new.html"
+    err = io.StringIO()
+    assert cli.run(["--config", str(config), "--output", str(output)], stderr=err) == 0, err
+    assert oct(output.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
 def _umask() -> int:

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from gunicorn.http.message import _check_fast_parser
 
-from perfanalysis.redact import redact_credentials
+from perfanalysis.redact import RedactingFilter, redact_credentials
 from perfanalysis.serving import (
     GunicornApp,
     RedactingLogger,
@@ -149,3 +149,15 @@ def test_the_admin_apps_own_log_holds_no_credential_secret(
     logged = [record.getMessage() for record in caplog.records]
     assert "Exception on /invitations/pai_abcdefghijklm_[redacted]/fail [GET]" in logged
     assert "S" * 43 not in caplog.text
+
+
+def test_redaction_survives_what_logging_survives() -> None:
+    """A logging call whose arguments do not fit its format, and a lone surrogate beside a
+    secret: logging reports or writes these; the redaction must not turn them into errors."""
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "%s and %s", ("one",), None)
+    assert RedactingFilter().filter(record) is True
+    assert record.args == ("one",)  # left for the handler to report
+    text = "\ud800 /invitations/pai_abcdefghijklm_" + "S" * 43
+    redacted = redact_credentials(text)
+    assert "S" * 43 not in redacted
+    assert "pai_abcdefghijklm_[redacted]" in redacted

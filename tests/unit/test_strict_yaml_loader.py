@@ -39,3 +39,11 @@ def test_a_key_given_again_through_a_merge_is_an_override() -> None:
 
 def test_keys_equal_only_as_text_are_different_keys() -> None:
     assert strictyaml.load("1: x\n'1': y\n") == {1: "x", "1": "y"}
+
+
+def test_a_merge_override_in_a_mapping_merged_before_it_is_built_is_an_override() -> None:
+    """PyYAML flattens ``a`` in place when ``c`` merges it, before ``a`` itself is built."""
+    text = "base: &b {x: 1, y: 1}\ntemplates:\n  a: &a\n    <<: *b\n    x: 2\nc:\n  <<: *a\n"
+    assert strictyaml.load(text) == yaml.safe_load(text)
+    with pytest.raises(strictyaml.DuplicateKeyError, match="found the key 'x' a second time"):
+        strictyaml.load(text.replace("    x: 2\n", "    x: 2\n    x: 3\n"))
