@@ -194,6 +194,29 @@ def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: 
                 f"no member with e-mail {email} in this tenant: invite them instead", "email"
             )
         user, membership = found
+    return _give_role(db, actor, tenant, user, membership, role)
+
+
+def set_role(db: Session, actor: Actor, tenant: Tenant, user_id: int, role: str) -> Membership:
+    """Give the member with ``user_id`` ``role``: by id, so a member whose stored address the
+    e-mail check would now refuse can still have their role changed."""
+    require(db, actor, tenant, "admin")
+    if role not in RANK:
+        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
+    found = db.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant.id, User.id == user_id)
+    ).first()
+    if found is None:
+        raise NotFound("no such member in this tenant")
+    user, membership = found
+    return _give_role(db, actor, tenant, user, membership, role)
+
+
+def _give_role(
+    db: Session, actor: Actor, tenant: Tenant, user: User, membership: Membership | None, role: str
+) -> Membership:
     if membership is None:
         membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
         db.add(membership)

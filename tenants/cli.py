@@ -168,7 +168,12 @@ def add_member(ctx: click.Context, tenant: str, email: str, role: str) -> None:
 @click.argument("tenant")
 @click.argument("name")
 @click.option("--hostname", required=True)
-@click.option("--label", "labels", multiple=True, help="key=value, repeatable")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="key=value, one label each; repeat for more (a value may hold commas, not ',key=')",
+)
 @click.option("--vcpus", type=int)
 @click.option("--memory-bytes", type=int)
 @click.option("--cloud-provider")

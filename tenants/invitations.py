@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, not_, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -272,13 +273,22 @@ def _join(db: Session, invitation: Invitation, user: User, ip: str = "") -> Memb
         raise NotValid()
     db.refresh(invitation)
     tenant = invitation.tenant
-    membership = db.scalar(
-        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    existing = select(Membership).where(
+        Membership.user_id == user.id, Membership.tenant_id == tenant.id
     )
-    joined = membership is None
+    membership = db.scalar(existing)
+    joined = False
     if membership is None:
-        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
-        db.add(membership)
+        try:
+            with db.begin_nested():  # a savepoint: a failed insert keeps the invitation's update
+                membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
+                db.add(membership)
+            joined = True
+        except IntegrityError:
+            # added some other way (CLI, API) between the lookup and the insert: they keep that role
+            membership = db.scalar(existing)
+            if membership is None:
+                raise
     actor = Actor(user, user.email, ip)
     record(db, actor, "invitation.accept", tenant, "invitation", invitation.id,
            email=user.email, role=membership.role, joined=joined)  # fmt: skip

@@ -20,11 +20,14 @@ LABEL_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
 TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 MAX_LABELS = 20
-# Format characters (Unicode category Cf) a text may keep: the zero-width non-joiner and joiner,
-# which Persian and Indic scripts and emoji sequences need. Every other one is invisible and can
-# make a shown name lie, e.g. U+202E RIGHT-TO-LEFT OVERRIDE shows "acme\u202egpj.exe" as
-# "acmeexe.jpg", and U+200B ZERO WIDTH SPACE makes a second "acme" look like the first.
-ALLOWED_FORMAT = frozenset("\u200c\u200d")
+# in one command-line label's value, a comma followed by what looks like another label's key=
+SECOND_PAIR = re.compile(r",\s*[a-zA-Z_][a-zA-Z0-9_]{0,62}\s*=")
+# The bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069) a shown text must
+# not hold: they reorder the characters after them, e.g. U+202E RIGHT-TO-LEFT OVERRIDE shows
+# "acme\u202egpj.exe" as "acmeexe.jpg". Other format characters are kept: the marks U+200E,
+# U+200F and U+061C (right-to-left keyboards add them and they cannot reverse text), the joiners
+# Persian, Indic scripts and emoji need, the soft hyphen and emoji tag sequences.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def readable_number(value: float) -> str:
@@ -51,11 +54,10 @@ def text(value: Any, field: str, max_length: int = 200, required: bool = True) -
 
 
 def format_character(value: str) -> str | None:
-    """The first invisible format character (Unicode category Cf, such as the bidirectional
-    overrides and isolates U+202A-202E and U+2066-2069 or the marks U+200E/U+200F) in
-    ``value`` that a shown name must not hold, as ``U+202E RIGHT-TO-LEFT OVERRIDE``; else None."""
+    """The first bidirectional embedding, override or isolate (U+202A-202E, U+2066-2069) in
+    ``value``, as ``U+202E RIGHT-TO-LEFT OVERRIDE``; else None."""
     for char in value:
-        if unicodedata.category(char) == "Cf" and char not in ALLOWED_FORMAT:
+        if char in BIDI_CONTROLS:
             name = unicodedata.name(char, "")
             return f"U+{ord(char):04X} {name}".rstrip()
     return None
@@ -65,8 +67,8 @@ def _refuse_format_characters(value: str, field: str, what: str = "") -> None:
     found = format_character(value)
     if found:
         raise Invalid(
-            f"{field}{what} must not contain invisible formatting characters, which can "
-            f"disguise how it reads: found {found}",
+            f"{field}{what} must not contain bidirectional override, embedding or isolate "
+            f"characters, which can disguise how it reads: found {found}",
             field,
         )
 
@@ -151,12 +153,20 @@ def optional_number(value: Any, field: str, low: float, high: float) -> float | 
 
 def labels(value: Any, field: str = "labels") -> dict[str, str]:
     """Labels as an object, the form's ``"key=value, key=value"`` or the command line's
-    ``["key=value", ...]`` (whose values may hold commas); a key given twice is refused."""
+    ``["key=value", ...]`` (whose values may hold commas, but not ``,key=``: the old
+    ``--label "a=1,b=2"`` would otherwise become one label); a key given twice is refused."""
     if value is None or value == "":
         return {}
     if isinstance(value, str):
         value = _label_pairs(value.split(","), field)
     elif isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
+        for part in value:
+            if SECOND_PAIR.search(part.partition("=")[2]):
+                raise Invalid(
+                    f"{field}: {part.strip()!r} looks like more than one key=value: repeat "
+                    "--label for each label (a value may hold commas, but not ',key=')",
+                    field,
+                )
         value = _label_pairs(value, field)
     if not isinstance(value, dict):
         raise Invalid(f"{field} must be an object of string values", field)

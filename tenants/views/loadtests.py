@@ -543,7 +543,11 @@ def _object(allowed: Iterable[str], required: bool = True) -> dict[str, Any]:
     if not request.is_json:
         raise Invalid("send a JSON body with 'Content-Type: application/json'")
     try:
-        value = json.loads(request.get_data(cache=True), parse_constant=_refuse_constant)
+        value = json.loads(
+            request.get_data(cache=True),
+            parse_constant=_refuse_constant,
+            object_pairs_hook=validation.unique_keys,
+        )
     except (ValueError, RecursionError):
         raise Invalid("the request body is not valid JSON") from None
     if not isinstance(value, dict):

@@ -53,7 +53,7 @@ from tenants.accounts import (
     get_member,
     members_page,
     remove_membership,
-    set_membership,
+    set_role,
 )
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Invalid, NotFound, ServiceError
@@ -608,7 +608,7 @@ def change_role(slug: str, user_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug, "admin")
     member = _member(tenant, user_id)
     try:
-        membership = set_membership(_db(), current_actor(), tenant, member.email, _form("role"))
+        membership = set_role(_db(), current_actor(), tenant, member.id, _form("role"))
     except ServiceError as error:
         return _tenant_page(tenant, _failure("role", error))
     flash(f"{member.email} is now {membership.role} in {tenant.name}.")
