@@ -157,8 +157,9 @@ class WriteService:
             ) from None
         except StorageConflict as exc:
             outcome = "conflict"
-            dropped = exc.dropped
-            if isinstance(exc, StorageLimitExceeded) or dropped is None or not 0 < dropped < points:
+            said = exc.dropped  # storage's own count, parsed from its message
+            dropped = said if said is not None and 0 < said < points else points
+            if isinstance(exc, StorageLimitExceeded):
                 dropped = points  # the limits' dropped=N leaves out the points dropped before
             self._rejected(tenant, "storage_conflict", dropped)
             self.metrics.points_accepted.labels(tenant).inc(points - dropped)
@@ -170,12 +171,12 @@ class WriteService:
                     "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
                     "dropped other points of the batch with them)"
                 ) from None
-            known = exc.dropped is not None and 0 < exc.dropped <= points
             written = (
                 f"the other {points - dropped} of the batch's {points} points were written"
                 if dropped < points
                 else "any others in the batch were written"
             )
+            known = said is not None and 0 < said <= points
             counts = {"written": points - dropped, "rejected": dropped} if known else {}
             raise errors.unprocessable(
                 f"{exc.message} (storage refused these points for their content; {written})",
