@@ -37,16 +37,24 @@ def stage(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            kept = path.stat()
-            if kept.st_gid != os.stat(temporary).st_gid:
-                with contextlib.suppress(PermissionError):  # only its owner or root may
-                    os.chown(temporary, -1, kept.st_gid)
-            os.chmod(temporary, stat.S_IMODE(kept.st_mode))
+        keep_mode_and_group(path, temporary)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return temporary
+
+
+def keep_mode_and_group(target: Path, temporary: Path) -> None:
+    """``target``'s permissions and group on its replacement ``temporary`` (a file made private
+    with chmod 600, or given to a service's group, stays so); nothing to keep for a new one."""
+    try:
+        kept = target.stat()
+    except FileNotFoundError:
+        return
+    if kept.st_gid != temporary.stat().st_gid:
+        with contextlib.suppress(PermissionError):  # only its owner or root may
+            os.chown(temporary, -1, kept.st_gid)
+    os.chmod(temporary, stat.S_IMODE(kept.st_mode))
 
 
 def write(path: Path, data: bytes) -> None:

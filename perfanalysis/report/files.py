@@ -18,6 +18,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from perfanalysis.atomicfile import keep_mode_and_group
+
 
 def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
     """Whether two paths name one file: ``os.path.samefile`` when both exist (hard links too),
@@ -45,7 +47,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(os.path.realpath(path))
     temporary = _create_beside(target, path)
     try:
-        _keep_mode_and_group(target, temporary)
+        keep_mode_and_group(target, temporary)
         yield temporary
         try:
             os.replace(temporary, target)
@@ -87,16 +89,3 @@ def _create_beside(target: Path, named: str | os.PathLike[str]) -> Path:
 
 def _naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), os.fspath(path))
-
-
-def _keep_mode_and_group(target: Path, temporary: Path) -> None:
-    """An existing report's permissions and group on its replacement (a report made private with
-    chmod 600 stays private); nothing to keep for a new one."""
-    try:
-        kept = target.stat()
-    except FileNotFoundError:
-        return
-    if kept.st_gid != temporary.stat().st_gid:
-        with contextlib.suppress(PermissionError):  # only its owner or root may
-            os.chown(temporary, -1, kept.st_gid)
-    os.chmod(temporary, stat.S_IMODE(kept.st_mode))
