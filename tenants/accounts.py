@@ -8,6 +8,7 @@ from typing import Protocol
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from tenants import validation
 from tenants.access import RANK, Actor, require, require_platform
@@ -170,9 +171,7 @@ def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: 
     not an account has it, so that it cannot be probed (they invite it instead:
     tenants/invitations.py).
     """
-    require(db, actor, tenant, "admin")
-    if role not in RANK:
-        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
+    _may_give(db, actor, tenant, role)
     email = validation.email(email)
     if actor.is_platform_admin:
         user = get_user_by_email(db, email)
@@ -184,11 +183,7 @@ def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: 
             )
         )
     else:
-        found = db.execute(
-            select(User, Membership)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.tenant_id == tenant.id, User.email == email)
-        ).first()
+        found = _member(db, tenant, User.email == email)
         if found is None:
             raise NotFound(
                 f"no member with e-mail {email} in this tenant: invite them instead", "email"
@@ -200,18 +195,31 @@ def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: 
 def set_role(db: Session, actor: Actor, tenant: Tenant, user_id: int, role: str) -> Membership:
     """Give the member with ``user_id`` ``role``: by id, so a member whose stored address the
     e-mail check would now refuse can still have their role changed."""
-    require(db, actor, tenant, "admin")
-    if role not in RANK:
-        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
-    found = db.execute(
-        select(User, Membership)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.tenant_id == tenant.id, User.id == user_id)
-    ).first()
+    _may_give(db, actor, tenant, role)
+    found = _member(db, tenant, User.id == user_id)
     if found is None:
         raise NotFound("no such member in this tenant")
     user, membership = found
     return _give_role(db, actor, tenant, user, membership, role)
+
+
+def _may_give(db: Session, actor: Actor, tenant: Tenant, role: str) -> None:
+    """The tenant's admins (and platform admins) give roles, and only roles that exist."""
+    require(db, actor, tenant, "admin")
+    if role not in RANK:
+        raise Invalid(f"role must be one of {', '.join(RANK)}", "role")
+
+
+def _member(
+    db: Session, tenant: Tenant, which: ColumnElement[bool]
+) -> tuple[User, Membership] | None:
+    """The tenant's member that ``which`` picks, with their membership; None for a non-member."""
+    found = db.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant.id, which)
+    ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def _give_role(
