@@ -79,6 +79,20 @@ def problems(document: Any, path: str = "/etc/exporter/web.yml") -> list[str]:
     return caught.value.problems
 
 
+def start_exporter(web_config: str) -> subprocess.CompletedProcess[str]:
+    """The exporter started with ``web_config``, as under systemd: no terminal, stdin /dev/null;
+    a valid file would keep it running (until the timeout fails the test)."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter.main", "--web.listen-address=127.0.0.1:0",
+         f"--web.config.file={web_config}"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )  # fmt: skip
+
+
 def write(path: Path, text: str) -> str:
     path.write_text(textwrap.dedent(text))
     return str(path)
@@ -339,15 +353,7 @@ def test_a_repeated_key_is_refused_as_node_exporter_refuses_it(tmp_path: Path) -
     nested = write(tmp_path / "nested.yml", "tls_server_config:\n  cert_file: a\n  cert_file: b\n")
     with pytest.raises(WebConfigError, match="found the key 'cert_file' a second time"):
         load(nested)
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter.main", "--web.listen-address=127.0.0.1:0",
-         f"--web.config.file={path}"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )  # fmt: skip
+    result = start_exporter(path)
     assert result.returncode == 2, result.stderr
     assert "invalid configuration" in result.stderr
     assert f"flag --web.config.file: invalid value '{path}': " in result.stderr
@@ -508,15 +514,7 @@ def test_an_encrypted_key_is_refused_at_start_without_asking_for_a_pass_phrase(
         "(the exporter cannot ask for a pass phrase): give the key unencrypted"
     ]
     # as under systemd: no terminal, stdin /dev/null (OpenSSL's prompt failed there with EINVAL)
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter.main", "--web.listen-address=127.0.0.1:0",
-         f"--web.config.file={path}"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )  # fmt: skip
+    result = start_exporter(path)
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr
     assert "encrypted private keys are not supported" in result.stderr
