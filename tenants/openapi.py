@@ -161,6 +161,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         {"confirm": _string(40, 1, description="the tenant's slug, typed again")}, ["confirm"]
     ),
     "MemberSet": _object({"email": EMAIL, "role": ROLE}, ["email", "role"]),
+    "RoleSet": _object({"role": ROLE}, ["role"]),
     "InvitationCreate": _object({"email": EMAIL, "role": ROLE}, ["email", "role"]),
     "UserCreate": _object(
         {
@@ -655,6 +656,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                          parameters=(*TENANT, "invitation_id")),
         },
         "/tenants/{slug}/members/{user_id}": {
+            "patch": op("setMemberRole", "Change a member's role by user id (tenant admin); the "
+                        "last admin cannot be demoted", "members", (200, "Member"),
+                        (*WRITE_TENANT, 409), "RoleSet", parameters=(*TENANT, "user_id")),
             "delete": op("removeMember", "Remove a member (tenant admin); the last admin cannot "
                          "be removed", "members", (204, None), (*WRITE_TENANT, 409),
                          parameters=(*TENANT, "user_id")),

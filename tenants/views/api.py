@@ -32,6 +32,7 @@ from tenants.accounts import (
     remove_membership,
     revoke_token,
     set_membership,
+    set_role,
     token_state,
     users_page,
 )
@@ -416,6 +417,17 @@ def set_member_view(slug: str) -> Any:
     if was_member:
         return member
     return _created(member, url_for(".list_members_view", slug=tenant.slug))
+
+
+@bp.patch("/tenants/<slug>/members/<int:user_id>")
+def set_role_view(slug: str, user_id: int) -> Any:
+    """A member's new role, by user id (the id the member list gives): unlike the e-mail form,
+    it never re-validates the stored address."""
+    tenant = _tenant(slug, "admin")
+    body = _body("RoleSet")
+    member_id = _row_id(user_id, "member in this tenant")
+    membership = set_role(_db(), _actor(), tenant, member_id, body["role"])
+    return member_json(membership.user, membership.role)
 
 
 @bp.delete("/tenants/<slug>/members/<int:user_id>")

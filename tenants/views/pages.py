@@ -17,7 +17,8 @@ keys; its settings; a collector; the audit log.
   no-store response, and kept nowhere (not in the session, not in a URL of ours). A reloaded or
   resent form is recognised by its one-time form id and redirected.
 * Members join by invitation (tenants/invitations.py): inviting answers the same whether or not
-  the address has an account, so that a tenant admin cannot probe addresses.
+  the address has an account, so that a tenant admin cannot probe addresses. Platform admins,
+  who may list every user anyway, also add an existing user directly.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from tenants.accounts import (
     get_member,
     members_page,
     remove_membership,
+    set_membership,
     set_role,
 )
 from tenants.crypto import CredentialHasher
@@ -601,6 +603,20 @@ def revoke_invitation(slug: str, invitation_id: int) -> ResponseReturnValue:
             "expired meanwhile."
         )
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="invitations"))
+
+
+@bp.post("/tenants/<slug>/members")
+def add_member(slug: str) -> ResponseReturnValue:
+    """A platform admin adds an existing user (the form is theirs: they list every user anyway).
+    A tenant admin's post only changes an existing member's role; any other address is "no
+    member" whether or not it has an account (accounts.set_membership)."""
+    tenant = _tenant(slug, "admin")
+    try:
+        membership = set_membership(_db(), current_actor(), tenant, _form("email"), _form("role"))
+    except ServiceError as error:
+        return _tenant_page(tenant, _failure("member", error))
+    flash(f"{membership.user.email} is now {membership.role} in {tenant.name}.")
+    return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
 
 @bp.post(f"/tenants/<slug>/members/<{ROW_ID}:user_id>/role")

@@ -29,8 +29,9 @@ from tenants import db as database
 from tenants.access import Actor, system_actor, tenant_for
 from tenants.accounts import get_user_by_email, remove_membership, set_membership
 from tenants.invitations import NOT_VALID, NotValid, accept, find_valid, get_pending, invite, revoke
-from tenants.models import AuditEvent, Invitation, Membership, Tenant, User, utcnow
+from tenants.models import AuditEvent, Invitation, Tenant, User, utcnow
 from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login, table_snapshot
+from tests.support.members import memberships
 
 PLATFORM = "root@platform.test"
 ADMIN, ANALYST, VIEWER = "boss@a.test", "ana@a.test", "vic@a.test"
@@ -98,16 +99,6 @@ def invite_on_page(
 
 def token_of(path: str) -> str:
     return path.rsplit("/", 1)[1]
-
-
-def memberships(app: Flask) -> dict[tuple[str, str], str]:
-    with app.app_context():
-        rows = database.session().execute(
-            select(User.email, Tenant.slug, Membership.role)
-            .join(Membership, Membership.user_id == User.id)
-            .join(Tenant, Tenant.id == Membership.tenant_id)
-        )
-        return {(email, slug): role for email, slug, role in rows}
 
 
 def actions(app: Flask, tenant_slug: str | None) -> list[str]:

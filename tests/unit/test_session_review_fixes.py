@@ -20,8 +20,9 @@ from tenants import db as database
 from tenants.access import system_actor, tenant_for
 from tenants.accounts import get_user_by_email
 from tenants.invitations import find_valid, invite
-from tenants.models import AuditEvent, Collector, Invitation, Membership, User
+from tenants.models import AuditEvent, Collector, Invitation, Membership
 from tests.conftest import TEST_SECRET, csrf, issue_test_token, login, table_snapshot
+from tests.support.members import member_stored_as
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
@@ -123,15 +124,7 @@ def test_an_accept_racing_a_direct_add_keeps_the_added_role_and_uses_the_link(
 def test_a_member_whose_stored_address_has_a_format_character_can_change_role(
     app: Flask, world: None, stored: str
 ) -> None:
-    with app.app_context():
-        db = database.session()
-        tenant = tenant_for(db, system_actor(), "a")
-        user = db.scalar(select(User).where(User.email == KNOWN))
-        assert user is not None
-        user.email = stored  # e.g. stored before the rule
-        db.add(Membership(user_id=user.id, tenant_id=tenant.id, role="viewer"))
-        db.commit()
-        user_id = user.id
+    user_id = member_stored_as(app, "a", KNOWN, stored, "viewer")  # e.g. stored before the rule
     client: FlaskClient = app.test_client()
     login(client, ADMIN)
     changed = client.post(
