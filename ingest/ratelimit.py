@@ -33,6 +33,11 @@ class RateLimiter(Protocol):
     def acquire(self, tenant: str, points: int, limit: Limit) -> float:
         """Take ``points`` tokens: 0.0 if admitted, else the seconds until they would be."""
 
+    def release(self, tenant: str, points: int, limit: Limit) -> None:
+        """Give back ``points`` tokens taken for a write that stored nothing (storage down or
+        refusing it): a client's retries during an outage must not leave its tenant throttled
+        once storage is back. The bucket stays capped at the burst."""
+
 
 class LocalTokenBucket:
     """Buckets in this process, each with the limit its tenant has at the time of asking."""
@@ -54,8 +59,17 @@ class LocalTokenBucket:
             self._buckets[tenant] = (tokens, now)
             return (points - tokens) / rate
 
+    def release(self, tenant: str, points: int, limit: Limit) -> None:
+        rate, burst = limit
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(tenant, (float(burst), now))
+            tokens = min(float(burst), tokens + max(0.0, now - at) * rate + points)
+            self._buckets[tenant] = (tokens, now)
 
-# KEYS[1]: the tenant's bucket; ARGV: rate (tokens/s), burst, points requested.
+
+# KEYS[1]: the tenant's bucket; ARGV: rate (tokens/s), burst, points requested (negative: points
+# given back, which never fill the bucket beyond the burst).
 BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -76,6 +90,7 @@ if requested <= tokens then
 else
   wait = (requested - tokens) / rate
 end
+tokens = math.min(burst, tokens)
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 60000)
 return string.format('%.6f', wait)
@@ -99,6 +114,15 @@ class RedisTokenBucket:
         return cls(client, prefix, LocalTokenBucket())
 
     def acquire(self, tenant: str, points: int, limit: Limit) -> float:
+        wait = self._run(tenant, points, limit)
+        return self.fallback.acquire(tenant, points, limit) if wait is None else wait
+
+    def release(self, tenant: str, points: int, limit: Limit) -> None:
+        if self._run(tenant, -points, limit) is None:
+            self.fallback.release(tenant, points, limit)
+
+    def _run(self, tenant: str, points: int, limit: Limit) -> float | None:
+        """The script's wait; None when Redis cannot be reached (the fallback's turn)."""
         import redis
 
         try:
@@ -108,7 +132,7 @@ class RedisTokenBucket:
             if now - self._last_complaint > 60:
                 self._last_complaint = now
                 log.warning("Redis unreachable for rate limits (%s); limiting per process", exc)
-            return self.fallback.acquire(tenant, points, limit)
+            return None
         return float(wait)
 
 

@@ -3,7 +3,10 @@
 Authentication comes first (nothing is read for a stranger), then the body is validated whole
 (a bad batch is 400 whatever the rate, since retrying it cannot help), then size against the
 tenant's burst (413: only splitting helps), then the rate (429), then storage. Only when storage
-has accepted the batch is the answer 204 and the key's use recorded.
+has accepted the batch is the answer 204 and the key's use recorded. A batch that storage did not
+take at all (down, refusing ingest, too large for it) gives its rate tokens back, so the retries
+of an outage do not leave the tenant throttled once storage is back; one that storage read and
+partly refused for its content (422) keeps them spent.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tenants.keys import Identity, KeyVerifier
 
 log = logging.getLogger(__name__)
 FORCED_TAGS_CACHE = 10_000
+NOTHING_STORED = (413, 503)  # storage too large for it; down, slow or refusing ingest
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class WriteService:
         if batch.points == 0:
             return Written(identity, 0)
         limit = self.limit_for(identity)
+        taken = None
         if limit.rate > 0:
             if batch.points > limit.burst:
                 self._rejected(tenant, "too_large", batch.points)
@@ -108,7 +113,13 @@ class WriteService:
                     f"tenant {tenant} is over its write rate; retry later",
                     retry_after_seconds(wait),
                 )
-        self._store(identity, batch.payload, batch.points)
+            taken = limit
+        try:
+            self._store(identity, batch.payload, batch.points)
+        except errors.IngestError as exc:
+            if taken is not None and exc.status in NOTHING_STORED:
+                self.limiter.release(tenant, batch.points, taken)
+            raise
         self.metrics.points_accepted.labels(tenant).inc(batch.points)
         self.metrics.batch_points.observe(batch.points)
         self.verifier.record_use(identity, batch.points)

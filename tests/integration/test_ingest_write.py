@@ -677,6 +677,42 @@ def test_the_rate_limit_holds_across_workers_through_redis(
     assert second.post("/write?precision=s", data=body, headers=token(other)).status_code == 204
 
 
+def test_a_write_that_storage_did_not_take_gives_its_rate_tokens_back(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """Retries while storage refuses ingest (here: its database is missing) must not leave the
+    tenant throttled once storage takes writes again; a batch storage read and partly refused
+    (422) keeps its tokens spent. At 1 point/s, spent tokens would take 100 s to come back."""
+    key = keys(create_database=False)
+    redis_url = os.environ.get("REDIS_URL", "")
+    client = make_ingest("--limits.rate=1", "--limits.burst=100",
+                         f"--limits.redis-prefix=test:ingest:{secrets.token_hex(4)}:",
+                         env={"PERFANALYSIS_INGEST_REDIS_URL": redis_url})  # fmt: skip
+
+    def post(lines: list[str]) -> Any:
+        return client.post("/write?precision=s", data="\n".join(lines), headers=token(key))
+
+    batch = [f"cpu value={i} {NOW_S - i}" for i in range(100)]
+    for _ in range(3):
+        assert post(batch).status_code == 503
+    influxdb.create_database(key.database)
+    assert post(batch).status_code == 204
+    assert count(influxdb, key.database) == 100
+    assert post(batch[:50]).status_code == 429, "the stored batch spent the burst"
+    limited = keys()
+    client = make_ingest("--limits.rate=1", "--limits.burst=100",
+                         f"--limits.redis-prefix=test:ingest:{secrets.token_hex(4)}:",
+                         env={"PERFANALYSIS_INGEST_REDIS_URL": redis_url})  # fmt: skip
+    typed = client.post("/write?precision=s", data=f"cpu value=1i {NOW_S}", headers=token(limited))
+    assert typed.status_code == 204
+    conflict = [f"cpu value={i} {NOW_S - i}" for i in range(1, 100)]
+    refused = client.post("/write?precision=s", data="\n".join(conflict), headers=token(limited))
+    assert refused.status_code == 422
+    again = client.post("/write?precision=s", data="\n".join(f"cpu value={i}i {NOW_S - i}" for i in range(50)),
+                        headers=token(limited))  # fmt: skip
+    assert again.status_code == 429, "a batch storage read keeps its tokens spent"
+
+
 def test_a_tenants_own_limits_apply_to_it_alone_and_can_be_reset(
     app: Flask, keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
 ) -> None:

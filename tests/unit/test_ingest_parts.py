@@ -9,6 +9,7 @@ import io
 import os
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from ingest.app import batch_rules
 from ingest.auth import header_credential, query_credential
 from ingest.batch import BatchPreparer
 from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, gunzip, read_limited
+from ingest.errors import IngestError
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import Limit, LocalTokenBucket, make_limiter, retry_after_seconds
 from ingest.service import WriteService
@@ -156,6 +158,18 @@ def test_a_changed_limit_applies_to_the_tokens_left() -> None:
     assert bucket.acquire("a", 30, Limit(1000, 1000)) == 0  # 20 + 1 s at 1000/s
 
 
+def test_tokens_given_back_fill_the_bucket_no_further_than_its_burst() -> None:
+    now = [0.0]
+    bucket = LocalTokenBucket(clock=lambda: now[0])
+    limit = Limit(rate=1, burst=100)
+    assert bucket.acquire("a", 80, limit) == 0  # 20 left
+    bucket.release("a", 80, limit)
+    assert bucket.acquire("a", 100, limit) == 0  # all 100 back
+    bucket.release("a", 60, limit)
+    bucket.release("a", 60, limit)
+    assert bucket.acquire("a", 101, limit) == pytest.approx(1.0)  # capped at 100
+
+
 def test_limiter_choice() -> None:
     settings = {"limits_rate": 0.0, "limits_burst": 5, "redis_url": "", "limits_redis_prefix": "x"}
     assert isinstance(make_limiter(settings), LocalTokenBucket)
@@ -191,13 +205,17 @@ class UsageRecorder:
 class CountingLimiter:
     def __init__(self) -> None:
         self.asked: list[tuple[str, int, Limit]] = []
+        self.given_back: list[tuple[str, int, Limit]] = []
 
     def acquire(self, tenant: str, points: int, limit: Limit) -> float:
         self.asked.append((tenant, points, limit))
         return 0.0
 
+    def release(self, tenant: str, points: int, limit: Limit) -> None:
+        self.given_back.append((tenant, points, limit))
 
-def write_service(default: Limit, limiter: CountingLimiter) -> WriteService:
+
+def write_service(default: Limit, limiter: CountingLimiter, writer: Any = None) -> WriteService:
     return WriteService(
         verifier=UsageRecorder(),  # type: ignore[arg-type]
         preparer=BatchPreparer(
@@ -205,7 +223,7 @@ def write_service(default: Limit, limiter: CountingLimiter) -> WriteService:
         ),
         limiter=limiter,
         default_limit=default,
-        writer=NullWriter(),
+        writer=writer or NullWriter(),
         metrics=IngestMetrics(),
         retry_after=1,
     )
@@ -236,6 +254,37 @@ def test_an_unlimited_tenant_is_never_asked_about_and_a_limited_one_is() -> None
     service.write(identity(50.0, 30), "ns", body, NOW_NS)
     assert limiter.asked == [("acme", 20, Limit(50, 30))]
     assert service.verifier.used == [("acme", 20), ("acme", 20)]  # type: ignore[attr-defined]
+
+
+class FailingWriter(NullWriter):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def write(self, database: str, payload: bytes) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "given_back"),
+    [
+        (StorageUnavailable("connection refused"), 503, True),
+        (StorageRefused("database not found"), 503, True),
+        (StorageTooLarge("request entity too large"), 413, True),
+        (StorageConflict("partial write: field type conflict dropped=20"), 422, False),
+        (StorageLimitExceeded("partial write: max-series-per-database limit exceeded"), 422, False),
+        (StorageRejected("bad request"), 500, False),
+    ],
+)
+def test_only_a_write_storage_did_not_take_gives_its_tokens_back(
+    error: Exception, status: int, given_back: bool
+) -> None:
+    limiter = CountingLimiter()
+    service = write_service(Limit(50, 30), limiter, FailingWriter(error))
+    body = b"\n".join(b"cpu value=%d %d" % (i, NOW_NS - i) for i in range(20))
+    with pytest.raises(IngestError) as refused:
+        service.write(identity(), "ns", body, NOW_NS)
+    assert refused.value.status == status
+    assert limiter.given_back == ([("acme", 20, Limit(50, 30))] if given_back else [])
 
 
 # ----------------------------------------------------------------------------------------------
