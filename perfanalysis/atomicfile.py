@@ -10,9 +10,11 @@ link is followed: the file it points to is replaced, and the link stays.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -30,10 +32,9 @@ def stage(path: Path, data: bytes) -> Path:
     """
     path = target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    temporary = create_beside(path)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -42,6 +43,47 @@ def stage(path: Path, data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return temporary
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A new empty file beside ``path`` (see ``create_beside``) with ``path``'s permissions and
+    group, for the block to fill; renamed over ``path`` when the block ends, removed when it
+    raises. An OSError names ``path``, not the temporary file."""
+    final = target(Path(path))
+    temporary = create_beside(final, path)
+    try:
+        keep_mode_and_group(final, temporary)
+        yield temporary
+        try:
+            os.replace(temporary, final)
+        except OSError as exc:
+            raise naming(exc, path) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def create_beside(path: Path, named: str | os.PathLike[str] | None = None) -> Path:
+    """A new empty hidden file in ``path``'s directory (mode 0666 less the umask, as a plain
+    ``open`` makes), under a name no one else holds; an OSError names ``named`` (else ``path``)."""
+    for _ in range(100):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise naming(exc, named or path) from None
+        return candidate
+    raise FileExistsError(
+        errno.EEXIST, "no free temporary name beside it", os.fspath(named or path)
+    )
+
+
+def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` about ``path``: the file the user named, not a temporary one."""
+    return OSError(exc.errno, exc.strerror or str(exc), os.fspath(path))
 
 
 def keep_mode_and_group(target: Path, temporary: Path) -> None:

@@ -10,15 +10,10 @@ stays and its target is replaced.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import secrets
 import stat
-from collections.abc import Iterator
-from pathlib import Path
 
-from perfanalysis.atomicfile import keep_mode_and_group
+from perfanalysis.atomicfile import naming, replacing
 
 
 def same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
@@ -39,26 +34,6 @@ def in_place(path: str | os.PathLike[str]) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-@contextlib.contextmanager
-def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A new empty file beside ``path`` (mode 0666 less the umask, as a plain ``open`` makes),
-    renamed over ``path`` when the block ends and removed when it raises. An OSError names
-    ``path``, not the temporary file."""
-    target = Path(os.path.realpath(path))
-    temporary = _create_beside(target, path)
-    try:
-        keep_mode_and_group(target, temporary)
-        yield temporary
-        try:
-            os.replace(temporary, target)
-        except OSError as exc:
-            raise _naming(exc, path) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-
-
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (see the module)."""
     if in_place(path):
@@ -71,21 +46,4 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         except OSError as exc:
-            raise _naming(exc, path) from None
-
-
-def _create_beside(target: Path, named: str | os.PathLike[str]) -> Path:
-    for _ in range(100):
-        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise _naming(exc, named) from None
-        return candidate
-    raise FileExistsError(errno.EEXIST, "no free temporary name beside it", os.fspath(named))
-
-
-def _naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
-    return OSError(exc.errno, exc.strerror or str(exc), os.fspath(path))
+            raise naming(exc, path) from None

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from perfanalysis import atomicfile
 from perfanalysis.report import files
 from perfanalysis.report.influx import ReportError
 
@@ -50,7 +51,7 @@ def print_pdf(html_path: Path, pdf_path: Path, browser: str, timeout: float = 12
     if files.in_place(pdf_path):  # /dev/stdout and the like: no rename over a device
         _print(html_path, pdf_path, pdf_path, browser, timeout)
         return
-    with files.replacing(pdf_path) as temporary:
+    with atomicfile.replacing(pdf_path) as temporary:
         _print(html_path, temporary, pdf_path, browser, timeout)
         if not temporary.is_file() or temporary.stat().st_size == 0:  # Chromium wrote nothing
             raise ReportError(f"Chromium could not print {pdf_path}: it wrote nothing")
