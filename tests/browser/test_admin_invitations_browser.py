@@ -90,3 +90,26 @@ def log_in_from_the_link_and_join(page: Page, path: str) -> None:
     expect(page).to_have_url(re.compile(r"/tenants/acme$"))
     expect(page.locator(".flash")).to_contain_text("You are now analyst in Acme")
     expect(page.locator("header .who")).to_have_text(NEWCOMER)
+
+
+def test_a_platform_admin_adds_an_existing_user_directly_and_a_tenant_admin_has_no_such_form(
+    browser: Browser, make_tenant: Any, make_user: Any
+) -> None:
+    page = browser.page
+    make_tenant("acme", {ADMIN: "admin"})
+    make_user(NEWCOMER)
+    make_user("root@platform.test", platform_admin=True)
+    log_in(page, ADMIN, r"/tenants/acme$")
+    expect(page.locator("#members summary")).to_have_count(1)  # "Invite a member" alone
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, "root@platform.test", r"/tenants$")
+    page.goto("/tenants/acme")
+    page.locator("#members summary", has_text="Add an existing user").click()
+    form = page.locator("form[action='/tenants/acme/members']")
+    form.get_by_label("E-mail of an existing user").fill(NEWCOMER)
+    form.get_by_label("Role").select_option("viewer")
+    form.get_by_role("button", name="Add member").click()
+    expect(page).to_have_url(re.compile(r"/tenants/acme#members$"))
+    expect(page.locator(".flash")).to_contain_text(f"{NEWCOMER} is now viewer in Acme")
+    expect(page.locator("#members")).to_contain_text(NEWCOMER)
+    assert browser.problems == []
