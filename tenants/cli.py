@@ -261,38 +261,63 @@ def _secret_delivery(
     output: Path | None, what: str = "key"
 ) -> Iterator[Callable[[str, str], None]]:
     """Deliver the secret (a key or a token) issued inside the block: printed, or written to
-    OUTPUT.
-
-    OUTPUT is opened (created 0600 if missing; what it holds is kept until the new secret is
-    written) before the block runs, so a file that cannot be written stops the command before a
-    secret exists whose plaintext would be lost. A write that fails after all prints the secret
-    and exits 1; a file this created is removed when no secret reached it.
+    OUTPUT (see _prepared_secret_file). A write that fails after all prints the secret and exits
+    1, so the one copy of it is not lost.
     """
     if output is None:
-        yield lambda public_id, plaintext: _deliver(public_id, plaintext, None, what)
+        yield _print_secret(what)
         return
-    descriptor, created = _open_secret_file(output, what)
-    delivered = False
+    with _prepared_secret_file(output, what) as replace_contents:
 
-    def write(public_id: str, plaintext: str) -> None:
-        nonlocal delivered
+        def write(public_id: str, plaintext: str) -> None:
+            try:
+                replace_contents(plaintext + "\n")
+            except OSError as exc:
+                click.echo(plaintext)
+                raise click.ClickException(
+                    f"{what} {public_id} was issued but cannot be written to {output}: "
+                    f"{exc.strerror or exc}; it is printed on standard output instead, shown once"
+                ) from None
+            click.echo(f"{what} id {public_id} written to {output}")
+
+        yield write
+
+
+def _print_secret(what: str) -> Callable[[str, str], None]:
+    def show(public_id: str, plaintext: str) -> None:
+        click.echo(f"{what} id {public_id}; the {what}, shown once:", err=True)
+        click.echo(plaintext)
+
+    return show
+
+
+@contextmanager
+def _prepared_secret_file(path: Path, what: str) -> Iterator[Callable[[str], None]]:
+    """PATH opened for writing (created 0600 if missing; what it holds is kept until the new
+    secret is written) before the block runs, so a file that cannot be written stops the command
+    before a secret exists whose plaintext would be lost; and a function that replaces what it
+    holds (a failed write leaves it empty, never part of a secret). A file this made is removed
+    when nothing was written to it.
+    """
+    descriptor, created = _open_secret_file(path, what)
+    written = False
+
+    def replace_contents(text: str) -> None:
+        nonlocal written
         try:
-            _replace_contents(descriptor, plaintext + "\n")
-        except OSError as exc:
-            click.echo(plaintext)
-            raise click.ClickException(
-                f"{what} {public_id} was issued but cannot be written to {output}: "
-                f"{exc.strerror or exc}; it is printed on standard output instead, shown once"
-            ) from None
-        delivered = True
-        click.echo(f"{what} id {public_id} written to {output}")
+            _replace_contents(descriptor, text)
+        except OSError:
+            with suppress(OSError):
+                os.ftruncate(descriptor, 0)
+            raise
+        written = True
 
     try:
-        yield write
+        yield replace_contents
     finally:
         os.close(descriptor)
-        if created and not delivered:
-            output.unlink(missing_ok=True)
+        if created and not written:
+            path.unlink(missing_ok=True)
 
 
 def _open_secret_file(path: Path, what: str) -> tuple[int, bool]:
@@ -320,23 +345,6 @@ def _replace_contents(descriptor: int, text: str) -> None:
         data = data[os.write(descriptor, data) :]
     if regular:
         os.fsync(descriptor)
-
-
-def _deliver(public_id: str, plaintext: str, output: Path | None, what: str = "key") -> None:
-    if output is None:
-        click.echo(f"{what} id {public_id}; the {what}, shown once:", err=True)
-        click.echo(plaintext)
-        return
-    _write_secret(output, plaintext)
-    click.echo(f"{what} id {public_id} written to {output}")
-
-
-def _write_secret(path: Path, secret: str) -> None:
-    """Write a secret to a file only its owner can read (created 0600, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secret + "\n")
 
 
 @admin.command("revoke-key")
@@ -529,7 +537,9 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     new_password = not password
     have_key = bool(_kept_secret(key_file, "demo collector key"))
     with ExitStack() as files:
-        key_output = None if have_key else files.enter_context(_prepared_key_file(key_file))
+        key_output = (
+            None if have_key else files.enter_context(_prepared_secret_file(key_file, "key"))
+        )
         install_password = None
         if new_password:
             password = secrets.token_urlsafe(12)
@@ -588,31 +598,6 @@ def _kept_secret(path: Path, what: str) -> str:
 
 
 MAX_SECRET_FILE = 4096
-
-
-@contextmanager
-def _prepared_key_file(path: Path) -> Iterator[Callable[[str], None]]:
-    """PATH opened for writing before the key exists (see _secret_delivery), and a function that
-    replaces what it holds; a file this made is removed when nothing was written to it."""
-    descriptor, created = _open_secret_file(path, "key")
-    written = False
-
-    def write(text: str) -> None:
-        nonlocal written
-        try:
-            _replace_contents(descriptor, text)
-        except OSError:
-            with suppress(OSError):  # no part of a key left to pass for one on the next run
-                os.ftruncate(descriptor, 0)
-            raise
-        written = True
-
-    try:
-        yield write
-    finally:
-        os.close(descriptor)
-        if created and not written:
-            path.unlink(missing_ok=True)
 
 
 @contextmanager

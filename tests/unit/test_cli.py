@@ -102,6 +102,20 @@ def test_issue_key_to_an_unwritable_file_issues_no_key(
     assert _keys(app) == []
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_key_that_cannot_be_written_after_it_was_issued_is_printed_instead(
+    app: Flask, runner: Any, collector: None
+) -> None:
+    result = runner("issue-key", "acme", "web1", "--output", "/dev/full")  # every write: ENOSPC
+    assert result.exit_code == 1
+    [key] = _keys(app)
+    assert result.stdout.startswith(f"pak_{key.key_id}_")
+    assert (
+        f"key {key.key_id} was issued but cannot be written to /dev/full: No space left on "
+        "device; it is printed on standard output instead, shown once"
+    ) in result.output
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
 def test_issue_key_into_a_read_only_directory_issues_no_key(
     app: Flask, runner: Any, collector: None, tmp_path: Path
