@@ -12,9 +12,9 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from exporter.loadtest.cloud import CloudFacts, choose, detect
@@ -26,6 +26,7 @@ from exporter.loadtest.runner import Plan, execute
 from exporter.loadtest.settings import parse_for, run_spec, upload_spec
 from exporter.loadtest.upload import AlreadyStored, UploadError, describe_answer, post_result
 from exporter.push.keyfile import KeyFile
+from perfanalysis import atomicfile
 from perfanalysis.config import ConfigError, HelpRequested, Spec
 
 PROGRAM = "perfanalysis loadtest"
@@ -103,7 +104,7 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         sys.stdout.write(text)
     else:
         try:
-            _write(path, text)
+            atomicfile.write(Path(path), text.encode())  # a crash never leaves half a result
         except OSError as exc:
             print(f"{PROGRAM}: cannot write {path}: {exc}", file=sys.stderr)
             sys.stdout.write(text)  # the hour's work is not lost: it goes to stdout instead
@@ -131,19 +132,6 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 def _default_path(hostname: str, started: datetime) -> str:
     safe = re.sub(r"[^A-Za-z0-9.-]+", "_", hostname) or "host"
     return f"loadtest-{safe}-{started:%Y%m%dT%H%M%SZ}.json"
-
-
-def _write(path: str, text: str) -> None:
-    """Write through a temporary file and a rename, so a crash never leaves half a result."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".loadtest-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _upload(body: bytes, path: str, url: str, key: KeyFile, timeout: float) -> int:
