@@ -50,6 +50,7 @@ from tenants.loadtests import advice as advising
 from tenants.loadtests import compare as comparing
 from tenants.loadtests import prices, runs, serialize
 from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHistory
+from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
 from tenants.models import Collector, Tenant
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
@@ -217,20 +218,35 @@ def _label(text: str | None) -> str:
 @pages.get(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>")
 def run(slug: str, run_id: int) -> ResponseReturnValue:
     tenant = _tenant(slug)
-    found = runs.get_run(_db(), _actor(), tenant, run_id)
-    return _render("loadtests_run.html", tenant, run=found,
-                   catalog=prices.effective_catalog(_db(), tenant),
+    return _run_page(tenant, runs.get_run(_db(), _actor(), tenant, run_id))
+
+
+def _run_page(
+    tenant: Tenant, found: LoadTestRun, price_error: ServiceError | None = None
+) -> ResponseReturnValue:
+    """The run's page; after a refused price form, with the refusal at the price field."""
+    return _render("loadtests_run.html", tenant, price_error.status if price_error else 200,
+                   run=found, catalog=prices.effective_catalog(_db(), tenant),
                    data=serialize.run_json(found, levels=True),
                    value=comparing.price_performance(found.max_units_per_second,
-                                                     found.price_usd_per_hour))  # fmt: skip
+                                                     found.price_usd_per_hour),
+                   price_error=price_error.message if price_error else None)  # fmt: skip
 
 
 @pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/price")
 def set_price(slug: str, run_id: int) -> ResponseReturnValue:
+    """A price that left the catalog after the page was shown (or an id that was never in it)
+    is refused at the form, the run's price unchanged."""
     tenant = _tenant(slug, "analyze")
     found = runs.get_run(_db(), _actor(), tenant, run_id)
-    price_id = _optional_id(request.form.get("price_id"), "price_id", "price")
-    runs.set_run_price(_db(), _actor(), tenant, found, price_id)
+    try:
+        price_id = _optional_id(request.form.get("price_id"), "price_id", "price")
+        runs.set_run_price(_db(), _actor(), tenant, found, price_id)
+    except ServiceError as error:
+        if not _form_error(error):
+            raise
+        _db().rollback()
+        return _run_page(tenant, found, error)
     flash("Price set." if price_id else "Price removed.")
     return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
 

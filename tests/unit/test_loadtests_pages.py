@@ -347,6 +347,37 @@ def test_a_bad_id_in_a_form_names_what_the_id_is(app: Flask, world: World, runs:
     assert "baseline must be a load test id (a whole number)" in html(response)
 
 
+def _price_shown(page: str) -> str:
+    match = re.search(r"<dt>Price</dt><dd>(.*?)</dd>", page, re.DOTALL)
+    assert match is not None
+    return match.group(1)
+
+
+def test_a_price_gone_from_the_catalog_or_another_tenants_is_refused_at_the_price_field(
+    app: Flask, world: World, runs: list[int]
+) -> None:
+    analyst = logged_in(app, ANALYST)
+    path = f"/tenants/a/loadtests/{runs[0]}"
+    before = _price_shown(html(analyst.get(path)))
+    deleted = tenant_price(app, "t4g.nano")
+    admin = logged_in(app, ADMIN)
+    assert post(admin, f"/tenants/a/prices/{deleted}/delete", {}).status_code == 303
+    outsider = logged_in(app, OUTSIDER)
+    assert post(outsider, "/tenants/b/prices", price_form()).status_code == 303
+    foreign = int(re.findall(r'action="/tenants/b/prices/(\d+)/delete"',
+                             html(outsider.get("/tenants/b/prices")))[0])  # fmt: skip
+    for price_id in (deleted, foreign):
+        response = post(analyst, f"{path}/price", {"price_id": str(price_id)})
+        assert response.status_code == 404
+        page = html(response)
+        assert '<details class="form-panel" open>' in page
+        assert 'aria-invalid="true" autofocus aria-describedby="field-price-error"' in page
+        assert ('<small class="field-error" id="field-price-error">no such price in this '
+                "tenant&#39;s catalog</small>") in page  # fmt: skip
+        assert _price_shown(page) == before
+        assert _price_shown(html(analyst.get(path))) == before
+
+
 def test_upload_without_a_file_names_the_file(app: Flask, world: World) -> None:
     client = logged_in(app, ANALYST)
     response = client.post("/tenants/a/loadtests", data={"csrf_token": csrf(client)})
