@@ -53,6 +53,7 @@ from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHis
 from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
 from tenants.models import Collector, Tenant
+from tenants.views.pages import Failure
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
 
 pages = Blueprint("loadtests", __name__)
@@ -225,12 +226,16 @@ def _run_page(
     tenant: Tenant, found: LoadTestRun, price_error: ServiceError | None = None
 ) -> ResponseReturnValue:
     """The run's page; after a refused price form, with the refusal at the price field."""
-    return _render("loadtests_run.html", tenant, price_error.status if price_error else 200,
+    failure = None
+    if price_error is not None:
+        failure = Failure("price", price_error.message, price_error.field,
+                          request.form.to_dict(), price_error.status)  # fmt: skip
+    return _render("loadtests_run.html", tenant, failure.status if failure else 200,
                    run=found, catalog=prices.effective_catalog(_db(), tenant),
                    data=serialize.run_json(found, levels=True),
                    value=comparing.price_performance(found.max_units_per_second,
                                                      found.price_usd_per_hour),
-                   price_error=price_error.message if price_error else None)  # fmt: skip
+                   failure=failure)  # fmt: skip
 
 
 @pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/price")

@@ -101,13 +101,25 @@ def price_form(**change: str) -> dict[str, str]:
             "as_of": "2026-11-01", "notes": "", **change}  # fmt: skip
 
 
-def tenant_price(app: Flask, instance_type: str = "m7i.large", **change: str) -> int:
-    client = logged_in(app, ADMIN)
-    response = post(client, "/tenants/a/prices", price_form(instance_type=instance_type, **change))
+def tenant_price(
+    app: Flask,
+    instance_type: str = "m7i.large",
+    *,
+    slug: str = "a",
+    admin: str = ADMIN,
+    **change: str,
+) -> int:
+    client = logged_in(app, admin)
+    response = post(
+        client, f"/tenants/{slug}/prices", price_form(instance_type=instance_type, **change)
+    )
     assert response.status_code == 303, html(response)
-    page = html(client.get("/tenants/a/prices"))
-    match = re.search(rf'<code>{instance_type}</code>.*?action="/tenants/a/prices/(\d+)/delete"',
-                      page, re.DOTALL)  # fmt: skip
+    page = html(client.get(f"/tenants/{slug}/prices"))
+    match = re.search(
+        rf'<code>{instance_type}</code>.*?action="/tenants/{slug}/prices/(\d+)/delete"',
+        page,
+        re.DOTALL,
+    )
     assert match is not None
     return int(match.group(1))
 
@@ -362,17 +374,14 @@ def test_a_price_gone_from_the_catalog_or_another_tenants_is_refused_at_the_pric
     deleted = tenant_price(app, "t4g.nano")
     admin = logged_in(app, ADMIN)
     assert post(admin, f"/tenants/a/prices/{deleted}/delete", {}).status_code == 303
-    outsider = logged_in(app, OUTSIDER)
-    assert post(outsider, "/tenants/b/prices", price_form()).status_code == 303
-    foreign = int(re.findall(r'action="/tenants/b/prices/(\d+)/delete"',
-                             html(outsider.get("/tenants/b/prices")))[0])  # fmt: skip
+    foreign = tenant_price(app, slug="b", admin=OUTSIDER)
     for price_id in (deleted, foreign):
         response = post(analyst, f"{path}/price", {"price_id": str(price_id)})
         assert response.status_code == 404
         page = html(response)
         assert '<details class="form-panel" open>' in page
-        assert 'aria-invalid="true" autofocus aria-describedby="field-price-error"' in page
-        assert ('<small class="field-error" id="field-price-error">no such price in this '
+        assert 'aria-invalid="true" autofocus aria-describedby="field-price-price_id-error"' in page
+        assert ('<small class="field-error" id="field-price-price_id-error">no such price in this '
                 "tenant&#39;s catalog</small>") in page  # fmt: skip
         assert _price_shown(page) == before
         assert _price_shown(html(analyst.get(path))) == before
