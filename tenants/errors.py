@@ -49,3 +49,11 @@ class Throttled(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def is_form_error(error: ServiceError) -> bool:
+    """Bad input, which a page shows at its form, as opposed to a refusal by role (403) or by
+    tenancy (404 without a field), which the page raises on."""
+    if isinstance(error, Invalid | Conflict):
+        return True
+    return isinstance(error, NotFound) and error.field is not None

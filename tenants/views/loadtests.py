@@ -45,7 +45,7 @@ from tenants import db as database
 from tenants import validation
 from tenants.access import Actor, role_in, tenant_for
 from tenants.collectors import get_collector, list_collectors
-from tenants.errors import Invalid, NotFound, ServiceError
+from tenants.errors import Invalid, NotFound, ServiceError, is_form_error
 from tenants.loadtests import advice as advising
 from tenants.loadtests import compare as comparing
 from tenants.loadtests import prices, runs, serialize
@@ -169,10 +169,6 @@ def _usd(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def _form_error(error: ServiceError) -> bool:
-    return error.status in (400, 409) or (error.status == 404 and bool(error.field))
-
-
 @pages.get("/tenants/<slug>/loadtests")
 def history(slug: str) -> ResponseReturnValue:
     return _history_page(_tenant(slug))
@@ -204,7 +200,7 @@ def upload(slug: str) -> ResponseReturnValue:
             label=_label(request.form.get("label")),
         )  # fmt: skip
     except ServiceError as error:
-        if not _form_error(error):
+        if not is_form_error(error):
             raise
         _db().rollback()
         return _history_page(tenant, error)
@@ -248,7 +244,7 @@ def set_price(slug: str, run_id: int) -> ResponseReturnValue:
         price_id = _optional_id(request.form.get("price_id"), "price_id", "price")
         runs.set_run_price(_db(), _actor(), tenant, found, price_id)
     except ServiceError as error:
-        if not _form_error(error):
+        if not is_form_error(error):
             raise
         _db().rollback()
         return _run_page(tenant, found, error)
@@ -345,7 +341,7 @@ def create_price(slug: str) -> ResponseReturnValue:
     try:
         entry = prices.create_price(_db(), _actor(), tenant, request.form.to_dict())
     except ServiceError as error:
-        if not _form_error(error):
+        if not is_form_error(error):
             raise
         _db().rollback()
         return _prices_page(tenant, error, "create")
@@ -359,7 +355,7 @@ def update_price(slug: str, price_id: int) -> ResponseReturnValue:
     try:
         entry = prices.update_price(_db(), _actor(), tenant, price_id, request.form.to_dict())
     except ServiceError as error:
-        if not _form_error(error):
+        if not is_form_error(error):
             raise
         _db().rollback()
         return _prices_page(tenant, error, "update", price_id)

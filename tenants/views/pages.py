@@ -58,7 +58,7 @@ from tenants.accounts import (
     set_role,
 )
 from tenants.crypto import CredentialHasher
-from tenants.errors import Conflict, Invalid, NotFound, ServiceError
+from tenants.errors import Invalid, ServiceError, is_form_error
 from tenants.models import ROLES, ApiKey, Collector, Tenant, User, utcnow
 from tenants.paging import Page
 from tenants.summary import tenant_counts, tenant_summary
@@ -126,15 +126,8 @@ class Failure:
     status: int
 
 
-def _is_form_error(error: ServiceError) -> bool:
-    """Bad input, as opposed to a refusal by role (403) or tenancy (404), which is raised on."""
-    if isinstance(error, Invalid | Conflict):
-        return True
-    return isinstance(error, NotFound) and error.field is not None
-
-
 def _failure(form: str, error: ServiceError) -> Failure:
-    if not _is_form_error(error):
+    if not is_form_error(error):
         raise error
     _db().rollback()
     field = FORM_FIELD_FOR.get(error.field or "", error.field)
