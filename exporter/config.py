@@ -324,6 +324,16 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "web.max-connections",
+            "Maximum number of open connections, one thread each; more wait in the listen "
+            "backlog until one closes.",
+            64,
+            positive_int,
+            metavar="N",
+        )
+    )
+    add(
+        Setting(
             "web.disable-exporter-metrics",
             "Exclude the exporter's own process_* and build metrics.",
             False,

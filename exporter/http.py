@@ -5,13 +5,20 @@ about 6 MiB of resident memory an exporter on every host has no use for (the des
 exporter at 1.25x node_exporter's ~20 MiB). This server reads a request line and headers with
 hard limits, answers with one write per response (headers and body together), keeps connections
 alive as Prometheus expects, and closes idle ones after a timeout.
+
+Each connection costs a thread, so both are bounded: at most ``max_connections`` are open (more
+wait in the listen backlog until one closes, as with Go's netutil.LimitListener), and each request
+must arrive whole, head and body, within IDLE_TIMEOUT of the connection opening or of the previous
+answer, however slowly its bytes trickle in, so that no client holds a thread for longer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
+import math
 import os
 import re
 import selectors
@@ -21,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -29,7 +36,10 @@ log = logging.getLogger(__name__)
 MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_BODY = 65536
-IDLE_TIMEOUT = 60.0
+IDLE_TIMEOUT = 60.0  # seconds a request may take to arrive whole, idle wait included
+WRITE_TIMEOUT = 60.0  # seconds an answer may take to be sent
+MAX_CONNECTIONS = 64
+CAP_WARNING_INTERVAL = 60.0  # seconds between warnings that the connection cap is reached
 # accept() errors that say "not now" (out of descriptors or memory): accepts pause 5 ms, doubling
 # to 1 s while they last, as Go's http.Server does, instead of spinning on a readable socket
 TEMPORARY_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -106,12 +116,23 @@ class HTTPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    idle_timeout = IDLE_TIMEOUT
 
     def __init__(
-        self, address: tuple[str, int], app: App, tls: ConnectionWrapper | None = None
+        self,
+        address: tuple[str, int],
+        app: App,
+        tls: ConnectionWrapper | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.app = app
         self.tls = tls  # exporter.webconfig.TLSServer when --web.config.file turns TLS on
+        self.max_connections = max_connections
+        self._open = 0  # connections accepted and not yet closed, one thread each
+        self._open_lock = threading.Lock()
+        self._cap_warned_at = -math.inf
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         # The pipe exists before the socket: socketserver calls server_close() itself when bind or
@@ -130,13 +151,20 @@ class HTTPServer(socketserver.ThreadingTCPServer):
         """Serve until ``shutdown``; ``poll_interval`` is accepted for socketserver's callers
         and not needed: nothing is polled."""
         self._stopped.clear()
-        pause = 0.0  # seconds accepts are paused for, the listening socket unwatched (0: not)
+        pause = 0.0  # seconds accepts are paused for after a temporary error (0: not paused)
         last_pause = 0.0  # reset by a successful accept
+        watching = False  # whether the listening socket is in the selector
         try:
             with selectors.DefaultSelector() as selector:
-                selector.register(self, selectors.EVENT_READ)
                 selector.register(self._wake_read, selectors.EVENT_READ)
                 while not self._stopping:
+                    want = not pause and not self._full()
+                    if want != watching:
+                        if want:
+                            selector.register(self, selectors.EVENT_READ)
+                        else:
+                            selector.unregister(self)
+                        watching = want
                     events = selector.select(pause or None)
                     ready = {key.fileobj for key, _ in events}
                     if self._wake_read in ready:
@@ -146,7 +174,6 @@ class HTTPServer(socketserver.ThreadingTCPServer):
                         break
                     if pause:
                         if not events:  # the pause is over: try accepting again
-                            selector.register(self, selectors.EVENT_READ)
                             pause = 0.0
                         continue
                     if self in ready:
@@ -159,11 +186,22 @@ class HTTPServer(socketserver.ThreadingTCPServer):
                             pause = last_pause = min(
                                 ACCEPT_PAUSE_MAX, last_pause * 2 or ACCEPT_PAUSE_FIRST
                             )
-                            selector.unregister(self)
                     self.service_actions()
         finally:
             self._stopping = False
             self._stopped.set()
+
+    def _full(self) -> bool:
+        """Whether max_connections are open; warns (at most once a minute) when they are."""
+        with self._open_lock:
+            full = self._open >= self.max_connections
+        if full and time.monotonic() - self._cap_warned_at >= CAP_WARNING_INTERVAL:
+            self._cap_warned_at = time.monotonic()
+            log.warning(
+                "%d connections open (--web.max-connections): new ones wait until one closes",
+                self.max_connections,
+            )
+        return full
 
     def _accept_one(self) -> bool | OSError:
         """Accept a waiting connection and hand it to a thread (socketserver's steps).
@@ -175,19 +213,39 @@ class HTTPServer(socketserver.ThreadingTCPServer):
             request, client_address = self.get_request()
         except OSError as exc:
             return exc if exc.errno in TEMPORARY_ACCEPT_ERRORS else False
+        with self._open_lock:
+            self._open += 1
         try:
             self.process_request(request, client_address)
         except Exception:
             self.handle_error(request, client_address)
             self.shutdown_request(request)
+            self._connection_closed()
         return True
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_closed()
+
+    def _connection_closed(self) -> None:
+        """Count a connection closed; wake the serve loop if it stopped accepting at the cap."""
+        with self._open_lock:
+            self._open -= 1
+            was_full = self._open == self.max_connections - 1
+        if was_full:
+            self._wake()
 
     def shutdown(self) -> None:
         """Stop ``serve_forever`` (running in another thread) and wait until it has."""
         self._stopping = True
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_write, b"x")
+        self._wake()
         self._stopped.wait()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"x")
 
     def server_close(self) -> None:
         super().server_close()
@@ -200,6 +258,29 @@ class HTTPServer(socketserver.ThreadingTCPServer):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's reads, each given only what is left of a deadline.
+
+    A socket's own timeout applies to each recv, so a client sending a byte every 59 seconds
+    would keep a request (and its thread) alive indefinitely; this bounds the whole request.
+    """
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self.connection = connection
+        self.deadline = deadline  # time.monotonic() by which the current request must be read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request did not arrive whole in time")
+        self.connection.settimeout(remaining)
+        return self.connection.recv_into(buffer)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -216,6 +297,9 @@ class _Handler(socketserver.StreamRequestHandler):
             self.request = wrapped
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile.close()  # socketserver's reader, replaced by one with a deadline per request
+        self.reader = _DeadlineReader(self.connection, time.monotonic() + self.server.idle_timeout)
+        self.rfile = io.BufferedReader(self.reader)
 
     def finish(self) -> None:
         if self.refused:
@@ -233,10 +317,12 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         client = str(self.client_address[0])
         while True:
+            self.reader.deadline = time.monotonic() + self.server.idle_timeout
             try:
                 request = self._read_request(client)
             except BadRequest as bad:
-                self._write(Response(bad.status, f"{bad}\n".encode()), keep_alive=False, head=False)
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    self._write(Response(bad.status, f"{bad}\n".encode()), False, head=False)
                 return
             except OSError:  # timeouts, resets, and TLS errors (ssl.SSLError) alike
                 return
@@ -315,6 +401,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if not keep_alive:
             lines.append("Connection: close")
         head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.connection.settimeout(WRITE_TIMEOUT)
         self.wfile.write(head_bytes if head else head_bytes + response.body)
 
 

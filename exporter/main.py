@@ -62,6 +62,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
             values["web_telemetry_path"],
             values["web_max_requests"],
             web_config=values["web_config_file"],
+            max_connections=values["web_max_connections"],
         )
     except OSError as exc:
         print(f"perfanalysis exporter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)

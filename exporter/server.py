@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from exporter.exposition import CONTENT_TYPE, render
-from exporter.http import HTTPServer, Request, Response
+from exporter.http import MAX_CONNECTIONS, HTTPServer, Request, Response
 from exporter.registry import Registry
 
 if TYPE_CHECKING:
@@ -39,15 +39,18 @@ class ExporterServer(HTTPServer):
         telemetry_path: str = "/metrics",
         max_requests: int = 40,
         web_config: WebConfig | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.registry = registry
         self.telemetry_path = telemetry_path
         self.slots = threading.BoundedSemaphore(max_requests)
         self.health_sources: list[Any] = []  # objects with a ``device_errors`` mapping
         if web_config is None:
-            super().__init__(address, self.route)
+            super().__init__(address, self.route, max_connections=max_connections)
         else:  # TLS and basic auth on every path, as node_exporter's --web.config.file
-            super().__init__(address, web_config.wrap(self.route), web_config.tls_server())
+            super().__init__(
+                address, web_config.wrap(self.route), web_config.tls_server(), max_connections
+            )
 
     def route(self, request: Request) -> Response:
         """Routes on the percent-decoded path, as node_exporter (Go) does: /metric%73 is /metrics."""

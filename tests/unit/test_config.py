@@ -247,3 +247,11 @@ def test_readable_file_says_what_the_path_is_instead(tmp_path: Path) -> None:
     assert errors_of(["--push.url=http://x", f"--push.key-file={tmp_path}"]) == [
         f"flag --push.key-file: invalid value '{tmp_path}': is a directory, not a file"
     ]
+
+
+def test_the_connection_cap_defaults_to_64_and_must_be_positive() -> None:
+    assert load([], {})["web_max_connections"] == 64
+    assert load(["--web.max-connections=500"], {})["web_max_connections"] == 500
+    assert errors_of(["--web.max-connections=0"]) == [
+        "flag --web.max-connections: invalid value '0': must be greater than zero"
+    ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import select
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +17,8 @@ import pytest
 from exporter.http import (
     ACCEPT_PAUSE_FIRST,
     ACCEPT_PAUSE_MAX,
+    IDLE_TIMEOUT,
+    MAX_CONNECTIONS,
     HTTPServer,
     Request,
     Response,
@@ -260,3 +265,93 @@ def test_out_of_descriptors_the_accept_loop_pauses_instead_of_spinning(
         server.shutdown()
         thread.join(5)
         server.server_close()
+
+
+@contextlib.contextmanager
+def serving(
+    idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS
+) -> Iterator[tuple[HTTPServer, tuple[str, int]]]:
+    server = HTTPServer(("127.0.0.1", 0), echo, max_connections=max_connections)
+    server.idle_timeout = idle_timeout
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server, ("127.0.0.1", server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_by_server(conn: socket.socket, wait: float) -> bool:
+    """True once the server has closed ``conn`` (recv sees the end), False after ``wait`` s."""
+    readable, _, _ = select.select([conn], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return conn.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_request_trickling_in_is_cut_off_at_its_deadline() -> None:
+    """A byte every 0.1 s keeps each recv within any per-read timeout; the request as a whole
+    still has one second (the idle timeout here) to arrive, and its thread is then freed."""
+    with serving(idle_timeout=1.0) as (server, address):
+        with socket.create_connection(address, timeout=5) as conn:
+            started = time.monotonic()
+            conn.sendall(b"GET /slow HTTP/1.1\r\nX-Test: ")
+            closed = False
+            while not closed and time.monotonic() - started < 10:
+                try:
+                    conn.sendall(b"a")
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                closed = closed_by_server(conn, 0.1)
+            assert closed, "the server kept a trickling request open for 10 s"
+            assert time.monotonic() - started >= 1.0
+        wait_until(lambda: server._open == 0, 5, 0.01, "the connection's thread to end")
+
+
+def test_a_keep_alive_connection_gets_a_fresh_deadline_for_each_request() -> None:
+    with (
+        serving(idle_timeout=1.0) as (_, address),
+        socket.create_connection(address, timeout=5) as conn,
+    ):
+        started = time.monotonic()
+        answers = 0
+        while time.monotonic() - started < 2.5:  # longer than one deadline in all
+            conn.sendall(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = conn.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply
+            answers += 1
+            assert not closed_by_server(conn, 0.4)
+        assert answers >= 4
+        assert closed_by_server(conn, 5)  # idle for a whole deadline: closed
+
+
+def test_connections_beyond_the_cap_wait_until_one_closes(caplog: pytest.LogCaptureFixture) -> None:
+    request = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serving(max_connections=2) as (server, address):
+        first = socket.create_connection(address, timeout=5)
+        second = socket.create_connection(address, timeout=5)
+        for number, conn in enumerate((first, second)):
+            conn.sendall(request % number)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        with (
+            caplog.at_level(logging.WARNING, logger="exporter.http"),
+            socket.create_connection(address, timeout=5) as third,  # accepted by the kernel only
+        ):
+            third.sendall(request % 3)
+            assert not select.select([third], [], [], 0.5)[0], "served beyond the cap"
+            assert server._open == 2
+            first.close()
+            assert select.select([third], [], [], 5)[0], "not served after one closed"
+            assert third.recv(65536).endswith(b"GET /3 -")
+        assert "2 connections open (--web.max-connections)" in caplog.text
+        second.close()
+        wait_until(lambda: server._open == 0, 5, 0.01, "every connection's thread to end")
+
+
+def test_a_cap_below_one_connection_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_connections must be at least 1, not 0"):
+        HTTPServer(("127.0.0.1", 0), echo, max_connections=0)
