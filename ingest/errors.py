@@ -49,6 +49,10 @@ def forbidden(message: str) -> IngestError:
     return IngestError(403, "forbidden", message)
 
 
+def request_timeout(message: str) -> IngestError:
+    return IngestError(408, "request timeout", message)
+
+
 def too_large(message: str) -> IngestError:
     return IngestError(413, "request too large", message)
 

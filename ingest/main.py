@@ -91,6 +91,7 @@ def serve(settings: dict[str, Any]) -> None:
         port,
         settings["web_workers"],
         settings["web_threads"],
+        settings["web_request_timeout"],
         access_log_format=ACCESS_LOG_FORMAT,
         loglevel=settings["log_level"],
         # a worker must outlive its slowest storage write, or gunicorn kills it mid-request

@@ -30,6 +30,7 @@ from tenants.settings import (
     development_secret,
     previous_secret_keys_setting,
     redis_url,
+    request_timeout_setting,
 )
 from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
 
@@ -105,6 +106,7 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
+    add(request_timeout_setting())
     for setting in web_tls.settings(client_ca=True):
         add(setting)
     add(

@@ -132,6 +132,8 @@ class WriteEndpoints:
             raise errors.unsupported_media(str(exc)) from None
         except BadBody as exc:
             raise errors.bad_request(str(exc)) from None
+        except TimeoutError as exc:
+            raise _body_timed_out(exc) from None
         self.context.service.write(identity, precision, body, received_ns)
 
     def query(self, environ: WSGIEnvironment) -> dict[str, Any]:
@@ -182,6 +184,8 @@ class WriteEndpoints:
             raise errors.too_large(f"the /query form is larger than {limit} bytes") from None
         except BadBody as exc:
             raise errors.bad_request(str(exc)) from None
+        except TimeoutError as exc:
+            raise _body_timed_out(exc) from None
         if not raw:
             return []
         media_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
@@ -222,6 +226,11 @@ def body_stream(environ: WSGIEnvironment, length: int | None) -> Any:
     if length is None and not environ.get("wsgi.input_terminated"):
         return BytesIO()
     return environ["wsgi.input"]
+
+
+def _body_timed_out(exc: TimeoutError) -> errors.IngestError:
+    """The server gave up waiting for the rest of the body (perfanalysis.gthread_worker)."""
+    return errors.request_timeout(f"reading the request body timed out ({exc})")
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -1,33 +1,161 @@
-"""gunicorn's gthread worker, except that a new connection waits for its first request in the
-worker's poller instead of in a thread.
+"""gunicorn's gthread worker, with a thread only for a request that has arrived.
 
-The stock worker hands every accepted connection to a thread, which then waits up to five
-seconds for the first bytes. Connections that are opened before they are used (browsers'
-preconnects, a load balancer's or a client library's connection pool, a load generator's
-clients arriving over their think time) each hold a thread meanwhile. With as many idle new
-connections as threads, requests on the other connections wait for a thread while the CPUs
-are idle. Here an accepted connection goes straight to the path gunicorn itself takes after
-those five seconds: non-blocking, in the poller, closed after the keep-alive timeout if nothing
-comes. When its request arrives, it gets a thread like a kept-alive connection does.
+gunicorn's threads read requests from blocking sockets with no timeout. The stock worker lends
+each new connection a thread for up to five seconds while it waits for the first bytes, and
+once bytes come, the thread stays with the connection until the request head is complete,
+however slowly it trickles in. A client that sends half a head and stops (or a byte now and
+then, or stalls in the TLS handshake) holds a thread for good, and as many such clients as
+threads stop the service: slowloris, which needs no credentials.
 
-This reuses gunicorn's own deferral (``finish_request`` with a deferred result), which exists
-since gunicorn 27; ``test_silent_clients_do_not_hold_the_others_up`` in
-tests/integration/test_admin_serve.py fails if an upgrade changes it.
+Here the worker's event loop does that waiting, without a thread:
+
+* A new connection goes straight to the poller, as gunicorn's own deferral does after its five
+  seconds, and so does a kept-alive one between requests.
+* When it becomes readable, the loop reads what has come without blocking: for HTTPS, the TLS
+  handshake first, step by step. Once the request head is complete (a blank line; or past
+  HEAD_BUFFER, 64 KiB, which the parser then refuses or reads on), the bytes read go to
+  gunicorn's parser and the connection to a thread, which finds the head there. Until then the
+  connection waits in the poller, closed after the keep-alive timeout like an idle one. A head
+  pipelined behind the previous request goes the same way.
+* So does a body of up to BODY_BUFFER bytes (64 KiB; an exporter's push is a few), unless the
+  client waits for "100 Continue" first: the thread finds it there too. A thread reading a
+  larger body gets ``request_timeout`` for the whole request, however the body trickles in;
+  only a client whose request was accepted so far (ingest: with a valid key) gets that far. A
+  body the application left unread (a refusal before reading it) is drained for at most
+  DRAIN_SECONDS; otherwise the connection is closed instead of kept alive.
+* A graceful close (half-close, then read until the client closes, so that unread request
+  bytes do not turn into a reset that truncates the answer) lingers in the poller, not on the
+  event loop: gunicorn's own close waits up to two seconds in the loop for every connection
+  that ends.
+
+This reuses gunicorn's deferral (``finish_request`` with a deferred result) and its connection
+queues, which exist since gunicorn 27; tests/integration/test_admin_serve.py and
+test_slow_clients.py fail if an upgrade changes them.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
+import math
+import re
+import selectors
 import socket
+import ssl
+import time
 from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
+from gunicorn import sock as gunicorn_sock
+from gunicorn.http import get_parser
+from gunicorn.http.errors import NoMoreData
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 WORKER_CLASS = "perfanalysis.gthread_worker.ThreadWorker"
+REQUEST_TIMEOUT = 60.0  # seconds for a request to arrive whole once its head has; 8 MiB: 140 KB/s
+DRAIN_SECONDS = 0.1  # an unread body left behind is drained for this long at most, in a thread
+LINGER_SECONDS = 2.0  # a graceful close waits this long for the client to close, in the poller
+READ_SIZE = 64 * 1024
+HEAD_BUFFER = 64 * 1024  # a head longer than this goes to a thread unfinished
+BODY_BUFFER = 64 * 1024  # this much of a body arrives before a thread takes the request
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,19})", re.IGNORECASE)
+_EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.IGNORECASE)
+
+
+class RequestTimeout(NoMoreData, TimeoutError):  # type: ignore[misc]
+    """The request did not arrive whole in time. gunicorn takes it for a client gone (a
+    NoMoreData: closed quietly); an application reading the body sees a TimeoutError."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return f"the request did not arrive whole within {self.seconds:g} s"
+
+
+class _BoundedSocket(socket.socket):
+    """An accepted connection on which gunicorn's "blocking" (in a thread) waits at most
+    ``timeout`` for each operation, sending the answer included."""
+
+    blocking_timeout = REQUEST_TIMEOUT
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self.settimeout(self.blocking_timeout)
+        else:
+            super().setblocking(False)
+
+
+class _DeadlineReads:
+    """The socket as gunicorn's request parser reads it: each recv gets only what is left of
+    the request's deadline, so a body trickling in a byte at a time is still cut off."""
+
+    def __init__(self, sock: socket.socket, connection: _Connection) -> None:
+        self._sock = sock
+        self._connection = connection
+
+    def recv(self, size: int) -> bytes:
+        remaining = self._connection.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._connection.timed_out()
+        previous = self._sock.gettimeout()  # the parser's own, while it drains a body
+        self._sock.settimeout(remaining if previous is None else min(previous, remaining))
+        try:
+            return self._sock.recv(size)
+        except TimeoutError:
+            if time.monotonic() < self._connection.deadline:
+                raise  # the parser's own timeout, not the request's
+            raise self._connection.timed_out() from None
+        finally:
+            self._sock.settimeout(previous)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Connection(gthread.TConn):  # type: ignore[misc]
+    def __init__(self, worker: ThreadWorker, *args: Any) -> None:
+        super().__init__(*args)
+        self.worker = worker
+        self.deadline = math.inf
+        self.cut_off = False
+        self.head = bytearray()  # what the event loop has read of the next request
+        self.handshaken = not self.cfg.is_ssl
+
+    def init(self) -> None:
+        first = not self.initialized
+        super().init()
+        unreader = getattr(self.parser, "unreader", None)
+        if first and isinstance(unreader, SocketUnreader):  # HTTP/1.x (HTTP/2 has no unreader)
+            unreader.sock = _DeadlineReads(unreader.sock, self)
+
+    def timed_out(self) -> RequestTimeout:
+        self.cut_off = True
+        return RequestTimeout(self.worker.request_timeout)
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful and not self.cut_off:
+            self.worker.linger(self.sock)
+        else:
+            super().close(False)
 
 
 class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    request_timeout = REQUEST_TIMEOUT  # set in the arbiter before the workers fork
+
+    def init_process(self) -> None:
+        self.lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        # HTTP/2 (off unless http_protocols asks for it) negotiates in gunicorn's own way
+        self.loop_reads = "h2" not in (getattr(self.cfg, "http_protocols", None) or ())
+        _BoundedSocket.blocking_timeout = self.request_timeout
+        super().init_process()
+
+    # --- connections arrive and wait in the poller -------------------------------------------
+
     def accept(self, listener: socket.socket) -> None:
         try:
             client, address = listener.accept()
@@ -36,7 +164,159 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 raise
             return
         self.nr_conns += 1
-        connection = gthread.TConn(self.cfg, client, address, listener.getsockname())
+        bounded = _BoundedSocket(client.family, client.type, client.proto, fileno=client.detach())
+        connection = _Connection(self, self.cfg, bounded, address, listener.getsockname())
         waiting: Future[Any] = Future()
         waiting.set_result(gthread._DEFER)
         self.finish_request(connection, waiting)
+
+    def on_pending_socket_readable(self, conn: _Connection, client: Any) -> None:
+        if self._request_arrived(conn, client, self.pending_conns, self.on_pending_socket_readable):
+            super().on_pending_socket_readable(conn, conn.sock)
+
+    def on_client_socket_readable(self, conn: _Connection, client: Any) -> None:
+        if self._request_arrived(
+            conn, client, self.keepalived_conns, self.on_client_socket_readable
+        ):
+            super().on_client_socket_readable(conn, conn.sock)
+
+    def _request_arrived(
+        self, conn: _Connection, client: Any, queue: collections.deque[Any], callback: Any
+    ) -> bool:
+        """Read what has come, without blocking; True once a thread can take the request."""
+        if not self.loop_reads:
+            return True
+        try:
+            if not conn.handshaken and not self._handshake(conn, client, callback):
+                return False
+            while True:
+                try:
+                    data = conn.sock.recv(READ_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    break
+                if not data:
+                    raise EOFError
+                conn.head += data
+                if self._arrived(conn.head):
+                    break
+        except (OSError, EOFError, ValueError):  # the client left, reset, or failed the handshake
+            self._drop(conn, queue)
+            return False
+        if not self._arrived(conn.head):
+            return False  # wait in the poller for the rest
+        if conn.parser is None:
+            conn.parser = get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(bytes(conn.head))
+        conn.head.clear()
+        return True
+
+    def _handshake(self, conn: _Connection, client: Any, callback: Any) -> bool:
+        """One non-blocking step of the TLS handshake; True once it is done."""
+        if not isinstance(conn.sock, ssl.SSLSocket):
+            self.poller.unregister(client)  # wrapping takes the descriptor from this object
+            conn.sock = gunicorn_sock.ssl_context(self.cfg).wrap_socket(
+                conn.sock,
+                server_side=True,
+                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                do_handshake_on_connect=False,
+            )
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+            return False
+        except ssl.SSLWantWriteError:
+            self.poller.modify(conn.sock, selectors.EVENT_WRITE, partial(callback, conn))
+            return False
+        self.poller.modify(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+        conn.handshaken = True
+        conn.parser = get_parser(self.cfg, conn.sock, conn.client)
+        return True
+
+    def _arrived(self, head: bytearray) -> bool:
+        """Whether a thread can take the request: its head and the first BODY_BUFFER bytes of
+        its body (all of a smaller one) are here, or the head is longer than HEAD_BUFFER (the
+        parser then answers it, or reads the rest under the request's deadline)."""
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            return len(head) > HEAD_BUFFER
+        length = _CONTENT_LENGTH.search(head, 0, end + 2)
+        if length is None or _EXPECT_CONTINUE.search(head, 0, end + 2):
+            return True  # no body, or chunked, or one the client sends once told to continue
+        body = min(int(length.group(1)), BODY_BUFFER)
+        return len(head) >= end + 4 + body
+
+    def _drop(self, conn: _Connection, queue: collections.deque[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            queue.remove(conn)
+        with contextlib.suppress(KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.cut_off = True
+        conn.close()
+
+    # --- a thread serves the request ---------------------------------------------------------
+
+    def handle(self, conn: _Connection) -> Any:
+        conn.deadline = time.monotonic() + self.request_timeout
+        return super().handle(conn)
+
+    def _keepalive_after(self, conn: _Connection, keepalive: bool) -> bool:
+        """gunicorn drains a body the application left unread for up to five seconds in the
+        thread; here for DRAIN_SECONDS, and then the connection closes (gracefully)."""
+        if not keepalive:
+            return False
+        return bool(conn.parser.finish_body(deadline=time.monotonic() + DRAIN_SECONDS))
+
+    def finish_request(self, conn: _Connection, fs: Future[Any]) -> None:
+        """A head pipelined behind the answered request, but not whole, waits in the poller for
+        the rest like any other, instead of in the thread gunicorn would hand it to at once."""
+        if self.loop_reads and not fs.cancelled() and fs.exception() is None and fs.result():
+            parser = conn.parser
+            if parser is not None and fs.result() is not gthread._DEFER:
+                ahead = parser.unreader.buf.getvalue()
+                if ahead and b"\r\n\r\n" not in ahead:
+                    conn.head += parser.unreader.take_buffered()
+        super().finish_request(conn, fs)
+
+    # --- graceful closes linger in the poller ------------------------------------------------
+
+    def linger(self, sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._on_lingering_readable)
+        except (OSError, ValueError, KeyError):
+            _close(sock)
+            return
+        self.lingering.append((time.monotonic() + LINGER_SECONDS, sock))
+
+    def _on_lingering_readable(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(READ_SIZE)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._end_linger(sock)
+
+    def _end_linger(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.poller.unregister(sock)
+        _close(sock)
+
+    def murder_pending(self) -> None:
+        """gunicorn's expiry of connections waiting for a request, and of lingering closes."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.lingering and self.lingering[0][0] <= now:
+            _, sock = self.lingering.popleft()
+            if sock.fileno() >= 0:
+                self._end_linger(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -10,7 +10,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger, SafeAtoms
 
-from perfanalysis.gthread_worker import WORKER_CLASS
+from perfanalysis.gthread_worker import WORKER_CLASS, ThreadWorker
 from perfanalysis.redact import redact_credentials
 
 
@@ -51,10 +51,17 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
 
 
 def serve(
-    factory: Callable[[], Any], host: str, port: int, workers: int, threads: int, **options: Any
+    factory: Callable[[], Any],
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    request_timeout: float,
+    **options: Any,
 ) -> None:
     """gunicorn's gthread worker: an idle keep-alive or slow client holds a connection, not a worker
     (nor a thread, perfanalysis/gthread_worker.py)."""
+    ThreadWorker.request_timeout = request_timeout  # the workers fork from this process
     GunicornApp(factory, gunicorn_options(host, port, workers, threads, **options)).run()
 
 

@@ -679,6 +679,7 @@ def serve(ctx: click.Context) -> None:
         port,
         settings["web_workers"],
         settings["web_threads"],
+        settings["web_request_timeout"],
         **web_tls.gunicorn_options(settings),
     )
 

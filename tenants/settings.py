@@ -26,6 +26,7 @@ from perfanalysis.config import (
     parse,
     positive_float,
     positive_int,
+    timeout_seconds,
 )
 from perfanalysis.paths import VARIABLE, var_dir
 
@@ -99,6 +100,7 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
+    add(request_timeout_setting())
     for setting in web_tls.settings():
         add(setting)
     add(
@@ -253,6 +255,19 @@ def build_spec() -> Spec:
     )
     spec.checks.append(_checks)
     return spec  # fmt: skip
+
+
+def request_timeout_setting() -> Setting:
+    """Shared by the admin app and ingest, which serve through perfanalysis.gthread_worker."""
+    return Setting(
+        "web.request-timeout",
+        "Seconds a request may take to arrive whole once a thread has taken it up (its head and "
+        "first 64 KiB of body are read without one); slower, it is cut off, with 408 where "
+        "the answer can still be sent.",
+        60.0,
+        timeout_seconds,
+        metavar="SECONDS",
+    )
 
 
 def previous_secret_keys_setting() -> Setting:

@@ -30,10 +30,12 @@ from flask import (
     session,
     url_for,
 )
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import RequestTimeout as RequestTimeoutError
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
+from perfanalysis.gthread_worker import RequestTimeout
 from tenants import db as database
 from tenants.access import Actor
 from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
@@ -245,6 +247,14 @@ def _storage_error(error: StorageError) -> Any:
     )
 
 
+def _client_disconnected(error: ClientDisconnected) -> Any:
+    """werkzeug's answer when a body stops coming: 408 when it was the server that stopped
+    waiting for the rest (web.request-timeout, perfanalysis.gthread_worker)."""
+    if isinstance(error.__context__, RequestTimeout):
+        return _http_error(RequestTimeoutError(f"{error.__context__}; send it again"))
+    return _http_error(error)
+
+
 def _http_error(error: HTTPException) -> Any:
     if not is_api():
         html, status = _error_page(error.code or 500, error.description or "", error.name)
@@ -267,4 +277,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(StorageError, _storage_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ClientDisconnected, _client_disconnected)
     app.jinja_env.globals["csrf_token"] = csrf_token
