@@ -8,12 +8,11 @@ widened to multiples of the step: the start is rounded down and the end up.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-DURATION = re.compile(r"([1-9][0-9]*)(s|m|h|d|w)")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+from perfanalysis.alerting.durations import parse_duration as prometheus_duration
+
 # steps an automatic choice picks from: each divides a day, so buckets line up with clock times
 NICE_STEPS = (
     1,
@@ -38,14 +37,18 @@ NICE_STEPS = (
 
 
 def parse_duration(text: str) -> int:
-    """Seconds of ``<integer><unit>`` with unit s, m, h, d or w (``90s``, ``24h``, ``7d``)."""
-    match = DURATION.fullmatch(text.strip())
-    if not match:
+    """Seconds of a positive duration as Prometheus writes it: an integer and a unit (s, m, h, d
+    or w), or several, largest first (``90s``, ``24h``, ``7d``, ``1h30m``)."""
+    try:
+        seconds = prometheus_duration(text.strip())
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
         raise ValueError(
             f"{text!r} is not a duration: expected a positive integer and a unit "
-            "(s, m, h, d or w), e.g. 30s, 24h or 7d"
+            "(s, m, h, d or w), or several as in 1h30m, e.g. 30s, 24h or 7d"
         )
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

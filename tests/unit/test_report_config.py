@@ -108,6 +108,19 @@ def test_a_full_configuration(tmp_path: Path) -> None:
     )
 
 
+def test_durations_are_written_as_prometheus_writes_them(tmp_path: Path) -> None:
+    text = MINIMAL.replace("{last: 24h}", "{last: 1d12h, step: 1m30s}")
+    config = load_config(write(tmp_path, text), {})
+    assert (config.time.last, config.time.step) == (36 * 3600, 90)
+    for wrong in ("30m1h", "1h 30m", "0h0m", "1.5h"):
+        errors = errors_of(tmp_path, MINIMAL.replace("last: 24h", f"last: {wrong}"))
+        assert errors == [
+            f"{tmp_path / 'report.yaml'}: time.last: {wrong!r} is not a duration: expected a "
+            "positive integer and a unit (s, m, h, d or w), or several as in 1h30m, e.g. 30s, "
+            "24h or 7d"
+        ], errors
+
+
 def test_unknown_keys_are_named_with_their_path_and_a_suggestion(tmp_path: Path) -> None:
     errors = errors_of(
         tmp_path,
