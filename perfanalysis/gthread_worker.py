@@ -22,7 +22,8 @@ Here the worker's event loop does that waiting, without a thread:
   larger body gets ``request_timeout`` for the whole request, however the body trickles in;
   only a client whose request was accepted so far (ingest: with a valid key) gets that far. A
   body the application left unread (a refusal before reading it) is drained for at most
-  DRAIN_SECONDS; otherwise the connection is closed instead of kept alive.
+  DRAIN_SECONDS; otherwise the connection is closed instead of kept alive. Sending the answer
+  to a client that does not read it waits at most ``request_timeout`` too.
 * A graceful close (half-close, then read until the client closes, so that unread request
   bytes do not turn into a reset that truncates the answer) lingers in the poller, not on the
   event loop: gunicorn's own close waits up to two seconds in the loop for every connection
@@ -79,15 +80,19 @@ class RequestTimeout(NoMoreData, TimeoutError):  # type: ignore[misc]
 
 class _BoundedSocket(socket.socket):
     """An accepted connection on which gunicorn's "blocking" (in a thread) waits at most
-    ``timeout`` for each operation, sending the answer included."""
+    ``blocking_timeout`` for each operation, sending the answer included."""
 
     blocking_timeout = REQUEST_TIMEOUT
 
     def setblocking(self, flag: bool) -> None:
         if flag:
-            self.settimeout(self.blocking_timeout)
+            self.settimeout(_BoundedSocket.blocking_timeout)
         else:
             super().setblocking(False)
+
+
+class _BoundedSSLSocket(_BoundedSocket, ssl.SSLSocket):
+    """The same, once TLS wraps the connection."""
 
 
 class _DeadlineReads:
@@ -214,7 +219,9 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """One non-blocking step of the TLS handshake; True once it is done."""
         if not isinstance(conn.sock, ssl.SSLSocket):
             self.poller.unregister(client)  # wrapping takes the descriptor from this object
-            conn.sock = gunicorn_sock.ssl_context(self.cfg).wrap_socket(
+            context = gunicorn_sock.ssl_context(self.cfg)
+            context.sslsocket_class = _BoundedSSLSocket
+            conn.sock = context.wrap_socket(
                 conn.sock,
                 server_side=True,
                 suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
