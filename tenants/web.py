@@ -35,7 +35,7 @@ from werkzeug.exceptions import RequestTimeout as RequestTimeoutError
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
-from perfanalysis.gthread_worker import RequestTimeout
+from perfanalysis.gthread_worker import BODY_BUFFER, RequestTimeout
 from tenants import db as database
 from tenants.access import Actor
 from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
@@ -166,6 +166,23 @@ def _to_login() -> Response:
     return redirect(url_for("auth.login", next=page_or_home(referring_page()), resubmit=1))
 
 
+def _limit_anonymous_bodies() -> None:
+    """A client not signed in may send only a body that the worker's event loop reads whole
+    before a thread takes the request (perfanalysis.gthread_worker). A larger one, trickled in,
+    would hold a thread for web.request-timeout without any credential."""
+    if request.method in SAFE_METHODS or g.actor is not None or g.get("via_token"):
+        return
+    length = request.content_length
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        abort(411, description="Send the body with a Content-Length, not chunked.")
+    if length is not None and length > BODY_BUFFER:
+        abort(
+            413,
+            description=f"A request body of {length} bytes needs a signed-in session or an API "
+            f"token; without one, at most {BODY_BUFFER} bytes.",
+        )
+
+
 def _check_csrf() -> None:
     if request.method in SAFE_METHODS or g.get("via_token"):
         return
@@ -272,6 +289,7 @@ def _http_error(error: HTTPException) -> Any:
 
 def init_app(app: Flask) -> None:
     app.before_request(_authenticate)
+    app.before_request(_limit_anonymous_bodies)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
     app.register_error_handler(ServiceError, _service_error)

@@ -5,14 +5,17 @@ page, with its header and a link back; the API's errors stay JSON."""
 
 from __future__ import annotations
 
+import io
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.test import TestResponse
+from werkzeug.test import EnvironBuilder, TestResponse
 
+from perfanalysis.gthread_worker import BODY_BUFFER, RequestTimeout
 from tenants import db as database
 from tenants.models import Collector
 from tests.conftest import PASSWORD, csrf, issue_test_token
@@ -200,3 +203,56 @@ def test_api_errors_stay_json(app: Flask) -> None:
     response = app.test_client().get("/api/v1/nowhere", headers=headers)
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+# --- bodies from clients not signed in ------------------------------------------------------
+
+
+def test_a_large_or_chunked_body_without_a_session_is_refused_before_it_is_read(
+    app: Flask,
+) -> None:
+    """Larger than what the worker reads before a thread takes the request: trickled in, it
+    would hold that thread for web.request-timeout, without any credential."""
+    client = app.test_client()
+    client.get("/login")
+    filler = "x" * (BODY_BUFFER + 1)
+    large = client.post("/login", data={"csrf_token": csrf(client), "email": filler})
+    assert large.status_code == 413
+    assert f"without one, at most {BODY_BUFFER} bytes" in html(large)
+    environ = login_post_environ(b"7\r\nemail=a\r\n0\r\n\r\n")
+    del environ["CONTENT_LENGTH"]
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    chunked = client.open(environ)
+    assert chunked.status_code == 411
+    small = client.post("/login", data={"csrf_token": csrf(client), "email": "x" * 1000})
+    assert small.status_code == 401  # read and judged: no such user
+    signed_in = logged_in(app, ADMIN)
+    name = "y" * (BODY_BUFFER + 1)
+    refused = post(signed_in, "/tenants/a/collectors", {"name": name, "hostname": "big.test"})
+    assert refused.status_code == 400  # read and judged: the name is too long, not 413
+
+
+def login_post_environ(body: bytes) -> dict[str, Any]:
+    builder = EnvironBuilder(
+        path="/login", method="POST", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    return builder.get_environ()
+
+
+class CutOff(io.RawIOBase):
+    """A request body the server stopped waiting for (perfanalysis.gthread_worker)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise RequestTimeout(60.0)
+
+
+def test_a_body_the_server_stopped_waiting_for_is_answered_408(app: Flask) -> None:
+    environ = login_post_environ(b"x" * 100)
+    environ["wsgi.input"] = CutOff()  # straight to the app: the test client would read it first
+    statuses: list[str] = []
+    page = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+    assert statuses == ["408 REQUEST TIMEOUT"]
+    assert b"the request did not arrive whole within 60 s; send it again" in page
