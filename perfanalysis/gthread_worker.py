@@ -241,7 +241,7 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         conn.parser = get_parser(self.cfg, conn.sock, conn.client)
         return True
 
-    def _arrived(self, head: bytearray) -> bool:
+    def _arrived(self, head: bytes | bytearray) -> bool:
         """Whether a thread can take the request: its head and the first BODY_BUFFER bytes of
         its body (all of a smaller one) are here, or the head is longer than HEAD_BUFFER (the
         parser then answers it, or reads the rest under the request's deadline)."""
@@ -277,13 +277,14 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         return bool(conn.parser.finish_body(deadline=time.monotonic() + DRAIN_SECONDS))
 
     def finish_request(self, conn: _Connection, fs: Future[Any]) -> None:
-        """A head pipelined behind the answered request, but not whole, waits in the poller for
-        the rest like any other, instead of in the thread gunicorn would hand it to at once."""
+        """A request pipelined behind the answered one, its head or the start of its body not
+        all there, waits in the poller for the rest like any other, instead of in the thread
+        gunicorn would hand it to at once."""
         if self.loop_reads and not fs.cancelled() and fs.exception() is None and fs.result():
             parser = conn.parser
             if parser is not None and fs.result() is not gthread._DEFER:
                 ahead = parser.unreader.buf.getvalue()
-                if ahead and b"\r\n\r\n" not in ahead:
+                if ahead and not self._arrived(ahead):
                     conn.head += parser.unreader.take_buffered()
         super().finish_request(conn, fs)
 

@@ -36,14 +36,9 @@ THREADS = 2
 ANSWER_WITHIN = 4.0  # seconds a real client may wait; the slow ones hold on for far longer
 
 
-class ShortTimeoutAdmin(AdminProcess):
-    def environment(self) -> dict[str, str]:
-        return {**super().environment(), "PERFANALYSIS_ADMIN_WEB_REQUEST_TIMEOUT": "2"}
-
-
 @pytest.fixture(scope="module")
 def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminProcess]:
-    process = ShortTimeoutAdmin(tmp_path_factory.mktemp("slow-clients"), threads=THREADS)
+    process = AdminProcess(tmp_path_factory.mktemp("slow-clients"), threads=THREADS)
     process.start()
     try:
         yield process
@@ -109,11 +104,19 @@ def test_heads_trickling_in_hold_no_thread(admin: AdminProcess) -> None:
             assert health(admin) == 200
 
 
-def test_a_head_pipelined_half_behind_an_answered_request_holds_no_thread(
-    admin: AdminProcess,
+@pytest.mark.parametrize(
+    "second",
+    [
+        b"GET /health HTTP/1.1\r\nX-Pad: ",
+        b"POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 200\r\n\r\nemail=",
+    ],
+    ids=["half a head", "a head and half a body"],
+)
+def test_a_request_pipelined_half_behind_an_answered_one_holds_no_thread(
+    admin: AdminProcess, second: bytes
 ) -> None:
     first = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-    second = b"GET /health HTTP/1.1\r\nX-Pad: "
     with Trickle(host_port(admin), THREADS + 3, first + second, b"a" * 100) as slow:
         for sock in slow.sockets:
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
