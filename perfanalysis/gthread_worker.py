@@ -40,6 +40,7 @@ import collections
 import contextlib
 import errno
 import math
+import os
 import re
 import selectors
 import socket
@@ -154,6 +155,8 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         self.lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
+        self.tls_context: tuple[tuple[Any, ...], ssl.SSLContext] | None = None
+        self.tls_failed: tuple[Any, ...] = ()
         # HTTP/2 (off unless http_protocols asks for it) negotiates in gunicorn's own way
         self.loop_reads = "h2" not in (getattr(self.cfg, "http_protocols", None) or ())
         _BoundedSocket.blocking_timeout = self.request_timeout
@@ -219,9 +222,7 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """One non-blocking step of the TLS handshake; True once it is done."""
         if not isinstance(conn.sock, ssl.SSLSocket):
             self.poller.unregister(client)  # wrapping takes the descriptor from this object
-            context = gunicorn_sock.ssl_context(self.cfg)
-            context.sslsocket_class = _BoundedSSLSocket
-            conn.sock = context.wrap_socket(
+            conn.sock = self._tls_context().wrap_socket(
                 conn.sock,
                 server_side=True,
                 suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
@@ -240,6 +241,32 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         conn.handshaken = True
         conn.parser = get_parser(self.cfg, conn.sock, conn.client)
         return True
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """gunicorn builds an SSL context for every connection, so that a renewed certificate
+        is served without a restart: 1.9 ms each on 2026-11-24's machine, most of it loading
+        the system's CA store, now in the event loop. Here it is built again only when the
+        certificate, key or CA file has changed (or been replaced); while one cannot be read,
+        or the new ones do not load (a certificate renewed before its key), the last ones
+        stay in use."""
+        files = (self.cfg.certfile, self.cfg.keyfile, self.cfg.ca_certs)
+        stamp = tuple(_file_stamp(path) for path in files if path)
+        cached = self.tls_context
+        if cached is not None and (stamp == cached[0] or None in stamp):
+            return cached[1]
+        try:
+            context: ssl.SSLContext = gunicorn_sock.ssl_context(self.cfg)
+        except (OSError, ValueError) as exc:  # e.g. a new certificate before its new key
+            if cached is None:
+                raise
+            if stamp != self.tls_failed:
+                self.log.warning("TLS files changed but cannot be loaded (%s); still serving "
+                                 "the ones loaded before", exc)  # fmt: skip
+                self.tls_failed = stamp
+            return cached[1]
+        context.sslsocket_class = _BoundedSSLSocket
+        self.tls_context = (stamp, context)
+        return context
 
     def _arrived(self, head: bytes | bytearray) -> bool:
         """Whether a thread can take the request: its head and the first BODY_BUFFER bytes of
@@ -323,6 +350,15 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             _, sock = self.lingering.popleft()
             if sock.fileno() >= 0:
                 self._end_linger(sock)
+
+
+def _file_stamp(path: str) -> tuple[int, int, int, int] | None:
+    """What changes when a file is rewritten or replaced; None when it cannot be read now."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
 
 
 def _close(sock: socket.socket) -> None:

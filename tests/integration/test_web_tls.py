@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,47 @@ def test_admin_over_https(tmp_path: Path) -> None:
         assert "; Secure" in cookie  # served over HTTPS: the session never goes out in clear
     finally:
         admin.stop()
+
+
+def served_certificate(address: str, ca: Path) -> bytes:
+    host, port = address.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        served = tls.getpeercert(binary_form=True)
+    assert served is not None
+    return served
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_and_a_half_renewed_one_never(
+    tmp_path: Path,
+) -> None:
+    """Renewed in place (cert-manager, certbot), as the files change; a new certificate whose
+    new key has not arrived yet leaves the old pair in use instead of failing handshakes."""
+    pki = make_pki(tmp_path / "pki")
+    admin = HTTPSAdmin(tmp_path / "admin", pki).start()
+    try:
+        first = served_certificate(admin.address, pki.ca)
+        assert first == ssl.PEM_cert_to_DER_cert(pki.cert.read_text())
+        renewed = make_pki(tmp_path / "renewed", name="renewed")
+        replace(pki.cert, renewed.cert.read_bytes())  # its key still the old one
+        assert served_certificate(admin.address, pki.ca) == first
+        replace(pki.key, renewed.key.read_bytes())
+        now = served_certificate(admin.address, renewed.ca)
+        assert now == ssl.PEM_cert_to_DER_cert(renewed.cert.read_text())
+        admin.http.verify = str(renewed.ca)
+        assert admin.http.get(f"{admin.url}/health", timeout=10).status_code == 200
+    finally:
+        admin.stop()
+
+
+def replace(path: Path, content: bytes) -> None:
+    """As a renewal does: a new file renamed over the old one."""
+    new = path.with_name(path.name + ".new")
+    new.write_bytes(content)
+    os.replace(new, path)
 
 
 def test_ingest_requiring_client_certificates_takes_the_exporters_push(
