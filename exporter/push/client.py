@@ -13,8 +13,10 @@ shared/reference/ingest.md (Prometheus remote-write, Telegraf and influxdb-clien
 413                     too large: split into halves and send each (one point that is
                         still too large is dropped as rejected)
 429, 5xx, and any       keep and retry with backoff, honouring Retry-After
-other answer; network
-errors and timeouts
+other answer (408: the
+body came too slowly);
+network errors and
+timeouts
 ======================  =============================================================
 
 Answers not named by the contract (404 from a wrong URL, 3xx, ...) keep the data: a

@@ -296,6 +296,7 @@ def test_413_then_unavailable_keeps_the_whole_batch(
         (Answer(500, b"oops"), None),
         (Answer(502), None),
         (Answer(404, b"404 page not found"), None),  # a wrong URL must cost retries, not data
+        (Answer(408, b'{"code":"request timeout"}'), None),  # the body came too slowly
         (Answer(307, headers={"Location": "/elsewhere"}), None),
     ],
 )
