@@ -47,9 +47,18 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminProcess]:
 
 
 class Trickle:
-    """Connections that each sent ``first`` and then send one byte of ``rest`` every 0.2 s."""
+    """Connections that each sent ``first`` and then send one byte of ``rest`` every
+    ``interval`` seconds."""
 
-    def __init__(self, address: tuple[str, int], count: int, first: bytes, rest: bytes) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        count: int,
+        first: bytes,
+        rest: bytes,
+        interval: float = 0.2,
+    ) -> None:
+        self.interval = interval
         self.sockets = [socket.create_connection(address, timeout=10) for _ in range(count)]
         for sock in self.sockets:
             sock.sendall(first)
@@ -60,7 +69,7 @@ class Trickle:
 
     def _drip(self) -> None:
         for byte in self.rest:
-            if self.stop.wait(0.2):
+            if self.stop.wait(self.interval):
                 return
             for sock in self.sockets:
                 with contextlib.suppress(OSError):  # closed by the server: that one is done
@@ -132,7 +141,7 @@ def test_a_slow_small_body_holds_no_thread_and_a_whole_one_is_answered(
         b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
-    with Trickle(host_port(admin), THREADS + 3, head, body) as slow:
+    with Trickle(host_port(admin), THREADS + 3, head, body, interval=0.05) as slow:
         for _ in range(3):
             assert health(admin) == 200
         slow.thread.join(30)  # the whole body has arrived now: each request is answered
