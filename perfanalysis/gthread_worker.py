@@ -80,14 +80,12 @@ class RequestTimeout(NoMoreData, TimeoutError):  # type: ignore[misc]
 
 
 class _BoundedSocket(socket.socket):
-    """An accepted connection on which gunicorn's "blocking" (in a thread) waits at most
-    ``blocking_timeout`` for each operation, sending the answer included."""
-
-    blocking_timeout = REQUEST_TIMEOUT
+    """An accepted connection on which gunicorn's "blocking" (in a thread) waits at most the
+    request timeout for each operation, sending the answer included."""
 
     def setblocking(self, flag: bool) -> None:
         if flag:
-            self.settimeout(_BoundedSocket.blocking_timeout)
+            self.settimeout(ThreadWorker.request_timeout)
         else:
             super().setblocking(False)
 
@@ -159,7 +157,6 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         self.tls_failed: tuple[Any, ...] = ()
         # HTTP/2 (off unless http_protocols asks for it) negotiates in gunicorn's own way
         self.loop_reads = "h2" not in (getattr(self.cfg, "http_protocols", None) or ())
-        _BoundedSocket.blocking_timeout = self.request_timeout
         super().init_process()
 
     # --- connections arrive and wait in the poller -------------------------------------------
@@ -194,24 +191,22 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """Read what has come, without blocking; True once a thread can take the request."""
         if not self.loop_reads:
             return True
+        arrived = False  # a head carried over from finish_request is known not to have
         try:
             if not conn.handshaken and not self._handshake(conn, client, callback):
                 return False
-            while True:
+            while not arrived:
                 try:
                     data = conn.sock.recv(READ_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    break
+                    return False  # wait in the poller for the rest
                 if not data:
                     raise EOFError
                 conn.head += data
-                if self._arrived(conn.head):
-                    break
+                arrived = self._arrived(conn.head)
         except (OSError, EOFError, ValueError):  # the client left, reset, or failed the handshake
             self._drop(conn, queue)
             return False
-        if not self._arrived(conn.head):
-            return False  # wait in the poller for the rest
         if conn.parser is None:
             conn.parser = get_parser(self.cfg, conn.sock, conn.client)
         conn.parser.unreader.unread(bytes(conn.head))
@@ -307,12 +302,11 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """A request pipelined behind the answered one, its head or the start of its body not
         all there, waits in the poller for the rest like any other, instead of in the thread
         gunicorn would hand it to at once."""
-        if self.loop_reads and not fs.cancelled() and fs.exception() is None and fs.result():
-            parser = conn.parser
-            if parser is not None and fs.result() is not gthread._DEFER:
-                ahead = parser.unreader.buf.getvalue()
-                if ahead and not self._arrived(ahead):
-                    conn.head += parser.unreader.take_buffered()
+        kept_alive = not fs.cancelled() and fs.exception() is None and fs.result() is True
+        if self.loop_reads and kept_alive:
+            ahead = conn.parser.unreader.buf.getvalue()
+            if ahead and not self._arrived(ahead):
+                conn.head += conn.parser.unreader.take_buffered()
         super().finish_request(conn, fs)
 
     # --- graceful closes linger in the poller ------------------------------------------------
