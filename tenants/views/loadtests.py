@@ -53,7 +53,7 @@ from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHis
 from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
 from tenants.models import Collector, Tenant
-from tenants.views.pages import Failure
+from tenants.views.pages import Failure, form_failure
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
 
 pages = Blueprint("loadtests", __name__)
@@ -219,13 +219,9 @@ def run(slug: str, run_id: int) -> ResponseReturnValue:
 
 
 def _run_page(
-    tenant: Tenant, found: LoadTestRun, price_error: ServiceError | None = None
+    tenant: Tenant, found: LoadTestRun, failure: Failure | None = None
 ) -> ResponseReturnValue:
     """The run's page; after a refused price form, with the refusal at the price field."""
-    failure = None
-    if price_error is not None:
-        failure = Failure("price", price_error.message, price_error.field,
-                          request.form.to_dict(), price_error.status)  # fmt: skip
     return _render("loadtests_run.html", tenant, failure.status if failure else 200,
                    run=found, catalog=prices.effective_catalog(_db(), tenant),
                    data=serialize.run_json(found, levels=True),
@@ -244,10 +240,7 @@ def set_price(slug: str, run_id: int) -> ResponseReturnValue:
         price_id = _optional_id(request.form.get("price_id"), "price_id", "price")
         runs.set_run_price(_db(), _actor(), tenant, found, price_id)
     except ServiceError as error:
-        if not is_form_error(error):
-            raise
-        _db().rollback()
-        return _run_page(tenant, found, error)
+        return _run_page(tenant, found, form_failure("price", error))
     flash("Price set." if price_id else "Price removed.")
     return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
 

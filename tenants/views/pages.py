@@ -126,7 +126,9 @@ class Failure:
     status: int
 
 
-def _failure(form: str, error: ServiceError) -> Failure:
+def form_failure(form: str, error: ServiceError) -> Failure:
+    """The refusal of ``form`` to show at its field, its changes rolled back; a refusal by role
+    or tenancy is raised on."""
     if not is_form_error(error):
         raise error
     _db().rollback()
@@ -205,7 +207,7 @@ def create_tenant() -> ResponseReturnValue:
     try:
         tenant = tenancy.create_tenant(_db(), actor, _form("slug"), _form("name"), storage, vault)
     except ServiceError as error:
-        return _tenants_page(_failure("create", error))
+        return _tenants_page(form_failure("create", error))
     flash(f"Tenant {tenant.name} created. Register its first collector below.")
     return _see_other(url_for("pages.tenant", slug=tenant.slug))
 
@@ -339,7 +341,7 @@ def register_collector(slug: str) -> ResponseReturnValue:
         fields = _collector_fields()
         collector = collectors.register_collector(_db(), current_actor(), tenant, fields)
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("collector", error))
+        return _tenant_page(tenant, form_failure("collector", error))
     flash(f"Collector {collector.name} registered. Issue it a key to start sending data.")
     return _see_other(url_for("pages.collector", slug=slug, collector_id=collector.id))
 
@@ -438,7 +440,7 @@ def issue_key(slug: str) -> ResponseReturnValue:
             db, actor, tenant, collector, _hasher(), _key_name(), _expiry_days()
         )
     except ServiceError as error:
-        return _key_form_page(tenant, collector, _failure("key", error))
+        return _key_form_page(tenant, collector, form_failure("key", error))
     return _shown_once(tenant, collector, issued, _back_url(tenant, collector.id, "keys"))
 
 
@@ -484,7 +486,7 @@ def rotate_key(slug: str, key_id: str) -> ResponseReturnValue:
         overlap = timedelta(hours=_overlap_hours())
         issued = keys.rotate_key(db, actor, tenant, key, _hasher(), overlap)
     except ServiceError as error:
-        return _key_form_page(tenant, key.collector, _failure(f"rotate-{key.key_id}", error))
+        return _key_form_page(tenant, key.collector, form_failure(f"rotate-{key.key_id}", error))
     return _shown_once(tenant, key.collector, issued, back_url, rotated_from=key)
 
 
@@ -571,7 +573,7 @@ def invite(slug: str) -> ResponseReturnValue:
             current_app.config["PA_SETTINGS"]["invitation_valid_days"],
         )  # fmt: skip
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("invite", error))
+        return _tenant_page(tenant, form_failure("invite", error))
     html = render_template(
         "invitation_issued.html", tenant=tenant, invitation=issued.invitation,
         link=url_for("invitation.show", token=issued.plaintext, _external=True),
@@ -607,7 +609,7 @@ def add_member(slug: str) -> ResponseReturnValue:
     try:
         membership = set_membership(_db(), current_actor(), tenant, _form("email"), _form("role"))
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("member", error))
+        return _tenant_page(tenant, form_failure("member", error))
     flash(f"{membership.user.email} is now {membership.role} in {tenant.name}.")
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
@@ -619,7 +621,7 @@ def change_role(slug: str, user_id: int) -> ResponseReturnValue:
     try:
         membership = set_role(_db(), current_actor(), tenant, member.id, _form("role"))
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("role", error))
+        return _tenant_page(tenant, form_failure("role", error))
     flash(f"{member.email} is now {membership.role} in {tenant.name}.")
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
@@ -631,7 +633,7 @@ def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
     try:
         remove_membership(_db(), current_actor(), tenant, member.id)
     except ServiceError as error:
-        return _tenant_page(tenant, _failure("remove", error))
+        return _tenant_page(tenant, form_failure("remove", error))
     flash(f"{member.email} removed from {tenant.name}.")
     return _see_other(url_for("pages.tenant", slug=slug, _anchor="members"))
 
@@ -658,7 +660,7 @@ def rename_tenant(slug: str) -> ResponseReturnValue:
     try:
         tenancy.rename_tenant(_db(), current_actor(), tenant, _form("name"))
     except ServiceError as error:
-        return _settings_page(tenant, _failure("rename", error))
+        return _settings_page(tenant, form_failure("rename", error))
     flash(f"Tenant renamed to {tenant.name}.")
     return _see_other(url_for("pages.settings", slug=slug))
 
@@ -671,7 +673,7 @@ def tenant_limits(slug: str) -> ResponseReturnValue:
             _db(), current_actor(), tenant, _form("ingest_rate"), _form("ingest_burst")
         )
     except ServiceError as error:
-        return _settings_page(tenant, _failure("limits", error))
+        return _settings_page(tenant, form_failure("limits", error))
     flash(f"Ingest limits of {tenant.name} saved; ingest applies them within seconds.")
     return _see_other(url_for("pages.settings", slug=slug))
 
@@ -695,7 +697,7 @@ def delete_tenant(slug: str) -> ResponseReturnValue:
     try:
         tenancy.delete_tenant(_db(), actor, tenant, _form("confirm"), storage)
     except ServiceError as error:
-        return _settings_page(tenant, _failure("delete", error))
+        return _settings_page(tenant, form_failure("delete", error))
     flash(f"Tenant {slug} deleted with its collectors, keys and storage.")
     return _see_other(url_for("pages.tenants"))
 
