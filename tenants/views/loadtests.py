@@ -23,6 +23,7 @@ import io
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +46,7 @@ from tenants import db as database
 from tenants import validation
 from tenants.access import Actor, role_in, tenant_for
 from tenants.collectors import get_collector, list_collectors
-from tenants.errors import Invalid, NotFound, ServiceError, is_form_error
+from tenants.errors import Invalid, NotFound, ServiceError
 from tenants.loadtests import advice as advising
 from tenants.loadtests import compare as comparing
 from tenants.loadtests import prices, runs, serialize
@@ -174,13 +175,13 @@ def history(slug: str) -> ResponseReturnValue:
     return _history_page(_tenant(slug))
 
 
-def _history_page(tenant: Tenant, error: ServiceError | None = None) -> ResponseReturnValue:
+def _history_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
     db, actor = _db(), _actor()
     return _render(
-        "loadtests.html", tenant, error.status if error else 200,
+        "loadtests.html", tenant, failure.status if failure else 200,
         runs=runs.list_runs(db, actor, tenant), collectors=list_collectors(db, actor, tenant),
-        catalog=prices.effective_catalog(db, tenant), error=error.message if error else None,
-        failure_field=error.field if error else None, kept=request.form,
+        catalog=prices.effective_catalog(db, tenant), failure=failure,
+        error=failure.message if failure else None,
         price_performance=comparing.price_performance,
     )  # fmt: skip
 
@@ -200,12 +201,18 @@ def upload(slug: str) -> ResponseReturnValue:
             label=_label(request.form.get("label")),
         )  # fmt: skip
     except ServiceError as error:
-        if not is_form_error(error):
-            raise
-        _db().rollback()
-        return _history_page(tenant, error)
+        return _history_page(tenant, _upload_failure(error))
     flash(f"Load test {run.display_name} stored.")
     return redirect(url_for(".run", slug=slug, run_id=run.id), 303)
+
+
+def _upload_failure(error: ServiceError) -> Failure:
+    """A refusal of the file's content names its place in the file (``/levels/0/…``) in its
+    message; it is shown at the file field."""
+    failure = form_failure("upload", error)
+    if failure.field and failure.field.startswith("/"):
+        return replace(failure, field="file")
+    return failure
 
 
 def _label(text: str | None) -> str:
@@ -298,9 +305,8 @@ def prices_page(slug: str) -> ResponseReturnValue:
 
 
 def _prices_page(
-    tenant: Tenant, error: ServiceError | None = None, form: str = "",
-    editing_id: int | None = None,
-) -> ResponseReturnValue:  # fmt: skip
+    tenant: Tenant, failure: Failure | None = None, editing_id: int | None = None
+) -> ResponseReturnValue:
     """``editing_id``: the tenant row whose change failed, so its form is shown again."""
     db = _db()
     catalog = prices.effective_catalog(db, tenant)
@@ -309,10 +315,10 @@ def _prices_page(
         editing = next((e for e in catalog if e.id == editing_id and e.tenant_id is not None),
                        None)  # fmt: skip
     return _render(
-        "prices.html", tenant, error.status if error else 200, catalog=catalog,
-        overridden=prices.overridden_ids(db, tenant), error=error.message if error else None,
-        failure_field=error.field if error else None, failed_form=form,
-        kept=request.form if error else values, editing=editing,
+        "prices.html", tenant, failure.status if failure else 200, catalog=catalog,
+        overridden=prices.overridden_ids(db, tenant), failure=failure,
+        error=failure.message if failure else None,
+        kept=failure.values if failure else values, editing=editing,
     )  # fmt: skip
 
 
@@ -334,10 +340,7 @@ def create_price(slug: str) -> ResponseReturnValue:
     try:
         entry = prices.create_price(_db(), _actor(), tenant, request.form.to_dict())
     except ServiceError as error:
-        if not is_form_error(error):
-            raise
-        _db().rollback()
-        return _prices_page(tenant, error, "create")
+        return _prices_page(tenant, form_failure("price", error))
     flash(f"Price for {entry.instance_type} ({entry.region}) added.")
     return redirect(url_for(".prices_page", slug=slug), 303)
 
@@ -348,10 +351,7 @@ def update_price(slug: str, price_id: int) -> ResponseReturnValue:
     try:
         entry = prices.update_price(_db(), _actor(), tenant, price_id, request.form.to_dict())
     except ServiceError as error:
-        if not is_form_error(error):
-            raise
-        _db().rollback()
-        return _prices_page(tenant, error, "update", price_id)
+        return _prices_page(tenant, form_failure("price", error), price_id)
     flash(f"Price for {entry.instance_type} ({entry.region}) changed; stored runs keep theirs.")
     return redirect(url_for(".prices_page", slug=slug), 303)
 

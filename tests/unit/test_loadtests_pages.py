@@ -342,16 +342,25 @@ def test_a_bad_file_is_shown_with_its_field(
     client = logged_in(app, ANALYST)
     response = upload_file(client, body)
     assert response.status_code == 400
-    assert message in html(response)
-    assert 'role="alert"' in html(response)
+    page = html(response)
+    assert message in page
+    assert 'role="alert"' in page
+    assert ('required aria-invalid="true" autofocus aria-describedby="field-upload-file-error" '
+            'id="field-upload-file"') in page  # fmt: skip
+    assert '<small class="field-error" id="field-upload-file-error">' in page
     assert run_ids(app, "a") == []
 
 
 def test_a_bad_id_in_a_form_names_what_the_id_is(app: Flask, world: World, runs: list[int]) -> None:
     client = logged_in(app, ANALYST)
-    response = upload_file(client, json.dumps(document()).encode(), collector_id="abc")
+    response = upload_file(client, json.dumps(document()).encode(), collector_id="abc",
+                           label="kept label")  # fmt: skip
     assert response.status_code == 400
-    assert "collector_id must be a collector id (a whole number)" in html(response)
+    page = html(response)
+    assert ('<small class="field-error" id="field-upload-collector_id-error">collector_id must '
+            "be a collector id (a whole number)</small>") in page  # fmt: skip
+    assert 'value="kept label"' in page
+    assert "field-upload-file-error" not in page
     response = post(client, f"/tenants/a/loadtests/{runs[0]}/price", {"price_id": "x"})
     assert response.status_code == 400
     assert "price_id must be a price id (a whole number)" in html(response)
