@@ -180,6 +180,20 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class WebSession(Base):
+    """A signed-in browser session. The session cookie carries a random id; only its SHA-256 is
+    stored, and logging out deletes the row, so a copy of the cookie kept elsewhere (a shared
+    computer, a stolen cookie) stops working too."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class Invitation(Base):
     """An invitation to join a tenant with a role: a link holding ``pai_<token_id>_<secret>``,
     shown once to the admin who made it; only HMAC-SHA256(secret) is stored. Pending until it is

@@ -1,11 +1,11 @@
 """Who a request acts as: the user behind an API token or a session, cached per process.
 
-Without a cache every authenticated request costs two or three queries (token, its user, last
-use) before the view runs: under load that was a third of the API's time. Entries live at most
-``ttl`` seconds, the bound key revocation already has (``key-cache-seconds``, at most 5): a
-revoked or expired token, a disabled user or a changed password is refused within ``ttl`` seconds
-by every worker, and at once by the worker that made the change (it calls ``forget_user`` or
-``forget_token``).
+Without a cache every authenticated request costs two or three queries (token or session record,
+its user, last use) before the view runs: under load that was a third of the API's time. Entries
+live at most ``ttl`` seconds, the bound key revocation already has (``key-cache-seconds``, at
+most 5): a revoked or expired token, an ended session, a disabled user or a changed password is
+refused within ``ttl`` seconds by every worker, and at once by the worker that made the change
+(it calls ``forget_user``, ``forget_token`` or ``forget_session``).
 Token secrets are still checked against their HMAC on every request; the cache holds no plaintext.
 """
 
@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tenants import websessions
 from tenants.crypto import TOKEN_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Unauthenticated
@@ -52,6 +53,7 @@ class PrincipalCache:
         self._clock = clock
         self._tokens: TtlCache[str, _Token | None] = TtlCache(ttl, clock)
         self._users: TtlCache[int, User | None] = TtlCache(ttl, clock)
+        self._sessions: TtlCache[str, tuple[int, datetime] | None] = TtlCache(ttl, clock)
         self._last_use_written: dict[int, float] = {}
 
     @property
@@ -60,7 +62,7 @@ class PrincipalCache:
 
     @clock.setter
     def clock(self, clock: Callable[[], float]) -> None:
-        self._clock = self._tokens.clock = self._users.clock = clock
+        self._clock = self._tokens.clock = self._users.clock = self._sessions.clock = clock
 
     def user_for_token(self, db: Session, credential: str) -> User:
         """The active user behind a bearer token, attached to ``db``; raises Unauthenticated."""
@@ -83,9 +85,15 @@ class PrincipalCache:
         return db.merge(token.user, load=False)
 
     def user_for_session(
-        self, db: Session, user_id: int, password_stamp: str | None
+        self, db: Session, user_id: int, password_stamp: str | None, session_id: str | None
     ) -> User | None:
-        """The session's user attached to ``db``, or None if disabled, gone or re-passworded."""
+        """The session's user attached to ``db``, or None if the session was ended (logged
+        out) or expired, or its user is disabled, gone or re-passworded."""
+        if not session_id:
+            return None
+        record = self._sessions.get(websessions.id_hash(session_id), self._load_session)
+        if record is None or record[0] != user_id or record[1] <= utcnow():
+            return None
         user = self._users.get(user_id, self._load_user)
         if user is None or password_stamp != user.password_changed_at.isoformat():
             return None
@@ -94,11 +102,17 @@ class PrincipalCache:
     def forget_user(self, user_id: int) -> None:
         """Drop what this process knows of a user (after a password change, say)."""
         self._users.discard_if(lambda key, _: key == user_id)
+        self._sessions.discard_if(lambda _, record: record is not None and record[0] == user_id)
         self._tokens.discard_if(
             lambda _, token: (
                 token is not None and token.user is not None and token.user.id == user_id
             )
         )
+
+    def forget_session(self, session_id: str) -> None:
+        """Drop what this process knows of one session (after logging out)."""
+        hashed = websessions.id_hash(session_id)
+        self._sessions.discard_if(lambda key, _: key == hashed)
 
     def forget_token(self, token_id: str) -> None:
         """Drop what this process knows of one token (after revoking it)."""
@@ -121,6 +135,10 @@ class PrincipalCache:
                 token.expires_at,
                 user if user.is_active else None,
             )
+
+    def _load_session(self, session_id_hash: str) -> tuple[int, datetime] | None:
+        with transaction(self.sessions) as db:
+            return websessions.owner(db, session_id_hash)
 
     def _load_user(self, user_id: int) -> User | None:
         with transaction(self.sessions) as db:

@@ -196,8 +196,9 @@ def build_spec() -> Spec:
     add(
         Setting(
             "key-cache-seconds",
-            "How long a verified collector key, API token or session user is cached per worker: "
-            "revoking, disabling or a password change is felt within this time (max 5).",
+            "How long a verified collector key, API token or session is cached per worker: "
+            "revoking, logging out, disabling or a password change is felt within this time "
+            "(max 5).",
             2.0,
             positive_float,
             metavar="SECONDS",

@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response
 
 from perfanalysis.gthread_worker import BODY_BUFFER, RequestTimeout
 from tenants import db as database
+from tenants import websessions
 from tenants.access import Actor
 from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
 from tenants.influx import StorageError
@@ -144,11 +145,13 @@ def _authenticate() -> Response | None:
     user_id = session.get("user_id")
     if user_id is not None:
         principals = current_app.extensions["pa_principals"]
-        session_user = principals.user_for_session(database.session(), user_id, session.get("pw"))
+        session_user = principals.user_for_session(
+            database.session(), user_id, session.get("pw"), session.get("sid")
+        )
         if session_user is not None:
             g.actor = Actor(session_user, session_user.email, client_ip())
         else:
-            session.clear()  # a password change or a disabled account ends every session
+            session.clear()  # logged out, a password change or a disabled account
     if g.actor is None and not getattr(view, "pa_public", False) and request.endpoint != "static":
         if is_api():
             raise Unauthenticated("log in or send 'Authorization: Bearer <API token>'")
@@ -199,16 +202,29 @@ def _check_csrf() -> None:
 
 
 def log_in(user: User) -> None:
-    """A fresh session for ``user``. The same user logging in again or changing their password
-    keeps the CSRF token, so that the forms open in their other tabs still work."""
+    """A fresh session for ``user``, recorded server-side (tenants.websessions); the one this
+    browser had ends. The same user logging in again or changing their password keeps the CSRF
+    token, so that the forms open in their other tabs still work."""
     kept_csrf = session.get("csrf") if session.get("user_id") == user.id else None
-    session.clear()
+    log_out()
+    session["sid"] = websessions.start(
+        database.session(), user, current_app.permanent_session_lifetime
+    )
     session["user_id"] = user.id
     session["pw"] = user.password_changed_at.isoformat()
     session.permanent = True
     if kept_csrf:
         session["csrf"] = kept_csrf
     csrf_token()
+
+
+def log_out() -> None:
+    """End this browser's session, server-side too: a copy of its cookie no longer signs in."""
+    session_id = session.get("sid")
+    if session_id:
+        websessions.end(database.session(), session_id)
+        current_app.extensions["pa_principals"].forget_session(session_id)
+    session.clear()
 
 
 def _carries_an_invitation() -> bool:

@@ -17,13 +17,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from werkzeug.wrappers import Response
 
 from tenants import db as database
-from tenants import validation
+from tenants import validation, websessions
 from tenants.accounts import (
     MAX_TOKEN_EXPIRY_DAYS,
     authenticate,
@@ -38,7 +37,7 @@ from tenants.accounts import (
 from tenants.errors import Conflict, Invalid, Throttled, Unauthenticated
 from tenants.models import User, utcnow
 from tenants.views.pages import Failure, first_submission
-from tenants.web import client_ip, current_actor, log_in, page_or_home, public
+from tenants.web import client_ip, current_actor, log_in, log_out, page_or_home, public
 
 bp = Blueprint("auth", __name__)
 RESUBMIT = (
@@ -93,7 +92,7 @@ def logout() -> Any:
     """End the session; then the login page, or ``next`` if it is a page of this site (an
     invitation's link, opened while logged in as someone else)."""
     target = request.form.get("next")
-    session.clear()
+    log_out()
     return redirect(page_or_home(target) if target else url_for("auth.login"))
 
 
@@ -138,8 +137,9 @@ def password() -> Any:
         )  # fmt: skip
     except Invalid as exc:
         return _account_page(_refused("password", exc))
+    websessions.end_all(database.session(), user.id)
     current_app.extensions["pa_principals"].forget_user(user.id)
-    log_in(user)  # the password stamp changed: keep this session, end all others
+    log_in(user)  # a new session for this browser; every other one has ended
     flash("Password changed.")
     return redirect(url_for("auth.account"))
 
