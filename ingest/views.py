@@ -40,7 +40,7 @@ def health() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(_context().metrics.exposition(), mimetype=CONTENT_TYPE_LATEST)
+    return Response(_context().metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.route("/ping", methods=["GET", "HEAD"])

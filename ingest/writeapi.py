@@ -23,6 +23,8 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy.exc import DBAPIError
+
 from ingest import errors
 from ingest.auth import header_credential, query_credential
 from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, read_limited
@@ -45,6 +47,8 @@ WRITE_PATHS: dict[str, tuple[str, Sequence[str]]] = {
 }
 QUERY_PATH = "/query"
 FORM_TYPE = "application/x-www-form-urlencoded"
+DATABASE_RETRY_SECONDS = 5  # a database restart or a migration being run takes seconds
+DATABASE_WARNING_SECONDS = 60.0  # while the database is down, its warning is logged this often
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -168,8 +172,28 @@ class WriteEndpoints:
                 "are logged: send the key as 'Authorization: Token <key>'; if it was a real key, "
                 "rotate it"
             )
-        return self.context.service.authenticate(
-            header_credential(environ.get("HTTP_AUTHORIZATION"))
+        try:
+            return self.context.service.authenticate(
+                header_credential(environ.get("HTTP_AUTHORIZATION"))
+            )
+        except DBAPIError as exc:
+            raise self._database_unavailable(exc) from None
+
+    _database_warned = -DATABASE_WARNING_SECONDS
+
+    def _database_unavailable(self, exc: DBAPIError) -> errors.IngestError:
+        """The admin database (down, or not migrated yet) cannot check the key: 503, which
+        collectors retry, as for storage; a 500 would call it a bug of ours."""
+        problem = f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"
+        now = time.monotonic()
+        if now - self._database_warned >= DATABASE_WARNING_SECONDS:
+            self._database_warned = now
+            log.warning("the admin database cannot check collector keys (%s); answering 503 "
+                        "until it can; /health says why", problem)  # fmt: skip
+        return errors.unavailable(
+            "the admin database, which holds the collector keys, cannot be read "
+            f"({type(exc.orig).__name__}); retry later (an operator: see /health)",
+            DATABASE_RETRY_SECONDS,
         )
 
     def _form(self, environ: WSGIEnvironment) -> list[tuple[str, str]]:

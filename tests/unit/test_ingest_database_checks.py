@@ -164,3 +164,30 @@ def test_the_admin_apps_limits_are_accepted() -> None:
         [*base, f"--limits.rate={MAX_INGEST_RATE:g}", f"--limits.burst={MAX_INGEST_BURST}"], {}
     )
     assert (top["limits_rate"], top["limits_burst"]) == (MAX_INGEST_RATE, MAX_INGEST_BURST)
+
+
+def test_a_write_the_database_cannot_check_is_503_with_retry_after(
+    tmp_path: Path, make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not 500: a database restarting or not migrated yet is retried, as storage down is."""
+    app = make_app(sqlite_database(tmp_path / "admin.db", None), [0.0])
+    client = app.test_client()
+    key = "pak_" + "a" * 13 + "_" + "b" * 43  # well-formed: only the database can refuse it
+    with caplog.at_level(logging.WARNING, logger="ingest.writeapi"):
+        for _ in range(2):
+            response = client.post("/api/v2/write", data=b"cpu value=1",
+                                   headers={"Authorization": f"Token {key}"})  # fmt: skip
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert "the admin database, which holds the collector keys, cannot be read" in (
+                response.get_json()["message"]
+            )
+    assert caplog.text.count("cannot check collector keys") == 1  # not once per request
+
+
+def test_metrics_are_served_with_one_charset(tmp_path: Path, make_app: Any) -> None:
+    """Prometheus refuses a Content-Type with a parameter given twice ("charset" was)."""
+    app = make_app(sqlite_database(tmp_path / "admin.db", HEAD), [0.0])
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
