@@ -17,6 +17,7 @@ DATABASE_URL or REDIS_URL (the test suite's) say.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -31,6 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from perfanalysis.config import ConfigError
 from perfanalysis.paths import ROOT, var_dir
@@ -278,7 +280,11 @@ def services() -> list[Service]:
             f"--web.console.libraries={var / 'prometheus'}",
         ],
         f"http://{prometheus_address}/-/ready",
-        {"UI": f"http://{prometheus_address}/", "alerts": f"http://{prometheus_address}/alerts"},
+        # Debian's Prometheus (2.42) is built without the React UI: its pages are the classic ones
+        {
+            "UI": f"http://{prometheus_address}/",
+            "alerts": f"http://{prometheus_address}/classic/alerts",
+        },
         listens={"PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": prometheus_address},
         prepare=_write_prometheus_config,
     )
@@ -359,11 +365,41 @@ def running_pid(service: Service) -> int | None:
 
 
 def healthy(service: Service) -> bool:
+    """Whether the service answers its ready URL (a degraded exporter is up: see ``health``)."""
+    return health(service)[0] != "unhealthy"
+
+
+def health(service: Service) -> tuple[str, str]:
+    """ "healthy", "degraded" (it answers, but its JSON status says something is wrong: an
+    exporter whose pushes are refused, say) or "unhealthy"; and what the JSON says is wrong."""
     try:
         with urllib.request.urlopen(service.ready_url, timeout=2) as response:  # noqa: S310 (local URL)
-            return bool(200 <= response.status < 300)
+            if not 200 <= response.status < 300:
+                return "unhealthy", ""
+            body = response.read(1 << 20)
     except OSError:
-        return False
+        return "unhealthy", ""
+    try:
+        report = json.loads(body)
+    except ValueError:
+        return "healthy", ""  # InfluxDB's /ping, Prometheus' /-/ready: no JSON
+    if not isinstance(report, dict) or report.get("status", "ok") == "ok":
+        return "healthy", ""
+    return "degraded", _what_is_wrong(report)
+
+
+def _what_is_wrong(report: dict[str, Any]) -> str:
+    """The parts of a JSON health report that are not ok, in one line."""
+    wrong = []
+    for name, value in report.items():
+        if name == "status":
+            continue
+        if isinstance(value, dict) and value.get("status") not in (None, "ok", "starting"):
+            detail = value.get("error") or value.get("last_error") or ""
+            wrong.append(f"{name} {value['status']}" + (f" ({detail})" if detail else ""))
+        elif isinstance(value, dict) and name.startswith("failed") and value:
+            wrong.append(f"{name}: {', '.join(sorted(value))}")
+    return "; ".join(wrong) or f"status {report['status']}"
 
 
 def _refuse_taken_addresses(service: Service) -> None:
@@ -605,9 +641,10 @@ def main(argv: list[str]) -> int:
         failing = 0
         for service in stack:
             pid = running_pid(service)
-            state = "healthy" if pid and healthy(service) else ("unhealthy" if pid else "stopped")
+            state, wrong = health(service) if pid else ("stopped", "")
             failing += state != "healthy"
-            print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} {service.ready_url}")
+            print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} {service.ready_url}"
+                  + (f"  {wrong}" if wrong else ""))  # fmt: skip
         return 1 if failing else 0
     print(
         f"usage: python -m perfanalysis.devstack up|down|status (got {command!r})", file=sys.stderr

@@ -82,6 +82,9 @@ def gunicorn_options(
         "errorlog": "-",
         "graceful_timeout": 10,
         "timeout": 30,
+        # gunicorn 27's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl):
+        # admin, ingest and a second stack would take it from each other, and nothing uses it
+        "control_socket_disable": True,
         **heartbeat_directory(),
         **options,
     }

@@ -583,3 +583,46 @@ def test_an_empty_var_dir_is_one_line_and_exit_2(
     assert error.startswith("devstack: ")
     assert "PERFANALYSIS_VAR_DIR" in error
     assert "Traceback" not in error
+
+
+# --- make status reads a JSON health report, not just its HTTP status -----------------------------
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    """Answers /<name> with the health report of that name; its base URL."""
+    reports = {
+        "/ok": (200, b'{"status": "ok", "push": {"status": "ok"}}'),
+        "/refused": (200, b'{"status": "degraded", "failed_collectors": {}, "push": '
+                          b'{"status": "unauthorized", "last_error": "401: invalid collector key"}}'),
+        "/plain": (200, b"Prometheus Server is Ready."),
+        "/down": (503, b'{"status": "down"}'),
+    }  # fmt: skip
+
+    class Report(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = reports[self.path]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Report)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_status_tells_a_degraded_service_and_why(health_server: str) -> None:
+    def health(path: str) -> tuple[str, str]:
+        return devstack.health(devstack.Service("exporter", [], f"{health_server}{path}", {}))
+
+    assert health("/ok") == ("healthy", "")
+    assert health("/plain") == ("healthy", "")
+    assert health("/refused") == ("degraded", "push unauthorized (401: invalid collector key)")
+    assert health("/down") == ("unhealthy", "")
+    assert devstack.healthy(devstack.Service("exporter", [], f"{health_server}/refused", {}))

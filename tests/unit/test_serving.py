@@ -61,6 +61,11 @@ def test_requests_are_parsed_by_gunicorns_c_parser() -> None:
     assert _check_fast_parser(app.cfg)
 
 
+def test_no_control_socket_is_shared_between_servers() -> None:
+    app = GunicornApp(lambda: None, gunicorn_options("127.0.0.1", 8000, 2, 4))
+    assert app.cfg.control_socket_disable
+
+
 def test_workers_beat_their_heartbeat_in_memory_where_there_is_some(tmp_path: Path) -> None:
     app = GunicornApp(lambda: None, gunicorn_options("127.0.0.1", 8000, 2, 4))
     assert app.cfg.worker_tmp_dir == ("/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
