@@ -3,14 +3,18 @@
 A fleet's tenant can have thousands of collectors and keys, so no list is read or sent whole.
 Offsets would skip or repeat rows when others are added between two pages, and cost more the
 deeper one goes; a keyset cursor (the sort key of the last row shown) does neither. The cursor
-is base64url JSON of that key: opaque to clients, checked when it comes back, so a cursor that
-was tampered with or belongs to another list is a 400 naming it, never a server error.
+is base64url JSON of that key, after a tag of the kind of list it came from (what the list holds
+and its order: the collectors, a tenant's members, the users...): opaque to clients, checked when
+it comes back, so a cursor that was tampered with or belongs to another list is a 400 naming it,
+never a server error. Within one kind of list a cursor only says where to start: the same list
+of another tenant, or with another search, starts after the same key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,10 @@ Key = tuple[str | int | datetime, ...]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_CURSOR_LENGTH = 512
+# The longest cursor a list gives out: its tag and the longest key, an e-mail address of 254
+# characters (a tenant's name has at most 200) of up to 4 UTF-8 bytes each, ~1,400 characters.
+MAX_CURSOR_LENGTH = 2048
+KIND_LENGTH = 8  # hex digits of a list kind's tag
 
 
 @dataclass(frozen=True)
@@ -60,15 +67,19 @@ class Order:
     def key_of(self, row: Any) -> Key:
         return tuple(getattr(row, column.key) for column in self.columns)
 
-    def decode(self, cursor: str, field: str = "cursor") -> Key:
+    def decode(self, cursor: str, field: str = "cursor", kind: str = "") -> Key:
+        """The key in ``cursor``, which must be one ``encode_cursor(key, kind)`` made."""
         problem = f"{field} is not one this list gave out: start again without it"
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise Invalid(problem, field)
         try:
-            values = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii") + b"=="))
+            tagged = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii") + b"=="))
         except (UnicodeError, binascii.Error, ValueError):
             raise Invalid(problem, field) from None
-        if not isinstance(values, list) or len(values) != len(self.columns):
+        if not isinstance(tagged, list) or len(tagged) != len(self.columns) + 1:
+            raise Invalid(problem, field)
+        tag, *values = tagged
+        if tag != kind:  # another list's cursor
             raise Invalid(problem, field)
         try:
             return tuple(
@@ -93,8 +104,21 @@ def _typed(value: object, kind: type) -> str | int | datetime:
     raise TypeError(f"not a {kind.__name__}")
 
 
-def encode_cursor(key: Key) -> str:
-    plain = [value.isoformat() if isinstance(value, datetime) else value for value in key]
+def list_kind(query: Select[*tuple[Any, ...]], order: Order) -> str:
+    """The tag of a kind of list: what ``query`` selects and ``order`` sorts by, not its
+    filters (a tenant, a search), so that a page's cursor is refused by any other kind."""
+    selected = [
+        f"{getattr(column.get('entity'), '__name__', '')}.{column['name']}"
+        for column in query.column_descriptions
+    ]
+    direction = "desc" if order.descending else "asc"
+    ordered = [f"{column.class_.__name__}.{column.key}" for column in order.columns]
+    text = f"{','.join(selected)} by {','.join(ordered)} {direction}"
+    return hashlib.sha256(text.encode()).hexdigest()[:KIND_LENGTH]
+
+
+def encode_cursor(key: Key, kind: str = "") -> str:
+    plain = [kind, *(value.isoformat() if isinstance(value, datetime) else value for value in key)]
     text = json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
 
@@ -114,11 +138,12 @@ def fetch_page(
     ``rows=True`` returns result rows (for queries of several entities); ``row_key`` picks,
     from such a row, the object whose attributes make the sort key.
     """
+    kind = list_kind(query, order)
     if cursor:
-        query = query.where(order.after(order.decode(cursor)))
+        query = query.where(order.after(order.decode(cursor, kind=kind)))
     query = query.order_by(*order.by()).limit(limit + 1)
     found: Sequence[Any] = db.execute(query).all() if rows else db.scalars(query).all()
     items = list(found[:limit])
     more = len(found) > limit
     last = (row_key or (lambda row: row))(items[-1]) if more else None
-    return Page(items, encode_cursor(order.key_of(last)) if more else None)
+    return Page(items, encode_cursor(order.key_of(last), kind) if more else None)

@@ -63,15 +63,19 @@ def upload_as_user(
     """A run uploaded by an analyst or admin, optionally for one of the tenant's collectors and
     with a price chosen from the tenant's catalog (otherwise matched from the host facts)."""
     require(db, actor, tenant, "analyze")
-    collector = None
-    if collector_id is not None:
-        collector = db.scalar(select(Collector).where(
-            Collector.id == collector_id, Collector.tenant_id == tenant.id))  # fmt: skip
-        if collector is None:
-            raise NotFound("no such collector in this tenant", "collector_id")
+    collector = None if collector_id is None else _tenant_collector(db, tenant, collector_id)
     entry = visible_entry(db, tenant, price_id) if price_id is not None else None
     document = parse_bytes(data)
     return store_run(db, tenant, document, Upload(actor, "user", collector, entry, label))
+
+
+def _tenant_collector(db: Session, tenant: Tenant, collector_id: int) -> Collector:
+    """The tenant's collector a request names; a 404 naming ``collector_id`` otherwise."""
+    collector = db.scalar(select(Collector).where(
+        Collector.id == collector_id, Collector.tenant_id == tenant.id))  # fmt: skip
+    if collector is None:
+        raise NotFound("no such collector in this tenant", "collector_id")
+    return collector
 
 
 def store_run(
@@ -151,8 +155,11 @@ def _new_run(tenant: Tenant, doc: LoadTestDocument, upload: Upload, digest: str)
 def list_runs(
     db: Session, actor: Actor, tenant: Tenant, collector_id: int | None = None
 ) -> list[LoadTestRun]:
-    """The tenant's runs, newest first."""
+    """The tenant's runs, newest first; ``collector_id``: one of its collectors' runs (another
+    tenant's collector is not found, as one that does not exist)."""
     require(db, actor, tenant, "read")
+    if collector_id is not None:
+        _tenant_collector(db, tenant, collector_id)
     query = (
         select(LoadTestRun)
         .where(LoadTestRun.tenant_id == tenant.id)
