@@ -89,8 +89,8 @@ OTHER_VARIABLES: tuple[Variable, ...] = (
              "image sets /var/lib/perfanalysis. Default: var/ in the checkout; set but empty is "
              "refused."),
     Variable("PERFANALYSIS_NEW_PASSWORD", ("admin",), "tenants/cli.py",
-             "Password for `admin create-user` instead of the prompt (keeps it off the command "
-             "line)."),
+             "Password for `admin create-user` and `admin set-password` instead of the prompt "
+             "(keeps it off the command line)."),
     Variable("PROMETHEUS_MULTIPROC_DIR", ("ingest",), "ingest/main.py",
              "Directory the gunicorn workers share their metrics in; emptied at start. Default: a "
              "private temporary directory."),

@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from tenants import validation
+from tenants import invitations, validation, websessions
 from tenants.access import RANK, Actor, require, require_platform
 from tenants.audit import record
 from tenants.crypto import (
@@ -163,6 +163,80 @@ def change_password(db: Session, user: User, current: str, new: str, ip: str = "
     db.commit()
 
 
+def set_password(db: Session, actor: Actor, user: User, new: str) -> None:
+    """A platform admin (or the CLI) gives ``user`` a new password, under the rules of every
+    other path; the changed stamp ends the user's sessions (their API tokens are kept). The
+    caller also tells this process's PrincipalCache (``forget_user``)."""
+    require_platform(actor)
+    problem = password_problem(new if isinstance(new, str) else "")
+    if problem:
+        raise Invalid(problem, "password")
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    record(db, actor, "user.password_reset", None, "user", user.id, email=user.email)
+    websessions.end_all(db, user.id)
+    db.commit()
+
+
+def set_active(db: Session, actor: Actor, user: User, active: bool) -> bool:
+    """Enable or disable ``user``; whether anything changed (a second call changes nothing and
+    records nothing). A disabled user cannot log in, their sessions end, their API tokens are
+    refused and the invitations they may no longer grant are revoked; enabling them again brings
+    back their unexpired tokens only. The last active platform admin is not disabled. The
+    caller also tells this process's PrincipalCache (``forget_user``); other processes see the
+    change within its ttl."""
+    require_platform(actor)
+    if user.is_active == active:
+        return False
+    if not active and user.is_platform_admin:
+        _refuse_if_last_platform_admin(db, user, "disable")
+    user.is_active = active
+    action = "user.enable" if active else "user.disable"
+    record(db, actor, action, None, "user", user.id, email=user.email)
+    if not active:
+        invitations.revoke_ungrantable(db, actor, user)
+        websessions.end_all(db, user.id)  # enabling them again signs nobody back in
+    db.commit()
+    return True
+
+
+def set_platform_admin(db: Session, actor: Actor, user: User, platform_admin: bool) -> bool:
+    """Grant or revoke platform-admin rights; whether anything changed. The last active
+    platform admin keeps them. The caller tells the PrincipalCache, as for ``set_active``."""
+    require_platform(actor)
+    if user.is_platform_admin == platform_admin:
+        return False
+    if not platform_admin and user.is_active:
+        _refuse_if_last_platform_admin(db, user, "revoke platform admin from")
+    user.is_platform_admin = platform_admin
+    action = "user.platform_admin.grant" if platform_admin else "user.platform_admin.revoke"
+    record(db, actor, action, None, "user", user.id, email=user.email)
+    if not platform_admin:
+        invitations.revoke_ungrantable(db, actor, user)
+    db.commit()
+    return True
+
+
+def _refuse_if_last_platform_admin(db: Session, admin: User, change: str) -> None:
+    """Conflict when ``admin`` is the only active platform admin: nobody could manage users or
+    tenants on the pages or the API after the change.
+
+    The active platform admins' rows are locked first (FOR UPDATE on PostgreSQL), so two
+    demotions at the same moment are counted one after the other and cannot both succeed.
+    """
+    admins = db.scalars(
+        select(User.id)
+        .where(User.is_platform_admin.is_(True), User.is_active.is_(True))
+        .with_for_update()
+    ).all()
+    if not set(admins) - {admin.id}:
+        raise Conflict(
+            f"cannot {change} {admin.email}: they are the last active platform admin; "
+            "make another user platform admin first",
+            "email",
+        )
+
+
 def set_membership(db: Session, actor: Actor, tenant: Tenant, email: str, role: str) -> Membership:
     """Give the user with ``email`` ``role`` in the tenant.
 
@@ -233,6 +307,7 @@ def _give_role(
             _refuse_if_last_admin(db, tenant, user, "demote", "role")
         membership.role = role
     record(db, actor, "member.set", tenant, "user", user.id, email=user.email, role=role)
+    invitations.revoke_ungrantable(db, actor, user)
     db.commit()
     return membership
 
@@ -246,8 +321,10 @@ def remove_membership(db: Session, actor: Actor, tenant: Tenant, user_id: int) -
         raise NotFound("no such member in this tenant")
     if membership.role == "admin":
         _refuse_if_last_admin(db, tenant, membership.user, "remove")
+    inviter = membership.user
     db.delete(membership)
     record(db, actor, "member.remove", tenant, "user", user_id)
+    invitations.revoke_ungrantable(db, actor, inviter)
     db.commit()
 
 

@@ -1,9 +1,11 @@
-"""``perfanalysis admin [settings flags] COMMAND``: database, users, tenants, collectors, keys,
+"""``perfanalysis admin [settings] COMMAND [args]``: database, users, tenants, collectors, keys,
 API tokens.
 
-Settings flags (and PERFANALYSIS_ADMIN_* variables) come before the command. Passwords are never
-taken from the command line, where other users could read them: they are prompted for, or read
-from PERFANALYSIS_NEW_PASSWORD. Keys and API tokens are printed once.
+Settings flags (and PERFANALYSIS_ADMIN_* variables) come before the command; they are loaded, and
+the app built, only when a command runs, so that ``--help`` needs no valid configuration.
+Passwords are never taken from the command line, where other users could read them: they are
+prompted for, or read from PERFANALYSIS_NEW_PASSWORD (set-password also from a file or standard
+input). Keys and API tokens are printed once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +66,62 @@ def _provisioning(slug: str) -> Iterator[None]:
         raise BadInput(f"cannot provision the storage of tenant {slug}: {exc}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+USAGE = "[settings] COMMAND [args]"
+SETTINGS_NOTE = (
+    "Settings are flags given before the command, or PERFANALYSIS_ADMIN_* environment variables"
+)
+
+
+def _settings_listing() -> str:
+    """The settings flags and their variables, as tenants/settings.py describes them."""
+    from tenants.settings import build_spec
+
+    lines = build_spec().help_text().splitlines()
+    return "\n".join(lines[lines.index("flags:") + 1 :])
+
+
+class _Command(click.Command):
+    """A command whose usage shows where the settings go, and whose help says where they are
+    listed. Its help needs no configuration: settings and app are loaded when it runs."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        program = f"{ctx.parent.command_path} [settings] " if ctx.parent else ""
+        pieces = " ".join(self.collect_usage_pieces(ctx))
+        formatter.write_usage(f"{program}{ctx.info_name}", pieces)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        formatter.write_text(f"{SETTINGS_NOTE}: 'perfanalysis admin --help' lists them.")
+
+
+class _ListingSettings(_Command):
+    """A command whose help lists every setting (serve, where most of them matter)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        click.Command.format_epilog(self, ctx, formatter)
+        _write_settings(formatter)
+
+
+def _write_settings(formatter: click.HelpFormatter) -> None:
+    formatter.write_paragraph()
+    formatter.write(f"{SETTINGS_NOTE}:\n{_settings_listing()}\n")
+
+
+class _Admin(click.Group):
+    command_class = _Command
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, USAGE)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        formatter.write_paragraph()
+        formatter.write_text("Run 'perfanalysis admin COMMAND --help' for a command's arguments.")
+        _write_settings(formatter)
+
+
+@click.group(cls=_Admin, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def admin(ctx: click.Context) -> None:
     """Manage the admin database, users, tenants, collectors, API keys and API tokens."""
@@ -101,6 +159,160 @@ def create_user(ctx: click.Context, email: str, name: str, platform_admin: bool)
         click.echo(
             f"created user {user.email} (id {user.id}{', platform admin' if platform_admin else ''})"
         )
+
+
+def _user(db: Any, email: str) -> Any:
+    """The user by e-mail; the refusal names the address the operator typed."""
+    from tenants.accounts import get_user_by_email
+    from tenants.errors import NotFound
+
+    user = get_user_by_email(db, email)
+    if user is None:
+        raise NotFound(f"no user with e-mail {email}", "email")
+    return user
+
+
+FELT = "running servers refuse their sessions and API tokens within key-cache-seconds"
+
+
+def _change_user(
+    ctx: click.Context, email: str, change: Callable[..., bool], unchanged: str,
+    done: Callable[[Any], str],
+) -> None:  # fmt: skip
+    """Apply ``change`` (a tenants.accounts service) to the user with ``email``; ``unchanged``
+    (formatted with the address) when it changed nothing, else ``done(user)``. This process
+    forgets what it cached of the user; running servers within key-cache-seconds."""
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        user = _user(db, email)
+        if not change(db, _actor(), user):
+            click.echo(unchanged.format(email=user.email))
+            return
+        app.extensions["pa_principals"].forget_user(user.id)
+        click.echo(done(user))
+
+
+@admin.command("disable-user")
+@click.argument("email")
+@click.pass_context
+def disable_user(ctx: click.Context, email: str) -> None:
+    """Disable a user: no login; their sessions end, their API tokens are refused and the
+    invitations they may no longer grant are revoked.
+
+    The last active platform admin cannot be disabled. enable-user undoes it.
+    """
+    from tenants.accounts import set_active
+
+    _change_user(ctx, email, partial(set_active, active=False), "user {email} is already disabled",
+                 lambda user: f"disabled user {user.email} (id {user.id}); {FELT}")  # fmt: skip
+
+
+@admin.command("enable-user")
+@click.argument("email")
+@click.pass_context
+def enable_user(ctx: click.Context, email: str) -> None:
+    """Enable a disabled user again: they may log in, and their unexpired API tokens work again
+    (the sessions and invitations ended when they were disabled do not come back)."""
+    from tenants.accounts import set_active
+
+    _change_user(ctx, email, partial(set_active, active=True), "user {email} is already enabled",
+                 lambda user: f"enabled user {user.email} (id {user.id})")  # fmt: skip
+
+
+@admin.command("grant-platform-admin")
+@click.argument("email")
+@click.pass_context
+def grant_platform_admin(ctx: click.Context, email: str) -> None:
+    """Make a user a platform admin: they may manage every tenant and user."""
+    from tenants.accounts import set_platform_admin
+
+    def done(user: Any) -> str:
+        disabled = "" if user.is_active else " (disabled: enable-user lets them log in)"
+        return f"{user.email} is now a platform admin{disabled}"
+
+    _change_user(ctx, email, partial(set_platform_admin, platform_admin=True),
+                 "{email} is already a platform admin", done)  # fmt: skip
+
+
+@admin.command("revoke-platform-admin")
+@click.argument("email")
+@click.pass_context
+def revoke_platform_admin(ctx: click.Context, email: str) -> None:
+    """Take platform-admin rights from a user; their tenant roles stay.
+
+    The last active platform admin keeps them: grant another user first.
+    """
+    from tenants.accounts import set_platform_admin
+
+    _change_user(ctx, email, partial(set_platform_admin, platform_admin=False),
+                 "{email} is not a platform admin",
+                 lambda user: f"{user.email} is no longer a platform admin; running servers "
+                 "refuse them platform rights within key-cache-seconds")  # fmt: skip
+
+
+@admin.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-file",
+    metavar="FILE",
+    help="Read the new password from FILE, one line ('-': standard input).",
+)
+@click.pass_context
+def set_password(ctx: click.Context, email: str, password_file: str | None) -> None:
+    """Give a user a new password; their sessions end, their API tokens are kept.
+
+    The password is read from --password-file, else PERFANALYSIS_NEW_PASSWORD, else prompted
+    for on a terminal, else read as one line from standard input; never from the command line.
+    """
+    from tenants.accounts import set_password as reset
+
+    app = _app(ctx)
+    with app.app_context():
+        db = database.session()
+        user = _user(db, email)  # an unknown address is named before a password is asked for
+        db.rollback()  # and no transaction stays open while it is typed
+        reset(db, _actor(), user, _password_for_reset(password_file))
+        app.extensions["pa_principals"].forget_user(user.id)
+        click.echo(
+            f"set a new password for {user.email}; running servers end their sessions within "
+            "key-cache-seconds (their API tokens keep working: revoke-token or disable-user)"
+        )
+
+
+def _password_for_reset(password_file: str | None) -> str:
+    if password_file is not None:
+        return _password_read(password_file)
+    if "PERFANALYSIS_NEW_PASSWORD" in os.environ:
+        return os.environ["PERFANALYSIS_NEW_PASSWORD"]
+    if sys.stdin.isatty():
+        return _new_password()
+    return _password_read("-")
+
+
+def _password_read(source: str) -> str:
+    """The one line ``source`` (a file, or "-": standard input) holds, its line end dropped."""
+    where = "standard input" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_SECRET_FILE + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_SECRET_FILE + 1)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot read the password from {where}: {exc.strerror or exc}; nothing was changed"
+        ) from None
+    if len(data) > MAX_SECRET_FILE:
+        raise BadInput(f"{where} holds more than {MAX_SECRET_FILE} bytes, not a password")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise BadInput(f"the password in {where} is not UTF-8 text") from None
+    line = text.removesuffix("\n").removesuffix("\r")
+    if "\n" in line or "\r" in line:
+        raise BadInput(f"{where} holds more than one line: give the password alone")
+    return line
 
 
 @admin.command("create-tenant")
@@ -144,9 +356,20 @@ def set_ingest_limits(
         new_rate = None if to_default else (rate if rate is not None else found.ingest_rate)
         new_burst = None if to_default else (burst if burst is not None else found.ingest_burst)
         set_limits(db, _actor(), found, new_rate, new_burst)
-        shown_rate = "default" if found.ingest_rate is None else f"{found.ingest_rate:g} points/s"
-        shown_burst = "default" if found.ingest_burst is None else f"{found.ingest_burst} points"
-        click.echo(f"{tenant}: ingest rate {shown_rate}, burst {shown_burst}")
+        click.echo(f"{tenant}: ingest {_limits_shown(found.ingest_rate, found.ingest_burst)}")
+
+
+def _limits_shown(rate: float | None, burst: int | None) -> str:
+    """The stored limits as the tenant's settings page shows them: the rate as typed, with
+    thousands separators and no exponent, rounded nowhere."""
+    from tenants.validation import readable_number
+
+    if rate is None:
+        shown_rate = "default"
+    else:
+        shown_rate = "no limit" if rate == 0 else f"{readable_number(rate)} points/s"
+    shown_burst = "default" if burst is None else f"{burst:,} points"
+    return f"rate {shown_rate}, burst {shown_burst}"
 
 
 @admin.command("add-member")
@@ -662,7 +885,7 @@ def load_examples(ctx: click.Context, tenant: str) -> None:
     click.echo(f"{stored} example load tests stored in {tenant}")
 
 
-@admin.command("serve")
+@admin.command("serve", cls=_ListingSettings)
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Serve the admin app under gunicorn."""
@@ -684,8 +907,57 @@ def serve(ctx: click.Context) -> None:
     )
 
 
+class _BadSetup(click.ClickException):
+    """The settings or the app could not be loaded: exit 2, the problems one a line."""
+
+    exit_code = 2
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("\n".join(lines))
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+class _Setup(dict[str, Any]):
+    """The commands' ``ctx.obj``: "settings" and "app", loaded when a command first asks for
+    them, so that ``COMMAND --help`` needs no valid configuration."""
+
+    def __init__(self, settings_args: Sequence[str]) -> None:
+        super().__init__()
+        self.settings_args = list(settings_args)
+
+    def __missing__(self, key: str) -> Any:
+        if key not in ("settings", "app"):
+            raise KeyError(key)
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from perfanalysis.config import ConfigError
+        from tenants.app import create_app
+        from tenants.settings import load
+
+        try:
+            settings = load(self.settings_args)
+            try:
+                app = create_app(settings)
+            except SQLAlchemyError as exc:
+                problem = database_problem(settings["database_url"], exc)
+                raise _BadSetup([f"perfanalysis admin: {problem}"]) from None
+        except (ConfigError, ValueError) as exc:
+            errors = exc.errors if isinstance(exc, ConfigError) else [str(exc)]
+            raise _BadSetup(
+                ["perfanalysis admin: invalid configuration:", *(f"  - {e}" for e in errors)]
+            ) from None
+        self.update(settings=settings, app=app)
+        return self[key]
+
+
+HELP = ("-h", "--help")
+
+
 def run(argv: Sequence[str]) -> int:
-    """Split settings flags from the command, build the app, run the command.
+    """Split settings flags from the command, run the command; the settings are loaded and the
+    app built when the command runs (its ``--help`` needs neither).
 
     Exit 2 for bad input (a configuration problem, click's usage errors, a value a service
     refuses as Invalid), 1 when something fails at run time (the admin database or InfluxDB
@@ -693,59 +965,60 @@ def run(argv: Sequence[str]) -> int:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from perfanalysis.config import ConfigError, HelpRequested
-    from tenants.app import create_app
     from tenants.errors import Invalid
     from tenants.influx import StorageError
-    from tenants.settings import load
 
     args = list(argv)
     split = next((i for i, a in enumerate(args) if a in admin.commands), len(args))
-    if split == len(args) and not any(a in ("-h", "--help") for a in args):
-        click.echo(admin.get_help(click.Context(admin, info_name="perfanalysis admin")))
-        return 2 if args else 0
+    if split == len(args) or any(a in HELP for a in args[:split]):
+        context = click.Context(admin, info_name="perfanalysis admin", **admin.context_settings)
+        click.echo(admin.get_help(context))
+        return 2 if args and not any(a in HELP for a in args[:split]) else 0
+    setup = _Setup(args[:split])
     try:
-        settings = load(args[:split])
-        app = create_app(settings)
-    except HelpRequested as help_:
-        click.echo(help_.text)
-        return 0
-    except (ConfigError, ValueError) as exc:
-        click.echo("perfanalysis admin: invalid configuration:", err=True)
-        for error in exc.errors if isinstance(exc, ConfigError) else [str(exc)]:
-            click.echo(f"  - {error}", err=True)
-        return 2
-    except SQLAlchemyError as exc:
-        click.echo(
-            f"perfanalysis admin: {database_problem(settings['database_url'], exc)}", err=True
-        )
-        return 2
-    try:
-        admin.main(
-            args[split:],
-            prog_name="perfanalysis admin",
-            obj={"app": app, "settings": settings},
-            standalone_mode=False,
-        )
+        admin.main(args[split:], prog_name="perfanalysis admin", obj=setup, standalone_mode=False)
     except ServiceError as exc:
         click.echo(f"perfanalysis admin: {exc.message}", err=True)
         return 2 if isinstance(exc, Invalid) else 1
     except StorageError as exc:
-        url = settings["influxdb_url"]
+        url = setup["settings"]["influxdb_url"]
         where = "" if url in str(exc) else f" (influxdb.url {url})"
         click.echo(f"perfanalysis admin: {exc}{where}", err=True)
         return 1
     except SQLAlchemyError as exc:
-        click.echo(
-            f"perfanalysis admin: {database_problem(settings['database_url'], exc)}", err=True
-        )
+        problem = database_problem(setup["settings"]["database_url"], exc)
+        click.echo(f"perfanalysis admin: {problem}", err=True)
         return 1
     except click.exceptions.Abort:
         return 1
+    except click.NoSuchOption as exc:
+        setting = _setting_flag(exc.option_name)
+        if setting is None:
+            exc.show()
+        else:
+            click.echo(
+                f"perfanalysis admin: {exc.option_name} is a setting: give it before the command "
+                f"(perfanalysis admin {setting} {args[split]} ...)",
+                err=True,
+            )
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     return 0
+
+
+def _setting_flag(option: str) -> str | None:
+    """How to give the setting a ``--flag`` (or ``--no-flag``) a command does not take names:
+    ``--flag=...`` or, for a boolean, the flag as given; None when it names no setting."""
+    from tenants.settings import build_spec
+
+    flags = build_spec().by_flag()
+    name = option.removeprefix("--")
+    if name in flags:
+        return option if flags[name].boolean else f"{option}=..."
+    negated = flags.get(name.removeprefix("no-")) if name.startswith("no-") else None
+    return option if negated is not None and negated.boolean else None
 
 
 # what SQLite and PostgreSQL say of a table or column the migrations would have made

@@ -19,8 +19,9 @@ already have an account on this installation (accounts span tenants).
 * An invitation works only while its inviter may still grant it (``inviter_may_grant``): the
   user who made it must still be active and an admin of the tenant or a platform admin, when the
   link is opened and when it is used. An inviter removed, demoted or disabled leaves links that
-  are "not valid" like any other. Invitations made by the CLI or the system (no inviting user)
-  stay valid.
+  are "not valid" like any other; the services that take the right away also revoke those
+  invitations (``revoke_ungrantable``), so giving it back does not revive them. Invitations made
+  by the CLI or the system (no inviting user) stay valid.
 
 What this guarantees, and what not: no answer to a tenant admin (inviting, the link's page, the
 lists) depends on whether an address has an account. A link proves possession of the link, not
@@ -222,6 +223,34 @@ def revoke(db: Session, actor: Actor, tenant: Tenant, invitation: Invitation) ->
     db.commit()
     db.refresh(invitation)
     return True
+
+
+def revoke_ungrantable(db: Session, actor: Actor, inviter: User) -> int:
+    """Revoke the pending invitations ``inviter`` made that they may no longer grant, after the
+    change that took that right away (demoted or removed as a tenant's admin, disabled, no
+    longer platform admin): giving the right back later does not bring old links back to life.
+    How many were revoked, each audited; the caller commits, with the change."""
+    db.flush()
+    now = utcnow()
+    lost = db.execute(
+        select(Invitation, Tenant)
+        .join(Tenant, Tenant.id == Invitation.tenant_id)
+        .where(Invitation.invited_by_id == inviter.id, pending_at(now), not_(inviter_may_grant()))
+    ).all()
+    revoked = 0
+    for invitation, tenant in lost:
+        done = db.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, pending_at(now))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            revoked += 1
+            record(db, actor, "invitation.revoke", tenant, "invitation", invitation.id,
+                   email=invitation.email, role=invitation.role,
+                   reason=f"{inviter.email} may no longer grant it")  # fmt: skip
+    return revoked
 
 
 def find_valid(db: Session, hasher: CredentialHasher, token: str) -> Invitation:

@@ -36,6 +36,7 @@ class _Token:
     secret_hash: str
     revoked: bool
     expires_at: datetime | None
+    user_id: int
     user: User | None  # detached; None when the token's user is disabled
 
 
@@ -103,11 +104,7 @@ class PrincipalCache:
         """Drop what this process knows of a user (after a password change, say)."""
         self._users.discard_if(lambda key, _: key == user_id)
         self._sessions.discard_if(lambda _, record: record is not None and record[0] == user_id)
-        self._tokens.discard_if(
-            lambda _, token: (
-                token is not None and token.user is not None and token.user.id == user_id
-            )
-        )
+        self._tokens.discard_if(lambda _, token: token is not None and token.user_id == user_id)
 
     def forget_session(self, session_id: str) -> None:
         """Drop what this process knows of one session (after logging out)."""
@@ -133,6 +130,7 @@ class PrincipalCache:
                 token.secret_hash,
                 token.revoked_at is not None,
                 token.expires_at,
+                user.id,
                 user if user.is_active else None,
             )
 

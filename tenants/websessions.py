@@ -44,9 +44,9 @@ def end(db: Session, session_id: str) -> None:
 
 
 def end_all(db: Session, user_id: int) -> None:
-    """End every session of a user (a password change, a disabled account). Commits."""
+    """End every session of a user (a password change, a disabled account); the caller commits,
+    with that change."""
     db.execute(delete(WebSession).where(WebSession.user_id == user_id))
-    db.commit()
 
 
 def owner(db: Session, session_id_hash: str) -> tuple[int, datetime] | None:

@@ -289,7 +289,7 @@ def test_the_cli_sets_keeps_and_resets_ingest_limits(world: World, runner: Any) 
 
     result = runner("set-ingest-limits", "acme", "--rate", "1500", "--burst", "6000")
     assert result.exit_code == 0, result.output
-    assert "acme: ingest rate 1500 points/s, burst 6000 points" in result.output
+    assert "acme: ingest rate 1,500 points/s, burst 6,000 points" in result.output
     assert runner("set-ingest-limits", "acme", "--burst", "9000").exit_code == 0
     assert limits() == (1500, 9000)  # the rate left out is kept
     before = world.snapshot()
@@ -313,7 +313,7 @@ def test_every_admin_command_is_reachable_from_the_command_line(
     monkeypatch.setenv("PERFANALYSIS_ADMIN_DATABASE_URL", database_url)
     monkeypatch.setenv("PERFANALYSIS_ADMIN_SECRET_KEY", TEST_SECRET)
     assert run([command, "--help"]) == 0
-    assert f"Usage: perfanalysis admin {command} " in capsys.readouterr().out
+    assert f"Usage: perfanalysis admin [settings] {command} " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("hours", ["nan", "inf", "1e12", "-1", "721"])

@@ -27,7 +27,7 @@ from werkzeug.test import TestResponse
 
 from tenants import db as database
 from tenants.access import Actor, system_actor, tenant_for
-from tenants.accounts import get_user_by_email, remove_membership, set_membership
+from tenants.accounts import get_user_by_email, remove_membership, set_active, set_membership
 from tenants.invitations import NOT_VALID, NotValid, accept, find_valid, get_pending, invite, revoke
 from tenants.models import AuditEvent, Invitation, Tenant, User, utcnow
 from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login, table_snapshot
@@ -529,6 +529,38 @@ def test_an_inviter_who_lost_the_right_to_invite_leaves_links_that_do_not_work(
     refused = post(known, f"{path}/accept", {})
     assert refused.status_code == 404
     assert NOT_VALID in html(refused)
+    assert (KNOWN, "a") not in memberships(app)
+
+
+REGAINS = {
+    "removed": lambda db, inviter, tenant: set_membership(
+        db, system_actor(), tenant, inviter.email, "admin"),
+    "demoted": lambda db, inviter, tenant: set_membership(
+        db, system_actor(), tenant, inviter.email, "admin"),
+    "disabled": lambda db, inviter, tenant: set_active(db, system_actor(), inviter, True),
+}  # fmt: skip
+SERVICE_LOSSES = {
+    "removed": _remove,
+    "demoted": _demote,
+    "disabled": lambda db, inviter, tenant: set_active(db, system_actor(), inviter, False),
+}
+
+
+@pytest.mark.parametrize("loss", list(SERVICE_LOSSES))
+def test_links_of_an_inviter_who_lost_the_right_stay_dead_when_it_comes_back(
+    app: Flask, world: None, loss: str
+) -> None:
+    _, path = invite_on_page(logged_in(app, SECOND), KNOWN, "admin")
+    with app.app_context():
+        db = database.session()
+        inviter = get_user_by_email(db, SECOND)
+        assert inviter is not None
+        tenant = tenant_for(db, system_actor(), "a")
+        SERVICE_LOSSES[loss](db, inviter, tenant)
+        REGAINS[loss](db, inviter, tenant)
+    assert actions(app, "a").count("invitation.revoke") == 1  # revoked when the right was lost
+    refused = post(logged_in(app, KNOWN), f"{path}/accept", {})
+    assert refused.status_code == 404
     assert (KNOWN, "a") not in memberships(app)
 
 

@@ -179,9 +179,8 @@ def test_a_write_the_database_cannot_check_is_503_with_retry_after(
                                    headers={"Authorization": f"Token {key}"})  # fmt: skip
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "5"
-            assert "the admin database, which holds the collector keys, cannot be read" in (
-                response.get_json()["message"]
-            )
+            message = response.get_json()["message"]
+            assert "the admin database, which holds the collector keys, cannot be read" in message
     assert caplog.text.count("cannot check collector keys") == 1  # not once per request
 
 
