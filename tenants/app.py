@@ -47,7 +47,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         or bool(settings["web_tls_cert_file"]),
         SESSION_COOKIE_NAME="pa_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
-        MAX_CONTENT_LENGTH=1 << 20,
+        MAX_CONTENT_LENGTH=web.MAX_BODY_BYTES,
     )
     previous = settings.get("previous_secret_keys", ())
     app.config["SECRET_KEY_FALLBACKS"] = list(previous)  # sessions signed before a rotation

@@ -22,7 +22,7 @@ from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
 from tenants.models import ROLES
 from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
 from tenants.validation import CONTROL, EMAIL_PATTERN, MAX_EMAIL_LENGTH, SPACE, readable_number
-from tenants.web import MAX_ROW_ID
+from tenants.web import MAX_BODY_BYTES, MAX_ROW_ID
 
 Schema = dict[str, Any]
 
@@ -369,7 +369,7 @@ ERRORS = {
     403: "Your role does not allow this",
     404: "No such resource, or not one you may see",
     409: "Conflicts with an existing resource, or would leave a tenant without an admin",
-    413: "Request body over 1 MiB",
+    413: f"Request body over {MAX_BODY_BYTES >> 20} MiB",
     503: "The tenant storage (InfluxDB) refused or did not answer; nothing changed, try again",
 }
 

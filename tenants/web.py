@@ -30,7 +30,7 @@ from flask import (
     session,
     url_for,
 )
-from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.exceptions import RequestTimeout as RequestTimeoutError
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
@@ -47,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_ROW_ID = 2**31 - 1  # the database's integer: a larger id names no row and would overflow it
 ROW_ID = f"int(min=1, max={MAX_ROW_ID})"  # the URL converter of an id: 404 beyond that range
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAX_BODY_BYTES = 1 << 20  # a request body (a load test's result file is the largest)
 
 
 def public(view: F) -> F:
@@ -288,7 +289,24 @@ def _client_disconnected(error: ClientDisconnected) -> Any:
     return _http_error(error)
 
 
+def _too_large(error: RequestEntityTooLarge) -> RequestEntityTooLarge:
+    """werkzeug's 413 for a body over MAX_BODY_BYTES, in words that say the limit."""
+    if error.description != RequestEntityTooLarge.description:
+        return error  # one of ours, which says it already
+    limit = request.max_content_length
+    if limit is not None and (request.content_length is None or request.content_length > limit):
+        described = (f"The request body is larger than the limit of {limit >> 20} MiB "
+                     f"({limit:,} bytes); nothing was stored.")  # fmt: skip
+    else:  # a form field over Flask's MAX_FORM_MEMORY_SIZE, or too many parts
+        described = (
+            "A part of the form is too large, or the form has too many parts; nothing was stored."
+        )
+    return RequestEntityTooLarge(description=described)
+
+
 def _http_error(error: HTTPException) -> Any:
+    if isinstance(error, RequestEntityTooLarge):
+        error = _too_large(error)
     if not is_api():
         html, status = _error_page(error.code or 500, error.description or "", error.name)
         headers = [(name, value) for name, value in error.get_headers()

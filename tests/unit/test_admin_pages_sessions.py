@@ -232,6 +232,24 @@ def test_a_large_or_chunked_body_without_a_session_is_refused_before_it_is_read(
     assert refused.status_code == 400  # read and judged: the name is too long, not 413
 
 
+def test_a_body_over_the_limit_is_refused_with_the_limit_named(app: Flask) -> None:
+    analyst = logged_in(app, ANALYST)
+    upload = analyst.post(
+        "/tenants/a/loadtests", content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"{" + b" " * (2 << 20) + b"}"), "result.json"),
+              "csrf_token": csrf(analyst)},
+    )  # fmt: skip
+    said = "larger than the limit of 1 MiB (1,048,576 bytes); nothing was stored"
+    assert upload.status_code == 413
+    assert said in html(upload)
+    token = issue_test_token(app, ANALYST)
+    api = app.test_client().post("/api/v1/tenants/a/loadtests", data=b" " * (2 << 20),
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})  # fmt: skip
+    assert api.status_code == 413
+    assert said in api.get_json()["error"]["message"]
+
+
 def login_post_environ(body: bytes) -> dict[str, Any]:
     builder = EnvironBuilder(
         path="/login", method="POST", data=body, content_type="application/x-www-form-urlencoded"
