@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install debian-packages up down status test test-unit test-integration lint format bench clean
+.PHONY: help install debian-packages up down status admin test test-unit test-integration lint format bench clean
 
 help:
 	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    show what runs and whether it is healthy"
+	@echo "make admin ARGS='create-tenant acme \"Acme Corp\"'   an admin command on the local stack"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
 	@echo "make clean     stop the stack in var/, then remove it, the virtualenv and the caches"
@@ -43,6 +44,10 @@ down:
 
 status: install
 	$(PY) -m perfanalysis.devstack status
+
+# perfanalysis admin with the local stack's settings (its database, InfluxDB and their users)
+admin: install
+	$(PY) -m perfanalysis.devstack admin $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

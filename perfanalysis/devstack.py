@@ -646,10 +646,27 @@ def main(argv: list[str]) -> int:
             print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} {service.ready_url}"
                   + (f"  {wrong}" if wrong else ""))  # fmt: skip
         return 1 if failing else 0
+    if command == "admin":
+        return run_admin(argv[1:])
     print(
-        f"usage: python -m perfanalysis.devstack up|down|status (got {command!r})", file=sys.stderr
+        f"usage: python -m perfanalysis.devstack up|down|status|admin COMMAND... (got {command!r})",
+        file=sys.stderr,
     )
     return 2
+
+
+def run_admin(args: list[str]) -> int:
+    """``perfanalysis admin --dev ARGS`` with the local stack's settings, as the admin app it
+    started has them (its database, InfluxDB and their users): ``make admin ARGS='...'``.
+    Without them a command such as create-tenant could not provision InfluxDB."""
+    missing = [name for name in ("influxdb-admin-password", "influxdb-ingest-password")
+               if not (var_dir() / name).is_file()]  # fmt: skip
+    if missing:
+        print(f"devstack: {var_dir() / missing[0]} is missing: run 'make up' first, which sets "
+              "the local stack up", file=sys.stderr)  # fmt: skip
+        return 2
+    command = [*CLI, "admin", "--dev", *args]
+    return subprocess.run(command, env=child_environment(admin_env()), check=False).returncode
 
 
 if __name__ == "__main__":

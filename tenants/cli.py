@@ -333,7 +333,57 @@ def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
             app.extensions["pa_storage"],
             app.extensions["pa_vault"],
         )
-        click.echo(f"created tenant {tenant.slug} (database {tenant.influx_database})")
+        if tenant.influx_read_user:
+            click.echo(f"created tenant {tenant.slug} (database {tenant.influx_database})")
+            return
+        click.echo(f"created tenant {tenant.slug}; its database {tenant.influx_database} was not "
+                   "created")  # fmt: skip
+        click.echo(f"warning: {NO_STORAGE}: the tenant's data is refused until then (run admin "
+                   f"provision-storage {tenant.slug} with them)", err=True)  # fmt: skip
+
+
+NO_STORAGE = (
+    "no InfluxDB is configured: give the settings --influxdb.url, --influxdb.admin-user and "
+    "--influxdb.admin-password (or PERFANALYSIS_ADMIN_INFLUXDB_*) before the command"
+)
+
+
+@admin.command("provision-storage")
+@click.argument("slugs", nargs=-1, metavar="[TENANT]...")
+@click.option("--all", "every", is_flag=True, help="Every tenant.")
+@click.pass_context
+def provision_storage(ctx: click.Context, slugs: tuple[str, ...], every: bool) -> None:
+    """Create or repair tenants' InfluxDB databases and read users (idempotent).
+
+    For a tenant created while no InfluxDB was configured, and after an InfluxDB restore, which
+    brings back databases but not their users and grants. Each read user gets a new password:
+    run grafana sync afterwards, so that the tenant's data source uses it.
+    """
+    from sqlalchemy import select
+
+    from tenants.models import Tenant
+    from tenants.tenancy import NoStorage
+    from tenants.tenancy import provision_storage as provision
+
+    if bool(slugs) == every:
+        raise click.UsageError("name the tenants, or give --all (not both)")
+    app = _app(ctx)
+    storage = app.extensions["pa_storage"]
+    if isinstance(storage, NoStorage):
+        raise BadInput(NO_STORAGE)
+    with app.app_context():
+        db = database.session()
+        if every:
+            tenants = list(db.scalars(select(Tenant).order_by(Tenant.slug)))
+        else:
+            tenants = [_tenant(db, slug) for slug in dict.fromkeys(slugs)]
+        for tenant in tenants:
+            with _provisioning(tenant.slug):
+                provision(db, _actor(), tenant, storage, app.extensions["pa_vault"])
+            click.echo(f"{tenant.slug}: database {tenant.influx_database} and read user "
+                       f"{tenant.influx_read_user} ready")  # fmt: skip
+    click.echo(f"provisioned {len(tenants)} tenant(s); run grafana sync to give their data "
+               "sources the new read passwords")  # fmt: skip
 
 
 @admin.command("set-ingest-limits")
@@ -628,7 +678,7 @@ def grant_ingest_writes(ctx: click.Context) -> None:
 OUTCOMES = {
     "granted": "WRITE granted",
     "unchanged": "already has WRITE",
-    "missing": "no InfluxDB database: provision the tenant's storage first",
+    "missing": "no InfluxDB database: run admin provision-storage for it first",
 }
 
 

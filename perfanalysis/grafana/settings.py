@@ -127,5 +127,7 @@ def _from_admin_settings(
         hint = (
             f"give --secret-key/--database-url or {ENV_PREFIX}SECRET_KEY/{ENV_PREFIX}DATABASE_URL"
         )
-        raise ConfigError([f"admin settings: {e}" for e in exc.errors] + [hint]) from None
+        # the admin app's --dev is a setting of its own; here it is only its variable
+        errors = [e.replace("run with --dev", "set PERFANALYSIS_ADMIN_DEV=1") for e in exc.errors]
+        raise ConfigError([f"admin settings: {e}" for e in errors] + [hint]) from None
     return {"database_url": admin["database_url"], "secret_key": admin["secret_key"]}

@@ -600,3 +600,58 @@ def test_grant_ingest_writes_without_an_ingest_user_is_a_clear_error(
     assert "no InfluxDB ingest user is configured" in result.exception.message
     assert "influxdb.ingest-user" in result.exception.message
     assert INGEST_USER not in users(influxdb)
+
+
+# ---------------------------------------------------------------------------------------------
+# perfanalysis admin provision-storage: a tenant made with no InfluxDB configured, and the users
+# and grants an InfluxDB restore does not bring back
+
+
+def cli(app: Flask, *args: str) -> Result:
+    return CliRunner().invoke(admin, list(args),
+                              obj={"app": app, "settings": app.config["PA_SETTINGS"]})  # fmt: skip
+
+
+def test_provision_storage_makes_what_a_tenant_lacks_and_what_a_restore_lost(
+    make_app: MakeApp, influxdb: InfluxDB, database_url: str
+) -> None:
+    bare = create_app(load([], {"PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
+                                "PERFANALYSIS_ADMIN_SECRET_KEY": TEST_SECRET}))  # fmt: skip
+    try:
+        made = cli(bare, "create-tenant", "acme", "Acme")
+        assert made.exit_code == 0, made.output
+        assert "its database pa_acme was not created" in made.stdout
+        assert "warning: no InfluxDB is configured" in made.stderr
+        refused = cli(bare, "provision-storage", "acme")
+        assert refused.exit_code == 2
+        assert "no InfluxDB is configured: give the settings --influxdb.url" in refused.output
+    finally:
+        bare.extensions["pa_engine"].dispose()
+    assert "pa_acme" not in databases(influxdb)
+
+    app = make_app(influxdb, ingest=True)
+    create(app, "globex")
+    assert cli(app, "provision-storage").exit_code == 2  # neither tenants nor --all
+    first = cli(app, "provision-storage", "acme")
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines()[0] == "acme: database pa_acme and read user pa_acme_read ready"
+    influxdb.write("pa_acme", POINTS, precision="s", **INGEST)
+    assert count(influxdb, "pa_acme", **read_credentials_of(app, "acme")) == 2
+
+    # a portable restore brings the databases back, not their users and grants
+    influxdb.query('DROP USER "pa_acme_read"')
+    influxdb.query('DROP USER "pa_globex_read"')
+    influxdb.query(f'REVOKE ALL ON "pa_globex" FROM "{INGEST_USER}"')
+    again = cli(app, "provision-storage", "--all")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[-1].startswith("provisioned 2 tenant(s); run grafana sync")
+    assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
+    assert grants(influxdb, "pa_globex_read") == {"pa_globex": "READ"}
+    assert count(influxdb, "pa_acme", **read_credentials_of(app, "acme")) == 2
+    assert count(influxdb, "pa_globex", **read_credentials_of(app, "globex")) == 0
+
+
+def read_credentials_of(app: Flask, slug: str) -> dict[str, str]:
+    with app.app_context():
+        tenant = database.session().scalars(select(Tenant).where(Tenant.slug == slug)).one()
+        return read_credentials(app, tenant)

@@ -626,3 +626,30 @@ def test_status_tells_a_degraded_service_and_why(health_server: str) -> None:
     assert health("/refused") == ("degraded", "push unauthorized (401: invalid collector key)")
     assert health("/down") == ("unhealthy", "")
     assert devstack.healthy(devstack.Service("exporter", [], f"{health_server}/refused", {}))
+
+
+def test_make_admin_runs_the_admin_cli_with_the_stacks_settings(
+    var: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert devstack.main(["admin", "create-tenant", "acme", "Acme Corp"]) == 2
+    assert "run 'make up' first" in capsys.readouterr().err
+    assert not var.exists()  # nothing made up: no secret files written
+
+    var.mkdir(mode=0o700)
+    for name in ("influxdb-admin-password", "influxdb-ingest-password"):
+        (var / name).write_text(f"{name}-secret\n")
+    ran: list[tuple[list[str], dict[str, str]]] = []
+
+    def run(
+        command: list[str], env: dict[str, str], check: bool
+    ) -> subprocess.CompletedProcess[str]:
+        ran.append((command, env))
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(devstack.subprocess, "run", run)
+    assert devstack.main(["admin", "create-tenant", "acme", "Acme Corp"]) == 3  # its exit status
+    [(command, env)] = ran
+    assert command[-5:] == ["admin", "--dev", "create-tenant", "acme", "Acme Corp"]
+    assert env["PERFANALYSIS_ADMIN_DATABASE_URL"] == f"sqlite:///{var / 'admin.db'}"
+    assert env["PERFANALYSIS_ADMIN_INFLUXDB_URL"].startswith("http://127.0.0.1:")
+    assert env["PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD"] == "influxdb-admin-password-secret"

@@ -62,8 +62,11 @@ def test_a_missing_secret_key_is_reported() -> None:
 
     environ = {"PERFANALYSIS_GRAFANA_URL": "http://grafana:3000", "PERFANALYSIS_GRAFANA_TOKEN": "t",
                "PERFANALYSIS_GRAFANA_INFLUXDB_URL": "http://influxdb:8086"}  # fmt: skip
-    with pytest.raises(ConfigError, match="secret-key"):
+    with pytest.raises(ConfigError, match="secret-key") as refused:
         load([], environ)
+    said = "\n".join(refused.value.errors)
+    assert "or set PERFANALYSIS_ADMIN_DEV=1" in said  # sync has no --dev flag of its own
+    assert "--dev" not in said
 
 
 @pytest.mark.parametrize("command", ["generate", "check"])
