@@ -792,7 +792,8 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     """Create, once, a platform admin, a demo tenant, a collector for this host and its key.
 
     A second run reuses them: the admin password and the collector key live in files (mode 0600)
-    under VAR_DIR and are only created when missing (or empty). When the password file is missing
+    under VAR_DIR and are only created when missing (or empty, or, for the key, one the database
+    no longer knows or has revoked). When the password file is missing
     but the admin exists, the admin gets the new password, so the file always holds a working one.
     Both files are made ready before anything changes in the database; a key whose file write
     fails after all is revoked, so a rerun leaves no live key nobody holds.
@@ -808,7 +809,7 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     key_file = var_dir / "demo-collector.key"
     password = _kept_secret(password_file, "admin password")
     new_password = not password
-    have_key = bool(_kept_secret(key_file, "demo collector key"))
+    have_key = _live_demo_key(app, key_file)
     with ExitStack() as files:
         key_output = (
             None if have_key else files.enter_context(_prepared_secret_file(key_file, "key"))
@@ -841,6 +842,27 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     click.echo(
         f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
     )
+
+
+def _live_demo_key(app: Flask, key_file: Path) -> bool:
+    """Whether the key file holds a key the database still knows, unrevoked and unexpired. One
+    it no longer knows (the admin database restored from before the key, say) is replaced; a
+    key refused for its disabled collector or tenant is kept: that is the operator's choice."""
+    from tenants.errors import Unauthenticated
+
+    key = _kept_secret(key_file, "demo collector key")
+    if not key:
+        return False
+    with app.app_context():
+        try:
+            app.extensions["pa_key_verifier"].verify(key)
+        except Unauthenticated as exc:
+            click.echo(f"the key in {key_file} no longer works ({exc.message}): a new one "
+                       "replaces it")  # fmt: skip
+            return False
+        except ServiceError:
+            pass
+    return True
 
 
 def _kept_secret(path: Path, what: str) -> str:

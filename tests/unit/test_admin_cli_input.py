@@ -399,3 +399,27 @@ def test_the_development_secret_key_is_made_whole_or_not_at_all(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert dev_settings()["secret_key"] == first
     assert [p.name for p in state.iterdir()] == ["dev-secret-key"]
+
+
+@pytest.mark.usefixtures("fast_password_hashing")
+def test_ensure_demo_replaces_a_key_the_database_no_longer_knows_and_keeps_a_live_one(
+    app: Flask, runner: Runner, tmp_path: Path
+) -> None:
+    """After the admin database was restored from before the key (or the key was revoked), make
+    up would otherwise keep handing the exporter a key that ingest refuses."""
+    key_file = tmp_path / "demo-collector.key"
+    first = runner("ensure-demo", "--var-dir", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    kept = key_file.read_text()
+    again = runner("ensure-demo", "--var-dir", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert key_file.read_text() == kept
+    assert len(keys(app)) == 1
+
+    key_file.write_text("pak_" + "a" * 13 + "_" + "b" * 43 + "\n")  # from another database
+    replaced = runner("ensure-demo", "--var-dir", str(tmp_path))
+    assert replaced.exit_code == 0, replaced.output
+    assert "no longer works (invalid collector key): a new one replaces it" in replaced.output
+    live = [key for key, revoked in keys(app) if not revoked]
+    assert len(live) == 2
+    assert key_file.read_text().startswith(f"pak_{live[1]}_")
