@@ -94,6 +94,27 @@ class _Command(click.Command):
         formatter.write_paragraph()
         formatter.write_text(f"{SETTINGS_NOTE}: 'perfanalysis admin --help' lists them.")
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """An option given twice is refused, as a setting given twice is: click would keep the
+        last and drop the other without a word (``--hostname a --hostname b``)."""
+        options = {name: option for option in self.params if isinstance(option, click.Option)
+                   and not option.multiple and not option.count for name in option.opts}  # fmt: skip
+        seen: set[str] = set()
+        rest = iter(args)
+        for arg in rest:
+            if arg == "--":
+                break
+            name = arg.partition("=")[0]
+            option = options.get(name)
+            if option is None:
+                continue
+            if option.name in seen:
+                raise click.UsageError(f"{name} is given twice: give it once", ctx)
+            seen.add(option.name or name)
+            if not option.is_flag and "=" not in arg:
+                next(rest, None)  # its value, whatever it looks like
+        return super().parse_args(ctx, args)
+
 
 class _ListingSettings(_Command):
     """A command whose help lists every setting (serve, where most of them matter)."""

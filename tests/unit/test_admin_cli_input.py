@@ -423,3 +423,16 @@ def test_ensure_demo_replaces_a_key_the_database_no_longer_knows_and_keeps_a_liv
     live = [key for key, revoked in keys(app) if not revoked]
     assert len(live) == 2
     assert key_file.read_text().startswith(f"pak_{live[1]}_")
+
+
+def test_an_option_given_twice_is_refused_and_nothing_is_made(app: Flask, runner: Runner) -> None:
+    result = runner("create-tenant", "acme", "Acme")
+    assert result.exit_code == 0, result.output
+    twice = runner("create-collector", "acme", "web-1", "--hostname", "a.test", "--hostname=b.test")
+    assert twice.exit_code == 2
+    assert "--hostname is given twice: give it once" in twice.output
+    labels = runner("create-collector", "acme", "web-1", "--hostname", "--hostname",
+                    "--label", "env=prod", "--label", "team=web")  # fmt: skip
+    assert "must be a DNS hostname" in str(labels.exception)  # "--hostname" was its value
+    once = runner("create-collector", "acme", "web-1", "--hostname", "b.test")
+    assert once.exit_code == 0, once.output  # the name was not taken by the refused ones
