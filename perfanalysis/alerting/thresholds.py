@@ -24,9 +24,10 @@ from perfanalysis import strictyaml
 from perfanalysis.alerting.catalogue import RULES, SEVERITIES, Level, RuleDef
 from perfanalysis.alerting.durations import parse_duration
 
-# Same spelling as tenants.validation (not imported: this package must not pull in the admin app).
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+# the admin app's own rules for a tenant's slug and an e-mail address: tenants.validation needs
+# only the standard library, so this does not pull in the admin app
+from tenants.validation import EMAIL, SLUG
+
 # Alertmanager's smtp_smarthost is split by Go's net.SplitHostPort: host:port, or [IPv6]:port.
 HOSTPORT = re.compile(r"^(?:\[(?P<ipv6>[^\[\]]+)\]|(?P<host>[^\s:\[\]/@]+)):(?P<port>\d{1,5})$")
 # What Go's url.Parse (so Alertmanager) accepts in a host name and in a URL's user:password, ASCII.
