@@ -39,10 +39,12 @@ from operator import contains, itemgetter
 from typing import Final
 
 from ingest.lineprotocol import (
+    KEY_SEPARATOR,
     MAX_KEY_BYTES,
     MAX_TIMESTAMP,
     MIN_TIMESTAMP,
     PRECISION_NS,
+    FieldValue,
     LineProtocolError,
     Point,
     Unsigned,
@@ -80,6 +82,10 @@ NATIVE: Final = _load_native()
 
 FORCED_KEYS: Final = ("collector", "tenant")
 _FORCED_KEYS_BYTES: Final = (b"collector", b"tenant")
+# A line's head (its rewritten series and a space) and the rest after it no longer than this
+# together leave room for its longest field key (the rest holds it): series key, separator and
+# field key within InfluxDB's MAX_KEY_BYTES.
+_KEY_ROOM: Final = MAX_KEY_BYTES - len(KEY_SEPARATOR) + 1
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,11 @@ class ForcedTags:
             (key.encode(), escape_key(value).encode()) for key, value in self.pairs
         )
         self.cache_key = f"{tenant}\x00{collector}"
+        # The longest line the whole-batch paths take with these tags: its rewritten head is at
+        # most its series, what these tags add (",key=value" each; a client's own tenant or
+        # collector goes) and a space, so head and rest together are at most the line and that.
+        added = sum(len(key) + len(value) + 2 for key, value in self.escaped)
+        self.fitting_line_bytes = _KEY_ROOM - added
 
 
 def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[bytes], re.Pattern[bytes], str]:
@@ -222,21 +233,22 @@ class BatchPreparer:
         ``fast=False`` sends every line through the exact parser (for tests).
         """
         multiplier = PRECISION_NS[precision]
-        if not body.isascii():
-            try:
-                body.decode()
-            except UnicodeDecodeError:
-                self._refuse_undecodable(body)
-        if b"\r" in body and b'"' not in body:  # a CR LF inside a string stays (split_lines)
-            body = body.replace(b"\r\n", b"\n")
+        # A body that is not UTF-8 goes line by line through the exact parser, which names each
+        # bad line, undecodable or not; the fast paths would pass bytes they never decode.
+        if fast and not body.isascii():
+            fast = _is_utf8(body)
         window = _Window(now_ns, self.rules)
         if fast and self._native is not None:
-            whole = self._whole_body(body, forced, multiplier, window)
+            # CR LF -> LF once, as split_lines does (a CR LF inside a string stays there)
+            crlf = b"\r" in body and b'"' not in body
+            whole = self._whole_body(
+                body.replace(b"\r\n", b"\n") if crlf else body, forced, multiplier, window
+            )
             if whole is not None:
                 return whole
         lines, starts = split_lines(body)
         if len(lines) > self.rules.max_points:
-            points = sum(1 for line in lines if not _skipped(line.decode()))
+            points = sum(1 for line in lines if not _skipped(line))
             if points > self.rules.max_points:
                 raise TooManyPoints(points, self.rules.max_points)
         if fast and self._native is None and starts is None:
@@ -261,7 +273,8 @@ class BatchPreparer:
         fast: bool,
     ) -> tuple[list[bytes], list[LineIssue], int, int]:
         """Each line rewritten, or the issues; ``starts`` holds each line's number in the body
-        where a string spans lines (None: line i is the body's line i + 1)."""
+        where a string spans lines (None: line i is the body's line i + 1). With ``fast`` off,
+        lines may be any bytes: one that is not UTF-8 is an issue."""
         out: list[bytes] = []
         append = out.append
         issues: list[LineIssue] = []
@@ -281,10 +294,12 @@ class BatchPreparer:
                 head = cached(series)
                 if head is None and fast:
                     head = self._learn_series(line, forced, cache)
-                found = rest_match(rest) if head is not None else None
+                # a line long enough that a field key might not fit: the exact path measures it
+                fits = head is not None and len(head) + len(rest) <= _KEY_ROOM
+                found = rest_match(rest) if fits else None
                 if head is None or found is None:
-                    text = line.decode()
-                    if _skipped(text):
+                    text = line.decode()  # UnicodeDecodeError only with fast off (prepare)
+                    if _skipped(line):
                         skipped += 1
                     else:
                         append(self._exact(text, forced, multiplier, window))
@@ -304,11 +319,16 @@ class BatchPreparer:
                     if multiplier != 1 or stamp[:1] == b"0" or stamp[:2] == b"-0":
                         stamp = b"%d" % ns
                 append(head + fields + b" " + stamp)
-            except LineProtocolError as exc:
+            except (LineProtocolError, UnicodeDecodeError) as exc:
                 issue_count += 1
                 if len(issues) < self.rules.max_issues:
                     number = index + 1 if starts is None else starts[index]
-                    issues.append(LineIssue(number, str(exc)))
+                    reason = (
+                        f"not valid UTF-8 at byte {exc.start + 1}"
+                        if isinstance(exc, UnicodeDecodeError)
+                        else str(exc)
+                    )
+                    issues.append(LineIssue(number, reason))
         return out, issues, issue_count, skipped
 
     def _whole_body(
@@ -316,7 +336,8 @@ class BatchPreparer:
     ) -> PreparedBatch | None:
         """_whole_batch in C, on the body before it is split (a final newline ends the last
         line): the same checks and payload, in one pass. It also returns None for more than
-        max_points lines, which the line path then refuses as prepare() does before _whole_batch.
+        max_points lines, which the line path then refuses as prepare() does before _whole_batch,
+        and for lines too long to be sure of InfluxDB's key limit, as _whole_batch does.
         """
         cache = self._cache.get(forced.cache_key)
         bounds = window.digit_bounds(multiplier)
@@ -324,7 +345,8 @@ class BatchPreparer:
             return None
         _, lowest, highest, zeros = bounds
         rules = self.rules
-        space = body.find(b" ", 0, rules.max_line_bytes)
+        max_line_bytes = min(rules.max_line_bytes, forced.fitting_line_bytes)
+        space = body.find(b" ", 0, max_line_bytes)
         first = body[:space] if space > 0 else b""
         memo = self._memos.get(forced.cache_key, {}).get(first)
         found = self._native(
@@ -334,7 +356,7 @@ class BatchPreparer:
             lowest,
             highest,
             zeros,
-            rules.max_line_bytes,
+            max_line_bytes,
             rules.max_fields,
             rules.max_points,
             rules.allow_unsigned,
@@ -370,7 +392,8 @@ class BatchPreparer:
         if not cache or bounds is None:
             return None
         digits, lowest, highest, zeros = bounds
-        if max(map(len, lines)) > self.rules.max_line_bytes:
+        # longer lines go line by line: there, one whose key may not fit goes to the exact path
+        if max(map(len, lines)) > min(self.rules.max_line_bytes, forced.fitting_line_bytes):
             return None
         parts = list(map(bytes.partition, lines, repeat(b" ")))
         try:
@@ -429,7 +452,8 @@ class BatchPreparer:
         own.extend(forced.escaped)
         own.sort()
         head = parts[0] + b"," + b",".join([key + b"=" + value for key, value in own]) + b" "
-        if len(head) > MAX_KEY_BYTES + 1:  # the exact path names the line
+        # no room for a field key of one byte after the series key: the exact path names the line
+        if len(head) - 1 + len(KEY_SEPARATOR) + 1 > MAX_KEY_BYTES:
             return None
         cache[series] = head
         self._cached += 1
@@ -465,28 +489,47 @@ class BatchPreparer:
                 raise LineProtocolError(window.problem(stamp))
         own_and_forced = Point(point.measurement, own + forced.pairs, point.fields)
         key = series_key(own_and_forced)
-        key_bytes = len(key.encode())
-        if key_bytes > MAX_KEY_BYTES:
-            raise LineProtocolError(
-                f"series key (measurement and tags, with the tenant and collector tags) of "
-                f"{key_bytes} bytes; InfluxDB takes at most {MAX_KEY_BYTES}"
-            )
+        _check_key_length(key, point.fields)
         return format_point(own_and_forced, stamp, key).encode()
 
-    def _refuse_undecodable(self, body: bytes) -> None:
+    def field_type_conflicts(self, body: bytes) -> InvalidBatch | None:
+        """The lines of a batch that give a measurement's field another type than an earlier
+        line gave it, as InvalidBatch; None when there are none.
+
+        InfluxDB 1.6.7 refuses a whole write that does so when the write creates the shard (a
+        new database, a new shard group): ``field type conflict`` without ``partial write``.
+        prepare() does not look for this, to keep its fast paths fast: the service asks only
+        when storage answered so. Every line is parsed again, by the exact parser, numbered as
+        prepare() numbers them; ``body`` is one that prepare() accepted.
+        """
+        lines, starts = split_lines(body)
+        first: dict[tuple[str, str], tuple[str, int]] = {}
         issues: list[LineIssue] = []
         count = points = 0
-        for index, raw in enumerate(body.split(b"\n")):
-            try:
-                line = raw.decode()
-            except UnicodeDecodeError as exc:
-                count += 1
-                points += 1
-                if len(issues) < self.rules.max_issues:
-                    issues.append(LineIssue(index + 1, f"not valid UTF-8 at byte {exc.start + 1}"))
+        for index, line in enumerate(lines):
+            if _skipped(line):
                 continue
-            points += not _skipped(line.rstrip("\r"))
-        raise InvalidBatch(issues, count, points)
+            try:
+                point = parse_line(line.decode())
+            except (UnicodeDecodeError, LineProtocolError):  # not in a batch prepare() accepted
+                continue
+            points += 1
+            number = index + 1 if starts is None else starts[index]
+            reason = ""
+            for key, value in point.fields:
+                kind = _type_name(value)
+                first_kind, first_line = first.setdefault((point.measurement, key), (kind, number))
+                if first_kind != kind and not reason:  # the line's first conflict names it
+                    reason = (
+                        f"field {key[:40]!r} of measurement {point.measurement[:40]!r} is {kind} "
+                        f"here and {first_kind} on line {first_line}: InfluxDB refuses a batch "
+                        "that gives a field two types"
+                    )
+            if reason:
+                count += 1
+                if len(issues) < self.rules.max_issues:
+                    issues.append(LineIssue(number, reason))
+        return InvalidBatch(issues, count, points) if count else None
 
 
 class _Window:
@@ -527,6 +570,46 @@ class _Window:
         )
 
 
-def _skipped(line: str) -> bool:
-    """Blank lines (spaces and tabs too) and comments, indented or not, carry no point."""
-    return not line or line.isspace() or line.lstrip(" \t")[0] == "#"
+def _skipped(line: bytes) -> bool:
+    """Blank lines (of spaces and tabs, or empty) and comments, indented or not, carry no point.
+    A line of other whitespace (a vertical tab, a no-break space...) is not blank: the exact
+    parser refuses it, as InfluxDB does."""
+    stripped = line.lstrip(b" \t")
+    return not stripped or stripped[:1] == b"#"
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _type_name(value: FieldValue) -> str:
+    """A field value's type, as InfluxDB names it in its field type conflicts."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Unsigned):
+        return "an unsigned integer"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    return "a string"
+
+
+def _check_key_length(key: str, fields: Sequence[tuple[str, FieldValue]]) -> None:
+    """Refuse a point InfluxDB would refuse as ``max key length exceeded``: for each field, its
+    series key (escaped, with the forced tags), KEY_SEPARATOR and the escaped field key must
+    fit in MAX_KEY_BYTES."""
+    key_bytes = len(key.encode())
+    room = MAX_KEY_BYTES - len(KEY_SEPARATOR) - key_bytes
+    name_bytes, name = max((len(escape_key(name).encode()), name) for name, _ in fields)
+    if name_bytes > room:
+        raise LineProtocolError(
+            f"series key (measurement and tags, with the tenant and collector tags) of "
+            f"{key_bytes} bytes with field key {name[:40]!r} of {name_bytes}: InfluxDB refuses "
+            f"a point whose series key, {len(KEY_SEPARATOR)} bytes and a field key take more "
+            f"than {MAX_KEY_BYTES} (here {key_bytes + len(KEY_SEPARATOR) + name_bytes})"
+        )

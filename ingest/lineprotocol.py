@@ -13,6 +13,8 @@ Semantics are those measured on Debian's InfluxDB 1.6.7 (docs/architecture.md, I
 * String field values unescape ``\\\\`` and ``\\"``; any other backslash is literal.
 * 1.6.7 also unescapes ``\\=`` and ``\\"`` in measurements where the documentation says it
   should not, so those two spellings are refused as ambiguous rather than guessed.
+* A tag value's first character may be an unescaped ``=``: 1.6.7 never checks it, and stores
+  ``t==v`` as the value ``=v`` (measured); an unescaped ``=`` anywhere after it is refused.
 
 Where InfluxDB is lenient and the result is surprising, this parser is strict: names and tag
 values may not contain control characters, names may not start with ``_`` (InfluxDB 2's rule),
@@ -36,7 +38,10 @@ MIN_INT64: Final = -(2**63)
 MAX_INT64: Final = 2**63 - 1
 MAX_UINT64: Final = 2**64 - 1
 MAX_STRING_BYTES: Final = 65535  # InfluxDB's limit for a string field value
-MAX_KEY_BYTES: Final = 65535  # InfluxDB's limit for a series key: measurement and tags, escaped
+# InfluxDB's limit for a series key (measurement and tags, escaped) followed by a field key: for
+# every field of a line, len(series key) + len(KEY_SEPARATOR) + len(escaped field key) at most.
+MAX_KEY_BYTES: Final = 65535
+KEY_SEPARATOR: Final = "#!~#"  # between the series key and a field key in InfluxDB's storage keys
 BOOLEANS: Final = {
     "t": True, "T": True, "true": True, "True": True, "TRUE": True,
     "f": False, "F": False, "false": False, "False": False, "FALSE": False,
@@ -114,13 +119,15 @@ def split_lines(body: bytes) -> tuple[list[bytes], list[int] | None]:
     A newline inside a quoted string field value belongs to the value: InfluxDB stores it, so
     influxdb-client and Telegraf send it raw. Such a line ends at the first newline after its
     string closes. Its strings are found as InfluxDB's scanner finds them (a quote opens or
-    closes one after the first space, once more ``=`` than ``,`` have been seen). A CR before a
-    line's end is dropped; one inside a string is kept. A comment ends at its newline whatever
-    quotes it holds (InfluxDB would let a quote in a comment hide the lines after it).
+    closes one after the first space, once more ``=`` than ``,`` have been seen). CR LF ends a
+    line as LF does (one CR, that of the CR LF); any other CR is part of the line, and one inside
+    a string is kept. A comment ends at its newline whatever quotes it holds (InfluxDB would let
+    a quote in a comment hide the lines after it).
     """
     if b'"' not in body:
         return (body.replace(b"\r\n", b"\n") if b"\r" in body else body).split(b"\n"), None
     physical = body.split(b"\n")
+    last = len(physical)  # the one part no newline ends: a CR at its end is no CR LF
     lines: list[bytes] = []
     starts: list[int] = []
     pending: list[bytes] = []
@@ -128,7 +135,7 @@ def split_lines(body: bytes) -> tuple[list[bytes], list[int] | None]:
     for number, part in enumerate(physical, 1):
         if not pending:
             if b'"' not in part or part.lstrip(b" \t")[:1] == b"#":
-                lines.append(part[:-1] if part[-1:] == b"\r" else part)
+                lines.append(part[:-1] if part[-1:] == b"\r" and number < last else part)
                 starts.append(number)
                 continue
             state = _ScanState()
@@ -136,7 +143,7 @@ def split_lines(body: bytes) -> tuple[list[bytes], list[int] | None]:
         if state.scan(part):
             continue  # inside a string: the newline is part of its value
         line = b"\n".join(pending)
-        lines.append(line[:-1] if line[-1:] == b"\r" else line)
+        lines.append(line[:-1] if line[-1:] == b"\r" and number < last else line)
         starts.append(number - len(pending) + 1)
         pending = []
     if pending:  # a string still open at the end: one line, which the parser refuses
@@ -201,7 +208,7 @@ def parse_line(line: str) -> Point:
             raise LineProtocolError(_TIME_KEY.format(what="tag key"), key_at + 1)
         if pos >= len(line) or line[pos] != "=":
             raise LineProtocolError(f"tag key {key!r} has no value", pos + 1)
-        value, pos = _scan_key(line, pos + 1, "tag value")
+        value, pos = _scan_tag_value(line, pos + 1)
         if pos < len(line) and line[pos] == "=":
             raise LineProtocolError(f"tag {key!r}: unescaped '=' in the value", pos + 1)
         tags.append((key, value))
@@ -250,6 +257,17 @@ def _scan_key(line: str, pos: int, what: str) -> tuple[str, int]:
     name = _KEY_ESCAPED.sub(r"\1", token.group())
     _check_name(name, what, pos + 1)
     return name, token.end()
+
+
+def _scan_tag_value(line: str, pos: int) -> tuple[str, int]:
+    """A tag value starting at ``pos``, unescaped, and its end. Its first character may be an
+    unescaped '=' (InfluxDB 1.6.7 checks only the characters after the first for one)."""
+    first = "=" if line.startswith("=", pos) else ""
+    token = _KEY_TOKEN.match(line, pos + len(first))
+    assert token is not None
+    value = first + _KEY_ESCAPED.sub(r"\1", token.group())
+    _check_name(value, "tag value", pos + 1)
+    return value, token.end()
 
 
 def _scan_fields(line: str, pos: int) -> tuple[list[tuple[str, FieldValue]], int]:

@@ -4,9 +4,16 @@ Authentication comes first (nothing is read for a stranger), then the body is va
 (a bad batch is 400 whatever the rate, since retrying it cannot help), then size against the
 tenant's burst (413: only splitting helps), then the rate (429), then storage. Only when storage
 has accepted the batch is the answer 204 and the key's use recorded. A batch that storage did not
-take at all (down, refusing ingest, too large for it) gives its rate tokens back, so the retries
-of an outage do not leave the tenant throttled once storage is back; one that storage read and
-partly refused for its content (422) keeps them spent.
+take at all (down, refusing ingest, too large for it, refusing it whole for a field type conflict)
+gives its rate tokens back, so the retries of an outage do not leave the tenant throttled once
+storage is back; one that storage read and partly refused for its content (422) keeps them spent.
+
+A field type conflict is checked by storage, not here: a batch that gives one field two types
+passes prepare() (looking for that would cost its fast paths about a fifth of their time). Where
+the write creates InfluxDB 1.6.7's shard, it refuses the whole write for it (``field type
+conflict`` without ``partial write``); only then are the batch's lines compared, and the answer is
+400 naming the conflicting lines, as for any bad line. Where the shard exists, InfluxDB drops the
+conflicting points and writes the rest (422).
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from ingest.ratelimit import Limit, RateLimiter, retry_after_seconds
 from ingest.storage import (
     StorageConflict,
     StorageLimitExceeded,
+    StoragePartialRefusal,
     StorageRefused,
     StorageTooLarge,
     StorageUnavailable,
+    StorageWholeConflict,
     StorageWriter,
 )
 from tenants.errors import Forbidden, Unauthenticated
@@ -33,7 +42,9 @@ from tenants.keys import Identity, KeyVerifier
 
 log = logging.getLogger(__name__)
 FORCED_TAGS_CACHE = 10_000
-NOTHING_STORED = (413, 503)  # storage too large for it; down, slow or refusing ingest
+# storage refused the batch whole for a field type conflict in it; too large for it; down, slow,
+# refusing ingest, or refused it whole for a conflict with points written meanwhile
+NOTHING_STORED = (400, 413, 503)
 
 
 @dataclass(frozen=True)
@@ -83,15 +94,7 @@ class WriteService:
             batch = self.preparer.prepare(body, self._forced_tags(identity), precision, received_ns)
         except InvalidBatch as exc:
             self._rejected(tenant, "invalid", exc.points)
-            first = exc.issues[0]
-            more = f"; and {exc.count - 1} more" if exc.count > 1 else ""
-            raise errors.bad_request(
-                f"{exc.count} of {exc.points} lines are invalid; nothing was written "
-                f"(line {first.line}: {first.reason}{more})",
-                line=first.line,
-                invalid_lines=[{"line": i.line, "reason": i.reason} for i in exc.issues],
-                invalid_count=exc.count,
-            ) from None
+            raise _invalid(exc, "are invalid; nothing was written") from None
         except TooManyPoints as exc:
             self._rejected(tenant, "too_large", exc.points)
             raise errors.too_large(f"{exc}; split the batch") from None
@@ -115,8 +118,8 @@ class WriteService:
                 )
             taken = limit
         try:
-            self._store(identity, batch.payload, batch.points)
-        except errors.IngestError as exc:
+            self._store(identity, batch.payload, batch.points, body)
+        except errors.IngestError as exc:  # 400 here: storage refused the batch whole
             if taken is not None and exc.status in NOTHING_STORED:
                 self.limiter.release(tenant, batch.points, taken)
             raise
@@ -134,7 +137,9 @@ class WriteService:
             burst = identity.ingest_burst
         return Limit(rate, burst)
 
-    def _store(self, identity: Identity, payload: bytes, points: int) -> None:
+    def _store(self, identity: Identity, payload: bytes, points: int, body: bytes) -> None:
+        """Write ``payload`` (``points`` points, prepared from ``body``); raise an IngestError
+        saying what storage did with it."""
         tenant = identity.tenant_slug
         started = time.perf_counter()
         outcome = "ok"
@@ -166,6 +171,10 @@ class WriteService:
             raise errors.too_large(
                 f"storage refused this batch of {points} points as too large; split the batch"
             ) from None
+        except StorageWholeConflict as exc:
+            outcome = "conflict"
+            self._rejected(tenant, "storage_conflict", points)
+            raise self._whole_conflict(identity, exc, body) from None
         except StorageConflict as exc:
             outcome = "conflict"
             said = exc.dropped  # storage's own count, parsed from its message
@@ -181,6 +190,16 @@ class WriteService:
                     f"{exc.message} (storage's series limit refused new series until an operator "
                     "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
                     "dropped other points of the batch with them)"
+                ) from None
+            if isinstance(exc, StoragePartialRefusal):
+                # the rest is written: a 5xx would have the client write it again and again
+                log.error("storage refused points of a write to %s that ingest had accepted, "
+                          "and wrote the others: %s; ingest should have refused them itself",
+                          identity.database, exc.message)  # fmt: skip
+                raise errors.unprocessable(
+                    f"{exc.message} (storage refused points that ingest had accepted, which is "
+                    "ingest's error and has been logged; it wrote the other points of the batch, "
+                    "so do not send it again)"
                 ) from None
             written = (
                 f"the other {points - dropped} of the batch's {points} points were written"
@@ -203,6 +222,31 @@ class WriteService:
         finally:
             self.metrics.storage_seconds.labels(outcome).observe(time.perf_counter() - started)
 
+    def _whole_conflict(
+        self, identity: Identity, exc: StorageWholeConflict, body: bytes
+    ) -> errors.IngestError:
+        """The answer to a write storage refused whole for a field type conflict: 400 naming
+        the lines that give a field another type than an earlier line, as for any bad line; if
+        there are none, the conflict is with points written meanwhile (into the same new
+        shard), and a retry will store the points that agree with them (the shard then exists,
+        and InfluxDB refuses only the others): 503."""
+        conflicts = self.preparer.field_type_conflicts(body)
+        if conflicts is not None:
+            return _invalid(
+                conflicts,
+                "give a field another type than an earlier line of the batch, and storage "
+                "refused the batch for it: nothing was written (but for points in another "
+                "shard's time range)",
+            )
+        log.warning("storage refused a write to %s whole for a field type conflict that is not "
+                    "in the batch (with points written at the same time?): %s",
+                    identity.database, exc.message)  # fmt: skip
+        return errors.unavailable(
+            f"{exc.message} (storage refused the whole batch for a field type conflict with "
+            "points written at the same time, and wrote none of it: retry later)",
+            self.retry_after,
+        )
+
     def _forced_tags(self, identity: Identity) -> ForcedTags:
         key = (identity.tenant_slug, identity.collector_name)
         forced = self._forced.get(key)
@@ -219,3 +263,15 @@ class WriteService:
     def _rejected(self, tenant: str, reason: str, points: int) -> None:
         if points:
             self.metrics.points_rejected.labels(tenant, reason).inc(points)
+
+
+def _invalid(batch: InvalidBatch, what: str) -> errors.IngestError:
+    """400 for a batch with bad lines: ``what`` they are, and the first 100 of them listed."""
+    first = batch.issues[0]
+    more = f"; and {batch.count - 1} more" if batch.count > 1 else ""
+    return errors.bad_request(
+        f"{batch.count} of {batch.points} lines {what} (line {first.line}: {first.reason}{more})",
+        line=first.line,
+        invalid_lines=[{"line": issue.line, "reason": issue.reason} for issue in batch.issues],
+        invalid_count=batch.count,
+    )

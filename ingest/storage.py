@@ -9,10 +9,19 @@ timestamps, and translate what storage answered into these errors (architecture 
   database not found): its credentials or grants are wrong, or the tenant's database is
   missing. 503 as well, so clients keep their points until an operator fixes it; logged as an
   error, and /health says ``refused`` when the credentials are the cause.
-* StorageConflict: storage refused points for what they say about its schema (a field whose
-  type differs from the one stored, a point beyond retention). ingest cannot know the schema
-  beforehand; InfluxDB 1.x has then written the other points. Answered 422, as InfluxDB 2.x
-  does, so clients drop the batch instead of replaying it forever.
+* StorageConflict: storage refused some points and wrote the others: InfluxDB 1.x's ``partial
+  write`` (400), InfluxDB 2.x's 422. Mostly for what points say about its schema (a field whose
+  type differs from the one stored, a point beyond retention), which ingest cannot know
+  beforehand. Answered 422, as InfluxDB 2.x does, so clients drop the batch instead of replaying
+  it forever. StoragePartialRefusal, a kind of it, is a partial write for any other reason (a
+  line InfluxDB could not parse, a key over its length limit): ingest should have refused that
+  line itself, so it is logged as an error, but the other points were written and resending them
+  would write them again: 422 too.
+* StorageWholeConflict: InfluxDB 1.x's ``field type conflict`` without ``partial write``: it
+  refused the whole write (every point of it in a shard that this write creates, measured on
+  1.6.7) because the batch gives a field two types, or because another write gave the field its
+  type meanwhile. The service then looks for the conflicting lines in the batch (400) or, if
+  there are none, has the client retry (503).
 * StorageTooLarge: storage refused the write for its size (InfluxDB's ``max-body-size``, 413),
   before reading it, so nothing was written. Answered 413, so clients split the batch; ingest's
   own limits (``limits.max-decompressed-bytes``, ``storage.group-max-bytes``) belong below it.
@@ -40,9 +49,11 @@ import urllib3
 
 from ingest import http1
 
-# Content InfluxDB 1.x refuses while it writes the rest of the batch ("partial write"): a retry
-# cannot help.
+# InfluxDB 1.x's answer when it refused some points and wrote the others (400): a retry cannot help
+PARTIAL_WRITE = "partial write"
+# What points may say that storage refuses for its schema; with PARTIAL_WRITE, the rest is written.
 CONFLICT_MARKERS = ("field type conflict", "beyond retention")
+FIELD_TYPE_CONFLICT = CONFLICT_MARKERS[0]
 # The cardinality limits (data.max-values-per-tag, data.max-series-per-database): they hold until
 # an operator raises them or drops series.
 LIMIT_MARKERS = ("max-values-per-tag limit exceeded", "max-series-per-database limit exceeded")
@@ -75,6 +86,16 @@ class StorageConflict(StorageError):
         """The points storage says it dropped (InfluxDB 1.x ends its message ``dropped=N``)."""
         said = _DROPPED.findall(self.message)
         return int(said[-1]) if said else None
+
+
+class StoragePartialRefusal(StorageConflict):
+    """Storage refused some points for a reason ingest checks itself (InfluxDB 1.x could not
+    parse a line, or found its key too long) and wrote the others: ingest's bug, not retried."""
+
+
+class StorageWholeConflict(StorageError):
+    """Storage refused the whole write for a field type conflict (InfluxDB 1.x, in a shard the
+    write creates): the batch gives a field two types, or another write gave it one meanwhile."""
 
 
 class StorageLimitExceeded(StorageConflict):
@@ -114,7 +135,13 @@ def classify(status: int, message: str) -> StorageError:
         return StorageTooLarge(text, status)
     if any(marker in message for marker in LIMIT_MARKERS):
         return StorageLimitExceeded(text, status)
-    if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
+    if status == 422 or PARTIAL_WRITE in message:
+        if status == 422 or any(marker in message for marker in CONFLICT_MARKERS):
+            return StorageConflict(text, status)
+        return StoragePartialRefusal(text, status)
+    if FIELD_TYPE_CONFLICT in message:  # no partial write: refused whole (in the shard)
+        return StorageWholeConflict(text, status)
+    if any(marker in message for marker in CONFLICT_MARKERS):
         return StorageConflict(text, status)
     return StorageRejected(text, status)
 
@@ -132,10 +159,16 @@ def _error_text(body: bytes) -> str:
     try:
         parsed = json.loads(body)
     except ValueError:
-        return body.decode(errors="replace").strip()[:500]
+        return _shortened(body.decode(errors="replace").strip())
     if isinstance(parsed, dict):
-        return str(parsed.get("error") or parsed.get("message") or parsed)[:500]
-    return str(parsed)[:500]
+        return _shortened(str(parsed.get("error") or parsed.get("message") or parsed))
+    return _shortened(str(parsed))
+
+
+def _shortened(text: str, keep: int = 250) -> str:
+    """At most about 2 * ``keep`` characters: the beginning and the end, where InfluxDB says why
+    and ``dropped=N`` after a line it quotes whole (``unable to parse '<line>': <why>``)."""
+    return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
 
 
 class V1Writer:

@@ -40,7 +40,7 @@ from ingest.app import create_app
 from ingest.lineprotocol import LineProtocolError, parse_line
 from ingest.ratelimit import RedisTokenBucket
 from ingest.settings import load
-from ingest.storage import StorageTooLarge, V1Writer
+from ingest.storage import StoragePartialRefusal, StorageTooLarge, StorageWholeConflict, V1Writer
 from ingest.testing import CollectorKey, issue_collector_key
 from perfanalysis.testing.servers import (
     InfluxDB,
@@ -820,6 +820,94 @@ def test_storage_refusing_ingest_is_503_and_refusing_points_is_422(
     assert count(influxdb, key.database) == 2  # InfluxDB 1.x wrote the other point
     counted = requests_counted_points(client, key.tenant_slug)
     assert counted == {"accepted": 2.0, "storage_conflict": 1.0}
+
+
+def test_a_batch_giving_a_field_two_types_is_400_in_a_new_shard_and_422_in_an_existing_one(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """Ingest does not look for a field given two types in one batch; InfluxDB 1.6.7 does. In a
+    shard that is new (a new tenant's database, a new shard group) it refuses the whole write,
+    ``field type conflict`` without ``partial write``, and stores nothing: the answer must not
+    be 422 "the others were written", or the collector would drop points never stored. In a
+    shard that exists (here without the field) it stores the rest and drops the conflicting
+    point (partial write)."""
+    client = make_ingest()
+    stamp = NOW_S - 10  # one timestamp: every point in the same shard
+    good = [f"cpu,host=h{i} value={i} {stamp}" for i in range(50)]
+    body = "\n".join([*good, f"disk,host=h1 used=1 {stamp}", f'disk,host=h2 used="full" {stamp}'])
+    reason = ("field 'used' of measurement 'disk' is a string here and a float on line 51: "
+              "InfluxDB refuses a batch that gives a field two types")  # fmt: skip
+
+    new_shard = keys()  # a fresh database: no shard yet
+    refused = client.post("/write?precision=s", data=body, headers=token(new_shard))
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["invalid_lines"] == [{"line": 52, "reason": reason}]
+    assert refused.get_json()["invalid_count"] == 1
+    assert "storage refused the batch for it: nothing was written" in refused.get_json()["message"]
+    assert "written" not in refused.get_json()
+    assert count(influxdb, new_shard.database) == 0
+    assert count(influxdb, new_shard.database, "disk", "used") == 0
+    assert requests_counted_points(client, new_shard.tenant_slug) == {"storage_conflict": 52.0}
+    fixed = client.post("/write?precision=s", data=body.replace('"full"', "2"),
+                        headers=token(new_shard))  # fmt: skip
+    assert fixed.status_code == 204
+    assert count(influxdb, new_shard.database) == 50
+    assert count(influxdb, new_shard.database, "disk", "used") == 2
+
+    existing_shard = keys()
+    first = client.post("/write?precision=s", data=f"load value=1 {stamp}",
+                        headers=token(existing_shard))  # fmt: skip
+    assert first.status_code == 204
+    partial = client.post("/write?precision=s", data=body, headers=token(existing_shard))
+    assert partial.status_code == 422, partial.get_json()
+    assert (partial.get_json()["written"], partial.get_json()["rejected"]) == (51, 1)
+    assert "the other 51 of the batch's 52 points were written" in partial.get_json()["message"]
+    assert count(influxdb, existing_shard.database) == 50
+    assert series(influxdb, existing_shard.database, "disk", "used") == [
+        row(collector="web-01", count=1, host="h1", tenant=existing_shard.tenant_slug)
+    ]
+    assert count(influxdb, existing_shard.database, "load") == 1
+
+
+def test_a_key_too_long_for_influxdb_is_400_and_storages_partial_refusals_are_not_500(
+    keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
+) -> None:
+    """InfluxDB 1.6.7 refuses a point whose series key, 4 bytes and a field key take more than
+    65,535 bytes, as a parse error in a partial write. Ingest refuses the line itself (400,
+    nothing stored) and passes it one byte shorter, which InfluxDB stores. Were such a refusal
+    to reach storage, the rest being written, it is 422, not a 500 that has clients resend."""
+    key = keys()
+    client = make_ingest()
+    series_key = f"m,collector=web-01,tenant={key.tenant_slug}"
+
+    def line(total: int) -> str:  # series key + 4 + field key = total
+        return f"m {'f' * (total - len(series_key) - 4)}=1 {NOW_S}"
+
+    body = f"good value=1 {NOW_S}\n{line(65_536)}"
+    refused = client.post("/write?precision=s", data=body, headers=token(key))
+    assert refused.status_code == 400
+    assert refused.get_json()["line"] == 2
+    assert refused.get_json()["invalid_lines"][0]["reason"].endswith("(here 65536)")
+    assert measurements(influxdb, key.database) == []
+    fits = client.post("/write?precision=s", data=f"good value=1 {NOW_S}\n{line(65_535)}",
+                       headers=token(key))  # fmt: skip
+    assert fits.status_code == 204
+    assert measurements(influxdb, key.database) == ["good", "m"]
+
+    writer = V1Writer(influxdb.url, influxdb.admin_user, influxdb.admin_password, 10.0)
+    database = influxdb.unique_database()
+    stamp = NOW_S * 10**9
+    too_long = b"m " + b"f" * (65_536 - len("m") - 4) + b"=1 %d" % stamp
+    with pytest.raises(StoragePartialRefusal, match="max key length exceeded: 65536 > 65535 dr"):
+        writer.write(database, b"good value=1 %d\n%s" % (stamp, too_long))
+    assert count(influxdb, database, "good") == 1  # InfluxDB wrote the rest
+    fresh = influxdb.unique_database()  # no shard yet: refused whole, as measured
+    conflict = b'disk used=1 %d\ndisk used="x" %d\ncpu value=1 %d' % (stamp, stamp - 1, stamp)
+    with pytest.raises(StorageWholeConflict, match="field type conflict"):
+        writer.write(fresh, conflict)
+    # no point stored (SHOW MEASUREMENTS lists both: InfluxDB indexed the series first)
+    assert count(influxdb, fresh, "disk", "used") + count(influxdb, fresh) == 0
+    writer.close()
 
 
 def test_influxdbs_cardinality_limits_are_422(

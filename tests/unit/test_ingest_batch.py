@@ -14,6 +14,7 @@ from ingest.batch import (
     BatchRules,
     ForcedTags,
     InvalidBatch,
+    LineIssue,
     PreparedBatch,
     TooManyPoints,
     _Window,
@@ -220,6 +221,152 @@ def test_invalid_utf8_is_reported_by_line() -> None:
     assert caught.value.points == 4
 
 
+# (native, fast): the C whole-batch path where it is built, the Python one, the exact parser
+PATHS = [(True, True), (False, True), (False, False)]
+
+
+def on_every_path(body: bytes, warm: bytes = b"") -> Any:
+    """What prepare() gives for ``body`` on every path, each twice (the second time with the
+    series the first learnt cached), after ``warm`` has cached its series: the same each time
+    (the points; the fast paths keep a float's spelling, the exact one writes it canonically).
+    """
+    outcomes: list[Any] = []
+    for native, fast in PATHS:
+        preparer = BatchPreparer(BatchRules(), native=native)
+        if warm:
+            preparer.prepare(warm, FORCED, "ns", NOW)
+        for _ in range(2):
+            try:
+                batch = preparer.prepare(body, FORCED, "ns", NOW, fast=fast)
+                lines = batch.payload.decode().split("\n") if batch.points else []
+                outcomes.append(("prepared", _points(lines), batch.points))
+            except InvalidBatch as exc:
+                issues = [(issue.line, issue.reason) for issue in exc.issues]
+                outcomes.append(("invalid", issues, exc.count, exc.points))
+    assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
+    return outcomes[0]
+
+
+WARM = b"a v=1 %d\nb v=1 %d" % (NOW, NOW)
+
+
+def test_every_bad_line_is_reported_when_some_are_not_utf8() -> None:
+    body = b'a v=1 %d\na v="\xff" %d\na v= %d\n# \xfe\nb v=1 %d\n\x0b\n' % ((NOW,) * 4)
+    assert on_every_path(body, WARM) == (
+        "invalid",
+        [
+            (2, "not valid UTF-8 at byte 6"),
+            (3, "column 5: field 'v' has no value"),
+            (4, "not valid UTF-8 at byte 3"),
+            (6, "column 1: measurement '\\x0b' contains a control character"),
+        ],
+        4,
+        6,
+    )
+    with pytest.raises(InvalidBatch) as caught:
+        prepare(b"m v=1\n" * 3 + b"m,t=\xff v=1\n" + b"m v=\n" * 200, max_issues=100)
+    assert (caught.value.count, caught.value.points, len(caught.value.issues)) == (201, 204, 100)
+    assert caught.value.issues[0] == LineIssue(4, "not valid UTF-8 at byte 5")
+
+
+@pytest.mark.parametrize("quote", [False, True])
+def test_only_the_cr_of_a_cr_lf_ends_a_line_whatever_quotes_the_body_holds(quote: bool) -> None:
+    """Any other CR is part of the line: InfluxDB 1.6.7 refuses ``a v=1 <t>\\r`` (bad
+    timestamp) and a line of ``\\r`` (missing fields), measured."""
+    value = b'"x"' if quote else b"1"
+    body = b"a v=1 %d\r\r\nb v=%s %d\r\n\r\r\n" % (NOW, value, NOW)
+    assert on_every_path(body, WARM) == (
+        "invalid",
+        [
+            (1, f"column 7: invalid timestamp '{NOW}\\r'"),
+            (3, "column 1: measurement '\\r' contains a control character"),
+        ],
+        2,
+        3,
+    )
+    accepted = on_every_path(body.replace(b"\r\r", b"\r"), WARM)
+    assert accepted[0] == "prepared"
+    assert accepted[2] == 2
+
+
+@pytest.mark.parametrize(
+    ("char", "reason"),
+    [
+        ("\x0b", "measurement {!r} contains a control character"),
+        ("\x0c", "measurement {!r} contains a control character"),
+        ("\x1c", "measurement {!r} contains a control character"),
+        ("\x85", "no fields: expected a space and key=value after the tags"),
+        ("\xa0", "no fields: expected a space and key=value after the tags"),
+        ("\u2003", "no fields: expected a space and key=value after the tags"),
+    ],
+)
+def test_a_line_of_whitespace_other_than_spaces_and_tabs_is_refused(char: str, reason: str) -> None:
+    """str.isspace() is true for these, and such lines were skipped; InfluxDB 1.6.7 refuses them
+    (missing fields), and ingest refuses the control characters among them anywhere in a name."""
+    body = f"a v=1 {NOW}\n{char}\n\t {char}{char}\nb v=1 {NOW}\n \t \n\n".encode()
+    column = "column {}: " if "measurement" in reason else ""
+    assert on_every_path(body, WARM) == (
+        "invalid",
+        [
+            (2, column.format(1) + reason.format(char)),
+            (3, column.format(3) + reason.format(char * 2)),
+        ],
+        2,
+        4,
+    )
+
+
+def test_a_tag_value_starting_with_an_equals_sign_is_taken_as_influxdb_takes_it() -> None:
+    """InfluxDB 1.6.7 stores ``t==v`` as the tag value ``=v`` (measured): so does ingest, on
+    every path, writing it escaped."""
+    warm = f"m,t=v v=1 {NOW}\nm,t=x,u=x v=1 {NOW}".encode()
+    body = f"m,t==v v=1 {NOW}\nm,t==,u==x v=2i {NOW}".encode()
+    stored = [
+        f"m,collector=web-01,t=\\=v,tenant=acme v=1.0 {NOW}",
+        f"m,collector=web-01,t=\\=,tenant=acme,u=\\=x v=2i {NOW}",
+    ]
+    assert on_every_path(body, warm) == ("prepared", _points(stored), 2)
+    assert prepare(body) == stored
+    assert parse_line(stored[1]).tags == (
+        ("collector", "web-01"), ("t", "="), ("tenant", "acme"), ("u", "=x")
+    )  # fmt: skip
+    assert on_every_path(f"m,t===v v=1 {NOW}".encode(), warm) == (
+        "invalid",
+        [(1, "column 6: tag 't': unescaped '=' in the value")],
+        1,
+        1,
+    )
+
+
+def test_the_lines_that_give_a_field_another_type_are_found() -> None:
+    body = (
+        f"# types\ncpu,host=a value=1 {NOW}\ndisk used=1 {NOW}\n"
+        f'disk,host=b used="full" {NOW}\ncpu value=2i {NOW}\nmem used="x" {NOW}\n'
+        f'disk s="a\nb",used=t,free=1i {NOW}\ndisk used=3,free=1 {NOW}\ncpu v=1u,value=5 {NOW}\n'
+    ).encode()
+    preparer = BatchPreparer(BatchRules(allow_unsigned=True))
+    assert preparer.prepare(body, FORCED, "ns", NOW).points == 8  # prepare() does not look
+    found = preparer.field_type_conflicts(body)
+    assert found is not None
+    assert [(issue.line, issue.reason) for issue in found.issues] == [
+        (4, "field 'used' of measurement 'disk' is a string here and a float on line 3: "
+            "InfluxDB refuses a batch that gives a field two types"),
+        (5, "field 'value' of measurement 'cpu' is an integer here and a float on line 2: "
+            "InfluxDB refuses a batch that gives a field two types"),
+        # the line where the string spanning two lines begins; its free=1i counts as well
+        (7, "field 'used' of measurement 'disk' is a boolean here and a float on line 3: "
+            "InfluxDB refuses a batch that gives a field two types"),
+        (9, "field 'free' of measurement 'disk' is a float here and an integer on line 7: "
+            "InfluxDB refuses a batch that gives a field two types"),
+    ]  # fmt: skip
+    assert (found.count, found.points) == (4, 8)
+    capped = BatchPreparer(BatchRules(max_issues=1)).field_type_conflicts(body)
+    assert capped is not None
+    assert (len(capped.issues), capped.count) == (1, 4)
+    same = f"cpu value=1 {NOW}\ncpu,host=b value=2 {NOW}\nmem value=1i\nmem,cpu=1 value=1i"
+    assert preparer.field_type_conflicts(same.encode()) is None
+
+
 def test_duplicate_tags_and_fields_are_refused_on_both_paths() -> None:
     for fast in (True, False):
         with pytest.raises(InvalidBatch, match="duplicate tag keys"):
@@ -250,22 +397,55 @@ def test_reserved_keys_are_refused_on_both_paths_and_nothing_is_written(
         ]
 
 
-def test_a_series_key_too_long_for_influxdb_with_the_forced_tags_is_refused() -> None:
-    forced = len(",collector=web-01,tenant=acme")
-    fits = "m,t=" + "x" * (65535 - forced - len("m,t="))
-    for fast in (True, False):
-        preparer = BatchPreparer(BatchRules(max_line_bytes=70_000))
-        assert preparer.prepare(f"{fits} v=1 {NOW}".encode(), FORCED, "ns", NOW, fast=fast)
-        with pytest.raises(InvalidBatch) as caught:
-            preparer.prepare(f"m v=1 {NOW}\n{fits}x v=1 {NOW}".encode(), FORCED, "ns", NOW,
-                             fast=fast)  # fmt: skip
-        assert [(issue.line, issue.reason) for issue in caught.value.issues] == [
-            (
-                2,
-                "series key (measurement and tags, with the tenant and collector tags) of 65536 "
-                "bytes; InfluxDB takes at most 65535",
+FORCED_TAGS_BYTES = len(",collector=web-01,tenant=acme")
+
+
+def long_key_line(case: str, overflow: int) -> str:
+    """A line whose series key (as written: escaped, with the forced tags), 4 bytes and longest
+    field key (escaped) take 65,535 + ``overflow`` bytes."""
+
+    def room(series: str) -> int:  # for the longest field key
+        return 65_535 + overflow - len(series) - FORCED_TAGS_BYTES - 4
+
+    if case == "series key":  # with a one-byte field key
+        series = "m,t=" + "x" * (room("m,t=") - 1)
+        return f"{series} v=1 {NOW}"
+    if case == "field key":
+        series = "m,t=" + "x" * 100
+        return f"{series} {'f' * room(series)}=1 {NOW}"
+    series = "m,t=" + "x" * 30_000
+    if case == "the longest of the fields":
+        return f"{series} a=1,{'d' * room(series)}=2i,c=3 {NOW}"
+    assert case == "an escaped field key"  # 'd d…', written (and stored) as 'd\\ d…'
+    return f"{series} a=1,d\\ {'d' * (room(series) - 3)}=t {NOW}"
+
+
+@pytest.mark.parametrize(
+    "case", ["series key", "field key", "the longest of the fields", "an escaped field key"]
+)
+def test_a_key_too_long_for_influxdb_is_refused_on_every_path(case: str) -> None:
+    """InfluxDB 1.6.7 refuses a point whose series key, 4 bytes and a field key take more than
+    65,535 bytes (``max key length exceeded: 65536 > 65535``, measured) and writes the rest of
+    the batch. Every path refuses such a line, also once its series is cached (where the
+    whole-batch paths try it first), and takes it one byte shorter, with the same payload."""
+    fits, too_long = long_key_line(case, 0), long_key_line(case, 1)
+    payloads = set()
+    for native, fast in ((True, True), (False, True), (False, False)):
+        preparer = BatchPreparer(BatchRules(max_line_bytes=70_000), native=native)
+        for _ in range(2):  # the second time with the series cached
+            payloads.add(preparer.prepare(fits.encode(), FORCED, "ns", NOW, fast=fast).payload)
+            with pytest.raises(InvalidBatch) as caught:
+                preparer.prepare(f"{fits}\n{too_long}".encode(), FORCED, "ns", NOW, fast=fast)
+            ((line, reason),) = [(issue.line, issue.reason) for issue in caught.value.issues]
+            assert line == 2
+            assert reason.startswith(
+                "series key (measurement and tags, with the tenant and collector tags) of "
             )
-        ]
+            assert reason.endswith(
+                "InfluxDB refuses a point whose series key, 4 bytes and a field key take more "
+                "than 65535 (here 65536)"
+            )
+    assert len(payloads) == 1
 
 
 def test_the_series_cache_is_bounded() -> None:
@@ -396,7 +576,9 @@ stamps = st.sampled_from(["", " 1700000000", " 01700000000", " -1", " 1700000000
 
 @st.composite
 def simple_lines(draw: st.DrawFn) -> str:
-    tags = draw(st.lists(st.tuples(simple_names, st.sampled_from(["v", "w", "_u"])), max_size=4))
+    tags = draw(
+        st.lists(st.tuples(simple_names, st.sampled_from(["v", "w", "_u", "=v"])), max_size=4)
+    )
     fields = draw(st.lists(st.tuples(simple_names, values), min_size=1, max_size=4))
     series = draw(simple_names) + "".join(f",{k}={v}" for k, v in tags)
     return f"{series} {','.join(f'{k}={v}' for k, v in fields)}{draw(stamps)}"
@@ -422,7 +604,13 @@ def test_random_bytes_raise_only_the_batchs_errors_and_output_always_parses(data
 
 
 @settings(max_examples=200)
-@given(st.lists(st.sampled_from(["m", ",", "=", " ", "\\", '"', "1", "i", "t", "\n", "#", "é"])))
+@given(
+    st.lists(
+        st.sampled_from(
+            ["m", ",", "=", " ", "\\", '"', "1", "i", "t", "\n", "#", "é", "\r", "\x0b", "\xa0"]
+        )
+    )
+)
 def test_near_miss_batches_raise_only_the_batchs_errors(pieces: list[str]) -> None:
     body = "".join(pieces)
     assert _outcome(body, fast=True, precision="ns") == _outcome(body, fast=False, precision="ns")

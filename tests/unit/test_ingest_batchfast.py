@@ -276,8 +276,11 @@ other_numbers = st.one_of(
     st.from_regex(r"-?[0-9]{0,3}(\.[0-9]{0,3})?([eE][+-]?[0-9]{0,3})?[iu]?", fullmatch=True),
 )
 breakers = st.sampled_from(
-    [",", "=", " ", "  ", "\\", '"', "\n", "\r", "\t", "\x00", "\x7f", "é", "#", "_", "i", "e"]
-)
+    [
+        ",", "=", " ", "  ", "\\", '"', "\n", "\r", "\t", "\x00", "\x7f", "é", "#", "_", "i", "e",
+        "\r\r", "\r\n", "\n\x0b", "\n\x85", "\n\xa0", "\n\r\r", ",t==", "==",
+    ]
+)  # fmt: skip
 EDGES = [
     None,
     "value",
@@ -522,12 +525,14 @@ def outcome(preparer: BatchPreparer, body: bytes, precision: str) -> Any:
 @native_only
 @settings(max_examples=500, deadline=None)
 @given(batches(), st.sampled_from([100_000, 2, 3]))
+@example((b"mem v=1 %d\r\r\nmem v=2 %d\r\n" % (NOW, NOW), "ns", BatchRules()), 100_000)
+@example((b"mem v=1 %d\n\x0b\nmem v=2 %d\n\xc2\xa0\n" % (NOW, NOW), "ns", BatchRules()), 100_000)
+@example((b"mem v=1 %d\nmem,t==v v=2 %d\n" % (NOW, NOW), "ns", BatchRules()), 100_000)
+@example((b"mem v=1 %d\nmem v=\xff %d\nmem v= %d" % (NOW, NOW, NOW), "ns", BatchRules()), 100_000)
 def test_prepare_gives_the_same_with_and_without_the_extension(
     batch: tuple[bytes, str, BatchRules], max_points: int
 ) -> None:
     body, precision, drawn = batch
-    # prepare() refuses invalid UTF-8 before either whole-batch path: keep what reaches them
-    body = body.decode(errors="replace").encode()
     rules = dataclasses.replace(drawn, max_points=max_points)
     native, python = BatchPreparer(rules), BatchPreparer(rules, native=False)
     assert native._native is not None

@@ -61,6 +61,11 @@ def test_the_reference_example_verified_on_1_6_7() -> None:
         (r'"m",t=q v=2', '"m"', {"t": "q"}),  # quotes in names are literal
         ("m,t=é v=1", "m", {"t": "é"}),
         ("m=x,t=q v=1", "m=x", {"t": "q"}),  # '=' needs no escape in a measurement
+        # a tag value's first character may be an unescaped '=': 1.6.7 never checks that one
+        ("m,t==v v=1", "m", {"t": "=v"}),
+        ("m,t== v=1", "m", {"t": "="}),
+        ("m,t==,u==w v=1", "m", {"t": "=", "u": "=w"}),
+        (r"m,t==\=v v=1", "m", {"t": "==v"}),
     ],
 )
 def test_names_unescape_as_influxdb_stores_them(
@@ -180,6 +185,9 @@ def test_field_value_formats_back_canonically() -> None:
         ("m,=x v=1", "missing tag key"),
         ("m,t v=1", "has no value"),
         ("m,t=a=b v=1", "unescaped '='"),
+        ("m,t===v v=1", "unescaped '='"),  # 1.6.7: "invalid tag format"
+        (r"m,t=\==v v=1", "unescaped '='"),  # 1.6.7: "invalid tag format"
+        ("m,t=v= v=1", "unescaped '='"),
         ("m,t=q,t=r v=1", "duplicate tag keys"),
         ("m =1", "missing field key"),
         ("m", "no fields"),
@@ -212,6 +220,12 @@ def test_field_value_formats_back_canonically() -> None:
 def test_structural_errors(line: str, reason: str) -> None:
     with pytest.raises(LineProtocolError, match=reason):
         parse_line(line)
+
+
+def test_a_tag_value_starting_with_an_equals_sign_is_written_escaped() -> None:
+    point = parse_line("m,t==v v=1 5")
+    assert format_point(point) == r"m,t=\=v v=1.0 5"
+    assert parse_line(format_point(point)) == point
 
 
 def test_errors_name_the_column() -> None:
@@ -358,6 +372,16 @@ def test_near_miss_lines_raise_only_the_parsers_error(line: str) -> None:
         (b'# c="\na v=1', [b'# c="', b"a v=1"], [1, 2]),
         # a string still open at the end is one line from where it opened
         (b'a v=1\nb s="x\nc v=1\n', [b"a v=1", b'b s="x\nc v=1\n'], [1, 2]),
+        # CR LF is a newline; any other CR is part of the line, quotes in the body or not
+        (b"a v=1\r\r\nb v=2\r", [b"a v=1\r", b"b v=2\r"], None),
+        (b'a v=1\r\r\nb v="2"\r', [b"a v=1\r", b'b v="2"\r'], [1, 2]),
+        (
+            b'a v=1 1\r\r\nb v="\r\r\n"\r\r\n\r\n',
+            [b"a v=1 1\r", b'b v="\r\r\n"\r', b"", b""],
+            [1, 2, 4, 5],
+        ),
+        (b"a v=1\n\r\r\n\rb v=2", [b"a v=1", b"\r", b"\rb v=2"], None),
+        (b'a v=1\n\r\r\n\rb v="2"', [b"a v=1", b"\r", b'\rb v="2"'], [1, 2, 3]),
     ],
 )
 def test_lines_are_split_as_influxdbs_scanner_splits_them(

@@ -25,10 +25,12 @@ from ingest.settings import duration, load
 from ingest.storage import (
     StorageConflict,
     StorageLimitExceeded,
+    StoragePartialRefusal,
     StorageRefused,
     StorageRejected,
     StorageTooLarge,
     StorageUnavailable,
+    StorageWholeConflict,
     V1Writer,
     V2Writer,
     classify,
@@ -272,6 +274,9 @@ class FailingWriter(NullWriter):
         (StorageTooLarge("request entity too large"), 413, True),
         (StorageConflict("partial write: field type conflict dropped=20"), 422, False),
         (StorageLimitExceeded("partial write: max-series-per-database limit exceeded"), 422, False),
+        (StoragePartialRefusal("partial write: unable to parse 'm': bad dropped=0"), 422, False),
+        # refused whole for a conflict not in this batch (written meanwhile): retry
+        (StorageWholeConflict("field type conflict"), 503, True),
         (StorageRejected("bad request"), 500, False),
     ],
 )
@@ -285,6 +290,61 @@ def test_only_a_write_storage_did_not_take_gives_its_tokens_back(
         service.write(identity(), "ns", body, NOW_NS)
     assert refused.value.status == status
     assert limiter.given_back == ([("acme", 20, Limit(50, 30))] if given_back else [])
+
+
+def test_a_batch_storage_refused_whole_for_a_field_type_conflict_in_it_is_400_naming_the_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """InfluxDB 1.6.7 refuses the whole write when the batch gives a field two types in a shard
+    the write creates (no ``partial write``): nothing was stored, so the answer may not say the
+    rest was written; it names the lines, as for any bad line, and gives the rate tokens back."""
+    limiter = CountingLimiter()
+    writer = FailingWriter(classify(400, "field type conflict"))
+    service = write_service(Limit(50, 30), limiter, writer)
+    body = b"\n".join(
+        [b"cpu,host=h%d value=%d %d" % (i, i, NOW_NS) for i in range(20)]
+        + [b"disk,host=h1 used=1 %d" % NOW_NS, b'disk,host=h2 used="full" %d' % NOW_NS]
+    )
+    with pytest.raises(IngestError) as refused:
+        service.write(identity(), "ns", body, NOW_NS)
+    assert refused.value.status == 400
+    reason = ("field 'used' of measurement 'disk' is a string here and a float on line 21: "
+              "InfluxDB refuses a batch that gives a field two types")  # fmt: skip
+    assert refused.value.message == (
+        "1 of 22 lines give a field another type than an earlier line of the batch, and storage "
+        "refused the batch for it: nothing was written (but for points in another shard's time "
+        f"range) (line 22: {reason})"
+    )
+    assert "written" not in refused.value.details
+    assert refused.value.details == {
+        "line": 22, "invalid_lines": [{"line": 22, "reason": reason}], "invalid_count": 1
+    }  # fmt: skip
+    assert limiter.given_back == [("acme", 22, Limit(50, 30))]
+    rejected = service.metrics.points_rejected.labels("acme", "storage_conflict")
+    assert rejected._value.get() == 22
+    # no such lines: a conflict with points written meanwhile, which a retry gets past
+    with pytest.raises(IngestError) as retry:
+        service.write(identity(), "ns", body.replace(b'"full"', b"2"), NOW_NS)
+    assert retry.value.status == 503
+    assert "wrote none of it: retry later" in retry.value.message
+    assert "field type conflict that is not in the batch" in caplog.text
+
+
+def test_a_partial_write_of_lines_ingest_should_have_refused_is_422_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """InfluxDB 1.x wrote the rest of the batch: a 500 would have the client send it again (and
+    again), writing its points without a timestamp once more each time."""
+    writer = FailingWriter(classify(400, "partial write: unable to parse 'm f…': max key "
+                                         "length exceeded: 65536 > 65535 dropped=0"))  # fmt: skip
+    service = write_service(Limit(0, 30), CountingLimiter(), writer)
+    with pytest.raises(IngestError) as refused:
+        service.write(identity(), "ns", b"cpu value=1 %d" % NOW_NS, NOW_NS)
+    assert refused.value.status == 422
+    assert "so do not send it again" in refused.value.message
+    assert "max key length exceeded" in refused.value.message
+    assert [record.levelname for record in caplog.records] == ["ERROR"]
+    assert "ingest should have refused them itself" in caplog.text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +425,20 @@ def test_ingest_main_lists_errors_and_exits_2(
             StorageLimitExceeded,
         ),
         (422, "schema", StorageConflict),
+        # InfluxDB 1.6.7 refused a write whole: a batch giving a field two types in a new shard
+        (400, "field type conflict", StorageWholeConflict),
+        # lines InfluxDB 1.x could not parse, the rest written: ingest should have refused them
+        (
+            400,
+            "partial write: unable to parse 'm ff…': max key length exceeded: 65536 > 65535 "
+            "dropped=0",
+            StoragePartialRefusal,
+        ),
+        (
+            400,
+            "partial write: unable to parse 'a\r': missing fields dropped=0",
+            StoragePartialRefusal,
+        ),
         (413, "Request Entity Too Large", StorageTooLarge),  # InfluxDB's http.max-body-size
         (400, "unable to parse 'x': invalid number", StorageRejected),
         (404, "page not found", StorageRejected),
@@ -450,15 +524,23 @@ def test_v1_writer_replaces_a_connection_the_server_closed_without_resending() -
          StorageConflict),
         (_answer("404 Not Found", b'{"error":"database not found: \\"db\\""}'), StorageRefused),
         (_answer("500 Internal Server Error", b"overloaded"), StorageUnavailable),
+        (_answer("400 Bad Request", b'{"error":"field type conflict"}'), StorageWholeConflict),
+        (_answer("400 Bad Request", b'{"error":"partial write: unable to parse \'m ' + b"f" * 70_000
+                 + b'=1\': max key length exceeded: 70006 > 65535 dropped=0"}'),
+         StoragePartialRefusal),
     ],
 )  # fmt: skip
 def test_v1_writer_classifies_refusals(answer: bytes, kind: type) -> None:
     storage = ScriptedHTTP([(answer, False)])
     writer = V1Writer(storage.url, "", "", timeout=5)
-    with pytest.raises(kind):
+    with pytest.raises(kind) as refused:
         writer.write("db", b"m v=1 1")
     writer.close()
     storage.close()
+    # a long message keeps its end, where InfluxDB says why after the line it quotes
+    assert len(refused.value.message) < 550
+    if kind is StoragePartialRefusal:
+        assert refused.value.message.endswith("max key length exceeded: 70006 > 65535 dropped=0")
 
 
 def test_v1_writer_without_storage_is_unavailable() -> None:
