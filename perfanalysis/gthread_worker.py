@@ -20,10 +20,20 @@ Here the worker's event loop does that waiting, without a thread:
 * So does a body of up to BODY_BUFFER bytes (64 KiB; an exporter's push is a few), unless the
   client waits for "100 Continue" first: the thread finds it there too. A thread reading a
   larger body gets ``request_timeout`` for the whole request, however the body trickles in;
-  only a client whose request was accepted so far (ingest: with a valid key) gets that far. A
-  body the application left unread (a refusal before reading it) is drained for at most
-  DRAIN_SECONDS; otherwise the connection is closed instead of kept alive. Sending the answer
-  to a client that does not read it waits at most ``request_timeout`` too.
+  only a client whose request was accepted so far (ingest: with a valid key) gets that far.
+  Sending the answer to a client that does not read it waits at most ``request_timeout`` too.
+* An answer given before the body was read whole (a refusal on the head alone: ingest's 401
+  for an unknown key, a 413 over a limit) says what becomes of the connection. When the
+  application starts it (``start_response``), the rest of the body is drained, for at most
+  DRAIN_SECONDS and 64 KiB (gunicorn's cap), before the head goes out: drained, the answer
+  keeps the connection alive; otherwise it says ``Connection: close``, and the connection
+  closes after it. gunicorn drains only after the answer, which has said ``keep-alive``: a
+  client reusing the connection (requests, as the exporter pushes) sent its next request into
+  one being closed, and a POST is not retried. An application must therefore have read what
+  it wants of the body by the time it starts its answer, as admin and ingest do.
+* ``100 Continue`` goes out when the application first reads the body (gunicorn sends it before
+  the application runs), so that a client waiting for it is refused at once, with
+  ``Connection: close``, instead of being asked for a body that is only to be drained.
 * A graceful close (half-close, then read until the client closes, so that unread request
   bytes do not turn into a reset that truncates the answer) lingers in the poller, not on the
   event loop: gunicorn's own close waits up to two seconds in the loop for every connection
@@ -31,7 +41,10 @@ Here the worker's event loop does that waiting, without a thread:
 
 This reuses gunicorn's deferral (``finish_request`` with a deferred result) and its connection
 queues, which exist since gunicorn 27; tests/integration/test_admin_serve.py and
-test_slow_clients.py fail if an upgrade changes them.
+test_slow_clients.py fail if an upgrade changes them. The answers before a body rely on
+gunicorn's ``Parser.finish_body``, ``Request.force_close`` and the request's
+``_expected_100_continue`` (gunicorn sends "100 Continue" before the application runs when it
+is set): test_early_answers.py fails if those change.
 """
 
 from __future__ import annotations
@@ -45,7 +58,9 @@ import re
 import selectors
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
@@ -58,13 +73,14 @@ from gunicorn.workers import gthread
 
 WORKER_CLASS = "perfanalysis.gthread_worker.ThreadWorker"
 REQUEST_TIMEOUT = 60.0  # seconds for a request to arrive whole once its head has; 8 MiB: 140 KB/s
-DRAIN_SECONDS = 0.1  # an unread body left behind is drained for this long at most, in a thread
+DRAIN_SECONDS = 0.1  # an unread body is drained for this long at most, before the answer's head
 LINGER_SECONDS = 2.0  # a graceful close waits this long for the client to close, in the poller
 READ_SIZE = 64 * 1024
 HEAD_BUFFER = 64 * 1024  # a head longer than this goes to a thread unfinished
 BODY_BUFFER = 64 * 1024  # this much of a body arrives before a thread takes the request
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d{1,19})", re.IGNORECASE)
 _EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue", re.IGNORECASE)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class RequestTimeout(NoMoreData, TimeoutError):  # type: ignore[misc]
@@ -96,24 +112,38 @@ class _BoundedSSLSocket(_BoundedSocket, ssl.SSLSocket):
 
 class _DeadlineReads:
     """The socket as gunicorn's request parser reads it: each recv gets only what is left of
-    the request's deadline, so a body trickling in a byte at a time is still cut off."""
+    the request's deadline, so a body trickling in a byte at a time is still cut off; and while
+    the worker drains a body, only what is left of the drain's (gunicorn bounds each read of
+    its drain, not the drain, which a byte now and then kept going for as long as 1 KiB took).
+
+    A client that waits for "100 Continue" is sent it here, when the body is first read from
+    the socket: not when the worker drains a body it will not read, once the answer is begun."""
 
     def __init__(self, sock: socket.socket, connection: _Connection) -> None:
         self._sock = sock
         self._connection = connection
 
     def recv(self, size: int) -> bytes:
-        remaining = self._connection.deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._connection.timed_out()
+        connection = self._connection
+        if connection.continue_due:
+            if connection.answering:
+                raise TimeoutError("the client waits for 100 Continue; it is answered instead")
+            connection.continue_due = False
+            self._sock.sendall(CONTINUE)
+        now = time.monotonic()
+        if connection.deadline <= now:
+            raise connection.timed_out()
+        if connection.drain_deadline <= now:
+            raise TimeoutError("the unread body did not arrive within the drain time")
         previous = self._sock.gettimeout()  # the parser's own, while it drains a body
+        remaining = min(connection.deadline, connection.drain_deadline) - now
         self._sock.settimeout(remaining if previous is None else min(previous, remaining))
         try:
             return self._sock.recv(size)
         except TimeoutError:
-            if time.monotonic() < self._connection.deadline:
-                raise  # the parser's own timeout, not the request's
-            raise self._connection.timed_out() from None
+            if time.monotonic() < connection.deadline:
+                raise  # the parser's own timeout or the drain's, not the request's
+            raise connection.timed_out() from None
         finally:
             self._sock.settimeout(previous)
 
@@ -126,6 +156,9 @@ class _Connection(gthread.TConn):  # type: ignore[misc]
         super().__init__(*args)
         self.worker = worker
         self.deadline = math.inf
+        self.drain_deadline = math.inf  # set while the worker drains a body left unread
+        self.continue_due = False  # the client waits for "100 Continue", not sent yet
+        self.answering = False  # the application has begun its answer
         self.cut_off = False
         self.head = bytearray()  # what the event loop has read of the next request
         self.handshaken = not self.cfg.is_ssl
@@ -148,13 +181,31 @@ class _Connection(gthread.TConn):  # type: ignore[misc]
             super().close(False)
 
 
+class _Application:
+    """The WSGI application as the worker calls it: through ThreadWorker._answer_truthfully.
+    Whoever looks into it finds the application's own attributes (ingest's ``worker_exit``
+    finds its context in ``worker.wsgi.extensions``)."""
+
+    def __init__(self, worker: ThreadWorker, app: Callable[..., Iterable[bytes]]) -> None:
+        self.worker = worker
+        self.__wrapped__ = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        return self.worker._answer_truthfully(self.__wrapped__, environ, start_response)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
+
+
 class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     request_timeout = REQUEST_TIMEOUT  # set in the arbiter before the workers fork
+    wsgi: Callable[..., Iterable[bytes]]  # the application, set by load_wsgi
 
     def init_process(self) -> None:
         self.lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
         self.tls_context: tuple[tuple[Any, ...], ssl.SSLContext] | None = None
         self.tls_failed: tuple[Any, ...] = ()
+        self.serving = threading.local()  # .request: (connection, request) in this thread
         # HTTP/2 (off unless http_protocols asks for it) negotiates in gunicorn's own way
         self.loop_reads = "h2" not in (getattr(self.cfg, "http_protocols", None) or ())
         super().init_process()
@@ -291,12 +342,61 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         conn.deadline = time.monotonic() + self.request_timeout
         return super().handle(conn)
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = _Application(self, self.wsgi)
+
+    def handle_request(self, req: Any, conn: _Connection) -> Any:
+        """gunicorn's, the request known to the application's start_response (HTTP/1.x only:
+        HTTP/2 has no body left on the connection, nor 100 Continue); the "100 Continue" the
+        client may wait for is left to _DeadlineReads."""
+        conn.answering = False
+        if isinstance(getattr(conn.parser.unreader, "sock", None), _DeadlineReads):
+            conn.continue_due = req._expected_100_continue
+            req._expected_100_continue = False  # else gunicorn sends it before the app runs
+        self.serving.request = (conn, req)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            self.serving.request = None
+            conn.continue_due = False
+
+    def _answer_truthfully(
+        self, app: Callable[..., Iterable[bytes]], environ: dict[str, Any], start_response: Any
+    ) -> Iterable[bytes]:
+        """The application, its answer saying "Connection: close" when the connection is to
+        close after it for a body it left unread (see the module's docstring)."""
+        serving = getattr(self.serving, "request", None)
+        if serving is None:  # HTTP/2
+            return app(environ, start_response)
+        conn, req = serving
+
+        def answer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if not conn.answering:
+                conn.answering = True
+                if not req.should_close() and not self._drained(conn):
+                    req.force_close()  # the answer says "Connection: close", and it closes
+            return start_response(status, headers, exc_info)
+
+        return app(environ, answer)
+
+    def _drained(self, conn: _Connection) -> bool:
+        """Whether what is left of the request's body arrived within DRAIN_SECONDS (and
+        gunicorn's 64 KiB); it is read and dropped."""
+        conn.drain_deadline = time.monotonic() + DRAIN_SECONDS
+        try:
+            return bool(conn.parser.finish_body(deadline=conn.drain_deadline))
+        finally:
+            conn.drain_deadline = math.inf
+
     def _keepalive_after(self, conn: _Connection, keepalive: bool) -> bool:
         """gunicorn drains a body the application left unread for up to five seconds in the
-        thread; here for DRAIN_SECONDS, and then the connection closes (gracefully)."""
+        thread, after the answer; here it was drained before the answer (_answer_truthfully),
+        which said "Connection: close" if that failed. What is left to check: that the body
+        is still read whole, and whether the application's own reads after it failed."""
         if not keepalive:
             return False
-        return bool(conn.parser.finish_body(deadline=time.monotonic() + DRAIN_SECONDS))
+        return self._drained(conn)
 
     def finish_request(self, conn: _Connection, fs: Future[Any]) -> None:
         """A request pipelined behind the answered one, its head or the start of its body not
