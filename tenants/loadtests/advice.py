@@ -118,24 +118,32 @@ def machine_options(
     db: Session, tenant: Tenant, own: LoadTestRun
 ) -> tuple[list[tuple[PriceEntry, LoadTestRun]], list[str]]:
     """Each catalog row with the tenant's latest load test of that machine type (provider,
-    instance type, vCPUs), and why other tested machines were left out."""
+    instance type, vCPUs) whose 100% level was accepted, and why other tested machines were
+    left out."""
     latest: dict[tuple[str, str, int], LoadTestRun] = {}
     runs = db.scalars(
         select(LoadTestRun).where(LoadTestRun.tenant_id == tenant.id)
         .options(selectinload(LoadTestRun.levels))
         .order_by(LoadTestRun.started_at.desc(), LoadTestRun.id.desc())
     )  # fmt: skip
+    tested_machines = set()
     for tested in runs:
         if tested.cloud_provider and tested.instance_type:
-            latest.setdefault(_machine(tested), tested)
+            tested_machines.add(_machine(tested))
+            if tested.full_load_accepted:
+                latest.setdefault(_machine(tested), tested)
     options, excluded = [], []
     for entry in effective_catalog(db, tenant):
-        run = latest.get((entry.provider, entry.instance_type.lower(), entry.vcpus))
+        machine = (entry.provider, entry.instance_type.lower(), entry.vcpus)
+        run = latest.get(machine)
+        name = (f"{entry.instance_type} ({entry.region}, {entry.vcpus} vCPUs, "
+                f"{entry.memory_gib.normalize():f} GiB)")  # fmt: skip
         if run is None:
+            if machine in tested_machines:
+                excluded.append(f"{name}: no load test of it had its 100% level accepted")
             continue
         if run.unit_name != own.unit_name:
-            excluded.append(f"{entry.instance_type} ({entry.region}): its load test counts "
-                            f"{run.unit_name}, not {own.unit_name}")  # fmt: skip
+            excluded.append(f"{name}: its load test counts {run.unit_name}, not {own.unit_name}")
             continue
         options.append((entry, run))
     return options, excluded

@@ -57,12 +57,14 @@ class RunSummary:
     run: LoadTestRun
     units: dict[int, float]  # target busy% -> units per second
     measured: dict[int, float]  # target busy% -> measured busy%
+    accepted: dict[int, bool]  # target busy% -> whether the level was accepted
     difference: dict[int, float | None]  # target busy% -> % against the baseline
     max_difference: float | None
     units_per_vcpu: float
     price_performance: Decimal | None
     percent_of_best: Decimal | None
-    rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3)
+    rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3);
+    # None without a price or with its 100% level not accepted
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,16 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
     base_max = by_id[baseline_id].max_units_per_second
     value = {run.id: price_performance(run.max_units_per_second, run.price_usd_per_hour)
              for run in runs}  # fmt: skip
-    share = percent_of_best(value)
-    ranks = _ranks(value)
+    ranked = {run.id: value[run.id] if run.full_load_accepted else None for run in runs}
+    share = percent_of_best(ranked)
+    ranks = _ranks(ranked)
     summaries = []
     for run in runs:
         units = _units(run)
         summaries.append(RunSummary(
             run=run, units=units,
             measured={lv.target_busy_percent: lv.measured_busy_percent for lv in run.levels},
+            accepted={lv.target_busy_percent: lv.accepted for lv in run.levels},
             difference={level: difference_percent(units[level], base_units.get(level))
                         for level in units},
             max_difference=difference_percent(run.max_units_per_second, base_max),
@@ -98,7 +102,7 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
             price_performance=value[run.id], percent_of_best=share[run.id], rank=ranks.get(run.id),
         ))  # fmt: skip
     levels = sorted({level for summary in summaries for level in summary.units})
-    return Comparison(baseline_id, levels, summaries, value_range(value), _warnings(runs))
+    return Comparison(baseline_id, levels, summaries, value_range(ranked), _warnings(runs))
 
 
 def _units(run: LoadTestRun) -> dict[int, float]:
@@ -127,9 +131,17 @@ def _warnings(runs: list[LoadTestRun]) -> list[str]:
         warnings.append(f"Priced for another size (vCPUs or memory) than the machine tested: "
                         f"{', '.join(resized)}. Their units per $/hour are not the tested "
                         "machine's: set the right price on the run.")  # fmt: skip
-    partial = [run.display_name for run in runs if not run.all_levels_accepted]
+    unranked = [run.display_name for run in runs if not run.full_load_accepted]
+    if unranked:
+        warnings.append(f"The 100% level of {', '.join(unranked)} was not accepted (it missed "
+                        "its busy% band, or other work on the host disturbed it), so it measured "
+                        "less than the machine can do: its units per $/hour are shown but not "
+                        "ranked. Run the load test again on a quiet host.")  # fmt: skip
+    partial = [run.display_name for run in runs
+               if not run.all_levels_accepted and run.full_load_accepted]  # fmt: skip
     if partial:
-        warnings.append(f"Some levels of {', '.join(partial)} missed their busy% band.")
+        warnings.append(f"Some levels below 100% of {', '.join(partial)} were not accepted "
+                        "(they missed their busy% band, or other work disturbed them).")  # fmt: skip
     return warnings
 
 
@@ -146,7 +158,8 @@ CSV_HEADER = ["run_id", "name", "baseline", "hostname", "cloud_provider", "regio
               "instance_type", "vcpus", "cpu_model", "unit", "target_busy_percent",
               "measured_busy_percent", "units_per_second", "difference_vs_baseline_percent",
               "max_units_per_second", "max_units_per_vcpu", "usd_per_hour", "price_source",
-              "price_as_of", "units_per_usd_hour", "percent_of_best", "rank"]  # fmt: skip
+              "price_as_of", "units_per_usd_hour", "percent_of_best", "rank",
+              "level_accepted"]  # fmt: skip
 FORMULA_CELL_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -166,7 +179,7 @@ def csv_rows(comparison: Comparison) -> list[list[str]]:
                 _number(run.price_usd_per_hour), _text(run.price_source),
                 run.price_as_of.isoformat() if run.price_as_of else "",
                 _number(summary.price_performance), _number(summary.percent_of_best),
-                _number(summary.rank),
+                _number(summary.rank), str(summary.accepted.get(level, False)).lower(),
             ])  # fmt: skip
     return rows
 
@@ -207,6 +220,7 @@ def to_json(comparison: Comparison, run_json: Any) -> dict[str, Any]:
                 "units_per_usd_hour": _decimal(summary.price_performance),
                 "percent_of_best": _decimal(summary.percent_of_best),
                 "rank": summary.rank,
+                "levels_accepted": [summary.accepted.get(level) for level in comparison.levels],
             }
             for summary in comparison.summaries
         ],

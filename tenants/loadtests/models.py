@@ -146,6 +146,14 @@ class LoadTestRun(Base):
         machine = self.instance_type or self.hostname
         return self.label or f"{machine} #{self.id}"
 
+    @property
+    def full_load_accepted(self) -> bool:
+        """Whether the 100% level, whose units are ``max_units_per_second``, was accepted: one
+        that missed its band or was disturbed by other work on the host measured less than the
+        machine can do, so its price-performance is not ranked nor used for right-sizing."""
+        top = max(self.levels, key=lambda level: level.target_busy_percent, default=None)
+        return top is not None and top.accepted
+
 
 class LoadTestLevel(Base):
     __tablename__ = "loadtest_levels"

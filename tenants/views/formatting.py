@@ -28,6 +28,7 @@ BADGE_KINDS = {
     "disabled": "bad",
     "revoked": "bad",
     "silent": "warn",
+    "not accepted": "warn",
 }
 
 

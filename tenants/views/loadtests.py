@@ -292,8 +292,8 @@ def compare_json(slug: str) -> Response:
     return _download(body, "application/json", slug, "json")
 
 
-def _download(body: str, mimetype: str, slug: str, extension: str) -> Response:
-    response = Response(body, mimetype=mimetype)
+def _download(body: str, content_type: str, slug: str, extension: str) -> Response:
+    response = Response(body, content_type=content_type)
     name = f"loadtests-{slug}-compare.{extension}"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

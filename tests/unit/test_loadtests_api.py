@@ -561,6 +561,41 @@ def test_rightsizing_ranks_tested_machine_types_by_hourly_cost(
     assert body["candidates"][0]["usd_per_month"] == 27.74  # 0.038 x 730
 
 
+def test_rightsizing_skips_a_load_test_whose_full_load_level_was_not_accepted(
+    app: Flask, client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disturbed run measured less than the machine can do; the latest accepted run of the
+    same machine type sizes it instead, and a type with none is left out, saying why."""
+    monkeypatch.setitem(app.extensions, "pa_cpu_history", FakeHistory(steady_busy(45.0)))
+    upload_with_key(client, world.key_a, document())
+    headers = bearer(app, ANALYST)
+
+    def c5(units: list[float], started: str, accepted: bool, **host: Any) -> dict[str, Any]:
+        doc = document(units, cloud_provider="aws", region="us-east-1",
+                       instance_type="c5.large", hostname="c5", **host)  # fmt: skip
+        doc["started_at"], doc["finished_at"] = started, started.replace("10:00", "10:05")
+        doc["levels"][-1]["accepted"] = accepted
+        return doc
+
+    call(client, "POST", "/api/v1/tenants/a/loadtests", headers,
+         c5([u * 2 for u in UNITS], "2026-11-01T10:00:00Z", True))  # fmt: skip
+    call(client, "POST", "/api/v1/tenants/a/loadtests", headers,
+         c5([u * 20 for u in UNITS], "2026-11-02T10:00:00Z", False))  # fmt: skip
+    m5 = document([u * 3 for u in UNITS], cloud_provider="aws", region="us-east-1",
+                  instance_type="m5.large", hostname="m5")  # fmt: skip
+    m5["levels"][-1]["accepted"] = False
+    call(client, "POST", "/api/v1/tenants/a/loadtests", headers, m5)
+    path = f"/api/v1/tenants/a/collectors/{world.collector_a}/rightsizing?percentile=95&headroom=50"
+    body = call(client, "GET", path, headers).get_json()
+    c5_candidate = next(c for c in body["candidates"]
+                        if c["price"]["instance_type"] == "c5.large")  # fmt: skip
+    assert c5_candidate["units_at_headroom"] == pytest.approx(181.6, abs=0.5)  # the accepted run
+    assert not any(c["price"]["instance_type"] == "m5.large" for c in body["candidates"])
+    assert [line for line in body["excluded"] if line.startswith("m5.large")] == [
+        "m5.large (us-east-1, 2 vCPUs, 8 GiB): no load test of it had its 100% level accepted"
+    ]
+
+
 def test_rightsizing_says_what_is_missing(
     app: Flask, client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

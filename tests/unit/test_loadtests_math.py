@@ -15,6 +15,7 @@ from tenants.loadtests.compare import (
     difference_percent,
     percent_of_best,
     price_performance,
+    to_json,
     value_range,
 )
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
@@ -125,7 +126,8 @@ def test_equal_price_performance_shares_a_rank() -> None:
     values = [summary.price_performance for summary in result.summaries]
     assert values == [Decimal(1000), Decimal(1000), Decimal(500), Decimal(1000), None]
     assert [s.rank for s in result.summaries] == [1, 1, 4, 1, None]
-    ranks = {row[0]: row[-1] for row in csv_rows(result)[1:]}
+    header, *rows = csv_rows(result)
+    ranks = {row[0]: row[header.index("rank")] for row in rows}
     assert ranks == {"1": "1", "2": "1", "3": "4", "4": "1", "5": ""}
 
 
@@ -141,6 +143,44 @@ def test_compare_warns_about_runs_priced_for_another_size() -> None:
     assert warnings == ["Priced for another size (vCPUs or memory) than the machine tested: "
                         "run 2, run 3. Their units per $/hour are not the tested machine's: set "
                         "the right price on the run."]  # fmt: skip
+
+
+def test_a_run_whose_full_load_level_was_not_accepted_is_shown_but_not_ranked() -> None:
+    """Disturbed by other work, it measured less than the machine can do: ranked, it could
+    come first on a number that is not the machine's."""
+    quiet = make_run(1, [18.0, 182.0], "0.025")
+    disturbed = make_run(2, [10.0, 775.0], "0.0416")
+    disturbed.levels[-1].accepted = False
+    disturbed.all_levels_accepted = False
+    result = compare([quiet, disturbed])
+    first, second = result.summaries
+    assert second.price_performance == Decimal("18629.81")  # shown
+    assert (first.rank, second.rank) == (1, None)
+    assert (first.percent_of_best, second.percent_of_best) == (Decimal("100.0"), None)
+    assert result.value_range is None  # one ranked run: no range
+    assert result.warnings == [
+        "The 100% level of run 2 was not accepted (it missed its busy% band, or other work on "
+        "the host disturbed it), so it measured less than the machine can do: its units per "
+        "$/hour are shown but not ranked. Run the load test again on a quiet host."
+    ]
+    header, *rows = csv_rows(result)
+    accepted = {(row[0], row[header.index("target_busy_percent")]): row[-1] for row in rows}
+    assert header[-1] == "level_accepted"
+    assert accepted == {("1", "10"): "true", ("1", "20"): "true", ("2", "10"): "true",
+                        ("2", "20"): "false"}  # fmt: skip
+    exported = to_json(result, lambda run: {"id": run.id})["runs"]
+    assert [run["levels_accepted"] for run in exported] == [[True, True], [True, False]]
+    assert [run["rank"] for run in exported] == [1, None]
+
+
+def test_a_run_with_only_a_lower_level_not_accepted_is_ranked_with_a_warning() -> None:
+    partial = make_run(1, [18.0, 182.0], "0.025")
+    partial.levels[0].accepted = False
+    partial.all_levels_accepted = False
+    result = compare([partial, make_run(2, [28.0, 274.0], "0.192")])
+    assert [summary.rank for summary in result.summaries] == [1, 2]
+    assert result.warnings == ["Some levels below 100% of run 1 were not accepted (they missed "
+                               "their busy% band, or other work disturbed them)."]  # fmt: skip
 
 
 def test_csv_is_tidy_and_quotes_text_a_spreadsheet_would_run() -> None:
