@@ -1,9 +1,10 @@
 """``perfanalysis loadtest run [flags]`` and ``perfanalysis loadtest upload FILE [flags]``.
 
 Exit codes: 0 every level accepted (and uploaded, or already stored by an earlier upload, when
-asked); 1 the run or the upload failed (the result file is kept); 2 bad flags, key file or result
-file; 3 the run finished but at least one level was not accepted (recorded as ``accepted: false``
-in the result); 130 interrupted.
+asked: only the admin app's 201 or 409 count); 1 the run, the result file's write or the upload
+failed (the result file is kept; a result that could not be written goes to stdout, and is still
+uploaded when asked); 2 bad flags, key file or result file; 3 the run finished but at least one
+level was not accepted (recorded as ``accepted: false`` in the result); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -100,6 +102,7 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return EXIT_FAILED
     text = json.dumps(document, indent=2) + "\n"
     path = values["output"] or (_default_path(host.hostname, started) if values["upload"] else None)
+    written = True
     if path is None:
         sys.stdout.write(text)
     else:
@@ -108,24 +111,38 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         except OSError as exc:
             print(f"{PROGRAM}: cannot write {path}: {exc}", file=sys.stderr)
             sys.stdout.write(text)  # the hour's work is not lost: it goes to stdout instead
-            return EXIT_FAILED
-        print(f"result written to {path}", file=sys.stderr)
+            written = False
+        else:
+            print(f"result written to {path}", file=sys.stderr)
     cv = document["repeatability_cv_percent"]
     print(
         f"max {document['max_units_per_second']:g} units/s (the 100% level), repeatability CV "
-        + ("n/a (fewer than two accepted repeats)" if cv is None else f"{cv:g}%"),
+        + (
+            "n/a (needs an accepted 100% level with two or more repeats)"
+            if cv is None
+            else f"{cv:g}% (between the 100% level's repeats)"
+        ),
         file=sys.stderr,
     )
     failed = [level for level in outcome.levels if not level.accepted]
     if failed:
         _errors(f"{len(failed)} of {len(outcome.levels)} levels were not accepted:",
                 [level.failure for level in failed])  # fmt: skip
+    code = EXIT_OK
     if values["upload"]:
-        assert path is not None
-        code = _upload(text.encode(), path, values["upload"], values["key_file"],
-                       values["upload_timeout"])  # fmt: skip
-        if code != EXIT_OK:
-            return code
+        # the upload sends the bytes in memory: a file that could not be written does not stop it
+        code = _upload(text.encode(), path if written else None, values["upload"],
+                       values["key_file"], values["upload_timeout"])  # fmt: skip
+    if not written:
+        said = (
+            f"{PROGRAM}: exit status 1: the result could not be written to {path} (it is on stdout)"
+        )
+        if values["upload"]:
+            said += "; the admin app holds it" if code == EXIT_OK else "; the upload failed too"
+        print(said, file=sys.stderr)
+        return EXIT_FAILED
+    if code != EXIT_OK:
+        return code
     return EXIT_LEVELS_FAILED if failed else EXIT_OK
 
 
@@ -134,20 +151,36 @@ def _default_path(hostname: str, started: datetime) -> str:
     return f"loadtest-{safe}-{started:%Y%m%dT%H%M%SZ}.json"
 
 
-def _upload(body: bytes, path: str, url: str, key: KeyFile, timeout: float) -> int:
+def retry_command(path: str, url: str, key_path: str) -> str:
+    """The upload command for a shell, every word quoted as it needs (a path with a space)."""
+    if path.startswith("-"):
+        path = os.path.join(os.curdir, path)  # not taken for a flag
+    return shlex.join([*PROGRAM.split(), "upload", path, "--upload", url, "--key-file", key_path])
+
+
+def _upload(body: bytes, path: str | None, url: str, key: KeyFile, timeout: float) -> int:
+    """Send the result; 0 only when the admin app stored it (201) or holds it already (409).
+    ``path`` is the result file, None when it could not be written (the result went to stdout,
+    so the outcome is told on stderr to keep stdout the result alone)."""
+    out = sys.stdout if path is not None else sys.stderr
     try:
         answer = post_result(body, url, key, timeout)
     except AlreadyStored as stored:
-        print(stored.describe())
+        print(stored.describe(), file=out)
         return EXIT_OK
     except UploadError as exc:
         _errors(f"{PROGRAM}: upload failed: {exc.message}", exc.details)
-        kept = f"the result is kept in {path}"
-        if exc.transient:
-            kept += f"; retry with: {PROGRAM} upload {path} --upload {url} --key-file {key.path}"
+        if path is None:
+            kept = "the result is not in a file: save it from stdout to FILE"
+            if exc.transient:
+                kept += f", then retry with: {retry_command('FILE', url, key.path)}"
+        else:
+            kept = f"the result is kept in {path}"
+            if exc.transient:
+                kept += f"; retry with: {retry_command(path, url, key.path)}"
         print(kept, file=sys.stderr)
         return EXIT_FAILED
-    print(describe_answer(answer))
+    print(describe_answer(answer), file=out)
     return EXIT_OK
 
 

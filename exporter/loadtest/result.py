@@ -3,8 +3,10 @@
 Per level: the target, the mean measured busy% and units per second (all cores) over its repeats,
 each repeat's units per second, their coefficient of variation (sample standard deviation over the
 mean; null with one repeat), the windows it took (attempts) and whether it was accepted. Overall:
-``max_units_per_second`` is the measured 100% level's units and ``repeatability_cv_percent`` the
-mean CV of the accepted levels with two or more repeats (null when there are none).
+``max_units_per_second`` is the measured 100% level's units and ``repeatability_cv_percent`` that
+level's own CV (null when it was not accepted or has one repeat). Only at 100% are a repeat's
+units counted throughput: below, they are the quota the controller asked for, and their CV shows
+how far it moved the load between repeats, not how repeatable the machine is.
 ``settings.full_load_min`` is the busy% that accepted the 100% level (optional: results written
 before it was recorded lack it).
 
@@ -26,7 +28,6 @@ from typing import Any
 from exporter.loadtest.cloud import PROVIDERS
 from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN, FULL_LOAD, LevelOutcome
 from exporter.loadtest.host import HostFacts
-from exporter.loadtest.stats import mean
 from exporter.loadtest.unit import BUFFER_BYTES, UNIT_NAME
 
 SCHEMA = "perfanalysis.loadtest/1"
@@ -76,10 +77,12 @@ def build(
     settings: RunSettings,
     outcomes: Sequence[LevelOutcome],
 ) -> dict[str, Any]:
-    steady = [o.cv_percent for o in outcomes if o.accepted and o.cv_percent is not None]
     full = [o for o in outcomes if o.target == FULL_LOAD]
     if not full:
         raise ValueError("a result needs the measured 100% level")
+    # the throughput's own noise, from the level price-performance uses; not the lower levels',
+    # whose units are quotas (their CV is the controller's moves)
+    repeatability = full[0].cv_percent if full[0].accepted else None
     return {
         "schema": SCHEMA,
         "started_at": timestamp(started_at),
@@ -88,7 +91,7 @@ def build(
         "settings": settings.to_json(),
         "levels": [level_json(outcome) for outcome in outcomes],
         "max_units_per_second": round(full[0].units_per_second, 1),
-        "repeatability_cv_percent": round(mean(steady), 2) if steady else None,
+        "repeatability_cv_percent": _rounded(repeatability, 2),
     }
 
 

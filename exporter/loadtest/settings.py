@@ -95,14 +95,28 @@ def _name(longest: int) -> Callable[[str], str]:
 
 
 def _output(text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(directory):
-        raise ValueError(f"the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"the directory {directory} is not writable by this user")
-    if os.path.isdir(text):
-        raise ValueError("is a directory; give a file name")
+    problem = unwritable(text)
+    if problem:
+        raise ValueError(problem)
     return text
+
+
+def unwritable(path: str) -> str | None:
+    """Why a result could not be written to ``path``, checked before the run; None when it can."""
+    try:
+        directory = os.path.dirname(os.path.abspath(path))
+    except OSError:  # a relative path, and the current directory was removed
+        return (
+            "is relative, but the current directory no longer exists: give an absolute path, "
+            "or run from an existing directory"
+        )
+    if not os.path.isdir(directory):
+        return f"the directory {directory} does not exist"
+    if not os.access(directory, os.W_OK):
+        return f"the directory {directory} is not writable by this user"
+    if os.path.isdir(path):
+        return "is a directory; give a file name"
+    return None
 
 
 def base_url(text: str) -> str:
@@ -142,6 +156,26 @@ def _upload_pair(values: dict[str, Any]) -> list[str]:
     if values["key_file"] and not values["upload"]:
         return ["flag --key-file is given without --upload: where should the result go?"]
     return []
+
+
+def _default_output(values: dict[str, Any]) -> list[str]:
+    """With --upload and no --output the result goes to ./loadtest-<host>-<time>.json first (the
+    file is kept when the upload fails): refuse before the run, as for --output, when it cannot."""
+    if not values["upload"] or values["output"]:
+        return []
+    try:
+        directory = os.getcwd()
+    except OSError:
+        problem = "the current directory no longer exists"
+    else:
+        if os.access(directory, os.W_OK):
+            return []
+        problem = f"the current directory {directory} is not writable by this user"
+    return [
+        "flag --upload without --output writes the result to ./loadtest-<host>-<time>.json "
+        f"first (kept if the upload fails), but {problem}: give --output FILE in a writable "
+        "directory, or run from one"
+    ]
 
 
 def _upload_required(values: dict[str, Any]) -> list[str]:
@@ -200,6 +234,7 @@ def run_spec() -> Spec:
                 _name(MAX_INSTANCE_TYPE), metavar="NAME"))  # fmt: skip
     spec.checks.append(_attempts_bound)
     _upload_settings(spec, required=False)
+    spec.checks.append(_default_output)
     return spec
 
 

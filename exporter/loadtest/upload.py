@@ -1,16 +1,21 @@
 """Sends a result to the admin app: ``POST <base URL>/api/v1/loadtests`` with the collector key.
 
-The admin app answers 201 with the stored run's id and URL, or 409 when it already holds the
-same result (an earlier upload whose answer was lost): that is ``AlreadyStored``, with the id.
-Every failure becomes an ``UploadError`` whose message says what to do: a 400/422 lists the
-fields the server refused, a 401/403 points at the key file, a 404 at the base URL, connection
-errors and timeouts name the URL. Only those, a 429 and a 5xx are ``transient``: sending the same
-file again may succeed.
+The admin app answers 201 with the stored run as JSON (its id and URL), or 409 when it already
+holds the same result (an earlier upload whose answer was lost): that is ``AlreadyStored``, with
+the id. Nothing else means stored. Every failure becomes an ``UploadError`` whose message says
+what to do: a 400/422 lists the fields the server refused, a 401/403 points at the key file, a 404
+at the base URL, connection errors and timeouts name the URL. A redirect is not followed (requests
+would repeat the POST as a GET and take the page it lands on, such as a login page, for success):
+it is a failure that names where it pointed and asks for the admin app's own base URL. Any other
+answer, a 2xx other than 201 or a 201 that is not the admin app's JSON included, is a failure
+too. Only connection errors, timeouts, a 429 and a 5xx are ``transient``: sending the same file
+again may succeed.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -118,7 +123,11 @@ def post_result(
     }
     poster = session or requests
     try:
-        response = poster.post(url, data=body, headers=headers, timeout=timeout)
+        # never followed: requests would send a 301/302/303's POST again as a GET, and the page it
+        # lands on (a login page, the HTTPS site's front page) would answer 200
+        response = poster.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
     except requests.Timeout:
         raise UploadError(f"no answer from {url} within {timeout:g}s", transient=True) from None
     except requests.ConnectionError as exc:
@@ -127,8 +136,17 @@ def post_result(
         raise UploadError(f"the upload to {url} failed: {exc}", transient=True) from None
     status = response.status_code
     payload = _json(response)
+    if status == 201 and isinstance(payload, dict) and payload.get("id") is not None:
+        return payload
+    if 300 <= status < 400:
+        raise _redirected(url, status, response.headers.get("Location"))
     if 200 <= status < 300:
-        return payload if isinstance(payload, dict) else {"answer": _body_text(response)}
+        raise UploadError(
+            f"{url} answered {status} but not with the admin app's answer (201 with the stored "
+            "run as JSON): the result is not known to be stored; --upload must be the admin "
+            "app's base URL",
+            [f"the answer began: {_body_text(response)[:200] or '(empty)'}"],
+        )
     if status == 409:
         raise _already_stored(payload, _body_text(response))
     if status in (400, 422):
@@ -147,6 +165,33 @@ def post_result(
     detail = field_errors(payload) or ([_body_text(response)] if response.text else [])
     transient = status == 429 or status >= 500
     raise UploadError(f"the admin app answered {status} to {url}", detail, transient)
+
+
+def _redirected(url: str, status: int, location: str | None) -> UploadError:
+    """A redirect of the POST: where it pointed, and the base URL to give instead when that is
+    the same endpoint elsewhere (``http://`` to ``https://``, another host or path prefix)."""
+    if not location:
+        return UploadError(
+            f"{url} answered {status} (a redirect without a Location): nothing was stored; "
+            "--upload must be the admin app's base URL"
+        )
+    target = urllib.parse.urljoin(url, location)
+    parts = urllib.parse.urlsplit(target)
+    path = parts.path.rstrip("/")
+    base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[: -len(ENDPOINT)], "", ""))
+    if not path.endswith(ENDPOINT) or parts.scheme not in ("http", "https"):
+        advice = (
+            "it does not point to the load-test endpoint (a login page, for instance, when the "
+            "path prefix is wrong): --upload must be the admin app's own base URL"
+        )
+    elif base == url[: -len(ENDPOINT)]:
+        advice = "it points back to the same base URL: check the proxy in front of the admin app"
+    else:
+        advice = f"give the base URL it points to: --upload {base}"
+    return UploadError(
+        f"{url} answered {status}, redirecting to {target}: the upload is not sent across a "
+        f"redirect and nothing was stored; {advice}"
+    )
 
 
 def describe_answer(answer: Mapping[str, Any]) -> str:

@@ -97,6 +97,9 @@ def test_short_run_grows_with_busy_and_uploads(
     units = [level["units_per_second"] for level in levels]
     assert units[0] < units[1] < units[2], err
     assert document["max_units_per_second"] == units[2]
+    # the run's repeatability is the measured 100% level's own, when that level was accepted
+    full_cv = levels[2]["cv_percent"] if levels[2]["accepted"] else None
+    assert document["repeatability_cv_percent"] == full_cv
     assert document["host"]["vcpus"] == os.cpu_count()
     assert document["settings"]["unit"] == {"name": "pa-mem4m-v1", "buffer_bytes": 4194304}
     if all(level["accepted"] for level in levels):  # what the admin app would store as it is

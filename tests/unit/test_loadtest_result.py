@@ -64,10 +64,8 @@ def test_the_document_has_the_contract_keys_and_values() -> None:
     assert doc["levels"][2]["accepted"] is False
     assert doc["levels"][2]["attempts"] == 13
     assert doc["max_units_per_second"] == 182.0  # the measured 100% level
-    # mean CV of the accepted levels with repeats: 10% (3.15), 50% (2.17), 100% (1.10)
-    assert doc["repeatability_cv_percent"] == pytest.approx(
-        (3.1492 + 2.1739 + 1.0989) / 3, abs=0.01
-    )
+    # the 100% level's own CV (182, 180, 184: 1.10%), not the mean with the lower levels' quotas
+    assert doc["repeatability_cv_percent"] == doc["levels"][-1]["cv_percent"] == 1.1
     assert validate(doc) == []
     assert validate(json.loads(json.dumps(doc))) == []
 
@@ -76,6 +74,24 @@ def test_one_repeat_measures_no_cv() -> None:
     doc = build(datetime.now(UTC), datetime.now(UTC), HOST, RunSettings(0.5, 1, 3.0),
                 [outcome(20, [50.0]), outcome(100, [250.0])])  # fmt: skip
     assert [level["cv_percent"] for level in doc["levels"]] == [None, None]
+    assert doc["repeatability_cv_percent"] is None
+    assert validate(doc) == []
+
+
+def test_repeatability_is_the_full_levels_throughput_noise_not_the_controllers_moves() -> None:
+    # below 100% a repeat's units are the quota asked for: a nudge between repeats shows as CV
+    nudged = [outcome(10, [18.0, 18.0, 22.0]), outcome(50, [90.0, 90.0, 90.0]),
+              outcome(100, [182.0, 182.0, 182.0])]  # fmt: skip
+    doc = build(datetime.now(UTC), datetime.now(UTC), HOST, RunSettings(1.0, 3, 3.0), nudged)
+    assert doc["levels"][0]["cv_percent"] > 10
+    assert doc["repeatability_cv_percent"] == 0.0
+    assert validate(doc) == []
+
+
+def test_repeatability_is_not_measured_when_the_full_level_failed() -> None:
+    failed = [outcome(50, [90.0, 91.0, 92.0]), outcome(100, [150.0, 182.0, 170.0], False, 33)]
+    doc = build(datetime.now(UTC), datetime.now(UTC), HOST, RunSettings(1.0, 3, 3.0), failed)
+    assert doc["levels"][1]["cv_percent"] is not None
     assert doc["repeatability_cv_percent"] is None
     assert validate(doc) == []
 

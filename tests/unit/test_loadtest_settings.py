@@ -185,3 +185,20 @@ def test_positionals_are_told_apart_from_flag_values() -> None:
         ["--upload", "http://x", "--key-file=k"],
     )
     assert split_positionals(["--pin-workers", "a.json"], spec) == (["a.json"], ["--pin-workers"])
+
+
+def test_a_relative_output_in_a_removed_directory_is_a_flag_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert errors_of(["--output", "./x.json"]) == [
+        "flag --output: invalid value './x.json': is relative, but the current directory no "
+        "longer exists: give an absolute path, or run from an existing directory"
+    ]
+    assert run(["run", "--output=./x.json", "--progress=off"], {}) == 2  # not a traceback
+    assert "is relative, but the current directory no longer exists" in capsys.readouterr().err
+    absolute = tmp_path / "x.json"
+    assert parse_for(run_spec(), ["--output", str(absolute)], {})["output"] == str(absolute)

@@ -6,7 +6,10 @@ with documents this runner writes.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shlex
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,11 +42,13 @@ class Received:
 
 @dataclass
 class AdminStub:
-    """Answers POSTs with ``status`` and ``answer``; records what it received."""
+    """Answers POSTs with ``status`` and ``answer`` (and a ``location`` header when set), and
+    every GET with a 200 HTML login page; records what it received."""
 
     status: int = 201
     answer: Any = None
     hold: threading.Event | None = None  # when set, the answer waits for this event
+    location: str | None = None
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -66,6 +71,17 @@ def _handler(stub: AdminStub) -> type[BaseHTTPRequestHandler]:
             data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(stub.status)
             self.send_header("Content-Type", "application/json")
+            if stub.location is not None:
+                self.send_header("Location", stub.location)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # where a followed redirect would land: a login page
+            stub.received.append(Received("GET", self.path, dict(self.headers.items()), b""))
+            data = b"<!DOCTYPE html><html><title>Sign in</title></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -349,3 +365,232 @@ def test_a_level_that_failed_is_recorded_and_exits_3(
     document = json.loads(captured.out)
     assert [level["accepted"] for level in document["levels"]] == [False, True]
     assert "1 of 2 levels were not accepted:\n  - level 50%: outside" in captured.err
+
+
+# --- only 201 or 409 means stored: redirects and other answers are failures ----------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_failure_and_is_not_followed(
+    admin: AdminStub,
+    result_file: Path,
+    key_file: str,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+) -> None:
+    # the admin app behind a wrong path prefix: a 302 to its login page, which answers 200 HTML
+    admin.status, admin.answer, admin.location = status, b"", "/login"
+    assert upload(result_file, admin.url + "/admin", key_file) == 1
+    assert [r.method for r in admin.received] == ["POST"]  # the login page was never fetched
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first, *_, last = captured.err.splitlines()
+    assert first == (
+        f"perfanalysis loadtest: upload failed: {admin.url}/admin/api/v1/loadtests answered "
+        f"{status}, redirecting to {admin.url}/login: the upload is not sent across a redirect "
+        "and nothing was stored; it does not point to the load-test endpoint (a login page, for "
+        "instance, when the path prefix is wrong): --upload must be the admin app's own base URL"
+    )
+    assert last == f"the result is kept in {result_file}"  # no retry: the URL needs fixing
+
+
+@pytest.mark.parametrize(
+    ("location", "base"),
+    [
+        ("https://admin.example.com/api/v1/loadtests", "https://admin.example.com"),
+        ("/perf/api/v1/loadtests/", "{url}/perf"),
+    ],
+)
+def test_a_redirect_to_the_endpoint_elsewhere_names_the_base_url_to_give(
+    admin: AdminStub,
+    result_file: Path,
+    key_file: str,
+    capsys: pytest.CaptureFixture[str],
+    location: str,
+    base: str,
+) -> None:
+    admin.status, admin.answer, admin.location = 308, b"", location
+    assert upload(result_file, admin.url, key_file) == 1
+    assert len(admin.received) == 1
+    err = capsys.readouterr().err
+    assert f"give the base URL it points to: --upload {base.format(url=admin.url)}\n" in err
+    assert "retry with" not in err
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (200, b"<!DOCTYPE html><html>Sign in</html>"),  # a page, not the admin app
+        (200, {"id": 42, "url": "http://x/loadtests/42"}),  # only 201 means created
+        (202, {"id": 42}),
+        (204, b""),
+        (201, b"<html>created</html>"),
+        (201, {"status": "ok"}),  # JSON, but no stored run
+    ],
+)
+def test_any_other_success_status_or_answer_is_a_failure(
+    admin: AdminStub,
+    result_file: Path,
+    key_file: str,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    answer: Any,
+) -> None:
+    admin.status, admin.answer = status, answer
+    assert upload(result_file, admin.url, key_file) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        f"upload failed: {admin.url}/api/v1/loadtests answered {status} but not with the admin "
+        "app's answer (201 with the stored run as JSON)" in captured.err
+    )
+    assert captured.err.endswith(f"the result is kept in {result_file}\n")
+
+
+def test_run_upload_treats_a_redirect_as_a_failure(
+    fake_run: list[bool],
+    admin: AdminStub,
+    tmp_path: Path,
+    key_file: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    admin.status, admin.answer, admin.location = 302, b"", "/login"
+    output = tmp_path / "out.json"
+    argv = ["run", "--output", str(output), "--upload", admin.url + "/admin", "--key-file",
+            key_file, "--progress", "off", "--repeats", "2"]  # fmt: skip
+    assert run(argv, {}) == 1
+    assert [r.method for r in admin.received] == ["POST"]
+    assert "redirecting to" in capsys.readouterr().err
+    assert json.loads(output.read_text())["schema"] == "perfanalysis.loadtest/1"
+
+
+# --- the retry command pastes into a shell --------------------------------------------------------
+
+
+def test_the_retry_command_is_quoted_for_the_shell(
+    admin: AdminStub,
+    result_file: Path,
+    tmp_path: Path,
+    key_file: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spaced = tmp_path / "my results" / "run 1's.json"
+    spaced.parent.mkdir()
+    spaced.write_bytes(result_file.read_bytes())
+    admin.status = 503
+    assert upload(spaced, admin.url, key_file) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    command = last.split("; retry with: ", 1)[1]
+    assert shlex.split(command) == ["perfanalysis", "loadtest", "upload", str(spaced),
+                                    "--upload", admin.url, "--key-file", key_file]  # fmt: skip
+
+
+def test_a_retry_command_never_takes_the_file_for_a_flag() -> None:
+    assert main.retry_command("--odd.json", "http://a", "k").split()[3] == "./--odd.json"
+
+
+# --- run --upload without --output: the default file's directory is checked before the run -------
+
+
+@pytest.fixture
+def never_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def execute(plan: Any, progress: Any) -> RunOutcome:
+        raise AssertionError("the load test ran")
+
+    monkeypatch.setattr(main, "detect", lambda: CloudFacts())
+    monkeypatch.setattr(main, "execute", execute)
+
+
+def test_run_upload_refuses_an_unwritable_current_directory_before_running(
+    never_run: None,
+    admin: AdminStub,
+    tmp_path: Path,
+    key_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:  # as chattr +i or a read-only mount
+        if mode & os.W_OK and os.path.realpath(path) == os.path.realpath(tmp_path):
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    argv = ["run", "--upload", admin.url, "--key-file", key_file, "--progress", "off"]
+    assert run(argv, {}) == 2
+    err = capsys.readouterr().err
+    assert (
+        "flag --upload without --output writes the result to ./loadtest-<host>-<time>.json" in err
+    )
+    assert f"the current directory {tmp_path} is not writable by this user" in err
+    assert admin.received == []
+    # an --output elsewhere is the way out
+    monkeypatch.setattr(main, "execute", lambda plan, progress: RunOutcome(outcomes(), 280.0, 1, 2))
+    (tmp_path / "elsewhere").mkdir()
+    assert (
+        run([*argv, "--output", str(tmp_path / "elsewhere" / "r.json"), "--repeats", "2"], {}) == 0
+    )
+    assert len(admin.received) == 1
+
+
+def test_run_upload_refuses_a_removed_current_directory_before_running(
+    never_run: None,
+    admin: AdminStub,
+    tmp_path: Path,
+    key_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    argv = ["run", "--upload", admin.url, "--key-file", key_file, "--progress", "off"]
+    assert run(argv, {}) == 2
+    assert "but the current directory no longer exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("status", "uploaded"), [(201, True), (503, False)])
+def test_a_result_that_could_not_be_written_is_still_uploaded(
+    fake_run: list[bool],
+    admin: AdminStub,
+    tmp_path: Path,
+    key_file: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    uploaded: bool,
+) -> None:
+    def disk_full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(main.atomicfile, "write", disk_full)
+    admin.status = status
+    argv = ["run", "--upload", admin.url, "--key-file", key_file, "--progress", "off",
+            "--repeats", "2"]  # fmt: skip
+    assert run(argv, {}) == 1  # the write failed, whatever became of the upload
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # stdout holds the result alone
+    assert json.loads(admin.received[0].body) == document
+    assert "cannot write loadtest-" in captured.err
+    if uploaded:
+        assert f"uploaded: stored as id 42, {admin.url}/loadtests/42\n" in captured.err
+        assert captured.err.endswith("(it is on stdout); the admin app holds it\n")
+    else:
+        assert (
+            "the result is not in a file: save it from stdout to FILE, then retry with: "
+            f"perfanalysis loadtest upload FILE --upload {admin.url} --key-file {key_file}\n"
+        ) in captured.err
+        assert captured.err.endswith("(it is on stdout); the upload failed too\n")
+    assert list(tmp_path.glob("loadtest-*.json")) == []
+
+
+def test_a_redirect_back_to_the_same_base_url_says_so(
+    admin: AdminStub, result_file: Path, key_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin.status, admin.answer, admin.location = 301, b"", "/api/v1/loadtests/"
+    assert upload(result_file, admin.url, key_file) == 1
+    assert "it points back to the same base URL" in capsys.readouterr().err
