@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +29,10 @@ from perfanalysis.report.memory import memory_section
 from perfanalysis.report.model import HostReport
 from perfanalysis.report.network import network_section
 from perfanalysis.report.progress import Progress
-from perfanalysis.report.recommend import Recommendation, recommend
+from perfanalysis.report.recommend import Recommendation, recommend, step_warnings
 from perfanalysis.report.source import Source, open_source
 from perfanalysis.report.stats import summarise
-from perfanalysis.report.timerange import Grid, nice_step
+from perfanalysis.report.timerange import Grid, nice_step, written_duration
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Report:
     admin_url: str
     generated_at: datetime
     timings: dict[str, float] = field(default_factory=dict)
+    requested: tuple[float, float] | None = None  # the range asked for (epoch seconds)
+    warnings: list[str] = field(default_factory=list)  # shown atop the report and on stderr
 
 
 def build_report(
@@ -66,9 +69,11 @@ def build_report(
                 )
             )
         timings["discovery"] = time.monotonic() - started
-        grid = report_grid(
-            config.time, start, end, [sampling_interval(d.sample_times) for d in found]
-        )
+        intervals = [sampling_interval(d.sample_times) for d in found]
+        try:
+            grid = report_grid(config.time, start, end, intervals)
+        except ReportError as exc:
+            raise ReportError(f"{config.source}: {exc}") from None
         selections = [_selection(config, d) for d in found]
         tasks = len(selections) * len(grid.chunks(chunk_buckets(grid.step)))
         progress = Progress(
@@ -91,7 +96,10 @@ def build_report(
         reader.close()
     hosts = [analyse_host(data[d.host], d, config) for d in found]
     link = _sizing_link(config.tenant, source, settings["admin_url"])
-    recommendations = recommend(hosts, config.thresholds, link)
+    recommendations = recommend(hosts, config.thresholds, link, timezone=config.time.timezone)
+    warnings = step_warnings(hosts)
+    for warning in warnings:
+        print(f"perfanalysis report: warning: {warning}", file=stream or sys.stderr)
     timings["analysis"] = time.monotonic() - started - timings["discovery"] - timings["read"]
     return Report(
         config,
@@ -102,6 +110,8 @@ def build_report(
         settings["admin_url"],
         datetime.now(UTC),
         timings,
+        (start, end),
+        warnings,
     )
 
 
@@ -115,11 +125,30 @@ def requested_range(spec: TimeSpec, now: float) -> tuple[float, float]:
 
 def report_grid(spec: TimeSpec, start: float, end: float, intervals: list[float | None]) -> Grid:
     """The buckets: the configured step, or the smallest nice step that gives at most
-    ``max_points`` buckets and at least two samples per bucket (so jitter leaves none empty)."""
+    ``max_points`` buckets and at least two samples per bucket (so jitter leaves none empty).
+
+    A relative range (``last``) ends at the last whole step before now: the step in progress is
+    left out, as its counters' rates would be counted over a step not yet over (the header says
+    how much of it is left out). The range holds at least two steps (a configured step is
+    checked with the configuration; an automatic one here, as it follows the sampling interval).
+    """
     step = spec.step
     if step is None:
         sampled = max((i for i in intervals if i), default=0.0)
         step = nice_step(max((end - start) / spec.max_points, 2 * sampled, 1))
+        if 2 * step > end - start:
+            key = "time.last" if spec.last is not None else "time.start and time.end"
+            why = (
+                f", two samples of the data's sampling interval of {written_duration(round(sampled))}"
+                if sampled and nice_step(2 * sampled) == step
+                else ""
+            )
+            raise ReportError(
+                f"{key}: the range ({written_duration(int(end - start))}) is too short for two "
+                f"steps of {written_duration(step)} (step auto{why}), and a rate (CPU, disk, "
+                "network) needs a step and the one before it: give a range of at least "
+                f"{written_duration(2 * step)}"
+            )
     if spec.last is not None:  # end at the last whole step: a step in progress is incomplete
         last = int(end // step) * step
         count = max(1, -(-spec.last // step))
@@ -158,7 +187,12 @@ def analyse_host(data: HostData, found: Discovery, config: ReportConfig) -> Host
         "filesystem": filesystems,
     }
     host = HostReport(
-        data.selection.host, found.collector, data.grid, sections, forecasts=forecasts
+        data.selection.host,
+        found.collector,
+        data.grid,
+        sections,
+        forecasts=forecasts,
+        sampling_interval=sampling_interval(found.sample_times),
     )
     wanted = sorted({*config.percentiles, limits.percentile})
     for section in sections.values():

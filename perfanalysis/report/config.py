@@ -19,7 +19,7 @@ import yaml
 
 from perfanalysis import strictyaml
 from perfanalysis.report import validate as v
-from perfanalysis.report.timerange import parse_duration, parse_instant
+from perfanalysis.report.timerange import parse_duration, parse_instant, written_duration
 from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -217,7 +217,9 @@ def _time(problems: Problems, value: Any) -> TimeSpec | None:
     if start and end and start >= end:
         problems.add("time.end", f"must be after time.start ({start.isoformat()})")
     seconds = last or ((end - start).total_seconds() if start and end and end > start else None)
-    if seconds and step and seconds / step > MAX_BUCKETS:
+    if seconds and step and 2 * step > seconds:
+        problems.add("time.step", _too_long_a_step(step, last, seconds))
+    elif seconds and step and seconds / step > MAX_BUCKETS:
         problems.add(
             "time.step",
             f"{seconds / step:,.0f} steps in the range; at most "
@@ -226,6 +228,28 @@ def _time(problems: Problems, value: Any) -> TimeSpec | None:
     if len(problems.errors) > errors_before:
         return None
     return TimeSpec(last, start, end, step, max_points, zone)
+
+
+def _too_long_a_step(step: int, last: int | None, seconds: float) -> str:
+    """A range must hold two steps: a rate (CPU, disk, network) needs a step and the one before
+    it. A step longer than time.last made a report of one step ending at the last whole step,
+    up to a step before now: the range asked for could lie outside it altogether."""
+    whole = (
+        f"time.last ({written_duration(last)})"
+        if last
+        else f"the range from time.start to time.end ({written_duration(int(seconds))})"
+    )
+    longest = int(seconds // 2)
+    fix = (
+        f"choose a step of at most {written_duration(longest)}, or auto"
+        if longest >= 1
+        else "give a range of at least 2s"
+    )
+    return (
+        f"{written_duration(step)} is {'longer than' if step > seconds else 'more than half of'} "
+        f"{whole}: the range must hold at least two steps, since a rate (CPU, disk, network) "
+        f"needs a step and the one before it; {fix}"
+    )
 
 
 def _duration(value: Any) -> int:

@@ -21,6 +21,17 @@ def memory_section(data: HostData, used_threshold: float | None) -> Section:
     swap_percent = divide(swap_used, field["swap_total"], 100)
     has_data = present(total, available)
     has_swap = any(t for t in field["swap_total"] if t)
+    # "no swap" is claimed only when the host said so (SwapTotal 0); without SwapTotal there is
+    # nothing to tell, and with no memory data at all the section's note says that
+    swap_known = any(t is not None for t in field["swap_total"])
+    if has_swap:
+        swap_note = ""
+    elif swap_known:
+        swap_note = "No swap is configured on this host."
+    elif any(has_data):
+        swap_note = f"No swap data ({m.MEMORY['swap_total']}) in this range."
+    else:
+        swap_note = ""
 
     usage = Panel(
         "memory.usage",
@@ -52,7 +63,7 @@ def memory_section(data: HostData, used_threshold: float | None) -> Section:
             Metric("memory.swap_total", "swap size", BYTES, field["swap_total"], dashed=True),
         ],
         present(field["swap_total"]),
-        note="" if has_swap else "No swap is configured on this host.",
+        note=swap_note,
     )
     table = [
         Metric("memory.used_percent", "memory used (% of total)", PERCENT, used_percent),

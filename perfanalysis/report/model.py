@@ -83,6 +83,15 @@ class HostReport:
     sections: dict[str, Section]
     summaries: dict[str, Summary] = field(default_factory=dict)
     forecasts: list[FillForecast] = field(default_factory=list)
+    sampling_interval: float | None = None  # the median spacing of its samples (seconds)
+
+    @property
+    def step_below_sampling(self) -> bool:
+        """The step is shorter than the host's sampling interval: steps without a sample are
+        then the step's doing, not the host's (and every rate, which needs two adjacent steps
+        with a sample, is missing where they alternate)."""
+        interval = self.sampling_interval
+        return interval is not None and self.grid.step < round(interval)
 
     @property
     def has_data(self) -> list[bool]:

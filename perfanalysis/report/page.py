@@ -7,7 +7,7 @@ section puts the hosts' figures of a chart side by side, on a shared scale.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -48,20 +48,36 @@ def when(epoch: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def _period(report: Report, zone: ZoneInfo) -> str:
+    """The period reported; for a range up to now, what of it is left out: the step in progress
+    (the report ends at the last whole step)."""
+    grid = report.grid
+    text = f"{when(grid.start, zone)} to {when(grid.end, zone)} ({format_duration(grid.end - grid.start)})"
+    if report.config.time.last is not None and report.requested is not None:
+        now = report.requested[1]
+        if now - grid.end >= 1:
+            text += (
+                f"; it ends at the last whole step, so the last {format_duration(now - grid.end)} "
+                f"(up to {when(now, zone)}), a step still in progress, is left out"
+            )
+    return text
+
+
 def _header(report: Report, zone: ZoneInfo) -> str:
     grid, config = report.grid, report.config
     facts = [
         ("Tenant", config.tenant),
         ("Hosts", ", ".join(config.hosts)),
-        (
-            "Period",
-            f"{when(grid.start, zone)} to {when(grid.end, zone)} ({format_duration(grid.end - grid.start)})",
-        ),
+        ("Period", _period(report, zone)),
         ("Resolution", f"one value per {format_duration(grid.step)} ({grid.count:,} steps)"),
         ("Source", f"InfluxDB database {report.database}"),
-        ("Generated", report.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("Generated", report.generated_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")),
     ]
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+    warnings = "".join(
+        f'<p class="warning" role="alert"><strong>Warning:</strong> {escape(text)}</p>'
+        for text in report.warnings
+    )
     nav = "".join(
         f'<a href="#{key}">{label}</a>'
         for key, label in (
@@ -75,7 +91,7 @@ def _header(report: Report, zone: ZoneInfo) -> str:
             ("method", "Method"),
         )
     )
-    return f'<header><h1>{escape(report.config.heading)}</h1><dl class="facts">{rows}</dl><nav>{nav}</nav></header>'
+    return f'<header><h1>{escape(report.config.heading)}</h1><dl class="facts">{rows}</dl>{warnings}<nav>{nav}</nav></header>'
 
 
 def _overview_panels(report: Report) -> list[Panel]:

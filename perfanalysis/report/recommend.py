@@ -8,19 +8,24 @@
   ``filesystem_full_within`` of the report's end at the rate fitted over the range, counted from
   its latest sample.
 * Network errors (receive + transmit) above ``network_errors_per_second`` on average.
-* Steps without data above ``data_missing_percent``.
+* Steps without data above ``data_missing_percent``: check the exporter; or, when the step is
+  shorter than the host's sampling interval (so that steps without a sample are the step's doing),
+  set a longer step (``step_warnings`` puts the same advice atop the report and on stderr).
+
+Times are shown in the configuration's ``time.timezone``, as everywhere in the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from perfanalysis.report import series
 from perfanalysis.report.config import Thresholds
 from perfanalysis.report.model import FillForecast, HostReport
-from perfanalysis.report.timerange import format_duration
+from perfanalysis.report.timerange import format_duration, nice_step, written_duration
 from perfanalysis.report.units import format_value
 
 LinkFor = Callable[[HostReport], tuple[str, str]]  # (url or path, description)
@@ -36,16 +41,46 @@ class Recommendation:
 
 
 def recommend(
-    hosts: Sequence[HostReport], limits: Thresholds, sizing_link: LinkFor
+    hosts: Sequence[HostReport], limits: Thresholds, sizing_link: LinkFor, *, timezone: str
 ) -> list[Recommendation]:
+    """``timezone``: the IANA zone times are shown in (the configuration's time.timezone)."""
+    zone = ZoneInfo(timezone)
     found: list[Recommendation] = []
     for host in hosts:
         found += _cpu_and_memory(host, limits, sizing_link)
         found += _disk(host, limits)
-        found += _filesystems(host, limits)
+        found += _filesystems(host, limits, zone)
         found += _network(host, limits)
-        found += _missing_data(host, limits)
+        found += _missing_data(host, limits, zone)
     return found
+
+
+def _when(epoch: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def suggested_step(interval: float) -> int:
+    """The step to suggest for data sampled every ``interval`` seconds: as step auto takes it,
+    two samples a step, so sampling jitter leaves no step empty."""
+    return nice_step(2 * interval)
+
+
+def step_warnings(hosts: Sequence[HostReport]) -> list[str]:
+    """A warning when the step is shorter than some host's sampling interval."""
+    below = [h for h in hosts if h.step_below_sampling and h.sampling_interval is not None]
+    if not below:
+        return []
+    step = below[0].grid.step
+    longest = max(h.sampling_interval or 0.0 for h in below)
+    listed = ", ".join(f"{h.host} ({format_duration(h.sampling_interval or 0)})" for h in below)
+    return [
+        f"time.step ({written_duration(step)}) is shorter than the sampling interval of "
+        f"{listed}: some steps cannot hold a sample, and a rate (CPU, disk, network) needs a "
+        "sample in a step and in the one before it, so those figures are missing, and the steps "
+        "without data are the step's doing, not the exporter's; set time.step to at least "
+        f"{written_duration(suggested_step(longest))} (two samples or more a step, as auto "
+        "would choose), or auto"
+    ]
 
 
 def _at_percentile(host: HostReport, key: str, limits: Thresholds) -> float | None:
@@ -107,7 +142,7 @@ def _disk(host: HostReport, limits: Thresholds) -> list[Recommendation]:
     ]
 
 
-def _filesystems(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+def _filesystems(host: HostReport, limits: Thresholds, zone: ZoneInfo) -> list[Recommendation]:
     found = []
     for fill in host.forecasts:
         if (
@@ -123,30 +158,32 @@ def _filesystems(host: HostReport, limits: Thresholds) -> list[Recommendation]:
                     f"{limits.filesystem_used_percent:g}%: free space or grow it.",
                 )
             )
-        full = _full_by_trend(host, fill, limits.filesystem_full_within)
+        full = _full_by_trend(host, fill, limits.filesystem_full_within, zone)
         if full is not None:
             found.append(Recommendation(host.host, "filesystem", full))
     return found
 
 
-def _full_by_trend(host: HostReport, fill: FillForecast, within: float | None) -> str | None:
+def _full_by_trend(
+    host: HostReport, fill: FillForecast, within: float | None, zone: ZoneInfo
+) -> str | None:
     """The advice when the trend fills the filesystem within ``within`` of the report's end."""
     if within is None or fill.full_at is None:
         return None
     remaining = fill.full_at - host.grid.end
     if remaining > within:
         return None
-    when = datetime.fromtimestamp(fill.full_at, UTC)
+    when = _when(fill.full_at, zone)
     rate = format_value(-(fill.bytes_per_day or 0), "bytes")
     trend = f"Filesystem {fill.mountpoint} fills by {rate} a day: at that rate it"
     if remaining <= 0:
         return (
-            f"{trend} was already full by the end of the period (around {when:%Y-%m-%d %H:%M} "
-            "UTC, after its last sample): check it now, free space or grow it."
+            f"{trend} was already full by the end of the period (around {when}, after its "
+            "last sample): check it now, free space or grow it."
         )
     return (
-        f"{trend} is full in about {format_duration(remaining)} (around {when:%Y-%m-%d %H:%M} "
-        "UTC): free space or grow it before then."
+        f"{trend} is full in about {format_duration(remaining)} (around {when}): free space "
+        "or grow it before then."
     )
 
 
@@ -173,20 +210,34 @@ def _network(host: HostReport, limits: Thresholds) -> list[Recommendation]:
     ]
 
 
-def _missing_data(host: HostReport, limits: Thresholds) -> list[Recommendation]:
+def _missing_data(host: HostReport, limits: Thresholds, zone: ZoneInfo) -> list[Recommendation]:
     missing = 100 * (1 - host.coverage)
     if limits.data_missing_percent is None or missing <= limits.data_missing_percent:
         return []
+    if host.step_below_sampling and host.sampling_interval is not None:
+        step, interval = host.grid.step, host.sampling_interval
+        return [
+            Recommendation(
+                host.host,
+                "data",
+                f"{missing:.1f}% of the steps have no data from this host, but the step "
+                f"({written_duration(step)}) is shorter than its sampling interval "
+                f"({format_duration(interval)}): steps without a sample are unavoidable whatever "
+                "the exporter does, and rates (CPU, disk, network) need a sample in two adjacent "
+                f"steps. Set time.step to at least {written_duration(suggested_step(interval))}, "
+                "or auto, and run the report again to see whether data is really missing.",
+            )
+        ]
     runs = series.gaps(host.has_data)
     longest = max(runs, key=lambda run: run[1] - run[0]) if runs else (0, 0)
-    since = datetime.fromtimestamp(host.grid.time_of(longest[0]), UTC)
+    since = _when(host.grid.time_of(longest[0]), zone)
     span = format_duration((longest[1] - longest[0]) * host.grid.step)
     return [
         Recommendation(
             host.host,
             "data",
             f"{missing:.1f}% of the period has no data from this host ({len(runs)} gap"
-            f"{'s' if len(runs) != 1 else ''}, the longest {span} from {since:%Y-%m-%d %H:%M} UTC): "
+            f"{'s' if len(runs) != 1 else ''}, the longest {span} from {since}): "
             "check that its exporter runs and pushes (perfanalysis_exporter_push_* metrics).",
         )
     ]

@@ -29,6 +29,8 @@ ul.legend i { display: inline-block; width: 14px; height: 4px; border-radius: 2p
 ul.legend i.dashed { height: 0; border-top: 3px dashed; border-radius: 0; background: none !important; }
 ul.legend i.gap { background: #e3e3e3; height: 10px; }
 ul.legend i.threshold { border-top: 2px dashed #c0392b; height: 0; border-radius: 0; }
+p.warning { margin: 6px 0 10px; padding: 6px 10px; border-left: 4px solid var(--over);
+  background: #fdf0ef; }
 p.note { margin: 4px 0 0; font-size: 12px; color: var(--muted); font-style: italic; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }

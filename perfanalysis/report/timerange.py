@@ -66,6 +66,17 @@ def format_duration(seconds: float) -> str:
     return f"{days}d" + (f" {rest // 3600}h" if rest >= 3600 else "")
 
 
+def written_duration(seconds: int) -> str:
+    """``seconds`` as a configuration writes it, exactly (``90s`` -> ``1m30s``, ``86400`` -> ``1d``),
+    for a message to suggest a value that can be pasted."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def parse_instant(value: object) -> datetime:
     """An aware datetime from RFC 3339 text (or the datetime YAML already parsed)."""
     if isinstance(value, datetime):

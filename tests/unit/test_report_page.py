@@ -26,7 +26,7 @@ def page_for(behaviours: dict[str, Behaviour]) -> tuple[str, Report]:
         GRID,
         "pa_acme",
         hosts,
-        recommend(hosts, Thresholds(), link),
+        recommend(hosts, Thresholds(), link, timezone="UTC"),
         "https://admin.test",
         datetime(2025, 1, 1, tzinfo=UTC),
     )

@@ -24,7 +24,7 @@ def link(host: HostReport) -> tuple[str, str]:
 
 
 def advice(how: Behaviour, limits: Thresholds = LIMITS) -> list[Recommendation]:
-    return recommend([analysed("web-01", GRID, how, limits)], limits, link)
+    return recommend([analysed("web-01", GRID, how, limits)], limits, link, timezone="UTC")
 
 
 def test_a_quiet_host_gets_no_recommendation() -> None:
