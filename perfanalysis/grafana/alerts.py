@@ -3,15 +3,20 @@
 The same rules go to a single-tenant deployment as a provisioning file (``to_file_rule``) and to
 each tenant's org through the provisioning API (``to_api_rule``). Each rule is a query, a reduce
 and a threshold (plus math where InfluxQL cannot divide one measurement by another); alerts are
-per host (and per mount point for filesystems). Thresholds follow node-mixin's defaults.
+per host (and per mount point for filesystems). Thresholds follow node-mixin's defaults; the
+filesystem rule selects what the Prometheus rule selects (read-write filesystems, without the
+types in ``perfanalysis.alerting.catalogue.FS_IGNORED``).
 """
+
+# ruff: noqa: S608 -- InfluxQL for alert rules, built from constants; no input reaches it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfanalysis.grafana import host as host_panels
+from perfanalysis.alerting.catalogue import FS_IGNORED
 from perfanalysis.grafana import influxql as iq
 
 FOLDER_UID = "perfanalysis"
@@ -58,13 +63,22 @@ def _math(ref: str, expression: str) -> dict[str, Any]:
 
 
 def _above(ref: str, source: str, value: float) -> dict[str, Any]:
+    return _threshold(ref, source, "gt", value)
+
+
+def _below(ref: str, source: str, value: float) -> dict[str, Any]:
+    return _threshold(ref, source, "lt", value)
+
+
+def _threshold(ref: str, source: str, kind: str, value: float) -> dict[str, Any]:
     return {"refId": ref, "type": "threshold", "expression": source,
-            "conditions": [{"evaluator": {"type": "gt", "params": [value]}}]}  # fmt: skip
+            "conditions": [{"evaluator": {"type": kind, "params": [value]}}]}  # fmt: skip
 
 
-def _no_host(query: str) -> str:
-    """Alert queries see every host: the dashboard's $host filter does not exist there."""
-    return query.replace(f"{iq.HOST} AND ", "")
+def influx_regex(promql_string: str) -> str:
+    """A regex written inside a PromQL string literal, for an InfluxQL ``/.../`` literal: the
+    string's escapes undone (``\\\\`` is one backslash there), ``/`` escaped. Both are RE2."""
+    return re.sub(r"\\(.)", r"\1", promql_string).replace("/", "\\/")
 
 
 CPU_BUSY = 90.0
@@ -72,40 +86,63 @@ MEMORY_USED = 90.0
 FILESYSTEM_USED = 90.0
 PUSH_SILENCE_SECONDS = 600
 
+# The Prometheus filesystem rules' selection: the same pseudo and in-memory types left out (PromQL
+# anchors a regex, InfluxQL does not), and only read-write filesystems (readonly == 0, below).
+FS_TYPES = f'"fstype" !~ /^({influx_regex(FS_IGNORED)})$/'
+
+
+def _filesystem(measurement: str) -> str:
+    return iq.alerting(iq.gauge(measurement, FS_TYPES, by=("host", "mountpoint")))
+
+
+# Samples per host in the last PUSH_SILENCE_SECONDS, in windows ending at the evaluation (so the
+# newest one is never a partial window) over the last day: fill(0) writes 0 for a host that has
+# samples in the day but none in the window, also when no host pushes. `time < now()` keeps a
+# Grafana clock ahead of InfluxDB's from adding an empty window after now.
+PUSHES = (
+    'SELECT count("value") FROM "node_time_seconds" WHERE $timeFilter AND time < now() '
+    f'GROUP BY time({PUSH_SILENCE_SECONDS}s, now()), "host" fill(0)'
+)
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "pa-cpu-busy", "CPU busy",
-        (Query("A", _no_host(iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
-                                          select='100 - 100 * mean("r")')), 900),),
+        (Query("A", iq.alerting(iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
+                                             select='100 - 100 * mean("r")')), 900),),
         (_reduce("B", "A", "mean"), _above("C", "B", CPU_BUSY)),
         "15m", "warning", "CPU busy above {{ humanize $values.B.Value }}% on {{ $labels.host }}",
         f"Mean CPU busy over 15 minutes has been above {CPU_BUSY:g}% for 15 minutes.", "CPU busy by mode",
     ),
     Rule(
         "pa-memory-used", "Memory used",
-        (Query("A", _no_host(iq.gauge("node_memory_MemAvailable_bytes")), 600),
-         Query("B", _no_host(iq.gauge("node_memory_MemTotal_bytes")), 600)),
+        (Query("A", iq.alerting(iq.gauge("node_memory_MemAvailable_bytes")), 600),
+         Query("B", iq.alerting(iq.gauge("node_memory_MemTotal_bytes")), 600)),
         (_reduce("C", "A"), _reduce("D", "B"), _math("E", "100 - 100 * $C / $D"), _above("F", "E", MEMORY_USED)),
         "15m", "warning", "Memory {{ humanize $values.E.Value }}% used on {{ $labels.host }}",
         f"Less than {100 - MEMORY_USED:g}% of memory has been available for 15 minutes.", "Memory and swap used",
     ),
     Rule(
         "pa-filesystem-used", "Filesystem used",
-        (Query("A", _no_host(iq.gauge("node_filesystem_avail_bytes", host_panels.FILESYSTEM, by=("host", "mountpoint"))), 600),
-         Query("B", _no_host(iq.gauge("node_filesystem_size_bytes", host_panels.FILESYSTEM, by=("host", "mountpoint"))), 600)),
-        (_reduce("C", "A"), _reduce("D", "B"), _math("E", "100 - 100 * $C / $D"), _above("F", "E", FILESYSTEM_USED)),
-        "30m", "warning", "{{ $labels.mountpoint }} on {{ $labels.host }} is {{ humanize $values.E.Value }}% full",
-        f"A filesystem has been more than {FILESYSTEM_USED:g}% full for 30 minutes.", "Filesystem fill",
+        (Query("A", _filesystem("node_filesystem_avail_bytes"), 600),
+         Query("B", _filesystem("node_filesystem_size_bytes"), 600),
+         Query("C", _filesystem("node_filesystem_readonly"), 600)),
+        (_reduce("D", "A"), _reduce("E", "B"), _reduce("F", "C"),
+         _math("G", "(100 - 100 * $D / $E) * ($F == 0)"), _above("H", "G", FILESYSTEM_USED)),
+        "30m", "warning", "{{ $labels.mountpoint }} on {{ $labels.host }} is {{ humanize $values.G.Value }}% full",
+        f"A read-write filesystem has been more than {FILESYSTEM_USED:g}% full for 30 minutes. As in the "
+        "Prometheus rule, read-only filesystems and pseudo and in-memory types are left out.", "Filesystem fill",
     ),
     Rule(
         "pa-push-silent", "Collector stopped pushing",
-        (Query("A", 'SELECT last("value") FROM "node_time_seconds" WHERE $timeFilter GROUP BY "host"', 86400),
-         Query("B", 'SELECT last("value") FROM "node_time_seconds" WHERE $timeFilter', 86400)),
-        (_reduce("C", "A"), _reduce("D", "B"), _math("E", "$D - $C"), _above("F", "E", PUSH_SILENCE_SECONDS)),
-        "5m", "critical", "{{ $labels.host }} last pushed {{ humanizeDuration $values.E.Value }} before the newest host",
-        "The host's newest sample is more than 10 minutes older than the newest sample of any host "
-        "of the tenant in the last day (host clocks). If no host pushes at all, the rule has no data "
-        "and fires as well.", "CPU busy", no_data="Alerting",
+        (Query("A", PUSHES, 86400),),
+        (_reduce("B", "A"), _below("C", "B", 1)),
+        "1m", "critical", f"{{{{ $labels.host }}}} has pushed no sample for {PUSH_SILENCE_SECONDS // 60} minutes",
+        f"No sample of the host (node_time_seconds) is timestamped in the last {PUSH_SILENCE_SECONDS // 60} "
+        "minutes: its collector stopped, the host is down or unreachable, or ingest or InfluxDB "
+        "refuses its pushes; when every host stops at once, each one fires. Timestamps are the host's "
+        "clock. A host is watched for a day after its last sample, then drops out of the query and its "
+        "alert resolves; if no host of the tenant pushed in the last day, the rule has no data and "
+        "fires once for the tenant.", "CPU busy", no_data="Alerting",
     ),
 )  # fmt: skip
 

@@ -469,9 +469,12 @@ FILESYSTEMS = [
         lambda: [
             _q(
                 "A",
-                iq.gauge(
-                    "node_filesystem_avail_bytes", FILESYSTEM, by=("host", "mountpoint")
-                ).replace('mean("value")', 'derivative(mean("value"), 1s) * -1'),
+                iq.change(
+                    "node_filesystem_avail_bytes",
+                    FILESYSTEM,
+                    by=("host", "mountpoint"),
+                    scale=" * -1",
+                ),
                 "$tag_host $tag_mountpoint",
             )
         ],

@@ -5,7 +5,7 @@ target-rate-interval (extended to ``increase``), target-job, target-instance, te
 template-instance, template-on-time-change-reload, uneditable. Added for our own dashboards:
 unique panel ids, a sane grid, uids, no hard-coded data source uids, known variables, expressions
 that reference existing targets, and the InfluxQL conventions ($timeFilter, GROUP BY
-time($__interval) fill(null), the host filter).
+time($__interval) fill(null), the host filter, rates over complete intervals only).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.lint_units import VALID_UNITS
 from perfanalysis.grafana.queries import panel_queries
 
@@ -28,6 +29,7 @@ MACROS = {"timeFilter", "interval", "__interval", "__interval_ms", "__rate_inter
 UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 VAR_REF = re.compile(r"\$(\w+)|\$\{(\w+)(?:[.:][^}]*)?\}|\[\[(\w+)(?::\w+)?\]\]")
 RATE_CALL = re.compile(r"\b(rate|irate|increase)\s*\(")
+INTERVAL_GROUP = re.compile(r"GROUP BY time\(\$__interval(, \$\{__to\}ms)?\)")
 PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
                    "and", "or", "unless", "offset", "inf", "nan"}  # fmt: skip
 
@@ -184,8 +186,14 @@ def influxql_problems(query: str, host_filter: bool, table: bool) -> Iterator[st
         yield 'missing the "host" =~ /^$host$/ filter'
     if "$interval" in query:
         yield "use $__interval, not the deprecated $interval"
+    if "derivative(" in query and (
+        iq.COMPLETE not in query
+        or query.count(f"GROUP BY {iq.BUCKETS}") != query.count("GROUP BY time(")
+    ):
+        yield (f"a rate (derivative) must end at a complete interval: {iq.COMPLETE} and "
+               f"GROUP BY {iq.BUCKETS}")  # fmt: skip
     if not table:
-        if "GROUP BY time($__interval)" not in query:
+        if not INTERVAL_GROUP.search(query):
             yield "time series need GROUP BY time($__interval)"
         if not query.rstrip().endswith("fill(null)"):
             yield "the outer GROUP BY time() needs fill(null)"
