@@ -60,6 +60,7 @@ _SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
                "KB": 10**3, "MB": 10**6, "GB": 10**9}  # fmt: skip
 MIN_SPOOL_BYTES = 64 << 10
+MIN_PUSH_INTERVAL = 1.0  # seconds (see push_interval)
 
 
 def duration(text: str) -> float:
@@ -78,6 +79,16 @@ def push_duration(text: str) -> float:
     seconds = duration(text)
     if seconds > MAX_TIMEOUT_SECONDS:  # a day: far beyond any sane interval, timeout or backoff
         raise ValueError("must be at most 24h")
+    return seconds
+
+
+def push_interval(text: str) -> float:
+    """--push.interval: at least a second. Each sample runs every collector, appends to the
+    spool with an fdatasync and makes a write request: below a second that is a busy loop
+    filling the spool (0.000001s wrote megabytes a second), almost surely a mistake."""
+    seconds = push_duration(text)
+    if seconds < MIN_PUSH_INTERVAL:
+        raise ValueError("must be at least 1s")
     return seconds
 
 
@@ -175,15 +186,20 @@ def _add_push_settings(spec: Spec) -> None:
             "push.interval",
             "How often to sample and push. Each host samples at its own point in the interval, "
             "from a hash of its host tag, so that a fleet started together does not push in "
-            "lockstep; the first sample waits for it.",
+            "lockstep; the first sample waits for it. At least 1s.",
             "10s",
-            push_duration,
+            push_interval,
             metavar="DURATION",
         )
     )
     add(
         Setting(
-            "push.batch-size", "Maximum points per write request.", 5000, positive_int, metavar="N"
+            "push.batch-size",
+            "Maximum points per write request; halved while ingest refuses requests as too "
+            "large (413), doubled back after 10 accepted ones.",
+            5000,
+            positive_int,
+            metavar="N",
         )
     )
     add(
@@ -335,7 +351,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "web.disable-exporter-metrics",
-            "Exclude the exporter's own process_* and build metrics.",
+            "Exclude the exporter's own process_* and build metrics (the push path's "
+            "perfanalysis_exporter_push_* metrics stay: alerts and dashboards use them).",
             False,
             boolean=True,
         )

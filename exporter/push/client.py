@@ -11,7 +11,7 @@ shared/reference/ingest.md (Prometheus remote-write, Telegraf and influxdb-clien
 401, 403                the key is refused: keep everything, report, re-read the key
                         file, retry later
 413                     too large: split into halves and send each (one point that is
-                        still too large is dropped as rejected)
+                        still too large on its own is dropped, counted as too_large)
 429, 5xx, and any       keep and retry with backoff, honouring Retry-After
 other answer (408: the
 body came too slowly);
@@ -21,6 +21,13 @@ timeouts
 
 Answers not named by the contract (404 from a wrong URL, 3xx, ...) keep the data: a
 misconfiguration must cost a retry, never the data.
+
+A 413 says the request was too large, but not why: too many points (or bytes) for ingest or a
+proxy in front of it, or one point too large whatever the batch. Only a 413'd request whose two
+halves were then both taken without a 413 of their own proves the former: ``too_large_at`` is
+the smallest such request, which the pusher lowers its batch size below. A 413 that splitting
+narrowed down to one point proves nothing about the batch size: that point is dropped, and the
+requests on the way to it do not count.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ log = logging.getLogger(__name__)
 
 WRITE_PATH = "/api/v2/write?precision=ns"
 LOGGED_BODY = 2000
+LOGGED_LINE = 200
 
 
 class Verdict(enum.Enum):
@@ -56,7 +64,9 @@ class Delivery:
     rejected: int = 0  # points ingest refused for good
     retry_after: float | None = None  # seconds the server asked for, or 0 after a key change
     error: str = ""
-    too_large_at: int | None = None  # the smallest point count ingest answered 413 to
+    too_large: int = 0  # points ingest refused as too large (413) each on its own: dropped
+    too_large_at: int | None = None  # the smallest 413'd point count whose halves were taken
+    split: bool = False  # ingest answered 413 to this request, and it was sent in halves
 
 
 def compress(lines: bytes) -> bytes:
@@ -131,21 +141,36 @@ class PushClient:
 
     def _split(self, body: bytes, points: int) -> Delivery:
         if points <= 1:
-            log.error("ingest refused one point as too large (413), dropped")
-            return Delivery(Verdict.SETTLED, rejected=points, error="413: one point too large")
+            line = gzip.decompress(body)
+            log.error(
+                "ingest refused a point of %d bytes as too large (413) on its own, dropped: %s",
+                len(line), line[:LOGGED_LINE].decode("utf-8", "replace").strip(),
+            )  # fmt: skip
+            return Delivery(
+                Verdict.SETTLED,
+                too_large=points,
+                error="413: a point too large on its own, dropped",
+                split=True,
+            )
         lines = gzip.decompress(body).splitlines(keepends=True)
         half = len(lines) // 2
-        total = Delivery(Verdict.SETTLED, too_large_at=points)
+        total = Delivery(Verdict.SETTLED, split=True)
+        halves_taken = True  # both halves taken without a 413: the batch's size was refused
         for part in (lines[:half], lines[half:]):
             result = self.deliver(compress(b"".join(part)), len(part))
             total.sent += result.sent
             total.rejected += result.rejected
+            total.too_large += result.too_large
             total.error = result.error or total.error
             if result.too_large_at is not None:
-                total.too_large_at = min(points, total.too_large_at or points, result.too_large_at)
+                total.too_large_at = min(total.too_large_at or points, result.too_large_at)
+            halves_taken = halves_taken and not result.split
             if result.verdict is not Verdict.SETTLED:  # keep the whole batch for the retry
                 total.verdict, total.retry_after = result.verdict, result.retry_after
+                halves_taken = False
                 break
+        if halves_taken:
+            total.too_large_at = points
         return total
 
     def _count(self, code: str) -> None:

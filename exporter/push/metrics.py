@@ -24,13 +24,16 @@ class PushMetrics:
         dropped = family(
             PREFIX + "points_dropped_total",
             "Points that will never be sent, by reason: rejected by ingest as bad data, "
+            "too_large (refused by ingest as too large (413) on their own), "
             "spool_full (oldest dropped to stay within --push.spool-max-bytes; kept across "
             "restarts), non_finite (NaN or infinite: line protocol cannot carry them), "
-            "spool_error (the spool could not be written).",
+            "spool_error (the spool could not take them and ingest did not acknowledge them "
+            "when sent at once).",
             COUNTER,
             "reason",
         )
         dropped.add(float(stats.rejected), "rejected")
+        dropped.add(float(stats.too_large), "too_large")
         dropped.add(float(spool.dropped_points), "spool_full")
         dropped.add(float(stats.non_finite), "non_finite")
         dropped.add(float(stats.spool_error), "spool_error")

@@ -16,11 +16,23 @@ full can never race with a batch in flight. The thread outlives anything one ite
 spool on a filesystem gone read-only, say): it logs it, reports ``spool_error`` and backs off;
 /health calls the push ``stopped`` (degraded) should the thread ever end anyway.
 
+A spool that cannot take a sample (a full or read-only file system) makes the state
+``spool_error`` until an append succeeds again, whatever sending does meanwhile. The chunks it
+could not take are sent at once from memory, unless a retry is pending (ingest is failing: they
+would only fail too); whatever ingest does not acknowledge then is lost, counted as spool_error.
+Those points have no crash safety: only the spool gives that.
+
+Batch size: after a 413 proves that a request was too large (see client.py), requests hold at
+most half as many points; after RECOVER_AFTER settled sends without such a 413 the limit doubles
+again, up to ``batch_size``, so that one early 413 (a proxy restarting with a lower limit, say)
+does not shrink every request for good. A point too large on its own is dropped, counted as
+too_large, and lowers nothing.
+
 Counters: each point is counted once, as sent (acknowledged), rejected (refused for good),
-spool_error (never appended) or, by the spool, spool_full. A batch that is retried counts in
-none of sent and rejected until the attempt that settles it, even when part of it was
-acknowledged before a 413 split failed part-way; ``retried`` counts the points of each failed
-attempt that ingest did not acknowledge.
+too_large (refused by a 413 on its own), spool_error (neither appended nor acknowledged) or, by
+the spool, spool_full. A batch that is retried counts in none of them until the attempt that
+settles it, even when part of it was acknowledged before a 413 split failed part-way;
+``retried`` counts the points of each failed attempt that ingest did not acknowledge.
 """
 
 from __future__ import annotations
@@ -34,13 +46,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.push.backoff import Backoff
-from exporter.push.client import PushClient, Verdict, compress
+from exporter.push.client import Delivery, PushClient, Verdict, compress
 from exporter.push.lineproto import LineEncoder, batches
 from exporter.push.schedule import until_phase
 from exporter.push.spool import Batch, Spool, SpoolError
 from exporter.registry import Registry
 
 log = logging.getLogger(__name__)
+
+RECOVER_AFTER = 10  # settled sends at a lowered batch size before trying twice as many points
 
 
 @dataclass
@@ -49,6 +63,7 @@ class PushStats:
 
     sent: int = 0
     rejected: int = 0
+    too_large: int = 0
     non_finite: int = 0
     spool_error: int = 0
     retried: int = 0
@@ -80,12 +95,22 @@ class Pusher:
         self.interval = interval
         self.phase = phase  # None: the first sample at once
         self.batch_size = batch_size
-        self.max_points = batch_size  # lowered after a 413
+        self.max_points = batch_size  # lowered after a 413, raised back after RECOVER_AFTER sends
         self.stats = PushStats(requests=client.requests)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_sample = self._next_send = 0.0  # time.monotonic() deadlines of the loop
+        self._retry_at = 0.0  # time.monotonic() before which ingest is backed off from
         self._unspooled = 0  # points of the sample being appended not yet appended nor counted
+        self._fitted = 0  # sends settled since max_points last changed
+        self._sending = "starting"  # the state sending is in; the spool failing shows first
+        self._spool_failing = False  # the last append failed
+        self._spool_error = ""  # why, while it does
+        self._send_error = ""  # the last error of sending, logged once while it repeats
+        if spool.unwritable is not None:  # a full disk at start (logged): say so in /health now
+            self._spool_failing = True
+            self._spool_error = f"spool: {spool.unwritable}"
+            self._record(self._spool_error)
 
     # -- life cycle
 
@@ -161,6 +186,7 @@ class Pusher:
 
     def sample(self) -> None:
         """Scrape, encode, compress and append: the push cycle's CPU cost (bench/push.py)."""
+        held: list[tuple[bytes, int]] = []  # chunks the spool could not take
         try:
             timestamp = time.time_ns()
             families = self.registry.scrape().families
@@ -169,27 +195,58 @@ class Pusher:
             self.stats.samples += 1
             self._unspooled = len(encoded.lines)
             for chunk in batches(encoded.lines, self.max_points):
-                self._append(chunk)
+                self._append(chunk, held)
         except Exception as exc:  # the thread must outlive any one bad sample
             self.stats.spool_error += self._unspooled  # what this sample could not append
             log.exception("push sample failed")
             self._failed(f"sample: {type(exc).__name__}: {exc}")
         self._unspooled = 0
+        if held:
+            self._send_held(held)
 
-    def _append(self, lines: Sequence[str]) -> None:
-        """Append one chunk; split by lines, in halves, while it is too large for a segment."""
+    def _append(self, lines: Sequence[str], held: list[tuple[bytes, int]]) -> None:
+        """Append one chunk; split by lines, in halves, while it is too large for a segment.
+        A chunk the spool cannot take goes to ``held``."""
         payload = compress("".join(lines).encode())
         if len(payload) > self.spool.record_limit and len(lines) > 1:
             half = len(lines) // 2
-            self._append(lines[:half])
-            self._append(lines[half:])
+            self._append(lines[:half], held)
+            self._append(lines[half:], held)
             return
         try:
             self.spool.append(payload, len(lines))  # one point that can never fit: dropped, counted
         except SpoolError as exc:
-            self.stats.spool_error += len(lines)
-            self._failed(f"spool: {exc}")
+            held.append((payload, len(lines)))
+            self._spool_failed(f"spool: {exc}")
+        else:
+            if self._spool_failing:
+                self._spool_failing = False
+                log.info("push: the spool in %s takes samples again", self.spool.directory)
+                self.stats.state = self._sending
         self._unspooled -= len(lines)
+
+    def _send_held(self, held: list[tuple[bytes, int]]) -> None:
+        """Send the chunks the spool could not take from memory, once; count what ingest does not
+        acknowledge as spool_error. Not while a retry is pending: ingest is failing already."""
+        for index, (payload, points) in enumerate(held):
+            if time.monotonic() < self._retry_at:
+                self.stats.spool_error += sum(p for _, p in held[index:])
+                return
+            try:
+                delivery = self.client.deliver(payload, points)
+            except Exception as exc:
+                log.exception("push send failed")
+                delivery = Delivery(Verdict.RETRY, error=f"send: {type(exc).__name__}: {exc}")
+            self._batch_size_after(delivery)
+            self._settled(delivery)  # of a failed 413 split too: its settled parts count
+            if delivery.verdict is not Verdict.SETTLED:  # not in the spool: nothing to retry
+                settled = delivery.sent + delivery.rejected + delivery.too_large
+                self.stats.spool_error += points - settled
+                self._not_settled(delivery)
+                self._next_send = max(self._next_send, self._retry_at)
+                continue
+            self.backoff.reset()
+            self._sent(delivery)
 
     # -- one request
 
@@ -204,22 +261,11 @@ class Pusher:
             log.exception("push send failed")
             self._failed(f"send: {type(exc).__name__}: {exc}")
             return self.backoff.next_delay()
-        if delivery.too_large_at is not None:
-            self.max_points = max(1, min(self.max_points, delivery.too_large_at // 2))
-            log.warning("ingest found %d points too large: batches now hold at most %d",
-                        delivery.too_large_at, self.max_points)  # fmt: skip
+        self._batch_size_after(delivery)
         if delivery.verdict is not Verdict.SETTLED:  # the whole batch is kept and sent again
             self.stats.retried += batch.points - delivery.sent
-            if delivery.verdict is Verdict.UNAUTHORIZED and delivery.retry_after == 0.0:
-                self.backoff.reset()  # a new key: try it soon, whatever the key before cost
-            delay = self.backoff.next_delay(delivery.retry_after)
-            state = "unauthorized" if delivery.verdict is Verdict.UNAUTHORIZED else "retrying"
-            self._failed(delivery.error, state, delay)
-            return delay
-        self.stats.sent += delivery.sent
-        self.stats.rejected += delivery.rejected
-        if delivery.sent:
-            self.stats.last_success = time.time()
+            return self._not_settled(delivery)
+        self._settled(delivery)
         try:
             self.spool.commit(batch)
         except Exception as exc:  # e.g. EROFS, EIO: the segment or the cursor cannot be written
@@ -229,13 +275,58 @@ class Pusher:
             self._failed(f"spool: cannot commit: {exc}", "spool_error", delay)
             return delay
         self.backoff.reset()
+        self._sent(delivery)
+        return 0.0
+
+    def _not_settled(self, delivery: Delivery) -> float:
+        """Back off after a request to retry; the seconds to wait."""
+        if delivery.verdict is Verdict.UNAUTHORIZED and delivery.retry_after == 0.0:
+            self.backoff.reset()  # a new key: try it soon, whatever the key before cost
+        delay = self.backoff.next_delay(delivery.retry_after)
+        self._retry_at = time.monotonic() + delay
+        state = "unauthorized" if delivery.verdict is Verdict.UNAUTHORIZED else "retrying"
+        self._failed(delivery.error, state, delay)
+        return delay
+
+    def _settled(self, delivery: Delivery) -> None:
+        self.stats.sent += delivery.sent
+        self.stats.rejected += delivery.rejected
+        self.stats.too_large += delivery.too_large
+        if delivery.sent:
+            self.stats.last_success = time.time()
+
+    def _sent(self, delivery: Delivery) -> None:
+        """The state after a settled request."""
         if not delivery.sent:  # every point refused for good: nothing reaches storage
             self._failed(delivery.error, "rejecting")
-            return 0.0
-        if self.stats.state != "ok":
+            return
+        if self._sending != "ok":
             log.info("pushing to %s: ok", self.client.url)
-        self.stats.state = "ok"
-        return 0.0
+        self._sending = "ok"
+        self._send_error = ""
+        self.stats.state = self._shown_state()
+
+    def _batch_size_after(self, delivery: Delivery) -> None:
+        """Halve the batch size below a request size a 413 refused; double it back (up to
+        ``batch_size``) after RECOVER_AFTER settled requests without one."""
+        if delivery.too_large_at is not None:
+            self._fitted = 0
+            lowered = max(1, min(self.max_points, delivery.too_large_at // 2))
+            if lowered < self.max_points:
+                self.max_points = lowered
+                log.warning(
+                    "ingest refused a request of %d points as too large (413) and took its "
+                    "halves: requests now hold at most %d points",
+                    delivery.too_large_at, self.max_points,
+                )  # fmt: skip
+            return
+        if self.max_points >= self.batch_size or delivery.verdict is not Verdict.SETTLED:
+            return
+        self._fitted += 1
+        if self._fitted >= RECOVER_AFTER:
+            self._fitted = 0
+            self.max_points = min(self.batch_size, self.max_points * 2)
+            log.info("requests may hold up to %d points again", self.max_points)
 
     def _body(self, batch: Batch) -> bytes:
         if len(batch.records) == 1:
@@ -243,13 +334,32 @@ class Pusher:
         return compress(b"".join(gzip.decompress(r.payload) for r in batch.records))
 
     def _failed(self, error: str, state: str | None = None, delay: float | None = None) -> None:
-        if error != self.stats.last_error or state != self.stats.state:
+        """Record an error; ``state``, if given, is the state sending is now in. Logged when it
+        or the state changes (a spool failing meanwhile is logged on its own)."""
+        if error != self._send_error or (state is not None and state != self._sending):
             retry = "" if delay is None else f"; retrying in {delay:.1f}s"
             log.warning("push to %s: %s%s", self.client.url, error, retry)
+        self._send_error = error
+        if state is not None:
+            self._sending = state
+        self._record(error)
+
+    def _spool_failed(self, error: str) -> None:
+        """The spool could not take a sample: spool_error until an append succeeds."""
+        if not self._spool_failing or error != self._spool_error:
+            log.warning("push: %s; what it cannot take is sent at once or lost (counted)", error)
+        self._spool_failing = True
+        self._spool_error = error
+        self._record(error)
+
+    def _record(self, error: str) -> None:
         self.stats.last_error = error
         self.stats.last_error_at = time.time()
-        if state is not None:
-            self.stats.state = state
+        self.stats.state = self._shown_state()
+
+    def _shown_state(self) -> str:
+        """The state /health shows: a spool that cannot take samples first, then sending's."""
+        return "spool_error" if self._spool_failing else self._sending
 
     # -- reporting
 
@@ -263,7 +373,9 @@ class Pusher:
             "last_success": self.stats.last_success,
             "last_error": self.stats.last_error or None,
             "last_error_at": self.stats.last_error_at,
+            "spool_error": self._spool_error if self._spool_failing else None,
             "queued_points": self.spool.queued_points,
+            "max_batch_points": self.max_points,
             "spool_bytes": self.spool.disk_bytes,
             "spool_dir": str(self.spool.directory),
         }

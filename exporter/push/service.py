@@ -2,7 +2,8 @@
 
 Everything that can fail for an operator's reason -- the key file, the spool directory (missing
 rights, another exporter holding it) -- fails here, before the exporter listens, with a message
-naming the flag to fix.
+naming the flag to fix. A full file system is not one: the spool opens without a segment, the
+exporter starts and serves /metrics, and the push path reports spool_error until there is room.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def build_pusher(values: Mapping[str, Any], registry: Registry) -> Pusher:
         values["push_batch_size"],
         phase=host_phase(host, interval),
     )
-    if not values["web_disable_exporter_metrics"]:
-        registry.extra.append(PushMetrics(pusher))
+    # served and pushed even with --web.disable-exporter-metrics, which excludes only the
+    # process_* and build metrics: the alert rules and the ingest dashboard need these
+    registry.extra.append(PushMetrics(pusher))
     return pusher
 
 

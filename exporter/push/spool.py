@@ -37,11 +37,28 @@ lower bound than its files were kept under. Replay is strictly in append order. 
 forgotten only once its file is removed: if the unlink fails (a read-only or failing
 filesystem), it stays counted and the next commit tries again. Not thread-safe: one pusher
 thread owns the spool.
+
+A full file system (ENOSPC, EDQUOT) is a condition to wait out, not a configuration error:
+
+* Opening: segments wholly acknowledged are removed before anything is written, and a state
+  that cannot be replaced for lack of room is written over in place (synced). If the spool
+  still cannot start a segment (or create its directory or lock), it opens without one:
+  ``unwritable`` says why, and every append tries again, failing with SpoolError until there is
+  room. Other errors (permissions, another exporter holding the lock) still fail the opening.
+* Appending: the active segment is written to until it reaches ``segment_bytes``, however much
+  of it ingest has acknowledged. When an append finds no room and everything in the spool is
+  acknowledged, the active segment is removed (the acknowledged records are all it holds) and
+  the append retried in a new segment. A crash in between loses nothing: a state naming the
+  removed segment makes the replay start at the first segment left, as after any segment
+  removed behind the cursor. This costs nothing while appends succeed. With unacknowledged
+  records in the spool, an append that finds no room fails (the pusher counts its points as
+  spool_error): what is queued is never given up for what is new.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -64,6 +81,7 @@ STATE_SIZE = 256
 _SEGMENT_NAME = re.compile(r"^(\d{16})\.seg$")
 MIN_SEGMENT_BYTES = 4096
 MAX_SEGMENT_BYTES = 4 << 20
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full file system: wait it out
 
 
 class SpoolError(Exception):
@@ -193,8 +211,12 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.dropped_points = 0  # points dropped, oldest first, to stay within max_bytes
         self.corrupt = 0  # corrupt or torn stretches skipped (their points are lost)
-        self._segments: list[_Segment] = []
+        self._segments: list[_Segment] = []  # the last is the active one when _write_fd >= 0
         self._cursor = Position(0, SEGMENT_HEADER_SIZE)
+        self._next_seq = 1  # the number of the next segment started
+        self._recovered = False  # the directory is locked and its segments read
+        self._unwritable: str | None = None  # why the spool opened without a segment
+        self._given_back = 0  # times a full file system made it remove the active segment
         self._queued = 0
         self._bytes = 0
         self._write_fd = -1
@@ -204,9 +226,15 @@ class Spool:
         self._state_fd = -1
         try:
             self._open()
-        except OSError as exc:
+        except SpoolError:
             self.close()
-            raise SpoolError(f"cannot open the spool in {self.directory}: {exc}") from exc
+            raise
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                self.close()
+                raise SpoolError(f"cannot open the spool in {self.directory}: {exc}") from exc
+            self._unwritable = f"cannot write to the spool in {self.directory}: {exc}"
+            log.warning("spool: %s; every append tries again", self._unwritable)
 
     # -- what the pusher and the metrics read
 
@@ -223,18 +251,41 @@ class Spool:
     def cursor(self) -> Position:
         return self._cursor
 
+    @property
+    def unwritable(self) -> str | None:
+        """Why the spool has no segment to append to (it opened on a full disk), else None."""
+        return self._unwritable if self._write_fd < 0 else None
+
     # -- opening and recovery
 
     def _open(self) -> None:
+        """Lock and recover the directory (once), then start a segment to append to and save the
+        state. Raises OSError; after one of NO_SPACE, calling it again goes on where it failed."""
+        if not self._recovered:
+            self._lock()
+            self._recover_all()
+            self._recovered = True
+        self._drop_acknowledged()  # give their space back before asking for more
+        self._new_segment(self._next_seq)  # never append after a possibly torn tail
+        self._write_state()
+        self._make_room(0)  # opened with a lower bound than the files were kept under
+
+    def _lock(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_fd = os.open(
-            self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-        )
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(
+                self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SpoolBusy(f"{self.directory} is in use by another exporter") from None
-        self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._dir_fd < 0:
+            self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _recover_all(self) -> None:
+        """Read the state and the segments: the cursor, the counters and what is queued."""
+        self._segments = []
         with contextlib.suppress(FileNotFoundError):
             (self.directory / "state.tmp").unlink()
         cursor = self._load_state()
@@ -254,11 +305,9 @@ class Spool:
             if self._segments:
                 cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
         self._cursor = cursor
+        self._next_seq = last_seq + 1
         self._queued = sum(s.points for s in self._segments)
         self._bytes = sum(s.size for s in self._segments)
-        self._new_segment(last_seq + 1)  # never append after a possibly torn tail
-        self._advance(cursor)
-        self._make_room(0)  # opened with a lower bound than the files were kept under
 
     def _segment_numbers(self) -> list[int]:
         names = (_SEGMENT_NAME.match(p.name) for p in self.directory.iterdir())
@@ -331,15 +380,40 @@ class Spool:
             log.warning("spool: a batch of %d bytes can never fit in the spool, dropped", len(data))
             self._count_dropped(points)
             try:
+                self._writable()
                 self._write_state()
             except OSError as exc:
                 self.dropped_points -= points  # the caller counts them: never appended
                 raise SpoolError(f"cannot save the state in {self.directory}: {exc}") from exc
             return
         try:
+            self._write(data)
+        except SpoolError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, OSError) and cause.errno in NO_SPACE and self._give_back()):
+                raise
+            self._write(data)  # once more, in the space the acknowledged records held
+        self._segments[-1].points += points
+        self._queued += points
+
+    def _writable(self) -> None:
+        """Start a segment to append to if the spool has none (it opened on a full disk)."""
+        if self._write_fd >= 0:
+            return
+        self._open()
+        self._unwritable = None
+
+    def _write(self, data: bytes) -> None:
+        """Write one framed record durably, starting a segment or dropping the oldest first if
+        needed; SpoolError (from the OSError) on any failure, the segment left as it was."""
+        try:
+            self._writable()
+        except OSError as exc:
+            raise SpoolError(f"cannot start a segment in {self.directory}: {exc}") from exc
+        try:
             active = self._segments[-1]
             if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
-                self._new_segment(active.seq + 1)
+                self._new_segment(self._next_seq)
             self._make_room(len(data))
         except OSError as exc:
             raise SpoolError(f"cannot make room in {self.directory}: {exc}") from exc
@@ -352,9 +426,42 @@ class Spool:
                 os.ftruncate(self._write_fd, active.size)
             raise SpoolError(f"cannot append to {active.path}: {exc}") from exc
         active.size += len(data)
-        active.points += points
         self._bytes += len(data)
-        self._queued += points
+
+    def _give_back(self) -> bool:
+        """On a full file system, remove the active segment if ingest has acknowledged all of it
+        (and with it everything before); True if that freed space, so that an append may retry.
+
+        The records it held were all acknowledged: no point is lost, and the next append starts
+        a new segment, where the cursor moves. A crash at any point of this loses nothing either:
+        a state still naming the removed segment makes the replay start at the first one left.
+        """
+        if self._write_fd < 0 or not self._segments:
+            return False
+        active = self._segments[-1]
+        if active.size <= SEGMENT_HEADER_SIZE or self._cursor < Position(active.seq, active.size):
+            return False
+        os.close(self._write_fd)
+        self._write_fd = -1
+        freed = self._bytes
+        try:
+            while self._segments:
+                self._queued -= self._forget_head().points  # zero: all acknowledged
+        except OSError as exc:
+            log.warning("spool: cannot remove acknowledged segments: %s", exc)
+        if self._segments:
+            return False
+        self._cursor = Position(self._next_seq, SEGMENT_HEADER_SIZE)
+        with contextlib.suppress(OSError):
+            self._write_state()  # in place, needs no space; a stale one costs nothing either
+        self._given_back += 1
+        log.log(
+            logging.WARNING if self._given_back & (self._given_back - 1) == 0 else logging.DEBUG,
+            "spool: the file system of %s is full; removed %d bytes of records ingest "
+            "acknowledged to append (%d times since start)",
+            self.directory, freed, self._given_back,
+        )  # fmt: skip
+        return True
 
     def _make_room(self, size: int) -> None:
         """Drop the oldest segments until ``size`` more bytes fit the bound; save the state if
@@ -370,7 +477,7 @@ class Spool:
 
     def _drop_oldest(self) -> None:
         if len(self._segments) == 1:  # only the active segment: start another, drop this one
-            self._new_segment(self._segments[-1].seq + 1)
+            self._new_segment(self._next_seq)
         head = self._forget_head()
         self._count_dropped(head.points)
         self._queued -= head.points
@@ -394,6 +501,7 @@ class Spool:
             os.close(self._write_fd)
         self._write_fd = fd
         self._segments.append(_Segment(seq, path, SEGMENT_HEADER_SIZE, 0))
+        self._next_seq = seq + 1
         self._bytes += SEGMENT_HEADER_SIZE
 
     def _forget_head(self) -> _Segment:
@@ -417,7 +525,9 @@ class Spool:
         records: list[Record] = []
         points = 0
         position = self._cursor
-        index = next(i for i, s in enumerate(self._segments) if s.seq == position.segment)
+        index = next((i for i, s in enumerate(self._segments) if s.seq == position.segment), None)
+        if index is None:  # no segment at all: everything was acknowledged on a full disk
+            return None
         while True:
             segment = self._segments[index]
             at, record, _ = _next_valid(self._reader(segment), position.offset, segment.size)
@@ -466,7 +576,12 @@ class Spool:
     def _advance(self, position: Position) -> None:
         """Set the cursor, remove segments wholly behind it, and save the state."""
         self._cursor = position
-        while len(self._segments) > 1:
+        self._drop_acknowledged()
+        self._write_state()
+
+    def _drop_acknowledged(self) -> None:
+        """Remove the segments wholly behind the cursor, but the one appended to."""
+        while len(self._segments) > (1 if self._write_fd >= 0 else 0):
             head, cursor = self._segments[0], self._cursor
             if head.seq > cursor.segment or (
                 head.seq == cursor.segment and cursor.offset < head.size
@@ -475,8 +590,8 @@ class Spool:
             self._forget_head()
             self._queued -= head.points  # zero: every record behind the cursor was committed
             if head.seq == cursor.segment:
-                self._cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
-        self._write_state()
+                seq = self._segments[0].seq if self._segments else self._next_seq
+                self._cursor = Position(seq, SEGMENT_HEADER_SIZE)
 
     def _write_state(self) -> None:
         """Overwrite the state in place (see the module's docstring for why it is not synced)."""
@@ -493,6 +608,14 @@ class Spool:
                 return
             os.close(self._state_fd)  # a short write: replace the file instead
             self._state_fd = -1
+        try:
+            self._state_fd = self._replace_state(data)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            self._state_fd = self._overwrite_state(data, exc)
+
+    def _replace_state(self, data: bytes) -> int:
         tmp = self.directory / "state.tmp"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -502,8 +625,26 @@ class Spool:
             os.fsync(self._dir_fd)
         except BaseException:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # its space, on a full disk
             raise
-        self._state_fd = fd
+        return fd
+
+    def _overwrite_state(self, data: bytes, no_space: OSError) -> int:
+        """No room for a replacement: write the state over the one on disk, in place and synced,
+        if it has the fixed size (a write torn by a crash fails the CRC: everything replays)."""
+        try:
+            fd = os.open(self.directory / "state", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise no_space from None
+        try:
+            if os.fstat(fd).st_size != STATE_SIZE or os.pwrite(fd, data, 0) != len(data):
+                raise no_space
+            os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def close(self) -> None:
         if self._state_fd >= 0:

@@ -53,6 +53,8 @@ class Endpoint:
         if parts.query or parts.fragment:
             raise ValueError("the URL must not have a query or a fragment")
         port = parts.port  # raises ValueError for a bad port
+        if port == 0:
+            raise ValueError("port 0 cannot be connected to: give the port ingest listens on")
         default = 443 if parts.scheme == "https" else 80
         return cls(parts.scheme, parts.hostname, port or default, parts.path.rstrip("/"))
 

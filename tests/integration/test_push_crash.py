@@ -69,7 +69,7 @@ def push_args(url: str, tmp_path: Path, **overrides: str) -> list[str]:
     settings = {
         "push.url": url,
         "push.key-file": str(key),
-        "push.interval": "100ms",
+        "push.interval": "1s",  # the shortest accepted
         "push.spool-dir": str(tmp_path / "spool"),
         "push.max-backoff": "300ms",
         "push.timeout": "2s",
@@ -88,15 +88,16 @@ def test_kill_9_while_spooling_loses_nothing_synced_and_replays_in_order(
         kills: list[tuple[int, float]] = []  # (time of kill in ns, points queued just before)
         rng = random.Random(7)
         for _ in range(3):
-            time.sleep(1.0)
+            time.sleep(2.0)  # two samples at least: the first comes within an interval (phase)
             queued = gauge(exporter, "perfanalysis_exporter_push_points_queued")
-            time.sleep(rng.uniform(0.0, 0.1))  # land anywhere in a sample cycle
+            time.sleep(rng.uniform(0.0, 1.0))  # land anywhere in a sample cycle
             kills.append((time.time_ns(), queued))
             exporter.kill()
             exporter.start()
             # everything counted as queued was fsynced: it is all still there after the crash
             assert gauge(exporter, "perfanalysis_exporter_push_points_queued") >= queued
-        time.sleep(0.5)  # the last process also spools and retries while storage is "down"
+        time.sleep(2.0)  # the last process also spools and retries while storage is "down"
+        # (its first send waits for its phase, up to an interval)
         assert all(r.lines for r in server.received)
         offered = {line for r in server.received for line in r.lines}
         cut = len(server.received)
@@ -130,7 +131,7 @@ def test_kill_9_while_spooling_loses_nothing_synced_and_replays_in_order(
         before = sum(1 for *_, stamp in points if stamp <= killed_at)
         assert before >= queued, (killed_at, queued, before)
     samples = {stamp for *_, stamp in points}
-    assert len(samples) >= 25  # ~10 per second for ~3 s of sampling, minus restarts
+    assert len(samples) >= 6  # two or more per process killed
 
 
 def test_sigterm_abandons_a_hanging_request_and_keeps_the_spool(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.integration
 
-INTERVAL_S = 0.5
+INTERVAL_S = 1.0  # the shortest --push.interval accepted
 OUTAGE_S = 30.0
 COLLECTORS = ["--collector.disable-defaults", "--collector.loadavg", "--collector.stat"]
 

@@ -273,7 +273,8 @@ def test_413_on_a_single_point_drops_it(serve: Callable[..., Scripted], key_file
     server = serve(lambda r: Answer(413) if any("value=1.0" in x for x in r.lines) else Answer(204))
     delivery = client_for(server.url, key_file).deliver(body(lines(2)), 2)
     assert delivery.verdict is Verdict.SETTLED
-    assert (delivery.sent, delivery.rejected) == (1, 1)
+    assert (delivery.sent, delivery.rejected, delivery.too_large) == (1, 0, 1)
+    assert delivery.too_large_at is None  # the point is too large, not the batch
 
 
 def test_413_then_unavailable_keeps_the_whole_batch(

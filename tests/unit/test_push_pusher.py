@@ -239,6 +239,7 @@ def test_metrics_show_queued_sent_dropped_retried_and_spool(
         'perfanalysis_exporter_push_points_dropped_total{reason="rejected"}': 0.0,
         'perfanalysis_exporter_push_points_dropped_total{reason="spool_error"}': 0.0,
         'perfanalysis_exporter_push_points_dropped_total{reason="spool_full"}': 0.0,
+        'perfanalysis_exporter_push_points_dropped_total{reason="too_large"}': 0.0,
         "perfanalysis_exporter_push_points_queued": queued,
         "perfanalysis_exporter_push_points_retried_total": queued,
         "perfanalysis_exporter_push_points_sent_total": 0.0,
@@ -452,8 +453,8 @@ def test_a_spool_that_cannot_start_a_segment_counts_every_point_it_lost(
     lost = pusher.stats.spool_error
     assert lost > 0
     assert pusher.spool.queued_points + lost >= 2 * produced
-    assert "No space left on device" in pusher.stats.last_error
-    assert pusher.stats.state != "ok"
+    assert "No space left on device" in pusher.status()["spool_error"]
+    assert pusher.stats.state == "spool_error"
 
 
 class Noisy:

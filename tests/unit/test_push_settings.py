@@ -45,7 +45,7 @@ def test_flags_and_environment(key: str, tmp_path: Path) -> None:
     env = {
         "PERFANALYSIS_EXPORTER_PUSH_URL": "https://ingest.example:8443/",
         "PERFANALYSIS_EXPORTER_PUSH_KEY_FILE": key,
-        "PERFANALYSIS_EXPORTER_PUSH_INTERVAL": "500ms",
+        "PERFANALYSIS_EXPORTER_PUSH_INTERVAL": "1500ms",
     }
     values = load(
         [
@@ -60,7 +60,7 @@ def test_flags_and_environment(key: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert values["push_url"] == "https://ingest.example:8443"
     assert values["push_key_file"] == key
-    assert values["push_interval"] == 0.5
+    assert values["push_interval"] == 1.5
     assert values["push_spool_dir"] == str(tmp_path / "spool")
     assert values["push_spool_max_bytes"] == 1 << 30
     assert values["push_batch_size"] == 1000
