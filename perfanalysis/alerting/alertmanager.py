@@ -5,7 +5,8 @@ Routing: a tenant with its own ``notify`` gets a route on ``tenant="<slug>"`` to
 tenant) falls through to ``default``, or to ``null`` (which drops alerts) when no default webhook
 or e-mail is configured. Grouping by alertname, tenant and instance keeps one notification per
 problem per host. While a critical alert fires, the warning of the same alert on the same
-instance (and device, mountpoint or rejection reason) is inhibited: one page, not two.
+instance (and device, mountpoint or reason: of an ingest rejection or an exporter's dropped
+points) is inhibited: one page, not two.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ NULL = "null"
 DEFAULT = "default"
 GROUP_BY = ["alertname", "tenant", "instance"]
 # Labels missing on both alerts count as equal in Alertmanager, so host-wide alerts still match.
-# IngestRejectingPoints has no instance: only its reason tells one problem from another.
+# IngestRejectingPoints has no instance: only its reason tells one problem from another; and a
+# critical ExporterDroppingPoints for a full spool must not hide a warning for rejected points.
 INHIBIT_EQUAL = ["alertname", "tenant", "instance", "device", "mountpoint", "reason"]
 
 

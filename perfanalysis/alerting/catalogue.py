@@ -1,10 +1,38 @@
 """The alert rules a tenant can tune: their PromQL, their thresholds' units and their runbook text.
 
-Expressions follow node-mixin's (docs/node-mixin in node_exporter) so that they mean what SREs
-expect, with two changes: every selector is scoped by ``tenant`` (a tenant's override must never
-touch another tenant's hosts), and aggregations use ``without`` so that target labels such as
-``job`` and ``instance`` survive into the notification. A warning and a critical rule share one
-alert name, so Alertmanager can inhibit the warning while the critical one fires.
+Where node-mixin (docs/node-mixin in node_exporter) has a rule for the same thing, the expression
+measures what node-mixin's does, so that it means what SREs expect:
+
+* HostCpuBusy is node-mixin's NodeCPUHighUsage: the share of CPU time in modes other than idle and
+  iowait, averaged over CPUs (a CPU waiting for a disk is idle; HostDiskIoSaturated covers disks).
+* HostDiskIoSaturated is node-mixin's NodeDiskIOSaturation: the rate of io_time_weighted, the
+  average number of requests in flight (iostat's aqu-sz), not io_time's share of time busy, which
+  reads near 100% on SSDs and NVMe devices serving requests in parallel far from saturation.
+* HostMemoryUsed, HostFilesystemAlmostFull and HostFilesystemFillingUp are NodeMemoryHighUtilization,
+  NodeFilesystemAlmostOutOfSpace and NodeFilesystemSpaceFillingUp (percent used rather than
+  available; the filling-up rule takes its floor from ``min_used_percent``).
+
+The differences from node-mixin, all deliberate:
+
+* every selector is scoped by ``tenant`` (a tenant's override must never touch another tenant's
+  hosts), and aggregations use ``without`` so that target labels such as ``job`` and ``instance``
+  survive into the notification;
+* thresholds, ``for`` and severities are the tenant's (thresholds.yaml), and every rate is over 5
+  minutes (NodeCPUHighUsage uses 2);
+* filesystems are filtered by a list of pseudo and in-memory types (``FS_IGNORED``) instead of
+  node-mixin's ``fstype!=""``, and disks by a list of virtual devices (``DISK_IGNORED``);
+* HostNetworkErrors counts receive plus transmit errors per second, where node-mixin's
+  NodeNetworkReceiveErrs/TransmitErrs take errors per packet: an error rate that means a broken
+  link whatever the traffic;
+* rules node-mixin lacks: TargetDown (``up == 0``), HostFilesystemDeviceError (a mount that cannot be
+  stat'ed), HostFilesystemTurnedReadOnly (node-mixin's filesystem rules skip read-only
+  filesystems, so a filesystem remounted read-only after errors silences them) and the rules on
+  the push path (exporter, ingest).
+
+A warning and a critical rule share one alert name, so Alertmanager can inhibit the warning while
+the critical one fires. No ``for:`` may exceed ``MAX_FOR`` (one day; a rule can lower it): a
+condition that must hold longer before anyone hears of it belongs in a report, and the promtool
+tests simulate every minute of it.
 """
 
 from __future__ import annotations
@@ -14,11 +42,11 @@ from dataclasses import dataclass, field
 
 from perfanalysis.alerting.durations import format_duration
 from perfanalysis.alerting.templates import (
+    DECIMAL,
     DURATION,
     INSTANCE,
     NUMBER,
     PERCENT,
-    RATIO,
     Label,
     Text,
     text,
@@ -27,9 +55,12 @@ from perfanalysis.alerting.templates import (
 # Pseudo and in-memory filesystems whose fill level says nothing about the host's disks.
 FS_IGNORED = "tmpfs|ramfs|devtmpfs|rootfs|squashfs|overlay|iso9660|nsfs|fuse.lxcfs"
 DISK_IGNORED = "(loop|ram|zram|sr|fd)[0-9]+"
-IDLE = 'mode="idle"'
+BUSY = 'mode!~"idle|iowait"'  # node-mixin's NodeCPUHighUsage: iowait is idle time
 REAL_DISKS = f'device!~"{DISK_IGNORED}"'
 THRESHOLDS_FILE = "provisioning/thresholds.yaml"
+MAX_FOR = 86400  # seconds: the longest ``for:`` a rule accepts unless it sets a lower max_for
+READ_ONLY_WINDOW = "1d"  # how far back HostFilesystemTurnedReadOnly looks for a read-write state
+DROPPED_WINDOW = "6h"  # the window of ExporterDroppingPoints' count
 
 
 @dataclass(frozen=True)
@@ -54,11 +85,14 @@ class Level:
 
 @dataclass(frozen=True)
 class Param:
-    """A rule-specific setting beside warning/critical/for, with its allowed range."""
+    """A rule-specific setting beside warning/critical/for, with its allowed range (an open end
+    excludes the bound itself)."""
 
     name: str
     low: float
     high: float | None
+    low_open: bool = False
+    high_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,10 +104,16 @@ class RuleDef:
     summary: Callable[[Level], Text]
     description: Callable[[Level], Text]
     thresholds: bool = True  # False: a condition with a ``severity`` instead of warning/critical
+    # The thresholds' range: what the expression can tell apart. An open end excludes the bound:
+    # a percentage is never ``> 100``, so 100 is refused rather than giving a rule that never fires.
     low: float = 0.0
     high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
     higher_is_worse: bool = True
     params: tuple[Param, ...] = ()
+    max_for: int = MAX_FOR  # seconds
+    max_for_reason: str = "a condition that must hold longer belongs in a report, not an alert"
 
 
 def sel(metric: str, scope: str, *matchers: str) -> str:
@@ -101,11 +141,13 @@ def _tune(key: str) -> str:
 CPU = RuleDef(
     key="cpu_busy_percent",
     alert="HostCpuBusy",
-    unit="percent of CPU time not idle (0-100)",
+    unit="percent of CPU time neither idle nor iowait",
     high=100,
+    high_open=True,
     expr=lambda s, lv: (
-        "100 * (1 - avg without (cpu, mode) "
-        f"(rate({sel('node_cpu_seconds_total', s, IDLE)}[5m]))) > {lv.limit}"
+        "100 * sum without (mode) (avg without (cpu) "
+        f"(rate({sel('node_cpu_seconds_total', s, BUSY)}[5m]))) "
+        f"> {lv.limit}"
     ),
     summary=lambda lv: text("CPU ", PERCENT, "% busy on ", INSTANCE),
     description=lambda lv: text(
@@ -114,7 +156,7 @@ CPU = RuleDef(
         f" has been more than {lv.limit}% busy for {lv.for_text} ",
         "(now ",
         PERCENT,
-        "%). Find what uses it (top, pidstat 5) and check recent deploys and ",
+        "%, not counting iowait). Find what uses it (top, pidstat 5) and check recent deploys and ",
         "load tests; add capacity if the load is real; " + _tune("cpu_busy_percent"),
     ),
 )
@@ -122,8 +164,9 @@ CPU = RuleDef(
 MEMORY = RuleDef(
     key="memory_used_percent",
     alert="HostMemoryUsed",
-    unit="percent of MemTotal not available (0-100)",
+    unit="percent of MemTotal not available",
     high=100,
+    high_open=True,
     expr=lambda s, lv: (
         f"100 * (1 - {sel('node_memory_MemAvailable_bytes', s)} / "
         f"{sel('node_memory_MemTotal_bytes', s)}) > {lv.limit}"
@@ -144,8 +187,9 @@ MEMORY = RuleDef(
 FILESYSTEM = RuleDef(
     key="filesystem_used_percent",
     alert="HostFilesystemAlmostFull",
-    unit="percent of the filesystem not available to unprivileged users (0-100)",
+    unit="percent of the filesystem not available to unprivileged users",
     high=100,
+    high_open=True,
     expr=lambda s, lv: (
         f"{_used_percent(s)} > {lv.limit} and {_fs('node_filesystem_readonly', s)} == 0"
     ),
@@ -171,8 +215,10 @@ FILESYSTEM_PREDICTED = RuleDef(
     key="filesystem_predicted_full_hours",
     alert="HostFilesystemFillingUp",
     unit="hours until full at the rate of the last 6h",
+    low_open=True,
+    high=8760,  # a year: a six-hour trend says nothing about further ahead
     higher_is_worse=False,
-    params=(Param("min_used_percent", 0, 100),),
+    params=(Param("min_used_percent", 0, 100, high_open=True),),
     expr=lambda s, lv: (
         f"{_used_percent(s)} > {lv.params['min_used_percent']:g} and "
         f"predict_linear({_fs('node_filesystem_avail_bytes', s)}[6h], {lv.limit} * 3600) < 0 "
@@ -195,27 +241,87 @@ FILESYSTEM_PREDICTED = RuleDef(
     ),
 )
 
-DISK_IO = RuleDef(
-    key="disk_io_saturation",
-    alert="HostDiskIoSaturated",
-    unit="fraction of time the device was busy (0-1)",
-    high=1,
+FILESYSTEM_DEVICE_ERROR = RuleDef(
+    key="filesystem_device_error",
+    alert="HostFilesystemDeviceError",
+    unit="no threshold: the exporter cannot stat the filesystem (device_error == 1)",
+    thresholds=False,
+    expr=lambda s, lv: f"{_fs('node_filesystem_device_error', s)} == 1",
+    summary=lambda lv: text("Cannot stat filesystem ", Label("mountpoint"), " on ", INSTANCE),
+    description=lambda lv: text(
+        "The exporter on ",
+        INSTANCE,
+        " has failed to get the statistics of filesystem ",
+        Label("mountpoint"),
+        " (",
+        Label("device"),
+        ", ",
+        Label("fstype"),
+        f") for {lv.for_text}: a hung network mount (NFS, CIFS), a failing disk or a mount the ",
+        "exporter may not read. Processes touching it may hang, and its fill-level rules are ",
+        "blind. Check the reason in the exporter's /health, the kernel log (journalctl -k) and ",
+        "the mount (timeout 5 stat -f ",
+        Label("mountpoint"),
+        "); a mount the exporter must not read belongs in ",
+        "--collector.filesystem.mount-points-exclude.",
+    ),
+)
+
+FILESYSTEM_READ_ONLY = RuleDef(
+    key="filesystem_turned_read_only",
+    alert="HostFilesystemTurnedReadOnly",
+    unit=f"no threshold: read-only now, read-write within the last {READ_ONLY_WINDOW}",
+    thresholds=False,
+    max_for=3600,
+    max_for_reason=f"the rule looks back {READ_ONLY_WINDOW}: it must fire well within that",
     expr=lambda s, lv: (
-        f"rate({sel('node_disk_io_time_seconds_total', s, REAL_DISKS)}[5m]) > {lv.limit}"
+        f"{_fs('node_filesystem_readonly', s)} == 1 and "
+        f"min_over_time({_fs('node_filesystem_readonly', s)}[{READ_ONLY_WINDOW}]) == 0"
     ),
     summary=lambda lv: text(
-        "Disk ", Label("device"), " busy ", RATIO, " of the time on ", INSTANCE
+        "Filesystem ", Label("mountpoint"), " on ", INSTANCE, " turned read-only"
+    ),
+    description=lambda lv: text(
+        "Filesystem ",
+        Label("mountpoint"),
+        " (",
+        Label("device"),
+        ", ",
+        Label("fstype"),
+        ") on ",
+        INSTANCE,
+        f" has been read-only for {lv.for_text} after being read-write within the last day: ",
+        "writes to it fail, and the fill-level rules, which skip read-only filesystems, are ",
+        "silent. The kernel remounts a filesystem read-only after IO or metadata errors ",
+        "(ext4 errors=remount-ro): check journalctl -k and the disk (smartctl -a), then fsck ",
+        "and remount it read-write or replace the disk. Only a change is an alert (a filesystem ",
+        "mounted read-only on purpose never fires), and Prometheus looks back one day: the ",
+        "alert resolves a day after the change if nobody remounts it; "
+        + _tune("filesystem_turned_read_only"),
+    ),
+)
+
+DISK_IO = RuleDef(
+    key="disk_io_queue_length",
+    alert="HostDiskIoSaturated",
+    unit="requests in flight on the device, averaged over 5 minutes (iostat's aqu-sz)",
+    expr=lambda s, lv: (
+        f"rate({sel('node_disk_io_time_weighted_seconds_total', s, REAL_DISKS)}[5m]) > {lv.limit}"
+    ),
+    summary=lambda lv: text(
+        "Disk ", Label("device"), " has ", DECIMAL, " requests queued on ", INSTANCE
     ),
     description=lambda lv: text(
         "Disk ",
         Label("device"),
         " on ",
         INSTANCE,
-        " has been busy more than ",
-        f"{lv.threshold or 0:.0%} of the time for {lv.for_text} (now ",
-        RATIO,
+        f" has had more than {lv.limit} requests in flight on average (aqu-sz in iostat -x) ",
+        f"for {lv.for_text} (now ",
+        DECIMAL,
         "): requests queue and latency grows. Find the processes doing IO (iotop -o, ",
-        "pidstat -d 5) and compare with the device's limits; " + _tune("disk_io_saturation"),
+        "pidstat -d 5) and compare the device's await and IOPS with its limits; "
+        + _tune("disk_io_queue_length"),
     ),
 )
 
@@ -279,6 +385,10 @@ PUSH_STALLED = RuleDef(
     key="push_stalled_seconds",
     alert="ExporterPushStalled",
     unit="seconds since the exporter's last acknowledged push (or its start)",
+    # Pushes (every 10s by default) and scrapes (15s) are seconds apart: below a minute the rule
+    # would fire between two ordinary pushes. Over a day, the spool has long been dropping points.
+    low=60,
+    high=86400,
     expr=lambda s, lv: f"time() - {_last_push(s)} > {lv.limit}",
     summary=lambda lv: text("Exporter on ", INSTANCE, " has not pushed for ", DURATION),
     description=lambda lv: text(
@@ -340,9 +450,45 @@ SPOOL_GROWING = RuleDef(
         NUMBER,
         f" points queued (more than {lv.limit}) ",
         f"and the queue has kept growing for {lv.for_text}: pushes fail or are slower than ",
-        "collection, and the bounded spool will drop the oldest points when full. Check ",
+        "collection, and the bounded spool will drop the oldest points when full (it then ",
+        "stops growing and ExporterDroppingPoints takes over). Check ",
         "ingest's health and 429/503 answers, and the exporter's push errors; "
         + _tune("spool_growing"),
+    ),
+)
+
+PUSH_DROPPED = "perfanalysis_exporter_push_points_dropped_total"
+
+EXPORTER_DROPPING = RuleDef(
+    key="exporter_dropping_points",
+    alert="ExporterDroppingPoints",
+    unit=f"points an exporter dropped in the last {DROPPED_WINDOW}, per reason",
+    expr=lambda s, lv: f"increase({sel(PUSH_DROPPED, s)}[{DROPPED_WINDOW}]) > {lv.limit}",
+    summary=lambda lv: text(
+        "Exporter on ",
+        INSTANCE,
+        " dropped ",
+        NUMBER,
+        " points (",
+        Label("reason"),
+        f") in {DROPPED_WINDOW}",
+    ),
+    description=lambda lv: text(
+        "The exporter on ",
+        INSTANCE,
+        f" has dropped more than {lv.limit} points in the last 6 hours (now ",
+        NUMBER,
+        ", reason ",
+        Label("reason"),
+        "): they will never reach InfluxDB. spool_full: ingest has been unreachable or slower ",
+        "than collection long enough to fill --push.spool-max-bytes, and the spool drops its ",
+        "oldest points (it no longer grows, so ExporterSpoolGrowing resolves); rejected or ",
+        "too_large: ingest refused them as bad data or as too large on their own (see the ",
+        "exporter's log); spool_error: the spool could not take them (its filesystem is full ",
+        "or read-only) and sending them at once failed; non_finite: a collector reported NaN ",
+        "or infinity, which line protocol cannot carry. The count covers 6 hours ",
+        "because a full spool drops a whole segment at a time (about 4 hours of points with ",
+        "the default 64MiB spool and 10s interval); " + _tune("exporter_dropping_points"),
     ),
 )
 
@@ -353,12 +499,15 @@ RULES: dict[str, RuleDef] = {
         MEMORY,
         FILESYSTEM,
         FILESYSTEM_PREDICTED,
+        FILESYSTEM_DEVICE_ERROR,
+        FILESYSTEM_READ_ONLY,
         DISK_IO,
         NETWORK,
         TARGET_DOWN,
         PUSH_STALLED,
         INGEST_REJECTING,
         SPOOL_GROWING,
+        EXPORTER_DROPPING,
     )
 }
 SEVERITIES = ("warning", "critical")

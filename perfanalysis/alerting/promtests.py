@@ -16,10 +16,9 @@ from typing import Any
 
 from perfanalysis.alerting.catalogue import RULES, Level, RuleDef
 from perfanalysis.alerting.rules import Scope, dump, scopes
-from perfanalysis.alerting.scenarios import BUILDERS, SWITCH, Hosts, Scenario
+from perfanalysis.alerting.scenarios import ATTEMPTS, BUILDERS, SWITCH, Hosts, Scenario
 from perfanalysis.alerting.thresholds import Setting, Thresholds
 
-HORIZON = 180  # minutes after a scenario's start within which levels are tested
 EPSILON = 1e-9  # relative margins closer to zero than this are too close to call
 
 
@@ -46,7 +45,9 @@ def series_text(
 
 def expanding(values: list[float | None]) -> str:
     """promtool's expanding notation (``a+bxn``, ``_`` for no sample), exact: a run is merged only
-    when adding its step and multiplying it both give back every value bit for bit."""
+    when adding its step and multiplying it both give back every value bit for bit (both, since
+    which one promtool uses is its own business). Linear in the number of values: the sum is
+    carried along the run, not recomputed for each value."""
     parts, i = [], 0
     while i < len(values):
         first = values[i]
@@ -59,7 +60,12 @@ def expanding(values: list[float | None]) -> str:
             continue
         following = values[i + 1] if i + 1 < len(values) else None
         step = following - first if following is not None else 0.0
-        while j + 1 < len(values) and _exact(first, values[j + 1], j + 1 - i, step):
+        total = first
+        while j + 1 < len(values):
+            value = values[j + 1]
+            total += step
+            if value is None or not total == value == first + step * (j + 1 - i):
+                break
             j += 1
         if j == i:
             parts.append(_num(first))
@@ -71,17 +77,6 @@ def expanding(values: list[float | None]) -> str:
     return " ".join(parts)
 
 
-def _exact(first: float, value: float | None, steps: int, step: float) -> bool:
-    """Whether value is first plus ``steps`` steps, summed or multiplied (both, since which one
-    promtool uses is its own business)."""
-    if value is None:
-        return False
-    total = first
-    for _ in range(steps):
-        total += step
-    return total == value == first + step * steps
-
-
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -91,9 +86,9 @@ def onset(scenario: Scenario, level: Level, rule: RuleDef) -> int | None:
     the scenario starts, that no minute is too close to call, and that once it holds it keeps
     holding (scenarios only ever get worse)."""
     first = None
-    # A level must start holding within HORIZON to be tested; a few minutes more are scanned
-    # because the last evaluation comes 3 minutes after the last alert fires.
-    for t in range(scenario.start - 1, scenario.start + HORIZON + 4):
+    # A level must start holding within the scenario's horizon to be tested; a few minutes more
+    # are scanned because the last evaluation comes 3 minutes after the last alert fires.
+    for t in range(scenario.start - 1, scenario.start + scenario.horizon + 4):
         margin = scenario.margin(level, t)
         problem = ""
         if abs(margin) < EPSILON:
@@ -104,8 +99,10 @@ def onset(scenario: Scenario, level: Level, rule: RuleDef) -> int | None:
             problem = f"stops holding at minute {t}"
         if problem:
             raise ScenarioError(
-                f"cannot build a promtool test for {rule.key} {level.severity} "
-                f"{level.threshold}: scenario {scenario.title!r} {problem}"
+                f"cannot build a promtool test for its {level.severity} level "
+                f"({level.limit}): scenario {scenario.title!r} {problem}"
+                if level.threshold is not None
+                else f"cannot build a promtool test: scenario {scenario.title!r} {problem}"
             )
         if margin > 0 and first is None:
             first = t
@@ -122,16 +119,39 @@ def fire_times(rule: RuleDef, setting: Setting, scenario: Scenario) -> list[tupl
         if start is not None:
             fires.append((level, start + math.ceil(level.for_seconds / 60)))
     if not fires:
-        raise ScenarioError(f"{rule.key}: scenario {scenario.title!r} never alerts")
+        raise ScenarioError(
+            f"cannot build a promtool test: scenario {scenario.title!r} never alerts"
+        )
     return fires
 
 
+Fires = list[tuple[Scenario, Level, int]]
+
+
+def build(scope: Scope, rule: RuleDef, ingest_tenant: str) -> tuple[list[Scenario], Fires]:
+    """The rule's scenarios and when each of their levels fires. A scenario whose values land on a
+    threshold is built again with its values moved (scenarios.SHIFTS); if every attempt fails, the
+    error names the place in the thresholds file, as the validator's errors do."""
+    setting = scope.settings[rule.key]
+    hosts = Hosts({"tenant": scope.tenant} if scope.tenant else {})
+    error = ScenarioError("no attempt")
+    for attempt in range(ATTEMPTS):
+        scenarios = BUILDERS[rule.key](setting, hosts, ingest_tenant, attempt)
+        try:
+            fires = [(s, lv, fire) for s in scenarios for lv, fire in fire_times(rule, setting, s)]
+        except ScenarioError as exc:
+            error = exc
+            continue
+        return scenarios, fires
+    where = f"tenants.{scope.tenant}" if scope.tenant else "defaults"
+    raise ScenarioError(f"{where}.{rule.key}: {error}")
+
+
 def group(
-    scope: Scope, rule: RuleDef, setting: Setting, scenarios: list[Scenario]
+    scope: Scope, rule: RuleDef, setting: Setting, scenarios: list[Scenario], fires: Fires
 ) -> dict[str, Any]:
     """One promtool test group: all of a rule's scenarios side by side, evaluated a minute before
     and at each alert's firing time, and once more at the end."""
-    fires = [(s, level, fire) for s in scenarios for level, fire in fire_times(rule, setting, s)]
     times = {t for _, _, fire in fires for t in (fire - 1, fire) if t >= 0}
     for_minutes = max((math.ceil(lv.for_seconds / 60) for lv in setting.levels()), default=0)
     late = max([*times, SWITCH + 5 + for_minutes]) + 3
@@ -166,12 +186,11 @@ def expected(
 
 
 def promtool_test_file(thresholds: Thresholds, scope: Scope, rules_dir: str) -> dict[str, Any]:
-    hosts = Hosts({"tenant": scope.tenant} if scope.tenant else {})
     ingest_tenant = scope.tenant or outsider(thresholds)
     groups = []
     for key, rule in RULES.items():
-        setting = scope.settings[key]
-        groups.append(group(scope, rule, setting, BUILDERS[key](setting, hosts, ingest_tenant)))
+        scenarios, fires = build(scope, rule, ingest_tenant)
+        groups.append(group(scope, rule, scope.settings[key], scenarios, fires))
     files = [scope.file_name] + (["default.rules.yml"] if scope.tenant else [])
     rule_files = [f"{rules_dir}/{name}" for name in files]
     return {"rule_files": rule_files, "evaluation_interval": "1m", "tests": groups}

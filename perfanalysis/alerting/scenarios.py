@@ -3,11 +3,17 @@ each threshold, with a model of the value the rule's expression sees at every mi
 
 Scenarios run normally until minute ``SWITCH`` and then change. Counters change their slope, so
 ``rate(...[5m])`` ramps to the new rate over five minutes; with a sample at both ends of every
-window from minute 5 on, that rate is exactly ``(last - first) / 300``, which ``rate5`` computes.
+window from minute 5 on, that rate is exactly ``(last - first) * (1 / 300)``, in that order (the
+extrapolation factor 1, divided by the range, times the difference, as Prometheus computes it:
+``/ 300`` differs in the last bit, and so in the rounding of an annotation), which ``rate5``
+computes. ``increase(...[6h])`` of a counter starting at 0 is exactly the difference.
 From the model, promtests.py derives when each level starts to hold and when its ``for:`` has
 elapsed; promtool then checks those predictions against Prometheus itself. Values are chosen off
 the thresholds (midpoints, half minutes), never on them, and hosts are numbered (host-1 quiet,
 host-2 and host-3 crossing levels) so that one promtool test group holds all of a rule's hosts.
+A value that still lands on a threshold (a rate ramping up over five minutes passes k/5 of its
+final value, and 4/5 of 50 is 40) makes promtests.py build again with the next ``attempt``, which
+moves the values within their band.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from perfanalysis.alerting.catalogue import PUSH_LAST_SUCCESS, Level
+from perfanalysis.alerting.catalogue import PUSH_DROPPED, PUSH_LAST_SUCCESS, Level
 from perfanalysis.alerting.thresholds import Setting
 
 SWITCH = 5  # minute at which scenarios turn abnormal; rate windows are full from minute 5
+HORIZON = 180  # minutes after a scenario's start within which levels are tested, by default
+# Where within its band a value sits, per attempt: the middle first, then either side of it.
+SHIFTS = (0.0, 0.0625, -0.0625, 0.125, -0.125, 0.1875, -0.1875, 0.25)
+ATTEMPTS = len(SHIFTS)
 Series = Callable[[int], float]  # value at minute t
 Labels = Mapping[str, str]
 SeriesSpec = tuple[
@@ -44,6 +54,7 @@ class Scenario:
     margin: Callable[[Level, int], float] = _never  # > 0 while the level holds
     start: int = SWITCH  # no level holds at start - 1
     quiet: bool = False  # must never alert
+    horizon: int = HORIZON  # minutes after start within which each level must start to hold
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ class Hosts:
 
 
 def rate5(series: Series, t: int) -> float:
-    return (series(t) - series(t - 5)) / 300
+    return (series(t) - series(t - 5)) * (1 / 300)
 
 
 def counter(per_minute_before: float, per_minute_after: float, base: float = 1000) -> Series:
@@ -89,9 +100,22 @@ def above(value: Series) -> Callable[[Level, int], float]:
     return margin
 
 
-def grid(value: float) -> float:
-    """Round to 1/64 so that counters built from it add up exactly in binary floating point."""
-    return round(value * 64) / 64
+def grid(value: float, steps: int = 64) -> float:
+    """Round to 1/steps (a power of two) so that counters built from it add up exactly in binary
+    floating point."""
+    return round(value * steps) / steps
+
+
+def steps_for(setting: Setting, per_minute: float) -> int:
+    """Grid steps for a counter growing by ``per_minute`` times a rate each minute: fine enough to
+    place a value a thousandth of the lowest positive level apart, coarse enough that counters of
+    a few times the highest level, over a day of minutes, keep every bit (within 2**50)."""
+    positive = [lv for lv in thresholds(setting) if lv > 0]
+    if not positive:
+        return 64
+    wanted = math.ceil(math.log2(1000 / (min(positive) * per_minute)))
+    room = 50 - math.ceil(math.log2(1000 + 5 * max(positive) * per_minute * 2000))
+    return 1 << max(6, min(wanted, room))
 
 
 def thresholds(setting: Setting) -> list[float]:
@@ -103,51 +127,82 @@ def baseline(setting: Setting) -> float:
     return min(thresholds(setting), default=0) / 2
 
 
-def targets(setting: Setting, high: float | None) -> list[tuple[str, float]]:
-    """Values to test where higher is worse: quiet, between the levels, above every level."""
+def targets(setting: Setting, high: float | None, attempt: int = 0) -> list[tuple[str, float]]:
+    """Values to test where higher is worse: quiet, between the levels, above every level (below
+    ``high``, which the rule's value never reaches). ``attempt`` moves each within its band."""
     levels = thresholds(setting)
     if not levels:  # disabled: even a very high value stays quiet
         return [("disabled", high if high is not None else 1e6)]
     low, top = min(levels), max(levels)
+    where = 0.5 + SHIFTS[attempt % ATTEMPTS]
     result = [("quiet", low / 2)]
     if len(levels) == 2:
-        result.append(("between warning and critical", (low + top) / 2))
-    result.append(("above every level", (top + high) / 2 if high is not None else top * 2 or 1))
+        result.append(("between warning and critical", low + (top - low) * where))
+    if high is not None:
+        result.append(("above every level", top + (high - top) * where))
+    else:
+        result.append(("above every level", (top or 0.5) * (1.5 + where)))
     return result
 
 
-def scenario(title: str, series: Sequence[SeriesSpec], labels: Labels, value: Series) -> Scenario:
+def scenario(
+    title: str,
+    series: Sequence[SeriesSpec],
+    labels: Labels,
+    value: Series,
+    horizon: int = HORIZON,
+) -> Scenario:
     """A scenario whose alert value is compared with ``>``; quiet if its title says so."""
     if title.startswith(("quiet", "disabled")):
         return Scenario(title, series, {}, value, quiet=True)
-    return Scenario(title, series, labels, value, above(value))
+    return Scenario(title, series, labels, value, above(value), horizon=horizon)
 
 
 # -- one builder per rule
 
 
-def cpu(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
-    out = []
-    for n, (title, busy) in enumerate(targets(setting, 100), 1):
-        idle = grid(60 * (1 - busy / 100))  # idle seconds per minute after SWITCH
-        idle_series = counter(60, idle)
+FINE = 2**36  # grid steps for CPU seconds: counters stay below 2**14, so they keep every bit
 
-        def value(t: int, idle_series: Series = idle_series) -> float:
-            return 100 * (1 - rate5(idle_series, t))
+
+def cpu(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
+    """One CPU, busy in user and system mode, and waiting for IO most of the rest of its time:
+    iowait is idle time, as in node-mixin, so even the quiet host is mostly not idle. Before
+    SWITCH every host is as busy as the quiet one (a little more or less with each attempt), so
+    the rate's ramp to a host's new level does not start from 0: from 0, a host at 100% would
+    pass 20, 40, 60 and 80% exactly, and a level there could not be tested."""
+    out = []
+    shift = SHIFTS[attempt % ATTEMPTS]
+    before = grid(60 * baseline(setting) / 100 * (1 + shift), FINE)  # busy seconds per minute
+    for n, (title, busy) in enumerate(targets(setting, 100, attempt), 1):
+        seconds = grid(60 * busy / 100, FINE)  # busy seconds per minute after SWITCH
+        if title.startswith("quiet"):
+            seconds = before
+        user = grid(seconds * 0.75, FINE)
+        iowait = grid((60 - max(seconds, before)) * 0.8, FINE)
+        modes = {
+            "idle": counter(60 - before - iowait, 60 - seconds - iowait),
+            "iowait": counter(iowait, iowait),
+            "system": counter(before - grid(before * 0.75, FINE), seconds - user),
+            "user": counter(grid(before * 0.75, FINE), user),
+        }
+
+        def value(t: int, modes: Mapping[str, Series] = modes) -> float:
+            return 100 * (rate5(modes["system"], t) + rate5(modes["user"], t))
 
         host = hosts(n)
-        series = [
-            ("node_cpu_seconds_total", {**host, "cpu": "0", "mode": "idle"}, idle_series),
-            ("node_cpu_seconds_total", {**host, "cpu": "0", "mode": "user"}, counter(0, 60 - idle)),
+        series: list[SeriesSpec] = [
+            ("node_cpu_seconds_total", {**host, "cpu": "0", "mode": mode}, values)
+            for mode, values in modes.items()
         ]
-        out.append(scenario(f"{title} {value(SWITCH + 5):g}% busy", series, host, value))
+        title = f"{title} {value(SWITCH + 5):.4g}% busy, {100 * iowait / 60:.3g}% iowait"
+        out.append(scenario(title, series, host, value))
     return out
 
 
-def memory(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def memory(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     total = 16 * 2**30
     out = []
-    for n, (title, used) in enumerate(targets(setting, 100), 1):
+    for n, (title, used) in enumerate(targets(setting, 100, attempt), 1):
         before = round(total * (1 - baseline(setting) / 100))
         available = step(before, round(total * (1 - used / 100)))
 
@@ -178,10 +233,10 @@ def fs_series(labels: Labels, size: float, avail: Series, readonly: int) -> list
     ]
 
 
-def filesystem(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def filesystem(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     size = 100 * 2**30
     out = []
-    for n, (title, used) in enumerate(targets(setting, 100), 1):
+    for n, (title, used) in enumerate(targets(setting, 100, attempt), 1):
         before = round(size * (1 - baseline(setting) / 100))
         avail = step(before, round(size * (1 - used / 100)))
 
@@ -197,9 +252,12 @@ def filesystem(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
     return out
 
 
-def filesystem_predicted(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def filesystem_predicted(
+    setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
+) -> list[Scenario]:
     """Filesystems emptying linearly from minute 0, so that ``predict_linear`` is exact."""
     per_minute = 2**20  # bytes written per minute
+    early = 0.5 + SHIFTS[attempt % ATTEMPTS] * 1.5  # minutes, 0 < early < 1
     floor = setting.params["min_used_percent"]
     levels = thresholds(setting)
 
@@ -225,8 +283,9 @@ def filesystem_predicted(setting: Setting, hosts: Hosts, tenant: str) -> list[Sc
         title += f"; /data fills from empty in {minutes / 60:g}h, below {floor:g}% for now"
     out = [Scenario(title, series, {}, _zero, quiet=True)]
     for n, hours in enumerate(sorted(levels, reverse=True), 2):
-        # Full in `hours` half a minute after SWITCH: the level starts to hold at SWITCH.
-        size, avail = filling(hours * 60 + SWITCH - 0.5, floor + (100 - floor) / 2)
+        # Full in `hours` a fraction of a minute (`early`) before SWITCH: the level starts to hold
+        # at SWITCH.
+        size, avail = filling(hours * 60 + SWITCH - early, floor + (100 - floor) / 2)
 
         def value(t: int, size: float = size, avail: Series = avail) -> float:
             return 100 * (1 - avail(t) / size)
@@ -239,33 +298,40 @@ def filesystem_predicted(setting: Setting, hosts: Hosts, tenant: str) -> list[Sc
             return min((reach - avail(t)) / reach, (value(t) - floor) / max(floor, 1.0))
 
         labels = {**hosts(n), **ROOT_FS}
-        title = f"/ {value(0):g}% full at minute 0, full {hours:g}h {SWITCH - 0.5:g}m later"
+        title = f"/ {value(0):g}% full at minute 0, full {hours:g}h {SWITCH - early:g}m later"
         out.append(Scenario(title, fs_series(labels, size, avail, 0), labels, value, margin, 1))
     return out
 
 
-def disk_io(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def disk_io(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
+    """Requests in flight (the rate of io_time_weighted); every sda is also busy all the time, as
+    an NVMe device serving a few requests in parallel reads, which is not saturation."""
     out = []
-    for n, (title, busy) in enumerate(targets(setting, 1), 1):
-        io = counter(0, grid(60 * busy))
+    levels = thresholds(setting)
+    steps = steps_for(setting, 60)
+    for n, (title, queue) in enumerate(targets(setting, None, attempt), 1):
+        weighted = counter(0, grid(60 * queue, steps))
 
-        def value(t: int, io: Series = io) -> float:
-            return rate5(io, t)
+        def value(t: int, weighted: Series = weighted) -> float:
+            return rate5(weighted, t)
 
         sda, loop0 = {**hosts(n), "device": "sda"}, {**hosts(n), "device": "loop0"}
         series = [
-            ("node_disk_io_time_seconds_total", sda, io),
+            ("node_disk_io_time_weighted_seconds_total", sda, weighted),
+            ("node_disk_io_time_seconds_total", sda, counter(0, 60)),
+            ("node_disk_io_time_weighted_seconds_total", loop0, counter(0, 60 * 4 * max(levels, default=10) + 60)),
             ("node_disk_io_time_seconds_total", loop0, counter(0, 60)),
-        ]
-        title = f"{title} sda {value(SWITCH + 5):g} busy (its loop0 always busy)"
+        ]  # fmt: skip
+        title = f"{title} sda {value(SWITCH + 5):g} requests in flight, 100% busy (its loop0 more)"
         out.append(scenario(title, series, sda, value))
     return out
 
 
-def network(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def network(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     out = []
-    for n, (title, errors) in enumerate(targets(setting, None), 1):
-        half = counter(0, grid(30 * errors))  # receive and transmit errors each
+    steps = steps_for(setting, 30)
+    for n, (title, errors) in enumerate(targets(setting, None, attempt), 1):
+        half = counter(0, grid(30 * errors, steps))  # receive and transmit errors each
 
         def value(t: int, half: Series = half) -> float:
             return rate5(half, t) + rate5(half, t)
@@ -279,23 +345,69 @@ def network(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
     return out
 
 
-def target_down(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
-    quiet = Scenario("quiet up", [("up", hosts(1), constant(1))], {}, _zero, quiet=True)
-    title = f"scrapes fail from {SWITCH}m"
-    series = [("up", hosts(2), step(1, 0))]
+def condition(
+    title: str, series: Sequence[SeriesSpec], labels: Labels, setting: Setting
+) -> Scenario:
+    """A condition rule's scenario: it holds from SWITCH on (quiet if the rule is disabled)."""
     if not setting.levels():
-        return [quiet, Scenario(f"disabled: {title}", series, {}, _zero, quiet=True)]
-    down = Scenario(title, series, hosts(2), _zero, lambda lv, t: 1.0 if t >= SWITCH else -1.0)
-    return [quiet, down]
+        return Scenario(f"disabled: {title}", series, {}, _zero, quiet=True)
+    return Scenario(title, series, labels, _zero, lambda lv, t: 1.0 if t >= SWITCH else -1.0)
 
 
-def push_stalled(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def target_down(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
+    quiet = Scenario("quiet up", [("up", hosts(1), constant(1))], {}, _zero, quiet=True)
+    series = [("up", hosts(2), step(1, 0))]
+    return [quiet, condition(f"scrapes fail from {SWITCH}m", series, hosts(2), setting)]
+
+
+def device_error(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
+    """host-2's NFS mount stops answering at SWITCH (the exporter then reports only its
+    device_error); host-1's tmpfs errs too, but pseudo filesystems are ignored."""
+    metric = "node_filesystem_device_error"
+    run = {"device": "tmpfs", "fstype": "tmpfs", "mountpoint": "/run/user/1000"}
+    quiet: list[SeriesSpec] = [
+        (metric, {**hosts(1), **ROOT_FS}, constant(0)),
+        (metric, {**hosts(1), **run}, step(0, 1)),
+    ]
+    title = f"quiet / answers; its tmpfs errs from {SWITCH}m"
+    out = [Scenario(title, quiet, {}, _zero, quiet=True)]
+    nfs = {**hosts(2), "device": "nas:/export", "fstype": "nfs4", "mountpoint": "/mnt/nas"}
+    series = [(metric, {**hosts(2), **ROOT_FS}, constant(0)), (metric, nfs, step(0, 1))]
+    out.append(condition(f"NFS mount hangs from {SWITCH}m", series, nfs, setting))
+    return out
+
+
+def read_only(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
+    """host-2's /data is remounted read-only at SWITCH (ext4 errors=remount-ro); host-1's /boot/efi
+    is read-only from the start (by design: never alerts) and its squashfs, an ignored type,
+    turns read-only."""
+    metric = "node_filesystem_readonly"
+    efi = {"device": "/dev/sda15", "fstype": "vfat", "mountpoint": "/boot/efi"}
+    snap = {"device": "/dev/loop0", "fstype": "squashfs", "mountpoint": "/snap/core/1"}
+    quiet: list[SeriesSpec] = [
+        (metric, {**hosts(1), **ROOT_FS}, constant(0)),
+        (metric, {**hosts(1), **efi}, constant(1)),
+        (metric, {**hosts(1), **snap}, step(0, 1)),
+    ]
+    title = (
+        f"quiet / read-write, /boot/efi always read-only, a squashfs turns read-only at {SWITCH}m"
+    )
+    out = [Scenario(title, quiet, {}, _zero, quiet=True)]
+    data = {**hosts(2), "device": "/dev/sdb1", "fstype": "ext4", "mountpoint": "/data"}
+    series = [(metric, {**hosts(2), **ROOT_FS}, constant(0)), (metric, data, step(0, 1))]
+    out.append(condition(f"/data remounted read-only at {SWITCH}m", series, data, setting))
+    return out
+
+
+def push_stalled(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     """host-1 pushes, host-2 stops pushing, host-3 starts at SWITCH and never has a push
     acknowledged (its timestamp is 0, so its start time counts); host-4 is a node_exporter."""
     levels = thresholds(setting)
     # Pushes are acknowledged `lag` seconds before each scrape; the lag keeps the values off the
     # thresholds, which are usually whole minutes.
-    lag = next((x for x in (30, 20, 40, 10, 50) if all((t - x) % 60 for t in levels)), 15)
+    lags: tuple[int, ...] = (30, 20, 40, 10, 50, 25, 35, 15)
+    lags = lags[attempt % len(lags) :] + lags[: attempt % len(lags)]
+    lag = next((x for x in lags if all((t - x) % 60 for t in levels)), 15)
     metric = PUSH_LAST_SUCCESS
 
     def working(t: int) -> float:
@@ -328,20 +440,26 @@ def push_stalled(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
         (metric, hosts(2), stalled),
         ("process_start_time_seconds", hosts(2), constant(0)),
     ]
-    out.append(scenario(f"{prefix}pushes fail from {SWITCH}m", series, hosts(2), since_stall))
+    # the levels are crossed by time itself: the highest one takes its seconds after SWITCH
+    horizon = max(HORIZON, math.ceil(max(levels, default=0) / 60) + 2)
+    title = f"{prefix}pushes fail from {SWITCH}m"
+    out.append(scenario(title, series, hosts(2), since_stall, horizon))
     series = [(metric, hosts(3), never), ("process_start_time_seconds", hosts(3), started)]
     title = f"{prefix}started at {SWITCH}m, never acknowledged"
-    out.append(scenario(title, series, hosts(3), since_start))
+    out.append(scenario(title, series, hosts(3), since_start, horizon))
     return out
 
 
 REASONS = ("invalid_line", "timestamp_out_of_range", "field_type_conflict")
 
 
-def ingest_rejecting(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def ingest_rejecting(
+    setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
+) -> list[Scenario]:
     out = []
-    for n, (title, per_second) in enumerate(targets(setting, None)):
-        half = counter(0, grid(30 * per_second))  # from each of two ingest replicas
+    steps = steps_for(setting, 30)
+    for n, (title, per_second) in enumerate(targets(setting, None, attempt)):
+        half = counter(0, grid(30 * per_second, steps))  # from each of two ingest replicas
 
         def value(t: int, half: Series = half) -> float:
             return rate5(half, t) * 2
@@ -357,7 +475,7 @@ def ingest_rejecting(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenar
     return out
 
 
-def spool_growing(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]:
+def spool_growing(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     metric = "perfanalysis_exporter_push_points_queued"
     floors = sorted(thresholds(setting))
     top, low = max(floors, default=1000), min(floors, default=1000)
@@ -372,7 +490,9 @@ def spool_growing(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]
         title += "; host-1b growing below the floor"
     out = [Scenario(title, series, {}, _zero, quiet=True)]
     for n, floor in enumerate(floors, 2):
-        per_minute = max(grid(floor / 2.5), 1 / 64)  # above the floor 3 minutes after SWITCH
+        # above the floor 3 minutes after SWITCH
+        shift = SHIFTS[attempt % ATTEMPTS]
+        per_minute = max(grid(floor / (2.5 + shift), 1024), (1 + 2 * shift) / 64)
 
         def queued(t: int, per_minute: float = per_minute) -> float:
             return float(max(t - SWITCH, 0) * per_minute)
@@ -385,15 +505,70 @@ def spool_growing(setting: Setting, hosts: Hosts, tenant: str) -> list[Scenario]
     return out
 
 
-BUILDERS: dict[str, Callable[[Setting, Hosts, str], list[Scenario]]] = {
+DROPPED_WINDOW = 360  # minutes: catalogue.DROPPED_WINDOW
+DROP_REASONS = ("non_finite", "rejected", "spool_error", "spool_full", "too_large")
+
+
+def in_window(series: Series) -> Series:
+    """``increase(...[6h])`` of a counter that starts at 0 at minute 0: Prometheus extrapolates
+    the start of a window back to the counter's zero, so it is exactly the difference."""
+    return lambda t: series(t) - series(max(t - DROPPED_WINDOW, 0))
+
+
+def exporter_dropping(
+    setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
+) -> list[Scenario]:
+    """host-1 dropped points before the test (spool_full survives restarts, so it does not start
+    at 0) and host-1b drops half the lowest level once; host-2's spool is full from SWITCH on and
+    drops points every minute (it no longer grows, so ExporterSpoolGrowing is silent), host-3 has
+    batches rejected."""
+    floors = sorted(thresholds(setting))
+    low = min(floors, default=1000)
+
+    def reasons(host: Labels, **values: Series) -> list[SeriesSpec]:
+        return [(PUSH_DROPPED, {**host, "reason": r}, values.get(r, _zero)) for r in DROP_REASONS]
+
+    series = reasons(hosts(1), spool_full=constant(5000))
+    title = "quiet nothing dropped during the test"
+    if low > 0:
+        series += reasons(hosts(1, "b"), rejected=step(0, grid(low / 2)))
+        title += f"; host-1b drops {grid(low / 2):g} once"
+    out = [Scenario(title, series, {}, _zero, quiet=True)]
+    # The spool-full host crosses the highest level: a full spool loses everything collected.
+    crossing = zip(sorted(floors, reverse=True), ("spool_full", "rejected"), strict=False)
+    for n, (floor, reason) in enumerate(crossing, 2):
+        # above the level 3 minutes after SWITCH; at a level of 0, any point dropped is too many
+        shift = SHIFTS[attempt % ATTEMPTS]
+        per_minute = (
+            max(grid(floor / (2.5 + shift), 1024), (1 + 2 * shift) / 64) if floor else 1 + 2 * shift
+        )
+
+        def dropped(t: int, per_minute: float = per_minute) -> float:
+            return float(max(t - SWITCH, 0) * per_minute)
+
+        value = in_window(dropped)
+
+        def margin(level: Level, t: int, value: Series = value) -> float:
+            return above(value)(level, t) if t > SWITCH else -1.0
+
+        title = f"{reason}: drops {per_minute:g} points a minute from {SWITCH}m"
+        labels = {**hosts(n), "reason": reason}
+        out.append(Scenario(title, reasons(hosts(n), **{reason: dropped}), labels, value, margin))
+    return out
+
+
+BUILDERS: dict[str, Callable[[Setting, Hosts, str, int], list[Scenario]]] = {
     "cpu_busy_percent": cpu,
     "memory_used_percent": memory,
     "filesystem_used_percent": filesystem,
     "filesystem_predicted_full_hours": filesystem_predicted,
-    "disk_io_saturation": disk_io,
+    "filesystem_device_error": device_error,
+    "filesystem_turned_read_only": read_only,
+    "disk_io_queue_length": disk_io,
     "network_errors_per_second": network,
     "exporter_down": target_down,
     "push_stalled_seconds": push_stalled,
     "ingest_rejecting": ingest_rejecting,
     "spool_growing": spool_growing,
+    "exporter_dropping_points": exporter_dropping,
 }

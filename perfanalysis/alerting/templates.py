@@ -108,6 +108,7 @@ def humanize_duration(value: float) -> str:
 
 
 PERCENT = Value('printf "%.1f" $value', lambda v: f"{v:.1f}")  # 0-100 values; add "%"
+DECIMAL = Value('printf "%.1f" $value', lambda v: f"{v:.1f}")  # any other value, one decimal
 RATIO = Value("$value | humanizePercentage", lambda v: f"{_go_g4(v * 100)}%")  # 0-1 values
 NUMBER = Value("$value | humanize", humanize)
 DURATION = Value("$value | humanizeDuration", humanize_duration)

@@ -22,7 +22,7 @@ import yaml
 
 from perfanalysis import strictyaml
 from perfanalysis.alerting.catalogue import RULES, SEVERITIES, Level, RuleDef
-from perfanalysis.alerting.durations import parse_duration
+from perfanalysis.alerting.durations import format_duration, parse_duration
 
 # the admin app's own rules for a tenant's slug and an e-mail address: tenants.validation needs
 # only the standard library, so this does not pull in the admin app
@@ -35,6 +35,14 @@ HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=")
 USERINFO_CHARS = HOST_CHARS | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ:%@")
 PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that does not start an escape
 TOP_KEYS = ("defaults", "tenants", "notify", "smtp")
+# Rules whose key changed because their meaning did: an old value must not be read in new units.
+RENAMED = {
+    "disk_io_saturation": (
+        "renamed to disk_io_queue_length, which counts requests in flight (iostat's aqu-sz, "
+        "node-mixin's signal; 10 is its default) instead of the fraction of time busy, which "
+        "reads near 1 on SSD and NVMe devices far from saturation: set a queue length there"
+    ),
+}
 
 
 class ThresholdsError(ValueError):
@@ -199,6 +207,9 @@ class _Checker:
     def rules(self, value: Any, path: str) -> dict[str, dict[str, Any]]:
         result = {}
         for key, entry in self.mapping(value, path).items():
+            if key in RENAMED:
+                self.error(f"{path}.{key}", RENAMED[key])
+                continue
             if key not in RULES:
                 known = ", ".join(RULES)
                 self.error(
@@ -216,7 +227,7 @@ class _Checker:
         for name, item in raw.items():
             where = f"{path}.{name}"
             if name == "for":
-                out[name] = self.duration(item, where)
+                out[name] = self.duration(item, where, rule)
             elif name == "enabled":
                 if not isinstance(item, bool):
                     self.error(where, f"must be true or false, got {_show(item)}")
@@ -228,10 +239,12 @@ class _Checker:
             elif name in SEVERITIES and item is None:
                 out[name] = None  # removes this level
             elif name in SEVERITIES:
-                out[name] = self.number(item, where, rule.low, rule.high, rule.unit)
+                bounds = (rule.low, rule.high, rule.low_open, rule.high_open)
+                out[name] = self.number(item, where, *bounds, rule.unit)
             else:
                 param = next(p for p in rule.params if p.name == name)
-                out[name] = self.number(item, where, param.low, param.high, name)
+                bounds = (param.low, param.high, param.low_open, param.high_open)
+                out[name] = self.number(item, where, *bounds, name)
         return out
 
     def merge(
@@ -294,26 +307,46 @@ class _Checker:
     # -- scalars
 
     def number(
-        self, value: Any, path: str, low: float, high: float | None, unit: str
+        self,
+        value: Any,
+        path: str,
+        low: float,
+        high: float | None,
+        low_open: bool,
+        high_open: bool,
+        unit: str,
     ) -> float | object:
+        """A threshold or parameter within its range; an open end excludes the bound (the rule
+        could never fire there, or could not tell it apart from another level)."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(path, f"must be a number ({unit}), got {_show(value)}")
             return _INVALID
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
-            upper = "" if high is None else f" and at most {high:g}"
-            self.error(path, f"must be at least {low:g}{upper} ({unit}), got {value!r}")
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if not math.isfinite(value) or too_low or too_high:
+            lower = f"above {low:g}" if low_open else f"at least {low:g}"
+            upper = "" if high is None else f" and {'below' if high_open else 'at most'} {high:g}"
+            self.error(path, f"must be {lower}{upper} ({unit}), got {value!r}")
             return _INVALID
         return float(value)
 
-    def duration(self, value: Any, path: str) -> int | object:
+    def duration(self, value: Any, path: str, rule: RuleDef) -> int | object:
         if not isinstance(value, str):
             self.error(path, f"must be a duration such as 30s, 10m or 1h30m, got {_show(value)}")
             return _INVALID
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.error(path, str(exc))
             return _INVALID
+        if seconds > rule.max_for:
+            self.error(
+                path,
+                f"must be at most {format_duration(rule.max_for)} ({rule.max_for_reason}), "
+                f"got {value!r}",
+            )
+            return _INVALID
+        return seconds
 
     def notify(self, value: Any, path: str) -> Notify:
         body = self.mapping(value, path, ("webhooks", "emails"))

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from perfanalysis import strictyaml
+from perfanalysis.alerting.durations import DurationOutOfRange
 from perfanalysis.report import validate as v
 from perfanalysis.report.timerange import parse_duration, parse_instant, written_duration
 from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
@@ -255,7 +256,10 @@ def _too_long_a_step(step: int, last: int | None, seconds: float) -> str:
 def _duration(value: Any) -> int:
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as 24h or 7d, got {v.type_name(value)}")
-    seconds = parse_duration(value)
+    try:
+        seconds = parse_duration(value)
+    except DurationOutOfRange:
+        seconds = MAX_DURATION + 1
     if seconds > MAX_DURATION:
         raise ValueError(
             f"{value.strip()} is too long: at most {MAX_DURATION // 86400}d (ten years)"

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from perfanalysis.alerting.durations import DurationOutOfRange
 from perfanalysis.alerting.durations import parse_duration as prometheus_duration
 
 # steps an automatic choice picks from: each divides a day, so buckets line up with clock times
@@ -41,6 +42,8 @@ def parse_duration(text: str) -> int:
     or w), or several, largest first (``90s``, ``24h``, ``7d``, ``1h30m``)."""
     try:
         seconds = prometheus_duration(text.strip())
+    except DurationOutOfRange:
+        raise  # well-formed, but longer than any range the report takes
     except ValueError:
         seconds = 0
     if seconds <= 0:

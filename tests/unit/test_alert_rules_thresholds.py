@@ -52,12 +52,12 @@ def test_warning_must_be_below_critical_and_says_where_each_came_from() -> None:
     [message] = errors(with_tenant("acme", {"cpu_busy_percent": {"warning": 96}}))
     assert message == (
         "thresholds.yaml: tenants.acme.cpu_busy_percent: warning (96) must be below critical "
-        "(95, from defaults): percent of CPU time not idle (0-100)"
+        "(95, from defaults): percent of CPU time neither idle nor iowait"
     )
     equal = data(defaults={**BASE["defaults"], "memory_used_percent": {"warning": 90, "critical": 90, "for": "5m"}})  # fmt: skip
     assert errors(equal) == [
         "thresholds.yaml: defaults.memory_used_percent: warning (90) must be below critical "
-        "(90): percent of MemTotal not available (0-100)"
+        "(90): percent of MemTotal not available"
     ]
 
 
@@ -72,9 +72,9 @@ def test_hours_to_full_run_the_other_way() -> None:
         ("for", "10 minutes", "'10 minutes' is not a duration such as 30s, 10m or 1h30m"),
         ("for", 600, "must be a duration such as 30s, 10m or 1h30m, got int 600"),
         ("for", "", "'' is not a duration"),
-        ("warning", "seventy", "must be a number (percent of CPU time not idle (0-100)), got str 'seventy'"),
+        ("warning", "seventy", "must be a number (percent of CPU time neither idle nor iowait), got str 'seventy'"),
         ("warning", True, "must be a number"),
-        ("warning", 170, "must be at least 0 and at most 100"),
+        ("warning", 170, "must be at least 0 and below 100"),
         ("warning", float("nan"), "must be at least 0"),
         ("enabled", "no", "must be true or false, got str 'no'"),
         ("severity", "page", "unknown key; expected one of: warning, critical, for, enabled"),
@@ -90,13 +90,13 @@ def test_every_error_is_reported_at_once() -> None:
     broken = with_tenant(
         "acme", {"cpu_busy_percent": {"for": "soon"}, "memory_used_percent": {"warning": "x"}}
     )
-    broken["defaults"]["disk_io_saturation"] = {"warning": 2, "for": "15m"}
+    broken["defaults"]["disk_io_queue_length"] = {"warning": -2, "for": "15m"}
     broken["tenants"]["Bad_Slug"] = {}
     broken["colour"] = "blue"
     found = errors(broken)
     assert [m.split(": ")[1] for m in found] == [
         "(top).colour",
-        "defaults.disk_io_saturation.warning",
+        "defaults.disk_io_queue_length.warning",
         "tenants.Bad_Slug",
         "tenants.acme.cpu_busy_percent.for",
         "tenants.acme.memory_used_percent.warning",
@@ -114,12 +114,12 @@ def test_defaults_must_cover_every_rule_with_a_for() -> None:
 
 def test_a_null_level_removes_it_and_enabled_false_removes_the_rule() -> None:
     thresholds = parse(
-        with_tenant("quiet", {"cpu_busy_percent": {"warning": None}, "disk_io_saturation": {"enabled": False}})
+        with_tenant("quiet", {"cpu_busy_percent": {"warning": None}, "disk_io_queue_length": {"enabled": False}})
     )  # fmt: skip
     settings = thresholds.tenants["quiet"].settings
     assert [lv.severity for lv in settings["cpu_busy_percent"].levels()] == ["critical"]
-    assert settings["disk_io_saturation"].levels() == []
-    [message] = errors(with_tenant("quiet", {"disk_io_saturation": {"warning": None}}))
+    assert settings["disk_io_queue_length"].levels() == []
+    [message] = errors(with_tenant("quiet", {"disk_io_queue_length": {"warning": None}}))
     assert message.endswith("needs a warning or a critical threshold (or enabled: false)")
 
 
