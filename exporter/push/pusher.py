@@ -104,11 +104,9 @@ class Pusher:
         self._unspooled = 0  # points of the sample being appended not yet appended nor counted
         self._fitted = 0  # sends settled since max_points last changed
         self._sending = "starting"  # the state sending is in; the spool failing shows first
-        self._spool_failing = False  # the last append failed
-        self._spool_error = ""  # why, while it does
+        self._spool_error = ""  # why the last append failed; empty once one succeeds
         self._send_error = ""  # the last error of sending, logged once while it repeats
         if spool.unwritable is not None:  # a full disk at start (logged): say so in /health now
-            self._spool_failing = True
             self._spool_error = f"spool: {spool.unwritable}"
             self._record(self._spool_error)
 
@@ -219,10 +217,10 @@ class Pusher:
             held.append((payload, len(lines)))
             self._spool_failed(f"spool: {exc}")
         else:
-            if self._spool_failing:
-                self._spool_failing = False
+            if self._spool_error:
+                self._spool_error = ""
                 log.info("push: the spool in %s takes samples again", self.spool.directory)
-                self.stats.state = self._sending
+                self.stats.state = self._shown_state()
         self._unspooled -= len(lines)
 
     def _send_held(self, held: list[tuple[bytes, int]]) -> None:
@@ -346,9 +344,8 @@ class Pusher:
 
     def _spool_failed(self, error: str) -> None:
         """The spool could not take a sample: spool_error until an append succeeds."""
-        if not self._spool_failing or error != self._spool_error:
+        if error != self._spool_error:
             log.warning("push: %s; what it cannot take is sent at once or lost (counted)", error)
-        self._spool_failing = True
         self._spool_error = error
         self._record(error)
 
@@ -359,7 +356,7 @@ class Pusher:
 
     def _shown_state(self) -> str:
         """The state /health shows: a spool that cannot take samples first, then sending's."""
-        return "spool_error" if self._spool_failing else self._sending
+        return "spool_error" if self._spool_error else self._sending
 
     # -- reporting
 
@@ -373,7 +370,7 @@ class Pusher:
             "last_success": self.stats.last_success,
             "last_error": self.stats.last_error or None,
             "last_error_at": self.stats.last_error_at,
-            "spool_error": self._spool_error if self._spool_failing else None,
+            "spool_error": self._spool_error or None,
             "queued_points": self.spool.queued_points,
             "max_batch_points": self.max_points,
             "spool_bytes": self.spool.disk_bytes,
