@@ -37,10 +37,10 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-def format_duration(seconds: int) -> str:
-    """The canonical spelling: largest units first, ``0s`` for zero."""
+def format_duration(seconds: int, units: tuple[tuple[str, int], ...] = UNITS) -> str:
+    """The canonical spelling: largest ``units`` first, ``0s`` for zero."""
     parts = []
-    for unit, size in UNITS:
+    for unit, size in units:
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")

@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from perfanalysis.alerting.durations import DurationOutOfRange
+from perfanalysis.alerting.durations import UNITS, DurationOutOfRange
+from perfanalysis.alerting.durations import format_duration as prometheus_spelling
 from perfanalysis.alerting.durations import parse_duration as prometheus_duration
 
+DAYS_AND_SMALLER = tuple(unit for unit in UNITS if unit[0] != "w")  # 7d, not 1w: as people write it
 # steps an automatic choice picks from: each divides a day, so buckets line up with clock times
 NICE_STEPS = (
     1,
@@ -72,12 +74,7 @@ def format_duration(seconds: float) -> str:
 def written_duration(seconds: int) -> str:
     """``seconds`` as a configuration writes it, exactly (``90s`` -> ``1m30s``, ``86400`` -> ``1d``),
     for a message to suggest a value that can be pasted."""
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
+    return prometheus_spelling(seconds, DAYS_AND_SMALLER)
 
 
 def parse_instant(value: object) -> datetime:
