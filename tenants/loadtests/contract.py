@@ -257,15 +257,19 @@ def check(value: Any) -> LoadTestDocument:
         settings=settings,
         levels=levels,
         max_units_per_second=maximum,
-        repeatability_cv_percent=_optional_cv(top["repeatability_cv_percent"]),
+        repeatability_cv_percent=_repeatability(top["repeatability_cv_percent"], levels[-1]),
         raw=top,
     )
 
 
-def _optional_cv(value: Any) -> float | None:
-    if value is None:
-        return None
-    return _number(value, "/repeatability_cv_percent", 0, MAX_CV)
+def _repeatability(value: Any, full: Level) -> float | None:
+    """The run's repeatability: the 100% level's CV of repeats, None if it was not accepted
+    or has no CV. The uploaded figure must be a CV but is not used: clients before 2026-11-24
+    sent the mean of every level's CV, and the lower levels' repeats are the controller's
+    quotas, not the machine's noise, so one field would hold two measures."""
+    if value is not None:
+        _number(value, "/repeatability_cv_percent", 0, MAX_CV)
+    return full.cv_percent if full.accepted else None
 
 
 def _host(value: Any) -> Host:

@@ -134,6 +134,25 @@ def test_nan_in_the_file_is_named_by_its_field() -> None:
     assert "finite" in refused.value.message
 
 
+@pytest.mark.parametrize(
+    ("sent", "full_cv", "accepted", "stored"),
+    [
+        (2.4, 3.1, True, 3.1),  # an older client's mean of every level's CV
+        (3.1, 3.1, True, 3.1),
+        (None, 3.1, True, 3.1),
+        (3.1, 3.1, False, None),  # a disturbed 100% level measured no repeatability
+        (0.0, None, True, None),  # one repeat: no CV
+    ],
+)
+def test_repeatability_is_the_full_load_levels_cv_whatever_the_client_sent(
+    sent: float | None, full_cv: float | None, accepted: bool, stored: float | None
+) -> None:
+    doc = variant(document(), "/repeatability_cv_percent", sent)
+    doc["levels"][-1]["cv_percent"] = full_cv
+    doc["levels"][-1]["accepted"] = accepted
+    assert check(doc).repeatability_cv_percent == stored
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
 def test_the_shipped_examples_follow_the_format(path: Path) -> None:
     result = parse_bytes(path.read_bytes())
