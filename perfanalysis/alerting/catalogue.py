@@ -52,10 +52,16 @@ from perfanalysis.alerting.templates import (
     text,
 )
 
-# Pseudo and in-memory filesystems whose fill level says nothing about the host's disks.
-FS_IGNORED = "tmpfs|ramfs|devtmpfs|rootfs|squashfs|overlay|iso9660|nsfs|fuse.lxcfs"
+# Pseudo and in-memory filesystems whose fill level says nothing about the host's disks; the
+# dashboards and the Grafana rules leave out the same types (perfanalysis.grafana.definitions).
+FS_IGNORED_TYPES = ("tmpfs", "ramfs", "devtmpfs", "rootfs", "squashfs", "overlay", "iso9660",
+                    "nsfs", "fuse.lxcfs")  # fmt: skip
+FS_IGNORED = "|".join(FS_IGNORED_TYPES)  # a regex: the dot matches itself too
 DISK_IGNORED = "(loop|ram|zram|sr|fd)[0-9]+"
-BUSY = 'mode!~"idle|iowait"'  # node-mixin's NodeCPUHighUsage: iowait is idle time
+# CPU time that is not busy, as node-mixin's NodeCPUHighUsage counts it: a CPU waiting for a disk
+# is idle. The dashboards, the Grafana rules and the report count busy time from this too.
+IDLE_MODES = ("idle", "iowait")
+BUSY = f'mode!~"{"|".join(IDLE_MODES)}"'
 REAL_DISKS = f'device!~"{DISK_IGNORED}"'
 THRESHOLDS_FILE = "provisioning/thresholds.yaml"
 MAX_FOR = 86400  # seconds: the longest ``for:`` a rule accepts unless it sets a lower max_for

@@ -3,20 +3,20 @@
 The same rules go to a single-tenant deployment as a provisioning file (``to_file_rule``) and to
 each tenant's org through the provisioning API (``to_api_rule``). Each rule is a query, a reduce
 and a threshold (plus math where InfluxQL cannot divide one measurement by another); alerts are
-per host (and per mount point for filesystems). Thresholds follow node-mixin's defaults; the
-filesystem rule selects what the Prometheus rule selects (read-write filesystems, without the
-types in ``perfanalysis.alerting.catalogue.FS_IGNORED``).
+per host (and per mount point for filesystems). Thresholds follow node-mixin's defaults; CPU busy
+and the filesystems are the Prometheus rules' (``perfanalysis.grafana.definitions``): CPU time
+neither idle nor iowait, and read-write filesystems without the types in
+``perfanalysis.alerting.catalogue.FS_IGNORED``.
 """
 
 # ruff: noqa: S608 -- InfluxQL for alert rules, built from constants; no input reaches it
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfanalysis.alerting.catalogue import FS_IGNORED
+from perfanalysis.grafana import definitions
 from perfanalysis.grafana import influxql as iq
 
 FOLDER_UID = "perfanalysis"
@@ -75,24 +75,15 @@ def _threshold(ref: str, source: str, kind: str, value: float) -> dict[str, Any]
             "conditions": [{"evaluator": {"type": kind, "params": [value]}}]}  # fmt: skip
 
 
-def influx_regex(promql_string: str) -> str:
-    """A regex written inside a PromQL string literal, for an InfluxQL ``/.../`` literal: the
-    string's escapes undone (``\\\\`` is one backslash there), ``/`` escaped. Both are RE2."""
-    return re.sub(r"\\(.)", r"\1", promql_string).replace("/", "\\/")
-
-
 CPU_BUSY = 90.0
 MEMORY_USED = 90.0
 FILESYSTEM_USED = 90.0
 PUSH_SILENCE_SECONDS = 600
 
-# The Prometheus filesystem rules' selection: the same pseudo and in-memory types left out (PromQL
-# anchors a regex, InfluxQL does not), and only read-write filesystems (readonly == 0, below).
-FS_TYPES = f'"fstype" !~ /^({influx_regex(FS_IGNORED)})$/'
-
 
 def _filesystem(measurement: str) -> str:
-    return iq.alerting(iq.gauge(measurement, FS_TYPES, by=("host", "mountpoint")))
+    """The Prometheus filesystem rules' types; only read-write ones alert (readonly == 0, below)."""
+    return iq.alerting(iq.gauge(measurement, definitions.FILESYSTEMS, by=("host", "mountpoint")))
 
 
 # Samples per host in the last PUSH_SILENCE_SECONDS, in windows ending at the evaluation (so the
@@ -107,11 +98,12 @@ PUSHES = (
 RULES: tuple[Rule, ...] = (
     Rule(
         "pa-cpu-busy", "CPU busy",
-        (Query("A", iq.alerting(iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
-                                             select='100 - 100 * mean("r")')), 900),),
+        (Query("A", iq.alerting(definitions.cpu_busy()), 900),),
         (_reduce("B", "A", "mean"), _above("C", "B", CPU_BUSY)),
         "15m", "warning", "CPU busy above {{ humanize $values.B.Value }}% on {{ $labels.host }}",
-        f"Mean CPU busy over 15 minutes has been above {CPU_BUSY:g}% for 15 minutes.", "CPU busy by mode",
+        f"Mean CPU busy over 15 minutes has been above {CPU_BUSY:g}% for 15 minutes (CPU time neither idle "
+        "nor iowait, as the Prometheus rule HostCpuBusy counts it: a CPU waiting for a disk is idle).",
+        "CPU time by mode",
     ),
     Rule(
         "pa-memory-used", "Memory used",

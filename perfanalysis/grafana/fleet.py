@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from perfanalysis.grafana import definitions
 from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.panels import Override, Spec, transformation
 from perfanalysis.grafana.targets import InfluxQL, Target
@@ -26,8 +27,7 @@ def _table(ref: str, query: str) -> Target:
 
 
 def cpu_busy() -> str:
-    return iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
-                        select='100 - 100 * mean("r") AS "cpu_busy"', over_time=False)  # fmt: skip
+    return definitions.cpu_busy("cpu_busy", over_time=False)
 
 
 def cpus() -> str:
@@ -93,8 +93,9 @@ _HELPERS = ["mem_total", "mem_available", "memory_used_bytes", "root_size", "roo
             "root_used_bytes"]  # fmt: skip
 
 HOSTS_TABLE = Spec(
-    "Hosts", "Every host that pushed in the time range: CPU busy (mean over the range), CPUs, "
-    "latest load, memory and root filesystem used, and when the host last pushed.", "percent",
+    "Hosts", "Every host that pushed in the time range: CPU busy (neither idle nor iowait, mean "
+    "over the range), CPUs, latest load, memory and root filesystem used, and when the host last "
+    "pushed.", "percent",
     kind="table", width=24, height=10, decimals=1, sort_by="CPU busy",
     overrides=[_unit("CPUs", "short"), _unit("Load 1m", "short"), _unit("Memory used", "percentunit"),
                _unit("Root FS used", "percentunit"), _unit("Last push", "dateTimeFromNow")],
@@ -135,7 +136,7 @@ def _top_spec(
 
 
 TOP_CPU = _top_spec(f"Top {TOP} by CPU busy", "Hosts with the highest mean CPU busy share over the "
-                    "time range.", "percent", "cpu_busy", [])  # fmt: skip
+                    "time range (CPU time neither idle nor iowait).", "percent", "cpu_busy", [])  # fmt: skip
 TOP_MEMORY = _top_spec(f"Top {TOP} by memory used", "Hosts with the largest share of memory in use "
                        "(latest sample).", "percentunit", "memory_used",
                        _used("mem_total", "mem_available", "memory_used"),
@@ -148,7 +149,8 @@ TOP_NETWORK = _top_spec(f"Top {TOP} by network traffic", "Hosts moving the most 
                         alias="traffic", replaceFields=False, binary={"left": _matcher("receive"),
                         "operator": "+", "right": _matcher("transmit")})])  # fmt: skip
 
-CPU_OVER_TIME = Spec("CPU busy per host", "Share of CPU time not idle on each host over time.",
+CPU_OVER_TIME = Spec("CPU busy per host", "Share of CPU time neither idle nor iowait on each host "
+                     "over time (a CPU waiting for a disk is idle, as in the alert rules).",
                      "percent", width=24, height=9, min=0, max=100)  # fmt: skip
 HOSTS_REPORTING = Spec("Hosts reporting", "Hosts that pushed at least one sample in the time range.",
                        "short", kind="stat", width=24, height=3, decimals=0)  # fmt: skip
@@ -160,8 +162,6 @@ def hosts_reporting() -> str:
 
 
 def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
-    busy = iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
-                        select='100 - 100 * mean("r")')  # fmt: skip
     return [
         ("Hosts", [(HOSTS_REPORTING, [_table("A", hosts_reporting())]),
                    (HOSTS_TABLE, hosts_targets())]),
@@ -170,5 +170,5 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
                                      _table("B", iq.latest("node_memory_MemAvailable_bytes", alias="mem_available"))]),
                        (TOP_DISK, [_table("A", disk_util())]),
                        (TOP_NETWORK, [_table("A", network("receive")), _table("B", network("transmit"))])]),
-        ("Over time", [(CPU_OVER_TIME, [InfluxQL("A", busy).alias("$tag_host")])]),
+        ("Over time", [(CPU_OVER_TIME, [InfluxQL("A", definitions.cpu_busy()).alias("$tag_host")])]),
     ]  # fmt: skip

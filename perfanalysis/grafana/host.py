@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from perfanalysis.grafana import definitions
 from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.panels import Override, Spec, named, negative_y
 from perfanalysis.grafana.targets import InfluxQL, Target, math, promql
@@ -19,9 +20,8 @@ DEV = f'{SEL}, device=~"$device"'
 NIC = f'{SEL}, device=~"$interface"'
 DEVICE = '"device" =~ /^$device$/'
 INTERFACE = '"device" =~ /^$interface$/'
-FSTYPES = "tmpfs|ramfs|devtmpfs|squashfs|overlay|nsfs|fuse\\..*"
-FILESYSTEM = f'"fstype" !~ /^({FSTYPES})$/'
-FS = f'{SEL}, fstype!~"{FSTYPES.replace(chr(92), chr(92) * 2)}"'
+FILESYSTEM = definitions.FILESYSTEMS
+FS = f"{SEL}, {definitions.PROM_FILESYSTEMS}"
 ROOT = "\"mountpoint\" = '/'"
 
 Targets = Callable[[], list[Target]]
@@ -64,9 +64,6 @@ def _stat(title: str, description: str, unit: str, **extra: object) -> Spec:
     return Spec(title, description, unit, "stat", width=6, height=4, decimals=1, **extra)  # type: ignore[arg-type]
 
 
-_BUSY = iq.rate_over("node_cpu_seconds_total", iq.HOST_MODE_IDLE, per=("host", "cpu"),
-                     select='100 - 100 * mean("r")')  # fmt: skip
-_IDLE_RATE = _rate("node_cpu_seconds_total", 'mode="idle", ' + SEL)
 _NON_IDLE_RATE = _rate("node_cpu_seconds_total", 'mode!="idle", ' + SEL)
 _IDLE_CPUS = f'count by (instance) (node_cpu_seconds_total{{mode="idle", {SEL}}})'
 
@@ -74,13 +71,15 @@ OVERVIEW = [
     HostPanel(
         _stat(
             "CPU busy",
-            "Share of CPU time not idle, averaged over all CPUs.",
+            "Share of CPU time neither idle nor iowait, averaged over all CPUs, as the CPU busy "
+            "alert rules count it: a CPU waiting for a disk is idle (see iowait under CPU time "
+            "by mode).",
             "percent",
             min=0,
             max=100,
         ),
-        lambda: [_q("A", _BUSY, "$tag_host")],
-        lambda: [_p("A", f"100 * (1 - avg by (instance) ({_IDLE_RATE}))", "{{instance}}")],
+        lambda: [_q("A", definitions.cpu_busy(), "$tag_host")],
+        lambda: [_p("A", definitions.prom_cpu_busy(SEL), "{{instance}}")],
     ),
     HostPanel(
         _stat(
@@ -139,9 +138,9 @@ _PSI = [("A", "cpu_waiting"), ("B", "memory_waiting"), ("C", "memory_stalled"),
 CPU = [
     HostPanel(
         Spec(
-            "CPU busy by mode",
-            "Seconds per second spent in each non-idle mode, averaged over "
-            "CPUs: 1.0 means every CPU is busy.",
+            "CPU time by mode",
+            "Seconds per second spent in each mode but idle, averaged over CPUs. iowait is "
+            "drawn but is not busy time: CPU busy is the stack without it.",
             "percentunit",
             stacked=True,
             min=0,
@@ -434,8 +433,9 @@ FILESYSTEMS = [
     HostPanel(
         Spec(
             "Filesystem fill",
-            "Share of each filesystem's space in use (1 - available / size), "
-            "pseudo and in-memory filesystems left out.",
+            "Share of each filesystem's space in use (1 - available / size). The types the "
+            "filesystem alert rules leave out (pseudo and in-memory) are left out here too; "
+            "read-only filesystems are shown, though the fill alerts skip them.",
             "percent",
             width=12,
             min=0,
@@ -461,8 +461,8 @@ FILESYSTEMS = [
         Spec(
             "Filesystem fill trend",
             "How fast available space shrinks, in bytes per second "
-            "(negative: space is being freed). Divide the available space by it for the time "
-            "left.",
+            "(negative: space is being freed), for the filesystems of Filesystem fill. Divide the "
+            "available space by it for the time left.",
             "Bps",
             width=12,
         ),

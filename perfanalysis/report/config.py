@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from perfanalysis import strictyaml
+from perfanalysis.alerting.catalogue import FS_IGNORED_TYPES
 from perfanalysis.alerting.durations import DurationOutOfRange
 from perfanalysis.report import validate as v
 from perfanalysis.report.timerange import parse_duration, parse_instant, written_duration
@@ -25,7 +26,7 @@ from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 DEFAULT_PERCENTILES = (95.0, 97.5, 99.0)
-DEFAULT_EXCLUDED_FSTYPES = ("tmpfs", "devtmpfs", "ramfs", "overlay", "squashfs", "iso9660")
+DEFAULT_EXCLUDED_FSTYPES = FS_IGNORED_TYPES  # the alert rules' and dashboards' choice
 MAX_BUCKETS = 200_000  # per series: beyond this a report is slow and its charts meaningless
 
 TOP_KEYS = ("title", "tenant", "hosts", "time", "devices", "percentiles", "thresholds", "influxdb")

@@ -1,14 +1,19 @@
 """CPU: busy share overall and per core, and the share of each mode, from the time counters.
 
-For each CPU the rates of ``node_cpu_seconds_total`` by mode add up to the CPU's total time;
-busy % is ``100 * (1 - idle / total)`` (as the alert rules define it), overall busy % is the same
-with idle and total summed over CPUs, and a mode's share is its time over the total of all CPUs.
-Each step sums over the CPUs present in it: a host resized to more vCPUs, or with a CPU taken
-offline (the exporter then omits it), keeps its figures for the whole period.
+For each CPU the rates of ``node_cpu_seconds_total`` by mode add up to the CPU's total time. Idle
+time is the modes of ``perfanalysis.alerting.catalogue.IDLE_MODES``, idle and iowait: a CPU
+waiting for a disk is idle, as the alert rules (HostCpuBusy, node-mixin's NodeCPUHighUsage) and
+the dashboards count it, so a host mostly in iowait is not drawn busy against the same threshold.
+Busy % is ``100 * (1 - (idle + iowait) / total)``, overall busy % is the same with idle, iowait
+and total summed over CPUs, and a mode's share is its time over the total of all CPUs (iowait is
+drawn on its own beside busy). Each step sums over the CPUs present in it: a host resized to
+more vCPUs, or with a CPU taken offline (the exporter then omits it), keeps its figures for the
+whole period.
 """
 
 from __future__ import annotations
 
+from perfanalysis.alerting.catalogue import IDLE_MODES
 from perfanalysis.report import metrics as m
 from perfanalysis.report.fetch import HostData
 from perfanalysis.report.model import COUNT, PERCENT, Metric, Panel, Section
@@ -16,6 +21,7 @@ from perfanalysis.report.series import Values, combine, divide, empty, present, 
 
 MODE_ORDER = ("user", "nice", "system", "iowait", "irq", "softirq", "steal")
 MAX_CORE_LINES = 8
+BUSY_NOTE = "Busy: CPU time neither idle nor iowait (a CPU waiting for a disk is idle)."
 
 
 def _cpu_order(name: str) -> tuple[int, str]:
@@ -30,6 +36,8 @@ def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
         (c, mode): rate(data.get(m.CPU, cpu=c, mode=mode), step) for c in cpus for mode in modes
     }
     per_cpu_total = {c: total([rates[c, mode] for mode in modes], count) for c in cpus}
+    idle_modes = [mode for mode in IDLE_MODES if mode in modes]
+    per_cpu_idle = {c: total([rates[c, mode] for mode in idle_modes], count) for c in cpus}
 
     def over_present_cpus(mode: str) -> Values:
         if mode not in modes:
@@ -37,13 +45,9 @@ def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
         return sum_over_present({c: rates[c, mode] for c in cpus}, per_cpu_total, count)
 
     all_total = sum_over_present(per_cpu_total, per_cpu_total, count)
-    busy = combine(
-        lambda idle, whole: None if whole == 0 else 100 * (1 - idle / whole),
-        over_present_cpus("idle"),
-        all_total,
-    )
+    busy = busy_share(sum_over_present(per_cpu_idle, per_cpu_total, count), all_total)
     shares = {mode: divide(over_present_cpus(mode), all_total, 100) for mode in modes}
-    cores = {c: busy_share(rates.get((c, "idle")), per_cpu_total[c], count) for c in cpus}
+    cores = {c: busy_share(per_cpu_idle[c], per_cpu_total[c]) for c in cpus}
     reporting = {c: present(*(data.get(m.CPU, cpu=c, mode=mode) for mode in modes)) for c in cpus}
     has_data = present_in_any(reporting, count)
     iowait = shares.get("iowait", [None] * count)
@@ -60,9 +64,16 @@ def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
         has_data,
         y_max=100,
         threshold=busy_threshold,
+        note=BUSY_NOTE if cpus else "",
     )
     per_core = Panel(
-        "cpu.per_core", "CPU busy per core", PERCENT, core_lines(cores, count), has_data, y_max=100
+        "cpu.per_core",
+        "CPU busy per core",
+        PERCENT,
+        core_lines(cores, count),
+        has_data,
+        y_max=100,
+        note=BUSY_NOTE if cpus else "",
     )
     by_mode = Panel(
         "cpu.modes",
@@ -109,9 +120,9 @@ def cpu_count_subject(reporting: dict[str, list[bool]], count: int) -> str:
     return f"{low} to {high} CPUs (the count changed during the period)"
 
 
-def busy_share(idle: Values | None, whole: Values, count: int) -> Values:
-    if idle is None:
-        return [None] * count
+def busy_share(idle: Values, whole: Values) -> Values:
+    """``100 * (1 - idle / whole)``, with idle the time in IDLE_MODES; None where either is
+    missing or the whole is zero."""
     return combine(lambda i, w: None if w == 0 else 100 * (1 - i / w), idle, whole)
 
 

@@ -2,7 +2,8 @@
 read-only user (never the admin): ``node_cpu_seconds_total`` as the exporter pushes it, tags
 ``cpu``, ``mode``, ``host``, ``tenant``, ``collector`` and field ``value``.
 
-Idle time is modes ``idle`` and ``iowait`` together, as the load test counts it. The last counter
+Idle time is modes ``idle`` and ``iowait`` together (``IDLE_MODES``), as the load test and the
+alert rules count it. The last counter
 value per CPU, mode and interval is fetched (``GROUP BY time(step), cpu, mode``), so a week at
 one-minute steps is about 10,000 values per CPU and mode; longer windows get longer steps. An
 interval counts for a CPU only when every mode the CPU reports has a value in it.
@@ -16,13 +17,13 @@ from typing import Any, Protocol
 
 import requests
 
+from perfanalysis.alerting.catalogue import IDLE_MODES
 from tenants.crypto import Vault
 from tenants.influx import quote_identifier, quote_string
 from tenants.loadtests.rightsizing import Counters
 from tenants.models import Collector, Tenant
 
 MEASUREMENT = "node_cpu_seconds_total"
-IDLE_MODES = ("idle", "iowait")
 MIN_STEP_SECONDS = 60
 MAX_STEPS = 10_000
 

@@ -65,7 +65,8 @@ CHARTS = {  # section -> charts per host
     "network": ["network.bandwidth", "network.packets", "network.errors"],
     "filesystem": ["filesystem.fill"],
 }
-EXCLUDED_FSTYPES = {"tmpfs", "devtmpfs", "ramfs", "overlay", "squashfs", "iso9660"}
+EXCLUDED_FSTYPES = {"tmpfs", "ramfs", "devtmpfs", "rootfs", "squashfs", "overlay", "iso9660", "nsfs",
+                    "fuse.lxcfs"}  # fmt: skip
 
 
 @dataclass
@@ -370,7 +371,10 @@ def expected_series(raw: Independent) -> tuple[dict[str, list[float | None]], st
     }
     per_op = lambda a, b: None if b == 0 else 1000 * a / b  # noqa: E731
     expected = {
-        "cpu.busy": each(lambda i, w: None if w == 0 else 100 * (1 - i / w), idle, whole),
+        # iowait is idle time, as in HostCpuBusy (node-mixin) and the dashboards
+        "cpu.busy": each(
+            lambda i, io, w: None if w == 0 else 100 * (1 - (i + io) / w), idle, iowait, whole
+        ),
         "cpu.iowait": each(lambda i, w: None if w == 0 else 100 * i / w, iowait, whole),
         "cpu.load1": raw.gauge("node_load1"),
         "memory.used_percent": each(

@@ -15,7 +15,7 @@ from perfanalysis.grafana.queries import dashboard_variables, panel_queries
 UIDS = {"host-influxdb.json": "pa-host-influxdb", "host-prometheus.json": "pa-host-prometheus",
         "fleet.json": "pa-fleet", "ingest.json": "pa-ingest"}  # fmt: skip
 HOST_PANELS = [
-    "CPU busy", "Memory used", "Root filesystem used", "CPU cores", "CPU busy by mode",
+    "CPU busy", "Memory used", "Root filesystem used", "CPU cores", "CPU time by mode",
     "Load against cores", "Pressure stall", "Memory", "Memory and swap used", "Network traffic",
     "Network packets", "Network errors and drops", "Disk IOPS", "Disk throughput", "Disk latency",
     "Disk utilisation", "Filesystem fill", "Filesystem fill trend",

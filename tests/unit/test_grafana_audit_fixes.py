@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from perfanalysis.alerting.catalogue import FS_IGNORED
-from perfanalysis.grafana import alerts, render
+from perfanalysis.grafana import alerts, definitions, render
 from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.lint import lint
 from perfanalysis.grafana.macros import TimeRange, expand_influxql
@@ -397,7 +397,7 @@ FSTYPES = [*FS_IGNORED.split("|"), "ext4", "xfs", "btrfs", "nfs4", "fuse.sshfs",
 
 def test_filesystem_rule_leaves_out_the_prometheus_rules_types() -> None:
     """The same list (imported, not copied), read the same way: PromQL anchors its regexes."""
-    assert alerts.FS_IGNORED is FS_IGNORED
+    assert definitions.FS_IGNORED is FS_IGNORED
     match = re.search(r'"fstype" !~ /(.*)/ AND', _rule("pa-filesystem-used").queries[0].text)
     assert match
     influx = re.compile(match.group(1))
@@ -408,7 +408,7 @@ def test_filesystem_rule_leaves_out_the_prometheus_rules_types() -> None:
 
 
 def test_influx_regex_undoes_promql_string_escapes() -> None:
-    assert alerts.influx_regex("fuse\\\\..*|a/b") == "fuse\\..*|a\\/b"
+    assert definitions.influx_regex("fuse\\\\..*|a/b") == "fuse\\..*|a\\/b"
 
 
 MOUNTS = [  # mountpoint, fstype, read-only, percent used

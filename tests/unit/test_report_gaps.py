@@ -123,7 +123,7 @@ def test_cpus_that_report_for_part_of_the_period_count_where_they_report() -> No
     """A resize from 2 to 4 vCPUs (or a CPU taken offline, which the exporter then omits)."""
     grid = Grid(1_700_000_000, 60, 20)
     data, found = synthetic_host("web-01", grid, Behaviour(cpus=4, cpu_busy=constant(0.5)))
-    for cpu, mode in itertools.product(("2", "3"), ("idle", "user")):
+    for cpu, mode in itertools.product(("2", "3"), ("idle", "iowait", "user")):
         data.series[key(m.CPU, cpu=cpu, mode=mode)][:10] = [None] * 10
     host = analyse_host(data, found, config_for(("web-01",)))
     assert host.coverage == 1.0

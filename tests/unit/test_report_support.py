@@ -25,7 +25,8 @@ def constant(value: float) -> Level:
 
 @dataclass
 class Behaviour:
-    cpu_busy: Level = field(default_factory=lambda: constant(0.3))  # share of each CPU
+    cpu_busy: Level = field(default_factory=lambda: constant(0.3))  # share of each CPU (user)
+    cpu_iowait: Level = field(default_factory=lambda: constant(0.0))  # share of each CPU
     memory_used: Level = field(default_factory=lambda: constant(0.5))
     disk_busy: Level = field(default_factory=lambda: constant(0.2))
     fs_fill: Level = field(default_factory=lambda: constant(0.5))
@@ -53,10 +54,11 @@ def synthetic_host(
 
     step = grid.step
     for index in range(grid.count):
-        busy, disk_busy = how.cpu_busy(index), how.disk_busy(index)
+        busy, iowait, disk_busy = how.cpu_busy(index), how.cpu_iowait(index), how.disk_busy(index)
         increases = {
             **{(str(c), "user"): busy * step for c in range(how.cpus)},
-            **{(str(c), "idle"): (1 - busy) * step for c in range(how.cpus)},
+            **{(str(c), "iowait"): iowait * step for c in range(how.cpus)},
+            **{(str(c), "idle"): (1 - busy - iowait) * step for c in range(how.cpus)},
         }
         disk = {
             "read_bytes": 4096.0 * 100 * step,
