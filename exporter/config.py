@@ -214,7 +214,8 @@ def _add_push_settings(spec: Spec) -> None:
     add(
         Setting(
             "push.spool-max-bytes",
-            "Bound on the spool's size on disk; beyond it the oldest points are dropped and counted.",
+            "Bound on the spool's size on disk; beyond it, or when its filesystem is full, the oldest "
+            "points are dropped and counted.",
             "64MiB",
             _spool_size,
             metavar="SIZE",

@@ -25,10 +25,12 @@ class PushMetrics:
             PREFIX + "points_dropped_total",
             "Points that will never be sent, by reason: rejected by ingest as bad data, "
             "too_large (refused by ingest as too large (413) on their own), "
-            "spool_full (oldest dropped to stay within --push.spool-max-bytes; kept across "
-            "restarts), non_finite (NaN or infinite: line protocol cannot carry them), "
-            "spool_error (the spool could not take them and ingest did not acknowledge them "
-            "when sent at once).",
+            "spool_full (oldest dropped to stay within --push.spool-max-bytes or to make room "
+            "on the spool's full filesystem; kept across restarts), "
+            "non_finite (NaN or infinite: line protocol cannot carry them), "
+            "spool_error (the spool could not take them: its filesystem failing, read-only, or "
+            "full with nothing left to drop; and ingest did not acknowledge them when sent at "
+            "once).",
             COUNTER,
             "reason",
         )

@@ -11,16 +11,19 @@ seconds into a wall-clock interval (see schedule.py), so that a fleet started to
 push in lockstep.
 
 One thread, not two: the spool needs no locking, and a batch read from the spool is always
-committed or abandoned before the next append, so dropping the oldest segments when the spool is
-full can never race with a batch in flight. The thread outlives anything one iteration raises (a
-spool on a filesystem gone read-only, say): it logs it, reports ``spool_error`` and backs off;
-/health calls the push ``stopped`` (degraded) should the thread ever end anyway.
+committed or abandoned before the next append, so dropping the oldest segments when the spool or
+its file system is full can never race with a batch in flight: what a commit acknowledged is
+never counted as dropped, and what was dropped is never sent. The thread outlives anything one
+iteration raises (a spool on a filesystem gone read-only, say): it logs it, reports
+``spool_error`` and backs off; /health calls the push ``stopped`` (degraded) should the thread
+ever end anyway.
 
-A spool that cannot take a sample (a full or read-only file system) makes the state
-``spool_error`` until an append succeeds again, whatever sending does meanwhile. The chunks it
-could not take are sent at once from memory, unless a retry is pending (ingest is failing: they
-would only fail too); whatever ingest does not acknowledge then is lost, counted as spool_error.
-Those points have no crash safety: only the spool gives that.
+A spool that cannot take a sample (a read-only or failing file system, or a full one with
+nothing left to drop) makes the state ``spool_error`` until an append succeeds again, whatever
+sending does meanwhile. The chunks it could not take are sent at once from memory, unless a
+retry is pending (ingest is failing: they would only fail too); whatever ingest does not
+acknowledge then is lost, counted as spool_error. Those points have no crash safety: only the
+spool gives that.
 
 Batch size: after a 413 proves that a request was too large (see client.py), requests hold at
 most half as many points; after RECOVER_AFTER settled sends without such a 413 the limit doubles
@@ -30,9 +33,11 @@ too_large, and lowers nothing.
 
 Counters: each point is counted once, as sent (acknowledged), rejected (refused for good),
 too_large (refused by a 413 on its own), spool_error (neither appended nor acknowledged) or, by
-the spool, spool_full. A batch that is retried counts in none of them until the attempt that
-settles it, even when part of it was acknowledged before a 413 split failed part-way;
-``retried`` counts the points of each failed attempt that ingest did not acknowledge.
+the spool, spool_full (dropped unsent, oldest first, at the spool's bound or because its file
+system is full). A batch that is retried counts in none of them until the attempt that
+settles it, even when part of it was acknowledged before a 413 split failed part-way (should the
+spool drop it meanwhile, all of it counts as spool_full); ``retried`` counts the points of each
+failed attempt that ingest did not acknowledge.
 """
 
 from __future__ import annotations

@@ -33,10 +33,14 @@ What a crash can cost:
 
 The bound: the segments' total size stays within ``max_bytes``. An append that would pass it drops
 whole segments, oldest first, and counts their unsent points; so does opening the spool with a
-lower bound than its files were kept under. Replay is strictly in append order. A segment is
-forgotten only once its file is removed: if the unlink fails (a read-only or failing
-filesystem), it stays counted and the next commit tries again. Not thread-safe: one pusher
-thread owns the spool.
+lower bound than its files were kept under. Replay is strictly in append order. The state, with
+the cursor past a dropped segment and the count, is written before the segment's file is
+removed: after a kill -9 at any point, points are counted as dropped exactly when they are gone
+(a segment left behind the cursor is removed at the next start). A segment is forgotten only
+once its file is removed: if the unlink fails (a read-only or failing filesystem), it stays
+counted and the next commit tries again. Not thread-safe: one pusher thread owns the spool, and
+since it commits or abandons each batch it reads before it appends again, no drop ever meets a
+batch in flight (see pusher.py).
 
 A full file system (ENOSPC, EDQUOT) is a condition to wait out, not a configuration error:
 
@@ -44,15 +48,22 @@ A full file system (ENOSPC, EDQUOT) is a condition to wait out, not a configurat
   that cannot be replaced for lack of room is written over in place (synced). If the spool
   still cannot start a segment (or create its directory or lock), it opens without one:
   ``unwritable`` says why, and every append tries again, failing with SpoolError until there is
-  room. Other errors (permissions, another exporter holding the lock) still fail the opening.
+  room. Opening never drops what is queued: that waits for an append that needs the room.
+  Other errors (permissions, another exporter holding the lock) still fail the opening.
 * Appending: the active segment is written to until it reaches ``segment_bytes``, however much
   of it ingest has acknowledged. When an append finds no room and everything in the spool is
   acknowledged, the active segment is removed (the acknowledged records are all it holds) and
   the append retried in a new segment. A crash in between loses nothing: a state naming the
   removed segment makes the replay start at the first segment left, as after any segment
-  removed behind the cursor. This costs nothing while appends succeed. With unacknowledged
-  records in the spool, an append that finds no room fails (the pusher counts its points as
-  spool_error): what is queued is never given up for what is new.
+  removed behind the cursor. This costs nothing while appends succeed.
+* With unacknowledged records in the spool, the full file system is treated as the bound is:
+  the append drops the oldest segment, counting its unsent points with those dropped at the
+  bound, and tries again, segment after segment, until it succeeds -- the newest records survive,
+  not the oldest. Sealed segments go first; the active one only when it is the last holding
+  records (as at the bound, where it is the only segment). When nothing is left to drop (only an
+  empty segment), the append fails with SpoolError (the pusher sends the batch from memory or
+  counts it as spool_error). Only ENOSPC and EDQUOT drop anything: any other error fails the
+  append, and what is queued stays.
 """
 
 from __future__ import annotations
@@ -186,6 +197,11 @@ def _state_bytes(state: dict[str, int]) -> bytes:
     body = json.dumps(state, sort_keys=True).encode()
     signed = body[:-1] + b', "crc32": %d}' % zlib.crc32(body)
     return signed.ljust(STATE_SIZE - 1) + b"\n"
+
+
+def _no_space(exc: SpoolError) -> bool:
+    """Whether ``exc`` comes from a full file system."""
+    return isinstance(exc.__cause__, OSError) and exc.__cause__.errno in NO_SPACE
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -369,11 +385,12 @@ class Spool:
         return self.segment_bytes - SEGMENT_HEADER_SIZE - RECORD_HEADER.size
 
     def append(self, payload: bytes, points: int) -> None:
-        """Append one batch durably; drop the oldest segments first if the bound requires it.
+        """Append one batch durably; drop the oldest segments first if the bound requires it, or
+        while the file system has no room for it.
 
-        Raises SpoolError if anything on the way fails (a full disk, a read-only or failing
-        filesystem: starting a segment, dropping the oldest, the write itself); the segment
-        written to is left as before.
+        Raises SpoolError if anything on the way fails (a read-only or failing filesystem, a full
+        one with nothing left to drop: starting a segment, dropping the oldest, the write itself);
+        the segment written to is left as before.
         """
         data = frame(payload, points)
         if len(data) + SEGMENT_HEADER_SIZE > self.max_bytes:
@@ -386,13 +403,13 @@ class Spool:
                 self.dropped_points -= points  # the caller counts them: never appended
                 raise SpoolError(f"cannot save the state in {self.directory}: {exc}") from exc
             return
-        try:
-            self._write(data)
-        except SpoolError as exc:
-            cause = exc.__cause__
-            if not (isinstance(cause, OSError) and cause.errno in NO_SPACE and self._give_back()):
-                raise
-            self._write(data)  # once more, in the space the acknowledged records held
+        while True:
+            try:
+                self._write(data)
+                break
+            except SpoolError as exc:
+                if not _no_space(exc) or not self._room_made():
+                    raise
         self._segments[-1].points += points
         self._queued += points
 
@@ -463,14 +480,32 @@ class Spool:
         )  # fmt: skip
         return True
 
+    def _room_made(self) -> bool:
+        """The file system is full: give back an acknowledged active segment, else drop the oldest
+        segment; True if either freed space, so that the append may retry."""
+        try:
+            return self._give_back() or self._drop_for_room()
+        except OSError as exc:
+            raise SpoolError(f"cannot make room in {self.directory}: {exc}") from exc
+
+    def _drop_for_room(self) -> bool:
+        """Drop the oldest segment because the file system is full: the sealed ones first, the
+        active one when it is the last to hold records (the next append starts a segment).
+        False when nothing is left whose removal frees space (at most an empty segment)."""
+        if not self._segments:
+            return False
+        if self._write_fd >= 0 and len(self._segments) == 1:
+            if self._segments[0].size <= SEGMENT_HEADER_SIZE:
+                return False
+            os.close(self._write_fd)
+            self._write_fd = -1
+        self._drop_head(f"no room left on the file system of {self.directory}")
+        return True
+
     def _make_room(self, size: int) -> None:
-        """Drop the oldest segments until ``size`` more bytes fit the bound; save the state if
-        any were dropped."""
-        if self._bytes + size <= self.max_bytes:
-            return
+        """Drop the oldest segments until ``size`` more bytes fit the bound."""
         while self._bytes + size > self.max_bytes:
             self._drop_oldest()
-        self._write_state()
 
     def _count_dropped(self, points: int) -> None:
         self.dropped_points += points
@@ -478,12 +513,33 @@ class Spool:
     def _drop_oldest(self) -> None:
         if len(self._segments) == 1:  # only the active segment: start another, drop this one
             self._new_segment(self._next_seq)
-        head = self._forget_head()
-        self._count_dropped(head.points)
-        self._queued -= head.points
-        log.warning("spool full: dropped %d points, oldest first", head.points)
-        if self._cursor.segment <= head.seq:
-            self._cursor = Position(self._segments[0].seq, SEGMENT_HEADER_SIZE)
+        self._drop_head(f"full ({self.max_bytes} bytes)")
+
+    def _drop_head(self, why: str) -> None:
+        """Drop the oldest segment and count its unacknowledged points.
+
+        The state goes first, with the cursor past the segment and the count: a kill -9 before
+        it keeps the segment and counts nothing, one after it finds the segment behind the
+        cursor and removes it at the next start. If the state cannot be written, nothing is
+        dropped; if the unlink fails, the segment stays behind the cursor, holding no point and
+        counted in disk_bytes, until a later commit or drop removes it.
+        """
+        head, cursor, points = self._segments[0], self._cursor, self._segments[0].points
+        if cursor.segment <= head.seq:
+            after = self._segments[1].seq if len(self._segments) > 1 else self._next_seq
+            self._cursor = Position(after, SEGMENT_HEADER_SIZE)
+        self._queued -= points  # before the count: a scrape never sees a point as both
+        self._count_dropped(points)
+        try:
+            self._write_state()
+        except OSError:
+            self._cursor = cursor
+            self.dropped_points -= points
+            self._queued += points
+            raise
+        head.points = 0
+        self._forget_head()
+        log.warning("spool: %s: dropped %d points, oldest first", why, points)
 
     def _new_segment(self, seq: int) -> None:
         path = self._path(seq)
