@@ -185,41 +185,54 @@ def set_active(db: Session, actor: Actor, user: User, active: bool) -> bool:
     back their unexpired tokens only. The last active platform admin is not disabled. The
     caller also tells this process's PrincipalCache (``forget_user``); other processes see the
     change within its ttl."""
-    require_platform(actor)
-    if user.is_active == active:
-        return False
-    if not active and user.is_platform_admin:
-        _refuse_if_last_platform_admin(db, user, "disable")
-    user.is_active = active
-    action = "user.enable" if active else "user.disable"
-    record(db, actor, action, None, "user", user.id, email=user.email)
-    if not active:
-        invitations.revoke_ungrantable(db, actor, user)
-        websessions.end_all(db, user.id)  # enabling them again signs nobody back in
-    db.commit()
-    return True
+    return change_user(db, actor, user, active=active)
 
 
 def set_platform_admin(db: Session, actor: Actor, user: User, platform_admin: bool) -> bool:
     """Grant or revoke platform-admin rights; whether anything changed. The last active
     platform admin keeps them. The caller tells the PrincipalCache, as for ``set_active``."""
+    return change_user(db, actor, user, platform_admin=platform_admin)
+
+
+def change_user(
+    db: Session,
+    actor: Actor,
+    user: User,
+    *,
+    active: bool | None = None,
+    platform_admin: bool | None = None,
+) -> bool:
+    """``set_active`` and ``set_platform_admin`` at once (None leaves a flag as it is), in one
+    transaction: a refusal of either leaves both unchanged. Whether anything changed."""
     require_platform(actor)
-    if user.is_platform_admin == platform_admin:
-        return False
-    if not platform_admin and user.is_active:
-        _refuse_if_last_platform_admin(db, user, "revoke platform admin from")
-    user.is_platform_admin = platform_admin
-    action = "user.platform_admin.grant" if platform_admin else "user.platform_admin.revoke"
-    record(db, actor, action, None, "user", user.id, email=user.email)
-    if not platform_admin:
-        invitations.revoke_ungrantable(db, actor, user)
-    db.commit()
-    return True
+    changed = False
+    if active is not None and user.is_active != active:
+        if not active and user.is_platform_admin:
+            _refuse_if_last_platform_admin(db, user, "disable", "active")
+        user.is_active = active
+        record(db, actor, "user.enable" if active else "user.disable", None, "user", user.id,
+               email=user.email)  # fmt: skip
+        if not active:
+            invitations.revoke_ungrantable(db, actor, user)
+            websessions.end_all(db, user.id)  # enabling them again signs nobody back in
+        changed = True
+    if platform_admin is not None and user.is_platform_admin != platform_admin:
+        if not platform_admin and user.is_active:
+            _refuse_if_last_platform_admin(db, user, "revoke platform admin from", "platform_admin")
+        user.is_platform_admin = platform_admin
+        action = "user.platform_admin.grant" if platform_admin else "user.platform_admin.revoke"
+        record(db, actor, action, None, "user", user.id, email=user.email)
+        if not platform_admin:
+            invitations.revoke_ungrantable(db, actor, user)
+        changed = True
+    if changed:
+        db.commit()
+    return changed
 
 
-def _refuse_if_last_platform_admin(db: Session, admin: User, change: str) -> None:
-    """Conflict when ``admin`` is the only active platform admin: nobody could manage users or
-    tenants on the pages or the API after the change.
+def _refuse_if_last_platform_admin(db: Session, admin: User, change: str, field: str) -> None:
+    """Conflict, naming ``field`` (the flag the change sets), when ``admin`` is the only active
+    platform admin: nobody could manage users or tenants on the pages or the API after it.
 
     The active platform admins' rows are locked first (FOR UPDATE on PostgreSQL), so two
     demotions at the same moment are counted one after the other and cannot both succeed.
@@ -233,7 +246,7 @@ def _refuse_if_last_platform_admin(db: Session, admin: User, change: str) -> Non
         raise Conflict(
             f"cannot {change} {admin.email}: they are the last active platform admin; "
             "make another user platform admin first",
-            "email",
+            field,
         )
 
 
@@ -382,6 +395,34 @@ def users_page(db: Session, actor: Actor, limit: int, cursor: str | None = None)
     """Every user, by e-mail (platform admins only)."""
     require_platform(actor)
     return fetch_page(db, select(User), BY_EMAIL, limit, cursor)
+
+
+def get_user(db: Session, actor: Actor, user_id: int) -> User:
+    """Any user by id (platform admins only)."""
+    require_platform(actor)
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+def memberships_of(
+    db: Session, actor: Actor, users: list[User]
+) -> dict[int, list[tuple[Tenant, str]]]:
+    """Each user's tenants and roles, by tenant slug, in one query (platform admins only)."""
+    require_platform(actor)
+    found: dict[int, list[tuple[Tenant, str]]] = {user.id: [] for user in users}
+    if not found:
+        return found
+    rows = db.execute(
+        select(Membership.user_id, Tenant, Membership.role)
+        .join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id.in_(list(found)))
+        .order_by(Tenant.slug)
+    )
+    for user_id, tenant, role in rows:
+        found[user_id].append((tenant, role))
+    return found
 
 
 def issue_token(

@@ -172,6 +172,23 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         },
         ["email", "password"],
     ),
+    "UserUpdate": _object(
+        {
+            "active": {
+                "type": "boolean",
+                "description": "false: the user cannot log in, their sessions end, their API "
+                "tokens are refused and the invitations they may no longer grant are revoked; "
+                "true: they may log in again and their unexpired tokens work again",
+            },
+            "platform_admin": {
+                "type": "boolean",
+                "description": "whether they manage every tenant and user; their tenant roles "
+                "stay as they are",
+            },
+        },
+        [],
+        minProperties=1,
+    ),
     "TokenCreate": _object(
         {
             "name": _name(100),
@@ -245,6 +262,7 @@ _INVITATION_FIELDS: dict[str, Schema] = {
     "expires_at": TIMESTAMP,
 }
 _MEMBERSHIP = _record({"tenant": SLUG, "tenant_name": {"type": "string"}, "role": ROLE})
+_USER_WITH_MEMBERSHIPS = {**_USER_FIELDS, "memberships": {"type": "array", "items": _MEMBERSHIP}}
 
 RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Error": _record(
@@ -292,7 +310,8 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     ),
     "User": _record(_USER_FIELDS),
     "UserList": _page_of("users", "User"),
-    "Me": _record({**_USER_FIELDS, "memberships": {"type": "array", "items": _MEMBERSHIP}}),
+    "UserDetail": _record(_USER_WITH_MEMBERSHIPS),
+    "Me": _record(_USER_WITH_MEMBERSHIPS),
     "Token": _record(
         {
             "token_id": TOKEN_ID,
@@ -368,7 +387,8 @@ ERRORS = {
     401: "Not logged in: send 'Authorization: Bearer <API token>'",
     403: "Your role does not allow this",
     404: "No such resource, or not one you may see",
-    409: "Conflicts with an existing resource, or would leave a tenant without an admin",
+    409: "Conflicts with an existing resource, or would leave a tenant without an admin or the "
+    "platform without an active platform admin",
     413: f"Request body over {MAX_BODY_BYTES >> 20} MiB",
     503: "The tenant storage (InfluxDB) refused or did not answer; nothing changed, try again",
 }
@@ -504,7 +524,9 @@ def _path_parameter(name: str, schema: Schema, description: str) -> dict[str, An
 
 PARAMETERS: dict[str, dict[str, Any]] = {
     "slug": {**_path_parameter("slug", SLUG, "the tenant's slug"), "example": "acme"},
-    "user_id": _path_parameter("user_id", ID, "the member's user id"),
+    "user_id": _path_parameter(
+        "user_id", ID, "the user's id, as the member and user lists give it"
+    ),
     "invitation_id": _path_parameter("invitation_id", ID, "the invitation's id"),
     "collector_id": _path_parameter("collector_id", ID, "the collector's id"),
     "key_id": _path_parameter("key_id", KEY_ID, "the key's public id"),
@@ -670,6 +692,18 @@ def _paths() -> dict[str, dict[str, Any]]:
                       (200, "UserList"), (400, 401, 403), parameters=PAGE),
             "post": op("createUser", "Create a user (platform admin)", "users", (201, "User"),
                        (*WRITE, 409), "UserCreate"),
+        },
+        "/users/{user_id}": {
+            "get": op("getUser", "One user with their tenants and roles (platform admin)",
+                      "users", (200, "UserDetail"), (401, 403, 404), parameters=("user_id",)),
+            "patch": op("updateUser", "Enable or disable a user, grant or revoke platform admin "
+                        "(platform admin), both in one change. Disabling ends the user's "
+                        "sessions and refuses their API tokens at once on this server, within "
+                        "key-cache-seconds on the others. The last active platform admin can be "
+                        "neither disabled nor demoted (409); a platform admin may disable or "
+                        "demote themselves while another active one remains. A field already as "
+                        "asked changes and records nothing", "users", (200, "UserDetail"),
+                        (*WRITE, 404, 409), "UserUpdate", parameters=("user_id",)),
         },
         "/me": {"get": op("getMe", "The calling user and their tenants", "users", (200, "Me"),
                           READ)},

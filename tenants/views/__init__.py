@@ -11,7 +11,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(invitations.bp)
-    for module_name in ("formatting", "pages", "api", "loadtests"):
+    for module_name in ("formatting", "pages", "users", "api", "loadtests"):
         try:
             module = __import__(f"tenants.views.{module_name}", fromlist=["init_app"])
         except ModuleNotFoundError as exc:

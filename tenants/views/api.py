@@ -23,8 +23,10 @@ from tenants import db as database
 from tenants import openapi, paging, validation
 from tenants.access import Actor, require_platform, role_in, tenant_for, visible_tenants_page
 from tenants.accounts import (
+    change_user,
     create_user,
     get_token,
+    get_user,
     get_user_by_email,
     issue_token,
     list_tokens,
@@ -495,6 +497,11 @@ def _memberships(db: Session, user: User) -> Iterable[JsonBody]:
     return [{"tenant": slug, "tenant_name": name, "role": role} for slug, name, role in rows]
 
 
+def user_detail_json(user: User) -> JsonBody:
+    """A user with their tenants and roles."""
+    return {**user_json(user), "memberships": _memberships(_db(), user)}
+
+
 @bp.get("/users")
 def list_users_view() -> Any:
     page = users_page(_db(), _actor(), *_list_arguments())
@@ -512,13 +519,37 @@ def create_user_view() -> Any:
         _db(), _actor(), email, body["password"], body.get("name") or "",
         body.get("platform_admin", False),
     )  # fmt: skip
-    return _created(user_json(user), url_for(".list_users_view"))
+    return _created(user_json(user), url_for(".get_user_view", user_id=user.id))
+
+
+@bp.get("/users/<int:user_id>")
+def get_user_view(user_id: int) -> JsonBody:
+    user = get_user(_db(), _actor(), _row_id(user_id, "user"))
+    return user_detail_json(user)
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user_view(user_id: int) -> JsonBody:
+    """Enable or disable a user and grant or revoke platform admin, as the CLI's disable-user,
+    enable-user, grant- and revoke-platform-admin do: both fields in one transaction, the last
+    active platform admin kept (409). A platform admin may disable or demote themselves while
+    another active one remains. This worker forgets the user's cached sessions and tokens, so
+    that a disabled user's next request here is refused; other workers within
+    key-cache-seconds."""
+    db, actor = _db(), _actor()
+    user = get_user(db, actor, _row_id(user_id, "user"))
+    body = _body("UserUpdate")
+    changed = change_user(
+        db, actor, user, active=body.get("active"), platform_admin=body.get("platform_admin")
+    )
+    if changed:
+        current_app.extensions["pa_principals"].forget_user(user.id)
+    return user_detail_json(user)
 
 
 @bp.get("/me")
 def me_view() -> JsonBody:
-    user = _signed_in_user()
-    return {**user_json(user), "memberships": _memberships(_db(), user)}
+    return user_detail_json(_signed_in_user())
 
 
 @bp.get("/me/tokens")
