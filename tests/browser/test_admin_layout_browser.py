@@ -85,6 +85,7 @@ def main_pages(seeded: Seeded) -> list[str]:
         "/tenants/acme/prices",
         "/account",
         "/audit",
+        "/users",
     ]
 
 
