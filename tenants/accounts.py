@@ -144,6 +144,7 @@ def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip:
         db.commit()
         raise Unauthenticated("wrong e-mail or password")
     throttle.succeeded(email, ip)
+    user.last_login_at = utcnow()
     record(db, Actor(user, user.email, ip), "login.success", None, "user", user.id)
     db.commit()
     return user

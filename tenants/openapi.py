@@ -252,6 +252,10 @@ _USER_FIELDS: dict[str, Schema] = {
     "is_platform_admin": {"type": "boolean"},
     "is_active": {"type": "boolean"},
     "created_at": TIMESTAMP,
+    "last_login_at": {
+        **NULLABLE_TIMESTAMP,
+        "description": "the last login on the pages; null: never (API tokens do not count)",
+    },
 }
 _INVITATION_FIELDS: dict[str, Schema] = {
     "id": ID,

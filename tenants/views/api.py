@@ -242,6 +242,7 @@ def user_json(user: User) -> JsonBody:
         "is_platform_admin": user.is_platform_admin,
         "is_active": user.is_active,
         "created_at": _timestamp(user.created_at),
+        "last_login_at": _timestamp(user.last_login_at),
     }
 
 

@@ -406,7 +406,8 @@ def test_platform_admin_lists_and_creates_users(world: World) -> None:
     )
     assert created.status_code == 201
     assert created.get_json() == {"id": ANY, "email": "dana@example.test", "name": "Dana",
-                                  "is_platform_admin": False, "is_active": True, "created_at": AT}  # fmt: skip
+                                  "is_platform_admin": False, "is_active": True, "created_at": AT,
+                                  "last_login_at": None}  # fmt: skip
     assert PASSWORD not in created.get_data(as_text=True)
     users = world.root("GET", "/users").get_json()["users"]
     assert [u["email"] for u in users] == ["ana@acme.test", "boss@acme.test", "dana@example.test",
@@ -438,7 +439,7 @@ def test_me_shows_the_caller_and_their_tenants(world: World) -> None:
     assert me.status_code == 200
     assert me.get_json() == {
         "id": world.ids["boss"], "email": "boss@acme.test", "name": "", "is_platform_admin": False,
-        "is_active": True, "created_at": AT,
+        "is_active": True, "created_at": AT, "last_login_at": None,
         "memberships": [{"tenant": "acme", "tenant_name": "Acme", "role": "admin"}],
     }  # fmt: skip
 

@@ -8,6 +8,7 @@ records nothing. Also the service that makes both changes in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -123,12 +124,23 @@ def test_a_user_is_read_with_their_flags_and_tenants(world: World) -> None:
     body = shown.get_json()
     assert body == {
         "id": world.ids["boss"], "email": BOSS, "name": "", "is_active": True,
-        "is_platform_admin": False, "created_at": body["created_at"],
+        "is_platform_admin": False, "created_at": body["created_at"], "last_login_at": None,
         "memberships": [{"tenant": "acme", "tenant_name": "Acme", "role": "admin"}],
     }  # fmt: skip
     listed = {u["email"]: u for u in world("root", "GET", "").get_json()["users"]}
     assert (listed[ROOT]["is_active"], listed[ROOT]["is_platform_admin"]) == (True, True)
     assert (listed[VIC]["is_active"], listed[VIC]["is_platform_admin"]) == (True, False)
+
+
+def test_a_login_on_the_pages_is_shown_as_the_users_last_login(world: World) -> None:
+    before = datetime.now(UTC)
+    login(world.app.test_client(), BOSS)
+    shown = world("root", "GET", f"/{world.ids['boss']}").get_json()["last_login_at"]
+    assert shown is not None
+    assert before - timedelta(seconds=1) <= datetime.fromisoformat(shown) <= datetime.now(UTC)
+    listed = {u["email"]: u for u in world("root", "GET", "").get_json()["users"]}
+    assert listed[BOSS]["last_login_at"] == shown
+    assert listed[VIC]["last_login_at"] is None  # API tokens do not count
 
 
 def test_a_created_user_is_located_at_their_own_address(world: World) -> None:

@@ -124,6 +124,8 @@ def test_the_page_lists_every_user_with_status_platform_admin_and_tenants(
     assert "Revoke my platform admin" in mine
     assert "Disable your own account?" in mine  # the confirmation says whose
     assert '<input type="hidden" name="csrf_token"' in mine
+    assert re.search(r"<td><time datetime=[^>]+>just now</time></td>", mine)  # last login
+    assert '<td><span class="muted">never</span></td>' in boss  # never logged in
 
 
 def test_the_navigation_links_the_page_for_platform_admins_only(
