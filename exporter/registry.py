@@ -1,7 +1,10 @@
 """A private registry: runs the enabled collectors and adds node_exporter's scrape meta-metrics.
 
 Each collector runs in isolation: an exception marks that collector's
-``node_scrape_collector_success`` 0 and drops only its own samples. Families of the same name from
+``node_scrape_collector_success`` 0 and drops only its own samples. ``NoDataError`` (a host without
+what the collector reads, e.g. no PSI) gives success 0 as well, as node_exporter's ErrNoData does,
+but is the host's normal state, not a failure: it is logged at debug and kept apart from
+``failures``, which turn /health degraded. Families of the same name from
 different collectors are merged, and repeated label sets are emitted once (see exposition), so a
 scrape never fails on duplicate series.
 """
@@ -30,6 +33,7 @@ class Collector(Protocol):
 class ScrapeResult:
     families: list[MetricFamily]
     failures: dict[str, str] = field(default_factory=dict)
+    no_data: dict[str, str] = field(default_factory=dict)  # collector -> why it has nothing
     finished_at: float = 0.0
 
 
@@ -68,6 +72,7 @@ class Registry:
             "collector",
         )
         failures: dict[str, str] = {}
+        no_data: dict[str, str] = {}
         for collector in self.collectors:
             if wanted is not None and collector.name not in wanted:
                 continue
@@ -77,7 +82,7 @@ class Registry:
                 produced = list(collector.collect())
             except NoDataError as exc:
                 log.debug("collector %s returned no data: %s", collector.name, exc)
-                failures[collector.name] = f"no data: {exc}"
+                no_data[collector.name] = str(exc)
                 produced, ok = [], 0.0
             except Exception as exc:
                 log.error(
@@ -97,7 +102,7 @@ class Registry:
                 _merge(merged, extra.collect(), extra.name)
             except Exception as exc:
                 log.error("internal metrics %s failed: %s", extra.name, exc)
-        return ScrapeResult(list(merged.values()), failures, time.time())
+        return ScrapeResult(list(merged.values()), failures, no_data, time.time())
 
 
 def _merge(into: dict[str, MetricFamily], families: Iterable[MetricFamily], source: str) -> None:

@@ -6,7 +6,7 @@ import os
 import time
 
 from exporter.model import GAUGE, MetricFamily, family, single
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 CLOCKSOURCE_DIR = ("devices", "system", "clocksource")
 
@@ -26,7 +26,7 @@ class TimeCollector:
             GAUGE,
             "time_zone",
         )
-        zone.add(float(local.tm_gmtoff), local.tm_zone)
+        zone.add(float(local.tm_gmtoff), valid_utf8(local.tm_zone))
         out = [
             single(
                 "node_time_seconds", "System time in seconds since epoch (1970).", GAUGE, now / 1e9
@@ -57,14 +57,14 @@ class TimeCollector:
         except OSError:
             return []
         for entry in entries:
-            device = entry[len("clocksource") :]
+            device = valid_utf8(entry[len("clocksource") :])
             try:
                 names = read_text(os.path.join(base, entry, "available_clocksource")).split()
                 active = read_text(os.path.join(base, entry, "current_clocksource")).strip()
             except OSError:
                 continue
             for name in names:
-                available.add(1.0, device, name)
+                available.add(1.0, device, valid_utf8(name))
             if active:
-                current.add(1.0, device, active)
+                current.add(1.0, device, valid_utf8(active))
         return [available, current]

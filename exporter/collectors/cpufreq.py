@@ -32,7 +32,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from exporter.model import GAUGE, MetricFamily, family
-from exporter.paths import Paths
+from exporter.paths import Paths, valid_utf8
 
 CPU_DIR = ("devices", "system", "cpu")
 CPU_NAME = re.compile(r"cpu[0-9]")
@@ -107,7 +107,7 @@ class CPUFreqCollector:
                 os.stat(path)  # follows the policy symlink; a dangling one counts as absent
             except FileNotFoundError:
                 continue
-            found.append((name[len("cpu") :], path))
+            found.append((valid_utf8(name[len("cpu") :]), path))
         return found
 
 

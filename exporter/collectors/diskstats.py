@@ -2,7 +2,9 @@
 
 Only as many metrics as the line has fields are emitted (14 fields before 4.18, 18 with discards,
 20 with flushes). Sectors are 512 bytes whatever the device's sector size, as the kernel counts them;
-discarded sectors stay in sectors, as node_exporter exports them.
+discarded sectors stay in sectors, as node_exporter exports them. Device names and udev values
+go into labels through ``valid_utf8`` (the filters see the label); a disk is one series per name as
+the kernel spells it, bytes included.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import os
 import re
 
 from exporter.collectors.filters import NameFilter
+from exporter.collectors.names import LabelClashes
 from exporter.model import COUNTER, GAUGE, MetricFamily, family
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ class DiskstatsCollector:
     def __init__(self, paths: Paths, devices: NameFilter | None = None) -> None:
         self.paths = paths
         self.wanted = devices or NameFilter.build(None, None, DEFAULT_EXCLUDE)
+        self.clashes = LabelClashes("/proc/diskstats")
 
     def collect(self) -> list[MetricFamily]:
         families = [MetricFamily(f"node_disk_{n}", h, t, ("device",)) for n, h, t, _ in FIELDS]
@@ -122,28 +126,33 @@ class DiskstatsCollector:
         ata = {
             key: family(name, help_text, GAUGE, "device") for key, (name, help_text) in ATA.items()
         }
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # label -> the disk name it was exported for
         for line in read_text(self.paths.proc("diskstats")).splitlines():
             parts = line.split()
             if len(parts) < MIN_FIELDS:
                 log.debug("skipping short /proc/diskstats line %r", line)
                 continue
-            major, minor, device = parts[0], parts[1], parts[2]
-            if device in seen or not self.wanted(device):
+            major, minor, name = parts[0], parts[1], parts[2]
+            device = valid_utf8(name)
+            if device in seen:
+                if seen[device] != name:
+                    self.clashes.report(seen[device], name, device)
+                continue
+            if not self.wanted(device):
                 continue
             try:
                 values = [float(v) for v in parts[3 : 3 + len(FIELDS)]]
             except ValueError:
                 log.debug("skipping malformed /proc/diskstats line %r", line)
                 continue
-            seen.add(device)
+            seen[device] = name
             for fam, value, scale in zip(families, values, scales, strict=False):
                 fam.samples.append(((device,), value * scale if scale != 1 else value))
             udev = self._udev(major, minor)
             serial = udev.get(SERIAL_KEY, "")
             info.add(
-                1.0, device, major, minor, udev.get("ID_PATH", ""), udev.get("ID_WWN", ""),
-                udev.get("ID_MODEL", ""), serial, udev.get("ID_REVISION", ""),
+                1.0, device, valid_utf8(major), valid_utf8(minor), udev.get("ID_PATH", ""),
+                udev.get("ID_WWN", ""), udev.get("ID_MODEL", ""), serial, udev.get("ID_REVISION", ""),
             )  # fmt: skip
             if udev.get("ID_FS_TYPE"):  # empty: none, as node_exporter 1.5.0
                 filesystem.add(
@@ -167,15 +176,17 @@ class DiskstatsCollector:
         return [*families, info, filesystem, mapper, *ata.values()]
 
     def _udev(self, major: str, minor: str) -> dict[str, str]:
+        """udev's properties of the device, each value ready for a label."""
         path = os.path.join(self.paths.udev_data, f"b{major}:{minor}")
         try:
             text = read_text(path)
         except OSError:
             return {}
+        ascii_only = text.isascii()  # O(1): escaping is needed only when a byte is not ASCII
         properties = {}
         for line in text.splitlines():
             if line.startswith("E:"):
                 key, sep, value = line[2:].partition("=")
                 if sep:  # a line without "=" is skipped, as node_exporter does
-                    properties[key] = value
+                    properties[key] = value if ascii_only else valid_utf8(value)
         return properties

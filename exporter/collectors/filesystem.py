@@ -4,9 +4,14 @@ The mount table is ``<procfs>/1/mounts`` (the host's namespace when --path.procf
 /proc), falling back to ``<procfs>/mounts``. The labels are node_exporter 1.5.0's: ``device`` exactly
 as in the table, ``mountpoint`` with only ``\\040`` (space) and ``\\011`` (tab) decoded and the
 --path.rootfs prefix stripped; the filters see that label. statfs runs on the fully decoded path (the
-directory's real name) under --path.rootfs with a deadline (see statfs.py). A mount that errs or
-hangs is reported only through ``node_filesystem_device_error`` 1, and its reason is kept for
-/health.
+directory's real name, bytes that are not UTF-8 included) under --path.rootfs with a deadline (see
+statfs.py); 1.5.0 gives statfs the label's text, so there a mount point holding ``\\134`` or
+``\\012`` only gets device_error 1. A mount that errs or hangs is reported only through
+``node_filesystem_device_error`` 1, and its reason is kept for /health.
+
+Labels go through ``valid_utf8``: a byte that is not UTF-8 is written ``\\xff`` (1.5.0 panics on
+such a mount). That never equals another mount's label, since the table spells every real backslash
+``\\134``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import NamedTuple
 from exporter.collectors.filters import NameFilter
 from exporter.collectors.statfs import StatfsRunner
 from exporter.model import GAUGE, MetricFamily, family
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +54,10 @@ def label_mountpoint(field: str) -> str:
 
 
 class Mount(NamedTuple):
-    device: str  # as in the mount table, escapes kept
+    device: str  # the label: as in the mount table, escapes kept
     fstype: str
     mountpoint: str  # the label: see label_mountpoint, --path.rootfs stripped
-    path: str  # fully decoded, --path.rootfs stripped: what statfs is given (under --path.rootfs)
+    path: str  # the real name (fully decoded, raw bytes kept), --path.rootfs stripped: for statfs
     readonly: bool
 
 
@@ -92,8 +97,8 @@ class FilesystemCollector:
             if len(parts) < 4:
                 log.debug("skipping malformed mounts line %r", line)
                 continue
-            device, fstype = parts[0], parts[2]
-            mountpoint = self.paths.strip_rootfs(label_mountpoint(parts[1]))
+            device, fstype = valid_utf8(parts[0]), valid_utf8(parts[2])
+            mountpoint = valid_utf8(self.paths.strip_rootfs(label_mountpoint(parts[1])))
             if not (self.mount_points(mountpoint) and self.fs_types(fstype)):
                 continue
             path = self.paths.strip_rootfs(unescape(parts[1]))

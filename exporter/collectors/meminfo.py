@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 from exporter.model import COUNTER, GAUGE, MetricFamily, single
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,6 @@ class MeminfoCollector:
 
 @lru_cache(maxsize=512)
 def _describe(field: str, has_unit: bool) -> tuple[str, str, str]:
-    key = PARENTHESES.sub(r"_\1", field) + ("_bytes" if has_unit else "")
+    key = PARENTHESES.sub(r"_\1", valid_utf8(field)) + ("_bytes" if has_unit else "")
     kind = COUNTER if key.endswith("_total") else GAUGE
     return f"node_memory_{key}", f"Memory information field {key}.", kind

@@ -2,7 +2,8 @@
 
 Columns are taken from the file's own header, so kernels with other column sets parse correctly.
 The values equal node_exporter's netlink "legacy" mode; only receive_nohandler (netlink-only) is
-absent.
+absent. The ``device`` label is the interface name through ``valid_utf8`` (the filters see that
+label); an interface is one series per name as the kernel spells it, bytes included.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import logging
 
 from exporter.collectors.filters import NameFilter
+from exporter.collectors.names import LabelClashes
 from exporter.model import COUNTER, MetricFamily
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ class NetdevCollector:
     def __init__(self, paths: Paths, devices: NameFilter | None = None) -> None:
         self.paths = paths
         self.wanted = devices or NameFilter.build(None, None, None)
+        self.clashes = LabelClashes("/proc/net/dev")
 
     def collect(self) -> list[MetricFamily]:
         lines = read_text(self.paths.proc("net", "dev")).splitlines()
@@ -40,14 +43,19 @@ class NetdevCollector:
             )
             for key in keys
         }
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # label -> the interface name it was exported for
         for line in lines[2:]:
-            name, sep, data = line.rpartition(":")
-            device = name.strip()
-            if not sep or not device:
+            left, sep, data = line.rpartition(":")
+            name = left.strip()
+            if not sep or not name:
                 log.debug("skipping malformed /proc/net/dev line %r", line)
                 continue
-            if device in seen or not self.wanted(device):
+            device = valid_utf8(name)
+            if device in seen:
+                if seen[device] != name:
+                    self.clashes.report(seen[device], name, device)
+                continue
+            if not self.wanted(device):
                 continue
             try:
                 values = [float(v) for v in data.split()]
@@ -57,7 +65,7 @@ class NetdevCollector:
             if len(values) != len(keys):
                 log.debug("skipping /proc/net/dev line with %d columns: %r", len(values), line)
                 continue
-            seen.add(device)
+            seen[device] = name
             for key, value in zip(keys, values, strict=True):
                 families[key].samples.append(((device,), value))
         return list(families.values())

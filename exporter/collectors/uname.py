@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from exporter.model import GAUGE, MetricFamily, family
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 
 class UnameCollector:
@@ -26,5 +26,6 @@ class UnameCollector:
             GAUGE,
             "sysname", "release", "version", "machine", "nodename", "domainname",
         )  # fmt: skip
-        info.add(1.0, uts.sysname, uts.release, uts.version, uts.machine, uts.nodename, domainname)
+        values = (uts.sysname, uts.release, uts.version, uts.machine, uts.nodename, domainname)
+        info.add(1.0, *[valid_utf8(value) for value in values])  # a host name may hold any byte
         return [info]

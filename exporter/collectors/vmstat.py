@@ -6,7 +6,7 @@ import logging
 import re
 
 from exporter.model import UNTYPED, MetricFamily, single
-from exporter.paths import Paths, read_text
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ class VmstatCollector:
         remembered across scrapes."""
         entry = None
         if self.fields.search(field) is not None:
-            entry = (f"node_vmstat_{field}", f"/proc/vmstat information field {field}.")
+            text = valid_utf8(field)
+            entry = (f"node_vmstat_{text}", f"/proc/vmstat information field {text}.")
         self._wanted[field] = entry
         return entry
 

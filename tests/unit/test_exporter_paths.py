@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,12 @@ def test_reads_the_whole_file_however_long(tmp_path: Path) -> None:
     assert read_text(str(tmp_path / "empty")) == ""
 
 
-def test_bad_utf8_is_replaced_and_newlines_are_kept_as_they_are(tmp_path: Path) -> None:
-    (tmp_path / "odd").write_bytes(b"name \xff\xfe value\r\nnext\n")
-    assert read_text(str(tmp_path / "odd")) == "name \ufffd\ufffd value\r\nnext\n"
+def test_bad_utf8_is_kept_byte_for_byte_and_newlines_as_they_are(tmp_path: Path) -> None:
+    raw = b"name \xff\xfe value\r\nnext \xc3\xa9\n"
+    (tmp_path / "odd").write_bytes(raw)
+    text = read_text(str(tmp_path / "odd"))
+    assert text == "name \udcff\udcfe value\r\nnext \u00e9\n"
+    assert os.fsencode(text) == raw  # what a system call given this text receives
 
 
 def test_a_missing_file_or_a_directory_raises_what_open_raises(tmp_path: Path) -> None:
