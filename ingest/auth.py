@@ -7,29 +7,36 @@ Accepted, so that InfluxDB clients work unchanged:
 * HTTP Basic auth with the key as the password (InfluxDB 1.x clients; the user is ignored),
   or as the user name when the password is empty.
 
-InfluxDB 1.x also takes ``u``/``p`` query parameters; here they are refused, because URLs end up
-in access logs and proxies. The access log format in ingest/main.py leaves query strings out
-for the same reason.
+InfluxDB 1.x also takes ``u``/``p`` query parameters; here a secret in the URL is refused,
+because URLs end up in access logs and proxies (the access log format in ingest/main.py leaves
+query strings out for the same reason), and the client is told to send it in the header, and to
+rotate it if it was a real key. A secret is a parameter named as one (``p``, ``token``...)
+whatever its value, or anything holding a whole key. ``u`` alone is a user name, which InfluxDB
+1.x clients send with ``p``, and is no secret.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 
-from tenants.crypto import KEY_PREFIX
+from tenants.crypto import KEY_PREFIX, TOKEN_PREFIX
 
-QUERY_CREDENTIAL_NAMES = frozenset(
-    {"u", "p", "token", "key", "apikey", "api_key", "access_token", "authorization"}
+SECRET_PARAMETERS = frozenset(
+    {"p", "token", "key", "apikey", "api_key", "access_token", "authorization"}
 )
+# A whole collector key (or admin API token) anywhere in a name or value: the shape of
+# tenants.crypto.CREDENTIAL, not its prefix alone (a bucket named "spak_prod" is no key).
+_CREDENTIAL = re.compile(rf"(?:{KEY_PREFIX}|{TOKEN_PREFIX})_[a-z2-7]{{13}}_[A-Za-z0-9_-]{{43}}")
 
 
 def query_credential(args: Iterable[tuple[str, str]]) -> str | None:
-    """The name of a query parameter that carries (or looks like) a credential, if any; every
-    occurrence of a repeated parameter is looked at."""
+    """The name of a query parameter that carries a secret (a parameter named as one, or a
+    key in its name or value), if any; every occurrence of a repeated parameter is looked at."""
     for name, value in args:
-        if name.lower() in QUERY_CREDENTIAL_NAMES or f"{KEY_PREFIX}_" in value:
+        if name.lower() in SECRET_PARAMETERS or _CREDENTIAL.search(f"{name}={value}"):
             return name
     return None
 

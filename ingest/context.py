@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class IngestContext:
     writer: StorageWriter
     metrics: IngestMetrics
     schema: SchemaCheck = field(init=False)  # /health's: is the admin database migrated?
+    started: float = field(init=False, default_factory=time.time)  # /ready's
 
     def __post_init__(self) -> None:
         self.schema = SchemaCheck(self.engine)

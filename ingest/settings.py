@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from perfanalysis import web_tls
@@ -78,6 +79,18 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _request_timeout_setting() -> Setting:
+    """The admin app's setting, saying what ingest answers: 503, which InfluxDB clients retry,
+    where admin answers 408 (ingest/writeapi.py, ``_body_timed_out``)."""
+    return replace(
+        request_timeout_setting(),
+        help="Seconds a request may take to arrive whole once a thread has taken it up (its head "
+        "and first 64 KiB of body are read without one); slower, it is cut off, answered 503 "
+        "with Retry-After where the answer can still be sent (a client retries that; InfluxDB "
+        "clients drop a batch answered 408).",
+    )
+
+
 def build_spec() -> Spec:
     spec = Spec(
         program="perfanalysis ingest",
@@ -106,7 +119,7 @@ def build_spec() -> Spec:
             metavar="N",
         )
     )
-    add(request_timeout_setting())
+    add(_request_timeout_setting())
     for setting in web_tls.settings(client_ca=True):
         add(setting)
     add(
@@ -219,8 +232,10 @@ def build_spec() -> Spec:
     add(
         Setting(
             "storage.timeout",
-            "How long a storage write may take before the request is answered 503.",
-            "10s",
+            "How long a storage write may take before the request is answered 503 with "
+            "Retry-After. Keep it below the clients' own timeouts (Telegraf's 5s, "
+            "influxdb-client's and the exporter's 10s), or they give up first and never see it.",
+            "4s",
             duration,
             metavar="DURATION",
         )

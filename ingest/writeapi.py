@@ -5,7 +5,8 @@ clients send before writing, ``CREATE DATABASE`` (ingest/influxql.py).
 Writes are the one request ingest serves at volume, and for them Flask's request machinery
 (request and app contexts, URL routing, Request and Response objects, hooks) cost about as much
 CPU as checking and rewriting a 250-point batch. So they are answered here, from the WSGI
-environ, and everything else (/health, /metrics, /ping, unknown paths) goes on to Flask.
+environ, and everything else (/health, /ready, /metrics, /ping, unknown paths) goes on to
+Flask.
 
 A path asked with a method it does not take gets 405 here, with ``Allow`` and the same JSON
 error body as every other refusal. Every answer is counted in
@@ -14,7 +15,6 @@ error body as every other refusal. Every answer is counted in
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +49,7 @@ QUERY_PATH = "/query"
 FORM_TYPE = "application/x-www-form-urlencoded"
 DATABASE_RETRY_SECONDS = 5  # a database restart or a migration being run takes seconds
 DATABASE_WARNING_SECONDS = 60.0  # while the database is down, its warning is logged this often
+BODY_RETRY_SECONDS = 1  # a body that came too slowly: the link, not ingest, was the bottleneck
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -88,22 +89,18 @@ class WriteEndpoints:
         try:
             if method not in methods:
                 headers.append(("Allow", ", ".join(methods)))
-                raise errors.IngestError(
-                    405,
-                    "method not allowed",
-                    f"{method} {environ['PATH_INFO']} is not answered: use {' or '.join(methods)}",
-                )
+                raise errors.not_allowed(method, environ["PATH_INFO"], methods)
             answer = handle()
             if answer is not None:
-                status, body = 200, _json(answer)
+                status, body = 200, errors.encode(answer)
                 headers.append(("Content-Type", "application/json"))
         except errors.IngestError as error:
-            status, body = error.status, _json(error.body())
-            headers += [*error.headers().items(), ("Content-Type", "application/json")]
+            status, body = error.status, error.encoded()
+            headers += [*error.headers(), ("Content-Type", "application/json")]
         except Exception as exc:  # a bug: logged, and answered as every other refusal is
             log.exception("unexpected error on %s %s", method, environ["PATH_INFO"])
             internal = errors.internal(f"internal error ({type(exc).__name__}); it has been logged")
-            status, body = internal.status, _json(internal.body())
+            status, body = internal.status, internal.encoded()
             headers.append(("Content-Type", "application/json"))
         self.context.metrics.requests.labels(api, str(status)).inc()
         if body:
@@ -169,8 +166,8 @@ class WriteEndpoints:
         if name is not None:
             raise errors.unauthenticated(
                 f"credentials in the URL (query parameter {name!r}) are refused because URLs "
-                "are logged: send the key as 'Authorization: Token <key>'; if it was a real key, "
-                "rotate it"
+                "are logged: send the key in a header, 'Authorization: Token <key>' or as the "
+                "password of Basic auth; if it was a real key, rotate it"
             )
         try:
             return self.context.service.authenticate(
@@ -253,9 +250,12 @@ def body_stream(environ: WSGIEnvironment, length: int | None) -> Any:
 
 
 def _body_timed_out(exc: TimeoutError) -> errors.IngestError:
-    """The server gave up waiting for the rest of the body (perfanalysis.gthread_worker)."""
-    return errors.request_timeout(f"reading the request body timed out ({exc})")
-
-
-def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    """The server gave up waiting for the rest of the body (``web.request-timeout``,
+    perfanalysis.gthread_worker): 503 with Retry-After, not 408. Nothing is wrong with the
+    batch, and InfluxDB clients drop one answered 408 for good (influxdb-client retries only
+    429 and above, Telegraf drops a 4xx it does not name); all of them retry a 503."""
+    return errors.unavailable(
+        f"the request body arrived too slowly ({exc}) and nothing was stored: send it again "
+        "(in smaller batches if this recurs)",
+        BODY_RETRY_SECONDS,
+    )

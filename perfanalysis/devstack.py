@@ -364,6 +364,10 @@ def running_pid(service: Service) -> int | None:
     return pid if identity and identity == process_identity(pid) else None
 
 
+# a JSON health report's status when all is well: "pass" is InfluxDB 2.x's (ingest's /health)
+HEALTHY_STATUSES = ("ok", "pass")
+
+
 def healthy(service: Service) -> bool:
     """Whether the service answers its ready URL (a degraded exporter is up: see ``health``)."""
     return health(service)[0] != "unhealthy"
@@ -383,7 +387,7 @@ def health(service: Service) -> tuple[str, str]:
         report = json.loads(body)
     except ValueError:
         return "healthy", ""  # InfluxDB's /ping, Prometheus' /-/ready: no JSON
-    if not isinstance(report, dict) or report.get("status", "ok") == "ok":
+    if not isinstance(report, dict) or report.get("status", "ok") in HEALTHY_STATUSES:
         return "healthy", ""
     return "degraded", _what_is_wrong(report)
 

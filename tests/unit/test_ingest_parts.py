@@ -126,10 +126,23 @@ def test_header_credentials() -> None:
 
 def test_credentials_in_the_query_string_are_found() -> None:
     assert query_credential([("db", "x"), ("precision", "s")]) is None
-    assert query_credential([("db", "x"), ("u", "a"), ("p", "b")]) == "u"
+    assert query_credential([("db", "x"), ("u", "a"), ("p", "b")]) == "p"  # node-influx's
+    assert query_credential([("p", "")]) == "p"  # a secret's name, whatever its value
     assert query_credential([("Token", "x")]) == "Token"
     assert query_credential([("db", KEY)]) == "db"
     assert query_credential([("db", "x"), ("db", KEY)]) == "db"  # a repeated one, every time
+    assert query_credential([("db", f"telegraf:{KEY}")]) == "db"  # a key inside a value
+    assert query_credential([(KEY, "")]) == KEY  # "?pak_...": a key as a name
+    assert query_credential([("db", "pat_abcdefghijklm_" + "B" * 43)]) == "db"  # an API token
+
+
+def test_what_only_looks_like_a_credential_in_the_query_string_is_taken() -> None:
+    """Before: ``u`` alone (a user name, no secret) and any value holding "pak_" were refused
+    with "if it was a real key, rotate it"; Telegraf's v2 output retries that 401 forever."""
+    assert query_credential([("db", "telegraf"), ("u", "telegraf")]) is None
+    assert query_credential([("org", "o"), ("bucket", "spak_prod")]) is None
+    assert query_credential([("db", "pak_prod")]) is None
+    assert query_credential([("db", KEY[:-1])]) is None  # one character short of a key
 
 
 # ----------------------------------------------------------------------------------------------
