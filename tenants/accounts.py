@@ -1,12 +1,12 @@
-"""Users, memberships, login (with throttling), password changes and API tokens."""
+"""Users, memberships, login and password changes (throttled: tenants/throttle.py) and API
+tokens."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,9 +20,10 @@ from tenants.crypto import (
     password_problem,
     verify_password,
 )
-from tenants.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
-from tenants.models import ApiToken, LoginFailure, Membership, Tenant, User, utcnow
+from tenants.errors import Conflict, Invalid, NotFound, Unauthenticated
+from tenants.models import ApiToken, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
+from tenants.throttle import Throttle
 
 MAX_TOKEN_EXPIRY_DAYS = 3650
 TOKEN_ID = re.compile(r"[a-z2-7]{13}")  # a token's public id, as crypto.CredentialHasher makes it
@@ -66,73 +67,15 @@ def get_user_by_email(db: Session, email: str) -> User | None:
     return db.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-class Throttle(Protocol):
-    def check(self, email: str, ip: str) -> None: ...
-    def failed(self, email: str, ip: str) -> None: ...
-    def succeeded(self, email: str, ip: str) -> None: ...
-
-
-class DatabaseThrottle:
-    """Counts failed logins per account and per address in the admin database."""
-
-    def __init__(self, db: Session, max_failures: int, window: float) -> None:
-        self.db, self.max_failures, self.window = db, max_failures, window
-
-    def _since(self) -> datetime:
-        return utcnow() - timedelta(seconds=self.window)
-
-    def check(self, email: str, ip: str) -> None:
-        since = self._since()
-        by_email = self.db.scalar(
-            select(func.count()).where(LoginFailure.email == email, LoginFailure.at > since)
-        )
-        by_ip = self.db.scalar(
-            select(func.count()).where(LoginFailure.ip == ip, LoginFailure.at > since)
-        )
-        if (by_email or 0) >= self.max_failures or (by_ip or 0) >= 4 * self.max_failures:
-            raise Throttled("too many failed logins; try again later", int(self.window))
-
-    def failed(self, email: str, ip: str) -> None:
-        self.db.add(LoginFailure(email=email, ip=ip))
-        self.db.execute(delete(LoginFailure).where(LoginFailure.at < self._since()))
-        self.db.commit()
-
-    def succeeded(self, email: str, ip: str) -> None:
-        self.db.execute(delete(LoginFailure).where(LoginFailure.email == email))
-        self.db.commit()
-
-
-class RedisThrottle:
-    """The same counts in Redis, shared by every worker and replica."""
-
-    def __init__(self, client: object, max_failures: int, window: float) -> None:
-        self.redis, self.max_failures, self.window = client, max_failures, int(window)
-
-    def check(self, email: str, ip: str) -> None:
-        values = self.redis.mget([f"pa:login:email:{email}", f"pa:login:ip:{ip}"])  # type: ignore[attr-defined]
-        by_email, by_ip = (int(v or 0) for v in values)
-        if by_email >= self.max_failures or by_ip >= 4 * self.max_failures:
-            ttl = self.redis.ttl(f"pa:login:email:{email}")  # type: ignore[attr-defined]
-            raise Throttled("too many failed logins; try again later", max(int(ttl), 1))
-
-    def failed(self, email: str, ip: str) -> None:
-        pipe = self.redis.pipeline()  # type: ignore[attr-defined]
-        for key in (f"pa:login:email:{email}", f"pa:login:ip:{ip}"):
-            pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)
-        pipe.execute()
-
-    def succeeded(self, email: str, ip: str) -> None:
-        self.redis.delete(f"pa:login:email:{email}")  # type: ignore[attr-defined]
-
-
 def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip: str) -> User:
+    """The user with ``email`` and ``password``; Unauthenticated, alike for a wrong password, an
+    unknown address and a disabled account, or Throttled. The attempt is counted (reserved)
+    before the password is verified, so that concurrent guesses cannot outrun the throttle."""
     email = (email or "").strip().lower()[:254]
-    throttle.check(email, ip)
+    throttle.reserve(email, ip)
     user = get_user_by_email(db, email) if email else None
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
     if user is None or not ok or not user.is_active:
-        throttle.failed(email, ip)
         record(
             db,
             Actor(None, email or "(empty)", ip),
@@ -150,9 +93,19 @@ def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip:
     return user
 
 
-def change_password(db: Session, user: User, current: str, new: str, ip: str = "") -> None:
+def change_password(
+    db: Session, throttle: Throttle, user: User, current: str, new: str, ip: str = ""
+) -> None:
+    """Give ``user`` the password ``new`` once ``current`` is theirs. A wrong current password
+    counts in the login throttle (the account's e-mail and ``ip``), so that a session someone
+    else holds cannot guess the password faster than a login could, and is audited."""
+    throttle.reserve(user.email, ip)
     if not verify_password(user.password_hash, current or ""):
+        record(db, Actor(user, user.email, ip), "user.password_change.failure", None, "user",
+               user.id)  # fmt: skip
+        db.commit()
         raise Invalid("the current password is wrong", "current_password")
+    throttle.succeeded(user.email, ip)
     problem = password_problem(new or "")
     if problem:
         raise Invalid(problem, "new_password")
@@ -525,11 +478,3 @@ def revoke_token(db: Session, actor: Actor, token: ApiToken) -> ApiToken:
                user=token.user.email)  # fmt: skip
         db.commit()
     return token
-
-
-def throttle_for(db: Session, redis_url: str, max_failures: int, window: float) -> Throttle:
-    if redis_url:
-        import redis
-
-        return RedisThrottle(redis.Redis.from_url(redis_url), max_failures, window)
-    return DatabaseThrottle(db, max_failures, window)

@@ -8,6 +8,9 @@
 * A form sent after the session ended goes to the login page, and from there back to the page the
   form was on (never to the form's POST-only action), with a flash asking to send it again.
 * Errors outside /api are the app's error page (header, message, a link back); under /api, JSON.
+* Every answer but a static file is ``Cache-Control: no-store`` (error pages too: they show the
+  signed-in user and the CSRF token). Over HTTPS (served directly, or as a trusted proxy's
+  X-Forwarded-Proto says) or with a Secure session cookie, answers carry HSTS.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ MAX_ROW_ID = 2**31 - 1  # the database's integer: a larger id names no row and w
 ROW_ID = f"int(min=1, max={MAX_ROW_ID})"  # the URL converter of an id: 404 beyond that range
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAX_BODY_BYTES = 1 << 20  # a request body (a load test's result file is the largest)
+HSTS = "max-age=31536000"  # a year; not includeSubDomains: other hosts of the domain are not ours
 
 
 def public(view: F) -> F:
@@ -188,11 +192,15 @@ def _limit_anonymous_bodies() -> None:
 
 
 def _check_csrf() -> None:
-    if request.method in SAFE_METHODS or g.get("via_token"):
+    """Refuse a cookie-authenticated write without the session's token. A request that no route
+    takes (404, or 405 for its method) changes nothing, and is told that instead."""
+    unrouted = request.routing_exception is not None
+    if request.method in SAFE_METHODS or g.get("via_token") or unrouted:
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    # as bytes: compare_digest refuses str with characters beyond ASCII (TypeError, a 500)
+    if not expected or not hmac.compare_digest(_utf8(sent), _utf8(expected)):
         if is_api():
             raise ServiceError("missing or wrong CSRF token: send the X-CSRF-Token header", None)
         abort(
@@ -200,6 +208,10 @@ def _check_csrf() -> None:
             description="The form was missing its security token (CSRF), or it comes from an "
             "earlier login. Go back to the page, reload it and send the form again.",
         )
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def log_in(user: User) -> None:
@@ -246,9 +258,17 @@ def _security_headers(response: Response) -> Response:
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     )
-    if request.endpoint and not request.endpoint.startswith("static"):
+    if not _is_static_file(response):  # pages, API answers and every error page
         response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure or current_app.config["SESSION_COOKIE_SECURE"]:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
+
+
+def _is_static_file(response: Response) -> bool:
+    """A stylesheet or script served: cacheable. An error page on a static path is not: it
+    shows the signed-in user's e-mail and the session's CSRF token, as every page does."""
+    return request.endpoint == "static" and response.status_code < 400
 
 
 def _service_error(error: ServiceError) -> Any:

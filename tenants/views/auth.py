@@ -7,6 +7,7 @@ and redirected, and the plaintext is kept nowhere.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import (
@@ -31,11 +32,11 @@ from tenants.accounts import (
     issue_token,
     list_tokens,
     revoke_token,
-    throttle_for,
     token_state,
 )
 from tenants.errors import Conflict, Invalid, Throttled, Unauthenticated
 from tenants.models import User, utcnow
+from tenants.throttle import Throttle, throttle_for
 from tenants.views.pages import Failure, first_submission
 from tenants.web import client_ip, current_actor, log_in, log_out, page_or_home, public
 
@@ -63,19 +64,25 @@ def _login_page(status: int = 200, **context: Any) -> Any:
     return html, status
 
 
+def _throttle() -> Throttle:
+    """The login throttle, which a password change's current password counts in too."""
+    settings = current_app.config["PA_SETTINGS"]
+    return throttle_for(
+        database.session(), settings["redis_url"], settings["login_max_failures"],
+        settings["login_window_seconds"],
+    )  # fmt: skip
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> Any:
     if request.method == "GET":
         return _login_page()
-    settings = current_app.config["PA_SETTINGS"]
-    db = database.session()
-    throttle = throttle_for(
-        db, settings["redis_url"], settings["login_max_failures"], settings["login_window_seconds"]
-    )
     email = request.form.get("email", "")
     try:
-        user = authenticate(db, throttle, email, request.form.get("password", ""), client_ip())
+        user = authenticate(
+            database.session(), _throttle(), email, request.form.get("password", ""), client_ip()
+        )
     except Throttled as exc:
         html, status = _login_page(429, error=exc.message, email=email)
         return html, status, {"Retry-After": str(exc.retry_after)}
@@ -132,9 +139,14 @@ def password() -> Any:
     database.session().refresh(user)  # the request's user may come from a cache
     try:
         change_password(
-            database.session(), user, request.form.get("current_password", ""),
+            database.session(), _throttle(), user, request.form.get("current_password", ""),
             request.form.get("new_password", ""), client_ip(),
         )  # fmt: skip
+    except Throttled as exc:
+        message = "too many wrong passwords; try again later"
+        failure = _refused("password", Invalid(message, "current_password"))
+        html, status = _account_page(replace(failure, status=exc.status))
+        return html, status, {"Retry-After": str(exc.retry_after)}
     except Invalid as exc:
         return _account_page(_refused("password", exc))
     websessions.end_all(database.session(), user.id)
