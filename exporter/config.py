@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from exporter import __version__
 from exporter.collectors.catalogue import COLLECTORS
 from exporter.collectors.diskstats import DEFAULT_EXCLUDE as DISK_EXCLUDE
 from exporter.collectors.filesystem import DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_MOUNT_POINTS_EXCLUDE
@@ -17,6 +18,7 @@ from perfanalysis.config import (
     Setting,
     Spec,
     listen_address,
+    non_negative_int,
     parse,
     positive_int,
     readable_file,
@@ -26,6 +28,28 @@ from perfanalysis.config import (
 
 ENV_PREFIX = "PERFANALYSIS_EXPORTER_"
 LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("logfmt", "json")
+VERSION = f"perfanalysis exporter, version {__version__}"
+
+# node_exporter 1.5.0's deprecated names, accepted (with its warning) for the settings they became
+DEPRECATED_FLAGS = {
+    "collector.filesystem.ignored-mount-points": "collector.filesystem.mount-points-exclude",
+    "collector.filesystem.ignored-fs-types": "collector.filesystem.fs-types-exclude",
+    "collector.diskstats.ignored-devices": "collector.diskstats.device-exclude",
+}
+# node_exporter 1.5.0's collectors (prometheus-node-exporter --help); those not in COLLECTORS
+# may be turned off (many deployments do, --no-collector.wifi say) but not on
+NODE_EXPORTER_COLLECTORS = (
+    "arp", "bcache", "bonding", "btrfs", "buddyinfo", "cgroups", "conntrack", "cpu", "cpufreq",
+    "diskstats", "dmi", "drbd", "drm", "edac", "entropy", "ethtool", "fibrechannel", "filefd",
+    "filesystem", "hwmon", "infiniband", "interrupts", "ipvs", "ksmd", "lnstat", "loadavg",
+    "logind", "mdadm", "meminfo", "meminfo_numa", "mountstats", "netclass", "netdev", "netstat",
+    "network_route", "nfs", "nfsd", "ntp", "nvme", "os", "perf", "powersupplyclass", "pressure",
+    "processes", "qdisc", "rapl", "runit", "schedstat", "selinux", "slabinfo", "sockstat",
+    "softnet", "stat", "supervisord", "sysctl", "systemd", "tapestats", "tcpstat", "textfile",
+    "thermal_zone", "time", "timex", "udp_queues", "uname", "vmstat", "wifi", "xfs", "zfs",
+    "zoneinfo",
+)  # fmt: skip
 
 # include/exclude pairs that node_exporter refuses together
 EXCLUSIVE_PAIRS = (
@@ -42,6 +66,12 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _log_format(text: str) -> str:
+    if text not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return text
+
+
 def _path(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
@@ -54,9 +84,9 @@ def _telemetry_path(text: str) -> str:
     return text
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE = re.compile(r"^([0-9]+) *(B|KiB|MiB|GiB|KB|MB|GB)?$")
 _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
                "KB": 10**3, "MB": 10**6, "GB": 10**9}  # fmt: skip
 MIN_SPOOL_BYTES = 64 << 10
@@ -310,15 +340,25 @@ def build_spec() -> Spec:
         program="perfanalysis exporter",
         env_prefix=ENV_PREFIX,
         description="Serve node_exporter-compatible metrics read from /proc and /sys.",
+        aliases=dict(DEPRECATED_FLAGS),
+        absent={
+            f"collector.{name}": f"node_exporter's {name} collector is not implemented here"
+            for name in NODE_EXPORTER_COLLECTORS
+            if name not in COLLECTORS
+        },
+        version=VERSION,
     )
     add = spec.add
     add(
         Setting(
             "web.listen-address",
-            "Address on which to expose metrics.",
+            "Address on which to expose metrics; repeat the flag to listen on several (the "
+            "variable holds one). Without a host (:9100), every IPv4 and IPv6 address, as "
+            "node_exporter listens.",
             ":9100",
             listen_address,
             metavar="HOST:PORT",
+            repeatable=True,
         )
     )
     add(
@@ -333,17 +373,18 @@ def build_spec() -> Spec:
     add(
         Setting(
             "web.max-requests",
-            "Maximum number of parallel scrape requests; beyond it the answer is 503.",
+            "Maximum number of parallel scrape requests; beyond it the answer is 503. 0: no limit.",
             40,
-            positive_int,
+            non_negative_int,
             metavar="N",
         )
     )
     add(
         Setting(
             "web.max-connections",
-            "Maximum number of open connections, one thread each; more wait in the listen "
-            "backlog until one closes.",
+            "Maximum number of open connections, one thread each. When all are open, a new "
+            "one closes the connection idle longest (waiting for a request), or, if every one "
+            "is busy answering, waits in the listen backlog until one is done.",
             64,
             positive_int,
             metavar="N",
@@ -498,7 +539,7 @@ def build_spec() -> Spec:
         Setting(
             "collector.vmstat.fields",
             "Regexp of /proc/vmstat fields to export.",
-            regex(DEFAULT_FIELDS),
+            DEFAULT_FIELDS,
             regex,
             metavar="REGEX",
         )
@@ -510,6 +551,16 @@ def build_spec() -> Spec:
             "info",
             _log_level,
             metavar="LEVEL",
+        )
+    )
+    add(
+        Setting(
+            "log.format",
+            "Output format of log messages: logfmt or json (one object a line), as "
+            "node_exporter's.",
+            "logfmt",
+            _log_format,
+            metavar="FORMAT",
         )
     )
     _add_push_settings(spec)
@@ -546,6 +597,11 @@ def _some_collector(values: dict[str, Any]) -> list[str]:
     return ["no collector is enabled: enable one with --collector.NAME"]
 
 
-def load(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Parse the exporter's configuration; raises ConfigError listing every problem."""
-    return parse(build_spec(), argv, os.environ if environ is None else environ)
+def load(
+    argv: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Parse the exporter's configuration; raises ConfigError listing every problem, and adds
+    warnings to log (deprecated flags, collectors turned off that do not exist here) to notes."""
+    return parse(build_spec(), argv, os.environ if environ is None else environ, notes)

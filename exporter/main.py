@@ -14,23 +14,20 @@ from types import FrameType
 from exporter.app import build_registry
 from exporter.collectors.filesystem import FilesystemCollector
 from exporter.config import load
+from exporter.http import ListenError, shown_address
+from exporter.logformat import configure
 from exporter.server import ExporterServer
 from perfanalysis.config import ConfigError, HelpRequested
 
 log = logging.getLogger("exporter")
 PUSH_STOP_TIMEOUT = 5.0  # seconds a request in flight may take to finish at shutdown
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    notes: list[str] = []
     try:
-        values = load(argv, os.environ if environ is None else environ)
-    except HelpRequested as help_:
+        values = load(argv, os.environ if environ is None else environ, notes)
+    except HelpRequested as help_:  # and --version
         print(help_.text)
         return 0
     except ConfigError as exc:
@@ -38,12 +35,11 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         for error in exc.errors:
             print(f"  - {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=LEVELS[values["log_level"]],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(values["log_level"], values["log_format"])
+    for note in notes:
+        log.warning("%s", note)
     registry = build_registry(values)
-    host, port = values["web_listen_address"]
+    (host, port), *more_addresses = values["web_listen_address"]
     make_server: Callable[..., ExporterServer] = ExporterServer
     pusher = None
     if values["push_url"]:
@@ -63,9 +59,11 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
             values["web_max_requests"],
             web_config=values["web_config_file"],
             max_connections=values["web_max_connections"],
+            extra_addresses=more_addresses,
         )
     except OSError as exc:
-        print(f"perfanalysis exporter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        where = shown_address(*exc.address) if isinstance(exc, ListenError) else f"{host}:{port}"
+        print(f"perfanalysis exporter: cannot listen on {where}: {exc}", file=sys.stderr)
         if pusher is not None:
             pusher.stop(0)
         return 1
@@ -79,9 +77,8 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    bound_host, bound_port = server.server_address[:2]
     log.info(
-        "listening on %s:%d, collectors: %s", bound_host, bound_port, ", ".join(registry.names)
+        "listening on %s, collectors: %s", ", ".join(server.addresses), ", ".join(registry.names)
     )
     if values["web_config_file"] is not None:
         log.info("web configuration: %s", values["web_config_file"].describe())

@@ -1,7 +1,7 @@
 """The exporter's routes: /metrics (gzip on request), /health and a landing page.
 
 One process and one private registry. Scrapes are serialised by the registry; more than
---web.max-requests in flight are answered 503 at once, as node_exporter does.
+--web.max-requests in flight are answered 503 at once, as node_exporter does (0: no limit).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import gzip
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -40,16 +41,26 @@ class ExporterServer(HTTPServer):
         max_requests: int = 40,
         web_config: WebConfig | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        extra_addresses: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.registry = registry
         self.telemetry_path = telemetry_path
-        self.slots = threading.BoundedSemaphore(max_requests)
+        self.slots = threading.BoundedSemaphore(max_requests) if max_requests else None
         self.health_sources: list[Any] = []  # objects with a ``device_errors`` mapping
         if web_config is None:
-            super().__init__(address, self.route, max_connections=max_connections)
+            super().__init__(
+                address,
+                self.route,
+                max_connections=max_connections,
+                extra_addresses=extra_addresses,
+            )
         else:  # TLS and basic auth on every path, as node_exporter's --web.config.file
             super().__init__(
-                address, web_config.wrap(self.route), web_config.tls_server(), max_connections
+                address,
+                web_config.wrap(self.route),
+                web_config.tls_server(),
+                max_connections,
+                extra_addresses,
             )
 
     def route(self, request: Request) -> Response:
@@ -69,16 +80,21 @@ class ExporterServer(HTTPServer):
         return Response(404, b"404 page not found\n")
 
     def metrics(self, query: str) -> Response:
+        if self.slots is None:
+            return self._answer_scrape(query)
         if not self.slots.acquire(blocking=False):
             return Response(503, b"too many concurrent scrapes\n")
         try:
-            params = parse_qs(query)
-            only, problem = self.selection(params.get("collect[]", []), params.get("exclude[]", []))
-            if problem:
-                return Response(400, problem.encode() + b"\n")
-            return Response(200, render(self.registry.scrape(only).families), CONTENT_TYPE)
+            return self._answer_scrape(query)
         finally:
             self.slots.release()
+
+    def _answer_scrape(self, query: str) -> Response:
+        params = parse_qs(query)
+        only, problem = self.selection(params.get("collect[]", []), params.get("exclude[]", []))
+        if problem:
+            return Response(400, problem.encode() + b"\n")
+        return Response(200, render(self.registry.scrape(only).families), CONTENT_TYPE)
 
     def selection(self, collect: list[str], exclude: list[str]) -> tuple[list[str] | None, str]:
         names = self.registry.names

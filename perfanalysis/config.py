@@ -3,10 +3,10 @@
 Each setting is declared once, with a flag (``--web.listen-address``) and an environment variable
 derived from it under the component's prefix (``PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS``).
 Precedence is flag, then environment, then default. A flag given twice is refused, as
-node_exporter's parser (kingpin) refuses it, rather than the last value silently winning: no
-setting takes a list. Parsing never stops at the first problem: it collects every error, names the
-flag or variable at fault, and raises them together so an operator fixes a bad deployment in one
-pass.
+node_exporter's parser (kingpin) refuses it, rather than the last value silently winning, unless
+its setting is declared ``repeatable`` (then its value is the list of values given). Parsing never
+stops at the first problem: it collects every error, names the flag or variable at fault, and
+raises them together so an operator fixes a bad deployment in one pass.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class HelpRequested(Exception):
         super().__init__(text)
 
 
+class VersionRequested(HelpRequested):
+    """Raised for ``--version`` where the spec has a version: printed, exit 0, as help is."""
+
+
 @dataclass(frozen=True)
 class Setting:
     """A single setting: ``flag`` is written without the leading dashes."""
@@ -51,6 +55,7 @@ class Setting:
     secret: bool = False
     metavar: str = "VALUE"
     validate: Callable[[Any], str | None] | None = None
+    repeatable: bool = False  # the flag may be given several times; the value is then a list
 
     @property
     def dest(self) -> str:
@@ -70,6 +75,12 @@ class Spec:
     settings: list[Setting] = field(default_factory=list)
     # cross-setting rules: each gets the parsed values and returns problems found
     checks: list[Callable[[dict[str, Any]], list[str]]] = field(default_factory=list)
+    # old flag names still accepted for a setting (old -> setting's flag), with a warning
+    aliases: dict[str, str] = field(default_factory=dict)
+    # boolean flags of the program this one replaces, for things it lacks (flag -> why): turning
+    # one off is accepted with a warning (it changes nothing), turning it on is refused
+    absent: dict[str, str] = field(default_factory=dict)
+    version: str | None = None  # what --version prints; no --version flag when None
 
     def add(self, setting: Setting) -> None:
         if any(s.flag == setting.flag for s in self.settings):
@@ -85,8 +96,10 @@ class Spec:
             name = f"--[no-]{s.flag}" if s.boolean else f"--{s.flag}={s.metavar}"
             value = _shown_default(s)
             default = "" if value is None else f" (default: {value!r})"
-            lines.append(f"  {name}")
+            lines.append(f"  {name}{' ...' if s.repeatable else ''}")
             lines.append(f"      {s.help}{default} [env {s.env_name(self.env_prefix)}]")
+        if self.version is not None:
+            lines += ["  --version", "      Show the version and exit."]
         return "\n".join(lines)
 
     def markdown_table(self) -> str:
@@ -120,16 +133,26 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected one of true/false/1/0/yes/no/on/off, got {text!r}")
 
 
-def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Parse ``argv`` and ``environ`` against ``spec``; raise ConfigError listing every problem."""
+def parse(
+    spec: Spec,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Parse ``argv`` and ``environ`` against ``spec``; raise ConfigError listing every problem.
+
+    Warnings that stop nothing (a deprecated flag name, turning off something this program
+    lacks) are appended to ``notes``, for the caller to log once its logging is set up.
+    """
     settings = spec.by_flag()
     errors: list[str] = []
-    raw: dict[str, tuple[str, str]] = {}  # flag -> (text, where)
+    warnings: list[str] = []
+    raw: dict[str, list[tuple[str, str]]] = {}  # flag -> each (text, where); flags replace env
 
     for s in spec.settings:
         env = s.env_name(spec.env_prefix)
         if env in environ:
-            raw[s.flag] = (environ[env], f"environment variable {env}")
+            raw[s.flag] = [(environ[env], f"environment variable {env}")]
     known_envs = {s.env_name(spec.env_prefix) for s in spec.settings}
     for env in sorted(environ):
         if env.startswith(spec.env_prefix) and env not in known_envs:
@@ -137,6 +160,13 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
             errors.append(f"environment variable {env}: not a known setting{hint}")
 
     given: dict[str, list[str]] = {}  # flag -> each value as given on the command line
+
+    def record(flag: str, text: str, where: str, shown: str) -> None:
+        if flag not in given:
+            raw[flag] = []  # the command line replaces the environment
+        raw[flag].append((text, where))
+        given.setdefault(flag, []).append(shown)
+
     i = 0
     args = list(argv)
     while i < len(args):
@@ -144,6 +174,8 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
         i += 1
         if arg in ("-h", "--help"):
             raise HelpRequested(spec.help_text())
+        if arg == "--version" and spec.version is not None:
+            raise VersionRequested(spec.version)
         if not arg.startswith("--"):
             errors.append(f"argument {arg!r}: unexpected positional argument")
             continue
@@ -151,17 +183,24 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
         negated = False
         if name not in settings and name.startswith("no-") and name[3:] in settings:
             name, negated = name[3:], True
+        if name not in settings and _absent_flag(
+            spec, name, bool(has_value), value, errors, warnings
+        ):
+            continue
+        alias = None
+        if name in spec.aliases:
+            alias, name = name, spec.aliases[name]
+            warnings.append(f"flag --{alias} is DEPRECATED, use --{name} (the same setting)")
         setting = settings.get(name)
         if setting is None:
-            errors.append(f"flag --{name}: unknown flag{_suggest(name, settings)}")
+            errors.append(f"flag --{name}: unknown flag{_suggest(name, settings, spec.aliases)}")
             continue
-        where = f"flag --{'no-' if negated else ''}{name}"
+        where = f"flag --{'no-' if negated else ''}{alias or name}"
         if setting.boolean:
             if negated and has_value:
                 errors.append(f"{where}: takes no value")
                 continue
-            raw[name] = ("false" if negated else (value if has_value else "true"), where)
-            given.setdefault(name, []).append(arg)
+            record(name, "false" if negated else (value if has_value else "true"), where, arg)
             continue
         if negated:
             errors.append(f"{where}: --{name} is not a boolean flag")
@@ -172,41 +211,80 @@ def parse(spec: Spec, argv: Sequence[str], environ: Mapping[str, str]) -> dict[s
                 continue
             value = args[i]
             i += 1
-        raw[name] = (value, where)
-        given.setdefault(name, []).append("<hidden>" if setting.secret else repr(value))
-    repeated = {name: each for name, each in given.items() if len(each) > 1}
+        shown = "<hidden>" if setting.secret else repr(value)
+        record(name, value, where, shown if alias is None else f"{shown} as --{alias}")
+    repeated = {
+        name: each
+        for name, each in given.items()
+        if len(each) > 1 and not settings[name].repeatable
+    }
     for name, each in repeated.items():
         errors.append(f"flag --{name}: given {_times(len(each))} ({_listed(each)})")
 
     values: dict[str, Any] = {}
-    parsed: Any
     for s in spec.settings:
         if s.flag in repeated:
             continue
         if s.flag not in raw:
             # defaults are written as an operator would type them, and converted the same way
             textual = isinstance(s.default, str) and not s.boolean
-            values[s.dest] = s.convert(s.default) if textual else s.default
+            default = s.convert(s.default) if textual else s.default
+            values[s.dest] = ([] if default is None else [default]) if s.repeatable else default
             continue
-        text, where = raw[s.flag]
-        try:
-            parsed = parse_bool(text) if s.boolean else s.convert(text)
-        except (ValueError, TypeError) as exc:
-            shown = "<hidden>" if s.secret else repr(text)
-            errors.append(f"{where}: invalid value {shown}: {exc}")
-            continue
-        if s.validate is not None:
-            problem = s.validate(parsed)
-            if problem:
-                errors.append(f"{where}: {problem}")
-                continue
-        values[s.dest] = parsed
+        converted = [_converted(s, text, where, errors) for text, where in raw[s.flag]]
+        if all(value is not _FAILED for value in converted):
+            values[s.dest] = converted if s.repeatable else converted[0]
     if not errors:
         for check in spec.checks:
             errors.extend(check(values))
     if errors:
         raise ConfigError(errors)
+    if notes is not None:
+        notes.extend(warnings)
     return values
+
+
+_FAILED = object()  # a value that could not be converted (its error is recorded)
+
+
+def _converted(setting: Setting, text: str, where: str, errors: list[str]) -> Any:
+    """``text`` converted and validated for ``setting``; _FAILED, with the error recorded."""
+    try:
+        parsed = parse_bool(text) if setting.boolean else setting.convert(text)
+    except (ValueError, TypeError) as exc:
+        shown = "<hidden>" if setting.secret else repr(text)
+        errors.append(f"{where}: invalid value {shown}: {exc}")
+        return _FAILED
+    if setting.validate is not None:
+        problem = setting.validate(parsed)
+        if problem:
+            errors.append(f"{where}: {problem}")
+            return _FAILED
+    return parsed
+
+
+def _absent_flag(
+    spec: Spec, name: str, has_value: bool, value: str, errors: list[str], warnings: list[str]
+) -> bool:
+    """Handle ``--[no-]name`` when ``name`` is one of ``spec.absent``; False when it is not."""
+    negated = name.startswith("no-")
+    reason = spec.absent.get(name[3:] if negated else name)
+    if reason is None:
+        return False
+    where = f"flag --{name}"
+    if negated and has_value:
+        errors.append(f"{where}: takes no value")
+        return True
+    try:
+        turned_on = not negated and parse_bool(value if has_value else "true")
+    except ValueError as exc:
+        errors.append(f"{where}: invalid value {value!r}: {exc}")
+        return True
+    if turned_on:
+        errors.append(f"{where}: {reason}")
+    else:
+        warnings.append(f"{where}: {reason}, so turning it off changes nothing")
+    return True
 
 
 def _times(count: int) -> str:
@@ -217,21 +295,57 @@ def _listed(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _suggest(name: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+# words that say a filter flag keeps or drops what matches: a suggestion keeps the sense
+_DROPPING = ("exclude", "ignore", "blacklist", "denylist")
+_KEEPING = ("include", "whitelist", "allowlist")
+
+
+def _sense(name: str) -> int:
+    lowered = name.lower()
+    return -1 if any(w in lowered for w in _DROPPING) else int(any(w in lowered for w in _KEEPING))
+
+
+def _suggest(name: str, candidates: Any, aliases: Mapping[str, str] | None = None) -> str:
+    """A close known name, never one of the opposite sense (include for an exclude flag); an
+    old name is suggested as the setting it stands for."""
+    aliases = aliases or {}
+    sense = _sense(name)
+    pool = [c for c in [*candidates, *aliases] if not sense or _sense(c) != -sense]
+    close = difflib.get_close_matches(name, pool, n=1)
+    return f" (did you mean {aliases.get(close[0], close[0])}?)" if close else ""
 
 
 def regex(text: str) -> re.Pattern[str]:
-    """Converter for regex settings; an invalid pattern reports its position."""
-    try:
-        return re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc}") from None
+    """Converter for regex settings, in Go's RE2 syntax as node_exporter reads its own (see
+    perfanalysis.goregex): what Go refuses or Python cannot match alike is refused, saying where."""
+    from perfanalysis.goregex import compile_go
+
+    return compile_go(text)
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.I
+)
+
+
+def whole_number(text: str) -> int:
+    """An integer written in decimal digits (no 1_000, no 1e3), as Go's strconv reads one."""
+    if not _WHOLE_NUMBER.fullmatch(text.strip()):
+        raise ValueError("expected a whole number, such as 40")
+    return int(text)
+
+
+def number(text: str) -> float:
+    """A decimal number (``2.5``, ``1e3``, ``inf``, ``nan``), as Go's strconv reads one; no
+    ``1_000`` nor digits of other scripts, which Python's float() would take."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise ValueError("expected a number, such as 2.5")
+    return float(text)
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not value > 0:
         raise ValueError("must be greater than zero")
     if math.isinf(value):
@@ -275,9 +389,16 @@ def admin_database_url(text: str) -> str:
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value <= 0:
         raise ValueError("must be greater than zero")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = whole_number(text)
+    if value < 0:
+        raise ValueError("must be zero or more")
     return value
 
 

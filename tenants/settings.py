@@ -207,7 +207,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "login.max-failures",
-            "Failed logins per account (and 4x per address) within the window before login is refused.",
+            "Wrong passwords (at login, and the current one on the password form) per account, and 4x "
+            "per address, within the window before more are refused.",
             5,
             positive_int,
             metavar="N",
@@ -248,8 +249,8 @@ def build_spec() -> Spec:
     add(
         Setting(
             "session.secure-cookie",
-            "Send the session cookie over HTTPS only (enable behind TLS; always on with "
-            "web.tls-cert-file).",
+            "Send the session cookie over HTTPS only, and HSTS (enable behind TLS; always on "
+            "with web.tls-cert-file).",
             False,
             boolean=True,
         )

@@ -211,7 +211,7 @@ def test_a_renewed_key_that_is_encrypted_keeps_the_old_pair_serving(
     for _ in range(3):  # every connection is still served, with the pair loaded before
         assert session(pki.ca).get(f"{exporter.url}/metrics", timeout=10).status_code == 200
     wait_until(lambda: "keeping the old" in exporter.log_tail(), 10, 0.05, "the logged error")
-    errors = [line for line in exporter.log_tail(200).splitlines() if " ERROR " in line]
+    errors = [line for line in exporter.log_tail(200).splitlines() if " level=error " in line]
     assert len(errors) == 1  # once per change on disk, not once per connection
     assert "encrypted private keys are not supported" in errors[0]
 

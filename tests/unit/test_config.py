@@ -24,7 +24,7 @@ def errors_of(argv: list[str], environ: dict[str, str] | None = None) -> list[st
 
 def test_defaults_enable_every_collector_on_port_9100() -> None:
     values = load([], {})
-    assert values["web_listen_address"] == ("", 9100)
+    assert values["web_listen_address"] == [("", 9100)]
     assert values["path_procfs"] == "/proc"
     assert enabled_collectors(values) == [
         "cpu", "cpufreq", "diskstats", "filesystem", "loadavg", "meminfo", "netdev",
@@ -200,8 +200,8 @@ def test_http_urls_are_checked_as_the_clients_will_read_them(text: str, problem:
 
 
 def test_a_flag_given_twice_is_refused_with_both_values() -> None:
-    errors = errors_of(["--web.listen-address=127.0.0.1:19102", "--web.listen-address", ":19103"])
-    assert errors == ["flag --web.listen-address: given twice ('127.0.0.1:19102' and ':19103')"]
+    errors = errors_of(["--web.telemetry-path=/a", "--web.telemetry-path", "/b"])
+    assert errors == ["flag --web.telemetry-path: given twice ('/a' and '/b')"]
     assert errors_of(["--path.procfs=/a", "--path.procfs=/b", "--path.procfs=/a"]) == [
         "flag --path.procfs: given 3 times ('/a', '/b' and '/a')"
     ]
@@ -228,7 +228,7 @@ def test_a_repeated_secret_is_not_shown_and_its_values_are_not_checked_again() -
 
 def test_a_flag_and_its_environment_variable_are_not_a_repeat() -> None:
     env = {"PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": ":9200"}
-    assert load(["--web.listen-address=:9300"], env)["web_listen_address"] == ("", 9300)
+    assert load(["--web.listen-address=:9300"], env)["web_listen_address"] == [("", 9300)]
 
 
 # ----------------------------------------------------------------------------------------------
