@@ -20,9 +20,11 @@ from perfanalysis.config import (
     Spec,
     http_url,
     listen_address,
+    number,
     parse,
     positive_float,
     positive_int,
+    whole_number,
 )
 from perfanalysis.paths import var_dir
 from tenants.settings import (
@@ -58,7 +60,7 @@ def _storage_api(text: str) -> str:
 
 def _rate(text: str) -> float:
     """Points per second: the range the admin app allows a tenant's own rate (0: no limit)."""
-    value = float(text)
+    value = number(text)
     if not 0 <= value <= MAX_INGEST_RATE:  # also refuses nan; inf is over the maximum
         raise ValueError(f"must be from 0 (no limit) to {MAX_INGEST_RATE:,.0f} points per second")
     return value
@@ -66,7 +68,7 @@ def _rate(text: str) -> float:
 
 def _burst(text: str) -> int:
     """Points: the range the admin app allows a tenant's own burst."""
-    value = int(text)
+    value = whole_number(text)
     if not 1 <= value <= MAX_INGEST_BURST:
         raise ValueError(f"must be from 1 to {MAX_INGEST_BURST:,} points")
     return value

@@ -12,7 +12,7 @@ from exporter.loadtest.cloud import MAX_INSTANCE_TYPE, MAX_REGION, PROVIDERS, WO
 from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN
 from exporter.loadtest.progress import MODES
 from exporter.push.keyfile import KeyFile, KeyFileError
-from perfanalysis.config import Setting, Spec, parse, positive_int
+from perfanalysis.config import Setting, Spec, number, parse, positive_int, whole_number
 
 ENV_PREFIX = "PERFANALYSIS_LOADTEST_"
 DEFAULT_LEVELS = "10,20,30,40,50,60,70,80,90,100"
@@ -51,7 +51,7 @@ def _window(text: str) -> float:
 
 def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
     def convert(text: str) -> float:
-        value = float(text)
+        value = number(text)
         if not (low < value if low_open else low <= value) or value > high:
             left = f"above {low:g}" if low_open else f"from {low:g}"
             raise ValueError(f"must be {left} up to {high:g}")
@@ -62,7 +62,7 @@ def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str],
 
 def _count(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
-        value = int(text)
+        value = whole_number(text)
         if not low <= value <= high:
             raise ValueError(f"must be from {low} to {high}")
         return value

@@ -292,3 +292,18 @@ def test_every_numeric_duration_or_size_flag_of_the_exporter_names_itself_and_it
         "flag --push.timeout: invalid value '\u0663s': expected a duration such as 10s, 500ms, "
         "2m or 1h",
     ]  # an Arabic-Indic three: a digit to Python's \d, not to Go
+
+
+@pytest.mark.parametrize("text", ["x", "1.5x", "1_000"])
+def test_no_setting_of_any_component_answers_with_pythons_own_conversion_text(text: str) -> None:
+    """Converters of a component's own (ingest's rate and burst, the load test's bounds) too."""
+    from exporter.loadtest.settings import run_spec, upload_spec
+
+    for spec in [*component_specs(), run_spec(), upload_spec()]:
+        for setting in spec.settings:
+            try:
+                setting.convert(text)
+            except ValueError as exc:
+                message = str(exc)
+                assert "literal" not in message, (setting.flag, message)
+                assert "could not convert" not in message, (setting.flag, message)
