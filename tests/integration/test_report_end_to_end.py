@@ -47,7 +47,7 @@ pytestmark = pytest.mark.integration
 
 HOSTS = ("web-01", "web-02")
 STEP = 2
-PUSH_SECONDS = 30
+PUSH_SECONDS = 16
 ADMIN_URL = "http://admin.example.test"
 COLLECTORS = [
     "--collector.disable-defaults",
