@@ -367,7 +367,7 @@ def _cached(rules: BatchRules) -> BatchPreparer:
 
 
 @native_only
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(batches())
 @example((f"mem v=1 {NOW}\nmem v=2 {NOW}\n".encode(), "ns", BatchRules()))
 def test_c_and_python_whole_batch_paths_agree(batch: tuple[bytes, str, BatchRules]) -> None:
@@ -376,7 +376,7 @@ def test_c_and_python_whole_batch_paths_agree(batch: tuple[bytes, str, BatchRule
 
 
 @native_only
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(
         edge_values,

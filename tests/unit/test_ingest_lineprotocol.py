@@ -346,7 +346,7 @@ line_pieces = st.sampled_from(
 )
 
 
-@settings(max_examples=600)
+@settings(max_examples=300)
 @given(st.lists(line_pieces, max_size=20).map("".join))
 def test_near_miss_lines_raise_only_the_parsers_error(line: str) -> None:
     """Lines built from protocol punctuation, where parsers' corner cases live."""
