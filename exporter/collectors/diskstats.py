@@ -134,11 +134,7 @@ class DiskstatsCollector:
                 continue
             major, minor, name = parts[0], parts[1], parts[2]
             device = valid_utf8(name)
-            if device in seen:
-                if seen[device] != name:
-                    self.clashes.report(seen[device], name, device)
-                continue
-            if not self.wanted(device):
+            if self.clashes.seen_before(seen, name, device) or not self.wanted(device):
                 continue
             try:
                 values = [float(v) for v in parts[3 : 3 + len(FIELDS)]]

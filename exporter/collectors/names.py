@@ -19,6 +19,16 @@ class LabelClashes:
         self.table = table
         self._reported: set[tuple[str, str]] = set()
 
+    def seen_before(self, seen: dict[str, str], name: str, label: str) -> bool:
+        """Whether ``label`` was exported already in this scrape (``seen``: label -> the name it
+        was exported for); when for another name, that clash is reported."""
+        first = seen.get(label)
+        if first is None:
+            return False
+        if first != name:
+            self.report(first, name, label)
+        return True
+
     def report(self, first: str, second: str, label: str) -> None:
         if (first, second) in self._reported:
             return

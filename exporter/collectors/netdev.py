@@ -51,11 +51,7 @@ class NetdevCollector:
                 log.debug("skipping malformed /proc/net/dev line %r", line)
                 continue
             device = valid_utf8(name)
-            if device in seen:
-                if seen[device] != name:
-                    self.clashes.report(seen[device], name, device)
-                continue
-            if not self.wanted(device):
+            if self.clashes.seen_before(seen, name, device) or not self.wanted(device):
                 continue
             try:
                 values = [float(v) for v in data.split()]
