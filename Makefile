@@ -58,14 +58,19 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The suite's tests run in TEST_WORKERS processes (pytest-xdist; "logical" is one per CPU, 0 runs
+# them in this process), each module's tests in one worker so that a module's servers start once.
+TEST_WORKERS ?= logical
+PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope
+
 test: install debian-packages lint
-	$(VENV)/bin/pytest
+	$(PYTEST)
 
 test-unit: install
-	$(VENV)/bin/pytest -m "not integration"
+	$(PYTEST) -m "not integration"
 
 test-integration: install debian-packages
-	$(VENV)/bin/pytest -m integration
+	$(PYTEST) -m integration
 
 bench: install debian-packages
 	scripts/install-debian-packages.sh wrk

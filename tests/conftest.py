@@ -7,6 +7,7 @@ per test session, emptied between tests. Otherwise a SQLite file per session.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,23 @@ pytest_plugins = ["perfanalysis.testing.pytest_plugin"]
 
 TEST_SECRET = "test-secret-key-" + "x" * 32
 PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test has its own node ID, or the suite refuses to run.
+
+    pytest-xdist schedules tests by node ID: two tests sharing one would leave all but one
+    silently unrun. schemathesis' parametrize() (one item per API operation) gives its items
+    only the function's node ID under pytest 9.2; they get their operation back as parameters.
+    """
+    for item in items:
+        if "[" in item.name and "[" not in item.nodeid:
+            operation = item.name.split("[", 1)[1].removesuffix("]")
+            item._id = item._id.with_params(operation)
+    counts = Counter(item.nodeid for item in items)
+    shared = sorted(nodeid for nodeid, count in counts.items() if count > 1)
+    if shared:
+        raise pytest.UsageError("tests share a node ID: " + ", ".join(shared))
 
 
 @pytest.fixture(scope="session")

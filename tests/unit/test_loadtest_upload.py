@@ -6,6 +6,7 @@ with documents this runner writes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -75,7 +76,8 @@ def _handler(stub: AdminStub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Location", stub.location)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)  # a client that timed out has gone
 
         def do_GET(self) -> None:  # where a followed redirect would land: a login page
             stub.received.append(Received("GET", self.path, dict(self.headers.items()), b""))
