@@ -441,6 +441,35 @@ def build_spec() -> Spec:
     add(Setting("collector.cpu.guest", "Export node_cpu_guest_seconds_total.", True, boolean=True))
     add(
         Setting(
+            "collector.cpu.info",
+            "Export node_cpu_info from /proc/cpuinfo (on when a flags or bugs filter is given).",
+            False,
+            boolean=True,
+        )
+    )
+    for listed in ("flags", "bugs"):
+        add(
+            Setting(
+                f"collector.cpu.info.{listed}-include",
+                f"Regexp of the first CPU's /proc/cpuinfo {listed} to export as "
+                f"node_cpu_{listed[:-1]}_info. Default: none.",
+                None,
+                regex,
+                metavar="REGEX",
+            )
+        )
+    add(
+        Setting(
+            "collector.netdev.netlink",
+            "Read interface statistics over netlink, as node_exporter does by default: not "
+            "implemented; this exporter reads /proc/net/dev, as node_exporter with "
+            "--no-collector.netdev.netlink (it lacks node_network_receive_nohandler_total).",
+            False,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
             "collector.stat.softirq", "Export node_softirqs_total by vector.", False, boolean=True
         )
     )
@@ -565,6 +594,7 @@ def build_spec() -> Spec:
     )
     _add_push_settings(spec)
     spec.checks.append(_exclusive_pairs)
+    spec.checks.append(_no_netlink)
     spec.checks.append(_some_collector)
     return spec  # fmt: skip
 
@@ -578,6 +608,15 @@ def _exclusive_pairs(values: dict[str, Any]) -> list[str]:
         f"flags --{a} and --{b}: are mutually exclusive, give one"
         for a, b in EXCLUSIVE_PAIRS
         if values[_dest(a)] is not None and values[_dest(b)] is not None
+    ]
+
+
+def _no_netlink(values: dict[str, Any]) -> list[str]:
+    if not values["collector_netdev_netlink"]:
+        return []
+    return [
+        "flag --collector.netdev.netlink: netlink statistics are not implemented; this exporter "
+        "reads /proc/net/dev, as node_exporter with --no-collector.netdev.netlink does"
     ]
 
 
@@ -604,4 +643,20 @@ def load(
 ) -> dict[str, Any]:
     """Parse the exporter's configuration; raises ConfigError listing every problem, and adds
     warnings to log (deprecated flags, collectors turned off that do not exist here) to notes."""
-    return parse(build_spec(), argv, os.environ if environ is None else environ, notes)
+    values = parse(build_spec(), argv, os.environ if environ is None else environ, notes)
+    _cpu_info_from_filters(values, notes)
+    return values
+
+
+def _cpu_info_from_filters(values: dict[str, Any], notes: list[str] | None) -> None:
+    """A flags or bugs filter turns node_cpu_info on, with node_exporter's notice."""
+    filtered = (
+        values["collector_cpu_info_flags_include"] or values["collector_cpu_info_bugs_include"]
+    )
+    if filtered and not values["collector_cpu_info"]:
+        values["collector_cpu_info"] = True
+        if notes is not None:
+            notes.append(
+                "--collector.cpu.info has been set to `true` because you set "
+                "--collector.cpu.info.flags-include or --collector.cpu.info.bugs-include"
+            )

@@ -41,7 +41,13 @@ def _filter(values: Settings, prefix: str, default: str | None = None) -> NameFi
 
 
 COLLECTORS: dict[str, Entry] = {
-    "cpu": Entry("CPU seconds by mode from /proc/stat", lambda p, v: CPUCollector(p, guest=v["collector_cpu_guest"])),
+    "cpu": Entry("CPU seconds by mode from /proc/stat", lambda p, v: CPUCollector(
+        p,
+        guest=v["collector_cpu_guest"],
+        info=v["collector_cpu_info"],
+        flags_include=v["collector_cpu_info_flags_include"],
+        bugs_include=v["collector_cpu_info_bugs_include"],
+    )),
     "cpufreq": Entry("CPU frequencies from /sys/devices/system/cpu/cpu*/cpufreq", lambda p, v: CPUFreqCollector(p)),
     "diskstats": Entry("disk I/O statistics from /proc/diskstats", lambda p, v: DiskstatsCollector(p, _filter(v, "collector_diskstats_device", DEFAULT_EXCLUDE))),
     "filesystem": Entry("filesystem statistics from statfs(2)", lambda p, v: FilesystemCollector(

@@ -1,4 +1,6 @@
-"""cpu: node_cpu_seconds_total and node_cpu_guest_seconds_total from /proc/stat.
+"""cpu: node_cpu_seconds_total and node_cpu_guest_seconds_total from /proc/stat, and with
+``info`` node_cpu_info (and the first CPU's flags and bugs that match their filters) from
+/proc/cpuinfo.
 
 Ticks are divided by USER_HZ, which the kernel fixes at 100 for /proc/stat whatever CONFIG_HZ is
 (node_exporter's procfs hard-codes the same). Per-CPU counters never go backwards: like
@@ -9,9 +11,11 @@ an idle jump back of 3 s or more (CPU hot-plug) resets that CPU, and vanished CP
 from __future__ import annotations
 
 import logging
+import re
 
-from exporter.model import COUNTER, MetricFamily, family
-from exporter.paths import Paths, read_text
+from exporter.collectors.cpuinfo import parse_cpuinfo
+from exporter.model import COUNTER, GAUGE, MetricFamily, family
+from exporter.paths import Paths, read_text, valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +30,55 @@ IDLE_JUMP_BACK_RESET = 3.0
 class CPUCollector:
     name = "cpu"
 
-    def __init__(self, paths: Paths, guest: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        guest: bool = True,
+        info: bool = False,
+        flags_include: re.Pattern[str] | None = None,
+        bugs_include: re.Pattern[str] | None = None,
+    ) -> None:
         self.paths = paths
         self.guest = guest
+        self.info = info
+        self.flags_include = flags_include
+        self.bugs_include = bugs_include
         self._last: dict[str, list[float]] = {}
 
     def collect(self) -> list[MetricFamily]:
+        # node_exporter reads cpuinfo first: a file it cannot parse fails the whole collector
+        info = self._info() if self.info else []
+        return info + self._seconds()
+
+    def _info(self) -> list[MetricFamily]:
+        cpus = parse_cpuinfo(valid_utf8(read_text(self.paths.proc("cpuinfo"))))
+        labels = ("package", "core", "cpu", "vendor", "family", "model", "model_name",
+                  "microcode", "stepping", "cachesize")  # fmt: skip
+        info = family("node_cpu_info", "CPU information from /proc/cpuinfo.", GAUGE, *labels)
+        for cpu in cpus:
+            info.samples.append(((cpu.package, cpu.core, cpu.processor, cpu.vendor, cpu.family,
+                                  cpu.model, cpu.model_name, cpu.microcode, cpu.stepping,
+                                  cpu.cachesize), 1.0))  # fmt: skip
+        families = [info]
+        first = cpus[0]
+        for name, values, include in (
+            ("flag", first.flags, self.flags_include),
+            ("bug", first.bugs, self.bugs_include),
+        ):
+            if include is None:
+                continue
+            listed = family(
+                f"node_cpu_{name}_info",
+                f"The `{name}s` field of CPU information from /proc/cpuinfo taken from the "
+                "first core.",
+                GAUGE,
+                name,
+            )
+            listed.samples.extend(((value,), 1.0) for value in values if include.search(value))
+            families.append(listed)
+        return families
+
+    def _seconds(self) -> list[MetricFamily]:
         seconds = family(
             "node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", COUNTER, "cpu", "mode"
         )

@@ -9,6 +9,8 @@ change is retried).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -104,3 +106,28 @@ def test_values_agree(exporters: tuple) -> None:  # type: ignore[type-arg]
     assert not pending, (
         f"values outside our bracketing reads after {ATTEMPTS} tries: {sorted(pending)[:10]}"
     )
+
+
+CPU_INFO_FAMILIES = ("node_cpu_info", "node_cpu_flag_info", "node_cpu_bug_info")
+
+
+def test_cpu_info_flags_and_bugs_agree(servers: ServerRegistry) -> None:
+    """--collector.cpu.info with flag and bug filters, on this machine's /proc/cpuinfo."""
+    flags = ["--collector.disable-defaults", "--collector.cpu", "--no-collector.netdev.netlink",
+             "--collector.cpu.info.flags-include=^(fpu|aes|avx2?|sse4_2|hypervisor)$|^lm",
+             "--collector.cpu.info.bugs-include=spec"]  # fmt: skip
+    ours = servers.exporter(flags)
+    theirs = servers.node_exporter(flags)
+    our_samples, our_headers = parse(ours.metrics())
+    their_samples, their_headers = parse(theirs.metrics())
+
+    def info(samples: dict[Key, float]) -> dict[Key, float]:
+        return {key: value for key, value in samples.items() if key[0] in CPU_INFO_FAMILIES}
+
+    assert info(our_samples) == info(their_samples)
+    assert {n: our_headers.get(n) for n in CPU_INFO_FAMILIES} == {
+        n: their_headers.get(n) for n in CPU_INFO_FAMILIES
+    }
+    cpus = sum(1 for name, _ in info(their_samples) if name == "node_cpu_info")
+    assert cpus == os.cpu_count()
+    assert ("node_cpu_flag_info", frozenset({("flag", "fpu")})) in our_samples
