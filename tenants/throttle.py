@@ -16,10 +16,11 @@ either way every worker and replica shares them.
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from tenants.errors import Throttled
@@ -62,12 +63,31 @@ class DatabaseThrottle:
         recent = select(func.count()).where(LoginFailure.at > since)
         by_email = self.db.scalar(recent.where(LoginFailure.email == email)) or 0
         by_ip = self.db.scalar(recent.where(LoginFailure.ip == ip)) or 0
-        refused = by_email >= self.max_failures or by_ip >= ADDRESS_FACTOR * self.max_failures
-        if not refused:
+        waits = []
+        if by_email >= self.max_failures:
+            waits.append(self._wait(LoginFailure.email == email, self.max_failures, since))
+        if by_ip >= ADDRESS_FACTOR * self.max_failures:
+            address_limit = ADDRESS_FACTOR * self.max_failures
+            waits.append(self._wait(LoginFailure.ip == ip, address_limit, since))
+        if not waits:
             self.db.add(LoginFailure(email=email, ip=ip))
         self.db.commit()
-        if refused:
-            raise Throttled(MESSAGE, int(self.window))
+        if waits:
+            raise Throttled(MESSAGE, max(waits))
+
+    def _wait(self, counted: ColumnElement[bool], limit: int, since: datetime) -> int:
+        """Whole seconds until fewer than ``limit`` of the attempts ``counted`` are in the window:
+        until the limit-th newest of them leaves it."""
+        oldest_kept = self.db.scalar(
+            select(LoginFailure.at)
+            .where(counted, LoginFailure.at > since)
+            .order_by(LoginFailure.at.desc())
+            .offset(limit - 1)
+            .limit(1)
+        )
+        if oldest_kept is None:
+            return 1
+        return max(1, math.ceil((oldest_kept - since).total_seconds()))
 
     def _lock(self, email: str, ip: str) -> None:
         """PostgreSQL: wait for the e-mail's lock, then the address's (always in this order,
