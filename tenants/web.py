@@ -140,7 +140,7 @@ def _authenticate() -> Response | None:
             g.via_token = True  # g.actor stays None: a collector key is no user
             return None
         if scheme.lower() != "bearer":
-            raise Unauthenticated("use 'Authorization: Bearer <API token>'")
+            raise Unauthenticated(_credential_hint(view, "use 'Authorization: Bearer <API token>'"))
         principals = current_app.extensions["pa_principals"]
         user = principals.user_for_token(database.session(), credential)
         g.actor = Actor(user, user.email, client_ip())
@@ -159,9 +159,18 @@ def _authenticate() -> Response | None:
             session.clear()  # logged out, a password change or a disabled account
     if g.actor is None and not getattr(view, "pa_public", False) and request.endpoint != "static":
         if is_api():
-            raise Unauthenticated("log in or send 'Authorization: Bearer <API token>'")
+            raise Unauthenticated(
+                _credential_hint(view, "log in or send 'Authorization: Bearer <API token>'")
+            )
         return _to_login()
     return None
+
+
+def _credential_hint(view: Any, for_users: str) -> str:
+    """What a refused request should send: a collector endpoint is for collector keys."""
+    if getattr(view, "pa_collector", False):
+        return "this endpoint takes a collector key: send 'Authorization: Token pak_…'"
+    return for_users
 
 
 def _to_login() -> Response:

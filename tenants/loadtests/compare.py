@@ -5,6 +5,9 @@ second divided by the on-demand dollars per hour that applied to the run, comput
 so that 182 units at $0.025/hour is exactly 7,280. Unlike the original, the baseline is chosen
 (not whichever run came first), the 100 % level is measured, and runs without a price are
 shown without a price-performance instead of with an invented one.
+
+Ranks, % of best and the value range come from the unrounded values: rounded to the cent,
+0.004 and 0.0004 units per $/hour would tie, and a best of 0.00 would be divided by.
 """
 
 from __future__ import annotations
@@ -21,18 +24,24 @@ CENTS = Decimal("0.01")
 TENTHS = Decimal("0.1")
 
 
-def price_performance(max_units: float, usd_per_hour: Decimal | None) -> Decimal | None:
-    """Units per second at 100 % busy per on-demand $/hour, to the cent; None without a price."""
+def exact_price_performance(max_units: float, usd_per_hour: Decimal | None) -> Decimal | None:
+    """Units per second at 100 % busy per on-demand $/hour, unrounded; None without a price."""
     if usd_per_hour is None or usd_per_hour <= 0 or max_units <= 0:
         return None
-    return (Decimal(repr(max_units)) / usd_per_hour).quantize(CENTS, ROUND_HALF_EVEN)
+    return Decimal(repr(max_units)) / usd_per_hour
+
+
+def price_performance(max_units: float, usd_per_hour: Decimal | None) -> Decimal | None:
+    """Units per $/hour to the cent, for display; None without a price."""
+    return _cents(exact_price_performance(max_units, usd_per_hour))
 
 
 def percent_of_best(values: dict[int, Decimal | None]) -> dict[int, Decimal | None]:
+    """Each value as a percentage of the largest; all None when no value is above zero."""
     known = [value for value in values.values() if value is not None]
-    if not known:
+    best = max(known, default=Decimal(0))
+    if best <= 0:
         return dict.fromkeys(values)
-    best = max(known)
     return {key: None if value is None else (value * 100 / best).quantize(TENTHS)
             for key, value in values.items()}  # fmt: skip
 
@@ -65,6 +74,8 @@ class RunSummary:
     percent_of_best: Decimal | None
     rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3);
     # None without a price or with its 100% level not accepted
+    unranked_reason: str | None  # why rank is None ("no price", ...); None when ranked
+    exact_price_performance: Decimal | None  # unrounded, what rank and percent_of_best use
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
         raise Invalid("baseline must be one of the compared load tests", "baseline")
     base_units = _units(by_id[baseline_id])
     base_max = by_id[baseline_id].max_units_per_second
-    value = {run.id: price_performance(run.max_units_per_second, run.price_usd_per_hour)
+    value = {run.id: exact_price_performance(run.max_units_per_second, run.price_usd_per_hour)
              for run in runs}  # fmt: skip
     ranked = {run.id: value[run.id] if run.full_load_accepted else None for run in runs}
     share = percent_of_best(ranked)
@@ -99,10 +110,42 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
                         for level in units},
             max_difference=difference_percent(run.max_units_per_second, base_max),
             units_per_vcpu=round(run.max_units_per_second / run.vcpus, 2),
-            price_performance=value[run.id], percent_of_best=share[run.id], rank=ranks.get(run.id),
+            price_performance=_cents(value[run.id]), percent_of_best=share[run.id],
+            rank=ranks.get(run.id), unranked_reason=unranked_reason(run),
+            exact_price_performance=value[run.id],
         ))  # fmt: skip
     levels = sorted({level for summary in summaries for level in summary.units})
     return Comparison(baseline_id, levels, summaries, value_range(ranked), _warnings(runs))
+
+
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(CENTS, ROUND_HALF_EVEN)
+
+
+UNPRICED = "no price"
+FULL_LOAD_NOT_ACCEPTED = "its 100% level was not accepted"
+
+
+def unranked_reason(run: LoadTestRun) -> str | None:
+    """Why a run has no rank (both reasons, when both apply); None for a ranked run."""
+    reasons = []
+    if exact_price_performance(run.max_units_per_second, run.price_usd_per_hour) is None:
+        reasons.append(UNPRICED)
+    if not run.full_load_accepted:
+        reasons.append(FULL_LOAD_NOT_ACCEPTED)
+    return "; ".join(reasons) or None
+
+
+def ranking_order(summaries: list[RunSummary]) -> list[RunSummary]:
+    """Ranked runs by rank, then unranked runs: priced ones best value first, unpriced last."""
+
+    def key(summary: RunSummary) -> tuple[int, Decimal]:
+        if summary.rank is not None:
+            return (0, Decimal(summary.rank))
+        value = summary.exact_price_performance
+        return (1, -value) if value is not None else (2, Decimal(0))
+
+    return sorted(summaries, key=key)
 
 
 def _units(run: LoadTestRun) -> dict[int, float]:
@@ -131,6 +174,11 @@ def _warnings(runs: list[LoadTestRun]) -> list[str]:
         warnings.append(f"Priced for another size (vCPUs or memory) than the machine tested: "
                         f"{', '.join(resized)}. Their units per $/hour are not the tested "
                         "machine's: set the right price on the run.")  # fmt: skip
+    elsewhere = [_region_note(run) for run in runs if _priced_for_another_region(run)]
+    if elsewhere:
+        warnings.append(f"Priced with a row of another region than the machine ran in: "
+                        f"{', '.join(elsewhere)}. Prices can differ between regions: check "
+                        "the price, or set the right one on the run.")  # fmt: skip
     unranked = [run.display_name for run in runs if not run.full_load_accepted]
     if unranked:
         warnings.append(f"The 100% level of {', '.join(unranked)} was not accepted (it missed "
@@ -152,13 +200,26 @@ def _priced_as_another_size(run: LoadTestRun) -> bool:
                                  run.price_memory_gib))  # fmt: skip
 
 
+def _priced_for_another_region(run: LoadTestRun) -> bool:
+    """A price of another region than the run's, or one guessed for a run that named none (the
+    catalog's regions are lower-case; a run's is as its host reported it)."""
+    if run.price_region is None:
+        return False
+    return (run.region or "").lower() != run.price_region
+
+
+def _region_note(run: LoadTestRun) -> str:
+    ran = f"ran in {run.region}" if run.region else "region not given"
+    return f"{run.display_name} ({ran}, priced for {run.price_region})"
+
+
 # ---- exports ----------------------------------------------------------------------------------
 
 CSV_HEADER = ["run_id", "name", "baseline", "hostname", "cloud_provider", "region",
               "instance_type", "vcpus", "cpu_model", "unit", "target_busy_percent",
               "measured_busy_percent", "units_per_second", "difference_vs_baseline_percent",
               "max_units_per_second", "max_units_per_vcpu", "usd_per_hour", "price_source",
-              "price_as_of", "units_per_usd_hour", "percent_of_best", "rank",
+              "price_as_of", "price_region", "price_match", "units_per_usd_hour", "percent_of_best", "rank",
               "level_accepted"]  # fmt: skip
 FORMULA_CELL_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -178,6 +239,7 @@ def csv_rows(comparison: Comparison) -> list[list[str]]:
                 _number(run.max_units_per_second), _number(summary.units_per_vcpu),
                 _number(run.price_usd_per_hour), _text(run.price_source),
                 run.price_as_of.isoformat() if run.price_as_of else "",
+                _text(run.price_region), _text(run.price_match),
                 _number(summary.price_performance), _number(summary.percent_of_best),
                 _number(summary.rank), str(summary.accepted.get(level, False)).lower(),
             ])  # fmt: skip
@@ -220,6 +282,7 @@ def to_json(comparison: Comparison, run_json: Any) -> dict[str, Any]:
                 "units_per_usd_hour": _decimal(summary.price_performance),
                 "percent_of_best": _decimal(summary.percent_of_best),
                 "rank": summary.rank,
+                "unranked_reason": summary.unranked_reason,
                 "levels_accepted": [summary.accepted.get(level) for level in comparison.levels],
             }
             for summary in comparison.summaries

@@ -12,6 +12,12 @@ Every refusal is ``Invalid`` whose ``field`` is a JSON pointer into the document
 * units never fall from one level to the next by more than the run's own noise: 5 % or three
   times the larger coefficient of variation of the two levels, whichever is more;
 * ``max_units_per_second`` is the measured 100 % level's units (never extrapolated).
+
+Each level's CV is recomputed from its repeats as the client computes it (sample standard
+deviation over the mean, two decimals); the uploaded ``cv_percent`` must be a number but is not
+used. The client computes it before rounding repeats to 0.1 units, so the two may differ by
+rounding, and a server refusing on a difference would refuse genuine results; one taking it
+as given would show and use a figure the repeats contradict.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +40,7 @@ NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 MAX_UNITS = 1e12
 FIRST_YEAR = 1970
 MAX_CV = 1000.0
+CV_DECIMALS = 2  # as the client writes it
 MAX_LEVELS = 100
 MIN_LEVELS = 2
 MAX_REPEATS = 100
@@ -263,10 +271,10 @@ def check(value: Any) -> LoadTestDocument:
 
 
 def _repeatability(value: Any, full: Level) -> float | None:
-    """The run's repeatability: the 100% level's CV of repeats, None if it was not accepted
-    or has no CV. The uploaded figure must be a CV but is not used: clients before 2026-11-24
-    sent the mean of every level's CV, and the lower levels' repeats are the controller's
-    quotas, not the machine's noise, so one field would hold two measures."""
+    """The run's repeatability: the 100% level's CV of repeats (recomputed), None if it was not
+    accepted or has no CV. The uploaded figure must be a CV but is not used: clients before
+    2026-11-24 sent the mean of every level's CV, and the lower levels' repeats are the
+    controller's quotas, not the machine's noise, so one field would hold two measures."""
     if value is not None:
         _number(value, "/repeatability_cv_percent", 0, MAX_CV)
     return full.cv_percent if full.accepted else None
@@ -336,7 +344,8 @@ def _level(value: Any, index: int, settings: Settings) -> Level:
     measured = _number(level["measured_busy_percent"], at("measured_busy_percent"), 0, 100)
     units = _number(level["units_per_second"], at("units_per_second"), 0, MAX_UNITS, True)
     repeats = _repeats(level["repeats"], at("repeats"), settings.repeats)
-    cv = level["cv_percent"]
+    if level["cv_percent"] is not None:
+        _number(level["cv_percent"], at("cv_percent"), 0, MAX_CV)
     accepted = level["accepted"]
     if not isinstance(accepted, bool):
         raise Invalid(f"{at('accepted')} must be true or false", at("accepted"))
@@ -345,11 +354,23 @@ def _level(value: Any, index: int, settings: Settings) -> Level:
         measured_busy_percent=measured,
         units_per_second=units,
         repeats=repeats,
-        cv_percent=None if cv is None else _number(cv, at("cv_percent"), 0, MAX_CV),
+        cv_percent=cv_of(repeats),
         attempts=_integer(level["attempts"], at("attempts"), 1, 1000),
         accepted=accepted,
     )
     return result
+
+
+def cv_of(repeats: tuple[float, ...] | list[float]) -> float | None:
+    """The coefficient of variation of a level's repeats in percent, as the load-test client
+    computes it (exporter/loadtest/stats.py): the sample standard deviation over the mean, None
+    below two repeats or at a mean of 0."""
+    if len(repeats) < 2:
+        return None
+    average = statistics.fmean(repeats)
+    if average == 0:
+        return None
+    return round(100.0 * statistics.stdev(repeats) / average, CV_DECIMALS)
 
 
 def _consistent(level: Level, index: int, settings: Settings) -> None:
@@ -400,6 +421,35 @@ def _grows(previous: Level, level: Level, index: int) -> None:
             f"({noise * 100:.0f}%): units must grow with busy%",
             units,
         )
+
+
+# ---- the document as read ---------------------------------------------------------------------
+
+DERIVED_TOP = ("repeatability_cv_percent",)  # the server derives these from the repeats
+DERIVED_LEVEL = ("cv_percent",)
+TIMES = ("started_at", "finished_at")
+
+
+def canonical(raw: dict[str, Any]) -> dict[str, Any]:
+    """A checked document as the server reads it, to recognise a result uploaded again: numbers
+    as floats (182 and 182.0 are one value), times in UTC, and the figures the server derives
+    from the repeats left out (a client's own CV changes nothing stored)."""
+    top = {name: _normal(value) for name, value in raw.items() if name not in DERIVED_TOP}
+    top["levels"] = [{name: _normal(value) for name, value in level.items()
+                      if name not in DERIVED_LEVEL} for level in raw["levels"]]  # fmt: skip
+    for name in TIMES:
+        top[name] = _timestamp(raw[name], _pointer(name)).isoformat()
+    return top
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {name: _normal(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_normal(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) + 0.0  # also -0.0 to 0.0; checked integers are below 2**53
+    return value
 
 
 def _close(a: float, b: float) -> bool:

@@ -98,7 +98,7 @@ DOCUMENT = _object({
 })  # fmt: skip
 
 PRICE_FIELDS: dict[str, Schema] = {
-    "provider": _string(1, 20, description="e.g. aws, azure, gcp, oci (stored lower-case)"),
+    "provider": _string(1, 20, description="aws, azure, gcp or oci, in any case (stored lower-case)"),
     "region": _string(1, 60, description="e.g. us-east-1 (stored lower-case)"),
     "instance_type": _string(1, 80, description="e.g. c5.large, VM.Standard.E5.Flex"),
     "vcpus": _integer(1, 4096),
@@ -148,8 +148,16 @@ COMPARISON = _object({
         "measured_busy_percent": NULLABLE_NUMBERS,
         "difference_vs_baseline_percent": NULLABLE_NUMBERS,
         "max_difference_vs_baseline_percent": _NULLABLE_NUMBER, "max_units_per_vcpu": _NUMBER,
-        "units_per_usd_hour": _NULLABLE_NUMBER, "percent_of_best": _NULLABLE_NUMBER,
-        "rank": {"type": "integer", "nullable": True},
+        "units_per_usd_hour": {**_NULLABLE_NUMBER, "description": "to the cent, so a value "
+                               "under half a cent is 0.0; null without a price"},
+        "percent_of_best": {**_NULLABLE_NUMBER, "description": "of the rank-1 run's units per "
+                            "$/hour, both unrounded; null for a run without a rank"},
+        "rank": {"type": "integer", "nullable": True, "description": "by unrounded units per "
+                 "$/hour, 1 = best, equal values share a rank; null for a run without a price "
+                 "or whose 100% level was not accepted (shown, not ranked)"},
+        "unranked_reason": {**_NULLABLE_TEXT, "description": "why rank is null: 'no price', "
+                            "'its 100% level was not accepted', or both joined by '; '"},
+        "levels_accepted": {"type": "array", "items": {"type": "boolean", "nullable": True}},
     })},
 })  # fmt: skip
 ADVICE = _object({

@@ -32,7 +32,7 @@ from tenants import validation
 from tenants.access import Actor, require, require_platform
 from tenants.audit import record
 from tenants.errors import Conflict, Forbidden, Invalid, NotFound
-from tenants.loadtests.contract import Host
+from tenants.loadtests.contract import PROVIDERS, Host
 from tenants.loadtests.models import LoadTestRun, PriceEntry
 from tenants.models import Tenant, utcnow
 
@@ -43,6 +43,7 @@ GIB_DECIMALS = 2
 BYTES_PER_GIB = 1 << 30
 MEMORY_TOLERANCE = Decimal("0.1")  # of the catalog row's memory, but at least MEMORY_TOLERANCE_GIB
 MEMORY_TOLERANCE_GIB = Decimal(1)  # MemTotal is below the nominal size by what the kernel keeps
+FLEXIBLE_SUFFIX = ".flex"  # OCI's flexible shapes: one catalog row per configuration
 DUPLICATE_MACHINE = ("this tenant already has a price for that machine (provider, region, "
                      "instance type, vCPUs and memory)")  # fmt: skip
 FIELDS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "usd_per_hour", "source",
@@ -95,7 +96,7 @@ def visible_entry(
 def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Form strings or JSON values, checked; each refusal names its field."""
     return {
-        "provider": _word(fields.get("provider"), "provider", 20).lower(),
+        "provider": _provider(fields.get("provider")),
         "region": _word(fields.get("region"), "region", 60).lower(),
         "instance_type": _word(fields.get("instance_type"), "instance_type", 80),
         "vcpus": _vcpus(fields.get("vcpus")),
@@ -108,6 +109,14 @@ def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
         "as_of": _as_of(fields.get("as_of")),
         "notes": validation.text(fields.get("notes"), "notes", 1000, required=False),
     }  # fmt: skip
+
+
+def _provider(value: Any) -> str:
+    """One of the providers an upload may name: a row of another would never match a run."""
+    provider = _word(value, "provider", 20).lower()
+    if provider not in PROVIDERS:
+        raise Invalid(f"provider must be one of {', '.join(PROVIDERS)}", "provider")
+    return provider
 
 
 def _word(value: Any, field: str, length: int) -> str:
@@ -344,9 +353,12 @@ class Match:
 
 
 def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
-    """The catalog row for the host's provider and instance type: the host's region first, then
-    its vCPUs, then the nearest memory; None when the catalog has no such machine type. A row of
-    another size is still used, and ``how`` says in what it differs."""
+    """The catalog row for the host's provider and instance type, None when the catalog has no
+    such machine type. A flexible shape (OCI's ``*.Flex``) is priced by its configuration, so a
+    row of the host's size comes before a row of its region: same size and region, then same
+    size elsewhere, then the host's region at another size, then the rest. A fixed type's size
+    is the type's, so its region comes first. Among equals: the host's vCPUs, the nearest
+    memory, a tenant's row. ``how`` says in what the row differs from the host."""
     if host.cloud_provider is None or host.instance_type is None:
         return None
     wanted = host.instance_type.lower()
@@ -354,19 +366,45 @@ def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
             if entry.provider == host.cloud_provider and entry.instance_type.lower() == wanted]  # fmt: skip
     if not pool:
         return None
-    notes = []
     region = (host.region or "").lower()
-    in_region = [entry for entry in pool if entry.region == region]
-    if not in_region:
-        notes.append("region not given" if not region else f"no price for region {region}")
-    pool = in_region or pool
-    sized = [entry for entry in pool if entry.vcpus == host.vcpus] or pool
-    host_gib = Decimal(host.memory_bytes) / BYTES_PER_GIB
-    sized.sort(key=lambda e: (abs(e.memory_gib - host_gib), e.tenant_id is None, e.region))
-    entry = sized[0]
+    entry = min(pool, key=lambda row: _preference(row, host, region, _is_flexible(wanted)))
+    notes = _region_differences(pool, entry, host, region)
     notes += size_differences(host.vcpus, host.memory_bytes, entry.vcpus, entry.memory_gib)
     how = "matched " + ("exactly" if not notes else f"with differences: {'; '.join(notes)}")
     return Match(entry, how)
+
+
+def _is_flexible(instance_type: str) -> bool:
+    """A shape whose vCPUs and memory are chosen per host (OCI's VM.Standard.E5.Flex and kin);
+    every other provider's type, GCP's custom types included, names its size."""
+    return instance_type.lower().endswith(FLEXIBLE_SUFFIX)
+
+
+def _preference(
+    entry: PriceEntry, host: Host, region: str, flexible: bool
+) -> tuple[bool, bool, bool, Decimal, bool, str]:
+    other_size = not _same_size(entry, host)
+    other_region = entry.region != region
+    first, second = (other_size, other_region) if flexible else (other_region, other_size)
+    host_gib = Decimal(host.memory_bytes) / BYTES_PER_GIB
+    return (first, second, entry.vcpus != host.vcpus, abs(entry.memory_gib - host_gib),
+            entry.tenant_id is None, entry.region)  # fmt: skip
+
+
+def _same_size(entry: PriceEntry, host: Host) -> bool:
+    return not size_differences(host.vcpus, host.memory_bytes, entry.vcpus, entry.memory_gib)
+
+
+def _region_differences(
+    pool: list[PriceEntry], entry: PriceEntry, host: Host, region: str
+) -> list[str]:
+    if entry.region == region:
+        return []
+    if not region:
+        return ["region not given"]
+    if any(row.region == region for row in pool):
+        return [f"no price for this size in region {region}"]
+    return [f"no price for region {region}"]
 
 
 def size_differences(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +19,7 @@ from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.errors import Conflict, Invalid, NotFound, Unauthenticated
 from tenants.keys import Identity
-from tenants.loadtests.contract import LoadTestDocument, parse_bytes
+from tenants.loadtests.contract import LoadTestDocument, canonical, parse_bytes
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.prices import match_price, snapshot, visible_entry
 from tenants.models import Collector, Tenant, utcnow
@@ -112,8 +113,14 @@ def _refuse_stored(db: Session, tenant: Tenant, digest: str) -> None:
 
 
 def document_digest(document: LoadTestDocument) -> str:
-    canonical = json.dumps(document.raw, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_digest(document.raw)
+
+
+def canonical_digest(raw: dict[str, Any]) -> str:
+    """What recognises a result uploaded again: the SHA-256 of its canonical form, so that
+    spelling a number otherwise or changing a figure the server ignores makes no new run."""
+    text = json.dumps(canonical(raw), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _new_run(tenant: Tenant, doc: LoadTestDocument, upload: Upload, digest: str) -> LoadTestRun:

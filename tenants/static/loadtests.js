@@ -13,6 +13,7 @@
   };
   var MIN_COMPARED = 2;
   var MAX_COMPARED = 10;
+  var UNRANKED_ALPHA = "59"; // about 35% opaque, appended to a #rrggbb colour
 
   function readJson(id) {
     var element = document.getElementById(id);
@@ -116,7 +117,7 @@
     });
 
     var priced = data.runs.filter(function (entry) { return entry.units_per_usd_hour !== null; })
-      .sort(function (a, b) { return b.units_per_usd_hour - a.units_per_usd_hour; });
+      .sort(byRankThenValue);
     if (priced.length) valueChart(priced, colour);
 
     document.querySelectorAll("[data-swatch]").forEach(function (swatch) {
@@ -124,23 +125,38 @@
     });
   }
 
-  // Price-performance, best first; the page says instead when no compared run has a price.
+  // Ranked runs by rank (the server's, from unrounded values), then the unranked ones.
+  function byRankThenValue(a, b) {
+    if (a.rank !== null && b.rank !== null) return a.rank - b.rank;
+    if (a.rank !== null || b.rank !== null) return a.rank !== null ? -1 : 1;
+    return b.units_per_usd_hour - a.units_per_usd_hour;
+  }
+
+  function valueLabel(entry) {
+    return entry.rank === null ? entry.run.name + " (not ranked)" : entry.run.name;
+  }
+
+  // Price-performance, ranked runs first, unranked ones after them, paler and labelled so;
+  // the page says instead when no compared run has a price.
   function valueChart(priced, colour) {
     var valueOptions = baseOptions("units per $/hour", "");
     valueOptions.indexAxis = "y";
     valueOptions.plugins.legend = { display: false };
     valueOptions.plugins.tooltip = { callbacks: { label: function (context) {
       var entry = priced[context.dataIndex];
-      return number(entry.units_per_usd_hour, 2) + " units per $/h (" +
-        number(entry.percent_of_best, 1) + "% of best)";
+      var standing = entry.rank === null ? "not ranked: " + entry.unranked_reason :
+        number(entry.percent_of_best, 1) + "% of best";
+      return number(entry.units_per_usd_hour, 2) + " units per $/h (" + standing + ")";
     } } };
     draw("chart-value", {
       type: "bar",
       data: {
-        labels: priced.map(function (entry) { return entry.run.name; }),
+        labels: priced.map(valueLabel),
         datasets: [{ label: "units per $/hour", data: priced.map(function (entry) {
           return entry.units_per_usd_hour;
-        }), backgroundColor: priced.map(function (entry) { return colour[entry.run.id]; }) }]
+        }), backgroundColor: priced.map(function (entry) {
+          return entry.rank === null ? colour[entry.run.id] + UNRANKED_ALPHA : colour[entry.run.id];
+        }) }]
       },
       options: valueOptions
     });

@@ -39,6 +39,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -53,7 +54,7 @@ from tenants.loadtests import prices, runs, serialize
 from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHistory
 from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
-from tenants.models import Collector, Tenant
+from tenants.models import AuditEvent, Collector, Tenant
 from tenants.views.pages import Failure, form_failure
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
 
@@ -234,7 +235,35 @@ def _run_page(
                    data=serialize.run_json(found, levels=True),
                    value=comparing.price_performance(found.max_units_per_second,
                                                      found.price_usd_per_hour),
-                   failure=failure)  # fmt: skip
+                   no_price=_why_no_price(tenant, found), failure=failure)  # fmt: skip
+
+
+def _why_no_price(tenant: Tenant, found: LoadTestRun) -> str | None:
+    """Why the run has no price: a user removed it (the run keeps no trace of that, the audit log
+    does), the upload named no machine, or the catalog had no row for it when it was stored."""
+    if found.price_usd_per_hour is not None:
+        return None
+    removal = _price_removal(tenant, found)
+    if removal is not None:
+        return f"removed by {removal.actor} on {removal.at.date().isoformat()}"
+    if found.cloud_provider is None or found.instance_type is None:
+        return "the upload did not name the cloud provider and machine type"
+    return "the catalog had no row for this machine type when the run was stored"
+
+
+def _price_removal(tenant: Tenant, found: LoadTestRun) -> AuditEvent | None:
+    """The latest "loadtest.price" event that took a price away from this run (an event from
+    before its upload is of an earlier run that had the same id)."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == "loadtest.price",
+               AuditEvent.target_type == "loadtest", AuditEvent.target_id == str(found.id),
+               AuditEvent.at >= found.uploaded_at)
+        .order_by(AuditEvent.id.desc())
+    )  # fmt: skip
+    return next((event for event in _db().scalars(query)
+                 if event.details.get("before") is not None
+                 and event.details.get("after") is None), None)  # fmt: skip
 
 
 @pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/price")
@@ -268,13 +297,10 @@ def compare_page(slug: str) -> ResponseReturnValue:
     comparison = _comparison(tenant)
     data = comparing.to_json(comparison, serialize.run_json)
     ids = ",".join(str(s.run.id) for s in comparison.summaries)
+    ordered = comparing.ranking_order(comparison.summaries)
+    best = next((summary for summary in ordered if summary.rank == 1), None)
     return _render("loadtests_compare.html", tenant, comparison=comparison, data=data, ids=ids,
-                   best_first=sorted(comparison.summaries, key=_by_value))  # fmt: skip
-
-
-def _by_value(summary: comparing.RunSummary) -> tuple[int, float]:
-    value = summary.price_performance
-    return (1, 0.0) if value is None else (0, -float(value))
+                   ranking=ordered, best=best)  # fmt: skip
 
 
 @pages.get("/tenants/<slug>/loadtests/compare.csv")

@@ -135,20 +135,20 @@ def test_nan_in_the_file_is_named_by_its_field() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sent", "full_cv", "accepted", "stored"),
+    ("sent", "full_repeats", "accepted", "stored"),
     [
-        (2.4, 3.1, True, 3.1),  # an older client's mean of every level's CV
-        (3.1, 3.1, True, 3.1),
-        (None, 3.1, True, 3.1),
-        (3.1, 3.1, False, None),  # a disturbed 100% level measured no repeatability
-        (0.0, None, True, None),  # one repeat: no CV
+        (2.4, [182.0, 182.0, 183.0], True, 0.32),  # an older client's mean of every level's CV
+        (0.32, [182.0, 182.0, 183.0], True, 0.32),
+        (None, [182.0, 182.0, 183.0], True, 0.32),
+        (0.32, [182.0, 182.0, 183.0], False, None),  # a disturbed 100% level measured none
+        (3.1, [182.0, 182.0, 182.0], True, 0.0),  # the 100% level's repeats, not the sent CV
     ],
 )
 def test_repeatability_is_the_full_load_levels_cv_whatever_the_client_sent(
-    sent: float | None, full_cv: float | None, accepted: bool, stored: float | None
+    sent: float | None, full_repeats: list[float], accepted: bool, stored: float | None
 ) -> None:
     doc = variant(document(), "/repeatability_cv_percent", sent)
-    doc["levels"][-1]["cv_percent"] = full_cv
+    doc["levels"][-1]["repeats"] = full_repeats
     doc["levels"][-1]["accepted"] = accepted
     assert check(doc).repeatability_cv_percent == stored
 
