@@ -52,6 +52,7 @@ class PushMetrics:
             single(PREFIX + "points_sent_total", "Points ingest acknowledged.", COUNTER, float(stats.sent)),
             single(PREFIX + "points_retried_total", "Points of failed requests that ingest did not acknowledge, kept for a retry.", COUNTER, float(stats.retried)),
             single(PREFIX + "last_success_timestamp_seconds", "When ingest last acknowledged a batch (0: never since start).", GAUGE, stats.last_success or 0.0),
+            single(PREFIX + "batch_max_points", "Points a write request may hold now: --push.batch-size, or fewer for a while after ingest refused a batch as too large (413).", GAUGE, float(self.pusher.max_points)),
             single(PREFIX + "spool_bytes", "Bytes of spool segment files on disk.", GAUGE, float(spool.disk_bytes)),
             single(PREFIX + "spool_corrupt_total", "Torn or corrupt stretches of the spool skipped, never sent (kept across restarts).", COUNTER, float(spool.corrupt)),
             dropped,

@@ -336,6 +336,7 @@ def test_one_point_too_large_leaves_the_batch_size_alone(
     assert pusher.stats.too_large == 3
     assert pusher.stats.rejected == 0
     metrics = metric_lines(pusher)
+    assert metrics["perfanalysis_exporter_push_batch_max_points"] == 5000
     assert metrics['perfanalysis_exporter_push_points_dropped_total{reason="too_large"}'] == 3
     assert metrics['perfanalysis_exporter_push_points_dropped_total{reason="rejected"}'] == 0
     server.answer = always(Answer(204))
@@ -362,6 +363,7 @@ def test_a_lowered_batch_size_recovers_after_settled_sends(
     assert pusher.spool.queued_points == 0
     assert 4 <= pusher.max_points <= 8
     assert pusher.status()["max_batch_points"] == pusher.max_points
+    assert metric_lines(pusher)["perfanalysis_exporter_push_batch_max_points"] == pusher.max_points
     message = re.compile(
         r"ingest refused a request of (9|1[0-6]) points as too large \(413\) and took its "
         rf"halves: requests now hold at most {pusher.max_points} points$"

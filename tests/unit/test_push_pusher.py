@@ -234,6 +234,7 @@ def test_metrics_show_queued_sent_dropped_retried_and_spool(
     metrics = metric_lines(pusher)
     queued = pusher.spool.queued_points
     assert metrics == {
+        "perfanalysis_exporter_push_batch_max_points": 5000.0,
         "perfanalysis_exporter_push_last_success_timestamp_seconds": 0.0,
         'perfanalysis_exporter_push_points_dropped_total{reason="non_finite"}': 1.0,
         'perfanalysis_exporter_push_points_dropped_total{reason="rejected"}': 0.0,
