@@ -4,13 +4,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# what the stack runs (the server extras), and that plus the test and lint tools: each its stamp
+SERVER_STAMP := $(VENV)/.installed-server
+DEV_STAMP := $(VENV)/.installed-dev
 # what building the venv needs on a fresh Debian 12: venv itself, and a compiler with the C and
 # Python headers for gunicorn_h1c (published as source only) and ingest/_batchfast.c
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install debian-packages up down status admin test test-unit test-integration lint format bench clean
+.PHONY: help install install-server debian-packages up down status admin test test-unit test-integration lint format bench clean
 
 help:
 	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager"
@@ -19,22 +21,36 @@ help:
 	@echo "make admin ARGS='create-tenant acme \"Acme Corp\"'   an admin command on the local stack"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
-	@echo "make clean     stop the stack in var/, then remove it, the virtualenv and the caches"
+	@echo "make clean     stop the stack in var/, then remove it, the virtualenv, the caches and build output"
 
-$(STAMP): pyproject.toml setup.py ingest/_batchfast.c
+# $(call venv_with,EXTRA): the venv, with the project installed editable with that extra;
+# pip shows what it collects and builds, the first time a few minutes
+define venv_with
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
 	scripts/install-debian-packages.sh $(BUILD_PACKAGES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install --upgrade pip
+	@echo "installing the project with '[$(1)]' into $(VENV)"
+	$(PY) -m pip install -e '.[$(1)]'
+endef
 
-install: $(STAMP)
+$(SERVER_STAMP): pyproject.toml setup.py ingest/_batchfast.c
+	$(call venv_with,server)
+	touch $(SERVER_STAMP)
+
+# [dev] includes [server]: its stamp counts for both
+$(DEV_STAMP): pyproject.toml setup.py ingest/_batchfast.c
+	$(call venv_with,dev)
+	touch $(SERVER_STAMP) $(DEV_STAMP)
+
+install-server: $(SERVER_STAMP)
+
+install: $(DEV_STAMP)
 
 debian-packages:
 	scripts/install-debian-packages.sh
 
-up: install
+up: install-server
 	scripts/install-debian-packages.sh influxdb prometheus prometheus-alertmanager
 	$(PY) -m perfanalysis.devstack up
 
@@ -42,11 +58,11 @@ up: install
 down:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m perfanalysis.devstack down
 
-status: install
+status: install-server
 	$(PY) -m perfanalysis.devstack status
 
 # perfanalysis admin with the local stack's settings (its database, InfluxDB and their users)
-admin: install
+admin: install-server
 	$(PY) -m perfanalysis.devstack admin $(ARGS)
 
 lint: install
@@ -81,6 +97,8 @@ bench: install debian-packages
 	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m bench.admin
 
 # var goes, so the stack that keeps its state there stops first; if it cannot, nothing is removed
+# (and what the editable install built in the tree: its metadata and ingest's C extension)
 clean:
 	$(MAKE) --no-print-directory down PERFANALYSIS_VAR_DIR=$(CURDIR)/var
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf perfanalysis.egg-info build ingest/_batchfast.*.so

@@ -4,9 +4,10 @@ InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo
 Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
 ``var/run``. ``up`` reuses what already runs and what the first run created (the InfluxDB admin
 and ingest passwords, the demo tenant, collector and key), waits for readiness with a deadline
-and prints every URL and the admin login; when a step fails it stops what it had started. Ingest
-writes as the ``ingest`` InfluxDB user, which the admin app keeps a non-admin with WRITE on the
-tenant databases only.
+and prints every URL and the logins; when a step fails it stops what it had started. It records
+the addresses it used in ``var/addresses.json``, where later commands find the running services
+whatever the environment says. Ingest writes as the ``ingest`` InfluxDB user, which the admin
+app keeps a non-admin with WRITE on the tenant databases only.
 
 A PID file holds the PID and the process's identity (boot and start time), so a PID reused by
 another program after a crash or a reboot is never taken for a service. The state directory is
@@ -58,10 +59,81 @@ FOREIGN_STATE_VARIABLES = frozenset(
 )
 
 
+# the service that listens on each address, whose PID file says whether it runs
+ADDRESS_OWNERS = {
+    "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": "influxdb",
+    "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": "influxdb",
+    "PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS": "admin",
+    "PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS": "ingest",
+    "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": "exporter",
+    "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "prometheus",
+    "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "alertmanager",
+}
+
+
 def address(variable: str) -> str:
-    """The HOST:PORT a service listens on (a bare :PORT means loopback)."""
+    """The HOST:PORT a service listens on: while any service of the stack runs, the address
+    ``up`` recorded; else what the environment says, or the default (a bare :PORT means loopback).
+
+    So that status, admin and a second up find a stack started with other addresses from a
+    shell without the variables, and a service restarted while the others run comes back where
+    they expect it (they were started with its address)."""
+    recorded = recorded_addresses().get(variable)
+    if recorded and _stack_runs():
+        return recorded
+    return requested_address(variable)
+
+
+def requested_address(variable: str) -> str:
+    """The address the environment, or else the default, asks for."""
     value = os.environ.get(variable, DEFAULT_ADDRESSES[variable])
     return f"127.0.0.1{value}" if value.startswith(":") else value
+
+
+def addresses_file() -> Path:
+    return var_dir() / "addresses.json"
+
+
+def recorded_addresses() -> dict[str, str]:
+    """The addresses the last ``up`` used, by variable; none when it has not run."""
+    try:
+        recorded = json.loads(addresses_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def record_addresses() -> None:
+    """Write the stack's addresses for later commands: whole or not at all (a rename)."""
+    target = addresses_file()
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps({v: address(v) for v in DEFAULT_ADDRESSES}, indent=2) + "\n")
+    partial.replace(target)
+
+
+def _owner_runs(variable: str) -> bool:
+    return _running_pid_in(pid_file(ADDRESS_OWNERS[variable])) is not None
+
+
+def _stack_runs() -> bool:
+    return any(_owner_runs(variable) for variable in ADDRESS_OWNERS)
+
+
+def moved_services() -> list[str]:
+    """A line for each service of a running stack that an address variable would move
+    elsewhere (a stopped one too: the running services were started with its address)."""
+    lines = []
+    for variable in DEFAULT_ADDRESSES:
+        kept_at, requested = address(variable), requested_address(variable)
+        if variable in os.environ and requested != kept_at and _stack_runs():
+            where = "runs at" if _owner_runs(variable) else "belongs, for the running stack, at"
+            lines.append(
+                f"{ADDRESS_OWNERS[variable]} {where} {kept_at}, not at "
+                f"{variable}={os.environ[variable]}: to move it there, 'make down' first (or "
+                f"unset {variable} to use the running stack)"
+            )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -79,11 +151,15 @@ class Service:
 
     @property
     def pid_file(self) -> Path:
-        return var_dir() / "run" / f"{self.name}.pid"
+        return pid_file(self.name)
 
     @property
     def log_file(self) -> Path:
         return var_dir() / "log" / f"{self.name}.log"
+
+
+def pid_file(name: str) -> Path:
+    return var_dir() / "run" / f"{name}.pid"
 
 
 def _secret_file(path: Path) -> str:
@@ -150,6 +226,8 @@ def _ensure_influx_admin() -> None:
     except urllib.error.HTTPError as error:
         if error.code not in (401, 403):  # 403: no user exists yet
             raise
+    except OSError as error:
+        raise SystemExit(_unreachable_influxdb(influxdb, error)) from error
     create = urllib.request.Request(
         f"http://{influxdb}/query", data=urllib.parse.urlencode({"q": statement}).encode()
     )
@@ -160,12 +238,22 @@ def _ensure_influx_admin() -> None:
         if error.code not in (401, 403):  # with users present, an unauthenticated CREATE USER
             raise
         refused = True
+    except OSError as error:
+        raise SystemExit(_unreachable_influxdb(influxdb, error)) from error
     if refused:
         raise SystemExit(
             f"InfluxDB at {influxdb} already has users, but {INFLUX_ADMIN!r} does not have the "
             f"password in {var_dir() / 'influxdb-admin-password'}; put the right one there, "
             f"or remove {var_dir() / 'influxdb'} to start afresh"
         )
+
+
+def _unreachable_influxdb(influxdb: str, error: OSError) -> str:
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    return (
+        f"influxdb: cannot reach InfluxDB at {influxdb} ({reason}); 'make status' shows what "
+        "runs where, and 'make down' then 'make up' starts it afresh"
+    )
 
 
 def _basic(user: str, password: str) -> str:
@@ -356,8 +444,12 @@ def _write_pid_file(service: Service, pid: int) -> None:
 
 def running_pid(service: Service) -> int | None:
     """The PID of the process this stack started for ``service``, while that process lives."""
+    return _running_pid_in(service.pid_file)
+
+
+def _running_pid_in(path: Path) -> int | None:
     try:
-        pid_text, _, identity = service.pid_file.read_text().strip().partition(" ")
+        pid_text, _, identity = path.read_text().strip().partition(" ")
         pid = int(pid_text)
     except (OSError, ValueError):
         return None
@@ -375,14 +467,19 @@ def healthy(service: Service) -> bool:
 
 def health(service: Service) -> tuple[str, str]:
     """ "healthy", "degraded" (it answers, but its JSON status says something is wrong: an
-    exporter whose pushes are refused, say) or "unhealthy"; and what the JSON says is wrong."""
+    exporter whose pushes are refused, say) or "unhealthy"; and what is wrong, as the service
+    says it (its answer's message) or as the attempt to reach it found."""
     try:
         with urllib.request.urlopen(service.ready_url, timeout=2) as response:  # noqa: S310 (local URL)
             if not 200 <= response.status < 300:
-                return "unhealthy", ""
+                return "unhealthy", f"HTTP {response.status}"
             body = response.read(1 << 20)
-    except OSError:
-        return "unhealthy", ""
+    except urllib.error.HTTPError as error:
+        return "unhealthy", f"HTTP {error.code}: {_shorten(_reason(error.read(1 << 20)))}"
+    except urllib.error.URLError as error:
+        return "unhealthy", f"no answer ({error.reason})"
+    except OSError as error:
+        return "unhealthy", f"no answer ({error})"
     try:
         report = json.loads(body)
     except ValueError:
@@ -390,6 +487,35 @@ def health(service: Service) -> tuple[str, str]:
     if not isinstance(report, dict) or report.get("status", "ok") in HEALTHY_STATUSES:
         return "healthy", ""
     return "degraded", _what_is_wrong(report)
+
+
+# how much of a service's own reason make status shows, on the service's line
+REASON_LENGTH = 150
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_LENGTH else text[: REASON_LENGTH - 1] + "…"
+
+
+def _reason(body: bytes) -> str:
+    """What an error answer says is wrong: its JSON ``message`` (ingest's), the findings that
+    are not ok (the admin app's ``database``), or the first line of a text answer."""
+    try:
+        report = json.loads(body)
+    except ValueError:
+        lines = body.decode(errors="replace").strip().splitlines()
+        return lines[0] if lines else "no reason given"
+    if not isinstance(report, dict):
+        return str(report)
+    if isinstance(report.get("message"), str):
+        return str(report["message"])
+    findings = [
+        f"{name} {value}"
+        for name, value in report.items()
+        if isinstance(value, str) and name not in ("status", "name", "version") and value != "ok"
+    ]
+    return "; ".join(findings) or _what_is_wrong({"status": "unknown", **report})
 
 
 def _what_is_wrong(report: dict[str, Any]) -> str:
@@ -407,14 +533,31 @@ def _what_is_wrong(report: dict[str, Any]) -> str:
 
 
 def _refuse_taken_addresses(service: Service) -> None:
+    taken = _taken_addresses(service)
+    if taken:
+        raise SystemExit("\n".join(taken))
+
+
+def _refuse_taken_addresses_of(stack: list[Service]) -> None:
+    """Every address a service that does not run yet would listen on, checked before anything
+    starts: all that are taken at once, rather than the first after starting those before it."""
+    taken = [line for s in stack if running_pid(s) is None for line in _taken_addresses(s)]
+    if taken:
+        raise SystemExit("\n".join([*taken, "make up started nothing"]))
+
+
+def _taken_addresses(service: Service) -> list[str]:
+    """A line for each address of ``service`` that something else listens on."""
+    taken = []
     for variable, host_port in service.listens.items():
         host, _, port = host_port.rpartition(":")
         problem = _bind_problem(host.strip("[]"), int(port))
         if problem:
-            raise SystemExit(
+            taken.append(
                 f"port {port} ({service.name}) is in use: cannot bind {host_port} ({problem}); "
                 f"stop what listens there, or give {service.name} another address with {variable}"
             )
+    return taken
 
 
 def _bind_problem(host: str, port: int) -> str | None:
@@ -588,6 +731,8 @@ def run_setup_steps() -> None:
 
 def up(stack: list[Service]) -> None:
     """Start the stack; on any failure, stop what this run started (last first) and exit."""
+    _refuse_taken_addresses_of(stack)
+    record_addresses()
     started: list[Service] = []
     try:
         for position, service in enumerate(stack):
@@ -612,6 +757,10 @@ def up(stack: list[Service]) -> None:
         for label, url in service.urls.items():
             print(f"  {service.name} {label}: {url}")
     print(f"  admin login: admin@perfanalysis.local, password in {var_dir() / 'admin-password'}")
+    print(
+        f"  InfluxDB login: user {INFLUX_ADMIN}, password in "
+        f"{var_dir() / 'influxdb-admin-password'}"
+    )
     print("Stop it with 'make down'; 'make status' shows what runs.")
 
 
@@ -633,7 +782,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:  # an empty or unusable PERFANALYSIS_VAR_DIR
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
+    moved = moved_services()
     if command == "up":
+        if moved:
+            raise SystemExit("\n".join(moved))
         make_state_private()
         up(stack)
         return 0
@@ -641,6 +793,8 @@ def main(argv: list[str]) -> int:
         for service in reversed(stack):
             stop(service)
         return 0
+    for line in moved:  # status and admin: about the stack that runs, wherever that is
+        print(f"devstack: {line}", file=sys.stderr)
     if command == "status":
         failing = 0
         for service in stack:

@@ -53,10 +53,17 @@ class Stack:
             }
         )
 
-    def run(self, command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, command: str, *args: str, timeout: float = 240, addresses: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``devstack COMMAND ARGS``, with the address variables ``up`` had unless not
+        ``addresses`` (a shell without them)."""
+        env = self.env if addresses else {
+            k: v for k, v in self.env.items() if k not in ADDRESS_VARIABLES
+        }  # fmt: skip
         return subprocess.run(
-            [sys.executable, "-m", "perfanalysis.devstack", command],
-            env=self.env,
+            [sys.executable, "-m", "perfanalysis.devstack", command, *args],
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -197,6 +204,23 @@ def test_the_printed_admin_can_log_in(
     assert status == 302
     admin = stack.url("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
     assert "demo" in http.get(f"{admin}/tenants", timeout=10).text
+
+
+def test_a_shell_without_the_address_variables_finds_the_running_stack(
+    stack: Stack, first_up: subprocess.CompletedProcess[str]
+) -> None:
+    status = stack.run("status", addresses=False)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert stack.url("PERFANALYSIS_INGEST_WEB_LISTEN_ADDRESS") in status.stdout
+
+    created = stack.run("admin", "create-tenant", "initech", "Initech", addresses=False)
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    again = stack.run("up", addresses=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Traceback" not in again.stderr
+    assert again.stdout.count("already running") == len(SERVICES)
+    assert "InfluxDB login: user admin" in again.stdout
 
 
 def test_up_after_the_admin_password_file_is_lost_writes_a_working_one(

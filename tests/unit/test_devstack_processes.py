@@ -624,7 +624,7 @@ def test_status_tells_a_degraded_service_and_why(health_server: str) -> None:
     assert health("/ok") == ("healthy", "")
     assert health("/plain") == ("healthy", "")
     assert health("/refused") == ("degraded", "push unauthorized (401: invalid collector key)")
-    assert health("/down") == ("unhealthy", "")
+    assert health("/down") == ("unhealthy", "HTTP 503: status down")
     assert devstack.healthy(devstack.Service("exporter", [], f"{health_server}/refused", {}))
 
 
