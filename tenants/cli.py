@@ -160,9 +160,19 @@ def init_db(ctx: click.Context) -> None:
 
 
 def _new_password() -> str:
+    """PERFANALYSIS_NEW_PASSWORD, else the password typed twice; without a terminal, two lines
+    of standard input, and none there (``</dev/null``) is said, not a bare exit 1."""
     if "PERFANALYSIS_NEW_PASSWORD" in os.environ:
         return os.environ["PERFANALYSIS_NEW_PASSWORD"]
-    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    except click.exceptions.Abort:
+        if sys.stdin.isatty():
+            raise
+        raise click.ClickException(
+            "no password given: standard input is not a terminal and holds none; set "
+            "PERFANALYSIS_NEW_PASSWORD or give the password on two lines of standard input"
+        ) from None
     return password
 
 
@@ -617,17 +627,22 @@ def _prepared_secret_file(path: Path, what: str) -> Iterator[Callable[[str], Non
 def _open_secret_file(path: Path, what: str) -> tuple[int, bool]:
     """A descriptor open for writing on PATH, and whether this call created the file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), True
         except FileExistsError:
             return os.open(path, os.O_WRONLY), False
     except OSError as exc:
-        # mkdir's FileExistsError: a file stands where a directory of the path must be
-        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
         raise click.ClickException(
-            f"cannot write the {what} to {path}: {reason}; no {what} was issued"
+            f"cannot write the {what} to {path}: {_write_problem(path, exc)}; no {what} was issued"
         ) from None
+
+
+def _write_problem(path: Path, exc: OSError) -> str:
+    """Why PATH cannot be written. Its directory is never made: a mistyped path would otherwise
+    put the secret where nobody looks, in directories made with the command's rights."""
+    if isinstance(exc, FileNotFoundError) and not path.parent.is_dir():
+        return f"directory {path.parent} does not exist"
+    return exc.strerror or str(exc)
 
 
 def _replace_contents(descriptor: int, text: str) -> None:
@@ -688,12 +703,29 @@ def grant_ingest_writes(ctx: click.Context) -> None:
             outcomes = grant(database.session(), _actor(), app.extensions["pa_storage"], report)
         except StorageError as exc:
             raise click.ClickException(str(exc)) from None
-    granted = sum(outcome == "granted" for outcome in outcomes.values())
-    missing = sum(outcome == "missing" for outcome in outcomes.values())
-    click.echo(
-        f"ingest user: WRITE granted on {granted} of {len(outcomes)} tenant database(s); "
-        f"{missing} tenant(s) without a database"
-    )
+    click.echo(_grants_summary(list(outcomes.values())))
+
+
+def _grants_summary(outcomes: list[str]) -> str:
+    """One line on the grants: those already there are not counted as failures to grant."""
+    granted, already, missing = (outcomes.count(o) for o in ("granted", "unchanged", "missing"))
+    databases = granted + already
+    every = "the one tenant database" if databases == 1 else f"all {databases} tenant databases"
+    if databases == 0:
+        summary = "no tenant database to grant WRITE on"
+    elif granted == 0:
+        summary = f"WRITE already on {every}"
+    elif already == 0:
+        summary = f"WRITE granted on {every}"
+    else:
+        summary = (
+            f"WRITE granted on {granted}, already on {already} of {databases} tenant databases"
+        )
+    if missing == 1:
+        summary += "; 1 tenant without a database: run admin provision-storage for it"
+    elif missing:
+        summary += f"; {missing} tenants without a database: run admin provision-storage for them"
+    return f"ingest user: {summary}"
 
 
 OUTCOMES = {
@@ -817,7 +849,9 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     no longer knows or has revoked). When the password file is missing
     but the admin exists, the admin gets the new password, so the file always holds a working one.
     Both files are made ready before anything changes in the database; a key whose file write
-    fails after all is revoked, so a rerun leaves no live key nobody holds.
+    fails after all is revoked, and a new key, once in its file, replaces the collector's earlier
+    ones (the exporter, refused, reads the file again), so a rerun leaves no live key nobody holds.
+    VAR_DIR is made (mode 0700) if missing, as `make up` makes it.
     """
     import secrets
     import socket
@@ -826,6 +860,7 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     from tenants.demo import ensure_demo as ensure
 
     app = _app(ctx)
+    _make_state_dir(var_dir)
     password_file = var_dir / "admin-password"
     key_file = var_dir / "demo-collector.key"
     password = _kept_secret(password_file, "admin password")
@@ -858,11 +893,51 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
                         f"{exc.strerror or exc}; key {result.key_id} was revoked, so none is "
                         "left that nobody holds: fix that and run again"
                     ) from None
-                click.echo(f"key id {result.key_id} written to {key_file}")
+                revoked = _revoke_earlier_demo_keys(db, result.key_id, key_file)
+                click.echo(f"key id {result.key_id} written to {key_file}{revoked}")
     click.echo(f"admin login: {result.admin_email} / password in {password_file}")
     click.echo(
         f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
     )
+
+
+def _make_state_dir(var_dir: Path) -> None:
+    try:
+        var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise click.ClickException(
+            f"cannot make {var_dir}: {reason}; nothing was changed"
+        ) from None
+
+
+def _revoke_earlier_demo_keys(db: Any, key_id: str, key_file: Path) -> str:
+    """Revoke the demo collector's keys other than KEY_ID, whose file is written: an emptied or
+    lost key file leaves none live that nobody holds. What to add to the report of the new key.
+
+    They are revoked together or not at all; if not, the new key still works and the operator
+    is told which to revoke.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tenants.demo import ACTOR, TENANT
+    from tenants.keys import get_key, other_live_keys, revoke_keys
+
+    tenant = _tenant(db, TENANT)
+    earlier = other_live_keys(db, get_key(db, ACTOR, tenant, key_id))
+    ids = [key.key_id for key in earlier]
+    try:
+        revoke_keys(db, ACTOR, tenant, earlier)
+    except SQLAlchemyError as exc:
+        problem = database_problem(db.get_bind().url.render_as_string(), exc)
+        raise click.ClickException(
+            f"key {key_id} was written to {key_file}, but the demo collector's earlier keys "
+            f"could not be revoked ({problem}): revoke them with "
+            + ", ".join(f"'perfanalysis admin revoke-key {TENANT} {each}'" for each in ids)
+        ) from None
+    if not ids:
+        return ""
+    return f"; earlier key{'s' if len(ids) > 1 else ''} {', '.join(ids)} revoked"
 
 
 def _live_demo_key(app: Flask, key_file: Path) -> bool:
@@ -923,16 +998,14 @@ def _staged_secret(path: Path, secret: str, what: str) -> Iterator[Callable[[], 
     import tempfile
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             _replace_contents(descriptor, secret + "\n")
         finally:
             os.close(descriptor)
     except OSError as exc:
-        reason = "Not a directory" if isinstance(exc, FileExistsError) else exc.strerror or exc
         raise click.ClickException(
-            f"cannot write the {what} to {path}: {reason}; nothing was changed"
+            f"cannot write the {what} to {path}: {_write_problem(path, exc)}; nothing was changed"
         ) from None
 
     def install() -> None:
@@ -1063,8 +1136,15 @@ def run(argv: Sequence[str]) -> int:
 
     args = list(argv)
     split = next((i for i, a in enumerate(args) if a in admin.commands), len(args))
+    context = click.Context(admin, info_name="perfanalysis admin", **admin.context_settings)
+    mistyped = _unknown_command(args) if split == len(args) else None
+    if mistyped is not None and not any(a in HELP for a in args[:mistyped]):
+        error = click.exceptions.NoSuchCommand(
+            args[mistyped], possibilities=admin.commands, ctx=context
+        )
+        error.show()
+        return error.exit_code
     if split == len(args) or any(a in HELP for a in args[:split]):
-        context = click.Context(admin, info_name="perfanalysis admin", **admin.context_settings)
         click.echo(admin.get_help(context))
         return 2 if args and not any(a in HELP for a in args[:split]) else 0
     setup = _Setup(args[:split])
@@ -1083,6 +1163,7 @@ def run(argv: Sequence[str]) -> int:
         click.echo(f"perfanalysis admin: {problem}", err=True)
         return 1
     except click.exceptions.Abort:
+        click.echo("perfanalysis admin: aborted", err=True)
         return 1
     except click.NoSuchOption as exc:
         setting = _setting_flag(exc.option_name)
@@ -1099,6 +1180,23 @@ def run(argv: Sequence[str]) -> int:
         exc.show()
         return exc.exit_code
     return 0
+
+
+def _unknown_command(args: Sequence[str]) -> int | None:
+    """Where the command should be, when none of ARGS names one: the first argument that is
+    neither a settings flag nor a flag's value."""
+    from tenants.settings import build_spec
+
+    flags = build_spec().by_flag()
+    rest = iter(enumerate(args))
+    for index, arg in rest:
+        if not arg.startswith("-"):
+            return index
+        name, has_value, _ = arg.removeprefix("--").partition("=")
+        setting = flags.get(name)
+        if setting is not None and not setting.boolean and not has_value:
+            next(rest, None)
+    return None
 
 
 def _setting_flag(option: str) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -125,14 +125,34 @@ def accepted_at(now: datetime) -> ColumnElement[bool]:
 
 
 def revoke_key(db: Session, actor: Actor, tenant: Tenant, key: ApiKey) -> ApiKey:
-    require(db, actor, tenant, "admin")
-    if key.tenant_id != tenant.id:
-        raise NotFound("no such key in this tenant")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        record(db, actor, "key.revoke", tenant, "api_key", key.key_id)
-        db.commit()
+    revoke_keys(db, actor, tenant, [key])
     return key
+
+
+def revoke_keys(db: Session, actor: Actor, tenant: Tenant, keys: Sequence[ApiKey]) -> None:
+    """Revoke the tenant's KEYS in one transaction, each audited: all of them, or none."""
+    require(db, actor, tenant, "admin")
+    if any(key.tenant_id != tenant.id for key in keys):
+        raise NotFound("no such key in this tenant")
+    live = [key for key in keys if key.revoked_at is None]
+    now = utcnow()
+    for key in live:
+        key.revoked_at = now
+        record(db, actor, "key.revoke", tenant, "api_key", key.key_id)
+    if live:
+        db.commit()
+
+
+def other_live_keys(db: Session, key: ApiKey) -> list[ApiKey]:
+    """The keys of KEY's collector, besides KEY, that are neither revoked nor expired."""
+    return list(
+        db.scalars(
+            select(ApiKey)
+            .where(ApiKey.collector_id == key.collector_id, ApiKey.id != key.id)
+            .where(accepted_at(utcnow()))
+            .order_by(ApiKey.id)
+        )
+    )
 
 
 def rotate_key(

@@ -563,7 +563,7 @@ def test_grant_ingest_writes_covers_tenants_made_before_the_ingest_user_once(
     assert first.output.splitlines() == [
         "acme (pa_acme): WRITE granted",
         "globex (pa_globex): WRITE granted",
-        "ingest user: WRITE granted on 2 of 2 tenant database(s); 0 tenant(s) without a database",
+        "ingest user: WRITE granted on all 2 tenant databases",
     ]
     assert users(influxdb)[INGEST_USER] is False
     assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
@@ -578,7 +578,7 @@ def test_grant_ingest_writes_covers_tenants_made_before_the_ingest_user_once(
         "acme (pa_acme): already has WRITE",
         "globex (pa_globex): already has WRITE",
     ]
-    assert "WRITE granted on 0 of 2" in second.output
+    assert "ingest user: WRITE already on all 2 tenant databases" in second.output
     assert grants(influxdb, INGEST_USER) == {"pa_acme": "WRITE", "pa_globex": "WRITE"}
     assert INGEST_PASSWORD not in first.output + second.output
     with app.app_context():

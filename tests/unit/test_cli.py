@@ -84,6 +84,7 @@ def test_issue_key_writes_the_key_to_a_private_file(
     app: Flask, runner: Any, collector: None, tmp_path: Path
 ) -> None:
     target = tmp_path / "keys" / "web1.key"
+    target.parent.mkdir()  # a missing directory is refused: test_admin_cli_fixes
     result = runner("issue-key", "acme", "web1", "--output", str(target))
     assert result.exit_code == 0, result.output
     [key] = _keys(app)
