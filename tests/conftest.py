@@ -116,6 +116,22 @@ def runner(app: Flask) -> Callable[..., Result]:
 
 
 @pytest.fixture
+def admin_run(
+    app: Flask, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """``perfanalysis admin SETTINGS... ARGS...`` as the console runs it: (status, out, err)."""
+    from tenants.cli import run
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = run([f"--database-url={database_url}", f"--secret-key={TEST_SECRET}", *args])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return invoke
+
+
+@pytest.fixture
 def make_user(app: Flask) -> Callable[..., Any]:
     from tenants import db as database
     from tenants.access import system_actor

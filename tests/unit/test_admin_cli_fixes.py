@@ -18,7 +18,6 @@ from flask import Flask
 from sqlalchemy import select
 
 from tenants import db as database
-from tests.conftest import TEST_SECRET
 
 Runner = Callable[..., Result]
 
@@ -36,22 +35,6 @@ def keys(app: Flask) -> dict[str, bool]:
 
 def key_id_in(key_file: Path) -> str:
     return key_file.read_text().split("_")[1]
-
-
-@pytest.fixture
-def admin_run(
-    app: Flask, database_url: str, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., tuple[int, str, str]]:
-    """``perfanalysis admin SETTINGS... ARGS...`` as the console runs it: (status, out, err)."""
-    from tenants.cli import run
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        status = run([f"--database-url={database_url}", f"--secret-key={TEST_SECRET}", *args])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return invoke
 
 
 # --- 1: a re-issued demo key revokes the demo collector's earlier ones --------------------------

@@ -25,7 +25,6 @@ from tenants.errors import Forbidden
 from tenants.models import AuditEvent, User
 from tests.conftest import (
     PASSWORD,
-    TEST_SECRET,
     FrozenClock,
     issue_test_token,
     login,
@@ -46,22 +45,6 @@ def people(make_user: Any, make_tenant: Any, principal_clock: FrozenClock) -> No
     still, so a change is felt at once only if the command makes this process forget the user."""
     make_user(ROOT, platform_admin=True)
     make_tenant("acme", {ANA: "analyst"})
-
-
-@pytest.fixture
-def admin_run(
-    app: Flask, database_url: str, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., tuple[int, str, str]]:
-    """``perfanalysis admin SETTINGS... ARGS...`` as the console runs it: (status, out, err)."""
-    from tenants.cli import run
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        status = run([f"--database-url={database_url}", f"--secret-key={TEST_SECRET}", *args])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return invoke
 
 
 def user(app: Flask, email: str) -> tuple[bool, bool, Any, str]:

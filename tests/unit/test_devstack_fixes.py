@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +20,7 @@ import pytest
 from perfanalysis import devstack
 from perfanalysis.paths import ROOT
 from perfanalysis.testing.servers import free_port
+from tests.support.fixed_answers import fixed_answers
 
 STAND_IN = """
 import http.server, sys
@@ -197,23 +196,8 @@ def failing_health() -> Iterator[str]:
         "/admin": b'{"status": "down", "database": "no schema: run perfanalysis admin init-db"}',
         "/text": b"Service Unavailable\nmore",
     }  # fmt: skip
-
-    class Failing(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bodies[self.path]
-            self.send_response(503)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with fixed_answers({path: (503, body) for path, body in bodies.items()}) as url:
+        yield url
 
 
 def test_status_shows_the_reason_a_service_gives_for_being_unhealthy(failing_health: str) -> None:

@@ -24,6 +24,7 @@ from flask import Flask
 from perfanalysis import devstack
 from perfanalysis.paths import ROOT
 from perfanalysis.testing.servers import free_port, port_is_free, wait_until
+from tests.support.fixed_answers import fixed_answers
 
 STAND_IN = """
 import http.server, subprocess, sys
@@ -598,23 +599,8 @@ def health_server() -> Iterator[str]:
         "/plain": (200, b"Prometheus Server is Ready."),
         "/down": (503, b'{"status": "down"}'),
     }  # fmt: skip
-
-    class Report(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = reports[self.path]
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Report)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with fixed_answers(reports) as url:
+        yield url
 
 
 def test_status_tells_a_degraded_service_and_why(health_server: str) -> None:
