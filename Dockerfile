@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # One image for every component: `perfanalysis exporter|ingest|admin …` is the command.
 
+# Both stages use one base image. For a rebuild to be reproducible, pin it by digest as well:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm   # prints "Digest: sha256:..."
+# then write FROM python:3.11-slim-bookworm@sha256:<digest> in both FROM lines (and update it
+# deliberately, for security fixes).
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # A C compiler for ingest's extension (ingest/_batchfast.c, a few times faster per point) and
@@ -12,6 +16,7 @@ RUN apt-get update \
 WORKDIR /src
 RUN python -m venv /opt/perfanalysis
 COPY pyproject.toml setup.py README.md LICENSE ./
+COPY deploy/constraints.txt ./deploy/
 COPY perfanalysis ./perfanalysis
 COPY exporter ./exporter
 COPY ingest ./ingest
@@ -23,9 +28,12 @@ COPY provisioning/examples/loadtests ./provisioning/examples/loadtests
 # No extension built in a developer's tree may come along; the one built here must exist (pip
 # treats it as optional and would install without it), and so must the package data (a missing
 # template only shows as a 500 on the admin pages, whose /health still answers 200).
+# Every version is pinned: pip here, the dependencies and the build dependencies of what is built
+# from source by deploy/constraints.txt (--build-constraint needs pip 25.3 or newer).
 RUN rm -f ingest/*.so \
- && /opt/perfanalysis/bin/pip install --upgrade pip \
- && /opt/perfanalysis/bin/pip install '.[server]' \
+ && /opt/perfanalysis/bin/pip install 'pip==26.3' \
+ && /opt/perfanalysis/bin/pip install --constraint deploy/constraints.txt \
+      --build-constraint deploy/constraints.txt '.[server]' \
  && /opt/perfanalysis/bin/python -I -c 'import ingest._batchfast, gunicorn_h1c' \
  && /opt/perfanalysis/bin/python -I -c 'import sys, tenants; from pathlib import Path; \
       root = Path(tenants.__file__).parent; \
