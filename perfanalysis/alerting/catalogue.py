@@ -26,8 +26,9 @@ The differences from node-mixin, all deliberate:
   link whatever the traffic;
 * rules node-mixin lacks: TargetDown (``up == 0``), HostFilesystemDeviceError (a mount that cannot be
   stat'ed), HostFilesystemTurnedReadOnly (node-mixin's filesystem rules skip read-only
-  filesystems, so a filesystem remounted read-only after errors silences them) and the rules on
-  the push path (exporter, ingest).
+  filesystems, so a filesystem remounted read-only after errors silences them), the rules on
+  the push path (exporter, ingest) and AlertmanagerNotificationsFailing (Alertmanager's own
+  delivery failures, as the alertmanager mixin's AlertmanagerFailedToSendAlerts).
 
 A warning and a critical rule share one alert name, so Alertmanager can inhibit the warning while
 the critical one fires. No ``for:`` may exceed ``MAX_FOR`` (one day; a rule can lower it): a
@@ -499,6 +500,31 @@ EXPORTER_DROPPING = RuleDef(
     ),
 )
 
+NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+
+NOTIFICATIONS_FAILING = RuleDef(
+    key="alertmanager_notifications_failing",
+    alert="AlertmanagerNotificationsFailing",
+    unit="no threshold: Alertmanager fails to deliver notifications through an integration",
+    thresholds=False,
+    # Per integration: which reason (4xx, 5xx, other, in Alertmanager 0.26 and later) is the log's.
+    expr=lambda s, lv: f"sum without (reason) (rate({sel(NOTIFICATIONS_FAILED, s)}[5m])) > 0",
+    summary=lambda lv: text(
+        "Alertmanager ", INSTANCE, " fails to send ", Label("integration"), " notifications"
+    ),
+    description=lambda lv: text(
+        "Alertmanager on ",
+        INSTANCE,
+        " has failed to deliver ",
+        Label("integration"),
+        f" notifications for {lv.for_text}: alerts routed to that receiver reach nobody (this one ",
+        "too, if it goes the same way: look at Alertmanager's and Prometheus' alert pages). Check ",
+        "Alertmanager's log (docker compose logs alertmanager) for the receiver and the error, ",
+        "then the receiver's URL (PERFANALYSIS_ALERT_WEBHOOK_URL in Compose's .env, notify in ",
+        f"{THRESHOLDS_FILE} elsewhere), its credentials and the network to it.",
+    ),
+)
+
 RULES: dict[str, RuleDef] = {
     rule.key: rule
     for rule in (
@@ -515,6 +541,7 @@ RULES: dict[str, RuleDef] = {
         INGEST_REJECTING,
         SPOOL_GROWING,
         EXPORTER_DROPPING,
+        NOTIFICATIONS_FAILING,
     )
 }
 SEVERITIES = ("warning", "critical")

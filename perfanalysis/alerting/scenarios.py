@@ -22,7 +22,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from perfanalysis.alerting.catalogue import PUSH_DROPPED, PUSH_LAST_SUCCESS, Level
+from perfanalysis.alerting.catalogue import (
+    NOTIFICATIONS_FAILED,
+    PUSH_DROPPED,
+    PUSH_LAST_SUCCESS,
+    Level,
+)
 from perfanalysis.alerting.thresholds import Setting
 
 SWITCH = 5  # minute at which scenarios turn abnormal; rate windows are full from minute 5
@@ -557,6 +562,36 @@ def exporter_dropping(
     return out
 
 
+def notifications_failing(
+    setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
+) -> list[Scenario]:
+    """host-1's Alertmanager failed once before the test (the counter is not 0) and delivers since;
+    host-2's webhook fails at every attempt from SWITCH on, for two reasons at once (one alert)."""
+
+    def am(n: int, reason: str) -> dict[str, str]:
+        return {**hosts(n), "job": "alertmanager", "integration": "webhook", "reason": reason}
+
+    def failing(t: int) -> float:
+        return 2.0 + max(t - SWITCH + 1, 0) * 3
+
+    quiet = Scenario(
+        "quiet no failure during the test",
+        [(NOTIFICATIONS_FAILED, am(1, "other"), constant(2))],
+        {},
+        _zero,
+        quiet=True,
+    )
+    series: list[SeriesSpec] = [
+        (NOTIFICATIONS_FAILED, am(2, "other"), failing),
+        (NOTIFICATIONS_FAILED, am(2, "serverError"), failing),
+    ]
+    labels = {k: v for k, v in am(2, "").items() if k != "reason"}
+    return [
+        quiet,
+        condition(f"every webhook attempt fails from {SWITCH}m", series, labels, setting),
+    ]
+
+
 BUILDERS: dict[str, Callable[[Setting, Hosts, str, int], list[Scenario]]] = {
     "cpu_busy_percent": cpu,
     "memory_used_percent": memory,
@@ -571,4 +606,5 @@ BUILDERS: dict[str, Callable[[Setting, Hosts, str, int], list[Scenario]]] = {
     "ingest_rejecting": ingest_rejecting,
     "spool_growing": spool_growing,
     "exporter_dropping_points": exporter_dropping,
+    "alertmanager_notifications_failing": notifications_failing,
 }

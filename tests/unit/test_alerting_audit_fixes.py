@@ -290,7 +290,8 @@ def run_promtool(tmp_path: Path, series: dict[str, str], evaluations: list[Any])
 
 def test_the_dropped_points_metric_and_its_reasons_are_the_exporters() -> None:
     spool = SimpleNamespace(dropped_points=0, queued_points=0, disk_bytes=0, corrupt=0)
-    metrics = PushMetrics(SimpleNamespace(stats=PushStats(), spool=spool))  # type: ignore[arg-type]
+    pusher = SimpleNamespace(stats=PushStats(), spool=spool, max_points=5000)
+    metrics = PushMetrics(pusher)  # type: ignore[arg-type]
     [dropped] = [f for f in metrics.collect() if f.name == catalogue.PUSH_DROPPED]
     assert sorted(labels[0] for labels, _ in dropped.samples) == list(scenarios.DROP_REASONS)
     assert "increase(perfanalysis_exporter_push_points_dropped_total{" in (
