@@ -209,8 +209,11 @@ def web_config_section() -> str:
             "the exporter starts, and every problem is listed then; as in node_exporter, a key "
             "given twice is refused. Relative paths are taken from "
             "the file's directory. The certificate, key and CA files are re-read when they change "
-            "on disk, so a renewed certificate needs no restart; changes to users or headers need "
-            "one. Without the flag the exporter loads none of this (no `ssl`, `yaml` or `bcrypt`).",
+            "on disk, so a renewed certificate needs no restart, and so is the file itself, as "
+            "node_exporter does: new users, headers and TLS settings apply at once (a revoked "
+            "password stops working); a changed file that is invalid is logged once and every "
+            "request is answered 500 until it is fixed; turning TLS on or off needs a restart. "
+            "Without the flag the exporter loads none of this (no `ssl`, `yaml` or `bcrypt`).",
             "",
             *rows,
             "",

@@ -54,11 +54,13 @@ class ExporterServer(HTTPServer):
                 max_connections=max_connections,
                 extra_addresses=extra_addresses,
             )
-        else:  # TLS and basic auth on every path, as node_exporter's --web.config.file
+        else:  # TLS and basic auth on every path, as node_exporter's --web.config.file; the
+            # file is re-read when it changes, as node_exporter reads it for every request
+            live = web_config.live()
             super().__init__(
                 address,
-                web_config.wrap(self.route),
-                web_config.tls_server(),
+                live.wrap(self.route),
+                live.tls_server(),
                 max_connections,
                 extra_addresses,
             )

@@ -16,11 +16,19 @@ read the file. An exporter without the flag loads none of them.
   of them changes on disk, so a renewed certificate needs no restart; renewed files that cannot be
   used are logged at ERROR once and the old context is kept. An encrypted key is refused (never
   a pass-phrase prompt on the terminal). A plain-HTTP request to the TLS port is answered
-  ``400 Client sent an HTTP request to an HTTPS server``, as Go does.
+  ``400 Client sent an HTTP request to an HTTPS server``, as Go does. TLS 1.0 and 1.1 are refused:
+  OpenSSL's default security level offers them no cipher, so such clients could never connect.
+* The file itself is re-read when it changes on disk (a ``stat`` per request and per connection),
+  as node_exporter reads it for every request: new users, headers and TLS settings apply without
+  a restart. A changed file that is invalid is logged at ERROR once and every request is answered
+  500 until it is fixed -- never served with the old users, which would keep a revoked password
+  working. Turning TLS on or off needs a restart (until then requests are refused).
 * Basic auth: ``basic_auth_users`` maps user names to bcrypt hashes (``htpasswd -nBC 10 "" | tr -d
   ':\\n'``). Checking a bcrypt hash costs ~70 ms at cost 10, so results are cached, checks are
-  serialised, and an unknown user is checked against a decoy hash, so that timing tells nothing
-  about which users exist. As in node_exporter, credentials are compared as bytes (a password
+  serialised, and an unknown user is checked against a decoy hash as costly as the most costly
+  configured one, so that timing tells nothing about which users exist. ``$2$`` hashes are checked
+  as Go's bcrypt checks them (as ``$2a$``/``$2b$``); an error from the check is logged once per
+  user. As in node_exporter, credentials are compared as bytes (a password
   need not be UTF-8) and bcrypt reads a password's first 72 bytes. Verification needs the
   ``bcrypt`` package; without it a file that lists users is refused with a message saying so.
 """
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import logging
 import os
@@ -53,6 +62,10 @@ PLAIN_HTTP_ANSWER = (
     b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 )
 TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
+# refused: OpenSSL's default security level (here and on current distributions) offers no cipher
+# TLS 1.0/1.1 can use, so those clients could never connect; lowering it would weaken every
+# connection
+REFUSED_TLS_VERSIONS = ("TLS10", "TLS11")
 # exporter-toolkit's names; the ones Python's ssl module cannot honour are refused with a reason
 CLIENT_AUTH_TYPES = {
     "NoClientCert": "none",
@@ -69,9 +82,11 @@ EXTRA_HEADERS: dict[str, tuple[str, ...]] = {
     "Content-Security-Policy": (),
 }
 BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
-# bcrypt (cost 10) of a password nobody knows: unknown users are checked against it, so that an
-# answer for an unknown user takes as long as one for a known user with a wrong password
+# bcrypt (cost 10) of a password nobody knows: unknown users are checked against it, its cost
+# field raised to the highest configured cost (decoy_hash), so that an answer for an unknown user
+# takes as long as one for a known user with a wrong password
 DECOY_HASH = b"$2b$10$e6x7WG83GZmhixz/7mlYXuMnAkctc6eq2ubcWOIdpU2aTwWN98jGu"
+INVALID_FILE_ANSWER = b"Internal Server Error: the web configuration file is invalid\n"
 AUTH_CACHE_SIZE = 100
 BCRYPT_MAX_PASSWORD = 72  # bytes of a password bcrypt uses; the rest is ignored
 BCRYPT_MISSING = (
@@ -91,8 +106,14 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("tls_server_config.client_ca_file", "",
      "PEM CA bundle that client certificates must chain to; required by the verifying "
      "client_auth_type values, refused with NoClientCert."),
-    ("tls_server_config.min_version", "TLS12", "Oldest TLS version accepted: TLS10 to TLS13."),
-    ("tls_server_config.max_version", "TLS13", "Newest TLS version accepted: TLS10 to TLS13."),
+    ("tls_server_config.min_version", "TLS12",
+     "Oldest TLS version accepted: TLS12 or TLS13. TLS10 and TLS11 are refused: OpenSSL's default "
+     "security level offers no cipher those versions can use, so such clients could never "
+     "connect."),
+    ("tls_server_config.max_version", "TLS13", "Newest TLS version accepted: TLS12 or TLS13."),
+    ("tls_server_config.prefer_server_cipher_suites", "true",
+     "true: the server's cipher order is preferred (OpenSSL's server preference); false: the "
+     "client's."),
     ("http_server_config.headers", "",
      "Headers added to every response: Strict-Transport-Security, X-Content-Type-Options "
      "(nosniff), X-Frame-Options (deny, sameorigin), X-XSS-Protection, Content-Security-Policy."),
@@ -101,9 +122,11 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("basic_auth_users", "",
      "User name to bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n'). When set, every path "
      "needs one of these users; a wrong or missing password is answered 401 with "
-     "WWW-Authenticate: Basic. Needs the bcrypt package."),
+     "WWW-Authenticate: Basic. Needs the bcrypt package. $2$, $2a$, $2b$, $2x$ and $2y$ hashes "
+     "are checked as node_exporter (Go) checks them."),
 )  # fmt: skip
 TLS_KEYS = {key.split(".", 1)[1] for key, _, _ in FIELDS if key.startswith("tls_server_config.")}
+TLS_BOOL_KEYS = {"prefer_server_cipher_suites"}
 HTTP_KEYS = {key.split(".", 1)[1] for key, _, _ in FIELDS if key.startswith("http_server_config.")}
 TOP_KEYS = {key.split(".", 1)[0] for key, _, _ in FIELDS}
 # exporter-toolkit settings this exporter knows of but does not implement
@@ -114,7 +137,6 @@ NOT_IMPLEMENTED = {
     "tls_server_config.client_ca": "give the CA bundle in client_ca_file",
     "tls_server_config.cipher_suites": "Python's ssl defaults (OpenSSL's) apply",
     "tls_server_config.curve_preferences": "OpenSSL's defaults apply",
-    "tls_server_config.prefer_server_cipher_suites": "the server's order is always preferred",
     "tls_server_config.client_allowed_sans": "use a dedicated client CA instead",
 }
 
@@ -135,6 +157,7 @@ class TLSSettings:
     client_ca_file: str = ""
     min_version: str = "TLS12"
     max_version: str = "TLS13"
+    prefer_server_cipher_suites: bool = True
 
 
 @dataclass
@@ -153,21 +176,14 @@ class WebConfig:
         checkpw: Callable[[bytes, bytes], bool] | None = None,
     ) -> Callable[[Request], Response]:
         """The app behind basic auth (when users are listed), adding the configured headers."""
-        auth = BasicAuth(self.users, checkpw) if self.users else None
-        headers = dict(self.headers)
-        if auth is None and not headers:
+        guard = Guard.of(self, checkpw)
+        if guard.auth is None and not guard.headers:
             return app
+        return functools.partial(guard.answer, app)
 
-        def guarded(request: Request) -> Response:
-            if auth is not None and not auth.check(request.headers.get("authorization")):
-                response = Response(401, b"Unauthorized\n")
-                response.headers["WWW-Authenticate"] = 'Basic realm="perfanalysis exporter"'
-            else:
-                response = app(request)
-            response.headers.update(headers)
-            return response
-
-        return guarded
+    def live(self, checkpw: Callable[[bytes, bytes], bool] | None = None) -> LiveWebConfig:
+        """This configuration, re-read from its file whenever the file changes."""
+        return LiveWebConfig(self, checkpw)
 
     def describe(self) -> str:
         parts = []
@@ -179,6 +195,123 @@ class WebConfig:
         if self.users:
             parts.append(f"basic auth ({len(self.users)} user{'s' if len(self.users) > 1 else ''})")
         return ", ".join(parts) or "plain HTTP, no authentication"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a request goes through: basic auth (when users are listed) and the extra headers;
+    ``refused`` (the file is unusable) answers every request 500."""
+
+    auth: BasicAuth | None
+    headers: dict[str, str]
+    refused: bool = False
+
+    @classmethod
+    def of(cls, config: WebConfig, checkpw: Callable[[bytes, bytes], bool] | None) -> Guard:
+        return cls(BasicAuth(config.users, checkpw) if config.users else None, dict(config.headers))
+
+    def answer(self, app: Callable[[Request], Response], request: Request) -> Response:
+        if self.refused:  # as node_exporter: its handler fails the request when the file is bad
+            return Response(500, INVALID_FILE_ANSWER)
+        if self.auth is not None and not self.auth.check(request.headers.get("authorization")):
+            response = Response(401, b"Unauthorized\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="perfanalysis exporter"'
+        else:
+            response = app(request)
+        response.headers.update(self.headers)
+        return response
+
+
+def _file_stamp(path: str) -> tuple[int, int, int]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class LiveWebConfig:
+    """The configuration in force, re-read when its file changes on disk.
+
+    node_exporter reads the file for every request; this checks its ``stat`` per request and per
+    TLS connection and loads it again when the inode, size or modification time changed. A
+    changed file that cannot be used is logged once and every request is answered 500 until it
+    is fixed: serving on with the old users would keep a revoked password working.
+    """
+
+    def __init__(
+        self, config: WebConfig, checkpw: Callable[[bytes, bytes], bool] | None = None
+    ) -> None:
+        self.path = config.path
+        self.config = config
+        self._checkpw = checkpw
+        self._lock = threading.Lock()
+        self._stamp = _file_stamp(config.path)
+        self._guard = Guard.of(config, checkpw)
+        self._tls = config.tls_server()
+        self._tls_on = config.tls is not None
+
+    def current(self) -> Guard:
+        stamp = _file_stamp(self.path)
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._reload()
+                    self._stamp = stamp  # tried once per change on disk, not per request
+        return self._guard
+
+    def _reload(self) -> None:
+        try:
+            config = load(self.path)
+            if (config.tls is not None) != self._tls_on:
+                raise WebConfigError(
+                    [
+                        "tls_server_config: TLS cannot be turned "
+                        f"{'on' if config.tls is not None else 'off'} while the exporter runs: "
+                        "restart it"
+                    ]
+                )
+            tls = self._tls
+            if config.tls is not None and (tls is None or tls.settings != config.tls):
+                tls = TLSServer(config.tls)
+            guard = Guard.of(config, self._checkpw)
+        except WebConfigError as exc:
+            self._guard = Guard(None, {}, refused=True)
+            log.error(
+                "web configuration file %s changed and cannot be used; every request is refused "
+                "until it is fixed: %s",
+                self.path,
+                "; ".join(exc.problems),
+            )
+            return
+        except Exception as exc:  # whatever it is, do not serve with the old users
+            self._guard = Guard(None, {}, refused=True)
+            log.error(
+                "web configuration file %s changed and cannot be used; every request is refused "
+                "until it is fixed: %r",
+                self.path,
+                exc,
+            )
+            return
+        self.config, self._tls, self._guard = config, tls, guard
+        log.info("web configuration file %s changed: now %s", self.path, config.describe())
+
+    def wrap(self, app: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        """The app behind the configuration in force at each request."""
+
+        def guarded(request: Request) -> Response:
+            return self.current().answer(app, request)
+
+        return guarded
+
+    def tls_server(self) -> LiveWebConfig | None:
+        """What wraps accepted connections (self), or None without TLS."""
+        return self if self._tls_on else None
+
+    def accept(self, connection: socket.socket) -> socket.socket | None:
+        self.current()
+        assert self._tls is not None
+        return self._tls.accept(connection)
 
 
 def load(path: str) -> WebConfig:
@@ -262,7 +395,10 @@ def _parse_tls(value: Any, base: str, problems: list[str]) -> TLSSettings | None
     name = "tls_server_config"
     section = _section(value, name, problems)
     _unknown(section, TLS_KEYS, f"{name}.", problems)
-    strings = {key: _string(section, key, name, problems) for key in TLS_KEYS}
+    strings = {key: _string(section, key, name, problems) for key in TLS_KEYS - TLS_BOOL_KEYS}
+    prefer = section.get("prefer_server_cipher_suites")
+    if prefer is not None and not isinstance(prefer, bool):
+        problems.append(f"{name}.prefer_server_cipher_suites: expected true or false")
     if not any(strings[k] for k in ("cert_file", "key_file", "client_ca_file", "client_auth_type")):
         return None  # no TLS, as exporter-toolkit: plain HTTP
     before = len(problems)
@@ -301,6 +437,12 @@ def _parse_tls(value: Any, base: str, problems: list[str]) -> TLSSettings | None
                 f"{name}.{key}: unknown TLS version {versions[key]!r}; expected one of "
                 f"{', '.join(TLS_VERSIONS)}"
             )
+        elif versions[key] in REFUSED_TLS_VERSIONS:
+            problems.append(
+                f"{name}.{key}: {versions[key]} is refused: OpenSSL's security level on this "
+                "system offers no cipher TLS 1.0/1.1 clients can use, so they could never connect "
+                "(lowering it would weaken every connection); use TLS12 or TLS13"
+            )
     if (
         versions["min_version"] in TLS_VERSIONS
         and versions["max_version"] in TLS_VERSIONS
@@ -321,6 +463,7 @@ def _parse_tls(value: Any, base: str, problems: list[str]) -> TLSSettings | None
         client_ca_file=absolute(strings["client_ca_file"]),
         min_version=versions["min_version"],
         max_version=versions["max_version"],
+        prefer_server_cipher_suites=prefer is not False,
     )
 
 
@@ -440,6 +583,8 @@ def build_context(settings: TLSSettings) -> ssl.SSLContext:
             raise WebConfigError(
                 [f"tls_server_config.client_ca_file: {settings.client_ca_file}: {exc}"]
             ) from None
+    if not settings.prefer_server_cipher_suites:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.verify_mode = {
         "none": ssl.CERT_NONE,
         "optional": ssl.CERT_OPTIONAL,
@@ -523,6 +668,8 @@ class BasicAuth:
         self._checkpw = checkpw
         # users and passwords are compared as bytes, as Go does: a password need not be UTF-8
         self._users = {user.encode(): hashed.encode("ascii") for user, hashed in users.items()}
+        self.decoy = decoy_hash(max((bcrypt_cost(h) for h in self._users.values()), default=10))
+        self._logged: set[bytes] = set()  # users whose check failed with an error, logged once
         self._cache: dict[bytes, bool] = {}
         self._cache_lock = threading.Lock()
         self._bcrypt_lock = threading.Lock()  # bcrypt is CPU-bound: one check at a time
@@ -533,7 +680,7 @@ class BasicAuth:
             return False
         user, password = credentials
         known = user in self._users
-        hashed = self._users.get(user, DECOY_HASH)
+        hashed = self._users.get(user, self.decoy)
         key = hashlib.sha256(b"\0".join((user, hashed, password))).digest()
         with self._cache_lock:
             cached = self._cache.get(key)
@@ -543,15 +690,38 @@ class BasicAuth:
             try:
                 # bcrypt reads only the first 72 bytes, as Go's (node_exporter's) and htpasswd's
                 # do; the bcrypt package refuses longer passwords instead of ignoring the rest
-                ok = self._checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
-            except ValueError:  # e.g. a NUL byte, which the bcrypt package refuses
+                ok = self._checkpw(password[:BCRYPT_MAX_PASSWORD], go_compatible(hashed))
+            except Exception as exc:  # never a silent always-401: say so, once per user
                 ok = False
+                who = user if known else b""
+                if who not in self._logged:
+                    self._logged.add(who)
+                    shown = who.decode(errors="replace") if known else "(unknown users' decoy)"
+                    log.error("basic auth: checking a password of %s failed: %r", shown, exc)
         ok = ok and known
         with self._cache_lock:
             if len(self._cache) >= AUTH_CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = ok
         return ok
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    return int(hashed.split(b"$")[2])
+
+
+def decoy_hash(cost: int) -> bytes:
+    """DECOY_HASH with its cost field set to ``cost``: checking against it costs as much as
+    checking against a user's hash of that cost (its digest matches no password, which is all
+    a decoy needs), and making it costs nothing."""
+    return b"$2b$%02d$" % cost + DECOY_HASH[len(b"$2b$10$") :]
+
+
+def go_compatible(hashed: bytes) -> bytes:
+    """A ``$2$`` hash as ``$2b$``: Go's bcrypt (node_exporter's) accepts it and computes it as it
+    does ``$2a$``/``$2b$`` (the key with its NUL byte, the first 72 bytes), the bcrypt package
+    refuses it ('Invalid salt')."""
+    return b"$2b$" + hashed[3:] if hashed.startswith(b"$2$") else hashed
 
 
 def parse_basic(header: str | None) -> tuple[bytes, bytes] | None:
