@@ -44,10 +44,13 @@ def run(argv: Sequence[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     metrics_dir, owned = prepare_metrics_dir()
+    master = os.getpid()
     try:
         serve(settings)
     finally:
-        if owned:
+        # gunicorn's workers are forked inside serve() and leave it by SystemExit through this
+        # block too: only the master may remove the directory every worker still writes to
+        if owned and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
