@@ -19,6 +19,7 @@ conflicting points and writes the rest (422).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ingest.storage import (
     StorageWholeConflict,
     StorageWriter,
 )
+from tenants.crypto import KEY_PREFIX, split_credential
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.keys import Identity, KeyVerifier
 
@@ -45,6 +47,86 @@ FORCED_TAGS_CACHE = 10_000
 # storage refused the batch whole for a field type conflict in it; too large for it; down, slow,
 # refusing ingest, or refused it whole for a conflict with points written meanwhile
 NOTHING_STORED = (400, 413, 503)
+# Refusals of a client's write, logged (rate-limited) so that they can be traced to a tenant and
+# collector: 401 and 403 at WARNING, as a security matter (a revoked or leaked key, a disabled
+# collector still sending); 400, 413 and 429 at INFO, since under load they are a normal part of
+# the traffic and the client is told why (its own log says so too).
+REFUSAL_LEVELS = {
+    400: logging.INFO,
+    401: logging.WARNING,
+    403: logging.WARNING,
+    413: logging.INFO,
+    429: logging.INFO,
+}
+REFUSAL_LOG_INTERVAL = 60.0  # seconds: at most one line per (tenant, collector, status) in this
+REFUSAL_LOG_KEYS = 1000  # distinct (tenant, collector, status) tracked; beyond, they share one
+REFUSAL_REASON_CHARS = 300
+
+
+class RefusalLog:
+    """Logs refused writes, at most one line per (tenant, collector, status) every ``interval``
+    seconds; the next line for it says how many were left out meanwhile, so a client refused in
+    a loop costs a line a minute. A 401 is keyed by the key id it sent (never its secret), so
+    ever-new made-up key ids are bounded by ``max_keys``: past it, they share one key."""
+
+    def __init__(
+        self,
+        logger: logging.Logger = log,
+        interval: float = REFUSAL_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = REFUSAL_LOG_KEYS,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self.max_keys = max_keys
+        self._lock = threading.Lock()
+        # key -> (when last logged, refusals left out since, their points)
+        self._seen: dict[tuple[str, int], tuple[float, int, int]] = {}
+
+    def refused(self, status: int, who: str, reason: str, points: int | None = None) -> None:
+        """``who``: "tenant T, collector C", or "key pak_..." before the key is verified;
+        ``points``: the points or lines refused, None when the body was not read."""
+        level = REFUSAL_LEVELS.get(status, logging.WARNING)
+        if not self.logger.isEnabledFor(level):
+            return
+        now = self.clock()
+        key = (who, status)
+        with self._lock:
+            if key not in self._seen and len(self._seen) >= self.max_keys:
+                self._prune(now)
+                if len(self._seen) >= self.max_keys:
+                    key = ("(others)", status)
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self.interval:
+                self._seen[key] = (last[0], last[1] + 1, last[2] + (points or 0))
+                return
+            self._seen[key] = (now, 0, 0)
+        left_out = ""
+        if last is not None and last[1]:
+            left_out = (f"; {last[1]} more refused {status} ({last[2]} points) in the "
+                        f"{now - last[0]:.0f}s before, not logged")  # fmt: skip
+        count = "body not read" if points is None else f"{points} points"
+        if len(reason) > REFUSAL_REASON_CHARS:
+            reason = reason[:REFUSAL_REASON_CHARS] + "..."
+        self.logger.log(level, "write refused %d for %s (%s): %s%s", status, who, count, reason,
+                        left_out)  # fmt: skip
+
+    def _prune(self, now: float) -> None:
+        """Forget keys not logged within the interval that have nothing left out to report."""
+        for key, (when, left_out, _) in list(self._seen.items()):
+            if now - when >= self.interval and not left_out:
+                del self._seen[key]
+
+
+def _key_id(credential: str | None) -> str:
+    """How a refused credential is named in the log: its public key id, never its secret."""
+    parts = None if credential is None else split_credential(credential)
+    if credential is None:
+        return "no key"
+    if parts is None or parts[0] != KEY_PREFIX:
+        return "malformed key"
+    return f"key {parts[0]}_{parts[1]}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +146,7 @@ class WriteService:
         metrics: IngestMetrics,
         retry_after: int,
         clock: Callable[[], int] = time.time_ns,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.verifier = verifier
         self.preparer = preparer
@@ -73,31 +156,55 @@ class WriteService:
         self.metrics = metrics
         self.retry_after = retry_after
         self.clock = clock
+        self.refusals = refusals or RefusalLog()
         self._forced: dict[tuple[str, str], ForcedTags] = {}
 
     def authenticate(self, credential: str | None) -> Identity:
         if credential is None:
-            raise errors.unauthenticated(
+            raise self._refuse("no key", errors.unauthenticated(
                 "no collector key: send it as 'Authorization: Token <key>' "
                 "(or as the basic-auth password)"
-            )
+            ))  # fmt: skip
         try:
             return self.verifier.verify(credential)
         except Unauthenticated as exc:
-            raise errors.unauthenticated(exc.message) from None
+            refusal = errors.unauthenticated(exc.message)
         except Forbidden as exc:
-            raise errors.forbidden(exc.message) from None
+            refusal = errors.forbidden(exc.message)
+        raise self._refuse(_key_id(credential), refusal)
+
+    def refused(self, identity: Identity | None, error: errors.IngestError,
+                points: int | None = None) -> None:  # fmt: skip
+        """Log a refusal of ``identity``'s write made outside this service (its body, its
+        precision), as the service logs its own: rate-limited, by tenant and collector."""
+        who = "an unknown key" if identity is None else _who(identity)
+        self._refuse(who, error, points)
+
+    def _refuse(
+        self, who: str, error: errors.IngestError, points: int | None = None
+    ) -> errors.IngestError:
+        """Log the refusal ``error`` if it is of a kind logged (REFUSAL_LEVELS); return it."""
+        if error.status in REFUSAL_LEVELS:
+            self.refusals.refused(error.status, who, error.message, points)
+        return error
 
     def write(self, identity: Identity, precision: str, body: bytes, received_ns: int) -> Written:
         tenant = identity.tenant_slug
+        who = _who(identity)
         try:
             batch = self.preparer.prepare(body, self._forced_tags(identity), precision, received_ns)
         except InvalidBatch as exc:
             self._rejected(tenant, "invalid", exc.points)
-            raise _invalid(exc, "are invalid; nothing was written") from None
+            raise self._refuse(
+                who, _invalid(exc, "are invalid; nothing was written"), exc.points
+            ) from None
         except TooManyPoints as exc:
             self._rejected(tenant, "too_large", exc.points)
-            raise errors.too_large(f"{exc}; split the batch") from None
+            raise self._refuse(
+                who, errors.too_large(f"{exc}; split the batch"), exc.points
+            ) from None
+        except errors.IngestError as exc:  # a collector name that cannot be a tag (403)
+            raise self._refuse(who, exc) from None
         if batch.points == 0:
             return Written(identity, 0)
         limit = self.limit_for(identity)
@@ -105,23 +212,25 @@ class WriteService:
         if limit.rate > 0:
             if batch.points > limit.burst:
                 self._rejected(tenant, "too_large", batch.points)
-                raise errors.too_large(
+                raise self._refuse(who, errors.too_large(
                     f"{batch.points} points in one request; this tenant may send at most "
                     f"{limit.burst} at once: split the batch"
-                )
+                ), batch.points)  # fmt: skip
             wait = self.limiter.acquire(tenant, batch.points, limit)
             if wait > 0:
                 self._rejected(tenant, "rate_limited", batch.points)
-                raise errors.rate_limited(
+                raise self._refuse(who, errors.rate_limited(
                     f"tenant {tenant} is over its write rate; retry later",
                     retry_after_seconds(wait),
-                )
+                ), batch.points)  # fmt: skip
             taken = limit
         try:
             self._store(identity, batch.payload, batch.points, body)
         except errors.IngestError as exc:  # 400 here: storage refused the batch whole
             if taken is not None and exc.status in NOTHING_STORED:
                 self.limiter.release(tenant, batch.points, taken)
+            if exc.status == 400:  # its lines named; storage's 413 is logged in _store
+                self._refuse(who, exc, batch.points)
             raise
         self.metrics.points_accepted.labels(tenant).inc(batch.points)
         self.metrics.batch_points.observe(batch.points)
@@ -141,15 +250,21 @@ class WriteService:
         """Write ``payload`` (``points`` points, prepared from ``body``); raise an IngestError
         saying what storage did with it."""
         tenant = identity.tenant_slug
+        where = _where(identity)
         started = time.perf_counter()
         outcome = "ok"
         try:
             self.writer.write(identity.database, payload)
         except StorageRefused as exc:
             outcome = "refused"
-            log.error("storage refused ingest's write to %s: %s; check ingest's storage "
-                      "credentials and its WRITE grant on that database", identity.database,
-                      exc.message)  # fmt: skip
+            if exc.status == 404:  # the database is missing: credentials cannot be the cause
+                log.error("storage refused ingest's write to %s (%s): %s; the database is "
+                          "missing: create it with perfanalysis admin provision-storage %s",
+                          identity.database, where, exc.message, tenant)  # fmt: skip
+            else:
+                log.error("storage refused ingest's write to %s (%s): %s; check ingest's "
+                          "storage credentials and its WRITE grant on that database",
+                          identity.database, where, exc.message)  # fmt: skip
             self._rejected(tenant, "storage_refused", points)
             raise errors.unavailable(
                 "storage refused ingest's write; an operator must fix it: retry later",
@@ -157,16 +272,18 @@ class WriteService:
             ) from None
         except StorageUnavailable as exc:
             outcome = "unavailable"
-            log.warning("storage unavailable for %s: %s", identity.database, exc.message)
+            log.warning("storage unavailable for %s (%s): %s", identity.database, where,
+                        exc.message)  # fmt: skip
             self._rejected(tenant, "storage_unavailable", points)
             raise errors.unavailable(
                 "storage is unavailable; retry later", self.retry_after
             ) from None
         except StorageTooLarge as exc:
             outcome = "too_large"
-            log.warning("storage refused a write of %d bytes to %s as too large: %s; keep "
+            log.warning("storage refused a write of %d bytes to %s (%s) as too large: %s; keep "
                         "limits.max-decompressed-bytes and storage.group-max-bytes below its "
-                        "max-body-size", len(payload), identity.database, exc.message)  # fmt: skip
+                        "max-body-size", len(payload), identity.database, where,
+                        exc.message)  # fmt: skip
             self._rejected(tenant, "too_large", points)
             raise errors.too_large(
                 f"storage refused this batch of {points} points as too large; split the batch"
@@ -184,8 +301,9 @@ class WriteService:
             self._rejected(tenant, "storage_conflict", dropped)
             self.metrics.points_accepted.labels(tenant).inc(points - dropped)
             if isinstance(exc, StorageLimitExceeded):
-                log.warning("storage's series limit refused new series in %s: %s; raise the "
-                            "limit or drop series", identity.database, exc.message)  # fmt: skip
+                log.warning("storage's series limit refused new series in %s (%s): %s; raise "
+                            "the limit or drop series", identity.database, where,
+                            exc.message)  # fmt: skip
                 raise errors.unprocessable(
                     f"{exc.message} (storage's series limit refused new series until an operator "
                     "raises it or drops series, so a retry cannot help; InfluxDB 1.6 may have "
@@ -193,9 +311,9 @@ class WriteService:
                 ) from None
             if isinstance(exc, StoragePartialRefusal):
                 # the rest is written: a 5xx would have the client write it again and again
-                log.error("storage refused points of a write to %s that ingest had accepted, "
-                          "and wrote the others: %s; ingest should have refused them itself",
-                          identity.database, exc.message)  # fmt: skip
+                log.error("storage refused points of a write to %s (%s) that ingest had "
+                          "accepted, and wrote the others: %s; ingest should have refused them "
+                          "itself", identity.database, where, exc.message)  # fmt: skip
                 raise errors.unprocessable(
                     f"{exc.message} (storage refused points that ingest had accepted, which is "
                     "ingest's error and has been logged; it wrote the other points of the batch, "
@@ -214,7 +332,7 @@ class WriteService:
             ) from None
         except Exception as exc:  # StorageRejected, or a bug: never retried, always logged
             outcome = "error"
-            log.exception("storage write for %s failed", identity.database)
+            log.exception("storage write for %s (%s) failed", identity.database, where)
             self._rejected(tenant, "storage_error", points)
             raise errors.internal(
                 f"internal error while writing ({type(exc).__name__}); it has been logged"
@@ -238,9 +356,9 @@ class WriteService:
                 "refused the batch for it: nothing was written (but for points in another "
                 "shard's time range)",
             )
-        log.warning("storage refused a write to %s whole for a field type conflict that is not "
-                    "in the batch (with points written at the same time?): %s",
-                    identity.database, exc.message)  # fmt: skip
+        log.warning("storage refused a write to %s (%s) whole for a field type conflict that "
+                    "is not in the batch (with points written at the same time?): %s",
+                    identity.database, _where(identity), exc.message)  # fmt: skip
         return errors.unavailable(
             f"{exc.message} (storage refused the whole batch for a field type conflict with "
             "points written at the same time, and wrote none of it: retry later)",
@@ -263,6 +381,16 @@ class WriteService:
     def _rejected(self, tenant: str, reason: str, points: int) -> None:
         if points:
             self.metrics.points_rejected.labels(tenant, reason).inc(points)
+
+
+def _who(identity: Identity) -> str:
+    return f"tenant {identity.tenant_slug}, collector {identity.collector_name}"
+
+
+def _where(identity: Identity) -> str:
+    """Whose write a storage error hit, for its log line."""
+    return (f"tenant {identity.tenant_slug}, collector {identity.collector_name}, "
+            f"key {KEY_PREFIX}_{identity.key_id}")  # fmt: skip
 
 
 def _invalid(batch: InvalidBatch, what: str) -> errors.IngestError:

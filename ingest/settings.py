@@ -52,6 +52,62 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+# storage.timeout: above zero (a socket timeout of 0 makes every write fail at once with
+# BlockingIOError: 503 for all) and below the longest wait a client is likely set to: Telegraf gives up after 5s, influxdb-client and the exporter after
+# 10s (docs/operations.md), so a wait of 30s or more is never seen by any client; it only holds
+# a thread, and raises gunicorn's worker timeout (storage.timeout + 10 s) past its 30 s default.
+MIN_STORAGE_TIMEOUT = 0.1
+MAX_STORAGE_TIMEOUT = 30.0
+# limits.max-age and limits.max-future: a client's clock may be seconds off, and Telegraf
+# (flush_interval 10s, with jitter) and the exporter's spool send points that are a while old,
+# so a window under a minute would refuse live data with 400, which clients drop for good.
+MIN_TIMESTAMP_WINDOW = 60.0
+
+
+def _storage_timeout(text: str) -> float:
+    value = duration(text)
+    accepted = "accepted: 100ms to below 30s"
+    if value <= 0:
+        raise ValueError(f"must be greater than zero ({accepted}): 0 fails every write")
+    if value < MIN_STORAGE_TIMEOUT:
+        raise ValueError(f"too short ({accepted}): a storage write takes longer than that")
+    if value >= MAX_STORAGE_TIMEOUT:
+        raise ValueError(
+            f"too long ({accepted}): clients give up long before (Telegraf after 5s, "
+            "influxdb-client and the exporter after 10s), so keep it below their timeouts"
+        )
+    return value
+
+
+def _timestamp_window(text: str) -> float:
+    value = duration(text)
+    reason = (
+        "clocks are seconds off and collectors send points after a batching delay, so a "
+        "shorter window refuses live data with 400, which clients drop for good"
+    )
+    if value <= 0:
+        raise ValueError(f"must be greater than zero (accepted: 1m or more): {reason}")
+    if value < MIN_TIMESTAMP_WINDOW:
+        raise ValueError(f"too short (accepted: 1m or more): {reason}")
+    return value
+
+
+_UNSAFE_PREFIX = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def _redis_prefix(text: str) -> str:
+    """Not empty (the keys would be bare tenant slugs, in a Redis the admin app also uses) and
+    free of whitespace and control characters."""
+    if not text:
+        raise ValueError(
+            "must not be empty: the rate-limit keys would be bare tenant slugs, which may clash "
+            "with other keys in Redis (the admin app uses it too)"
+        )
+    if _UNSAFE_PREFIX.search(text):
+        raise ValueError("must not hold whitespace or control characters")
+    return text
+
+
 def _storage_api(text: str) -> str:
     if text not in STORAGE_APIS:
         raise ValueError("expected v1 (InfluxDB /write) or v2 (/api/v2/write, influxdb-client)")
@@ -235,10 +291,11 @@ def build_spec() -> Spec:
         Setting(
             "storage.timeout",
             "How long a storage write may take before the request is answered 503 with "
-            "Retry-After. Keep it below the clients' own timeouts (Telegraf's 5s, "
-            "influxdb-client's and the exporter's 10s), or they give up first and never see it.",
+            "Retry-After: from 100ms to below 30s. Keep it below the clients' own timeouts "
+            "(Telegraf's 5s, influxdb-client's and the exporter's 10s), or they give up first "
+            "and never see it.",
             "4s",
-            duration,
+            _storage_timeout,
             metavar="DURATION",
         )
     )
@@ -327,20 +384,21 @@ def build_spec() -> Spec:
     add(
         Setting(
             "limits.max-age",
-            "Oldest timestamp accepted, before now; keep it within the "
-            "tenants' retention (the admin app's influxdb.retention), or InfluxDB refuses "
-            "the points.",
+            "Oldest timestamp accepted, before now (at least 1m: clock skew and batching delay "
+            "live points); keep it within the tenants' retention (the admin app's "
+            "influxdb.retention), or InfluxDB refuses the points.",
             "7d",
-            duration,
+            _timestamp_window,
             metavar="DURATION",
         )
     )
     add(
         Setting(
             "limits.max-future",
-            "Latest timestamp accepted, after now.",
+            "Latest timestamp accepted, after now (at least 1m: collectors' clocks run ahead "
+            "by seconds).",
             "10m",
-            duration,
+            _timestamp_window,
             metavar="DURATION",
         )
     )
@@ -380,9 +438,9 @@ def build_spec() -> Spec:
     add(
         Setting(
             "limits.redis-prefix",
-            "Prefix of the rate-limit keys in Redis.",
+            "Prefix of the rate-limit keys in Redis; not empty, no whitespace.",
             "perfanalysis:ingest:rate:",
-            str,
+            _redis_prefix,
             metavar="PREFIX",
         )
     )

@@ -110,9 +110,20 @@ class WriteEndpoints:
 
     def write(self, environ: WSGIEnvironment, precisions: Sequence[str]) -> None:
         received_ns = time.time_ns()
-        settings = self.context.settings
         args = url_arguments(environ)
         identity = self._authenticate(environ, args)
+        try:
+            body, precision = self._request_body(environ, args, precisions)
+        except errors.IngestError as error:  # the service logs its own refusals, not these
+            self.context.service.refused(identity, error)
+            raise
+        self.context.service.write(identity, precision, body, received_ns)
+
+    def _request_body(
+        self, environ: WSGIEnvironment, args: Sequence[tuple[str, str]], precisions: Sequence[str]
+    ) -> tuple[bytes, str]:
+        """The write's decoded body and its precision, or the refusal of either."""
+        settings = self.context.settings
         precision = next((value for key, value in args if key == "precision"), "") or "ns"
         if precision not in precisions:
             raise errors.bad_request(
@@ -135,7 +146,7 @@ class WriteEndpoints:
             raise errors.bad_request(str(exc)) from None
         except TimeoutError as exc:
             raise _body_timed_out(exc) from None
-        self.context.service.write(identity, precision, body, received_ns)
+        return body, precision
 
     def query(self, environ: WSGIEnvironment) -> dict[str, Any]:
         """InfluxDB 1.x's answer to a ``q`` of CREATE DATABASE statements, each a no-op."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import logging
 import os
 import secrets
 import socket
@@ -1153,3 +1154,20 @@ def test_random_bytes_get_4xx_never_5xx_and_store_nothing(
     else:
         assert 400 <= response.status_code < 500
     assert measurements(influxdb, key.database) == []
+
+
+def test_a_refusal_before_the_service_is_logged_with_tenant_and_collector(
+    keys: MakeKey, make_ingest: MakeIngest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown precision or an unreadable body is refused by the write API itself, before
+    the service sees the batch: the log still names who was refused."""
+    key = keys()
+    client = make_ingest()
+    caplog.set_level(logging.INFO, logger="ingest")
+    refused = client.post("/write?precision=fortnight", data="cpu value=1", headers=token(key))
+    assert refused.status_code == 400
+    lines = [r.getMessage() for r in caplog.records if "write refused 400" in r.getMessage()]
+    assert len(lines) == 1
+    assert f"tenant {key.tenant_slug}" in lines[0]
+    assert key.collector_name in lines[0]
+    assert "unknown precision 'fortnight'" in lines[0]
