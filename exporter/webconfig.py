@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import hashlib
 import logging
 import os
@@ -170,17 +169,6 @@ class WebConfig:
     def tls_server(self) -> TLSServer | None:
         return TLSServer(self.tls) if self.tls is not None else None
 
-    def wrap(
-        self,
-        app: Callable[[Request], Response],
-        checkpw: Callable[[bytes, bytes], bool] | None = None,
-    ) -> Callable[[Request], Response]:
-        """The app behind basic auth (when users are listed), adding the configured headers."""
-        guard = Guard.of(self, checkpw)
-        if guard.auth is None and not guard.headers:
-            return app
-        return functools.partial(guard.answer, app)
-
     def live(self, checkpw: Callable[[bytes, bytes], bool] | None = None) -> LiveWebConfig:
         """This configuration, re-read from its file whenever the file changes."""
         return LiveWebConfig(self, checkpw)
@@ -243,7 +231,6 @@ class LiveWebConfig:
         self, config: WebConfig, checkpw: Callable[[bytes, bytes], bool] | None = None
     ) -> None:
         self.path = config.path
-        self.config = config
         self._checkpw = checkpw
         self._lock = threading.Lock()
         self._stamp = _file_stamp(config.path)
@@ -275,25 +262,17 @@ class LiveWebConfig:
             if config.tls is not None and (tls is None or tls.settings != config.tls):
                 tls = TLSServer(config.tls)
             guard = Guard.of(config, self._checkpw)
-        except WebConfigError as exc:
+        except Exception as exc:  # whatever it is, do not serve with the old users
             self._guard = Guard(None, {}, refused=True)
+            problems = "; ".join(exc.problems) if isinstance(exc, WebConfigError) else repr(exc)
             log.error(
                 "web configuration file %s changed and cannot be used; every request is refused "
                 "until it is fixed: %s",
                 self.path,
-                "; ".join(exc.problems),
+                problems,
             )
             return
-        except Exception as exc:  # whatever it is, do not serve with the old users
-            self._guard = Guard(None, {}, refused=True)
-            log.error(
-                "web configuration file %s changed and cannot be used; every request is refused "
-                "until it is fixed: %r",
-                self.path,
-                exc,
-            )
-            return
-        self.config, self._tls, self._guard = config, tls, guard
+        self._tls, self._guard = tls, guard
         log.info("web configuration file %s changed: now %s", self.path, config.describe())
 
     def wrap(self, app: Callable[[Request], Response]) -> Callable[[Request], Response]:

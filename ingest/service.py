@@ -121,9 +121,9 @@ class RefusalLog:
 
 def _key_id(credential: str | None) -> str:
     """How a refused credential is named in the log: its public key id, never its secret."""
-    parts = None if credential is None else split_credential(credential)
     if credential is None:
         return "no key"
+    parts = split_credential(credential)
     if parts is None or parts[0] != KEY_PREFIX:
         return "malformed key"
     return f"key {parts[0]}_{parts[1]}"
@@ -173,12 +173,11 @@ class WriteService:
             refusal = errors.forbidden(exc.message)
         raise self._refuse(_key_id(credential), refusal)
 
-    def refused(self, identity: Identity | None, error: errors.IngestError,
+    def refused(self, identity: Identity, error: errors.IngestError,
                 points: int | None = None) -> None:  # fmt: skip
         """Log a refusal of ``identity``'s write made outside this service (its body, its
         precision), as the service logs its own: rate-limited, by tenant and collector."""
-        who = "an unknown key" if identity is None else _who(identity)
-        self._refuse(who, error, points)
+        self._refuse(_who(identity), error, points)
 
     def _refuse(
         self, who: str, error: errors.IngestError, points: int | None = None
@@ -389,8 +388,7 @@ def _who(identity: Identity) -> str:
 
 def _where(identity: Identity) -> str:
     """Whose write a storage error hit, for its log line."""
-    return (f"tenant {identity.tenant_slug}, collector {identity.collector_name}, "
-            f"key {KEY_PREFIX}_{identity.key_id}")  # fmt: skip
+    return f"{_who(identity)}, key {KEY_PREFIX}_{identity.key_id}"
 
 
 def _invalid(batch: InvalidBatch, what: str) -> errors.IngestError:

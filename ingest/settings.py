@@ -53,9 +53,10 @@ def duration(text: str) -> float:
 
 
 # storage.timeout: above zero (a socket timeout of 0 makes every write fail at once with
-# BlockingIOError: 503 for all) and below the longest wait a client is likely set to: Telegraf gives up after 5s, influxdb-client and the exporter after
-# 10s (docs/operations.md), so a wait of 30s or more is never seen by any client; it only holds
-# a thread, and raises gunicorn's worker timeout (storage.timeout + 10 s) past its 30 s default.
+# BlockingIOError: 503 for all) and below the longest wait a client is likely set to: Telegraf
+# gives up after 5s, influxdb-client and the exporter after 10s (docs/operations.md), so a wait
+# of 30s or more is never seen by any client; it only holds a thread, and raises gunicorn's
+# worker timeout (storage.timeout + 10 s) past its 30 s default.
 MIN_STORAGE_TIMEOUT = 0.1
 MAX_STORAGE_TIMEOUT = 30.0
 # limits.max-age and limits.max-future: a client's clock may be seconds off, and Telegraf

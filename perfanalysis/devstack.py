@@ -476,10 +476,8 @@ def health(service: Service) -> tuple[str, str]:
             body = response.read(1 << 20)
     except urllib.error.HTTPError as error:
         return "unhealthy", f"HTTP {error.code}: {_shorten(_reason(error.read(1 << 20)))}"
-    except urllib.error.URLError as error:
-        return "unhealthy", f"no answer ({error.reason})"
-    except OSError as error:
-        return "unhealthy", f"no answer ({error})"
+    except OSError as error:  # URLError (refused, unresolved) says why in its reason
+        return "unhealthy", f"no answer ({getattr(error, 'reason', error)})"
     try:
         report = json.loads(body)
     except ValueError:

@@ -70,12 +70,16 @@ class RunSummary:
     difference: dict[int, float | None]  # target busy% -> % against the baseline
     max_difference: float | None
     units_per_vcpu: float
-    price_performance: Decimal | None
+    exact_price_performance: Decimal | None  # unrounded, what rank and percent_of_best use
     percent_of_best: Decimal | None
     rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3);
     # None without a price or with its 100% level not accepted
     unranked_reason: str | None  # why rank is None ("no price", ...); None when ranked
-    exact_price_performance: Decimal | None  # unrounded, what rank and percent_of_best use
+
+    @property
+    def price_performance(self) -> Decimal | None:
+        """Units per $/hour to the cent, as shown and exported."""
+        return _cents(self.exact_price_performance)
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,8 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
                         for level in units},
             max_difference=difference_percent(run.max_units_per_second, base_max),
             units_per_vcpu=round(run.max_units_per_second / run.vcpus, 2),
-            price_performance=_cents(value[run.id]), percent_of_best=share[run.id],
-            rank=ranks.get(run.id), unranked_reason=unranked_reason(run),
-            exact_price_performance=value[run.id],
+            exact_price_performance=value[run.id], percent_of_best=share[run.id],
+            rank=ranks.get(run.id), unranked_reason=_unranked_reason(run, value[run.id]),
         ))  # fmt: skip
     levels = sorted({level for summary in summaries for level in summary.units})
     return Comparison(baseline_id, levels, summaries, value_range(ranked), _warnings(runs))
@@ -126,10 +129,11 @@ UNPRICED = "no price"
 FULL_LOAD_NOT_ACCEPTED = "its 100% level was not accepted"
 
 
-def unranked_reason(run: LoadTestRun) -> str | None:
-    """Why a run has no rank (both reasons, when both apply); None for a ranked run."""
+def _unranked_reason(run: LoadTestRun, value: Decimal | None) -> str | None:
+    """Why a run with units per $/hour ``value`` has no rank (both reasons, when both apply);
+    None for a ranked run."""
     reasons = []
-    if exact_price_performance(run.max_units_per_second, run.price_usd_per_hour) is None:
+    if value is None:
         reasons.append(UNPRICED)
     if not run.full_load_accepted:
         reasons.append(FULL_LOAD_NOT_ACCEPTED)

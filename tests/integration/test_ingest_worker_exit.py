@@ -14,7 +14,7 @@ import pytest
 import requests
 from flask import Flask
 
-from ingest.testing import IngestProcess, issue_collector_key
+from ingest.testing import IngestProcess, ingest_environment, issue_collector_key
 from perfanalysis.testing.servers import ServerRegistry, wait_until
 from tenants import db as database
 from tests.conftest import TEST_SECRET
@@ -44,15 +44,9 @@ def test_a_worker_exiting_leaves_ingest_serving_and_counting(
     with app.app_context():
         key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "wx", "web-01")
     influxdb.create_database(key.database)
-    env = {
-        "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
-        "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
-        "PERFANALYSIS_INGEST_STORAGE_URL": influxdb.url,
-        "PERFANALYSIS_INGEST_STORAGE_USERNAME": influxdb.admin_user,
-        "PERFANALYSIS_INGEST_STORAGE_PASSWORD": influxdb.admin_password,
-        "PERFANALYSIS_INGEST_WEB_WORKERS": "2",
-        "PERFANALYSIS_INGEST_LIMITS_RATE": "0",
-    }
+    env = ingest_environment(TEST_SECRET, database_url, influxdb, "unused",
+                             WEB_WORKERS="2", LIMITS_RATE="0")  # fmt: skip
+    del env["PROMETHEUS_MULTIPROC_DIR"]  # ingest makes its own: the case under test
     ingest = servers.start(IngestProcess(servers.base_dir, env))
     master = ingest.pid
     assert master is not None

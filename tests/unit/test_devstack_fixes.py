@@ -21,17 +21,7 @@ from perfanalysis import devstack
 from perfanalysis.paths import ROOT
 from perfanalysis.testing.servers import free_port
 from tests.support.fixed_answers import fixed_answers
-
-STAND_IN = """
-import http.server, sys
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
-"""
+from tests.support.stand_in import STAND_IN
 
 
 @pytest.fixture

@@ -25,20 +25,8 @@ from perfanalysis import devstack
 from perfanalysis.paths import ROOT
 from perfanalysis.testing.servers import free_port, port_is_free, wait_until
 from tests.support.fixed_answers import fixed_answers
+from tests.support.stand_in import STAND_IN
 
-STAND_IN = """
-import http.server, subprocess, sys
-if len(sys.argv) > 2:  # a worker in the service's process group, as gunicorn's
-    worker = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
-    open(sys.argv[2], "w").write(str(worker.pid))
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
-"""
 SLEEPER = "import signal; signal.pause()"
 
 

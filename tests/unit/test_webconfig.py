@@ -433,7 +433,7 @@ def test_wrap_answers_401_with_www_authenticate_and_adds_headers(fake_bcrypt: No
         },
         "/w.yml",
     )
-    app = config.wrap(lambda request: Response(200, b"ok\n"), lambda p, h: p == b"right")
+    app = config.live(lambda p, h: p == b"right").wrap(lambda request: Response(200, b"ok\n"))
 
     def get(headers: dict[str, str]) -> Response:
         return app(Request("GET", "/metrics", "HTTP/1.1", headers, "127.0.0.1"))
