@@ -8,7 +8,6 @@ prometheus-alertmanager packages); these tests skip when they cannot be installe
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,8 @@ from perfanalysis.alerting.generate import RULES_DIR, THRESHOLDS, Layout, drift,
 from perfanalysis.alerting.rules import scopes
 from perfanalysis.alerting.templates import humanize, humanize_duration
 from perfanalysis.alerting.thresholds import Thresholds, load, parse
-from perfanalysis.testing.servers import ServerUnavailable, amtool, promtool
+from perfanalysis.testing.servers import amtool, promtool
+from tests.support.tools import tool
 
 LAYOUT = Layout.under(RULES_DIR)
 PROMETHEUS_YML = RULES_DIR.parent / "prometheus.yml"
@@ -33,14 +33,6 @@ SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
 @pytest.fixture(scope="module")
 def thresholds() -> Thresholds:
     return load(THRESHOLDS)
-
-
-def tool(run: Any, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    try:
-        result: subprocess.CompletedProcess[str] = run(*args)
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    return result
 
 
 def rule_groups() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -14,7 +14,8 @@ import yaml
 from perfanalysis.alerting import alertmanager
 from perfanalysis.alerting.generate import RULES_DIR, THRESHOLDS
 from perfanalysis.alerting.thresholds import load
-from perfanalysis.testing.servers import ServerUnavailable, amtool, promtool
+from perfanalysis.testing.servers import amtool, promtool
+from tests.support.tools import tool
 from tests.unit.test_deploy_compose import (
     COMPOSE,
     ENV_EXAMPLE,
@@ -55,14 +56,6 @@ def resolved(**changes: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return resolved()
-
-
-def tool(run: Any, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    try:
-        result: subprocess.CompletedProcess[str] = run(*args)
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    return result
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:
