@@ -75,18 +75,22 @@ format: install
 	$(VENV)/bin/ruff format .
 
 # The suite's tests run in TEST_WORKERS processes (pytest-xdist; "logical" is one per CPU, 0 runs
-# them in this process), each module's tests in one worker so that a module's servers start once.
+# them in this process), each module's tests in one worker so that a module's servers start once;
+# then those marked serial (they measure the host's CPU, which the others would disturb), alone.
 TEST_WORKERS ?= logical
 PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope
+PYTEST_ALONE := $(VENV)/bin/pytest -p no:xdist
 
 test: install debian-packages lint
-	$(PYTEST)
+	$(PYTEST) -m "not serial"
+	$(PYTEST_ALONE) -m serial
 
 test-unit: install
 	$(PYTEST) -m "not integration"
 
 test-integration: install debian-packages
-	$(PYTEST) -m integration
+	$(PYTEST) -m "integration and not serial"
+	$(PYTEST_ALONE) -m "integration and serial"
 
 bench: install debian-packages
 	scripts/install-debian-packages.sh wrk

@@ -72,6 +72,7 @@ def loadtest(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.serial  # other tests running beside it make its levels' units fall, not grow
 def test_short_run_grows_with_busy_and_uploads(
     settled_host: float,
     admin: AdminStub,  # noqa: F811
