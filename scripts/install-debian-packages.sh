@@ -4,8 +4,9 @@
 #
 # usage: scripts/install-debian-packages.sh [PACKAGE...]
 #   default: influxdb influxdb-client prometheus prometheus-alertmanager victoria-metrics
-#            prometheus-node-exporter libfuse2 chromium
-#   (libfuse2: the hung-statfs test's FUSE filesystem; chromium: the admin pages' browser tests)
+#            prometheus-node-exporter libfuse2 chromium strace
+#   (libfuse2: the hung-statfs test's FUSE filesystem; chromium: the admin pages' browser tests;
+#   strace: the spool tests that check its fsyncs from the kernel's side)
 #
 # Idempotent: installs only what is missing, and runs `apt-get update` once, only then.
 # The packages' maintainer scripts would start their daemons on the default ports
@@ -15,7 +16,7 @@ set -euo pipefail
 
 DEFAULT_PACKAGES=(
     influxdb influxdb-client prometheus prometheus-alertmanager victoria-metrics
-    prometheus-node-exporter libfuse2 chromium
+    prometheus-node-exporter libfuse2 chromium strace
 )
 POLICY=/usr/sbin/policy-rc.d
 

@@ -18,6 +18,11 @@ iteration raises (a spool on a filesystem gone read-only, say): it logs it, repo
 ``spool_error`` and backs off; /health calls the push ``stopped`` (degraded) should the thread
 ever end anyway.
 
+A sample's records are appended unsynced; the send that follows (unless a backoff is pending)
+usually has ingest acknowledge them, and only what is still unacknowledged when a send settles,
+or when the thread is about to wait, is fdatasync'd (spool.Spool.sync): one disk flush per
+interval saved on every host, at the cost the spool's docstring states for a machine crash.
+
 A spool that cannot take a sample (a read-only or failing file system, or a full one with
 nothing left to drop) makes the state ``spool_error`` until an append succeeds again, whatever
 sending does meanwhile. The chunks it could not take are sent at once from memory, unless a
@@ -171,6 +176,7 @@ class Pusher:
         if self.spool.queued_points and now >= self._next_send:
             self._next_send = time.monotonic() + self.send()
             return 0.0
+        self._settle()  # nothing to do now: what is not acknowledged goes to disk before the wait
         wake = self._next_sample
         if self.spool.queued_points:
             wake = min(wake, self._next_send)
@@ -180,6 +186,7 @@ class Pusher:
         delay = self.backoff.next_delay()
         log.exception("push loop failed; retrying in %.1fs", delay)
         self._failed(f"{type(exc).__name__}: {exc}", "spool_error", delay)
+        self._settle()
         now = time.monotonic()
         self._next_send = now + delay
         until_sample = self._next_sample - now
@@ -216,8 +223,8 @@ class Pusher:
             self._append(lines[:half], held)
             self._append(lines[half:], held)
             return
-        try:
-            self.spool.append(payload, len(lines))  # one point that can never fit: dropped, counted
+        try:  # synced by the send that follows, unless ingest acknowledges it first
+            self.spool.append(payload, len(lines), sync=False)  # one that can never fit: dropped
         except SpoolError as exc:
             held.append((payload, len(lines)))
             self._spool_failed(f"spool: {exc}")
@@ -254,7 +261,22 @@ class Pusher:
     # -- one request
 
     def send(self) -> float:
-        """Send the oldest batch; return the seconds to wait before the next send."""
+        """Send the oldest batch, then sync what the spool holds unsynced and unacknowledged;
+        return the seconds to wait before the next send."""
+        delay = self._send()
+        self._settle()
+        return delay
+
+    def _settle(self) -> None:
+        """Make what ingest has not acknowledged durable (see spool.Spool.sync)."""
+        try:
+            self.spool.sync()
+        except SpoolError as exc:
+            self._spool_failed(
+                f"spool: {exc}", "its records are still sent, but a machine crash may lose them"
+            )
+
+    def _send(self) -> float:
         try:
             batch = self.spool.read(self.max_points)
             if batch is None:  # nothing readable after all (only corrupt stretches were left)
@@ -347,10 +369,13 @@ class Pusher:
             self._sending = state
         self._record(error)
 
-    def _spool_failed(self, error: str) -> None:
-        """The spool could not take a sample: spool_error until an append succeeds."""
+    def _spool_failed(
+        self, error: str, consequence: str = "what it cannot take is sent at once or lost (counted)"
+    ) -> None:
+        """The spool could not take a sample, or sync one: spool_error until an append
+        succeeds."""
         if error != self._spool_error:
-            log.warning("push: %s; what it cannot take is sent at once or lost (counted)", error)
+            log.warning("push: %s; %s", error, consequence)
         self._spool_error = error
         self._record(error)
 

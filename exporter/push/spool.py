@@ -13,14 +13,23 @@ Layout of the spool directory::
 
 A record is a 16-byte header -- magic b"PAR1", payload length, point count, CRC-32 of (length,
 points, payload), little-endian -- followed by the payload (a gzip-compressed line-protocol batch).
-Each append is one write followed by fdatasync; a new segment is fsynced along with its directory.
+Each append is one write followed by fdatasync, or, for the pusher's samples, a write whose
+fdatasync waits for ``sync()``: the pusher sends right after appending and calls it once the send
+is settled, so a record ingest acknowledged in that send is never synced (storage has it: the
+sync would cost every host a disk flush and about a seventh of a push cycle's CPU for nothing).
+A new segment is fsynced along with its directory, and a sealed one first synced.
 
 What a crash can cost:
 
-* Lost: at most the record being appended when the process died (the unsynced tail), plus the
-  points sampled in memory but not yet appended. A torn or corrupt record fails its length or CRC
-  check and is skipped -- the reader resynchronises on the next valid record -- so garbage is
-  never replayed. Corrupt stretches found at start-up are logged and counted.
+* Lost, after kill -9 or any death of the process: at most the points sampled in memory but not
+  yet appended (a write, synced or not, is in the kernel's page cache). After the machine itself
+  crashes (power, kernel): also at most the record being appended, and the records appended
+  unsynced while their first send was in flight (one sample, for up to ``--push.timeout``)
+  that ingest had not stored. A torn or corrupt record fails its length or CRC check and is
+  skipped -- the reader resynchronises on the next valid record -- so garbage is never replayed.
+  Corrupt stretches found at start-up are logged and counted. A cursor left past a segment's end
+  (the records behind it acknowledged, and lost in the crash before the kernel wrote them back)
+  needs nothing: the spool reopens on a new segment and skips to it.
 * Sent twice, after kill -9: at most the records of one in-flight batch (up to
   ``--push.batch-size`` points), when ingest acknowledged it but the cursor was not yet saved.
   After the machine itself crashes: also the batches acknowledged since the kernel last wrote the
@@ -236,6 +245,7 @@ class Spool:
         self._queued = 0
         self._bytes = 0
         self._write_fd = -1
+        self._unsynced_end: Position | None = None  # the end of what was appended unsynced
         self._read: tuple[int, int] | None = None  # (segment seq, fd)
         self._lock_fd = -1
         self._dir_fd = -1
@@ -384,9 +394,11 @@ class Spool:
         """The largest payload a segment holds; a larger one gets a segment of its own."""
         return self.segment_bytes - SEGMENT_HEADER_SIZE - RECORD_HEADER.size
 
-    def append(self, payload: bytes, points: int) -> None:
-        """Append one batch durably; drop the oldest segments first if the bound requires it, or
-        while the file system has no room for it.
+    def append(self, payload: bytes, points: int, *, sync: bool = True) -> None:
+        """Append one batch; drop the oldest segments first if the bound requires it, or while
+        the file system has no room for it. Durably, unless ``sync`` is false: then the record
+        is written but synced only by ``sync()`` (or the next synced append, a new segment or
+        closing), which skips the fdatasync if ingest acknowledged it meanwhile.
 
         Raises SpoolError if anything on the way fails (a read-only or failing filesystem, a full
         one with nothing left to drop: starting a segment, dropping the oldest, the write itself);
@@ -405,7 +417,7 @@ class Spool:
             return
         while True:
             try:
-                self._write(data)
+                self._write(data, sync)
                 break
             except SpoolError as exc:
                 if not _no_space(exc) or not self._room_made():
@@ -420,9 +432,10 @@ class Spool:
         self._open()
         self._unwritable = None
 
-    def _write(self, data: bytes) -> None:
-        """Write one framed record durably, starting a segment or dropping the oldest first if
-        needed; SpoolError (from the OSError) on any failure, the segment left as it was."""
+    def _write(self, data: bytes, sync: bool) -> None:
+        """Write one framed record (synced if ``sync``), starting a segment or dropping the oldest
+        first if needed; SpoolError (from the OSError) on any failure, the segment left as it
+        was."""
         try:
             self._writable()
         except OSError as exc:
@@ -437,13 +450,30 @@ class Spool:
         active = self._segments[-1]
         try:
             _write_all(self._write_fd, data)
-            os.fdatasync(self._write_fd)
+            if sync:
+                os.fdatasync(self._write_fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._write_fd, active.size)
             raise SpoolError(f"cannot append to {active.path}: {exc}") from exc
         active.size += len(data)
         self._bytes += len(data)
+        self._unsynced_end = None if sync else Position(active.seq, active.size)
+
+    def sync(self) -> None:
+        """Make the records appended unsynced durable, unless ingest has acknowledged them all
+        (then no fdatasync is needed: storage has them). SpoolError if the fdatasync fails; the
+        records stay in the spool, readable and sent as usual, and the next sync tries again."""
+        if self._unsynced_end is None:
+            return
+        if self._cursor >= self._unsynced_end or self._write_fd < 0:
+            self._unsynced_end = None
+            return
+        try:
+            os.fdatasync(self._write_fd)
+        except OSError as exc:
+            raise SpoolError(f"cannot sync {self._segments[-1].path}: {exc}") from exc
+        self._unsynced_end = None
 
     def _give_back(self) -> bool:
         """On a full file system, remove the active segment if ingest has acknowledged all of it
@@ -542,6 +572,9 @@ class Spool:
         log.warning("spool: %s: dropped %d points, oldest first", why, points)
 
     def _new_segment(self, seq: int) -> None:
+        if self._unsynced_end is not None and self._write_fd >= 0:
+            os.fdatasync(self._write_fd)  # a sealed segment holds no unsynced records
+            self._unsynced_end = None
         path = self._path(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
@@ -703,6 +736,9 @@ class Spool:
         return fd
 
     def close(self) -> None:
+        if self._unsynced_end is not None and self._write_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._write_fd)
         if self._state_fd >= 0:
             with contextlib.suppress(OSError):
                 os.fdatasync(self._state_fd)

@@ -230,7 +230,7 @@ def test_an_append_that_fails_reports_spool_error_whatever_sending_does(
     assert pusher.stats.state == "retrying"
     append = pusher.spool.append
 
-    def no_space(payload: bytes, points: int) -> None:
+    def no_space(payload: bytes, points: int, sync: bool = True) -> None:
         raise SpoolError("cannot append to x.seg: [Errno 28] No space left on device")
 
     monkeypatch.setattr(pusher.spool, "append", no_space)
@@ -267,7 +267,7 @@ def test_what_the_spool_cannot_take_is_sent_at_once_or_counted_lost(
     pusher = make_pusher(server.url)
     pusher.registry.extra.clear()  # the same points in every sample
 
-    def no_space(payload: bytes, points: int) -> None:
+    def no_space(payload: bytes, points: int, sync: bool = True) -> None:
         raise SpoolError("No space left on device")
 
     monkeypatch.setattr(pusher.spool, "append", no_space)
