@@ -1,15 +1,21 @@
-"""``perfanalysis grafana generate|check|sync``: dashboards and provisioning files, and the live sync.
+"""``perfanalysis grafana generate|check|sync|prune-orphans``: dashboards and provisioning files,
+and the live sync.
 
 * ``generate`` writes grafana/dashboards/*.json and provisioning/grafana/** from the code;
 * ``check`` exits 1 when the committed files differ from what ``generate`` would write;
-* ``sync [flags]`` applies every tenant's org, data source, dashboards and alert rules to Grafana.
+* ``sync [flags]`` applies every tenant's org, data source, dashboards and alert rules to Grafana;
+* ``prune-orphans [flags]`` deletes the orgs sync made for tenants since deleted.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from perfanalysis.grafana.sync import Report
 
 USAGE = """usage: perfanalysis grafana COMMAND [flags]
 
@@ -17,7 +23,10 @@ commands:
   generate   write grafana/dashboards/*.json and provisioning/grafana/ from the code
   check      exit 1 when the committed files differ from what generate writes
   sync       create or update each tenant's Grafana org, data source, dashboards and alert rules
-             (perfanalysis grafana sync --help for its flags)"""
+             (perfanalysis grafana sync --help for its flags)
+  prune-orphans
+             delete the orgs sync made for tenants that have since been deleted
+             (perfanalysis grafana prune-orphans --help for its flags)"""
 
 HELP = {
     "generate": """usage: perfanalysis grafana generate
@@ -78,37 +87,93 @@ def check() -> int:
 
 
 def sync(argv: Sequence[str]) -> int:
-    from perfanalysis.config import ConfigError, HelpRequested
     from perfanalysis.grafana.client import SyncError
     from perfanalysis.grafana.settings import load
     from perfanalysis.grafana.sync import sync as run_sync
     from perfanalysis.grafana.tenantsource import DatabaseSettingError, TenantError, load_tenants
 
-    try:
-        settings = load(argv)
-    except HelpRequested as help_:
-        print(help_.text)
-        return 0
-    except ConfigError as exc:
-        print("perfanalysis grafana sync: invalid configuration:", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  - {error}", file=sys.stderr)
-        return 2
+    program = "perfanalysis grafana sync"
+    settings = _settings(program, load, argv)
+    if isinstance(settings, int):
+        return settings
     try:
         tenants = load_tenants(
             settings["database_url"], settings["secret_key"], settings["tenants"]
         )
-        report = run_sync(settings, tenants)
+        report = run_sync(settings, tenants.chosen, tenants.instances)
     except DatabaseSettingError as exc:
-        print(f"perfanalysis grafana sync: {exc}", file=sys.stderr)
+        print(f"{program}: {exc}", file=sys.stderr)
         return 2
     except (SyncError, TenantError) as exc:
-        print(f"perfanalysis grafana sync: {exc}", file=sys.stderr)
+        print(f"{program}: {exc}", file=sys.stderr)
         return 1
+    _print_report(program, report)
+    summary = f"{len(tenants.chosen)} tenant(s), {report.changes} change(s)"
+    if report.orphans:
+        summary += f", {report.orphans} orphan org(s) (perfanalysis grafana prune-orphans)"
+    if report.failures:
+        summary += f", {len(report.failures)} tenant(s) not synced (see above)"
+    print(summary)
+    return 1 if report.failures else 0
+
+
+def prune_orphans(argv: Sequence[str]) -> int:
+    from perfanalysis.grafana.client import SyncError
+    from perfanalysis.grafana.orgs import PruneRefused
+    from perfanalysis.grafana.settings import load_prune
+    from perfanalysis.grafana.sync import prune
+    from perfanalysis.grafana.tenantsource import DatabaseSettingError, TenantError, load_instances
+
+    program = "perfanalysis grafana prune-orphans"
+    settings = _settings(program, load_prune, argv)
+    if isinstance(settings, int):
+        return settings
+    try:
+        report = prune(settings, load_instances(settings["database_url"]))
+    except DatabaseSettingError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return 2
+    except PruneRefused as exc:
+        print(f"{program}: refused, nothing deleted: {exc}", file=sys.stderr)
+        return 1
+    except (SyncError, TenantError) as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return 1
+    _print_report(program, report)
+    if not report.orphans:
+        print("no orphan org: nothing to delete")
+    elif settings["dry_run"]:
+        print(f"{report.orphans} orphan org(s) would be deleted (--dry-run: none was)")
+    else:
+        print(f"{report.orphans} orphan org(s) deleted")
+    return 0
+
+
+def _settings(
+    program: str, load: Callable[[Sequence[str]], dict[str, Any]], argv: Sequence[str]
+) -> dict[str, Any] | int:
+    """The parsed settings, or the exit status when there are none to run with (help, errors)."""
+    from perfanalysis.config import ConfigError, HelpRequested
+
+    try:
+        return load(argv)
+    except HelpRequested as help_:
+        print(help_.text)
+        return 0
+    except ConfigError as exc:
+        print(f"{program}: invalid configuration:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 2
+
+
+def _print_report(program: str, report: Report) -> None:
     for line in report.lines:
         print(line)
-    print(f"{len(tenants)} tenant(s), {report.changes} change(s)")
-    return 0
+    for warning in report.warnings:
+        print(f"{program}: warning: {warning}", file=sys.stderr)
+    for failure in report.failures:
+        print(f"{program}: {failure}", file=sys.stderr)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -119,6 +184,8 @@ def run(argv: Sequence[str]) -> int:
     command, rest = args[0], args[1:]
     if command == "sync":
         return sync(rest)
+    if command == "prune-orphans":
+        return prune_orphans(rest)
     if command not in HELP:
         print(f"perfanalysis grafana: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

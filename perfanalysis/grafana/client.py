@@ -13,7 +13,12 @@ NO_PROVENANCE = {"X-Disable-Provenance": "true"}  # provisioned objects stay edi
 
 
 class SyncError(Exception):
-    """Grafana refused or failed a request; the message names the request and Grafana's answer."""
+    """Grafana refused or failed a request; the message names the request and Grafana's answer,
+    ``status`` its HTTP status (None when there was no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Grafana:
@@ -68,15 +73,20 @@ class Grafana:
             raise self._failed(method, path, NOT_JSON)
         return answer
 
-    def _failed(self, method: str, path: str, reason: str) -> SyncError:
+    def _failed(self, method: str, path: str, reason: str, status: int | None = None) -> SyncError:
         where = f"Grafana at {self.url}" + (f" (org {self.org_id})" if self.org_id else "")
-        return SyncError(f"{where}: {method} /api{path} failed: {reason}")
+        return SyncError(f"{where}: {method} /api{path} failed: {reason}", status)
 
     def _error(self, method: str, path: str, exc: GrafanaException) -> SyncError:
         status = exc.status_code or "no answer"
         detail = exc.response.get("message") if isinstance(exc.response, dict) else exc.message
         hint = {401: " (check the credentials)", 403: " (the user must be a Grafana server admin)"}
-        return self._failed(method, path, f"{status}: {detail}{hint.get(exc.status_code, '')}")
+        if self.org_id:  # acting in an org takes membership of it too
+            hint[401] = (
+                f" (check the credentials, and that the user is a member of org {self.org_id})"
+            )
+        reason = f"{status}: {detail}{hint.get(exc.status_code, '')}"
+        return self._failed(method, path, reason, exc.status_code)
 
 
 NOT_JSON = "answered with something other than JSON: is --url Grafana's base URL?"

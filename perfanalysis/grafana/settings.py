@@ -8,6 +8,7 @@ DATABASE_URL, PERFANALYSIS_ADMIN_SECRET_KEY), which decrypt each tenant's Influx
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -80,7 +81,60 @@ def build_spec() -> Spec:
     return spec
 
 
+# What sync writes, which prune-orphans does not: their variables (set for sync, as in the
+# grafana-sync service of docker-compose.yml) are ignored there, their flags refused.
+SYNC_ONLY = ("influxdb-url", "alert-webhook-url", "tenants")
+
+
+def build_prune_spec() -> Spec:
+    spec = Spec(
+        program="perfanalysis grafana prune-orphans",
+        env_prefix=ENV_PREFIX,
+        description="Delete the Grafana orgs that sync marked for a tenant no longer in the admin "
+        "database (each sync lists them as orphans). Never the main org, nor an org without "
+        "sync's marker. Takes sync's settings, without those of what sync writes.",
+    )
+    for setting in build_spec().settings:
+        if setting.flag == "secret-key":  # prune decrypts nothing
+            setting = dataclasses.replace(setting, help="The admin app's secret key, needed only "
+                                          "when the database URL comes from the admin app's "
+                                          "settings (default: PERFANALYSIS_ADMIN_SECRET_KEY).")  # fmt: skip
+        if setting.flag not in SYNC_ONLY:
+            spec.add(setting)
+    spec.add(Setting("dry-run", "List the orphans that would be deleted; delete nothing.", False,
+                     boolean=True))  # fmt: skip
+    spec.add(Setting("force", "Delete the orphans even when they are every org sync manages (the "
+                     "admin database has no tenant with an org); refused without it, as a wrong "
+                     "--database-url would otherwise delete every tenant's org.", False,
+                     boolean=True))  # fmt: skip
+    spec.checks.append(_grafana_checks)
+    return spec
+
+
+def load_prune(
+    argv: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Parse the settings of prune-orphans; raises ConfigError listing every problem."""
+    env = dict(os.environ if environ is None else environ)
+    spec = build_prune_spec()
+    ignored = {s.env_name(ENV_PREFIX) for s in build_spec().settings if s.flag in SYNC_ONLY}
+    own = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in ignored}
+    values = parse(spec, argv, own)
+    if values["database_url"] is None:
+        values.update(_from_admin_settings(env, values["secret_key"], None))
+    return values
+
+
 def _checks(values: dict[str, Any]) -> list[str]:
+    errors = _grafana_checks(values)
+    if not values["influxdb_url"]:
+        errors.append(
+            f"setting influxdb-url: required: give --influxdb-url or {ENV_PREFIX}INFLUXDB_URL"
+        )
+    return errors
+
+
+def _grafana_checks(values: dict[str, Any]) -> list[str]:
     errors = []
     if not values["url"]:
         errors.append(f"setting url: required: give --url or {ENV_PREFIX}URL")
@@ -92,10 +146,6 @@ def _checks(values: dict[str, Any]) -> list[str]:
         )
     elif not values["token"] and not (values["user"] and values["password"]):
         errors.append("credentials: give --user and --password (a server admin) or --token")
-    if not values["influxdb_url"]:
-        errors.append(
-            f"setting influxdb-url: required: give --influxdb-url or {ENV_PREFIX}INFLUXDB_URL"
-        )
     return errors
 
 

@@ -1,11 +1,13 @@
 """Apply each tenant's Grafana setup to a live Grafana, idempotently, keyed on names and uids.
 
 Per tenant: an org (looked up by name, created when missing; orgs cannot be provisioned from
-files), then, acting in that org through ``X-Grafana-Org-Id``: the InfluxDB data source with the
-tenant's read-only credentials, the PerfAnalysis folder, the dashboards, the alert rules (with
+files; an existing one is taken only when marked for this tenant instance or not at all, see
+``orgs``), then, acting in that org through ``X-Grafana-Org-Id``: the InfluxDB data source with
+the tenant's read-only credentials, the PerfAnalysis folder, the dashboards, the alert rules (with
 ``X-Disable-Provenance``) and, given the admin app's URL, a webhook contact point and the
 notification policy. Each object is read first and written only when it differs, so a second
-run reports every object unchanged.
+run reports every object unchanged. Last, every org is checked for orphans (``orgs``), which are
+reported, and deleted only by ``prune``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from perfanalysis.grafana import alerts, provisioning
+from perfanalysis.grafana import alerts, orgs, provisioning
 from perfanalysis.grafana.client import NO_PROVENANCE, Grafana, SyncError
 from perfanalysis.grafana.render import as_dict
-from perfanalysis.grafana.tenantsource import TenantGrafana
+from perfanalysis.grafana.tenantsource import Instance, TenantGrafana, masked
 
 CONTACT_POINT = provisioning.CONTACT_POINT
 
@@ -29,6 +31,9 @@ CONTACT_POINT = provisioning.CONTACT_POINT
 class Report:
     lines: list[str] = field(default_factory=list)
     changes: int = 0
+    warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one per tenant not synced
+    orphans: int = 0
 
     def note(self, tenant: str, what: str, outcome: str) -> None:
         self.lines.append(f"{tenant}: {what} {outcome}")
@@ -101,7 +106,8 @@ class TenantSync:
     def datasource(self) -> None:
         t = self.tenant
         json_data = {**provisioning.influxdb_json_data(t.database),
-                     "perfanalysisCredential": credential_fingerprint(self.settings["secret_key"], t)}  # fmt: skip
+                     "perfanalysisCredential": credential_fingerprint(self.settings["secret_key"], t),
+                     orgs.MARKER: orgs.marker(t.instance)}  # fmt: skip
         desired = {"name": "InfluxDB", "type": "influxdb", "uid": t.datasource_uid, "access": "proxy",
                    "url": self.settings["influxdb_url"], "user": t.read_user, "basicAuth": False,
                    "isDefault": True, "jsonData": json_data}  # fmt: skip
@@ -186,13 +192,19 @@ class TenantSync:
             self._note("notification policy", "updated")
 
 
-def ensure_org(grafana: Grafana, name: str, report: Report) -> int:
+def ensure_org(grafana: Grafana, survey: orgs.Survey, tenant: TenantGrafana,
+               instances: frozenset[Instance], report: Report) -> int:  # fmt: skip
+    """The org named after the tenant, created when missing; OrgRefused when it exists but is not
+    this tenant instance's to take."""
+    name = tenant.org_name
     found = grafana.get(f"/orgs/name/{name}")
     if found is not None:
-        report.note(name, f"org {name!r} (id {found['id']})", "unchanged")
-        return int(found["id"])
+        org_id = int(found["id"])
+        outcome = orgs.claim(survey, org_id, name, tenant.instance, instances)
+        report.note(tenant.slug, f"org {name!r} (id {org_id})", outcome)
+        return org_id
     created = grafana.send("POST", "/orgs", {"name": name})
-    report.note(name, f"org {name!r} (id {created['orgId']})", "created")
+    report.note(tenant.slug, f"org {name!r} (id {created['orgId']})", "created")
     return int(created["orgId"])
 
 
@@ -215,15 +227,22 @@ def datasource_types(dashboard: dict[str, Any]) -> set[str]:
     return types
 
 
-def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
-    """Sync every tenant; raises SyncError at the first request Grafana refuses."""
+def connect(settings: dict[str, Any]) -> Grafana:
     credential: str | tuple[str, str] = settings["token"] or (
         settings["user"],
         settings["password"],
     )
+    return Grafana(settings["url"], credential, settings["timeout"])
+
+
+def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
+         instances: frozenset[Instance]) -> Report:  # fmt: skip
+    """Sync ``tenants``, then report orphans among every org (``instances``: every tenant of the
+    admin database). A tenant whose org is another's is left out, with a line in
+    ``report.failures``; raises SyncError at the first request Grafana refuses."""
     from perfanalysis.grafana.dashboards import DASHBOARDS
 
-    grafana = Grafana(settings["url"], credential, settings["timeout"])
+    grafana = connect(settings)
     report = Report()
     dashboards: list[dict[str, Any]] = []
     withdrawn: list[str] = []
@@ -233,8 +252,13 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
         else:
             withdrawn.append(board["uid"])
     panel_ids = alerts.host_panel_ids()
+    survey = orgs.Survey(grafana)
     for tenant in tenants:
-        org_id = ensure_org(grafana, tenant.org_name, report)
+        try:
+            org_id = ensure_org(grafana, survey, tenant, instances, report)
+        except orgs.OrgRefused as exc:
+            report.failures.append(f"tenant {tenant.slug} not synced: {exc}")
+            continue
         TenantSync(
             grafana.in_org(org_id),
             tenant,
@@ -245,7 +269,57 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana]) -> Report:
             panel_ids,
             withdrawn,
         ).run()
+    audit(survey, instances, {t.org_name for t in tenants}, report)
     return report
 
 
-__all__ = ["Report", "SyncError", "covers", "sync"]
+def audit(survey: orgs.Survey, instances: frozenset[Instance], tenant_orgs: set[str],
+          report: Report) -> list[orgs.Org]:  # fmt: skip
+    """Report the orphans among every org, and the orgs sync cannot tell the owner of (but not
+    again those of ``tenant_orgs``, whose tenants' lines already say so); returns the orphans."""
+    orphans = []
+    for org in survey.all():
+        if org.orphaned(instances):
+            orphans.append(org)
+            report.warnings.append(org.orphan_warning())
+        elif org.name in tenant_orgs:
+            continue
+        elif doubt := org.doubt():
+            report.warnings.append(doubt)
+        elif not org.marked:
+            report.lines.append(
+                f"{org}: no sync marker (not made by sync, or by one before the marker): left alone"
+            )
+    report.orphans = len(orphans)
+    return orphans
+
+
+def prune(settings: dict[str, Any], instances: frozenset[Instance]) -> Report:
+    """Delete the orphan orgs (only list them with ``dry_run``); raises PruneRefused, before any
+    deletion, when they are every org sync manages and ``force`` is not set."""
+    grafana = connect(settings)
+    report = Report()
+    survey = orgs.Survey(grafana)
+    every = survey.all()
+    for org in every:
+        doubt = org.doubt()
+        if doubt:
+            report.warnings.append(doubt)
+    found = orgs.to_prune(every, instances, masked(settings["database_url"]), settings["force"])
+    for org in found:
+        what = f"{org}, of {orgs.names(org.owners)} (no longer in the admin database)"
+        if settings["dry_run"]:
+            report.lines.append(f"{what}: would be deleted")
+        else:
+            try:
+                orgs.delete(grafana, org)
+            except SyncError as exc:
+                done = [line for line in report.lines if line.endswith(": deleted")]
+                raise SyncError(f"{exc}; deleted before it: {'; '.join(done) or 'none'}") from None
+            report.lines.append(f"{what}: deleted")
+            report.changes += 1
+    report.orphans = len(found)
+    return report
+
+
+__all__ = ["Report", "SyncError", "audit", "covers", "prune", "sync"]

@@ -5,7 +5,7 @@ loopback port, in a thread, that implements only the HTTP API calls the sync mak
 request shapes Grafana documents (paths, methods, required JSON fields, basic or bearer auth,
 org context through the ``X-Grafana-Org-Id`` header or ``POST /api/user/using/:id``, 404 for
 missing objects, 409 for an org or data source name already taken, 412 for a stale folder
-version) and keeps their state, so the tests can look at what a real Grafana would hold. It is
+version, 400 for deleting the org a request acts in) and keeps their state, so the tests can look at what a real Grafana would hold. It is
 not Grafana: it does not render, query, evaluate rules, or validate dashboard JSON.
 """
 
@@ -124,7 +124,9 @@ class FakeGrafana:
     def routes(self) -> list[tuple[str, Callable[..., tuple[int, Any]]]]:
         return [
             (r"GET /api/orgs/name/([^/]+)", self.get_org), (r"POST /api/orgs", self.create_org),
+            (r"GET /api/orgs", self.search_orgs), (r"DELETE /api/orgs/(\d+)", self.delete_org),
             (r"POST /api/user/using/(\d+)", self.use_org),
+            (r"GET /api/datasources", self.list_datasources),
             (r"GET /api/datasources/uid/([^/]+)", self.get_datasource),
             (r"POST /api/datasources", self.create_datasource),
             (r"PUT /api/datasources/uid/([^/]+)", self.update_datasource),
@@ -173,6 +175,23 @@ class FakeGrafana:
         self.members.add(new.id)  # the creating user becomes the new org's admin
         return 200, {"orgId": new.id, "message": "Organization created"}
 
+    def search_orgs(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        """``GET /api/orgs?perpage=&page=``: a page of every org, by name (Grafana's order)."""
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        per_page, page = int(params.get("perpage", 1000)), int(params.get("page", 1))
+        every = sorted(self.orgs.values(), key=lambda o: o.name)
+        chosen = every[(page - 1) * per_page : page * per_page]
+        return 200, [{"id": o.id, "name": o.name} for o in chosen]
+
+    def delete_org(self, org: Org, body: Any, query: str, org_id: str) -> tuple[int, Any]:
+        if int(org_id) not in self.orgs:
+            raise Reply(404, {"message": "Failed to delete organization. ID not found"})
+        if int(org_id) == org.id:  # the org the request acts in, by header or the user's current
+            raise Reply(400, {"message": "Can not delete org for current user"})
+        del self.orgs[int(org_id)]
+        self.members.discard(int(org_id))
+        return 200, {"message": "Organization deleted"}
+
     def use_org(self, org: Org, body: Any, query: str, org_id: str) -> tuple[int, Any]:
         if int(org_id) not in self.members:
             raise Reply(401, {"message": "Not a valid organization"})
@@ -186,6 +205,9 @@ class FakeGrafana:
             **org.datasources[uid],
             "secureJsonFields": dict.fromkeys(org.secure.get(uid, {}), True),
         }
+
+    def list_datasources(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
+        return 200, [self._public(org, uid) for uid in org.datasources]
 
     def get_datasource(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
         if uid not in org.datasources:
