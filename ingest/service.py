@@ -258,7 +258,9 @@ class WriteService:
             outcome = "refused"
             if exc.status == 404:  # the database is missing: credentials cannot be the cause
                 log.error("storage refused ingest's write to %s (%s): %s; the database is "
-                          "missing: create it with perfanalysis admin provision-storage %s",
+                          "missing: the tenant may have been deleted in the last "
+                          "key-cache-seconds (its key, cached here until then, is refused "
+                          "after), else create it with perfanalysis admin provision-storage %s",
                           identity.database, where, exc.message, tenant)  # fmt: skip
             else:
                 log.error("storage refused ingest's write to %s (%s): %s; check ingest's "

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,12 +43,11 @@ def create_user(
 ) -> User:
     require_platform(actor)
     email = validation.email(email)
-    name = validation.text(name, "name", required=False)
+    name = validation.name(name, "name", required=False)
     problem = password_problem(password if isinstance(password, str) else "")
     if problem:
         raise Invalid(problem, "password")
-    if db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(f"a user with e-mail {email} already exists", "email")
+    _refuse_taken_email(db, email)
     user = User(
         email=email,
         name=name,
@@ -55,12 +55,22 @@ def create_user(
         is_platform_admin=platform_admin,
     )
     db.add(user)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:  # the same address, stored by a concurrent request since the check
+        db.rollback()
+        _refuse_taken_email(db, email)
+        raise
     record(
         db, actor, "user.create", None, "user", user.id, email=email, platform_admin=platform_admin
     )
     db.commit()
     return user
+
+
+def _refuse_taken_email(db: Session, email: str) -> None:
+    if db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with e-mail {email} already exists", "email")
 
 
 def get_user_by_email(db: Session, email: str) -> User | None:
@@ -267,15 +277,34 @@ def _give_role(
     db: Session, actor: Actor, tenant: Tenant, user: User, membership: Membership | None, role: str
 ) -> Membership:
     if membership is None:
-        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
-        db.add(membership)
-    else:
-        if membership.role == "admin" and role != "admin":
-            _refuse_if_last_admin(db, tenant, user, "demote", "role")
-        membership.role = role
+        membership = _join(db, tenant, user, role)
+    if membership.role == "admin" and role != "admin":
+        _refuse_if_last_admin(db, tenant, user, "demote", "role")
+    membership.role = role
     record(db, actor, "member.set", tenant, "user", user.id, email=user.email, role=role)
     invitations.revoke_ungrantable(db, actor, user)
     db.commit()
+    return membership
+
+
+def _join(db: Session, tenant: Tenant, user: User, role: str) -> Membership:
+    """A new membership of ``user`` in ``tenant``; or, when a concurrent request (API, page, CLI,
+    an invitation's accept) made one since it was looked up, that one, whose role the caller then
+    changes as if it had been there before: the outcome of the two requests one after the other."""
+    membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+    db.add(membership)
+    try:
+        db.flush()  # nothing but lookups came before it: a rollback loses nothing else
+    except IntegrityError:
+        db.rollback()
+        existing = db.scalar(
+            select(Membership).where(
+                Membership.user_id == user.id, Membership.tenant_id == tenant.id
+            )
+        )
+        if existing is None:
+            raise
+        return existing
     return membership
 
 

@@ -349,8 +349,17 @@ def _password_read(source: str) -> str:
 @admin.command("create-tenant")
 @click.argument("slug")
 @click.argument("name")
+@click.option(
+    "--adopt-database",
+    is_flag=True,
+    help="Take over an InfluxDB database of the tenant's name that exists already and holds data "
+    "(after a restore, or a re-created admin database): its data becomes the tenant's. Its "
+    "default retention policy becomes 'default' (influxdb.retention): data kept under another "
+    "(a database made by hand writes to autogen) is read only by naming it. Without this option "
+    "such a database is refused and nothing is created.",
+)
 @click.pass_context
-def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
+def create_tenant(ctx: click.Context, slug: str, name: str, adopt_database: bool) -> None:
     """Create a tenant and provision its InfluxDB database and read user."""
     from tenants.tenancy import create_tenant as create
 
@@ -363,6 +372,7 @@ def create_tenant(ctx: click.Context, slug: str, name: str) -> None:
             name,
             app.extensions["pa_storage"],
             app.extensions["pa_vault"],
+            adopt_database,
         )
         if tenant.influx_read_user:
             click.echo(f"created tenant {tenant.slug} (database {tenant.influx_database})")
@@ -509,24 +519,41 @@ def create_collector(
 
 
 def _collector(db: Any, tenant: Any, name: str) -> Any:
+    """The tenant's collector by name: as typed, else in the composed form (NFC) names are
+    stored in, whatever form the terminal gave, else decomposed (NFD), as a name stored before
+    names were normalised may be."""
+    import unicodedata
+
     from sqlalchemy import select
 
     from tenants.errors import NotFound
     from tenants.models import Collector
 
-    collector = db.scalar(
-        select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
-    )
+    collector = None
+    forms = (name, *(unicodedata.normalize(form, name) for form in ("NFC", "NFD")))
+    for form in dict.fromkeys(forms):
+        query = select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == form)
+        collector = collector or db.scalar(query)
     if collector is None:
         raise NotFound(f"no collector named {name!r} in {tenant.slug}")
     return collector
+
+
+def _key_expiry_days(ctx: click.Context, param: click.Parameter, days: int | None) -> int | None:
+    """Checked here to name the option; tenants.keys (slow to import) holds the bound."""
+    from tenants.keys import MAX_EXPIRY_DAYS
+
+    if days is None:
+        return None
+    checked: int = click.IntRange(1, MAX_EXPIRY_DAYS).convert(days, param, ctx)
+    return checked
 
 
 @admin.command("issue-key")
 @click.argument("tenant")
 @click.argument("collector")
 @click.option("--name", default="")
-@click.option("--expires-in-days", type=int)
+@click.option("--expires-in-days", type=int, callback=_key_expiry_days, help="Default: never.")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -752,18 +779,29 @@ def _overlap_hours(ctx: click.Context, param: click.Parameter, hours: float) -> 
     "--overlap-hours", type=float, default=24.0, show_default=True, callback=_overlap_hours
 )
 @click.option(
+    "--expires-in-days",
+    type=int,
+    callback=_key_expiry_days,
+    help="When the new key expires. Default: it is issued for as long as the old key was.",
+)
+@click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the new key to this file (mode 0600) instead of printing it.",
 )
 @click.pass_context
 def rotate_key(
-    ctx: click.Context, tenant: str, key_id: str, overlap_hours: float, output: Path | None
+    ctx: click.Context,
+    tenant: str,
+    key_id: str,
+    overlap_hours: float,
+    expires_in_days: int | None,
+    output: Path | None,
 ) -> None:
     """Issue a replacement key; the old one keeps working for the overlap, then expires."""
     from datetime import timedelta
 
-    from tenants.keys import get_key
+    from tenants.keys import KEEP_LIFETIME, get_key
     from tenants.keys import rotate_key as rotate
 
     app = _app(ctx)
@@ -777,6 +815,7 @@ def rotate_key(
             get_key(db, _actor(), owner, key_id),
             app.extensions["pa_hasher"],
             timedelta(hours=overlap_hours),
+            KEEP_LIFETIME if expires_in_days is None else expires_in_days,
         )
         deliver(issued.key.key_id, issued.plaintext)
 
@@ -1027,14 +1066,33 @@ def _staged_secret(path: Path, secret: str, what: str) -> Iterator[Callable[[], 
 @admin.command("seed-prices")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                 required=False)  # fmt: skip
+@click.option(
+    "--if-empty",
+    is_flag=True,
+    help="Load only when the catalog has no global row yet, and leave one loaded before (from "
+    "this file or another) as it is: what Compose's admin-init and the Kubernetes admin pods "
+    "run at every start. Without it, PATH's rows replace the global rows of the same machines.",
+)
 @click.pass_context
-def seed_prices(ctx: click.Context, path: Path | None) -> None:
-    """Load the global price catalog from PATH (default provisioning/prices.yaml)."""
+def seed_prices(ctx: click.Context, path: Path | None, if_empty: bool) -> None:
+    """Load the global price catalog from PATH (default provisioning/prices.yaml); tenants' own
+    prices are never touched."""
+    from sqlalchemy import func, select
+
+    from tenants.loadtests.models import PriceEntry
     from tenants.loadtests.prices import seed_prices as seed
 
     path = path or Path(__file__).resolve().parents[1] / "provisioning" / "prices.yaml"
     with _app(ctx).app_context():
-        changed = seed(database.session(), _actor(), path)
+        db = database.session()
+        if if_empty:
+            stored = db.scalar(select(func.count()).select_from(PriceEntry)
+                               .where(PriceEntry.tenant_id.is_(None)))  # fmt: skip
+            if stored:
+                click.echo(f"price catalog: {stored} global rows already stored, left as they "
+                           f"are (--if-empty; without it, {path} would be loaded over them)")  # fmt: skip
+                return
+        changed = seed(db, _actor(), path)
     click.echo(f"price catalog: {changed} rows added or changed from {path}")
 
 

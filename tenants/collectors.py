@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenants import validation
@@ -18,14 +20,16 @@ from tenants.paging import Order, Page, fetch_page
 
 MAX_MEMORY = 1 << 50  # 1 PiB
 SILENT_AFTER = timedelta(minutes=10)  # an active collector not heard from for this long
-BY_NAME = Order((Collector.name,))  # names are unique within a tenant
+BY_NAME = Order((Collector.name,))  # names are unique within a tenant (also ignoring case)
 
 
 def register_collector(
     db: Session, actor: Actor, tenant: Tenant, fields: dict[str, Any]
 ) -> Collector:
+    """A new collector of the tenant; a name another of its collectors has, ignoring case, is a
+    Conflict, also when a concurrent request registers it meanwhile."""
     require(db, actor, tenant, "admin")
-    name = validation.text(fields.get("name"), "name", 100)
+    name = validation.name(fields.get("name"), "name", 100)
     collector = Collector(
         tenant_id=tenant.id,
         name=name,
@@ -41,15 +45,43 @@ def register_collector(
         region=validation.optional_token(fields.get("region"), "region", 60),
         instance_type=validation.optional_token(fields.get("instance_type"), "instance_type", 80),
     )
-    if db.scalar(
-        select(Collector.id).where(Collector.tenant_id == tenant.id, Collector.name == name)
-    ):
-        raise Conflict(f"this tenant already has a collector named {name!r}", "name")
+    # the tenant's row is locked (PostgreSQL) while the names are compared and the new one
+    # stored, so that two registrations of names differing in case cannot both pass the check
+    db.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True))
+    _refuse_taken(db, tenant, name)
     db.add(collector)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:  # the same name, stored by a concurrent request since the check
+        db.rollback()
+        _refuse_taken(db, tenant, name)
+        raise
+    # SQLite has no row locks: its write lock, held from the flush, orders the registrations
+    # instead, and a name stored meanwhile by another is seen now
+    _refuse_taken(db, tenant, name, collector.id)
     record(db, actor, "collector.register", tenant, "collector", collector.id, name=name)
     db.commit()
     return collector
+
+
+def _refuse_taken(db: Session, tenant: Tenant, name: str, new_id: int | None = None) -> None:
+    """Conflict (rolling back) when another collector of the tenant has ``name``, ignoring case.
+
+    Names stored before they were normalised may be decomposed (NFD): both forms are compared.
+    """
+    forms = {name.lower(), unicodedata.normalize("NFD", name).lower()}
+    query = select(Collector.name).where(
+        Collector.tenant_id == tenant.id, lower(Collector.name).in_(forms)
+    )
+    if new_id is not None:
+        query = query.where(Collector.id != new_id)
+    taken = db.scalars(query.order_by(Collector.id).limit(1)).first()
+    if taken is None:
+        return
+    db.rollback()
+    alike = unicodedata.normalize("NFC", taken) == name  # the same, or looks it
+    case = "" if alike else " (names that differ only in case are the same name)"
+    raise Conflict(f"this tenant already has a collector named {taken!r}{case}", "name")
 
 
 def list_collectors(db: Session, actor: Actor, tenant: Tenant) -> list[Collector]:

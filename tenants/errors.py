@@ -57,3 +57,15 @@ def is_form_error(error: ServiceError) -> bool:
     if isinstance(error, Invalid | Conflict):
         return True
     return isinstance(error, NotFound) and error.field is not None
+
+
+class DatabaseInUse(Exception):
+    """Not a service error: what a tenant's storage raises when provisioning a new tenant finds
+    its database already there and holding data (made by hand, or left by a restore or an
+    earlier tenant), which it does not take over unless told to adopt it; tenancy.create_tenant
+    answers it with a Conflict that says how to proceed."""
+
+    def __init__(self, database: str, measurement: str) -> None:
+        super().__init__(f"the database {database} already exists and holds data")
+        self.database = database
+        self.measurement = measurement  # one of those it holds

@@ -4,7 +4,10 @@ and WRITE on the database for the one non-admin user ingest writes as (when conf
 Plain ``requests`` against the v1 HTTP API: one InfluxQL statement per ``POST /query``, the admin
 credentials in an HTTP Basic ``Authorization`` header, so no password is ever part of a URL.
 
-Provisioning converges, so running it again is safe: what is missing is created, the retention
+Provisioning a new tenant refuses a database that exists already and holds data (created by hand,
+or left by a restore or an earlier tenant), unless told to adopt it, so that a new tenant's read
+user is not given data that was never its tenant's. Otherwise provisioning converges, so running
+it again is safe: what is missing is created, the retention
 policy is reset to the configured one, the read user's privileges are cut back to READ on its own
 database and its password is rotated, the ingest user is kept a non-admin with the configured
 password and granted WRITE (which in InfluxDB 1.x does not include READ). When a step fails,
@@ -26,6 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from tenants.errors import DatabaseInUse
 
 log = logging.getLogger(__name__)
 
@@ -218,20 +223,30 @@ class InfluxStorage:
     def __repr__(self) -> str:
         return f"InfluxStorage({self.url!r}, retention={self.retention.duration!r})"
 
-    def provision(self, database: str, read_user: str) -> str:
-        """Create or converge the database and the read user; return the user's new password."""
+    def provision(self, database: str, read_user: str, *, adopt: bool = False) -> str:
+        """Create or converge the database and the read user; return the user's new password.
+
+        A database that exists already and holds any measurement is refused (DatabaseInUse,
+        before anything is created or changed) unless ``adopt``: its data would become readable
+        as the new tenant's. An existing empty one is taken (a failed run may have left it).
+        """
         _require_name(database, "database")
         _require_name(read_user, "read user")
         if read_user == self.admin_user:
             raise ValueError(f"the read user must not be the InfluxDB admin user {read_user!r}")
         if read_user == self.ingest_user:
             raise ValueError(f"the read user must not be the InfluxDB ingest user {read_user!r}")
+        existing = self._databases()
+        if database in existing and not adopt:
+            measurement = self._a_measurement(database)
+            if measurement is not None:
+                raise DatabaseInUse(database, measurement)
         password = new_password()
         undo: list[Statement] = []
         try:
             if self.ingest_user:
                 self._ensure_ingest_user()  # first: a failure here has created nothing
-            self._ensure_database(database, undo)
+            self._ensure_database(database, database in existing, undo)
             users = self._users()
             if read_user in users:
                 self._restrict_to_read(read_user, database, is_admin=users[read_user])
@@ -296,8 +311,8 @@ class InfluxStorage:
 
     # -- provisioning steps
 
-    def _ensure_database(self, database: str, undo: list[Statement]) -> None:
-        if database not in self._databases():
+    def _ensure_database(self, database: str, exists: bool, undo: list[Statement]) -> None:
+        if not exists:
             self._execute(create_database(database, self.retention))
             undo.append(drop_database(database))
             return
@@ -348,6 +363,11 @@ class InfluxStorage:
         """Database → privilege (READ, WRITE, ALL PRIVILEGES, NO PRIVILEGES)."""
         rows = self._rows(Statement(f"SHOW GRANTS FOR {quote_identifier(user)}"))
         return {row[0]: row[1] for row in rows}
+
+    def _a_measurement(self, database: str) -> str | None:
+        """One measurement of ``database``, or None when it holds none."""
+        found = self._rows(Statement(f"SHOW MEASUREMENTS ON {quote_identifier(database)} LIMIT 1"))
+        return str(found[0][0]) if found else None
 
     def _retention_policies(self, database: str) -> set[str]:
         query = f"SHOW RETENTION POLICIES ON {quote_identifier(database)}"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
@@ -42,14 +43,15 @@ class IssuedKey:
     plaintext: str  # shown once, never stored
 
 
-def _expiry(days: int | None) -> datetime | None:
+def _lifetime(days: int | None) -> timedelta | None:
+    """``expires_in_days`` as a timedelta (None: never), checked."""
     if days is None:
         return None
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS:
         raise Invalid(
             f"expires_in_days must be a whole number from 1 to {MAX_EXPIRY_DAYS}", "expires_in_days"
         )
-    return utcnow() + timedelta(days=days)
+    return timedelta(days=days)
 
 
 def issue_key(
@@ -61,11 +63,18 @@ def issue_key(
     name: str = "",
     expires_in_days: int | None = None,
     rotated_from: ApiKey | None = None,
+    *,
+    lifetime: timedelta | None = None,
 ) -> IssuedKey:
+    """A new key for ``collector``, expiring after ``expires_in_days`` (or, given instead, after
+    ``lifetime``; neither: never)."""
     require(db, actor, tenant, "admin")
     if collector.tenant_id != tenant.id:
         raise NotFound("no such collector in this tenant")
     name = validation.text(name, "name", 100, required=False)
+    if expires_in_days is not None:
+        lifetime = _lifetime(expires_in_days)
+    now = utcnow()
     new = hasher.issue(KEY_PREFIX)
     key = ApiKey(
         key_id=new.public_id,
@@ -74,7 +83,8 @@ def issue_key(
         collector_id=collector.id,
         name=name,
         created_by_id=actor.user.id if actor.user else None,
-        expires_at=_expiry(expires_in_days),
+        created_at=now,  # the same instant as the expiry's start: the lifetime stays exact
+        expires_at=None if lifetime is None else now + lifetime,
         rotated_from_id=rotated_from.id if rotated_from else None,
     )
     db.add(key)
@@ -155,6 +165,13 @@ def other_live_keys(db: Session, key: ApiKey) -> list[ApiKey]:
     )
 
 
+class Keep(Enum):
+    LIFETIME = "lifetime"
+
+
+KEEP_LIFETIME = Keep.LIFETIME  # rotate_key's default expires_in_days: the old key's lifetime
+
+
 def rotate_key(
     db: Session,
     actor: Actor,
@@ -162,8 +179,13 @@ def rotate_key(
     key: ApiKey,
     hasher: CredentialHasher,
     overlap: timedelta = DEFAULT_OVERLAP,
+    expires_in_days: int | Keep | None = KEEP_LIFETIME,
 ) -> IssuedKey:
-    """A new key for the same collector; the old one keeps working for ``overlap``, then expires."""
+    """A new key for the same collector; the old one keeps working for ``overlap``, then expires.
+
+    The new key expires after ``expires_in_days`` (None: never); by default it is issued for as
+    long as the old one was (``issued_lifetime``): a 30-day key is replaced by a 30-day key.
+    """
     require(db, actor, tenant, "admin")
     if key.tenant_id != tenant.id:
         raise NotFound("no such key in this tenant")
@@ -171,6 +193,10 @@ def rotate_key(
         raise Invalid(f"only an active key can be rotated; this one is {key.state()}", "key_id")
     if overlap < timedelta(0) or overlap > MAX_OVERLAP:
         raise Invalid("overlap must be between 0 and 30 days", "overlap_hours")
+    if isinstance(expires_in_days, Keep):
+        lifetime = issued_lifetime(db, key)
+    else:
+        lifetime = _lifetime(expires_in_days)  # checked before the old key is changed
     ends = utcnow() + overlap
     if key.expires_at is None or key.expires_at > ends:
         key.expires_at = ends
@@ -179,7 +205,23 @@ def rotate_key(
     )
     collector = db.get(Collector, key.collector_id)
     assert collector is not None
-    return issue_key(db, actor, tenant, collector, hasher, key.name, None, rotated_from=key)
+    return issue_key(
+        db, actor, tenant, collector, hasher, key.name, rotated_from=key, lifetime=lifetime
+    )
+
+
+def issued_lifetime(db: Session, key: ApiKey) -> timedelta | None:
+    """How long ``key`` was issued for (None: for ever), to whole seconds: from its creation to
+    its expiry. A key rotated already had its expiry cut to the overlap: the key that replaced it
+    was given its lifetime, which is taken instead."""
+    successor = db.scalar(
+        select(ApiKey).where(ApiKey.rotated_from_id == key.id).order_by(ApiKey.id.desc()).limit(1)
+    )
+    issued = successor or key
+    if issued.expires_at is None:
+        return None
+    seconds = round((issued.expires_at - issued.created_at).total_seconds())
+    return timedelta(seconds=max(seconds, 1))
 
 
 @dataclass(frozen=True)

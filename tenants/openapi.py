@@ -106,6 +106,17 @@ def _name(max_length: int, required: bool = True) -> Schema:
     return _string(max_length, 0, NAME_PATTERN, description="no control characters")
 
 
+def _visible_name(max_length: int, more: str = "", required: bool = True) -> Schema:
+    """A name people tell apart by sight (tenants.validation.name): also no character that shows
+    nothing, which an ECMA-262 pattern without Unicode properties cannot state."""
+    schema = _name(max_length, required)
+    invisible = "no invisible or formatting characters (Unicode category Cf such as U+200B, "
+    schema["description"] += f", {invisible}or other default-ignorable ones)"
+    if more:
+        schema["description"] += f"; {more}"
+    return schema
+
+
 def _token(max_length: int, what: str) -> Schema:
     return _string(
         max_length, 1, WORD_PATTERN, nullable=True,
@@ -153,9 +164,22 @@ LABELS: Schema = {
 }
 
 REQUEST_SCHEMAS: dict[str, Schema] = {
-    "TenantCreate": _object({"slug": SLUG, "name": _name(200)}, ["slug", "name"]),
+    "TenantCreate": _object(
+        {
+            "slug": SLUG,
+            "name": _visible_name(200),
+            "adopt_database": {
+                "type": "boolean",
+                "default": False,
+                "description": "take over an InfluxDB database of the tenant's name that exists "
+                "already and holds data (a restore, a re-created admin database): its data becomes "
+                "the tenant's. Without it such a database is refused (409) and nothing is created",
+            },
+        },
+        ["slug", "name"],
+    ),
     "TenantUpdate": _object(
-        {"name": _name(200), "status": STATUS, **INGEST_LIMITS}, [], minProperties=1
+        {"name": _visible_name(200), "status": STATUS, **INGEST_LIMITS}, [], minProperties=1
     ),
     "TenantDelete": _object(
         {"confirm": _string(40, 1, description="the tenant's slug, typed again")}, ["confirm"]
@@ -167,7 +191,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         {
             "email": EMAIL,
             "password": _string(MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, writeOnly=True),
-            "name": _name(200, required=False),
+            "name": _visible_name(200, required=False),
             "platform_admin": {"type": "boolean", "default": False},
         },
         ["email", "password"],
@@ -200,7 +224,9 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
     ),
     "CollectorCreate": _object(
         {
-            "name": _name(100),
+            "name": _visible_name(
+                100, "unique in the tenant ignoring case; stored in Unicode's composed form (NFC)"
+            ),
             "hostname": HOSTNAME,
             "labels": LABELS,
             "vcpus": _integer(1, 4096, nullable=True),
@@ -227,7 +253,14 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
                 MAX_OVERLAP_HOURS,
                 default=DEFAULT_OVERLAP_HOURS,
                 description="how long the old key keeps working",
-            )
+            ),
+            "expires_in_days": _integer(
+                1,
+                MAX_EXPIRY_DAYS,
+                description="when the new key expires, in days from now; absent: it is issued "
+                "for as long as the old key was (a key that never expires is replaced by one that "
+                "never expires)",
+            ),
         },
         [],
     ),
@@ -637,7 +670,9 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants": {
             "get": op("listTenants", "Tenants you can see, by name", "tenants",
                       (200, "TenantList"), (400, 401), parameters=PAGE),
-            "post": op("createTenant", "Create a tenant and its storage (platform admin)",
+            "post": op("createTenant", "Create a tenant and its storage (platform admin); an "
+                       "InfluxDB database of its name holding data is refused (409) unless "
+                       "adopt_database",
                        "tenants", (201, "Tenant"), (*WRITE, 409, 503), "TenantCreate"),
         },
         "/tenants/{slug}": {
@@ -718,8 +753,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                        (201, "NewToken"), (400, 401, 413), "TokenCreate"),
         },
         "/me/tokens/{token_id}": {
-            "delete": op("revokeToken", "Revoke one of your API tokens at once; another user's "
-                         "token is not found", "users", (204, None), (400, 401, 404, 413),
+            "delete": op("revokeToken", "Revoke one of your API tokens: refused at once by the "
+                         "server process that revoked it, within key-cache-seconds (2 s by "
+                         "default, at most 5) by the others; another user's token is not found", "users", (204, None), (400, 401, 404, 413),
                          parameters=("token_id",)),
         },
         "/tenants/{slug}/collectors": {
@@ -749,12 +785,15 @@ def _paths() -> dict[str, dict[str, Any]]:
                       parameters=(*TENANT, "key_id")),
         },
         "/tenants/{slug}/keys/{key_id}/revoke": {
-            "post": op("revokeKey", "Revoke a key at once (tenant admin)", "keys", (200, "Key"),
+            "post": op("revokeKey", "Revoke a key (tenant admin): ingest and the admin servers "
+                       "refuse it within key-cache-seconds (2 s by default, at most 5), as they "
+                       "cache keys for that long", "keys", (200, "Key"),
                        WRITE_TENANT, parameters=(*TENANT, "key_id")),
         },
         "/tenants/{slug}/keys/{key_id}/rotate": {
-            "post": op("rotateKey", "A new key for the same collector; the old one expires after "
-                       "the overlap (tenant admin)", "keys", (201, "NewKey"), WRITE_TENANT,
+            "post": op("rotateKey", "A new key for the same collector, issued for as long as the "
+                       "old one was unless expires_in_days says otherwise; the old one expires "
+                       "after the overlap (tenant admin)", "keys", (201, "NewKey"), WRITE_TENANT,
                        "KeyRotate", body_required=False, parameters=(*TENANT, "key_id")),
         },
         "/tenants/{slug}/audit": {

@@ -15,7 +15,7 @@ from tenants import validation
 from tenants.access import Actor, require, require_platform
 from tenants.audit import record
 from tenants.crypto import Vault
-from tenants.errors import Conflict, Invalid
+from tenants.errors import Conflict, DatabaseInUse, Invalid
 from tenants.models import Tenant
 
 
@@ -24,8 +24,11 @@ class Storage(Protocol):
 
     ingest_user: str  # the user ingest writes as; empty when none is configured
 
-    def provision(self, database: str, read_user: str) -> str:
-        """Create the database, its retention policy and a read-only user; return the password."""
+    def provision(self, database: str, read_user: str, *, adopt: bool = False) -> str:
+        """Create the database, its retention policy and a read-only user; return the password.
+
+        Unless ``adopt``, a database already there holding data raises errors.DatabaseInUse.
+        """
 
     def deprovision(self, database: str, read_user: str) -> None: ...
 
@@ -40,7 +43,7 @@ class NoStorage:
 
     ingest_user = ""
 
-    def provision(self, database: str, read_user: str) -> str:
+    def provision(self, database: str, read_user: str, *, adopt: bool = False) -> str:
         return ""
 
     def deprovision(self, database: str, read_user: str) -> None:
@@ -57,11 +60,22 @@ def database_name(slug: str) -> str:
 
 
 def create_tenant(
-    db: Session, actor: Actor, slug: str, name: str, storage: Storage, vault: Vault
+    db: Session,
+    actor: Actor,
+    slug: str,
+    name: str,
+    storage: Storage,
+    vault: Vault,
+    adopt_database: bool = False,
 ) -> Tenant:
+    """A new tenant and its storage. An InfluxDB database of its name that exists already and
+    holds data is refused (Conflict, nothing created) unless ``adopt_database``: the tenant's
+    users would read that data as theirs."""
     require_platform(actor)
     slug = validation.slug(slug)
-    name = validation.text(name, "name")
+    name = validation.name(name, "name")
+    if not isinstance(adopt_database, bool):
+        raise Invalid("adopt_database must be true or false", "adopt_database")
     if db.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
         raise Conflict(f"a tenant with slug {slug!r} already exists", "slug")
     database = database_name(slug)
@@ -75,11 +89,28 @@ def create_tenant(
         raise Conflict(f"a tenant with slug {slug!r} already exists", "slug") from None
     # the uncommitted row holds the slug while storage is provisioned, so a concurrent create of
     # the same slug waits and then fails instead of provisioning (and dropping) the same database
-    password = storage.provision(database, read_user)  # raises: nothing is committed
+    try:  # raises: nothing is committed; adopt is passed only when set, as Storage had none
+        if adopt_database:
+            password = storage.provision(database, read_user, adopt=True)
+        else:
+            password = storage.provision(database, read_user)
+    except DatabaseInUse as exc:
+        db.rollback()
+        raise Conflict(
+            f"InfluxDB already has a database {database} holding data (measurement "
+            f"{exc.measurement!r}, perhaps more): tenant {slug} would be given it, and its users "
+            f"could read that data. If the data is not wanted, drop the database (as InfluxDB's "
+            f'admin: DROP DATABASE "{database}") and create the tenant again; if it is this '
+            "tenant's (a restore, a re-created admin database), create the tenant with "
+            '--adopt-database (API: "adopt_database": true). Nothing was created',
+            "slug",
+        ) from None
     if password:
         tenant.influx_read_user = read_user
         tenant.influx_read_password_encrypted = vault.encrypt(password)
-    record(db, actor, "tenant.create", tenant, "tenant", tenant.id, slug=slug, name=name)
+    details = {"adopted_database": True} if adopt_database else {}
+    record(db, actor, "tenant.create", tenant, "tenant", tenant.id, slug=slug, name=name,
+           **details)  # fmt: skip
     try:
         db.commit()
     except Exception:
@@ -96,7 +127,7 @@ def provision_storage(
     """Create the storage of a tenant made while none was configured (idempotent)."""
     require_platform(actor)
     read_user = f"{tenant.influx_database}_read"
-    password = storage.provision(tenant.influx_database, read_user)
+    password = storage.provision(tenant.influx_database, read_user, adopt=True)  # its own data
     if password:
         tenant.influx_read_user = read_user
         tenant.influx_read_password_encrypted = vault.encrypt(password)
@@ -114,7 +145,7 @@ def provision_storage(
 
 def rename_tenant(db: Session, actor: Actor, tenant: Tenant, name: str) -> Tenant:
     require(db, actor, tenant, "admin")
-    name = validation.text(name, "name")
+    name = validation.name(name, "name")
     old = tenant.name
     tenant.name = name
     record(db, actor, "tenant.rename", tenant, "tenant", tenant.id, old=old, new=name)

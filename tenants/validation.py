@@ -36,8 +36,26 @@ SECOND_PAIR = re.compile(r",\s*[a-zA-Z_][a-zA-Z0-9_]{0,62}\s*=")
 # not hold: they reorder the characters after them, e.g. U+202E RIGHT-TO-LEFT OVERRIDE shows
 # "acme\u202egpj.exe" as "acmeexe.jpg". Other format characters are kept: the marks U+200E,
 # U+200F and U+061C (right-to-left keyboards add them and they cannot reverse text), the joiners
-# Persian, Indic scripts and emoji need, the soft hyphen and emoji tag sequences.
+# Persian, Indic scripts and emoji need, the soft hyphen and emoji tag sequences (in ``text``; a
+# ``name`` refuses them but where a script or an emoji needs them: see _joins_script).
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# What a name (``name``: a tenant's, a collector's, a user's) must not hold besides: characters that
+# show nothing, so that "web-1\u200b" would pass for "web-1". Every format character (category Cf:
+# zero width space, joiners, word joiner, U+FEFF, the soft hyphen, marks, tags), and the other
+# default-ignorable code points of Unicode (DerivedCoreProperties.txt) and blanks drawn as nothing.
+INVISIBLE_RANGES = (
+    (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
+    (0x115F, 0x1160),  # HANGUL CHOSEONG and JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # KHMER VOWEL INHERENT AQ and AA
+    (0x180B, 0x180F),  # MONGOLIAN FREE VARIATION SELECTORS, VOWEL SEPARATOR
+    (0x2065, 0x2065),  # unassigned among the invisible operators
+    (0x2800, 0x2800),  # BRAILLE PATTERN BLANK
+    (0x3164, 0x3164),  # HANGUL FILLER
+    (0xFE00, 0xFE0F),  # VARIATION SELECTORS 1-16
+    (0xFFA0, 0xFFA0),  # HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),  # unassigned, default ignorable
+    (0xE0000, 0xE0FFF),  # tags, VARIATION SELECTORS 17-256 and the unassigned rest
+)
 
 
 def readable_number(value: float) -> str:
@@ -63,13 +81,79 @@ def text(value: Any, field: str, max_length: int = 200, required: bool = True) -
     return result
 
 
+def name(value: Any, field: str, max_length: int = 200, required: bool = True) -> str:
+    """A name people tell apart by sight: ``text``'s rules, in Unicode's composed form (NFC, so
+    that "cafe\u0301" and "caf\u00e9", alike on screen, are one name), without characters that
+    show nothing (``is_invisible``); one that holds only such characters is blank."""
+    if isinstance(value, str):
+        value = unicodedata.normalize("NFC", value)
+    result = text(value, field, max_length, required)
+    for position, char in enumerate(result, 1):
+        if is_invisible(char) and not _joins_script(result, position - 1):
+            found = f"{describe(char)} at character {position}"
+            if not "".join(c for c in result if not is_invisible(c)).strip():
+                raise Invalid(
+                    f"{field} must not be blank: it holds only invisible characters ({found})",
+                    field,
+                )
+            raise Invalid(
+                f"{field} must not contain invisible or formatting characters, which make names "
+                f"that look alike differ: found {found}",
+                field,
+            )
+    return result
+
+
+JOINERS = frozenset("\u200c\u200d")  # ZERO WIDTH NON-JOINER and JOINER
+EMOJI_VARIATION_SELECTORS = frozenset("\ufe0e\ufe0f")
+NO_JOINERS = (
+    "LATIN",
+    "GREEK",
+    "CYRILLIC",
+)  # scripts whose words never need one ("\u00e9\u200c\u00e9")
+
+
+def _joins_script(value: str, index: int) -> bool:
+    """Whether the invisible character at ``index`` is one a script or an emoji needs: a joiner
+    between two visible non-ASCII characters (Persian "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", Indic
+    conjuncts, "\U0001f469\u200d\U0001f4bb"), or a text/emoji variation selector after a symbol. Beside ASCII,
+    or at either end, they only make look-alikes ("web-1\u200c")."""
+
+    def shown_non_ascii(at: int) -> bool:
+        if not 0 <= at < len(value) or ord(value[at]) <= 0x7F or is_invisible(value[at]):
+            return False
+        return not unicodedata.name(value[at], "").startswith(NO_JOINERS)
+
+    char = value[index]
+    if char in JOINERS:
+        before = index - 1
+        while before >= 0 and value[before] in EMOJI_VARIATION_SELECTORS:
+            before -= 1  # "\u2764\ufe0f\u200d\U0001f525": the joiner follows a selector
+        return shown_non_ascii(before) and shown_non_ascii(index + 1)
+    if char in EMOJI_VARIATION_SELECTORS:  # after a symbol ("\u2764\ufe0f"), not after "\u00e9"
+        return shown_non_ascii(index - 1) and unicodedata.category(value[index - 1]) == "So"
+    return False
+
+
+def is_invisible(char: str) -> bool:
+    """Whether ``char`` shows nothing in a name (a format character or another invisible one)."""
+    if unicodedata.category(char) == "Cf":
+        return True
+    point = ord(char)
+    return any(low <= point <= high for low, high in INVISIBLE_RANGES)
+
+
+def describe(char: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``: the code point and, where it has one, its name."""
+    return f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+
+
 def format_character(value: str) -> str | None:
     """The first bidirectional embedding, override or isolate (U+202A-202E, U+2066-2069) in
     ``value``, as ``U+202E RIGHT-TO-LEFT OVERRIDE``; else None."""
     for char in value:
         if char in BIDI_CONTROLS:
-            name = unicodedata.name(char, "")
-            return f"U+{ord(char):04X} {name}".rstrip()
+            return describe(char)
     return None
 
 

@@ -51,6 +51,7 @@ from tenants.invitations import get_pending, invitations_page, invite
 from tenants.invitations import revoke as revoke_invitation
 from tenants.keys import (
     DEFAULT_OVERLAP,
+    KEEP_LIFETIME,
     IssuedKey,
     get_key,
     issue_key,
@@ -358,7 +359,8 @@ def create_tenant_view() -> Any:
     require_platform(_actor())
     body = _body("TenantCreate")
     vault = current_app.extensions["pa_vault"]
-    tenant = create_tenant(_db(), _actor(), body["slug"], body["name"], _storage(), vault)
+    tenant = create_tenant(_db(), _actor(), body["slug"], body["name"], _storage(), vault,
+                           body.get("adopt_database", False))  # fmt: skip
     return _created(tenant_json(tenant), url_for(".get_tenant_view", slug=tenant.slug))
 
 
@@ -674,7 +676,10 @@ def rotate_key_view(slug: str, key_id: str) -> Any:
     tenant = _tenant(slug, "admin")
     body = _body("KeyRotate", optional=True)
     overlap = timedelta(hours=body["overlap_hours"]) if "overlap_hours" in body else DEFAULT_OVERLAP
-    issued = rotate_key(_db(), _actor(), tenant, _key(tenant, key_id), _hasher(), overlap)
+    expires_in_days = body.get("expires_in_days", KEEP_LIFETIME)  # absent: the old key's lifetime
+    issued = rotate_key(
+        _db(), _actor(), tenant, _key(tenant, key_id), _hasher(), overlap, expires_in_days
+    )
     return _created(new_key_json(tenant, issued), _key_location(tenant, issued.key))
 
 

@@ -484,7 +484,11 @@ def rotate_key(slug: str, key_id: str) -> ResponseReturnValue:
         return _already_shown(back_url)
     try:
         overlap = timedelta(hours=_overlap_hours())
-        issued = keys.rotate_key(db, actor, tenant, key, _hasher(), overlap)
+        expires_in_days = _expiry_days()  # blank: the new key lives as long as the old one
+        issued = keys.rotate_key(
+            db, actor, tenant, key, _hasher(), overlap,
+            keys.KEEP_LIFETIME if expires_in_days is None else expires_in_days,
+        )  # fmt: skip
     except ServiceError as error:
         return _key_form_page(tenant, key.collector, form_failure(f"rotate-{key.key_id}", error))
     return _shown_once(tenant, key.collector, issued, back_url, rotated_from=key)

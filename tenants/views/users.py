@@ -62,6 +62,7 @@ def _users_page(cursor: str | None, failure: Failure | None = None) -> ResponseR
         cursor=cursor or "",
         next_page=url_for("users.users", cursor=following) if following else None,
         me=actor.user,
+        key_cache_seconds=current_app.config["PA_SETTINGS"]["key_cache_seconds"],
     )
     return html, failure.status if failure else 200
 

@@ -546,8 +546,9 @@ def test_key_is_issued_shown_once_revoked_and_rotated(world: World) -> None:
     rotated = world.boss("POST", f"/tenants/acme/keys/{key_id}/rotate", {"overlap_hours": 2})
     assert rotated.status_code == 201
     new = rotated.get_json()
-    assert new == {**metadata, "key_id": ANY, "key": ANY, "expires_at": None,
+    assert new == {**metadata, "key_id": ANY, "key": ANY, "expires_at": AT,
                    "rotated_from": key_id}  # fmt: skip
+    assert new["expires_at"] >= body["expires_at"]  # issued for 30 days too, from now
     assert new["key"] != plaintext
     old = world.vic("GET", f"/tenants/acme/keys/{key_id}").get_json()
     assert old["state"] == "active"
