@@ -11,7 +11,7 @@
   the login page (an expired session) is an error, not a fast page.
 * Times ``KeyVerifier.verify`` with a warm cache in this process. Target >= 50,000/s.
 
-Targets: ../shared/ARCHITECTURE.md, Targets. Both are absolute: no anchor runs beside them.
+Targets: docs/architecture.md, Targets. Both are absolute: no anchor runs beside them.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python -m bench.admin \\
         [--seconds 10] [--user-seconds 30] [--think 1000,250,100,50,0] [--workers 4] [--threads 8]

@@ -3,7 +3,7 @@
 Both run the same collectors with the same filters (perfanalysis.testing.anchor), on loopback,
 scraped over one keep-alive connection each with ``Accept-Encoding: gzip`` as Prometheus scrapes.
 Scrapes are interleaved, alternating which goes first, so load on the machine hits both alike.
-Targets (../shared/ARCHITECTURE.md, Targets): median latency <= 1.0x node_exporter's, RSS <= 1.25x.
+Targets (docs/architecture.md, Targets): median latency <= 1.0x node_exporter's, RSS <= 1.25x.
 
     python -m bench.exporter [--rounds 500] [--json results.json] [--strict]
 """

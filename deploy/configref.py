@@ -20,6 +20,7 @@ from typing import Any
 
 from perfanalysis.config import Setting, Spec
 from perfanalysis.configdoc import SPECS
+from perfanalysis.devstack import DEFAULT_ADDRESSES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "configuration.md"
@@ -69,12 +70,25 @@ COMPONENTS: tuple[Component, ...] = (
 )  # fmt: skip
 
 
+MAKE_UP = "make up"  # a reader that is no component: the local stack (perfanalysis/devstack.py)
+DEVSTACK_SERVICES = {
+    "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": "InfluxDB's HTTP API",
+    "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": "InfluxDB's backup and restore RPC",
+    "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "Prometheus",
+    "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "Alertmanager",
+}
+DEVSTACK_ADDRESSES = {
+    name: f"HOST:PORT of {service} in the `make up` stack; default {DEFAULT_ADDRESSES[name]}."
+    for name, service in DEVSTACK_SERVICES.items()
+}
+
+
 @dataclass(frozen=True)
 class Variable:
     """A variable read outside the settings parsers: by whom, and where (checked by a test)."""
 
     name: str
-    readers: tuple[str, ...]  # component names
+    readers: tuple[str, ...]  # component names, or MAKE_UP
     source: str  # the file that reads it, relative to the checkout
     meaning: str
 
@@ -84,10 +98,11 @@ OTHER_VARIABLES: tuple[Variable, ...] = (
              "Admin database URL, when the component's own database-url setting is unset."),
     Variable("REDIS_URL", ("ingest", "admin"), "tenants/settings.py",
              "Redis URL, when the component's own redis-url setting is unset."),
-    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", "report"), "perfanalysis/paths.py",
-             "State directory of development mode (generated secret key, SQLite database); the "
-             "image sets /var/lib/perfanalysis. Default: var/ in the checkout; set but empty is "
-             "refused."),
+    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", "report", MAKE_UP),
+             "perfanalysis/paths.py",
+             "State directory of development mode (generated secret key, SQLite database) and of "
+             "the `make up` stack; the image sets /var/lib/perfanalysis. Default: var/ in the "
+             "checkout; set but empty is refused."),
     Variable("PERFANALYSIS_NEW_PASSWORD", ("admin",), "tenants/cli.py",
              "Password for `admin create-user` and `admin set-password` instead of the prompt "
              "(keeps it off the command line)."),
@@ -98,6 +113,8 @@ OTHER_VARIABLES: tuple[Variable, ...] = (
              "Set by systemd's StateDirectory=: the push spool's default parent."),
     Variable("XDG_STATE_HOME", ("exporter",), "exporter/config.py",
              "The push spool's default parent for a non-root user without systemd."),
+    *(Variable(name, (MAKE_UP,), "perfanalysis/devstack.py", meaning)
+      for name, meaning in DEVSTACK_ADDRESSES.items()),
 )  # fmt: skip
 
 
@@ -128,9 +145,11 @@ def settings_variables(name: str) -> dict[str, Setting]:
 
 
 def variables_read_by(name: str) -> set[str]:
-    """Every environment variable the named component reads."""
-    names = set(settings_variables(name))
-    names |= {v.name for v in OTHER_VARIABLES if name in v.readers}
+    """Every environment variable the named component (or ``make up``) reads."""
+    names = {v.name for v in OTHER_VARIABLES if name in v.readers}
+    if name == MAKE_UP:  # and the listen addresses of the services it starts
+        return names | set(DEFAULT_ADDRESSES)
+    names |= set(settings_variables(name))
     if (
         name == "grafana"
     ):  # falls back to the admin app's settings (perfanalysis/grafana/settings.py)
@@ -284,9 +303,21 @@ def render() -> str:
         "|---|---|---|",
     ]
     for variable in OTHER_VARIABLES:
-        out.append(
-            f"| `{variable.name}` | {', '.join(variable.readers)} | {_cell(variable.meaning)} |"
-        )
+        readers = ", ".join(f"`{r}`" if r == MAKE_UP else r for r in variable.readers)
+        out.append(f"| `{variable.name}` | {readers} | {_cell(variable.meaning)} |")
+    components = ", ".join(f"`{name}` ({DEFAULT_ADDRESSES[name]})" for name in DEFAULT_ADDRESSES
+                           if name not in DEVSTACK_SERVICES)  # fmt: skip
+    out += [
+        "",
+        f"`make up` (perfanalysis/devstack.py) also reads {components} for the services it "
+        "starts, with these defaults on loopback rather than the components' own; in every "
+        "address it reads, a bare :PORT means 127.0.0.1. While any service of the stack runs, "
+        "the addresses recorded in var/addresses.json win (`make up` refuses a variable naming "
+        "another), so `make status`, `make admin` and a later `make up` find the stack without "
+        "the variables set. Its services ignore `DATABASE_URL` and "
+        "`REDIS_URL`: the stack keeps its own SQLite database under `PERFANALYSIS_VAR_DIR`, and "
+        "no Redis.",
+    ]
     grafana = ", ".join(f"`{name}`" for name in sorted(grafana_provisioning_variables()))
     out += [
         "",

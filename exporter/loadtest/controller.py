@@ -15,6 +15,12 @@ worker pool and against a scripted fake in the unit tests.
   remainder (``busy - own``, the background) exceeds ``max_background`` points is *disturbed*: it
   is never accepted and does not nudge the load (the load is not what is wrong); it is retried and
   counts as an attempt, so a host busy with other work ends in a recorded failure, not a bad number.
+- A window in which the workers did no work (0.0 units/s as the result writes it) is never
+  accepted, whatever ``max_background`` says: its busy% is all other work's (the load was nudged
+  to nothing because other work alone filled the band). It is retried without nudging.
+- ``run_levels`` stops the run (``NoWorkDone``) at a level that did no work over its repeats:
+  the admin app refuses a result holding such a level (``units_per_second must be more than
+  0``), so the levels after it would be measured for nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,17 @@ from exporter.loadtest.stats import cv_percent, mean
 
 FULL_LOAD = 100.0
 DEFAULT_FULL_LOAD_MIN = 95.0
+UNITS_DECIMALS = 1  # units per second as the result writes them (result.level_json)
+
+
+def did_work(units_per_second: float) -> bool:
+    """Whether a rate is more than 0 as the result writes it: the admin app refuses a level whose
+    written units_per_second is 0 (tenants/loadtests/contract.py)."""
+    return round(units_per_second, UNITS_DECIMALS) > 0
+
+
+class NoWorkDone(Exception):
+    """A level's workers did no work: no result of this run could be stored, so it stops."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class Verdict(Enum):
     ACCEPTED = "accepted"
     MISSED = "missed"  # outside the band: nudge and retry
     DISTURBED = "disturbed"  # other work on the host: retry as it is
+    NO_WORK = "no work"  # in the band, but with our workers idle: retry as it is
 
 
 @dataclass(frozen=True)
@@ -137,7 +155,9 @@ def judge(window: Window, band: Band, max_background: float | None) -> Verdict:
     background = window.background_percent
     if max_background is not None and background is not None and background > max_background:
         return Verdict.DISTURBED
-    return Verdict.ACCEPTED if band.accepts(window.busy_percent) else Verdict.MISSED
+    if not band.accepts(window.busy_percent):
+        return Verdict.MISSED
+    return Verdict.ACCEPTED if did_work(window.units_per_second) else Verdict.NO_WORK
 
 
 def failure_text(target: int, window: Window, band: Band, policy: Policy, repeat: int) -> str:
@@ -151,6 +171,12 @@ def failure_text(target: int, window: Window, band: Band, policy: Policy, repeat
         return (
             f"level {target}%: the host is busy with other work ({background:.1f} points of "
             f"{window.busy_percent:.1f}% busy are not ours{steal}; limit {limit:g}) {tries}"
+        )
+    if band.accepts(window.busy_percent) and not did_work(window.units_per_second):
+        return (
+            f"level {target}%: our workers did no work ({window.units_per_second:.1f} units/s at "
+            f"load {window.load_percent:.1f}%): other work alone kept the host "
+            f"{window.busy_percent:.1f}% busy, within {band}, {tries}"
         )
     return f"level {target}%: measured busy {window.busy_percent:.1f}% is outside {band} {tries}"
 
@@ -192,7 +218,9 @@ def run_levels(
     observe: Callable[[Attempt], None] | None = None,
     finished: Callable[[LevelOutcome], None] | None = None,
 ) -> list[LevelOutcome]:
-    """Every level in order; each starts from the load offset the last accepted level needed."""
+    """Every level in order; each starts from the load offset the last accepted level needed.
+
+    NoWorkDone, after ``finished`` has seen it, at the first level that did no work."""
     offset = 0.0
     outcomes = []
     for target in targets:
@@ -203,4 +231,17 @@ def run_levels(
         outcomes.append(outcome)
         if finished is not None:
             finished(outcome)
+        if not did_work(outcome.units_per_second):
+            raise NoWorkDone(no_work_text(outcome))
     return outcomes
+
+
+def no_work_text(outcome: LevelOutcome) -> str:
+    """Why the run stops at a level that did no work, and what to do."""
+    why = outcome.failure or f"level {outcome.target}%: our workers did no work"
+    return (
+        f"{why}; the level averaged {outcome.units_per_second:.1f} units/s, and the admin app "
+        "refuses a result with a level that did no work (units_per_second must be more than 0), "
+        "so the run stops here: run it when other work leaves the host quieter (the line 'host "
+        "busy before the test' says how busy it was)"
+    )

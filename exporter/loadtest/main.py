@@ -2,7 +2,8 @@
 
 Exit codes: 0 every level accepted (and uploaded, or already stored by an earlier upload, when
 asked: only the admin app's 201 or 409 count); 1 the run, the result file's write or the upload
-failed (the result file is kept; a result that could not be written goes to stdout, and is still
+failed (a level whose workers did no work, 0.0 units/s, fails the run there, before anything is
+written or uploaded: the admin app would refuse the result) (the result file is kept; a result that could not be written goes to stdout, and is still
 uploaded when asked); 2 bad flags, key file or result file; 3 the run finished but at least one
 level was not accepted (recorded as ``accepted: false`` in the result); 130 interrupted.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.loadtest.cloud import CloudFacts, choose, detect
+from exporter.loadtest.controller import NoWorkDone
 from exporter.loadtest.host import gather
 from exporter.loadtest.pool import PoolError
 from exporter.loadtest.progress import Progress
@@ -89,6 +91,10 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         progress.close()
         print(f"{PROGRAM}: interrupted; no result written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except NoWorkDone as exc:  # before any write or upload: the admin app would refuse it
+        progress.close()
+        print(f"{PROGRAM}: the load test failed: {exc}; no result written", file=sys.stderr)
+        return EXIT_FAILED
     except (PoolError, OSError, ValueError) as exc:
         progress.close()
         print(f"{PROGRAM}: the load test failed: {exc}", file=sys.stderr)

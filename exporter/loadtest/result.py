@@ -11,7 +11,8 @@ how far it moved the load between repeats, not how repeatable the machine is.
 before it was recorded lack it).
 
 ``validate`` checks what this runner guarantees: keys and types, levels in ascending order ending
-with 100, one result per repeat, the maximum equal to the 100% level. The admin app checks more
+with 100, one result per repeat, every level's units more than 0 (the runner stops at a level that
+did no work), the maximum equal to the 100% level. The admin app checks more
 (accepted levels within their band, an accepted 100% level at ``full_load_min`` or more, units
 growing with busy% beyond the run's noise), and a run whose levels failed on a disturbed host may
 not pass those.
@@ -26,7 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.loadtest.cloud import PROVIDERS
-from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN, FULL_LOAD, LevelOutcome
+from exporter.loadtest.controller import (
+    DEFAULT_FULL_LOAD_MIN,
+    FULL_LOAD,
+    UNITS_DECIMALS,
+    LevelOutcome,
+)
 from exporter.loadtest.host import HostFacts
 from exporter.loadtest.unit import BUFFER_BYTES, UNIT_NAME
 
@@ -62,8 +68,8 @@ def level_json(outcome: LevelOutcome) -> dict[str, Any]:
     return {
         "target_busy_percent": outcome.target,
         "measured_busy_percent": round(outcome.busy_percent, 1),
-        "units_per_second": round(outcome.units_per_second, 1),
-        "repeats": [round(units, 1) for units in outcome.units],
+        "units_per_second": round(outcome.units_per_second, UNITS_DECIMALS),
+        "repeats": [round(units, UNITS_DECIMALS) for units in outcome.units],
         "cv_percent": _rounded(outcome.cv_percent, 2),
         "attempts": outcome.attempts,
         "accepted": outcome.accepted,
@@ -90,7 +96,7 @@ def build(
         "host": host.to_json(),
         "settings": settings.to_json(),
         "levels": [level_json(outcome) for outcome in outcomes],
-        "max_units_per_second": round(full[0].units_per_second, 1),
+        "max_units_per_second": round(full[0].units_per_second, UNITS_DECIMALS),
         "repeatability_cv_percent": _rounded(repeatability, 2),
     }
 
@@ -172,9 +178,12 @@ def _check_level(where: str, level: Any, expected_repeats: Any, problems: list[s
     target = level.get("target_busy_percent")
     if not (isinstance(target, int) and _is_int(target) and 1 <= target <= 100):
         problems.append(f"{where}.target_busy_percent: expected an integer from 1 to 100")
-    for key in ("measured_busy_percent", "units_per_second"):
-        if not _is_number(level.get(key)) or level[key] < 0:
-            problems.append(f"{where}.{key}: expected a number >= 0")
+    if not _is_number(level.get("measured_busy_percent")) or level["measured_busy_percent"] < 0:
+        problems.append(f"{where}.measured_busy_percent: expected a number >= 0")
+    if not _is_number(level.get("units_per_second")) or level["units_per_second"] <= 0:
+        # as the admin app: a level that did no work measures nothing
+        problems.append(f"{where}.units_per_second: expected a number > 0 (a level whose "
+                        "workers did no work measures nothing; the admin app refuses it)")  # fmt: skip
     if "cv_percent" not in level or not _is_optional_number(level["cv_percent"]):
         problems.append(f"{where}.cv_percent: expected a number >= 0 or null")
     repeats = level.get("repeats")

@@ -214,7 +214,9 @@ def run_spec() -> Spec:
     add(Setting("retries", "Retries per repeat, nudging the load, before a level fails.", 10,
                 _count(0, 100), metavar="N"))  # fmt: skip
     add(Setting("max-background", "Points of busy% from other work that make a window "
-                "disturbed (retried, never accepted); 100 turns the check off.", 5.0,
+                "disturbed (retried, never accepted); 100 turns the check off. Whatever it says, "
+                "a window in which the workers did no work is never accepted, and a level that "
+                "did none stops the run.", 5.0,
                 _bounded(0, 100), metavar="POINTS"))  # fmt: skip
     add(Setting("workers", "Worker processes; 0 means one per vCPU this process may use.", 0,
                 _count(0, 4096), metavar="N"))  # fmt: skip

@@ -1,7 +1,7 @@
 """Delivers one gzip-compressed line-protocol batch to ingest and says what became of it.
 
-The decision per answer follows architecture decision 5 and the contract in
-shared/reference/ingest.md (Prometheus remote-write, Telegraf and influxdb-client agree on it):
+The decision per answer is the contract push clients share (Prometheus remote-write, Telegraf and
+influxdb-client agree on it; docs/architecture.md, the exporter's push):
 
 ======================  =============================================================
 2xx                     accepted: the spool may forget the batch

@@ -1,8 +1,9 @@
 """Write (or check) every generated file: rule files, their promtool tests, alertmanager.yml.
 
-The layout mirrors provisioning/: with ``--out X/prometheus/rules`` the tests go to
-``X/prometheus/tests`` and Alertmanager's file to ``X/alertmanager/alertmanager.yml``, so a
-temporary tree can be generated without touching the committed one. Generated files that are no
+The committed layout is provisioning/prometheus/rules, provisioning/prometheus/tests and
+provisioning/alertmanager/alertmanager.yml; the command line moves each of the three only by
+naming it (``Layout.under`` derives the other two from a rules directory, for tests that build a
+tree in memory). Generated files that are no
 longer produced (a tenant was removed) are deleted, but only files carrying the generated header.
 Every target is checked before anything changes, and each file is written next to its target and
 renamed over it (``write``), so a failure never leaves new rules beside an old alertmanager.yml.
@@ -23,6 +24,8 @@ from perfanalysis.paths import ROOT
 
 THRESHOLDS = ROOT / "provisioning" / "thresholds.yaml"
 RULES_DIR = ROOT / "provisioning" / "prometheus" / "rules"
+TESTS_DIR = ROOT / "provisioning" / "prometheus" / "tests"
+ALERTMANAGER_FILE = ROOT / "provisioning" / "alertmanager" / "alertmanager.yml"
 
 
 class OutputError(Exception):

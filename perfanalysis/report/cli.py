@@ -1,9 +1,10 @@
 """``perfanalysis report --config report.yaml [--output out.html] [--pdf out.pdf]``.
 
 Exit codes: 0 written; 2 bad flags (among them an --output or --pdf that is the configuration file,
-a PDF that is the HTML file, or a database-url naming a SQLite file that does not exist) or a bad
-configuration file (every problem listed, each naming the
-file and the key path); 1 the report could not be built or written (storage, credentials, unknown
+a PDF that is the HTML file, a database-url naming a SQLite file that does not exist, or no secret
+key when the credentials come from the admin database: a check across settings, as ingest, admin
+and grafana sync make it) or a bad configuration file (every problem listed, each naming the file
+and the key path); 1 the report could not be built or written (storage, credentials, unknown
 host, a full disk, Chromium). The HTML and the PDF are each replaced whole, or not at all
 (perfanalysis.report.files): a failed run keeps the previous report.
 """
@@ -24,7 +25,7 @@ from perfanalysis.report.files import write_bytes
 from perfanalysis.report.influx import ReportError
 from perfanalysis.report.page import render_page
 from perfanalysis.report.pdf import find_browser, print_pdf
-from perfanalysis.report.source import DatabaseSettingError
+from perfanalysis.report.source import SettingError, setting_problems
 from perfanalysis.report.validate import ReportConfigError
 
 
@@ -43,6 +44,10 @@ def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None
     except ReportConfigError as exc:
         print("perfanalysis report: invalid configuration:", *exc.errors, sep="\n  ", file=err)
         return 2
+    problems = setting_problems(config, values)  # before anything is read or written
+    if problems:
+        print("perfanalysis report: invalid settings:", *problems, sep="\n  ", file=err)
+        return 2
     output = Path(report_settings.output_path(values))
     try:
         browser = find_browser(values["chromium"]) if values["pdf"] else ""
@@ -57,7 +62,7 @@ def run(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None
         if values["pdf"]:
             print_pdf(output, Path(values["pdf"]), browser)
             print(f"report: wrote {values['pdf']}", file=err)
-    except DatabaseSettingError as exc:
+    except SettingError as exc:
         print(f"perfanalysis report: {exc}", file=err)
         return 2
     except ReportError as exc:

@@ -79,7 +79,9 @@ def build_spec() -> Spec:
         ),
         Setting(
             "secret-key",
-            "The admin app's secret key, which decrypts the stored InfluxDB password.",
+            "The admin app's secret key, which decrypts the stored InfluxDB password. Required "
+            "outside --dev, unless the YAML gives influxdb credentials (then the admin database "
+            "is not read).",
             "",
             str,
             secret=True,

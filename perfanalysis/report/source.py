@@ -21,9 +21,27 @@ def database_for(slug: str) -> str:
     return "pa_" + slug.replace("-", "_")
 
 
-class DatabaseSettingError(ReportError):
-    """The database-url setting names no usable admin database (a SQLite file that is not there):
-    a mistake in the settings (exit 2), refused before anything is opened or created."""
+class SettingError(ReportError):
+    """A setting is missing or names nothing usable: a mistake in the settings (exit 2), refused
+    before anything is opened or created."""
+
+
+class DatabaseSettingError(SettingError):
+    """The database-url setting names no usable admin database (a SQLite file that is not there)."""
+
+
+def setting_problems(config: ReportConfig, settings: dict[str, Any]) -> list[str]:
+    """The checks across the settings and the report configuration, worded as the settings
+    parser words its own (exit 2, before anything is read): the admin database's InfluxDB
+    passwords are encrypted, so reading them needs the secret key."""
+    if config.influxdb is not None or settings["secret_key"]:
+        return []
+    return [
+        "setting secret-key: required to read the tenant's InfluxDB credentials from the admin "
+        "database (its passwords are stored encrypted): give --secret-key or "
+        "PERFANALYSIS_REPORT_SECRET_KEY (the admin app's secret key), or run with --dev, or give "
+        "influxdb.username and a password in the report configuration"
+    ]
 
 
 @dataclass
@@ -59,12 +77,9 @@ def _from_admin_database(config: ReportConfig, settings: dict[str, Any]) -> Sour
             f"(pip install 'perfanalysis[admin]'): {exc}; or give influxdb.username "
             "and a password in the report configuration"
         ) from None
-    if not settings["secret_key"]:
-        raise ReportError(
-            "the admin database's InfluxDB passwords are encrypted: give --secret-key "
-            "(PERFANALYSIS_REPORT_SECRET_KEY), or --dev to use the development key, "
-            "or an influxdb block with credentials in the report configuration"
-        )
+    problems = setting_problems(config, settings)
+    if problems:
+        raise SettingError("; ".join(problems))
     problem = sqlite_file_problem(settings["database_url"])
     if problem:  # SQLite would create the missing file: refused, and nothing left behind
         raise DatabaseSettingError(f"setting database-url: {problem}")

@@ -24,6 +24,7 @@ from perfanalysis.alerting.templates import humanize, humanize_duration
 from perfanalysis.alerting.thresholds import Thresholds, load, parse
 from perfanalysis.testing.servers import amtool, promtool
 from tests.support.tools import tool
+from tests.unit.test_alerting_generate import out_flags
 
 LAYOUT = Layout.under(RULES_DIR)
 PROMETHEUS_YML = RULES_DIR.parent / "prometheus.yml"
@@ -202,7 +203,7 @@ def test_cli_generates_a_separate_tree_checks_it_and_removes_stale_tenants(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "prometheus" / "rules"
-    args = ["generate", "--out", str(out)]
+    args = ["generate", *out_flags(out)]
     path = write_thresholds(tmp_path, {"one": {}, "two": {"cpu_busy_percent": {"for": "1m"}}})
     assert cli.run([*args, "--thresholds", str(path)]) == 0
     tree = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.yml"))
@@ -231,7 +232,7 @@ def test_cli_reports_every_threshold_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_thresholds(tmp_path, {"acme": {"cpu_busy_percent": {"warning": 99}, "disk": {}}})
-    assert cli.run(["generate", "--thresholds", str(path), "--out", str(tmp_path / "rules")]) == 2
+    assert cli.run(["generate", "--thresholds", str(path), *out_flags(tmp_path / "rules")]) == 2
     err = capsys.readouterr().err
     assert f"{path}: tenants.acme.disk: unknown rule" in err
     assert f"{path}: tenants.acme.cpu_busy_percent: warning (99) must be below critical" in err
@@ -243,7 +244,7 @@ def test_cli_says_which_file_it_cannot_write(
 ) -> None:
     not_a_directory = tmp_path / "afile"
     not_a_directory.touch()
-    assert cli.run(["generate", "--out", str(not_a_directory / "rules")]) == 1
+    assert cli.run(["generate", *out_flags(not_a_directory / "rules")]) == 1
     err = capsys.readouterr().err
     assert err == (
         f"cannot write {not_a_directory}/rules/default.rules.yml: "

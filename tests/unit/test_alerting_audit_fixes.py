@@ -29,6 +29,7 @@ from perfanalysis.alerting.generate import RULES_DIR, THRESHOLDS, Layout, output
 from perfanalysis.alerting.promtests import expanding
 from perfanalysis.alerting.thresholds import ThresholdsError, load, parse
 from perfanalysis.testing.servers import ServerUnavailable, promtool
+from tests.unit.test_alerting_generate import out_flags
 
 BASE: dict[str, Any] = yaml.safe_load(THRESHOLDS.read_text())
 DEFAULTS = load(THRESHOLDS).defaults
@@ -52,7 +53,7 @@ def generate(tmp_path: Path, data: dict[str, Any], capsys: pytest.CaptureFixture
     path = tmp_path / "thresholds.yaml"
     path.write_text(yaml.safe_dump(data))
     capsys.readouterr()
-    assert cli.run(["generate", "--thresholds", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert cli.run(["generate", "--thresholds", str(path), *out_flags(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
     err = capsys.readouterr().err
     assert "Traceback" not in err

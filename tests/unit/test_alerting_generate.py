@@ -23,6 +23,13 @@ from perfanalysis.paths import ROOT
 from perfanalysis.testing.servers import ServerUnavailable, amtool
 
 
+def out_flags(rules: Path) -> list[str]:
+    """--out and the two flags it needs, laid out as provisioning/ is (rules, tests, and
+    alertmanager/alertmanager.yml two levels up)."""
+    return ["--out", str(rules), "--tests-out", str(rules.parent / "tests"),
+            "--alertmanager-out", str(rules.parent.parent / "alertmanager" / "alertmanager.yml")]  # fmt: skip
+
+
 def thresholds_file(tmp_path: Path, **changes: Any) -> Path:
     data = yaml.safe_load(THRESHOLDS.read_text())
     data.update(changes)
@@ -46,11 +53,11 @@ def tree(tmp_path: Path) -> tuple[Path, list[str]]:
     and tenant two's files become stale."""
     out = tmp_path / "out" / "prometheus" / "rules"
     before = thresholds_file(tmp_path, tenants={"one": {}, "two": {}})
-    assert cli.run(["generate", "--thresholds", str(before), "--out", str(out)]) == 0
+    assert cli.run(["generate", "--thresholds", str(before), *out_flags(out)]) == 0
     defaults = yaml.safe_load(THRESHOLDS.read_text())["defaults"]
     defaults["cpu_busy_percent"]["warning"] = 75
     after = thresholds_file(tmp_path, tenants={"one": {}}, defaults=defaults)
-    return tmp_path / "out", ["generate", "--thresholds", str(after), "--out", str(out)]
+    return tmp_path / "out", ["generate", "--thresholds", str(after), *out_flags(out)]
 
 
 def test_a_target_that_cannot_be_written_is_found_before_anything_changes(
@@ -135,7 +142,7 @@ def test_files_in_the_rules_directory_that_are_not_text_or_files_are_not_ours(
     out.mkdir(parents=True)
     (out / "x.rules.yml").write_bytes(b"\xff\xfe")
     (out / "d.rules.yml").mkdir()
-    args = ["generate", "--out", str(out)]
+    args = ["generate", *out_flags(out)]
     assert cli.run(args) == 0
     assert (out / "x.rules.yml").read_bytes() == b"\xff\xfe"
     assert (out / "d.rules.yml").is_dir()
@@ -147,7 +154,7 @@ def test_an_invalid_thresholds_file_is_a_configuration_error(
 ) -> None:
     path = tmp_path / "thresholds.yaml"
     path.write_text(THRESHOLDS.read_text().replace("tenants:\n", "tenants:\n  acme: {}\n"))
-    assert cli.run(["generate", "--thresholds", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert cli.run(["generate", "--thresholds", str(path), *out_flags(tmp_path / "r")]) == 2
     assert "found the key 'acme' a second time" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -159,7 +166,7 @@ def test_usage_and_hints_name_the_program_as_it_was_run(
         top.main(["alerting", "generate", "--bogus"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.startswith("usage: perfanalysis alerting ")
-    assert cli.run(["generate", "--out", str(tmp_path / "rules"), "--check"]) == 1
+    assert cli.run(["generate", *out_flags(tmp_path / "rules"), "--check"]) == 1
     assert capsys.readouterr().err.endswith("run: perfanalysis alerting generate\n")
     module = subprocess.run(
         [sys.executable, "-m", "perfanalysis.alerting", "--bogus"],
@@ -201,7 +208,7 @@ def test_amtool_accepts_what_a_tricky_but_valid_thresholds_file_generates(
         },
     )
     out = tmp_path / "prometheus" / "rules"
-    assert cli.run(["generate", "--thresholds", str(path), "--out", str(out)]) == 0
+    assert cli.run(["generate", "--thresholds", str(path), *out_flags(out)]) == 0
     try:
         result = amtool("check-config", tmp_path / "alertmanager" / "alertmanager.yml")
     except ServerUnavailable as exc:

@@ -315,19 +315,24 @@ def test_dependencies_wait_for_health_or_completion(compose: dict[str, Any]) -> 
         assert "admin-init" in all_services[name]["depends_on"], "the schema comes first"
 
 
-def test_admin_init_migrates_then_creates_the_ingest_user_once_influxdb_is_healthy(
+def test_admin_init_migrates_seeds_prices_then_creates_the_ingest_user_once_influxdb_is_healthy(
     compose: dict[str, Any],
 ) -> None:
     """ingest's /health logs in to InfluxDB as its own user: on a fresh install nothing else
-    creates it before the first tenant, so ingest would never become healthy."""
+    creates it before the first tenant, so ingest would never become healthy. And without the
+    price catalog every load test is unranked ("no price"): admin-init loads it when empty,
+    never over a catalog loaded before (--if-empty)."""
     init = services(compose)["admin-init"]
     assert set(init["depends_on"]) == {"postgres", "influxdb"}
-    assert commands(init) == [["admin", "init-db"], ["admin", "grant-ingest-writes"]]
+    seed = ["admin", "seed-prices", "--if-empty"]
+    assert commands(init) == [["admin", "init-db"], seed, ["admin", "grant-ingest-writes"]]
     status, ran = run_in_image(init, fail=["admin", "init-db"])
     assert status != 0, "a failed migration must fail the one-shot, so admin and ingest wait"
     assert ran == [["admin", "init-db"]]
+    status, ran = run_in_image(init, fail=seed)
+    assert (status, ran) == (3, [["admin", "init-db"], seed]), "a bad price file fails it too"
     status, ran = run_in_image(init, fail=["admin", "grant-ingest-writes"])
-    assert (status, len(ran)) == (3, 2)
+    assert (status, len(ran)) == (3, 3)
     # the handle for CLI work runs the command given, alone, and exits as it does
     given = ["admin", "create-tenant", "acme", "Acme Corp"]
     assert run_in_image(init, given) == (0, [given])

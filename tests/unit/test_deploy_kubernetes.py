@@ -306,17 +306,20 @@ def test_the_exporter_daemonset_reads_the_host_read_only_on_every_node(
         assert flag in container["args"]
 
 
-def test_admin_pods_migrate_then_create_the_user_ingest_logs_in_as(
+def test_admin_pods_migrate_seed_prices_then_create_the_user_ingest_logs_in_as(
     resources: list[dict[str, Any]],
 ) -> None:
     """ingest's readiness probe (/health) logs in to InfluxDB as its own user: until something
-    creates it (before the first tenant, nothing else does) no ingest pod would be ready."""
+    creates it (before the first tenant, nothing else does) no ingest pod would be ready. And
+    without the price catalog every load test is unranked ("no price"): the pods load it when
+    empty, never over a catalog loaded before (--if-empty)."""
     from tenants.settings import load
 
     admin_pod = workloads(resources)["admin"]["spec"]["template"]["spec"]
     init = admin_pod["initContainers"]
     assert [container["args"] for container in init] == [
         ["admin", "init-db"],
+        ["admin", "seed-prices", "--if-empty"],
         ["admin", "grant-ingest-writes"],
     ]
     [server] = admin_pod["containers"]

@@ -22,6 +22,13 @@ MINIMAL = "tenant: acme\nhosts: [web-01]\ntime: {last: 1h}\n"
 PAGE = "<!DOCTYPE html>\n<title>new report</title>\n" + "<p>figures</p>\n" * 5000
 
 
+@pytest.fixture(autouse=True)
+def secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secret key a run reading the admin database needs: without it the settings are
+    refused (exit 2) before anything is built or written."""
+    monkeypatch.setenv("PERFANALYSIS_REPORT_SECRET_KEY", "s" * 32)
+
+
 @pytest.fixture
 def built(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """No storage: the report is built from nothing and rendered as PAGE."""
