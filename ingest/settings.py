@@ -63,6 +63,10 @@ MAX_STORAGE_TIMEOUT = 30.0
 # (flush_interval 10s, with jitter) and the exporter's spool send points that are a while old,
 # so a window under a minute would refuse live data with 400, which clients drop for good.
 MIN_TIMESTAMP_WINDOW = 60.0
+# At most 106751d (2**63 ns, about 292 years; InfluxDB stores only 1677 to 2262): without a
+# bound, a duration of a few hundred digits is an infinite float, and ingest stopped at start
+# with OverflowError.
+MAX_TIMESTAMP_WINDOW = 106_751 * 86_400.0
 
 
 def _storage_timeout(text: str) -> float:
@@ -90,6 +94,11 @@ def _timestamp_window(text: str) -> float:
         raise ValueError(f"must be greater than zero (accepted: 1m or more): {reason}")
     if value < MIN_TIMESTAMP_WINDOW:
         raise ValueError(f"too short (accepted: 1m or more): {reason}")
+    if value > MAX_TIMESTAMP_WINDOW:
+        raise ValueError(
+            "too long (accepted: 1m to 106751d, about 292 years): InfluxDB stores "
+            "timestamps from 1677 to 2262 only"
+        )
     return value
 
 
