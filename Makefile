@@ -12,12 +12,13 @@ DEV_STAMP := $(VENV)/.installed-dev
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-server debian-packages up down status admin test test-unit test-integration lint format bench clean
+.PHONY: help install install-server debian-packages up down status reload admin test test-unit test-integration lint format bench clean
 
 help:
 	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    show what runs and whether it is healthy"
+	@echo "make reload    Prometheus and Alertmanager reload their configuration (after 'alerting generate'); exit 1 if refused"
 	@echo "make admin ARGS='create-tenant acme \"Acme Corp\"'   an admin command on the local stack"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
@@ -60,6 +61,10 @@ down:
 
 status: install-server
 	$(PY) -m perfanalysis.devstack status
+
+# SIGHUP to the stack's Prometheus and Alertmanager (PID files), then their reload metrics checked
+reload: install-server
+	$(PY) -m perfanalysis.devstack reload
 
 # perfanalysis admin with the local stack's settings (its database, InfluxDB and their users)
 admin: install-server

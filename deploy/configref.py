@@ -61,6 +61,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("grafana", ("grafana", "sync"), SPECS["grafana"],
               "Also reads `PERFANALYSIS_ADMIN_DATABASE_URL`, `DATABASE_URL` and "
               "`PERFANALYSIS_ADMIN_SECRET_KEY` when its own database URL or secret key is unset."),
+    Component("grafana-prune-orphans", ("grafana", "prune-orphans"),
+              SPECS["grafana-prune-orphans"],
+              "`--influxdb-url`, `--alert-webhook-url` and `--tenants` are refused as flags and "
+              "their variables ignored, so the grafana-sync service of docker-compose.yml runs it "
+              "too. Like sync, reads `PERFANALYSIS_ADMIN_DATABASE_URL`, `DATABASE_URL` and "
+              "`PERFANALYSIS_ADMIN_SECRET_KEY` when its own database URL is unset."),
     Component("report", ("report",), SPECS["report"],
               "What to report (tenant, hosts, time range, thresholds) is in the YAML file of "
               "`--config`; these settings say where the data and the credentials are. "
@@ -71,6 +77,7 @@ COMPONENTS: tuple[Component, ...] = (
 
 
 MAKE_UP = "make up"  # a reader that is no component: the local stack (perfanalysis/devstack.py)
+GRAFANA_PRUNE = "grafana-prune-orphans"
 DEVSTACK_SERVICES = {
     "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": "InfluxDB's HTTP API",
     "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": "InfluxDB's backup and restore RPC",
@@ -94,11 +101,13 @@ class Variable:
 
 
 OTHER_VARIABLES: tuple[Variable, ...] = (
-    Variable("DATABASE_URL", ("ingest", "admin", "grafana", "report"), "tenants/settings.py",
+    Variable("DATABASE_URL", ("ingest", "admin", "grafana", GRAFANA_PRUNE, "report"),
+             "tenants/settings.py",
              "Admin database URL, when the component's own database-url setting is unset."),
     Variable("REDIS_URL", ("ingest", "admin"), "tenants/settings.py",
              "Redis URL, when the component's own redis-url setting is unset."),
-    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", "report", MAKE_UP),
+    Variable("PERFANALYSIS_VAR_DIR", ("ingest", "admin", "grafana", GRAFANA_PRUNE, "report",
+                                      MAKE_UP),
              "perfanalysis/paths.py",
              "State directory of development mode (generated secret key, SQLite database) and of "
              "the `make up` stack; the image sets /var/lib/perfanalysis. Default: var/ in the "
@@ -150,9 +159,8 @@ def variables_read_by(name: str) -> set[str]:
     if name == MAKE_UP:  # and the listen addresses of the services it starts
         return names | set(DEFAULT_ADDRESSES)
     names |= set(settings_variables(name))
-    if (
-        name == "grafana"
-    ):  # falls back to the admin app's settings (perfanalysis/grafana/settings.py)
+    if name in ("grafana", GRAFANA_PRUNE):
+        # both fall back to the admin app's settings (perfanalysis/grafana/settings.py)
         names |= set(settings_variables("admin"))
     return names
 
@@ -211,6 +219,14 @@ def settings_table(spec: Spec) -> str:
     return "\n".join(rows)
 
 
+# a bcrypt hash for basic_auth_users from the project's own dependency (htpasswd is Debian's
+# apache2-utils, which no setup step installs); docs/operations.md gives the same line
+BCRYPT_ONE_LINER = (
+    ".venv/bin/python -c 'import bcrypt, getpass; "
+    "print(bcrypt.hashpw(getpass.getpass().encode(), bcrypt.gensalt(10)).decode())'"
+)
+
+
 def web_config_section() -> str:
     from exporter.webconfig import FIELDS, NOT_IMPLEMENTED
 
@@ -247,9 +263,21 @@ def web_config_section() -> str:
             "  # client_auth_type: RequireAndVerifyClientCert",
             "  # client_ca_file: /etc/perfanalysis/tls/ca.crt",
             "basic_auth_users:",
-            "  # htpasswd -nBC 10 \"\" | tr -d ':\\n'",
-            "  prometheus: $2y$10$...",
+            "  # a hash from the one-liner below",
+            "  prometheus: $2b$10$...",
             "```",
+            "",
+            "A bcrypt hash for `basic_auth_users`, with the `bcrypt` package every install of "
+            "PerfAnalysis has (a dependency of the project; the password is asked for, not put "
+            "on the command line; `/opt/perfanalysis/bin/python` on a host set up as "
+            "docs/operations.md says):",
+            "",
+            "```sh",
+            BCRYPT_ONE_LINER,
+            "```",
+            "",
+            "Or, where Debian's `apache2-utils` package is installed, "
+            "`htpasswd -nBC 10 \"\" | tr -d ':\\n'`.",
             "",
             "Prometheus then scrapes with `scheme: https`, `tls_config: {ca_file: ...}` and "
             "`basic_auth: {username: prometheus, password_file: ...}`. A plain-HTTP request to "

@@ -45,11 +45,18 @@ def _grafana_spec() -> Spec:
     return build_spec()
 
 
+def _grafana_prune_spec() -> Spec:
+    from perfanalysis.grafana.settings import build_prune_spec
+
+    return build_prune_spec()
+
+
 SPECS: dict[str, Callable[[], Spec]] = {
     "exporter": _exporter_spec,
     "ingest": _ingest_spec,
     "admin": _admin_spec,
     "grafana": _grafana_spec,
+    "grafana-prune-orphans": _grafana_prune_spec,
     "report": _report_spec,
 }
 

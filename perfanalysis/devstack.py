@@ -1,4 +1,5 @@
-"""The local stack behind ``make up``, ``make down`` and ``make status``: no Docker, PID files.
+"""The local stack behind ``make up``, ``make down``, ``make status`` and ``make reload``: no
+Docker, PID files.
 
 InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo collector's key),
 Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
@@ -7,7 +8,8 @@ and ingest passwords, the demo tenant, collector and key), waits for readiness w
 and prints every URL and the logins; when a step fails it stops what it had started. It records
 the addresses it used in ``var/addresses.json``, where later commands find the running services
 whatever the environment says. Ingest writes as the ``ingest`` InfluxDB user, which the admin
-app keeps a non-admin with WRITE on the tenant databases only.
+app keeps a non-admin with WRITE on the tenant databases only. ``reload`` has Prometheus and
+Alertmanager load their configuration again (SIGHUP) and checks their reload metrics.
 
 A PID file holds the PID and the process's identity (boot and start time), so a PID reused by
 another program after a crash or a reboot is never taken for a service. The state directory is
@@ -40,6 +42,7 @@ from perfanalysis.paths import ROOT, var_dir
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+RELOAD_TIMEOUT = 30.0
 CLI = [sys.executable, "-m", "perfanalysis.cli"]
 INFLUX_ADMIN = "admin"
 INFLUX_INGEST = "ingest"  # writes only: the admin app grants it WRITE on each tenant database
@@ -712,7 +715,14 @@ def stop(service: Service, quiet: bool = False) -> None:
         print(f"{service.name}: stopped (pid {pid})")
 
 
-def run_setup_steps() -> None:
+# how ensure-demo's line about the admin's login begins: up repeats it in its summary, as the
+# setup step words it (with the fix, when the password file's password does not work)
+ADMIN_LOGIN = "admin login:"
+
+
+def run_setup_steps() -> list[str]:
+    """Run the setup steps, showing what they print; the lines about the admin's login."""
+    logins = []
     for argv, env in setup_steps():
         completed = subprocess.run(
             argv,
@@ -725,6 +735,8 @@ def run_setup_steps() -> None:
         if completed.returncode != 0:
             raise SystemExit(f"{' '.join(argv[2:])} failed:\n{completed.stderr}{completed.stdout}")
         print(completed.stdout, end="")
+        logins += [line for line in completed.stdout.splitlines() if line.startswith(ADMIN_LOGIN)]
+    return logins
 
 
 def up(stack: list[Service]) -> None:
@@ -732,12 +744,13 @@ def up(stack: list[Service]) -> None:
     _refuse_taken_addresses_of(stack)
     record_addresses()
     started: list[Service] = []
+    logins: list[str] = []
     try:
         for position, service in enumerate(stack):
             if start(service):
                 started.append(service)
-            if position == 0:
-                run_setup_steps()  # once InfluxDB, the first, runs: they create the demo's database
+            if position == 0:  # once InfluxDB, the first, runs: they create the demo's database
+                logins = run_setup_steps()
     except BaseException as error:
         for service in reversed(started):
             stop(service)
@@ -754,12 +767,149 @@ def up(stack: list[Service]) -> None:
     for service in stack:
         for label, url in service.urls.items():
             print(f"  {service.name} {label}: {url}")
-    print(f"  admin login: admin@perfanalysis.local, password in {var_dir() / 'admin-password'}")
+    # as ensure-demo found it: never a password file whose password the admin does not take
+    for line in logins:
+        print(f"  {line}")
     print(
         f"  InfluxDB login: user {INFLUX_ADMIN}, password in "
         f"{var_dir() / 'influxdb-admin-password'}"
     )
     print("Stop it with 'make down'; 'make status' shows what runs.")
+
+
+# what ``reload`` signals, and the prefix of the metrics that tell how its last reload went
+# (..._successful 1 or 0, and ..._success_timestamp_seconds): Prometheus runs without
+# --web.enable-lifecycle, so SIGHUP is the way; both re-read their files on it
+RELOADED = {
+    "prometheus": "prometheus_config_last_reload",
+    "alertmanager": "alertmanager_config_last_reload",
+}
+# what both log once a reload has taken the new configuration
+RELOAD_COMPLETED = "Completed loading of configuration file"
+
+
+@dataclass(frozen=True)
+class ReloadState:
+    successful: bool
+    success_time: float
+
+
+def _reload_state(service: Service) -> ReloadState | None:
+    """How the service's last configuration reload went, from its /metrics; None if unknown."""
+    prefix = RELOADED[service.name]
+    metrics_url = urllib.parse.urljoin(service.ready_url, "/metrics")
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:  # noqa: S310 (local URL)
+            text = response.read().decode(errors="replace")
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (f"{prefix}_successful", f"{prefix}_success_timestamp_seconds"):
+            with contextlib.suppress(ValueError):
+                values[name] = float(value)
+    try:
+        return ReloadState(
+            values[f"{prefix}_successful"] == 1, values[f"{prefix}_success_timestamp_seconds"]
+        )
+    except KeyError:
+        return None
+
+
+def _log_size(service: Service) -> int:
+    try:
+        return service.log_file.stat().st_size
+    except OSError:
+        return 0
+
+
+def _logged_since(service: Service, offset: int) -> list[str]:
+    """The lines the service logged after ``offset`` bytes of its log."""
+    try:
+        with service.log_file.open("rb") as log:
+            log.seek(offset)
+            return log.read(1 << 20).decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _reload_errors(lines: list[str]) -> list[str]:
+    """The lines of a reload that say it failed: Prometheus' "Error reloading config",
+    Alertmanager's "Loading configuration file failed" (both logfmt, level=error)."""
+    return [line for line in lines if "level=error" in line]
+
+
+def _wait_reloaded(service: Service, before: ReloadState | None, offset: int) -> str | None:
+    """Until the service's metrics show the reload that SIGHUP asked for; None when it took
+    the new configuration, else why not (what its log says)."""
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while True:
+        after = _reload_state(service)
+        logged = _logged_since(service, offset)
+        errors = _reload_errors(logged)
+        if after is not None and after.successful:
+            if before is not None and after.success_time != before.success_time:
+                return None
+            if before is None and any(RELOAD_COMPLETED in line for line in logged):
+                return None  # its metrics were not read before: its log tells
+        if (
+            after is not None
+            and not after.successful
+            and (errors or (before is not None and before.successful))
+        ):
+            shown = "\n  ".join(errors[-5:]) or "(nothing in its log)"
+            return (
+                f"{service.name}: reload FAILED: it keeps running its previous configuration; "
+                f"its log {service.log_file} says:\n  {shown}"
+            )
+        if time.monotonic() > deadline:
+            return (
+                f"{service.name}: no reload seen within {RELOAD_TIMEOUT:g}s (its metrics "
+                f"{RELOADED[service.name]}_* did not change); {_log_tail(service)}"
+            )
+        time.sleep(0.1)
+
+
+def reload(stack: list[Service]) -> int:
+    """SIGHUP to the stack's Prometheus and Alertmanager, by their PID files, after writing
+    Prometheus' configuration again from provisioning/; then wait until each has reloaded. 0
+    when both took their configuration, else 1 with what went wrong (a service that does not
+    run, a file it refused: it keeps the previous configuration)."""
+    targets = [service for service in stack if service.name in RELOADED]
+    stopped = [service.name for service in targets if running_pid(service) is None]
+    if stopped:
+        print(f"{' and '.join(stopped)}: not running; 'make up' starts the stack with the "
+              "current configuration", file=sys.stderr)  # fmt: skip
+        return 1
+    try:  # provisioning/prometheus/prometheus.yml may have changed since make up wrote it
+        _write_prometheus_config()
+    except Exception as exc:  # an edit yaml cannot read, or of another shape
+        print(
+            "prometheus: cannot write its configuration from "
+            f"{ROOT / 'provisioning/prometheus/prometheus.yml'} ({type(exc).__name__}: {exc}); "
+            "nothing was reloaded",
+            file=sys.stderr,
+        )
+        return 1
+    waiting = []
+    for service in targets:
+        before, offset = _reload_state(service), _log_size(service)
+        pid = running_pid(service)  # again, just before the signal: still the stack's process
+        if pid is None:
+            print(f"{service.name}: stopped meanwhile; 'make up' starts it", file=sys.stderr)
+            return 1
+        os.kill(pid, signal.SIGHUP)
+        waiting.append((service, pid, before, offset))
+    failures = 0
+    for service, pid, before, offset in waiting:
+        problem = _wait_reloaded(service, before, offset)
+        failures += problem is not None
+        if problem:
+            print(problem, file=sys.stderr)
+        else:
+            print(f"{service.name}: reloaded its configuration (pid {pid})")
+    return 1 if failures else 0
 
 
 def make_state_private() -> None:
@@ -804,8 +954,11 @@ def main(argv: list[str]) -> int:
         return 1 if failing else 0
     if command == "admin":
         return run_admin(argv[1:])
+    if command == "reload":
+        return reload(stack)
     print(
-        f"usage: python -m perfanalysis.devstack up|down|status|admin COMMAND... (got {command!r})",
+        "usage: python -m perfanalysis.devstack up|down|status|reload|admin COMMAND... "
+        f"(got {command!r})",
         file=sys.stderr,
     )
     return 2

@@ -891,6 +891,11 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
     fails after all is revoked, and a new key, once in its file, replaces the collector's earlier
     ones (the exporter, refused, reads the file again), so a rerun leaves no live key nobody holds.
     VAR_DIR is made (mode 0700) if missing, as `make up` makes it.
+
+    A kept password file whose password the admin does not take (the admin database restored
+    from a backup made before the file was written, or the password changed since), or an admin
+    who is disabled, is said on the "admin login:" line (which `make up` repeats in its summary)
+    with the fix; nothing is changed for it: the database's password may be the one wanted.
     """
     import secrets
     import socket
@@ -920,6 +925,7 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
             ensure_admin(app, db, password, new_password)
             if install_password is not None:
                 install_password()
+            refused = _demo_login_problem(db, password, password_file)
             with _provisioning("demo"):
                 result = ensure(app, db, socket.gethostname(), have_key)
             if key_output is not None and result.key_plaintext:
@@ -934,10 +940,39 @@ def ensure_demo(ctx: click.Context, var_dir: Path) -> None:
                     ) from None
                 revoked = _revoke_earlier_demo_keys(db, result.key_id, key_file)
                 click.echo(f"key id {result.key_id} written to {key_file}{revoked}")
-    click.echo(f"admin login: {result.admin_email} / password in {password_file}")
+    click.echo(
+        f"admin login: {result.admin_email} / " + (refused or f"password in {password_file}")
+    )
     click.echo(
         f"demo tenant: {result.tenant_slug}; collector {result.collector_name}; key in {key_file}"
     )
+
+
+def _demo_login_problem(db: Any, password: str, password_file: Path) -> str | None:
+    """Why the demo admin cannot log in with the password in ``password_file``, with the fix;
+    None when it can."""
+    from tenants.accounts import get_user_by_email
+    from tenants.crypto import verify_password
+    from tenants.demo import ADMIN_EMAIL
+
+    admin = get_user_by_email(db, ADMIN_EMAIL)
+    assert admin is not None  # ensure_admin made it
+    problems = []
+    if not verify_password(admin.password_hash, password):
+        problems.append(
+            f"LOGIN REFUSED: the password in {password_file} is not this admin's (the admin "
+            "database is older than that file, restored from a backup say, or the password was "
+            "changed since); to give the admin the file's password: make admin "
+            f"ARGS='set-password {ADMIN_EMAIL} --password-file {password_file}' (or remove "
+            f"{password_file} and run make up again, which writes a new one and gives it to the "
+            "admin), else log in with the password the database has"
+        )
+    if not admin.is_active:
+        problems.append(
+            f"{'' if problems else 'LOGIN REFUSED: '}the admin is disabled: make admin "
+            f"ARGS='enable-user {ADMIN_EMAIL}'"
+        )
+    return "; and ".join(problems) or None
 
 
 def _make_state_dir(var_dir: Path) -> None:

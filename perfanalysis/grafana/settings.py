@@ -71,6 +71,10 @@ def build_spec() -> Spec:
                 metavar="URL"),
         Setting("secret-key", "The admin app's secret key, to decrypt stored InfluxDB passwords "
                 "(default: PERFANALYSIS_ADMIN_SECRET_KEY).", None, secret=True, metavar="SECRET"),
+        Setting("dev", "Development mode, as the admin app's --dev: its generated secret key "
+                "under var/ when no secret key is given (PERFANALYSIS_ADMIN_SECRET_KEY counts). "
+                "With the default database (var/admin.db), it reads the make up stack's.", False,
+                boolean=True),
         Setting("tenants", "Comma-separated tenant slugs to sync (default: every active tenant).",
                 "", _slugs, metavar="SLUGS"),
         Setting("timeout", "Seconds to wait for each Grafana request.", 10.0, timeout_seconds,
@@ -121,7 +125,7 @@ def load_prune(
     own = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in ignored}
     values = parse(spec, argv, own)
     if values["database_url"] is None:
-        values.update(_from_admin_settings(env, values["secret_key"], None))
+        values.update(_from_admin_settings(env, values["secret_key"], None, values["dev"]))
     return values
 
 
@@ -154,14 +158,17 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
     env = dict(os.environ if environ is None else environ)
     values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
     if values["database_url"] is None or values["secret_key"] is None:
-        values.update(_from_admin_settings(env, values["secret_key"], values["database_url"]))
+        values.update(
+            _from_admin_settings(env, values["secret_key"], values["database_url"], values["dev"])
+        )
     return values
 
 
 def _from_admin_settings(
-    env: Mapping[str, str], secret_key: str | None, database_url: str | None
+    env: Mapping[str, str], secret_key: str | None, database_url: str | None, dev: bool
 ) -> dict[str, Any]:
-    """The admin app's database URL and secret key, parsed by the admin app's own rules."""
+    """The admin app's database URL and secret key, parsed by the admin app's own rules; ``dev``
+    is its --dev (a secret key given, or PERFANALYSIS_ADMIN_SECRET_KEY, still wins, as there)."""
     from tenants.settings import load as load_admin
 
     admin_env = {
@@ -171,13 +178,14 @@ def _from_admin_settings(
         admin_env["PERFANALYSIS_ADMIN_SECRET_KEY"] = secret_key
     if database_url is not None:
         admin_env["PERFANALYSIS_ADMIN_DATABASE_URL"] = database_url
+    if dev:
+        admin_env["PERFANALYSIS_ADMIN_DEV"] = "true"
     try:
         admin = load_admin([], admin_env)
     except ConfigError as exc:
         hint = (
             f"give --secret-key/--database-url or {ENV_PREFIX}SECRET_KEY/{ENV_PREFIX}DATABASE_URL"
         )
-        # the admin app's --dev is a setting of its own; here it is only its variable
-        errors = [e.replace("run with --dev", "set PERFANALYSIS_ADMIN_DEV=1") for e in exc.errors]
-        raise ConfigError([f"admin settings: {e}" for e in errors] + [hint]) from None
+        # "run with --dev": this command's own --dev (or PERFANALYSIS_GRAFANA_DEV) does that
+        raise ConfigError([f"admin settings: {e}" for e in exc.errors] + [hint]) from None
     return {"database_url": admin["database_url"], "secret_key": admin["secret_key"]}

@@ -337,7 +337,9 @@ def test_the_configuration_reference_lists_every_address_make_up_reads() -> None
         assert f"`{name}`" in table, name
     for name in [n for n in DEFAULT_ADDRESSES if n.startswith("PERFANALYSIS_DEV_")]:
         assert f"| `{name}` | `make up` | HOST:PORT of " in table, name
-    assert "| `PERFANALYSIS_VAR_DIR` | ingest, admin, grafana, report, `make up` |" in table
+    assert (
+        "| `PERFANALYSIS_VAR_DIR` | ingest, admin, grafana, grafana-prune-orphans, report, `make up` |"
+    ) in table
     # README's list of the variables that move a service names only ones the stack reads
     readme = (ROOT / "README.md").read_text()
     named = set(re.findall(r"`(PERFANALYSIS_DEV_[A-Z_]+)`", readme))
