@@ -276,35 +276,14 @@ def _member(
 def _give_role(
     db: Session, actor: Actor, tenant: Tenant, user: User, membership: Membership | None, role: str
 ) -> Membership:
-    if membership is None:
-        membership = _join(db, tenant, user, role)
+    if membership is None:  # or one a concurrent request made: changed as if it was there before
+        membership, _ = invitations.join_tenant(db, user, tenant, role)
     if membership.role == "admin" and role != "admin":
         _refuse_if_last_admin(db, tenant, user, "demote", "role")
     membership.role = role
     record(db, actor, "member.set", tenant, "user", user.id, email=user.email, role=role)
     invitations.revoke_ungrantable(db, actor, user)
     db.commit()
-    return membership
-
-
-def _join(db: Session, tenant: Tenant, user: User, role: str) -> Membership:
-    """A new membership of ``user`` in ``tenant``; or, when a concurrent request (API, page, CLI,
-    an invitation's accept) made one since it was looked up, that one, whose role the caller then
-    changes as if it had been there before: the outcome of the two requests one after the other."""
-    membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
-    db.add(membership)
-    try:
-        db.flush()  # nothing but lookups came before it: a rollback loses nothing else
-    except IntegrityError:
-        db.rollback()
-        existing = db.scalar(
-            select(Membership).where(
-                Membership.user_id == user.id, Membership.tenant_id == tenant.id
-            )
-        )
-        if existing is None:
-            raise
-        return existing
     return membership
 
 

@@ -275,6 +275,29 @@ def same_address(user: User, invitation: Invitation) -> bool:
     return hmac.compare_digest(user.email.encode(), invitation.email.encode())
 
 
+def join_tenant(db: Session, user: User, tenant: Tenant, role: str) -> tuple[Membership, bool]:
+    """``user``'s membership of ``tenant``, made with ``role`` if there is none (True), or the one
+    there is, with its own role (False), also when a concurrent request (CLI, API, page, another
+    accept) added it between the lookup and the insert: the insert is in a savepoint, so its
+    failure keeps the rest of the caller's transaction."""
+    existing = select(Membership).where(
+        Membership.user_id == user.id, Membership.tenant_id == tenant.id
+    )
+    membership = db.scalar(existing)
+    if membership is not None:
+        return membership, False
+    try:
+        with db.begin_nested():
+            membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+            db.add(membership)
+    except IntegrityError:
+        membership = db.scalar(existing)
+        if membership is None:
+            raise
+        return membership, False
+    return membership, True
+
+
 def accept(db: Session, invitation: Invitation, user: User, ip: str = "") -> Membership:
     """``user``, logged in as the invited address, joins the tenant with the invited role.
 
@@ -302,22 +325,7 @@ def _join(db: Session, invitation: Invitation, user: User, ip: str = "") -> Memb
         raise NotValid()
     db.refresh(invitation)
     tenant = invitation.tenant
-    existing = select(Membership).where(
-        Membership.user_id == user.id, Membership.tenant_id == tenant.id
-    )
-    membership = db.scalar(existing)
-    joined = False
-    if membership is None:
-        try:
-            with db.begin_nested():  # a savepoint: a failed insert keeps the invitation's update
-                membership = Membership(user_id=user.id, tenant_id=tenant.id, role=invitation.role)
-                db.add(membership)
-            joined = True
-        except IntegrityError:
-            # added some other way (CLI, API) between the lookup and the insert: they keep that role
-            membership = db.scalar(existing)
-            if membership is None:
-                raise
+    membership, joined = join_tenant(db, user, tenant, invitation.role)  # a member keeps the role
     actor = Actor(user, user.email, ip)
     record(db, actor, "invitation.accept", tenant, "invitation", invitation.id,
            email=user.email, role=membership.role, joined=joined)  # fmt: skip
