@@ -39,19 +39,37 @@ ADDRESS_VARIABLES = (
 )
 
 
+PORT_TAKEN = re.compile(r"port \d+ \(\w+\) is in use: cannot bind")
+UP_ATTEMPTS = 3
+
+
 class Stack:
     def __init__(self, var: Path) -> None:
         self.var = var
+        self._choose_addresses()
+
+    def _choose_addresses(self) -> None:
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ADDRESS_VARIABLES}
         self.env = source_tree_environment(
             {
-                "PERFANALYSIS_VAR_DIR": str(var),
+                "PERFANALYSIS_VAR_DIR": str(self.var),
                 **self.addresses,
                 # what a developer exports for the tests; make up keeps to its own SQLite file
                 "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/no_such_db",
                 "REDIS_URL": "redis://127.0.0.1:1/0",
             }
         )
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        """``devstack up``. A free port chosen here can be taken by another test process before
+        a service binds it (make up then stops what it started and says so): such a run is
+        tried again on new ports, at most UP_ATTEMPTS times in all."""
+        for _ in range(UP_ATTEMPTS - 1):
+            completed = self.run("up")
+            if completed.returncode == 0 or not PORT_TAKEN.search(completed.stdout):
+                return completed
+            self._choose_addresses()
+        return self.run("up")
 
     def run(
         self, command: str, *args: str, timeout: float = 240, addresses: bool = True
@@ -111,7 +129,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def first_up(stack: Stack) -> subprocess.CompletedProcess[str]:
-    completed = stack.run("up")
+    completed = stack.up()
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed
 

@@ -456,7 +456,7 @@ ADMIN = "admin@perfanalysis.local"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     made = Stack(tmp_path_factory.mktemp("opsdocs") / "var")
     try:
-        completed = made.run("up")
+        completed = made.up()
         assert completed.returncode == 0, completed.stdout + completed.stderr
         yield made
     finally:
