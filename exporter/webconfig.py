@@ -119,10 +119,10 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("http_server_config.http2", "true",
      "Accepted for compatibility and ignored: the exporter speaks HTTP/1.1."),
     ("basic_auth_users", "",
-     "User name to bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n'). When set, every path "
-     "needs one of these users; a wrong or missing password is answered 401 with "
-     "WWW-Authenticate: Basic. Needs the bcrypt package. $2$, $2a$, $2b$, $2x$ and $2y$ hashes "
-     "are checked as node_exporter (Go) checks them."),
+     "User name to bcrypt hash (made with the bcrypt package every install has, or htpasswd "
+     "-nBC 10; see the one-liner below). When set, every path needs one of these users; a wrong "
+     "or missing password is answered 401 with WWW-Authenticate: Basic. $2$, $2a$, $2b$, $2x$ "
+     "and $2y$ hashes are checked as node_exporter (Go) checks them."),
 )  # fmt: skip
 TLS_KEYS = {key.split(".", 1)[1] for key, _, _ in FIELDS if key.startswith("tls_server_config.")}
 TLS_BOOL_KEYS = {"prefer_server_cipher_suites"}
@@ -490,8 +490,9 @@ def _parse_users(value: Any, problems: list[str]) -> dict[str, str]:
         match = BCRYPT_HASH.match(hashed)
         if not match:
             problems.append(
-                f"{name}.{user}: not a bcrypt hash (expected $2y$10$ and 53 more characters, "
-                "as htpasswd -nBC 10 \"\" | tr -d ':\\n' prints); plain passwords are refused"
+                f"{name}.{user}: not a bcrypt hash (expected $2b$10$ and 53 more characters, as "
+                "bcrypt.hashpw(password, bcrypt.gensalt(10)) or htpasswd -nBC 10 make); plain "
+                "passwords are refused"
             )
             continue
         if not 4 <= int(match.group(1)) <= 31:

@@ -14,11 +14,13 @@ NO_PROVENANCE = {"X-Disable-Provenance": "true"}  # provisioned objects stay edi
 
 class SyncError(Exception):
     """Grafana refused or failed a request; the message names the request and Grafana's answer,
-    ``status`` its HTTP status (None when there was no answer)."""
+    ``status`` its HTTP status (None when there was no answer), ``org_id`` the org it acted in
+    (None for a request outside any org)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, org_id: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.org_id = org_id
 
 
 class Grafana:
@@ -75,7 +77,7 @@ class Grafana:
 
     def _failed(self, method: str, path: str, reason: str, status: int | None = None) -> SyncError:
         where = f"Grafana at {self.url}" + (f" (org {self.org_id})" if self.org_id else "")
-        return SyncError(f"{where}: {method} /api{path} failed: {reason}", status)
+        return SyncError(f"{where}: {method} /api{path} failed: {reason}", status, self.org_id)
 
     def _error(self, method: str, path: str, exc: GrafanaException) -> SyncError:
         status = exc.status_code or "no answer"

@@ -238,8 +238,10 @@ def connect(settings: dict[str, Any]) -> Grafana:
 def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
          instances: frozenset[Instance]) -> Report:  # fmt: skip
     """Sync ``tenants``, then report orphans among every org (``instances``: every tenant of the
-    admin database). A tenant whose org is another's is left out, with a line in
-    ``report.failures``; raises SyncError at the first request Grafana refuses."""
+    admin database). A tenant whose org is another's, or for which Grafana refuses a request, is
+    left part-way, with a line in ``report.failures``, and the others are synced. Raises SyncError
+    when Grafana as a whole cannot be used (``grafana_wide``): every later tenant would fail alike.
+    """
     from perfanalysis.grafana.dashboards import DASHBOARDS
 
     grafana = connect(settings)
@@ -253,24 +255,45 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
             withdrawn.append(board["uid"])
     panel_ids = alerts.host_panel_ids()
     survey = orgs.Survey(grafana)
+    synced: list[str] = []
     for tenant in tenants:
         try:
             org_id = ensure_org(grafana, survey, tenant, instances, report)
+            TenantSync(
+                grafana.in_org(org_id),
+                tenant,
+                settings,
+                report,
+                org_id,
+                dashboards,
+                panel_ids,
+                withdrawn,
+            ).run()
         except orgs.OrgRefused as exc:
             report.failures.append(f"tenant {tenant.slug} not synced: {exc}")
             continue
-        TenantSync(
-            grafana.in_org(org_id),
-            tenant,
-            settings,
-            report,
-            org_id,
-            dashboards,
-            panel_ids,
-            withdrawn,
-        ).run()
+        except SyncError as exc:
+            if grafana_wide(exc):
+                if not synced:
+                    raise
+                done = ", ".join(synced)
+                raise SyncError(f"{exc} (tenants synced before it: {done})", exc.status) from None
+            report.failures.append(
+                f"tenant {tenant.slug} synced only in part (the next sync completes it): {exc}"
+            )
+            continue
+        synced.append(tenant.slug)
     audit(survey, instances, {t.org_name for t in tenants}, report)
     return report
+
+
+def grafana_wide(error: SyncError) -> bool:
+    """Whether ``error`` would fail every tenant alike: no answer (or not Grafana's API), or the
+    credentials refused outside any org. A refusal acting in one org (401 there means the user is
+    not a member of it) or of one object is that tenant's alone."""
+    if error.status is None:
+        return True
+    return error.org_id is None and error.status in (401, 403)
 
 
 def audit(survey: orgs.Survey, instances: frozenset[Instance], tenant_orgs: set[str],

@@ -29,7 +29,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from perfanalysis.grafana import alerts, cli
+from perfanalysis.grafana.client import SyncError
 from perfanalysis.grafana.dashboards import DASHBOARDS
+from perfanalysis.grafana.sync import grafana_wide
 from tenants.crypto import Vault
 from tenants.models import Tenant
 from tests.conftest import TEST_SECRET, empty_tables
@@ -702,18 +704,57 @@ def test_unauthorized_is_a_clear_error(
     assert fake.writes() == []
 
 
-def test_server_error_stops_with_a_clear_message(
+def test_a_refusal_in_one_tenants_org_leaves_that_tenant_part_way_and_syncs_the_others(
     grafana: tuple[FakeGrafana, str],
     tenant_db: Any,
     database_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake, url = grafana
-    fake.fail[("POST", "/api/datasources")] = 500
+    fake.fail[("POST", "/api/datasources")] = 500  # the first tenant's (acme's), once
+    assert _run(url, database_url) == 1
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if "synced only in part" in line]
+    assert len(failures) == 1
+    assert failures[0].startswith("perfanalysis grafana sync: tenant acme synced only in part")
+    assert "POST /api/datasources failed: 500" in failures[0]
+    assert "(org " in failures[0]
+    assert "1 tenant(s) not synced" in captured.out
+    orgs = {o.name: o for o in fake.orgs.values()}
+    assert list(orgs["acme"].datasources) == []
+    assert list(orgs["globex"].datasources) == ["influx-globex"]
+    assert orgs["globex"].dashboards  # globex went through every step after acme failed
+
+    assert _run(url, database_url) == 0  # the next run completes acme
+    assert list(orgs["acme"].datasources) == ["influx-acme"]
+    assert orgs["acme"].dashboards.keys() == orgs["globex"].dashboards.keys()
+
+
+def test_a_refusal_outside_any_org_stops_the_run_naming_the_tenants_synced_before_it(
+    grafana: tuple[FakeGrafana, str],
+    tenant_db: Any,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 403 on an org lookup means the user is not a server admin: every tenant would fail."""
+    fake, url = grafana
+    fake.fail[("GET", "/api/orgs/name/globex")] = 403
     assert _run(url, database_url) == 1
     err = capsys.readouterr().err
-    assert "POST /api/datasources failed: 500" in err
-    assert "(org " in err
+    assert err.startswith(f"perfanalysis grafana sync: Grafana at {url}: GET /api/orgs/name/globex")
+    assert err.rstrip().endswith("(tenants synced before it: acme)")
+    assert "globex" not in {o.name for o in fake.orgs.values()}
+
+
+@pytest.mark.parametrize(
+    ("status", "org_id", "wide"),
+    [(None, None, True), (None, 7, True), (401, None, True), (403, None, True),
+     (401, 7, False), (403, 7, False), (500, None, False), (400, 7, False)],
+)  # fmt: skip
+def test_which_refusals_stop_the_whole_run(
+    status: int | None, org_id: int | None, wide: bool
+) -> None:
+    assert grafana_wide(SyncError("x", status, org_id)) is wide
 
 
 def test_unknown_tenant_and_bad_configuration(
