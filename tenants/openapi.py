@@ -111,7 +111,10 @@ def _visible_name(max_length: int, more: str = "", required: bool = True) -> Sch
     nothing, which an ECMA-262 pattern without Unicode properties cannot state."""
     schema = _name(max_length, required)
     invisible = "no invisible or formatting characters (Unicode category Cf such as U+200B, "
-    schema["description"] += f", {invisible}or other default-ignorable ones)"
+    schema["description"] += (
+        f", {invisible}or other default-ignorable ones); stored in NFC, each run of spaces of any "
+        "kind as one ASCII space"
+    )
     if more:
         schema["description"] += f"; {more}"
     return schema

@@ -81,12 +81,19 @@ def text(value: Any, field: str, max_length: int = 200, required: bool = True) -
     return result
 
 
+# The separators a name may hold (Unicode's Zs, Zl and Zp), each run of them shown in a page as one
+# space: "web 1" with a no-break space, with two spaces or with an ideographic space (what a
+# Japanese keyboard types) all read "web 1".
+SEPARATOR_RUN = re.compile(r"[ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
 def name(value: Any, field: str, max_length: int = 200, required: bool = True) -> str:
     """A name people tell apart by sight: ``text``'s rules, in Unicode's composed form (NFC, so
-    that "cafe\u0301" and "caf\u00e9", alike on screen, are one name), without characters that
-    show nothing (``is_invisible``); one that holds only such characters is blank."""
+    that "cafe\u0301" and "caf\u00e9", alike on screen, are one name), each run of spaces of any
+    kind one ASCII space (SEPARATOR_RUN), without characters that show nothing
+    (``is_invisible``); one that holds only such characters is blank."""
     if isinstance(value, str):
-        value = unicodedata.normalize("NFC", value)
+        value = SEPARATOR_RUN.sub(" ", unicodedata.normalize("NFC", value))
     result = text(value, field, max_length, required)
     for position, char in enumerate(result, 1):
         if is_invisible(char) and not _joins_script(result, position - 1):

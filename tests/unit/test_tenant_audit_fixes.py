@@ -500,6 +500,42 @@ def test_names_are_stored_composed_and_keep_what_shows() -> None:
         validation.name("web\u202e1", "name")  # as before: the bidi refusal names its kind
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "web\u00a01",
+        "web  1",
+        "web\u30001",
+        "web\u202f1",
+        "web \u2009 1",
+        "web\u20281",
+        " web\u00a0 1\u3000",
+    ],
+)
+def test_every_run_of_spaces_in_a_name_is_one_plain_space(typed: str) -> None:
+    """A page shows each of these as "web 1"; stored as typed, they would be look-alikes."""
+    assert validation.name(typed, "name") == "web 1"
+
+
+def test_a_name_of_spaces_alone_is_blank() -> None:
+    with pytest.raises(Invalid, match="name is required"):
+        validation.name("\u00a0\u3000", "name")
+
+
+def test_a_collector_named_with_another_kind_of_space_is_the_same_name(
+    app: Flask, root: Caller
+) -> None:
+    made = root(
+        "POST", "/tenants/acme/collectors", {"name": "\u6771\u4eac\u3000db", "hostname": "c"}
+    )
+    assert made.status_code == 201
+    assert made.get_json()["name"] == "\u6771\u4eac db"
+    for alike in ("\u6771\u4eac db", "\u6771\u4eac\u00a0DB", "\u6771\u4eac  db"):
+        refused = root("POST", "/tenants/acme/collectors", {"name": alike, "hostname": "c"})
+        assert refused.status_code == 409, alike
+    assert collector_names(app) == ["web1", "\u6771\u4eac db"]
+
+
 def test_the_api_refuses_invisible_tenant_collector_and_user_names(
     app: Flask, root: Caller
 ) -> None:
