@@ -58,7 +58,7 @@ ACCEPT_PAUSE_MAX = 1.0
 NO_IPV6_ERRORS = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+    200: "OK", 301: "Moved Permanently", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
     413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
 }  # fmt: skip
@@ -85,10 +85,16 @@ def split_target(target: str) -> tuple[str, str]:
     ValueError when it cannot be parsed (``http://[x/``) or holds a malformed %-escape, the
     targets Go's servers answer 400.
     """
-    url = urlsplit(target)
-    if _BAD_ESCAPE.search(url.path):
-        raise ValueError(f"malformed percent-escape in {url.path!r}")
-    return unquote(url.path) or "/", url.query
+    if target.startswith(
+        "/"
+    ):  # origin form: "//metrics" is a path, not a host as urlsplit reads it
+        path, _, query = target.partition("?")
+    else:
+        url = urlsplit(target)
+        path, query = url.path, url.query
+    if _BAD_ESCAPE.search(path):
+        raise ValueError(f"malformed percent-escape in {path!r}")
+    return unquote(path) or "/", query
 
 
 @dataclass

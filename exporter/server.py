@@ -9,10 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import posixpath
+import re
 import threading
 from collections.abc import Sequence
+from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from exporter.exposition import CONTENT_TYPE, render
 from exporter.http import MAX_CONNECTIONS, HTTPServer, Request, Response
@@ -45,6 +48,7 @@ class ExporterServer(HTTPServer):
     ) -> None:
         self.registry = registry
         self.telemetry_path = telemetry_path
+        self.max_requests = max_requests
         self.slots = threading.BoundedSemaphore(max_requests) if max_requests else None
         self.health_sources: list[Any] = []  # objects with a ``device_errors`` mapping
         if web_config is None:
@@ -66,10 +70,15 @@ class ExporterServer(HTTPServer):
             )
 
     def route(self, request: Request) -> Response:
-        """Routes on the percent-decoded path, as node_exporter (Go) does: /metric%73 is /metrics."""
+        """Routes on the percent-decoded path, as node_exporter (Go) does: /metric%73 is /metrics,
+        and a path that is not clean (``//metrics``, ``/a/../metrics``) is redirected to its
+        clean form, as Go's ServeMux does."""
+        clean = clean_path(request.path)
+        if clean != request.path:
+            return redirect(clean, request.query)
         if request.path == self.telemetry_path:
             response = self.metrics(request.query)
-            if response.status == 200 and "gzip" in request.headers.get("accept-encoding", ""):
+            if response.status == 200 and gzip_accepted(request.headers.get("accept-encoding", "")):
                 response.body = gzip.compress(response.body, compresslevel=1)
                 response.headers["Content-Encoding"] = "gzip"
             return response
@@ -85,14 +94,15 @@ class ExporterServer(HTTPServer):
         if self.slots is None:
             return self._answer_scrape(query)
         if not self.slots.acquire(blocking=False):
-            return Response(503, b"too many concurrent scrapes\n")
+            limit = f"Limit of concurrent requests reached ({self.max_requests}), try again later."
+            return Response(503, limit.encode() + b"\n")
         try:
             return self._answer_scrape(query)
         finally:
             self.slots.release()
 
     def _answer_scrape(self, query: str) -> Response:
-        params = parse_qs(query)
+        params = parse_qs(query, keep_blank_values=True)  # "collect[]=" names no collector: 400
         only, problem = self.selection(params.get("collect[]", []), params.get("exclude[]", []))
         if problem:
             return Response(400, problem.encode() + b"\n")
@@ -127,3 +137,32 @@ class ExporterServer(HTTPServer):
             "failed_collectors": failed,
             "filesystem_device_errors": device_errors,
         }
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+def clean_path(path: str) -> str:
+    """Go's ``cleanPath`` (net/http): slashes collapsed, ``.`` and ``..`` resolved, a trailing
+    slash kept."""
+    cleaned = posixpath.normpath(_SLASHES.sub("/", "/" + path))  # normpath would keep "//x"
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def redirect(path: str, query: str) -> Response:
+    """301 to ``path``, the query kept, with the body Go's ``http.Redirect`` gives a GET."""
+    location = quote(path, safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
+    body = f'<a href="{escape(location)}">Moved Permanently</a>.\n\n'.encode()
+    return Response(301, body, "text/html; charset=utf-8", {"Location": location})
+
+
+def gzip_accepted(accept_encoding: str) -> bool:
+    """Whether to gzip, as client_golang's promhttp decides (node_exporter 1.5.0): a part that is
+    exactly ``gzip`` or starts ``gzip;``, whatever its q-value; not ``x-gzip``."""
+    for part in accept_encoding.split(","):
+        part = part.strip()
+        if part == "gzip" or part.startswith("gzip;"):
+            return True
+    return False

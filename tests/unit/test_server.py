@@ -141,4 +141,5 @@ def test_scrapes_beyond_max_requests_get_503() -> None:
         blocking.release.set()
         first.join(10)
         assert second.status_code == 503
+        assert second.text == "Limit of concurrent requests reached (1), try again later.\n"
         assert results == [200]
