@@ -45,11 +45,21 @@ def ensure_admin(app: Flask, db: Session, password: str, new_password: bool) -> 
 
 def ensure_demo(app: Flask, db: Session, hostname: str, have_key: bool) -> Demo:
     """The demo tenant (the admin its admin), its load tests, this host's collector and, unless
-    ``have_key``, a new key for it; run after ensure_admin."""
+    ``have_key``, a new key for it; run after ensure_admin.
+
+    A new demo tenant adopts a demo database that holds data: on a local stack that is this
+    stack's own, left by an admin database removed or restored since (var/ keeps both).
+    """
     tenant = db.scalar(select(Tenant).where(Tenant.slug == TENANT))
     if tenant is None:
         tenant = create_tenant(
-            db, ACTOR, TENANT, "Demo", app.extensions["pa_storage"], app.extensions["pa_vault"]
+            db,
+            ACTOR,
+            TENANT,
+            "Demo",
+            app.extensions["pa_storage"],
+            app.extensions["pa_vault"],
+            adopt_database=True,
         )
         set_membership(db, ACTOR, tenant, ADMIN_EMAIL, "admin")
     _load_test_examples(db, ACTOR, tenant)

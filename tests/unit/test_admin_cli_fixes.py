@@ -249,3 +249,35 @@ def test_create_user_with_standard_input_at_its_end_says_why_it_stops(
         "Error: no password given: standard input is not a terminal and holds none; set "
         "PERFANALYSIS_NEW_PASSWORD or give the password on two lines of standard input\n"
     )
+
+
+# --- the demo tenant adopts its own database left by an earlier admin database -----------------
+
+
+def test_ensure_demo_adopts_a_demo_database_that_holds_data(
+    app: Flask, runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As InfluxDB answers when pa_demo is left from an admin database removed since: the demo
+    tenant takes it over instead of stopping make up (a tenant created by hand still may not)."""
+    from tenants.errors import DatabaseInUse
+    from tenants.models import Tenant
+
+    storage = app.extensions["pa_storage"]
+    provision = storage.provision
+    asked: list[bool] = []
+
+    def holds_data(database: str, read_user: str, *, adopt: bool = False) -> str:
+        asked.append(adopt)
+        if not adopt:
+            raise DatabaseInUse(database, "node_load1")
+        return provision(database, read_user, adopt=adopt)
+
+    monkeypatch.setattr(storage, "provision", holds_data)
+    made = runner("ensure-demo", "--var-dir", str(tmp_path))
+    assert made.exit_code == 0, made.output
+    assert asked == [True]
+    with app.app_context():
+        assert database.session().scalar(select(Tenant.slug).where(Tenant.slug == "demo")) == "demo"
+    refused = runner("create-tenant", "other", "Other")
+    assert refused.exit_code != 0
+    assert "already has a database pa_other holding data" in f"{refused.exception}{refused.output}"
