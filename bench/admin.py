@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 
+from bench.termination import unwind_on_termination
 from perfanalysis.testing.postgres import throwaway_database
 from perfanalysis.testing.servers import free_port, wait_until
 
@@ -381,4 +382,5 @@ def _ok(url: str) -> bool:
 
 
 if __name__ == "__main__":
+    unwind_on_termination()
     sys.exit(main())

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.stats import percentile
+from bench.termination import unwind_on_termination
 from perfanalysis.testing.anchor import COMMON_FLAGS, NODE_EXPORTER_ONLY
 from perfanalysis.testing.servers import ExporterProcess, NodeExporter, ServerProcess
 
@@ -137,4 +138,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    unwind_on_termination()
     sys.exit(main())

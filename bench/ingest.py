@@ -73,6 +73,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bench.procstat import cpu_seconds
 from bench.stats import percentile, t_975
+from bench.termination import unwind_on_termination
 from ingest.batch import BatchPreparer, BatchRules, ForcedTags
 from ingest.testing import CollectorKey, IngestProcess, issue_collector_key
 from perfanalysis.testing.servers import InfluxDB
@@ -668,4 +669,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    unwind_on_termination()
     sys.exit(main())

@@ -57,6 +57,7 @@ from bench.exporter import Scraper
 from bench.floor import record
 from bench.ingest import children, pin, start_ingest, stored_points
 from bench.procstat import cpu_clock
+from bench.termination import unwind_on_termination
 from exporter.app import build_registry
 from exporter.config import load
 from exporter.push.client import compress
@@ -362,4 +363,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    unwind_on_termination()
     sys.exit(main())

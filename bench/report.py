@@ -33,6 +33,7 @@ from pathlib import Path
 import requests
 
 from bench.procstat import cpu_seconds
+from bench.termination import unwind_on_termination
 from perfanalysis.report import settings as report_settings
 from perfanalysis.report.build import build_report
 from perfanalysis.report.config import load_config
@@ -410,4 +411,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    unwind_on_termination()
     sys.exit(main())
