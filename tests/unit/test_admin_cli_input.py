@@ -134,7 +134,7 @@ def test_ensure_demo_keeps_the_password_file_right_when_a_later_step_fails(
     class Down:
         ingest_user = ""
 
-        def provision(self, database: str, read_user: str) -> str:
+        def provision(self, database: str, read_user: str, *, adopt: bool = False) -> str:
             raise StorageError("SHOW DATABASES", "cannot reach http://127.0.0.1:1")
 
     monkeypatch.setitem(app.extensions, "pa_storage", Down())
