@@ -236,6 +236,16 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "loadtests.price-max-age-days",
+            "Age in days beyond which a load test's price (its catalog row's as_of date) is "
+            "called out of date: a comparison using it warns and marks its date.",
+            180,
+            positive_int,
+            metavar="DAYS",
+        )
+    )
+    add(
+        Setting(
             "web.trusted-proxies",
             "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host are "
             "trusted (0: none). The audit log and login throttle then see the client's address "

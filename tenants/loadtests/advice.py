@@ -18,7 +18,7 @@ from tenants.access import Actor, require
 from tenants.errors import Invalid
 from tenants.loadtests.cpu_history import CpuHistory, HistoryUnavailable
 from tenants.loadtests.models import LoadTestRun, PriceEntry
-from tenants.loadtests.prices import effective_catalog
+from tenants.loadtests.prices import burstable_family, effective_catalog
 from tenants.loadtests.rightsizing import (
     Candidate,
     busy_percents,
@@ -119,7 +119,8 @@ def machine_options(
 ) -> tuple[list[tuple[PriceEntry, LoadTestRun]], list[str]]:
     """Each catalog row with the tenant's latest load test of that machine type (provider,
     instance type, vCPUs) whose 100% level was accepted, and why other tested machines were
-    left out."""
+    left out. A burstable type is left out: its load test measured burst speed, which it
+    sustains only on CPU credits or at an extra charge."""
     latest: dict[tuple[str, str, int], LoadTestRun] = {}
     runs = db.scalars(
         select(LoadTestRun).where(LoadTestRun.tenant_id == tenant.id)
@@ -141,6 +142,10 @@ def machine_options(
         if run is None:
             if machine in tested_machines:
                 excluded.append(f"{name}: no load test of it had its 100% level accepted")
+            continue
+        if entry.burstable or burstable_family(entry.provider, entry.instance_type):
+            excluded.append(f"{name}: a burstable machine type, measured at burst speed, which it "
+                            "sustains only on CPU credits or at an extra charge")  # fmt: skip
             continue
         if run.unit_name != own.unit_name:
             excluded.append(f"{name}: its load test counts {run.unit_name}, not {own.unit_name}")

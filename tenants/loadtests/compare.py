@@ -8,20 +8,38 @@ shown without a price-performance instead of with an invented one.
 
 Ranks, % of best and the value range come from the unrounded values: rounded to the cent,
 0.004 and 0.0004 units per $/hour would tie, and a best of 0.00 would be divided by.
+
+Only runs whose units per $/hour mean what they say are ranked; the others are shown with an
+``unranked_reason``: no price; priced with a catalog row of another size (vCPUs or memory)
+than the machine tested; a burstable machine type (measured at burst speed, which it keeps only
+on CPU credits or at an extra charge); counting another work unit than the baseline; or a 100%
+level that was not accepted. Warnings tell, besides, of runs priced for another machine type or
+region, runs of one machine type carrying different prices, prices older than the configured
+age, and tenant prices more than ten times above or below the global catalog's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from tenants.errors import Invalid
-from tenants.loadtests.models import LoadTestRun
-from tenants.loadtests.prices import size_differences
+from tenants.loadtests.models import LoadTestRun, PriceEntry
+from tenants.loadtests.prices import (
+    BURSTABLE_NAMES,
+    burstable_family,
+    far_from_global,
+    is_flexible,
+    size_differences,
+)
+from tenants.models import utcnow
 
 CENTS = Decimal("0.01")
 TENTHS = Decimal("0.1")
+DEFAULT_MAX_PRICE_AGE_DAYS = 180  # the admin setting loadtests.price-max-age-days
 
 
 def exact_price_performance(max_units: float, usd_per_hour: Decimal | None) -> Decimal | None:
@@ -73,8 +91,11 @@ class RunSummary:
     exact_price_performance: Decimal | None  # unrounded, what rank and percent_of_best use
     percent_of_best: Decimal | None
     rank: int | None  # by price-performance, 1 = best; equal values share a rank (1, 1, 3);
-    # None without a price or with its 100% level not accepted
+    # None for a run that is not ranked (see unranked_reason)
     unranked_reason: str | None  # why rank is None ("no price", ...); None when ranked
+    burstable: bool = False  # a burstable machine type (measured at burst speed)
+    price_age_days: int | None = None  # days from the price's as_of to today; None: no price
+    price_stale: bool = False  # the price is older than the configured age
 
     @property
     def price_performance(self) -> Decimal | None:
@@ -91,21 +112,34 @@ class Comparison:
     warnings: list[str]
 
 
-def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparison:
+def compare(
+    runs: list[LoadTestRun],
+    baseline_id: int | None = None,
+    *,
+    today: date | None = None,
+    max_price_age_days: int = DEFAULT_MAX_PRICE_AGE_DAYS,
+    global_prices: Mapping[int, PriceEntry] | None = None,
+) -> Comparison:
+    """``global_prices``: for a run priced with a tenant's row, the global row of the same
+    machine (``prices.global_counterpart``), to warn of a tenant price far from it."""
     baseline_id = runs[0].id if baseline_id is None else baseline_id
     by_id = {run.id: run for run in runs}
     if baseline_id not in by_id:
         raise Invalid("baseline must be one of the compared load tests", "baseline")
-    base_units = _units(by_id[baseline_id])
-    base_max = by_id[baseline_id].max_units_per_second
+    today = today or utcnow().date()
+    baseline = by_id[baseline_id]
+    base_units = _units(baseline)
+    base_max = baseline.max_units_per_second
     value = {run.id: exact_price_performance(run.max_units_per_second, run.price_usd_per_hour)
              for run in runs}  # fmt: skip
-    ranked = {run.id: value[run.id] if run.full_load_accepted else None for run in runs}
+    reasons = {run.id: _unranked_reason(run, value[run.id], baseline) for run in runs}
+    ranked = {run.id: None if reasons[run.id] else value[run.id] for run in runs}
     share = percent_of_best(ranked)
     ranks = _ranks(ranked)
     summaries = []
     for run in runs:
         units = _units(run)
+        age = (today - run.price_as_of).days if run.price_as_of is not None else None
         summaries.append(RunSummary(
             run=run, units=units,
             measured={lv.target_busy_percent: lv.measured_busy_percent for lv in run.levels},
@@ -115,10 +149,15 @@ def compare(runs: list[LoadTestRun], baseline_id: int | None = None) -> Comparis
             max_difference=difference_percent(run.max_units_per_second, base_max),
             units_per_vcpu=round(run.max_units_per_second / run.vcpus, 2),
             exact_price_performance=value[run.id], percent_of_best=share[run.id],
-            rank=ranks.get(run.id), unranked_reason=_unranked_reason(run, value[run.id]),
+            rank=ranks.get(run.id), unranked_reason=reasons[run.id],
+            burstable=is_burstable(run), price_age_days=age,
+            price_stale=age is not None and age > max_price_age_days,
         ))  # fmt: skip
     levels = sorted({level for summary in summaries for level in summary.units})
-    return Comparison(baseline_id, levels, summaries, value_range(ranked), _warnings(runs))
+    warnings = _warnings(runs, baseline) + _price_warnings(
+        summaries, max_price_age_days, global_prices or {}
+    )
+    return Comparison(baseline_id, levels, summaries, value_range(ranked), warnings)
 
 
 def _cents(value: Decimal | None) -> Decimal | None:
@@ -126,18 +165,35 @@ def _cents(value: Decimal | None) -> Decimal | None:
 
 
 UNPRICED = "no price"
+OTHER_SIZE = "priced for another size"
+BURSTABLE = "burstable machine type (measured at burst speed)"
+OTHER_UNIT = "different work unit"
 FULL_LOAD_NOT_ACCEPTED = "its 100% level was not accepted"
 
 
-def _unranked_reason(run: LoadTestRun, value: Decimal | None) -> str | None:
-    """Why a run with units per $/hour ``value`` has no rank (both reasons, when both apply);
-    None for a ranked run."""
+def _unranked_reason(run: LoadTestRun, value: Decimal | None, baseline: LoadTestRun) -> str | None:
+    """Why a run with units per $/hour ``value`` has no rank (every reason that applies, joined
+    by '; '); None for a ranked run."""
     reasons = []
     if value is None:
         reasons.append(UNPRICED)
+    if _priced_as_another_size(run):
+        reasons.append(OTHER_SIZE)
+    if is_burstable(run):
+        reasons.append(BURSTABLE)
+    if run.unit_name != baseline.unit_name:
+        reasons.append(OTHER_UNIT)
     if not run.full_load_accepted:
         reasons.append(FULL_LOAD_NOT_ACCEPTED)
     return "; ".join(reasons) or None
+
+
+def is_burstable(run: LoadTestRun) -> bool:
+    """The run's machine type is of a burstable family, or the catalog row it was priced with
+    for that type says it is burstable."""
+    if burstable_family(run.cloud_provider, run.instance_type):
+        return True
+    return bool(run.price_burstable) and not priced_as_another_type(run)
 
 
 def ranking_order(summaries: list[RunSummary]) -> list[RunSummary]:
@@ -163,12 +219,15 @@ def _ranks(values: dict[int, Decimal | None]) -> dict[int, int]:
             for key, value in values.items() if value is not None}  # fmt: skip
 
 
-def _warnings(runs: list[LoadTestRun]) -> list[str]:
+def _warnings(runs: list[LoadTestRun], baseline: LoadTestRun) -> list[str]:
     warnings = []
     units = sorted({run.unit_name for run in runs})
     if len(units) > 1:
+        others = [run.display_name for run in runs if run.unit_name != baseline.unit_name]
         warnings.append(f"These runs count different work units ({', '.join(units)}): their "
-                        "numbers are not directly comparable.")  # fmt: skip
+                        "numbers are not directly comparable. Only runs counting the baseline's "
+                        f"unit ({baseline.unit_name}) are ranked; {', '.join(others)} "
+                        "(different work unit) are shown, not ranked.")  # fmt: skip
     unpriced = [run.display_name for run in runs if run.price_usd_per_hour is None]
     if unpriced:
         warnings.append(f"No price for {', '.join(unpriced)}: set one on the run to include it "
@@ -177,7 +236,21 @@ def _warnings(runs: list[LoadTestRun]) -> list[str]:
     if resized:
         warnings.append(f"Priced for another size (vCPUs or memory) than the machine tested: "
                         f"{', '.join(resized)}. Their units per $/hour are not the tested "
-                        "machine's: set the right price on the run.")  # fmt: skip
+                        "machine's, so they are not ranked: set the price of the machine's "
+                        "size on the run.")  # fmt: skip
+    retyped = [_type_note(run) for run in runs if priced_as_another_type(run)]
+    if retyped:
+        warnings.append(f"Priced with a catalog row of another machine type than the one "
+                        f"tested: {', '.join(retyped)}. Their units per $/hour use that type's "
+                        "price: set the tested type's price on the run.")  # fmt: skip
+    burstable = [run.display_name for run in runs if is_burstable(run)]
+    if burstable:
+        warnings.append(f"{', '.join(burstable)}: burstable machine type ({BURSTABLE_NAMES}). "
+                        "The load test measured its burst speed, which it keeps only while it "
+                        "has CPU credits (in standard mode it then falls to its baseline) or at "
+                        "an extra charge (AWS unlimited mode: $0.05 per vCPU-hour above the "
+                        "baseline), so its units per $/hour overstate a sustained load's: shown, "
+                        "not ranked.")  # fmt: skip
     elsewhere = [_region_note(run) for run in runs if _priced_for_another_region(run)]
     if elsewhere:
         warnings.append(f"Priced with a row of another region than the machine ran in: "
@@ -195,6 +268,90 @@ def _warnings(runs: list[LoadTestRun]) -> list[str]:
         warnings.append(f"Some levels below 100% of {', '.join(partial)} were not accepted "
                         "(they missed their busy% band, or other work disturbed them).")  # fmt: skip
     return warnings
+
+
+def _price_warnings(
+    summaries: list[RunSummary], max_age_days: int, global_prices: Mapping[int, PriceEntry]
+) -> list[str]:
+    """Runs of one machine carrying different prices, old prices, tenant prices far from the
+    global catalog's."""
+    warnings = []
+    machines: dict[tuple[str, str, int, int], list[LoadTestRun]] = {}
+    for summary in summaries:
+        run = summary.run
+        if run.price_usd_per_hour is not None and run.cloud_provider and run.instance_type:
+            machines.setdefault(_machine(run), []).append(run)
+    for (provider, _, _, _), same in machines.items():
+        if len({run.price_usd_per_hour for run in same}) > 1:
+            listed = ", ".join(f"{run.display_name} ${_usd(run.price_usd_per_hour)}/h "
+                               f"({_price_origin(run)})" for run in same)  # fmt: skip
+            warnings.append(f"Runs of the same machine type ({provider} {same[0].instance_type}) "
+                            f"carry different prices: {listed}. Each run keeps the price it was "
+                            "stored with, so their ranks differ by price as well as by "
+                            "performance: re-price them from the current catalog, or set the "
+                            "same price on each.")  # fmt: skip
+    stale: dict[date, list[RunSummary]] = {}
+    for summary in summaries:
+        if summary.price_stale and summary.run.price_as_of is not None:
+            stale.setdefault(summary.run.price_as_of, []).append(summary)
+    if stale:
+        listed = "; ".join(
+            f"as of {day} ({found[0].price_age_days} days ago): "
+            + ", ".join(summary.run.display_name for summary in found)
+            for day, found in sorted(stale.items()))  # fmt: skip
+        warnings.append(f"Prices older than {max_age_days} days: {listed}. Providers change "
+                        "prices: check them against their source, and re-price the runs once "
+                        "the catalog is updated.")  # fmt: skip
+    far = []
+    for summary in summaries:
+        run, other = summary.run, global_prices.get(summary.run.id)
+        if other is None or run.price_usd_per_hour is None or run.price_scope != "tenant":
+            continue
+        ratio = far_from_global(run.price_usd_per_hour, other.usd_per_hour)
+        if ratio is not None:
+            far.append(f"{run.display_name} (${_usd(run.price_usd_per_hour)}/h, {ratio} of the "
+                       f"global ${_usd(other.usd_per_hour)}/h)")  # fmt: skip
+    if far:
+        warnings.append(f"Tenant prices far from the global catalog's for the same machine: "
+                        f"{', '.join(far)}. Prices are US dollars per hour (a monthly price is "
+                        "about 730 times the hourly one): check the tenant's price.")  # fmt: skip
+    return warnings
+
+
+def _machine(run: LoadTestRun) -> tuple[str, str, int, int]:
+    """A machine type as priced: provider and type; a flexible shape's size too."""
+    size = (
+        (run.vcpus, round(run.memory_bytes / 2**30))
+        if is_flexible(run.instance_type or "")
+        else (0, 0)
+    )
+    return (run.cloud_provider or "", (run.instance_type or "").lower(), *size)
+
+
+def _price_origin(run: LoadTestRun) -> str:
+    parts = [f"{run.price_scope or 'catalog'} price",
+             f"for {run.price_region}" if run.price_region else "",
+             f"as of {run.price_as_of}" if run.price_as_of else ""]  # fmt: skip
+    return " ".join(part for part in parts if part)
+
+
+def _usd(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}"
+
+
+def priced_as_another_type(run: LoadTestRun) -> bool:
+    """A price whose provider or instance type is not the run's (a row chosen by hand)."""
+    if run.price_usd_per_hour is None or run.price_instance_type is None:
+        return False
+    return (run.price_provider != run.cloud_provider
+            or run.price_instance_type.lower() != (run.instance_type or "").lower())  # fmt: skip
+
+
+def _type_note(run: LoadTestRun) -> str:
+    tested = f"{run.cloud_provider or 'no provider'} {run.instance_type or 'no type given'}"
+    return (
+        f"{run.display_name} ({tested}, priced as {run.price_provider} {run.price_instance_type})"
+    )
 
 
 def _priced_as_another_size(run: LoadTestRun) -> bool:
@@ -223,8 +380,9 @@ CSV_HEADER = ["run_id", "name", "baseline", "hostname", "cloud_provider", "regio
               "instance_type", "vcpus", "cpu_model", "unit", "target_busy_percent",
               "measured_busy_percent", "units_per_second", "difference_vs_baseline_percent",
               "max_units_per_second", "max_units_per_vcpu", "usd_per_hour", "price_source",
-              "price_as_of", "price_region", "price_match", "units_per_usd_hour", "percent_of_best", "rank",
-              "level_accepted"]  # fmt: skip
+              "price_as_of", "price_region", "price_match", "price_provider", "price_instance_type",
+              "price_burstable", "price_stale", "units_per_usd_hour", "percent_of_best", "rank",
+              "unranked_reason", "level_accepted"]  # fmt: skip
 FORMULA_CELL_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -241,11 +399,14 @@ def csv_rows(comparison: Comparison) -> list[list[str]]:
                 _text(run.unit_name), str(level), _number(summary.measured.get(level)),
                 _number(summary.units[level]), _number(summary.difference.get(level)),
                 _number(run.max_units_per_second), _number(summary.units_per_vcpu),
-                _number(run.price_usd_per_hour), _text(run.price_source),
+                _money(run.price_usd_per_hour), _text(run.price_source),
                 run.price_as_of.isoformat() if run.price_as_of else "",
-                _text(run.price_region), _text(run.price_match),
+                _text(run.price_region), _text(run.price_match), _text(run.price_provider),
+                _text(run.price_instance_type), _flag(run.price_burstable),
+                _flag(summary.price_stale if run.price_as_of else None),
                 _number(summary.price_performance), _number(summary.percent_of_best),
-                _number(summary.rank), str(summary.accepted.get(level, False)).lower(),
+                _number(summary.rank), _text(summary.unranked_reason),
+                str(summary.accepted.get(level, False)).lower(),
             ])  # fmt: skip
     return rows
 
@@ -254,6 +415,15 @@ def _text(value: str | None) -> str:
     """Text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
     text = value or ""
     return "'" + text if text.startswith(FORMULA_CELL_START) else text
+
+
+def _money(value: Decimal | None) -> str:
+    """Dollars as the JSON export gives them: 0.038, not the stored 0.038000."""
+    return "" if value is None else repr(float(value))
+
+
+def _flag(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
 
 
 def _number(value: float | int | Decimal | None) -> str:
@@ -287,6 +457,9 @@ def to_json(comparison: Comparison, run_json: Any) -> dict[str, Any]:
                 "percent_of_best": _decimal(summary.percent_of_best),
                 "rank": summary.rank,
                 "unranked_reason": summary.unranked_reason,
+                "burstable": summary.burstable,
+                "price_age_days": summary.price_age_days,
+                "price_stale": summary.price_stale,
                 "levels_accepted": [summary.accepted.get(level) for level in comparison.levels],
             }
             for summary in comparison.summaries

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -67,6 +68,9 @@ class PriceEntry(Base):
     source: Mapped[str] = mapped_column(String(500))
     as_of: Mapped[date] = mapped_column(Date)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # a type that runs above its baseline CPU only on credits or at an extra charge (AWS t3,
+    # Azure B-series, GCP shared-core): a load test measures its burst speed, not its sustained one
+    burstable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -133,6 +137,7 @@ class LoadTestRun(Base):
     price_source: Mapped[str | None] = mapped_column(String(500))
     price_as_of: Mapped[date | None] = mapped_column(Date)
     price_match: Mapped[str | None] = mapped_column(String(400))  # how the price was chosen
+    price_burstable: Mapped[bool | None] = mapped_column(Boolean)  # the row's flag; None: no price
 
     collector: Mapped[Collector | None] = relationship()
     levels: Mapped[list[LoadTestLevel]] = relationship(

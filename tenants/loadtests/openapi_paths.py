@@ -107,22 +107,33 @@ PRICE_FIELDS: dict[str, Schema] = {
     "source": _string(1, 500, description="a URL or a text saying where the price comes from"),
     "as_of": _string(10, 10, format="date", description="the price's date, not in the future"),
     "notes": _string(0, 1000),
+    "burstable": {"type": "boolean", "nullable": True,
+                  "description": "a burstable machine type (CPU credits: AWS t2/t3/t3a/t4g, "
+                  "Azure B-series, GCP shared-core), whose runs are not ranked; absent or null: "
+                  "decided by the type. Those families cannot be set false."},
 }  # fmt: skip
-PRICE_CREATE = _object(PRICE_FIELDS, [name for name in PRICE_FIELDS if name != "notes"])
+OPTIONAL_PRICE_FIELDS = ("notes", "burstable")
+PRICE_CREATE = _object(PRICE_FIELDS, [name for name in PRICE_FIELDS
+                                      if name not in OPTIONAL_PRICE_FIELDS])  # fmt: skip
 PRICE_UPDATE = {**_object(PRICE_FIELDS, []), "minProperties": 1}
 
 PRICE = _object({
     "id": _ID, "scope": {"type": "string", "enum": ["global", "tenant"]}, "provider": _TEXT,
     "region": _TEXT, "instance_type": _TEXT, "vcpus": _ID, "memory_gib": _NUMBER,
     "usd_per_hour": _NUMBER, "source": _TEXT, "as_of": {"type": "string", "format": "date"},
-    "notes": _TEXT, "updated_at": _TIME,
+    "notes": _TEXT, "burstable": {"type": "boolean"}, "updated_at": _TIME,
 })  # fmt: skip
+PRICE_WRITTEN = {**PRICE, "properties": {**PRICE["properties"], "warnings": {
+    "type": "array", "items": _TEXT, "description": "what to check about the stored price: one "
+    "more than 10 times above or below the global catalog's for the same machine"}},
+    "required": [*PRICE["required"], "warnings"]}  # fmt: skip
 PRICE_SNAPSHOT = {**_object({
     "entry_id": _NULLABLE_ID, "scope": _NULLABLE_TEXT, "provider": _NULLABLE_TEXT,
     "region": _NULLABLE_TEXT, "instance_type": _NULLABLE_TEXT,
     "vcpus": {"type": "integer", "nullable": True}, "memory_gib": _NULLABLE_NUMBER,
     "usd_per_hour": _NULLABLE_NUMBER, "source": _NULLABLE_TEXT,
     "as_of": {"type": "string", "format": "date", "nullable": True}, "match": _NULLABLE_TEXT,
+    "burstable": {"type": "boolean", "description": "the row's burstable flag"},
 }), "nullable": True, "description": "the price copied when the run was stored (or set later)"}  # fmt: skip
 _RUN_FIELDS: dict[str, Schema] = {
     "id": _ID, "name": _TEXT, "label": _TEXT, "notes": _TEXT, "collector_id": _NULLABLE_ID,
@@ -153,10 +164,17 @@ COMPARISON = _object({
         "percent_of_best": {**_NULLABLE_NUMBER, "description": "of the rank-1 run's units per "
                             "$/hour, both unrounded; null for a run without a rank"},
         "rank": {"type": "integer", "nullable": True, "description": "by unrounded units per "
-                 "$/hour, 1 = best, equal values share a rank; null for a run without a price "
-                 "or whose 100% level was not accepted (shown, not ranked)"},
+                 "$/hour, 1 = best, equal values share a rank; null for a run that is shown, "
+                 "not ranked (unranked_reason says why)"},
         "unranked_reason": {**_NULLABLE_TEXT, "description": "why rank is null: 'no price', "
-                            "'its 100% level was not accepted', or both joined by '; '"},
+                            "'priced for another size', 'burstable machine type (measured at "
+                            "burst speed)', 'different work unit' (from the baseline's), 'its "
+                            "100% level was not accepted', or several joined by '; '"},
+        "burstable": {"type": "boolean", "description": "a burstable machine type"},
+        "price_age_days": {"type": "integer", "nullable": True,
+                           "description": "days since the price's as_of; null without a price"},
+        "price_stale": {"type": "boolean", "description": "the price is older than the "
+                        "admin setting loadtests.price-max-age-days (default 180)"},
         "levels_accepted": {"type": "array", "items": {"type": "boolean", "nullable": True}},
     })},
 })  # fmt: skip
@@ -258,16 +276,20 @@ def paths() -> dict[str, Any]:
             "priceLoadTest", "Price a run with a catalog row now, or clear its price (analyst "
             "or admin); the run keeps a copy", 200, RUN_WITH_LEVELS, WRITE, (SLUG, RUN_ID),
             _object({"price_id": _NULLABLE_ID}))},
+        "/tenants/{slug}/loadtests/{run_id}/reprice": {"post": op(
+            "repriceLoadTest", "Price a run again from the tenant's current catalog, matched "
+            "from its host facts as at upload (analyst or admin); the run keeps a copy", 200,
+            RUN_WITH_LEVELS, (401, 403, 404), (SLUG, RUN_ID))},
         "/tenants/{slug}/prices": {
             "get": op("listPrices", "The tenant's catalog: global rows with the tenant's rows "
                       "overriding them", 200, _object({"prices": {"type": "array", "items": PRICE}}),
                       READ, (SLUG,)),
-            "post": op("createPrice", "Add a tenant price (tenant admin)", 201, PRICE,
+            "post": op("createPrice", "Add a tenant price (tenant admin)", 201, PRICE_WRITTEN,
                        (*WRITE, 409), (SLUG,), PRICE_CREATE),
         },
         "/tenants/{slug}/prices/{price_id}": {
             "patch": op("updatePrice", "Change a tenant price (tenant admin); stored runs keep "
-                        "theirs", 200, PRICE, (*WRITE, 409), (SLUG, PRICE_ID), PRICE_UPDATE),
+                        "theirs", 200, PRICE_WRITTEN, (*WRITE, 409), (SLUG, PRICE_ID), PRICE_UPDATE),
             "delete": op("deletePrice", "Delete a tenant price (tenant admin)", 204, None,
                          (401, 403, 404), (SLUG, PRICE_ID)),
         },

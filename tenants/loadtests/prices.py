@@ -10,10 +10,22 @@ machine, a repeated key or a top-level key other than ``prices`` is refused, nam
 the row, and nothing is stored.
 
 A run copies the price it gets (``snapshot``) so that later catalog changes leave it alone.
+
+A row says whether its machine type is *burstable*: it runs above a baseline share of its CPUs
+only while it has CPU credits (AWS t2/t3/t3a/t4g in standard mode, Azure B-series, GCP's
+shared-core e2-micro/small/medium, f1-micro and g1-small, OCI's VM.Standard.E2.1.Micro) or at
+an extra charge per vCPU-hour (AWS unlimited mode). A load test measures such a machine at burst
+speed, so the comparison does not rank it. The known families are always burstable; any other
+row may be marked so (an OCI flexible shape configured with a baseline, say).
+
+A tenant's price more than ``FAR_FROM_GLOBAL`` times above or below the global row for the same
+machine (a monthly price typed as hourly is 730x) is accepted with a warning, on the form, in
+the API's answer and in comparisons.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +59,24 @@ FLEXIBLE_SUFFIX = ".flex"  # OCI's flexible shapes: one catalog row per configur
 DUPLICATE_MACHINE = ("this tenant already has a price for that machine (provider, region, "
                      "instance type, vCPUs and memory)")  # fmt: skip
 FIELDS = ("provider", "region", "instance_type", "vcpus", "memory_gib", "usd_per_hour", "source",
-          "as_of", "notes")  # fmt: skip
+          "as_of", "notes", "burstable")  # fmt: skip
+FAR_FROM_GLOBAL = Decimal(10)  # a tenant price this many times above or below the global row
+BURSTABLE_FAMILIES = {  # lower-case instance types, whole
+    "aws": re.compile(r"t(1|2|3|3a|4g)\..+"),
+    "azure": re.compile(r"standard_b[0-9].*"),
+    "gcp": re.compile(r"(e2-(micro|small|medium)|f1-micro|g1-small)"),
+    "oci": re.compile(r"vm\.standard\.e2\.1\.micro"),
+}
+BURSTABLE_NAMES = ("AWS t2, t3, t3a and t4g, Azure B-series, GCP e2-micro, e2-small, e2-medium, "
+                   "f1-micro and g1-small, OCI VM.Standard.E2.1.Micro")  # fmt: skip
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def burstable_family(provider: str | None, instance_type: str | None) -> bool:
+    """Whether the type belongs to a family that is always burstable (``BURSTABLE_NAMES``)."""
+    pattern = BURSTABLE_FAMILIES.get((provider or "").lower())
+    return bool(pattern and instance_type and pattern.fullmatch(instance_type.lower()))
 
 
 # ---- reading the catalog ----------------------------------------------------------------------
@@ -95,7 +124,7 @@ def visible_entry(
 
 def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Form strings or JSON values, checked; each refusal names its field."""
-    return {
+    clean: dict[str, Any] = {
         "provider": _provider(fields.get("provider")),
         "region": _word(fields.get("region"), "region", 60).lower(),
         "instance_type": _word(fields.get("instance_type"), "instance_type", 80),
@@ -109,6 +138,28 @@ def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
         "as_of": _as_of(fields.get("as_of")),
         "notes": validation.text(fields.get("notes"), "notes", 1000, required=False),
     }  # fmt: skip
+    clean["burstable"] = _burstable(fields.get("burstable"), clean["provider"],
+                                    clean["instance_type"])  # fmt: skip
+    return clean
+
+
+def _burstable(value: Any, provider: str, instance_type: str) -> bool:
+    """True or false as JSON, or a form's word; absent (or empty, or "auto"): whether the type is
+    of a burstable family. A type of such a family cannot be marked not burstable."""
+    family = burstable_family(provider, instance_type)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return family
+    if isinstance(value, bool):
+        flag = value
+    elif isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        flag = value.strip().lower() in TRUE_WORDS
+    else:
+        raise Invalid("burstable must be true or false (or left out: decided by the type)",
+                      "burstable")  # fmt: skip
+    if family and not flag:
+        raise Invalid(f"burstable: {instance_type} is of a burstable family "
+                      f"({BURSTABLE_NAMES}); it cannot be marked not burstable", "burstable")  # fmt: skip
+    return flag
 
 
 def _provider(value: Any) -> str:
@@ -195,7 +246,13 @@ def update_price(
     require(db, actor, tenant, "admin")
     entry = _own_entry(db, tenant, entry_id)
     before = _audit_fields(entry)
-    clean = clean_fields({**_current(entry), **fields})
+    current = _current(entry)
+    if "burstable" not in fields and any(
+        name in fields and str(fields[name]).lower() != str(current[name]).lower()
+        for name in ("provider", "instance_type")
+    ):
+        del current["burstable"]  # another type: its family decides, unless the change says
+    clean = clean_fields({**current, **fields})
     _refuse_duplicate(db, tenant, PriceEntry(**clean).machine_key(), entry.id)
     with _unique_machine(db):
         for name, value in clean.items():
@@ -250,7 +307,65 @@ def _audit_fields(entry: PriceEntry) -> dict[str, Any]:
     return {"provider": entry.provider, "region": entry.region,
             "instance_type": entry.instance_type, "vcpus": entry.vcpus,
             "memory_gib": str(entry.memory_gib), "usd_per_hour": str(entry.usd_per_hour),
-            "as_of": entry.as_of.isoformat()}  # fmt: skip
+            "as_of": entry.as_of.isoformat(), "burstable": entry.burstable}  # fmt: skip
+
+
+# ---- a tenant price far from the global one ---------------------------------------------------
+
+
+def global_counterpart(
+    db: Session, provider: str, region: str, instance_type: str, vcpus: int, memory_gib: Decimal
+) -> PriceEntry | None:
+    """The global row of the same machine: same region first, else any region (list prices
+    differ between regions by far less than ``FAR_FROM_GLOBAL``)."""
+    rows = [row for row in db.scalars(select(PriceEntry).where(
+                PriceEntry.tenant_id.is_(None), PriceEntry.provider == provider,
+                PriceEntry.vcpus == vcpus, PriceEntry.memory_gib == memory_gib))
+            if row.instance_type.lower() == instance_type.lower()]  # fmt: skip
+    return min(rows, key=lambda row: (row.region != region, row.region), default=None)
+
+
+def global_counterparts(db: Session, runs: list[LoadTestRun]) -> dict[int, PriceEntry]:
+    """For each run priced with a tenant's row, the global row of the same machine (if any)."""
+    found = {}
+    for run in runs:
+        if (run.price_scope != "tenant" or run.price_provider is None or run.price_region is None
+                or run.price_instance_type is None or run.price_vcpus is None
+                or run.price_memory_gib is None):  # fmt: skip
+            continue
+        other = global_counterpart(db, run.price_provider, run.price_region,
+                                   run.price_instance_type, run.price_vcpus, run.price_memory_gib)  # fmt: skip
+        if other is not None:
+            found[run.id] = other
+    return found
+
+
+def far_from_global(usd_per_hour: Decimal, global_usd_per_hour: Decimal) -> str | None:
+    """How far a price is from the global one ("730x", "1/20") when it is more than
+    FAR_FROM_GLOBAL times above or below it; None when it is within."""
+    if usd_per_hour <= 0 or global_usd_per_hour <= 0:
+        return None
+    ratio = usd_per_hour / global_usd_per_hour
+    if ratio > FAR_FROM_GLOBAL:
+        return f"{ratio:.0f}x"
+    if ratio < 1 / FAR_FROM_GLOBAL:
+        return f"1/{1 / ratio:.0f}"
+    return None
+
+
+def price_warnings(db: Session, entry: PriceEntry) -> list[str]:
+    """What to tell whoever stored a tenant price: one far from the global row's."""
+    if entry.tenant_id is None:
+        return []
+    other = global_counterpart(db, entry.provider, entry.region, entry.instance_type,
+                               entry.vcpus, entry.memory_gib)  # fmt: skip
+    ratio = None if other is None else far_from_global(entry.usd_per_hour, other.usd_per_hour)
+    if other is None or ratio is None:
+        return []
+    return [f"usd_per_hour {entry.usd_per_hour.normalize():f} is {ratio} of the global catalog's "
+            f"{other.usd_per_hour.normalize():f} for {entry.provider} {entry.instance_type} "
+            f"({other.region}): prices here are US dollars per hour (a monthly price is about "
+            "730 times the hourly one). Check it; it is stored and used as it is."]  # fmt: skip
 
 
 # ---- the global seed --------------------------------------------------------------------------
@@ -367,14 +482,14 @@ def match_price(db: Session, tenant: Tenant, host: Host) -> Match | None:
     if not pool:
         return None
     region = (host.region or "").lower()
-    entry = min(pool, key=lambda row: _preference(row, host, region, _is_flexible(wanted)))
+    entry = min(pool, key=lambda row: _preference(row, host, region, is_flexible(wanted)))
     notes = _region_differences(pool, entry, host, region)
     notes += size_differences(host.vcpus, host.memory_bytes, entry.vcpus, entry.memory_gib)
     how = "matched " + ("exactly" if not notes else f"with differences: {'; '.join(notes)}")
     return Match(entry, how)
 
 
-def _is_flexible(instance_type: str) -> bool:
+def is_flexible(instance_type: str) -> bool:
     """A shape whose vCPUs and memory are chosen per host (OCI's VM.Standard.E5.Flex and kin);
     every other provider's type, GCP's custom types included, names its size."""
     return instance_type.lower().endswith(FLEXIBLE_SUFFIX)
@@ -436,3 +551,4 @@ def snapshot(run: LoadTestRun, entry: PriceEntry | None, how: str | None) -> Non
     run.price_source = entry.source if entry else None
     run.price_as_of = entry.as_of if entry else None
     run.price_match = how[:400] if entry and how else None
+    run.price_burstable = entry.burstable if entry else None

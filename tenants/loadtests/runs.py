@@ -19,7 +19,7 @@ from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.errors import Conflict, Invalid, NotFound, Unauthenticated
 from tenants.keys import Identity
-from tenants.loadtests.contract import LoadTestDocument, canonical, parse_bytes
+from tenants.loadtests.contract import Host, LoadTestDocument, canonical, parse_bytes
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.prices import match_price, snapshot, visible_entry
 from tenants.models import Collector, Tenant, utcnow
@@ -229,6 +229,27 @@ def set_run_price(
     snapshot(run, entry, f"chosen by {actor.label} on {when}")
     record(db, actor, "loadtest.price", tenant, "loadtest", run.id, before=before,
            after=str(entry.usd_per_hour) if entry else None)  # fmt: skip
+    db.commit()
+    return run
+
+
+def reprice_run(db: Session, actor: Actor, tenant: Tenant, run: LoadTestRun) -> LoadTestRun:
+    """Price the run again from the tenant's current catalog, matched from its host facts as at
+    upload (no row for it: no price); the run keeps a copy, and the audit log the change."""
+    require(db, actor, tenant, "analyze")
+    if run.tenant_id != tenant.id:
+        raise NotFound("no such load test in this tenant")
+    host = Host(hostname=run.hostname, cpu_model=run.cpu_model, vcpus=run.vcpus,
+                memory_bytes=run.memory_bytes, kernel=run.kernel,
+                cloud_provider=run.cloud_provider, region=run.region,
+                instance_type=run.instance_type)  # fmt: skip
+    match = match_price(db, tenant, host)
+    before = str(run.price_usd_per_hour) if run.price_usd_per_hour is not None else None
+    when = utcnow().date().isoformat()
+    how = f"re-priced by {actor.label} on {when}, {match.how}" if match else None
+    snapshot(run, match.entry if match else None, how)
+    record(db, actor, "loadtest.price", tenant, "loadtest", run.id, before=before,
+           after=str(match.entry.usd_per_hour) if match else None, matched=True)  # fmt: skip
     db.commit()
     return run
 

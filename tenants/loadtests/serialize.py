@@ -81,6 +81,7 @@ def price_snapshot_json(run: LoadTestRun) -> Json | None:
         "source": run.price_source,
         "as_of": day(run.price_as_of),
         "match": run.price_match,
+        "burstable": bool(run.price_burstable),
     }
 
 
@@ -109,6 +110,7 @@ def price_json(entry: PriceEntry) -> Json:
         "source": entry.source,
         "as_of": entry.as_of.isoformat(),
         "notes": entry.notes,
+        "burstable": entry.burstable,
         "updated_at": timestamp(entry.updated_at),
     }
 

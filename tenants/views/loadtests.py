@@ -2,14 +2,14 @@
 
 Pages (login, CSRF on every POST form, POST/redirect/GET):
   /tenants/<slug>/loadtests                  history and upload form
-  /tenants/<slug>/loadtests/<id>             one run; set its price, delete it
+  /tenants/<slug>/loadtests/<id>             one run; set its price, re-price it, delete it
   /tenants/<slug>/loadtests/compare?ids=…    charts, table, price-performance
   /tenants/<slug>/loadtests/compare.csv|json exports
   /tenants/<slug>/prices                     the tenant's catalog; admins edit its rows
   /tenants/<slug>/collectors/<id>/rightsizing
 API (JSON errors naming the field):
   POST /api/v1/loadtests                     collector key: into the key's tenant and collector
-  /api/v1/tenants/<slug>/loadtests[/<id>[/price]], /loadtests/compare, /prices[/<id>],
+  /api/v1/tenants/<slug>/loadtests[/<id>[/price|/reprice]], /loadtests/compare, /prices[/<id>],
   /collectors/<id>/rightsizing
 
 Every read is scoped by the tenant in the URL, which the caller must belong to: another
@@ -53,7 +53,13 @@ from tenants.loadtests import compare as comparing
 from tenants.loadtests import prices, runs, serialize
 from tenants.loadtests.cpu_history import CpuHistory, InfluxCpuHistory, NoCpuHistory
 from tenants.loadtests.models import LoadTestRun
-from tenants.loadtests.openapi_paths import IDS_PATTERN, PRICE_FIELDS, components, paths
+from tenants.loadtests.openapi_paths import (
+    IDS_PATTERN,
+    OPTIONAL_PRICE_FIELDS,
+    PRICE_FIELDS,
+    components,
+    paths,
+)
 from tenants.models import AuditEvent, Collector, Tenant
 from tenants.views.pages import Failure, form_failure
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
@@ -137,7 +143,16 @@ def _compared_ids() -> list[int]:
 def _comparison(tenant: Tenant) -> comparing.Comparison:
     ids = _compared_ids()
     baseline = _optional_id(request.args.get("baseline"), "baseline", "load test")
-    return comparing.compare(runs.runs_by_ids(_db(), _actor(), tenant, ids), baseline)
+    found = runs.runs_by_ids(_db(), _actor(), tenant, ids)
+    return comparing.compare(found, baseline, max_price_age_days=_max_price_age_days(),
+                             global_prices=prices.global_counterparts(_db(), found))  # fmt: skip
+
+
+def _max_price_age_days() -> int:
+    days: int = current_app.config["PA_SETTINGS"].get(
+        "loadtests_price_max_age_days", comparing.DEFAULT_MAX_PRICE_AGE_DAYS
+    )
+    return days
 
 
 # ---- pages ------------------------------------------------------------------------------------
@@ -169,6 +184,17 @@ def _usd(value: Decimal) -> str:
     """Dollars exactly as stored (up to six decimals), as the prices page shows them: a price
     rounded for display would disagree with the units per $/hour computed from it."""
     return f"{value.normalize():f}"
+
+
+@pages.app_template_filter("pa_units_per_usd")
+def _units_per_usd(value: Decimal | None) -> str:
+    """Units per $/hour to the cent, as every page shows them: a positive value under half a
+    cent is "< 0.01", not 0.00; none is an en dash."""
+    if value is None:
+        return "\N{EN DASH}"
+    if value == 0:
+        return "< 0.01"
+    return f"{value:,.2f}"
 
 
 @pages.get("/tenants/<slug>/loadtests")
@@ -235,7 +261,8 @@ def _run_page(
                    data=serialize.run_json(found, levels=True),
                    value=comparing.price_performance(found.max_units_per_second,
                                                      found.price_usd_per_hour),
-                   no_price=_why_no_price(tenant, found), failure=failure)  # fmt: skip
+                   no_price=_why_no_price(tenant, found), failure=failure,
+                   other_type=comparing.priced_as_another_type(found))  # fmt: skip
 
 
 def _why_no_price(tenant: Tenant, found: LoadTestRun) -> str | None:
@@ -244,6 +271,9 @@ def _why_no_price(tenant: Tenant, found: LoadTestRun) -> str | None:
     if found.price_usd_per_hour is not None:
         return None
     removal = _price_removal(tenant, found)
+    if removal is not None and removal.details.get("matched"):
+        return (f"re-priced from the catalog by {removal.actor} on "
+                f"{removal.at.date().isoformat()}, which had no row for this machine type")  # fmt: skip
     if removal is not None:
         return f"removed by {removal.actor} on {removal.at.date().isoformat()}"
     if found.cloud_provider is None or found.instance_type is None:
@@ -278,6 +308,20 @@ def set_price(slug: str, run_id: int) -> ResponseReturnValue:
     except ServiceError as error:
         return _run_page(tenant, found, form_failure("price", error))
     flash("Price set." if price_id else "Price removed.")
+    return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
+
+
+@pages.post(f"/tenants/<slug>/loadtests/<{ROW_ID}:run_id>/reprice")
+def reprice(slug: str, run_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "analyze")
+    found = runs.get_run(_db(), _actor(), tenant, run_id)
+    runs.reprice_run(_db(), _actor(), tenant, found)
+    if found.price_usd_per_hour is None:
+        flash("Re-priced: the current catalog has no row for this machine type, so the run has "
+              "no price now.")  # fmt: skip
+    else:
+        flash(f"Re-priced from the current catalog: ${found.price_usd_per_hour.normalize():f}/h "
+              f"({found.price_scope} price of {found.price_as_of}).")  # fmt: skip
     return redirect(url_for(".run", slug=slug, run_id=run_id), 303)
 
 
@@ -356,6 +400,7 @@ def _prefill(tenant: Tenant, catalog: list[Any]) -> tuple[Any, dict[str, str]]:
     if entry is None:
         return None, {}
     values = {name: str(getattr(entry, name)) for name in prices.FIELDS}
+    values["burstable"] = values["burstable"].lower()
     editing = entry if request.args.get("edit") and entry.tenant_id is not None else None
     return editing, values
 
@@ -368,6 +413,8 @@ def create_price(slug: str) -> ResponseReturnValue:
     except ServiceError as error:
         return _prices_page(tenant, form_failure("price", error))
     flash(f"Price for {entry.instance_type} ({entry.region}) added.")
+    for warning in prices.price_warnings(_db(), entry):
+        flash(f"Warning: {warning}")
     return redirect(url_for(".prices_page", slug=slug), 303)
 
 
@@ -379,6 +426,8 @@ def update_price(slug: str, price_id: int) -> ResponseReturnValue:
     except ServiceError as error:
         return _prices_page(tenant, form_failure("price", error), price_id)
     flash(f"Price for {entry.instance_type} ({entry.region}) changed; stored runs keep theirs.")
+    for warning in prices.price_warnings(_db(), entry):
+        flash(f"Warning: {warning}")
     return redirect(url_for(".prices_page", slug=slug), 303)
 
 
@@ -512,6 +561,15 @@ def price_view(slug: str, run_id: int) -> Any:
     return _with_urls(tenant, serialize.run_json(found, levels=True))
 
 
+@api.post("/tenants/<slug>/loadtests/<int:run_id>/reprice")
+def reprice_view(slug: str, run_id: int) -> Any:
+    _only_query()
+    tenant = _tenant(slug, "analyze")
+    found = runs.get_run(_db(), _actor(), tenant, _row(run_id, "load test in this tenant"))
+    runs.reprice_run(_db(), _actor(), tenant, found)
+    return _with_urls(tenant, serialize.run_json(found, levels=True))
+
+
 @api.get("/tenants/<slug>/loadtests/compare")
 def compare_view(slug: str) -> Any:
     _only_query("ids", "baseline")
@@ -536,7 +594,12 @@ def create_price_view(slug: str) -> Any:
     tenant = _tenant(slug, "admin")
     entry = prices.create_price(_db(), _actor(), tenant, _price_body(required=True))
     location = url_for(".prices_view", slug=slug)
-    return serialize.price_json(entry), 201, {"Location": location}
+    return _price_written(entry), 201, {"Location": location}
+
+
+def _price_written(entry: Any) -> dict[str, Any]:
+    """A stored tenant price with what to check about it (far from the global catalog's)."""
+    return {**serialize.price_json(entry), "warnings": prices.price_warnings(_db(), entry)}
 
 
 @api.patch("/tenants/<slug>/prices/<int:price_id>")
@@ -547,7 +610,7 @@ def update_price_view(slug: str, price_id: int) -> Any:
     if not body:
         raise Invalid("send at least one field to change")
     entry = prices.update_price(_db(), _actor(), tenant, _row(price_id, "price"), body)
-    return serialize.price_json(entry)
+    return _price_written(entry)
 
 
 @api.delete("/tenants/<slug>/prices/<int:price_id>")
@@ -594,7 +657,7 @@ def _object(allowed: Iterable[str], required: bool = True) -> dict[str, Any]:
             raise Invalid(f"unknown field {name[:60]!r}", name[:60])
     if required:
         for name in sorted(names):
-            if name not in value and name != "notes":
+            if name not in value and name not in OPTIONAL_PRICE_FIELDS:
                 raise Invalid(f"{name} is required", name)
     return value
 
@@ -605,7 +668,10 @@ def _price_body(required: bool) -> dict[str, Any]:
     for name, value in body.items():
         schema = PRICE_FIELDS[name]
         kind = schema["type"]
-        if kind == "string":
+        if kind == "boolean":
+            if value is not None and not isinstance(value, bool):
+                raise Invalid(f"{name} must be true, false or null", name)
+        elif kind == "string":
             if (
                 not isinstance(value, str)
                 or not schema["minLength"] <= len(value) <= schema["maxLength"]

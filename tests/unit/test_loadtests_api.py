@@ -626,6 +626,7 @@ def a_routes(world: World, run_id: int, price_id: int) -> list[tuple[str, str, A
         ("POST", f"{base}/loadtests", document()),
         ("GET", f"{base}/loadtests/{run_id}", None),
         ("POST", f"{base}/loadtests/{run_id}/price", {"price_id": None}),
+        ("POST", f"{base}/loadtests/{run_id}/reprice", None),
         ("DELETE", f"{base}/loadtests/{run_id}", None),
         ("GET", f"{base}/loadtests/compare?ids={run_id},{run_id + 1}", None),
         ("GET", f"{base}/prices", None),

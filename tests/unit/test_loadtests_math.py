@@ -74,7 +74,7 @@ def make_run(run_id: int, units: list[float], price: str | None, **fields: Any) 
     run = LoadTestRun(
         id=run_id, label=fields.get("label", f"run {run_id}"), hostname=f"h{run_id}", vcpus=2,
         cpu_model=fields.get("cpu_model", "cpu"), cloud_provider=fields.get("provider", "oci"),
-        region="r", instance_type=fields.get("instance_type", "t"),
+        region="r", instance_type=fields.get("instance_type", f"t{run_id}"),
         unit_name=fields.get("unit", "pa-mem4m-v1"), max_units_per_second=units[-1],
         all_levels_accepted=True, price_usd_per_hour=Decimal(price) if price else None,
         price_source="https://example.test/prices" if price else None,
@@ -141,8 +141,8 @@ def test_compare_warns_about_runs_priced_for_another_size() -> None:
                            memory_bytes=64 * gib)  # fmt: skip
     warnings = compare([same, fewer_vcpus, less_memory]).warnings
     assert warnings == ["Priced for another size (vCPUs or memory) than the machine tested: "
-                        "run 2, run 3. Their units per $/hour are not the tested machine's: set "
-                        "the right price on the run."]  # fmt: skip
+                        "run 2, run 3. Their units per $/hour are not the tested machine's, so "
+                        "they are not ranked: set the price of the machine's size on the run."]  # fmt: skip
 
 
 def test_a_run_whose_full_load_level_was_not_accepted_is_shown_but_not_ranked() -> None:

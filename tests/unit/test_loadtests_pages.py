@@ -88,6 +88,7 @@ def writes_of_a(world: World, runs: list[int], price_id: int) -> list[tuple[str,
     return [
         ("/tenants/a/loadtests", {"label": "x"}),
         (f"/tenants/a/loadtests/{runs[0]}/price", {"price_id": ""}),
+        (f"/tenants/a/loadtests/{runs[0]}/reprice", {}),
         (f"/tenants/a/loadtests/{runs[0]}/delete", {}),
         ("/tenants/a/prices", price_form()),
         (f"/tenants/a/prices/{price_id}", price_form(usd_per_hour="0.2")),
@@ -489,7 +490,7 @@ def test_analyst_gets_403_on_price_writes(app: Flask, world: World, runs: list[i
     price_id = tenant_price(app)
     client = logged_in(app, ANALYST)
     before = table_rows(app)
-    for path, data in writes_of_a(world, runs, price_id)[3:]:
+    for path, data in writes_of_a(world, runs, price_id)[4:]:
         assert post(client, path, data).status_code == 403, path
     assert table_rows(app) == before
 
