@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.stats import percentile
 from bench.termination import unwind_on_termination
-from perfanalysis.testing.anchor import COMMON_FLAGS, NODE_EXPORTER_ONLY
+from perfanalysis.testing.anchor import BENCH_FLAGS, NODE_EXPORTER_ONLY
 from perfanalysis.testing.servers import ExporterProcess, NodeExporter, ServerProcess
 
 LATENCY_TARGET = 1.0
@@ -55,9 +55,9 @@ def memory_kib(pid: int, field: str) -> int:
 
 def run(rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-exporter-") as base:
-        ours = ExporterProcess(Path(base) / "ours", COMMON_FLAGS).start()
+        ours = ExporterProcess(Path(base) / "ours", BENCH_FLAGS).start()
         anchor = NodeExporter(
-            Path(base) / "node_exporter", COMMON_FLAGS + NODE_EXPORTER_ONLY
+            Path(base) / "node_exporter", BENCH_FLAGS + NODE_EXPORTER_ONLY
         ).start()
         try:
             assert ours.pid is not None

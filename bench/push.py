@@ -64,7 +64,7 @@ from exporter.push.client import compress
 from exporter.push.pusher import Pusher
 from exporter.push.service import build_pusher
 from ingest.testing import IngestProcess
-from perfanalysis.testing.anchor import COMMON_FLAGS, NODE_EXPORTER_ONLY
+from perfanalysis.testing.anchor import BENCH_FLAGS, NODE_EXPORTER_ONLY
 from perfanalysis.testing.servers import InfluxDB, NodeExporter
 
 TARGET_MS = 2.0
@@ -209,6 +209,7 @@ def run(cycles: int, gap: float = GAP) -> dict[str, Any]:
             key_file.chmod(0o600)
             values = load(
                 [
+                    *BENCH_FLAGS,  # the 12 collectors measured since the start
                     f"--push.url={ingest.url}",
                     f"--push.key-file={key_file}",
                     f"--push.spool-dir={Path(base) / 'spool'}",
@@ -219,7 +220,7 @@ def run(cycles: int, gap: float = GAP) -> dict[str, Any]:
             pusher = build_pusher(values, registry)  # not started: Cycle drives it
             cycle = Cycle(pusher)
             node_exporter = NodeExporter(
-                Path(base) / "node_exporter", COMMON_FLAGS + NODE_EXPORTER_ONLY
+                Path(base) / "node_exporter", BENCH_FLAGS + NODE_EXPORTER_ONLY
             ).start()
             assert influxdb.pid is not None
             assert ingest.pid is not None

@@ -475,6 +475,44 @@ def build_spec() -> Spec:
     )
     add(
         Setting(
+            "collector.netclass.ignored-devices",
+            "Regexp of net devices to ignore for netclass collector.",
+            "^$",
+            regex,
+            metavar="REGEX",
+        )
+    )
+    add(
+        Setting(
+            "collector.netclass.ignore-invalid-speed",
+            "Ignore devices where the speed is invalid (-1, unknown): no node_network_speed_bytes "
+            "for them.",
+            False,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "collector.netclass.netlink",
+            "Read interface properties over netlink, as node_exporter can: not implemented; this "
+            "exporter reads /sys/class/net, as node_exporter does by default.",
+            False,
+            boolean=True,
+        )
+    )
+    add(
+        Setting(
+            "collector.textfile.directory",
+            "Directory (or glob of directories) to read text files with metrics from: every "
+            "*.prom file in it. Default: none (Debian's node_exporter package passes "
+            "/var/lib/prometheus/node-exporter).",
+            None,
+            _path,
+            metavar="DIR",
+        )
+    )
+    add(
+        Setting(
             "collector.netdev.device-include",
             "Regexp of net devices to include (mutually exclusive with device-exclude).",
             None,
@@ -612,12 +650,18 @@ def _exclusive_pairs(values: dict[str, Any]) -> list[str]:
 
 
 def _no_netlink(values: dict[str, Any]) -> list[str]:
-    if not values["collector_netdev_netlink"]:
-        return []
-    return [
-        "flag --collector.netdev.netlink: netlink statistics are not implemented; this exporter "
-        "reads /proc/net/dev, as node_exporter with --no-collector.netdev.netlink does"
-    ]
+    problems = []
+    if values["collector_netdev_netlink"]:
+        problems.append(
+            "flag --collector.netdev.netlink: netlink statistics are not implemented; this "
+            "exporter reads /proc/net/dev, as node_exporter with --no-collector.netdev.netlink does"
+        )
+    if values["collector_netclass_netlink"]:
+        problems.append(
+            "flag --collector.netclass.netlink: netlink is not implemented; this exporter reads "
+            "/sys/class/net, as node_exporter does without the flag"
+        )
+    return problems
 
 
 def enabled_collectors(values: Mapping[str, Any]) -> list[str]:

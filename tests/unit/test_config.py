@@ -27,8 +27,9 @@ def test_defaults_enable_every_collector_on_port_9100() -> None:
     assert values["web_listen_address"] == [("", 9100)]
     assert values["path_procfs"] == "/proc"
     assert enabled_collectors(values) == [
-        "cpu", "cpufreq", "diskstats", "filesystem", "loadavg", "meminfo", "netdev",
-        "pressure", "stat", "time", "uname", "vmstat",
+        "conntrack", "cpu", "cpufreq", "diskstats", "filefd", "filesystem", "loadavg",
+        "meminfo", "netclass", "netdev", "pressure", "stat", "time", "timex", "uname", "vmstat",
+        "textfile",  # last: a .prom file never replaces a series of the exporter's own
     ]  # fmt: skip
 
 
