@@ -166,9 +166,7 @@ def test_turning_off_a_collector_we_lack_is_a_no_op_with_a_warning() -> None:
 
 
 def test_turning_on_a_collector_we_lack_is_refused_saying_so() -> None:
-    assert errors_of(
-        ["--collector.wifi", "--collector.systemd=true", "--no-collector.wifi=x"]
-    ) == [
+    assert errors_of(["--collector.wifi", "--collector.systemd=true", "--no-collector.wifi=x"]) == [
         "flag --collector.wifi: node_exporter's wifi collector is not implemented here",
         "flag --collector.systemd: node_exporter's systemd collector is not implemented here",
         "flag --no-collector.wifi: takes no value",
