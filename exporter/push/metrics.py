@@ -2,10 +2,16 @@
 
 A registry "extra" collector: it only reads counters the pusher thread keeps, so a scrape never
 waits on the push path. ``points_dropped_total`` always carries every reason, so ``rate()``
-works before the first drop.
+works before the first drop. ``started_timestamp_seconds`` is when the push path was set up: the
+ExporterPushStalled rule counts from it while no push has been acknowledged
+(``last_success_timestamp_seconds`` 0), so an exporter whose key was wrong from its first day
+alerts, also with --web.disable-exporter-metrics, which removes process_start_time_seconds but
+never these metrics.
 """
 
 from __future__ import annotations
+
+import time
 
 from exporter.model import COUNTER, GAUGE, MetricFamily, family, single
 from exporter.push.pusher import Pusher
@@ -16,8 +22,9 @@ PREFIX = "perfanalysis_exporter_push_"
 class PushMetrics:
     name = "push"
 
-    def __init__(self, pusher: Pusher) -> None:
+    def __init__(self, pusher: Pusher, started: float | None = None) -> None:
         self.pusher = pusher
+        self.started = time.time() if started is None else started  # built with the pusher
 
     def collect(self) -> list[MetricFamily]:
         stats, spool = self.pusher.stats, self.pusher.spool
@@ -52,6 +59,7 @@ class PushMetrics:
             single(PREFIX + "points_sent_total", "Points ingest acknowledged.", COUNTER, float(stats.sent)),
             single(PREFIX + "points_retried_total", "Points of failed requests that ingest did not acknowledge, kept for a retry.", COUNTER, float(stats.retried)),
             single(PREFIX + "last_success_timestamp_seconds", "When ingest last acknowledged a batch (0: never since start).", GAUGE, stats.last_success or 0.0),
+            single(PREFIX + "started_timestamp_seconds", "When the push path started, in seconds since the epoch: what a push stall is counted from until ingest first acknowledges a batch.", GAUGE, self.started),
             single(PREFIX + "batch_max_points", "Points a write request may hold now: --push.batch-size, or fewer for a while after ingest refused a batch as too large (413).", GAUGE, float(self.pusher.max_points)),
             single(PREFIX + "spool_bytes", "Bytes of spool segment files on disk.", GAUGE, float(spool.disk_bytes)),
             single(PREFIX + "spool_corrupt_total", "Torn or corrupt stretches of the spool skipped, never sent (kept across restarts).", COUNTER, float(spool.corrupt)),

@@ -28,7 +28,18 @@ The differences from node-mixin, all deliberate:
   stat'ed), HostFilesystemTurnedReadOnly (node-mixin's filesystem rules skip read-only
   filesystems, so a filesystem remounted read-only after errors silences them), the rules on
   the push path (exporter, ingest) and AlertmanagerNotificationsFailing (Alertmanager's own
-  delivery failures, as the alertmanager mixin's AlertmanagerFailedToSendAlerts).
+  delivery failures, as the alertmanager mixin's AlertmanagerFailedToSendAlerts);
+* gauges are read through ``last_over_time(...[GAUGE_WINDOW])``: a failed scrape writes a stale
+  marker into every series of the target, and a bare instant selector then returns nothing for
+  one evaluation, which starts every ``for:`` again (a host failing one scrape in eight never
+  alerted). node-mixin reads them bare;
+* the rules on a host's own series (``host=True``) carry ``keep_firing_for``: the exporter's
+  TargetDown ``for`` plus ``KEEP_FIRING_MARGIN``. A host that goes dark keeps its alerts firing
+  until TargetDown fires and Alertmanager inhibits them (perfanalysis.alerting.alertmanager),
+  rather than sending "resolved" for each; a real recovery is announced that much later.
+
+Platform-wide rules that no tenant tunes (Watchdog, Prometheus' own failures) are in
+perfanalysis.alerting.platform.
 
 A warning and a critical rule share one alert name, so Alertmanager can inhibit the warning while
 the critical one fires. No ``for:`` may exceed ``MAX_FOR`` (one day; a rule can lower it): a
@@ -68,6 +79,15 @@ THRESHOLDS_FILE = "provisioning/thresholds.yaml"
 MAX_FOR = 86400  # seconds: the longest ``for:`` a rule accepts unless it sets a lower max_for
 READ_ONLY_WINDOW = "1d"  # how far back HostFilesystemTurnedReadOnly looks for a read-write state
 DROPPED_WINDOW = "6h"  # the window of ExporterDroppingPoints' count
+# How far back a gauge's last sample is taken (``last_over_time``): longer than a few failed
+# scrapes at the 15s interval the stack uses, and than one at a 1m interval, also with
+# Prometheus 3's left-open ranges; an exporter gone for good leaves its gauges' rules this late.
+GAUGE_WINDOW = "2m"
+# keep_firing_for of host rules, beyond TargetDown's ``for``: an evaluation interval or two for
+# TargetDown to reach Alertmanager, and a resend if one was lost, before the others may resolve.
+KEEP_FIRING_MARGIN = 300  # seconds
+# Below this a condition rule fires on one failed scrape or one evaluation's blip.
+MIN_CONDITION_FOR = 60  # seconds
 
 
 @dataclass(frozen=True)
@@ -121,6 +141,12 @@ class RuleDef:
     params: tuple[Param, ...] = ()
     max_for: int = MAX_FOR  # seconds
     max_for_reason: str = "a condition that must hold longer belongs in a report, not an alert"
+    # conditions (no threshold) need a ``for`` of at least MIN_CONDITION_FOR; see thresholds.py
+    min_for: int = 0  # seconds
+    # why a threshold equal to ``low`` (with ``low_open``) is refused, for the error message
+    low_reason: str = ""
+    # judges one host's own series (scraped from its exporter): keep_firing_for while it is dark
+    host: bool = False
 
 
 def sel(metric: str, scope: str, *matchers: str) -> str:
@@ -129,14 +155,20 @@ def sel(metric: str, scope: str, *matchers: str) -> str:
     return f"{metric}{{{inner}}}" if inner else metric
 
 
+def last(selector: str) -> str:
+    """A gauge's latest sample within GAUGE_WINDOW, so that a failed scrape's stale marker does
+    not drop the series for an evaluation (and restart the rule's ``for:``)."""
+    return f"last_over_time({selector}[{GAUGE_WINDOW}])"
+
+
 def _fs(metric: str, scope: str) -> str:
     return sel(metric, scope, f'fstype!~"{FS_IGNORED}"')
 
 
 def _used_percent(scope: str) -> str:
     avail, size = (
-        _fs("node_filesystem_avail_bytes", scope),
-        _fs("node_filesystem_size_bytes", scope),
+        last(_fs("node_filesystem_avail_bytes", scope)),
+        last(_fs("node_filesystem_size_bytes", scope)),
     )
     return f"100 * (1 - {avail} / {size})"
 
@@ -151,6 +183,9 @@ CPU = RuleDef(
     unit="percent of CPU time neither idle nor iowait",
     high=100,
     high_open=True,
+    low_open=True,
+    low_reason="every host is busy a little: a rule at 0 would fire on all of them",
+    host=True,
     expr=lambda s, lv: (
         "100 * sum without (mode) (avg without (cpu) "
         f"(rate({sel('node_cpu_seconds_total', s, BUSY)}[5m]))) "
@@ -174,9 +209,12 @@ MEMORY = RuleDef(
     unit="percent of MemTotal not available",
     high=100,
     high_open=True,
+    low_open=True,
+    low_reason="every host uses some memory: a rule at 0 would fire on all of them",
+    host=True,
     expr=lambda s, lv: (
-        f"100 * (1 - {sel('node_memory_MemAvailable_bytes', s)} / "
-        f"{sel('node_memory_MemTotal_bytes', s)}) > {lv.limit}"
+        f"100 * (1 - {last(sel('node_memory_MemAvailable_bytes', s))} / "
+        f"{last(sel('node_memory_MemTotal_bytes', s))}) > {lv.limit}"
     ),
     summary=lambda lv: text("Memory ", PERCENT, "% used on ", INSTANCE),
     description=lambda lv: text(
@@ -197,8 +235,11 @@ FILESYSTEM = RuleDef(
     unit="percent of the filesystem not available to unprivileged users",
     high=100,
     high_open=True,
+    low_open=True,
+    low_reason="a filesystem holds something: a rule at 0 would fire on all of them",
+    host=True,
     expr=lambda s, lv: (
-        f"{_used_percent(s)} > {lv.limit} and {_fs('node_filesystem_readonly', s)} == 0"
+        f"{_used_percent(s)} > {lv.limit} and {last(_fs('node_filesystem_readonly', s))} == 0"
     ),
     summary=lambda lv: text(
         "Filesystem ", Label("mountpoint"), " ", PERCENT, "% full on ", INSTANCE
@@ -226,10 +267,11 @@ FILESYSTEM_PREDICTED = RuleDef(
     high=8760,  # a year: a six-hour trend says nothing about further ahead
     higher_is_worse=False,
     params=(Param("min_used_percent", 0, 100, high_open=True),),
+    host=True,
     expr=lambda s, lv: (
         f"{_used_percent(s)} > {lv.params['min_used_percent']:g} and "
         f"predict_linear({_fs('node_filesystem_avail_bytes', s)}[6h], {lv.limit} * 3600) < 0 "
-        f"and {_fs('node_filesystem_readonly', s)} == 0"
+        f"and {last(_fs('node_filesystem_readonly', s))} == 0"
     ),
     summary=lambda lv: text(
         "Filesystem ", Label("mountpoint"), " on ", INSTANCE, f" full within {lv.limit}h"
@@ -253,7 +295,9 @@ FILESYSTEM_DEVICE_ERROR = RuleDef(
     alert="HostFilesystemDeviceError",
     unit="no threshold: the exporter cannot stat the filesystem (device_error == 1)",
     thresholds=False,
-    expr=lambda s, lv: f"{_fs('node_filesystem_device_error', s)} == 1",
+    min_for=MIN_CONDITION_FOR,
+    host=True,
+    expr=lambda s, lv: f"{last(_fs('node_filesystem_device_error', s))} == 1",
     summary=lambda lv: text("Cannot stat filesystem ", Label("mountpoint"), " on ", INSTANCE),
     description=lambda lv: text(
         "The exporter on ",
@@ -281,8 +325,10 @@ FILESYSTEM_READ_ONLY = RuleDef(
     thresholds=False,
     max_for=3600,
     max_for_reason=f"the rule looks back {READ_ONLY_WINDOW}: it must fire well within that",
+    min_for=MIN_CONDITION_FOR,
+    host=True,
     expr=lambda s, lv: (
-        f"{_fs('node_filesystem_readonly', s)} == 1 and "
+        f"{last(_fs('node_filesystem_readonly', s))} == 1 and "
         f"min_over_time({_fs('node_filesystem_readonly', s)}[{READ_ONLY_WINDOW}]) == 0"
     ),
     summary=lambda lv: text(
@@ -312,6 +358,7 @@ DISK_IO = RuleDef(
     key="disk_io_queue_length",
     alert="HostDiskIoSaturated",
     unit="requests in flight on the device, averaged over 5 minutes (iostat's aqu-sz)",
+    host=True,
     expr=lambda s, lv: (
         f"rate({sel('node_disk_io_time_weighted_seconds_total', s, REAL_DISKS)}[5m]) > {lv.limit}"
     ),
@@ -336,6 +383,7 @@ NETWORK = RuleDef(
     key="network_errors_per_second",
     alert="HostNetworkErrors",
     unit="receive plus transmit errors per second on one interface",
+    host=True,
     expr=lambda s, lv: (
         f"rate({sel('node_network_receive_errs_total', s)}[5m]) + "
         f"rate({sel('node_network_transmit_errs_total', s)}[5m]) > {lv.limit}"
@@ -362,6 +410,7 @@ TARGET_DOWN = RuleDef(
     alert="TargetDown",
     unit="no threshold: Prometheus cannot scrape the target (up == 0)",
     thresholds=False,
+    min_for=MIN_CONDITION_FOR,
     expr=lambda s, lv: f"{sel('up', s)} == 0",
     summary=lambda lv: text("Cannot scrape ", Label("job"), " on ", INSTANCE),
     description=lambda lv: text(
@@ -378,14 +427,22 @@ TARGET_DOWN = RuleDef(
 )
 
 PUSH_LAST_SUCCESS = "perfanalysis_exporter_push_last_success_timestamp_seconds"
+# served whenever push is configured, --web.disable-exporter-metrics or not (exporter/push)
+PUSH_STARTED = "perfanalysis_exporter_push_started_timestamp_seconds"
 
 
 def _last_push(s: str) -> str:
-    """When the exporter last had a push acknowledged, or, if never (the metric is 0), when it
-    started: a fresh exporter gets the threshold's grace, one that never succeeds still alerts.
-    The ``and`` keeps node_exporter and other processes that do not push out of the picture."""
-    last = sel(PUSH_LAST_SUCCESS, s)
-    return f"({last} > 0 or ({sel('process_start_time_seconds', s)} and {last} == 0))"
+    """When the exporter last had a push acknowledged, or, if never (the metric is 0), when its
+    push path started: a fresh exporter gets the threshold's grace, one that never succeeds
+    still alerts. The push path's own start time is served even with
+    --web.disable-exporter-metrics, which removes process_start_time_seconds; the process start
+    time is the fallback for exporters from before that metric. The ``and`` keeps node_exporter
+    and other processes that do not push out of the picture."""
+    success = last(sel(PUSH_LAST_SUCCESS, s))
+    never = f"{success} == 0"
+    started = last(sel(PUSH_STARTED, s))
+    process = last(sel("process_start_time_seconds", s))
+    return f"({success} > 0 or ({started} and {never}) or ({process} and {never}))"
 
 
 PUSH_STALLED = RuleDef(
@@ -396,6 +453,7 @@ PUSH_STALLED = RuleDef(
     # would fire between two ordinary pushes. Over a day, the spool has long been dropping points.
     low=60,
     high=86400,
+    host=True,
     expr=lambda s, lv: f"time() - {_last_push(s)} > {lv.limit}",
     summary=lambda lv: text("Exporter on ", INSTANCE, " has not pushed for ", DURATION),
     description=lambda lv: text(
@@ -445,8 +503,9 @@ SPOOL_GROWING = RuleDef(
     key="spool_growing",
     alert="ExporterSpoolGrowing",
     unit="queued points (the floor above which a growing spool alerts)",
+    host=True,
     expr=lambda s, lv: (
-        f"{sel('perfanalysis_exporter_push_points_queued', s)} > {lv.limit} and "
+        f"{last(sel('perfanalysis_exporter_push_points_queued', s))} > {lv.limit} and "
         f"deriv({sel('perfanalysis_exporter_push_points_queued', s)}[10m]) > 0"
     ),
     summary=lambda lv: text("Exporter spool on ", INSTANCE, " holds ", NUMBER, " points and grows"),
@@ -470,6 +529,7 @@ EXPORTER_DROPPING = RuleDef(
     key="exporter_dropping_points",
     alert="ExporterDroppingPoints",
     unit=f"points an exporter dropped in the last {DROPPED_WINDOW}, per reason",
+    host=True,
     expr=lambda s, lv: f"increase({sel(PUSH_DROPPED, s)}[{DROPPED_WINDOW}]) > {lv.limit}",
     summary=lambda lv: text(
         "Exporter on ",
@@ -507,6 +567,7 @@ NOTIFICATIONS_FAILING = RuleDef(
     alert="AlertmanagerNotificationsFailing",
     unit="no threshold: Alertmanager fails to deliver notifications through an integration",
     thresholds=False,
+    min_for=MIN_CONDITION_FOR,
     # Per integration: which reason (4xx, 5xx, other, in Alertmanager 0.26 and later) is the log's.
     expr=lambda s, lv: f"sum without (reason) (rate({sel(NOTIFICATIONS_FAILED, s)}[5m])) > 0",
     summary=lambda lv: text(

@@ -8,7 +8,9 @@ filesystem's root). As every other command, it refuses a flag given twice (perfa
 rather than letting the last one win.
 
 Exit status: 0 done (or, with --check, nothing to change); 1 the tree differs (--check) or a file
-could not be read or written; 2 a bad flag or an invalid thresholds file.
+could not be read or written; 2 a bad flag or an invalid thresholds file. Warnings (a null default
+receiver, no watchdog heartbeat, a tenant no Prometheus target carries) go to stderr, each as
+``FILE: key: warning: ...``, and change neither what is written nor the exit status.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from perfanalysis.alerting.generate import (
     write,
 )
 from perfanalysis.alerting.promtests import ScenarioError
+from perfanalysis.alerting.targets import unscraped_warnings
 from perfanalysis.alerting.thresholds import ThresholdsError, load
 from perfanalysis.paths import ROOT
 
@@ -169,12 +172,16 @@ def run(argv: Sequence[str], prog: str = PROGRAM) -> int:
             args.alertmanager_out or ALERTMANAGER_FILE,
         )
         files = outputs(thresholds, layout)
+        # the Prometheus that loads the rules has its configuration beside them
+        warnings = [*thresholds.warnings, *unscraped_warnings(thresholds, layout.rules_dir.parent)]
     except ThresholdsError as exc:
         print(exc, file=sys.stderr)
         return 2
     except ScenarioError as exc:  # thresholds no promtool test can be built for
         print(f"{args.thresholds}: {exc}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     try:
         old = stale(layout, files)
         if args.check:

@@ -44,7 +44,8 @@ def series_text(
 
 
 def expanding(values: list[float | None]) -> str:
-    """promtool's expanding notation (``a+bxn``, ``_`` for no sample), exact: a run is merged only
+    """promtool's expanding notation (``a+bxn``: n + 1 values; ``_`` for no sample, ``_xn`` for n
+    of them), exact: a run is merged only
     when adding its step and multiplying it both give back every value bit for bit (both, since
     which one promtool uses is its own business). Linear in the number of values: the sum is
     carried along the run, not recomputed for each value."""
@@ -55,7 +56,7 @@ def expanding(values: list[float | None]) -> str:
         if first is None:
             while j + 1 < len(values) and values[j + 1] is None:
                 j += 1
-            parts.append(f"_x{j - i}" if j > i else "_")
+            parts.append(f"_x{j - i + 1}" if j > i else "_")  # _xn: n missing samples
             i = j + 1
             continue
         following = values[i + 1] if i + 1 < len(values) else None

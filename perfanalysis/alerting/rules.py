@@ -1,10 +1,16 @@
-"""Prometheus rule files from the thresholds: one per listed tenant and one default file.
+"""Prometheus rule files from the thresholds: one per listed tenant, one default file, and the
+platform's rules (perfanalysis.alerting.platform: Watchdog, Prometheus' own failures), which no
+tenant tunes.
 
 Scoping is by label matcher, never by file order: ``tenant-acme.rules.yml`` selects only
 ``tenant="acme"`` series, and ``default.rules.yml`` selects every series whose tenant is *not*
 listed (``tenant!~"acme|demo"``), which covers targets without a tenant label and tenants that
 were added to Prometheus but not to the thresholds file. So each series is judged by exactly one
 set of thresholds, and an override can never reach, or silence, another tenant.
+
+Rules on a host's own series keep firing (``keep_firing_for``) for the scope's TargetDown ``for``
+plus a margin after their condition stops holding: a host that goes dark keeps its alerts until
+TargetDown fires and Alertmanager inhibits them, instead of sending "resolved" for each.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from perfanalysis.alerting.catalogue import RULES
+from perfanalysis.alerting import platform
+from perfanalysis.alerting.catalogue import KEEP_FIRING_MARGIN, RULES, TARGET_DOWN
 from perfanalysis.alerting.durations import format_duration
 from perfanalysis.alerting.thresholds import Setting, Thresholds
 
@@ -54,13 +61,23 @@ def scopes(thresholds: Thresholds) -> list[Scope]:
     return result
 
 
+def keep_firing_seconds(settings: Mapping[str, Setting]) -> int:
+    """How long a host rule keeps firing once its condition stops holding: until the scope's
+    TargetDown has fired (its ``for``, when enabled), and a margin for it to reach Alertmanager."""
+    down = settings[TARGET_DOWN.key]
+    return (down.for_seconds if down.enabled else 0) + KEEP_FIRING_MARGIN
+
+
 def alert_rules(scope: Scope) -> list[dict[str, Any]]:
     rules = []
+    keep_firing = format_duration(keep_firing_seconds(scope.settings))
     for key, rule in RULES.items():
         for level in scope.settings[key].levels():
             entry: dict[str, Any] = {"alert": rule.alert, "expr": rule.expr(scope.matcher, level)}
             if level.for_seconds:
                 entry["for"] = format_duration(level.for_seconds)
+            if rule.host:
+                entry["keep_firing_for"] = keep_firing
             labels = {"severity": level.severity}
             if scope.tenant is not None:
                 labels["tenant"] = scope.tenant
@@ -84,5 +101,7 @@ def dump(data: Mapping[str, Any]) -> str:
 
 
 def rule_files(thresholds: Thresholds) -> dict[str, str]:
-    """File name → contents for every rule file."""
-    return {scope.file_name: dump(rule_file(scope)) for scope in scopes(thresholds)}
+    """File name → contents for every rule file: the scopes', then the platform's."""
+    files = {scope.file_name: dump(rule_file(scope)) for scope in scopes(thresholds)}
+    files[platform.FILE_NAME] = dump(platform.rule_file())
+    return files

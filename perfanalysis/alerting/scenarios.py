@@ -26,6 +26,7 @@ from perfanalysis.alerting.catalogue import (
     NOTIFICATIONS_FAILED,
     PUSH_DROPPED,
     PUSH_LAST_SUCCESS,
+    PUSH_STARTED,
     Level,
 )
 from perfanalysis.alerting.thresholds import Setting
@@ -405,8 +406,10 @@ def read_only(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> 
 
 
 def push_stalled(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
-    """host-1 pushes, host-2 stops pushing, host-3 starts at SWITCH and never has a push
-    acknowledged (its timestamp is 0, so its start time counts); host-4 is a node_exporter."""
+    """host-1 pushes, host-2 stops pushing; host-3 starts at SWITCH and never has a push
+    acknowledged (its timestamp is 0, so its push path's start time counts: it serves no process
+    metrics, --web.disable-exporter-metrics), as does host-5, an exporter from before that metric
+    (its process start time counts); host-4 is a node_exporter."""
     levels = thresholds(setting)
     # Pushes are acknowledged `lag` seconds before each scrape; the lag keeps the values off the
     # thresholds, which are usually whole minutes.
@@ -449,9 +452,12 @@ def push_stalled(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) 
     horizon = max(HORIZON, math.ceil(max(levels, default=0) / 60) + 2)
     title = f"{prefix}pushes fail from {SWITCH}m"
     out.append(scenario(title, series, hosts(2), since_stall, horizon))
-    series = [(metric, hosts(3), never), ("process_start_time_seconds", hosts(3), started)]
-    title = f"{prefix}started at {SWITCH}m, never acknowledged"
+    series = [(metric, hosts(3), never), (PUSH_STARTED, hosts(3), started)]
+    title = f"{prefix}started at {SWITCH}m without process metrics, never acknowledged"
     out.append(scenario(title, series, hosts(3), since_start, horizon))
+    series = [(metric, hosts(5), never), ("process_start_time_seconds", hosts(5), started)]
+    title = f"{prefix}an older exporter started at {SWITCH}m, never acknowledged"
+    out.append(scenario(title, series, hosts(5), since_start, horizon))
     return out
 
 

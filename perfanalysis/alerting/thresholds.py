@@ -5,6 +5,14 @@ edited by hand and a generator that stops at the first typo makes for slow round
 override is merged field by field over the defaults (``{warning: 70}`` keeps the default critical
 and ``for``), and the merged result is checked again, so warning-above-critical is caught even when
 the two come from different places.
+
+Receivers are never emptied by accident: a ``notify`` (a tenant's or the top-level one) that is
+null, ``{}`` or lists no webhook nor e-mail is refused, because it would route alerts to the
+``null`` receiver, which drops them. Muting is written out: ``notify: {mute: true}``. What is
+valid but probably not meant comes back as ``Thresholds.warnings`` (the command prints them and
+goes on): no default receiver (no top-level ``notify``, or a muted one), and no ``watchdog``
+heartbeat. A mapping key YAML 1.1 reads as a boolean or null (``on:``, ``no:``, ``~:``) is
+refused as written, quoted in the hint, rather than reported as ``True``.
 """
 
 from __future__ import annotations
@@ -34,7 +42,13 @@ HOSTPORT = re.compile(r"^(?:\[(?P<ipv6>[^\[\]]+)\]|(?P<host>[^\s:\[\]/@]+)):(?P<
 HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=")
 USERINFO_CHARS = HOST_CHARS | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ:%@")
 PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that does not start an escape
-TOP_KEYS = ("defaults", "tenants", "notify", "smtp")
+TOP_KEYS = ("defaults", "tenants", "notify", "smtp", "watchdog")
+NOTIFY_KEYS = ("webhooks", "emails", "mute")
+WATCHDOG_KEYS = ("webhooks", "mute")
+# YAML 1.1 resolves these plain scalars to booleans and null; as mapping keys they are kept as
+# written (_Loader) so that an error names the key as the file spells it.
+BOOL_TAG, NULL_TAG = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+AMBIGUOUS_TAG = "tag:perfanalysis,2026:ambiguous-key"
 # Rules whose key changed because their meaning did: an old value must not be read in new units.
 RENAMED = {
     "disk_io_saturation": (
@@ -75,8 +89,12 @@ class Setting:
 
 @dataclass(frozen=True)
 class Notify:
+    """Where alerts go. Falsy when it lists no receiver: alerts then go to ``null`` (dropped),
+    which the file must say with ``mute: true``."""
+
     webhooks: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
+    mute: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.webhooks or self.emails)
@@ -103,13 +121,15 @@ class Thresholds:
     tenants: Mapping[str, Tenant]
     notify: Notify = Notify()
     smtp: Smtp | None = None
+    watchdog: Notify | None = None  # the Watchdog's heartbeat; None: not configured
+    warnings: tuple[str, ...] = ()  # valid but probably not meant, each as FILE: key: warning: ...
 
 
 def load(path: str | Path) -> Thresholds:
     """Read and validate a thresholds file; ThresholdsError lists everything that is wrong."""
     source = str(path)
     try:
-        data = strictyaml.load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except OSError as exc:
         raise ThresholdsError([f"{source}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
@@ -121,6 +141,28 @@ def load(path: str | Path) -> Thresholds:
     except yaml.YAMLError as exc:
         raise ThresholdsError([f"{source}: not valid YAML: {exc}"]) from None
     return parse(data, source)
+
+
+class _Key(str):
+    """A mapping key YAML 1.1 reads as a boolean or null, as written (``on``, ``No``, ``~``)."""
+
+
+class _Loader(strictyaml.StrictSafeLoader):
+    """strictyaml's loader (a repeated key is an error) keeping boolean and null keys as _Key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag in (BOOL_TAG, NULL_TAG):
+                    key_node.tag = AMBIGUOUS_TAG
+        return super().construct_mapping(node, deep=deep)
+
+
+def _ambiguous_key(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Key:
+    return _Key(node.value)
+
+
+_Loader.add_constructor(AMBIGUOUS_TAG, _ambiguous_key)
 
 
 def parse(data: Any, source: str = "thresholds") -> Thresholds:
@@ -137,9 +179,13 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(f"{self.source}: {path}: {message}")
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(f"{self.source}: {path}: warning: {message}")
 
     def mapping(
         self, value: Any, path: str, allowed: tuple[str, ...] | None = None
@@ -149,13 +195,30 @@ class _Checker:
         if not isinstance(value, dict):
             self.error(path, f"must be a mapping, got {_show(value)}")
             return {}
-        if allowed is not None:
-            for key in value:
-                if key not in allowed:
-                    self.error(
-                        f"{path}.{key}", f"unknown key; expected one of: {', '.join(allowed)}"
-                    )
-        return {str(k): v for k, v in value.items() if allowed is None or k in allowed}
+        result = {}
+        for key, item in value.items():
+            if isinstance(key, _Key | bool) or key is None:
+                self.ambiguous_key(path, key)
+            elif allowed is not None and key not in allowed:
+                self.error(f"{path}.{key}", f"unknown key; expected one of: {', '.join(allowed)}")
+            else:
+                result[str(key)] = item
+        return result
+
+    def ambiguous_key(self, path: str, key: Any) -> None:
+        """A key YAML reads as true, false or null: as loaded it is named as written; from
+        ``parse`` on data already loaded, as YAML prints the value."""
+        if isinstance(key, _Key):
+            written = str(key) or "(an empty key)"
+            meaning = "null" if _KEY_MEANING.get(str(key).lower()) is None else "a boolean"
+        else:
+            written = "null" if key is None else str(key).lower()
+            meaning = "null" if key is None else "a boolean"
+        self.error(
+            f"{path}.{written}",
+            f"YAML reads this key as {meaning}, not as text: quote it ('{written}':) to mean the "
+            "name",
+        )
 
     # -- the whole file
 
@@ -175,12 +238,44 @@ class _Checker:
             for key, raw in raw_defaults.items()
         }
         tenants = self.tenants(top.get("tenants"), raw_defaults)
-        notify = self.notify(top.get("notify"), "notify")
+        notify = self.notify(top["notify"], "notify") if "notify" in top else Notify()
+        watchdog = self.watchdog(top["watchdog"]) if "watchdog" in top else None
         smtp = self.smtp(top.get("smtp"), notify, tenants)
+        self.warn_about_receivers(notify, watchdog, tenants, "notify" in top)
         if len(defaults) != len(RULES) or any(s is None for s in defaults.values()):
             return None
         complete = {k: s for k, s in defaults.items() if s is not None}
-        return Thresholds(self.source, complete, tenants, notify or Notify(), smtp)
+        return Thresholds(
+            self.source, complete, tenants, notify, smtp, watchdog, tuple(self.warnings)
+        )
+
+    def warn_about_receivers(
+        self,
+        notify: Notify,
+        watchdog: Notify | None,
+        tenants: Mapping[str, Tenant],
+        notify_given: bool,
+    ) -> None:
+        if not notify:
+            falling = [slug for slug, tenant in tenants.items() if tenant.notify is None]
+            whose = (
+                f" (and of tenants {', '.join(falling)}, which have no notify)" if falling else ""
+            )
+            why = "is muted (mute: true)" if notify_given else "is not set"
+            self.warn(
+                "notify",
+                f"{why}, so the default route goes to the null receiver: the alerts of "
+                f"unlisted tenants, of targets without a tenant and the platform's own{whose} "
+                "are dropped; list webhooks or emails there",
+            )
+        if watchdog is None:
+            self.warn(
+                "watchdog",
+                "not set: the Watchdog alert, always firing, goes to a receiver without an "
+                "integration, so nothing notices when Prometheus or Alertmanager stops; set "
+                "watchdog.webhooks to an external heartbeat (a dead man's switch) that pages "
+                "when its posts stop, or write watchdog: {mute: true} to go without",
+            )
 
     def tenants(self, value: Any, raw_defaults: dict[str, dict[str, Any]]) -> dict[str, Tenant]:
         result = {}
@@ -192,7 +287,11 @@ class _Checker:
                 )
                 continue
             body = self.mapping(entry, path)
-            notify = self.notify(body.pop("notify"), f"{path}.notify") if "notify" in body else None
+            notify = (
+                self.notify(body.pop("notify"), f"{path}.notify", tenant=True)
+                if "notify" in body
+                else None
+            )
             overrides = self.rules(body, path)
             settings = {}
             for key, default in raw_defaults.items():
@@ -240,7 +339,7 @@ class _Checker:
                 out[name] = None  # removes this level
             elif name in SEVERITIES:
                 bounds = (rule.low, rule.high, rule.low_open, rule.high_open)
-                out[name] = self.number(item, where, *bounds, rule.unit)
+                out[name] = self.number(item, where, *bounds, rule.unit, rule.low_reason)
             else:
                 param = next(p for p in rule.params if p.name == name)
                 bounds = (param.low, param.high, param.low_open, param.high_open)
@@ -315,9 +414,11 @@ class _Checker:
         low_open: bool,
         high_open: bool,
         unit: str,
+        low_reason: str = "",
     ) -> float | object:
         """A threshold or parameter within its range; an open end excludes the bound (the rule
-        could never fire there, or could not tell it apart from another level)."""
+        could never fire there, could not tell it apart from another level, or would fire always:
+        ``low_reason`` says so when the value is the bound itself)."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(path, f"must be a number ({unit}), got {_show(value)}")
             return _INVALID
@@ -326,7 +427,8 @@ class _Checker:
         if not math.isfinite(value) or too_low or too_high:
             lower = f"above {low:g}" if low_open else f"at least {low:g}"
             upper = "" if high is None else f" and {'below' if high_open else 'at most'} {high:g}"
-            self.error(path, f"must be {lower}{upper} ({unit}), got {value!r}")
+            why = f"; {low_reason}" if low_reason and value == low else ""
+            self.error(path, f"must be {lower}{upper} ({unit}{why}), got {value!r}")
             return _INVALID
         return float(value)
 
@@ -346,10 +448,19 @@ class _Checker:
                 f"got {value!r}",
             )
             return _INVALID
+        if seconds < rule.min_for:
+            self.error(
+                path,
+                f"must be at least {format_duration(rule.min_for)} (a condition rule with a "
+                "shorter for fires on a single failed scrape or evaluation), got "
+                f"{value!r}",
+            )
+            return _INVALID
         return seconds
 
-    def notify(self, value: Any, path: str) -> Notify:
-        body = self.mapping(value, path, ("webhooks", "emails"))
+    def notify(self, value: Any, path: str, tenant: bool = False) -> Notify:
+        """A receiver list; one that lists nothing must say ``mute: true``."""
+        body = self.mapping(value, path, NOTIFY_KEYS) if value is not None else {}
         webhooks = self.strings(body.get("webhooks"), f"{path}.webhooks")
         emails = self.strings(body.get("emails"), f"{path}.emails")
         for index, url in enumerate(webhooks):
@@ -359,7 +470,50 @@ class _Checker:
         for index, address in enumerate(emails):
             if not EMAIL.match(address):
                 self.error(f"{path}.emails[{index}]", f"is not an e-mail address: {address!r}")
-        return Notify(tuple(webhooks), tuple(emails))
+        mute = self.mute(body, path, bool(webhooks or emails))
+        if value is not None and not isinstance(value, dict):
+            return Notify(mute=True)  # reported by mapping(); muted so nothing else complains
+        if not (webhooks or emails or mute):
+            instead = "remove notify to send them to the default receiver, " if tenant else ""
+            whose = "the tenant's alerts" if tenant else "the alerts of the default route"
+            self.error(
+                path,
+                f"{_emptiness(value)}: it would send {whose} to the null receiver, which "
+                f"drops them; list webhooks or emails, {instead}or write {path.split('.')[-1]}: "
+                "{mute: true} to drop them on purpose",
+            )
+            return Notify(mute=True)
+        return Notify(tuple(webhooks), tuple(emails), mute)
+
+    def watchdog(self, value: Any) -> Notify:
+        """The heartbeat receiver: webhooks only (a mail every minute is no heartbeat)."""
+        path = "watchdog"
+        body = self.mapping(value, path, WATCHDOG_KEYS) if value is not None else {}
+        webhooks = self.strings(body.get("webhooks"), f"{path}.webhooks")
+        for index, url in enumerate(webhooks):
+            problem = webhook_problem(url)
+            if problem:
+                self.error(f"{path}.webhooks[{index}]", f"{problem}, got {url!r}")
+        mute = self.mute(body, path, bool(webhooks))
+        if isinstance(value, dict | None) and not (webhooks or mute):
+            self.error(
+                path,
+                f"{_emptiness(value)}: list the webhooks of an external heartbeat, or "
+                "write watchdog: {mute: true} to go without one",
+            )
+        return Notify(tuple(webhooks), (), mute)
+
+    def mute(self, body: Mapping[str, Any], path: str, receivers: bool) -> bool:
+        value = body.get("mute", False)
+        if not isinstance(value, bool):
+            self.error(f"{path}.mute", f"must be true or false, got {_show(value)}")
+            return True  # reported; nothing more to say about this receiver
+        if value and receivers:
+            self.error(
+                f"{path}.mute",
+                "true, but receivers are listed too: remove mute, or the receivers",
+            )
+        return value is True
 
     def strings(self, value: Any, path: str) -> list[str]:
         if value is None:
@@ -450,6 +604,21 @@ def smarthost_valid(smarthost: str) -> bool:
 
 
 _INVALID = object()  # a field that failed validation; the rule it belongs to is skipped
+# How YAML 1.1 reads a bool or null key, by its lower-cased spelling (None: null).
+_KEY_MEANING: dict[str, bool | None] = {
+    **dict.fromkeys(("yes", "true", "on"), True),
+    **dict.fromkeys(("no", "false", "off"), False),
+    **dict.fromkeys(("~", "null", ""), None),
+}
+
+
+def _emptiness(value: Any) -> str:
+    """How a receiver list came to be empty, as the file has it."""
+    if value is None:
+        return "is empty (null)"
+    if not value:
+        return "is empty ({})"
+    return "lists no receiver"
 
 
 def _show(value: Any) -> str:

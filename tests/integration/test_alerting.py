@@ -1,6 +1,6 @@
 """The generated rules and routes in real Prometheus and Alertmanager, fed by our real exporter.
 
-A test tenant whose CPU warning is 0% with ``for: 0s`` makes an alert that must fire at once; it
+A test tenant whose CPU warning is 0.001% with ``for: 0s`` makes an alert that must fire at once; it
 has to come out of Alertmanager at that tenant's webhook (served by the test) with the tenant's
 labels. Receivers are pointed at that webhook so that nothing leaves the machine; timings
 (group_wait) are shortened; everything else is the generator's output.
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from perfanalysis.alerting import alertmanager, rules
+from perfanalysis.alerting import alertmanager, platform, rules
 from perfanalysis.alerting.generate import THRESHOLDS
 from perfanalysis.alerting.thresholds import Thresholds, parse
 from perfanalysis.testing.servers import ServerRegistry, wait_until
@@ -65,7 +65,8 @@ def webhook() -> Iterator[Webhook]:
 def thresholds_with_test_tenant(webhook: Webhook) -> Thresholds:
     data = yaml.safe_load(THRESHOLDS.read_text())
     data["tenants"][TENANT] = {
-        "cpu_busy_percent": {"warning": 0, "critical": None, "for": "0s"},
+        # 0.001%: always crossed (0 itself is refused, as a threshold that always holds)
+        "cpu_busy_percent": {"warning": 0.001, "critical": None, "for": "0s"},
         "notify": {"webhooks": [f"{webhook.url}/{TENANT}"]},
     }
     return parse(data, "thresholds.yaml + test tenant")
@@ -97,10 +98,12 @@ def test_generated_rules_load_and_an_alert_reaches_the_tenants_receiver(
         }],
     }  # fmt: skip
     files = {f"rules/{name}": text for name, text in rules.rule_files(thresholds).items()}
-    prometheus = servers.prometheus(config, files)
+    # Alerts evaluated before Alertmanager is discovered are dropped, and resent only after the
+    # resend delay (1m by default): the Watchdog fires at the very first evaluation.
+    prometheus = servers.prometheus(config, files, extra_args=["--rules.alert.resend-delay=1s"])
 
-    expected_groups = {s.group for s in rules.scopes(thresholds)}
-    assert len(expected_groups) == len(thresholds.tenants) + 1
+    expected_groups = {s.group for s in rules.scopes(thresholds)} | {platform.GROUP}
+    assert len(expected_groups) == len(thresholds.tenants) + 2
 
     def evaluated_groups() -> list[dict[str, Any]] | None:
         groups = prometheus.rules()
@@ -133,8 +136,17 @@ def test_generated_rules_load_and_an_alert_reaches_the_tenants_receiver(
         "alertname": "HostCpuBusy", "tenant": TENANT, "instance": exporter.address,
     }  # fmt: skip
     assert {a["labels"]["tenant"] for a in body["alerts"]} == {TENANT}
-    # The only target is the test tenant's: no other scope's rules judged it.
-    assert {a["labels"].get("tenant") for a in prometheus.alerts()} == {TENANT}
+    # The only target is the test tenant's: no other scope's rules judged it. The platform's
+    # Watchdog fires always, and reaches its own receiver only.
+    fired = prometheus.alerts()
+    assert {a["labels"].get("tenant") for a in fired if a["labels"]["alertname"] != "Watchdog"} == {
+        TENANT
+    }
+    [watchdog] = wait_until(
+        lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "Watchdog"],
+        30, interval=0.2, what="the Watchdog in Alertmanager",
+    )  # fmt: skip
+    assert [r["name"] for r in watchdog["receivers"]] == [alertmanager.WATCHDOG]
 
 
 def states_after_inhibition(
@@ -196,3 +208,107 @@ def test_a_critical_ingest_rejection_inhibits_the_warning_for_the_same_reason_on
         ("invalid", "warning"): "active",
     }
     assert states_after_inhibition(servers, webhook, posted, "reason", expected) == expected
+
+
+Key = tuple[str, str, str]  # alertname, tenant, instance ("" when absent)
+
+
+def states_under(
+    servers: ServerRegistry,
+    webhook: Webhook,
+    posted: list[dict[str, str]],
+    expected: dict[Key, str],
+) -> dict[Key, str]:
+    """Post the alerts (label sets) to the generated Alertmanager: their states once the
+    inhibitor has seen them (it learns of sources asynchronously: poll, then show the difference)."""
+    thresholds = parse(yaml.safe_load(THRESHOLDS.read_text()), str(THRESHOLDS))
+    am = servers.alertmanager(local_alertmanager_config(thresholds, webhook))
+    am.request("POST", "/api/v2/alerts", json=[{"labels": labels} for labels in posted])
+
+    def states() -> dict[Key, str]:
+        return {
+            (a["labels"]["alertname"], a["labels"].get("tenant", ""),
+             a["labels"].get("instance", "")): a["status"]["state"]
+            for a in am.alerts()
+        }  # fmt: skip
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: states() == expected, 10, interval=0.1, what="the inhibition")
+    return states()
+
+
+def alert(name: str, tenant: str, instance: str, **labels: str) -> dict[str, str]:
+    host = {"tenant": tenant} if tenant else {}
+    return {"alertname": name, **host, "instance": instance, "severity": "critical", **labels}
+
+
+def test_target_down_inhibits_that_hosts_other_alerts_only(
+    servers: ServerRegistry, webhook: Webhook
+) -> None:
+    """A host gone dark: its alerts (kept firing by keep_firing_for) are muted while TargetDown
+    says why, so neither a flood nor a "resolved" for each reaches anyone. The same instance
+    name in another tenant, another host, and TargetDown itself stay active."""
+    posted = [
+        alert("TargetDown", "acme", "h1:9100", job="node"),
+        alert("HostMemoryUsed", "acme", "h1:9100", job="node"),
+        alert("ExporterPushStalled", "acme", "h1:9100", job="node"),
+        alert("HostMemoryUsed", "acme", "h2:9100", job="node"),
+        alert("HostMemoryUsed", "zeta", "h1:9100", job="node"),
+        {"alertname": "Watchdog", "severity": "none"},
+    ]
+    expected = {
+        ("TargetDown", "acme", "h1:9100"): "active",
+        ("HostMemoryUsed", "acme", "h1:9100"): "suppressed",
+        ("ExporterPushStalled", "acme", "h1:9100"): "suppressed",
+        ("HostMemoryUsed", "acme", "h2:9100"): "active",
+        ("HostMemoryUsed", "zeta", "h1:9100"): "active",
+        ("Watchdog", "", ""): "active",
+    }
+    assert states_under(servers, webhook, posted, expected) == expected
+
+
+def test_an_ingest_storage_outage_inhibits_that_tenants_push_alerts_on_every_host(
+    servers: ServerRegistry, webhook: Webhook
+) -> None:
+    """InfluxDB down for acme: one IngestRejectingPoints (tenant acme, no instance) instead of
+    a page per host. Dropped points still page; zeta's storage_conflict (points refused for their
+    content, never retried) stalls nothing and mutes nothing."""
+    posted = [
+        alert("IngestRejectingPoints", "acme", "", reason="storage_unavailable"),
+        alert("ExporterPushStalled", "acme", "h1:9100", job="node"),
+        alert("ExporterSpoolGrowing", "acme", "h2:9100", job="node"),
+        alert("ExporterDroppingPoints", "acme", "h1:9100", job="node", reason="spool_full"),
+        alert("IngestRejectingPoints", "zeta", "", reason="storage_conflict"),
+        alert("ExporterPushStalled", "zeta", "h3:9100", job="node"),
+    ]
+    expected = {
+        ("IngestRejectingPoints", "acme", ""): "active",
+        ("ExporterPushStalled", "acme", "h1:9100"): "suppressed",
+        ("ExporterSpoolGrowing", "acme", "h2:9100"): "suppressed",
+        ("ExporterDroppingPoints", "acme", "h1:9100"): "active",
+        ("IngestRejectingPoints", "zeta", ""): "active",
+        ("ExporterPushStalled", "zeta", "h3:9100"): "active",
+    }
+    assert states_under(servers, webhook, posted, expected) == expected
+
+
+def test_ingest_down_inhibits_every_tenants_push_alerts(
+    servers: ServerRegistry, webhook: Webhook
+) -> None:
+    """Ingest's target carries no tenant: its TargetDown mutes the push alerts of all tenants,
+    and nothing else of theirs."""
+    posted = [
+        alert("TargetDown", "", "ingest:8087", job="ingest"),
+        alert("ExporterPushStalled", "acme", "h1:9100", job="node"),
+        alert("ExporterSpoolGrowing", "zeta", "h3:9100", job="node"),
+        alert("ExporterPushStalled", "", "bare:9100", job="node"),
+        alert("HostCpuBusy", "acme", "h1:9100", job="node"),
+    ]
+    expected = {
+        ("TargetDown", "", "ingest:8087"): "active",
+        ("ExporterPushStalled", "acme", "h1:9100"): "suppressed",
+        ("ExporterSpoolGrowing", "zeta", "h3:9100"): "suppressed",
+        ("ExporterPushStalled", "", "bare:9100"): "suppressed",
+        ("HostCpuBusy", "acme", "h1:9100"): "active",
+    }
+    assert states_under(servers, webhook, posted, expected) == expected

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from perfanalysis.alerting import alertmanager, cli
+from perfanalysis.alerting import alertmanager, cli, platform
 from perfanalysis.alerting.catalogue import RULES
 from perfanalysis.alerting.generate import RULES_DIR, THRESHOLDS, Layout, drift, outputs, stale
 from perfanalysis.alerting.rules import scopes
@@ -37,7 +37,10 @@ def thresholds() -> Thresholds:
 
 
 def rule_groups() -> Iterator[tuple[str, dict[str, Any]]]:
+    """The groups of the scopes' files (default and tenants), not of platform.rules.yml."""
     for path in sorted(LAYOUT.rules_dir.glob("*.rules.yml")):
+        if path.name == platform.FILE_NAME:
+            continue
         for group in yaml.safe_load(path.read_text())["groups"]:
             yield path.name, group
 
@@ -56,8 +59,30 @@ def test_one_rule_file_per_tenant_plus_default(thresholds: Thresholds) -> None:
     names = sorted(p.name for p in LAYOUT.rules_dir.glob("*.rules.yml"))
     assert names == [
         "default.rules.yml",
+        "platform.rules.yml",
         *(f"tenant-{t}.rules.yml" for t in sorted(thresholds.tenants)),
     ]
+
+
+def test_the_platform_file_holds_the_platform_rules_only() -> None:
+    """Watchdog and Prometheus' own failures, once, on no tenant's series; hand-written tests."""
+    [group] = yaml.safe_load((LAYOUT.rules_dir / platform.FILE_NAME).read_text())["groups"]
+    assert group["name"] == platform.GROUP
+    assert [r["alert"] for r in group["rules"]] == [
+        "Watchdog", "PrometheusNotificationsFailing", "PrometheusNotificationsDropped",
+        "PrometheusRuleEvaluationFailures",
+    ]  # fmt: skip
+    for rule in group["rules"]:
+        assert "tenant" not in rule["expr"]
+        assert "tenant" not in rule["labels"]
+        for metric, _ in SELECTOR.findall(rule["expr"]):
+            assert metric.startswith("prometheus_"), rule["expr"]
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
+    tested = (LAYOUT.tests_dir / "platform.test.yml").read_text()
+    assert not tested.startswith("# Generated"), "the platform's promtool tests are hand-written"
+    for rule in group["rules"]:
+        assert f"alertname: {rule['alert']}" in tested
 
 
 def test_every_selector_is_scoped_to_its_tenant(thresholds: Thresholds) -> None:
@@ -164,7 +189,7 @@ def test_amtool_routes_each_tenant_to_its_receiver(thresholds: Thresholds) -> No
 def test_alertmanager_groups_and_inhibits_warning_by_critical(thresholds: Thresholds) -> None:
     config = alertmanager.config(thresholds)
     assert config["route"]["group_by"] == ["alertname", "tenant", "instance"]
-    [inhibit] = config["inhibit_rules"]
+    inhibit = config["inhibit_rules"][0]
     assert inhibit["source_matchers"] == ['severity="critical"']
     assert inhibit["target_matchers"] == ['severity="warning"']
     assert {"alertname", "tenant", "instance"} <= set(inhibit["equal"])
@@ -172,13 +197,13 @@ def test_alertmanager_groups_and_inhibits_warning_by_critical(thresholds: Thresh
 
 def test_a_muted_tenant_and_no_default_receiver_route_to_null(tmp_path: Path) -> None:
     data = yaml.safe_load(THRESHOLDS.read_text())
-    data["notify"] = {}
-    data["tenants"]["quiet"] = {"notify": {}}
+    data["notify"] = {"mute": True}
+    data["tenants"]["quiet"] = {"notify": {"mute": True}}
     thresholds = parse(data)
     config = alertmanager.config(thresholds)
     assert config["route"]["receiver"] == "null"
     assert {"matchers": ['tenant="quiet"'], "receiver": "null"} in config["route"]["routes"]
-    assert [r["name"] for r in config["receivers"]] == ["null", "tenant-acme"]
+    assert [r["name"] for r in config["receivers"]] == ["null", "watchdog", "tenant-acme"]
     assert [alertmanager.expected_receiver(thresholds, t) for t in ("quiet", "demo", None)] == [
         "null", "null", "null",
     ]  # fmt: skip
@@ -210,6 +235,7 @@ def test_cli_generates_a_separate_tree_checks_it_and_removes_stale_tenants(
     assert tree == [
         "alertmanager/alertmanager.yml",
         "prometheus/rules/default.rules.yml",
+        "prometheus/rules/platform.rules.yml",
         "prometheus/rules/tenant-one.rules.yml",
         "prometheus/rules/tenant-two.rules.yml",
         "prometheus/tests/default.test.yml",

@@ -145,7 +145,7 @@ def test_the_expanding_notation_is_built_in_linear_time() -> None:
     assert expanding(values) == "1000+0.25x39999"
     assert time.monotonic() - started < 1
     assert expanding([1.0, 2.0, 3.0, None, None, 5.0, 5.0, 0.1, 0.2, 0.3]) == (
-        "1+1x2 _x1 5x1 0.1+0.1x1 0.3"  # 0.1 + 0.1 + 0.1 is not 0.3: a run of its own
+        "1+1x2 _x2 5x1 0.1+0.1x1 0.3"  # 0.1 + 0.1 + 0.1 is not 0.3: a run of its own
     )
 
 
@@ -163,9 +163,9 @@ def test_a_day_long_for_generates_quickly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "field", "value", "message"),
     [
-        ("cpu_busy_percent", "critical", 100, "must be at least 0 and below 100"),
-        ("memory_used_percent", "critical", 100, "must be at least 0 and below 100"),
-        ("filesystem_used_percent", "critical", 100, "must be at least 0 and below 100"),
+        ("cpu_busy_percent", "critical", 100, "must be above 0 and below 100"),
+        ("memory_used_percent", "critical", 100, "must be above 0 and below 100"),
+        ("filesystem_used_percent", "critical", 100, "must be above 0 and below 100"),
         ("push_stalled_seconds", "warning", 0, "must be at least 60 and at most 86400"),
     ],
 )
@@ -199,8 +199,8 @@ def edge_thresholds() -> dict[str, Any]:
     rate ramping up over five minutes passes a level exactly (4/5 of 50% is 40%)."""
     edges: dict[str, dict[str, Any]] = {
         "cpu_busy_percent": {"warning": 40, "critical": 60},
-        "memory_used_percent": {"warning": 0, "critical": 99.999},
-        "filesystem_used_percent": {"warning": 0, "critical": 99.99},
+        "memory_used_percent": {"warning": 0.001, "critical": 99.999},
+        "filesystem_used_percent": {"warning": 0.001, "critical": 99.99},
         "filesystem_predicted_full_hours": {
             "warning": 8760, "critical": 0.001, "min_used_percent": 99.9,
         },
@@ -213,7 +213,7 @@ def edge_thresholds() -> dict[str, Any]:
     }  # fmt: skip
     assert set(edges) == {k for k, r in RULES.items() if r.thresholds}
     data = with_defaults(**edges)
-    data["tenants"] = {"acme": {"cpu_busy_percent": {"warning": 0, "critical": 99.999}}}
+    data["tenants"] = {"acme": {"cpu_busy_percent": {"warning": 0.001, "critical": 99.999}}}
     return data
 
 
@@ -304,7 +304,8 @@ def test_a_full_spool_dropping_points_alerts_when_the_growing_spool_alert_resolv
     tmp_path: Path,
 ) -> None:
     """The spool grows for an hour, then is full: points_queued goes flat (ExporterSpoolGrowing
-    resolves) while points_dropped_total{reason="spool_full"} climbs."""
+    resolves, once the 10 minutes of its deriv and of its keep_firing_for have passed) while
+    points_dropped_total{reason="spool_full"} climbs."""
     host = {"instance": "h6:9100", "job": "node"}
     dropped = "perfanalysis_exporter_push_points_dropped_total"
     series = {
@@ -320,7 +321,7 @@ def test_a_full_spool_dropping_points_alerts_when_the_growing_spool_alert_resolv
         [
             ("60m", "ExporterDroppingPoints", []),
             ("61m", "ExporterDroppingPoints", [expected(catalogue.EXPORTER_DROPPING, "warning", spool, 3000)]),
-            ("75m", "ExporterSpoolGrowing", []),
+            ("80m", "ExporterSpoolGrowing", []),  # flat from 60m: deriv 0 at 70m, +10m
             ("75m", "ExporterDroppingPoints", [
                 expected(catalogue.EXPORTER_DROPPING, severity, spool, 45000)
                 for severity in ("warning", "critical")
@@ -331,7 +332,8 @@ def test_a_full_spool_dropping_points_alerts_when_the_growing_spool_alert_resolv
 
 def test_a_full_filesystem_turned_read_only_and_a_dead_mount_alert(tmp_path: Path) -> None:
     """/data, 97% full, is remounted read-only at minute 31: HostFilesystemAlmostFull resolves
-    (it covers read-write filesystems), HostFilesystemTurnedReadOnly takes over for a day.
+    (it covers read-write filesystems; after its keep_firing_for, 10m), HostFilesystemTurnedReadOnly
+    takes over for a day (and its keep_firing_for).
     /boot/efi is read-only by design and never alerts; an NFS mount stops answering."""
     fs = 'device="{}",fstype="{}",instance="h2:9100",job="node",mountpoint="{}"'
     data, efi = (
@@ -359,11 +361,13 @@ def test_a_full_filesystem_turned_read_only_and_a_dead_mount_alert(tmp_path: Pat
         series,
         [
             ("30m", "HostFilesystemAlmostFull", full),
-            ("31m", "HostFilesystemAlmostFull", []),
+            ("40m", "HostFilesystemAlmostFull", full),  # keep_firing_for: 10m
+            ("41m", "HostFilesystemAlmostFull", []),
             ("35m", "HostFilesystemTurnedReadOnly", []),  # for: 5m
             ("36m", "HostFilesystemTurnedReadOnly", read_only),
             ("1470m", "HostFilesystemTurnedReadOnly", read_only),  # read-write at 30m, in the day
-            ("1471m", "HostFilesystemTurnedReadOnly", []),  # a day later, documented
+            ("1480m", "HostFilesystemTurnedReadOnly", read_only),  # keep_firing_for: 10m
+            ("1481m", "HostFilesystemTurnedReadOnly", []),  # a day and 10m later, documented
             ("35m", "HostFilesystemDeviceError", []),
             ("36m", "HostFilesystemDeviceError", [
                 expected(catalogue.FILESYSTEM_DEVICE_ERROR, "critical", nfs_labels)

@@ -204,7 +204,7 @@ def test_amtool_accepts_what_a_tricky_but_valid_thresholds_file_generates(
         smtp={"smarthost": "[::1]:587", "from": "alerts@ops.example", "require_tls": True},
         tenants={
             "acme": {"notify": {"webhooks": ["http://127.0.0.1:1/"]}},
-            "quiet": {"notify": {}},
+            "quiet": {"notify": {"mute": True}},
         },
     )
     out = tmp_path / "prometheus" / "rules"

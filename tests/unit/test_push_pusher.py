@@ -233,6 +233,8 @@ def test_metrics_show_queued_sent_dropped_retried_and_spool(
     pusher.send()
     metrics = metric_lines(pusher)
     queued = pusher.spool.queued_points
+    started = metrics.pop("perfanalysis_exporter_push_started_timestamp_seconds")
+    assert time.time() - 60 < started <= time.time()
     assert metrics == {
         "perfanalysis_exporter_push_batch_max_points": 5000.0,
         "perfanalysis_exporter_push_last_success_timestamp_seconds": 0.0,
