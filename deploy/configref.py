@@ -63,7 +63,7 @@ COMPONENTS: tuple[Component, ...] = (
               "`PERFANALYSIS_ADMIN_SECRET_KEY` when its own database URL or secret key is unset."),
     Component("grafana-prune-orphans", ("grafana", "prune-orphans"),
               SPECS["grafana-prune-orphans"],
-              "`--influxdb-url`, `--alert-webhook-url` and `--tenants` are refused as flags and "
+              "`--influxdb-url`, `--alert-webhook-url`, `--tenants` and `--thresholds` are refused as flags and "
               "their variables ignored, so the grafana-sync service of docker-compose.yml runs it "
               "too. Like sync, reads `PERFANALYSIS_ADMIN_DATABASE_URL`, `DATABASE_URL` and "
               "`PERFANALYSIS_ADMIN_SECRET_KEY` when its own database URL is unset."),

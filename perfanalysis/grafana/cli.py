@@ -1,9 +1,11 @@
 """``perfanalysis grafana generate|check|sync|prune-orphans``: dashboards and provisioning files,
 and the live sync.
 
-* ``generate`` writes grafana/dashboards/*.json and provisioning/grafana/** from the code;
+* ``generate`` writes grafana/dashboards/*.json and provisioning/grafana/** from the code (the
+  alert rules with the defaults of provisioning/thresholds.yaml);
 * ``check`` exits 1 when the committed files differ from what ``generate`` would write;
-* ``sync [flags]`` applies every tenant's org, data source, dashboards and alert rules to Grafana;
+* ``sync [flags]`` applies every tenant's org, data source, dashboards and alert rules (with the
+  tenant's thresholds) to Grafana;
 * ``prune-orphans [flags]`` deletes the orgs sync made for tenants since deleted.
 """
 
@@ -32,25 +34,49 @@ HELP = {
     "generate": """usage: perfanalysis grafana generate
 
 Write grafana/dashboards/*.json and provisioning/grafana/** from the code (only the files that
-differ). Takes no flags and reads no environment variables.""",
+differ), the alert rules with the defaults of provisioning/thresholds.yaml: run it after changing
+them. Takes no flags and reads no environment variables; exits 2 when the thresholds file is
+invalid (every problem listed), having written nothing.""",
     "check": """usage: perfanalysis grafana check
 
 Exit 1, listing each file, when the committed grafana/dashboards/*.json or provisioning/grafana/**
-differ from what generate writes (or a dashboard file is no longer produced); 0 when they match.
-Takes no flags and reads no environment variables.""",
+differ from what generate writes (or a dashboard file is no longer produced), as after a change
+of the defaults in provisioning/thresholds.yaml; 0 when they match; 2 when the thresholds file is
+invalid. Takes no flags and reads no environment variables.""",
 }
 HELP_FLAGS = ("-h", "--help", "help")
 
 
 def generated() -> dict[Path, str]:
-    """Every generated file by absolute path."""
-    from perfanalysis.grafana import provisioning, render
+    """Every generated file by absolute path; ThresholdsError when thresholds.yaml is invalid."""
+    from perfanalysis.alerting.thresholds import load
+    from perfanalysis.grafana import alerts, provisioning, render
 
+    thresholds = load(alerts.default_thresholds())
     files = {render.default_dir() / name: text for name, text in render.render_all().items()}
     files |= {
-        provisioning.default_dir() / name: text for name, text in provisioning.files().items()
+        provisioning.default_dir() / name: text
+        for name, text in provisioning.files(thresholds).items()
     }
     return files
+
+
+def _generated_or_refused(command: str) -> dict[Path, str] | int:
+    """``generated()``, or exit status 2 after listing what is wrong with the thresholds file."""
+    from perfanalysis.alerting.thresholds import ThresholdsError
+
+    try:
+        return generated()
+    except ThresholdsError as exc:
+        _print_thresholds_errors(f"perfanalysis grafana {command}", exc.errors, "nothing written")
+        return 2
+
+
+def _print_thresholds_errors(program: str, errors: Sequence[str], outcome: str) -> None:
+    """Every problem of the thresholds file, each naming the file and the key at fault."""
+    print(f"{program}: invalid thresholds file ({outcome}):", file=sys.stderr)
+    for error in errors:
+        print(f"  - {error}", file=sys.stderr)
 
 
 def generate() -> int:
@@ -58,7 +84,9 @@ def generate() -> int:
     provisioner, which rereads the dashboards, never loads half a file."""
     from perfanalysis import atomicfile
 
-    files = generated()
+    files = _generated_or_refused("generate")
+    if isinstance(files, int):
+        return files
     changed = 0
     for path, text in files.items():
         if not path.exists() or path.read_text() != text:
@@ -77,8 +105,11 @@ def generate() -> int:
 def check() -> int:
     from perfanalysis.grafana import render
 
+    files = _generated_or_refused("check")
+    if isinstance(files, int):
+        return files
     problems = [f"{path}: differs from the generator's output (run generate)"
-                for path, text in generated().items()
+                for path, text in files.items()
                 if not path.exists() or path.read_text() != text]  # fmt: skip
     problems += [p for p in render.drift(render.default_dir()) if "not produced" in p]
     for problem in problems:
@@ -87,6 +118,8 @@ def check() -> int:
 
 
 def sync(argv: Sequence[str]) -> int:
+    from perfanalysis.alerting.thresholds import ThresholdsError
+    from perfanalysis.alerting.thresholds import load as load_thresholds
     from perfanalysis.grafana.client import SyncError
     from perfanalysis.grafana.settings import load
     from perfanalysis.grafana.sync import sync as run_sync
@@ -96,11 +129,16 @@ def sync(argv: Sequence[str]) -> int:
     settings = _settings(program, load, argv)
     if isinstance(settings, int):
         return settings
+    try:  # before the admin database and Grafana: a bad file stops the run with nothing written
+        thresholds = load_thresholds(settings["thresholds"])
+    except ThresholdsError as exc:
+        _print_thresholds_errors(program, exc.errors, "nothing was sent to Grafana")
+        return 2
     try:
         tenants = load_tenants(
             settings["database_url"], settings["secret_key"], settings["tenants"]
         )
-        report = run_sync(settings, tenants.chosen, tenants.instances)
+        report = run_sync(settings, tenants.chosen, tenants.instances, thresholds)
     except DatabaseSettingError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return 2

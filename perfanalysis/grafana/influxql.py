@@ -40,10 +40,13 @@ def _where(*conditions: str, complete: bool = False) -> str:
     )
 
 
-def alerting(query: str) -> str:
+def alerting(query: str, interval: str | None = None) -> str:
     """A dashboard query for an alert rule: every host (there is no ``$host`` there), and the
-    range ending at the evaluation (``now()``): Grafana expands ``${__to}`` in dashboards only."""
-    return query.replace(f"{HOST} AND ", "").replace(END, "now()")
+    range ending at the evaluation (``now()``): Grafana expands ``${__to}`` in dashboards only.
+    ``interval`` (an InfluxQL duration such as ``60s``) fixes the intervals, which
+    ``$__interval`` would leave to Grafana's choice (the data source's minimum, 20s, or more)."""
+    text = query.replace(f"{HOST} AND ", "").replace(END, "now()")
+    return text if interval is None else text.replace("$__interval", interval)
 
 
 def gauge(
@@ -110,12 +113,18 @@ def cores(by: Sequence[str] = ("host",)) -> str:
 
 
 def latest(
-    measurement: str, *conditions: str, select: str = 'last("value")', alias: str = ""
+    measurement: str,
+    *conditions: str,
+    select: str = 'last("value")',
+    alias: str = "",
+    by: Sequence[str] = ("host",),
 ) -> str:
-    """One row per host with the latest value in the range, for tables."""
+    """One row per series of ``by`` with the latest value in the range, for tables (and for alert
+    rules, as the newest sample, which is what a PromQL instant selector reads)."""
     named = f' AS "{alias}"' if alias else ""
+    group = ", ".join(f'"{tag}"' for tag in by)
     return (
-        f'SELECT {select}{named} FROM "{measurement}" WHERE {_where(*conditions)} GROUP BY "host"'
+        f'SELECT {select}{named} FROM "{measurement}" WHERE {_where(*conditions)} GROUP BY {group}'
     )
 
 

@@ -4,6 +4,8 @@ Creating orgs needs a Grafana server admin, so basic auth (user and password) is
 credential; a token works against a Grafana whose token may manage orgs. The admin database and
 its secret key default to the admin app's own variables (PERFANALYSIS_ADMIN_DATABASE_URL,
 DATABASE_URL, PERFANALYSIS_ADMIN_SECRET_KEY), which decrypt each tenant's InfluxDB read password.
+The alert rules' thresholds come from the file Prometheus' rules are generated from
+(provisioning/thresholds.yaml in the checkout, or --thresholds).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from perfanalysis.config import (
     admin_database_url,
     optional_http_url,
     parse,
+    readable_file,
     timeout_seconds,
 )
 
@@ -77,6 +80,10 @@ def build_spec() -> Spec:
                 boolean=True),
         Setting("tenants", "Comma-separated tenant slugs to sync (default: every active tenant).",
                 "", _slugs, metavar="SLUGS"),
+        Setting("thresholds", "The alert thresholds file, the one `perfanalysis alerting generate` "
+                "reads: each tenant's Grafana rules get its thresholds there, or the defaults "
+                "(default: provisioning/thresholds.yaml in the checkout). An invalid file stops "
+                "sync before anything is sent to Grafana.", None, readable_file, metavar="FILE"),
         Setting("timeout", "Seconds to wait for each Grafana request.", 10.0, timeout_seconds,
                 metavar="SECONDS"),
     ):  # fmt: skip
@@ -87,7 +94,7 @@ def build_spec() -> Spec:
 
 # What sync writes, which prune-orphans does not: their variables (set for sync, as in the
 # grafana-sync service of docker-compose.yml) are ignored there, their flags refused.
-SYNC_ONLY = ("influxdb-url", "alert-webhook-url", "tenants")
+SYNC_ONLY = ("influxdb-url", "alert-webhook-url", "tenants", "thresholds")
 
 
 def build_prune_spec() -> Spec:
@@ -157,6 +164,10 @@ def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> 
     """Parse the sync settings; raises ConfigError listing every problem."""
     env = dict(os.environ if environ is None else environ)
     values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    if values["thresholds"] is None:
+        from perfanalysis.grafana.alerts import default_thresholds
+
+        values["thresholds"] = str(default_thresholds())
     if values["database_url"] is None or values["secret_key"] is None:
         values.update(
             _from_admin_settings(env, values["secret_key"], values["database_url"], values["dev"])

@@ -4,10 +4,11 @@ Per tenant: an org (looked up by name, created when missing; orgs cannot be prov
 files; an existing one is taken only when marked for this tenant instance or not at all, see
 ``orgs``), then, acting in that org through ``X-Grafana-Org-Id``: the InfluxDB data source with
 the tenant's read-only credentials, the PerfAnalysis folder, the dashboards, the alert rules (with
-``X-Disable-Provenance``) and, given the admin app's URL, a webhook contact point and the
-notification policy. Each object is read first and written only when it differs, so a second
-run reports every object unchanged. Last, every org is checked for orphans (``orgs``), which are
-reported, and deleted only by ``prune``.
+``X-Disable-Provenance``; the tenant's thresholds from thresholds.yaml, see ``alerts``, and the
+rules of earlier syncs it no longer wants removed) and, given the admin app's URL, a webhook
+contact point and the notification policy. Each object is read first and written only when it
+differs, so a second run reports every object unchanged. Last, every org is checked for orphans
+(``orgs``), which are reported, and deleted only by ``prune``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from perfanalysis.alerting.thresholds import Thresholds
 from perfanalysis.grafana import alerts, orgs, provisioning
 from perfanalysis.grafana.client import NO_PROVENANCE, Grafana, SyncError
 from perfanalysis.grafana.render import as_dict
@@ -71,6 +73,7 @@ class TenantSync:
     org_id: int
     dashboards_json: list[dict[str, Any]]
     panel_ids: dict[str, int]
+    rules: tuple[alerts.Rule, ...]  # the tenant's, from its thresholds
     # the dashboards tenant orgs no longer get: removed where an earlier sync put them
     withdrawn_uids: list[str] = field(default_factory=list)
 
@@ -143,7 +146,7 @@ class TenantSync:
 
     def alert_rules(self) -> None:
         labels = {"tenant": self.tenant.slug}
-        for rule in alerts.RULES:
+        for rule in self.rules:
             body = alerts.to_api_rule(
                 rule, self.tenant.datasource_uid, self.panel_ids, self.org_id, labels
             )
@@ -155,7 +158,21 @@ class TenantSync:
             self._upsert(f"alert rule {rule.uid}", path, body, create, update)
         group_path = f"/v1/provisioning/folder/{alerts.FOLDER_UID}/rule-groups/{alerts.GROUP}"
         group = self.grafana.get(group_path) or {}
-        if group.get("interval") != alerts.INTERVAL_SECONDS:
+        # Rules of sync's own that the thresholds no longer ask for (a level set to null, a rule
+        # disabled, the uids before rules followed the thresholds); rules made by hand stay.
+        wanted = {rule.uid for rule in self.rules}
+        stale = [str(r.get("uid")) for r in group.get("rules") or []
+                 if r.get("uid") in alerts.OWNED_UIDS and r.get("uid") not in wanted]  # fmt: skip
+        for uid in stale:
+            self.grafana.send("DELETE", f"/v1/provisioning/alert-rules/{uid}", None, NO_PROVENANCE)
+            self._note(f"alert rule {uid}", "removed (not in the tenant's thresholds)")
+        if stale:
+            group = self.grafana.get(group_path) or {}
+        if not group.get("rules"):  # a group exists only through its rules: none to time
+            self.report.lines.append(
+                f"{self.tenant.slug}: rule group {alerts.GROUP}: no rules (every level disabled)"
+            )
+        elif group.get("interval") != alerts.INTERVAL_SECONDS:
             group = {**group, "title": alerts.GROUP, "folderUid": alerts.FOLDER_UID,
                      "interval": alerts.INTERVAL_SECONDS}  # fmt: skip
             self.grafana.send("PUT", group_path, group, NO_PROVENANCE)
@@ -185,7 +202,9 @@ class TenantSync:
         else:
             self._note(f"contact point {uid}", "unchanged")
         tree = provisioning.policy_tree(CONTACT_POINT)
-        if covers(self.grafana.get("/v1/provisioning/policies"), tree):
+        current = self.grafana.get("/v1/provisioning/policies")
+        # no child routes either (an earlier sync's route repeated critical alerts hourly)
+        if covers(current, tree) and not current.get("routes"):
             self._note("notification policy", "unchanged")
         else:
             self.grafana.send("PUT", "/v1/provisioning/policies", tree, NO_PROVENANCE)
@@ -236,11 +255,13 @@ def connect(settings: dict[str, Any]) -> Grafana:
 
 
 def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
-         instances: frozenset[Instance]) -> Report:  # fmt: skip
+         instances: frozenset[Instance], thresholds: Thresholds) -> Report:  # fmt: skip
     """Sync ``tenants``, then report orphans among every org (``instances``: every tenant of the
-    admin database). A tenant whose org is another's, or for which Grafana refuses a request, is
-    left part-way, with a line in ``report.failures``, and the others are synced. Raises SyncError
-    when Grafana as a whole cannot be used (``grafana_wide``): every later tenant would fail alike.
+    admin database). Each tenant's alert rules follow its settings in ``thresholds`` (the
+    defaults for a tenant not listed there). A tenant whose org is another's, or for which
+    Grafana refuses a request, is left part-way, with a line in ``report.failures``, and the
+    others are synced. Raises SyncError when Grafana as a whole cannot be used
+    (``grafana_wide``): every later tenant would fail alike.
     """
     from perfanalysis.grafana.dashboards import DASHBOARDS
 
@@ -257,6 +278,11 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
     survey = orgs.Survey(grafana)
     synced: list[str] = []
     for tenant in tenants:
+        rules = alerts.rules(alerts.settings_for(thresholds, tenant.slug))
+        report.lines.append(
+            f"{tenant.slug}: alert thresholds from {thresholds.source} "
+            f"({alerts.scope_name(thresholds, tenant.slug)})"
+        )
         try:
             org_id = ensure_org(grafana, survey, tenant, instances, report)
             TenantSync(
@@ -267,6 +293,7 @@ def sync(settings: dict[str, Any], tenants: list[TenantGrafana],
                 org_id,
                 dashboards,
                 panel_ids,
+                rules,
                 withdrawn,
             ).run()
         except orgs.OrgRefused as exc:

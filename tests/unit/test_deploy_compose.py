@@ -159,6 +159,18 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
+def as_run(service: dict[str, Any]) -> dict[str, str]:
+    """The service's environment, a value naming a file the service bind-mounts from the checkout
+    (``./provisioning/thresholds.yaml:/etc/perfanalysis/thresholds.yaml``) as that file here, so
+    that a settings parser checking the file finds it."""
+    mounted = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str) and volume.startswith("./"):
+            source, target = volume.split(":")[:2]
+            mounted[target] = str(ROOT / source)
+    return {k: mounted.get(v, v) for k, v in environment(service).items()}
+
+
 def listen_port(name: str, service: dict[str, Any]) -> int:
     """The port a service listens on: our listen-address setting, or the image's default."""
     command = [str(c) for c in service.get("command") or []]
@@ -413,7 +425,7 @@ def test_each_component_accepts_its_configuration(compose: dict[str, Any]) -> No
             assert component is not None
             args = command[len(component.command) :] if component.name != "admin" else []
             try:
-                loaders[component.name](args, environment(service))
+                loaders[component.name](args, as_run(service))
             except ConfigError as exc:
                 pytest.fail(f"{name}: {component.name} refuses its configuration: {exc.errors}")
 
@@ -427,7 +439,7 @@ def test_grafana_sync_sends_tenant_alerts_where_grafana_sends_its_own(
     webhook = environment(services(compose)["grafana"])["PERFANALYSIS_ALERT_WEBHOOK_URL"]
     sync = services(compose)["grafana-sync"]
     [command] = commands(sync)
-    assert load(command[2:], environment(sync))["alert_webhook_url"] == webhook
+    assert load(command[2:], as_run(sync))["alert_webhook_url"] == webhook
 
 
 def tuning_section() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 - "Collector stopped pushing" fires within minutes for each silent host, also when the tenant has
   one host or every host stops at once (it compared hosts with each other, and so never fired
-  then).
+  then); its warning and critical rules after push_stalled_seconds' thresholds.
 - Every InfluxDB rate (dashboards and rules) reads a steady counter's true rate in every interval,
   the newest included: the newest interval used to be a partial one, where the rate between the
   means of two intervals is wrong (2 CPUs 10% busy read 32.5% on the "CPU busy" stat).
@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from perfanalysis.alerting.catalogue import FS_IGNORED
+from perfanalysis.alerting.thresholds import load as load_thresholds
 from perfanalysis.grafana import alerts, definitions, render
 from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.lint import lint
@@ -42,7 +43,18 @@ TAGS = "collector=c,tenant=t"  # what ingest adds to every point
 
 
 def _rule(uid: str) -> alerts.Rule:
-    return next(rule for rule in alerts.RULES if rule.uid == uid)
+    """A rule of the committed thresholds.yaml's defaults, as provisioning/grafana has them."""
+    defaults = load_thresholds(alerts.default_thresholds()).defaults
+    return next(rule for rule in alerts.rules(defaults) if rule.uid == uid)
+
+
+PUSH_LEVELS = ("pa-push-stalled-warning", "pa-push-stalled-critical")
+
+
+def _silence_limit(uid: str) -> float:
+    """The seconds without a sample after which the push rule ``uid`` fires (its window)."""
+    defaults = load_thresholds(alerts.default_thresholds()).defaults["push_stalled_seconds"]
+    return next(level.threshold for level in defaults.levels() if uid.endswith(level.severity))
 
 
 def _line(measurement: str, tags: Mapping[str, str], value: float, at: float) -> str:
@@ -167,22 +179,26 @@ def _pushes(hosts: Mapping[str, float], now: float, since: float = 3 * 3600) -> 
     return "\n".join(lines)
 
 
-PUSH_SCENARIOS = {
-    "one host, silent for 2 h": ({"web1": 7200}, {"web1"}),
-    "two hosts, one silent for 2 h": ({"web1": 0, "web2": 7200}, {"web2"}),
-    "every host silent for 2 h (ingest outage)": ({"web1": 7200, "web2": 7200}, {"web1", "web2"}),
-    "silent for 11 min, 5 min, pushing": ({"web1": 660, "web2": 300, "web3": 0}, {"web1"}),
-    "every host silent for 20 min": ({"web1": 1200, "web2": 1200, "web3": 1200}, {"web1", "web2", "web3"}),
-}  # fmt: skip
+PUSH_SCENARIOS = {  # seconds each host has been silent (the defaults: 5 min warning, 30 critical)
+    "one host, silent for 2 h": {"web1": 7200},
+    "two hosts, one silent for 2 h": {"web1": 0, "web2": 7200},
+    "every host silent for 2 h (ingest outage)": {"web1": 7200, "web2": 7200},
+    "silent for 11 min, 4 min, pushing": {"web1": 660, "web2": 240, "web3": 0},
+    "every host silent for 20 min": {"web1": 1200, "web2": 1200, "web3": 1200},
+}
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("uid", PUSH_LEVELS)
 @pytest.mark.parametrize("scenario", PUSH_SCENARIOS)
-def test_push_silent_fires_for_each_silent_host(shared_influxdb: InfluxDB, scenario: str) -> None:
-    hosts, silent = PUSH_SCENARIOS[scenario]
+def test_push_silent_fires_for_each_silent_host(
+    shared_influxdb: InfluxDB, scenario: str, uid: str
+) -> None:
+    hosts = PUSH_SCENARIOS[scenario]
+    silent = {host for host, seconds in hosts.items() if seconds > _silence_limit(uid)}
     db = shared_influxdb.unique_database("push")
     shared_influxdb.write(db, _pushes(hosts, time.time() - 0.5))
-    result = evaluate(_rule("pa-push-silent"), shared_influxdb, db)
+    result = evaluate(_rule(uid), shared_influxdb, db)
     assert not result.no_data
     assert {h for (h,) in result.hosts()} == silent
     assert set(result.condition) == {frozenset({("host", h)}) for h in hosts}  # one instance each
@@ -194,9 +210,10 @@ def test_push_silent_fires_without_data_when_nobody_pushed_for_a_day(
 ) -> None:
     db = shared_influxdb.unique_database("push")
     shared_influxdb.write(db, _pushes({"web1": 25 * 3600}, time.time(), since=26 * 3600))
-    rule = _rule("pa-push-silent")
-    assert evaluate(rule, shared_influxdb, db).no_data
-    assert rule.no_data == "Alerting"
+    for uid in PUSH_LEVELS:
+        rule = _rule(uid)
+        assert evaluate(rule, shared_influxdb, db).no_data
+        assert rule.no_data == "Alerting"
 
 
 @pytest.mark.integration
@@ -204,16 +221,18 @@ def test_push_silent_ignores_a_grafana_clock_ahead_of_influxdb(shared_influxdb: 
     """The range ends after InfluxDB's now(): no empty window after now may count as silence."""
     db = shared_influxdb.unique_database("push")
     shared_influxdb.write(db, _pushes({"web1": 0}, time.time() - 0.5))
-    result = evaluate(_rule("pa-push-silent"), shared_influxdb, db, now=time.time() + 90)
-    assert result.firing() == set()
+    for uid in PUSH_LEVELS:
+        result = evaluate(_rule(uid), shared_influxdb, db, now=time.time() + 90)
+        assert result.firing() == set()
 
 
 def test_push_silent_annotation_says_what_the_rule_does() -> None:
-    rule = _rule("pa-push-silent")
-    assert "newest" not in rule.description
-    assert "fires as well" not in rule.description
-    assert "every host stops at once" in rule.description
-    assert "no data" in rule.description
+    for uid in PUSH_LEVELS:
+        rule = _rule(uid)
+        assert "newest" not in rule.description
+        assert "fires as well" not in rule.description
+        assert "every host stops at once" in rule.description
+        assert "no data" in rule.description
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,19 +380,22 @@ def test_cpu_rule_reads_the_true_busy_share(shared_influxdb: InfluxDB, interval:
     _write_at_now(shared_influxdb, db, lambda at: [
         _line("node_cpu_seconds_total", {"host": host, "cpu": str(c), "mode": "idle"}, (1 - share / 100) * at, at)
         for host, share in busy.items() for c in (0, 1)], minutes=30)  # fmt: skip
-    result = evaluate(_rule("pa-cpu-busy"), shared_influxdb, db, interval=interval)
+    result = evaluate(_rule("pa-cpu-busy-warning"), shared_influxdb, db, interval=interval)
     means = {dict(labels)["host"]: value for labels, value in result.values["B"].items()}
     assert means == pytest.approx(busy, abs=1e-6)
     assert result.hosts() == {("hot",)}
 
 
 def test_rate_queries_end_at_a_complete_interval() -> None:
-    for rule in alerts.RULES:
+    """The rules fix their interval (a minute) rather than leave $__interval to Grafana."""
+    step = f"{alerts.RATE_STEP_SECONDS}s"
+    for rule in alerts.rules(load_thresholds(alerts.default_thresholds()).defaults):
         for query in rule.queries:
             assert "${" not in query.text, "Grafana expands ${__to} in dashboards only"
             if "derivative(" in query.text:
-                assert "time < now() - $__interval" in query.text
-                assert query.text.count("GROUP BY time($__interval, now())") == query.text.count(
+                assert "$__interval" not in query.text
+                assert f"time < now() - {step}" in query.text
+                assert query.text.count(f"GROUP BY time({step}, now())") == query.text.count(
                     "GROUP BY time("
                 )
     assert _rate_queries()  # the dashboards' are linted, and run on InfluxDB above
@@ -398,12 +420,14 @@ FSTYPES = [*FS_IGNORED.split("|"), "ext4", "xfs", "btrfs", "nfs4", "fuse.sshfs",
 def test_filesystem_rule_leaves_out_the_prometheus_rules_types() -> None:
     """The same list (imported, not copied), read the same way: PromQL anchors its regexes."""
     assert definitions.FS_IGNORED is FS_IGNORED
-    match = re.search(r'"fstype" !~ /(.*)/ AND', _rule("pa-filesystem-used").queries[0].text)
+    match = re.search(
+        r'"fstype" !~ /(.*)/ AND', _rule("pa-filesystem-used-warning").queries[0].text
+    )
     assert match
     influx = re.compile(match.group(1))
     for fstype in FSTYPES:
         assert bool(influx.search(fstype)) == bool(re.fullmatch(FS_IGNORED, fstype)), fstype
-    for query in _rule("pa-filesystem-used").queries:
+    for query in _rule("pa-filesystem-used-warning").queries:
         assert match.group(0) in query.text
 
 
@@ -444,7 +468,7 @@ def test_filesystem_rule_fires_for_full_read_write_filesystems_only(
         return found
 
     _write_at_now(shared_influxdb, db, lines, minutes=15)
-    result = evaluate(_rule("pa-filesystem-used"), shared_influxdb, db)
+    result = evaluate(_rule("pa-filesystem-used-warning"), shared_influxdb, db)
     assert result.hosts("host", "mountpoint") == {("web1", "/")}
     used = {dict(labels)["mountpoint"]: v for labels, v in result.values["G"].items()}
     assert used["/"] == pytest.approx(95.0)

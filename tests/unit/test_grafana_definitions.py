@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from perfanalysis.alerting import catalogue
+from perfanalysis.alerting.thresholds import load as load_thresholds
 from perfanalysis.grafana import alerts, definitions, render
 from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana.macros import ALL, TimeRange, expand_influxql, expand_promql
@@ -71,7 +72,8 @@ def _query(name: str, title: str, ref: str = "A") -> PanelQuery:
 
 
 def _rule(uid: str) -> alerts.Rule:
-    return next(rule for rule in alerts.RULES if rule.uid == uid)
+    defaults = load_thresholds(alerts.default_thresholds()).defaults
+    return next(rule for rule in alerts.rules(defaults) if rule.uid == uid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,8 +97,11 @@ def test_every_cpu_busy_figure_counts_iowait_as_idle_time() -> None:
             else:
                 assert definitions.PROM_IDLE_TIME in query.text, query
     assert busy == BUSY_FIGURES
-    [rule_query] = _rule("pa-cpu-busy").queries
-    assert rule_query.text == iq.alerting(definitions.cpu_busy())
+    [rule_query] = _rule("pa-cpu-busy-warning").queries
+    bound = f" AND time >= now() - {alerts.CPU_SECONDS}s"  # on InfluxDB's clock (alerts._since)
+    assert rule_query.text.replace(bound, "") == iq.alerting(
+        definitions.cpu_busy(), interval=f"{alerts.RATE_STEP_SECONDS}s"
+    )
     assert definitions.IDLE_TIME == '"mode" =~ /^(idle|iowait)$/'
     assert catalogue.BUSY == 'mode!~"idle|iowait"'  # the Prometheus rule's matcher, unchanged
 
@@ -110,7 +115,7 @@ def test_cpu_busy_panels_and_the_rule_say_iowait_is_not_busy() -> None:
     [by_mode] = [p for p in _dashboard("host-influxdb.json")["panels"]
                  if p.get("title") == "CPU time by mode"]  # fmt: skip
     assert "iowait is drawn but is not busy time" in by_mode["description"]
-    assert "neither idle nor iowait" in _rule("pa-cpu-busy").description
+    assert "neither idle nor iowait" in _rule("pa-cpu-busy-warning").description
 
 
 def test_no_dashboard_keeps_a_filesystem_list_of_its_own() -> None:
@@ -125,7 +130,7 @@ def test_no_dashboard_keeps_a_filesystem_list_of_its_own() -> None:
                       else definitions.PROM_FILESYSTEMS)  # fmt: skip
             assert "fstype" not in query.text.replace(shared, ""), (name, query)
             selecting.append((name, query.panel_title, query.ref_id))
-    rule = [q.text for q in _rule("pa-filesystem-used").queries]
+    rule = [q.text for q in _rule("pa-filesystem-used-warning").queries]
     assert all(definitions.FILESYSTEMS in text for text in rule)
     assert sorted(selecting) == [
         ("host-influxdb.json", "Filesystem fill", "A"),
@@ -295,7 +300,7 @@ def test_influxdb_cpu_busy_panels_and_columns_count_iowait_as_idle(
 def test_the_grafana_cpu_rule_fires_for_the_computing_host_only(shared_influxdb: InfluxDB) -> None:
     db = shared_influxdb.unique_database("iowait")
     _write_until_now(shared_influxdb, db, 30, _cpu_lines)
-    rule = _rule("pa-cpu-busy")
+    rule = _rule("pa-cpu-busy-warning")
     limit = rule.expressions[-1]["conditions"][0]["evaluator"]["params"][0]
     assert BUSY["db-01"] < limit < 100 * (1 - CPU_MODES["db-01"]["idle"])  # iowait decides
     assert BUSY["web-01"] > limit
@@ -317,6 +322,6 @@ def test_influxdb_filesystem_panels_show_what_the_filesystem_rule_selects(
         found = _by_host(shared_influxdb, db, "host-influxdb.json", query, now, "mountpoint")
         assert set(found) == SHOWN, (title, ref)
         assert all(found.values()), (title, ref)
-    result = evaluate(_rule("pa-filesystem-used"), shared_influxdb, db)
+    result = evaluate(_rule("pa-filesystem-used-warning"), shared_influxdb, db)
     assert {dict(labels)["mountpoint"] for labels in result.values["G"]} == SHOWN
-    assert result.firing() == set()  # /mnt/ro is read-only; nothing read-write is 90% full
+    assert result.firing() == set()  # /mnt/ro is read-only; nothing read-write is 85% full

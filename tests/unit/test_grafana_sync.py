@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from perfanalysis.alerting.thresholds import load as load_thresholds
 from perfanalysis.grafana import alerts, cli
 from perfanalysis.grafana.client import SyncError
 from perfanalysis.grafana.dashboards import DASHBOARDS
@@ -140,6 +141,7 @@ class FakeGrafana:
             (r"GET /api/v1/provisioning/alert-rules/([^/]+)", self.get_rule),
             (r"POST /api/v1/provisioning/alert-rules", self.create_rule),
             (r"PUT /api/v1/provisioning/alert-rules/([^/]+)", self.update_rule),
+            (r"DELETE /api/v1/provisioning/alert-rules/([^/]+)", self.delete_rule),
             (r"GET /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", self.get_group),
             (r"PUT /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", self.put_group),
             (r"GET /api/v1/provisioning/contact-points", self.get_contact_points),
@@ -383,6 +385,19 @@ class FakeGrafana:
         self._check_rule(org, body, True)
         return 200, self._store_rule(org, uid, body)
 
+    def delete_rule(self, org: Org, body: Any, query: str, uid: str) -> tuple[int, Any]:
+        """204 whether or not the rule exists (Grafana deletes by uid); a rule provisioned with
+        provenance may only be deleted with the same provenance."""
+        headers = self.requests[-1]["headers"]
+        provided = "" if headers.get("x-disable-provenance") else "api"
+        stored = org.provenance.get(uid, "")
+        if stored not in ("", provided):
+            raise Reply(409, {"message": f"cannot delete with provided provenance '{provided}', "
+                                         f"needs '{stored}'"})  # fmt: skip
+        org.rules.pop(uid, None)
+        org.provenance.pop(uid, None)
+        return 204, None
+
     def _store_rule(self, org: Org, uid: str, body: dict[str, Any]) -> dict[str, Any]:
         headers = self.requests[-1]["headers"]
         org.provenance[uid] = "" if headers.get("x-disable-provenance") else "api"
@@ -394,11 +409,11 @@ class FakeGrafana:
     def get_group(
         self, org: Org, body: Any, query: str, folder: str, group: str
     ) -> tuple[int, Any]:
-        if (folder, group) not in org.groups:
-            raise Reply(404, None)
         rules = [
             r for r in org.rules.values() if r["folderUID"] == folder and r["ruleGroup"] == group
         ]
+        if (folder, group) not in org.groups or not rules:  # a group lives through its rules
+            raise Reply(404, None)
         return 200, {
             "title": group,
             "folderUid": folder,
@@ -433,7 +448,8 @@ class FakeGrafana:
         return 202, org.contact_points[uid]
 
     def get_policy(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
-        return 200, org.policy
+        """The tree as Grafana returns it: ``routes`` left out when there are none (omitempty)."""
+        return 200, {k: v for k, v in org.policy.items() if not (k == "routes" and not v)}
 
     def put_policy(self, org: Org, body: Any, query: str) -> tuple[int, Any]:
         self.require(body, "receiver")
@@ -630,10 +646,13 @@ def test_dashboards_folder_and_alert_rules(
         DASHBOARDS[name]().uid for name in ("host-influxdb.json", "fleet.json")
     )  # the Prometheus dashboards read the platform's Prometheus: the main org has them
     assert {d["folderUid"] for d in org.dashboards.values()} == {alerts.FOLDER_UID}
-    assert sorted(org.rules) == sorted(rule.uid for rule in alerts.RULES)
+    thresholds = load_thresholds(alerts.default_thresholds())
+    wanted = alerts.rules(alerts.settings_for(thresholds, "acme"))
+    assert sorted(org.rules) == sorted(rule.uid for rule in wanted)
     for rule in org.rules.values():
         assert rule["labels"]["tenant"] == "acme"
-        assert rule["labels"]["severity"]
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["labels"]["alert"]
         assert rule["provenance"] == ""  # X-Disable-Provenance: still editable in the UI
         sources = {d["datasourceUid"] for d in rule["data"]}
         assert sources == {"influx-acme", "__expr__"}
