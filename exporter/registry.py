@@ -110,9 +110,15 @@ def _merge(into: dict[str, MetricFamily], families: Iterable[MetricFamily], sour
         existing = into.get(fam.name)
         if existing is None:
             into[fam.name] = fam
-        elif existing.type != fam.type or existing.label_names != fam.label_names:
+        elif (existing.type, existing.help, existing.label_names) != (
+            fam.type,
+            fam.help,
+            fam.label_names,
+        ):  # node_exporter (client_golang's Gather) drops a family whose HELP differs too
             log.warning(
-                "%s: dropping %s, already exported with another type or labels", source, fam.name
+                "%s: dropping %s, already exported with another type, HELP or labels",
+                source,
+                fam.name,
             )
         else:
             existing.samples.extend(fam.samples)

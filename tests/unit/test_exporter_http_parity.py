@@ -92,3 +92,25 @@ def test_gzip_is_chosen_as_promhttp_chooses(
     assert gzip_accepted(accept) is gzipped
     _, headers, _ = get(served, "/metrics", f"Accept-Encoding: {accept}")
     assert (headers.get("content-encoding") == "gzip") is gzipped
+
+
+class Family:
+    def __init__(self, name: str, help_text: str, value: float) -> None:
+        self.name, self.help_text, self.value = name, help_text, value
+
+    def collect(self) -> list[MetricFamily]:
+        return [single("node_load1", self.help_text, GAUGE, self.value)]
+
+
+def test_a_family_with_another_help_is_dropped_as_node_exporter_drops_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A textfile .prom defining node_load1 with its own HELP does not add to loadavg's."""
+    ours = Family("loadavg", "1m load average.", 0.5)
+    registry = Registry([ours, Family("textfile", "Metric read from /x/load.prom", 9.0)])
+    families = {f.name: f for f in registry.scrape().families}
+    assert families["node_load1"].samples == [((), 0.5)]
+    assert "textfile: dropping node_load1, already exported with another type, HELP" in caplog.text
+    same = Registry([ours, Family("textfile", "1m load average.", 9.0)])
+    merged = {f.name: f for f in same.scrape().families}
+    assert [value for _, value in merged["node_load1"].samples] == [0.5, 9.0]
