@@ -18,7 +18,8 @@ cannot be empty); control characters, which ingest refuses, are written as ``\n`
 ``\xNN``; trailing backslashes, which would escape the separator after the value, are dropped.
 A label named ``host``, ``tenant`` or ``collector`` would collide with the tag we add or the
 ones ingest forces from the key, so it is renamed ``exported_<name>``, as Prometheus renames
-labels that collide with target labels.
+labels that collide with target labels; so is ``time``, which InfluxDB (and ingest) refuse as a
+tag key: a textfile metric with such a label would otherwise get every batch refused.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 from exporter.model import MetricFamily
 
-RESERVED_TAGS = frozenset({"host", "tenant", "collector"})
+RESERVED_TAGS = frozenset({"host", "tenant", "collector", "time"})
 _TAG_NEEDS_WORK = re.compile(r"[\\,= \x00-\x1f\x7f]")
 _MEASUREMENT_NEEDS_WORK = re.compile(r"[\\, \x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -102,9 +102,12 @@ def test_labels_colliding_with_forced_tags_are_renamed_exported() -> None:
     fam.add(1.0, "cpu")
     other = family("m", "help", GAUGE, "host", "tenant")
     other.add(2.0, "elsewhere", "acme")
-    assert encode(fam, other)[0] == (
+    from_textfile = family("backup_last_run", "help", GAUGE, "time")  # InfluxDB refuses the key
+    from_textfile.add(3.0, "nightly")
+    assert encode(fam, other, from_textfile)[0] == (
         f"node_scrape_collector_success,exported_collector=cpu,host=web1 value=1.0 {T}\n"
         f"m,exported_host=elsewhere,exported_tenant=acme,host=web1 value=2.0 {T}\n"
+        f"backup_last_run,exported_time=nightly,host=web1 value=3.0 {T}\n"
     )
 
 
