@@ -7,7 +7,10 @@ influxdb-client agree on it; docs/architecture.md, the exporter's push):
 2xx                     accepted: the spool may forget the batch
 400, 422                rejected as bad data: never retried; dropped, counted, the
                         reasons ingest names are logged; of a 422, the points ingest
-                        says storage wrote count as sent
+                        says storage wrote count as sent; of a 400 whose answer names
+                        the bad lines (ingest's ``invalid_lines``), only those are
+                        dropped and the others sent again at once, so that one odd
+                        series (a textfile metric) does not cost the host's batch
 401, 403                the key is refused: keep everything, report, re-read the key
                         file, retry later
 413                     too large: split into halves and send each (one point that is
@@ -74,6 +77,23 @@ def compress(lines: bytes) -> bytes:
     return gzip.compress(lines, compresslevel=1, mtime=0)
 
 
+def invalid_lines_of(answer: bytes, points: int) -> set[int]:
+    """The line numbers (1-based) a 400 from ingest names as bad (``invalid_lines``, at most 100
+    of them), or an empty set when the answer names none it can be trusted for: not ingest's
+    JSON (a proxy's 400), or a number outside the batch."""
+    try:
+        said = json.loads(answer)
+    except ValueError:
+        return set()
+    listed = said.get("invalid_lines") if isinstance(said, dict) else None
+    if not isinstance(listed, list):
+        return set()
+    numbers = {entry.get("line") if isinstance(entry, dict) else None for entry in listed}
+    if not numbers or not all(type(n) is int and 1 <= n <= points for n in numbers):
+        return set()
+    return numbers  # type: ignore[return-value]
+
+
 def written_of_partial(body: bytes, points: int) -> int:
     """The points of a 422 that storage wrote, as ingest's ``written`` and ``rejected`` say; 0
     when the answer does not account for every point (storage's series limits, another server)."""
@@ -115,6 +135,8 @@ class PushClient:
         detail = response.body[:LOGGED_BODY].decode("utf-8", "replace").strip()
         if 200 <= status < 300:
             return Delivery(Verdict.SETTLED, sent=points)
+        if status == 400 and (bad := invalid_lines_of(response.body, points)):
+            return self._without(body, points, bad, detail)
         if status in (400, 422):
             written = written_of_partial(response.body, points) if status == 422 else 0
             log.error(
@@ -138,6 +160,24 @@ class PushClient:
             )
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         return Delivery(Verdict.RETRY, retry_after=retry_after, error=f"{status}: {detail}")
+
+    def _without(self, body: bytes, points: int, bad: set[int], detail: str) -> Delivery:
+        """Drop the lines ingest named as bad (1-based) and send the rest as a new request;
+        what becomes of the batch is what becomes of the rest, plus the bad lines refused."""
+        lines = gzip.decompress(body).splitlines(keepends=True)
+        if len(lines) != points:  # not the batch the line numbers count: refuse it all
+            return Delivery(Verdict.SETTLED, rejected=points, error=f"400: {detail}")
+        kept = [line for number, line in enumerate(lines, 1) if number not in bad]
+        log.error(
+            "ingest refused %d of %d points as bad data (400), dropped; sending the other %d: %s",
+            len(bad), points, len(kept), detail,
+        )  # fmt: skip
+        if not kept:
+            return Delivery(Verdict.SETTLED, rejected=points, error=f"400: {detail}")
+        rest = self.deliver(compress(b"".join(kept)), len(kept))
+        rest.rejected += len(bad)
+        rest.error = rest.error or f"400: {detail}"
+        return rest
 
     def _split(self, body: bytes, points: int) -> Delivery:
         if points <= 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import socket
 import ssl
 import threading
@@ -197,6 +198,69 @@ def test_400_drops_the_batch_and_keeps_the_reasons(
     assert (delivery.sent, delivery.rejected) == (0, 4)
     assert "invalid field" in delivery.error
     assert "invalid field" in caplog.text
+
+
+def ingest_400(*numbers: int, count: int | None = None) -> Answer:
+    """What ingest answers a batch with bad lines: the first of them in the message, up to 100
+    listed in ``invalid_lines``, all of them counted in ``invalid_count``."""
+    listed = [{"line": n, "reason": "tag key 'time' is reserved"} for n in numbers]
+    said = {"code": "invalid", "message": "bad lines", "invalid_lines": listed,
+            "invalid_count": count or len(numbers), "line": numbers[0]}  # fmt: skip
+    return Answer(400, json.dumps(said).encode(), {"Content-Type": "application/json"})
+
+
+def test_a_400_naming_its_bad_lines_drops_only_those_and_sends_the_rest(
+    serve: Callable[..., Scripted], key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = lines(5)
+    server = serve(lambda got: ingest_400(2, 4) if len(got.lines) == 5 else Answer(204))
+    delivery = client_for(server.url, key_file).deliver(body(batch), 5)
+    assert delivery.verdict is Verdict.SETTLED
+    assert (delivery.sent, delivery.rejected) == (3, 2)
+    assert [r.lines for r in server.received] == [batch, [batch[0], batch[2], batch[4]]]
+    assert "refused 2 of 5 points as bad data (400), dropped; sending the other 3" in caplog.text
+
+
+def test_more_bad_lines_than_listed_take_one_more_round_each_hundred(
+    serve: Callable[..., Scripted], key_file: Path
+) -> None:
+    """Ingest lists the first 100 bad lines; the rest sent again names the next ones."""
+    batch = lines(4)
+    answers = iter([ingest_400(1, count=2), ingest_400(2), Answer(204)])  # 2, then 3 (was 4)
+    server = serve(lambda _got: next(answers))
+    delivery = client_for(server.url, key_file).deliver(body(batch), 4)
+    assert (delivery.verdict, delivery.sent, delivery.rejected) == (Verdict.SETTLED, 2, 2)
+    assert [r.lines for r in server.received] == [batch, batch[1:], [batch[1], batch[3]]]
+
+
+def test_when_the_rest_cannot_be_sent_now_the_whole_batch_is_kept(
+    serve: Callable[..., Scripted], key_file: Path
+) -> None:
+    answers = iter([ingest_400(3), Answer(503)])
+    server = serve(lambda _got: next(answers))
+    delivery = client_for(server.url, key_file).deliver(body(lines(3)), 3)
+    assert delivery.verdict is Verdict.RETRY  # the spool keeps the batch; the bad line goes later
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        b'{"invalid_lines":[{"line":9,"reason":"x"}]}',  # outside the batch of 4
+        b'{"invalid_lines":[{"line":0,"reason":"x"}]}',
+        b'{"invalid_lines":[{"line":"2","reason":"x"}]}',
+        b'{"invalid_lines":[{"line":true,"reason":"x"}]}',
+        b'{"invalid_lines":[]}',
+        b'{"invalid_lines":{"line":2}}',
+        b"<html>400 Bad Request</html>",  # a proxy's
+    ],
+)
+def test_a_400_naming_no_line_it_can_be_trusted_for_drops_the_batch(
+    serve: Callable[..., Scripted], key_file: Path, said: bytes
+) -> None:
+    server = serve(always(Answer(400, said)))
+    delivery = client_for(server.url, key_file).deliver(body(lines(4)), 4)
+    assert (delivery.verdict, delivery.sent, delivery.rejected) == (Verdict.SETTLED, 0, 4)
+    assert len(server.received) == 1
 
 
 @pytest.mark.parametrize(
