@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from perfanalysis.report.config import ReportConfig, TimeSpec
 from perfanalysis.report.cpu import cpu_section
@@ -18,6 +20,7 @@ from perfanalysis.report.fetch import (
     Discovery,
     HostData,
     chunk_buckets,
+    data_extent,
     discover,
     known_hosts,
     read_values,
@@ -32,7 +35,16 @@ from perfanalysis.report.progress import Progress
 from perfanalysis.report.recommend import Recommendation, recommend, step_warnings
 from perfanalysis.report.source import Source, open_source
 from perfanalysis.report.stats import summarise
-from perfanalysis.report.timerange import Grid, nice_step, written_duration
+from perfanalysis.report.timerange import (
+    NICE_STEPS,
+    Grid,
+    clock_offset,
+    format_duration,
+    format_instant,
+    nice_step,
+    offset_changes,
+    written_duration,
+)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class Report:
     timings: dict[str, float] = field(default_factory=dict)
     requested: tuple[float, float] | None = None  # the range asked for (epoch seconds)
     warnings: list[str] = field(default_factory=list)  # shown atop the report and on stderr
+    notes: list[str] = field(default_factory=list)  # about the steps: in the header and on stderr
 
 
 def build_report(
@@ -92,14 +105,20 @@ def build_report(
         )
         progress.finish()
         timings["read"] = time.monotonic() - started - timings["discovery"]
+        warnings = period_warnings(config.time, grid, start, end)
+        if not any(_holds_data(host) for host in data.values()):
+            warnings.append(no_data_warning(config, grid, data_extent(reader, config.hosts)))
     finally:
         reader.close()
     hosts = [analyse_host(data[d.host], d, config) for d in found]
     link = _sizing_link(config.tenant, source, settings["admin_url"])
     recommendations = recommend(hosts, config.thresholds, link, timezone=config.time.timezone)
-    warnings = step_warnings(hosts)
+    warnings += step_warnings(hosts)
+    notes = step_notes(config.time, grid)
     for warning in warnings:
         print(f"perfanalysis report: warning: {warning}", file=stream or sys.stderr)
+    for note in notes:
+        print(f"perfanalysis report: note: {note}", file=stream or sys.stderr)
     timings["analysis"] = time.monotonic() - started - timings["discovery"] - timings["read"]
     return Report(
         config,
@@ -112,6 +131,7 @@ def build_report(
         timings,
         (start, end),
         warnings,
+        notes,
     )
 
 
@@ -131,6 +151,8 @@ def report_grid(spec: TimeSpec, start: float, end: float, intervals: list[float 
     left out, as its counters' rates would be counted over a step not yet over (the header says
     how much of it is left out). The range holds at least two steps (a configured step is
     checked with the configuration; an automatic one here, as it follows the sampling interval).
+    Steps are on the clock of ``time.timezone`` (timerange), with its offset at the end of a
+    ``last`` range and at the start of an absolute one.
     """
     step = spec.step
     if step is None:
@@ -149,11 +171,121 @@ def report_grid(spec: TimeSpec, start: float, end: float, intervals: list[float 
                 "network) needs a step and the one before it: give a range of at least "
                 f"{written_duration(2 * step)}"
             )
+    zone = ZoneInfo(spec.timezone)
     if spec.last is not None:  # end at the last whole step: a step in progress is incomplete
-        last = int(end // step) * step
+        offset = clock_offset(step, zone, end)
+        last = math.floor((end - offset) / step) * step + offset
         count = max(1, -(-spec.last // step))
         return Grid(last - count * step, step, count)
-    return Grid.covering(start, end, step)
+    return Grid.covering(start, end, step, clock_offset(step, zone, start))
+
+
+def period_warnings(spec: TimeSpec, grid: Grid, start: float, end: float) -> list[str]:
+    """What the grid adds to the range asked for: an absolute range not on whole steps is
+    widened to them, and a ``last`` that is no whole number of steps starts earlier; the figures
+    then hold data from outside the range, which the report says (how much, and how to avoid
+    it). A ``last`` range's end, the step in progress left out, is said on the Period line."""
+    zone = ZoneInfo(spec.timezone)
+    step = written_duration(grid.step)
+
+    def at(epoch: float) -> str:
+        return format_instant(epoch, zone)
+
+    if spec.last is not None:
+        extra = grid.count * grid.step - spec.last
+        if extra <= 0:
+            return []
+        return [
+            f"time.last ({written_duration(spec.last)}) is not a whole number of steps of "
+            f"{step}: the period is {grid.count} steps, {format_duration(extra)} longer, from "
+            f"{at(grid.start)}, and the figures include the data of that time; give a "
+            "time.last that is a multiple of time.step to report exactly that long"
+        ]
+    early, late = start - grid.start, grid.end - end
+    if early <= 0 and late <= 0:
+        return []
+    added = " and ".join(
+        part
+        for part in (
+            f"{format_duration(early)} before time.start" if early > 0 else "",
+            f"{format_duration(late)} after time.end" if late > 0 else "",
+        )
+        if part
+    )
+    advice = (
+        "give a start and end on whole steps of the time zone's clock (as these) to report "
+        "exactly the range asked for"
+    )
+    shifts = {after - before for _, before, after in _shifted(zone, grid)}
+    if shifts:
+        fitting = max(x for x in NICE_STEPS if all(shift % x == 0 for shift in shifts))
+        advice += (
+            f"; {spec.timezone} changes its UTC offset within the period, so steps of {step} "
+            "cannot all start on its clock (see the note on the steps): steps of at most "
+            f"{written_duration(fitting)} can"
+        )
+    return [
+        f"time.start and time.end are not both on whole steps of {step} in {spec.timezone}: the "
+        f"period was widened to {at(grid.start)} to {at(grid.end)}, {added}, and the figures "
+        f"include the data of that time; {advice}"
+    ]
+
+
+def _shifted(zone: ZoneInfo, grid: Grid) -> list[tuple[int, int, int]]:
+    """The changes of the zone's UTC offset in the period that move the steps off its clock."""
+    return [
+        change
+        for change in offset_changes(zone, grid.start, grid.end)
+        if (change[2] - change[1]) % grid.step
+    ]
+
+
+def step_notes(spec: TimeSpec, grid: Grid) -> list[str]:
+    """A change of the zone's UTC offset in the period that the step does not divide (daylight
+    saving time with steps over 1h): the steps, fixed lengths of time, leave the clock on one
+    side of it (timerange)."""
+    zone = ZoneInfo(spec.timezone)
+    notes = []
+    for moment, before, after in _shifted(zone, grid):
+        edge_before = grid.start + (moment - 1 - grid.start) // grid.step * grid.step
+        edge_after = edge_before + grid.step
+
+        def clock(epoch: int) -> str:
+            return datetime.fromtimestamp(epoch, zone).strftime("%H:%M")
+
+        notes.append(
+            f"{spec.timezone} changes from {_utc(before)} to {_utc(after)} at "
+            f"{format_instant(moment, zone)}, within the period: every step is a fixed "
+            f"{written_duration(grid.step)} of time (InfluxDB groups by fixed lengths), so the "
+            f"steps start at {clock(edge_before)} on the clock before the change and at "
+            f"{clock(edge_after)} after it"
+        )
+    return notes
+
+
+def _utc(offset: int) -> str:
+    sign = "+" if offset >= 0 else "-"
+    hours, rest = divmod(abs(offset), 3600)
+    return f"UTC{sign}{hours:02d}:{rest // 60:02d}"
+
+
+def _holds_data(data: HostData) -> bool:
+    return any(value is not None for values in data.series.values() for value in values)
+
+
+def no_data_warning(config: ReportConfig, grid: Grid, extent: dict[str, tuple[int, int]]) -> str:
+    """No host has a single value in the period: every figure is empty. Where their data is."""
+    zone = ZoneInfo(config.time.timezone)
+    known = "; ".join(
+        f"{host}'s from {format_instant(first, zone)} to {format_instant(last, zone)}"
+        for host, (first, last) in sorted(extent.items())
+    )
+    return (
+        f"no data at all from {', '.join(config.hosts)} in the period "
+        f"({format_instant(grid.start, zone)} to {format_instant(grid.end, zone)}): every figure "
+        f"is empty. The hosts' CPU data is {known or 'nowhere'}: check time.start and time.end "
+        "(or time.last) and time.timezone"
+    )
 
 
 def _check_hosts(config: ReportConfig, known: set[str], database: str) -> None:

@@ -154,7 +154,7 @@ def parse_config(document: object, source: str, environ: dict[str, str]) -> Repo
     devices = _devices(problems, v.lookup(top, "devices"), hosts or ())
     percentiles = _percentiles(problems, v.lookup(top, "percentiles"))
     thresholds = _thresholds(problems, v.lookup(top, "thresholds"), percentiles)
-    influxdb = _influxdb(problems, v.lookup(top, "influxdb"), environ, Path(source).parent)
+    influxdb = _influxdb(problems, v.lookup(top, "influxdb"), environ, Path(source).parent, tenant)
     problems.raise_if_any()
     if tenant is None or hosts is None or time is None or title is None:
         raise ReportConfigError(problems.errors or [f"{source}: invalid configuration"])
@@ -433,7 +433,7 @@ def _thresholds(
 
 
 def _influxdb(
-    problems: Problems, value: Any, environ: dict[str, str], base: Path
+    problems: Problems, value: Any, environ: dict[str, str], base: Path, tenant: str | None
 ) -> InfluxAccess | None:
     if value is MISSING:
         return None
@@ -442,11 +442,32 @@ def _influxdb(
         return None
     url = _optional(problems, "influxdb.url", spec.get("url", MISSING), _http_url, None)
     database = _optional(problems, "influxdb.database", spec.get("database", MISSING), v.text, None)
+    if database is not None and tenant is not None:
+        _tenant_database(problems, database, tenant)
     username = _optional(problems, "influxdb.username", spec.get("username", MISSING), v.text, None)
     password = _password(problems, spec, environ, base)
     if username is None or password is None:
         return None
     return InfluxAccess(username, password, url, database)
+
+
+def _tenant_database(problems: Problems, database: str, tenant: str) -> None:
+    """A report reads its tenant's database only: another tenant's database would put that
+    tenant's hosts under this tenant's name (every query also filters on the tenant tag)."""
+    from perfanalysis.report.influx import ReportError
+    from perfanalysis.report.source import database_for
+
+    try:
+        own = database_for(tenant)
+    except ReportError as exc:
+        problems.add("influxdb.database", f"cannot check it: {exc}")
+        return
+    if database != own:
+        problems.add(
+            "influxdb.database",
+            f"{database} is not the database of tenant {tenant} ({own}): a report reads only "
+            f"its own tenant's database; leave influxdb.database out or set it to {own}",
+        )
 
 
 def _http_url(value: Any) -> str:

@@ -17,7 +17,7 @@ from perfanalysis.alerting.catalogue import IDLE_MODES
 from perfanalysis.report import metrics as m
 from perfanalysis.report.fetch import HostData
 from perfanalysis.report.model import COUNT, PERCENT, Metric, Panel, Section
-from perfanalysis.report.series import Values, combine, divide, empty, present, rate, total
+from perfanalysis.report.series import Values, combine, divide, empty, present, total
 
 MODE_ORDER = ("user", "nice", "system", "iowait", "irq", "softirq", "steal")
 MAX_CORE_LINES = 8
@@ -29,12 +29,10 @@ def _cpu_order(name: str) -> tuple[int, str]:
 
 
 def cpu_section(data: HostData, busy_threshold: float | None) -> Section:
-    count, step = data.grid.count, data.grid.step
+    count = data.grid.count
     cpus = sorted(data.tag_values(m.CPU, "cpu"), key=_cpu_order)
     modes = data.tag_values(m.CPU, "mode")
-    rates = {
-        (c, mode): rate(data.get(m.CPU, cpu=c, mode=mode), step) for c in cpus for mode in modes
-    }
+    rates = {(c, mode): data.rate(m.CPU, cpu=c, mode=mode) for c in cpus for mode in modes}
     per_cpu_total = {c: total([rates[c, mode] for mode in modes], count) for c in cpus}
     idle_modes = [mode for mode in IDLE_MODES if mode in modes]
     per_cpu_idle = {c: total([rates[c, mode] for mode in idle_modes], count) for c in cpus}

@@ -20,19 +20,22 @@ from perfanalysis.report.model import (
     Panel,
     Section,
 )
-from perfanalysis.report.series import Values, divide, present, rate, scaled
+from perfanalysis.report.series import Values, divide, empty, present, scaled
 
 
 def disk_section(
     data: HostData, busy_threshold: float | None, candidates: dict[str, float]
 ) -> Section:
     device = data.selection.disk
-    step, count = data.grid.step, data.grid.count
+    count = data.grid.count
     counters = {
         name: data.get(measurement, device=device) if device else [None] * count
         for name, measurement in m.DISK_COUNTERS.items()
     }
-    r = {name: rate(values, step) for name, values in counters.items()}
+    r = {
+        name: data.rate(measurement, device=device) if device else empty(count)
+        for name, measurement in m.DISK_COUNTERS.items()
+    }
     in_flight: Values = data.get(m.DISK_IN_FLIGHT, device=device) if device else [None] * count
     has_data = present(*counters.values())
     read_latency = divide(r["read_time"], r["reads"], 1000)

@@ -34,6 +34,25 @@ def in_place(path: str | os.PathLike[str]) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def target_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why an output file cannot be written at ``path``, checked before anything is read: it is
+    a directory, its directory is missing (or no directory), or no file may be created there
+    (the temporary file beside it). None when it can be written."""
+    real = os.path.realpath(path)  # a symbolic link is followed: its target is replaced
+    if os.path.isdir(real):
+        return f"{path} is a directory: give a file name"
+    if in_place(real):
+        return None if os.access(real, os.W_OK) else f"{path} is not writable"
+    parent = os.path.dirname(real) or "."
+    if not os.path.exists(parent):
+        return f"{path}: the directory {parent} does not exist"
+    if not os.path.isdir(parent):
+        return f"{path}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path}: no file may be created in {parent} (permission denied)"
+    return None
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (see the module)."""
     if in_place(path):

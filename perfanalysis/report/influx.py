@@ -32,12 +32,20 @@ class SeriesRows:
 
 @dataclass
 class InfluxReader:
+    """A tenant's reader: its database, its read user, and its slug, the ``tenant`` tag value
+    every query of the report filters on (perfanalysis.report.influxql.where)."""
+
     url: str
     database: str
+    tenant: str
     username: str
     password: str = field(repr=False)
     timeout: float = 60.0
     _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.tenant:
+            raise ValueError("an InfluxReader reads one tenant's points: give its slug")
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)

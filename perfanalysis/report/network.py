@@ -5,17 +5,20 @@ from __future__ import annotations
 from perfanalysis.report import metrics as m
 from perfanalysis.report.fetch import HostData
 from perfanalysis.report.model import BYTES_PER_SECOND, PER_SECOND, Metric, Panel, Section
-from perfanalysis.report.series import combine, present, rate
+from perfanalysis.report.series import combine, empty, present
 
 
 def network_section(data: HostData, candidates: dict[str, float]) -> Section:
     device = data.selection.network
-    step, count = data.grid.step, data.grid.count
+    count = data.grid.count
     counters = {
         name: data.get(measurement, device=device) if device else [None] * count
         for name, measurement in m.NETWORK_COUNTERS.items()
     }
-    r = {name: rate(values, step) for name, values in counters.items()}
+    r = {
+        name: data.rate(measurement, device=device) if device else empty(count)
+        for name, measurement in m.NETWORK_COUNTERS.items()
+    }
     has_data = present(*counters.values())
     errors = combine(lambda a, b: a + b, r["receive_errors"], r["transmit_errors"])
     drops = combine(lambda a, b: a + b, r["receive_drops"], r["transmit_drops"])

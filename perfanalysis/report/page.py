@@ -70,14 +70,14 @@ def _header(report: Report, zone: ZoneInfo) -> str:
         ("Hosts", ", ".join(config.hosts)),
         ("Period", _period(report, zone)),
         ("Resolution", f"one value per {format_duration(grid.step)} ({grid.count:,} steps)"),
-        ("Source", f"InfluxDB database {report.database}"),
+        ("Source", f"InfluxDB database {report.database}, points of tenant {config.tenant}"),
         ("Generated", report.generated_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")),
     ]
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
     warnings = "".join(
         f'<p class="warning" role="alert"><strong>Warning:</strong> {escape(text)}</p>'
         for text in report.warnings
-    )
+    ) + "".join(f'<p class="note">{escape(text)}</p>' for text in report.notes)
     nav = "".join(
         f'<a href="#{key}">{label}</a>'
         for key, label in (
@@ -129,13 +129,22 @@ def _figure(
     top: float | None = None,
     section_note: str = "",
 ) -> str:
+    panel = svg.fit_lines(panel)  # at most as many lines as there are styles to tell apart
     chart = svg.render(panel, report.grid, zone, top)
-    legend = "".join(
-        f'<li><i style="background:{colour};color:{colour}"{" class=dashed" if m.dashed else ""}></i>{escape(m.label)}</li>'
-        for m, colour in zip(panel.lines, svg.colours(len(panel.lines)), strict=True)
-    )
+    if panel.stacked:
+        legend = "".join(
+            f'<li><i style="background:{colour}"></i>{escape(m.label)}</li>'
+            for m, colour in zip(panel.lines, svg.colours(len(panel.lines)), strict=True)
+        )
+    else:
+        legend = "".join(
+            f'<li><i class="line" style="{svg.swatch(colour, dash)}" data-colour="{colour}" '
+            f'data-dash="{dash}"></i>{escape(m.label)}</li>'
+            for m, (colour, dash) in zip(panel.lines, svg.line_styles(panel.lines), strict=True)
+        )
     if panel.threshold is not None:
-        legend += f'<li><i class="threshold"></i>threshold {panel.threshold:g}{"%" if panel.unit == PERCENT else ""}</li>'
+        swatch = svg.swatch(svg.THRESHOLD_COLOUR, svg.THRESHOLD_DASH)
+        legend += f'<li><i class="line threshold" style="{swatch}"></i>threshold {panel.threshold:g}{"%" if panel.unit == PERCENT else ""}</li>'
     if gaps(panel.has_data):
         legend += '<li><i class="gap"></i>no data</li>'
     shown = panel.note or section_note
@@ -218,7 +227,7 @@ def _method(report: Report, zone: ZoneInfo) -> str:
     return f"""<section id="method"><h2>Method and data coverage</h2>
 <table class="coverage"><thead><tr><th>host</th><th class="num">steps with data</th><th class="num">missing</th><th class="num">gaps</th><th>longest gap</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
 <ul class="method">
-<li>Values are read per step of {format_duration(report.grid.step)}: a counter's last sample in the step, a gauge's mean. A rate is the counter's increase from one step to the next over the step's length (InfluxQL's <code>non_negative_derivative(last(value), 1s)</code> between adjacent steps); a reset gives no value.</li>
+<li>Values are read per step of {format_duration(report.grid.step)}, steps starting on the clock of {escape(report.config.time.timezone)}: a counter's last sample in the step, a gauge's mean. A rate is the counter's increase from the last sample of one step to the last sample of the next over the time between those two samples (so a sample lost or late does not inflate it); a reset gives no value. The first step's rate comes from the last sample of the step before the period.</li>
 <li>Gaps: a step without samples has no value, nothing is interpolated across it, and it is shaded grey in the charts. A rate needs its step and the one before. Missing data is counted from the CPU counters' steps.</li>
 <li>Percentiles ({p}the maximum and the mean) are computed over the steps that have a value, by linear interpolation between closest ranks (R's default quantile type 7, numpy's default): rank h = (n &minus; 1) &middot; p / 100 in the sorted values.</li>
 <li>CPU busy is 100% minus the idle and iowait share of all CPU time (a CPU waiting for a disk is idle, as the alert rules count it); memory used is MemTotal &minus; MemAvailable; cache is Buffers + Cached + SReclaimable; disk utilisation is the share of time with I/O in progress (io_time); disk queue is the rate of io_time_weighted; filesystem fill is 100% &minus; avail / size, and the forecast fits a least-squares line to the free bytes over the period.</li>

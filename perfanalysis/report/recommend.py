@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from perfanalysis.report import series
 from perfanalysis.report.config import Thresholds
 from perfanalysis.report.model import FillForecast, HostReport
-from perfanalysis.report.timerange import format_duration, nice_step, written_duration
+from perfanalysis.report.timerange import Grid, format_duration, nice_step, written_duration
 from perfanalysis.report.units import format_value
 
 LinkFor = Callable[[HostReport], tuple[str, str]]  # (url or path, description)
@@ -229,15 +229,42 @@ def _missing_data(host: HostReport, limits: Thresholds, zone: ZoneInfo) -> list[
             )
         ]
     runs = series.gaps(host.has_data)
-    longest = max(runs, key=lambda run: run[1] - run[0]) if runs else (0, 0)
-    since = _when(host.grid.time_of(longest[0]), zone)
-    span = format_duration((longest[1] - longest[0]) * host.grid.step)
+    grid = host.grid
+    exporter = "check that its exporter runs and pushes (perfanalysis_exporter_push_* metrics)"
+    if runs == [(0, grid.count)]:
+        return [
+            Recommendation(
+                host.host, "data", f"No data from this host in the whole period: {exporter}."
+            )
+        ]
+    if runs and runs[0][0] == 0:  # a late start: no data before some step, data after
+        first = runs[0][1]
+        text = (
+            f"{missing:.1f}% of the period has no data from this host: its data starts only at "
+            f"{_when(grid.time_of(first), zone)}, {format_duration(first * grid.step)} into the "
+            "period (a host added, or an exporter started, then)"
+        )
+        later = runs[1:]
+        if not later:
+            return [Recommendation(host.host, "data", text + "; no step is missing after that.")]
+        return [
+            Recommendation(
+                host.host, "data", f"{text}; after that, {_gaps(later, grid, zone)}: {exporter}."
+            )
+        ]
     return [
         Recommendation(
             host.host,
             "data",
-            f"{missing:.1f}% of the period has no data from this host ({len(runs)} gap"
-            f"{'s' if len(runs) != 1 else ''}, the longest {span} from {since}): "
-            "check that its exporter runs and pushes (perfanalysis_exporter_push_* metrics).",
+            f"{missing:.1f}% of the period has no data from this host ({_gaps(runs, grid, zone)}): "
+            f"{exporter}.",
         )
     ]
+
+
+def _gaps(runs: Sequence[tuple[int, int]], grid: Grid, zone: ZoneInfo) -> str:
+    """``2 gaps, the longest 30m from 2025-01-01 10:00 CET``."""
+    longest = max(runs, key=lambda run: run[1] - run[0]) if runs else (0, 0)
+    since = _when(grid.time_of(longest[0]), zone)
+    span = format_duration((longest[1] - longest[0]) * grid.step)
+    return f"{len(runs)} gap{'s' if len(runs) != 1 else ''}, the longest {span} from {since}"

@@ -4,15 +4,16 @@ Nothing is interpolated: an operation on buckets yields ``None`` wherever an inp
 so a gap in the data stays a gap in every derived series.
 
 Rates: a counter's value per bucket is its last sample there (InfluxQL ``last``); the rate in
-bucket *i* is ``(c[i] - c[i-1]) / step``, present only when buckets *i* and *i-1* both hold data
-and the counter did not go down (a reset). This is InfluxQL's
-``non_negative_derivative(last(value), 1s) ... GROUP BY time(step)`` restricted to adjacent
-buckets, so a gap never yields one long averaged rate across it.
+bucket *i* is ``(c[i] - c[i-1]) / (t[i] - t[i-1])``, the increase between the two buckets' last
+samples over the time between them (``seconds[i]``, read with the values), present only when
+buckets *i* and *i-1* both hold data and the counter did not go down (a reset). Dividing by the
+nominal step instead would count a sample lost (or late) as a faster rate: the increase of two
+sampling intervals over one step. Only adjacent buckets make a rate, so a gap never yields one
+long averaged rate across it.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 
 Values = list[float | None]
@@ -22,14 +23,23 @@ def empty(count: int) -> Values:
     return [None] * count
 
 
-def rate(counter: Sequence[float | None], step: int) -> Values:
-    result: Values = [None]
-    for previous, current in itertools.pairwise(counter):
-        if previous is None or current is None or current < previous:
+def rate(
+    counter: Sequence[float | None],
+    seconds: Sequence[float | None],
+    before: float | None = None,
+) -> Values:
+    """Per bucket, ``(counter[i] - counter[i-1]) / seconds[i]``: ``seconds[i]`` is the time
+    between the two buckets' last samples; ``before`` the counter's last value in the bucket
+    before the first (None: the first bucket has no rate)."""
+    result: Values = []
+    previous = before
+    for current, elapsed in zip(counter, seconds, strict=True):
+        if previous is None or current is None or current < previous or not elapsed:
             result.append(None)
         else:
-            result.append((current - previous) / step)
-    return result[: len(counter)]
+            result.append((current - previous) / elapsed)
+        previous = current
+    return result
 
 
 def combine(function: Callable[..., float | None], *series: Sequence[float | None]) -> Values:

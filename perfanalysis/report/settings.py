@@ -20,7 +20,7 @@ from perfanalysis.config import (
     positive_int,
     timeout_seconds,
 )
-from perfanalysis.report.files import same_file
+from perfanalysis.report.files import same_file, target_problem
 
 ENV_PREFIX = "PERFANALYSIS_REPORT_"
 
@@ -127,6 +127,13 @@ def _checks(values: dict[str, Any]) -> list[str]:
             else f"flag --output: not given, and the default, {output} (the configuration's name "
             "with .html, in the current directory), is the configuration file itself: give --output"
         )
+    unusable = target_problem(output)  # before the queries, not after them
+    if unusable:
+        default = "" if values["output"] else " (not given: the default)"
+        problems.append(f"flag --output{default}: {unusable}")
+    unusable = target_problem(pdf) if pdf else None
+    if unusable:
+        problems.append(f"flag --pdf: {unusable}")
     if pdf and same_file(pdf, config):
         problems.append(
             f"flag --pdf: {pdf} is the configuration file (--config): the PDF would overwrite "

@@ -17,8 +17,16 @@ from perfanalysis.report.influx import InfluxReader, ReportError
 
 
 def database_for(slug: str) -> str:
-    """The tenant's database, as the admin app names it (tenants.tenancy.database_name)."""
-    return "pa_" + slug.replace("-", "_")
+    """The tenant's database: the admin app's own rule (tenants.tenancy.database_name), which
+    names the database a tenant is created with."""
+    try:
+        from tenants.tenancy import database_name
+    except ImportError as exc:
+        raise ReportError(
+            "the report needs the admin app's package, which names each tenant's database "
+            f"(pip install 'perfanalysis[report]'): {exc}"
+        ) from None
+    return database_name(slug)
 
 
 class SettingError(ReportError):
@@ -54,9 +62,20 @@ def open_source(config: ReportConfig, settings: dict[str, Any]) -> Source:
     explicit = config.influxdb
     if explicit is not None:
         url = explicit.url or settings["influxdb_url"]
-        database = explicit.database or database_for(config.tenant)
+        database = database_for(config.tenant)
+        if explicit.database is not None and explicit.database != database:
+            # load_config refuses it (naming the file and key); a config built otherwise too
+            raise SettingError(
+                f"{config.source}: influxdb.database: {explicit.database} is not tenant "
+                f"{config.tenant!r}'s database ({database})"
+            )
         reader = InfluxReader(
-            url, database, explicit.username, explicit.password, settings["influxdb_timeout"]
+            url,
+            database,
+            config.tenant,
+            explicit.username,
+            explicit.password,
+            settings["influxdb_timeout"],
         )
         return Source(reader)
     return _from_admin_database(config, settings)
@@ -118,6 +137,7 @@ def _from_admin_database(config: ReportConfig, settings: dict[str, Any]) -> Sour
     reader = InfluxReader(
         settings["influxdb_url"],
         tenant.influx_database,
+        config.tenant,  # every query filters on the tenant tag, whatever the database holds
         tenant.influx_read_user,
         password,
         settings["influxdb_timeout"],

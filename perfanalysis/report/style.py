@@ -26,9 +26,9 @@ ul.legend { list-style: none; margin: 2px 0 0; padding: 0; display: flex; flex-w
   font-size: 12px; color: var(--muted); }
 ul.legend i { display: inline-block; width: 14px; height: 4px; border-radius: 2px; margin-right: 5px;
   vertical-align: middle; }
-ul.legend i.dashed { height: 0; border-top: 3px dashed; border-radius: 0; background: none !important; }
+ul.legend i.line { width: 26px; height: 3px; border-radius: 0; }
+ul.legend i { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 ul.legend i.gap { background: #e3e3e3; height: 10px; }
-ul.legend i.threshold { border-top: 2px dashed #c0392b; height: 0; border-radius: 0; }
 p.warning { margin: 6px 0 10px; padding: 6px 10px; border-left: 4px solid var(--over);
   background: #fdf0ef; }
 p.note { margin: 4px 0 0; font-size: 12px; color: var(--muted); font-style: italic; }

@@ -3,18 +3,23 @@
 A value ``None`` breaks its line (nothing is drawn across missing data); the buckets without
 underlying data are shaded grey. Longer series than the plot has pixels are reduced to each
 pixel column's minimum and maximum (areas: the mean), so peaks stay visible.
+
+Each line has a style of its own, which its legend entry shows (``line_styles``, ``swatch``): the
+palette's ten colours solid, then each again dashed, dotted and dash-dotted, 40 in all. A chart
+of more lines (hosts on the summary's charts, a host's filesystems) draws the 38 with the highest
+peaks and, over all of them, the median and the maximum at each step (``fit_lines``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from perfanalysis.report.model import Panel
+from perfanalysis.report.model import Metric, Panel
 from perfanalysis.report.series import gaps
 from perfanalysis.report.timerange import NICE_STEPS, Grid
 from perfanalysis.report.units import nice_ticks, scale_for, tick_label
@@ -31,8 +36,12 @@ PALETTE = (
     "#ff9da7",
     "#bab0ac",
 )
+DASHES = ("", "7 3", "2 2.5", "9 3 2 3")  # solid, dashed, dotted, dash-dotted
+LIMIT_DASH = "4 3"  # a line drawn as a limit (Metric.dashed: memory total, swap size)
+MAX_LINES = len(PALETTE) * len(DASHES)  # lines a chart tells apart
 GAP_FILL = "#e3e3e3"
 THRESHOLD_COLOUR = "#c0392b"
+THRESHOLD_DASH = "12 3 2 3 2 3"  # dash-dot-dot: no line has it
 LABEL_CHAR_WIDTH = 6.0  # tick labels are 10.5 px: about this wide per character, in chart units
 TICK_STEPS = (*NICE_STEPS, 172800, 604800)  # the step choices, plus 2 days and a week
 Point = tuple[float, float | None]  # (bucket index, value); None breaks the line
@@ -62,6 +71,69 @@ FRAME = Frame()
 
 def colours(count: int) -> list[str]:
     return [PALETTE[i % len(PALETTE)] for i in range(count)]
+
+
+def line_styles(lines: Sequence[Metric]) -> list[tuple[str, str]]:
+    """Each line's (colour, stroke-dasharray; "" solid): distinct for up to MAX_LINES lines."""
+    return [
+        (
+            PALETTE[index % len(PALETTE)],
+            LIMIT_DASH if metric.dashed else DASHES[index // len(PALETTE) % len(DASHES)],
+        )
+        for index, metric in enumerate(lines)
+    ]
+
+
+def swatch(colour: str, dash: str) -> str:
+    """The CSS of a legend swatch drawn as the line is: solid, or the dash pattern in pixels."""
+    if not dash:
+        return f"background:{colour}"
+    stops, position = [], 0.0
+    for number, length in enumerate(float(x) for x in dash.split()):
+        paint = colour if number % 2 == 0 else "transparent"
+        stops.append(f"{paint} {position:g}px {position + length:g}px")
+        position += length
+    return f"background:repeating-linear-gradient(90deg,{','.join(stops)})"
+
+
+def fit_lines(panel: Panel) -> Panel:
+    """The panel with at most MAX_LINES lines, each told apart by its style: beyond that, the
+    MAX_LINES - 2 lines with the highest peaks (in their order), then the median and the maximum
+    of all the lines at each step, and a note saying so. Stacked panels are left as they are."""
+    lines = panel.lines
+    if panel.stacked or len(lines) <= MAX_LINES:
+        return panel
+
+    def peak(metric: Metric) -> float:
+        return max((v for v in metric.values if v is not None), default=-math.inf)
+
+    ranked = sorted(range(len(lines)), key=lambda i: (-peak(lines[i]), i))
+    kept = [lines[i] for i in sorted(ranked[: MAX_LINES - 2])]
+    columns = list(zip(*(m.values for m in lines), strict=True))
+
+    def across(function: Callable[[list[float]], float]) -> list[float | None]:
+        return [
+            function(present) if (present := [v for v in column if v is not None]) else None
+            for column in columns
+        ]
+
+    count = len(lines)
+    key = panel.key
+    summary = [
+        Metric(f"{key}.median", f"median of all {count}", panel.unit, across(_median)),
+        Metric(f"{key}.max", f"maximum of all {count}", panel.unit, across(max)),
+    ]
+    note = (
+        f"{count} lines: the {len(kept)} with the highest peaks are drawn, with the median and "
+        f"the maximum of all {count} at each step."
+    )
+    return replace(panel, lines=kept + summary, note=f"{panel.note} {note}".strip())
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def data_top(panel: Panel) -> float:
@@ -118,7 +190,7 @@ def render(panel: Panel, grid: Grid, zone: ZoneInfo, shared_top: float | None = 
     if panel.threshold is not None:
         y = y_of(panel.threshold)
         parts.append(
-            f'<line class="threshold" x1="{f.left}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{THRESHOLD_COLOUR}" stroke-dasharray="5 4" stroke-width="1"/>'
+            f'<line class="threshold" x1="{f.left}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{THRESHOLD_COLOUR}" stroke-dasharray="{THRESHOLD_DASH}" stroke-width="1.6"/>'
         )
     parts.append(
         f'<line x1="{f.left}" x2="{f.width - f.right}" y1="{f.top + f.plot_height}" y2="{f.top + f.plot_height}" stroke="#999"/>'
@@ -129,11 +201,10 @@ def render(panel: Panel, grid: Grid, zone: ZoneInfo, shared_top: float | None = 
 
 def _lines(panel: Panel, count: int, x_of: Scale, y_of: Scale) -> list[str]:
     drawn = []
-    for index, metric in enumerate(panel.lines):
-        colour = PALETTE[index % len(PALETTE)]
+    for metric, (colour, pattern) in zip(panel.lines, line_styles(panel.lines), strict=True):
         path = _path(envelope(metric.values, FRAME.plot_width), x_of, y_of)
         if path:
-            dash = ' stroke-dasharray="4 3"' if metric.dashed else ""
+            dash = f' stroke-dasharray="{pattern}"' if pattern else ""
             drawn.append(
                 f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.4" stroke-linejoin="round" stroke-linecap="round"{dash}/>'
             )

@@ -1,8 +1,18 @@
 """Durations (``10s``, ``24h``, ``7d``), RFC 3339 instants and the report's step-aligned range.
 
-Every bucket of a report is ``[start + i*step, start + (i+1)*step)`` in whole seconds. InfluxDB
-aligns ``GROUP BY time(step)`` buckets to multiples of the step since the epoch, so the range is
-widened to multiples of the step: the start is rounded down and the end up.
+Every bucket of a report is ``[start + i*step, start + (i+1)*step)`` in whole seconds, on the
+clock of the report's time zone: buckets start where that clock shows a multiple of the step
+(steps of 1h at each hour, of 1d at midnight, in Asia/Kolkata as in UTC). InfluxDB's
+``GROUP BY time(step, offset)`` makes such buckets with ``offset`` the zone's UTC offset turned
+into seconds past multiples of the step (``clock_offset``), and an absolute range is widened to
+them: the start is rounded down and the end up (build says by how much).
+
+A bucket is a fixed length of time, as InfluxDB's are. Where the zone's UTC offset changes within
+the period (daylight saving time) by an amount the step does not divide (steps over 1h, as 1d, for
+a one-hour change), buckets cannot stay on the clock on both sides: they follow the offset in force
+where the grid is anchored (the start of an absolute range, the end of a ``last`` one) and are an
+hour off the clock on the other side of the change, which the report says (``offset_changes``). A
+local day of 23 or 25 hours would make steps of unequal lengths, which InfluxQL cannot group by.
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from perfanalysis.alerting.durations import UNITS, DurationOutOfRange
 from perfanalysis.alerting.durations import format_duration as prometheus_spelling
@@ -71,6 +82,11 @@ def format_duration(seconds: float) -> str:
     return f"{days}d" + (f" {rest // 3600}h" if rest >= 3600 else "")
 
 
+def format_instant(epoch_seconds: float, zone: ZoneInfo) -> str:
+    """``2025-01-31 00:00:00 CET``: a moment on the zone's clock, as the report shows times."""
+    return datetime.fromtimestamp(epoch_seconds, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def written_duration(seconds: int) -> str:
     """``seconds`` as a configuration writes it, exactly (``90s`` -> ``1m30s``, ``86400`` -> ``1d``),
     for a message to suggest a value that can be pasted."""
@@ -106,6 +122,43 @@ def nice_step(minimum_seconds: float) -> int:
     return 86400 * math.ceil(minimum_seconds / 86400)
 
 
+def utc_offset(zone: ZoneInfo, epoch_seconds: float) -> int:
+    """The zone's offset from UTC at that moment, in seconds (east positive)."""
+    offset = datetime.fromtimestamp(epoch_seconds, zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def clock_offset(step: int, zone: ZoneInfo, at: float) -> int:
+    """Seconds past each multiple of ``step`` since the epoch at which the zone's clock, with
+    the offset in force ``at`` that moment, shows a multiple of the step: InfluxQL's
+    ``GROUP BY time(step, offset)`` offset for buckets on that clock."""
+    return -utc_offset(zone, at) % step
+
+
+def offset_changes(zone: ZoneInfo, start: int, end: int) -> list[tuple[int, int, int]]:
+    """Each change of the zone's UTC offset in (start, end]: (the first second of the new
+    offset, the offset before, the offset after). Found by probing every 6 hours (offsets
+    change at most a few times a year) and bisecting to the second."""
+    changes: list[tuple[int, int, int]] = []
+    low, before = start, utc_offset(zone, start)
+    while low < end:
+        high = min(low + 6 * 3600, end)
+        after = utc_offset(zone, high)
+        if after != before:
+            first_old, first_new = low, high
+            while first_new - first_old > 1:
+                middle = (first_old + first_new) // 2
+                if utc_offset(zone, middle) == before:
+                    first_old = middle
+                else:
+                    first_new = middle
+            changes.append((first_new, before, utc_offset(zone, first_new)))
+            low, before = first_new, utc_offset(zone, first_new)
+            continue
+        low = high
+    return changes
+
+
 @dataclass(frozen=True)
 class Grid:
     """``count`` buckets of ``step`` seconds from ``start`` (epoch seconds)."""
@@ -118,6 +171,11 @@ class Grid:
     def end(self) -> int:
         return self.start + self.step * self.count
 
+    @property
+    def offset(self) -> int:
+        """The buckets' InfluxQL ``GROUP BY time(step, offset)`` offset."""
+        return self.start % self.step
+
     def time_of(self, index: int) -> int:
         return self.start + index * self.step
 
@@ -125,9 +183,11 @@ class Grid:
         return int((epoch_seconds - self.start) // self.step)
 
     @classmethod
-    def covering(cls, start: float, end: float, step: int) -> Grid:
-        first = math.floor(start / step) * step
-        last = math.ceil(end / step) * step
+    def covering(cls, start: float, end: float, step: int, offset: int = 0) -> Grid:
+        """The buckets of ``step`` starting ``offset`` seconds past multiples of the step
+        (clock_offset) that cover [start, end): the start rounded down, the end up."""
+        first = math.floor((start - offset) / step) * step + offset
+        last = math.ceil((end - offset) / step) * step + offset
         return cls(first, step, max(1, (last - first) // step))
 
     def chunks(self, max_buckets: int) -> list[tuple[int, int]]:

@@ -7,8 +7,9 @@ password it decrypts from the admin database. Then:
 
 * every chart is there: per section, the expected figures for each host, each an inline SVG;
 * each figure of the percentile tables (p95, p97.5, p99, max, mean) equals the one computed here
-  from the raw points, queried with plain InfluxQL, with this file's own bucketing, rates and
-  percentiles (statistics.quantiles, inclusive method);
+  from the raw points, queried with plain InfluxQL, with this file's own bucketing, rates (the
+  increase between two steps' last samples over the time between those samples, the first step's
+  from the step before the period) and percentiles (statistics.quantiles, inclusive method);
 * the busiest disk and interface chosen are the ones the raw counters say;
 * the page renders in Chromium with no console error and no request beyond the file, the PDF
   prints, and a bad configuration or an unknown host fails with a clear message.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import html
 import io
-import itertools
 import math
 import re
 import statistics
@@ -245,9 +245,10 @@ Points = dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[int, float]]]
 
 
 def raw_points(stack: Stack, host: str) -> Points:
+    """The host's points from a step before the period (a rate's first base) to its end."""
     wanted = "node_cpu_seconds_total|node_load1|node_memory_.*|node_disk_.*|node_network_.*|node_filesystem_(avail|size)_bytes"
     body = stack.influxdb.query(
-        f"SELECT value FROM /^({wanted})$/ WHERE host = '{host}' AND time >= {stack.start}s AND time < {stack.end}s GROUP BY *",  # noqa: S608
+        f"SELECT value FROM /^({wanted})$/ WHERE host = '{host}' AND time >= {stack.start - STEP}s AND time < {stack.end}s GROUP BY *",  # noqa: S608
         db=stack.database,
         epoch="ns",
     )
@@ -268,19 +269,27 @@ class Independent:
     """One host's series per step, from raw points: last value (counters) or mean (gauges)."""
 
     def __init__(self, stack: Stack, points: Points) -> None:
-        self.points, self.start, self.count = points, stack.start, (stack.end - stack.start) // STEP
+        self.start, self.count = stack.start, (stack.end - stack.start) // STEP
+        self.all_points = points  # with the step before the period
+        within = {k: [p for p in ps if p[0] >= self.start * 10**9] for k, ps in points.items()}
+        self.points = {k: ps for k, ps in within.items() if ps}
 
-    def bucketed(self, measurement: str, how: str, **tags: str) -> list[float | None]:
+    def groups(self, measurement: str, **tags: str) -> dict[int, list[tuple[int, float]]]:
+        """Samples by step (-1: the step before the period)."""
         wanted = set(tags.items())  # like GROUP BY on these tags: other tags are merged
         found = [
             p
-            for (name, t), ps in self.points.items()
+            for (name, t), ps in self.all_points.items()
             if name == measurement and wanted <= set(t)
             for p in ps
         ]
         groups: dict[int, list[tuple[int, float]]] = defaultdict(list)
         for stamp, value in found:
             groups[(stamp - self.start * 10**9) // (STEP * 10**9)].append((stamp, value))
+        return groups
+
+    def bucketed(self, measurement: str, how: str, **tags: str) -> list[float | None]:
+        groups = self.groups(measurement, **tags)
         result: list[float | None] = []
         for index in range(self.count):
             group = groups.get(index)
@@ -293,12 +302,16 @@ class Independent:
         return result
 
     def rate(self, measurement: str, **tags: str) -> list[float | None]:
-        values = self.bucketed(measurement, "last", **tags)
-        out: list[float | None] = [None]
-        for before, now in itertools.pairwise(values):
-            out.append(
-                None if before is None or now is None or now < before else (now - before) / STEP
-            )
+        """Between the last samples of a step and of the step before it: the increase over the
+        time between them (nanoseconds apart)."""
+        lasts = {index: max(group) for index, group in self.groups(measurement, **tags).items()}
+        out: list[float | None] = []
+        for index in range(self.count):
+            now, before = lasts.get(index), lasts.get(index - 1)
+            if now is None or before is None or now[1] < before[1]:
+                out.append(None)
+            else:
+                out.append((now[1] - before[1]) / ((now[0] - before[0]) / 1e9))
         return out
 
     def gauge(self, measurement: str, **tags: str) -> list[float | None]:

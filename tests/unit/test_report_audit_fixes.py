@@ -75,7 +75,8 @@ def serve(
         grids.append(grid)
         empty = {i for i in range(grid.count) if not _holds_a_sample(grid, i, interval)}
         base = how or Behaviour()
-        chosen = replace(base, missing=set(base.missing) | empty)
+        before = _holds_a_sample(grid, -1, interval)  # the step before the period, read too
+        chosen = replace(base, missing=set(base.missing) | empty, sampled_before=before)
         return {s.host: synthetic_host(s.host, grid, chosen)[0] for s in selections}
 
     monkeypatch.setattr(build, "open_source", lambda config, settings: Source(FakeReader(), {}))

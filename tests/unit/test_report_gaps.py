@@ -27,7 +27,11 @@ from tests.unit.test_report_support import (
 
 def test_a_rate_needs_its_step_and_the_one_before() -> None:
     counter = [0.0, 10.0, 30.0, None, 50.0, 70.0, 40.0, 60.0]
-    assert rate(counter, 10) == [None, 1.0, 2.0, None, None, 2.0, None, 2.0]  # gap, then a reset
+    seconds = [None, 10.0, 10.0, None, 20.0, 10.0, 10.0, 10.0]  # since the sample before
+    # gap, then a reset; the first step has no step before it
+    assert rate(counter, seconds) == [None, 1.0, 2.0, None, None, 2.0, None, 2.0]
+    # with the value of the step before the period, the first step has its rate
+    assert rate(counter, [5.0, *seconds[1:]], before=-5.0)[0] == 1.0
 
 
 def test_operations_propagate_missing_values() -> None:
@@ -51,11 +55,11 @@ def test_missing_steps_are_left_out_of_percentiles_and_counted_as_missing() -> N
     busy = [0.1 * (i % 10) for i in range(20)]
     host = analysed("web-01", grid, Behaviour(cpu_busy=lambda i: busy[i], missing={5, 6, 7}))
     summary = host.summaries["cpu.busy"]
-    # steps 5-7 have no counters, and step 8's rate needs step 7: four steps without a value,
-    # and step 0 has no step before it
-    assert summary.count == 20 - 4 - 1
+    # steps 5-7 have no counters, and step 8's rate needs step 7: four steps without a value
+    # (step 0's rate comes from the step before the period)
+    assert summary.count == 20 - 4
     assert host.coverage == pytest.approx(17 / 20)
-    expected = sorted(100 * busy[i] for i in range(1, 20) if i not in {5, 6, 7, 8})
+    expected = sorted(100 * busy[i] for i in range(20) if i not in {5, 6, 7, 8})
     assert summary.maximum == pytest.approx(expected[-1])
     assert gaps(host.has_data) == [(5, 8)]
 
@@ -129,7 +133,7 @@ def test_cpus_that_report_for_part_of_the_period_count_where_they_report() -> No
     assert host.coverage == 1.0
     busy = host.metric("cpu.busy")
     assert busy is not None
-    assert busy.values[0] is None  # a rate needs the step before
+    assert busy.values[0] == pytest.approx(50.0)  # its rate from the step before the period
     assert busy.values[1:] == pytest.approx([50.0] * (grid.count - 1))
     section = host.sections["cpu"]
     [by_mode] = [panel for panel in section.panels if panel.key == "cpu.modes"]

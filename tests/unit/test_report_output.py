@@ -209,14 +209,17 @@ def test_a_write_that_fails_midway_keeps_the_previous_report(tmp_path: Path) -> 
 
 
 def test_an_output_in_a_missing_directory_is_named(tmp_path: Path, built: list[Any]) -> None:
+    """Refused as a bad flag before anything is read (it used to fail after every query)."""
     config = tmp_path / "report.yaml"
     config.write_text(MINIMAL)
     output = tmp_path / "nowhere" / "r.html"
     err = io.StringIO()
-    assert cli.run(["--config", str(config), "--output", str(output)], stderr=err) == 1
+    assert cli.run(["--config", str(config), "--output", str(output)], stderr=err) == 2
     assert err.getvalue() == (
-        f"perfanalysis report: cannot write {output}: No such file or directory\n"
+        "perfanalysis report: invalid settings:\n"
+        f"  flag --output: {output}: the directory {output.parent} does not exist\n"
     )
+    assert built == []  # nothing was read
 
 
 # -- the PDF: printed beside it, renamed on success

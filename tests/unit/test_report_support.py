@@ -11,7 +11,7 @@ import pytest
 from perfanalysis.report import metrics as m
 from perfanalysis.report.build import analyse_host
 from perfanalysis.report.config import ReportConfig, Thresholds, TimeSpec
-from perfanalysis.report.fetch import Discovery, HostData, Selection, key
+from perfanalysis.report.fetch import Discovery, HostData, Selection, key, span_key
 from perfanalysis.report.model import HostReport
 from perfanalysis.report.timerange import Grid
 
@@ -34,6 +34,7 @@ class Behaviour:
     missing: Collection[int] = ()
     cpus: int = 2
     has_disk: bool = True
+    sampled_before: bool = True  # a sample in the step before the grid: step 0 has a rate
 
 
 def synthetic_host(
@@ -49,9 +50,24 @@ def synthetic_host(
 
     def add(measurement: str, increase: float, **tags: str) -> float:
         name = key(measurement, **tags)
+        if name not in counters and how.sampled_before:
+            data.before[name] = 1000.0
         counters[name] = counters.get(name, 1000.0) + increase
         return counters[name]
 
+    def count(measurement: str, value: float, **tags: str) -> None:
+        """A counter's last value in the step, sampled at the step's end; and the time since
+        the sample before (the end of the last step with one: all counters are stored together,
+        each group's span once for the step)."""
+        put(measurement, value, **tags)
+        name = span_key(measurement, **tags)  # one series of its group's, as fetch reads them
+        spans = data.spans.setdefault(name, [None] * grid.count)
+        since = latest.get(name, -1 if how.sampled_before else None)
+        if since != index:  # the group's first counter in this step
+            spans[index] = None if since is None else (index - since) * step
+            latest[name] = index
+
+    latest: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
     step = grid.step
     for index in range(grid.count):
         busy, iowait, disk_busy = how.cpu_busy(index), how.cpu_iowait(index), how.disk_busy(index)
@@ -77,15 +93,15 @@ def synthetic_host(
         for (cpu, mode), increase in increases.items():
             value = add(m.CPU, increase, cpu=cpu, mode=mode)
             if stored:
-                put(m.CPU, value, cpu=cpu, mode=mode)
+                count(m.CPU, value, cpu=cpu, mode=mode)
         for name, increase in disk.items() if how.has_disk else ():
             value = add(m.DISK_COUNTERS[name], increase, device="vda")
             if stored:
-                put(m.DISK_COUNTERS[name], value, device="vda")
+                count(m.DISK_COUNTERS[name], value, device="vda")
         for name, increase in network.items():
             value = add(m.NETWORK_COUNTERS[name], increase, device="eth0")
             if stored:
-                put(m.NETWORK_COUNTERS[name], value, device="eth0")
+                count(m.NETWORK_COUNTERS[name], value, device="eth0")
         if not stored:
             continue
         total = 16.0 * GIB
