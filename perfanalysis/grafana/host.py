@@ -1,8 +1,8 @@
 """The Host dashboard's panels, once in InfluxQL (pushed samples) and once in PromQL (scrapes).
 
 Both flavours share every panel's title, description, unit and layout; only the queries differ.
-Ratios of two families (memory used, disk latency, filesystem fill) are server-side math over two
-InfluxQL targets, since InfluxQL cannot combine measurements.
+Ratios (CPU busy, memory used, disk latency, filesystem fill) are server-side math over two hidden
+InfluxQL targets, one per measurement or per mode selection.
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ OVERVIEW = [
             "percent",
             min=0,
             max=100,
+            overrides=_labelled(("C", "${__field.labels.host}")),
         ),
-        lambda: [_q("A", definitions.cpu_busy(), "$tag_host")],
+        definitions.cpu_busy_targets,
         lambda: [_p("A", definitions.prom_cpu_busy(SEL), "{{instance}}")],
     ),
     HostPanel(

@@ -15,6 +15,16 @@ ${__to}ms - $__interval``): every interval it derives from is complete and had a
 for its samples to arrive. (Ending at ``now() - $__interval`` is not enough: the cut falls inside an
 epoch-aligned interval, which is then as partial as before.) The rate panels therefore end one
 interval before the range does. Alert rules have no ``${__to}``: ``alerting()`` writes ``now()``.
+
+A derivative skips the intervals without samples: after a gap (a host that stopped pushing, a
+paused VM) it divides the change across the whole gap by its length, and drew one long-window
+average where the data has none: a VM paused for 20 minutes, its counters stalled, read 99% busy
+and 262 bps for 16,000 right after. So every dashboard rate also carries ``elapsed()``, the time
+since the interval before it with samples, and the level above keeps it only where that is at
+most two intervals or a minute (``JOINED``): one empty interval (a push or two lost) or pushes up
+to a minute apart still make a line; a longer gap is null, and Grafana draws it as a gap. The
+rates of the intervals on a gap's edges are still read from means of fewer samples, off the
+intervals' centres; a ratio of two rates of the same samples (CPU busy) is exact there too.
 """
 
 # ruff: noqa: S608 -- InfluxQL for dashboards, built from constants; no input reaches it
@@ -28,6 +38,9 @@ RATE = 'non_negative_derivative(mean("value"), 1s)'
 END = "${__to}ms"  # the end of the panel's time range, as Grafana's frontend writes it (epoch ms)
 COMPLETE = f"time < {END} - $__interval"  # with BUCKETS: the last interval is a complete one
 BUCKETS = f"time($__interval, {END})"  # intervals aligned to the end of the range, not the epoch
+SPAN = 'elapsed(mean("value"), 1ms) AS "span"'  # ms since the previous interval with samples
+MAX_SPAN_MS = 60_000  # a rate may always span a minute: pushes up to a minute apart draw a line
+JOINED = f'("span" <= 2 * $__interval_ms OR "span" <= {MAX_SPAN_MS})'  # no rate across a gap
 
 
 def _tags(tags: Sequence[str]) -> str:
@@ -59,6 +72,26 @@ def gauge(
     )
 
 
+def _rates(
+    measurement: str,
+    conditions: Sequence[str],
+    per: Sequence[str],
+    function: str = RATE,
+    joined: bool = True,
+) -> str:
+    """``function`` (a derivative, ``"r"``) per series of ``per`` over complete intervals, and,
+    unless rates may span gaps (not ``joined``), the ``"span"`` each covers, for ``JOINED``."""
+    span = f", {SPAN}" if joined else ""
+    return (
+        f'SELECT {function} AS "r"{span} FROM "{measurement}" '
+        f"WHERE {_where(*conditions, complete=True)} GROUP BY {BUCKETS}{_tags(per)} fill(null)"
+    )
+
+
+def _kept(joined: bool) -> str:
+    return f"{JOINED} AND $timeFilter" if joined else "$timeFilter"
+
+
 def rate(
     measurement: str,
     *conditions: str,
@@ -66,9 +99,11 @@ def rate(
     scale: str = "",
     function: str = RATE,
 ) -> str:
-    """Per-second rate of a counter, per series of ``by``, over complete intervals only."""
+    """Per-second rate of a counter, per series of ``by``, over complete intervals only, null
+    across a gap."""
+    each = _rates(measurement, conditions, by, function)
     return (
-        f'SELECT {function}{scale} FROM "{measurement}" WHERE {_where(*conditions, complete=True)} '
+        f'SELECT mean("r"){scale} FROM ({each}) WHERE {_kept(True)} '
         f"GROUP BY {BUCKETS}{_tags(by)} fill(null)"
     )
 
@@ -88,14 +123,34 @@ def rate_over(
     by: Sequence[str] = ("host",),
     select: str = 'mean("r")',
     over_time: bool = True,
+    across_gaps: bool = False,
 ) -> str:
-    """A rate per series of ``per`` in a subquery, then aggregated (``select``) into ``by``."""
-    inner = (
-        f'SELECT {RATE} AS "r" FROM "{measurement}" WHERE {_where(*conditions, complete=True)} '
-        f"GROUP BY {BUCKETS}{_tags(per)} fill(null)"
-    )
+    """A rate per series of ``per`` in a subquery, then aggregated (``select``) into ``by``;
+    ``across_gaps`` keeps the rates that span a gap (the Grafana CPU rule's, unchanged)."""
+    inner = _rates(measurement, conditions, per, joined=not across_gaps)
     group = f"{BUCKETS}{_tags(by)} fill(null)" if over_time else ", ".join(f'"{t}"' for t in by)
-    return f"SELECT {select} FROM ({inner}) WHERE $timeFilter GROUP BY {group}"
+    return f"SELECT {select} FROM ({inner}) WHERE {_kept(not across_gaps)} GROUP BY {group}"
+
+
+def rate_sum(
+    measurement: str, *conditions: str, per: Sequence[str], by: Sequence[str] = ("host",),
+    alias: str = "",
+) -> str:  # fmt: skip
+    """The rates of the series of ``per`` (every CPU and mode) summed into ``by``, per interval.
+
+    Each series' ``derivative`` is summed, falls included, and an interval whose sum fell is left
+    out: a reboot resets every counter at once. Summing ``non_negative_derivative`` instead keeps
+    the counters that stayed at 0 (iowait, steal) where the others fell, a partial sum: a host's
+    idle CPU time read 0 at its reboot, and 100% busy. A counter that steps back a little (a
+    CPU's iowait may) only lowers the sum by as much.
+    """
+    each = _rates(measurement, conditions, per, function='derivative(mean("value"), 1s)')
+    group = f"{BUCKETS}{_tags(by)} fill(null)"
+    summed = f'SELECT sum("r") AS "r" FROM ({each}) WHERE {_kept(True)} GROUP BY {group}'
+    named = f' AS "{alias}"' if alias else ""
+    return (
+        f'SELECT mean("r"){named} FROM ({summed}) WHERE "r" >= 0 AND $timeFilter GROUP BY {group}'
+    )
 
 
 def cores(by: Sequence[str] = ("host",)) -> str:

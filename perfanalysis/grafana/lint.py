@@ -5,7 +5,8 @@ target-rate-interval (extended to ``increase``), target-job, target-instance, te
 template-instance, template-on-time-change-reload, uneditable. Added for our own dashboards:
 unique panel ids, a sane grid, uids, no hard-coded data source uids, known variables, expressions
 that reference existing targets, and the InfluxQL conventions ($timeFilter, GROUP BY
-time($__interval) fill(null), the host filter, rates over complete intervals only).
+time($__interval) fill(null), the host filter, rates over complete intervals only and never across
+a gap).
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ def influxql_problems(query: str, host_filter: bool, table: bool) -> Iterator[st
     ):
         yield (f"a rate (derivative) must end at a complete interval: {iq.COMPLETE} and "
                f"GROUP BY {iq.BUCKETS}")  # fmt: skip
+    if not query.count("derivative(") == query.count(iq.SPAN) == query.count(iq.JOINED):
+        yield (f"a rate (derivative) must not span a gap: {iq.SPAN} beside it, and "
+               f"{iq.JOINED} in the SELECT above")  # fmt: skip
     if not table:
         if not INTERVAL_GROUP.search(query):
             yield "time series need GROUP BY time($__interval)"

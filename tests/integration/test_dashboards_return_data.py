@@ -7,13 +7,16 @@ on an otherwise idle machine. Then each panel's InfluxQL goes to InfluxDB and
 each PromQL to Prometheus's HTTP API, with Grafana's macros and variables expanded as Grafana
 expands them (perfanalysis.grafana.macros): host = the pushing host, device and interface =
 "All" over the values Grafana's variable queries and regexes leave. Each query must return at
-least one series with a non-null value, not merely parse. Server-side math targets (Grafana
-expressions) are evaluated by Grafana alone and are checked through the queries they combine.
+least one series with a non-null value, not merely parse; so must each server-side math target
+(Memory used, Root filesystem used, CPU busy, Filesystem fill, Disk latency...), evaluated over
+the panel's InfluxQL results as Grafana evaluates it (test_dashboards_values.evaluate_math, which
+also checks every panel's values against known data).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import re
@@ -39,6 +42,7 @@ from perfanalysis.testing.servers import (
 )
 from tenants import db as database
 from tests.conftest import TEST_SECRET
+from tests.integration.test_dashboards_values import Series, evaluate_math, influx_series
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +77,10 @@ def has_data_influx(answer: dict[str, Any]) -> bool:
                 if any(value is not None for value in row[1:]):
                     return True
     return False
+
+
+def has_data_math(series: list[Series]) -> bool:
+    return any(v is not None and not math.isnan(v) for s in series for _, v in s.points)
 
 
 def has_data_prom(result: list[dict[str, Any]]) -> bool:
@@ -210,15 +218,25 @@ def test_every_panel_query_returns_data(stack: Any, name: str) -> None:
     variables = dashboard_variables(dashboard, values, options)
     empty: list[str] = []
     checked = 0
-    for query in panel_queries(dashboard):
+    results: dict[int, dict[str, list[Series]]] = {}  # panel id -> refId -> series, for the math
+    queries = list(panel_queries(dashboard))
+    for query in sorted(queries, key=lambda q: q.language == "expression"):  # math last
         label = f"panel {query.panel_id} {query.panel_title!r} {query.ref_id}"
         if query.language == "influxql":
             text = expand_influxql(query.text, time_range, variables, min_interval=MIN_INTERVAL)
-            answer = influxdb.query(text, db=db)
+            answer = influxdb.query(text, db=db, epoch="ms")
             errors = [r["error"] for r in answer.get("results", []) if "error" in r]
             assert not errors, f"{label}: {errors} in {text}"
+            results.setdefault(query.panel_id, {})[query.ref_id] = influx_series(answer)
             if not has_data_influx(answer):
                 empty.append(f"{label}: {text}")
+        elif query.language == "expression":
+            inputs = results.get(query.panel_id, {})
+            found = evaluate_math(query.text, inputs)
+            swap = any(name in q.text for q in queries if q.panel_id == query.panel_id
+                       and f"${q.ref_id}" in query.text for name in WITHOUT_SWAP)  # fmt: skip
+            if not has_data_math(found) and not (swap and not host_has_swap()):
+                empty.append(f"{label}: {query.text} over {sorted(inputs)}")
         elif query.language == "promql":
             prom = expand_promql(query.text, time_range, variables, scrape_interval="1s",
                                  instant=query.instant)  # fmt: skip

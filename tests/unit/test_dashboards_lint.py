@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from perfanalysis.grafana import influxql as iq
 from perfanalysis.grafana import render
 from perfanalysis.grafana.lint import lint, promql_problems
 from perfanalysis.grafana.macros import ALL, TimeRange, expand_promql
@@ -89,6 +90,9 @@ MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     ("host-influxdb.json", "no fill", lambda d: _first_target(d, "Memory").update(query='SELECT mean("value") FROM "m" WHERE "host" =~ /^$host$/ AND $timeFilter GROUP BY time($__interval)'), "fill(null)"),
     ("host-influxdb.json", "unknown variable", lambda d: _first_target(d, "Memory").update(query=_first_target(d, "Memory")["query"] + " $nowhere"), "unknown variable"),
     ("host-influxdb.json", "dangling expression", lambda d: _panel(d, "Memory")["targets"][-1].update(expression="$A - $Z"), "missing target"),
+    ("host-influxdb.json", "rate across a gap", lambda d: _first_target(d, "Network traffic").update(query=_first_target(d, "Network traffic")["query"].replace(f"{iq.JOINED} AND ", "")), "span a gap"),
+    ("host-influxdb.json", "rate without its span", lambda d: _first_target(d, "Disk utilisation").update(query=_first_target(d, "Disk utilisation")["query"].replace(f", {iq.SPAN}", "")), "span a gap"),
+    ("fleet.json", "CPU seconds across a gap", lambda d: _first_target(d, "CPU busy per host").update(query=_first_target(d, "CPU busy per host")["query"].replace(f"{iq.JOINED} AND ", "")), "span a gap"),
 ]  # fmt: skip
 
 
