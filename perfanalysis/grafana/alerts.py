@@ -21,7 +21,8 @@ time neither idle nor iowait, and read-write filesystems without the types in
   six whole minutes (aligned to the evaluation, the newest, incomplete one left out). That equals
   the busy share over 5 minutes, each moment weighted fully from 6 to 2 minutes before the
   evaluation and tapering to nothing from 6 to 7 and from 2 to 1 minutes before it: centred a
-  minute and a half before HostCpuBusy's window.
+  minute and a half before HostCpuBusy's window. No rate spans a gap of more than two minutes
+  (``influxql.rate_sum``): a paused VM's stalled counters would read it busy on resuming.
 * Memory and filesystems: the newest sample of each series (``last()``) within the last 5
   minutes, where Prometheus reads its newest scrape; a host that stops pushing keeps its last
   values for those 5 minutes.
@@ -138,7 +139,8 @@ def _since(seconds: int, query: str) -> str:
 
 
 CPU_BUSY = _since(
-    CPU_SECONDS, iq.alerting(definitions.cpu_busy(), interval=f"{RATE_STEP_SECONDS}s")
+    CPU_SECONDS,
+    iq.alerting(definitions.cpu_busy(), interval=f"{RATE_STEP_SECONDS}s"),
 )
 
 

@@ -59,25 +59,19 @@ def cpu_busy_targets() -> list[Target]:
             math("C", CPU_BUSY)]  # fmt: skip
 
 
-def cpu_busy(alias: str = "", *, over_time: bool = True, across_gaps: bool = True) -> str:
+def cpu_busy(alias: str = "", *, over_time: bool = True) -> str:
     """CPU busy in percent per host, 1 minus the idle and iowait seconds per second of its CPUs:
     per interval (``over_time``), else the mean over the range.
 
     Three levels, since InfluxQL cannot divide by the number of CPUs: each CPU's rate in each idle
-    mode, their sum per CPU, then 100 minus 100 times its mean over the CPUs. ``across_gaps`` is
-    the Grafana CPU rule's query, unchanged: non-negative rates, those spanning a gap kept. The
-    fleet's (not ``across_gaps``) sum each CPU's rates as ``influxql.rate_sum`` does (a reboot
-    reads null, not 100%) and none across a gap; it reads a fifth of the series the ratio of the
-    Host dashboard does, and is exact while the counters count every second: not on the edges
-    of a gap, in an interval with fewer samples (55% for 40%), nor while a VM is paused for up
-    to a minute.
+    mode, summed per CPU as ``influxql.rate_sum`` sums them (a reboot reads null, not 100%; no
+    rate across a gap), then 100 minus 100 times its mean over the CPUs. The Fleet dashboard and
+    the Grafana CPU rule read it: a fifth of the series the ratio of the Host dashboard reads, and
+    exact while the counters count every second: not on the edges of a gap, in an interval with
+    fewer samples (55% for 40%), nor while a VM is paused for up to a minute.
     """
-    if across_gaps:
-        per_cpu = iq.rate_over(CPU_SECONDS, IDLE_TIME, per=("host", "cpu", "mode"),
-                               by=("host", "cpu"), select='sum("r") AS "r"', across_gaps=True)  # fmt: skip
-    else:
-        per_cpu = iq.rate_sum(CPU_SECONDS, IDLE_TIME, per=("host", "cpu", "mode"),
-                              by=("host", "cpu"), alias="r")  # fmt: skip
+    per_cpu = iq.rate_sum(CPU_SECONDS, IDLE_TIME, per=("host", "cpu", "mode"),
+                          by=("host", "cpu"), alias="r")  # fmt: skip
     named = f' AS "{alias}"' if alias else ""
     group = f'{iq.BUCKETS}, "host" fill(null)' if over_time else '"host"'
     return (

@@ -27,7 +27,7 @@ def _table(ref: str, query: str) -> Target:
 
 
 def cpu_busy() -> str:
-    return definitions.cpu_busy("cpu_busy", over_time=False, across_gaps=False)
+    return definitions.cpu_busy("cpu_busy", over_time=False)
 
 
 def cpus() -> str:
@@ -170,5 +170,5 @@ def panels() -> list[tuple[str, list[tuple[Spec, list[Target]]]]]:
                                      _table("B", iq.latest("node_memory_MemAvailable_bytes", alias="mem_available"))]),
                        (TOP_DISK, [_table("A", disk_util())]),
                        (TOP_NETWORK, [_table("A", network("receive")), _table("B", network("transmit"))])]),
-        ("Over time", [(CPU_OVER_TIME, [InfluxQL("A", definitions.cpu_busy(across_gaps=False)).alias("$tag_host")])]),
+        ("Over time", [(CPU_OVER_TIME, [InfluxQL("A", definitions.cpu_busy()).alias("$tag_host")])]),
     ]  # fmt: skip

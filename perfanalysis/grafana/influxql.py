@@ -59,7 +59,22 @@ def alerting(query: str, interval: str | None = None) -> str:
     ``interval`` (an InfluxQL duration such as ``60s``) fixes the intervals, which
     ``$__interval`` would leave to Grafana's choice (the data source's minimum, 20s, or more)."""
     text = query.replace(f"{HOST} AND ", "").replace(END, "now()")
-    return text if interval is None else text.replace("$__interval", interval)
+    if interval is None:
+        return text
+    milliseconds = _duration_ms(interval)  # before $__interval, which it begins with
+    return text.replace("$__interval_ms", str(milliseconds)).replace("$__interval", interval)
+
+
+_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def _duration_ms(duration: str) -> int:
+    """``60s`` as 60000: a fixed interval's ``$__interval_ms``."""
+    number = duration.rstrip("smh")
+    unit = duration[len(number) :]
+    if not number.isdigit() or unit not in _DURATION_MS:
+        raise ValueError(f"not an InfluxQL duration of ms, s, m or h: {duration!r}")
+    return int(number) * _DURATION_MS[unit]
 
 
 def gauge(

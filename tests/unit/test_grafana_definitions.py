@@ -39,8 +39,8 @@ BUSY_FIGURES = {("host-influxdb.json", "CPU busy", "C"), ("host-prometheus.json"
                 ("fleet.json", "Hosts", "A"), ("fleet.json", "Top 10 by CPU busy", "A"),
                 ("fleet.json", "CPU busy per host", "A")}  # fmt: skip
 INFLUXQL_BUSY = (definitions.cpu_seconds(definitions.IDLE_TIME), definitions.cpu_seconds(),
-                 definitions.cpu_busy(across_gaps=False),
-                 definitions.cpu_busy("cpu_busy", over_time=False, across_gaps=False))  # fmt: skip
+                 definitions.cpu_busy(),
+                 definitions.cpu_busy("cpu_busy", over_time=False))  # fmt: skip
 # Seconds per second of each CPU in each mode, and the busy percent every figure must read
 # (all exact in binary, as promtool compares exactly)
 CPU_MODES = {
@@ -356,3 +356,15 @@ def test_influxdb_filesystem_panels_show_what_the_filesystem_rule_selects(
     result = evaluate(_rule("pa-filesystem-used-warning"), shared_influxdb, db)
     assert {dict(labels)["mountpoint"] for labels in result.values["G"]} == SHOWN
     assert result.firing() == set()  # /mnt/ro is read-only; nothing read-write is 85% full
+
+
+def test_a_fixed_alert_interval_fills_interval_ms_too() -> None:
+    """$__interval_ms begins with $__interval: replaced second, it read 60s_ms, not InfluxQL."""
+    from perfanalysis.grafana import influxql
+
+    query = 'SELECT 1 WHERE "span" <= 2 * $__interval_ms GROUP BY time($__interval)'
+    assert influxql.alerting(query, interval="60s") == (
+        'SELECT 1 WHERE "span" <= 2 * 60000 GROUP BY time(60s)'
+    )
+    with pytest.raises(ValueError, match="not an InfluxQL duration"):
+        influxql.alerting(query, interval="1d")

@@ -450,6 +450,27 @@ def test_the_cpu_rule_reads_the_last_five_minutes(shared_influxdb: InfluxDB) -> 
 
 
 @pytest.mark.integration
+def test_the_cpu_rule_takes_no_rate_across_a_gap(shared_influxdb: InfluxDB) -> None:
+    """A VM paused for five minutes (no samples, its counters stalled) and running again 90 s:
+    the one rate spanning the pause divided a minute's idle time by five, and read a host 50%
+    busy as 90%, which paged; now the rule has no rate for it, as HostCpuBusy has none."""
+    db = shared_influxdb.unique_database("cpu-gap")
+    now = time.time() - 0.5
+    lines, counter, at = [], 0.0, now - 1800
+    while at <= now:
+        if not now - 390 < at < now - 90:  # paused from 6.5 to 1.5 minutes ago
+            for cpu in ("0", "1"):
+                tags = {"host": "resumed", "cpu": cpu, "mode": "idle"}
+                lines.append(_line("node_cpu_seconds_total", tags, counter, at))
+            counter += 0.5 * STEP
+        at += STEP
+    shared_influxdb.write(db, "\n".join(lines))
+    result = evaluate(_rule("pa-cpu-busy-warning"), shared_influxdb, db)
+    assert all(value != pytest.approx(90, abs=5) for value in result.values.get("B", {}).values())
+    assert result.hosts() == set()
+
+
+@pytest.mark.integration
 def test_a_tenants_cpu_threshold_decides(shared_influxdb: InfluxDB) -> None:
     db = shared_influxdb.unique_database("cpu-tenant")
     shared_influxdb.write(db, _cpu_history({"web": [(1800, 75.0)]}, time.time() - 0.5))
