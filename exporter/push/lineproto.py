@@ -17,8 +17,8 @@ refused: NaN and infinities are skipped and counted; empty label values are omit
 cannot be empty); control characters, which ingest refuses, are written as ``\n``, ``\t`` or
 ``\xNN``; trailing backslashes, which would escape the separator after the value, are dropped.
 A label named ``host``, ``tenant`` or ``collector`` would collide with the tag we add or the
-ones ingest forces from the key, so it is renamed ``exported_<name>``, as Prometheus renames
-labels that collide with target labels; so is ``time``, which InfluxDB (and ingest) refuse as a
+ones ingest forces from the key, so it is renamed ``exported_<name>`` (prefixed again while that
+is another label's name), as Prometheus renames labels that collide with target labels; so is ``time``, which InfluxDB (and ingest) refuse as a
 tag key: a textfile metric with such a label would otherwise get every batch refused.
 """
 
@@ -61,6 +61,22 @@ def escape_measurement(text: str) -> str:
 
 def tag_key(label: str) -> str:
     return f"exported_{label}" if label in RESERVED_TAGS else label
+
+
+def tag_keys(label_names: Sequence[str]) -> list[str]:
+    """Each label's tag key: a reserved one renamed ``exported_<name>``, prefixed again while the
+    name is another label's (``host`` beside ``exported_host``), as Prometheus does, since a
+    repeated tag key gets the whole batch refused."""
+    taken = set(label_names)
+    keys = []
+    for label in label_names:
+        key = tag_key(label)
+        if key != label:
+            while key in taken:
+                key = f"exported_{key}"
+            taken.add(key)
+        keys.append(key)
+    return keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +143,7 @@ class LineEncoder:
         key = (name, label_names)
         layout = self._layouts.get(key)
         if layout is None:
-            keys = [(escape_tag(tag_key(label)), index) for index, label in enumerate(label_names)]
+            keys = [(escape_tag(key), index) for index, key in enumerate(tag_keys(label_names))]
             keys.append(("host", -1))
             tags = tuple((index, escaped) for escaped, index in sorted(keys))
             layout = self._layouts[key] = _Layout(escape_measurement(name), tags)

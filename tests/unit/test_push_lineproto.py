@@ -111,6 +111,16 @@ def test_labels_colliding_with_forced_tags_are_renamed_exported() -> None:
     )
 
 
+def test_a_renamed_label_never_takes_the_name_of_another_label() -> None:
+    """host beside exported_host (a textfile metric): one tag key twice gets a batch refused."""
+    fam = family("m", "help", GAUGE, "exported_host", "host", "exported_exported_host")
+    fam.add(1.0, "a", "b", "c")
+    assert encode(fam)[0] == (
+        f"m,exported_exported_exported_host=b,exported_exported_host=c,exported_host=a,"
+        f"host=web1 value=1.0 {T}\n"
+    )
+
+
 def test_a_repeated_label_set_is_sent_once_first_wins_as_on_metrics() -> None:
     fam = family("m", "help", GAUGE, "k")
     fam.add(1.0, "a")
