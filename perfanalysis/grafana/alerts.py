@@ -8,8 +8,8 @@ provisioning files (a single-tenant deployment, ``to_file_rule``) get the defaul
 org gets that tenant's settings through the provisioning API (``to_api_rule``), or the defaults
 for a tenant thresholds.yaml does not list, as Prometheus' default.rules.yml judges it.
 
-Each rule is a query, a reduce and a threshold (plus math where InfluxQL cannot divide one
-measurement by another); alerts are per host (and per mount point for filesystems). Every rule has
+Each rule is a query, a reduce and a threshold (plus math where a ratio needs two
+measurements: InfluxQL has no join); alerts are per host (and per mount point for filesystems). Every rule has
 the labels ``severity`` and ``alert``, the name of the Prometheus rule it mirrors, which the
 notification policy groups by so that a warning and a critical alert of one host arrive together.
 CPU busy and the filesystems are the Prometheus rules' (``perfanalysis.grafana.definitions``): CPU

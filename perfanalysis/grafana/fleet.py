@@ -2,7 +2,7 @@
 
 Each table column is one InfluxQL query returning a row per host (``GROUP BY "host"``); the table
 drops the per-query time column, merges the results on ``host``, and derives used memory and disk
-from two columns each (InfluxQL cannot divide one measurement by another).
+from two columns each (InfluxQL has no join to divide one measurement by another).
 """
 
 # ruff: noqa: S608 -- InfluxQL for dashboards, built from constants; no input reaches it
