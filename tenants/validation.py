@@ -23,7 +23,9 @@ TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 # API's OpenAPI document publishes EMAIL_PATTERN, so it is written in the common subset of
 # ECMA-262 and Python regular expressions (Python's \s and ECMA-262's differ).
 CONTROL = r"\x00-\x1f\x7f"
-SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# Unicode's separators (categories Zs, Zl and Zp), as a character class's contents
+SEPARATORS = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SPACE = rf"\x85{SEPARATORS}\ufeff"
 EMAIL_PART = rf"[^@{CONTROL}{SPACE}]"
 # The one e-mail rule: the command line, the pages and the API (tenants.openapi.EMAIL) use it.
 EMAIL_PATTERN = rf"^{EMAIL_PART}{{1,64}}@{EMAIL_PART}{{1,189}}\.{EMAIL_PART}{{1,63}}$"
@@ -81,10 +83,10 @@ def text(value: Any, field: str, max_length: int = 200, required: bool = True) -
     return result
 
 
-# The separators a name may hold (Unicode's Zs, Zl and Zp), each run of them shown in a page as one
-# space: "web 1" with a no-break space, with two spaces or with an ideographic space (what a
-# Japanese keyboard types) all read "web 1".
-SEPARATOR_RUN = re.compile(r"[ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# A run of the separators a name may hold, shown in a page as one space: "web 1" with a no-break
+# space, with two spaces or with an ideographic space (what a Japanese keyboard types) all read
+# "web 1".
+SEPARATOR_RUN = re.compile(rf"[{SEPARATORS}]+")
 
 
 def name(value: Any, field: str, max_length: int = 200, required: bool = True) -> str:
