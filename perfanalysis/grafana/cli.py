@@ -68,13 +68,17 @@ def _generated_or_refused(command: str) -> dict[Path, str] | int:
     try:
         return generated()
     except ThresholdsError as exc:
-        _print_thresholds_errors(f"perfanalysis grafana {command}", exc.errors, "nothing written")
+        _print_problems(
+            f"perfanalysis grafana {command}",
+            "invalid thresholds file (nothing written)",
+            exc.errors,
+        )
         return 2
 
 
-def _print_thresholds_errors(program: str, errors: Sequence[str], outcome: str) -> None:
-    """Every problem of the thresholds file, each naming the file and the key at fault."""
-    print(f"{program}: invalid thresholds file ({outcome}):", file=sys.stderr)
+def _print_problems(program: str, heading: str, errors: Sequence[str]) -> None:
+    """``program: heading:``, then every problem on a line of its own (each names where it is)."""
+    print(f"{program}: {heading}:", file=sys.stderr)
     for error in errors:
         print(f"  - {error}", file=sys.stderr)
 
@@ -132,7 +136,9 @@ def sync(argv: Sequence[str]) -> int:
     try:  # before the admin database and Grafana: a bad file stops the run with nothing written
         thresholds = load_thresholds(settings["thresholds"])
     except ThresholdsError as exc:
-        _print_thresholds_errors(program, exc.errors, "nothing was sent to Grafana")
+        _print_problems(
+            program, "invalid thresholds file (nothing was sent to Grafana)", exc.errors
+        )
         return 2
     try:
         tenants = load_tenants(
@@ -199,9 +205,7 @@ def _settings(
         print(help_.text)
         return 0
     except ConfigError as exc:
-        print(f"{program}: invalid configuration:", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  - {error}", file=sys.stderr)
+        _print_problems(program, "invalid configuration", exc.errors)
         return 2
 
 
