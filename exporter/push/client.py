@@ -41,6 +41,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from exporter import __version__
 from exporter.push.backoff import parse_retry_after
@@ -77,32 +78,31 @@ def compress(lines: bytes) -> bytes:
     return gzip.compress(lines, compresslevel=1, mtime=0)
 
 
+def _json_object(answer: bytes) -> dict[str, Any]:
+    """The answer's JSON object, or an empty one when it is none (a proxy's page, a list)."""
+    try:
+        said = json.loads(answer)
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
+
+
 def invalid_lines_of(answer: bytes, points: int) -> set[int]:
     """The line numbers (1-based) a 400 from ingest names as bad (``invalid_lines``, at most 100
     of them), or an empty set when the answer names none it can be trusted for: not ingest's
     JSON (a proxy's 400), or a number outside the batch."""
-    try:
-        said = json.loads(answer)
-    except ValueError:
-        return set()
-    listed = said.get("invalid_lines") if isinstance(said, dict) else None
+    listed = _json_object(answer).get("invalid_lines")
     if not isinstance(listed, list):
         return set()
-    numbers = {entry.get("line") if isinstance(entry, dict) else None for entry in listed}
-    if not numbers or not all(type(n) is int and 1 <= n <= points for n in numbers):
-        return set()
-    return numbers  # type: ignore[return-value]
+    numbers = [entry.get("line") if isinstance(entry, dict) else None for entry in listed]
+    lines = {n for n in numbers if type(n) is int and 1 <= n <= points}
+    return lines if numbers and len(lines) == len(set(numbers)) else set()
 
 
 def written_of_partial(body: bytes, points: int) -> int:
     """The points of a 422 that storage wrote, as ingest's ``written`` and ``rejected`` say; 0
     when the answer does not account for every point (storage's series limits, another server)."""
-    try:
-        said = json.loads(body)
-    except ValueError:
-        return 0
-    if not isinstance(said, dict):
-        return 0
+    said = _json_object(body)
     written, rejected = said.get("written"), said.get("rejected")
     if type(written) is not int or type(rejected) is not int or min(written, rejected) < 0:
         return 0
