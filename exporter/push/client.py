@@ -94,9 +94,13 @@ def invalid_lines_of(answer: bytes, points: int) -> set[int]:
     listed = _json_object(answer).get("invalid_lines")
     if not isinstance(listed, list):
         return set()
-    numbers = [entry.get("line") if isinstance(entry, dict) else None for entry in listed]
-    lines = {n for n in numbers if type(n) is int and 1 <= n <= points}
-    return lines if numbers and len(lines) == len(set(numbers)) else set()
+    lines: set[int] = set()
+    for entry in listed:
+        number = entry.get("line") if isinstance(entry, dict) else None
+        if type(number) is not int or not 1 <= number <= points:
+            return set()  # one untrustworthy entry (a list, which a set cannot hold, say): none
+        lines.add(number)
+    return lines
 
 
 def written_of_partial(body: bytes, points: int) -> int:

@@ -249,6 +249,7 @@ def test_when_the_rest_cannot_be_sent_now_the_whole_batch_is_kept(
         b'{"invalid_lines":[{"line":0,"reason":"x"}]}',
         b'{"invalid_lines":[{"line":"2","reason":"x"}]}',
         b'{"invalid_lines":[{"line":true,"reason":"x"}]}',
+        b'{"invalid_lines":[{"line":[2],"reason":"x"}]}',  # not hashable: raised, retried forever
         b'{"invalid_lines":[]}',
         b'{"invalid_lines":{"line":2}}',
         b"<html>400 Bad Request</html>",  # a proxy's
