@@ -10,11 +10,10 @@ the kernel spells it, bytes included.
 from __future__ import annotations
 
 import logging
-import math
 import os
-import re
 
 from exporter.collectors.filters import NameFilter
+from exporter.collectors.goparse import go_parse_float
 from exporter.collectors.names import LabelClashes
 from exporter.model import COUNTER, GAUGE, MetricFamily, family
 from exporter.paths import Paths, read_text, valid_utf8
@@ -56,51 +55,6 @@ ATA = {
     "ID_ATA_WRITE_CACHE_ENABLED": ("node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
     "ID_ATA_ROTATION_RATE_RPM": ("node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
 }  # fmt: skip
-
-# Go's strconv.ParseFloat syntax (what node_exporter 1.5.0 parses the ATA properties with): no
-# surrounding blanks, "_" only between digits, hexadecimal mantissas with a binary exponent.
-GO_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-GO_HEX = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+")
-GO_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
-
-
-def _underscores_ok(text: str) -> bool:
-    """Go's strconv.underscoreOK: each "_" between digits, or right after a base prefix."""
-    body = text[1:] if text[:1] in "+-" else text
-    hex_ = body[:2].lower() == "0x"
-    saw = "0" if body[:2].lower() in ("0b", "0o", "0x") else "^"
-    for c in body[2:] if saw == "0" else body:
-        if c in "0123456789" or (hex_ and c.lower() in "abcdef"):
-            saw = "0"
-        elif c == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        elif saw == "_":
-            return False
-        else:
-            saw = "!"
-    return saw != "_"
-
-
-def go_parse_float(text: str) -> float | None:
-    """The value strconv.ParseFloat(text, 64) returns, or None where it returns an error."""
-    if GO_SPECIAL.fullmatch(text):
-        return float(text)
-    if "_" in text:
-        if not _underscores_ok(text):
-            return None
-        text = text.replace("_", "")
-    try:
-        if GO_HEX.fullmatch(text):
-            value = float.fromhex(text)
-        elif GO_DECIMAL.fullmatch(text):
-            value = float(text)
-        else:
-            return None
-    except OverflowError:
-        return None
-    return None if math.isinf(value) else value  # out of range: Go's ErrRange
 
 
 class DiskstatsCollector:

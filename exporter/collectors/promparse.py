@@ -14,13 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from exporter.collectors.goparse import go_parse_float as strconv_float
+
 TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# expfmt's parseFloat: Go's ParseFloat, but refusing "p", "P" and "_" (so no hexadecimal floats
-# nor underscores): decimal numbers, and inf, infinity and nan in any case
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_SPECIAL = re.compile(r"[+-]?(?:inf|infinity|nan)", re.I)
 _TIMESTAMP = re.compile(r"[+-]?[0-9]+")
 
 
@@ -49,9 +47,12 @@ class Family:
 
 
 def go_parse_float(text: str) -> float:
-    if _DECIMAL.fullmatch(text) or _SPECIAL.fullmatch(text):
-        return float(text)
-    raise ValueError(text)
+    """expfmt's parseFloat: Go's ParseFloat, but refusing "p", "P" and "_" (so no hexadecimal
+    floats nor underscores); ValueError where it returns an error."""
+    value = None if any(c in "pP_" for c in text) else strconv_float(text)
+    if value is None:
+        raise ValueError(text)
+    return value
 
 
 def parse(text: str) -> dict[str, Family]:

@@ -58,7 +58,8 @@ def test_files_help_type_labels_and_mtime(tmp_path: Path) -> None:
     "content",
     ["bad metric here\n", "with_ts 1 1700000000000\n", "# TYPE t gauge\nt 1\n# TYPE t gauge\n",
      "x{a=\"b\\q\"} 1\n", "hex 0x1p-2\n", "under 1_000\n", "last_line_without_newline 1",
-     "# TYPE t sometype\n", 'x{__name__="y"} 1\n', 'x{a="1",a="2"} 1\n'],
+     "# TYPE t sometype\n", 'x{__name__="y"} 1\n', 'x{a="1",a="2"} 1\n',
+     "signed_nan +NaN\n", "out_of_range 1e400\n"],  # Go's ParseFloat refuses both
 )  # fmt: skip
 def test_bad_file_is_skipped_with_scrape_error(tmp_path: Path, content: str) -> None:
     _, samples = run(tmp_path, {"bad.prom": content, "good.prom": "good 1\n"})
