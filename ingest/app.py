@@ -52,11 +52,12 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
         lanes=settings["storage_writes_in_flight"],
         max_bytes=settings["storage_group_max_bytes"],
         observe_group=metrics.storage_group_requests.observe,
+        hold=settings["storage_timeout"],
     )
     service = WriteService(
         verifier=verifier,
         preparer=BatchPreparer(batch_rules(settings), settings["series_cache_size"]),
-        limiter=make_limiter(settings),
+        limiter=make_limiter(settings, metrics.rate_limit_shared.set),
         default_limit=Limit(float(settings["limits_rate"]), int(settings["limits_burst"])),
         writer=writer,
         metrics=metrics,

@@ -14,6 +14,14 @@ Every request is still answered for its own points, and only after storage accep
 * the group was written: every member succeeded;
 * storage was unavailable (down, too slow, 5xx): every member fails with that, and its client
   retries; ingest writes nothing twice;
+* storage gave no answer at all (StorageUnreachable: the connection refused or dropped, or no
+  answer within ``storage.timeout``): the requests waiting for a lane of that database fail
+  with it too, at once, without a write of their own. Each would otherwise wait for the write
+  ahead of it to time out and then for its own, past the clients' own timeouts (Telegraf gives
+  up after 5 s), so that none of them would see the 503 and its Retry-After. For ``hold``
+  seconds after (``storage.timeout``), writes to that database fail at once without asking
+  storage, but for one at a time, the probe: once storage answers it (whatever it says),
+  writes go to storage again; if it does not, the hold starts again;
 * any other failure (storage refusing one member's points for a field type conflict, a
   refusal, a bug): each member writes its own payload again, alone, and gets its own answer.
   InfluxDB keeps one value per series, field and timestamp, so writing a point again replaces
@@ -23,11 +31,12 @@ Every request is still answered for its own points, and only after storage accep
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.storage import StorageUnavailable, StorageWriter
+from ingest.storage import StorageError, StorageUnavailable, StorageUnreachable, StorageWriter
 
 
 @dataclass(eq=False)
@@ -48,6 +57,16 @@ class _Line:
     waiting: deque[_Member] = field(default_factory=deque)
 
 
+@dataclass
+class _Outage:
+    """A database whose last write storage did not answer: until ``until`` (by the writer's
+    clock), writes to it fail at once with ``error``, but for one probe at a time."""
+
+    error: StorageUnreachable
+    until: float
+    probing: bool = False
+
+
 class GroupCommitWriter:
     """A StorageWriter that groups concurrent writes to the same database (module docstring)."""
 
@@ -57,6 +76,8 @@ class GroupCommitWriter:
         lanes: int,
         max_bytes: int,
         observe_group: Callable[[int], None] | None = None,
+        hold: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
@@ -65,12 +86,17 @@ class GroupCommitWriter:
         self.lanes = lanes
         self.max_bytes = max_bytes
         self._observe_group = observe_group
+        # seconds writes fail at once after storage did not answer one: its timeout by default
+        self.hold = float(getattr(inner, "timeout", 0.0)) if hold is None else hold
+        self.clock = clock
         self._lock = threading.Lock()
         self._lines: dict[str, _Line] = {}
+        self._outages: dict[str, _Outage] = {}
 
     def write(self, database: str, payload: bytes) -> None:
         member = _Member(payload)
         with self._lock:
+            probe = self._admit(database)  # or raise at once: storage did not answer lately
             line = self._lines.get(database)
             if line is None:
                 line = self._lines[database] = _Line()
@@ -79,6 +105,20 @@ class GroupCommitWriter:
                 member.group = [member]
             else:
                 line.waiting.append(member)
+        answered = False  # storage answered this write, whatever it said
+        try:
+            self._write_member(database, line, member)
+            answered = True
+        except StorageUnreachable:
+            raise
+        except StorageError:
+            answered = True
+            raise
+        finally:
+            if probe:
+                self._probed(database, answered)
+
+    def _write_member(self, database: str, line: _Line, member: _Member) -> None:
         if member.group is None:
             member.done.wait()
         if member.group is not None:
@@ -86,25 +126,65 @@ class GroupCommitWriter:
         if member.written:
             return
         if member.unavailable is not None:
-            raise StorageUnavailable(member.unavailable.message, member.unavailable.status)
+            raise _again(member.unavailable)
         # the group failed otherwise (or its writer never finished): this payload alone
         self.inner.write(database, member.payload)
 
+    def _admit(self, database: str) -> bool:
+        """Whether this write is the probe of an outage; raise if it must fail at once. The
+        lock held."""
+        outage = self._outages.get(database)
+        if outage is None:
+            return False
+        if outage.probing:
+            raise StorageUnreachable(
+                f"storage gave no answer to a write to this database lately "
+                f"({outage.error.message}); answered at once while it is asked again"
+            )
+        if self.clock() >= outage.until:  # nothing asked storage during the hold: go
+            del self._outages[database]
+            return False
+        outage.probing = True
+        return True
+
+    def _probed(self, database: str, answered: bool) -> None:
+        """The probe is done: if storage answered it, writes go to storage again."""
+        with self._lock:
+            outage = self._outages.get(database)
+            if outage is not None:
+                outage.probing = False
+                if answered:
+                    del self._outages[database]
+
     def _write_group(self, database: str, line: _Line, group: list[_Member]) -> None:
-        """Write ``group`` as one, answer its members, and give the lane to what waits."""
+        """Write ``group`` as one, answer its members, and give the lane to what waits; if
+        storage did not answer, fail what waits at once."""
+        unreachable: StorageUnreachable | None = None
         try:
             if len(group) == 1:  # the writer's own exception reaches this thread unchanged
-                self.inner.write(database, group[0].payload)
+                try:
+                    self.inner.write(database, group[0].payload)
+                except StorageUnreachable as exc:
+                    unreachable = exc
+                    raise
                 group[0].written = True
             else:
-                self._write_together(database, group)
+                unreachable = self._write_together(database, group)
         finally:
+            failed: list[_Member] = []
             with self._lock:
+                if unreachable is not None:
+                    self._hold(database, unreachable)
+                    failed = list(line.waiting)
+                    line.waiting.clear()
                 following = self._take_group(line)
                 if following is None:
                     line.in_flight -= 1
                     if line.in_flight == 0:  # nothing in flight, nothing waiting
                         del self._lines[database]
+            for member in failed:
+                member.unavailable = unreachable
+                member.done.set()
             for member in group[1:]:
                 member.done.set()
             if following is not None:
@@ -112,6 +192,16 @@ class GroupCommitWriter:
                 following[0].done.set()
             if self._observe_group is not None:
                 self._observe_group(len(group))
+
+    def _hold(self, database: str, error: StorageUnreachable) -> None:
+        """Storage did not answer a write to ``database``: (re)start its hold. The lock held."""
+        until = self.clock() + self.hold
+        outage = self._outages.get(database)
+        if outage is None:
+            self._outages[database] = _Outage(error, until)
+        else:  # a probe may be under way: it stays the one
+            outage.error = error
+            outage.until = until
 
     def _take_group(self, line: _Line) -> list[_Member] | None:
         """The waiting members from the head, up to ``max_bytes`` (at least one); the lock held."""
@@ -124,20 +214,28 @@ class GroupCommitWriter:
             group.append(line.waiting.popleft())
         return group
 
-    def _write_together(self, database: str, group: list[_Member]) -> None:
+    def _write_together(self, database: str, group: list[_Member]) -> StorageUnreachable | None:
+        """Write the group's payloads as one; the error if storage did not answer."""
         try:
             self.inner.write(database, b"\n".join(member.payload for member in group))
         except StorageUnavailable as exc:
             for member in group:
                 member.unavailable = exc
+            return exc if isinstance(exc, StorageUnreachable) else None
         except Exception:  # each member writes its own payload again, alone
-            return
-        else:
-            for member in group:
-                member.written = True
+            return None
+        for member in group:
+            member.written = True
+        return None
 
     def health(self) -> str:
         return self.inner.health()
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _again(error: StorageUnavailable) -> StorageUnavailable:
+    """The same error for another thread to raise (one exception object raised in several
+    threads at once would have its traceback overwritten)."""
+    return type(error)(error.message, error.status)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client import values as prometheus_values
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -62,6 +69,14 @@ class IngestMetrics:
             "perfanalysis_ingest_batch_points",
             "Points per accepted write request.",
             buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.rate_limit_shared = Gauge(
+            "perfanalysis_ingest_rate_limit_shared",
+            "1 while every live worker shares the per-tenant rate limits through Redis (with "
+            "the other replicas); 0 while one limits on its own: no redis-url, or Redis did not "
+            "answer (its log says when it switched, and back).",
+            multiprocess_mode="livemin",
             registry=self.registry,
         )
 

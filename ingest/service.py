@@ -67,7 +67,9 @@ class RefusalLog:
     """Logs refused writes, at most one line per (tenant, collector, status) every ``interval``
     seconds; the next line for it says how many were left out meanwhile, so a client refused in
     a loop costs a line a minute. A 401 is keyed by the key id it sent (never its secret), so
-    ever-new made-up key ids are bounded by ``max_keys``: past it, they share one key."""
+    ever-new made-up key ids are bounded by ``max_keys``: past it, they share one key. Writes
+    storage did not take (down, slow, refusing ingest) are logged so too, by database, so that
+    an outage costs a line a minute per database, not one per request."""
 
     def __init__(
         self,
@@ -88,29 +90,56 @@ class RefusalLog:
         """``who``: "tenant T, collector C", or "key pak_..." before the key is verified;
         ``points``: the points or lines refused, None when the body was not read."""
         level = REFUSAL_LEVELS.get(status, logging.WARNING)
-        if not self.logger.isEnabledFor(level):
+        left_out = self._left_out((who, status), level, points)
+        if left_out is None:
             return
-        now = self.clock()
-        key = (who, status)
-        with self._lock:
-            if key not in self._seen and len(self._seen) >= self.max_keys:
-                self._prune(now)
-                if len(self._seen) >= self.max_keys:
-                    key = ("(others)", status)
-            last = self._seen.get(key)
-            if last is not None and now - last[0] < self.interval:
-                self._seen[key] = (last[0], last[1] + 1, last[2] + (points or 0))
-                return
-            self._seen[key] = (now, 0, 0)
-        left_out = ""
-        if last is not None and last[1]:
-            left_out = (f"; {last[1]} more refused {status} ({last[2]} points) in the "
-                        f"{now - last[0]:.0f}s before, not logged")  # fmt: skip
+        said = ""
+        if left_out[0]:
+            said = (f"; {left_out[0]} more refused {status} ({left_out[1]} points) in the "
+                    f"{left_out[2]:.0f}s before, not logged")  # fmt: skip
         count = "body not read" if points is None else f"{points} points"
         if len(reason) > REFUSAL_REASON_CHARS:
             reason = reason[:REFUSAL_REASON_CHARS] + "..."
         self.logger.log(level, "write refused %d for %s (%s): %s%s", status, who, count, reason,
-                        left_out)  # fmt: skip
+                        said)  # fmt: skip
+
+    def storage_failed(
+        self, level: int, database: str, kind: str, message: str, points: int
+    ) -> None:
+        """Log ``message`` about a write to ``database`` that storage did not take (``kind``:
+        unavailable, refused...), at most once per (database, kind) every ``interval``: an
+        outage gives a line a minute per database, saying how many more there were."""
+        left_out = self._left_out((f"storage {kind}: {database}", 0), level, points)
+        if left_out is None:
+            return
+        said = ""
+        if left_out[0]:
+            said = (f"; and {left_out[0]} more writes to {database} ({left_out[1]} points) "
+                    f"in the {left_out[2]:.0f}s before, not logged")  # fmt: skip
+        self.logger.log(level, "%s%s", message, said)
+
+    def _left_out(
+        self, key: tuple[str, int], level: int, points: int | None
+    ) -> tuple[int, int, float] | None:
+        """None if this event is not to be logged (the level is off, or ``key`` was logged
+        within the interval: it is counted); else how many were left out since ``key`` was
+        last logged, their points, and the seconds since."""
+        if not self.logger.isEnabledFor(level):
+            return None
+        now = self.clock()
+        with self._lock:
+            if key not in self._seen and len(self._seen) >= self.max_keys:
+                self._prune(now)
+                if len(self._seen) >= self.max_keys:
+                    key = ("(others)", key[1])
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self.interval:
+                self._seen[key] = (last[0], last[1] + 1, last[2] + (points or 0))
+                return None
+            self._seen[key] = (now, 0, 0)
+        if last is None:
+            return (0, 0, 0.0)
+        return (last[1], last[2], now - last[0])
 
     def _prune(self, now: float) -> None:
         """Forget keys not logged within the interval that have nothing left out to report."""
@@ -257,15 +286,16 @@ class WriteService:
         except StorageRefused as exc:
             outcome = "refused"
             if exc.status == 404:  # the database is missing: credentials cannot be the cause
-                log.error("storage refused ingest's write to %s (%s): %s; the database is "
-                          "missing: the tenant may have been deleted in the last "
-                          "key-cache-seconds (its key, cached here until then, is refused "
-                          "after), else create it with perfanalysis admin provision-storage %s",
-                          identity.database, where, exc.message, tenant)  # fmt: skip
+                why = ("the database is missing: the tenant may have been deleted in the last "
+                       "key-cache-seconds (its key, cached here until then, is refused after), "
+                       f"else create it with perfanalysis admin provision-storage {tenant}")  # fmt: skip
             else:
-                log.error("storage refused ingest's write to %s (%s): %s; check ingest's "
-                          "storage credentials and its WRITE grant on that database",
-                          identity.database, where, exc.message)  # fmt: skip
+                why = ("check ingest's storage credentials and its WRITE grant on that "
+                       "database")  # fmt: skip
+            self.refusals.storage_failed(
+                logging.ERROR, identity.database, "refused", f"storage refused ingest's write "
+                f"to {identity.database} ({where}): {exc.message}; {why}", points,
+            )  # fmt: skip
             self._rejected(tenant, "storage_refused", points)
             raise errors.unavailable(
                 "storage refused ingest's write; an operator must fix it: retry later",
@@ -273,8 +303,10 @@ class WriteService:
             ) from None
         except StorageUnavailable as exc:
             outcome = "unavailable"
-            log.warning("storage unavailable for %s (%s): %s", identity.database, where,
-                        exc.message)  # fmt: skip
+            self.refusals.storage_failed(
+                logging.WARNING, identity.database, "unavailable", f"storage unavailable for "
+                f"{identity.database} ({where}): {exc.message}", points,
+            )  # fmt: skip
             self._rejected(tenant, "storage_unavailable", points)
             raise errors.unavailable(
                 "storage is unavailable; retry later", self.retry_after

@@ -5,6 +5,9 @@ timestamps, and translate what storage answered into these errors (architecture 
 
 * StorageUnavailable: down, too slow, or 5xx/429. The client gets 503 with Retry-After and
   retries; nothing is retried here, so a request never outlives its timeout.
+  StorageUnreachable, a kind of it, is no answer at all (connection refused or reset, no answer
+  within the timeout): group commit (ingest/groupcommit.py) then fails the writes queued behind
+  it at once, and for a while answers new ones without asking storage but for one probe.
 * StorageRefused, a kind of StorageUnavailable: storage refused ingest itself (401, 403, or a
   database not found): its credentials or grants are wrong, or the tenant's database is
   missing. 503 as well, so clients keep their points until an operator fixes it; logged as an
@@ -59,6 +62,8 @@ FIELD_TYPE_CONFLICT = CONFLICT_MARKERS[0]
 LIMIT_MARKERS = ("max-values-per-tag limit exceeded", "max-series-per-database limit exceeded")
 _DROPPED = re.compile(r"\bdropped=([0-9]{1,18})\b")
 SHOW_DATABASES = "/query?" + urllib.parse.urlencode({"q": "SHOW DATABASES"})
+# The bucket of the v2 writer's empty health write, which stores nothing: it need not exist.
+HEALTH_BUCKET = "perfanalysis-ingest-health"
 
 
 class StorageError(Exception):
@@ -70,6 +75,10 @@ class StorageError(Exception):
 
 class StorageUnavailable(StorageError):
     """Storage is down, slow or failing: retry later."""
+
+
+class StorageUnreachable(StorageUnavailable):
+    """Storage gave no answer: it refused or dropped the connection, or did not answer in time."""
 
 
 class StorageRefused(StorageUnavailable):
@@ -119,7 +128,8 @@ class StorageWriter(Protocol):
 
     def health(self) -> str:
         """``ok``; ``down: …`` when storage does not answer; ``refused: …`` when it answers but
-        refuses ingest's credentials, so that every write would fail."""
+        refuses ingest's credentials, so that every write would fail; ``unsupported: …`` when
+        it does not serve the write API this writer speaks."""
 
     def close(self) -> None: ...
 
@@ -146,20 +156,26 @@ def classify(status: int, message: str) -> StorageError:
     return StorageRejected(text, status)
 
 
-def refusal(status: int, body: bytes | str) -> str:
+def refusal(status: int, body: bytes | str | None) -> str:
     """``refused: …`` for an answer that classify() calls StorageRefused, else ''."""
     if 200 <= status < 300:
         return ""
-    raw = body.encode() if isinstance(body, str) else body
-    error = classify(status, _error_text(raw))
+    error = classify(status, _error_text(body))
     return f"refused: {error.message}" if isinstance(error, StorageRefused) else ""
 
 
-def _error_text(body: bytes) -> str:
+def _error_text(body: bytes | str | None) -> str:
+    """What storage said in an error answer's body: the ``error`` or ``message`` of InfluxDB's
+    JSON, else the text (VictoriaMetrics answers text/plain, a proxy an HTML page). The v1
+    writer has the body as bytes; influxdb-client (the v2 writer) hands it over decoded, or None.
+    """
+    if not body:
+        return ""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(text)
     except ValueError:
-        return _shortened(body.decode(errors="replace").strip())
+        return _shortened(text.strip())
     if isinstance(parsed, dict):
         return _shortened(str(parsed.get("error") or parsed.get("message") or parsed))
     return _shortened(str(parsed))
@@ -249,9 +265,9 @@ class V1Writer:
         try:
             answer = connection.exchange(head, body)
         except TimeoutError as exc:
-            raise StorageUnavailable(f"storage did not answer within {wait:g}s") from exc
+            raise StorageUnreachable(f"storage did not answer within {wait:g}s") from exc
         except (OSError, http1.BadAnswer) as exc:
-            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}: {exc}") from exc
+            raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}: {exc}") from exc
         if answer.reusable:
             self._release(connection)
         return answer.status, answer.body
@@ -316,35 +332,70 @@ class V2Writer:
                 write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except ApiException as exc:
-            if exc.status is None:  # raised for a connection that failed before any answer
-                raise StorageUnavailable(f"storage unreachable: {exc.reason}") from exc
-            raise classify(int(exc.status), _error_text(exc.body or b"")) from exc
+            if not exc.status:  # raised for a connection that failed before any answer
+                raise StorageUnreachable(f"storage unreachable: {exc.reason}") from exc
+            raise classify(int(exc.status), _error_text(exc.body)) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:  # no answer at all
             if _is_timeout(exc):
-                raise StorageUnavailable(
+                raise StorageUnreachable(
                     f"storage did not answer within {self.timeout:g}s"
                 ) from exc
-            raise StorageUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+            raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}") from exc
 
     def health(self) -> str:
-        """/ping, then one bucket listed with the token (InfluxDB 2 refuses a bad token with 401;
-        storage without the buckets API, such as VictoriaMetrics, answers 404: no refusal)."""
+        """/ping, then an empty write with the token, which stores nothing: InfluxDB 2 refuses a
+        bad token with 401, and storage without ``/api/v2/write`` says so. InfluxDB 1.6.7 answers
+        it 404 ``404 page not found`` (its /ping answers, and every write would fail);
+        VictoriaMetrics 204 (both measured); InfluxDB 2 and 1.8 a JSON error for the bucket,
+        which need not exist: the API does."""
         from influxdb_client.rest import ApiException
+        from influxdb_client.service.write_service import WriteService
 
         if not self.client.ping():
             return "down: /ping did not answer"
         try:
-            self.client.buckets_api().find_buckets(limit=1)  # type: ignore[no-untyped-call]
+            WriteService(self.client.api_client).post_write(  # type: ignore[no-untyped-call]
+                org=self.org,
+                bucket=HEALTH_BUCKET,
+                body=b"",
+                precision="ns",
+                content_type="text/plain; charset=utf-8",
+                _request_timeout=min(self.timeout, 2.0) * 1000,  # influxdb-client's unit: ms
+            )
         except ApiException as exc:
-            if exc.status is None:
+            if not exc.status:
                 return f"down: {exc.reason}"
-            return refusal(int(exc.status), exc.body or b"") or "ok"
+            return _write_probe_finding(int(exc.status), exc.body)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return f"down: {type(exc).__name__}"
         return "ok"
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
+
+
+def _write_probe_finding(status: int, body: bytes | str | None) -> str:
+    """/health's finding from storage's answer to an empty v2 write other than 2xx."""
+    message = _error_text(body)
+    said = f"storage answered {status} to an empty write: {message}"
+    if status in (401, 403):
+        return f"refused: {said}"
+    if status >= 500 or status == 429:
+        return f"down: {said}"
+    if (status == 404 and not _is_json_object(body)) or "unsupported path" in message:
+        # Go's "404 page not found" (InfluxDB before 1.8); VictoriaMetrics' unsupported path
+        return (f"unsupported: {said}; this storage has no /api/v2/write (InfluxDB 1.x before "
+                "1.8 serves only /write): set storage.api to v1")  # fmt: skip
+    if "organization" in message:  # InfluxDB 2 does not know storage.org: every write fails
+        return f"refused: {said}; check storage.org"
+    return "ok"  # a JSON refusal of the probe's bucket or empty body: the write API is there
+
+
+def _is_json_object(body: bytes | str | None) -> bool:
+    try:
+        return isinstance(json.loads(body or b""), dict)
+    except ValueError:
+        return False
 
 
 def _is_timeout(exc: BaseException) -> bool:

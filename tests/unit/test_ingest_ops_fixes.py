@@ -1,6 +1,7 @@
 """Operational fixes to ingest: durations and a Redis prefix that would break every write are
 refused at start; a missing storage database is logged as one; refused writes are logged,
-rate-limited, with their tenant and collector."""
+rate-limited, with their tenant and collector; so are writes storage did not take, by database;
+and a v2 storage's answer that is not JSON is a 503 (or the refusal it is), not ingest's 500."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from ingest.metrics import IngestMetrics
 from ingest.ratelimit import Limit
 from ingest.service import RefusalLog, WriteService
 from ingest.settings import load
-from ingest.storage import classify
+from ingest.storage import StorageUnreachable, V2Writer, classify
 from perfanalysis.config import ConfigError
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.keys import Identity
+from tests.support.scripted_http import ScriptedHTTP
 
 SECRET = "s" * 40
 ENV = {"PERFANALYSIS_INGEST_SECRET_KEY": SECRET}
@@ -325,3 +327,100 @@ def test_storage_errors_name_the_collector(caplog: pytest.LogCaptureFixture) -> 
     logged = messages(caplog)
     assert len(logged) == 2
     assert all("collector web1" in message for _, message in logged)
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. Writes storage did not take are logged a line a minute per database (audit of 2026-11-25:
+# one line per request, so an outage wrote a line per request of every collector)
+
+
+class Writers(Writer):
+    """Fails every write with ``error``; counts the writes."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.writes = 0
+
+    def write(self, database: str, payload: bytes) -> None:
+        self.writes += 1
+        super().write(database, payload)
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "opening"),
+    [
+        (StorageUnreachable("storage did not answer within 4s"), "WARNING",
+         "storage unavailable for pa_acme (tenant acme, collector web1, key pak_abcdefghijklm): "
+         "storage did not answer within 4s"),
+        (classify(503, "overloaded"), "WARNING",
+         "storage unavailable for pa_acme (tenant acme, collector web1, key pak_abcdefghijklm): "
+         "storage answered 503: overloaded"),
+        (classify(403, "not authorized"), "ERROR",
+         "storage refused ingest's write to pa_acme (tenant acme, collector web1, key "
+         "pak_abcdefghijklm): storage answered 403: not authorized; check ingest's storage "
+         "credentials and its WRITE grant on that database"),
+    ],
+)  # fmt: skip
+def test_a_storage_outage_is_logged_a_line_a_minute_per_database_with_what_was_left_out(
+    error: Exception, level: str, opening: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    writer = Writers(error)
+    writes = service(writer, clock=clock)
+    for _ in range(50):
+        with pytest.raises(IngestError) as refused:
+            writes.write(identity(), "ns", body(3), NOW_NS)
+        assert (refused.value.status, refused.value.retry_after) == (503, 7)
+    assert writer.writes == 50
+    assert messages(caplog) == [(level, opening)]
+    other = Identity(5, "beta", "pa_beta", 6, "db1", "c" * 13, 7)
+    with pytest.raises(IngestError):
+        writes.write(other, "ns", body(2), NOW_NS)  # another database: its own line
+    assert len(messages(caplog)) == 2
+    clock.now += 59.0
+    with pytest.raises(IngestError):
+        writes.write(identity(), "ns", body(3), NOW_NS)
+    assert len(messages(caplog)) == 2
+    clock.now += 1.0
+    with pytest.raises(IngestError):
+        writes.write(identity(), "ns", body(3), NOW_NS)
+    logged = messages(caplog)
+    assert len(logged) == 3
+    assert logged[2] == (level, opening + "; and 50 more writes to pa_acme (150 points) in the "
+                         "60s before, not logged")  # fmt: skip
+
+
+class RecordingLimiter(Limiter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.released: list[tuple[str, int]] = []
+
+    def release(self, tenant: str, points: int, limit: Limit) -> None:
+        self.released.append((tenant, points))
+
+
+def test_a_v2_storage_answering_502_with_a_page_is_503_and_gives_the_tokens_back() -> None:
+    """Before, the v2 writer raised AttributeError on the proxy's page: 500, logged as ingest's
+    bug, counted as storage_error, and the rate tokens stayed spent, so that after the outage
+    the tenant was throttled for writes that stored nothing."""
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    storage = ScriptedHTTP([(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(page), page), False)])  # fmt: skip
+    writer = V2Writer(storage.url, "a-token", "org", timeout=5)
+    limiter = RecordingLimiter()
+    writes = service(writer, limiter=limiter)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(IngestError) as refused:
+            writes.write(identity(), "ns", body(4), NOW_NS)
+    finally:
+        writer.close()
+        storage.close()
+    assert (refused.value.status, refused.value.retry_after) == (503, 7)
+    assert limiter.released == [("acme", 4)]
+    samples = writes.metrics.registry.get_sample_value
+    assert (
+        samples("perfanalysis_ingest_storage_write_seconds_count", {"outcome": "unavailable"}) == 1
+    )
+    assert samples("perfanalysis_ingest_storage_write_seconds_count", {"outcome": "error"}) is None
+    assert samples("perfanalysis_ingest_points_rejected_total",
+                   {"tenant": "acme", "reason": "storage_unavailable"}) == 4  # fmt: skip

@@ -24,15 +24,18 @@ from ingest.service import WriteService
 from ingest.settings import duration, load
 from ingest.storage import (
     StorageConflict,
+    StorageError,
     StorageLimitExceeded,
     StoragePartialRefusal,
     StorageRefused,
     StorageRejected,
     StorageTooLarge,
     StorageUnavailable,
+    StorageUnreachable,
     StorageWholeConflict,
     V1Writer,
     V2Writer,
+    _error_text,
     classify,
     make_writer,
 )
@@ -556,11 +559,80 @@ def test_v1_writer_classifies_refusals(answer: bytes, kind: type) -> None:
         assert refused.value.message.endswith("max key length exceeded: 70006 > 65535 dropped=0")
 
 
+VM_TOO_LONG = (
+    b'remoteAddr: "127.0.0.1:56436"; requestURI: /api/v2/write?org=-&bucket=b&precision'
+    b"=ns; cannot read influx line protocol data: too long line: more than 100 bytes\n"
+)
+PROXY_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>"
+    b"502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b'{"error":"partial write: x dropped=1"}', "partial write: x dropped=1"),
+        ('{"code":"invalid","message":"bad line"}', "bad line"),  # influxdb-client: a str
+        (VM_TOO_LONG.decode(), VM_TOO_LONG.decode().strip()),
+        (VM_TOO_LONG, VM_TOO_LONG.decode().strip()),
+        (b"\xff not UTF-8", "\ufffd not UTF-8"),
+        ("", ""),
+        (b"", ""),
+        (None, ""),
+    ],
+)
+def test_storage_error_text_from_bytes_str_or_nothing(body: bytes | str | None, text: str) -> None:
+    """influxdb-client hands the v2 writer the body as a str: before, a body that was not JSON
+    raised AttributeError (str has no decode), and the write was answered 500."""
+    assert _error_text(body) == text
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "said"),
+    [
+        # VictoriaMetrics refusing a line over -influx.maxLineSize (text/plain; measured)
+        (_answer("400 Bad Request", VM_TOO_LONG), StorageRejected,
+         "storage answered 400: " + VM_TOO_LONG.decode().strip()),
+        # a proxy in front of storage without its upstream
+        (_answer("502 Bad Gateway", PROXY_PAGE), StorageUnavailable,
+         "storage answered 502: " + PROXY_PAGE.decode().strip()),
+        (_answer("503 Service Unavailable", b"Service Unavailable"), StorageUnavailable,
+         "storage answered 503: Service Unavailable"),
+        (_answer("503 Service Unavailable", b""), StorageUnavailable, "storage answered 503: "),
+    ],
+)  # fmt: skip
+def test_v2_writer_classifies_answers_that_are_not_json_as_the_v1_writer_does(
+    answer: bytes, kind: type, said: str
+) -> None:
+    for writer_class in (V1Writer, V2Writer):
+        storage = ScriptedHTTP([(answer, False)])
+        writer = (V1Writer(storage.url, "", "", timeout=5) if writer_class is V1Writer
+                  else V2Writer(storage.url, "a-token", "org", timeout=5))  # fmt: skip
+        with pytest.raises(StorageError) as refused:
+            writer.write("db", b"m v=1 1")
+        writer.close()
+        storage.close()
+        assert type(refused.value) is kind, writer_class
+        assert refused.value.message == said
+        assert refused.value.status == int(answer.split()[1])
+
+
+def test_v2_writer_without_storage_is_unreachable() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    writer = V2Writer(f"http://127.0.0.1:{port}", "a-token", "org", timeout=2)
+    with pytest.raises(StorageUnreachable, match="unreachable"):
+        writer.write("db", b"m v=1 1")
+    assert writer.health().startswith("down: ")
+    writer.close()
+
+
 def test_v1_writer_without_storage_is_unavailable() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
     writer = V1Writer(f"http://127.0.0.1:{port}", "", "", timeout=2)
-    with pytest.raises(StorageUnavailable, match="unreachable"):
+    with pytest.raises(StorageUnreachable, match="unreachable"):
         writer.write("db", b"m v=1 1")
     assert writer.health().startswith("down: storage unreachable")
 
@@ -596,19 +668,54 @@ def test_v1_health_tells_down_from_refused(ping: bytes, query: bytes, health: st
 
 
 @pytest.mark.parametrize(
-    ("buckets", "health"),
+    ("answer", "health"),
     [
-        (_answer("200 OK", b'{"buckets":[]}'), "ok"),
-        (_answer("404 Not Found", b"unsupported path"), "ok"),  # VictoriaMetrics
+        (NO_CONTENT, "ok"),  # VictoriaMetrics (measured), InfluxDB 2 with the bucket
+        (_answer("404 Not Found", b'{"code":"not found","message":"bucket \\"x\\" not found"}'),
+         "ok"),  # InfluxDB 2 without the bucket: the write API is there
+        (_answer("400 Bad Request", b'{"code":"invalid","message":"no points"}'), "ok"),
         (_answer("401 Unauthorized", b'{"code":"unauthorized","message":"unauthorized access"}'),
-         "refused: storage answered 401: unauthorized access"),
+         "refused: storage answered 401 to an empty write: unauthorized access"),
+        (_answer("404 Not Found", b'{"code":"not found","message":"organization name \\"org\\" '
+                 b'not found"}'),
+         'refused: storage answered 404 to an empty write: organization name "org" not found; '
+         "check storage.org"),
+        (_answer("503 Service Unavailable", b"overloaded"),
+         "down: storage answered 503 to an empty write: overloaded"),
     ],
 )  # fmt: skip
-def test_v2_health_checks_the_token_after_ping(buckets: bytes, health: str) -> None:
-    storage = ScriptedHTTP([(NO_CONTENT, False), (buckets, False)])
+def test_v2_health_writes_nothing_with_the_token_after_ping(answer: bytes, health: str) -> None:
+    storage = ScriptedHTTP([(NO_CONTENT, False), (answer, False)])
     writer = V2Writer(storage.url, "a-token", "org", timeout=5)
     assert writer.health() == health
-    assert b"GET /api/v2/buckets?limit=1 " in storage.requests[1]
-    assert b"Authorization: Token a-token" in storage.requests[1]
+    probe = storage.requests[1]
+    assert probe.startswith(
+        b"POST /api/v2/write?org=org&bucket=perfanalysis-ingest-health&precision=ns HTTP/1.1\r\n"
+    )
+    assert b"\r\nContent-Length: 0\r\n" in probe
+    assert probe.endswith(b"\r\n\r\n")  # nothing to store
+    assert b"Authorization: Token a-token" in probe
     writer.close()
     storage.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # InfluxDB 1.6.7 (measured): its /ping answers, but every v2 write would fail
+        _answer("404 Not Found", b"404 page not found\n"),
+        # VictoriaMetrics without the path
+        _answer("400 Bad Request", b'remoteAddr: "127.0.0.1:1"; unsupported path requested: "/x"'),
+    ],
+)
+def test_v2_health_fails_where_storage_has_no_v2_write_api(answer: bytes) -> None:
+    """Before, /health passed against InfluxDB 1.6.7 (its 404 for the buckets API was taken for
+    VictoriaMetrics') while every write failed."""
+    storage = ScriptedHTTP([(NO_CONTENT, False), (answer, False)])
+    writer = V2Writer(storage.url, "a-token", "org", timeout=5)
+    health = writer.health()
+    writer.close()
+    storage.close()
+    assert health.startswith("unsupported: storage answered ")
+    assert health.endswith("this storage has no /api/v2/write (InfluxDB 1.x before 1.8 serves "
+                           "only /write): set storage.api to v1")  # fmt: skip
