@@ -12,14 +12,18 @@ app keeps a non-admin with WRITE on the tenant databases only. ``reload`` has Pr
 Alertmanager load their configuration again (SIGHUP) and checks their reload metrics.
 
 A PID file holds the PID and the process's identity (boot and start time), so a PID reused by
-another program after a crash or a reboot is never taken for a service. The state directory is
-private to its owner, and the stack keeps its data in its own SQLite file there, whatever
-DATABASE_URL or REDIS_URL (the test suite's) say.
+another program after a crash or a reboot is never taken for a service; when that process has
+died, ``down`` still stops what remains of its process group that is the stack's. ``up``,
+``down`` and ``reload`` run one at a time (a lock in ``var/run``): another meanwhile refuses at
+once. The state directory is private to its owner, and the stack keeps its data in its own
+SQLite file there, whatever DATABASE_URL or REDIS_URL (the test suite's) say; its services all
+take the development secret key there, whatever secret keys the environment holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -32,7 +36,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,35 @@ DEFAULT_ADDRESSES = {
 FOREIGN_STATE_VARIABLES = frozenset(
     {"DATABASE_URL", "REDIS_URL", "PERFANALYSIS_ADMIN_REDIS_URL", "PERFANALYSIS_INGEST_REDIS_URL"}
 )
+# inherited settings that would make the stack's services disagree with each other, so that
+# they never reach its children: a secret key exported for Compose, grafana sync or report
+# (.env has PERFANALYSIS_ADMIN_SECRET_KEY) would key the admin app's collector keys one way and
+# ingest's, on var/dev-secret-key, another (every push refused with 401); ingest's storage must
+# suit the stack's InfluxDB 1.x; and the services reach each other over plain HTTP on loopback,
+# the exporter's metrics at /metrics, as Prometheus and devstack's own checks expect
+DISAGREEING_VARIABLES = frozenset(
+    {
+        "PERFANALYSIS_ADMIN_SECRET_KEY",
+        "PERFANALYSIS_ADMIN_PREVIOUS_SECRET_KEYS",
+        "PERFANALYSIS_INGEST_SECRET_KEY",
+        "PERFANALYSIS_INGEST_PREVIOUS_SECRET_KEYS",
+        "PERFANALYSIS_INGEST_STORAGE_API",
+        "PERFANALYSIS_INGEST_STORAGE_TOKEN",
+        "PERFANALYSIS_INGEST_STORAGE_ORG",
+        "PERFANALYSIS_INGEST_STORAGE_UNSIGNED_INTEGERS",
+        "PERFANALYSIS_ADMIN_WEB_TLS_CERT_FILE",
+        "PERFANALYSIS_ADMIN_WEB_TLS_KEY_FILE",
+        "PERFANALYSIS_INGEST_WEB_TLS_CERT_FILE",
+        "PERFANALYSIS_INGEST_WEB_TLS_KEY_FILE",
+        "PERFANALYSIS_INGEST_WEB_TLS_CLIENT_CA_FILE",
+        "PERFANALYSIS_EXPORTER_WEB_CONFIG_FILE",
+        "PERFANALYSIS_EXPORTER_WEB_TELEMETRY_PATH",
+        "PERFANALYSIS_EXPORTER_PUSH_TLS_CA_FILE",
+        "PERFANALYSIS_EXPORTER_PUSH_TLS_CERT_FILE",
+        "PERFANALYSIS_EXPORTER_PUSH_TLS_KEY_FILE",
+    }
+)
+IGNORED_VARIABLES = FOREIGN_STATE_VARIABLES | DISAGREEING_VARIABLES
 
 
 # the service that listens on each address, whose PID file says whether it runs
@@ -266,9 +299,11 @@ def _basic(user: str, password: str) -> str:
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment for a child, on the stack's own SQLite database and no Redis."""
+    """This process's environment for a child, on the stack's own SQLite database and no Redis,
+    and without the settings the services must agree on (IGNORED_VARIABLES): each of them, and
+    each setup step, takes the development secret key in var/ and the stack's own settings."""
     database_url = f"sqlite:///{var_dir() / 'admin.db'}"
-    inherited = {k: v for k, v in os.environ.items() if k not in FOREIGN_STATE_VARIABLES}
+    inherited = {k: v for k, v in os.environ.items() if k not in IGNORED_VARIABLES}
     return {
         **inherited,
         "PERFANALYSIS_ADMIN_DATABASE_URL": database_url,
@@ -441,8 +476,52 @@ def process_identity(pid: int) -> str | None:
     return f"{boot}/{start_time}"
 
 
-def _write_pid_file(service: Service, pid: int) -> None:
-    service.pid_file.write_text(f"{pid} {process_identity(pid)}\n")
+def _write_pid_file(service: Service, pid: int) -> str:
+    """Record ``pid`` as the service's process; what was written."""
+    text = f"{pid} {process_identity(pid)}\n"
+    service.pid_file.write_text(text)
+    return text
+
+
+def _end_remaining(service: Service, recorded: str) -> list[int]:
+    """Stop what remains of the process group that ``recorded`` (a PID file's text) names,
+    its leader having gone, when it is the stack's; what there was to stop."""
+    group, remaining = _remaining_members(service, recorded)
+    if remaining and not _end_group(group, signal.SIGTERM, STOP_TIMEOUT):
+        _end_group(group, signal.SIGKILL, STOP_TIMEOUT)
+    return remaining
+
+
+def _remaining_members(service: Service, recorded: str) -> tuple[int, list[int]]:
+    """The process group ``recorded`` (a PID file's text) names, and what remains of it once
+    its leader has gone; only when every one of them is the stack's: started in the same boot,
+    no earlier than the leader, and writing to the service's log (as all the stack's processes
+    do: gunicorn's workers inherit the master's output). Else none: another program's group."""
+    try:
+        pid_text, _, identity = recorded.strip().partition(" ")
+        group = int(pid_text)
+        boot, _, start_text = identity.partition("/")
+        started = int(start_text)
+        current_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        log = os.path.realpath(service.log_file)
+    except (OSError, ValueError):
+        return 0, []
+    if boot != current_boot or group <= 1:
+        return group, []  # a PID file from before a reboot: its group is long gone
+    remaining = []
+    for member in _group_members(group):
+        try:
+            member_started = int(_stat_fields(Path(f"/proc/{member}/stat"))[19])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        outputs = set()
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):  # closed, or another user's process
+                outputs.add(os.readlink(f"/proc/{member}/fd/{fd}"))
+        if member_started < started or log not in outputs:
+            return group, []
+        remaining.append(member)
+    return group, remaining
 
 
 def running_pid(service: Service) -> int | None:
@@ -653,7 +732,7 @@ def start(service: Service) -> bool:
             cwd=ROOT,
             env=child_environment(service.env()),
         )
-    _write_pid_file(service, process.pid)
+    written = _write_pid_file(service, process.pid)
     try:
         _wait_ready(service, process)
         if service.after_ready:
@@ -664,11 +743,31 @@ def start(service: Service) -> bool:
                 + _log_tail(service)
             )
     except BaseException:
-        exited = process.poll() is not None  # then stopping only removes its PID file
-        stop(service, quiet=exited)
+        _stop_spawned(service, process, written)
         raise
     print(f"{service.name}: started (pid {process.pid}), log {service.log_file}")
     return True
+
+
+def _stop_spawned(service: Service, process: subprocess.Popen[bytes], written: str) -> None:
+    """Stop the process group this run spawned for ``service``, which failed; and remove the
+    PID file only while it still holds what this run wrote: a PID file another run wrote since
+    names that run's process, which is none of this run's business.
+
+    By ``process`` and what this run wrote, not by the PID file as it is now: while it runs,
+    this run's own child, not yet reaped, whose PID (and group) cannot pass to another program;
+    once it has exited, only what remains of its group that is the stack's."""
+    if process.poll() is None:
+        if not _end_group(process.pid, signal.SIGTERM, STOP_TIMEOUT):
+            _end_group(process.pid, signal.SIGKILL, STOP_TIMEOUT)
+        with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)
+        print(f"{service.name}: stopped (pid {process.pid})")
+    else:
+        _end_remaining(service, written)
+    with contextlib.suppress(OSError):
+        if service.pid_file.read_text() == written:
+            service.pid_file.unlink()
 
 
 def _group_members(group: int) -> list[int]:
@@ -701,10 +800,21 @@ def _end_group(group: int, sig: signal.Signals, timeout: float) -> bool:
 
 
 def stop(service: Service, quiet: bool = False) -> None:
-    """Stop the service's whole process group: it runs in its own session, as its leader."""
+    """Stop the service's whole process group: it runs in its own session, as its leader. When
+    the leader has gone (killed, say), what remains of the group that this stack started (a
+    gunicorn master's workers, which keep its port) is stopped all the same."""
     pid = running_pid(service)
     if pid is None:
-        if not quiet:
+        try:
+            recorded = service.pid_file.read_text()
+        except OSError:
+            recorded = ""
+        remaining = _end_remaining(service, recorded)
+        if remaining and not quiet:
+            print(f"{service.name}: stopped what remained of it (pid "
+                  f"{', '.join(map(str, remaining))}; its first process, pid "
+                  f"{recorded.split()[0]}, had exited)")  # fmt: skip
+        elif not quiet:
             print(f"{service.name}: not running")
         service.pid_file.unlink(missing_ok=True)
         return
@@ -912,6 +1022,53 @@ def reload(stack: list[Service]) -> int:
     return 1 if failures else 0
 
 
+LOCK_FILE = "devstack.lock"
+# what a command that found the lock held says: none of them waits for another
+REFUSED = {"up": "started nothing", "down": "stopped nothing", "reload": "reloaded nothing"}
+
+
+def lock_file() -> Path:
+    return var_dir() / "run" / LOCK_FILE
+
+
+@contextlib.contextmanager
+def exclusive(command: str) -> Iterator[None]:
+    """Hold the stack's lock (an exclusive flock on var/run/devstack.lock) while ``command``
+    (up, down or reload) runs; when another holds it, exit 1 at once, having done nothing.
+
+    So that two runs never start, stop or record the same service at once (a second up would
+    spawn a second InfluxDB, which fails, and its cleanup would drop the first one's PID file).
+    status and admin read what runs and take no lock. The lock goes with this process (the
+    kernel drops it on exit, a crash included); the services never hold it (its descriptor is
+    closed on exec). Without a var/run there is nothing to stop or reload: down and reload then
+    run without it, creating nothing."""
+    path = lock_file()
+    if command != "up" and not path.parent.is_dir():
+        yield
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 200, 0).decode(errors="replace").split()
+            who = f"pid {holder[0]}: make {holder[1]}" if len(holder) == 2 else "just starting"
+            raise SystemExit(
+                f"devstack: another 'make up', 'make down' or 'make reload' is running on "
+                f"{var_dir()} ({who}); this 'make {command}' {REFUSED[command]}: run it again "
+                "once that one has finished"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()} {command}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(descriptor, 0)  # no longer held by this process
+    finally:
+        os.close(descriptor)
+
+
 def make_state_private() -> None:
     """Files the stack and its children create are their owner's alone, and so is var/ itself.
 
@@ -930,18 +1087,13 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:  # an empty or unusable PERFANALYSIS_VAR_DIR
         print(f"devstack: {exc}", file=sys.stderr)
         return 2
-    moved = moved_services()
-    if command == "up":
-        if moved:
-            raise SystemExit("\n".join(moved))
-        make_state_private()
-        up(stack)
-        return 0
-    if command == "down":
-        for service in reversed(stack):
-            stop(service)
-        return 0
-    for line in moved:  # status and admin: about the stack that runs, wherever that is
+    if command in REFUSED:  # up, down and reload: one at a time
+        if command == "up":
+            make_state_private()
+        with exclusive(command):
+            # again under the lock: where the stack runs, as a run that just ended left it
+            return _change(command, services())
+    for line in moved_services():  # status and admin: about the stack that runs, wherever
         print(f"devstack: {line}", file=sys.stderr)
     if command == "status":
         failing = 0
@@ -954,14 +1106,29 @@ def main(argv: list[str]) -> int:
         return 1 if failing else 0
     if command == "admin":
         return run_admin(argv[1:])
-    if command == "reload":
-        return reload(stack)
     print(
         "usage: python -m perfanalysis.devstack up|down|status|reload|admin COMMAND... "
         f"(got {command!r})",
         file=sys.stderr,
     )
     return 2
+
+
+def _change(command: str, stack: list[Service]) -> int:
+    """up, down or reload, with the stack's lock held."""
+    moved = moved_services()
+    if command == "up":
+        if moved:
+            raise SystemExit("\n".join(moved))
+        up(stack)
+        return 0
+    if command == "down":
+        for service in reversed(stack):
+            stop(service)
+        return 0
+    for line in moved:  # reload: of the stack that runs, wherever that is
+        print(f"devstack: {line}", file=sys.stderr)
+    return reload(stack)
 
 
 def run_admin(args: list[str]) -> int:

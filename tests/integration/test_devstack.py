@@ -1,7 +1,8 @@
 """``make up`` / ``make status`` / ``make down``: the local stack, on free ports in a temporary var/.
 
 The stack must come up from nothing with embedded defaults (SQLite, no PostgreSQL or Redis, even
-with the test suite's DATABASE_URL and REDIS_URL exported), carry this host's metrics from the
+with the test suite's DATABASE_URL and REDIS_URL exported, and its development secret key with
+.env's PERFANALYSIS_ADMIN_SECRET_KEY exported), carry this host's metrics from the
 exporter through ingest into InfluxDB and into Prometheus, let the printed admin log in, reuse
 everything on a second ``up`` and stop every process by PID.
 """
@@ -57,6 +58,11 @@ class Stack:
                 # what a developer exports for the tests; make up keeps to its own SQLite file
                 "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/no_such_db",
                 "REDIS_URL": "redis://127.0.0.1:1/0",
+                # what an operator exports from .env (grafana sync and report read it); the
+                # stack's services all keep to var/dev-secret-key, or ingest refuses the
+                # exporter's pushes
+                "PERFANALYSIS_ADMIN_SECRET_KEY": "exported-for-compose-" + "x" * 32,
+                "PERFANALYSIS_ADMIN_PREVIOUS_SECRET_KEYS": "",
             }
         )
 
@@ -262,11 +268,13 @@ def test_second_up_reuses_everything_and_down_stops_every_pid(
 ) -> None:
     before = stack.pids()
     assert sorted(before) == sorted(SERVICES)
+    key = (stack.var / "demo-collector.key").read_text()
     again = stack.run("up")
     assert again.returncode == 0, again.stdout + again.stderr
     for service in SERVICES:
         assert f"{service}: already running" in again.stdout
     assert stack.pids() == before
+    assert (stack.var / "demo-collector.key").read_text() == key  # kept, not replaced
     down = stack.run("down")
     assert down.returncode == 0, down.stdout + down.stderr
     for service, pid in before.items():
