@@ -32,6 +32,7 @@ class Actor:
     user: User | None
     label: str
     ip: str = ""
+    token_id: str | None = None  # the API token the request came with; None for a session
 
     @property
     def is_platform_admin(self) -> bool:

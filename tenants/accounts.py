@@ -4,11 +4,11 @@ tokens."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenants import invitations, validation, websessions
@@ -21,12 +21,13 @@ from tenants.crypto import (
     password_problem,
     verify_password,
 )
-from tenants.errors import Conflict, Invalid, NotFound, Unauthenticated
+from tenants.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from tenants.models import ApiToken, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
 from tenants.throttle import Throttle
 
 MAX_TOKEN_EXPIRY_DAYS = 3650
+NOT_AN_EMAIL = "(not an e-mail address)"  # a failed login's e-mail field as the audit log has it
 TOKEN_ID = re.compile(r"[a-z2-7]{13}")  # a token's public id, as crypto.CredentialHasher makes it
 
 # verifying against this keeps a login for an unknown e-mail as slow as one for a known e-mail
@@ -88,7 +89,7 @@ def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip:
     if user is None or not ok or not user.is_active:
         record(
             db,
-            Actor(None, email or "(empty)", ip),
+            Actor(None, user.email if user else _typed_address(email), ip),
             "login.failure",
             None,
             "user",
@@ -101,6 +102,17 @@ def authenticate(db: Session, throttle: Throttle, email: str, password: str, ip:
     record(db, Actor(user, user.email, ip), "login.success", None, "user", user.id)
     db.commit()
     return user
+
+
+def _typed_address(typed: str) -> str:
+    """What the audit log keeps of a failed login's e-mail field that names no account: the text
+    only when it is an e-mail address, so that a password typed there by mistake is not kept."""
+    if not typed:
+        return "(empty)"
+    try:
+        return validation.email(typed)
+    except Invalid:
+        return NOT_AN_EMAIL
 
 
 def change_password(
@@ -306,22 +318,52 @@ def remove_membership(db: Session, actor: Actor, tenant: Tenant, user_id: int) -
 def _refuse_if_last_admin(
     db: Session, tenant: Tenant, admin: User, change: str, field: str | None = None
 ) -> None:
-    """Conflict when ``admin`` is the tenant's only admin: nobody but a platform admin could
-    manage the tenant after the change.
+    """Conflict when ``admin`` is the tenant's last active admin: with the others disabled (or
+    none), nobody but a platform admin could manage the tenant after the change. A disabled
+    admin may always be demoted or removed: they manage nothing already.
 
     The tenant's row is locked first (FOR NO KEY UPDATE on PostgreSQL), so two admins demoting
     each other at the same moment are counted one after the other and cannot both succeed.
     """
+    if not admin.is_active:
+        return
     db.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True))
-    admins = db.scalar(
-        select(func.count()).where(Membership.tenant_id == tenant.id, Membership.role == "admin")
-    )
-    if (admins or 0) <= 1:
+    others = db.scalars(
+        select(User.is_active)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.tenant_id == tenant.id,
+            Membership.role == "admin",
+            Membership.user_id != admin.id,
+        )
+    ).all()
+    if not any(others):
+        disabled = " (its other admins are disabled)" if others else ""
         raise Conflict(
-            f"cannot {change} {admin.email}: they are the last admin of {tenant.name}; "
-            "make another member admin first",
+            f"cannot {change} {admin.email}: they are the last admin of {tenant.name} with an "
+            f"active account{disabled}; make another member admin first",
             field,
         )
+
+
+def tenants_without_active_admin(db: Session, user: User) -> list[Tenant]:
+    """The tenants ``user`` is an admin of that have no active admin, by name: after disabling
+    them, those they were the last active admin of (platform admins still manage them)."""
+    admins = aliased(Membership)
+    active_admin = (
+        select(admins.id)
+        .join(User, User.id == admins.user_id)
+        .where(admins.tenant_id == Tenant.id, admins.role == "admin", User.is_active.is_(True))
+        .exists()
+    )
+    return list(
+        db.scalars(
+            select(Tenant)
+            .join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == user.id, Membership.role == "admin", ~active_admin)
+            .order_by(Tenant.name, Tenant.id)
+        )
+    )
 
 
 BY_EMAIL = Order((User.email,))  # e-mails are unique
@@ -400,13 +442,16 @@ def issue_token(
     """A personal API token for automation: returns the row and the plaintext, shown once.
 
     Users issue their own tokens; ``issued_by`` names a platform admin or the CLI issuing one
-    for ``user``.
+    for ``user``, or the user acting through the API (whose API token, if the request came with
+    one, bounds the new token's expiry).
     """
     actor = issued_by or Actor(user, user.email, ip)
     if actor.user is None or actor.user.id != user.id:
         require_platform(actor)
     name = validation.text(name, "name", 100)
     expires_at = _token_expiry(expires_in_days)
+    if actor.token_id is not None:
+        expires_at = _no_later_than_calling_token(db, actor.token_id, expires_at)
     if not user.is_active:
         raise Conflict(f"user {user.email} is disabled", "email")
     new = hasher.issue(TOKEN_PREFIX)
@@ -440,6 +485,34 @@ def _token_expiry(days: int | None) -> datetime | None:
             "expires_in_days",
         )
     return utcnow() + timedelta(days=days)
+
+
+def _no_later_than_calling_token(
+    db: Session, token_id: str, expires_at: datetime | None
+) -> datetime | None:
+    """The expiry of a token issued by a request that came with the API token ``token_id``: no
+    later than that token's, so that a stolen short-lived token cannot mint a lasting one. None
+    asked for is the calling token's own expiry (none if it has none)."""
+    limit = get_token(db, None, token_id).expires_at
+    if limit is None:
+        return expires_at
+    if expires_at is None:
+        return limit
+    if expires_at <= limit:
+        return expires_at
+    whole_days = (limit - utcnow()) // timedelta(days=1)
+    allowed = (
+        f"give at most {whole_days} or leave it out to take the same expiry"
+        if whole_days >= 1
+        else "leave it out to take the same expiry"
+    )
+    raise Invalid(
+        f"expires_in_days reaches beyond {limit.astimezone(UTC):%Y-%m-%d %H:%M} UTC, when the API "
+        f"token this request came with expires, and a token issues only tokens that expire no "
+        f"later than itself: {allowed}. Signing in (the Account page) lifts the limit, as does "
+        "admin issue-token",
+        "expires_in_days",
+    )
 
 
 def token_state(token: ApiToken, now: datetime | None = None) -> str:
@@ -476,10 +549,17 @@ def get_token(db: Session, owner: User | None, token_id: str) -> ApiToken:
 
 
 def revoke_token(db: Session, actor: Actor, token: ApiToken) -> ApiToken:
-    """Revoke a token (a second revocation changes nothing). The caller also tells this
-    process's PrincipalCache (``forget_token``); other workers refuse it within its ttl."""
+    """Revoke a token (a second revocation changes nothing). A request that came with an API
+    token revokes only that token: a stolen one cannot revoke its owner's others. The caller
+    also tells this process's PrincipalCache (``forget_token``); other workers refuse it within
+    its ttl."""
     if actor.user is not None and actor.user.id != token.user_id:
         raise NotFound("no such API token")
+    if actor.token_id is not None and actor.token_id != token.token_id:
+        raise Forbidden(
+            "an API token may revoke only itself: to revoke another token, sign in (the Account "
+            "page, or this API with the session) or use admin revoke-token"
+        )
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         record(db, actor, "token.revoke", None, "api_token", token.token_id, name=token.name,

@@ -231,12 +231,22 @@ def disable_user(ctx: click.Context, email: str) -> None:
     """Disable a user: no login; their sessions end, their API tokens are refused and the
     invitations they may no longer grant are revoked.
 
-    The last active platform admin cannot be disabled. enable-user undoes it.
+    The last active platform admin cannot be disabled. A tenant's last active admin can: the
+    command names the tenants left without an admin who can log in. enable-user undoes it.
     """
-    from tenants.accounts import set_active
+    from tenants.accounts import set_active, tenants_without_active_admin
+
+    def done(user: Any) -> str:
+        message = f"disabled user {user.email} (id {user.id}); {FELT}"
+        orphaned = tenants_without_active_admin(database.session(), user)
+        if orphaned:
+            slugs = ", ".join(tenant.slug for tenant in orphaned)
+            message += (f"\nno admin of {slugs} can log in now: give another member the admin "
+                        "role (add-member) or enable this user again")  # fmt: skip
+        return message
 
     _change_user(ctx, email, partial(set_active, active=False), "user {email} is already disabled",
-                 lambda user: f"disabled user {user.email} (id {user.id}); {FELT}")  # fmt: skip
+                 done)  # fmt: skip
 
 
 @admin.command("enable-user")

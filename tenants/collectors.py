@@ -119,13 +119,17 @@ def _contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-def get_collector(db: Session, actor: Actor, tenant: Tenant, collector_id: int) -> Collector:
+def get_collector(
+    db: Session, actor: Actor, tenant: Tenant, collector_id: int, field: str | None = None
+) -> Collector:
+    """The tenant's collector; NotFound otherwise, naming ``field`` when a form or body field
+    gave the id (a page then shows the form again with the error there) rather than the URL."""
     require(db, actor, tenant, "read")
     collector = db.scalar(
         select(Collector).where(Collector.tenant_id == tenant.id, Collector.id == collector_id)
     )
     if collector is None:
-        raise NotFound("no such collector in this tenant")
+        raise NotFound("no such collector in this tenant", field)
     return collector
 
 

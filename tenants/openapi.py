@@ -166,6 +166,10 @@ LABELS: Schema = {
     "description": "label names match [a-zA-Z_][a-zA-Z0-9_]{0,62}",
 }
 
+EXPIRES_IN_DAYS_NOTE = (
+    "null or absent: never, or, called with an API token, that token's expiry (which the new "
+    "one may not outlive)"
+)
 REQUEST_SCHEMAS: dict[str, Schema] = {
     "TenantCreate": _object(
         {
@@ -220,7 +224,7 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
         {
             "name": _name(100),
             "expires_in_days": _integer(
-                1, MAX_TOKEN_EXPIRY_DAYS, nullable=True, description="null or absent: never"
+                1, MAX_TOKEN_EXPIRY_DAYS, nullable=True, description=EXPIRES_IN_DAYS_NOTE
             ),
         },
         ["name"],
@@ -752,14 +756,19 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/me/tokens": {
             "get": op("listTokens", "Your personal API tokens, newest first (no secrets)",
                       "users", (200, "TokenList"), READ),
-            "post": op("createToken", "Issue a personal API token, shown once", "users",
+            "post": op("createToken", "Issue a personal API token, shown once. Called with an "
+                       "API token, the new one expires no later than the calling token: without "
+                       "expires_in_days it takes the calling token's expiry, and one reaching "
+                       "beyond it is a 400 (a signed-in session has no such limit)", "users",
                        (201, "NewToken"), (400, 401, 413), "TokenCreate"),
         },
         "/me/tokens/{token_id}": {
             "delete": op("revokeToken", "Revoke one of your API tokens: refused at once by the "
                          "server process that revoked it, within key-cache-seconds (2 s by "
-                         "default, at most 5) by the others; another user's token is not found", "users", (204, None), (400, 401, 404, 413),
-                         parameters=("token_id",)),
+                         "default, at most 5) by the others; another user's token is not found. "
+                         "Called with an API token, only that token itself may be revoked (403 "
+                         "for another: sign in, or use admin revoke-token)", "users", (204, None),
+                         (400, 401, 403, 404, 413), parameters=("token_id",)),
         },
         "/tenants/{slug}/collectors": {
             "get": op("listCollectors", "A tenant's collectors, by name", "collectors",

@@ -42,6 +42,7 @@ from perfanalysis.gthread_worker import BODY_BUFFER, RequestTimeout
 from tenants import db as database
 from tenants import websessions
 from tenants.access import Actor
+from tenants.crypto import split_credential
 from tenants.errors import ServiceError, StorageUnavailable, Unauthenticated
 from tenants.influx import StorageError
 from tenants.models import User
@@ -143,7 +144,9 @@ def _authenticate() -> Response | None:
             raise Unauthenticated(_credential_hint(view, "use 'Authorization: Bearer <API token>'"))
         principals = current_app.extensions["pa_principals"]
         user = principals.user_for_token(database.session(), credential)
-        g.actor = Actor(user, user.email, client_ip())
+        parts = split_credential(credential)
+        assert parts is not None, "user_for_token refuses a malformed token"
+        g.actor = Actor(user, user.email, client_ip(), token_id=parts[1])
         g.via_token = True
         return None
     g.via_token = False

@@ -1,7 +1,8 @@
 """OpenAPI 3.0.3 path items of the load-test routes, to merge into /api/v1/openapi.json.
 
 Schemas are inline so the path items stand alone; they refer only to components the main
-document already has (``parameters/slug``, ``parameters/collector_id``, ``responses/E4xx``) and
+document already has (``parameters/slug``, ``parameters/collector_id``, ``parameters/list_limit``,
+``parameters/cursor``, ``responses/E4xx``) and
 to the ``collectorKey`` security scheme from ``components()``. The request schemas are never
 stricter than the checks in tenants.loadtests.contract and the views: what they refuse, the
 API refuses too.
@@ -203,6 +204,10 @@ def _parameter(name: str, where: str, schema: Schema, description: str,
 
 
 SLUG = {"$ref": "#/components/parameters/slug"}
+LIST_LIMIT = {"$ref": "#/components/parameters/list_limit"}
+CURSOR = {"$ref": "#/components/parameters/cursor"}
+NEXT_CURSOR = {"type": "string", "nullable": True,
+               "description": "pass as 'cursor' for the next page; null on the last page"}  # fmt: skip
 COLLECTOR = {"$ref": "#/components/parameters/collector_id"}
 RUN_ID = _parameter("run_id", "path", _ID, "the load test's id")
 PRICE_ID = _parameter("price_id", "path", _ID, "the catalog row's id")
@@ -253,9 +258,12 @@ def paths() -> dict[str, Any]:
             201, RUN_WITH_LEVELS, (400, 401, 403, 409, 413), body=DOCUMENT,
             security=[{"collectorKey": []}])},
         "/tenants/{slug}/loadtests": {
-            "get": op("listLoadTests", "The tenant's load tests, newest first", 200,
-                      _object({"loadtests": {"type": "array", "items": RUN}}), READ,
-                      (SLUG, _parameter("collector_id", "query", _ID, "only this collector's"))),
+            "get": op("listLoadTests", "The tenant's load tests, newest first (by start), a "
+                      "page at a time; the next page's address is also a Link header", 200,
+                      _object({"loadtests": {"type": "array", "items": RUN},
+                               "next_cursor": NEXT_CURSOR}), READ,
+                      (SLUG, _parameter("collector_id", "query", _ID, "only this collector's"),
+                       LIST_LIMIT, CURSOR)),
             "post": op("uploadLoadTest", "Store a load-test result (analyst or admin)", 201,
                        RUN_WITH_LEVELS, (*WRITE, 409), (SLUG, *UPLOAD_QUERY), DOCUMENT),
         },

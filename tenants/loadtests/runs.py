@@ -23,9 +23,11 @@ from tenants.loadtests.contract import Host, LoadTestDocument, canonical, parse_
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.prices import match_price, snapshot, visible_entry
 from tenants.models import Collector, Tenant, utcnow
+from tenants.paging import Order, Page, fetch_page
 
 MAX_COMPARED = 10
 MIN_COMPARED = 2
+NEWEST_FIRST = Order((LoadTestRun.started_at, LoadTestRun.id), descending=True)
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,16 @@ def _new_run(tenant: Tenant, doc: LoadTestDocument, upload: Upload, digest: str)
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def list_runs(
-    db: Session, actor: Actor, tenant: Tenant, collector_id: int | None = None
-) -> list[LoadTestRun]:
-    """The tenant's runs, newest first; ``collector_id``: one of its collectors' runs (another
-    tenant's collector is not found, as one that does not exist)."""
+def runs_page(
+    db: Session,
+    actor: Actor,
+    tenant: Tenant,
+    limit: int,
+    cursor: str | None = None,
+    collector_id: int | None = None,
+) -> Page[LoadTestRun]:
+    """A page of the tenant's runs, newest first (by start); ``collector_id``: one of its
+    collectors' runs (another tenant's collector is not found, as one that does not exist)."""
     require(db, actor, tenant, "read")
     if collector_id is not None:
         _tenant_collector(db, tenant, collector_id)
@@ -171,11 +178,26 @@ def list_runs(
         select(LoadTestRun)
         .where(LoadTestRun.tenant_id == tenant.id)
         .options(selectinload(LoadTestRun.collector))
-        .order_by(LoadTestRun.started_at.desc(), LoadTestRun.id.desc())
     )
     if collector_id is not None:
         query = query.where(LoadTestRun.collector_id == collector_id)
-    return list(db.scalars(query))
+    return fetch_page(db, query, NEWEST_FIRST, limit, cursor)
+
+
+def selected_runs(db: Session, actor: Actor, tenant: Tenant, ids: list[int]) -> list[LoadTestRun]:
+    """Those of ``ids`` that are the tenant's runs, newest first: the history page's choice
+    for a comparison, kept while it pages (an id since deleted, or of another tenant, is left
+    out; the comparison itself checks every id)."""
+    require(db, actor, tenant, "read")
+    if not ids:
+        return []
+    return list(
+        db.scalars(
+            select(LoadTestRun)
+            .where(LoadTestRun.tenant_id == tenant.id, LoadTestRun.id.in_(ids))
+            .order_by(*NEWEST_FIRST.by())
+        )
+    )
 
 
 def get_run(db: Session, actor: Actor, tenant: Tenant, run_id: int) -> LoadTestRun:
@@ -208,7 +230,7 @@ def latest_for_collector(db: Session, tenant: Tenant, collector_id: int) -> Load
     return db.scalar(
         select(LoadTestRun)
         .where(LoadTestRun.tenant_id == tenant.id, LoadTestRun.collector_id == collector_id)
-        .order_by(LoadTestRun.started_at.desc(), LoadTestRun.id.desc())
+        .order_by(*NEWEST_FIRST.by())
         .limit(1)
     )
 

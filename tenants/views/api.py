@@ -152,13 +152,13 @@ def _query_int(name: str, default: int | None, maximum: int) -> int | None:
     return int(text)
 
 
-def _list_arguments() -> tuple[int, str | None]:
+def list_arguments() -> tuple[int, str | None]:
     limit = _query_int("limit", paging.DEFAULT_LIMIT, paging.MAX_LIMIT)
     assert limit is not None
     return limit, request.args.get("cursor") or None
 
 
-def _listed(name: str, items: list[JsonBody], page: Page[Any]) -> Any:
+def listed(name: str, items: list[JsonBody], page: Page[Any]) -> Any:
     """A list's page: the items and ``next_cursor``, and the next page as a ``Link`` header
     (RFC 8288) too, with the same query otherwise."""
     body = {name: items, "next_cursor": page.next_cursor}
@@ -350,8 +350,8 @@ def audit_page(found: list[AuditEvent], limit: int, show_ip: bool = True) -> Jso
 
 @bp.get("/tenants")
 def list_tenants_view() -> Any:
-    page = visible_tenants_page(_db(), _actor(), *_list_arguments())
-    return _listed("tenants", [tenant_json(t) for t in page.items], page)
+    page = visible_tenants_page(_db(), _actor(), *list_arguments())
+    return listed("tenants", [tenant_json(t) for t in page.items], page)
 
 
 @bp.post("/tenants")
@@ -401,8 +401,8 @@ def delete_tenant_view(slug: str) -> Response:
 
 @bp.get("/tenants/<slug>/members")
 def list_members_view(slug: str) -> Any:
-    page = members_page(_db(), _actor(), _tenant(slug), *_list_arguments())
-    return _listed("members", [member_json(user, role) for user, role in page.items], page)
+    page = members_page(_db(), _actor(), _tenant(slug), *list_arguments())
+    return listed("members", [member_json(user, role) for user, role in page.items], page)
 
 
 @bp.post("/tenants/<slug>/members")
@@ -458,8 +458,8 @@ def invitation_json(invitation: Invitation) -> JsonBody:
 
 @bp.get("/tenants/<slug>/invitations")
 def list_invitations_view(slug: str) -> Any:
-    page = invitations_page(_db(), _actor(), _tenant(slug, "admin"), *_list_arguments())
-    return _listed("invitations", [invitation_json(i) for i in page.items], page)
+    page = invitations_page(_db(), _actor(), _tenant(slug, "admin"), *list_arguments())
+    return listed("invitations", [invitation_json(i) for i in page.items], page)
 
 
 @bp.post("/tenants/<slug>/invitations")
@@ -507,8 +507,8 @@ def user_detail_json(user: User) -> JsonBody:
 
 @bp.get("/users")
 def list_users_view() -> Any:
-    page = users_page(_db(), _actor(), *_list_arguments())
-    return _listed("users", [user_json(user) for user in page.items], page)
+    page = users_page(_db(), _actor(), *list_arguments())
+    return listed("users", [user_json(user) for user in page.items], page)
 
 
 @bp.post("/users")
@@ -565,8 +565,8 @@ def create_token_view() -> Any:
     user = _signed_in_user()
     body = _body("TokenCreate")
     token, plaintext = issue_token(
-        _db(), user, _hasher(), body["name"], _actor().ip,
-        expires_in_days=body.get("expires_in_days"),
+        _db(), user, _hasher(), body["name"], expires_in_days=body.get("expires_in_days"),
+        issued_by=_actor(),
     )  # fmt: skip
     return _created(new_token_json(token, plaintext), url_for(".list_tokens_view"))
 
@@ -592,8 +592,8 @@ def _signed_in_user() -> User:
 @bp.get("/tenants/<slug>/collectors")
 def list_collectors_view(slug: str) -> Any:
     search = validation.text(request.args.get("q", ""), "q", 253, required=False)
-    page = collectors_page(_db(), _actor(), _tenant(slug), *_list_arguments(), search=search)
-    return _listed("collectors", [collector_json(c) for c in page.items], page)
+    page = collectors_page(_db(), _actor(), _tenant(slug), *list_arguments(), search=search)
+    return listed("collectors", [collector_json(c) for c in page.items], page)
 
 
 @bp.post("/tenants/<slug>/collectors")
@@ -631,10 +631,7 @@ def _key(tenant: Tenant, key_id: str) -> ApiKey:
 
 def _named_collector(tenant: Tenant, collector_id: int) -> Collector:
     """The collector a request names in its ``collector_id`` field: a 404 names that field."""
-    try:
-        return get_collector(_db(), _actor(), tenant, collector_id)
-    except NotFound as exc:
-        raise NotFound(exc.message, "collector_id") from None
+    return get_collector(_db(), _actor(), tenant, collector_id, "collector_id")
 
 
 @bp.get("/tenants/<slug>/keys")
@@ -642,8 +639,8 @@ def list_keys_view(slug: str) -> Any:
     tenant = _tenant(slug)
     collector_id = _query_int("collector_id", None, openapi.MAX_ID)
     collector = None if collector_id is None else _named_collector(tenant, collector_id)
-    page = keys_page(_db(), _actor(), tenant, *_list_arguments(), collector=collector)
-    return _listed("keys", keys_json(tenant, page.items), page)
+    page = keys_page(_db(), _actor(), tenant, *list_arguments(), collector=collector)
+    return listed("keys", keys_json(tenant, page.items), page)
 
 
 @bp.post("/tenants/<slug>/keys")

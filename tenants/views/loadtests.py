@@ -1,7 +1,7 @@
 """Load tests, the price catalog and right-sizing: the pages and the /api/v1 routes.
 
 Pages (login, CSRF on every POST form, POST/redirect/GET):
-  /tenants/<slug>/loadtests                  history and upload form
+  /tenants/<slug>/loadtests                  history (a page at a time) and upload form
   /tenants/<slug>/loadtests/<id>             one run; set its price, re-price it, delete it
   /tenants/<slug>/loadtests/compare?ids=…    charts, table, price-performance
   /tenants/<slug>/loadtests/compare.csv|json exports
@@ -61,7 +61,8 @@ from tenants.loadtests.openapi_paths import (
     paths,
 )
 from tenants.models import AuditEvent, Collector, Tenant
-from tenants.views.pages import Failure, form_failure
+from tenants.views.api import list_arguments, listed
+from tenants.views.pages import PAGE_ROWS, Failure, form_failure
 from tenants.web import MAX_ROW_ID, ROW_ID, collector_endpoint, current_actor
 
 pages = Blueprint("loadtests", __name__)
@@ -69,6 +70,9 @@ api = Blueprint("loadtests_api", __name__, url_prefix="/api/v1")
 
 LABEL_LENGTH = 100
 HISTORY_EXTENSION = "pa_cpu_history"
+# the most runs chosen for a comparison that the history page keeps while it pages; more than
+# a comparison takes (runs.MAX_COMPARED): the form's hint says when too many are chosen
+MAX_CHOSEN_KEPT = 5 * runs.MAX_COMPARED
 
 
 def init_app(app: Flask) -> None:
@@ -131,10 +135,14 @@ def _query_id(name: str, what: str) -> int | None:
     return None if text is None else _id(text, name, what)
 
 
-def _compared_ids() -> list[int]:
-    """``ids=3,5`` or ``ids=3&ids=5`` (the history page's checkboxes)."""
+def _ids_argument() -> list[int]:
+    """``ids=3,5`` or ``ids=3&ids=5`` (the history page's checkboxes), in the order given."""
     parts = [part.strip() for value in request.args.getlist("ids") for part in value.split(",")]
-    ids = [_id(part, "ids", "load test") for part in parts if part]
+    return [_id(part, "ids", "load test") for part in parts if part]
+
+
+def _compared_ids() -> list[int]:
+    ids = _ids_argument()
     if not ids:
         raise Invalid("ids: choose 2 to 10 load tests to compare", "ids")
     return ids
@@ -203,10 +211,21 @@ def history(slug: str) -> ResponseReturnValue:
 
 
 def _history_page(tenant: Tenant, failure: Failure | None = None) -> ResponseReturnValue:
+    """A page of the runs, newest first (``?cursor=``), with the runs chosen for a comparison
+    (``?ids=``) kept checked while the list pages: the form's page links send the choice along.
+    Only the list pages; a comparison is made of the runs chosen, wherever they were listed. A
+    refused upload shows the first page."""
     db, actor = _db(), _actor()
+    cursor = None if failure else request.args.get("cursor") or None
+    page = runs.runs_page(db, actor, tenant, PAGE_ROWS, cursor)
+    chosen = [] if failure else list(dict.fromkeys(_ids_argument()))[:MAX_CHOSEN_KEPT]
+    on_this_page = {found.id for found in page.items}
     return _render(
         "loadtests.html", tenant, failure.status if failure else 200,
-        runs=runs.list_runs(db, actor, tenant), collectors=list_collectors(db, actor, tenant),
+        runs=page.items, next_cursor=page.next_cursor, page_rows=PAGE_ROWS, chosen=set(chosen),
+        chosen_elsewhere=[found for found in runs.selected_runs(db, actor, tenant, chosen)
+                          if found.id not in on_this_page],
+        collectors=list_collectors(db, actor, tenant),
         catalog=prices.effective_catalog(db, tenant), failure=failure,
         error=failure.message if failure else None,
         price_performance=comparing.price_performance,
@@ -510,10 +529,14 @@ def _run_created(tenant: Tenant, found: Any) -> tuple[dict[str, Any], int, dict[
 
 @api.get("/tenants/<slug>/loadtests")
 def list_view(slug: str) -> Any:
-    _only_query("collector_id")
+    """A page of the tenant's runs, newest first, paged as every list (``limit``, ``cursor``,
+    ``next_cursor`` and a ``Link`` header)."""
+    _only_query("collector_id", "limit", "cursor")
     tenant = _tenant(slug)
-    found = runs.list_runs(_db(), _actor(), tenant, _query_id("collector_id", "collector"))
-    return {"loadtests": [_with_urls(tenant, serialize.run_json(r)) for r in found]}
+    page = runs.runs_page(_db(), _actor(), tenant, *list_arguments(),
+                          collector_id=_query_id("collector_id", "collector"))  # fmt: skip
+    return listed("loadtests", [_with_urls(tenant, serialize.run_json(r)) for r in page.items],
+                  page)  # fmt: skip
 
 
 @api.post("/tenants/<slug>/loadtests")

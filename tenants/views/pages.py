@@ -433,7 +433,7 @@ def issue_key(slug: str) -> ResponseReturnValue:
     db, actor = _db(), current_actor()
     collector: Collector | None = None
     try:
-        collector = collectors.get_collector(db, actor, tenant, _collector_id())
+        collector = collectors.get_collector(db, actor, tenant, _collector_id(), "collector_id")
         if not first_submission():
             return _already_shown(_back_url(tenant, collector.id, "keys"))
         issued = keys.issue_key(

@@ -6,6 +6,8 @@ enable-user, grant- and revoke-platform-admin do, through the same service).
 * A row form sends the list's position (``cursor``); the answer (303 and a flash) returns there,
   and a refusal (the last active platform admin, 409) re-renders that page with the message in
   the row.
+* Disabling the last active admin of a tenant is allowed (nobody's offboarding waits for a
+  tenant's admins); the answer names the tenants left without an admin who can log in.
 * A platform admin may disable or demote themselves while another active one remains, as
   through the API; their own row says so and asks first. Disabling oneself ends the session at
   once, so the answer is the login page; demoting oneself goes home, since this page is no
@@ -29,9 +31,15 @@ from werkzeug.wrappers import Response
 
 from tenants import db as database
 from tenants.access import require_platform
-from tenants.accounts import change_user, get_user, memberships_of, users_page
+from tenants.accounts import (
+    change_user,
+    get_user,
+    memberships_of,
+    tenants_without_active_admin,
+    users_page,
+)
 from tenants.errors import ServiceError
-from tenants.models import User
+from tenants.models import Tenant, User
 from tenants.views.pages import PAGE_ROWS, Failure, form_failure
 from tenants.web import ROW_ID, current_actor, log_out
 
@@ -95,13 +103,14 @@ def _change(
         flash(_unchanged(user, active, platform_admin))
         return _back(user, cursor)
     current_app.extensions["pa_principals"].forget_user(user.id)
+    orphaned = tenants_without_active_admin(db, user) if active is False else []
     yourself = actor.user is not None and actor.user.id == user.id
     if yourself and active is False:  # the service ended this session with the others
         log_out()
         flash(f"You disabled your own account ({user.email}); another platform admin can "
-              "enable it again.")  # fmt: skip
+              f"enable it again.{_without_admin(orphaned)}")  # fmt: skip
         return redirect(url_for("auth.login"), 303)
-    flash(_changed(user, active, platform_admin))
+    flash(_changed(user, active, platform_admin) + _without_admin(orphaned))
     if yourself and platform_admin is False:
         return redirect(url_for("pages.home"), 303)
     return _back(user, cursor)
@@ -117,6 +126,16 @@ def _changed(user: User, active: bool | None, platform_admin: bool | None) -> st
         disabled = "" if user.is_active else " They are disabled: enable them to let them log in."
         return f"{user.email} is now a platform admin.{disabled}"
     return f"{user.email} is no longer a platform admin; their tenant roles stay."
+
+
+def _without_admin(tenants: list[Tenant]) -> str:
+    """The tenants a disabling left without an admin who can log in: allowed, so that nobody's
+    offboarding waits, but said, since their members can no longer manage them."""
+    if not tenants:
+        return ""
+    names = ", ".join(tenant.name for tenant in tenants)
+    return (f" No admin of {names} can log in now: make another member admin there (platform "
+            "admins still manage it).")  # fmt: skip
 
 
 def _unchanged(user: User, active: bool | None, platform_admin: bool | None) -> str:

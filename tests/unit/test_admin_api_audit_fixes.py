@@ -215,7 +215,7 @@ def test_the_load_test_list_of_a_collector_not_in_the_tenant_is_a_404_like_the_k
     assert theirs.get_json() == missing.get_json() == keys.get_json()
     own = boss("GET", f"/tenants/b/loadtests?collector_id={world.collector_b}")
     assert own.status_code == 200
-    assert own.get_json() == {"loadtests": []}
+    assert own.get_json() == {"loadtests": [], "next_cursor": None}
     admin = Caller(client, issue_test_token(app, ADMIN))
     assert admin("GET", f"/tenants/a/loadtests?collector_id={world.collector_a}").status_code == 200
 

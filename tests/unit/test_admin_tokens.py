@@ -123,14 +123,16 @@ def test_a_revoked_token_is_refused_at_once_in_this_process(
     created = people.ana("POST", "/me/tokens", {"name": "ci"}).get_json()
     ci = people.as_(created["token"])
     assert ci("GET", "/me").status_code == 200  # now cached by the PrincipalCache
-    revoked = people.ana("DELETE", f"/me/tokens/{created['token_id']}")
+    browser = _logged_in(people.app, ANA)  # a token revokes only itself
+    revoke = f"/api/v1/me/tokens/{created['token_id']}"
+    revoked = browser.delete(revoke, headers={"X-CSRF-Token": csrf(browser)})
     assert revoked.status_code == 204
     assert revoked.get_data() == b""
     _error(ci("GET", "/me"), 401, "unauthenticated")  # the clock has not moved
     listed = {t["token_id"]: t for t in people.ana("GET", "/me/tokens").get_json()["tokens"]}
     assert listed[created["token_id"]]["state"] == "revoked"
     assert listed[created["token_id"]]["revoked_at"] is not None
-    assert people.ana("DELETE", f"/me/tokens/{created['token_id']}").status_code == 204
+    assert browser.delete(revoke, headers={"X-CSRF-Token": csrf(browser)}).status_code == 204
     events = _audit(people.app, "token.revoke")
     assert len(events) == 1  # revoking twice records it once
     assert (events[0].actor, events[0].target_id) == (ANA, created["token_id"])
