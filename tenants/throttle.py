@@ -10,12 +10,15 @@ stays counted. So at most ``max_failures`` wrong passwords are verified per acco
 however many arrive at once, on however many workers and replicas.
 
 The counts are in Redis when configured, else in the admin database (table ``login_failures``);
-either way every worker and replica shares them.
+either way every worker and replica shares them. An account is counted under an HMAC of what was
+typed as its e-mail (``account_digest``), keyed by the server secret, never the text itself: a
+password typed in the e-mail field by mistake is not kept, even for the window.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +35,12 @@ if TYPE_CHECKING:
 MESSAGE = "too many failed logins; try again later"
 ADDRESS_FACTOR = 4  # an address (a NAT, an office) may fail this many times an account's limit
 LOCK_SPACE = 0x7061  # "pa": the first half of the login throttle's PostgreSQL advisory locks
+
+
+def account_digest(secret: bytes, email: str) -> str:
+    """What an attempt for ``email`` is counted under: its HMAC-SHA256 under ``secret``, in hex
+    (the same on every worker and replica, which share the secret)."""
+    return hmac.new(secret, b"login-throttle:" + email.encode(), hashlib.sha256).hexdigest()
 
 
 class Throttle(Protocol):
@@ -53,10 +62,12 @@ class DatabaseThrottle:
     commits ``db``.
     """
 
-    def __init__(self, db: Session, max_failures: int, window: float) -> None:
+    def __init__(self, db: Session, max_failures: int, window: float, secret: bytes) -> None:
         self.db, self.max_failures, self.window = db, max_failures, window
+        self.secret = secret
 
     def reserve(self, email: str, ip: str) -> None:
+        email = account_digest(self.secret, email)
         self._lock(email, ip)
         since = utcnow() - timedelta(seconds=self.window)
         self.db.execute(delete(LoginFailure).where(LoginFailure.at <= since))
@@ -98,6 +109,7 @@ class DatabaseThrottle:
             self.db.execute(select(func.pg_advisory_xact_lock(LOCK_SPACE, _lock_id(key))))
 
     def succeeded(self, email: str, ip: str) -> None:
+        email = account_digest(self.secret, email)
         self.db.execute(delete(LoginFailure).where(LoginFailure.email == email))
         self.db.commit()
 
@@ -149,14 +161,14 @@ return 0
 class RedisThrottle:
     """The counts in Redis, each expiring one window after its first attempt."""
 
-    def __init__(self, client: Redis, max_failures: int, window: float) -> None:
+    def __init__(self, client: Redis, max_failures: int, window: float, secret: bytes) -> None:
         self.max_failures, self.window = max_failures, int(window)
+        self.secret = secret
         self._reserve = client.register_script(RESERVE_SCRIPT)
         self._succeeded = client.register_script(SUCCEEDED_SCRIPT)
 
-    @staticmethod
-    def keys(email: str, ip: str) -> list[str]:
-        return [f"pa:login:email:{email}", f"pa:login:ip:{ip}"]
+    def keys(self, email: str, ip: str) -> list[str]:
+        return [f"pa:login:email:{account_digest(self.secret, email)}", f"pa:login:ip:{ip}"]
 
     def reserve(self, email: str, ip: str) -> None:
         limits = [self.max_failures, ADDRESS_FACTOR * self.max_failures]
@@ -168,9 +180,11 @@ class RedisThrottle:
         self._succeeded(keys=self.keys(email, ip))
 
 
-def throttle_for(db: Session, redis_url: str, max_failures: int, window: float) -> Throttle:
+def throttle_for(
+    db: Session, redis_url: str, max_failures: int, window: float, secret: bytes
+) -> Throttle:
     if redis_url:
         import redis
 
-        return RedisThrottle(redis.Redis.from_url(redis_url), max_failures, window)
-    return DatabaseThrottle(db, max_failures, window)
+        return RedisThrottle(redis.Redis.from_url(redis_url), max_failures, window, secret)
+    return DatabaseThrottle(db, max_failures, window, secret)

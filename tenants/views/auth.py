@@ -69,7 +69,7 @@ def _throttle() -> Throttle:
     settings = current_app.config["PA_SETTINGS"]
     return throttle_for(
         database.session(), settings["redis_url"], settings["login_max_failures"],
-        settings["login_window_seconds"],
+        settings["login_window_seconds"], settings["secret_key"].encode(),
     )  # fmt: skip
 
 

@@ -11,24 +11,25 @@ from flask import Flask
 from tenants import db as database
 from tenants.errors import Throttled
 from tenants.models import LoginFailure, utcnow
-from tenants.throttle import ADDRESS_FACTOR, DatabaseThrottle
+from tenants.throttle import ADDRESS_FACTOR, DatabaseThrottle, account_digest
 
 WINDOW = 900
 MAX_FAILURES = 3
+SECRET = b"throttle-test-secret"
 
 
 def failures_ago(app: Flask, ages: list[int], email: str, ip: str) -> None:
     with app.app_context():
         db = database.session()
-        now = utcnow()
+        now, counted = utcnow(), account_digest(SECRET, email)
         for age in ages:
-            db.add(LoginFailure(email=email, ip=ip, at=now - timedelta(seconds=age)))
+            db.add(LoginFailure(email=counted, ip=ip, at=now - timedelta(seconds=age)))
         db.commit()
 
 
 def refusal(app: Flask, email: str, ip: str) -> Throttled:
     with app.app_context():
-        throttle = DatabaseThrottle(database.session(), MAX_FAILURES, WINDOW)
+        throttle = DatabaseThrottle(database.session(), MAX_FAILURES, WINDOW, SECRET)
         with pytest.raises(Throttled) as refused:
             throttle.reserve(email, ip)
         return refused.value

@@ -34,8 +34,9 @@ from sqlalchemy.engine import Engine
 from werkzeug.test import TestResponse
 
 from tenants import db as database
-from tenants.models import AuditEvent
-from tests.conftest import PASSWORD, csrf, empty_tables, login
+from tenants.models import AuditEvent, LoginFailure
+from tenants.throttle import account_digest
+from tests.conftest import PASSWORD, TEST_SECRET, csrf, empty_tables, login
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
@@ -72,7 +73,9 @@ class Visitor:
             return
         import redis
 
-        keys = [f"pa:login:email:{email}" for email in self.emails] + [f"pa:login:ip:{self.ip}"]
+        secret = TEST_SECRET.encode()
+        keys = [f"pa:login:email:{account_digest(secret, email)}" for email in self.emails]
+        keys.append(f"pa:login:ip:{self.ip}")
         redis.Redis.from_url(redis_url).delete(*keys)
 
 
@@ -308,6 +311,30 @@ def test_a_right_password_gives_its_attempt_back(throttled_app: Flask, visitor: 
     for _ in range(ADDRESS_LIMIT + 1):
         assert post_login(visitor.client(throttled_app), ana, PASSWORD).status_code == 302
     assert post_login(visitor.client(throttled_app), ana, WRONG).status_code == 401
+
+
+@pytest.mark.usefixtures("fast_unknown_logins")
+def test_what_was_typed_as_the_e_mail_is_counted_but_never_kept(
+    throttled_app: Flask, visitor: Visitor, redis_url: str
+) -> None:
+    """A password typed in the e-mail field by mistake is counted under its HMAC, so it is in
+    neither the login_failures table nor Redis's keys, and the throttle still refuses it."""
+    typed = visitor.email("Hunter2-Secret")
+    client = visitor.client(throttled_app)
+    for _ in range(MAX_FAILURES):
+        assert post_login(client, typed, WRONG).status_code == 401
+    assert post_login(client, typed, WRONG).status_code == 429
+    if redis_url:
+        import redis
+
+        kept = [key.decode() for key in redis.Redis.from_url(redis_url).keys("pa:login:*")]
+        assert kept
+        assert not any("hunter2" in key.lower() for key in kept)
+    else:
+        with throttled_app.app_context():
+            rows = database.session().scalars(select(LoginFailure.email)).all()
+        assert len(rows) == MAX_FAILURES
+        assert all(re.fullmatch(r"[0-9a-f]{64}", row) for row in rows), rows
 
 
 # --- finding 5: Redis said Retry-After: 1 for the address's block ------------------------------
