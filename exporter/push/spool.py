@@ -73,6 +73,27 @@ A full file system (ENOSPC, EDQUOT) is a condition to wait out, not a configurat
   empty segment), the append fails with SpoolError (the pusher sends the batch from memory or
   counts it as spool_error). Only ENOSPC and EDQUOT drop anything: any other error fails the
   append, and what is queued stays.
+
+Files removed behind the spool's back (by hand, a cleanup job, configuration management):
+
+* A segment whose file is gone when the reader comes to it: its unsent points are lost. The
+  spool logs it, counts it as one corrupt stretch, takes its points off ``queued_points``,
+  moves the cursor past it and reads on; the active segment gone, the next append starts
+  another. (A segment already open for reading is read to its end.)
+* The directory removed, replaced (``rm -rf; mkdir``) or emptied: the spool's fds (lock,
+  state, directory, segments) still refer to the old files, so before it starts, opens for
+  reading or removes a segment -- once per segment, never per append -- one stat checks that
+  the lock file at the path is the one it holds. If not, the spool abandons what it held
+  (each segment with unsent points counted as a corrupt stretch, but none still in the same
+  directory when only its lock file went: recovery finds them), logs it once, and creates,
+  locks and recovers the path again, as at a start. If another exporter holds it by then,
+  every append fails with SpoolBusy, and the spool writes, reads and removes nothing there,
+  until that exporter lets go. Until the next segment, appends go to the removed file: read
+  and sent as usual, without crash safety.
+
+Each fd the spool keeps is forgotten before it is closed: a close that fails, or an open after
+it that fails, never leaves a closed number stored for a later read, write or close to reach
+whatever file the process opens next on that number.
 """
 
 from __future__ import annotations
@@ -247,7 +268,10 @@ class Spool:
         self._write_fd = -1
         self._unsynced_end: Position | None = None  # the end of what was appended unsynced
         self._read: tuple[int, int] | None = None  # (segment seq, fd)
+        self._lock_path = str(self.directory / "lock")
         self._lock_fd = -1
+        self._locked: tuple[int, int] | None = None  # (st_dev, st_ino) of the lock file held
+        self._carried = (0, 0)  # (dropped_points, corrupt) when the directory was last abandoned
         self._dir_fd = -1
         self._state_fd = -1
         try:
@@ -286,7 +310,10 @@ class Spool:
 
     def _open(self) -> None:
         """Lock and recover the directory (once), then start a segment to append to and save the
-        state. Raises OSError; after one of NO_SPACE, calling it again goes on where it failed."""
+        state. Raises OSError; after one of NO_SPACE, calling it again goes on where it failed.
+        A directory removed or replaced since it was locked is abandoned and locked again."""
+        if self._recovered and self._moved():
+            self._abandon()
         if not self._recovered:
             self._lock()
             self._recover_all()
@@ -299,13 +326,16 @@ class Spool:
     def _lock(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._lock_fd < 0:
-            self._lock_fd = os.open(
-                self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-            )
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            fd, self._lock_fd = self._lock_fd, -1  # the next try opens the path's lock file anew
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise SpoolBusy(f"{self.directory} is in use by another exporter") from None
+        stat = os.fstat(self._lock_fd)
+        self._locked = (stat.st_dev, stat.st_ino)
         if self._dir_fd < 0:
             self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
@@ -314,16 +344,21 @@ class Spool:
         self._segments = []
         with contextlib.suppress(FileNotFoundError):
             (self.directory / "state.tmp").unlink()
-        cursor = self._load_state()
+        cursor, dropped, corrupt = self._load_state()
+        self.dropped_points = max(self._carried[0], dropped)  # counters never go back in a run
+        self.corrupt = max(self._carried[1], corrupt)
         last_seq = cursor.segment
         for seq in sorted(self._segment_numbers()):
             last_seq = max(last_seq, seq)
             path = self._path(seq)
             if seq < cursor.segment:  # acknowledged; the crash came before it was removed
-                path.unlink()
+                path.unlink(missing_ok=True)
                 continue
             start = cursor.offset if seq == cursor.segment else SEGMENT_HEADER_SIZE
-            segment = self._recover(seq, path, start)
+            try:
+                segment = self._recover(seq, path, start)
+            except FileNotFoundError:  # removed since the directory was listed
+                continue
             if segment is not None:
                 self._segments.append(segment)
         if not any(s.seq == cursor.segment for s in self._segments):
@@ -342,7 +377,8 @@ class Spool:
     def _path(self, seq: int) -> Path:
         return self.directory / f"{seq:016d}.seg"
 
-    def _load_state(self) -> Position:
+    def _load_state(self) -> tuple[Position, int, int]:
+        """The cursor and the counters (dropped_points, corrupt) the state holds."""
         path = self.directory / "state"
         try:
             state = json.loads(path.read_text())
@@ -350,14 +386,13 @@ class Spool:
                 raise ValueError(f"unknown version {state.get('version')!r}")
             if state["version"] == STATE_VERSION and state.pop("crc32") != _crc(state):
                 raise ValueError("CRC mismatch (torn by a crash?)")
-            self.dropped_points = int(state["dropped_points"])
-            self.corrupt = int(state["corrupt"])
-            return Position(int(state["segment"]), int(state["offset"]))
+            cursor = Position(int(state["segment"]), int(state["offset"]))
+            return cursor, int(state["dropped_points"]), int(state["corrupt"])
         except FileNotFoundError:
-            return Position(0, SEGMENT_HEADER_SIZE)
+            return Position(0, SEGMENT_HEADER_SIZE), 0, 0
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("spool state %s unreadable (%s): replaying every segment", path, exc)
-            return Position(0, SEGMENT_HEADER_SIZE)
+            return Position(0, SEGMENT_HEADER_SIZE), 0, 0
 
     def _recover(self, seq: int, path: Path, start: int) -> _Segment | None:
         """Scan a segment from ``start``: count its valid points, log and count corrupt stretches."""
@@ -368,7 +403,7 @@ class Spool:
                 if size:  # an empty file is a segment created just before a crash
                     log.warning("spool: %s is not a spool segment, removed", path)
                     self.corrupt += 1
-                path.unlink()
+                path.unlink(missing_ok=True)
                 return None
             points, offset = 0, max(start, SEGMENT_HEADER_SIZE)
             while offset < size:
@@ -443,7 +478,7 @@ class Spool:
         try:
             active = self._segments[-1]
             if active.size + len(data) > self.segment_bytes and active.size > SEGMENT_HEADER_SIZE:
-                self._new_segment(self._next_seq)
+                self._start_segment()
             self._make_room(len(data))
         except OSError as exc:
             raise SpoolError(f"cannot make room in {self.directory}: {exc}") from exc
@@ -488,8 +523,9 @@ class Spool:
         active = self._segments[-1]
         if active.size <= SEGMENT_HEADER_SIZE or self._cursor < Position(active.seq, active.size):
             return False
-        os.close(self._write_fd)
-        self._write_fd = -1
+        fd, self._write_fd = self._write_fd, -1  # forgotten first: never a closed fd kept
+        with contextlib.suppress(OSError):  # released anyway; the records are acknowledged
+            os.close(fd)
         freed = self._bytes
         try:
             while self._segments:
@@ -527,8 +563,9 @@ class Spool:
         if self._write_fd >= 0 and len(self._segments) == 1:
             if self._segments[0].size <= SEGMENT_HEADER_SIZE:
                 return False
-            os.close(self._write_fd)
-            self._write_fd = -1
+            fd, self._write_fd = self._write_fd, -1
+            with contextlib.suppress(OSError):  # released anyway; the segment is dropped next
+                os.close(fd)
         self._drop_head(f"no room left on the file system of {self.directory}")
         return True
 
@@ -541,8 +578,10 @@ class Spool:
         self.dropped_points += points
 
     def _drop_oldest(self) -> None:
-        if len(self._segments) == 1:  # only the active segment: start another, drop this one
-            self._new_segment(self._next_seq)
+        # only the active segment: start another, drop this one (unless the directory was
+        # gone: the spool then holds only the new directory's segment)
+        if len(self._segments) == 1 and self._start_segment():
+            return
         self._drop_head(f"full ({self.max_bytes} bytes)")
 
     def _drop_head(self, why: str) -> None:
@@ -571,6 +610,64 @@ class Spool:
         self._forget_head()
         log.warning("spool: %s: dropped %d points, oldest first", why, points)
 
+    def _start_segment(self) -> bool:
+        """Seal the active segment and start the next one, once sure (one stat per segment) that
+        the directory is still the one locked. If it was removed, replaced or emptied, abandon
+        it and lock and recover the path again (raising SpoolBusy if another exporter holds it
+        now); True then: the spool holds only the new directory's segments."""
+        try:
+            if not self._moved():
+                self._new_segment(self._next_seq)
+                return False
+        except FileNotFoundError:  # removed since the stat
+            if not self._moved():
+                raise
+        self._abandon()
+        self._open()
+        return True
+
+    def _moved(self) -> bool:
+        """Whether the lock file at the directory's path is no longer the one this spool holds:
+        the directory was removed, replaced (rm -rf; mkdir) or emptied since it was locked."""
+        try:
+            stat = os.stat(self._lock_path)
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+        return (stat.st_dev, stat.st_ino) != self._locked
+
+    def _abandon(self) -> None:
+        """The directory is no longer the one locked: the segments it held are lost, each with
+        unsent points counted as a corrupt stretch (but those still in the same directory, whose
+        lock file alone went: recovering it finds them). Close every fd on it and forget its
+        segments, so that _open() creates, locks and recovers the path again. Logged once."""
+        same = self._same_directory()
+        lost = [s for s in self._segments if s.points and not (same and s.path.exists())]
+        points = sum(s.points for s in lost)
+        self.corrupt += len(lost)
+        log.warning(
+            "spool: %s was removed, replaced or emptied while in use: %d unsent points in %d "
+            "segments lost; creating, locking and recovering it again",
+            self.directory, points, len(lost),
+        )  # fmt: skip
+        self._carried = (self.dropped_points, self.corrupt)
+        if same and self._unsynced_end is not None and self._write_fd >= 0:
+            with contextlib.suppress(OSError):  # its file may still be there, and recovered
+                os.fdatasync(self._write_fd)
+        self._close_fds()
+        self._locked = None
+        self._recovered = False
+        self._segments = []
+        self._queued = self._bytes = 0
+        self._unsynced_end = None
+
+    def _same_directory(self) -> bool:
+        """Whether the directory's path still names the directory the spool opened."""
+        try:
+            path, opened = os.stat(self.directory), os.fstat(self._dir_fd)
+        except OSError:
+            return False
+        return (path.st_dev, path.st_ino) == (opened.st_dev, opened.st_ino)
+
     def _new_segment(self, seq: int) -> None:
         if self._unsynced_end is not None and self._write_fd >= 0:
             os.fdatasync(self._write_fd)  # a sealed segment holds no unsynced records
@@ -586,12 +683,13 @@ class Spool:
             with contextlib.suppress(OSError):
                 path.unlink()
             raise
-        if self._write_fd >= 0:
-            os.close(self._write_fd)
-        self._write_fd = fd
+        sealed, self._write_fd = self._write_fd, fd
         self._segments.append(_Segment(seq, path, SEGMENT_HEADER_SIZE, 0))
         self._next_seq = seq + 1
         self._bytes += SEGMENT_HEADER_SIZE
+        if sealed >= 0:
+            with contextlib.suppress(OSError):  # synced above; the fd is released anyway
+                os.close(sealed)
 
     def _forget_head(self) -> _Segment:
         """Remove the oldest segment's file, then the segment (the caller fsyncs the directory,
@@ -599,10 +697,12 @@ class Spool:
         OSError propagates: the next commit or drop tries again."""
         segment = self._segments[0]
         if self._read is not None and self._read[0] == segment.seq:
-            os.close(self._read[1])
-            self._read = None
-        with contextlib.suppress(FileNotFoundError):
-            segment.path.unlink()
+            fd, self._read = self._read[1], None  # forgotten first: never a closed fd kept
+            with contextlib.suppress(OSError):  # read-only: an error on close means nothing
+                os.close(fd)
+        if not self._moved():  # else the name is another directory's (the next read notices)
+            with contextlib.suppress(FileNotFoundError):
+                segment.path.unlink()
         self._segments.pop(0)
         self._bytes -= segment.size
         return segment
@@ -619,7 +719,19 @@ class Spool:
             return None
         while True:
             segment = self._segments[index]
-            at, record, _ = _next_valid(self._reader(segment), position.offset, segment.size)
+            try:
+                fd = self._reader(segment)
+            except FileNotFoundError:
+                if self._moved():  # the whole directory
+                    self._abandon()
+                    return None
+                self._vanished(index)  # removed by hand, say: skip it rather than stall
+                if index == len(self._segments):
+                    position = Position(self._next_seq, SEGMENT_HEADER_SIZE)
+                    break
+                position = Position(self._segments[index].seq, SEGMENT_HEADER_SIZE)
+                continue
+            at, record, _ = _next_valid(fd, position.offset, segment.size)
             if record is None:
                 if index == len(self._segments) - 1:
                     position = Position(segment.seq, max(position.offset, at))
@@ -641,11 +753,46 @@ class Spool:
         return Batch(tuple(records), self._cursor, position)
 
     def _reader(self, segment: _Segment) -> int:
-        if self._read is None or self._read[0] != segment.seq:
-            if self._read is not None:
-                os.close(self._read[1])
-            self._read = (segment.seq, os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC))
-        return self._read[1]
+        """A read-only fd on ``segment``, kept until the next segment is read. Before opening
+        one, a stat makes sure the directory is still the one locked (FileNotFoundError if
+        not): segment numbers start again in a new directory, another exporter's perhaps."""
+        read = self._read
+        if read is not None:
+            if read[0] == segment.seq:
+                return read[1]
+            self._read = None  # forgotten first: a failed open below must not leave it stored
+            with contextlib.suppress(OSError):  # read-only: an error on close means nothing
+                os.close(read[1])
+        if self._moved():
+            raise FileNotFoundError(errno.ENOENT, "spool directory removed or replaced")
+        fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._read = (segment.seq, fd)
+        return fd
+
+    def _vanished(self, index: int) -> None:
+        """The file of the segment at ``index`` is gone, the directory still the one locked:
+        its unsent points are lost, counted as one corrupt stretch and logged; the segment is
+        forgotten (the cursor moved past it) and reading goes on with the next. The active
+        segment's records are written to a file nobody can read: the next append starts
+        another."""
+        segment = self._segments.pop(index)
+        log.warning(
+            "spool: %s vanished: its %d unsent points are lost", segment.path, segment.points
+        )
+        if segment.points:
+            self.corrupt += 1
+        self._queued -= segment.points
+        self._bytes -= segment.size
+        if index == len(self._segments) and self._write_fd >= 0:
+            fd, self._write_fd = self._write_fd, -1
+            self._unsynced_end = None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._cursor.segment == segment.seq:
+            after = self._segments[index].seq if index < len(self._segments) else self._next_seq
+            self._cursor = Position(after, SEGMENT_HEADER_SIZE)
+        with contextlib.suppress(OSError):  # the next commit saves it if this cannot
+            self._write_state()
 
     def commit(self, batch: Batch) -> None:
         """Forget a batch ingest has acknowledged (or refused for good): move the cursor past it."""
@@ -695,8 +842,9 @@ class Spool:
         if self._state_fd >= 0:
             if os.pwrite(self._state_fd, data, 0) == len(data):
                 return
-            os.close(self._state_fd)  # a short write: replace the file instead
-            self._state_fd = -1
+            fd, self._state_fd = self._state_fd, -1  # a short write: replace the file instead
+            with contextlib.suppress(OSError):
+                os.close(fd)
         try:
             self._state_fd = self._replace_state(data)
         except OSError as exc:
@@ -742,15 +890,20 @@ class Spool:
         if self._state_fd >= 0:
             with contextlib.suppress(OSError):
                 os.fdatasync(self._state_fd)
-        for fd in (
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        """Close every fd the spool holds, each forgotten before it is closed."""
+        fds = (
             self._write_fd,
             self._read[1] if self._read else -1,
             self._state_fd,
             self._dir_fd,
             self._lock_fd,
-        ):
+        )
+        self._write_fd = self._state_fd = self._dir_fd = self._lock_fd = -1
+        self._read = None
+        for fd in fds:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._write_fd = self._state_fd = self._dir_fd = self._lock_fd = -1
-        self._read = None
