@@ -254,7 +254,10 @@ def _add_push_settings(spec: Spec) -> None:
     add(
         Setting(
             "push.timeout",
-            "Timeout of one write request.",
+            "Longest a write request may take, from looking up ingest's name to the last byte "
+            "of its answer. A request never runs into the next sample: it gets at most the time "
+            "left until then, so a timeout at or above --push.interval means until the next "
+            "sample.",
             "10s",
             push_duration,
             metavar="DURATION",

@@ -25,6 +25,11 @@ timeouts
 Answers not named by the contract (404 from a wrong URL, 3xx, ...) keep the data: a
 misconfiguration must cost a retry, never the data.
 
+One batch may take several requests (a 413's halves, a 400's good lines sent again). The pusher
+bounds them by its next sample (``Delivering.run``'s deadline): each request gets at most the
+time left until then, and a request that would get too little is not started; the chain goes on
+after the sample where it stopped, its answers so far kept.
+
 A 413 says the request was too large, but not why: too many points (or bytes) for ingest or a
 proxy in front of it, or one point too large whatever the batch. Only a 413'd request whose two
 halves were then both taken without a 413 of their own proves the former: ``too_large_at`` is
@@ -40,13 +45,14 @@ import gzip
 import json
 import logging
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
 from exporter.push.backoff import parse_retry_after
 from exporter.push.keyfile import KeyFile
-from exporter.push.transport import Connection, Endpoint, TLSFiles, TransportError
+from exporter.push.transport import Connection, Endpoint, Response, TLSFiles, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,9 @@ def written_of_partial(body: bytes, points: int) -> int:
     return written if written + rejected == points else 0
 
 
+Steps = Generator[bytes, "Response | TransportError", Delivery]  # yields request bodies
+
+
 class PushClient:
     def __init__(self, url: str, key: KeyFile, timeout: float, tls: TLSFiles | None = None) -> None:
         endpoint = Endpoint.parse(url)
@@ -122,25 +131,46 @@ class PushClient:
         self.connection = Connection(endpoint, timeout, f"perfanalysis-exporter/{__version__}", tls)
         self.requests: dict[str, int] = {}  # answers by status code, "timeout" or "error"
 
+    @property
+    def timeout(self) -> float:
+        """--push.timeout: the longest one request may take."""
+        return self.connection.timeout
+
     def deliver(self, body: bytes, points: int) -> Delivery:
-        """POST one gzip-compressed batch of ``points`` lines; split it on 413."""
+        """POST one gzip-compressed batch of ``points`` lines; split it on 413. Each request
+        may take up to the timeout."""
+        delivery = self.start(body, points).run()
+        assert delivery is not None  # no deadline: never interrupted
+        return delivery
+
+    def start(self, body: bytes, points: int) -> Delivering:
+        """The requests that deliver a batch, to ``run`` (within a deadline if need be)."""
+        return Delivering(self, body, points)
+
+    def _request(self, body: bytes, timeout: float) -> Response | TransportError:
         headers = {
             "Authorization": self.key.authorization,
             "Content-Type": "text/plain; charset=utf-8",
             "Content-Encoding": "gzip",
         }
         try:
-            response = self.connection.request("POST", self.path, body, headers)
+            return self.connection.request("POST", self.path, body, headers, timeout)
         except TransportError as exc:
-            self._count(exc.kind)
-            return Delivery(Verdict.RETRY, error=f"{exc.kind}: {exc}")
+            return exc
+
+    def _steps(self, body: bytes, points: int) -> Steps:
+        """Deliver a batch: yield each request's body, receive its answer, return the Delivery."""
+        response = yield body
+        if isinstance(response, TransportError):
+            self._count(response.kind)
+            return Delivery(Verdict.RETRY, error=f"{response.kind}: {response}")
         status = response.status
         self._count(str(status))
         detail = response.body[:LOGGED_BODY].decode("utf-8", "replace").strip()
         if 200 <= status < 300:
             return Delivery(Verdict.SETTLED, sent=points)
         if status == 400 and (bad := invalid_lines_of(response.body, points)):
-            return self._without(body, points, bad, detail)
+            return (yield from self._without(body, points, bad, detail))
         if status in (400, 422):
             written = written_of_partial(response.body, points) if status == 422 else 0
             log.error(
@@ -154,7 +184,7 @@ class PushClient:
                 error=f"{status}: {detail}",
             )
         if status == 413:
-            return self._split(body, points)
+            return (yield from self._split(body, points))
         if status in (401, 403):
             changed = self.key.reload()
             return Delivery(
@@ -165,7 +195,7 @@ class PushClient:
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         return Delivery(Verdict.RETRY, retry_after=retry_after, error=f"{status}: {detail}")
 
-    def _without(self, body: bytes, points: int, bad: set[int], detail: str) -> Delivery:
+    def _without(self, body: bytes, points: int, bad: set[int], detail: str) -> Steps:
         """Drop the lines ingest named as bad (1-based) and send the rest as a new request;
         what becomes of the batch is what becomes of the rest, plus the bad lines refused."""
         lines = gzip.decompress(body).splitlines(keepends=True)
@@ -178,12 +208,12 @@ class PushClient:
         )  # fmt: skip
         if not kept:
             return Delivery(Verdict.SETTLED, rejected=points, error=f"400: {detail}")
-        rest = self.deliver(compress(b"".join(kept)), len(kept))
+        rest = yield from self._steps(compress(b"".join(kept)), len(kept))
         rest.rejected += len(bad)
         rest.error = rest.error or f"400: {detail}"
         return rest
 
-    def _split(self, body: bytes, points: int) -> Delivery:
+    def _split(self, body: bytes, points: int) -> Steps:
         if points <= 1:
             line = gzip.decompress(body)
             log.error(
@@ -201,7 +231,7 @@ class PushClient:
         total = Delivery(Verdict.SETTLED, split=True)
         halves_taken = True  # both halves taken without a 413: the batch's size was refused
         for part in (lines[:half], lines[half:]):
-            result = self.deliver(compress(b"".join(part)), len(part))
+            result = yield from self._steps(compress(b"".join(part)), len(part))
             total.sent += result.sent
             total.rejected += result.rejected
             total.too_large += result.too_large
@@ -225,3 +255,42 @@ class PushClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class Delivering:
+    """The requests that deliver one batch: the first, then those a 413's split or a 400's bad
+    lines make, each answer deciding the next (PushClient._steps, a generator, keeps where the
+    chain is). ``run`` makes them until the batch settles. Given a deadline (the pusher's next
+    sample), it gives each request at most the time left until then (and the timeout), and
+    starts none with less than ``floor`` seconds left: it then returns None, and the next
+    ``run`` goes on with the request it did not start, so that a chain interrupted by a sample
+    loses none of the answers it had."""
+
+    def __init__(self, client: PushClient, body: bytes, points: int) -> None:
+        self.client = client
+        self.points = points
+        self._steps = client._steps(body, points)
+        self._body = next(self._steps)  # the body of the next request to make
+        self.settled: Delivery | None = None
+
+    def run(self, deadline: float | None = None, floor: float = 0.0) -> Delivery | None:
+        """The batch's Delivery once it settles (or fails); None when the deadline came first."""
+        if self.settled is not None:  # run again after all: no request is made twice
+            return self.settled
+        client = self.client
+        while True:
+            timeout = client.timeout
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left < floor or left <= 0:
+                    return None
+                timeout = min(timeout, left)
+            answer = client._request(self._body, timeout)
+            cut = timeout < client.timeout  # by the deadline: say so in the error
+            if cut and isinstance(answer, TransportError) and answer.kind == "timeout":
+                answer = TransportError("timeout", f"{answer}, all the time left before a sample")
+            try:
+                self._body = self._steps.send(answer)
+            except StopIteration as done:
+                self.settled = done.value
+                return self.settled

@@ -60,6 +60,7 @@ class PushMetrics:
             single(PREFIX + "points_retried_total", "Points of failed requests that ingest did not acknowledge, kept for a retry.", COUNTER, float(stats.retried)),
             single(PREFIX + "last_success_timestamp_seconds", "When ingest last acknowledged a batch (0: never since start).", GAUGE, stats.last_success or 0.0),
             single(PREFIX + "started_timestamp_seconds", "When the push path started, in seconds since the epoch: what a push stall is counted from until ingest first acknowledges a batch.", GAUGE, self.started),
+            single(PREFIX + "samples_skipped_total", "Samples not taken at their time in the push interval because the push thread was still busy past it (a sample slower than --push.interval, or the process stopped meanwhile); sending never makes one skip.", COUNTER, float(stats.samples_skipped)),
             single(PREFIX + "batch_max_points", "Points a write request may hold now: --push.batch-size, or fewer for a while after ingest refused a batch as too large (413).", GAUGE, float(self.pusher.max_points)),
             single(PREFIX + "spool_bytes", "Bytes of spool segment files on disk.", GAUGE, float(spool.disk_bytes)),
             single(PREFIX + "spool_corrupt_total", "Torn or corrupt stretches of the spool skipped, never sent (kept across restarts).", COUNTER, float(spool.corrupt)),

@@ -4,19 +4,29 @@ Every ``interval`` it samples the same registry as /metrics (``Registry.scrape``
 registry's lock, so a push sample and a scrape never run collectors at the same time), encodes
 the families as line protocol with one timestamp, gzips each batch and appends it to the spool.
 Between samples it sends from the spool, oldest first, merging small records into requests of up
-to ``batch_size`` points, and waits out backoffs. Sampling keeps its schedule during an outage:
-only a request in flight (bounded by ``--push.timeout``) can delay a sample. With a ``phase``,
-the first sample, and the first send of what the spool kept from before, wait for that many
-seconds into a wall-clock interval (see schedule.py), so that a fleet started together does not
-push in lockstep.
+to ``batch_size`` points, and waits out backoffs. With a ``phase``, the first sample, and the
+first send of what the spool kept from before, wait for that many seconds into a wall-clock
+interval (see schedule.py), so that a fleet started together does not push in lockstep.
+
+Sending never costs a sample. Each request is given at most ``--push.timeout`` and never more
+than the time left until the next sample is due; with less than MIN_REQUEST left (or a quarter
+of the interval, or the timeout, if shorter), none is started: the send waits for the sample and
+follows it at once. A batch that takes several requests (a 413's halves, a 400's good lines, see
+client.py), or several chunks sent from memory, stops at the next sample and goes on after it
+where it stopped. A sample is skipped only when the thread is busy past the tick after it (a
+sample that takes longer than the interval, or a process stopped or a machine suspended in
+between): the tick is then skipped rather than sampled in a burst, and counted
+(``samples_skipped``).
 
 One thread, not two: the spool needs no locking, and a batch read from the spool is always
 committed or abandoned before the next append, so dropping the oldest segments when the spool or
 its file system is full can never race with a batch in flight: what a commit acknowledged is
-never counted as dropped, and what was dropped is never sent. The thread outlives anything one
-iteration raises (a spool on a filesystem gone read-only, say): it logs it, reports
-``spool_error`` and backs off; /health calls the push ``stopped`` (degraded) should the thread
-ever end anyway.
+never counted as dropped, and what was dropped is never sent. (A batch whose requests a sample
+interrupted is abandoned for that sample and read again after it; its requests go on only if the
+spool still holds the same records first, else the send starts afresh from what it holds.) The
+thread outlives anything one iteration raises (a spool on a filesystem gone read-only, say): it
+logs it, reports ``spool_error`` and backs off; /health calls the push ``stopped`` (degraded)
+should the thread ever end anyway.
 
 A sample's records are appended unsynced; the send that follows (unless a backoff is pending)
 usually has ingest acknowledge them, and only what is still unacknowledged when a send settles,
@@ -56,15 +66,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.push.backoff import Backoff
-from exporter.push.client import Delivery, PushClient, Verdict, compress
+from exporter.push.client import Delivering, Delivery, PushClient, Verdict, compress
 from exporter.push.lineproto import LineEncoder, batches
 from exporter.push.schedule import until_phase
-from exporter.push.spool import Batch, Spool, SpoolError
+from exporter.push.spool import Batch, Position, Record, Spool, SpoolError
 from exporter.registry import Registry
 
 log = logging.getLogger(__name__)
 
 RECOVER_AFTER = 10  # settled sends at a lowered batch size before trying twice as many points
+# The least time a request is started with, in seconds: a write takes milliseconds to ingest on a
+# LAN, and a new TLS connection across a continent three or four round trips (60-80 ms each)
+# before it; a request given less would too often time out for want of time, costing a retry, a
+# backoff and a "retrying" state, where waiting costs at most this long (the send follows the
+# next sample at once, with that sample in the same request).
+MIN_REQUEST = 0.25
+HELD_MAX_BYTES = 1 << 20  # chunks the spool could not take, kept in memory until sent
 
 
 @dataclass
@@ -78,11 +95,22 @@ class PushStats:
     spool_error: int = 0
     retried: int = 0
     samples: int = 0
+    samples_skipped: int = 0  # ticks not sampled: the thread was busy past them
     last_success: float | None = None
     last_error: str = ""
     last_error_at: float | None = None
     state: str = "starting"  # ok, retrying, unauthorized, rejecting, spool_error
     requests: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Chain:
+    """The requests of a spool batch that a sample interrupted, and the records they carry."""
+
+    delivering: Delivering
+    start: Position
+    records: tuple[Record, ...]
+    points: int
 
 
 class Pusher:
@@ -116,6 +144,13 @@ class Pusher:
         self._sending = "starting"  # the state sending is in; the spool failing shows first
         self._spool_error = ""  # why the last append failed; empty once one succeeds
         self._send_error = ""  # the last error of sending, logged once while it repeats
+        # a request never starts with less time than this left before the next sample
+        self.floor = min(MIN_REQUEST, interval / 4, client.timeout)
+        self._chain: _Chain | None = None  # the requests of a batch a sample interrupted
+        self._held: list[tuple[bytes, int]] = []  # chunks the spool could not take, to send
+        self._held_delivering: Delivering | None = None  # the first held chunk's, interrupted
+        self._late = False  # the last sample skipped ticks (logged once while it repeats)
+        self._sampled = 0.0  # time.monotonic() when the last sample was spooled
         if spool.unwritable is not None:  # a full disk at start (logged): say so in /health now
             self._spool_error = f"spool: {spool.unwritable}"
             self._record(self._spool_error)
@@ -168,19 +203,44 @@ class Pusher:
         """Sample or send if one is due; the seconds to wait before the next step."""
         now = time.monotonic()
         if now >= self._next_sample:
-            self.sample()
-            # keep the phase; skip the ticks a long request made us miss instead of bursting
-            missed = int((time.monotonic() - self._next_sample) // self.interval)
-            self._next_sample += self.interval * (missed + 1)
+            self._sample_due(now)
             return 0.0
-        if self.spool.queued_points and now >= self._next_send:
-            self._next_send = time.monotonic() + self.send()
+        # a send starts only with time for a request before the next sample; else after it
+        room = self._next_sample - now >= self.floor
+        if self._held and room:
+            self._send_held(self._next_sample)
+            return 0.0
+        if self.spool.queued_points and now >= self._next_send and room:
+            self._next_send = time.monotonic() + self.send(self._next_sample)
             return 0.0
         self._settle()  # nothing to do now: what is not acknowledged goes to disk before the wait
-        wake = self._next_sample
-        if self.spool.queued_points:
-            wake = min(wake, self._next_send)
+        wake = self._next_sample  # a send due but without room before it waits for it too
+        if self.spool.queued_points and now < self._next_send <= wake - self.floor:
+            wake = self._next_send
         return wake - time.monotonic()
+
+    def _sample_due(self, now: float) -> None:
+        """Sample for the tick due; keep the phase, skipping (and counting) the ticks the
+        thread was busy past rather than sampling them in a burst."""
+        skipped = int((now - self._next_sample) // self.interval)  # held up past whole ticks
+        self._next_sample += self.interval * (skipped + 1)
+        self.sample(self._next_sample)
+        # (what the spool could not take is sent within the sample, but only until the next)
+        late = self._sampled + self.floor - self._next_sample
+        if late > 0:  # the sample took (nearly) past the next tick: a send gets its turn first
+            passed = int(late // self.interval) + 1
+            skipped += passed
+            self._next_sample += self.interval * passed
+        if skipped:
+            self.stats.samples_skipped += skipped
+            if not self._late:
+                log.warning(
+                    "push: skipped %d sample(s): the push thread was busy (or the process "
+                    "stopped) past their time; this sample took %.3gs of a %gs interval. "
+                    "Counted in perfanalysis_exporter_push_samples_skipped_total",
+                    skipped, self._sampled - now, self.interval,
+                )  # fmt: skip
+        self._late = bool(skipped)
 
     def _step_failed(self, exc: Exception) -> float:
         delay = self.backoff.next_delay()
@@ -194,8 +254,9 @@ class Pusher:
 
     # -- one sample
 
-    def sample(self) -> None:
-        """Scrape, encode, compress and append: the push cycle's CPU cost (bench/push.py)."""
+    def sample(self, deadline: float | None = None) -> None:
+        """Scrape, encode, compress and append: the push cycle's CPU cost (bench/push.py).
+        Chunks the spool cannot take are sent at once, until ``deadline`` (the next sample)."""
         held: list[tuple[bytes, int]] = []  # chunks the spool could not take
         try:
             timestamp = time.time_ns()
@@ -211,8 +272,10 @@ class Pusher:
             log.exception("push sample failed")
             self._failed(f"sample: {type(exc).__name__}: {exc}")
         self._unspooled = 0
+        self._sampled = time.monotonic()
         if held:
-            self._send_held(held)
+            self._hold(held)
+            self._send_held(deadline)
 
     def _append(self, lines: Sequence[str], held: list[tuple[bytes, int]]) -> None:
         """Append one chunk; split by lines, in halves, while it is too large for a segment.
@@ -235,18 +298,41 @@ class Pusher:
                 self.stats.state = self._shown_state()
         self._unspooled -= len(lines)
 
-    def _send_held(self, held: list[tuple[bytes, int]]) -> None:
+    def _hold(self, held: list[tuple[bytes, int]]) -> None:
+        """Keep chunks to send from memory; beyond HELD_MAX_BYTES (ingest too slow to take them
+        all before the next samples), the oldest not in flight are lost, counted as spool_error."""
+        self._held += held
+        size = sum(len(payload) for payload, _ in self._held)
+        first = 1 if self._held_delivering is not None else 0
+        while size > HELD_MAX_BYTES and len(self._held) > first + len(held):
+            payload, points = self._held.pop(first)
+            size -= len(payload)
+            self.stats.spool_error += points
+
+    def _send_held(self, deadline: float | None) -> None:
         """Send the chunks the spool could not take from memory, once; count what ingest does not
-        acknowledge as spool_error. Not while a retry is pending: ingest is failing already."""
-        for index, (payload, points) in enumerate(held):
+        acknowledge as spool_error. Not while a retry is pending: ingest is failing already.
+        Those the ``deadline`` leaves no time for are sent after the next sample."""
+        while self._held:
+            payload, points = self._held[0]
             if time.monotonic() < self._retry_at:
-                self.stats.spool_error += sum(p for _, p in held[index:])
+                self.stats.spool_error += sum(p for _, p in self._held)
+                self._held.clear()
+                self._held_delivering = None
                 return
+            delivering, self._held_delivering = self._held_delivering, None
             try:
-                delivery = self.client.deliver(payload, points)
+                if delivering is None:
+                    delivering = self.client.start(payload, points)
+                result = delivering.run(deadline, self.floor)
             except Exception as exc:
                 log.exception("push send failed")
-                delivery = Delivery(Verdict.RETRY, error=f"send: {type(exc).__name__}: {exc}")
+                result = Delivery(Verdict.RETRY, error=f"send: {type(exc).__name__}: {exc}")
+            if result is None:  # the next sample first
+                self._held_delivering = delivering
+                return
+            self._held.pop(0)
+            delivery = result
             self._batch_size_after(delivery)
             self._settled(delivery)  # of a failed 413 split too: its settled parts count
             if delivery.verdict is not Verdict.SETTLED:  # not in the spool: nothing to retry
@@ -260,10 +346,11 @@ class Pusher:
 
     # -- one request
 
-    def send(self) -> float:
+    def send(self, deadline: float | None = None) -> float:
         """Send the oldest batch, then sync what the spool holds unsynced and unacknowledged;
-        return the seconds to wait before the next send."""
-        delay = self._send()
+        return the seconds to wait before the next send. With a ``deadline`` (the next sample),
+        requests stop there, and the next send goes on with them (0 is returned)."""
+        delay = self._send(deadline)
         self._settle()
         return delay
 
@@ -276,16 +363,20 @@ class Pusher:
                 f"spool: {exc}", "its records are still sent, but a machine crash may lose them"
             )
 
-    def _send(self) -> float:
+    def _send(self, deadline: float | None) -> float:
         try:
-            batch = self.spool.read(self.max_points)
-            if batch is None:  # nothing readable after all (only corrupt stretches were left)
+            found = self._next_batch()
+            if found is None:  # nothing readable after all (only corrupt stretches were left)
                 return min(1.0, self.interval)
-            delivery = self.client.deliver(self._body(batch), batch.points)
+            batch, delivering = found
+            delivery = delivering.run(deadline, self.floor)
         except Exception as exc:
             log.exception("push send failed")
             self._failed(f"send: {type(exc).__name__}: {exc}")
             return self.backoff.next_delay()
+        if delivery is None:  # the next sample is due first: the requests go on after it
+            self._chain = _Chain(delivering, batch.start, batch.records, batch.points)
+            return 0.0
         self._batch_size_after(delivery)
         if delivery.verdict is not Verdict.SETTLED:  # the whole batch is kept and sent again
             self.stats.retried += batch.points - delivery.sent
@@ -302,6 +393,20 @@ class Pusher:
         self.backoff.reset()
         self._sent(delivery)
         return 0.0
+
+    def _next_batch(self) -> tuple[Batch, Delivering] | None:
+        """The batch to send and its requests: the batch a sample interrupted, to go on with,
+        if the spool still holds it first, the same records (it may have dropped them to make
+        room meanwhile, or lost its directory); else the oldest, up to max_points, to start on."""
+        chain, self._chain = self._chain, None
+        if chain is not None:
+            batch = self.spool.read(chain.points)
+            if batch is not None and (batch.start, batch.records) == (chain.start, chain.records):
+                return batch, chain.delivering
+        batch = self.spool.read(self.max_points)
+        if batch is None:
+            return None
+        return batch, self.client.start(self._body(batch), batch.points)
 
     def _not_settled(self, delivery: Delivery) -> float:
         """Back off after a request to retry; the seconds to wait."""

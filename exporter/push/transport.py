@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +25,9 @@ MAX_LINE = 8192
 MAX_HEADERS = 100
 MAX_KEPT_BODY = 64 * 1024  # an error body longer than this is read to the end but not kept
 NO_BODY = frozenset({204, 304})
+RECV_SIZE = 16384  # answers are small: a 204, or an error of a few hundred bytes
+RESOLVED_FRESH = 30.0  # seconds a lookup nobody waited for to the end may serve the next request
+AddressInfo = tuple[Any, ...]  # one of getaddrinfo's tuples
 
 
 class TransportError(Exception):
@@ -117,7 +122,16 @@ class Response:
 
 
 class Connection:
-    """A keep-alive connection to one endpoint, opened on first use and after any failure."""
+    """A keep-alive connection to one endpoint, opened on first use and after any failure.
+
+    A request's timeout bounds the whole of it: resolving the host, connecting (to each address
+    in turn), the TLS handshake, sending, and reading the answer to its last byte. Every
+    blocking call is given what is left of that deadline, never the whole timeout again: a peer
+    that trickles its answer a byte at a time, or reads the request as slowly, holds a request
+    no longer than its timeout. (A buffered reader would not do: it calls recv as many times as
+    one line or read needs, and each call waits the socket's full timeout.) ``abort`` ends a
+    request from another thread at any of those stages.
+    """
 
     def __init__(
         self, endpoint: Endpoint, timeout: float, user_agent: str, tls: TLSFiles | None = None
@@ -127,15 +141,29 @@ class Connection:
         self.user_agent = user_agent
         self.tls = tls or TLSFiles()
         self._sock: socket.socket | None = None
-        self._file: Any = None
+        self._connecting: socket.socket | None = None  # being connected, or in its handshake
+        self._received = bytearray()  # what was received of the answer and not yet parsed
+        self._chunk = bytearray(RECV_SIZE)  # recv_into's buffer, reused
+        self._chunk_view = memoryview(self._chunk)
         self._reused = False
         self._aborted = False  # set by abort(): the request must fail, not be retried
+        self._stage = ""  # what the request was doing, for a timeout's message
+        self._resolver = Resolver(endpoint.host, endpoint.port)
         self._ssl_context: Any = None
         self._tls_stamp: tuple[int, ...] = ()
 
-    def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Response:
-        """Send one request and read its response; raises TransportError (and closes) on failure."""
-        deadline = time.monotonic() + self.timeout
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float | None = None,
+    ) -> Response:
+        """Send one request and read its response, all within ``timeout`` seconds (None: the
+        connection's own); raises TransportError (and closes) on failure."""
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
         lines = [
             f"{method} {path} HTTP/1.1",
             f"Host: {self.endpoint.host_header}",
@@ -150,35 +178,67 @@ class Connection:
             try:
                 self._connect(deadline)
                 return self._exchange(message, deadline)
-            except TimeoutError as exc:
-                self.close()
-                raise TransportError("timeout", f"timed out after {self.timeout:g}s") from exc
             except _StaleConnection:
                 self.close()
                 if self._aborted:
                     raise TransportError("error", "aborted") from None
                 if attempt == 2 or not reused:  # a fresh connection closed on us: a real error
                     raise TransportError("error", "connection closed without a response") from None
-            except (OSError, ValueError) as exc:
+            except (_Aborted, OSError, ValueError) as exc:  # OSError includes TimeoutError
                 self.close()
+                if self._aborted:
+                    raise TransportError("error", "aborted") from None
+                if isinstance(exc, TimeoutError):
+                    said = f"timed out after {budget:.3g}s {self._stage}"
+                    raise TransportError("timeout", said) from exc
                 raise TransportError("error", f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def _connect(self, deadline: float) -> None:
         if self._sock is not None:
             return
-        sock = socket.create_connection(
-            (self.endpoint.host, self.endpoint.port), timeout=_remaining(deadline)
-        )
+        self._stage = f"resolving {self.endpoint.host}"
+        addresses = self._resolver.resolve(deadline, lambda: self._aborted)
+        sock: socket.socket | None = None
+        error: OSError = OSError(f"no address for {self.endpoint.host}")
+        for family, kind, proto, _, address in addresses:
+            self._stage = f"connecting to {address[0]}"
+            sock = self._connecting = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(_remaining(deadline))
+                sock.connect(address)
+                break
+            except TimeoutError:  # the request's deadline: no time for another address
+                sock.close()
+                raise
+            except OSError as exc:
+                sock.close()
+                sock = None
+                if self._aborted:
+                    raise _Aborted() from None
+                error = exc
+            finally:
+                self._connecting = None
+        if sock is None:
+            raise error
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.endpoint.scheme == "https":
-                sock = self.tls_context().wrap_socket(sock, server_hostname=self.endpoint.host)
+                self._stage = "in the TLS handshake"
+                tls_sock = self.tls_context().wrap_socket(
+                    sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False
+                )
+                sock = self._connecting = tls_sock  # wrap_socket detached the plain one
+                tls_sock.settimeout(_remaining(deadline))
+                tls_sock.do_handshake()
+            if self._aborted:
+                raise _Aborted()
         except BaseException:
             sock.close()
             raise
+        finally:
+            self._connecting = None
         self._sock = sock
-        self._file = sock.makefile("rb")
         self._reused = False
 
     def tls_context(self) -> Any:
@@ -191,12 +251,11 @@ class Connection:
         return self._ssl_context
 
     def _exchange(self, message: bytes, deadline: float) -> Response:
-        sock, reader = self._sock, self._file
+        sock = self._sock
         assert sock is not None
-        assert reader is not None
-        sock.settimeout(_remaining(deadline))
+        self._stage = "sending the request"
         try:
-            sock.sendall(message)
+            self._send_all(sock, message, deadline)
             sent = True
         except TimeoutError:
             raise
@@ -208,18 +267,24 @@ class Connection:
             # does TLS (the write fails with SSLEOFError). No answer: the read below fails.
             # No shutdown(SHUT_WR) here: on an ssl socket it drops TLS, reads get ciphertext.
             sent = False
+        self._stage = "waiting for the answer"
         first = True
         while True:
-            sock.settimeout(_remaining(deadline))
             try:
-                status_line = reader.readline(MAX_LINE + 1)
+                if not self._received and not self._fill(deadline):
+                    raise _StaleConnection() if first else ValueError("malformed status line")
             except ConnectionResetError:
-                status_line = b""
-            if not status_line and first:
-                raise _StaleConnection()
+                if first:
+                    raise _StaleConnection() from None
+                raise
             first = False
-            version, status = _status(status_line)
-            headers = _headers(reader, sock, deadline)
+            self._stage = "reading the answer"
+            head = self._whole_head()
+            if head is None:
+                version, status = _status(self._readline(deadline))
+                headers = self._headers(deadline)
+            else:
+                version, status, headers = head
             if 100 <= status < 200:  # an interim response (e.g. 100 Continue): the real one follows
                 continue
             break
@@ -229,6 +294,95 @@ class Connection:
         else:
             self._reused = True
         return Response(status, headers, body)
+
+    @staticmethod
+    def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
+        """sendall, each send given what is left of the deadline (SSLSocket.sendall gives each
+        of its sends the socket's whole timeout)."""
+        sock.settimeout(_remaining(deadline))
+        done = sock.send(data)  # usually all of it
+        if done == len(data):
+            return
+        with memoryview(data) as view:
+            while done < len(view):
+                sock.settimeout(_remaining(deadline))
+                done += sock.send(view[done:])
+
+    def _fill(self, deadline: float) -> int:
+        """Receive what the peer has sent (waiting until the deadline at most) into the buffer;
+        the number of bytes, 0 when the peer closed."""
+        sock = self._sock
+        assert sock is not None
+        sock.settimeout(_remaining(deadline))
+        count = sock.recv_into(self._chunk)
+        if count:
+            self._received += self._chunk_view[:count]
+        return count
+
+    def _whole_head(self) -> tuple[str, int, dict[str, str]] | None:
+        """The status and headers, parsed in one go, when the whole head is received already
+        with CRLF line ends and within MAX_LINE, as an answer usually comes; else None (and
+        nothing consumed): the caller reads it line by line, as its limits and errors need."""
+        received = self._received
+        end = received.find(b"\r\n\r\n", 0, MAX_LINE)
+        if end < 0:
+            return None
+        text = received[:end].decode("latin-1")
+        if text.count("\n") != text.count("\r\n"):  # a bare LF ends a line too
+            return None
+        status_line, *lines = text.split("\r\n")
+        if len(lines) > MAX_HEADERS:
+            return None
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            return None
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if not sep:
+                return None
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        del received[: end + 4]
+        return parts[0], int(parts[1]), headers
+
+    def _readline(self, deadline: float) -> bytes:
+        """One line with its newline, as BufferedReader.readline(MAX_LINE + 1) returns it: up to
+        MAX_LINE + 1 bytes (longer: the first MAX_LINE + 1, which the caller refuses), or what
+        came before the peer closed (b"" if nothing)."""
+        received = self._received
+        scanned = 0
+        while True:
+            end = received.find(b"\n", scanned, MAX_LINE + 1)
+            if end >= 0:
+                line = bytes(received[: end + 1])
+                del received[: end + 1]
+                return line
+            if len(received) > MAX_LINE:
+                line = bytes(received[: MAX_LINE + 1])
+                del received[: MAX_LINE + 1]
+                return line
+            scanned = len(received)
+            if not self._fill(deadline):
+                line = bytes(received)
+                received.clear()
+                return line
+
+    def _headers(self, deadline: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADERS + 1):
+            line = self._readline(deadline)
+            if len(line) > MAX_LINE or not line.endswith(b"\n"):
+                raise ValueError("malformed or truncated header line")
+            if line in (b"\r\n", b"\n"):
+                return headers
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise ValueError("malformed header line")
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+        raise ValueError("too many header lines")
 
     def _body(
         self, status: int, version: str, headers: dict[str, str], deadline: float
@@ -247,16 +401,19 @@ class Connection:
         return self._until_close(deadline), True
 
     def _read(self, size: int, deadline: float) -> bytes:
-        assert self._sock is not None
-        self._sock.settimeout(_remaining(deadline))
-        data: bytes = self._file.read(size)
-        return data
+        """Up to ``size`` bytes, at least one unless the peer closed (then b"")."""
+        received = self._received
+        if not received and not self._fill(deadline):
+            return b""
+        piece = bytes(received[:size])
+        del received[:size]
+        return piece
 
     def _exactly(self, size: int, deadline: float) -> bytes:
         kept = bytearray()
         left = size
         while left:
-            piece = self._read(min(left, 65536), deadline)
+            piece = self._read(min(left, RECV_SIZE), deadline)
             if not piece:
                 raise ValueError("connection closed inside the response body")
             left -= len(piece)
@@ -266,49 +423,143 @@ class Connection:
 
     def _chunked(self, deadline: float) -> bytes:
         kept = bytearray()
-        assert self._sock is not None
         while True:
-            self._sock.settimeout(_remaining(deadline))
-            line = self._file.readline(MAX_LINE + 1)
+            line = self._readline(deadline)
             size_text = line.split(b";", 1)[0].strip()
             if not line.endswith(b"\n") or not size_text:
                 raise ValueError("malformed chunk size line")
             size = int(size_text, 16)
             if size == 0:
-                _headers(self._file, self._sock, deadline)  # trailers, up to the blank line
+                self._headers(deadline)  # trailers, up to the blank line
                 return bytes(kept)
             piece = self._exactly(size, deadline)
             if len(kept) < MAX_KEPT_BODY:
                 kept += piece[: MAX_KEPT_BODY - len(kept)]
-            if self._read(2, deadline) != b"\r\n":
+            if self._exactly(2, deadline) != b"\r\n":
                 raise ValueError("malformed chunk end")
 
     def _until_close(self, deadline: float) -> bytes:
         kept = bytearray()
-        while piece := self._read(65536, deadline):
+        while piece := self._read(RECV_SIZE, deadline):
             if len(kept) < MAX_KEPT_BODY:
                 kept += piece[: MAX_KEPT_BODY - len(kept)]
         return bytes(kept)
 
     def abort(self) -> None:
-        """From another thread: make a blocked request fail now (shutdown wakes its recv)."""
-        self._aborted = True  # before the shutdown: the woken request must not retry
-        sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        """From another thread: make a request fail now, whatever it is waiting for: the name's
+        lookup (woken), a connect or a TLS handshake, or the peer (shutdown wakes the wait)."""
+        self._aborted = True  # before the wake-ups: the woken request must not retry
+        self._resolver.wake()
+        for sock in (self._connecting, self._sock):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # socket.socket's own: SSLSocket.shutdown would also drop its TLS object
+                    # under the feet of the thread reading through it
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
-        file, sock = self._file, self._sock
-        self._file = self._sock = None
-        for closable in (file, sock):
-            if closable is not None:
-                with contextlib.suppress(OSError):
-                    closable.close()
+        sock = self._sock
+        self._sock = None
+        self._received.clear()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class Resolver:
+    """The addresses of one host, looked up within a request's deadline.
+
+    The system's getaddrinfo takes no timeout: a nameserver that does not answer holds it for
+    resolv.conf's timeout times its attempts (10 s by default), whatever the request's timeout,
+    and nothing can interrupt it. So a name is looked up on a daemon thread of the resolver's
+    own, started at its first lookup and kept for the next ones (not one per request), while the
+    request waits with what is left of its deadline; ``wake`` (abort) ends that wait. A lookup
+    that outlives its request goes on, and the next request waits for it rather than starting
+    another, or takes its answer if it came within RESOLVED_FRESH: at most one is in flight, and
+    a slow nameserver's answer still serves. An IP address needs no lookup and no thread.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._numeric = _is_address(host)
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._wanted = False  # a lookup was asked for and has not begun
+        self._running = False
+        self._result: list[AddressInfo] | Exception | None = None  # of the last lookup, unclaimed
+        self._answered = 0.0  # time.monotonic() when it came
+
+    def resolve(self, deadline: float, aborted: Callable[[], bool]) -> list[AddressInfo]:
+        """The host's addresses (getaddrinfo's tuples); raises TimeoutError at the deadline,
+        _Aborted once ``aborted()`` says so, or what getaddrinfo raised."""
+        if self._numeric:
+            return socket.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
+        with self._cond:
+            stale = time.monotonic() - self._answered > RESOLVED_FRESH
+            if not (self._wanted or self._running) and (self._result is None or stale):
+                self._result = None
+                self._wanted = True
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._lookups, name="push-resolver", daemon=True
+                    )
+                    self._thread.start()
+                self._cond.notify_all()
+            while self._result is None:
+                if aborted():
+                    raise _Aborted()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"resolving {self.host}")
+                self._cond.wait(left)
+            result, self._result = self._result, None
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def wake(self) -> None:
+        """Have a waiting ``resolve`` look at its ``aborted`` again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _lookups(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wanted:
+                    self._cond.wait()
+                self._wanted = False
+                self._running = True
+            result: list[AddressInfo] | Exception
+            try:
+                result = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            except Exception as exc:  # gaierror, or UnicodeError for a name IDNA cannot encode
+                result = exc
+            with self._cond:
+                self._result = result
+                self._answered = time.monotonic()
+                self._running = False
+                self._cond.notify_all()
+
+
+def _is_address(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 class _StaleConnection(Exception):
     """The peer closed the connection before answering; on a reused connection, send again."""
+
+
+class _Aborted(Exception):
+    """abort() was called while the request was resolving or connecting."""
 
 
 def _remaining(deadline: float) -> float:
@@ -325,20 +576,3 @@ def _status(line: bytes) -> tuple[str, int]:
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
         raise ValueError(f"malformed status line {line[:80]!r}")
     return parts[0], int(parts[1])
-
-
-def _headers(reader: Any, sock: socket.socket, deadline: float) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for _ in range(MAX_HEADERS + 1):
-        sock.settimeout(_remaining(deadline))
-        line = reader.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE or not line.endswith(b"\n"):
-            raise ValueError("malformed or truncated header line")
-        if line in (b"\r\n", b"\n"):
-            return headers
-        name, sep, value = line.decode("latin-1").partition(":")
-        if not sep:
-            raise ValueError("malformed header line")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    raise ValueError("too many header lines")

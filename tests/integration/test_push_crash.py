@@ -138,9 +138,11 @@ def test_sigterm_abandons_a_hanging_request_and_keeps_the_spool(tmp_path: Path) 
     with scripted_servers() as start:
         hanging = start(lambda _r: Answer(204, delay=30.0))
         exporter = ExporterProcess(
-            tmp_path / "exporter", push_args(hanging.url, tmp_path, **{"push.timeout": "60s"})
+            tmp_path / "exporter",
+            # the interval too: a request never runs into the next sample
+            push_args(hanging.url, tmp_path, **{"push.timeout": "60s", "push.interval": "10s"}),
         ).start()
-        wait_until(lambda: hanging.received, timeout=10, what="the first push")
+        wait_until(lambda: hanging.received, timeout=20, what="the first push")
         started = time.monotonic()
         assert exporter.stop() == 0
         assert time.monotonic() - started < 9.0  # 5 s for the request in flight, then abandoned
