@@ -229,6 +229,8 @@ class InfluxStorage:
         A database that exists already and holds any measurement is refused (DatabaseInUse,
         before anything is created or changed) unless ``adopt``: its data would become readable
         as the new tenant's. An existing empty one is taken (a failed run may have left it).
+        An existing read user's password is changed by the last statement, so a run that fails
+        leaves it the password the admin database holds.
         """
         _require_name(database, "database")
         _require_name(read_user, "read user")
@@ -250,13 +252,14 @@ class InfluxStorage:
             users = self._users()
             if read_user in users:
                 self._restrict_to_read(read_user, database, is_admin=users[read_user])
-                self._execute(set_password(read_user, password))
             else:
                 self._execute(create_user(read_user, password))
                 undo.append(drop_user(read_user))
                 self._execute(grant_read(database, read_user))
             if self.ingest_user:
                 self._execute(grant_write(database, self.ingest_user))  # undone by DROP DATABASE
+            if read_user in users:  # last: a failure before leaves the stored password working
+                self._execute(set_password(read_user, password))
         except Exception:
             self._undo(undo)
             raise
@@ -292,6 +295,13 @@ class InfluxStorage:
         if outcome:
             log.info("ingest user %s: WRITE on %s", self.ingest_user, outcome)
         return outcome
+
+    def restore_read_password(self, read_user: str, password: str) -> None:
+        """Give ``read_user`` back ``password`` (the one the admin database holds), when the
+        new one ``provision`` set could not be stored; StorageError if InfluxDB refuses."""
+        _require_name(read_user, "read user")
+        self._execute(set_password(read_user, password))
+        log.info("gave InfluxDB read user %s its previous password back", read_user)
 
     def deprovision(self, database: str, read_user: str) -> None:
         """Drop the read user, then the database; either may already be gone."""

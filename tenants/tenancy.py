@@ -15,7 +15,7 @@ from tenants import validation
 from tenants.access import Actor, require, require_platform
 from tenants.audit import record
 from tenants.crypto import Vault
-from tenants.errors import Conflict, DatabaseInUse, Invalid
+from tenants.errors import Conflict, DatabaseInUse, Invalid, StorageUnavailable
 from tenants.models import Tenant
 
 
@@ -32,6 +32,9 @@ class Storage(Protocol):
 
     def deprovision(self, database: str, read_user: str) -> None: ...
 
+    def restore_read_password(self, read_user: str, password: str) -> None:
+        """Set ``read_user``'s password back to ``password`` (after a failed commit)."""
+
     def grant_ingest_writes(
         self, databases: Sequence[str], report: Callable[[str, str], None] | None = None
     ) -> dict[str, str]:
@@ -47,6 +50,9 @@ class NoStorage:
         return ""
 
     def deprovision(self, database: str, read_user: str) -> None:
+        return None
+
+    def restore_read_password(self, read_user: str, password: str) -> None:
         return None
 
     def grant_ingest_writes(
@@ -124,23 +130,66 @@ def create_tenant(
 def provision_storage(
     db: Session, actor: Actor, tenant: Tenant, storage: Storage, vault: Vault
 ) -> None:
-    """Create the storage of a tenant made while none was configured (idempotent)."""
+    """Create the storage of a tenant made while none was configured, or repair it after an
+    InfluxDB restore (idempotent); the read user gets a new password.
+
+    InfluxDB first, then the admin database: the new password is set in InfluxDB (by the last
+    statement of ``storage.provision``, so a failed provisioning leaves the old one) and then
+    committed. Between the two the stored password is stale only for the one local commit; the
+    other order (commit, then SET PASSWORD) would leave it stale for every InfluxDB round trip of
+    the provisioning, up to their timeouts, and each InfluxDB failure, the common one, would need
+    a second commit to put the old row back. When the commit fails, InfluxDB is given the previous
+    (stored) password back, so what is stored works again and the error is the admin database's;
+    if that fails too, StorageUnavailable says what state things are in and what to run once
+    both answer.
+    """
     require_platform(actor)
     read_user = f"{tenant.influx_database}_read"
+    previous = _stored_password(tenant, read_user, vault)
     password = storage.provision(tenant.influx_database, read_user, adopt=True)  # its own data
-    if password:
-        tenant.influx_read_user = read_user
-        tenant.influx_read_password_encrypted = vault.encrypt(password)
-        record(
-            db,
-            actor,
-            "tenant.provision",
-            tenant,
-            "tenant",
-            tenant.id,
-            database=tenant.influx_database,
-        )
+    if not password:
+        return
+    tenant.influx_read_user = read_user
+    tenant.influx_read_password_encrypted = vault.encrypt(password)
+    record(db, actor, "tenant.provision", tenant, "tenant", tenant.id,
+           database=tenant.influx_database)  # fmt: skip
+    slug = tenant.slug
+    try:
         db.commit()
+    except Exception as exc:
+        db.rollback()
+        if previous is None:  # nothing stored to keep working: a rerun stores a new one
+            raise
+        try:
+            storage.restore_read_password(read_user, previous)
+        except Exception as restore:
+            raise StorageUnavailable(
+                f"tenant {slug}: the admin database did not store the new password of InfluxDB "
+                f"read user {read_user} ({_first_line(exc)}), and giving the user its previous "
+                f"password back failed too ({_first_line(restore)}): InfluxDB now holds a "
+                f"password the admin database does not, so tenant {slug}'s Grafana data source "
+                "and reports cannot read its data. Once the admin database and InfluxDB both "
+                f"answer, run: perfanalysis admin provision-storage {slug}, then perfanalysis "
+                "grafana sync"
+            ) from exc
+        raise
+
+
+def _stored_password(tenant: Tenant, read_user: str, vault: Vault) -> str | None:
+    """The read password the admin database holds for ``read_user``, None if there is none or it
+    cannot be decrypted (then nothing that reads it works, before or after)."""
+    if tenant.influx_read_user != read_user or not tenant.influx_read_password_encrypted:
+        return None
+    try:
+        return vault.decrypt(tenant.influx_read_password_encrypted)
+    except ValueError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The cause's own first line (a database driver's, under SQLAlchemy's wrapping)."""
+    original = getattr(exc, "orig", None)
+    return str(original if original is not None else exc).strip().partition("\n")[0]
 
 
 def rename_tenant(db: Session, actor: Actor, tenant: Tenant, name: str) -> Tenant:

@@ -25,7 +25,7 @@ from exporter.loadtest.controller import NoWorkDone
 from exporter.loadtest.host import gather
 from exporter.loadtest.pool import PoolError
 from exporter.loadtest.progress import Progress
-from exporter.loadtest.result import RunSettings, build, validate
+from exporter.loadtest.result import ResultFileError, RunSettings, build, parse, validate
 from exporter.loadtest.runner import Plan, execute
 from exporter.loadtest.settings import parse_for, run_spec, upload_spec
 from exporter.loadtest.upload import AlreadyStored, UploadError, describe_answer, post_result
@@ -223,15 +223,13 @@ def upload_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         with open(path, "rb") as handle:
             body = handle.read()
-        document = json.loads(body)
     except OSError as exc:
         print(f"{PROGRAM} upload: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as exc:
-        print(f"{PROGRAM} upload: {path} is not JSON: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RecursionError:
-        print(f"{PROGRAM} upload: {path} is not JSON: nested too deeply", file=sys.stderr)
+    try:  # as the admin app reads it: UTF-8, no key twice in one object
+        document = parse(body)
+    except ResultFileError as exc:
+        print(f"{PROGRAM} upload: {path} is {exc}", file=sys.stderr)
         return EXIT_USAGE
     problems = validate(document)
     if problems:

@@ -10,9 +10,11 @@ how far it moved the load between repeats, not how repeatable the machine is.
 ``settings.full_load_min`` is the busy% that accepted the 100% level (optional: results written
 before it was recorded lack it).
 
-``validate`` checks what this runner guarantees: keys and types, levels in ascending order ending
-with 100, one result per repeat, every level's units more than 0 (the runner stops at a level that
-did no work), the maximum equal to the 100% level. The admin app checks more
+``validate`` checks what this runner guarantees: keys (no unknown one, as the admin app refuses
+those) and types (numbers finite), levels in ascending order ending with 100, one result per
+repeat, every level's units more than 0 (the runner stops at a level that did no work), the
+maximum equal to the 100% level. ``parse`` reads a result file as the admin app does: UTF-8 (a
+byte order mark allowed) and no key twice in one object. The admin app checks more
 (accepted levels within their band, an accepted 100% level at ``full_load_min`` or more, units
 growing with busy% beyond the run's noise), and a run whose levels failed on a disturbed host may
 not pass those.
@@ -20,7 +22,10 @@ not pass those.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +42,16 @@ from exporter.loadtest.host import HostFacts
 from exporter.loadtest.unit import BUFFER_BYTES, UNIT_NAME
 
 SCHEMA = "perfanalysis.loadtest/1"
+
+# every key the admin app takes (tenants/loadtests/contract.py), and no other
+TOP_FIELDS = ("schema", "started_at", "finished_at", "host", "settings", "levels",
+              "max_units_per_second", "repeatability_cv_percent")  # fmt: skip
+HOST_FIELDS = ("hostname", "cpu_model", "vcpus", "memory_bytes", "kernel", "cloud_provider",
+               "region", "instance_type")  # fmt: skip
+SETTINGS_FIELDS = ("window_seconds", "repeats", "tolerance_points", "unit", "full_load_min")
+UNIT_FIELDS = ("name", "buffer_bytes")
+LEVEL_FIELDS = ("target_busy_percent", "measured_busy_percent", "units_per_second", "repeats",
+                "cv_percent", "attempts", "accepted")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -104,8 +119,91 @@ def build(
 # --- validation: every problem, each named by its path -------------------------------------------
 
 
+# --- reading a result file ----------------------------------------------------------------------
+
+
+class ResultFileError(ValueError):
+    """The file is not UTF-8 text or not JSON; the message completes "FILE is ..."."""
+
+
+class _Object(dict[str, Any]):
+    """A JSON object as read, with the keys it held more than once."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
+    result = _Object()
+    repeated: list[str] = []
+    for key, value in pairs:
+        if key in result and key not in repeated:
+            repeated.append(key)
+        result[key] = value
+    result.repeated = tuple(repeated)
+    return result
+
+
+def parse(data: bytes) -> Any:
+    """The document in ``data``, read as the admin app reads an upload: UTF-8 only (a byte order
+    mark allowed), where Python's json would take UTF-16 and UTF-32 too. ResultFileError when it
+    is not UTF-8 text or not JSON. A key given twice in one object is kept for ``validate`` to
+    name by its path (``host.vcpus``), with every other problem."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ResultFileError(f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_pairs)
+    except RecursionError:
+        raise ResultFileError("not JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise ResultFileError(f"not JSON: {exc}") from None
+
+
+def _repeated_keys(document: Any) -> list[str]:
+    """``path: ...`` for each key that appears twice in one object, in document order; walked
+    without recursion, as deep as json could read."""
+    problems: list[str] = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, _Object):
+            problems += [f"{_join(where, key)}: the key appears more than once in one object "
+                         "(the admin app refuses it; which value was meant?)"
+                         for key in value.repeated]  # fmt: skip
+            stack += [(_join(where, key), item) for key, item in reversed(value.items())]
+        elif isinstance(value, list):
+            stack += [
+                (f"{where}[{index}]", item) for index, item in reversed(list(enumerate(value)))
+            ]
+    return problems
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _check_keys(
+    where: str, value: dict[str, Any], known: Sequence[str], problems: list[str]
+) -> None:
+    """Every key of ``value`` is one of ``known``: the admin app refuses any other."""
+    for key in value:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(
+                f"{_join(where, str(key))}: unknown key{hint}; the admin app refuses it"
+            )
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number (NaN and Infinity, which Python's json reads, are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -127,6 +225,7 @@ def _check_host(host: Any, problems: list[str]) -> None:
     if not isinstance(host, dict):
         problems.append("host: expected an object")
         return
+    _check_keys("host", host, HOST_FIELDS, problems)
     for key in ("hostname", "cpu_model", "kernel"):
         if not isinstance(host.get(key), str) or not host[key]:
             problems.append(f"host.{key}: expected a non-empty string")
@@ -147,6 +246,7 @@ def _check_settings(settings: Any, problems: list[str]) -> None:
     if not isinstance(settings, dict):
         problems.append("settings: expected an object")
         return
+    _check_keys("settings", settings, SETTINGS_FIELDS, problems)
     if not _is_number(settings.get("window_seconds")) or settings["window_seconds"] <= 0:
         problems.append("settings.window_seconds: expected a number > 0")
     if not _is_int(settings.get("repeats")) or settings["repeats"] < 1:
@@ -161,6 +261,7 @@ def _check_settings(settings: Any, problems: list[str]) -> None:
     if not isinstance(unit, dict):
         problems.append("settings.unit: expected an object")
         return
+    _check_keys("settings.unit", unit, UNIT_FIELDS, problems)
     if not isinstance(unit.get("name"), str) or not unit["name"]:
         problems.append("settings.unit.name: expected a non-empty string")
     if not _is_int(unit.get("buffer_bytes")) or unit["buffer_bytes"] < 1:
@@ -175,6 +276,7 @@ def _check_level(where: str, level: Any, expected_repeats: Any, problems: list[s
     if not isinstance(level, dict):
         problems.append(f"{where}: expected an object")
         return
+    _check_keys(where, level, LEVEL_FIELDS, problems)
     target = level.get("target_busy_percent")
     if not (isinstance(target, int) and _is_int(target) and 1 <= target <= 100):
         problems.append(f"{where}.target_busy_percent: expected an integer from 1 to 100")
@@ -200,10 +302,12 @@ def _check_level(where: str, level: Any, expected_repeats: Any, problems: list[s
 
 
 def validate(document: Any) -> list[str]:
-    """Every way ``document`` departs from the schema; empty when it conforms."""
+    """Every way ``document`` departs from the schema; empty when it conforms. A document read
+    by ``parse`` has each key it held twice in one object named too."""
     if not isinstance(document, dict):
         return ["the result must be a JSON object"]
-    problems: list[str] = []
+    problems = _repeated_keys(document)
+    _check_keys("", document, TOP_FIELDS, problems)
     if document.get("schema") != SCHEMA:
         problems.append(f"schema: expected {SCHEMA!r}")
     _check_time(document, "started_at", problems)
@@ -239,7 +343,7 @@ def _check_targets(levels: list[Any], problems: list[str]) -> None:
 
 
 def _check_maximum(maximum: Any, levels: Any, problems: list[str]) -> None:
-    if not (_is_number(maximum) and float(maximum) > 0):
+    if not (_is_number(maximum) and maximum > 0):
         problems.append("max_units_per_second: expected a number > 0")
         return
     last = levels[-1] if isinstance(levels, list) and levels else None

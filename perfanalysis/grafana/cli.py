@@ -84,38 +84,48 @@ def _print_problems(program: str, heading: str, errors: Sequence[str]) -> None:
 
 
 def generate() -> int:
-    """Write the files that differ, each replaced whole (perfanalysis.atomicfile): Grafana's
-    provisioner, which rereads the dashboards, never loads half a file."""
-    from perfanalysis import atomicfile
+    """Write the files that differ, all or none (perfanalysis.alerting.generate.write): every
+    target is checked and every new file written in full beside it before any is renamed over
+    the old one, so a failure leaves the tree as it was, never new dashboards beside old alert
+    provisioning, and Grafana's provisioner, which rereads the dashboards, never loads half a
+    file. Files are compared as bytes: one that is not UTF-8 is rewritten, a directory in a
+    file's place or an unreadable file stops the run (exit 1) naming it, before anything is
+    written."""
+    from perfanalysis.alerting.generate import OutputError, write
 
     files = _generated_or_refused("generate")
     if isinstance(files, int):
         return files
-    changed = 0
-    for path, text in files.items():
-        if not path.exists() or path.read_text() != text:
-            try:
-                atomicfile.write(path, text.encode())
-            except OSError as exc:
-                print(f"perfanalysis grafana generate: cannot write {path}: {exc.strerror or exc}",
-                      file=sys.stderr)  # fmt: skip
-                return 1
-            changed += 1
-            print(f"wrote {path}")
-    print(f"{changed} file(s) written, {len(files) - changed} already up to date")
+    try:
+        written = write(files, [])
+    except OutputError as exc:
+        print(f"perfanalysis grafana generate: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} file(s) written, {len(files) - len(written)} already up to date")
     return 0
 
 
 def check() -> int:
+    """The files that differ from the generator's output as bytes (one that is not UTF-8 simply
+    differs), are missing, are directories, or are dashboards it no longer produces; a file that
+    cannot be read is named (exit 1 either way)."""
+    from perfanalysis.alerting.generate import OutputError, drift
     from perfanalysis.grafana import render
 
     files = _generated_or_refused("check")
     if isinstance(files, int):
         return files
-    problems = [f"{path}: differs from the generator's output (run generate)"
-                for path, text in files.items()
-                if not path.exists() or path.read_text() != text]  # fmt: skip
-    problems += [p for p in render.drift(render.default_dir()) if "not produced" in p]
+    problems = []
+    for path, text in files.items():
+        try:
+            problems += [f"{problem} (run generate)" for problem in drift({path: text}, [])]
+        except OutputError as exc:
+            problems.append(f"perfanalysis grafana check: {exc}")
+    problems += [f"{path}: not produced by the generator"
+                 for path in sorted(render.default_dir().glob("*.json"))
+                 if path not in files]  # fmt: skip
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

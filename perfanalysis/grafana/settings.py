@@ -33,7 +33,33 @@ BRACED = re.compile(r"\{[^{}]*\}")
 
 
 def _slugs(text: str) -> list[str]:
-    return [slug.strip() for slug in text.split(",") if slug.strip()]
+    """``acme,globex``: tenant slugs by the admin app's rule (tenants.validation.SLUG), each
+    once. Only the default (nothing given) is empty, which means every active tenant; a value
+    given that names no tenant is refused by ``_names_a_tenant``, not taken for all of them."""
+    if not text.strip():
+        return []
+    from tenants.validation import SLUG
+
+    slugs: list[str] = []
+    for number, part in enumerate(text.split(","), 1):
+        slug = part.strip()
+        if not slug:
+            raise ValueError(f"entry {number} is empty: give slugs separated by single commas")
+        if not SLUG.match(slug):
+            raise ValueError(f"{slug!r} is not a tenant slug (1-40 lowercase letters, digits and "
+                             "inner hyphens, e.g. acme-prod)")  # fmt: skip
+        if slug in slugs:
+            raise ValueError(f"{slug!r} is listed twice")
+        slugs.append(slug)
+    return slugs
+
+
+def _names_a_tenant(slugs: list[str]) -> str | None:
+    """A --tenants given empty (or blank) would otherwise sync every tenant."""
+    if slugs:
+        return None
+    return ("names no tenant: give one or more slugs separated by commas, or leave the setting "
+            "out to sync every active tenant")  # fmt: skip
 
 
 def alert_webhook_url(text: str) -> str:
@@ -79,7 +105,7 @@ def build_spec() -> Spec:
                 "With the default database (var/admin.db), it reads the make up stack's.", False,
                 boolean=True),
         Setting("tenants", "Comma-separated tenant slugs to sync (default: every active tenant).",
-                "", _slugs, metavar="SLUGS"),
+                "", _slugs, metavar="SLUGS", validate=_names_a_tenant),
         Setting("thresholds", "The alert thresholds file, the one `perfanalysis alerting generate` "
                 "reads: each tenant's Grafana rules get its thresholds there, or the defaults "
                 "(default: provisioning/thresholds.yaml in the checkout). An invalid file stops "
