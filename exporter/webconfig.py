@@ -300,13 +300,14 @@ def load(path: str) -> WebConfig:
     from perfanalysis import strictyaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, "rb") as handle:  # PyYAML decodes it, naming the byte that is not UTF-8
             document = strictyaml.load(handle)
     except OSError as exc:
         raise WebConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from None
-    except strictyaml.DuplicateKeyError as exc:
-        # refused as exporter-toolkit refuses it: PyYAML would keep the last of the two, so a
-        # second tls_server_config could turn TLS off without a word
+    except strictyaml.StrictYAMLError as exc:
+        # a repeated key is refused as exporter-toolkit refuses it: PyYAML would keep the last of
+        # the two, so a second tls_server_config could turn TLS off without a word; so are an
+        # alias bomb, deep nesting and a scalar its tag cannot be (!!float two)
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise WebConfigError([f"{path}: {where}{exc.problem}"]) from None

@@ -129,7 +129,7 @@ def load(path: str | Path) -> Thresholds:
     """Read and validate a thresholds file; ThresholdsError lists everything that is wrong."""
     source = str(path)
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        data = strictyaml.load(Path(path).read_text(encoding="utf-8"), _Loader)
     except OSError as exc:
         raise ThresholdsError([f"{source}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
@@ -137,6 +137,10 @@ def load(path: str | Path) -> Thresholds:
     except strictyaml.DuplicateKeyError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ThresholdsError([f"{source}: {where}{exc.problem}"]) from None
+    except strictyaml.StrictYAMLError as exc:  # an alias bomb, deep nesting, !!float two
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise ThresholdsError([f"{source}: {where}{exc.problem}"]) from None
     except yaml.YAMLError as exc:
         raise ThresholdsError([f"{source}: not valid YAML: {exc}"]) from None
@@ -622,6 +626,7 @@ def _emptiness(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    """The type and the value, cut short: a list of aliases may stand for millions of items."""
     if value is None:
         return "nothing"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {strictyaml.show(value)}"

@@ -173,10 +173,11 @@ def _tenant(problems: Problems, value: Any) -> str | None:
     if value is MISSING:
         return None
     if not isinstance(value, str) or not SLUG.match(value):
+        got = strictyaml.show(value) if isinstance(value, str) else v.type_name(value)
         problems.add(
             "tenant",
             "expected a tenant slug: 1-40 lowercase letters, digits and "
-            f"inner hyphens, e.g. acme-prod; got {value!r}",
+            f"inner hyphens, e.g. acme-prod; got {got}",
         )
         return None
     return value

@@ -39,7 +39,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from perfanalysis.strictyaml import DuplicateKeyError, StrictSafeLoader
+from perfanalysis import strictyaml
 from tenants import validation
 from tenants.access import Actor, require, require_platform
 from tenants.audit import record
@@ -395,36 +395,22 @@ def seed_prices(db: Session, actor: Actor, path: Path | str) -> int:
     return changed
 
 
-class _SeedLoader(StrictSafeLoader):
-    """YAML's safe loader refusing a repeated key (a second ``prices:`` would drop the first
-    list), except that an unquoted date that is no date (2025-02-30) stays text, so that its row
-    and field are named like any other bad value."""
-
-    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError:
-            return self.construct_scalar(node)
-
-
-_SeedLoader.add_constructor("tag:yaml.org,2002:timestamp", _SeedLoader.construct_yaml_timestamp)
-
-
 def read_seed(path: Path) -> list[dict[str, Any]]:
-    """The rows of a price file, checked; Invalid names the file and the row (and the field)."""
+    """The rows of a price file, checked; Invalid names the file and the row (and the field).
+    The shared loader refuses a repeated key (a second ``prices:`` would drop the first list),
+    an alias bomb, deep nesting and a scalar its tag cannot be, at their line and column, and
+    keeps an unquoted date that is no date (2025-02-30) as text, so that its row and field are
+    named like any other bad value."""
     try:
         text = path.read_text(encoding="utf-8")
-        document = yaml.load(text, Loader=_SeedLoader)  # noqa: S506 - a SafeLoader
-    except DuplicateKeyError as exc:
+        document = strictyaml.load(text)
+    except strictyaml.StrictYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise Invalid(f"cannot read the price file {path}: {where}{exc.problem}",
                       "path") from None  # fmt: skip
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise Invalid(f"cannot read the price file {path}: {exc}", "path") from None
-    except RecursionError:
-        raise Invalid(f"cannot read the price file {path}: it is nested too deeply",
-                      "path") from None  # fmt: skip
     rows = document.get("prices") if isinstance(document, dict) else None
     if not isinstance(rows, list):
         raise Invalid(f"{path}: expected a top-level 'prices:' list", "prices")

@@ -32,9 +32,11 @@ def seed(runner: Callable[..., Result], path: Path, text: str) -> Result:
         (ROW % "'2025-02-30'", "{path}: prices[0]: as_of must be a date such as 2025-06-01",
          "prices[0].as_of"),
         ("prices: " + "[" * 5000 + "]" * 5000 + "\n",
-         "cannot read the price file {path}: it is nested too deeply", "path"),
+         "cannot read the price file {path}: line 1, column 108: nested too deeply: more than "
+         "100 levels of lists and mappings", "path"),
         ("prices: [{vcpus: !!float two}]\n",
-         "cannot read the price file {path}: could not convert string to float: 'two'", "path"),
+         "cannot read the price file {path}: line 1, column 18: 'two' is not a valid float "
+         "(could not convert string to float: 'two')", "path"),
     ],
 )  # fmt: skip
 def test_a_bad_price_file_is_named(
