@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -133,7 +134,7 @@ def text_list(value: object) -> tuple[str, ...]:
         if not isinstance(item, str) or not item.strip():
             raise ValueError(f"item {index + 1} is {type_name(item)}, expected a name")
         items.append(item.strip())
-    duplicates = sorted({item for item in items if items.count(item) > 1})
+    duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
     if duplicates:
         raise ValueError(f"listed more than once: {', '.join(duplicates)}")
     return tuple(items)
