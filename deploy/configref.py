@@ -116,8 +116,10 @@ OTHER_VARIABLES: tuple[Variable, ...] = (
              "Password for `admin create-user` and `admin set-password` instead of the prompt "
              "(keeps it off the command line)."),
     Variable("PROMETHEUS_MULTIPROC_DIR", ("ingest",), "ingest/main.py",
-             "Directory the gunicorn workers share their metrics in; emptied at start. Default: a "
-             "private temporary directory."),
+             "Directory the gunicorn workers share their metrics in, theirs alone: a previous "
+             "run's metrics files there are removed at start, and a directory that holds the "
+             "SQLite admin database or other `*.db` files is refused. Default: a private "
+             "temporary directory."),
     Variable("STATE_DIRECTORY", ("exporter",), "exporter/config.py",
              "Set by systemd's StateDirectory=: the push spool's default parent."),
     Variable("XDG_STATE_HOME", ("exporter",), "exporter/config.py",

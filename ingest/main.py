@@ -1,7 +1,7 @@
 """``perfanalysis ingest [flags]``: parse the settings, then serve the write API under gunicorn.
 
 Before anything imports prometheus_client, PROMETHEUS_MULTIPROC_DIR is pointed at a directory
-the workers share (the operator's, emptied of a previous run's files, or a private temporary
+the workers share (the operator's, rid of a previous run's metrics files, or a private temporary
 one removed at exit), so /metrics adds up all workers (ingest/metrics.py).
 """
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ingest.settings import load
 from perfanalysis.config import ConfigError, HelpRequested
@@ -31,19 +33,20 @@ def run(argv: Sequence[str]) -> int:
     try:
         settings = load(argv)
         refuse_missing_database(settings["database_url"])
+        check_metrics_dir(settings["database_url"])
     except HelpRequested as exc:
         print(exc.text)
         return 0
     except ConfigError as exc:
-        print("perfanalysis ingest: invalid configuration:", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 2
+        return invalid(exc)
     logging.basicConfig(
         level=settings["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    metrics_dir, owned = prepare_metrics_dir()
+    try:
+        metrics_dir, owned = prepare_metrics_dir()
+    except ConfigError as exc:
+        return invalid(exc)
     master = os.getpid()
     try:
         serve(settings)
@@ -67,15 +70,111 @@ def refuse_missing_database(url: str) -> None:
         raise ConfigError([f"setting database-url: {problem}"])
 
 
+def invalid(exc: ConfigError) -> int:
+    print("perfanalysis ingest: invalid configuration:", file=sys.stderr)
+    for error in exc.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 2
+
+
+def check_metrics_dir(database_url: str) -> None:
+    """PROMETHEUS_MULTIPROC_DIR, when given, made if missing and refused (ConfigError naming it)
+    when it is not a directory this user may write in, or not one for metrics alone: it holds
+    the SQLite database of ``database_url``, or another *.db file, which /metrics would read as
+    a metrics file (prometheus_client reads every *.db file there) and fail."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if not given:
+        return
+    directory = Path(given)
+    where = f"{MULTIPROC_ENV} ({given})"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file stands where the directory or one of its parents must be
+        raise ConfigError([f"{where}: not a directory"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot make the directory: {exc.strerror or exc}"]) from None
+    if not directory.is_dir():
+        raise ConfigError([f"{where}: not a directory"])
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError([f"{where}: not writable by this user: the workers write their "
+                           "metrics there"])  # fmt: skip
+    database = _sqlite_file(database_url)
+    if database is not None and any(
+        _same_directory(parent, directory)
+        for parent in (database.parent, database.resolve().parent)
+    ):
+        raise ConfigError(
+            [f"{where}: holds the admin database {database} (setting database-url): give the "
+             "metrics a directory of their own, which ingest clears of a previous run's metrics "
+             "files"]
+        )  # fmt: skip
+    try:
+        foreign = sorted(
+            entry.name for entry in directory.glob("*.db") if not _is_metrics_file(entry)
+        )
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot be read: {exc.strerror or exc}"]) from None
+    if foreign:
+        raise ConfigError(
+            [f"{where}: holds {', '.join(foreign[:3])}{' and more' if len(foreign) > 3 else ''}, "
+             "not prometheus_client's metrics files: /metrics reads every *.db file there and "
+             "would fail; give the metrics a directory of their own"]
+        )  # fmt: skip
+
+
+# prometheus_client's own files (prometheus_client/values.py, MultiProcessValue): TYPE_PID.db,
+# and gauge_MODE_PID.db for each multiprocess mode of a gauge (Gauge._MULTIPROC_MODES)
+_GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
+                "mostrecent", "livemostrecent")  # fmt: skip
+METRICS_FILE = re.compile(
+    rf"(?:counter|histogram|summary|gauge_(?:{'|'.join(_GAUGE_MODES)}))_[0-9]+\.db"
+)
+
+
+def _is_metrics_file(path: Path) -> bool:
+    return bool(METRICS_FILE.fullmatch(path.name)) and path.is_file() and not path.is_symlink()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL (a file: URI's path too); None for any other."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    if path.startswith("file:"):
+        path = unquote(urlsplit(path).path)
+    return Path(path) if path else None
+
+
+def _same_directory(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # the database's directory is not there (then nor is the database)
+        return False
+
+
 def prepare_metrics_dir() -> tuple[str, bool]:
-    """The multiprocess metrics directory, empty, and whether it is ours to remove."""
+    """The multiprocess metrics directory, rid of a previous run's metrics files (and of
+    nothing else), and whether it is ours to remove; check_metrics_dir has checked it."""
     if "prometheus_client" in sys.modules:
         log.warning("prometheus_client was imported early: /metrics shows one worker at a time")
     given = os.environ.get(MULTIPROC_ENV)
     if given:
-        Path(given).mkdir(parents=True, exist_ok=True)
-        for stale in Path(given).glob("*.db"):
-            stale.unlink()
+        try:
+            for stale in Path(given).glob("*.db"):
+                if _is_metrics_file(stale):
+                    stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                [f"{MULTIPROC_ENV} ({given}): cannot remove a previous run's metrics files: "
+                 f"{exc.strerror or exc}"]
+            ) from None  # fmt: skip
         return given, False
     made = tempfile.mkdtemp(prefix="perfanalysis-ingest-metrics-")
     os.environ[MULTIPROC_ENV] = made

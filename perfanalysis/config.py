@@ -412,6 +412,9 @@ def readable_file(text: str) -> str:
     return text
 
 
+_PORT = re.compile(r"[0-9]+")
+
+
 def listen_address(text: str) -> tuple[str, int]:
     """Parse ``host:port``, ``:port`` or ``[v6]:port`` as node_exporter accepts them."""
     host, sep, port_text = text.rpartition(":")
@@ -419,10 +422,12 @@ def listen_address(text: str) -> tuple[str, int]:
         raise ValueError("expected HOST:PORT, for example :9100 or 127.0.0.1:9100")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 0-65535")
-    return host, port
+    # ASCII digits only: int() also takes " 80", "+80", "8_0" and digits of other scripts
+    # (":٨٠٨٠" listened on 8080), none of which an operator means as a port
+    if not _PORT.fullmatch(port_text):
+        raise ValueError(f"port {port_text!r} is not a number (digits 0-9 only)")
+    digits = port_text.lstrip("0") or "0"  # int() refuses more than 4300 digits
+    if len(digits) > 5 or int(digits) > 65535:
+        shown = port_text if len(port_text) <= 10 else f"{port_text[:10]}..."
+        raise ValueError(f"port {shown} is out of range 0-65535")
+    return host, int(digits)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from perfanalysis import web_tls
 from perfanalysis.config import (
@@ -50,10 +52,89 @@ def database_url(text: str) -> str:
     return text
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+_DIGITS = re.compile(r"[0-9]+")
+_UNSAFE_URL_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def redis_url(text: str) -> str:
-    if text and not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("expected a redis:// URL")
+    """Empty (no Redis), or a URL that redis-py connects with as it is written: checked whole
+    here, since redis-py reads it only in a worker (a bad port killed every one) and passes over
+    some mistakes in silence (port 0 and a db path that is not a number: 6379 and db 0)."""
+    if not text:
+        return text
+    if _UNSAFE_URL_CHARACTERS.search(text):
+        raise ValueError("must not hold whitespace or control characters")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError as exc:  # a broken IPv6 host
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in REDIS_SCHEMES or not text.startswith(f"{parts.scheme}://"):
+        raise ValueError(
+            "expected a redis://HOST[:PORT][/DB], rediss:// (TLS) or unix:///SOCKET-PATH URL"
+        )
+    if parts.fragment or text.endswith("#"):
+        raise ValueError("a Redis URL has no #fragment: write a # in a password as %23")
+    port_text = _port_text(parts.netloc)
+    if parts.scheme == "unix":
+        if host or port_text is not None:
+            raise ValueError(
+                "a unix:// URL names a socket by its absolute path, as in "
+                "unix:///run/redis/redis.sock (three slashes), and has no host or port"
+            )
+        if parts.path in ("", "/"):
+            raise ValueError("no socket path, as in unix:///run/redis/redis.sock")
+    else:
+        if port_text is not None and not _valid_port(port_text):
+            problem = f"port {port_text!r} is not a number from 1 to 65535 (leave it out for 6379)"
+            if "@" in text[len(f"{parts.scheme}://{parts.netloc}") :]:  # cut short by a / in it
+                problem += ": write a / in a password as %2F"
+            raise ValueError(problem)
+        if not host:
+            raise ValueError("no host in the URL, as in redis://HOST:6379/0")
+        db = parts.path[1:]
+        if db and not _DIGITS.fullmatch(db):
+            raise ValueError(
+                f"the path {parts.path!r} is not a database number, as in redis://HOST:6379/0"
+            )
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "db" and not _DIGITS.fullmatch(value):
+            raise ValueError(f"db={value!r} in the query is not a database number (0 or more)")
+    refused = _redis_py_problem(text)
+    if refused:
+        raise ValueError(refused)
     return text
+
+
+def _port_text(netloc: str) -> str | None:
+    """The port as written after HOST: or [V6]: (None when there is no colon)."""
+    address = netloc.rpartition("@")[2]
+    if address.startswith("["):
+        address = address.partition("]")[2]
+    colon, port = address.partition(":")[1:]
+    return port if colon else None
+
+
+def _valid_port(text: str) -> bool:
+    return bool(_DIGITS.fullmatch(text)) and len(text) <= 5 and 1 <= int(text) <= 65535
+
+
+def _redis_py_problem(url: str) -> str | None:
+    """What redis-py says of the URL when it makes a connection of it (without connecting):
+    a query parameter it does not know or whose value it cannot read."""
+    import redis
+
+    try:
+        pool = redis.ConnectionPool.from_url(url)
+        pool.make_connection()
+    except TypeError as exc:
+        unknown = re.search(r"unexpected keyword argument '([^']*)'", str(exc))
+        return f"unknown query parameter {unknown.group(1)!r}" if unknown else str(exc)
+    except (ValueError, redis.RedisError) as exc:
+        return f"redis-py cannot use it: {exc}"
+    pool.disconnect()
+    return None
 
 
 def _influx_retention(text: str) -> str:
