@@ -245,6 +245,13 @@ def parse(
 
 
 _FAILED = object()  # a value that could not be converted (its error is recorded)
+_URL_PASSWORD = re.compile(r"(//[^/?#@\s:]*:)[^/?#\s]*@")
+
+
+def _without_password(text: str) -> str:
+    """``text`` with the password of any URL in it (``scheme://user:password@host``) shown as
+    ``***``: a refused database or Redis URL is printed, and its password must not be."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def _converted(setting: Setting, text: str, where: str, errors: list[str]) -> Any:
@@ -252,8 +259,8 @@ def _converted(setting: Setting, text: str, where: str, errors: list[str]) -> An
     try:
         parsed = parse_bool(text) if setting.boolean else setting.convert(text)
     except (ValueError, TypeError) as exc:
-        shown = "<hidden>" if setting.secret else repr(text)
-        errors.append(f"{where}: invalid value {shown}: {exc}")
+        shown = "<hidden>" if setting.secret else repr(_without_password(text))
+        errors.append(f"{where}: invalid value {shown}: {_without_password(str(exc))}")
         return _FAILED
     if setting.validate is not None:
         problem = setting.validate(parsed)

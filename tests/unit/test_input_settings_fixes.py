@@ -332,6 +332,23 @@ def test_a_bad_redis_url_is_refused_naming_the_flag_and_the_problem(
 
 
 @pytest.mark.parametrize("component", sorted(LOADERS))
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:hunter2@cache:99999/0", "redis://app:hunter2@cache/0#x", "rediss://u:hunter2@"],
+)
+def test_a_refused_redis_url_is_shown_without_its_password(
+    clean_environment: None, component: str, url: str
+) -> None:
+    load, prefix = LOADERS[component]
+    for argv, environ in (([f"--redis-url={url}"], {}), ([], {f"{prefix}REDIS_URL": url})):
+        with pytest.raises(ConfigError) as caught:
+            load(argv, environ)
+        [error] = caught.value.errors
+        assert "hunter2" not in error
+        assert ":***@" in error
+
+
+@pytest.mark.parametrize("component", sorted(LOADERS))
 @pytest.mark.parametrize("url", GOOD_REDIS_URLS)
 def test_a_good_redis_url_is_kept_as_written_and_redis_py_takes_it(
     clean_environment: None, component: str, url: str
