@@ -437,6 +437,88 @@ def provision_storage(ctx: click.Context, slugs: tuple[str, ...], every: bool) -
                "sources the new read passwords")  # fmt: skip
 
 
+@admin.command("read-credentials")
+@click.argument("tenant")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write them to this file (mode 0600, replaced whole) instead of printing them.",
+)
+@click.pass_context
+def read_credentials(ctx: click.Context, tenant: str, output: Path | None) -> None:
+    """Show a tenant's InfluxDB read-only user and its password, as the influx CLI reads them
+    from its environment (INFLUX_USERNAME=..., INFLUX_PASSWORD=...).
+
+    The password is the one stored for Grafana, decrypted under the secret key or a previous
+    one. Each use is recorded in the audit log (never the password). provision-storage gives the
+    user a new password: read it again after that.
+    """
+    from tenants.credentials import read_credentials as read
+
+    app = _app(ctx)
+    where = "standard output" if output is None else str(output)
+    with _private_file(output) as install, app.app_context():
+        db = database.session()
+        found = _tenant(db, tenant)
+        credentials = read(db, _actor(), found, app.extensions["pa_vault"],
+                           os_user=_os_user(), output=where)  # fmt: skip
+        text = f"INFLUX_USERNAME={credentials.user}\nINFLUX_PASSWORD={credentials.password}\n"
+        disabled = "" if found.active else " (the tenant is disabled; its read user still works)"
+        about = (f"tenant {found.slug}: database {credentials.database}, read-only user "
+                 f"{credentials.user}{disabled}")  # fmt: skip
+        if install is None:
+            click.echo(f"{about}; the credentials:", err=True)
+            click.echo(text, nl=False)
+        else:
+            install(text)
+            click.echo(f"{about}; the credentials written to {output}")
+
+
+def _os_user() -> str:
+    """Who ran the command, for the audit log: the login (through sudo, the one who ran sudo)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container's)
+        user = f"uid {os.getuid()}"
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (sudo to {user})" if sudo and sudo != user else user
+
+
+@contextmanager
+def _private_file(path: Path | None) -> Iterator[Callable[[str], None] | None]:
+    """None without PATH; else a function that puts its text in PATH whole (mode 0600, through a
+    temporary file beside it renamed over it). The temporary file is made before the block runs,
+    so a PATH that cannot be written stops the command before anything is read or recorded."""
+    import tempfile
+
+    if path is None:
+        yield None
+        return
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write to {path}: {_write_problem(path, exc)}; nothing was read"
+        ) from None
+
+    def install(text: str) -> None:
+        try:
+            _replace_contents(descriptor, text)
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write to {path}: {exc.strerror or exc}; it was left as it was"
+            ) from None
+
+    try:
+        yield install
+    finally:
+        os.close(descriptor)
+        Path(temporary).unlink(missing_ok=True)
+
+
 @admin.command("set-ingest-limits")
 @click.argument("tenant")
 @click.option("--rate", help="Points per second over all of ingest (0: no limit).")

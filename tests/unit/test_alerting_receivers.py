@@ -180,10 +180,14 @@ def test_a_null_default_route_is_warned_about_at_every_run(
     assert generated["route"]["receiver"] == "null"
 
 
-def test_the_committed_thresholds_warn_about_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_committed_thresholds_warn_only_that_the_example_tenant_has_no_hosts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     capsys.readouterr()
     assert cli.run(["generate", "--check"]) == 0
-    assert capsys.readouterr().err == ""
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"{THRESHOLDS}: tenants.acme: warning: no Prometheus target")
+    assert "targets/acme.yml lists no target" in warning
 
 
 # -- 3. storage failures reach the platform too; the Watchdog its heartbeat
