@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install install-server debian-packages up down status reload admin test test-unit test-integration lint format bench clean
 
 help:
-	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager"
+	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager, alert sink"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    show what runs and whether it is healthy"
 	@echo "make reload    Prometheus and Alertmanager reload their configuration (after 'alerting generate'); exit 1 if refused"

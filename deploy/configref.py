@@ -83,6 +83,8 @@ DEVSTACK_SERVICES = {
     "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": "InfluxDB's backup and restore RPC",
     "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "Prometheus",
     "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "Alertmanager",
+    "PERFANALYSIS_DEV_ALERTSINK_ADDRESS": "the alert sink (Alertmanager's webhooks, appended to "
+    "var/log/alerts.jsonl)",
 }
 DEVSTACK_ADDRESSES = {
     name: f"HOST:PORT of {service} in the `make up` stack; default {DEFAULT_ADDRESSES[name]}."

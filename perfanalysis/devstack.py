@@ -2,6 +2,7 @@
 Docker, PID files.
 
 InfluxDB, the admin app, ingest, the exporter (pushing into ingest with the demo collector's key),
+the alert sink (perfanalysis.alertsink: Alertmanager's webhooks, appended to var/log/alerts.jsonl),
 Prometheus and Alertmanager, each in its own session with its log in ``var/log`` and its PID in
 ``var/run``. ``up`` reuses what already runs and what the first run created (the InfluxDB admin
 and ingest passwords, the demo tenant, collector and key), waits for readiness with a deadline
@@ -9,7 +10,9 @@ and prints every URL and the logins; when a step fails it stops what it had star
 the addresses it used in ``var/addresses.json``, where later commands find the running services
 whatever the environment says. Ingest writes as the ``ingest`` InfluxDB user, which the admin
 app keeps a non-admin with WRITE on the tenant databases only. ``reload`` has Prometheus and
-Alertmanager load their configuration again (SIGHUP) and checks their reload metrics.
+Alertmanager load their configuration again (SIGHUP), Prometheus' (and, with the alert sink
+moved, Alertmanager's) written again from provisioning/ with the stack's addresses, and checks
+their reload metrics.
 
 A PID file holds the PID and the process's identity (boot and start time), so a PID reused by
 another program after a crash or a reboot is never taken for a service; when that process has
@@ -59,6 +62,8 @@ DEFAULT_ADDRESSES = {
     "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": "127.0.0.1:9100",
     "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "127.0.0.1:9090",
     "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "127.0.0.1:9093",
+    # the default of provisioning/thresholds.yaml's webhooks: the generated alertmanager.yml's
+    "PERFANALYSIS_DEV_ALERTSINK_ADDRESS": "127.0.0.1:9095",
 }
 # inherited variables that would point the stack's children at other state than its own
 FOREIGN_STATE_VARIABLES = frozenset(
@@ -104,6 +109,7 @@ ADDRESS_OWNERS = {
     "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS": "exporter",
     "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": "prometheus",
     "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": "alertmanager",
+    "PERFANALYSIS_DEV_ALERTSINK_ADDRESS": "alertsink",
 }
 
 
@@ -184,6 +190,9 @@ class Service:
     listens: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[], None] | None = None
     after_ready: Callable[[], None] | None = None
+    # what make status shows on its line, when not the ready URL (InfluxDB's base URL, which
+    # the report's --influxdb.url takes, rather than its /ping)
+    status_url: str = ""
 
     @property
     def pid_file(self) -> Path:
@@ -343,6 +352,7 @@ def services() -> list[Service]:
         ["influxd", "-config", str(var / "influxdb" / "influxdb.conf")],
         f"http://{influxdb_address}/ping",
         {"HTTP API": f"http://{influxdb_address}"},
+        status_url=f"http://{influxdb_address}",
         listens={
             "PERFANALYSIS_DEV_INFLUXDB_ADDRESS": influxdb_address,
             "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS": address(
@@ -414,11 +424,25 @@ def services() -> list[Service]:
         listens={"PERFANALYSIS_DEV_PROMETHEUS_ADDRESS": prometheus_address},
         prepare=_write_prometheus_config,
     )
+    alertsink_address = address("PERFANALYSIS_DEV_ALERTSINK_ADDRESS")
+    alertsink = Service(
+        "alertsink",
+        [
+            sys.executable,
+            "-m",
+            "perfanalysis.alertsink",
+            f"--listen-address={alertsink_address}",
+            f"--file={alerts_file()}",
+        ],
+        f"http://{alertsink_address}/health",
+        {"webhooks": f"http://{alertsink_address}/", "alerts (JSON lines)": str(alerts_file())},
+        listens={"PERFANALYSIS_DEV_ALERTSINK_ADDRESS": alertsink_address},
+    )
     alertmanager = Service(
         "alertmanager",
         [
             "prometheus-alertmanager",
-            f"--config.file={ROOT / 'provisioning/alertmanager/alertmanager.yml'}",
+            f"--config.file={alertmanager_config_file()}",
             f"--storage.path={var / 'alertmanager'}",
             f"--web.listen-address={alertmanager_address}",
             "--cluster.listen-address=",
@@ -426,8 +450,57 @@ def services() -> list[Service]:
         f"http://{alertmanager_address}/-/ready",
         {"UI": f"http://{alertmanager_address}/"},
         listens={"PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": alertmanager_address},
+        prepare=_write_alertmanager_config,
     )
-    return [influxdb, admin, ingest, exporter, prometheus, alertmanager]
+    # the sink before Alertmanager, which posts to it (and down stops it after Alertmanager)
+    return [influxdb, admin, ingest, exporter, alertsink, prometheus, alertmanager]
+
+
+def alerts_file() -> Path:
+    """Where the alert sink appends each notification Alertmanager posts, one JSON line each."""
+    return var_dir() / "log" / "alerts.jsonl"
+
+
+GENERATED_ALERTMANAGER_CONFIG = ROOT / "provisioning" / "alertmanager" / "alertmanager.yml"
+
+
+def _sink_moved() -> bool:
+    sink = "PERFANALYSIS_DEV_ALERTSINK_ADDRESS"
+    return address(sink) != DEFAULT_ADDRESSES[sink]
+
+
+def alertmanager_config_file() -> Path:
+    """What Alertmanager runs on: the generated file, whose receivers post to the alert sink's
+    default address; with the sink moved, var/alertmanager/alertmanager.yml, written from it at
+    each start and reload with those webhooks pointed at where the sink is."""
+    if _sink_moved():
+        return var_dir() / "alertmanager" / "alertmanager.yml"
+    return GENERATED_ALERTMANAGER_CONFIG
+
+
+def _write_alertmanager_config() -> None:
+    """With the alert sink moved, the generated alertmanager.yml with its webhooks to the sink's
+    default address (the generated receivers', from provisioning/thresholds.yaml) pointed at the
+    address the sink has, other webhooks as they are; else nothing (it runs on the generated)."""
+    if not _sink_moved():
+        return
+    import yaml
+
+    config = yaml.safe_load(GENERATED_ALERTMANAGER_CONFIG.read_text())
+    default_sink = DEFAULT_ADDRESSES["PERFANALYSIS_DEV_ALERTSINK_ADDRESS"]
+    sink = address("PERFANALYSIS_DEV_ALERTSINK_ADDRESS")
+    for receiver in config.get("receivers") or []:
+        for webhook in receiver.get("webhook_configs") or []:
+            url = urllib.parse.urlsplit(str(webhook.get("url", "")))
+            if url.scheme == "http" and url.netloc == default_sink:
+                webhook["url"] = urllib.parse.urlunsplit(url._replace(netloc=sink))
+    target = alertmanager_config_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "# Written by 'make up' from provisioning/alertmanager/alertmanager.yml, webhooks to "
+        f"{default_sink} pointed at the alert sink ({sink}): edit that one.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
 
 
 def _write_prometheus_config() -> None:
@@ -983,7 +1056,8 @@ def _wait_reloaded(service: Service, before: ReloadState | None, offset: int) ->
 
 def reload(stack: list[Service]) -> int:
     """SIGHUP to the stack's Prometheus and Alertmanager, by their PID files, after writing
-    Prometheus' configuration again from provisioning/; then wait until each has reloaded. 0
+    Prometheus' configuration (and Alertmanager's, with the alert sink moved) again from
+    provisioning/; then wait until each has reloaded. 0
     when both took their configuration, else 1 with what went wrong (a service that does not
     run, a file it refused: it keeps the previous configuration)."""
     targets = [service for service in stack if service.name in RELOADED]
@@ -992,16 +1066,20 @@ def reload(stack: list[Service]) -> int:
         print(f"{' and '.join(stopped)}: not running; 'make up' starts the stack with the "
               "current configuration", file=sys.stderr)  # fmt: skip
         return 1
-    try:  # provisioning/prometheus/prometheus.yml may have changed since make up wrote it
-        _write_prometheus_config()
-    except Exception as exc:  # an edit yaml cannot read, or of another shape
-        print(
-            "prometheus: cannot write its configuration from "
-            f"{ROOT / 'provisioning/prometheus/prometheus.yml'} ({type(exc).__name__}: {exc}); "
-            "nothing was reloaded",
-            file=sys.stderr,
-        )
-        return 1
+    # provisioning/ may have changed since make up wrote their files from it
+    for name, write, source in (
+        ("prometheus", _write_prometheus_config, "provisioning/prometheus/prometheus.yml"),
+        ("alertmanager", _write_alertmanager_config, "provisioning/alertmanager/alertmanager.yml"),
+    ):
+        try:
+            write()
+        except Exception as exc:  # an edit yaml cannot read, or of another shape
+            print(
+                f"{name}: cannot write its configuration from {ROOT / source} "
+                f"({type(exc).__name__}: {exc}); nothing was reloaded",
+                file=sys.stderr,
+            )
+            return 1
     waiting = []
     for service in targets:
         before, offset = _reload_state(service), _log_size(service)
@@ -1101,7 +1179,8 @@ def main(argv: list[str]) -> int:
             pid = running_pid(service)
             state, wrong = health(service) if pid else ("stopped", "")
             failing += state != "healthy"
-            print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} {service.ready_url}"
+            print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} "
+                  f"{service.status_url or service.ready_url}"
                   + (f"  {wrong}" if wrong else ""))  # fmt: skip
         return 1 if failing else 0
     if command == "admin":

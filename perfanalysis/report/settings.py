@@ -10,11 +10,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from perfanalysis.config import (
     Setting,
     Spec,
     admin_database_url,
+    http_url,
     optional_http_url,
     parse,
     positive_int,
@@ -23,6 +25,34 @@ from perfanalysis.config import (
 from perfanalysis.report.files import same_file, target_problem
 
 ENV_PREFIX = "PERFANALYSIS_REPORT_"
+DEFAULT_INFLUXDB_URL = "http://127.0.0.1:8086"
+# the first segments of InfluxDB 1.x's own endpoints: a URL whose path holds one names an
+# endpoint, not the base the report puts /query after (make status once showed .../ping)
+INFLUXDB_ENDPOINTS = frozenset({"ping", "query", "write", "health", "metrics", "debug", "api"})
+
+
+def influxdb_base_url(text: str) -> str:
+    """InfluxDB's base URL, where /query is: any path before it is a proxy's prefix. A URL
+    naming one of InfluxDB's endpoints (/ping, /query, ...) or with a query or fragment is
+    refused with the base URL to give, rather than read as a base that every query 404s under."""
+    if not text:
+        return text
+    url = http_url(text)
+    parts = urlsplit(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    endpoint = next((i for i, s in enumerate(segments) if s.lower() in INFLUXDB_ENDPOINTS), None)
+    if endpoint is None and not parts.query and not parts.fragment:
+        return url
+    kept = segments if endpoint is None else segments[:endpoint]
+    base = urlunsplit((parts.scheme, parts.netloc, "/".join(["", *kept]), "", ""))
+    what = (
+        f"its path ends in /{'/'.join(segments[endpoint:])}, an InfluxDB endpoint"
+        if endpoint is not None
+        else "it has a query or fragment"
+    )
+    raise ValueError(
+        f"not InfluxDB's base URL ({what}): give {base}, to which the report adds /query"
+    )
 
 
 def build_spec() -> Spec:
@@ -55,9 +85,11 @@ def build_spec() -> Spec:
         ),
         Setting(
             "influxdb.url",
-            "InfluxDB 1.x URL (the YAML's influxdb.url wins when given).",
-            "http://127.0.0.1:8086",
-            optional_http_url,
+            "InfluxDB 1.x base URL, without /ping or /query (the YAML's influxdb.url wins when "
+            f"given); default: {DEFAULT_INFLUXDB_URL}, or with --dev the address 'make up' "
+            "recorded for its InfluxDB in var/addresses.json (as 'make status' shows it).",
+            "",
+            influxdb_base_url,
             metavar="URL",
         ),
         Setting(
@@ -160,8 +192,19 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[
         from perfanalysis.paths import var_dir
 
         values["database_url"] = f"sqlite:///{var_dir() / 'admin.db'}"
+    if not values["influxdb_url"]:
+        values["influxdb_url"] = dev_influxdb_url() if values["dev"] else DEFAULT_INFLUXDB_URL
     if not values["secret_key"] and values["dev"]:
         from tenants.settings import development_secret
 
         values["secret_key"] = development_secret()
     return values
+
+
+def dev_influxdb_url() -> str:
+    """The local stack's InfluxDB, where ``make status`` and ``make admin`` find it: the address
+    ``make up`` recorded while the stack runs, else PERFANALYSIS_DEV_INFLUXDB_ADDRESS or its
+    default."""
+    from perfanalysis.devstack import address
+
+    return f"http://{address('PERFANALYSIS_DEV_INFLUXDB_ADDRESS')}"

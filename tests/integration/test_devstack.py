@@ -28,7 +28,7 @@ from perfanalysis.testing.servers import (
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("influxdb", "admin", "ingest", "exporter", "prometheus", "alertmanager")
+SERVICES = ("influxdb", "admin", "ingest", "exporter", "alertsink", "prometheus", "alertmanager")
 ADDRESS_VARIABLES = (
     "PERFANALYSIS_DEV_INFLUXDB_ADDRESS",
     "PERFANALYSIS_DEV_INFLUXDB_RPC_ADDRESS",
@@ -37,6 +37,7 @@ ADDRESS_VARIABLES = (
     "PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS",
     "PERFANALYSIS_DEV_PROMETHEUS_ADDRESS",
     "PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS",
+    "PERFANALYSIS_DEV_ALERTSINK_ADDRESS",
 )
 
 
