@@ -22,6 +22,7 @@ from tenants.crypto import (
     verify_password,
 )
 from tenants.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from tenants.grants import refuse_if_expiring_token
 from tenants.models import ApiToken, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
 from tenants.throttle import Throttle
@@ -43,6 +44,7 @@ def create_user(
     platform_admin: bool = False,
 ) -> User:
     require_platform(actor)
+    refuse_if_expiring_token(db, actor, "create a user")
     email = validation.email(email)
     name = validation.name(name, "name", required=False)
     problem = password_problem(password if isinstance(password, str) else "")
@@ -144,6 +146,7 @@ def set_password(db: Session, actor: Actor, user: User, new: str) -> None:
     other path; the changed stamp ends the user's sessions (their API tokens are kept). The
     caller also tells this process's PrincipalCache (``forget_user``)."""
     require_platform(actor)
+    refuse_if_expiring_token(db, actor, "set a user's password", "password")
     problem = password_problem(new if isinstance(new, str) else "")
     if problem:
         raise Invalid(problem, "password")
@@ -181,6 +184,10 @@ def change_user(
     """``set_active`` and ``set_platform_admin`` at once (None leaves a flag as it is), in one
     transaction: a refusal of either leaves both unchanged. Whether anything changed."""
     require_platform(actor)
+    if active and not user.is_active:
+        refuse_if_expiring_token(db, actor, f"enable {user.email}", "active")
+    if platform_admin and not user.is_platform_admin:
+        refuse_if_expiring_token(db, actor, f"make {user.email} platform admin", "platform_admin")
     changed = False
     if active is not None and user.is_active != active:
         if not active and user.is_platform_admin:
@@ -289,7 +296,10 @@ def _give_role(
     db: Session, actor: Actor, tenant: Tenant, user: User, membership: Membership | None, role: str
 ) -> Membership:
     if membership is None:  # or one a concurrent request made: changed as if it was there before
+        refuse_if_expiring_token(db, actor, f"add {user.email} to {tenant.name}", "email")
         membership, _ = invitations.join_tenant(db, user, tenant, role)
+    elif RANK[role] > RANK[membership.role]:
+        refuse_if_expiring_token(db, actor, f"raise {user.email}'s role to {role}", "role")
     if membership.role == "admin" and role != "admin":
         _refuse_if_last_admin(db, tenant, user, "demote", "role")
     membership.role = role

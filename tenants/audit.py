@@ -20,6 +20,8 @@ def record(
     target_id: object = "",
     **details: Any,
 ) -> AuditEvent:
+    if actor.token_id is not None:  # which of the user's tokens, should one be stolen
+        details = {**details, "api_token": actor.token_id}
     event = AuditEvent(
         actor_user_id=actor.user.id if actor.user else None,
         actor=actor.label,

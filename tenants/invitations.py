@@ -46,6 +46,7 @@ from tenants.access import RANK, Actor, require
 from tenants.audit import record
 from tenants.crypto import CredentialHasher
 from tenants.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from tenants.grants import refuse_if_expiring_token
 from tenants.models import Invitation, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
 
@@ -132,6 +133,7 @@ def invite(
     """Invite ``email`` to ``tenant`` with ``role``; the same answer whether or not an account
     has that address. Replaces the address's pending invitation to the tenant."""
     require(db, actor, tenant, "admin")
+    refuse_if_expiring_token(db, actor, f"invite to {tenant.name}")
     email = validation.email(email)
     if role not in RANK:
         raise Invalid(f"role must be one of {', '.join(RANK)}", "role")

@@ -617,7 +617,8 @@ def test_tenant_audit_is_newest_first_and_pages(world: World) -> None:
     assert page["events"][0] == {
         "id": ANY, "at": AT, "actor": "boss@acme.test", "actor_user_id": world.ids["boss"],
         "tenant_id": ANY, "action": "tenant.rename", "target_type": "tenant", "target_id": ANY,
-        "details": {"old": "Acme", "new": "Acme 2"}, "ip": "127.0.0.1",
+        "details": {"old": "Acme", "new": "Acme 2", "api_token": world.boss.token_id},
+        "ip": "127.0.0.1",
     }  # fmt: skip
     assert page["next_before"] == page["events"][1]["id"]
     rest = world.boss("GET", f"/tenants/acme/audit?before={page['next_before']}").get_json()

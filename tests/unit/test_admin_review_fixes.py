@@ -18,12 +18,12 @@ from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from tenants import db as database
-from tenants.access import system_actor, tenant_for
+from tenants.access import role_in, system_actor, tenant_for
 from tenants.accounts import get_user_by_email, issue_token, set_active
 from tenants.collectors import register_collector
 from tenants.loadtests import runs as stored_runs
 from tenants.models import ApiKey, ApiToken, AuditEvent, Membership, User
-from tests.conftest import Caller, csrf, issue_test_token, login, table_snapshot
+from tests.conftest import PASSWORD, Caller, csrf, issue_test_token, login, table_snapshot
 from tests.unit.test_loadtests_support import document
 
 BOSS, ANA, VIC, ROOT = "boss@acme.test", "ana@acme.test", "vic@acme.test", "root@example.test"
@@ -285,6 +285,76 @@ def test_automation_rotates_its_token_through_the_api(app: Flask, short: Caller)
     assert listed[short.token_id] == "revoked"
     assert listed[following.token_id] == "active"
     assert _expiry(app, following.token_id) == _expiry(app, short.token_id)
+
+
+def _emails(app: Flask) -> set[str]:
+    with app.app_context():
+        return set(database.session().scalars(select(User.email)))
+
+
+def _role(app: Flask, email: str, tenant: str = "acme") -> str | None:
+    with app.app_context():
+        db = database.session()
+        user = get_user_by_email(db, email)
+        assert user is not None
+        return role_in(db, user, tenant_for(db, system_actor(), tenant))
+
+
+def test_an_expiring_platform_admin_token_cannot_make_lasting_accounts(
+    app: Flask, client: FlaskClient, acme: dict[str, int]
+) -> None:
+    """A one-day token that could create an account with its own password, or make one platform
+    admin, would outlive itself through that account's never-expiring tokens."""
+    short = Caller(client, _token(app, ROOT, days=1))
+    before = _emails(app)
+    made = short("POST", "/users", {"email": "mallory@evil.test", "password": PASSWORD})
+    assert made.status_code == 403, made.get_json()
+    assert "API token that expires" in made.get_json()["error"]["message"]
+    promoted = short("PATCH", f"/users/{acme[OUT]}", {"platform_admin": True})
+    assert promoted.status_code == 403
+    assert promoted.get_json()["error"]["field"] == "platform_admin"
+    added = short("POST", "/tenants/acme/members", {"email": OUT, "role": "viewer"})
+    assert added.status_code == 403
+    assert _emails(app) == before
+    assert _role(app, OUT) is None
+    with app.app_context():
+        out = get_user_by_email(database.session(), OUT)
+        assert out is not None and not out.is_platform_admin
+    # lowering access stays open to it; enabling a disabled user again does not
+    assert short("PATCH", f"/users/{acme[VIC]}", {"active": False}).status_code == 200
+    assert short("PATCH", f"/users/{acme[VIC]}", {"active": True}).status_code == 403
+    lasting = Caller(client, _token(app, ROOT))
+    assert lasting("PATCH", f"/users/{acme[VIC]}", {"active": True}).status_code == 200
+    made = lasting("POST", "/users", {"email": "new@example.test", "password": PASSWORD})
+    assert made.status_code == 201
+    with app.app_context():
+        events = database.session().scalars(
+            select(AuditEvent).where(AuditEvent.action == "user.create")
+        )
+        made_by = {e.details["email"]: e.details.get("api_token") for e in events}
+    assert made_by["new@example.test"] == lasting.token_id
+
+
+def test_an_expiring_tenant_admin_token_cannot_invite_or_raise_roles(
+    app: Flask, client: FlaskClient, acme: dict[str, int]
+) -> None:
+    short = Caller(client, _token(app, BOSS, days=1))
+    invited = short("POST", "/tenants/acme/invitations", {"email": OUT, "role": "admin"})
+    assert invited.status_code == 403
+    assert short("GET", "/tenants/acme/invitations").get_json()["invitations"] == []
+    raised = short("PATCH", f"/tenants/acme/members/{acme[VIC]}", {"role": "admin"})
+    assert raised.status_code == 403 and raised.get_json()["error"]["field"] == "role"
+    assert _role(app, VIC) == "viewer"
+    lowered = short("PATCH", f"/tenants/acme/members/{acme[ANA]}", {"role": "viewer"})
+    assert lowered.status_code == 200
+    assert _role(app, ANA) == "viewer"
+    signed_in = _logged_in(app, BOSS)
+    invited = signed_in.post(
+        "/api/v1/tenants/acme/invitations",
+        json={"email": OUT, "role": "admin"},
+        headers={"X-CSRF-Token": csrf(signed_in)},
+    )
+    assert invited.status_code == 201
 
 
 def test_the_document_describes_the_token_limits(client: FlaskClient) -> None:

@@ -279,9 +279,10 @@ def test_a_disabled_users_session_and_token_are_refused_at_once_and_come_back_pa
     assert world.callers["vic"]("GET", "/me").status_code == 200  # at once, as for the refusal
     assert browser.get("/account").status_code == 302  # the session ended for good
     vic = str(world.ids["vic"])
+    root_token = world.callers["root"].token_id
     assert world.user_events() == [
-        ("user.disable", ROOT, vic, {"email": VIC}),
-        ("user.enable", ROOT, vic, {"email": VIC}),
+        ("user.disable", ROOT, vic, {"email": VIC, "api_token": root_token}),
+        ("user.enable", ROOT, vic, {"email": VIC, "api_token": root_token}),
     ]  # the second disable changed nothing and recorded nothing
 
 
@@ -336,9 +337,10 @@ def test_platform_admin_is_granted_and_revoked_with_effect_at_once(world: World)
         {"tenant": "acme", "tenant_name": "Acme", "role": "admin"}
     ]  # their tenant role stays
     assert world("boss", "GET", "").status_code == 403
+    root_token = world.callers["root"].token_id
     assert world.user_events() == [
-        ("user.platform_admin.grant", ROOT, boss, {"email": BOSS}),
-        ("user.platform_admin.revoke", ROOT, boss, {"email": BOSS}),
+        ("user.platform_admin.grant", ROOT, boss, {"email": BOSS, "api_token": root_token}),
+        ("user.platform_admin.revoke", ROOT, boss, {"email": BOSS, "api_token": root_token}),
     ]
 
 
