@@ -26,6 +26,16 @@ Every request is still answered for its own points, and only after storage accep
   refusal, a bug): each member writes its own payload again, alone, and gets its own answer.
   InfluxDB keeps one value per series, field and timestamp, so writing a point again replaces
   it with itself: points of the group that storage had written are not duplicated.
+
+A request that waits for a lane is answered within ``timeout`` (``storage.timeout``) of its
+arrival here, not after the writes ahead of it and then its own write, each taking up to that
+(twice it in all: past Telegraf's 5 s, whose requests would then end without the answer). Still
+waiting at its deadline, it leaves the queue and fails (StorageOutOfTime: 503, nothing sent);
+the group it is written in is given only the time its oldest member has left, and fails the same
+way if storage does not answer within it. Storage may then still store those points: the client
+sends them again, and they replace themselves. Neither starts the hold: storage answered the
+writes ahead within the timeout, and a write sent with less time than that proves nothing about
+it. A request that finds a lane free is sent at once with the writer's whole timeout, as before.
 """
 
 from __future__ import annotations
@@ -36,12 +46,26 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.storage import StorageError, StorageUnavailable, StorageUnreachable, StorageWriter
+from ingest.storage import (
+    StorageError,
+    StorageTimedOut,
+    StorageUnavailable,
+    StorageUnreachable,
+    TimedStorageWriter,
+)
+
+
+class StorageOutOfTime(StorageUnavailable):
+    """This write's time (``timeout`` from its arrival) ran out while it waited for a lane, or
+    storage did not answer within what was left of it: retry later. Storage is not known to be
+    down, so no hold starts."""
 
 
 @dataclass(eq=False)
 class _Member:
     payload: bytes
+    deadline: float | None  # by the writer's clock; None: no deadline (the inner writer's own)
+    queued: bool = False  # waited for a lane: its writes have only the time left to its deadline
     done: threading.Event = field(default_factory=threading.Event)
     group: list[_Member] | None = None  # set when this member is to write a group (its own first)
     written: bool = False  # storage accepted this member's points
@@ -72,12 +96,13 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        inner: StorageWriter,
+        inner: TimedStorageWriter,
         lanes: int,
         max_bytes: int,
         observe_group: Callable[[int], None] | None = None,
         hold: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timeout: float | None = None,
     ) -> None:
         if lanes < 1:
             raise ValueError("lanes must be at least 1")
@@ -88,13 +113,16 @@ class GroupCommitWriter:
         self._observe_group = observe_group
         # seconds writes fail at once after storage did not answer one: its timeout by default
         self.hold = float(getattr(inner, "timeout", 0.0)) if hold is None else hold
+        # seconds from a write's arrival to its answer when it waits for a lane: the inner
+        # writer's timeout by default; None (an inner writer without one): no deadline
+        self.timeout = getattr(inner, "timeout", None) if timeout is None else timeout
         self.clock = clock
         self._lock = threading.Lock()
         self._lines: dict[str, _Line] = {}
         self._outages: dict[str, _Outage] = {}
 
     def write(self, database: str, payload: bytes) -> None:
-        member = _Member(payload)
+        member = _Member(payload, None if self.timeout is None else self.clock() + self.timeout)
         with self._lock:
             probe = self._admit(database)  # or raise at once: storage did not answer lately
             line = self._lines.get(database)
@@ -104,12 +132,13 @@ class GroupCommitWriter:
                 line.in_flight += 1
                 member.group = [member]
             else:
+                member.queued = True
                 line.waiting.append(member)
         answered = False  # storage answered this write, whatever it said
         try:
             self._write_member(database, line, member)
             answered = True
-        except StorageUnreachable:
+        except (StorageUnreachable, StorageOutOfTime):
             raise
         except StorageError:
             answered = True
@@ -120,7 +149,7 @@ class GroupCommitWriter:
 
     def _write_member(self, database: str, line: _Line, member: _Member) -> None:
         if member.group is None:
-            member.done.wait()
+            self._wait_for_turn(line, member)
         if member.group is not None:
             self._write_group(database, line, member.group)
         if member.written:
@@ -128,7 +157,43 @@ class GroupCommitWriter:
         if member.unavailable is not None:
             raise _again(member.unavailable)
         # the group failed otherwise (or its writer never finished): this payload alone
-        self.inner.write(database, member.payload)
+        self._send(database, member.payload, [member])
+
+    def _wait_for_turn(self, line: _Line, member: _Member) -> None:
+        """Wait until the member is taken into a group (or failed with the write ahead); raise
+        StorageOutOfTime, out of the queue, if its deadline comes first."""
+        if member.deadline is not None:
+            if member.done.wait(max(0.0, member.deadline - self.clock())):
+                return
+            with self._lock:
+                if member in line.waiting:  # not taken meanwhile
+                    line.waiting.remove(member)
+                    raise StorageOutOfTime(
+                        f"the writes ahead of this one to this database took its whole "
+                        f"storage.timeout ({self.timeout:g}s): not sent; retry later"
+                    )
+        member.done.wait()  # taken: its group's write has at most this member's time left
+
+    def _send(self, database: str, payload: bytes, members: list[_Member]) -> None:
+        """One write to storage, given what time ``members`` have left if they waited for a
+        lane: StorageOutOfTime if it is none, or if storage does not answer within it."""
+        if not any(member.queued and member.deadline is not None for member in members):
+            self.inner.write(database, payload)
+            return
+        left = min(m.deadline for m in members if m.deadline is not None) - self.clock()
+        if left <= 0:
+            raise StorageOutOfTime(
+                f"no time left of this write's storage.timeout ({self.timeout:g}s) after "
+                "waiting behind the writes ahead of it: not sent; retry later"
+            )
+        try:
+            self.inner.write(database, payload, timeout=left)
+        except StorageTimedOut as exc:
+            raise StorageOutOfTime(
+                f"storage did not answer within the {round(left, 3):g}s left of this write's "
+                f"storage.timeout ({self.timeout:g}s) after waiting behind the writes ahead "
+                "of it; retry later"
+            ) from exc
 
     def _admit(self, database: str) -> bool:
         """Whether this write is the probe of an outage; raise if it must fail at once. The
@@ -163,7 +228,7 @@ class GroupCommitWriter:
         try:
             if len(group) == 1:  # the writer's own exception reaches this thread unchanged
                 try:
-                    self.inner.write(database, group[0].payload)
+                    self._send(database, group[0].payload, group)
                 except StorageUnreachable as exc:
                     unreachable = exc
                     raise
@@ -217,7 +282,7 @@ class GroupCommitWriter:
     def _write_together(self, database: str, group: list[_Member]) -> StorageUnreachable | None:
         """Write the group's payloads as one; the error if storage did not answer."""
         try:
-            self.inner.write(database, b"\n".join(member.payload for member in group))
+            self._send(database, b"\n".join(member.payload for member in group), group)
         except StorageUnavailable as exc:
             for member in group:
                 member.unavailable = exc

@@ -199,6 +199,7 @@ def build_spec() -> Spec:
             None,
             database_url,
             metavar="URL",
+            conventional_env="DATABASE_URL",
         )
     )
     add(
@@ -209,6 +210,7 @@ def build_spec() -> Spec:
             "",
             redis_url,
             metavar="URL",
+            conventional_env="REDIS_URL",
         )
     )
     add(
@@ -480,11 +482,7 @@ def _checks(values: dict[str, Any]) -> list[str]:
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parse the ingest settings; raises ConfigError listing every problem."""
-    env = dict(os.environ if environ is None else environ)
-    for conventional in ("DATABASE_URL", "REDIS_URL"):
-        if conventional in env and f"{ENV_PREFIX}{conventional}" not in env:
-            env[f"{ENV_PREFIX}{conventional}"] = env[conventional]
-    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    values = parse(build_spec(), argv, os.environ if environ is None else environ)
     if values["secret_key"] is None:
         values["secret_key"] = development_secret()
     if values["database_url"] is None:

@@ -6,8 +6,9 @@ timestamps, and translate what storage answered into these errors (architecture 
 * StorageUnavailable: down, too slow, or 5xx/429. The client gets 503 with Retry-After and
   retries; nothing is retried here, so a request never outlives its timeout.
   StorageUnreachable, a kind of it, is no answer at all (connection refused or reset, no answer
-  within the timeout): group commit (ingest/groupcommit.py) then fails the writes queued behind
-  it at once, and for a while answers new ones without asking storage but for one probe.
+  within the timeout, StorageTimedOut): group commit (ingest/groupcommit.py) then fails the
+  writes queued behind it at once, and for a while answers new ones without asking storage but
+  for one probe.
 * StorageRefused, a kind of StorageUnavailable: storage refused ingest itself (401, 403, or a
   database not found): its credentials or grants are wrong, or the tenant's database is
   missing. 503 as well, so clients keep their points until an operator fixes it; logged as an
@@ -81,6 +82,10 @@ class StorageUnreachable(StorageUnavailable):
     """Storage gave no answer: it refused or dropped the connection, or did not answer in time."""
 
 
+class StorageTimedOut(StorageUnreachable):
+    """Storage did not answer within the time the write was given."""
+
+
 class StorageRefused(StorageUnavailable):
     """Storage refused ingest itself: its credentials, its rights on the database, or a database
     that does not exist. An operator must fix it; until then clients keep their points and retry.
@@ -134,6 +139,16 @@ class StorageWriter(Protocol):
     def close(self) -> None: ...
 
 
+class TimedStorageWriter(StorageWriter, Protocol):
+    """A writer to storage itself, whose writes group commit may give less than its timeout."""
+
+    timeout: float
+
+    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
+        """As StorageWriter's; ``timeout``: the seconds storage may take to answer this write
+        instead of the writer's own, StorageTimedOut after them."""
+
+
 def classify(status: int, message: str) -> StorageError:
     """The error for a non-2xx answer from storage."""
     text = f"storage answered {status}: {message}"
@@ -166,8 +181,8 @@ def refusal(status: int, body: bytes | str | None) -> str:
 
 def _error_text(body: bytes | str | None) -> str:
     """What storage said in an error answer's body: the ``error`` or ``message`` of InfluxDB's
-    JSON, else the text (VictoriaMetrics answers text/plain, a proxy an HTML page). The v1
-    writer has the body as bytes; influxdb-client (the v2 writer) hands it over decoded, or None.
+    JSON, else the text (VictoriaMetrics answers text/plain, a proxy an HTML page, perhaps not in
+    UTF-8: its bytes that are not are shown as U+FFFD). Both writers have the body as bytes.
     """
     if not body:
         return ""
@@ -222,13 +237,13 @@ class V1Writer:
         self._lock = threading.Lock()
         self._write_heads: dict[str, str] = {}
 
-    def write(self, database: str, payload: bytes) -> None:
+    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
         line = self._write_heads.get(database)
         if line is None:
             query = urllib.parse.urlencode({"db": database, "precision": "ns"})
             line = self._write_heads[database] = f"POST {self._path}/write?{query} HTTP/1.1\r\n"
         head = f"{line}{self._headers}Content-Length: {len(payload)}\r\n\r\n".encode()
-        status, body = self._exchange(head, payload)
+        status, body = self._exchange(head, payload, timeout)
         if not 200 <= status < 300:
             raise classify(status, _error_text(body))
 
@@ -265,7 +280,7 @@ class V1Writer:
         try:
             answer = connection.exchange(head, body)
         except TimeoutError as exc:
-            raise StorageUnreachable(f"storage did not answer within {wait:g}s") from exc
+            raise StorageTimedOut(f"storage did not answer within {round(wait, 3):g}s") from exc
         except (OSError, http1.BadAnswer) as exc:
             raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}: {exc}") from exc
         if answer.reusable:
@@ -305,42 +320,33 @@ def _still_open(connection: http1.Connection) -> bool:
 
 
 class V2Writer:
-    """influxdb-client's synchronous write API: bucket = the tenant's database, no retries."""
+    """influxdb-client's ``/api/v2/write`` call: bucket = the tenant's database, no retries.
+
+    The call is made with influxdb-client's ``_preload_content=False``, which hands over
+    storage's answer undecoded: otherwise influxdb-client decodes every answer's body as strict
+    UTF-8 before it looks at the status, and a body that is not (a proxy's Latin-1 502 page)
+    raised UnicodeDecodeError, which ingest answered 500 whatever storage had said.
+    """
 
     name = "v2"
 
     def __init__(self, url: str, token: str, org: str, timeout: float) -> None:
         from influxdb_client.client.influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.service.write_service import WriteService
 
         self.org = org
         self.timeout = timeout
         self.client = InfluxDBClient(
             url=url, token=token, org=org, timeout=int(timeout * 1000), enable_gzip=False
         )
-        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+        self._write_service = WriteService(self.client.api_client)  # type: ignore[no-untyped-call]
 
-    def write(self, database: str, payload: bytes) -> None:
-        from influxdb_client.domain.write_precision import WritePrecision
-        from influxdb_client.rest import ApiException
-
-        try:
-            self.write_api.write(
-                bucket=database,
-                org=self.org,
-                record=payload,
-                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
-            )
-        except ApiException as exc:
-            if not exc.status:  # raised for a connection that failed before any answer
-                raise StorageUnreachable(f"storage unreachable: {exc.reason}") from exc
-            raise classify(int(exc.status), _error_text(exc.body)) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:  # no answer at all
-            if _is_timeout(exc):
-                raise StorageUnreachable(
-                    f"storage did not answer within {self.timeout:g}s"
-                ) from exc
-            raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}") from exc
+    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
+        status, body = self._post_write(
+            database, payload, self.timeout if timeout is None else timeout
+        )
+        if not 200 <= status < 300:
+            raise classify(status, _error_text(body))
 
     def health(self) -> str:
         """/ping, then an empty write with the token, which stores nothing: InfluxDB 2 refuses a
@@ -348,27 +354,44 @@ class V2Writer:
         it 404 ``404 page not found`` (its /ping answers, and every write would fail);
         VictoriaMetrics 204 (both measured); InfluxDB 2 and 1.8 a JSON error for the bucket,
         which need not exist: the API does."""
-        from influxdb_client.rest import ApiException
-        from influxdb_client.service.write_service import WriteService
-
         if not self.client.ping():
             return "down: /ping did not answer"
         try:
-            WriteService(self.client.api_client).post_write(  # type: ignore[no-untyped-call]
-                org=self.org,
-                bucket=HEALTH_BUCKET,
-                body=b"",
-                precision="ns",
-                content_type="text/plain; charset=utf-8",
-                _request_timeout=min(self.timeout, 2.0) * 1000,  # influxdb-client's unit: ms
-            )
-        except ApiException as exc:
-            if not exc.status:
-                return f"down: {exc.reason}"
-            return _write_probe_finding(int(exc.status), exc.body)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            return f"down: {type(exc).__name__}"
-        return "ok"
+            status, body = self._post_write(HEALTH_BUCKET, b"", min(self.timeout, 2.0))
+        except StorageUnavailable as exc:
+            return f"down: {exc.message}"
+        return _write_probe_finding(status, body) if not 200 <= status < 300 else "ok"
+
+    def _post_write(self, bucket: str, payload: bytes, timeout: float) -> tuple[int, bytes]:
+        """POST ``payload`` to ``/api/v2/write``: storage's status and the body of its answer,
+        as bytes; StorageUnreachable if there is no answer."""
+        from influxdb_client.rest import ApiException
+
+        try:
+            try:
+                answer = self._write_service.post_write(  # type: ignore[no-untyped-call]
+                    org=self.org,
+                    bucket=bucket,
+                    body=payload,
+                    precision="ns",
+                    content_type="text/plain; charset=utf-8",
+                    _preload_content=False,
+                    _request_timeout=timeout * 1000,  # influxdb-client's unit: ms
+                )
+            except ApiException as exc:
+                if not exc.status:  # raised for a connection that failed before any answer
+                    raise StorageUnreachable(f"storage unreachable: {exc.reason}") from exc
+                answer = exc.response  # its body already read, as bytes, for the exception
+            try:
+                return int(answer.status), bytes(answer.data or b"")
+            finally:
+                answer.release_conn()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # no answer, or not all of it
+            if _is_timeout(exc):
+                raise StorageTimedOut(
+                    f"storage did not answer within {round(timeout, 3):g}s"
+                ) from exc
+            raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
@@ -406,7 +429,7 @@ def _is_timeout(exc: BaseException) -> bool:
     return any("Timeout" in name for name in names)
 
 
-def make_writer(settings: Mapping[str, Any]) -> StorageWriter:
+def make_writer(settings: Mapping[str, Any]) -> TimedStorageWriter:
     timeout = float(settings["storage_timeout"])
     if settings["storage_api"] == "v2":
         token = settings["storage_token"] or (

@@ -2,7 +2,8 @@
 
 Each setting is declared once, with a flag (``--web.listen-address``) and an environment variable
 derived from it under the component's prefix (``PERFANALYSIS_EXPORTER_WEB_LISTEN_ADDRESS``).
-Precedence is flag, then environment, then default. A flag given twice is refused, as
+Precedence is flag, then environment (the prefixed variable, then the conventional one a
+setting may name, such as ``DATABASE_URL``), then default. A flag given twice is refused, as
 node_exporter's parser (kingpin) refuses it, rather than the last value silently winning, unless
 its setting is declared ``repeatable`` (then its value is the list of values given). Parsing never
 stops at the first problem: it collects every error, names the flag or variable at fault, and
@@ -56,6 +57,9 @@ class Setting:
     metavar: str = "VALUE"
     validate: Callable[[Any], str | None] | None = None
     repeatable: bool = False  # the flag may be given several times; the value is then a list
+    # a conventional variable (DATABASE_URL) read when the prefixed one is unset: a value taken
+    # from it is named by it in errors, for that is the variable the operator set
+    conventional_env: str | None = None
 
     @property
     def dest(self) -> str:
@@ -63,6 +67,11 @@ class Setting:
 
     def env_name(self, prefix: str) -> str:
         return f"{prefix}{re.sub(r'[^0-9a-zA-Z]+', '_', self.flag).strip('_').upper()}"
+
+    def env_names(self, prefix: str) -> tuple[str, ...]:
+        """The variables read for this setting, the one that wins first."""
+        own = self.env_name(prefix)
+        return (own,) if self.conventional_env is None else (own, self.conventional_env)
 
 
 @dataclass
@@ -150,8 +159,8 @@ def parse(
     raw: dict[str, list[tuple[str, str]]] = {}  # flag -> each (text, where); flags replace env
 
     for s in spec.settings:
-        env = s.env_name(spec.env_prefix)
-        if env in environ:
+        env = next((name for name in s.env_names(spec.env_prefix) if name in environ), None)
+        if env is not None:
             raw[s.flag] = [(environ[env], f"environment variable {env}")]
     known_envs = {s.env_name(spec.env_prefix) for s in spec.settings}
     for env in sorted(environ):
@@ -248,7 +257,7 @@ _FAILED = object()  # a value that could not be converted (its error is recorded
 _URL_PASSWORD = re.compile(r"(//[^/?#@\s:]*:)[^/?#\s]*@")
 
 
-def _without_password(text: str) -> str:
+def without_password(text: str) -> str:
     """``text`` with the password of any URL in it (``scheme://user:password@host``) shown as
     ``***``: a refused database or Redis URL is printed, and its password must not be."""
     return _URL_PASSWORD.sub(r"\1***@", text)
@@ -259,8 +268,8 @@ def _converted(setting: Setting, text: str, where: str, errors: list[str]) -> An
     try:
         parsed = parse_bool(text) if setting.boolean else setting.convert(text)
     except (ValueError, TypeError) as exc:
-        shown = "<hidden>" if setting.secret else repr(_without_password(text))
-        errors.append(f"{where}: invalid value {shown}: {_without_password(str(exc))}")
+        shown = "<hidden>" if setting.secret else repr(without_password(text))
+        errors.append(f"{where}: invalid value {shown}: {without_password(str(exc))}")
         return _FAILED
     if setting.validate is not None:
         problem = setting.validate(parsed)

@@ -191,6 +191,7 @@ def build_spec() -> Spec:
             None,
             database_url,
             metavar="URL",
+            conventional_env="DATABASE_URL",
         )
     )
     add(
@@ -200,6 +201,7 @@ def build_spec() -> Spec:
             "",
             redis_url,
             metavar="URL",
+            conventional_env="REDIS_URL",
         )
     )
     add(
@@ -441,11 +443,7 @@ def _ingest_user_problems(values: dict[str, Any]) -> list[str]:
 
 def load(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parse the admin settings; raises ConfigError listing every problem."""
-    env = dict(os.environ if environ is None else environ)
-    for conventional, setting in (("DATABASE_URL", "DATABASE_URL"), ("REDIS_URL", "REDIS_URL")):
-        if conventional in env and f"{ENV_PREFIX}{setting}" not in env:
-            env[f"{ENV_PREFIX}{setting}"] = env[conventional]
-    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    values = parse(build_spec(), argv, os.environ if environ is None else environ)
     if values["secret_key"] is None:
         values["secret_key"] = development_secret()
     if values["database_url"] is None:

@@ -3,9 +3,10 @@
 writes were answered 503 after 4, 4, 4.1, 8, 8.1, 8.1, 12 and 12.1 s, each queued group making
 its own write after the one ahead had timed out, past Telegraf's 5 s timeout.
 
-Now the writes queued behind the one storage does not answer fail with it, without a write of
-their own; until storage answers again, writes are answered 503 without asking it, but for one
-probe at a time; and every write answered 204 is stored. Which writes reach storage is counted
+Now the writes queued behind the one storage does not answer fail with it, or at their own
+deadline (storage.timeout after their arrival, here while the test still holds the one ahead),
+without a write of their own; until storage answers again, writes are answered 503 without
+asking it, but for one probe at a time; and every write answered 204 is stored. Which writes reach storage is counted
 (and the ones that must wait, held) by a wrapper around ingest's own writer, so nothing is timed.
 """
 
@@ -24,7 +25,7 @@ from flask import Flask
 from ingest.app import create_app
 from ingest.groupcommit import GroupCommitWriter
 from ingest.settings import load
-from ingest.storage import StorageWriter
+from ingest.storage import TimedStorageWriter
 from ingest.testing import issue_collector_key
 from perfanalysis.testing.servers import InfluxDB, ServerRegistry, wait_until
 from tenants import db as database
@@ -40,9 +41,10 @@ class CountedWrites:
     """ingest's storage writer, counting the writes that reach it; the n-th waits while
     ``gates[n]`` is clear (``arrived[n]`` is set once it is there)."""
 
-    def __init__(self, inner: StorageWriter) -> None:
+    def __init__(self, inner: TimedStorageWriter) -> None:
         self.inner = inner
         self.name = inner.name
+        self.timeout = inner.timeout
         self.count = 0
         self.gates: dict[int, threading.Event] = {}
         self.arrived: dict[int, threading.Event] = {}
@@ -53,14 +55,14 @@ class CountedWrites:
         gate = self.gates[number] = threading.Event()
         return gate
 
-    def write(self, database: str, payload: bytes) -> None:
+    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
         with self._lock:
             self.count += 1
             number = self.count
         if number in self.gates:
             self.arrived[number].set()
             assert self.gates[number].wait(DEADLINE), "the test never let the write go"
-        self.inner.write(database, payload)
+        self.inner.write(database, payload, timeout)
 
     def health(self) -> str:
         return self.inner.health()
@@ -86,7 +88,8 @@ def test_writes_while_storage_hangs_fail_at_once_and_every_acknowledged_point_is
     with app.app_context():
         key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "hung", "web-01")
     influxdb.create_database(key.database)
-    settings = load(["--storage.timeout=500ms", "--storage.writes-in-flight=1",
+    # 2s: the five writes queue within it, whatever the machine's load
+    settings = load(["--storage.timeout=2s", "--storage.writes-in-flight=1",
                      "--storage.retry-after=3", "--limits.rate=0"],
                     {"PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
                      "PERFANALYSIS_INGEST_DATABASE_URL": database_url,
