@@ -32,7 +32,7 @@ from perfanalysis.report.memory import memory_section
 from perfanalysis.report.model import HostReport
 from perfanalysis.report.network import network_section
 from perfanalysis.report.progress import Progress
-from perfanalysis.report.recommend import Recommendation, recommend, step_warnings
+from perfanalysis.report.recommend import Recommendation, recommend, step_warnings, trend_notes
 from perfanalysis.report.source import Source, open_source
 from perfanalysis.report.stats import summarise
 from perfanalysis.report.timerange import (
@@ -60,6 +60,8 @@ class Report:
     requested: tuple[float, float] | None = None  # the range asked for (epoch seconds)
     warnings: list[str] = field(default_factory=list)  # shown atop the report and on stderr
     notes: list[str] = field(default_factory=list)  # about the steps: in the header and on stderr
+    # trends not forecast for too little data: in the header, the recommendations and on stderr
+    trend_notes: list[str] = field(default_factory=list)
 
 
 def build_report(
@@ -115,9 +117,10 @@ def build_report(
     recommendations = recommend(hosts, config.thresholds, link, timezone=config.time.timezone)
     warnings += step_warnings(hosts)
     notes = step_notes(config.time, grid)
+    unforecast = trend_notes(hosts, config.thresholds)
     for warning in warnings:
         print(f"perfanalysis report: warning: {warning}", file=stream or sys.stderr)
-    for note in notes:
+    for note in notes + unforecast:
         print(f"perfanalysis report: note: {note}", file=stream or sys.stderr)
     timings["analysis"] = time.monotonic() - started - timings["discovery"] - timings["read"]
     return Report(
@@ -132,6 +135,7 @@ def build_report(
         (start, end),
         warnings,
         notes,
+        unforecast,
     )
 
 
@@ -310,7 +314,9 @@ def _selection(config: ReportConfig, found: Discovery) -> Any:
 
 def analyse_host(data: HostData, found: Discovery, config: ReportConfig) -> HostReport:
     limits = config.thresholds
-    filesystems, forecasts = filesystem_section(data, limits.filesystem_used_percent)
+    filesystems, forecasts = filesystem_section(
+        data, limits.filesystem_used_percent, limits.filesystem_full_within
+    )
     sections = {
         "cpu": cpu_section(data, limits.cpu_busy_percent),
         "memory": memory_section(data, limits.memory_used_percent),

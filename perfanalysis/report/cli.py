@@ -4,8 +4,8 @@ Exit codes: 0 written; 2 bad flags (among them an --output or --pdf that is the 
 a directory or in a directory that does not exist, all refused before anything is read, a PDF
 that is the HTML file, a database-url naming a SQLite file that does not exist, or no secret
 key when the credentials come from the admin database: a check across settings, as ingest, admin
-and grafana sync make it) or a bad configuration file (every problem listed, each naming the file
-and the key path: an influxdb.database other than the tenant's among them); 1 the report could
+and grafana sync make it) or a bad configuration file (every problem listed, each naming the file,
+the line and the key path: an influxdb.database other than the tenant's among them); 1 the report could
 not be built or written (storage, credentials, unknown host, a full disk, Chromium). The HTML and the PDF are each replaced whole, or not at all
 (perfanalysis.report.files): a failed run keeps the previous report.
 """

@@ -1,7 +1,8 @@
 """The report's YAML configuration: what to report on. Everything has a key; nothing is assumed.
 
 See provisioning/examples/report.yaml for every key with its default. Loading checks the whole
-file and raises ReportConfigError listing every problem as ``FILE: key.path: what is wrong``.
+file and raises ReportConfigError listing every problem as ``FILE: line N: key.path: what is
+wrong`` (the line where the key, or the nearest key above a missing one, is written).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import yaml
 from perfanalysis import strictyaml
 from perfanalysis.alerting.catalogue import FS_IGNORED_TYPES
 from perfanalysis.alerting.durations import DurationOutOfRange
+from perfanalysis.config import without_password
 from perfanalysis.report import validate as v
+from perfanalysis.report.settings import influxdb_base_url
 from perfanalysis.report.timerange import parse_duration, parse_instant, written_duration
 from perfanalysis.report.validate import MISSING, Problems, ReportConfigError
 
@@ -68,6 +71,8 @@ LATEST = datetime(2262, 4, 11, 23, 47, 16, tzinfo=UTC)
 # years with their leap days, beyond any retention worth a report; it keeps the range (a grid
 # widened to whole steps, a predicted full date) far inside what InfluxDB and datetime handle
 MAX_DURATION = 3653 * 86400
+MAX_CONFIG_BYTES = 1024 * 1024  # the example with every key and comment is 6 KiB
+MAX_PASSWORD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,11 @@ def load_config(
     """Read and check ``path``; ReportConfigError lists every problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded(Path(path), MAX_CONFIG_BYTES).decode("utf-8")
+    except TooLarge as exc:
+        raise ReportConfigError(
+            [f"{source}: {exc}, which no report configuration is: is it the right file?"]
+        ) from None
     except OSError as exc:
         raise ReportConfigError(
             [f"{source}: cannot read the file: {exc.strerror or exc}"]
@@ -141,11 +150,40 @@ def load_config(
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise ReportConfigError([f"{source}: {where}not valid YAML: {reason}"]) from None
-    return parse_config(document, source, dict(os.environ if environ is None else environ))
+    if document is None:
+        raise ReportConfigError(
+            [
+                f"{source}: no configuration in the file (empty, or comments only): give at "
+                "least tenant, hosts and time (see provisioning/examples/report.yaml)"
+            ]
+        )
+    lines = v.key_lines(yaml.compose(text, Loader=strictyaml.StrictSafeLoader))  # loads: safe
+    return parse_config(document, source, dict(os.environ if environ is None else environ), lines)
 
 
-def parse_config(document: object, source: str, environ: dict[str, str]) -> ReportConfig:
-    problems = Problems(source)
+class TooLarge(OSError):
+    """A file longer than the report reads of its kind (``/dev/zero`` would never end)."""
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, refused (TooLarge) past ``limit``: reading a device or a huge
+    file whole would take all memory, or never end."""
+    with path.open("rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit // 1024} KiB"
+        raise TooLarge(f"longer than {size}")
+    return data
+
+
+def parse_config(
+    document: object,
+    source: str,
+    environ: dict[str, str],
+    lines: dict[str, int] | None = None,
+) -> ReportConfig:
+    """``lines``: where each key path is in the file (validate.key_lines), for the messages."""
+    problems = Problems(source, lines)
     top = v.mapping(problems, "", document, TOP_KEYS, required=("tenant", "hosts", "time"))
     tenant = _tenant(problems, v.lookup(top, "tenant"))
     hosts = _hosts(problems, v.lookup(top, "hosts"))
@@ -441,7 +479,7 @@ def _influxdb(
     spec = v.mapping(problems, "influxdb", value, INFLUX_KEYS, required=("username",))
     if spec is None:
         return None
-    url = _optional(problems, "influxdb.url", spec.get("url", MISSING), _http_url, None)
+    url = _optional(problems, "influxdb.url", spec.get("url", MISSING), _influxdb_url, None)
     database = _optional(problems, "influxdb.database", spec.get("database", MISSING), v.text, None)
     if database is not None and tenant is not None:
         _tenant_database(problems, database, tenant)
@@ -471,11 +509,13 @@ def _tenant_database(problems: Problems, database: str, tenant: str) -> None:
         )
 
 
-def _http_url(value: Any) -> str:
+def _influxdb_url(value: Any) -> str:
+    """Checked as --influxdb.url is (settings.influxdb_base_url), with the same words."""
     url = v.text(value)
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
-    return url.rstrip("/")
+    try:
+        return influxdb_base_url(url)
+    except ValueError as exc:
+        raise ValueError(f"invalid value {without_password(url)!r}: {exc}") from None
 
 
 def _password(
@@ -503,7 +543,10 @@ def _password(
         return environ[name]
     path = base / name
     try:
-        secret = path.read_text(encoding="utf-8").strip()
+        secret = read_bounded(path, MAX_PASSWORD_BYTES).decode("utf-8").strip()
+    except TooLarge as exc:
+        problems.add("influxdb.password_file", f"{path} is {exc}: not a password file")
+        return None
     except OSError as exc:
         problems.add("influxdb.password_file", f"cannot read {path}: {exc.strerror or exc}")
         return None

@@ -66,9 +66,7 @@ class InfluxReader:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
-            reason = f"{type(exc).__name__}" + (f" ({errno[1].strip()})" if errno else "")
-            raise ReportError(f"InfluxDB at {self.url} did not answer: {reason}") from None
+            raise ReportError(f"InfluxDB at {self.url} did not answer: {self._why(exc)}") from None
         try:
             body: dict[str, Any] = response.json()
         except ValueError:
@@ -80,6 +78,12 @@ class InfluxReader:
             raise ReportError(
                 f"InfluxDB at {self.url} refused user {self.username!r}: "
                 f"{'; '.join(problems) or 'authentication failed'}"
+            )
+        if any(problem.startswith("database not found") for problem in problems):
+            raise ReportError(
+                f"InfluxDB at {self.url} has no database {self.database}, tenant "
+                f"{self.tenant}'s: is that the InfluxDB its data is in (--influxdb.url, or "
+                "influxdb.url in the configuration), and was the tenant's storage provisioned?"
             )
         if response.status_code != 200 or problems:
             raise ReportError(
@@ -96,6 +100,17 @@ class InfluxReader:
                 for s in result.get("series", [])
             ]
         return by_statement
+
+    def _why(self, exc: requests.RequestException) -> str:
+        """The exception's type and errno text; a timeout says which (requests raises a read
+        timeout on a reused connection as a bare ConnectionError, which said nothing)."""
+        if isinstance(exc, requests.Timeout) or "timed out" in str(exc):
+            return (
+                f"no answer to a query within {self.timeout:g}s (--influxdb.timeout): check "
+                "that it is InfluxDB at that URL, or give a longer --influxdb.timeout"
+            )
+        errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+        return f"{type(exc).__name__}" + (f" ({errno[1].strip()})" if errno else "")
 
     def close(self) -> None:
         session = getattr(self._local, "session", None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from perfanalysis.report.series import Values
 from perfanalysis.report.stats import Summary
 from perfanalysis.report.timerange import Grid
+from perfanalysis.report.trend import ShortData
 
 # units a value can have; svg and page format each
 PERCENT, BYTES, BYTES_PER_SECOND, PER_SECOND, MILLISECONDS, COUNT = (
@@ -66,6 +67,7 @@ class FillForecast:
     seconds_to_full: float | None  # from ``latest_at``, at the fitted rate; None: not filling
     bytes_per_day: float | None  # change of available bytes per day (negative: filling)
     latest_at: int | None = None  # when the latest free-bytes sample was taken
+    not_forecast: ShortData | None = None  # too little data for the horizon: no trend fitted
 
     @property
     def full_at(self) -> float | None:

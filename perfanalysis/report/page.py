@@ -18,7 +18,8 @@ from perfanalysis.report.series import gaps
 from perfanalysis.report.style import STYLE
 from perfanalysis.report.summary import executive_summary
 from perfanalysis.report.tables import percentile_table
-from perfanalysis.report.timerange import format_duration
+from perfanalysis.report.timerange import format_duration, written_duration
+from perfanalysis.report.trend import HORIZON_PER_SPAN, MIN_POINTS, span_needed
 from perfanalysis.report.units import NO_VALUE
 
 SECTIONS = ("cpu", "memory", "disk", "network", "filesystem")
@@ -77,7 +78,7 @@ def _header(report: Report, zone: ZoneInfo) -> str:
     warnings = "".join(
         f'<p class="warning" role="alert"><strong>Warning:</strong> {escape(text)}</p>'
         for text in report.warnings
-    ) + "".join(f'<p class="note">{escape(text)}</p>' for text in report.notes)
+    ) + "".join(f'<p class="note">{escape(text)}</p>' for text in report.notes + report.trend_notes)
     nav = "".join(
         f'<a href="#{key}">{label}</a>'
         for key, label in (
@@ -190,8 +191,13 @@ def _section(report: Report, key: str, zone: ZoneInfo) -> str:
 
 
 def _recommendations(report: Report) -> str:
+    """The advice, and the trends not forecast for too little data (their absence is no sign
+    that nothing fills up)."""
+    unforecast = "".join(
+        f'<p class="note" data-note="trend">{escape(text)}</p>' for text in report.trend_notes
+    )
     if not report.recommendations:
-        return '<section id="recommendations"><h2>Recommendations</h2><p>No threshold was crossed: nothing to recommend.</p></section>'
+        return f'<section id="recommendations"><h2>Recommendations</h2><p>No threshold was crossed: nothing to recommend.</p>{unforecast}</section>'
     items = []
     for item in report.recommendations:
         link = ""
@@ -206,7 +212,7 @@ def _recommendations(report: Report) -> str:
             f'<li class="rec rec-{item.area}" data-host="{escape(item.host)}" data-area="{item.area}">'
             f'<span class="host">{escape(item.host)}</span> {escape(item.text)}{link}</li>'
         )
-    return f'<section id="recommendations"><h2>Recommendations</h2><ul class="recs">{"".join(items)}</ul></section>'
+    return f'<section id="recommendations"><h2>Recommendations</h2><ul class="recs">{"".join(items)}</ul>{unforecast}</section>'
 
 
 def _method(report: Report, zone: ZoneInfo) -> str:
@@ -230,5 +236,17 @@ def _method(report: Report, zone: ZoneInfo) -> str:
 <li>Values are read per step of {format_duration(report.grid.step)}, steps starting on the clock of {escape(report.config.time.timezone)}: a counter's last sample in the step, a gauge's mean. A rate is the counter's increase from the last sample of one step to the last sample of the next over the time between those two samples (so a sample lost or late does not inflate it); a reset gives no value. The first step's rate comes from the last sample of the step before the period.</li>
 <li>Gaps: a step without samples has no value, nothing is interpolated across it, and it is shaded grey in the charts. A rate needs its step and the one before. Missing data is counted from the CPU counters' steps.</li>
 <li>Percentiles ({p}the maximum and the mean) are computed over the steps that have a value, by linear interpolation between closest ranks (R's default quantile type 7, numpy's default): rank h = (n &minus; 1) &middot; p / 100 in the sorted values.</li>
-<li>CPU busy is 100% minus the idle and iowait share of all CPU time (a CPU waiting for a disk is idle, as the alert rules count it); memory used is MemTotal &minus; MemAvailable; cache is Buffers + Cached + SReclaimable; disk utilisation is the share of time with I/O in progress (io_time); disk queue is the rate of io_time_weighted; filesystem fill is 100% &minus; avail / size, and the forecast fits a least-squares line to the free bytes over the period.</li>
+<li>CPU busy is 100% minus the idle and iowait share of all CPU time (a CPU waiting for a disk is idle, as the alert rules count it); memory used is MemTotal &minus; MemAvailable; cache is Buffers + Cached + SReclaimable; disk utilisation is the share of time with I/O in progress (io_time); disk queue is the rate of io_time_weighted; filesystem fill is 100% &minus; avail / size{_forecast_method(report)}.</li>
 </ul></section>"""
+
+
+def _forecast_method(report: Report) -> str:
+    within = report.config.thresholds.filesystem_full_within
+    if within is None:
+        return "; no fill is forecast (thresholds.filesystem_full_within is null)"
+    return (
+        ", and the forecast fits a least-squares line to the free bytes over the period, made "
+        f"only from steps with data spanning at least {format_duration(span_needed(within))} and "
+        f"numbering at least {MIN_POINTS}: a trend is extrapolated at most {HORIZON_PER_SPAN} "
+        f"times as far ahead ({written_duration(within)}, filesystem_full_within) as its data spans"
+    )

@@ -6,7 +6,8 @@
 * Disk utilisation at that percentile above ``disk_busy_percent``: faster storage.
 * A filesystem's latest fill above ``filesystem_used_percent``; or full within
   ``filesystem_full_within`` of the report's end at the rate fitted over the range, counted from
-  its latest sample.
+  its latest sample. Forecast only from data spanning a quarter of ``filesystem_full_within``
+  (``trend``): with less, ``trend_notes`` says that no trend was forecast, and why.
 * Network errors (receive + transmit) above ``network_errors_per_second`` on average.
 * Steps without data above ``data_missing_percent``: check the exporter; or, when the step is
   shorter than the host's sampling interval (so that steps without a sample are the step's doing),
@@ -26,6 +27,7 @@ from perfanalysis.report import series
 from perfanalysis.report.config import Thresholds
 from perfanalysis.report.model import FillForecast, HostReport
 from perfanalysis.report.timerange import Grid, format_duration, nice_step, written_duration
+from perfanalysis.report.trend import HORIZON_PER_SPAN, MIN_POINTS, ShortData
 from perfanalysis.report.units import format_value
 
 LinkFor = Callable[[HostReport], tuple[str, str]]  # (url or path, description)
@@ -81,6 +83,43 @@ def step_warnings(hosts: Sequence[HostReport]) -> list[str]:
         f"{written_duration(suggested_step(longest))} (two samples or more a step, as auto "
         "would choose), or auto"
     ]
+
+
+def trend_notes(hosts: Sequence[HostReport], limits: Thresholds) -> list[str]:
+    """The filesystems whose fill was not forecast, for too little data: one note per reason,
+    naming them, what was missing and what to change (shown atop the report, above the
+    recommendations and on stderr), where a too short period used to give no word at all."""
+    within = limits.filesystem_full_within
+    if within is None:
+        return []
+    reasons: dict[ShortData, dict[str, list[str]]] = {}
+    for host in hosts:
+        for fill in host.forecasts:
+            if fill.not_forecast is not None:
+                mounts = reasons.setdefault(fill.not_forecast, {})
+                mounts.setdefault(host.host, []).append(fill.mountpoint)
+    notes = []
+    for short, mounts in reasons.items():
+        where = "; ".join(f"{host} {', '.join(names)}" for host, names in mounts.items())
+        fixes = []
+        if short.span_short:
+            fixes.append("report a longer period")
+            longest = HORIZON_PER_SPAN * short.span
+            if longest >= 60:
+                fixes[-1] += (
+                    ", or set thresholds.filesystem_full_within to at most "
+                    f"{written_duration(longest - longest % 60)}"
+                )
+        if short.points_short:
+            fixes.append("give a shorter time.step, for more steps with data")
+        notes.append(
+            f"filesystem fill trend not forecast ({where}): {short}, to forecast "
+            f"{written_duration(within)} ahead (thresholds.filesystem_full_within). A trend is "
+            f"extrapolated at most {HORIZON_PER_SPAN} times as far ahead as its data spans (as "
+            f"node-mixin's alert, 24h ahead from 6h), and from {MIN_POINTS} steps with data or "
+            f"more: {'; '.join(fixes)}"
+        )
+    return notes
 
 
 def _at_percentile(host: HostReport, key: str, limits: Thresholds) -> float | None:

@@ -32,24 +32,33 @@ INFLUXDB_ENDPOINTS = frozenset({"ping", "query", "write", "health", "metrics", "
 
 
 def influxdb_base_url(text: str) -> str:
-    """InfluxDB's base URL, where /query is: any path before it is a proxy's prefix. A URL
-    naming one of InfluxDB's endpoints (/ping, /query, ...) or with a query or fragment is
-    refused with the base URL to give, rather than read as a base that every query 404s under."""
+    """InfluxDB's base URL, where /query is: any path before it is a proxy's prefix. The check
+    of both --influxdb.url and the configuration's influxdb.url. A URL naming one of InfluxDB's
+    endpoints (/ping, /query, ...) or with a query or fragment is refused with the base URL to
+    give, rather than read as a base that every query 404s under; so is one with a user or
+    password, which requests would send instead of the read user's, and messages would print."""
     if not text:
         return text
     url = http_url(text)
     parts = urlsplit(url)
     segments = [segment for segment in parts.path.split("/") if segment]
     endpoint = next((i for i, s in enumerate(segments) if s.lower() in INFLUXDB_ENDPOINTS), None)
-    if endpoint is None and not parts.query and not parts.fragment:
+    credentials = "@" in parts.netloc
+    if endpoint is None and not parts.query and not parts.fragment and not credentials:
         return url
     kept = segments if endpoint is None else segments[:endpoint]
-    base = urlunsplit((parts.scheme, parts.netloc, "/".join(["", *kept]), "", ""))
-    what = (
-        f"its path ends in /{'/'.join(segments[endpoint:])}, an InfluxDB endpoint"
-        if endpoint is not None
-        else "it has a query or fragment"
-    )
+    host = parts.netloc.rpartition("@")[2]
+    base = urlunsplit((parts.scheme, host, "/".join(["", *kept]), "", ""))
+    if endpoint is not None:
+        what = f"its path ends in /{'/'.join(segments[endpoint:])}, an InfluxDB endpoint"
+    elif parts.query or parts.fragment:
+        what = "it has a query or fragment"
+    else:
+        what = (
+            "it holds a user name or password, which would be sent instead of the tenant's read "
+            "user and printed in messages: give them as influxdb.username and password_env or "
+            "password_file in the report configuration"
+        )
     raise ValueError(
         f"not InfluxDB's base URL ({what}): give {base}, to which the report adds /query"
     )
@@ -108,6 +117,7 @@ def build_spec() -> Spec:
             None,
             admin_database_url,
             metavar="URL",
+            conventional_env="DATABASE_URL",
         ),
         Setting(
             "secret-key",
@@ -184,10 +194,7 @@ def output_path(values: Mapping[str, Any]) -> str:
 
 def load(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Parse flags and PERFANALYSIS_REPORT_* variables; ConfigError lists every problem."""
-    env = dict(os.environ if environ is None else environ)
-    if "DATABASE_URL" in env and f"{ENV_PREFIX}DATABASE_URL" not in env:
-        env[f"{ENV_PREFIX}DATABASE_URL"] = env["DATABASE_URL"]
-    values = parse(build_spec(), argv, {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
+    values = parse(build_spec(), argv, os.environ if environ is None else environ)
     if values["database_url"] is None:
         from perfanalysis.paths import var_dir
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from perfanalysis.alerting.durations import UNITS, DurationOutOfRange
@@ -104,6 +104,11 @@ def parse_instant(value: object) -> datetime:
             raise ValueError(
                 f"{value!r} is not an RFC 3339 time, e.g. 2025-01-31T00:00:00Z"
             ) from None
+    elif isinstance(value, date):  # YAML reads 2025-01-31 as a date: no time of day, no zone
+        raise ValueError(
+            f"{value.isoformat()} is a date without a time: give an RFC 3339 time, e.g. "
+            f"{value.isoformat()}T00:00:00Z"
+        )
     else:
         raise ValueError(f"expected an RFC 3339 time, got {type(value).__name__}")
     if moment.tzinfo is None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+
+import yaml
 
 T = TypeVar("T")
 MISSING: Any = object()
@@ -25,16 +28,78 @@ class ReportConfigError(Exception):
 
 
 class Problems:
-    def __init__(self, source: str) -> None:
+    """``lines``: the line of each key path in the file (``key_lines``), so that a problem reads
+    ``FILE: line N: key.path: what is wrong``, as a YAML syntax error names its line; a path not
+    in the file (a missing key) takes the line of the nearest key above it that is."""
+
+    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
         self.source = source
+        self.lines = lines or {}
         self.errors: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        self.errors.append(f"{self.source}: {path or '(top level)'}: {message}")
+        line = self.line_of(path)
+        where = f"line {line}: " if line is not None else ""
+        self.errors.append(f"{self.source}: {where}{path or '(top level)'}: {message}")
+
+    def line_of(self, path: str) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = _PARENT.sub("", path)
+        return None
 
     def raise_if_any(self) -> None:
         if self.errors:
             raise ReportConfigError(self.errors)
+
+
+_PARENT = re.compile(r"(?:\.[^.\[]*|\[\d+\])$|^[^.\[]*$")  # the last key or index of a path
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def key_lines(root: yaml.Node | None) -> dict[str, int]:
+    """The line (from 1) where each key path of a composed document is written: a mapping's
+    keys, a list's items. Keys merged in (``<<: *base``) count where their anchor wrote them,
+    unless the mapping gives them itself; what an alias repeats is not walked again, so a
+    problem inside it is shown at the alias."""
+    lines: dict[str, int] = {}
+    seen: set[int] = set()
+    pending: list[tuple[str, yaml.Node]] = [("", root)] if root is not None else []
+    while pending:
+        path, node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            children = [(join(path, index), item, item) for index, item in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            children = [(join(path, key.value), key, value) for key, value in _pairs(node)]
+        else:
+            continue
+        for child, written, value in children:
+            lines.setdefault(child, written.start_mark.line + 1)
+            pending.append((child, value))
+    return lines
+
+
+def _pairs(node: yaml.MappingNode) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+    """A mapping's scalar keys and their values, its own first, then those merged in that it
+    does not give (as YAML's merge key means), each once however deep the merges."""
+    found: dict[str, tuple[yaml.ScalarNode, yaml.Node]] = {}
+    pending, seen = [node], set()
+    while pending:
+        mapping = pending.pop(0)
+        if id(mapping) in seen:
+            continue
+        seen.add(id(mapping))
+        for key, value in mapping.value:
+            if key.tag == MERGE_TAG:
+                merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                pending += [item for item in merged if isinstance(item, yaml.MappingNode)]
+            elif isinstance(key, yaml.ScalarNode):
+                found.setdefault(key.value, (key, value))
+    return list(found.values())
 
 
 def join(path: str, key: object) -> str:
@@ -98,8 +163,15 @@ def field(
 
 def text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected non-empty text, got {type_name(value)}")
+        raise ValueError(f"expected non-empty text, got {_shown_type(value)}")
     return value.strip()
+
+
+def _shown_type(value: object) -> str:
+    """``type_name``, but text that is only blanks says so (``got text`` said nothing)."""
+    if isinstance(value, str) and not value.strip():
+        return "empty text" if not value else "only blanks"
+    return type_name(value)
 
 
 def number(value: object) -> float:
@@ -132,7 +204,7 @@ def text_list(value: object) -> tuple[str, ...]:
     items = []
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"item {index + 1} is {type_name(item)}, expected a name")
+            raise ValueError(f"item {index + 1} is {_shown_type(item)}, expected a name")
         items.append(item.strip())
     duplicates = sorted(item for item, count in Counter(items).items() if count > 1)
     if duplicates:

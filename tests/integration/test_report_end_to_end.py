@@ -142,7 +142,9 @@ def stack(
             app.extensions["pa_vault"],
         )
         keys = {
-            host: issue_collector_key(session, app.extensions["pa_hasher"], "perf", host)
+            host: issue_collector_key(
+                session, app.extensions["pa_hasher"], "perf", host, hostname=host
+            )
             for host in HOSTS
         }
     app.extensions["pa_engine"].dispose()
@@ -617,8 +619,8 @@ def test_a_bad_configuration_exits_2_naming_the_file_and_key(stack: Stack) -> No
         check=False,
     )
     assert result.returncode == 2
-    assert f"{bad}: time.step: 'fast' is not a duration" in result.stderr
-    assert f"{bad}: percentile: unknown key (did you mean 'percentiles'?)" in result.stderr
+    assert f"{bad}: line 3: time.step: 'fast' is not a duration" in result.stderr
+    assert f"{bad}: line 4: percentile: unknown key (did you mean 'percentiles'?)" in result.stderr
     assert not (stack.workdir / "bad.html").exists()
 
 

@@ -114,7 +114,7 @@ def test_a_step_longer_than_time_last_is_a_configuration_error(tmp_path: Path) -
     outside it, and the report said all of its data was missing."""
     path = tmp_path / "report.yaml"
     assert config_errors(tmp_path, "{last: 1h, step: 2h}") == [
-        f"{path}: time.step: 2h is longer than time.last (1h): the range must hold at least two "
+        f"{path}: line 3: time.step: 2h is longer than time.last (1h): the range must hold at least two "
         "steps, since a rate (CPU, disk, network) needs a step and the one before it; choose a "
         "step of at most 30m, or auto"
     ]
@@ -254,14 +254,16 @@ def test_recommendations_show_times_in_the_configured_zone(
     assert "UTC" not in page.split('<section id="summary"')[0]  # the header, Generated too
     assert "Generated</dt><dd>" in page
 
-    how = Behaviour(fs_fill=lambda i: 0.5 + 0.001 * i, missing=set(range(60, 120)))
-    grid = Grid(1_700_000_000, 60, 120)
-    hosts = [analysed("web-01", grid, how)]
-    found = recommend(hosts, Thresholds(), link, timezone="Asia/Kolkata")
+    # ten hours of data in steps of 10m, a day ahead (a day needs 6h of data: trend)
+    how = Behaviour(fs_fill=lambda i: 0.5 + 0.003 * i, missing=set(range(60, 120)))
+    grid = Grid(1_700_000_000, 600, 120)
+    within_1d = Thresholds(filesystem_full_within=86400)
+    hosts = [analysed("web-01", grid, how, within_1d)]
+    found = recommend(hosts, within_1d, link, timezone="Asia/Kolkata")
     texts = {r.area: r.text for r in found}
-    # 06:33 UTC and 23:13 UTC in India Standard Time (+05:30)
-    assert "(around 2023-11-15 12:03 IST)" in texts["filesystem"]
-    assert "the longest 1h from 2023-11-15 04:43 IST)" in texts["data"]
+    # 2023-11-16 02:00 UTC and 2023-11-15 08:13 UTC in India Standard Time (+05:30)
+    assert "(around 2023-11-16 07:30 IST)" in texts["filesystem"]
+    assert "the longest 10h from 2023-11-15 13:43 IST)" in texts["data"]
     assert "UTC" not in "".join(texts.values())
 
 

@@ -73,7 +73,7 @@ def test_another_tenants_database_is_refused_naming_the_file_and_key(tmp_path: P
     with pytest.raises(ReportConfigError) as caught:
         load_config(path, {"PW": "secret"})
     assert caught.value.errors == [
-        f"{path}: influxdb.database: pa_globex is not the database of tenant acme (pa_acme): a "
+        f"{path}: line 4: influxdb.database: pa_globex is not the database of tenant acme (pa_acme): a "
         "report reads only its own tenant's database; leave influxdb.database out or set it to "
         "pa_acme"
     ]

@@ -115,7 +115,7 @@ def test_durations_are_written_as_prometheus_writes_them(tmp_path: Path) -> None
     for wrong in ("30m1h", "1h 30m", "0h0m", "1.5h"):
         errors = errors_of(tmp_path, MINIMAL.replace("last: 24h", f"last: {wrong}"))
         assert errors == [
-            f"{tmp_path / 'report.yaml'}: time.last: {wrong!r} is not a duration: expected a "
+            f"{tmp_path / 'report.yaml'}: line 4: time.last: {wrong!r} is not a duration: expected a "
             "positive integer and a unit (s, m, h, d or w), or several as in 1h30m, e.g. 30s, "
             "24h or 7d"
         ], errors
@@ -134,15 +134,16 @@ def test_unknown_keys_are_named_with_their_path_and_a_suggestion(tmp_path: Path)
     )
     path = str(tmp_path / "report.yaml")
     assert (
-        f"{path}: time.lats: unknown key (did you mean 'last'?); allowed: last, start, end, step, max_points, timezone"
+        f"{path}: line 4: time.lats: unknown key (did you mean 'last'?); allowed: last, start, end, step, max_points, timezone"
         in errors
     )
     assert any(
-        e.startswith(f"{path}: devices.disks: unknown key (did you mean 'disk'?)") for e in errors
+        e.startswith(f"{path}: line 5: devices.disks: unknown key (did you mean 'disk'?)")
+        for e in errors
     )
-    assert any(e.startswith(f"{path}: colour: unknown key") for e in errors)
+    assert any(e.startswith(f"{path}: line 6: colour: unknown key") for e in errors)
     assert (
-        f"{path}: time: give last (e.g. last: 24h) or both start and end; start and end missing"
+        f"{path}: line 4: time: give last (e.g. last: 24h) or both start and end; start and end missing"
         in errors
     )
 
@@ -236,19 +237,19 @@ def test_thresholds_are_finite_and_percents_at_most_100(tmp_path: Path) -> None:
     )
     path = tmp_path / "report.yaml"
     assert errors == [
-        f"{path}: thresholds.cpu_busy_percent: must be at least 0 and at most 100 "
+        f"{path}: line 6: thresholds.cpu_busy_percent: must be at least 0 and at most 100 "
         "(percent of CPU time busy), got 500",
-        f"{path}: thresholds.memory_used_percent: must be at least 0 and at most 100 "
+        f"{path}: line 7: thresholds.memory_used_percent: must be at least 0 and at most 100 "
         "(percent of memory used), got nan",
-        f"{path}: thresholds.disk_busy_percent: must be at least 0 and at most 100 "
+        f"{path}: line 8: thresholds.disk_busy_percent: must be at least 0 and at most 100 "
         "(percent of time the disk was busy), got inf",
-        f"{path}: thresholds.filesystem_used_percent: must be at least 0 and at most 100 "
+        f"{path}: line 9: thresholds.filesystem_used_percent: must be at least 0 and at most 100 "
         "(percent of the filesystem used), got 100.5",
-        f"{path}: thresholds.data_missing_percent: must be at least 0 and at most 100 "
+        f"{path}: line 10: thresholds.data_missing_percent: must be at least 0 and at most 100 "
         "(percent of steps without data), got -1",
-        f"{path}: thresholds.network_errors_per_second: must be at least 0 (errors per second), "
+        f"{path}: line 11: thresholds.network_errors_per_second: must be at least 0 (errors per second), "
         "got inf",
-        f"{path}: thresholds.filesystem_full_within: 99999w is too long: at most 3653d (ten years)",
+        f"{path}: line 12: thresholds.filesystem_full_within: 99999w is too long: at most 3653d (ten years)",
     ]
     edges = load_config(
         write(
@@ -270,28 +271,28 @@ def test_the_time_range_stays_within_what_influxdb_stores(tmp_path: Path) -> Non
     path = tmp_path / "report.yaml"
     limits = "1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z (nanoseconds since 1970 in 64 bits)"
     assert errors_of(tmp_path, base + "time: {last: 99999999d}") == [
-        f"{path}: time.last: 99999999d is too long: at most 3653d (ten years)"
+        f"{path}: line 3: time.last: 99999999d is too long: at most 3653d (ten years)"
     ]
     assert errors_of(tmp_path, base + "time: {last: 1h, step: 522w}") == [
-        f"{path}: time.step: 522w is too long: at most 3653d (ten years)"
+        f"{path}: line 3: time.step: 522w is too long: at most 3653d (ten years)"
     ]
     assert errors_of(
         tmp_path, base + "time: {start: 0001-01-01T00:00:00Z, end: 9999-12-31T23:59:59Z}"
     ) == [
-        f"{path}: time.start: 0001-01-01T00:00:00Z is outside what InfluxDB stores: {limits}",
-        f"{path}: time.end: 9999-12-31T23:59:59Z is outside what InfluxDB stores: {limits}",
+        f"{path}: line 3: time.start: 0001-01-01T00:00:00Z is outside what InfluxDB stores: {limits}",
+        f"{path}: line 3: time.end: 9999-12-31T23:59:59Z is outside what InfluxDB stores: {limits}",
     ]
     assert errors_of(
         tmp_path, base + "time: {start: 1677-09-21T00:12:43Z, end: 2262-04-11T23:47:17Z}"
     ) == [
-        f"{path}: time.start: 1677-09-21T00:12:43Z is outside what InfluxDB stores: {limits}",
-        f"{path}: time.end: 2262-04-11T23:47:17Z is outside what InfluxDB stores: {limits}",
+        f"{path}: line 3: time.start: 1677-09-21T00:12:43Z is outside what InfluxDB stores: {limits}",
+        f"{path}: line 3: time.end: 2262-04-11T23:47:17Z is outside what InfluxDB stores: {limits}",
     ]
     before_year_one = errors_of(
         tmp_path, base + "time: {start: '0001-01-01T00:00:00+01:00', end: 2025-01-01T00:00:00Z}"
     )
     assert before_year_one == [
-        f"{path}: time.start: 0001-01-01T00:00:00+01:00 is out of range in UTC"
+        f"{path}: line 3: time.start: 0001-01-01T00:00:00+01:00 is out of range in UTC"
     ]
     widest = load_config(
         write(tmp_path, base + "time: {start: 1677-09-21T00:12:44Z, end: 2262-04-11T23:47:16Z}"),
@@ -390,8 +391,8 @@ def test_the_command_exits_2_with_every_problem_on_stderr(tmp_path: Path) -> Non
     assert run(["--config", str(path)], stderr=err) == 2
     message = err.getvalue()
     assert message.startswith("perfanalysis report: invalid configuration:")
-    assert f"{path}: hosts: expected a non-empty list of names, got a list" in message
-    assert f"{path}: time.step: '5x' is not a duration" in message
+    assert f"{path}: line 2: hosts: expected a non-empty list of names, got a list" in message
+    assert f"{path}: line 3: time.step: '5x' is not a duration" in message
 
 
 def test_the_command_refuses_bad_flags(tmp_path: Path) -> None:

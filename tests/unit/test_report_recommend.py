@@ -61,34 +61,41 @@ def test_memory_disk_and_filesystem_thresholds() -> None:
 
 
 def test_a_filesystem_predicted_full_within_the_horizon() -> None:
-    # from 20% to 80% full, 0.5% of the disk a minute: the rest fills in about 40 minutes
-    found = advice(Behaviour(fs_fill=lambda i: min(0.84, 0.2 + 0.005 * i)))
+    # from 20% to 80% full, 0.5% of the disk a minute: the rest fills in about 40 minutes; two
+    # hours of data forecast 8h ahead (trend: at most four times the span)
+    within_8h = replace(LIMITS, filesystem_full_within=8 * 3600)
+    found = advice(Behaviour(fs_fill=lambda i: min(0.84, 0.2 + 0.005 * i)), within_8h)
     assert [r.area for r in found] == ["filesystem"]
     assert "at that rate it is full in about" in found[0].text
-    slow = advice(Behaviour(fs_fill=lambda i: 0.5 + 1e-7 * i))  # years away
+    slow = advice(Behaviour(fs_fill=lambda i: 0.5 + 1e-7 * i), within_8h)  # years away
     assert slow == []
 
 
-QUIET_FROM_THE_HOUR = set(range(60, 120))  # the last sample is at 23:12, the report ends at 00:13
+TEN_MINUTES = Grid(1_700_000_000, 600, 120)  # 20 hours, from 2023-11-14 22:13 UTC
+QUIET_AFTER_TEN_HOURS = set(range(60, 120))  # the last sample at 07:53, the report ends at 18:13
 
 
 @pytest.mark.parametrize(
-    ("fill_per_minute", "expected"),
+    ("fill_per_step", "expected"),
     [
-        # 0.1 GiB a minute, 44.1 GiB free at 23:12: full 441 minutes later, 6h 20m after the end
-        (0.001, "Filesystem / fills by 144 GiB a day: at that rate it is full in about 6h 20m "
-         "(around 2023-11-15 06:33 UTC): free space or grow it before then."),
-        # 0.5 GiB a minute, 20.5 GiB free at 23:12: full 41 minutes later, before the end
-        (0.005, "Filesystem / fills by 720 GiB a day: at that rate it was already full by the "
-         "end of the period (around 2023-11-14 23:53 UTC, after its last sample): check it "
+        # 0.3 GiB a step, 32.3 GiB free at 07:53: full 17h 56m later, 7h 46m after the end
+        (0.003, "Filesystem / fills by 43.2 GiB a day: at that rate it is full in about 7h 46m "
+         "(around 2023-11-16 02:00 UTC): free space or grow it before then."),
+        # 0.55 GiB a step, 17.55 GiB free at 07:53: full 5h 19m later, before the end
+        (0.0055, "Filesystem / fills by 79.2 GiB a day: at that rate it was already full by "
+         "the end of the period (around 2023-11-15 13:22 UTC, after its last sample): check it "
          "now, free space or grow it."),
     ],
 )  # fmt: skip
 def test_a_fill_forecast_counts_from_the_last_sample_of_a_host_that_went_quiet(
-    fill_per_minute: float, expected: str
+    fill_per_step: float, expected: str
 ) -> None:
-    how = Behaviour(fs_fill=lambda i: 0.5 + fill_per_minute * i, missing=QUIET_FROM_THE_HOUR)
-    assert [r.text for r in advice(how) if r.area == "filesystem"] == [expected]
+    """Ten hours of data, a day ahead (1d needs 6h: trend)."""
+    how = Behaviour(fs_fill=lambda i: 0.5 + fill_per_step * i, missing=QUIET_AFTER_TEN_HOURS)
+    within_1d = replace(LIMITS, filesystem_full_within=86400)
+    host = analysed("web-01", TEN_MINUTES, how, within_1d)
+    found = recommend([host], within_1d, link, timezone="UTC")
+    assert [r.text for r in found if r.area == "filesystem"] == [expected]
 
 
 def test_network_errors_and_missing_data() -> None:

@@ -222,7 +222,7 @@ def test_a_wrong_typed_tenant_is_named_by_its_type() -> None:
     ("text", "message"),
     [
         (REPORT.replace("{last: 24h}", "{start: 2025-02-30T00:00:00Z, end: 2025-03-02T00:00:00Z}"),
-         "{path}: time.start: '2025-02-30T00:00:00Z' is not an RFC 3339 time"),
+         "{path}: line 3: time.start: '2025-02-30T00:00:00Z' is not an RFC 3339 time"),
         (REPORT.replace("{last: 24h}", DEEP), "{path}: line 3, column 106: not valid YAML: "
                                               "nested too deeply"),
         (REPORT.replace("[web-01]", "[!!int x]"),
@@ -246,7 +246,7 @@ def test_the_report_command_refuses_a_date_that_is_no_date_without_a_traceback(
     path = tmp_path / "report.yaml"
     path.write_text(REPORT.replace("{last: 24h}", "{start: 2025-02-30T00:00:00Z, end: x}"))
     result = run(["-m", "perfanalysis.cli", "report", "--config", str(path)], tmp_path)
-    refused_briefly(result, f"{path}: time.start: ")
+    refused_briefly(result, f"{path}: line 3: time.start: ")
 
 
 # ---- the exporter's web config -------------------------------------------------------------------
