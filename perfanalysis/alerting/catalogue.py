@@ -79,6 +79,10 @@ THRESHOLDS_FILE = "provisioning/thresholds.yaml"
 MAX_FOR = 86400  # seconds: the longest ``for:`` a rule accepts unless it sets a lower max_for
 READ_ONLY_WINDOW = "1d"  # how far back HostFilesystemTurnedReadOnly looks for a read-write state
 DROPPED_WINDOW = "6h"  # the window of ExporterDroppingPoints' count
+# The window of ExporterSkippingSamples' count: shorter than its default ``for``, so that one
+# burst (a machine suspended, a process stopped) holds the condition for this long at most and
+# only skipping that goes on alerts.
+SKIPPED_WINDOW = "10m"
 # How far back a gauge's last sample is taken (``last_over_time``): longer than a few failed
 # scrapes at the 15s interval the stack uses, and than one at a 1m interval, also with
 # Prometheus 3's left-open ranges; an exporter gone for good leaves its gauges' rules this late.
@@ -560,6 +564,35 @@ EXPORTER_DROPPING = RuleDef(
     ),
 )
 
+PUSH_SKIPPED = "perfanalysis_exporter_push_samples_skipped_total"
+
+EXPORTER_SKIPPING = RuleDef(
+    key="exporter_skipping_samples",
+    alert="ExporterSkippingSamples",
+    unit=f"samples an exporter's push thread skipped in the last {SKIPPED_WINDOW}",
+    host=True,
+    expr=lambda s, lv: f"increase({sel(PUSH_SKIPPED, s)}[{SKIPPED_WINDOW}]) > {lv.limit}",
+    summary=lambda lv: text(
+        "Exporter on ", INSTANCE, " skipped ", NUMBER, f" samples in {SKIPPED_WINDOW}"
+    ),
+    description=lambda lv: text(
+        "The exporter on ",
+        INSTANCE,
+        f" has skipped more than {lv.limit} samples in every {SKIPPED_WINDOW} for ",
+        f"{lv.for_text} (now ",
+        NUMBER,
+        "): its push thread was still busy when they were due, so they were never collected ",
+        "and the host's data has holes (sending never makes one skip: ingest is not the cause). ",
+        "Samples take longer than --push.interval: a collector blocked by a hung mount or a ",
+        "stalled disk (see HostFilesystemDeviceError), or a host short of CPU; the exporter's log ",
+        "says how long the sample took (push: skipped N sample(s)). Find the slow collector ",
+        "(node_scrape_collector_duration_seconds on http://",
+        INSTANCE,
+        "/metrics), fix the mount or disk, exclude the mount or disable the collector, or raise ",
+        "--push.interval; " + _tune("exporter_skipping_samples"),
+    ),
+)
+
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
 
 NOTIFICATIONS_FAILING = RuleDef(
@@ -602,6 +635,7 @@ RULES: dict[str, RuleDef] = {
         INGEST_REJECTING,
         SPOOL_GROWING,
         EXPORTER_DROPPING,
+        EXPORTER_SKIPPING,
         NOTIFICATIONS_FAILING,
     )
 }

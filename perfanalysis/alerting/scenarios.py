@@ -26,9 +26,12 @@ from perfanalysis.alerting.catalogue import (
     NOTIFICATIONS_FAILED,
     PUSH_DROPPED,
     PUSH_LAST_SUCCESS,
+    PUSH_SKIPPED,
     PUSH_STARTED,
+    SKIPPED_WINDOW,
     Level,
 )
+from perfanalysis.alerting.durations import parse_duration
 from perfanalysis.alerting.thresholds import Setting
 
 SWITCH = 5  # minute at which scenarios turn abnormal; rate windows are full from minute 5
@@ -568,6 +571,48 @@ def exporter_dropping(
     return out
 
 
+SKIPPED_MINUTES = parse_duration(SKIPPED_WINDOW) // 60
+
+
+def exporter_skipping(
+    setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
+) -> list[Scenario]:
+    """host-1 skipped samples before the test and none since; host-1b's machine is suspended and
+    skips a burst at SWITCH, more than every level, which holds the condition for the window's
+    minutes only (built only when ``for`` is at least that long: a shorter one fires on it, as
+    meant). host-2 and host-3 skip samples every minute from SWITCH on, each past one level.
+    The crossing counters start at 0 at minute 0 (the counter restarts with the exporter): an
+    increase over a window reaching back before the first sample is then not extrapolated, and
+    is exactly the difference, as ``in_window``."""
+    floors = sorted(thresholds(setting))
+    series: list[SeriesSpec] = [(PUSH_SKIPPED, hosts(1), constant(7))]
+    title = "quiet host-1 skipped 7 before the test, none since"
+    if setting.for_seconds >= SKIPPED_MINUTES * 60:
+        burst = grid(2 * max(floors, default=10) + 1)
+        series.append((PUSH_SKIPPED, hosts(1, "b"), step(0, burst)))
+        title += f"; host-1b skips {burst:g} at once at {SWITCH}m (a suspended machine)"
+    out = [Scenario(title, series, {}, _zero, quiet=True)]
+    for n, floor in enumerate(floors, 2):
+        # above the level 3 minutes after SWITCH; at a level of 0, any sample skipped is too many
+        shift = SHIFTS[attempt % ATTEMPTS]
+        per_minute = (
+            max(grid(floor / (2.5 + shift), 1024), (1 + 2 * shift) / 64) if floor else 1 + 2 * shift
+        )
+
+        def skipped(t: int, per_minute: float = per_minute) -> float:
+            return float(max(t - SWITCH, 0) * per_minute)
+
+        def value(t: int, skipped: Series = skipped) -> float:
+            return skipped(t) - skipped(max(t - SKIPPED_MINUTES, 0))
+
+        def margin(level: Level, t: int, value: Series = value) -> float:
+            return above(value)(level, t) if t > SWITCH else -1.0
+
+        title = f"skips {per_minute:g} samples a minute from {SWITCH}m"
+        out.append(Scenario(title, [(PUSH_SKIPPED, hosts(n), skipped)], hosts(n), value, margin))
+    return out
+
+
 def notifications_failing(
     setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0
 ) -> list[Scenario]:
@@ -612,5 +657,6 @@ BUILDERS: dict[str, Callable[[Setting, Hosts, str, int], list[Scenario]]] = {
     "ingest_rejecting": ingest_rejecting,
     "spool_growing": spool_growing,
     "exporter_dropping_points": exporter_dropping,
+    "exporter_skipping_samples": exporter_skipping,
     "alertmanager_notifications_failing": notifications_failing,
 }

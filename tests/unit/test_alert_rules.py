@@ -65,18 +65,19 @@ def test_one_rule_file_per_tenant_plus_default(thresholds: Thresholds) -> None:
 
 
 def test_the_platform_file_holds_the_platform_rules_only() -> None:
-    """Watchdog and Prometheus' own failures, once, on no tenant's series; hand-written tests."""
+    """Watchdog, Prometheus' own failures and ingest's rate limits falling back per process, once,
+    on no tenant's series (Prometheus' and ingest's own); hand-written tests."""
     [group] = yaml.safe_load((LAYOUT.rules_dir / platform.FILE_NAME).read_text())["groups"]
     assert group["name"] == platform.GROUP
     assert [r["alert"] for r in group["rules"]] == [
         "Watchdog", "PrometheusNotificationsFailing", "PrometheusNotificationsDropped",
-        "PrometheusRuleEvaluationFailures",
+        "PrometheusRuleEvaluationFailures", "IngestRateLimitNotShared",
     ]  # fmt: skip
     for rule in group["rules"]:
         assert "tenant" not in rule["expr"]
         assert "tenant" not in rule["labels"]
         for metric, _ in SELECTOR.findall(rule["expr"]):
-            assert metric.startswith("prometheus_"), rule["expr"]
+            assert metric.startswith(("prometheus_", "perfanalysis_ingest_")), rule["expr"]
         assert rule["annotations"]["summary"]
         assert rule["annotations"]["description"]
     tested = (LAYOUT.tests_dir / "platform.test.yml").read_text()

@@ -210,6 +210,7 @@ def edge_thresholds() -> dict[str, Any]:
         "ingest_rejecting": {"warning": 0, "critical": 0.25},
         "spool_growing": {"warning": 0, "critical": 3},
         "exporter_dropping_points": {"warning": 0, "critical": 9},
+        "exporter_skipping_samples": {"warning": 0, "critical": 1e-3},
     }  # fmt: skip
     assert set(edges) == {k for k, r in RULES.items() if r.thresholds}
     data = with_defaults(**edges)

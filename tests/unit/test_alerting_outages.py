@@ -245,7 +245,7 @@ def test_host_rules_keep_firing_for_longer_than_target_down_takes() -> None:
         "HostCpuBusy", "HostMemoryUsed", "HostFilesystemAlmostFull", "HostFilesystemFillingUp",
         "HostFilesystemDeviceError", "HostFilesystemTurnedReadOnly", "HostDiskIoSaturated",
         "HostNetworkErrors", "ExporterPushStalled", "ExporterSpoolGrowing",
-        "ExporterDroppingPoints",
+        "ExporterDroppingPoints", "ExporterSkippingSamples",
     }  # fmt: skip
     for path in [*sorted(RULES_DIR.glob("tenant-*.rules.yml")), RULES_DIR / "default.rules.yml"]:
         rules = yaml.safe_load(path.read_text())["groups"][0]["rules"]

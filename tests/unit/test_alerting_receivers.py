@@ -211,6 +211,7 @@ def routes(*labels: str, config: Path = ALERTMANAGER_FILE) -> str:
         (["alertname=Watchdog", "severity=none"], "watchdog"),
         (["alertname=PrometheusRuleEvaluationFailures", "instance=p:9090"], "default"),
         (["alertname=TargetDown", "job=ingest", "instance=i:8087"], "default"),
+        (["alertname=IngestRateLimitNotShared", "job=ingest", "instance=i:8087", "severity=warning"], "default"),
     ],
 )  # fmt: skip
 def test_amtool_routes_platform_alerts_to_the_platform(labels: list[str], receivers: str) -> None:
@@ -401,10 +402,12 @@ def test_a_usage_threshold_of_zero_which_always_holds_is_refused(key: str, why: 
 
 
 def test_zero_stays_valid_where_it_means_any() -> None:
-    """Any error, rejected point or dropped point is worth an alert: 0 is a real threshold there."""
+    """Any error, rejected point, dropped point or skipped sample is worth an alert: 0 is a real
+    threshold there."""
     data = with_tenants(acme={
         "network_errors_per_second": {"warning": 0}, "ingest_rejecting": {"warning": 0},
         "exporter_dropping_points": {"warning": 0}, "spool_growing": {"warning": 0},
+        "exporter_skipping_samples": {"warning": 0},
     })  # fmt: skip
     assert parse(data).tenants["acme"].settings["ingest_rejecting"].warning == 0
 
