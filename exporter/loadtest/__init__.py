@@ -9,7 +9,8 @@ Modules, one job each:
 - ``controller``: acceptance bands, retries that nudge the load, repeats (pure logic)
 - ``runner``: calibration and the levels, in order
 - ``host`` / ``cloud``: host facts, cloud provider from DMI and cloud-init's cached metadata
-- ``result``: the JSON document (schema perfanalysis.loadtest/1) and its validation
+- ``contract``: the format perfanalysis.loadtest/1, one definition with the admin app's check
+- ``result``: the JSON document and its validation (the contract's)
 - ``progress``: the status line on a terminal, periodic lines otherwise
 - ``upload``: POST of a result to the admin app with the collector key
 - ``settings`` / ``main``: flags and the two subcommands, ``run`` and ``upload``

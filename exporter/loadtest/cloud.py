@@ -26,7 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDERS = ("aws", "azure", "gcp", "oci")
+from exporter.loadtest.contract import INSTANCE_TYPE, PROVIDERS, REGION, Text, fits
+
+__all__ = ["PROVIDERS", "CloudFacts", "choose", "detect", "from_cloud_init", "from_dmi"]
+
 DMI_DIR = "/sys/class/dmi/id"
 CLOUD_INIT_DATA = "/run/cloud-init/instance-data.json"
 DMI_FIELDS = (
@@ -37,9 +40,6 @@ AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 OCI_ASSET_TAG = "OracleCloud.com"
 EC2_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")  # m5.large, c7g.metal, u-6tb1.metal
 CLOUD_INIT_NAMES = {"aws": "aws", "ec2": "aws", "azure": "azure", "gce": "gcp", "oracle": "oci"}
-# what the admin app stores as a region or instance type; anything else found is dropped
-WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-MAX_REGION, MAX_INSTANCE_TYPE = 60, 80
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def from_dmi(dmi: Mapping[str, str]) -> CloudFacts:
         for name in ("bios_version", "bios_vendor", "product_version")
     )
     if vendor == "Amazon EC2" or xen_amazon:
-        return CloudFacts("aws", instance_type=product if EC2_TYPE.match(product) else None)
+        return CloudFacts("aws", instance_type=_text(product) if EC2_TYPE.match(product) else None)
     if vendor == "Google" or product == "Google Compute Engine":
         return CloudFacts("gcp")
     hyper_v = vendor == "Microsoft Corporation" and product == "Virtual Machine"
@@ -91,11 +91,13 @@ def from_dmi(dmi: Mapping[str, str]) -> CloudFacts:
     return CloudFacts()
 
 
-def _text(value: Any, longest: int = MAX_INSTANCE_TYPE) -> str | None:
+def _text(value: Any, rule: Text = INSTANCE_TYPE) -> str | None:
+    """``value`` when the result format takes it as ``rule`` (a region or instance type);
+    anything else found is dropped."""
     if not isinstance(value, str):
         return None
     value = value.strip()
-    return value if WORD.match(value) and len(value) <= longest else None
+    return value if fits(rule, value) else None
 
 
 def _path(data: Any, *keys: str) -> Any:
@@ -109,7 +111,7 @@ def _path(data: Any, *keys: str) -> Any:
 def from_cloud_init(data: Mapping[str, Any]) -> CloudFacts:
     name = _text(_path(data, "v1", "cloud_name")) or _text(_path(data, "v1", "cloud-name"))
     provider = CLOUD_INIT_NAMES.get((name or "").lower())
-    region = _text(_path(data, "v1", "region"), MAX_REGION)
+    region = _text(_path(data, "v1", "region"), REGION)
     meta = _path(data, "ds", "meta_data")
     instance_type = None
     if provider == "aws":

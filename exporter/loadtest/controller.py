@@ -39,7 +39,7 @@ UNITS_DECIMALS = 1  # units per second as the result writes them (result.level_j
 
 def did_work(units_per_second: float) -> bool:
     """Whether a rate is more than 0 as the result writes it: the admin app refuses a level whose
-    written units_per_second is 0 (tenants/loadtests/contract.py)."""
+    written units_per_second is 0 (exporter/loadtest/contract.py, the format both check)."""
     return round(units_per_second, UNITS_DECIMALS) > 0
 
 

@@ -4,7 +4,8 @@ Exit codes: 0 every level accepted (and uploaded, or already stored by an earlie
 asked: only the admin app's 201 or 409 count); 1 the run, the result file's write or the upload
 failed (a level whose workers did no work, 0.0 units/s, fails the run there, before anything is
 written or uploaded: the admin app would refuse the result) (the result file is kept; a result that could not be written goes to stdout, and is still
-uploaded when asked); 2 bad flags, key file or result file; 3 the run finished but at least one
+uploaded when asked), host facts the admin app would refuse (before the run), or a result it
+would refuse (written, not uploaded); 2 bad flags, key file or result file; 3 the run finished but at least one
 level was not accepted (recorded as ``accepted: false`` in the result); 130 interrupted.
 """
 
@@ -25,7 +26,14 @@ from exporter.loadtest.controller import NoWorkDone
 from exporter.loadtest.host import gather
 from exporter.loadtest.pool import PoolError
 from exporter.loadtest.progress import Progress
-from exporter.loadtest.result import ResultFileError, RunSettings, build, parse, validate
+from exporter.loadtest.result import (
+    ResultFileError,
+    RunSettings,
+    build,
+    host_problems,
+    parse,
+    validate,
+)
 from exporter.loadtest.runner import Plan, execute
 from exporter.loadtest.settings import parse_for, run_spec, upload_spec
 from exporter.loadtest.upload import AlreadyStored, UploadError, describe_answer, post_result
@@ -86,6 +94,12 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     started = datetime.now(UTC)
     try:
         host = gather(choose(given, detect()))
+        refused = host_problems(host)
+        if refused:  # told now, not after the hour the run takes
+            progress.close()
+            _errors(f"{PROGRAM}: the admin app would refuse any result of this host, so the "
+                    "load test is not run:", refused)  # fmt: skip
+            return EXIT_FAILED
         outcome = execute(Plan.from_values(values), progress)
     except KeyboardInterrupt:
         progress.close()
@@ -102,10 +116,8 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     settings = RunSettings(values["window"], values["repeats"], values["tolerance"],
                            values["full_load_min"])  # fmt: skip
     document = build(started, datetime.now(UTC), host, settings, outcome.levels)
+    # the admin app's own check: a disturbed host can measure units that fall between levels
     problems = validate(document)
-    if problems:  # a bug here, never the operator's doing
-        _errors(f"{PROGRAM}: the result does not match its own schema:", problems)
-        return EXIT_FAILED
     text = json.dumps(document, indent=2) + "\n"
     path = values["output"] or (_default_path(host.hostname, started) if values["upload"] else None)
     written = True
@@ -135,7 +147,11 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         _errors(f"{len(failed)} of {len(outcome.levels)} levels were not accepted:",
                 [level.failure for level in failed])  # fmt: skip
     code = EXIT_OK
-    if values["upload"]:
+    if problems:  # kept to look at, but the admin app would refuse it: not uploaded
+        _errors(f"{PROGRAM}: exit status 1: the admin app would refuse this result"
+                + (", so it was not uploaded:" if values["upload"] else ":"), problems)  # fmt: skip
+        code = EXIT_FAILED
+    elif values["upload"]:
         # the upload sends the bytes in memory: a file that could not be written does not stop it
         code = _upload(text.encode(), path if written else None, values["upload"],
                        values["key_file"], values["upload_timeout"])  # fmt: skip
@@ -143,7 +159,7 @@ def run_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         said = (
             f"{PROGRAM}: exit status 1: the result could not be written to {path} (it is on stdout)"
         )
-        if values["upload"]:
+        if values["upload"] and not problems:
             said += "; the admin app holds it" if code == EXIT_OK else "; the upload failed too"
         print(said, file=sys.stderr)
         return EXIT_FAILED

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from exporter.config import duration
-from exporter.loadtest.cloud import MAX_INSTANCE_TYPE, MAX_REGION, PROVIDERS, WORD
+from exporter.loadtest.contract import INSTANCE_TYPE, MAX_ATTEMPTS, PROVIDERS, REGION, Text, fits
 from exporter.loadtest.controller import DEFAULT_FULL_LOAD_MIN
 from exporter.loadtest.progress import MODES
 from exporter.push.keyfile import KeyFile, KeyFileError
@@ -17,7 +17,6 @@ from perfanalysis.config import Setting, Spec, number, parse, positive_int, whol
 ENV_PREFIX = "PERFANALYSIS_LOADTEST_"
 DEFAULT_LEVELS = "10,20,30,40,50,60,70,80,90,100"
 MIN_WINDOW, MAX_WINDOW = 0.2, 60.0
-MAX_ATTEMPTS = 1000  # per level, as the result format allows
 
 
 def levels(text: str) -> list[int]:
@@ -79,14 +78,14 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
     return convert
 
 
-def _name(longest: int) -> Callable[[str], str]:
-    """A region or instance type as the admin app stores it: letters, digits, '.', '_', '-'."""
+def _name(rule: Text) -> Callable[[str], str]:
+    """A region or instance type as the result format takes it: letters, digits, '.', '_', '-'."""
 
     def convert(text: str) -> str:
         value = text.strip()
-        if not WORD.match(value) or len(value) > longest:
+        if not value or not fits(rule, value):
             raise ValueError(
-                f"expected up to {longest} letters, digits, '.', '_' or '-' "
+                f"expected up to {rule.high} letters, digits, '.', '_' or '-' "
                 "(for example us-east-1, VM.Standard.E5.Flex)"
             )
         return value
@@ -230,10 +229,10 @@ def run_spec() -> Spec:
                 "on a terminal, plain lines otherwise).", "auto", _choice(MODES), metavar="MODE"))  # fmt: skip
     add(Setting("cloud-provider", f"Cloud provider ({', '.join(PROVIDERS)}); overrides detection.",
                 None, _choice(PROVIDERS), metavar="NAME"))  # fmt: skip
-    add(Setting("region", "Cloud region; overrides detection.", None, _name(MAX_REGION),
+    add(Setting("region", "Cloud region; overrides detection.", None, _name(REGION),
                 metavar="NAME"))  # fmt: skip
     add(Setting("instance-type", "Instance type or shape; overrides detection.", None,
-                _name(MAX_INSTANCE_TYPE), metavar="NAME"))  # fmt: skip
+                _name(INSTANCE_TYPE), metavar="NAME"))  # fmt: skip
     spec.checks.append(_attempts_bound)
     _upload_settings(spec, required=False)
     spec.checks.append(_default_output)

@@ -1,6 +1,7 @@
 """Load tests and price-performance: stored runs, the price catalog, comparisons, right-sizing.
 
-* ``contract``: the upload format ``perfanalysis.loadtest/1``, checked strictly.
+* ``contract``: the upload format ``perfanalysis.loadtest/1``, checked by the runner's own
+  definition (``exporter.loadtest.contract``), and a result's canonical form.
 * ``models``: runs, their levels and the price catalog (same ``Base`` as tenants.models).
 * ``prices``: the catalog (a global seed plus per-tenant rows) and the price a run gets.
 * ``runs``: storing, listing and deleting runs, always inside one tenant.

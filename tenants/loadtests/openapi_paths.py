@@ -5,14 +5,16 @@ document already has (``parameters/slug``, ``parameters/collector_id``, ``parame
 ``parameters/cursor``, ``responses/E4xx``) and
 to the ``collectorKey`` security scheme from ``components()``. The request schemas are never
 stricter than the checks in tenants.loadtests.contract and the views: what they refuse, the
-API refuses too.
+API refuses too. The upload's schema is built from the rules of the shared contract
+(exporter.loadtest.contract), so its types and limits are the ones checked; what a schema cannot
+say (unpaired surrogates, the checks across levels, times in the future) is left to the check.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tenants.loadtests import contract
+from exporter.loadtest import contract as shared
 
 Schema = dict[str, Any]
 MAX_ID = 2**31 - 1
@@ -53,50 +55,53 @@ def _string(low: int, high: int, pattern: str | None = None, **extra: Any) -> Sc
     return schema
 
 
-LEVEL = _object({
-    "target_busy_percent": _integer(1, 100),
-    "measured_busy_percent": _number(0, 100),
-    "units_per_second": _number(0, contract.MAX_UNITS, True),
-    "repeats": {"type": "array", "minItems": 1, "maxItems": contract.MAX_REPEATS,
-                "items": _number(0, contract.MAX_UNITS),
-                "description": "one result per settings.repeats"},
-    "cv_percent": _number(0, contract.MAX_CV, nullable=True),
-    "attempts": _integer(1, 1000),
-    "accepted": {"type": "boolean"},
-})  # fmt: skip
+DESCRIPTIONS = {
+    "/settings/full_load_min": "busy% that accepted the 100% level (--full-load-min); when "
+    "absent, the 100% level is checked against the tolerance band",
+    "/levels": "strictly ascending targets ending with 100; units grow with busy%",
+    "/levels/N/repeats": "one result per settings.repeats",
+    "/max_units_per_second": "the 100% level's units_per_second",
+    "/host/kernel": "null: not recorded (the original system's results)",
+    "/started_at": "RFC 3339, such as 2026-01-10T00:18:51Z",
+    "/finished_at": "RFC 3339, such as 2026-01-10T00:18:51Z",
+}  # fmt: skip
 
-DOCUMENT = _object({
-    "schema": {"type": "string", "enum": [contract.SCHEMA]},
-    "started_at": _TIME,
-    "finished_at": _TIME,
-    "host": _object({
-        "hostname": _string(1, 253, contract.NO_CONTROL),
-        "cpu_model": _string(0, 200, contract.NO_CONTROL),
-        "vcpus": _integer(1, 4096),
-        "memory_bytes": _integer(1, contract.MAX_MEMORY, format="int64"),
-        "kernel": _string(0, 100, contract.NO_CONTROL),
-        "cloud_provider": {"type": "string", "enum": list(contract.PROVIDERS), "nullable": True},
-        "region": _string(1, 60, contract.WORD, nullable=True),
-        "instance_type": _string(1, 80, contract.WORD, nullable=True),
-    }),
-    "settings": _object({
-        "window_seconds": _number(0, 3600, True),
-        "repeats": _integer(1, contract.MAX_REPEATS),
-        "tolerance_points": _number(0, 50, True),
-        "unit": _object({"name": _string(1, 60, contract.WORD),
-                         "buffer_bytes": _integer(1, contract.MAX_BUFFER, format="int64")}),
-        "full_load_min": _number(contract.MIN_FULL_LOAD, contract.FULL_LOAD,
-                                 description="busy% that accepted the 100% level (--full-load-min); "
-                                 "when absent, the 100% level is checked against the tolerance "
-                                 "band"),
-    }, list(contract.SETTINGS_FIELDS)),
-    "levels": {"type": "array", "minItems": contract.MIN_LEVELS, "maxItems": contract.MAX_LEVELS,
-               "items": LEVEL,
-               "description": "strictly ascending targets ending with 100; units grow with busy%"},
-    "max_units_per_second": _number(0, contract.MAX_UNITS, True,
-                                    description="the 100% level's units_per_second"),
-    "repeatability_cv_percent": _number(0, contract.MAX_CV, nullable=True),
-})  # fmt: skip
+
+def _rule_schema(rule: shared.Rule, where: str = "") -> Schema:
+    """The JSON Schema of one rule of the shared contract: its type and limits, as checked."""
+    schema: Schema
+    if isinstance(rule, shared.Object):
+        schema = _object({name: _rule_schema(item, f"{where}/{name}")
+                          for name, item in rule.fields.items()}, list(rule.required()))  # fmt: skip
+    elif isinstance(rule, shared.Array):
+        schema = {"type": "array", "minItems": rule.low, "maxItems": rule.high,
+                  "items": _rule_schema(rule.item, f"{where}/N")}  # fmt: skip
+    elif isinstance(rule, shared.Numbers):
+        schema = {"type": "array", "minItems": rule.low, "maxItems": rule.high,
+                  "items": _rule_schema(rule.item)}  # fmt: skip
+    elif isinstance(rule, shared.Text):
+        schema = _string(rule.low, rule.high, rule.pattern)
+    elif isinstance(rule, shared.Whole):
+        schema = _integer(rule.low, rule.high)
+        if rule.high > MAX_ID:
+            schema["format"] = "int64"
+    elif isinstance(rule, shared.Number):
+        schema = _number(rule.low, rule.high, rule.above_low)
+    elif isinstance(rule, shared.Choice):
+        schema = {"type": "string", "enum": list(rule.options)}
+    elif isinstance(rule, shared.Time):
+        schema = dict(_TIME)
+    else:
+        schema = {"type": "boolean"}
+    if rule.nullable:
+        schema["nullable"] = True
+    if where in DESCRIPTIONS:
+        schema["description"] = DESCRIPTIONS[where]
+    return schema
+
+
+LEVEL = _rule_schema(shared.LEVEL, "/levels/N")
+DOCUMENT = _rule_schema(shared.DOCUMENT)
 
 PRICE_FIELDS: dict[str, Schema] = {
     "provider": _string(1, 20, description="aws, azure, gcp or oci, in any case (stored lower-case)"),

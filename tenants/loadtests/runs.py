@@ -19,7 +19,13 @@ from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.errors import Conflict, Invalid, NotFound, Unauthenticated
 from tenants.keys import Identity
-from tenants.loadtests.contract import Host, LoadTestDocument, canonical, parse_bytes
+from tenants.loadtests.contract import (
+    NOT_RECORDED,
+    Host,
+    LoadTestDocument,
+    canonical,
+    parse_bytes,
+)
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.prices import match_price, snapshot, visible_entry
 from tenants.models import Collector, Tenant, utcnow
@@ -135,7 +141,8 @@ def _new_run(tenant: Tenant, doc: LoadTestDocument, upload: Upload, digest: str)
         uploaded_via=upload.via, document_sha256=digest, document=doc.raw,
         schema=doc.raw["schema"], started_at=doc.started_at, finished_at=doc.finished_at,
         hostname=host.hostname, cpu_model=host.cpu_model, vcpus=host.vcpus,
-        memory_bytes=host.memory_bytes, kernel=host.kernel, cloud_provider=host.cloud_provider,
+        memory_bytes=host.memory_bytes, kernel=NOT_RECORDED if host.kernel is None else host.kernel,
+        cloud_provider=host.cloud_provider,
         region=host.region, instance_type=host.instance_type, unit_name=settings.unit.name,
         unit_buffer_bytes=settings.unit.buffer_bytes, window_seconds=settings.window_seconds,
         repeats=settings.repeats, tolerance_points=settings.tolerance_points,

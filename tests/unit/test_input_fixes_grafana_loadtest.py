@@ -335,25 +335,27 @@ def test_a_runners_result_passes_the_local_check_and_the_admin_apps_and_is_sent(
 
 
 def test_the_keys_taken_are_the_admin_apps() -> None:
-    contract = pytest.importorskip("tenants.loadtests.contract")
+    admin = pytest.importorskip("tenants.loadtests.contract")
+    from exporter.loadtest import contract
+
+    assert admin.check.__module__ == "tenants.loadtests.contract"
+    assert admin.LoadTestDocument is contract.LoadTestDocument  # one definition for both
     assert result.TOP_FIELDS == contract.TOP_FIELDS
-    assert result.HOST_FIELDS == contract.HOST_FIELDS
-    assert result.SETTINGS_FIELDS == contract.SETTINGS_FIELDS + contract.OPTIONAL_SETTINGS
-    assert result.UNIT_FIELDS == contract.UNIT_FIELDS
-    assert result.LEVEL_FIELDS == contract.LEVEL_FIELDS
+    assert result.SETTINGS_FIELDS == ("window_seconds", "repeats", "tolerance_points", "unit",
+                                      "full_load_min")  # fmt: skip
 
 
 def test_a_key_given_twice_is_refused_by_its_path_and_not_sent(
     tmp_path: Path, admin: Admin, key_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = text().replace('"vcpus": 2,', '"vcpus": 4, "vcpus": 8,').encode()
-    assert "appears twice" in server_refuses(data)
+    said = "/host/vcpus appears more than once in one object (which value was meant?)"
+    assert server_refuses(data) == said
     assert upload(tmp_path, data, admin, key_file) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"perfanalysis loadtest upload: {tmp_path / 'result.json'} is not a load test result:",
-        "  - host.vcpus: the key appears more than once in one object (the admin app refuses it; "
-        "which value was meant?)",
+        f"  - {said}",
     ]
     assert admin.bodies == []
 
@@ -362,20 +364,21 @@ def test_a_key_given_twice_inside_a_level_is_named_with_its_index() -> None:
     doc = document()
     raw = json.dumps(doc).replace('"attempts": 2,', '"attempts": 2, "attempts": 3,', 2)
     problems = validate(parse(raw.encode()))
-    assert [p.split(":")[0] for p in problems] == ["levels[0].attempts", "levels[1].attempts"]
+    assert [p.split()[0] for p in problems] == ["/levels/0/attempts", "/levels/1/attempts"]
 
 
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ("doc['host']['vpus'] = 2", "host.vpus: unknown key (did you mean vcpus?)"),
-        ("doc['vcpus'] = 2", "vcpus: unknown key; the admin app refuses it"),
-        ("doc['settings']['full_load'] = 95", "settings.full_load: unknown key (did you mean "
-                                              "full_load_min?)"),
-        ("doc['settings']['unit']['buffer_byte'] = 1", "settings.unit.buffer_byte: unknown key (did "
-                                                       "you mean buffer_bytes?)"),
-        ("doc['levels'][1]['acceptd'] = True", "levels[1].acceptd: unknown key (did you mean "
-                                               "accepted?)"),
+        ("doc['host']['vpus'] = 2", "/host/vpus is not a field of the format (did you mean "
+                                    "vcpus?)"),
+        ("doc['vcpus'] = 2", "/vcpus is not a field of the format"),
+        ("doc['settings']['full_load'] = 95", "/settings/full_load is not a field of the format "
+                                              "(did you mean full_load_min?)"),
+        ("doc['settings']['unit']['buffer_byte'] = 1", "/settings/unit/buffer_byte is not a field "
+                                                       "of the format (did you mean buffer_bytes?)"),
+        ("doc['levels'][1]['acceptd'] = True", "/levels/1/acceptd is not a field of the format "
+                                               "(did you mean accepted?)"),
     ],
 )  # fmt: skip
 def test_an_unknown_key_is_refused_with_the_key_meant_and_not_sent(
@@ -389,7 +392,7 @@ def test_an_unknown_key_is_refused_with_the_key_meant_and_not_sent(
     doc = document()
     exec(change, {"doc": doc})  # noqa: S102 - test-only edits of a known document
     data = json.dumps(doc, indent=2).encode()
-    assert "unknown field" in server_refuses(data)
+    assert server_refuses(data).startswith(problem)
     assert upload(tmp_path, data, admin, key_file) == 2
     assert f"  - {problem}" in capsys.readouterr().err
     assert admin.bodies == []
@@ -433,9 +436,10 @@ def test_non_finite_numbers_are_refused_and_not_sent(
 ) -> None:
     data = text().replace('"measured_busy_percent": 50.2', f'"measured_busy_percent": {constant}')
     assert constant in data
-    assert "finite" in server_refuses(data.encode())
+    said = "/levels/0/measured_busy_percent must be a finite number"
+    assert server_refuses(data.encode()) == said
     assert upload(tmp_path, data.encode(), admin, key_file) == 2
-    assert "  - levels[0].measured_busy_percent: expected a number >= 0" in capsys.readouterr().err
+    assert f"  - {said}\n" in capsys.readouterr().err
     assert admin.bodies == []
 
 
@@ -443,11 +447,11 @@ def test_a_huge_integer_maximum_is_a_problem_not_a_traceback() -> None:
     doc = document()
     doc["max_units_per_second"] = 10**400  # float() of it overflows
     problems = validate(parse(json.dumps(doc).encode()))
-    assert problems == ["max_units_per_second: must equal the 100% level's units_per_second"]
+    assert problems == ["/max_units_per_second must be at most 1e+12"]
 
 
 def test_deep_nesting_json_reads_is_walked_without_a_recursion_error() -> None:
     depth = 900
     data = b'{"x": ' + b"[" * depth + b"]" * depth + b"}"
     problems = validate(parse(data))
-    assert problems[0] == "x: unknown key; the admin app refuses it"
+    assert problems[0] == "/x is not a field of the format"

@@ -113,17 +113,26 @@ def test_a_level_that_missed_its_band_may_be_stored_when_marked_so() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b"{not json", "not valid JSON"),
-        (b"\xff\xfe", "not UTF-8"),
-        (b'{"schema": "a", "schema": "b"}', "appears twice"),
-        (b"[]", "JSON object"),
+        (b"{not json", "the load test result is not JSON: Expecting property name enclosed in "
+                       "double quotes: line 1 column 2 (char 1)"),
+        (b"\xff\xfe", "the load test result is not UTF-8 text (byte 0)"),
+        (b"[]", "the result must be a JSON object"),
     ],
-)
+)  # fmt: skip
 def test_malformed_files_are_refused_as_a_whole(raw: bytes, message: str) -> None:
     with pytest.raises(Invalid) as refused:
         parse_bytes(raw)
-    assert message in refused.value.message
+    assert refused.value.message == message
     assert refused.value.field == "/"
+
+
+def test_a_key_given_twice_is_named_by_its_path() -> None:
+    with pytest.raises(Invalid) as refused:
+        parse_bytes(b'{"schema": "a", "schema": "b"}')
+    assert refused.value.message == (
+        "/schema appears more than once in one object (which value was meant?)"
+    )
+    assert refused.value.field == "/schema"
 
 
 def test_nan_in_the_file_is_named_by_its_field() -> None:

@@ -334,7 +334,7 @@ def test_analyst_uploads_a_file(app: Flask, world: World) -> None:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"{not json", "not valid JSON"),
+    [(b"{not json", "the load test result is not JSON: Expecting property name"),
      (json.dumps({**document(), "max_units_per_second": 1.0}).encode(), "/max_units_per_second")],
 )  # fmt: skip
 def test_a_bad_file_is_shown_with_its_field(
