@@ -226,7 +226,8 @@ def _add_push_settings(spec: Spec) -> None:
         Setting(
             "push.batch-size",
             "Maximum points per write request; halved while ingest refuses requests as too "
-            "large (413), doubled back after 10 accepted ones.",
+            "large (413) or requests are cut at the next sample (a link too slow for them), "
+            "doubled back after 10 accepted ones.",
             5000,
             positive_int,
             metavar="N",

@@ -30,6 +30,15 @@ bounds them by its next sample (``Delivering.run``'s deadline): each request get
 time left until then, and a request that would get too little is not started; the chain goes on
 after the sample where it stopped, its answers so far kept.
 
+A request that runs into that deadline while it is sent or its answer awaited (a slow uplink, a
+backlog batch larger than the interval carries, a slow ingest) is cut: it would be cut again
+each time if sent again whole. ``run`` then returns a CUT delivery, and the chain goes on at the
+next ``run`` with what the cut request carried in two halves, each halved again if cut in turn,
+down to CUT_MIN_POINTS (sent whole): the answers so far are kept, so no acknowledged point is
+sent again. The pusher lowers its batch size below ``cut_at`` too. A request cut while it was
+connecting (a lookup, a connect, a TLS handshake) or with its answer begun (a trickle) says
+nothing about its size: it fails as any timeout does (RETRY).
+
 A 413 says the request was too large, but not why: too many points (or bytes) for ingest or a
 proxy in front of it, or one point too large whatever the batch. Only a 413'd request whose two
 halves were then both taken without a 413 of their own proves the former: ``too_large_at`` is
@@ -59,12 +68,17 @@ log = logging.getLogger(__name__)
 WRITE_PATH = "/api/v2/write?precision=ns"
 LOGGED_BODY = 2000
 LOGGED_LINE = 200
+# A request cut by the deadline is sent again in halves while it holds more points than this:
+# about 1 KiB gzipped (8 kbit/s over a 1 s interval); smaller ones are sent again whole, since
+# a link that cannot carry that is not slow for the request's size.
+CUT_MIN_POINTS = 64
 
 
 class Verdict(enum.Enum):
     SETTLED = "settled"  # every point acknowledged or refused for good: commit the batch
     RETRY = "retry"  # keep the batch, retry after a backoff
     UNAUTHORIZED = "unauthorized"  # keep the batch; the key is refused
+    CUT = "cut"  # a request ran into the deadline: the batch goes on at the next run, in halves
 
 
 @dataclass
@@ -76,7 +90,8 @@ class Delivery:
     error: str = ""
     too_large: int = 0  # points ingest refused as too large (413) each on its own: dropped
     too_large_at: int | None = None  # the smallest 413'd point count whose halves were taken
-    split: bool = False  # ingest answered 413 to this request, and it was sent in halves
+    split: bool = False  # ingest answered 413 to this request (or a part), sent in halves
+    cut_at: int | None = None  # of a CUT: the points of the request the deadline cut
 
 
 def compress(lines: bytes) -> bytes:
@@ -119,7 +134,20 @@ def written_of_partial(body: bytes, points: int) -> int:
     return written if written + rejected == points else 0
 
 
-Steps = Generator[bytes, "Response | TransportError", Delivery]  # yields request bodies
+Steps = Generator[tuple[bytes, int], "Response | TransportError", Delivery]  # (body, points)
+
+
+class DeadlineCut(TransportError):
+    """A request that timed out at the deadline it was given (the pusher's next sample), not at
+    its own timeout."""
+
+    def __init__(self, timed_out: TransportError) -> None:
+        # the same words each time (not the seconds left): logged once while it repeats
+        super().__init__(
+            "timeout",
+            f"timed out {timed_out.stage or 'on the way'}, all the time left before a sample",
+            timed_out.stage,
+        )
 
 
 class PushClient:
@@ -159,8 +187,14 @@ class PushClient:
             return exc
 
     def _steps(self, body: bytes, points: int) -> Steps:
-        """Deliver a batch: yield each request's body, receive its answer, return the Delivery."""
-        response = yield body
+        """Deliver a batch: yield each request's body and points, receive its answer, return the
+        Delivery."""
+        response = yield body, points
+        while isinstance(response, DeadlineCut) and response.awaiting_answer:
+            self._count(response.kind)
+            if points > CUT_MIN_POINTS:
+                return (yield from self._after_cut(body, points))
+            response = yield body, points  # too few to halve: the same request again, in place
         if isinstance(response, TransportError):
             self._count(response.kind)
             return Delivery(Verdict.RETRY, error=f"{response.kind}: {response}")
@@ -226,10 +260,28 @@ class PushClient:
                 error="413: a point too large on its own, dropped",
                 split=True,
             )
+        total = Delivery(Verdict.SETTLED, split=True)
+        if (yield from self._halves(body, points, total)):  # the batch's size was refused
+            total.too_large_at = points
+        return total
+
+    def _after_cut(self, body: bytes, points: int) -> Steps:
+        """Send again what a request the deadline cut carried, in halves; what becomes of the
+        batch is what becomes of them. (A request of at most CUT_MIN_POINTS is sent again whole
+        by _steps itself: the chain never grows with the cuts of an ingest that hangs.)"""
+        total = Delivery(Verdict.SETTLED)
+        total.split = not (yield from self._halves(body, points, total))
+        return total
+
+    def _halves(
+        self, body: bytes, points: int, total: Delivery
+    ) -> Generator[tuple[bytes, int], Response | TransportError, bool]:
+        """Send the batch's lines in two requests, adding what becomes of them to ``total``,
+        and stop at one not settled (the whole batch is kept for the retry). True when both
+        were taken without a 413 of their own."""
         lines = gzip.decompress(body).splitlines(keepends=True)
         half = len(lines) // 2
-        total = Delivery(Verdict.SETTLED, split=True)
-        halves_taken = True  # both halves taken without a 413: the batch's size was refused
+        taken = True
         for part in (lines[:half], lines[half:]):
             result = yield from self._steps(compress(b"".join(part)), len(part))
             total.sent += result.sent
@@ -238,14 +290,11 @@ class PushClient:
             total.error = result.error or total.error
             if result.too_large_at is not None:
                 total.too_large_at = min(total.too_large_at or points, result.too_large_at)
-            halves_taken = halves_taken and not result.split
-            if result.verdict is not Verdict.SETTLED:  # keep the whole batch for the retry
+            if result.verdict is not Verdict.SETTLED:
                 total.verdict, total.retry_after = result.verdict, result.retry_after
-                halves_taken = False
-                break
-        if halves_taken:
-            total.too_large_at = points
-        return total
+                return False
+            taken = taken and not result.split
+        return taken
 
     def _count(self, code: str) -> None:
         self.requests[code] = self.requests.get(code, 0) + 1
@@ -258,23 +307,26 @@ class PushClient:
 
 
 class Delivering:
-    """The requests that deliver one batch: the first, then those a 413's split or a 400's bad
-    lines make, each answer deciding the next (PushClient._steps, a generator, keeps where the
-    chain is). ``run`` makes them until the batch settles. Given a deadline (the pusher's next
-    sample), it gives each request at most the time left until then (and the timeout), and
-    starts none with less than ``floor`` seconds left: it then returns None, and the next
-    ``run`` goes on with the request it did not start, so that a chain interrupted by a sample
-    loses none of the answers it had."""
+    """The requests that deliver one batch: the first, then those a 413's split, a 400's bad
+    lines or a deadline's cut make, each answer deciding the next (PushClient._steps, a
+    generator, keeps where the chain is). ``run`` makes them until the batch settles. Given a
+    deadline (the pusher's next sample), it gives each request at most the time left until then
+    (and the timeout), and starts none with less than ``floor`` seconds left: it then returns
+    None, and the next ``run`` goes on with the request it did not start, so that a chain
+    interrupted by a sample loses none of the answers it had. A request the deadline cut while
+    it was sent or its answer awaited makes it return a CUT delivery instead: the next ``run``
+    goes on the same way, with what that request carried in halves (see the module)."""
 
     def __init__(self, client: PushClient, body: bytes, points: int) -> None:
         self.client = client
         self.points = points
         self._steps = client._steps(body, points)
-        self._body = next(self._steps)  # the body of the next request to make
+        self._next = next(self._steps)  # the body and points of the next request to make
         self.settled: Delivery | None = None
 
     def run(self, deadline: float | None = None, floor: float = 0.0) -> Delivery | None:
-        """The batch's Delivery once it settles (or fails); None when the deadline came first."""
+        """The batch's Delivery once it settles (or fails); None when the deadline came first,
+        a CUT delivery when it cut a request (neither settles the batch)."""
         if self.settled is not None:  # run again after all: no request is made twice
             return self.settled
         client = self.client
@@ -285,12 +337,18 @@ class Delivering:
                 if left < floor or left <= 0:
                     return None
                 timeout = min(timeout, left)
-            answer = client._request(self._body, timeout)
-            cut = timeout < client.timeout  # by the deadline: say so in the error
-            if cut and isinstance(answer, TransportError) and answer.kind == "timeout":
-                answer = TransportError("timeout", f"{answer}, all the time left before a sample")
+            body, points = self._next
+            answer = client._request(body, timeout)
+            if (
+                timeout < client.timeout  # by the deadline: say so in the error
+                and isinstance(answer, TransportError)
+                and answer.kind == "timeout"
+            ):
+                answer = DeadlineCut(answer)
             try:
-                self._body = self._steps.send(answer)
+                self._next = self._steps.send(answer)
             except StopIteration as done:
                 self.settled = done.value
                 return self.settled
+            if isinstance(answer, DeadlineCut):  # and sent again in halves: not settled
+                return Delivery(Verdict.CUT, error=f"{answer.kind}: {answer}", cut_at=points)

@@ -13,7 +13,9 @@ than the time left until the next sample is due; with less than MIN_REQUEST left
 of the interval, or the timeout, if shorter), none is started: the send waits for the sample and
 follows it at once. A batch that takes several requests (a 413's halves, a 400's good lines, see
 client.py), or several chunks sent from memory, stops at the next sample and goes on after it
-where it stopped. A sample is skipped only when the thread is busy past the tick after it (a
+where it stopped. So does a batch whose request the next sample cut (client.py's CUT), after a
+backoff, with what that request carried in halves; a chunk sent from memory is lost then, as at
+any failure. A sample is skipped only when the thread is busy past the tick after it (a
 sample that takes longer than the interval, or a process stopped or a machine suspended in
 between): the tick is then skipped rather than sampled in a burst, and counted
 (``samples_skipped``).
@@ -41,10 +43,14 @@ acknowledge then is lost, counted as spool_error. Those points have no crash saf
 spool gives that.
 
 Batch size: after a 413 proves that a request was too large (see client.py), requests hold at
-most half as many points; after RECOVER_AFTER settled sends without such a 413 the limit doubles
-again, up to ``batch_size``, so that one early 413 (a proxy restarting with a lower limit, say)
-does not shrink every request for good. A point too large on its own is dropped, counted as
-too_large, and lowers nothing.
+most half as many points; so they do after a request the next sample cut (a slow uplink, or a
+backlog batch larger than the interval can carry: sent whole again, it would be cut every time),
+though never fewer than CUT_MIN_POINTS for that, so that a slow link converges on a batch size
+that fits. After RECOVER_AFTER settled sends without either the limit doubles again, up to
+``batch_size``, so that one early 413 (a proxy restarting with a lower limit, say) or one slow
+minute does not shrink every request for good. A point too large on its own is dropped, counted
+as too_large, and lowers nothing. Cuts are counted (``requests_cut``) and logged once while they
+go on.
 
 Counters: each point is counted once, as sent (acknowledged), rejected (refused for good),
 too_large (refused by a 413 on its own), spool_error (neither appended nor acknowledged) or, by
@@ -66,7 +72,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.push.backoff import Backoff
-from exporter.push.client import Delivering, Delivery, PushClient, Verdict, compress
+from exporter.push.client import (
+    CUT_MIN_POINTS,
+    Delivering,
+    Delivery,
+    PushClient,
+    Verdict,
+    compress,
+)
 from exporter.push.lineproto import LineEncoder, batches
 from exporter.push.schedule import until_phase
 from exporter.push.spool import Batch, Position, Record, Spool, SpoolError
@@ -96,6 +109,7 @@ class PushStats:
     retried: int = 0
     samples: int = 0
     samples_skipped: int = 0  # ticks not sampled: the thread was busy past them
+    requests_cut: int = 0  # requests the next sample cut while sent or awaiting their answer
     last_success: float | None = None
     last_error: str = ""
     last_error_at: float | None = None
@@ -150,6 +164,7 @@ class Pusher:
         self._held: list[tuple[bytes, int]] = []  # chunks the spool could not take, to send
         self._held_delivering: Delivering | None = None  # the first held chunk's, interrupted
         self._late = False  # the last sample skipped ticks (logged once while it repeats)
+        self._cutting = False  # requests are being cut by the deadline (logged once)
         self._sampled = 0.0  # time.monotonic() when the last sample was spooled
         if spool.unwritable is not None:  # a full disk at start (logged): say so in /health now
             self._spool_error = f"spool: {spool.unwritable}"
@@ -378,6 +393,10 @@ class Pusher:
             self._chain = _Chain(delivering, batch.start, batch.records, batch.points)
             return 0.0
         self._batch_size_after(delivery)
+        if delivery.verdict is Verdict.CUT:  # the requests go on after it, and a backoff
+            self._chain = _Chain(delivering, batch.start, batch.records, batch.points)
+            self.stats.retried += delivery.cut_at or 0
+            return self._not_settled(delivery)
         if delivery.verdict is not Verdict.SETTLED:  # the whole batch is kept and sent again
             self.stats.retried += batch.points - delivery.sent
             return self._not_settled(delivery)
@@ -395,9 +414,10 @@ class Pusher:
         return 0.0
 
     def _next_batch(self) -> tuple[Batch, Delivering] | None:
-        """The batch to send and its requests: the batch a sample interrupted, to go on with,
-        if the spool still holds it first, the same records (it may have dropped them to make
-        room meanwhile, or lost its directory); else the oldest, up to max_points, to start on."""
+        """The batch to send and its requests: the batch a sample interrupted or a cut request
+        held up, to go on with, if the spool still holds it first, the same records (it may
+        have dropped them to make room meanwhile, or lost its directory); else the oldest, up
+        to max_points, to start on."""
         chain, self._chain = self._chain, None
         if chain is not None:
             batch = self.spool.read(chain.points)
@@ -437,8 +457,26 @@ class Pusher:
         self.stats.state = self._shown_state()
 
     def _batch_size_after(self, delivery: Delivery) -> None:
-        """Halve the batch size below a request size a 413 refused; double it back (up to
-        ``batch_size``) after RECOVER_AFTER settled requests without one."""
+        """Halve the batch size below a request size a 413 refused, or the next sample cut
+        (counted, and not below CUT_MIN_POINTS); double it back (up to ``batch_size``) after
+        RECOVER_AFTER settled requests without either."""
+        if delivery.cut_at is not None:
+            self._fitted = 0
+            self.stats.requests_cut += 1
+            lowered = min(self.max_points, max(CUT_MIN_POINTS, delivery.cut_at // 2))
+            if lowered < self.max_points:
+                self.max_points = lowered
+            if not self._cutting:
+                log.warning(
+                    "push: a request of %d points to %s needed longer than the time left "
+                    "before the next sample: its points go on in halves, requests now hold at "
+                    "most %d points. Counted in perfanalysis_exporter_push_requests_cut_total",
+                    delivery.cut_at, self.client.url, self.max_points,
+                )  # fmt: skip
+            self._cutting = True
+            return
+        if delivery.verdict is Verdict.SETTLED:
+            self._cutting = False
         if delivery.too_large_at is not None:
             self._fitted = 0
             lowered = max(1, min(self.max_points, delivery.too_large_at // 2))

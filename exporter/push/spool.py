@@ -81,19 +81,23 @@ Files removed behind the spool's back (by hand, a cleanup job, configuration man
   moves the cursor past it and reads on; the active segment gone, the next append starts
   another. (A segment already open for reading is read to its end.)
 * The directory removed, replaced (``rm -rf; mkdir``) or emptied: the spool's fds (lock,
-  state, directory, segments) still refer to the old files, so before it starts, opens for
-  reading or removes a segment -- once per segment, never per append -- one stat checks that
-  the lock file at the path is the one it holds. If not, the spool abandons what it held
-  (each segment with unsent points counted as a corrupt stretch, but none still in the same
-  directory when only its lock file went: recovery finds them), logs it once, and creates,
-  locks and recovers the path again, as at a start. If another exporter holds it by then,
+  state, directory, segments) still refer to the old files, so before each append, and before
+  it starts, opens for reading or removes a segment, one stat checks that the lock file at the
+  path is the one it holds (about 2 us, a tenth of an append with its read and commit). If not,
+  the spool abandons what it held (each segment with unsent points counted as a corrupt
+  stretch, but none still in the same directory when only its lock file went: recovery finds
+  them), logs it once, and creates, locks and recovers the path again, as at a start, before
+  it writes: no append goes to a removed file, where a crash would lose it and another
+  exporter could lock the new directory meanwhile. If another exporter holds it by then,
   every append fails with SpoolBusy, and the spool writes, reads and removes nothing there,
-  until that exporter lets go. Until the next segment, appends go to the removed file: read
-  and sent as usual, without crash safety.
+  until that exporter lets go. Between two appends, a commit may still write the removed
+  state file, and a read go on in a removed segment it has open: what they held is lost
+  with the directory either way.
 
-Each fd the spool keeps is forgotten before it is closed: a close that fails, or an open after
-it that fails, never leaves a closed number stored for a later read, write or close to reach
-whatever file the process opens next on that number.
+Each fd the spool keeps is forgotten before it is closed (``_release_writer``,
+``_release_reader``, ``_close_fds``): a close that fails, or an open after it that fails, never
+leaves a closed number stored for a later read, write or close to reach whatever file the
+process opens next on that number.
 """
 
 from __future__ import annotations
@@ -240,6 +244,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _close_quietly(fd: int) -> None:
+    """Close an fd its holder has already forgotten, ignoring an error: close(2) releases the
+    number even when it reports one (EIO from NFS, say), and the callers close only fds whose
+    writes are synced or no longer matter."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class Spool:
     """Append batches, read them back in order from the cursor, commit what was acknowledged."""
 
@@ -331,8 +343,7 @@ class Spool:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fd, self._lock_fd = self._lock_fd, -1  # the next try opens the path's lock file anew
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            _close_quietly(fd)
             raise SpoolBusy(f"{self.directory} is in use by another exporter") from None
         stat = os.fstat(self._lock_fd)
         self._locked = (stat.st_dev, stat.st_ino)
@@ -461,7 +472,8 @@ class Spool:
         self._queued += points
 
     def _writable(self) -> None:
-        """Start a segment to append to if the spool has none (it opened on a full disk)."""
+        """Start a segment to append to if the spool has none (it opened on a full disk, or
+        abandoned its directory and could not lock it again yet)."""
         if self._write_fd >= 0:
             return
         self._open()
@@ -470,9 +482,12 @@ class Spool:
     def _write(self, data: bytes, sync: bool) -> None:
         """Write one framed record (synced if ``sync``), starting a segment or dropping the oldest
         first if needed; SpoolError (from the OSError) on any failure, the segment left as it
-        was."""
+        was. A directory removed, replaced or emptied since it was locked is abandoned first,
+        and the path created, locked and recovered again, so that the record is written there."""
         try:
-            self._writable()
+            if self._write_fd >= 0 and self._moved():  # one stat, about 2 us: never a lost write
+                self._abandon()
+            self._writable()  # after an abandon: creates, locks and recovers the path again
         except OSError as exc:
             raise SpoolError(f"cannot start a segment in {self.directory}: {exc}") from exc
         try:
@@ -523,9 +538,7 @@ class Spool:
         active = self._segments[-1]
         if active.size <= SEGMENT_HEADER_SIZE or self._cursor < Position(active.seq, active.size):
             return False
-        fd, self._write_fd = self._write_fd, -1  # forgotten first: never a closed fd kept
-        with contextlib.suppress(OSError):  # released anyway; the records are acknowledged
-            os.close(fd)
+        self._release_writer()  # it holds acknowledged records only
         freed = self._bytes
         try:
             while self._segments:
@@ -563,9 +576,7 @@ class Spool:
         if self._write_fd >= 0 and len(self._segments) == 1:
             if self._segments[0].size <= SEGMENT_HEADER_SIZE:
                 return False
-            fd, self._write_fd = self._write_fd, -1
-            with contextlib.suppress(OSError):  # released anyway; the segment is dropped next
-                os.close(fd)
+            self._release_writer()  # its segment is dropped next
         self._drop_head(f"no room left on the file system of {self.directory}")
         return True
 
@@ -688,8 +699,7 @@ class Spool:
         self._next_seq = seq + 1
         self._bytes += SEGMENT_HEADER_SIZE
         if sealed >= 0:
-            with contextlib.suppress(OSError):  # synced above; the fd is released anyway
-                os.close(sealed)
+            _close_quietly(sealed)  # synced above
 
     def _forget_head(self) -> _Segment:
         """Remove the oldest segment's file, then the segment (the caller fsyncs the directory,
@@ -697,9 +707,7 @@ class Spool:
         OSError propagates: the next commit or drop tries again."""
         segment = self._segments[0]
         if self._read is not None and self._read[0] == segment.seq:
-            fd, self._read = self._read[1], None  # forgotten first: never a closed fd kept
-            with contextlib.suppress(OSError):  # read-only: an error on close means nothing
-                os.close(fd)
+            self._release_reader()
         if not self._moved():  # else the name is another directory's (the next read notices)
             with contextlib.suppress(FileNotFoundError):
                 segment.path.unlink()
@@ -756,13 +764,10 @@ class Spool:
         """A read-only fd on ``segment``, kept until the next segment is read. Before opening
         one, a stat makes sure the directory is still the one locked (FileNotFoundError if
         not): segment numbers start again in a new directory, another exporter's perhaps."""
-        read = self._read
-        if read is not None:
-            if read[0] == segment.seq:
-                return read[1]
-            self._read = None  # forgotten first: a failed open below must not leave it stored
-            with contextlib.suppress(OSError):  # read-only: an error on close means nothing
-                os.close(read[1])
+        if self._read is not None:
+            if self._read[0] == segment.seq:
+                return self._read[1]
+            self._release_reader()  # a failed open below must not leave it stored
         if self._moved():
             raise FileNotFoundError(errno.ENOENT, "spool directory removed or replaced")
         fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -784,10 +789,8 @@ class Spool:
         self._queued -= segment.points
         self._bytes -= segment.size
         if index == len(self._segments) and self._write_fd >= 0:
-            fd, self._write_fd = self._write_fd, -1
+            self._release_writer()  # its file is gone
             self._unsynced_end = None
-            with contextlib.suppress(OSError):
-                os.close(fd)
         if self._cursor.segment == segment.seq:
             after = self._segments[index].seq if index < len(self._segments) else self._next_seq
             self._cursor = Position(after, SEGMENT_HEADER_SIZE)
@@ -843,8 +846,7 @@ class Spool:
             if os.pwrite(self._state_fd, data, 0) == len(data):
                 return
             fd, self._state_fd = self._state_fd, -1  # a short write: replace the file instead
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            _close_quietly(fd)
         try:
             self._state_fd = self._replace_state(data)
         except OSError as exc:
@@ -905,5 +907,16 @@ class Spool:
         self._read = None
         for fd in fds:
             if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+                _close_quietly(fd)
+
+    def _release_writer(self) -> None:
+        """Forget the active segment's fd, then close it (see _close_quietly); only where its
+        records need no sync: acknowledged, dropped, or in a file that is gone."""
+        fd, self._write_fd = self._write_fd, -1
+        _close_quietly(fd)
+
+    def _release_reader(self) -> None:
+        """Forget the read-only fd of the segment being read, then close it."""
+        read, self._read = self._read, None
+        if read is not None:
+            _close_quietly(read[1])

@@ -28,14 +28,26 @@ NO_BODY = frozenset({204, 304})
 RECV_SIZE = 16384  # answers are small: a 204, or an error of a few hundred bytes
 RESOLVED_FRESH = 30.0  # seconds a lookup nobody waited for to the end may serve the next request
 AddressInfo = tuple[Any, ...]  # one of getaddrinfo's tuples
+SENDING = "sending the request"
+WAITING = "waiting for the answer"
 
 
 class TransportError(Exception):
-    """The request got no complete response; ``kind`` is ``timeout`` or ``error``."""
+    """The request got no complete response; ``kind`` is ``timeout`` or ``error``, ``stage``
+    what the request was doing then (as a timeout's message says it; empty if not known)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, stage: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.stage = stage
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """Whether it failed connected, while the request was sent or its answer awaited, none
+        of the answer come: a timeout then is the request's size on a slow link or ingest's
+        slowness, not the connection's (a lookup, a connect or a handshake) nor a trickling
+        answer's."""
+        return self.stage in (SENDING, WAITING)
 
 
 @dataclass(frozen=True)
@@ -190,8 +202,8 @@ class Connection:
                     raise TransportError("error", "aborted") from None
                 if isinstance(exc, TimeoutError):
                     said = f"timed out after {budget:.3g}s {self._stage}"
-                    raise TransportError("timeout", said) from exc
-                raise TransportError("error", f"{type(exc).__name__}: {exc}") from exc
+                    raise TransportError("timeout", said, self._stage) from exc
+                raise TransportError("error", f"{type(exc).__name__}: {exc}", self._stage) from exc
         raise AssertionError("unreachable")
 
     def _connect(self, deadline: float) -> None:
@@ -253,7 +265,7 @@ class Connection:
     def _exchange(self, message: bytes, deadline: float) -> Response:
         sock = self._sock
         assert sock is not None
-        self._stage = "sending the request"
+        self._stage = SENDING
         try:
             self._send_all(sock, message, deadline)
             sent = True
@@ -267,7 +279,7 @@ class Connection:
             # does TLS (the write fails with SSLEOFError). No answer: the read below fails.
             # No shutdown(SHUT_WR) here: on an ssl socket it drops TLS, reads get ciphertext.
             sent = False
-        self._stage = "waiting for the answer"
+        self._stage = WAITING
         first = True
         while True:
             try:

@@ -13,23 +13,29 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import logging
 import os
 import random
 import re
+import select
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from exporter.push.client import CUT_MIN_POINTS
+from exporter.push.pusher import RECOVER_AFTER, Pusher
 from perfanalysis.testing.servers import ExporterProcess, wait_until
+from tests.unit.test_push_pusher import make_pusher, metric_lines
 
 pytestmark = pytest.mark.integration
+__all__ = ["make_pusher"]  # a fixture
 
 INTERVAL = 1.0  # the shortest --push.interval
 COLLECTORS = ["--collector.disable-defaults", "--collector.loadavg"]
@@ -37,13 +43,21 @@ COLLECTORS = ["--collector.disable-defaults", "--collector.loadavg"]
 
 class Ingest(ThreadingHTTPServer):
     """Stands in for ingest: ``mode`` is ok (204, the lines kept), hang (no answer until the
-    test ends) or trickle (a status line that never ends, a byte every 0.2 s)."""
+    test ends), trickle (a status line that never ends, a byte every 0.2 s), refuse (503 at
+    once) or slow: the body read at ``rate`` bytes a second, as over a slow link, and kept and
+    answered (204) only if the client still waits for the answer then; one it gave up on is
+    counted in ``abandoned``, its lines not kept, as a link would never have carried them. In
+    slow mode, a body over ``max_body`` bytes is refused at once (413), as by a proxy."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         self.mode = "ok"
+        self.rate = 1000.0
+        self.max_body: int | None = None
         self.lines: list[str] = []
+        self.requests: list[int] = []  # the points of each request kept, in order
+        self.abandoned = 0
         self.done = threading.Event()
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -61,9 +75,28 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        length = int(self.headers["Content-Length"])
         mode = self.server.mode
+        max_body = self.server.max_body
+        if mode == "slow" and max_body is not None and length > max_body:
+            self.close_connection = True  # the body stays unread
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        slowly = self._read_slowly(length) if mode == "slow" else self.rfile.read(length)
+        if slowly is None:
+            self.close_connection = True
+            with self.server.lock:
+                self.server.abandoned += 1
+            return
+        body = slowly
         try:
+            if mode == "refuse":
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if mode == "trickle":
                 self.close_connection = True
                 self.wfile.write(b"HTTP/1.1 503 Busy")
@@ -74,12 +107,39 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.server.done.wait(120)
                 return
+            lines = gzip.decompress(body).decode().splitlines()
             with self.server.lock:
-                self.server.lines += gzip.decompress(body).decode().splitlines()
+                self.server.lines += lines
+                self.server.requests.append(len(lines))
             self.send_response(204)
             self.end_headers()
         except OSError:  # the exporter gave up on the request and closed
             self.close_connection = True
+
+    def _read_slowly(self, length: int) -> bytes | None:
+        """The body, read at the server's rate; None if the client closed before its end, or
+        had closed (gave up waiting for the answer) once it was read."""
+        body = bytearray()
+        step = max(1, int(self.server.rate / 20))
+        while len(body) < length:
+            try:
+                piece = self.rfile.read1(min(step, length - len(body)))
+            except OSError:
+                return None
+            if not piece or self.server.done.wait(len(piece) / self.server.rate):
+                return None
+            body += piece
+        return bytes(body) if self._client_waits() else None
+
+    def _client_waits(self) -> bool:
+        """Whether the client is still connected: its socket neither closed nor reset."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return True
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK))
+        except OSError:
+            return False
 
 
 @pytest.fixture
@@ -287,3 +347,132 @@ def test_a_lookup_that_never_answers_costs_requests_not_samples_and_stops_prompt
     finally:
         exporter.stop()
         nameserver.close()
+
+
+# -- requests the next sample cuts: a pusher in this process, the stand-in reading slowly
+
+
+def spooled_lines(pusher: Pusher) -> list[str]:
+    """What the spool holds, line by line, in the order it was appended (nothing committed)."""
+    batch = pusher.spool.read(1 << 30)
+    assert batch is not None
+    return [
+        line for r in batch.records for line in gzip.decompress(r.payload).decode().splitlines()
+    ]
+
+
+def kept(ingest: Ingest) -> tuple[list[str], list[int]]:
+    with ingest.lock:
+        return list(ingest.lines), list(ingest.requests)
+
+
+def test_a_backlog_batch_the_next_sample_cuts_goes_on_in_halves_and_lowers_the_batch_size(
+    ingest: Ingest, make_pusher: Callable[..., Pusher], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four samples queued (about 490 points, 1.5 KB gzipped) over a link carrying 800 bytes a
+    second, with 0.7 s before each next sample: the batch needs about 1.9 s, its halves 0.95 s,
+    its quarters 0.5 s. Each cut request is sent again in halves and lowers the batch size, so
+    the backlog drains, every point delivered once and in order. Before, the whole batch was
+    sent again after each sample and cut every time, for good."""
+    ingest.mode = "slow"
+    ingest.rate = 800.0
+    pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=100)
+    for _ in range(4):
+        pusher.sample()
+    expected = spooled_lines(pusher)
+    with caplog.at_level(logging.WARNING, logger="exporter.push.pusher"):
+        give_up = time.monotonic() + 30
+        while pusher.spool.queued_points:
+            assert time.monotonic() < give_up, ("the backlog never drained", kept(ingest)[1])
+            pusher.send(deadline=time.monotonic() + 0.7)
+    cut = pusher.stats.requests_cut
+    assert cut >= 2  # the batch, then a half of it
+    lines, requests = kept(ingest)
+    assert lines == expected  # each point once, in the order sampled
+    assert pusher.stats.sent == len(expected)
+    assert max(requests) < len(expected) / 2
+    assert CUT_MIN_POINTS <= pusher.max_points < len(expected) / 2
+    assert pusher.stats.requests == {"timeout": cut, "204": len(requests)}
+    assert metric_lines(pusher)["perfanalysis_exporter_push_requests_cut_total"] == cut
+    wait_until(lambda: ingest.abandoned == cut, 10, what="the cut requests to end unkept")
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("needed longer than the time left" in m for m in said) == 1, said
+    assert sum("all the time left before a sample" in m for m in said) == 1, said
+
+    ingest.mode = "ok"  # the link is fast again: the batch size doubles back as after a 413
+    lowered = pusher.max_points
+    for _ in range(RECOVER_AFTER):
+        pusher.sample()
+        assert pusher.send() == 0.0
+    assert pusher.max_points == 2 * lowered
+
+
+def test_a_cut_after_part_of_a_413_split_was_taken_sends_none_of_that_part_again(
+    ingest: Ingest, make_pusher: Callable[..., Pusher]
+) -> None:
+    """413 (a proxy's body limit), the first half taken (about 1 s of the 2 s before the next
+    sample), the second cut: the chain goes on after it with the second half's quarters; the
+    first half is not sent again, though the spool still holds all of the batch. Before, the
+    cut failed the batch, sent whole again after a backoff: the first half twice, and the second
+    cut again, for good."""
+    ingest.mode = "slow"
+    ingest.rate = 800.0
+    pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=100)
+    for _ in range(4):
+        pusher.sample()
+    expected = spooled_lines(pusher)
+    batch = pusher.spool.read(1 << 30)
+    assert batch is not None
+    ingest.max_body = len(pusher._body(batch)) * 3 // 4
+    pusher.send(deadline=time.monotonic() + 2.0)
+    lines, requests = kept(ingest)
+    assert (pusher.stats.requests_cut, len(requests)) == (1, 1)
+    assert lines == expected[: len(lines)]  # the first half
+    assert pusher.spool.queued_points == len(expected)  # not committed: the batch goes on
+    assert pusher.stats.sent == 0  # counted when the batch settles
+    give_up = time.monotonic() + 30
+    while pusher.spool.queued_points:
+        assert time.monotonic() < give_up, ("the batch never settled", kept(ingest)[1])
+        pusher.send(deadline=time.monotonic() + 2.0)
+    lines, requests = kept(ingest)
+    assert lines == expected  # none twice, none lost, in order
+    assert len(requests) >= 3  # the first half, then the second in quarters
+    assert pusher.stats.sent == len(expected)
+    assert pusher.stats.requests["413"] == 1
+
+
+def test_a_slow_link_converges_on_a_batch_size_that_fits_the_interval(
+    ingest: Ingest, tmp_path: Path
+) -> None:
+    """Our exporter, a backlog queued while ingest refused (503), then a link that carries 1000
+    bytes a second: the backlog's first request needs longer than the interval. It is cut and
+    sent on in halves, the batch size lowered, and the backlog drains: each sample delivered
+    once, in order, none missing. Before, the backlog's request was cut at every sample and
+    nothing was ever sent again."""
+    ingest.mode = "refuse"
+    exporter = ExporterProcess(
+        tmp_path / "exporter", push_args(tmp_path, f"http://127.0.0.1:{ingest.port}")
+    ).start()
+    queued = "perfanalysis_exporter_push_points_queued"
+    try:
+        wait_until(lambda: metric(exporter, queued) >= 300, timeout=30, what="a backlog")
+        ingest.rate = 1000.0
+        ingest.mode = "slow"
+        wait_until(
+            lambda: metric(exporter, "perfanalysis_exporter_push_requests_cut_total") >= 1,
+            timeout=20,
+            what="the backlog's request to be cut",
+        )
+        wait_until(lambda: metric(exporter, queued) == 0, timeout=60, what="the backlog to drain")
+        assert metric(exporter, "perfanalysis_exporter_push_batch_max_points") < 5000
+        assert metric(exporter, "perfanalysis_exporter_push_samples_skipped_total") == 0
+        assert "needed longer than the time left before the next sample" in exporter.log_tail()
+    finally:
+        exporter.stop()
+    lines, _ = kept(ingest)
+    assert len(lines) == len(set(lines))  # none twice
+    stamps = [int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("node_load1,")]
+    assert stamps == sorted(stamps)  # in order
+    gaps = [(later - earlier) / 1e9 for earlier, later in itertools.pairwise(stamps)]
+    assert len(stamps) >= 10
+    assert max(gaps) < 2 * INTERVAL, gaps  # none lost

@@ -246,6 +246,7 @@ def test_metrics_show_queued_sent_dropped_retried_and_spool(
         "perfanalysis_exporter_push_points_queued": queued,
         "perfanalysis_exporter_push_points_retried_total": queued,
         "perfanalysis_exporter_push_points_sent_total": 0.0,
+        "perfanalysis_exporter_push_requests_cut_total": 0.0,
         'perfanalysis_exporter_push_requests_total{code="503"}': 1.0,
         "perfanalysis_exporter_push_samples_skipped_total": 0.0,
         "perfanalysis_exporter_push_spool_bytes": pusher.spool.disk_bytes,

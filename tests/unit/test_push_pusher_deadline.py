@@ -12,18 +12,22 @@ deadline does not depend on the machine's speed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import exporter.push.client as client_module
 import exporter.push.pusher as pusher_module
 from exporter.model import MetricFamily
-from exporter.push.client import compress
+from exporter.push.client import CUT_MIN_POINTS, Delivering, Verdict, compress
 from exporter.push.pusher import Pusher
 from exporter.push.spool import SpoolError
 from perfanalysis.testing.servers import wait_until
@@ -333,3 +337,88 @@ def test_a_settled_delivery_run_again_makes_no_request(
     assert first.sent == 1
     assert delivering.run() is first
     assert len(server.received) == 1
+
+
+def chain_depth(delivering: Delivering) -> int:
+    """How many generators the chain of requests is nested in (one per split or cut level)."""
+    depth = 0
+    steps: Any = delivering._steps  # a generator: gi_yieldfrom is the one it delegates to
+    while steps is not None:
+        depth += 1
+        steps = steps.gi_yieldfrom
+    return depth
+
+
+def test_a_small_request_cut_again_and_again_is_sent_whole_in_place(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    """At most CUT_MIN_POINTS: not halved, sent again whole at each run, and the chain does not
+    grow with the cuts (an ingest hanging for a day cuts a request every interval)."""
+    slow = {"on": True}
+    server = serve(lambda _r: Answer(204, delay=1.0 if slow["on"] else 0.0))
+    pusher = make_pusher(server.url)
+    lines = [f"m,n={n} value=1 1\n" for n in range(CUT_MIN_POINTS)]
+    delivering = pusher.client.start(compress("".join(lines).encode()), len(lines))
+    depths = set()
+    for _ in range(4):
+        cut = delivering.run(deadline=time.monotonic() + 0.1)
+        assert cut is not None
+        assert (cut.verdict, cut.cut_at) == (Verdict.CUT, CUT_MIN_POINTS)
+        assert (
+            cut.error
+            == "timeout: timed out waiting for the answer, all the time left before a sample"
+        )
+        depths.add(chain_depth(delivering))
+    assert depths == {1}
+    slow["on"] = False
+    settled = delivering.run(deadline=time.monotonic() + 5.0)
+    assert settled is not None
+    assert (settled.verdict, settled.sent) == (Verdict.SETTLED, CUT_MIN_POINTS)
+    assert [len(r.lines) for r in server.received] == [CUT_MIN_POINTS] * 5
+    assert pusher.client.requests == {"timeout": 4, "204": 1}
+
+
+class Trickling:
+    """A raw server that answers each request with a status line that never ends."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while not self.done.is_set():
+                conn, _ = self.listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 503 Bu")
+                    self.done.wait(5)
+
+    def close(self) -> None:
+        self.done.set()
+        self.listener.close()
+
+
+def test_a_request_cut_with_its_answer_begun_fails_as_a_timeout_and_lowers_nothing(
+    make_pusher: Callable[..., Pusher],
+) -> None:
+    """Ingest has taken the request and trickles its answer: its size is not why it is slow."""
+    server = Trickling()
+    try:
+        pusher = make_pusher(server.url)
+        pusher.sample()
+        assert pusher.send(deadline=time.monotonic() + 0.3) > 0  # a backoff
+    finally:
+        server.close()
+    assert pusher.stats.requests_cut == 0
+    assert pusher.max_points == pusher.batch_size
+    assert pusher._chain is None  # the batch is read again after the backoff
+    assert pusher.stats.last_error == (
+        "timeout: timed out reading the answer, all the time left before a sample"
+    )

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.unit.test_push_spool import (
     opened,
     payload,
     reopen,
+    run_python,
     segment_bytes_on_disk,
     segment_files,
 )
@@ -121,45 +123,61 @@ def test_the_segment_at_the_cursor_and_the_active_one_may_vanish_too(
     assert (spool.queued_points, spool.corrupt) == (0, 2)
 
 
-def fill_until_new_segment(spool: Spool, start: int) -> int:
-    """Append records from ``start`` until the active segment is full: the next append seals it
-    and starts another. Returns the next record number."""
-    n = start
-    while spool.disk_bytes % SEGMENT:
-        spool.append(payload(n), 10)
-        n += 1
-    return n
-
-
-def test_a_removed_directory_is_created_locked_and_recovered_again(
+def test_a_removed_directory_is_created_locked_and_recovered_again_at_the_next_append(
     tmp_path: Path, opened: list[Spool], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """rm -rf of the spool directory: at the next segment the spool notices (one stat per
-    segment), counts what the directory held as lost, and creates, locks and uses it again."""
+    """rm -rf of the spool directory: the next append notices (one stat per append), counts
+    what the directory held unsent as lost, and creates, locks and writes the directory again.
+    Before, appends went on into the removed segment until the next one started."""
     directory = tmp_path / "spool"
     spool = open_spool(opened, directory)
     fill(spool, range(5))  # segments 1 (records 0-2) and 2 (records 3-4)
-    assert drain(spool) == [0, 1, 2, 3, 4]
+    batch = spool.read(30)
+    assert batch is not None
+    spool.commit(batch)  # records 0-2 acknowledged; 3 and 4 not
     shutil.rmtree(directory)
     with caplog.at_level(logging.WARNING, logger="exporter.push.spool"):
-        spool.append(payload(5), 10)  # into the removed segment 2, full now
-        assert not caplog.records
-        spool.append(payload(6), 10)  # the next segment: the spool notices
+        spool.append(payload(5), 10)  # segment 2 has room, but its file is gone: noticed
+        spool.append(payload(6), 10)
         spool.append(payload(7), 10)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1
     assert "removed, replaced or emptied" in messages[0]
-    assert "10 unsent points in 1 segments lost" in messages[0]
+    assert "20 unsent points in 1 segments lost" in messages[0]
     assert directory.is_dir()
     assert (directory / "lock").exists()
     assert (directory / "state").exists()
-    assert (spool.queued_points, spool.corrupt) == (20, 1)  # record 5 lost, one stretch
+    assert (spool.queued_points, spool.corrupt) == (30, 1)  # records 3-4 lost, one stretch
     assert spool.disk_bytes == segment_bytes_on_disk(directory)
     with pytest.raises(SpoolBusy, match="in use by another exporter"):
         Spool(directory, max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes)
-    assert drain(spool) == [6, 7]
+    assert drain(spool) == [5, 6, 7]
     spool = reopen(opened, spool)
     assert spool.corrupt == 1
+
+
+def test_an_append_after_the_directory_was_removed_survives_a_kill(tmp_path: Path) -> None:
+    """The directory removed between two appends, then kill -9: the second append's record is
+    in the new directory, found by the next start. Before, it went to the removed segment (no
+    crash safety) until the next segment: after the kill, the new directory was empty."""
+    directory = tmp_path / "spool"
+    result = run_python(f"""
+        import os, shutil, signal
+        from exporter.push.spool import Spool
+        spool = Spool({str(directory)!r}, max_bytes={10 * SEGMENT}, segment_bytes={SEGMENT})
+        spool.append({payload(0)!r}, 10, sync=False)
+        shutil.rmtree({str(directory)!r})
+        spool.append({payload(1)!r}, 10, sync=False)  # unsynced: as the pusher appends
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    spool = Spool(directory, max_bytes=10 * SEGMENT, segment_bytes=SEGMENT)
+    try:
+        assert spool.queued_points == 10
+        assert spool.corrupt == 1  # record 0, in the removed directory: counted once, kept
+        assert drain(spool) == [1]
+    finally:
+        spool.close()
 
 
 def test_an_emptied_directory_counts_what_it_held_and_a_lost_lock_file_nothing(
@@ -172,20 +190,18 @@ def test_an_emptied_directory_counts_what_it_held_and_a_lost_lock_file_nothing(
     spool = open_spool(opened, directory)
     fill(spool, range(4))  # segments 1 (records 0-2) and 2 (record 3)
     (directory / "lock").unlink()
-    n = fill_until_new_segment(spool, 4)
-    spool.append(payload(n), 10)
+    spool.append(payload(4), 10)  # noticed at once: locked again, its own segments recovered
     assert spool.corrupt == 0
-    assert spool.queued_points == 10 * (n + 1)
+    assert spool.queued_points == 50
     with pytest.raises(SpoolBusy):
         Spool(directory, max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes)
-    assert drain(spool) == list(range(n + 1))
+    assert drain(spool) == [0, 1, 2, 3, 4]
     fill(spool, range(10, 14))  # the active segment, then another
     for path in directory.iterdir():
         path.unlink()
-    n = fill_until_new_segment(spool, 14)
-    spool.append(payload(n), 10)
-    assert spool.corrupt == 2  # the segments with records 10-11 and 12 to n - 1
-    assert drain(spool) == [n]
+    spool.append(payload(14), 10)  # noticed at once
+    assert spool.corrupt == 2  # the segments with records 10-11 and 12-13
+    assert drain(spool) == [14]
     assert spool.disk_bytes == segment_bytes_on_disk(directory)
 
 
@@ -204,10 +220,9 @@ def test_a_replaced_directory_another_exporter_holds_is_refused_until_it_lets_go
     fill(second, range(100, 104))  # segments 1 and 2 of the new directory
     files = {p.name: p.read_bytes() for p in segment_files(directory)}
     state = (directory / "state").read_bytes()
-    n = fill_until_new_segment(first, 2)
-    for attempt in range(2):
+    for attempt in range(2):  # from the first append on, though its segment has room
         with pytest.raises(SpoolBusy, match="in use by another exporter"):
-            first.append(payload(n + attempt), 10)
+            first.append(payload(2 + attempt), 10)
     assert (first.queued_points, first.disk_bytes) == (0, 0)
     assert first.read(10) is None
     assert {p.name: p.read_bytes() for p in segment_files(directory)} == files
@@ -217,7 +232,7 @@ def test_a_replaced_directory_another_exporter_holds_is_refused_until_it_lets_go
     second.close()
     first.append(payload(200), 10)  # takes the directory over, with what the second left
     assert drain(first) == [104, 200]
-    assert first.corrupt == 1  # what the removed directory held (records 0 to n - 1)
+    assert first.corrupt == 1  # what the removed directory held (records 0 and 1)
 
 
 def test_the_reader_never_opens_a_segment_of_a_replaced_directory(
@@ -278,23 +293,23 @@ def test_the_pusher_sends_from_memory_while_another_exporter_holds_the_directory
     assert pusher.send() == 0.0
 
 
-def test_an_unusable_directory_at_the_next_segment_is_a_spool_error(
+def test_a_directory_path_taken_by_a_file_is_a_spool_error_at_each_append(
     tmp_path: Path, opened: list[Spool]
 ) -> None:
     """The directory removed and its path taken by a file: every append fails with SpoolError
     (the pusher sends from memory), and works again once the path is a directory."""
     directory = tmp_path / "spool"
     spool = open_spool(opened, directory)
-    n = fill_until_new_segment(spool, 0)
+    spool.append(payload(0), 10)
     shutil.rmtree(directory)
     directory.write_text("")
     with pytest.raises(SpoolError):
-        spool.append(payload(n), 10)
+        spool.append(payload(1), 10)
     with pytest.raises(SpoolError):
-        spool.append(payload(n + 1), 10)
+        spool.append(payload(2), 10)
     directory.unlink()
-    spool.append(payload(n + 2), 10)
-    assert drain(spool) == [n + 2]
+    spool.append(payload(3), 10)
+    assert drain(spool) == [3]
 
 
 def give_back_on_a_full_disk(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
