@@ -254,7 +254,7 @@ def test_another_tenants_database_is_refused(
         run(["--config", str(config), "--output", str(output), *tenants.flags()], stderr=err) == 2
     )
     assert (
-        f"{config}: influxdb.database: pa_globex is not the database of tenant acme (pa_acme)"
+        f"{config}: line 4: influxdb.database: pa_globex is not the database of tenant acme (pa_acme)"
         in err.getvalue()
     )
     assert not output.exists()

@@ -319,7 +319,8 @@ def test_an_expiring_platform_admin_token_cannot_make_lasting_accounts(
     assert _role(app, OUT) is None
     with app.app_context():
         out = get_user_by_email(database.session(), OUT)
-        assert out is not None and not out.is_platform_admin
+        assert out is not None
+        assert not out.is_platform_admin
     # lowering access stays open to it; enabling a disabled user again does not
     assert short("PATCH", f"/users/{acme[VIC]}", {"active": False}).status_code == 200
     assert short("PATCH", f"/users/{acme[VIC]}", {"active": True}).status_code == 403
@@ -343,7 +344,8 @@ def test_an_expiring_tenant_admin_token_cannot_invite_or_raise_roles(
     assert invited.status_code == 403
     assert short("GET", "/tenants/acme/invitations").get_json()["invitations"] == []
     raised = short("PATCH", f"/tenants/acme/members/{acme[VIC]}", {"role": "admin"})
-    assert raised.status_code == 403 and raised.get_json()["error"]["field"] == "role"
+    assert raised.status_code == 403
+    assert raised.get_json()["error"]["field"] == "role"
     assert _role(app, VIC) == "viewer"
     lowered = short("PATCH", f"/tenants/acme/members/{acme[ANA]}", {"role": "viewer"})
     assert lowered.status_code == 200
