@@ -1,8 +1,9 @@
 """From a request body to the payload written to storage, or to the list of its bad lines.
 
 Every line is checked by ``lineprotocol.parse_line``'s rules and by the service's limits, and
-rewritten with the key's ``tenant`` and ``collector`` tags (a client's own are replaced),
-timestamps in nanoseconds. A batch with any bad line raises InvalidBatch: nothing is written.
+rewritten with the tags the key forces (``ForcedTags``: ``tenant`` and ``collector``, and
+``host`` for a collector pinned to its hostname; a client's own are replaced), timestamps in
+nanoseconds. A batch with any bad line raises InvalidBatch: nothing is written.
 
 Speed matters here (architecture target: ingest at least 0.8 of direct writes), so the body
 stays bytes (valid UTF-8 is checked once, then only lines the exact parser must see are decoded)
@@ -60,10 +61,22 @@ from ingest.lineprotocol import (
 # follows in a later batch with the same series in the same order.
 Memo = tuple[bytes, tuple[bytes, ...]]
 # ingest._batchfast.whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes,
-#                               max_fields, max_points, allow_unsigned)
+#                               max_fields, max_points, allow_unsigned, forced_keys)
 #     -> (payload, points, memo) | None
 NativeWholeBatch = Callable[
-    [bytes, dict[bytes, bytes], Memo | None, bytes, bytes, bytes, int, int, int, bool],
+    [
+        bytes,
+        dict[bytes, bytes],
+        Memo | None,
+        bytes,
+        bytes,
+        bytes,
+        int,
+        int,
+        int,
+        bool,
+        tuple[bytes, ...],
+    ],
     tuple[bytes, int, Memo] | None,
 ]
 
@@ -80,8 +93,6 @@ def _load_native() -> NativeWholeBatch | None:
 
 NATIVE: Final = _load_native()
 
-FORCED_KEYS: Final = ("collector", "tenant")
-_FORCED_KEYS_BYTES: Final = (b"collector", b"tenant")
 # A line's head (its rewritten series and a space) and the rest after it no longer than this
 # together leave room for its longest field key (the rest holds it): series key, separator and
 # field key within InfluxDB's MAX_KEY_BYTES.
@@ -134,28 +145,43 @@ class PreparedBatch:
 
 
 class ForcedTags:
-    """The ``collector`` and ``tenant`` tags a key's points are written with."""
+    """The tags a key's points are written with, whatever the client sent: ``collector`` and
+    ``tenant``, and ``host`` when the key's collector is pinned to its hostname (``host``
+    None: the client's own ``host`` tag is kept, for a collector that pushes for many hosts).
 
-    def __init__(self, tenant: str, collector: str) -> None:
-        for key, value in (("tenant", tenant), ("collector", collector)):
+    A field may not have the name of a forced tag (InfluxQL would read the field for the tag),
+    so ``keys`` also decides which field keys the fast paths refuse.
+    """
+
+    def __init__(self, tenant: str, collector: str, host: str | None = None) -> None:
+        named = [("tenant", tenant), ("collector", collector)]
+        if host is not None:
+            named.append(("host", host))
+        for key, value in named:
             problem = tag_value_problem(value)
             if problem:
                 raise ValueError(f"the {key} name {value!r} cannot be a tag value: it {problem}")
-        self.pairs: tuple[tuple[str, str], ...] = (("collector", collector), ("tenant", tenant))
+        self.pairs: tuple[tuple[str, str], ...] = tuple(sorted(named))
+        self.keys: tuple[str, ...] = tuple(key for key, _ in self.pairs)
+        self.keys_bytes: tuple[bytes, ...] = tuple(key.encode() for key in self.keys)
         self.escaped: tuple[tuple[bytes, bytes], ...] = tuple(
             (key.encode(), escape_key(value).encode()) for key, value in self.pairs
         )
-        self.cache_key = f"{tenant}\x00{collector}"
+        # no value holds a NUL (a control character, refused above): the key is unambiguous
+        self.cache_key = "\x00".join(value for _, value in named)
         # The longest line the whole-batch paths take with these tags: its rewritten head is at
-        # most its series, what these tags add (",key=value" each; a client's own tenant or
-        # collector goes) and a space, so head and rest together are at most the line and that.
+        # most its series, what these tags add (",key=value" each; a client's own tag of a
+        # forced key goes) and a space, so head and rest together are at most the line and that.
         added = sum(len(key) + len(value) + 2 for key, value in self.escaped)
         self.fitting_line_bytes = _KEY_ROOM - added
 
 
-def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[bytes], re.Pattern[bytes], str]:
+def _fast_patterns(
+    allow_unsigned: bool, forced_keys: tuple[str, ...]
+) -> tuple[re.Pattern[bytes], re.Pattern[bytes], str]:
     """A line with no backslash or quote whose numbers are certainly in range, and its part
-    after the series (for series already seen); both for UTF-8 bytes.
+    after the series (for series already seen); both for UTF-8 bytes. Field keys named as one
+    of ``forced_keys`` are not matched (the exact parser refuses them).
 
     Groups: series (measurement and tags), fields, timestamp. Integers of up to 18 digits and
     floats of up to 200 integral digits with a 2-digit exponent cannot overflow; longer ones
@@ -164,7 +190,8 @@ def _fast_patterns(allow_unsigned: bool) -> tuple[re.Pattern[bytes], re.Pattern[
     """
     name = r'[^\x00-\x20\x7f,=\\"_#][^\x00-\x20\x7f,=\\"]*+'
     tag_key = r"(?!time=)" + name  # refused by InfluxDB: the exact parser says so
-    field_key = r"(?!(?:time|tenant|collector)=)" + name  # refused: InfluxDB's, then ours
+    reserved = "|".join(re.escape(key) for key in ("time", *forced_keys))
+    field_key = rf"(?!(?:{reserved})=)" + name  # refused: InfluxDB's, then ours
     tag_value = r'[^\x00-\x20\x7f,=\\"]++'
     unsigned = r"|[0-9]{1,19}+u" if allow_unsigned else ""
     value = (
@@ -200,6 +227,24 @@ def _duration_text(ns: int) -> str:
     return f"{seconds}s"
 
 
+class _Grammar:
+    """The fast paths' patterns for one set of forced keys (the field keys they refuse)."""
+
+    def __init__(self, allow_unsigned: bool, forced_keys: tuple[str, ...]) -> None:
+        line_pattern, rest_pattern, self.fields_pattern = _fast_patterns(
+            allow_unsigned, forced_keys
+        )
+        self.line = line_pattern.fullmatch
+        self.rest = rest_pattern.fullmatch
+        self.blocks: dict[int, re.Pattern[bytes]] = {}
+
+    def block(self, digits: int) -> re.Pattern[bytes]:
+        block = self.blocks.get(digits)
+        if block is None:
+            block = self.blocks[digits] = _block_pattern(self.fields_pattern, digits)
+        return block
+
+
 class BatchPreparer:
     """Validates and rewrites bodies under one set of rules; holds a bounded series cache.
 
@@ -213,16 +258,20 @@ class BatchPreparer:
     ) -> None:
         self.rules = rules
         self._native = NATIVE if native else None
-        line_pattern, rest_pattern, self._fields_pattern = _fast_patterns(rules.allow_unsigned)
-        self._fast = line_pattern.fullmatch
-        self._fast_rest = rest_pattern.fullmatch
-        self._blocks: dict[int, re.Pattern[bytes]] = {}
+        # per forced keys (two sets in practice: with host and without)
+        self._grammars: dict[tuple[str, ...], _Grammar] = {}
         self._cache: dict[str, dict[bytes, bytes]] = {}
         self._cache_limit = series_cache_size
         self._cached = 0
         # per forced tags, per first series of a batch: the memo the C path follows
         self._memos: dict[str, dict[bytes, Memo]] = {}
         self._memo_lines = 0
+
+    def _grammar(self, forced: ForcedTags) -> _Grammar:
+        grammar = self._grammars.get(forced.keys)
+        if grammar is None:
+            grammar = self._grammars[forced.keys] = _Grammar(self.rules.allow_unsigned, forced.keys)
+        return grammar
 
     def prepare(
         self, body: bytes, forced: ForcedTags, precision: str, now_ns: int, fast: bool = True
@@ -283,7 +332,7 @@ class BatchPreparer:
         max_fields = self.rules.max_fields
         cache = self._series_cache(forced) if fast else {}
         cached = cache.get
-        rest_match = self._fast_rest
+        rest_match = self._grammar(forced).rest
         low, high, now_stamp = window.low, window.high, window.now_text.encode()
         for index, line in enumerate(lines):
             try:
@@ -360,6 +409,7 @@ class BatchPreparer:
             rules.max_fields,
             rules.max_points,
             rules.allow_unsigned,
+            forced.keys_bytes,
         )
         if found is None:
             return None
@@ -402,9 +452,7 @@ class BatchPreparer:
             return None
         rests = list(map(_THIRD, parts))
         del parts
-        block = self._blocks.get(digits)
-        if block is None:
-            block = self._blocks[digits] = _block_pattern(self._fields_pattern, digits)
+        block = self._grammar(forced).block(digits)
         joined = b"\n".join(rests)
         if block.fullmatch(joined) is None:
             return None
@@ -434,7 +482,7 @@ class BatchPreparer:
         self, line: bytes, forced: ForcedTags, cache: dict[bytes, bytes]
     ) -> bytes | None:
         """The rewritten series of a line the fast pattern accepts whole, now cached; else None."""
-        found = self._fast(line)
+        found = self._grammar(forced).line(line)
         return None if found is None else self._rewrite_series(found.group(1), forced, cache)
 
     def _rewrite_series(
@@ -446,7 +494,7 @@ class BatchPreparer:
         pairs = [(key, value) for key, _, value in (part.partition(b"=") for part in parts[1:])]
         if len({key for key, _ in pairs}) != len(pairs):
             return None
-        own = [pair for pair in pairs if pair[0] not in _FORCED_KEYS_BYTES]
+        own = [pair for pair in pairs if pair[0] not in forced.keys_bytes]
         if len(own) > self.rules.max_tags:
             return None
         own.extend(forced.escaped)
@@ -469,14 +517,14 @@ class BatchPreparer:
                 "unsigned integers (5u) are not accepted: the storage (InfluxDB 1.x) has no "
                 "unsigned type; send an integer (5i)"
             )
-        own = tuple(pair for pair in point.tags if pair[0] not in FORCED_KEYS)
+        own = tuple(pair for pair in point.tags if pair[0] not in forced.keys)
         if len(own) > self.rules.max_tags:
             raise LineProtocolError(f"{len(own)} tags; at most {self.rules.max_tags} are accepted")
         if len(point.fields) > self.rules.max_fields:
             raise LineProtocolError(
                 f"{len(point.fields)} fields; at most {self.rules.max_fields} are accepted"
             )
-        shadowing = [key for key, _ in point.fields if key in FORCED_KEYS]
+        shadowing = [key for key, _ in point.fields if key in forced.keys]
         if shadowing:
             raise LineProtocolError(
                 f"field {shadowing[0]!r} has the name of a tag ingest sets from the key, and "
@@ -608,7 +656,7 @@ def _check_key_length(key: str, fields: Sequence[tuple[str, FieldValue]]) -> Non
     name_bytes, name = max((len(escape_key(name).encode()), name) for name, _ in fields)
     if name_bytes > room:
         raise LineProtocolError(
-            f"series key (measurement and tags, with the tenant and collector tags) of "
+            f"series key (measurement and tags, with the tags ingest sets from the key) of "
             f"{key_bytes} bytes with field key {name[:40]!r} of {name_bytes}: InfluxDB refuses "
             f"a point whose series key, {len(KEY_SEPARATOR)} bytes and a field key take more "
             f"than {MAX_KEY_BYTES} (here {key_bytes + len(KEY_SEPARATOR) + name_bytes})"

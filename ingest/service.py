@@ -186,7 +186,7 @@ class WriteService:
         self.retry_after = retry_after
         self.clock = clock
         self.refusals = refusals or RefusalLog()
-        self._forced: dict[tuple[str, str], ForcedTags] = {}
+        self._forced: dict[tuple[str, str, str | None], ForcedTags] = {}
 
     def authenticate(self, credential: str | None) -> Identity:
         if credential is None:
@@ -399,11 +399,11 @@ class WriteService:
         )
 
     def _forced_tags(self, identity: Identity) -> ForcedTags:
-        key = (identity.tenant_slug, identity.collector_name)
+        key = (identity.tenant_slug, identity.collector_name, identity.pinned_host)
         forced = self._forced.get(key)
         if forced is None:
             try:
-                forced = ForcedTags(identity.tenant_slug, identity.collector_name)
+                forced = ForcedTags(*key)
             except ValueError as exc:
                 raise errors.forbidden(f"{exc}; rename the collector") from None
             if len(self._forced) >= FORCED_TAGS_CACHE:

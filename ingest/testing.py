@@ -17,7 +17,7 @@ from tenants.access import system_actor
 from tenants.collectors import register_collector
 from tenants.crypto import CredentialHasher, Vault
 from tenants.keys import issue_key
-from tenants.models import Tenant
+from tenants.models import HOST_TAG_PINNED, Tenant
 from tenants.tenancy import NoStorage, Storage, create_tenant
 
 
@@ -79,6 +79,8 @@ class CollectorKey:
     collector_id: int
     collector_name: str
     key: str  # the plaintext, as a collector would hold it
+    hostname: str = "host.example"  # the collector's registered hostname
+    host_tag: str = HOST_TAG_PINNED
 
 
 def issue_collector_key(
@@ -88,8 +90,15 @@ def issue_collector_key(
     collector_name: str,
     storage: Storage | None = None,
     vault: Vault | None = None,
+    *,
+    hostname: str = "host.example",
+    host_tag: str = HOST_TAG_PINNED,
 ) -> CollectorKey:
-    """A collector and a key in tenant ``tenant_slug``, creating the tenant if it is missing."""
+    """A collector and a key in tenant ``tenant_slug``, creating the tenant if it is missing.
+
+    The collector is registered as ``hostname``, pinned (ingest writes its points with that host
+    tag) unless ``host_tag`` is free (its points keep the host tags they are sent with).
+    """
     actor = system_actor("test")
     tenant = db.scalar(select(Tenant).where(Tenant.slug == tenant_slug))
     if tenant is None:
@@ -102,7 +111,7 @@ def issue_collector_key(
             vault or Vault("unused-secret-" + "x" * 32),
         )
     collector = register_collector(
-        db, actor, tenant, {"name": collector_name, "hostname": "host.example"}
+        db, actor, tenant, {"name": collector_name, "hostname": hostname, "host_tag": host_tag}
     )
     issued = issue_key(db, actor, tenant, collector, hasher)
     return CollectorKey(
@@ -112,4 +121,6 @@ def issue_collector_key(
         collector.id,
         collector.name,
         issued.plaintext,
+        collector.hostname,
+        collector.host_tag,
     )

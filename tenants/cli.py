@@ -28,6 +28,7 @@ from flask import Flask
 from tenants import db as database
 from tenants.access import Actor, system_actor
 from tenants.errors import ServiceError
+from tenants.models import HOST_TAG_PINNED, HOST_TAGS
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -585,6 +586,14 @@ def add_member(ctx: click.Context, tenant: str, email: str, role: str) -> None:
 @click.option("--cloud-provider")
 @click.option("--region")
 @click.option("--instance-type")
+@click.option(
+    "--host-tag",
+    type=click.Choice(HOST_TAGS),
+    default=HOST_TAG_PINNED,
+    show_default=True,
+    help="pinned: ingest writes the collector's points with host=HOSTNAME, whatever the client "
+    "sent; free: the client's host tag is kept (a collector pushing for many hosts).",
+)
 @click.pass_context
 def create_collector(
     ctx: click.Context,
@@ -597,17 +606,43 @@ def create_collector(
     cloud_provider: str | None,
     region: str | None,
     instance_type: str | None,
+    host_tag: str,
 ) -> None:
     """Register a collector (a monitored host) in a tenant."""
     from tenants.collectors import register_collector
 
     fields = {"name": name, "hostname": hostname, "labels": list(labels), "vcpus": vcpus,
               "memory_bytes": memory_bytes, "cloud_provider": cloud_provider, "region": region,
-              "instance_type": instance_type}  # fmt: skip
+              "instance_type": instance_type, "host_tag": host_tag}  # fmt: skip
     with _app(ctx).app_context():
         db = database.session()
         collector = register_collector(db, _actor(), _tenant(db, tenant), fields)
-        click.echo(f"registered collector {collector.name} (id {collector.id}) in {tenant}")
+        click.echo(
+            f"registered collector {collector.name} (id {collector.id}) in {tenant}, "
+            f"host tag {collector.host_tag}"
+        )
+
+
+@admin.command("set-host-tag")
+@click.argument("tenant")
+@click.argument("collector")
+@click.argument("host_tag", metavar="pinned|free", type=click.Choice(HOST_TAGS))
+@click.pass_context
+def set_host_tag(ctx: click.Context, tenant: str, collector: str, host_tag: str) -> None:
+    """Pin a collector's points to its hostname (ingest forces host=HOSTNAME) or free them.
+
+    Running ingest servers apply it within their key-cache-seconds.
+    """
+    from tenants.collectors import set_collector_host_tag
+
+    with _app(ctx).app_context():
+        db = database.session()
+        owner = _tenant(db, tenant)
+        found = set_collector_host_tag(
+            db, _actor(), owner, _collector(db, owner, collector), host_tag
+        )
+        where = f"host={found.pinned_host}" if found.pinned_host else "the client's host tag"
+        click.echo(f"collector {found.name} in {tenant}: host tag {found.host_tag} ({where})")
 
 
 def _collector(db: Any, tenant: Any, name: str) -> Any:

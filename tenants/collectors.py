@@ -14,8 +14,8 @@ from tenants import validation
 from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.db import lower
-from tenants.errors import Conflict, NotFound
-from tenants.models import Collector, Tenant
+from tenants.errors import Conflict, Invalid, NotFound
+from tenants.models import HOST_TAG_PINNED, HOST_TAGS, Collector, Tenant
 from tenants.paging import Order, Page, fetch_page
 
 MAX_MEMORY = 1 << 50  # 1 PiB
@@ -27,13 +27,15 @@ def register_collector(
     db: Session, actor: Actor, tenant: Tenant, fields: dict[str, Any]
 ) -> Collector:
     """A new collector of the tenant; a name another of its collectors has, ignoring case, is a
-    Conflict, also when a concurrent request registers it meanwhile."""
+    Conflict, also when a concurrent request registers it meanwhile. Its ``host_tag`` is pinned
+    unless the fields say free."""
     require(db, actor, tenant, "admin")
     name = validation.name(fields.get("name"), "name", 100)
     collector = Collector(
         tenant_id=tenant.id,
         name=name,
         hostname=validation.hostname(fields.get("hostname")),
+        host_tag=host_tag(fields.get("host_tag")),
         labels=validation.labels(fields.get("labels")),
         vcpus=validation.optional_int(fields.get("vcpus"), "vcpus", 1, 4096),
         memory_bytes=validation.optional_int(
@@ -59,7 +61,8 @@ def register_collector(
     # SQLite has no row locks: its write lock, held from the flush, orders the registrations
     # instead, and a name stored meanwhile by another is seen now
     _refuse_taken(db, tenant, name, collector.id)
-    record(db, actor, "collector.register", tenant, "collector", collector.id, name=name)
+    record(db, actor, "collector.register", tenant, "collector", collector.id, name=name,
+           host_tag=collector.host_tag)  # fmt: skip
     db.commit()
     return collector
 
@@ -142,5 +145,51 @@ def set_collector_status(
     collector.status = "active" if active else "disabled"
     action = "collector.enable" if active else "collector.disable"
     record(db, actor, action, tenant, "collector", collector.id, name=collector.name)
+    db.commit()
+    return collector
+
+
+def host_tag(value: Any, field: str = "host_tag", required: bool = False) -> str:
+    """A collector's host tag setting, one of HOST_TAGS; absent (None or ""), pinned unless
+    ``required`` (a change must say which)."""
+    choices = " or ".join(repr(choice) for choice in HOST_TAGS)
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"{field} is required: {choices}", field)
+        return HOST_TAG_PINNED
+    if value not in HOST_TAGS:
+        raise Invalid(f"{field} must be {choices}", field)
+    return str(value)
+
+
+def set_collector_host_tag(
+    db: Session, actor: Actor, tenant: Tenant, collector: Collector, value: Any
+) -> Collector:
+    """Pin the collector's points to its hostname, or free them (the client's host tag kept).
+
+    Ingest learns of it as of a disabled collector: when its cached key lookup expires
+    (key-cache-seconds). A hostname stored before it was checked as one is refused for pinning:
+    it becomes the value of every point's host tag.
+    """
+    require(db, actor, tenant, "admin")
+    if collector.tenant_id != tenant.id:
+        raise NotFound("no such collector in this tenant")
+    chosen = host_tag(value, required=True)
+    if chosen == HOST_TAG_PINNED:
+        try:
+            validation.hostname(collector.hostname)
+        except Invalid as error:
+            raise Invalid(
+                f"this collector's hostname {collector.hostname!r} cannot be the host tag: "
+                f"{error.message}; register the host again under a valid hostname",
+                "host_tag",
+            ) from None
+    if chosen == collector.host_tag:
+        return collector
+    previous = collector.host_tag
+    collector.host_tag = chosen
+    record(db, actor, "collector.host_tag", tenant, "collector", collector.id,
+           name=collector.name, host_tag=chosen, previous=previous,
+           hostname=collector.hostname)  # fmt: skip
     db.commit()
     return collector

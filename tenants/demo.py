@@ -14,7 +14,7 @@ from tenants.audit import record
 from tenants.collectors import register_collector
 from tenants.crypto import hash_password
 from tenants.keys import get_key, issue_key, revoke_key
-from tenants.models import Collector, Tenant, User, utcnow
+from tenants.models import HOST_TAG_PINNED, Collector, Tenant, User, utcnow
 from tenants.schema import upgrade
 from tenants.tenancy import create_tenant
 
@@ -68,7 +68,10 @@ def ensure_demo(app: Flask, db: Session, hostname: str, have_key: bool) -> Demo:
         select(Collector).where(Collector.tenant_id == tenant.id, Collector.name == name)
     )
     if collector is None:
-        collector = register_collector(db, ACTOR, tenant, {"name": name, "hostname": hostname})
+        # pinned to the name the demo exporter sends as its host tag (socket.gethostname(), its
+        # --push.host default): the points keep their host, and the key can write as no other
+        fields = {"name": name, "hostname": hostname, "host_tag": HOST_TAG_PINNED}
+        collector = register_collector(db, ACTOR, tenant, fields)
     if have_key:
         return Demo(ADMIN_EMAIL, TENANT, name, "", "")
     issued = issue_key(db, ACTOR, tenant, collector, app.extensions["pa_hasher"], "make up")

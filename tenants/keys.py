@@ -237,6 +237,7 @@ class Identity:
     key_pk: int
     ingest_rate: float | None = None  # the tenant's own limits; None: ingest's defaults
     ingest_burst: int | None = None
+    pinned_host: str | None = None  # the host tag forced on its points; None: the client's kept
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ class KeyVerifier:
             key, collector, tenant = row
             identity = Identity(tenant.id, tenant.slug, tenant.influx_database, collector.id,
                                 collector.name, key.key_id, key.id, tenant.ingest_rate,
-                                tenant.ingest_burst)  # fmt: skip
+                                tenant.ingest_burst, collector.pinned_host)  # fmt: skip
             return _Entry(identity, key.secret_hash, key.revoked_at is not None, key.expires_at,
                           tenant.active, collector.active)  # fmt: skip
 

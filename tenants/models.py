@@ -21,6 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 ROLES = ("admin", "analyst", "viewer")  # per tenant, strongest first
+# A collector's host tag: "pinned", ingest writes its points with host=<its hostname> whatever
+# the client sent; "free", the client's own host tag is kept (a collector pushing for many hosts).
+HOST_TAG_PINNED = "pinned"
+HOST_TAG_FREE = "free"
+HOST_TAGS = (HOST_TAG_PINNED, HOST_TAG_FREE)
 
 
 def utcnow() -> datetime:
@@ -120,6 +125,10 @@ class Collector(Base):
     region: Mapped[str | None] = mapped_column(String(60))
     instance_type: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    # HOST_TAGS; collectors registered before the setting existed were made "free" (0010)
+    host_tag: Mapped[str] = mapped_column(
+        String(8), default=HOST_TAG_PINNED, server_default=HOST_TAG_PINNED
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     points_received: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -129,6 +138,11 @@ class Collector(Base):
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def pinned_host(self) -> str | None:
+        """The host tag ingest forces on this collector's points; None: the client's is kept."""
+        return self.hostname if self.host_tag == HOST_TAG_PINNED else None
 
 
 class ApiKey(Base):

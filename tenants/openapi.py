@@ -19,7 +19,7 @@ from tenants.accounts import MAX_TOKEN_EXPIRY_DAYS
 from tenants.crypto import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from tenants.errors import Invalid
 from tenants.keys import DEFAULT_OVERLAP, MAX_EXPIRY_DAYS
-from tenants.models import ROLES
+from tenants.models import HOST_TAGS, ROLES
 from tenants.tenancy import MAX_INGEST_BURST, MAX_INGEST_RATE
 from tenants.validation import CONTROL, EMAIL_PATTERN, MAX_EMAIL_LENGTH, SPACE, readable_number
 from tenants.web import MAX_BODY_BYTES, MAX_ROW_ID
@@ -138,6 +138,14 @@ EMAIL = _string(
     MAX_EMAIL_LENGTH, 1, EMAIL_PATTERN, description="an e-mail address (stored lower-case)"
 )
 STATUS: Schema = {"type": "string", "enum": STATUSES}
+HOST_TAG: Schema = {
+    "type": "string",
+    "enum": list(HOST_TAGS),
+    "description": "pinned: ingest writes every point of the collector's keys with "
+    "host=<hostname>, replacing the client's host tag, so its key cannot write as another host; "
+    "free: the client's host tag is kept, for a collector that pushes for many hosts (Telegraf "
+    "scraping SNMP devices, say). A change reaches ingest within its key-cache-seconds",
+}
 ROLE: Schema = {"type": "string", "enum": list(ROLES)}
 INGEST_LIMITS: dict[str, Schema] = {
     "ingest_rate": {
@@ -241,10 +249,11 @@ REQUEST_SCHEMAS: dict[str, Schema] = {
             "cloud_provider": _token(40, "e.g. aws"),
             "region": _token(60, "e.g. eu-west-1"),
             "instance_type": _token(80, "e.g. m6i.large"),
+            "host_tag": {**HOST_TAG, "default": "pinned"},
         },
         ["name", "hostname"],
     ),
-    "CollectorUpdate": _object({"status": STATUS}, ["status"]),
+    "CollectorUpdate": _object({"status": STATUS, "host_tag": HOST_TAG}, [], minProperties=1),
     "KeyIssue": _object(
         {
             "collector_id": ID,
@@ -389,6 +398,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
             "region": _NULLABLE_STRING,
             "instance_type": _NULLABLE_STRING,
             "status": STATUS,
+            "host_tag": HOST_TAG,
             "created_at": TIMESTAMP,
             "last_seen_at": NULLABLE_TIMESTAMP,
             "points_received": {"type": "integer", "format": "int64", "minimum": 0},
@@ -781,7 +791,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants/{slug}/collectors/{collector_id}": {
             "get": op("getCollector", "One collector", "collectors", (200, "Collector"),
                       READ_TENANT, parameters=(*TENANT, "collector_id")),
-            "patch": op("updateCollector", "Enable or disable a collector (tenant admin)",
+            "patch": op("updateCollector", "Enable or disable a collector, or pin its points "
+                        "to its hostname or free them (tenant admin)",
                         "collectors", (200, "Collector"), WRITE_TENANT, "CollectorUpdate",
                         parameters=(*TENANT, "collector_id")),
         },

@@ -43,6 +43,7 @@ from tenants.collectors import (
     collectors_page,
     get_collector,
     register_collector,
+    set_collector_host_tag,
     set_collector_status,
 )
 from tenants.crypto import CredentialHasher
@@ -259,6 +260,7 @@ def collector_json(collector: Collector) -> JsonBody:
         "region": collector.region,
         "instance_type": collector.instance_type,
         "status": collector.status,
+        "host_tag": collector.host_tag,
         "created_at": _timestamp(collector.created_at),
         "last_seen_at": _timestamp(collector.last_seen_at),
         "points_received": collector.points_received,
@@ -616,7 +618,10 @@ def update_collector_view(slug: str, collector_id: int) -> JsonBody:
     tenant = _tenant(slug, "admin")
     body = _body("CollectorUpdate")
     collector = get_collector(_db(), _actor(), tenant, _row_id(collector_id, "collector"))
-    set_collector_status(_db(), _actor(), tenant, collector, body["status"] == "active")
+    if "host_tag" in body:
+        set_collector_host_tag(_db(), _actor(), tenant, collector, body["host_tag"])
+    if "status" in body:
+        set_collector_status(_db(), _actor(), tenant, collector, body["status"] == "active")
     return collector_json(collector)
 
 

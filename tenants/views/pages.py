@@ -73,7 +73,7 @@ MAX_OVERLAP_HOURS = 720
 MAX_MEMORY_GIB = collectors.MAX_MEMORY // GIB
 USED_FORM_IDS_KEPT = 20
 COLLECTOR_FIELDS = ("name", "hostname", "labels", "vcpus", "cloud_provider", "region",
-                    "instance_type")  # fmt: skip
+                    "instance_type", "host_tag")  # fmt: skip
 # a service names the field it checked; the form may call it differently
 FORM_FIELD_FOR = {"memory_bytes": "memory_gib"}
 # the query arguments that place a page's lists: the collector search and each list's cursor
@@ -412,6 +412,24 @@ def collector_status(slug: str, collector_id: int, active: bool) -> ResponseRetu
     effect = "enabled" if active else "disabled: ingest refuses its keys until it is enabled"
     flash(f"Collector {collector.name} {effect}.")
     return _see_other(_back_url(tenant, collector.id, "collectors"))
+
+
+@bp.post(f"/tenants/<slug>/collectors/<{ROW_ID}:collector_id>/host-tag")
+def collector_host_tag(slug: str, collector_id: int) -> ResponseReturnValue:
+    tenant = _tenant(slug, "admin")
+    db, actor = _db(), current_actor()
+    collector = collectors.get_collector(db, actor, tenant, collector_id)
+    try:
+        collectors.set_collector_host_tag(db, actor, tenant, collector, _form("host_tag"))
+    except ServiceError as error:
+        return _collector_page(tenant, collector, form_failure("host_tag", error))
+    if collector.pinned_host is not None:
+        effect = f"pinned: ingest writes its points with host={collector.pinned_host}"
+    else:
+        effect = "free: ingest keeps the host tag its points are sent with"
+    flash(f"Collector {collector.name} {effect}, from ingest's next key lookup "
+          "(within its key-cache-seconds).")  # fmt: skip
+    return _see_other(url_for("pages.collector", slug=slug, collector_id=collector.id))
 
 
 def _back_url(tenant: Tenant, collector_id: int, section: str) -> str:

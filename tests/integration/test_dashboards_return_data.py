@@ -139,7 +139,7 @@ def stack(
         influxdb: InfluxDB = registry.influxdb(auth=True)
         with app.app_context():
             key = issue_collector_key(
-                database.session(), app.extensions["pa_hasher"], "dash", "web"
+                database.session(), app.extensions["pa_hasher"], "dash", "web", hostname=HOST
             )
         influxdb.create_database(key.database)
         (base / "ingest-metrics").mkdir()

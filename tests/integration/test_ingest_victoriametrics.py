@@ -28,7 +28,9 @@ def test_the_v2_writer_stores_points_in_victoriametrics(
 ) -> None:
     vm = servers.victoriametrics()
     with app.app_context():
-        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "vm", "web-01")
+        key = issue_collector_key(  # free: its points are for two hosts
+            database.session(), app.extensions["pa_hasher"], "vm", "web-01", host_tag="free"
+        )
     settings = load(["--storage.api=v2", f"--storage.url={vm.url}"],
                     {"PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,
                      "PERFANALYSIS_INGEST_DATABASE_URL": database_url})  # fmt: skip

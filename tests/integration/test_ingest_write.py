@@ -76,15 +76,20 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
 
 @pytest.fixture
 def keys(app: Flask, influxdb: InfluxDB) -> MakeKey:
-    """keys(tenant=None, collector="web-01", create_database=True): a key in a (new) tenant."""
+    """keys(tenant=None, collector="web-01", create_database=True, **registered): a key in a
+    (new) tenant; ``registered`` gives the collector's hostname and host_tag (by default pinned
+    to host.example: a test whose key writes for several hosts registers it free)."""
 
     def make(
-        tenant: str | None = None, collector: str = "web-01", create_database: bool = True
+        tenant: str | None = None,
+        collector: str = "web-01",
+        create_database: bool = True,
+        **registered: str,
     ) -> CollectorKey:
         slug = tenant or f"t{secrets.token_hex(4)}"  # the InfluxDB outlives each test's tenants
         with app.app_context():
             key = issue_collector_key(
-                database.session(), app.extensions["pa_hasher"], slug, collector
+                database.session(), app.extensions["pa_hasher"], slug, collector, **registered
             )
         if create_database:
             influxdb.create_database(key.database)
@@ -201,7 +206,7 @@ def http_server(client: FlaskClient) -> Iterator[str]:
 def test_raw_line_protocol_lands_in_the_tenants_database_with_its_tags(
     keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
 ) -> None:
-    key = keys()
+    key = keys(host_tag="free")  # one key writing for three hosts
     client = make_ingest()
     body = "\n".join(f"cpu,host=h{i % 3},cpu=0 value={i} {NOW_S - i}" for i in range(30))
     response = client.post("/write?db=whatever&rp=autogen&precision=s", data=body,
@@ -224,7 +229,7 @@ def test_raw_line_protocol_lands_in_the_tenants_database_with_its_tags(
 def test_influxdb_clients_v2_write_api_works_through_ingest(
     keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
 ) -> None:
-    key = keys()
+    key = keys(host_tag="free")  # one key writing for six hosts
     client = make_ingest()
     points = [
         ClientPoint("mem")
@@ -270,7 +275,7 @@ def test_the_influx_cli_creates_its_database_and_inserts_through_ingest(
     """The CLI's INSERT sends its line with a leading space, which InfluxDB skips; its CREATE
     DATABASE goes to /query. Both work through ingest, and the points land in the key's tenant
     database with the forced tags, not in the database the CLI names."""
-    key = keys()
+    key = keys(hostname="cli")  # the host the INSERT names
     client = make_ingest()
     with http_server(client) as url:
         created = influx_cli(url, key, "-execute", "CREATE DATABASE telegraf")
@@ -351,7 +356,7 @@ def test_query_answers_create_database_alone_as_influxdb_1x_does(
 def test_spoofed_tenant_tags_and_another_tenants_names_land_under_the_keys_tenant(
     keys: MakeKey, make_ingest: MakeIngest, influxdb: InfluxDB
 ) -> None:
-    mine, theirs = keys(), keys()
+    mine, theirs = keys(hostname="x"), keys()
     client = make_ingest()
     spoofed = f"cpu,tenant={theirs.tenant_slug},collector=spoofed,host=x value=1 {NOW_S}"
     assert client.post(f"/write?db={theirs.database}&precision=s", data=spoofed,
@@ -846,7 +851,7 @@ def test_a_batch_giving_a_field_two_types_is_400_in_a_new_shard_and_422_in_an_ex
     reason = ("field 'used' of measurement 'disk' is a string here and a float on line 51: "
               "InfluxDB refuses a batch that gives a field two types")  # fmt: skip
 
-    new_shard = keys()  # a fresh database: no shard yet
+    new_shard = keys(host_tag="free")  # a fresh database: no shard yet; fifty hosts
     refused = client.post("/write?precision=s", data=body, headers=token(new_shard))
     assert refused.status_code == 400, refused.get_json()
     assert refused.get_json()["invalid_lines"] == [{"line": 52, "reason": reason}]
@@ -862,7 +867,7 @@ def test_a_batch_giving_a_field_two_types_is_400_in_a_new_shard_and_422_in_an_ex
     assert count(influxdb, new_shard.database) == 50
     assert count(influxdb, new_shard.database, "disk", "used") == 2
 
-    existing_shard = keys()
+    existing_shard = keys(host_tag="free")
     first = client.post("/write?precision=s", data=f"load value=1 {stamp}",
                         headers=token(existing_shard))  # fmt: skip
     assert first.status_code == 204
@@ -886,7 +891,7 @@ def test_a_key_too_long_for_influxdb_is_400_and_storages_partial_refusals_are_no
     to reach storage, the rest being written, it is 422, not a 500 that has clients resend."""
     key = keys()
     client = make_ingest()
-    series_key = f"m,collector=web-01,tenant={key.tenant_slug}"
+    series_key = f"m,collector=web-01,host={key.hostname},tenant={key.tenant_slug}"
 
     def line(total: int) -> str:  # series key + 4 + field key = total
         return f"m {'f' * (total - len(series_key) - 4)}=1 {NOW_S}"

@@ -27,7 +27,9 @@ def test_a_series_ingest_refuses_costs_only_its_own_points(
 ) -> None:
     influxdb = servers.influxdb(auth=True)
     with app.app_context():
-        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "bad", "web-01")
+        key = issue_collector_key(
+            database.session(), app.extensions["pa_hasher"], "bad", "web-01", hostname="bad-host"
+        )
     influxdb.create_database(key.database)
     (tmp_path / "ingest-metrics").mkdir()
     ingest = servers.start(IngestProcess(servers.base_dir, {

@@ -101,7 +101,9 @@ def pipeline(
 ) -> tuple[InfluxDB, IngestProcess, ExporterProcess, str]:
     influxdb = servers.influxdb(auth=True)
     with app.app_context():
-        key = issue_collector_key(database.session(), app.extensions["pa_hasher"], "e2e", "web-01")
+        key = issue_collector_key(
+            database.session(), app.extensions["pa_hasher"], "e2e", "web-01", hostname="e2e-host"
+        )
     influxdb.create_database(key.database)
     env = {
         "PERFANALYSIS_INGEST_SECRET_KEY": TEST_SECRET,

@@ -467,8 +467,8 @@ def test_collectors_are_registered_listed_and_disabled(world: World) -> None:
               "instance_type": "m6i.2xlarge"}  # fmt: skip
     created = world.boss("POST", "/tenants/acme/collectors", fields)
     assert created.status_code == 201
-    db1 = {**fields, "id": ANY, "cloud_provider": "aws", "status": "active", "created_at": AT,
-           "last_seen_at": None, "points_received": 0}  # fmt: skip
+    db1 = {**fields, "id": ANY, "cloud_provider": "aws", "status": "active", "host_tag": "pinned",
+           "created_at": AT, "last_seen_at": None, "points_received": 0}  # fmt: skip
     assert created.get_json() == db1
     collector_id = created.get_json()["id"]
     assert created.headers["Location"] == f"/api/v1/tenants/acme/collectors/{collector_id}"
@@ -483,7 +483,8 @@ def test_collectors_are_registered_listed_and_disabled(world: World) -> None:
     assert minimal.get_json() == {"id": ANY, "name": "db2", "hostname": "db2", "labels": {},
                                   "vcpus": None, "memory_bytes": None, "cloud_provider": None,
                                   "region": None, "instance_type": None, "status": "active",
-                                  "created_at": AT, "last_seen_at": None, "points_received": 0}  # fmt: skip
+                                  "host_tag": "pinned", "created_at": AT, "last_seen_at": None,
+                                  "points_received": 0}  # fmt: skip
     _error(world.boss("POST", "/tenants/acme/collectors", {"name": "db1", "hostname": "x"}),
            409, "conflict", "name")  # fmt: skip
     _error(world.vic("GET", "/tenants/acme/collectors/999999"), 404, "not_found")
@@ -677,6 +678,7 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
         "register collector": ("POST", "/tenants/acme/collectors", {"name": "n", "hostname": "n"}),
         "disable collector": ("PATCH", f"/tenants/acme/collectors/{collector}",
                               {"status": "disabled"}),
+        "free host tag": ("PATCH", f"/tenants/acme/collectors/{collector}", {"host_tag": "free"}),
         "issue key": ("POST", "/tenants/acme/keys", {"collector_id": collector}),
         "revoke key": ("POST", f"/tenants/acme/keys/{key}/revoke", None),
         "rotate key": ("POST", f"/tenants/acme/keys/{key}/rotate", {"overlap_hours": 1}),
@@ -686,7 +688,8 @@ def _write_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 WRITE_ROUTES = [
     "create tenant", "rename tenant", "disable tenant", "set ingest limits", "delete tenant",
     "set member", "remove member", "create invitation", "revoke invitation", "create user",
-    "register collector", "disable collector", "issue key", "revoke key", "rotate key",
+    "register collector", "disable collector", "free host tag", "issue key", "revoke key",
+    "rotate key",
 ]  # fmt: skip
 
 
@@ -720,7 +723,7 @@ def _tenant_routes(world: World) -> dict[str, tuple[str, str, Any]]:
 
 TENANT_ROUTES = [
     "rename tenant", "disable tenant", "set ingest limits", "delete tenant", "set member",
-    "remove member", "create invitation", "revoke invitation", "list invitations", "register collector", "disable collector", "issue key", "revoke key", "rotate key",
+    "remove member", "create invitation", "revoke invitation", "list invitations", "register collector", "disable collector", "free host tag", "issue key", "revoke key", "rotate key",
     "get tenant", "list members", "list collectors", "get collector", "list keys", "get key",
     "tenant audit",
 ]  # fmt: skip
@@ -747,6 +750,7 @@ def test_ids_of_another_tenant_are_not_found_in_your_own(world: World) -> None:
     attempts = [
         ("GET", f"/tenants/other/collectors/{collector}", None, None),
         ("PATCH", f"/tenants/other/collectors/{collector}", {"status": "disabled"}, None),
+        ("PATCH", f"/tenants/other/collectors/{collector}", {"host_tag": "free"}, None),
         ("POST", "/tenants/other/keys", {"collector_id": collector}, "collector_id"),
         ("GET", f"/tenants/other/keys/{key}", None, None),
         ("POST", f"/tenants/other/keys/{key}/revoke", None, None),

@@ -100,6 +100,7 @@ def writes_of_a(world: World) -> list[Route]:
         ("register collector", "/tenants/a/collectors", {"name": "new", "hostname": "new.test"}),
         ("disable collector", f"/tenants/a/collectors/{collector}/disable", {}),
         ("enable collector", f"/tenants/a/collectors/{collector}/enable", {}),
+        ("free host tag", f"/tenants/a/collectors/{collector}/host-tag", {"host_tag": "free"}),
         ("issue key", "/tenants/a/keys", {"collector_id": str(collector), "name": "k"}),
         ("revoke key", f"/tenants/a/keys/{key}/revoke", {}),
         ("rotate key", f"/tenants/a/keys/{key}/rotate", {"overlap_hours": "1"}),
@@ -128,6 +129,7 @@ def a_objects_through_b(world: World) -> list[Route]:
     return [
         ("disable collector", f"/tenants/b/collectors/{collector}/disable", {}),
         ("enable collector", f"/tenants/b/collectors/{collector}/enable", {}),
+        ("free host tag", f"/tenants/b/collectors/{collector}/host-tag", {"host_tag": "free"}),
         ("issue key", "/tenants/b/keys", {"collector_id": str(collector)}),
         ("revoke key", f"/tenants/b/keys/{key}/revoke", {}),
         ("rotate key", f"/tenants/b/keys/{key}/rotate", {}),

@@ -439,7 +439,7 @@ def test_a_key_too_long_for_influxdb_is_refused_on_every_path(case: str) -> None
             ((line, reason),) = [(issue.line, issue.reason) for issue in caught.value.issues]
             assert line == 2
             assert reason.startswith(
-                "series key (measurement and tags, with the tenant and collector tags) of "
+                "series key (measurement and tags, with the tags ingest sets from the key) of "
             )
             assert reason.endswith(
                 "InfluxDB refuses a point whose series key, 4 bytes and a field key take more "

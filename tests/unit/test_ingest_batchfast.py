@@ -414,7 +414,9 @@ def native_call(body: bytes, cache: dict[bytes, bytes], memo: Any) -> Any:
     assert bounds is not None
     assert NATIVE is not None
     _, lowest, highest, zeros = bounds
-    return NATIVE(body, cache, memo, lowest, highest, zeros, 65_536, 256, 100_000, False)
+    return NATIVE(
+        body, cache, memo, lowest, highest, zeros, 65_536, 256, 100_000, False, FORCED.keys_bytes
+    )
 
 
 def points_of(*series: bytes) -> bytes:
