@@ -679,6 +679,11 @@ WRITE = (400, 401, 403, 413)
 WRITE_TENANT = (400, 401, 403, 404, 413)
 TENANT = ("slug",)
 PAGE = ("list_limit", "cursor")
+# tenants/grants.py: what a request made with an expiring API token may not do
+NO_LASTING_GRANT = (
+    ". Called with an API token that expires, {what} is a 403: signing in as that account would "
+    "issue tokens without expiry (sign in, or use the admin CLI)"
+)
 
 
 def _paths() -> dict[str, dict[str, Any]]:
@@ -708,7 +713,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             "post": op("setMember", "Change a member's role (tenant admin), or add an existing "
                        "user directly (platform admin: 201). For a tenant admin any address "
                        "that is not a member's is 404 whether or not it has an account: invite "
-                       "it (POST /tenants/{slug}/invitations). The last admin cannot be demoted",
+                       "it (POST /tenants/{slug}/invitations). The last admin cannot be demoted"
+                       + NO_LASTING_GRANT.format(what="adding a member or raising a role"),
                        "members", (201, "Member"), (*WRITE_TENANT, 409), "MemberSet",
                        parameters=TENANT, also_ok=200),
         },
@@ -723,7 +729,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                        "and only while its inviter is still an active admin of the tenant or a "
                        "platform admin; it is accepted by logging in as the address (no account "
                        "is made through it); inviting the address again replaces its pending "
-                       "invitation. A member's address is a 409", "members", (201, "NewInvitation"),
+                       "invitation. A member's address is a 409"
+                       + NO_LASTING_GRANT.format(what="an invitation"),
+                       "members", (201, "NewInvitation"),
                        (*WRITE_TENANT, 409), "InvitationCreate", parameters=TENANT,
                        location="the tenant's pending invitations "
                        "(/api/v1/tenants/{slug}/invitations), which list the new one: a single "
@@ -737,7 +745,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/tenants/{slug}/members/{user_id}": {
             "patch": op("setMemberRole", "Change a member's role by user id (tenant admin); the "
-                        "last admin cannot be demoted", "members", (200, "Member"),
+                        "last admin cannot be demoted"
+                        + NO_LASTING_GRANT.format(what="raising a role"), "members", (200, "Member"),
                         (*WRITE_TENANT, 409), "RoleSet", parameters=(*TENANT, "user_id")),
             "delete": op("removeMember", "Remove a member (tenant admin); the last admin cannot "
                          "be removed", "members", (204, None), (*WRITE_TENANT, 409),
@@ -746,7 +755,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/users": {
             "get": op("listUsers", "Every user by e-mail (platform admin)", "users",
                       (200, "UserList"), (400, 401, 403), parameters=PAGE),
-            "post": op("createUser", "Create a user (platform admin)", "users", (201, "User"),
+            "post": op("createUser", "Create a user (platform admin)"
+                       + NO_LASTING_GRANT.format(what="creating one"), "users", (201, "User"),
                        (*WRITE, 409), "UserCreate"),
         },
         "/users/{user_id}": {
@@ -758,7 +768,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                         "key-cache-seconds on the others. The last active platform admin can be "
                         "neither disabled nor demoted (409); a platform admin may disable or "
                         "demote themselves while another active one remains. A field already as "
-                        "asked changes and records nothing", "users", (200, "UserDetail"),
+                        "asked changes and records nothing"
+                        + NO_LASTING_GRANT.format(what="enabling a user or granting platform "
+                                                  "admin"), "users", (200, "UserDetail"),
                         (*WRITE, 404, 409), "UserUpdate", parameters=("user_id",)),
         },
         "/me": {"get": op("getMe", "The calling user and their tenants", "users", (200, "Me"),

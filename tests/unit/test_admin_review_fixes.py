@@ -366,6 +366,13 @@ def test_the_document_describes_the_token_limits(client: FlaskClient) -> None:
     assert "only that token itself" in revoke["summary"]
     create = document_["paths"]["/me/tokens"]["post"]
     assert "no later than the calling token" in create["summary"]
+    for path, method in [
+        ("/users", "post"), ("/users/{user_id}", "patch"), ("/tenants/{slug}/members", "post"),
+        ("/tenants/{slug}/members/{user_id}", "patch"), ("/tenants/{slug}/invitations", "post"),
+    ]:  # fmt: skip
+        operation = document_["paths"][path][method]
+        assert "API token that expires" in operation["summary"], path
+        assert "403" in operation["responses"], path
 
 
 # ---- 3. load tests a page at a time -------------------------------------------------------------
