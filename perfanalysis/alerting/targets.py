@@ -11,9 +11,14 @@ what is checked: a ``targets/globex.yml`` whose targets are labelled ``tenant: g
 that lists no target (``[]``), leaves globex unscraped, and is warned about as such. A target file
 Prometheus would refuse (unreadable, not YAML or JSON, not a list of ``{targets, labels}`` groups)
 is warned about with its problem: Prometheus scrapes none of its targets (or keeps those it read
-before the file broke). When a job relabels the ``tenant`` label, what it becomes cannot be told
-from the files, and tenants are not checked. Other installs (Kubernetes, a Prometheus of one's
-own) keep no such files beside the rules: with neither there, nothing is checked.
+before the file broke). Files are read as Prometheus 2.42 reads them: a YAML file's first
+document only (whatever follows a ``---`` is ignored); a JSON group's ``targets`` and ``labels``
+keys in any case (``"Targets"``: Go's encoding/json matches field names so), the last of two
+taking the field; a null or empty target dropped alone (Prometheus logs "no address" and keeps
+the rest of the group), which is warned about. When a job relabels the ``tenant`` label, what it
+becomes cannot be told from the files, and tenants are not checked. Other installs (Kubernetes, a
+Prometheus of one's own) keep no such files beside the rules: with neither there, nothing is
+checked.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ TARGETS_DIR = "targets"
 DEFAULT_PATTERNS = ("targets/*.yml", "targets/*.yaml", "targets/*.json")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 GROUP_KEYS = ("targets", "labels")
+LONG_S = "\u017f"  # LATIN SMALL LETTER LONG S: Go's case folding matches it to "s"
 
 
 class _TargetsLoader(strictyaml.StrictSafeLoader):
@@ -63,9 +69,10 @@ class TargetFile:
     """What one file_sd file gives Prometheus: its groups' tenants, counted per target."""
 
     path: Path
-    targets: int = 0
+    targets: int = 0  # with an address: those Prometheus scrapes
     tenants: dict[str, int] = field(default_factory=dict)  # tenant label -> targets
     unlabelled: int = 0  # targets without a tenant label
+    no_address: list[int] = field(default_factory=list)  # the group of each null or "" target
 
 
 @dataclass
@@ -109,14 +116,20 @@ def _load_target_file(path: Path) -> Any:
         raise TargetFileError("it is not UTF-8 text") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            document = json.loads(text, object_pairs_hook=_JSONObject)
         except json.JSONDecodeError as exc:
             raise TargetFileError(
                 f"not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except RecursionError:
+            raise TargetFileError("not JSON: nested too deeply") from None
+        if not isinstance(document, list):
+            return document
+        return [_go_group(group) if isinstance(group, _JSONObject) else group
+                for group in document]  # fmt: skip
     loader = _TargetsLoader(text)
     try:
-        return loader.get_single_data()
+        return loader.get_data()  # the first document (None if none), as yaml.v2 reads it
     except yaml.YAMLError as exc:
         raise TargetFileError(f"not YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
@@ -125,9 +138,38 @@ def _load_target_file(path: Path) -> Any:
         loader.dispose()
 
 
+class _JSONObject(dict[str, Any]):
+    """A JSON object as Python reads it (a repeated key's last value), keeping its pairs."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def _go_group(group: _JSONObject) -> dict[str, Any]:
+    """A group's keys as encoding/json decodes them into Prometheus' struct: ``targets`` and
+    ``labels`` matched without regard to case, the last of two that match taking the field."""
+    decoded: dict[str, Any] = {}
+    for key, value in group.pairs:
+        decoded[_go_field_name(key)] = value
+    return decoded
+
+
+def _go_field_name(key: str) -> str:
+    """The field of GROUP_KEYS that encoding/json matches ``key`` to, else ``key`` itself."""
+    for name in GROUP_KEYS:
+        if len(key) == len(name) and all(
+            char in (letter, letter.upper()) or (letter == "s" and char == LONG_S)
+            for char, letter in zip(key, name, strict=True)
+        ):
+            return name
+    return key
+
+
 def _groups(document: Any) -> Iterable[tuple[list[str], dict[str, str]]]:
-    """Each group's targets and labels, checked as Prometheus checks them; TargetFileError if
-    it would refuse the file. An empty document (no text, only comments) lists no group."""
+    """Each group's targets (null ones as "") and labels, checked as Prometheus checks them;
+    TargetFileError if it would refuse the file. An empty document (no text, only comments)
+    lists no group."""
     if document is None:
         return
     if not isinstance(document, list):
@@ -146,15 +188,17 @@ def _groups(document: Any) -> Iterable[tuple[list[str], dict[str, str]]]:
                                   "labels only)")  # fmt: skip
         targets = group.get("targets")
         targets = [] if targets is None else targets
-        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        if not isinstance(targets, list) or not all(t is None or isinstance(t, str)
+                                                    for t in targets):  # fmt: skip
             raise TargetFileError(f"{where}: targets must be a list of host:port strings")
+        targets = ["" if target is None else target for target in targets]  # as Go decodes null
         labels = group.get("labels")
         labels = {} if labels is None else labels
         if not isinstance(labels, dict):
             raise TargetFileError(f"{where}: labels must be a mapping, not {_kind(labels)}")
         checked = {}
         for name, value in labels.items():
-            if not isinstance(name, str) or not LABEL_NAME.match(name):
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
                 raise TargetFileError(f"{where}: {name!r} is not a valid label name")
             if value is None:  # yaml.v2 and encoding/json leave the string empty
                 value = ""
@@ -175,7 +219,9 @@ def _kind(value: Any) -> str:
 def read_target_file(path: Path) -> TargetFile:
     """The tenants of a file_sd file's targets; TargetFileError if Prometheus would refuse it."""
     found = TargetFile(path)
-    for targets, labels in list(_groups(_load_target_file(path))):
+    for number, (targets, labels) in enumerate(list(_groups(_load_target_file(path))), 1):
+        found.no_address.extend(number for target in targets if not target)
+        targets = [target for target in targets if target]
         found.targets += len(targets)
         tenant = labels.get("tenant", "")
         if not targets:
@@ -262,12 +308,15 @@ def scrape(prometheus_dir: Path) -> Scraped | None:
     refused: set[Path] = set()
     for path in _matching(prometheus_dir, patterns):
         try:
-            files[path] = read_target_file(path)
+            files[path] = found = read_target_file(path)
         except TargetFileError as exc:
             refused.add(path)
             problems.append(f"{path}: warning: Prometheus refuses this target file: {exc}; it "
                             "scrapes none of its targets (or keeps those it read before the file "
                             "broke)")  # fmt: skip
+            continue
+        if found.no_address:
+            problems.append(f"{path}: warning: {_no_address(found.no_address)}")
     if tenants is not None:
         for found in files.values():
             tenants.update(found.tenants)
@@ -322,6 +371,18 @@ def unscraped_warnings(thresholds: Thresholds, prometheus_dir: Path) -> list[str
             "file, or ignore this if another Prometheus scrapes them"
         )
     return warnings
+
+
+def _no_address(groups: list[int]) -> str:
+    """What Prometheus does with the null or empty targets of these groups (one per target)."""
+    numbers = ", ".join(str(number) for number in dict.fromkeys(groups))
+    count = len(groups)
+    many = count > 1
+    return (
+        f"{count} target{'s' if many else ''} with no address (null or empty) in "
+        f"group{'s' if len(set(groups)) > 1 else ''} {numbers}: Prometheus drops "
+        f'{"them" if many else "it"} (its log says "no address"), not the rest of the group'
+    )
 
 
 def _contents(found: TargetFile) -> str:
