@@ -10,6 +10,7 @@ or a WSGI server started by hand) the numbers are those of the answering process
 from __future__ import annotations
 
 import os
+import threading
 
 from prometheus_client import (
     CollectorRegistry,
@@ -71,14 +72,7 @@ class IngestMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
-        self.rate_limit_shared = Gauge(
-            "perfanalysis_ingest_rate_limit_shared",
-            "1 while every live worker shares the per-tenant rate limits through Redis (with "
-            "the other replicas); 0 while one limits on its own: no redis-url, or Redis did not "
-            "answer (its log says when it switched, and back).",
-            multiprocess_mode="livemin",
-            registry=self.registry,
-        )
+        self.rate_limit_shared = RateLimitSharedGauge(self.registry)
 
     def exposition(self) -> bytes:
         """The text exposition: every worker's values in multiprocess mode, else this process's."""
@@ -87,6 +81,38 @@ class IngestMetrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class RateLimitSharedGauge:
+    """``perfanalysis_ingest_rate_limit_shared``, exported from its first ``set`` on.
+
+    Only a limiter that shares through Redis sets it (ingest/ratelimit.py), at its start: an
+    ingest without a redis-url has no such series, where a 0 would mean nothing and look like
+    Redis failing. In multiprocess mode a gauge has its value in its worker's file from its
+    creation, so it is created with the first ``set``: /metrics then shows the series only if
+    some live worker set it, the least of their values (livemin), and a worker's value goes when
+    it exits (ingest/main.py's child_exit)."""
+
+    NAME = "perfanalysis_ingest_rate_limit_shared"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._gauge: Gauge | None = None
+        self._lock = threading.Lock()
+
+    def set(self, shared: bool) -> None:
+        with self._lock:
+            if self._gauge is None:
+                self._gauge = Gauge(
+                    self.NAME,
+                    "1 while every live worker shares the per-tenant rate limits through Redis "
+                    "(with the other replicas); 0 while one limits on its own because Redis did "
+                    "not answer (its log says when it switched, and back). Not exported without "
+                    "a redis-url.",
+                    multiprocess_mode="livemin",
+                    registry=self._registry,
+                )
+            self._gauge.set(1 if shared else 0)
 
 
 def multiprocess_enabled() -> bool:

@@ -7,21 +7,34 @@ With Redis, one bucket per tenant is shared by every worker and replica: a Lua s
 and takes tokens atomically on Redis's own clock, so replicas with skewed clocks agree. If
 Redis cannot be reached, each process falls back to its own bucket rather than refusing all
 writes: the limit protects storage, it must not become a single point of failure, nor slow
-every write down. So a call to Redis waits at most REDIS_TIMEOUT (connecting included, never
-retried), and after one fails the process limits on its own for a back-off (REDIS_BACKOFF,
-doubled after each failed probe up to REDIS_MAX_BACKOFF) without asking Redis, which it then
-asks again with one call at a time. The switch is logged once each way, and
-``perfanalysis_ingest_rate_limit_shared`` says whether the limits are shared.
+every write down. So each step of a call to Redis (looking its name up, connecting, its answer)
+waits at most REDIS_TIMEOUT, never retried, and after a call fails the process limits on its
+own for a back-off (REDIS_BACKOFF, doubled after each failed probe up to REDIS_MAX_BACKOFF)
+without asking Redis, which it then asks again with one call at a time, the probe. Only the
+probe ends a back-off: a call begun before a switch, answered or failing after it, says nothing
+of Redis now (a Redis slow rather than dead would otherwise flap at every slow answer). Each
+switch is logged once, and ``perfanalysis_ingest_rate_limit_shared`` says whether the limits are
+shared; without a redis-url the gauge is not exported at all (ingest/metrics.py).
 Without Redis the bucket is per process, so N gunicorn workers admit up to N times the rate.
+
+The system resolver takes no timeout (a dead nameserver costs resolv.conf's 5 s times its
+attempts), so the name lookup runs in a thread of its own (NameLookups) and a connection waits
+for it at most its connect timeout: one lookup per name at a time, and when it is late, the
+last answer one gave.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
@@ -106,10 +119,135 @@ REDIS_TIMEOUT = 0.1  # seconds: a script call takes well under a millisecond whe
 REDIS_BACKOFF = 5.0  # seconds without asking Redis after it failed; doubled after a failed probe,
 REDIS_MAX_BACKOFF = 30.0  # up to this
 
+AddressInfo = tuple[Any, ...]  # one entry of socket.getaddrinfo's answer
+
+
+@dataclass(eq=False)
+class _Lookup:
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: list[AddressInfo] | None = None
+    error: Exception | None = None
+
+
+class NameLookups:
+    """``socket.getaddrinfo`` with a deadline, which the system resolver does not take.
+
+    The lookup runs in a daemon thread and the caller waits for it at most ``timeout``. While
+    one is under way for a name, callers wait for that one rather than start another, so a dead
+    nameserver costs one thread per name, not one per connection attempt. A lookup that comes
+    late still serves: its answer is kept, and a caller whose own lookup is late connects to
+    the last answer (a resolver that takes 2 s would otherwise keep Redis unreachable for good).
+    An error the resolver gives in time is raised: a name that no longer resolves fails.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int, int], _Lookup] = {}
+        self._answers: dict[tuple[str, int, int], list[AddressInfo]] = {}
+
+    def resolve(self, host: str, port: int, family: int, timeout: float) -> list[AddressInfo]:
+        key = (host, port, family)
+        with self._lock:
+            lookup = self._pending.get(key)
+            if lookup is None:
+                lookup = self._pending[key] = _Lookup()
+                threading.Thread(
+                    target=self._look_up, args=(key, lookup), name=f"lookup {host}", daemon=True
+                ).start()
+        if lookup.done.wait(timeout):
+            # a new exception for each caller: one raised in several threads mixes tracebacks
+            if isinstance(lookup.error, socket.gaierror):
+                raise socket.gaierror(*lookup.error.args)
+            if lookup.error is not None:  # an OSError, as redis-py expects of a failed connect
+                raise OSError(f"looking {host} up: {type(lookup.error).__name__}: {lookup.error}")
+            assert lookup.answer is not None
+            return lookup.answer
+        with self._lock:
+            known = self._answers.get(key)
+        if known is not None:
+            return known
+        raise socket.gaierror(
+            socket.EAI_AGAIN,
+            f"looking {host} up took over {timeout:g}s: the system resolver takes no timeout, so "
+            "its answer is awaited in the background",
+        )
+
+    def _look_up(self, key: tuple[str, int, int], lookup: _Lookup) -> None:
+        host, port, family = key
+        try:
+            lookup.answer = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        except Exception as exc:  # the callers' to raise (UnicodeError for a bad name too)
+            lookup.error = exc
+        with self._lock:
+            if lookup.answer:
+                self._answers[key] = lookup.answer
+            del self._pending[key]
+        lookup.done.set()
+
+    def forget(self) -> None:
+        """After a fork: the lookup threads did not come along, nor will their answers."""
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._answers = {}
+
+
+NAME_LOOKUPS = NameLookups()
+os.register_at_fork(after_in_child=NAME_LOOKUPS.forget)
+
+
+@functools.cache
+def lookup_bounded_connections() -> dict[type, type]:
+    """redis-py's TCP connection classes, each mapped to one whose name lookup waits at most
+    its connect timeout (NAME_LOOKUPS) and which then connects to each address in turn. A
+    function, so that redis is imported only where it is used (it takes about 0.1 s)."""
+    from redis.connection import Connection, SSLConnection
+
+    class LookupBoundedConnection(Connection):
+        def _connect(self) -> socket.socket:
+            name = self.host
+            timeout = self.socket_connect_timeout
+            if timeout is None or _is_address(name):
+                return super()._connect()  # type: ignore[no-untyped-call,no-any-return]
+            addresses = NAME_LOOKUPS.resolve(name, self.port, self.socket_type, timeout)
+            error: OSError = OSError(f"no address for {name}")
+            for *_, address in addresses:
+                self.host = _numeric_host(address)  # which redis-py's lookup returns at once
+                try:
+                    return super()._connect()  # type: ignore[no-untyped-call,no-any-return]
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self.host = name  # TLS checks the certificate against the name
+            raise error
+
+    class LookupBoundedSSLConnection(SSLConnection, LookupBoundedConnection):
+        """SSLConnection's _connect wraps LookupBoundedConnection's (the method order puts it
+        between SSLConnection and Connection), with ``host`` the name again for TLS."""
+
+    return {Connection: LookupBoundedConnection, SSLConnection: LookupBoundedSSLConnection}
+
+
+def _numeric_host(address: tuple[Any, ...]) -> str:
+    """A socket address's host as getaddrinfo takes it: IPv6's scope (link-local) included."""
+    host, scope = str(address[0]), address[3] if len(address) == 4 else 0
+    return f"{host}%{scope}" if scope else host
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
 
 class RedisTokenBucket:
     """One bucket per tenant in Redis (a hash under ``prefix + tenant``), and ``fallback``
-    while Redis fails (module docstring). ``on_switch(shared)`` hears of each switch."""
+    while Redis fails (module docstring).
+
+    ``on_switch(shared)`` hears whether the limits are shared: at once (they are), then at each
+    switch. It is called with the limiter's lock held, so that its calls come in the order of
+    the switches and the last one tells the state: it must be quick and not call the limiter."""
 
     def __init__(
         self,
@@ -131,9 +269,12 @@ class RedisTokenBucket:
         self._script = client.register_script(BUCKET_SCRIPT)
         self._lock = threading.Lock()
         self.shared = True  # False while Redis is skipped for the fallback
+        self._switches = 0  # how many times ``shared`` changed: a call's news is of its own time
         self._interval = backoff  # the back-off now in force
         self._ask_at = 0.0  # when (by ``clock``) Redis may be asked again
         self._probing = False  # a call is asking Redis whether it is back
+        if on_switch is not None:
+            on_switch(True)
 
     @classmethod
     def from_url(
@@ -145,13 +286,18 @@ class RedisTokenBucket:
     ) -> RedisTokenBucket:
         import redis
         from redis.backoff import NoBackoff
+        from redis.connection import Connection, parse_url
         from redis.retry import Retry
 
+        options = parse_url(url)  # type: ignore[no-untyped-call]
+        connection_class = options.get("connection_class", Connection)
         client = redis.Redis.from_url(
             url,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # redis-py's default retries would multiply the wait
+            # a unix:// socket has no name to look up
+            connection_class=lookup_bounded_connections().get(connection_class, connection_class),
         )
         return cls(client, prefix, LocalTokenBucket(clock), clock, on_switch=on_switch)
 
@@ -172,51 +318,54 @@ class RedisTokenBucket:
             if probe and (self._probing or self.clock() < self._ask_at):
                 return None
             self._probing = self._probing or probe
+            begun = self._switches
         try:
             wait = float(
                 self._script(keys=[self.prefix + tenant], args=[limit.rate, limit.burst, points])
             )
         except redis.RedisError as exc:
-            self._failed(exc, probe)
+            self._failed(exc, probe, begun)
             return None
         except BaseException:  # a bug: the next call asks Redis again
             if probe:
                 with self._lock:
                     self._probing = False
             raise
-        self._answered(probe)
+        if probe:
+            self._answered()
         return wait
 
-    def _failed(self, exc: Exception, probe: bool) -> None:
-        """Skip Redis for a back-off: the first after it worked, a doubled one after a probe."""
+    def _failed(self, exc: Exception, probe: bool, begun: int) -> None:
+        """Skip Redis for a back-off: the first after it worked, a doubled one after a probe.
+        A call begun before a switch changes nothing: it failed in a time that is over."""
         with self._lock:
-            switched = self.shared
-            if switched:
-                self.shared = False
-                self._interval = self.backoff
-            elif probe:
-                self._interval = min(self._interval * 2, self.max_backoff)
-            if switched or probe:  # a call begun before the switch changes nothing
-                self._ask_at = self.clock() + self._interval
             if probe:
+                self._interval = min(self._interval * 2, self.max_backoff)
                 self._probing = False
-        if switched:
+            elif begun == self._switches:
+                self._switch(False)
+                self._interval = self.backoff
+            else:
+                return
+            self._ask_at = self.clock() + self._interval
+        if not probe:
             log.warning("Redis unreachable for rate limits (%s: %s); limiting per process, asking "
                         "Redis again after %gs (then up to every %gs) until it answers",
                         type(exc).__name__, exc, self.backoff, self.max_backoff)  # fmt: skip
-            if self.on_switch is not None:
-                self.on_switch(False)
 
-    def _answered(self, probe: bool) -> None:
+    def _answered(self) -> None:
+        """The probe was answered: the back-off is over (no other call may end it)."""
         with self._lock:
-            switched = not self.shared
-            self.shared = True
-            if probe:
-                self._probing = False
-        if switched:
-            log.info("Redis answers again: rate limits are shared by all workers and replicas")
-            if self.on_switch is not None:
-                self.on_switch(True)
+            self._probing = False
+            self._switch(True)
+        log.info("Redis answers again: rate limits are shared by all workers and replicas")
+
+    def _switch(self, shared: bool) -> None:
+        """The lock held."""
+        self.shared = shared
+        self._switches += 1
+        if self.on_switch is not None:
+            self.on_switch(shared)
 
 
 def retry_after_seconds(wait: float) -> int:
@@ -229,10 +378,9 @@ def make_limiter(
 ) -> RateLimiter:
     """Redis when REDIS_URL is set, else in-process. Which tenants it limits, and how, is the
     write service's business: ingest's --limits.rate or a tenant's own (tenants.ingest_rate).
-    ``shared(bool)`` hears whether the limits are shared through Redis: now, and at each switch.
+    ``shared(bool)`` hears whether the limits are shared through Redis: now, and at each switch;
+    never without Redis, where the question does not arise.
     """
-    if shared is not None:
-        shared(bool(settings["redis_url"]))
     if settings["redis_url"]:
         return RedisTokenBucket.from_url(
             settings["redis_url"], settings["limits_redis_prefix"], on_switch=shared

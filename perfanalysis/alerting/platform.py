@@ -14,14 +14,11 @@
   fire (the prometheus mixin's PrometheusRuleFailures).
 * IngestRateLimitNotShared: an ingest replica limits tenants' write rates per process because
   Redis does not answer, so a tenant gets up to workers x replicas times its limit.
-  ``perfanalysis_ingest_rate_limit_shared`` is 0 then, but also all the time in an ingest run
-  without Redis (no redis-url: the ``make up`` stack), where it means nothing; with a redis-url
-  it starts at 1. So the rule wants the gauge at 0 while a replica of the same scrape job had it
-  at 1 within ``SHARED_LOOKBACK``, as HostFilesystemTurnedReadOnly compares with the past day: an
-  ingest without Redis never alerts, and a replica (re)started during the outage, which never
-  shared, alerts with the others. What this cannot tell from no Redis: a job none of whose
-  replicas reached Redis in that day (a wrong redis-url from the start; ingest's log says it),
-  and an outage longer than that day, whose alert then resolves.
+  ``perfanalysis_ingest_rate_limit_shared`` is 0 then, 1 while Redis answers, and not exported
+  by an ingest without a redis-url (the ``make up`` stack), where it would mean nothing. So the
+  gauge at 0 for the rule's ``for`` is the whole condition: a redis-url wrong from the start
+  alerts as an outage does, however long it lasts, and taking Redis out of ingest's
+  configuration ends the alert with the series.
 
 Their series are Prometheus' own (its ``prometheus`` scrape job) and ingest's (its ``ingest``
 job), which carry no tenant: their alerts go to the default receiver, and ingest's TargetDown
@@ -127,18 +124,12 @@ RULE_FAILURES = PlatformRule(
 )
 
 RATE_LIMIT_SHARED = "perfanalysis_ingest_rate_limit_shared"
-# How far back a replica of the job must have shared its limits through Redis: the day that
-# HostFilesystemTurnedReadOnly also looks back, within a default retention of 15 days.
-SHARED_LOOKBACK = "1d"
 # Longer than a Redis restart or failover, which ingest notices within its 30s back-off.
 RATE_LIMIT_FOR = 600  # seconds
 
 RATE_LIMIT_NOT_SHARED = PlatformRule(
     alert="IngestRateLimitNotShared",
-    expr=(
-        f"{last(RATE_LIMIT_SHARED)} == 0 and on (job) "
-        f"max by (job) (max_over_time({RATE_LIMIT_SHARED}[{SHARED_LOOKBACK}])) == 1"
-    ),
+    expr=f"{last(RATE_LIMIT_SHARED)} == 0",
     for_seconds=RATE_LIMIT_FOR,
     severity="warning",
     summary=text("Ingest ", INSTANCE, " rate-limits tenants per process: Redis does not answer"),
@@ -146,16 +137,12 @@ RATE_LIMIT_NOT_SHARED = PlatformRule(
         "Ingest on ",
         INSTANCE,
         " has limited tenants' write rates on its own, per process, for ",
-        f"{format_duration(RATE_LIMIT_FOR)}, while replicas ",
-        "of job ",
-        Label("job"),
-        " shared them through Redis within the last day: Redis does not answer it within ",
-        "100 ms, so each worker and replica admits a tenant's whole limit (up to workers x ",
-        "replicas times). Writes go on at their usual speed. Check Redis (redis-cli ping), the ",
-        "network to it, and ingest's redis-url and its password; ",
-        "ingest's log says when it switched (Redis unreachable for rate limits) and back ",
-        "(Redis answers again). If Redis was taken out of ingest's configuration on purpose, ",
-        "the alert resolves a day later.",
+        f"{format_duration(RATE_LIMIT_FOR)}: Redis does not answer it within 100 ms, so each ",
+        "worker and replica admits a tenant's whole limit (up to workers x replicas times). ",
+        "Writes go on at their usual speed. Check Redis (redis-cli ping), the network to it, ",
+        "and ingest's redis-url and its password; ingest's log says when it switched (Redis ",
+        "unreachable for rate limits) and back (Redis answers again). Without a redis-url ",
+        "ingest exports no such gauge: taking Redis out of its configuration ends the alert.",
     ),
 )
 

@@ -64,9 +64,9 @@ def test_the_skipped_samples_metric_is_the_exporters_counter() -> None:
     assert f"increase({catalogue.PUSH_SKIPPED}{{" in rule_text
 
 
-def test_the_rate_limit_gauge_is_0_from_the_start_without_redis_and_1_with_it() -> None:
-    """What the platform rule relies on: without a redis-url the gauge is 0 for good (so it
-    alone cannot tell a fallback); with one it starts at 1 and turns 0 when Redis fails."""
+def test_the_rate_limit_gauge_is_absent_without_redis_and_1_with_it_until_redis_fails() -> None:
+    """What the platform rule relies on: without a redis-url there is no series (so the rule
+    can alert on 0 alone); with one it starts at 1 and turns 0 when Redis fails."""
     metrics = IngestMetrics()
 
     def shared() -> float | None:
@@ -74,7 +74,7 @@ def test_the_rate_limit_gauge_is_0_from_the_start_without_redis_and_1_with_it() 
 
     settings = {"redis_url": "", "limits_redis_prefix": "p:"}
     make_limiter(settings, metrics.rate_limit_shared.set).acquire("t", 1, Limit(10.0, 10))
-    assert shared() == 0.0
+    assert shared() is None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
@@ -84,7 +84,9 @@ def test_the_rate_limit_gauge_is_0_from_the_start_without_redis_and_1_with_it() 
     assert shared() == 1.0
     limiter.acquire("t", 1, Limit(10.0, 10))  # refused: the limiter falls back per process
     assert shared() == 0.0
-    assert platform.RATE_LIMIT_SHARED in platform.RATE_LIMIT_NOT_SHARED.expr
+    assert platform.RATE_LIMIT_NOT_SHARED.expr == (
+        f"last_over_time({platform.RATE_LIMIT_SHARED}[2m]) == 0"
+    )
 
 
 # -- thresholds
