@@ -15,6 +15,7 @@ from tenants.access import Actor, require
 from tenants.audit import record
 from tenants.db import lower
 from tenants.errors import Conflict, Invalid, NotFound
+from tenants.grants import refuse_if_expiring_token
 from tenants.models import HOST_TAG_PINNED, HOST_TAGS, Collector, Tenant
 from tenants.paging import Order, Page, fetch_page
 
@@ -186,6 +187,8 @@ def set_collector_host_tag(
             ) from None
     if chosen == collector.host_tag:
         return collector
+    if chosen != HOST_TAG_PINNED:
+        refuse_if_expiring_token(db, actor, "free a collector's host tag", "host_tag")
     previous = collector.host_tag
     collector.host_tag = chosen
     record(db, actor, "collector.host_tag", tenant, "collector", collector.id,

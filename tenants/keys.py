@@ -26,6 +26,7 @@ from tenants.audit import record
 from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from tenants.grants import calling_token_expiry, no_later_than_calling_token
 from tenants.models import ApiKey, ApiToken, Collector, Tenant, utcnow
 from tenants.paging import Order, Page, fetch_page
 from tenants.ttlcache import TtlCache
@@ -67,7 +68,8 @@ def issue_key(
     lifetime: timedelta | None = None,
 ) -> IssuedKey:
     """A new key for ``collector``, expiring after ``expires_in_days`` (or, given instead, after
-    ``lifetime``; neither: never)."""
+    ``lifetime``; neither: never). Issued with an expiring API token, it expires with the token
+    at the latest (tenants/grants.py): an ``expires_in_days`` beyond is refused, the rest cut."""
     require(db, actor, tenant, "admin")
     if collector.tenant_id != tenant.id:
         raise NotFound("no such collector in this tenant")
@@ -75,6 +77,13 @@ def issue_key(
     if expires_in_days is not None:
         lifetime = _lifetime(expires_in_days)
     now = utcnow()
+    expires_at = None if lifetime is None else now + lifetime
+    if expires_in_days is None:  # not asked for: never, or a rotated key's lifetime
+        limit = calling_token_expiry(db, actor)
+        if limit is not None and (expires_at is None or expires_at > limit):
+            expires_at = limit
+    else:
+        expires_at = no_later_than_calling_token(db, actor, expires_at, "expires_in_days")
     new = hasher.issue(KEY_PREFIX)
     key = ApiKey(
         key_id=new.public_id,
@@ -84,7 +93,7 @@ def issue_key(
         name=name,
         created_by_id=actor.user.id if actor.user else None,
         created_at=now,  # the same instant as the expiry's start: the lifetime stays exact
-        expires_at=None if lifetime is None else now + lifetime,
+        expires_at=expires_at,
         rotated_from_id=rotated_from.id if rotated_from else None,
     )
     db.add(key)
@@ -197,6 +206,8 @@ def rotate_key(
         lifetime = issued_lifetime(db, key)
     else:
         lifetime = _lifetime(expires_in_days)  # checked before the old key is changed
+        if lifetime is not None:
+            no_later_than_calling_token(db, actor, utcnow() + lifetime, "expires_in_days")
     ends = utcnow() + overlap
     if key.expires_at is None or key.expires_at > ends:
         key.expires_at = ends

@@ -804,7 +804,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             "get": op("getCollector", "One collector", "collectors", (200, "Collector"),
                       READ_TENANT, parameters=(*TENANT, "collector_id")),
             "patch": op("updateCollector", "Enable or disable a collector, or pin its points "
-                        "to its hostname or free them (tenant admin)",
+                        "to its hostname or free them (tenant admin)"
+                        + NO_LASTING_GRANT.format(what="freeing them"),
                         "collectors", (200, "Collector"), WRITE_TENANT, "CollectorUpdate",
                         parameters=(*TENANT, "collector_id")),
         },
@@ -812,7 +813,9 @@ def _paths() -> dict[str, dict[str, Any]]:
             "get": op("listKeys", "A tenant's collector keys, or one collector's, newest first "
                       "(no secrets)", "keys", (200, "KeyList"), (400, *READ_TENANT),
                       parameters=(*TENANT, *PAGE, "key_collector")),
-            "post": op("issueKey", "Issue a collector key, shown once (tenant admin)", "keys",
+            "post": op("issueKey", "Issue a collector key, shown once (tenant admin). Called "
+                       "with an API token that expires, the key expires with it at the latest "
+                       "(an expires_in_days beyond is a 400)", "keys",
                        (201, "NewKey"), WRITE_TENANT, "KeyIssue", parameters=TENANT),
         },
         "/tenants/{slug}/keys/{key_id}": {
@@ -828,7 +831,9 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/tenants/{slug}/keys/{key_id}/rotate": {
             "post": op("rotateKey", "A new key for the same collector, issued for as long as the "
                        "old one was unless expires_in_days says otherwise; the old one expires "
-                       "after the overlap (tenant admin)", "keys", (201, "NewKey"), WRITE_TENANT,
+                       "after the overlap (tenant admin). Called with an API token that "
+                       "expires, the new key expires with it at the latest", "keys",
+                       (201, "NewKey"), WRITE_TENANT,
                        "KeyRotate", body_required=False, parameters=(*TENANT, "key_id")),
         },
         "/tenants/{slug}/audit": {

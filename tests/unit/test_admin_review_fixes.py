@@ -359,6 +359,57 @@ def test_an_expiring_tenant_admin_token_cannot_invite_or_raise_roles(
     assert invited.status_code == 201
 
 
+def _key_expiry(app: Flask, key_id: str) -> datetime | None:
+    with app.app_context():
+        return database.session().scalar(select(ApiKey.expires_at).where(ApiKey.key_id == key_id))
+
+
+def test_collector_keys_made_with_an_expiring_token_expire_with_it(
+    app: Flask, client: FlaskClient, acme: dict[str, int]
+) -> None:
+    """Else a one-day token could leave a key behind that writes (and uploads load tests) for
+    ever, from a free collector as any host of the tenant."""
+    short = Caller(client, _token(app, BOSS, days=1))
+    limit = _expiry(app, short.token_id)
+    made = short("POST", "/tenants/acme/collectors",
+                 {"name": "ci", "hostname": "ci.example", "host_tag": "free"})  # fmt: skip
+    assert made.status_code == 201
+    collector_id = made.get_json()["id"]
+    issued = short("POST", "/tenants/acme/keys", {"collector_id": collector_id})
+    assert issued.status_code == 201
+    key_id = issued.get_json()["key_id"]
+    assert _key_expiry(app, key_id) == limit
+    beyond = short("POST", "/tenants/acme/keys",
+                   {"collector_id": collector_id, "expires_in_days": 30})  # fmt: skip
+    assert beyond.status_code == 400
+    assert beyond.get_json()["error"]["field"] == "expires_in_days"
+    lasting = Caller(client, _token(app, BOSS))
+    forever = lasting("POST", "/tenants/acme/keys", {"collector_id": collector_id})
+    assert _key_expiry(app, forever.get_json()["key_id"]) is None
+    # rotating a lasting key: the new one is cut to the token's expiry, or refused if asked longer
+    path = f"/tenants/acme/keys/{forever.get_json()['key_id']}/rotate"
+    refused = short("POST", path, {"overlap_hours": 1, "expires_in_days": 30})
+    assert refused.status_code == 400
+    assert _key_expiry(app, forever.get_json()["key_id"]) is None  # the old key left as it was
+    rotated = short("POST", path, {"overlap_hours": 1})
+    assert rotated.status_code == 201
+    assert _key_expiry(app, rotated.get_json()["key_id"]) == limit
+
+
+def test_an_expiring_token_may_pin_a_collector_but_not_free_it(
+    app: Flask, client: FlaskClient, acme: dict[str, int]
+) -> None:
+    short = Caller(client, _token(app, BOSS, days=1))
+    made = short("POST", "/tenants/acme/collectors", {"name": "web", "hostname": "web.example"})
+    path = f"/tenants/acme/collectors/{made.get_json()['id']}"
+    freed = short("PATCH", path, {"host_tag": "free"})
+    assert freed.status_code == 403
+    assert freed.get_json()["error"]["field"] == "host_tag"
+    lasting = Caller(client, _token(app, BOSS))
+    assert lasting("PATCH", path, {"host_tag": "free"}).get_json()["host_tag"] == "free"
+    assert short("PATCH", path, {"host_tag": "pinned"}).get_json()["host_tag"] == "pinned"
+
+
 def test_the_document_describes_the_token_limits(client: FlaskClient) -> None:
     document_ = client.get("/api/v1/openapi.json").get_json()
     revoke = document_["paths"]["/me/tokens/{token_id}"]["delete"]
