@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 from perfanalysis.atomicfile import naming, replacing
 
@@ -37,7 +38,10 @@ def in_place(path: str | os.PathLike[str]) -> bool:
 def target_problem(path: str | os.PathLike[str]) -> str | None:
     """Why an output file cannot be written at ``path``, checked before anything is read: it is
     a directory, its directory is missing (or no directory), or no file may be created there
-    (the temporary file beside it). None when it can be written."""
+    (the temporary file beside it: one is made and removed, since permissions alone do not
+    tell, in /proc say). None when it can be written."""
+    if os.fspath(path).endswith(os.sep):
+        return f"{path} ends in {os.sep}: give a file name"
     real = os.path.realpath(path)  # a symbolic link is followed: its target is replaced
     if os.path.isdir(real):
         return f"{path} is a directory: give a file name"
@@ -48,8 +52,11 @@ def target_problem(path: str | os.PathLike[str]) -> str | None:
         return f"{path}: the directory {parent} does not exist"
     if not os.path.isdir(parent):
         return f"{path}: {parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{path}: no file may be created in {parent} (permission denied)"
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".perfanalysis-check-"):
+            pass
+    except OSError as exc:
+        return f"{path}: no file may be created in {parent} ({exc.strerror or exc})"
     return None
 
 

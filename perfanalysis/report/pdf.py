@@ -14,6 +14,7 @@ from pathlib import Path
 from perfanalysis import atomicfile
 from perfanalysis.report import files
 from perfanalysis.report.influx import ReportError
+from perfanalysis.report.source import SettingError
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
@@ -33,7 +34,7 @@ def find_browser(configured: str) -> str:
     if configured:
         found = shutil.which(configured)
         if not found:
-            raise ReportError(f"--chromium {configured}: not found or not executable")
+            raise SettingError(f"--chromium {configured}: not found or not executable")
         return found
     for name in BROWSERS:
         found = shutil.which(name)

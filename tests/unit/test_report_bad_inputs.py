@@ -200,3 +200,44 @@ def test_the_command_exits_1_naming_the_missing_database(
     assert report(["--config", str(path), "--output", str(tmp_path / "r.html")], stderr=err) == 1
     assert "has no database pa_acme, tenant acme's" in err.getvalue()
     assert "Traceback" not in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("{tmp}/out/r.html/", "ends in /: give a file name"),
+        ("/proc/perfanalysis-report.html", "no file may be created in /proc"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_query(
+    tmp_path: Path, output: str, expected: str
+) -> None:
+    """A trailing slash quietly wrote ``r.html``; a directory such as /proc, where permissions
+    allow but no file can be made, passed the check and failed after every query, as "No such
+    file or directory"."""
+    (tmp_path / "out").mkdir()
+    config = tmp_path / "report.yaml"
+    config.write_text(HEAD)
+    err = io.StringIO()
+    argv = ["--config", str(config), "--output", output.format(tmp=tmp_path),
+            "--influxdb.url", "http://127.0.0.1:9"]  # fmt: skip
+    assert report(argv, stderr=err) == 2
+    assert expected in err.getvalue()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_chromium_that_is_not_there_is_a_settings_error(tmp_path: Path) -> None:
+    """It was exit 1, as if InfluxDB had failed, where every other flag refused is exit 2."""
+    (tmp_path / "password").write_text("secret\n")
+    config = tmp_path / "report.yaml"
+    config.write_text(
+        HEAD + f"influxdb: {{username: reader, password_file: {tmp_path}/password}}\n"
+    )
+    err = io.StringIO()
+    argv = ["--config", str(config), "--output", str(tmp_path / "r.html"), "--pdf",
+            str(tmp_path / "r.pdf"), "--chromium", str(tmp_path / "no-such-chromium"),
+            "--influxdb.url", "http://127.0.0.1:9"]  # fmt: skip
+    assert report(argv, stderr=err) == 2
+    assert "--chromium" in err.getvalue()
+    assert "not found or not executable" in err.getvalue()
+    assert not (tmp_path / "r.html").exists()
