@@ -30,16 +30,22 @@ Every request is still answered for its own points, and only after storage accep
 A request that waits for a lane is answered within ``timeout`` (``storage.timeout``) of its
 arrival here, not after the writes ahead of it and then its own write, each taking up to that
 (twice it in all: past Telegraf's 5 s, whose requests would then end without the answer). Still
-waiting at its deadline, it leaves the queue and fails (StorageOutOfTime: 503, nothing sent);
-the group it is written in is given only the time its oldest member has left, and fails the same
-way if storage does not answer within it. Storage may then still store those points: the client
-sends them again, and they replace themselves. Neither starts the hold: storage answered the
-writes ahead within the timeout, and a write sent with less time than that proves nothing about
-it. A request that finds a lane free is sent at once with the writer's whole timeout, as before.
+waiting at its deadline, it leaves the queue and fails (StorageOutOfTime: 503, nothing sent).
+When a lane takes the waiting, those with less than ``MIN_TIME_LEFT`` left fail so, alone and
+unsent; the others' write is given the time of the member with the most left, and each member is
+answered by its own deadline: one whose deadline comes while storage has not answered fails
+then (StorageOutOfTime), and the others still wait for the answer. Before, the group had only
+what its oldest member had left, so that one taken just as its deadline passed failed the whole
+group unsent, and when storage slowed down about every other group failed. Storage may store
+the points of a member answered 503: the client sends them again, and they replace themselves.
+Neither starts the hold: storage answered the writes ahead within the timeout, and a write sent
+with less time than that proves nothing about it. A request that finds a lane free is sent at
+once with the writer's whole timeout, as before.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -54,11 +60,16 @@ from ingest.storage import (
     TimedStorageWriter,
 )
 
+# Seconds a waiting write must have left to be sent when a lane takes the waiting: with less,
+# storage's answer could hardly come back in time, and sending it would only make storage store
+# points whose client is told 503 and sends again.
+MIN_TIME_LEFT = 0.05
+
 
 class StorageOutOfTime(StorageUnavailable):
-    """This write's time (``timeout`` from its arrival) ran out while it waited for a lane, or
-    storage did not answer within what was left of it: retry later. Storage is not known to be
-    down, so no hold starts."""
+    """This write's time (``timeout`` from its arrival) ran out while it waited for a lane, too
+    little of it was left when a lane took it, or storage did not answer within what was left of
+    it: retry later. Storage is not known to be down, so no hold starts."""
 
 
 @dataclass(eq=False)
@@ -67,7 +78,7 @@ class _Member:
     deadline: float | None  # by the writer's clock; None: no deadline (the inner writer's own)
     queued: bool = False  # waited for a lane: its writes have only the time left to its deadline
     done: threading.Event = field(default_factory=threading.Event)
-    group: list[_Member] | None = None  # set when this member is to write a group (its own first)
+    group: list[_Member] | None = None  # set when this member is to write a group (it included)
     written: bool = False  # storage accepted this member's points
     unavailable: StorageUnavailable | None = None
 
@@ -151,7 +162,7 @@ class GroupCommitWriter:
         if member.group is None:
             self._wait_for_turn(line, member)
         if member.group is not None:
-            self._write_group(database, line, member.group)
+            self._write_group(database, line, member)
         if member.written:
             return
         if member.unavailable is not None:
@@ -160,27 +171,40 @@ class GroupCommitWriter:
         self._send(database, member.payload, [member])
 
     def _wait_for_turn(self, line: _Line, member: _Member) -> None:
-        """Wait until the member is taken into a group (or failed with the write ahead); raise
-        StorageOutOfTime, out of the queue, if its deadline comes first."""
-        if member.deadline is not None:
-            if member.done.wait(max(0.0, member.deadline - self.clock())):
-                return
-            with self._lock:
-                if member in line.waiting:  # not taken meanwhile
-                    line.waiting.remove(member)
-                    raise StorageOutOfTime(
-                        f"the writes ahead of this one to this database took its whole "
-                        f"storage.timeout ({self.timeout:g}s): not sent; retry later"
-                    )
-        member.done.wait()  # taken: its group's write has at most this member's time left
+        """Wait until the member is to write its group, or is answered (its group written or
+        failed, or itself failed with the write ahead or for too little time left); raise
+        StorageOutOfTime if its deadline comes first: out of the queue, unsent, if it still
+        waits; else while its group is in flight, which storage may still store."""
+        if member.deadline is None:
+            member.done.wait()
+            return
+        if member.done.wait(max(0.0, member.deadline - self.clock())):
+            return
+        with self._lock:
+            if member.group is not None or member.unavailable is not None:
+                return  # taken to write its group, or failed, just now
+            if member in line.waiting:
+                line.waiting.remove(member)
+                raise StorageOutOfTime(
+                    f"the writes ahead of this one to this database took its whole "
+                    f"storage.timeout ({self.timeout:g}s): not sent; retry later"
+                )
+        if member.done.is_set() or member.written:  # its group was answered just now
+            return
+        raise StorageOutOfTime(
+            f"storage did not answer the write of this one's group within its storage.timeout "
+            f"({self.timeout:g}s) after waiting behind the writes ahead of it; storage may still "
+            "store it: retry later"
+        )
 
     def _send(self, database: str, payload: bytes, members: list[_Member]) -> None:
-        """One write to storage, given what time ``members`` have left if they waited for a
-        lane: StorageOutOfTime if it is none, or if storage does not answer within it."""
+        """One write to storage, given the most time any of ``members`` has left if they waited
+        for a lane (a member with less is answered at its own deadline): StorageOutOfTime if it
+        is none, or if storage does not answer within it."""
         if not any(member.queued and member.deadline is not None for member in members):
             self.inner.write(database, payload)
             return
-        left = min(m.deadline for m in members if m.deadline is not None) - self.clock()
+        left = max(m.deadline for m in members if m.deadline is not None) - self.clock()
         if left <= 0:
             raise StorageOutOfTime(
                 f"no time left of this write's storage.timeout ({self.timeout:g}s) after "
@@ -221,40 +245,44 @@ class GroupCommitWriter:
                 if answered:
                     del self._outages[database]
 
-    def _write_group(self, database: str, line: _Line, group: list[_Member]) -> None:
-        """Write ``group`` as one, answer its members, and give the lane to what waits; if
-        storage did not answer, fail what waits at once."""
+    def _write_group(self, database: str, line: _Line, leader: _Member) -> None:
+        """Write the leader's group as one, answer its members, and give the lane to what waits;
+        if storage did not answer, fail what waits at once."""
+        group = leader.group
+        assert group is not None
         unreachable: StorageUnreachable | None = None
         try:
             if len(group) == 1:  # the writer's own exception reaches this thread unchanged
                 try:
-                    self._send(database, group[0].payload, group)
+                    self._send(database, leader.payload, group)
                 except StorageUnreachable as exc:
                     unreachable = exc
                     raise
-                group[0].written = True
+                leader.written = True
             else:
                 unreachable = self._write_together(database, group)
         finally:
-            failed: list[_Member] = []
+            answered: list[_Member] = []  # failed by now, unsent
             with self._lock:
                 if unreachable is not None:
                     self._hold(database, unreachable)
-                    failed = list(line.waiting)
+                    answered = list(line.waiting)
                     line.waiting.clear()
-                following = self._take_group(line)
+                    for member in answered:
+                        member.unavailable = unreachable
+                following, out_of_time = self._take_group(line)
+                answered += out_of_time
                 if following is None:
                     line.in_flight -= 1
                     if line.in_flight == 0:  # nothing in flight, nothing waiting
                         del self._lines[database]
-            for member in failed:
-                member.unavailable = unreachable
+            for member in answered:
                 member.done.set()
-            for member in group[1:]:
-                member.done.set()
+            for member in group:
+                if member is not leader:
+                    member.done.set()
             if following is not None:
-                following[0].group = following
-                following[0].done.set()
+                following.done.set()
             if self._observe_group is not None:
                 self._observe_group(len(group))
 
@@ -268,16 +296,43 @@ class GroupCommitWriter:
             outage.error = error
             outage.until = until
 
-    def _take_group(self, line: _Line) -> list[_Member] | None:
-        """The waiting members from the head, up to ``max_bytes`` (at least one); the lock held."""
-        if not line.waiting:
-            return None
-        group = [line.waiting.popleft()]
-        size = len(group[0].payload)
-        while line.waiting and size + 1 + len(line.waiting[0].payload) <= self.max_bytes:
-            size += 1 + len(line.waiting[0].payload)
+    def _take_group(self, line: _Line) -> tuple[_Member | None, list[_Member]]:
+        """The next group's leader, and the waiting members failed for too little time left;
+        the lock held.
+
+        The group is the waiting from the head, up to ``max_bytes`` (at least one), but for
+        those with less than MIN_TIME_LEFT left: they fail alone, unsent (StorageOutOfTime). Its
+        leader, who writes it, is the member with the most time left, which its write is given:
+        the others are answered at their own deadlines if storage has not answered by then. A
+        member close to its deadline thus shortens no other's time, and the group need not be
+        split by deadline: its members arrived while the writes ahead were in flight, and those
+        left out would wait for the group's write, or another lane, and so have less time still,
+        while storage, slow already, would get more writes of fewer points."""
+        now = self.clock()
+        out_of_time: list[_Member] = []
+        group: list[_Member] = []
+        size = -1  # of the members joined by newlines
+        while line.waiting:
+            member = line.waiting[0]
+            if member.deadline is not None and member.deadline - now < MIN_TIME_LEFT:
+                member.unavailable = StorageOutOfTime(
+                    f"only {max(0.0, round(member.deadline - now, 3)):g}s left of this write's "
+                    f"storage.timeout ({self.timeout:g}s) after waiting behind the writes ahead "
+                    "of it: not sent; retry later"
+                )
+                out_of_time.append(line.waiting.popleft())
+                continue
+            if group and size + 1 + len(member.payload) > self.max_bytes:
+                break
+            size += 1 + len(member.payload)
             group.append(line.waiting.popleft())
-        return group
+        if not group:
+            return None, out_of_time
+        leader = max(
+            group, key=lambda member: -math.inf if member.deadline is None else member.deadline
+        )
+        leader.group = group
+        return leader, out_of_time
 
     def _write_together(self, database: str, group: list[_Member]) -> StorageUnreachable | None:
         """Write the group's payloads as one; the error if storage did not answer."""

@@ -28,7 +28,8 @@ SLACK = 0.6
 
 class SlowStorage(ThreadingHTTPServer):
     """Answers the n-th write 204 after ``delays[n]`` seconds, or never (None: the connection
-    is closed once the test ends); later writes at once. ``received`` holds each write's body."""
+    is closed once the test ends); later writes at once. ``received`` holds each write's body,
+    ``stored`` those answered 204 (stored, as InfluxDB does, even if the writer gave up)."""
 
     daemon_threads = True
 
@@ -36,16 +37,22 @@ class SlowStorage(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _SlowHandler)
         self.delays = delays
         self.received: list[bytes] = []
+        self.stored: list[bytes] = []
         self.finished = threading.Event()  # the test is over: answer nothing more
         self._lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
-    def delay_of_next(self, body: bytes) -> float | None:
+    def answer_to(self, body: bytes) -> tuple[float | None, int]:
+        """Seconds to take before answering this write (None: never), and the status."""
         with self._lock:
             number = len(self.received)
             self.received.append(body)
-        return self.delays[number] if number < len(self.delays) else 0.0
+        return (self.delays[number] if number < len(self.delays) else 0.0), 204
+
+    def store(self, body: bytes) -> None:
+        with self._lock:
+            self.stored.append(body)
 
     def stop(self) -> None:
         self.finished.set()
@@ -59,12 +66,14 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        delay = self.server.delay_of_next(body)
+        delay, status = self.server.answer_to(body)
+        if delay is not None and status == 204:
+            self.server.store(body)
         self.server.finished.wait(DEADLINE if delay is None else delay)
         if delay is None or self.server.finished.is_set():
             self.close_connection = True
             return
-        self.send_response(204)
+        self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
