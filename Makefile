@@ -18,7 +18,7 @@ help:
 	@echo "make up        install and start the local stack: InfluxDB, admin, ingest, exporter, Prometheus, Alertmanager, alert sink"
 	@echo "make down      stop what 'make up' started"
 	@echo "make status    show what runs and whether it is healthy"
-	@echo "make reload    Prometheus and Alertmanager reload their configuration (after 'alerting generate'); exit 1 if refused"
+	@echo "make reload    Prometheus and Alertmanager reload their configuration (after 'alerting generate'); fails if refused"
 	@echo "make admin ARGS='create-tenant acme \"Acme Corp\"'   an admin command on the local stack"
 	@echo "make test      install everything (Debian packages too) and run lint and the whole suite"
 	@echo "make bench     run the benchmarks in bench/ (apart from the tests)"
@@ -51,8 +51,10 @@ install: $(DEV_STAMP)
 debian-packages:
 	scripts/install-debian-packages.sh
 
+# and the command-line tools docs/operations.md backs the stack up with: sqlite3, influx (and
+# influxd backup/restore, which come with influxdb)
 up: install-server
-	scripts/install-debian-packages.sh influxdb prometheus prometheus-alertmanager
+	scripts/install-debian-packages.sh influxdb prometheus prometheus-alertmanager sqlite3 influxdb-client
 	$(PY) -m perfanalysis.devstack up
 
 # Stopping needs only the standard library: without the venv, the system's Python does it.

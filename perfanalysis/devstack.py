@@ -8,7 +8,11 @@ Prometheus and Alertmanager, each in its own session with its log in ``var/log``
 and ingest passwords, the demo tenant, collector and key), waits for readiness with a deadline
 and prints every URL and the logins; when a step fails it stops what it had started. It records
 the addresses it used in ``var/addresses.json``, where later commands find the running services
-whatever the environment says. Ingest writes as the ``ingest`` InfluxDB user, which the admin
+whatever the environment says, and a stopped stack's where no variable moves them. It migrates
+the admin database to the checkout's schema after a backup in ``var/backups``, saying so, and
+records the code each service started with (``var/run/NAME.code``): a service kept running on
+older code than the checkout's is said, by ``up`` and ``status``, with the restart that runs the
+new. Ingest writes as the ``ingest`` InfluxDB user, which the admin
 app keeps a non-admin with WRITE on the tenant databases only. ``reload`` has Prometheus and
 Alertmanager load their configuration again (SIGHUP), Prometheus' (and, with the alert sink
 moved, Alertmanager's) written again from provisioning/ with the stack's addresses, and checks
@@ -27,9 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -115,15 +122,28 @@ ADDRESS_OWNERS = {
 
 def address(variable: str) -> str:
     """The HOST:PORT a service listens on: while any service of the stack runs, the address
-    ``up`` recorded; else what the environment says, or the default (a bare :PORT means loopback).
+    ``up`` recorded; else what the environment says, else the recorded one, else the default
+    (a bare :PORT means loopback).
 
     So that status, admin and a second up find a stack started with other addresses from a
-    shell without the variables, and a service restarted while the others run comes back where
-    they expect it (they were started with its address)."""
+    shell without the variables, running or stopped (a stack moved off ports in use stays off
+    them), and a service restarted while the others run comes back where they expect it (they
+    were started with its address)."""
     recorded = recorded_addresses().get(variable)
-    if recorded and _stack_runs():
+    if recorded and (variable not in os.environ or _stack_runs()):
         return recorded
     return requested_address(variable)
+
+
+def reused_addresses() -> list[str]:
+    """``owner HOST:PORT`` for each address taken from var/addresses.json rather than from the
+    environment or the defaults: what ``up`` says it reuses."""
+    recorded = recorded_addresses()
+    return [
+        f"{ADDRESS_OWNERS[variable]}{' RPC' if 'RPC' in variable else ''} {recorded[variable]}"
+        for variable, default in DEFAULT_ADDRESSES.items()
+        if variable not in os.environ and recorded.get(variable) not in (None, default)
+    ]
 
 
 def requested_address(variable: str) -> str:
@@ -142,7 +162,9 @@ def recorded_addresses() -> dict[str, str]:
         recorded = json.loads(addresses_file().read_text())
     except (OSError, ValueError):
         return {}
-    return recorded if isinstance(recorded, dict) else {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {k: v for k, v in recorded.items() if k in DEFAULT_ADDRESSES and isinstance(v, str)}
 
 
 def record_addresses() -> None:
@@ -332,7 +354,8 @@ def admin_env() -> dict[str, str]:
 
 
 def setup_steps() -> list[tuple[list[str], dict[str, str]]]:
-    """Commands run once InfluxDB is up and before the other services start; each idempotent."""
+    """Commands run once InfluxDB is up and before the other services start; each idempotent.
+    The admin database is at the checkout's schema by then (``migrate_admin_database``)."""
     demo = [*CLI, "admin", "--dev", "ensure-demo", "--var-dir", str(var_dir())]
     # the ingest user, and its WRITE on tenants an earlier run made before it existed
     grant = [*CLI, "admin", "--dev", "grant-ingest-writes"]
@@ -452,8 +475,10 @@ def services() -> list[Service]:
         listens={"PERFANALYSIS_DEV_ALERTMANAGER_ADDRESS": alertmanager_address},
         prepare=_write_alertmanager_config,
     )
-    # the sink before Alertmanager, which posts to it (and down stops it after Alertmanager)
-    return [influxdb, admin, ingest, exporter, alertsink, prometheus, alertmanager]
+    # the sink before Alertmanager, which posts to it, and Alertmanager, ready, before
+    # Prometheus, whose first alerts would otherwise be dropped (prometheus_notifications_
+    # dropped_total 1, PrometheusNotificationsDropped); down stops them in the reverse order
+    return [influxdb, admin, ingest, exporter, alertsink, alertmanager, prometheus]
 
 
 def alerts_file() -> Path:
@@ -733,7 +758,7 @@ def _bind_problem(host: str, port: int) -> str | None:
 
 def _log_tail(service: Service) -> str:
     lines = service.log_file.read_text(errors="replace").splitlines()[-20:]
-    return f"its log {service.log_file} ends:\n" + "\n".join(lines)
+    return f"its log {service.log_file} ends:\n" + stack_hints("\n".join(lines))
 
 
 def _serves_ready_url(service: Service, group: int) -> bool:
@@ -789,13 +814,16 @@ def start(service: Service) -> bool:
     if pid is not None:
         if service.after_ready:
             service.after_ready()  # idempotent: repairs what an interrupted first run left undone
-        print(f"{service.name}: already running (pid {pid})")
+        drift = code_drift(service)
+        print(f"{service.name}: already running (pid {pid})"
+              + (f", on older code than the checkout's: {drift}" if drift else ""))  # fmt: skip
         return False
     _refuse_taken_addresses(service)
     service.pid_file.parent.mkdir(parents=True, exist_ok=True)
     service.log_file.parent.mkdir(parents=True, exist_ok=True)
     if service.prepare:
         service.prepare()
+    stamp = code_stamp(service)  # before it loads its code
     with service.log_file.open("ab") as log:
         process = subprocess.Popen(
             service.argv,
@@ -806,6 +834,7 @@ def start(service: Service) -> bool:
             env=child_environment(service.env()),
         )
     written = _write_pid_file(service, process.pid)
+    record_code(service, stamp)
     try:
         _wait_ready(service, process)
         if service.after_ready:
@@ -841,6 +870,7 @@ def _stop_spawned(service: Service, process: subprocess.Popen[bytes], written: s
     with contextlib.suppress(OSError):
         if service.pid_file.read_text() == written:
             service.pid_file.unlink()
+            code_file(service.name).unlink(missing_ok=True)
 
 
 def _group_members(group: int) -> list[int]:
@@ -890,10 +920,12 @@ def stop(service: Service, quiet: bool = False) -> None:
         elif not quiet:
             print(f"{service.name}: not running")
         service.pid_file.unlink(missing_ok=True)
+        code_file(service.name).unlink(missing_ok=True)
         return
     if not _end_group(pid, signal.SIGTERM, STOP_TIMEOUT):
         _end_group(pid, signal.SIGKILL, STOP_TIMEOUT)
     service.pid_file.unlink(missing_ok=True)
+    code_file(service.name).unlink(missing_ok=True)
     if not quiet:
         print(f"{service.name}: stopped (pid {pid})")
 
@@ -916,16 +948,280 @@ def run_setup_steps() -> list[str]:
             env=child_environment(env),
         )
         if completed.returncode != 0:
-            raise SystemExit(f"{' '.join(argv[2:])} failed:\n{completed.stderr}{completed.stdout}")
-        print(completed.stdout, end="")
+            raise SystemExit(
+                f"{' '.join(argv[2:])} failed:\n"
+                + stack_hints(f"{completed.stderr}{completed.stdout}")
+            )
+        print(stack_hints(completed.stdout), end="")
         logins += [line for line in completed.stdout.splitlines() if line.startswith(ADMIN_LOGIN)]
     return logins
+
+
+# --- the stack's hints: the commands this stack runs them with ------------------------------------
+
+# where docs/operations.md tells how to back up and restore this stack's InfluxDB
+INFLUXDB_RESTORE_DOC = "docs/operations.md, 'InfluxDB: the make up stack'"
+_MISSING_DATABASE_FIX = (
+    "restoring a backup? restore it now, before anything creates the database (influxd "
+    f"restore: {INFLUXDB_RESTORE_DOC}), then make admin ARGS=grant-ingest-writes; else create "
+    "it empty: make admin ARGS='provision-storage {slug}'"
+)
+# What the admin CLI and the services print for every install, and what this stack runs
+# instead: `perfanalysis admin ...` fails here without the stack's settings (no secret key
+# outside development mode). The grant-ingest-writes lines name the restore, which must come
+# before provision-storage: InfluxDB restores no database that already exists.
+STACK_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"^(?P<slug>\S+) \((?P<database>[^)]*)\): no InfluxDB database: run admin "
+            r"provision-storage for it first$",
+            re.MULTILINE,
+        ),
+        r"\g<slug> (\g<database>): no InfluxDB database: "
+        + _MISSING_DATABASE_FIX.replace("{slug}", r"\g<slug>"),
+    ),
+    (
+        re.compile(
+            r"; (?P<count>\d+ tenants?) without a database: run admin provision-storage "
+            r"for (?:it|them)$",
+            re.MULTILINE,
+        ),
+        r"; \g<count> without a database: restore or create it as said above",
+    ),
+    (
+        re.compile(r"perfanalysis admin provision-storage (?P<slug>[a-z0-9][a-z0-9-]*)"),
+        r"make admin ARGS='provision-storage \g<slug>'",
+    ),
+    (re.compile(r"(?:perfanalysis )?\badmin init-db\b"), "make admin ARGS=init-db"),
+)
+
+
+def stack_hints(text: str) -> str:
+    """``text`` with the commands it suggests in the form this stack runs them: ``make admin
+    ARGS=...``, and the restore of a backup named where a tenant's InfluxDB database is missing."""
+    for pattern, replacement in STACK_HINTS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# --- the admin database: migrated by up, after a backup -------------------------------------------
+
+
+def admin_database() -> Path:
+    return var_dir() / "admin.db"
+
+
+def backups_dir() -> Path:
+    """Where up keeps the admin database as it was before each migration (mode 0700)."""
+    return var_dir() / "backups"
+
+
+def admin_database_revision(database: Path) -> str | None:
+    """The schema revision of the SQLite file (alembic's), None when no migration has run;
+    read only. SystemExit naming the file when it is no SQLite database."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{urllib.parse.quote(str(database))}?mode=ro", uri=True)
+        ) as connection:
+            tables = {row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+            if "alembic_version" not in tables:
+                return None
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error as error:
+        raise SystemExit(
+            f"{database}: cannot read the admin database's schema revision ({error}); move it "
+            f"aside (a backup from {backups_dir()} in its place, or none for a new one) and run "
+            "make up again"
+        ) from None
+    return str(row[0]) if row else None
+
+
+def backup_admin_database(database: Path, revision: str | None) -> Path:
+    """A consistent copy of the SQLite file (SQLite's online backup, its WAL included) in
+    var/backups, mode 0600, named by the time and the revision it holds; its path."""
+    import sqlite3
+
+    directory = backups_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    name = f"admin-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-revision-{revision or 'none'}"
+    for attempt in range(100):
+        target = directory / (f"{name}.db" if attempt == 0 else f"{name}-{attempt}.db")
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise SystemExit(f"{directory}: no free name for a backup of {database}")
+    try:
+        with (
+            contextlib.closing(sqlite3.connect(database)) as source,
+            contextlib.closing(sqlite3.connect(target)) as copy,
+        ):
+            source.backup(copy)
+    except sqlite3.Error as error:
+        target.unlink(missing_ok=True)
+        raise SystemExit(
+            f"cannot back up {database} to {target} ({error}): the schema was not migrated"
+        ) from None
+    return target
+
+
+def migrate_admin_database() -> str | None:
+    """Bring an existing admin database to the checkout's newest revision, after a backup in
+    var/backups; a line saying so, or None when there was nothing to migrate (no file yet:
+    ensure-demo creates it at that revision).
+
+    ensure-demo would migrate it too, but silently, with no way back: a checkout that brings
+    a migration (after a git pull) is said here, from which revision to which, with where the
+    database as it was is. A database newer than the checkout (a checkout of an older commit)
+    is refused: this release's migrations cannot read it, and the servers would run on a schema
+    they do not know."""
+    from tenants.schema import known_revisions
+
+    database = admin_database()
+    if not database.is_file():
+        return None
+    head, known = known_revisions()
+    revision = admin_database_revision(database)
+    if revision == head:
+        return None
+    if revision is not None and revision not in known:
+        raise SystemExit(
+            f"{database} is at schema revision {revision}, which this checkout does not know "
+            f"(its newest is {head}): a newer checkout migrated it. Run make up from that "
+            f"checkout, or put back a backup of the revision this one has ({backups_dir()}, "
+            "with make down first) and run make up again"
+        )
+    backup = backup_admin_database(database, revision)
+    argv = [*CLI, "admin", "--dev", "init-db"]
+    completed = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, check=False,
+        env=child_environment(admin_env()),
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise SystemExit(
+            f"migrating {database} from revision {revision} failed; the database as it was is "
+            f"in {backup}:\n" + stack_hints(f"{completed.stderr}{completed.stdout}")
+        )
+    return (
+        f"admin database: migrated from revision {revision or 'none (no schema)'} to {head}; "
+        f"as it was before: {backup}"
+    )
+
+
+# --- the code each service runs: a service started before a git pull runs the old one ------------
+
+# the project's code that its Python services run; any file under these that changes means a
+# service started before it runs other code than the checkout's
+CODE_DIRECTORIES = ("perfanalysis", "tenants", "ingest", "exporter")
+
+
+def code_file(name: str) -> Path:
+    return var_dir() / "run" / f"{name}.code"
+
+
+def source_digest(root: Path = ROOT) -> str:
+    """SHA-256 over the paths and contents of the files under CODE_DIRECTORIES (no caches)."""
+    digest = hashlib.sha256()
+    for directory in CODE_DIRECTORIES:
+        for parent, subdirectories, files in os.walk(root / directory):
+            subdirectories[:] = sorted(d for d in subdirectories if d != "__pycache__")
+            for name in sorted(files):
+                path = Path(parent, name)
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    content = path.read_bytes()
+                    relative = str(path.relative_to(root)).encode()
+                    digest.update(b"%d:%s%d:" % (len(relative), relative, len(content)))
+                    digest.update(content)
+    return digest.hexdigest()
+
+
+def checkout_commit() -> str:
+    """The checkout's commit (abbreviated), or "" outside git."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return completed.stdout.strip() if completed.returncode == 0 else ""
+
+
+def _runs_project_code(service: Service) -> bool:
+    return service.argv[:1] == [sys.executable]
+
+
+def code_stamp(service: Service) -> dict[str, str]:
+    """What ``service`` runs: for the project's Python services the digest of its sources (and
+    the commit, to say which); for a program of the system (InfluxDB, Prometheus,
+    Alertmanager) its executable's path, size and modification time (a package upgrade)."""
+    if _runs_project_code(service):
+        return {"code": source_digest(), "commit": checkout_commit()}
+    program = shutil.which(service.argv[0]) if service.argv else None
+    if program is None:
+        return {"code": service.argv[0] if service.argv else ""}
+    real = os.path.realpath(program)
+    try:
+        stat = os.stat(real)
+    except OSError:
+        return {"code": real}
+    return {"code": f"{real} {stat.st_size} {stat.st_mtime_ns}", "program": real}
+
+
+def record_code(service: Service, stamp: dict[str, str]) -> None:
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    code_file(service.name).write_text(json.dumps({**stamp, "started": started}) + "\n")
+
+
+def code_drift(service: Service, current: dict[str, str] | None = None) -> str | None:
+    """Why the running ``service`` runs other code than the checkout's (or the system's
+    program) now; None when it runs the same."""
+    current = current or code_stamp(service)
+    try:
+        recorded = json.loads(code_file(service.name).read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        return "it was started before make up recorded the code each service runs"
+    if recorded.get("code") == current["code"]:
+        return None
+    started = recorded.get("started", "?")
+    if not _runs_project_code(service):
+        return (
+            f"{current.get('program', service.argv[0])} was upgraded since it started ({started})"
+        )
+    was, now = recorded.get("commit", ""), current.get("commit", "")
+    if was and now and was != now:
+        return f"started {started} at commit {was}; the checkout is at {now}"
+    return f"the checkout's files changed since it started ({started})"
+
+
+# What up says of a service kept running on older code; it does not restart it: up never stops
+# what runs, so that it is safe at any time (a push in flight, alerts being grouped), and
+# restarting some services while others keep the old code would mix releases.
+RESTART = "restart the stack with 'make down && make up' to run the checkout's"
 
 
 def up(stack: list[Service]) -> None:
     """Start the stack; on any failure, stop what this run started (last first) and exit."""
     _refuse_taken_addresses_of(stack)
+    reused = reused_addresses()
+    if reused:
+        print(f"addresses kept from {addresses_file()} (the last make up's; a variable moves "
+              f"a service, and without that file the defaults return): {', '.join(reused)}")  # fmt: skip
     record_addresses()
+    try:
+        migrated = migrate_admin_database()
+    except SystemExit as error:
+        raise SystemExit(f"{error.code}\nmake up started nothing") from None
+    if migrated:
+        print(migrated)
     started: list[Service] = []
     logins: list[str] = []
     try:
@@ -957,6 +1253,13 @@ def up(stack: list[Service]) -> None:
         f"  InfluxDB login: user {INFLUX_ADMIN}, password in "
         f"{var_dir() / 'influxdb-admin-password'}"
     )
+    if migrated:
+        print(f"  {migrated}")
+    kept = [service for service in stack if service.name not in {s.name for s in started}]
+    outdated = [service.name for service in kept if code_drift(service)]
+    if outdated:
+        print(f"  OLDER CODE: {', '.join(outdated)} kept running on code older than the "
+              f"checkout's (see above): {RESTART}")  # fmt: skip
     print("Stop it with 'make down'; 'make status' shows what runs.")
 
 
@@ -1060,7 +1363,7 @@ def reload(stack: list[Service]) -> int:
     provisioning/; then wait until each has reloaded. 0
     when both took their configuration, else 1 with what went wrong (a service that does not
     run, a file it refused: it keeps the previous configuration)."""
-    targets = [service for service in stack if service.name in RELOADED]
+    targets = [service for name in RELOADED for service in stack if service.name == name]
     stopped = [service.name for service in targets if running_pid(service) is None]
     if stopped:
         print(f"{' and '.join(stopped)}: not running; 'make up' starts the stack with the "
@@ -1178,6 +1481,10 @@ def main(argv: list[str]) -> int:
         for service in stack:
             pid = running_pid(service)
             state, wrong = health(service) if pid else ("stopped", "")
+            wrong = stack_hints(wrong)
+            drift = code_drift(service) if pid else None
+            if drift:
+                wrong = "; ".join(filter(None, [wrong, f"older code: {drift}: {RESTART}"]))
             failing += state != "healthy"
             print(f"{service.name:<13} {state:<10} pid {pid or '-':<8} "
                   f"{service.status_url or service.ready_url}"

@@ -400,6 +400,46 @@ NO_STORAGE = (
 )
 
 
+def _set_tenant_status(ctx: click.Context, slug: str, active: bool) -> None:
+    """The tenant service the pages and the API use (audited as tenant.enable or
+    tenant.disable); a tenant already so is said, and nothing recorded."""
+    from tenants.tenancy import set_tenant_status
+
+    wanted = "active" if active else "disabled"
+    with _app(ctx).app_context():
+        db = database.session()
+        tenant = _tenant(db, slug)
+        if tenant.status == wanted:
+            click.echo(f"tenant {tenant.slug} is already {'enabled' if active else 'disabled'}")
+            return
+        set_tenant_status(db, _actor(), tenant, active)
+    if active:
+        click.echo(f"enabled tenant {slug}: ingest takes its collectors' keys again within "
+                   "key-cache-seconds")  # fmt: skip
+    else:
+        click.echo(f"disabled tenant {slug}: ingest refuses all of its collectors' keys (403) "
+                   "within key-cache-seconds; enable-tenant undoes it")  # fmt: skip
+
+
+@admin.command("disable-tenant")
+@click.argument("slug", metavar="TENANT")
+@click.pass_context
+def disable_tenant(ctx: click.Context, slug: str) -> None:
+    """Disable a tenant: ingest refuses all of its collectors' keys (403) within
+    key-cache-seconds, and their exporters keep the points in their (bounded) spools meanwhile.
+    Nothing is deleted; enable-tenant undoes it."""
+    _set_tenant_status(ctx, slug, active=False)
+
+
+@admin.command("enable-tenant")
+@click.argument("slug", metavar="TENANT")
+@click.pass_context
+def enable_tenant(ctx: click.Context, slug: str) -> None:
+    """Enable a disabled tenant again: ingest takes its collectors' keys within
+    key-cache-seconds, and their exporters send what they kept."""
+    _set_tenant_status(ctx, slug, active=True)
+
+
 @admin.command("provision-storage")
 @click.argument("slugs", nargs=-1, metavar="[TENANT]...")
 @click.option("--all", "every", is_flag=True, help="Every tenant.")

@@ -9,18 +9,19 @@ older than this release's newest migration.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
@@ -46,9 +47,34 @@ def upgrade(engine: Engine) -> None:
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with (
+        engine.connect() as connection,
+        _sqlite_foreign_keys_off(connection),
+        connection.begin(),
+    ):
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """On SQLite, foreign keys unenforced while the migrations run, then as they were.
+
+    A batch migration recreates a table (a copy, DROP, rename): with foreign keys enforced, as
+    the app's engine has them, the DROP deletes every row that references the table ON DELETE
+    CASCADE (0010's recreated collectors took every API key with them). SQLite ignores the
+    pragma inside a transaction, so it is set, and committed, before one."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    enforced = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+        connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

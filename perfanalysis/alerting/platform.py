@@ -9,7 +9,8 @@
   or dropping, alerts on their way to Alertmanager (the prometheus mixin's
   PrometheusErrorSendingAlertsToSomeAlertmanager and PrometheusNotificationQueueRunningFull, on
   the counters themselves). Sent through the failing path, they may not arrive: the Watchdog's
-  heartbeat is what notices a path that is down for good.
+  heartbeat is what notices a path that is down for good. The drops of a Prometheus' first
+  ``STARTUP_GRACE`` do not alert (its first alerts can go before it knows any Alertmanager).
 * PrometheusRuleEvaluationFailures: a rule Prometheus cannot evaluate is an alert that can never
   fire (the prometheus mixin's PrometheusRuleFailures).
 * IngestRateLimitNotShared: an ingest replica limits tenants' write rates per process because
@@ -85,9 +86,29 @@ NOTIFICATIONS_FAILING = PlatformRule(
     ),
 )
 
+# A Prometheus that has just started may drop its first alerts: the rules evaluate before its
+# notifier has found any Alertmanager (its discovery hands over the static targets up to 5s
+# late), so a batch is dropped with no send attempted (sent and errors 0), whichever of the two
+# started first; seen in 2 of 5 restarts of the make up stack. Nothing is lost: Prometheus sends
+# firing alerts again every minute (--rules.alert.resend-delay). So the drops counted by the end
+# of this time after a start do not alert; any drop after it does, and an Alertmanager still
+# unreachable then is a real failure (PrometheusNotificationsFailing too, after 5m).
+STARTUP_GRACE = 180  # seconds
+DROPPED = "prometheus_notifications_dropped_total"
+DROPPED_WINDOW = "15m"
+# the counter's highest value while the process was in its first STARTUP_GRACE, within the
+# window: every drop up to it was one of those
+DROPPED_AT_STARTUP = (
+    f"max_over_time(({DROPPED} and on (job, instance) "
+    f"(time() - process_start_time_seconds < {STARTUP_GRACE}))[{DROPPED_WINDOW}:15s])"
+)
+
 NOTIFICATIONS_DROPPED = PlatformRule(
     alert="PrometheusNotificationsDropped",
-    expr="increase(prometheus_notifications_dropped_total[15m]) > 0",
+    expr=(
+        f"increase({DROPPED}[{DROPPED_WINDOW}]) > 0 unless on (job, instance) "
+        f"({DROPPED} <= on (job, instance) {DROPPED_AT_STARTUP})"
+    ),
     for_seconds=0,
     severity="critical",
     summary=text("Prometheus ", INSTANCE, " dropped ", NUMBER, " alerts in 15m"),
@@ -98,7 +119,10 @@ NOTIFICATIONS_DROPPED = PlatformRule(
         NUMBER,
         " alerts in the last 15 minutes (they failed to send, or its notification queue was ",
         "full): those notifications are lost. Check Prometheus' log, that Alertmanager runs and ",
-        "answers, and --alertmanager.notification-queue-capacity if the queue fills.",
+        "answers, and --alertmanager.notification-queue-capacity if the queue fills. Drops in ",
+        f"the first {format_duration(STARTUP_GRACE)} after Prometheus starts do not count (its ",
+        "first alerts may go before it has found Alertmanager; they are sent again a minute ",
+        "later).",
     ),
 )
 

@@ -122,13 +122,24 @@ def test_up_refuses_an_address_variable_that_would_move_a_running_service(
     assert f"admin runs at {stand_ins['PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS']}" in shown.err
 
 
-def test_stopped_services_follow_the_environment_again(
+def test_a_stopped_stack_keeps_its_recorded_addresses_unless_a_variable_moves_one(
     stand_ins: dict[str, str], var: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Moved off ports in use, a stopped stack stays off them: make admin finds its InfluxDB and
+    the next make up starts where make status shows it; a variable moves a service, and
+    without var/addresses.json the defaults return."""
     assert devstack.main(["up"]) == 0
     assert devstack.main(["down"]) == 0
     unset_addresses(monkeypatch)
 
+    for variable, recorded in stand_ins.items():
+        assert devstack.address(variable) == recorded
+    moved = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS", moved)
+    assert devstack.address("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS") == moved
+    monkeypatch.delenv("PERFANALYSIS_ADMIN_WEB_LISTEN_ADDRESS")
+
+    (var / "addresses.json").unlink()
     for variable, default in devstack.DEFAULT_ADDRESSES.items():
         assert devstack.address(variable) == default
 
