@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
@@ -27,9 +28,11 @@ from tenants import db as database
 from tenants import validation
 from tenants.access import system_actor, tenant_for
 from tenants.collectors import register_collector, set_collector_host_tag
+from tenants.db import make_engine
 from tenants.errors import Invalid, NotFound
 from tenants.keys import KeyVerifier, issue_key
 from tenants.models import AuditEvent, Collector
+from tenants.schema import alembic_config
 from tests.conftest import Caller, csrf, issue_test_token, login
 from tests.support.schema_states import sqlite_database
 from tests.unit.test_migrations_data import insert, upgrade
@@ -265,11 +268,27 @@ def test_the_migration_makes_existing_collectors_free_and_new_rows_pinned(tmp_pa
     with sqlite3.connect(tmp_path / "admin.db") as connection:
         insert(connection, "tenants", id=1, slug="acme")
         insert(connection, "collectors", id=1, tenant_id=1, name="old", hostname="old.x")
-    upgrade(url, "0010")
+        insert(connection, "api_keys", id=1, key_id="k1", tenant_id=1, collector_id=1)
+    upgrade(url, "0010")  # with foreign keys enforced, as the app's engine has them
     with sqlite3.connect(tmp_path / "admin.db") as connection:
         insert(connection, "collectors", id=2, tenant_id=1, name="new", hostname="new.x")
         rows = connection.execute("SELECT name, host_tag FROM collectors ORDER BY id").fetchall()
+        keys = connection.execute("SELECT collector_id FROM api_keys").fetchall()
     assert rows == [("old", "free"), ("new", "pinned")]
+    assert keys == [(1,)]  # a rebuilt collectors table took every key with it (ON DELETE CASCADE)
+    engine = make_engine(url)
+    try:
+        config = alembic_config(url)
+        with engine.begin() as migrating:
+            config.attributes["connection"] = migrating
+            command.downgrade(config, "0009")
+    finally:
+        engine.dispose()
+    with sqlite3.connect(tmp_path / "admin.db") as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(collectors)")}
+        keys = connection.execute("SELECT collector_id FROM api_keys").fetchall()
+    assert "host_tag" not in columns
+    assert keys == [(1,)]
 
 
 @given(st.from_regex(validation.HOSTNAME, fullmatch=True))

@@ -21,19 +21,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("collectors") as batch_op:
-        batch_op.add_column(
-            sa.Column("host_tag", sa.String(length=8), server_default="free", nullable=False)
-        )
-    with op.batch_alter_table("collectors") as batch_op:
-        batch_op.alter_column(
-            "host_tag",
-            existing_type=sa.String(length=8),
-            existing_nullable=False,
-            server_default="pinned",
-        )
+    # A column added with its default and an UPDATE, never a table rebuild: on SQLite a batch
+    # alter_column copies the table and drops the old one, which, where foreign keys are
+    # enforced, deletes every API key and unlinks every load-test run (ON DELETE CASCADE/SET
+    # NULL). tenants/schema.py also runs migrations with them off, for any other path.
+    op.add_column(
+        "collectors",
+        sa.Column("host_tag", sa.String(length=8), server_default="pinned", nullable=False),
+    )
+    op.execute("UPDATE collectors SET host_tag = 'free'")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("collectors") as batch_op:
-        batch_op.drop_column("host_tag")
+    # SQLite 3.35+ drops a column in place (no rebuild, for the same reason)
+    op.drop_column("collectors", "host_tag")
