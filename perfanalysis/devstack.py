@@ -102,6 +102,9 @@ DISAGREEING_VARIABLES = frozenset(
         "PERFANALYSIS_EXPORTER_PUSH_TLS_CA_FILE",
         "PERFANALYSIS_EXPORTER_PUSH_TLS_CERT_FILE",
         "PERFANALYSIS_EXPORTER_PUSH_TLS_KEY_FILE",
+        # the demo collector is pinned to this machine's hostname, which ingest writes as the
+        # host tag whatever the exporter sends: another --push.host would only mislead
+        "PERFANALYSIS_EXPORTER_PUSH_HOST",
     }
 )
 IGNORED_VARIABLES = FOREIGN_STATE_VARIABLES | DISAGREEING_VARIABLES

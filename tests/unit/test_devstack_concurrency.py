@@ -317,7 +317,8 @@ def test_every_secret_key_and_tls_setting_of_the_stacks_services_is_ignored() ->
         if flag.startswith("storage."):
             return flag.removeprefix("storage.") not in storage_kept
         return "secret-key" in flag or "tls" in flag or flag in ("web.config-file",
-                                                                 "web.telemetry-path")  # fmt: skip
+                                                                 "web.telemetry-path",
+                                                                 "push.host")  # fmt: skip
 
     must_agree = {
         setting.env_name(prefix)
@@ -327,6 +328,7 @@ def test_every_secret_key_and_tls_setting_of_the_stacks_services_is_ignored() ->
     }
     assert "PERFANALYSIS_ADMIN_SECRET_KEY" in must_agree
     assert "PERFANALYSIS_INGEST_PREVIOUS_SECRET_KEYS" in must_agree
+    assert "PERFANALYSIS_EXPORTER_PUSH_HOST" in must_agree  # the demo collector's pinned host
     assert must_agree <= devstack.IGNORED_VARIABLES, sorted(must_agree - devstack.IGNORED_VARIABLES)
 
 
