@@ -226,8 +226,8 @@ def _add_push_settings(spec: Spec) -> None:
         Setting(
             "push.batch-size",
             "Maximum points per write request; halved while ingest refuses requests as too "
-            "large (413) or requests are cut at the next sample (a link too slow for them), "
-            "doubled back after 10 accepted ones.",
+            "large (413) or requests time out while sent or awaiting their answer (a link too "
+            "slow for them, or a hanging ingest), doubled back after 10 accepted ones.",
             5000,
             positive_int,
             metavar="N",
@@ -258,7 +258,8 @@ def _add_push_settings(spec: Spec) -> None:
             "Longest a write request may take, from looking up ingest's name to the last byte "
             "of its answer. A request never runs into the next sample: it gets at most the time "
             "left until then, so a timeout at or above --push.interval means until the next "
-            "sample.",
+            "sample. One that times out while sent or awaiting its answer is sent again in "
+            "halves.",
             "10s",
             push_duration,
             metavar="DURATION",

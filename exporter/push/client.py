@@ -19,7 +19,10 @@ influxdb-client agree on it; docs/architecture.md, the exporter's push):
 other answer (408: the
 body came too slowly);
 network errors and
-timeouts
+other timeouts
+a timeout while the     cut: keep and retry with backoff, in halves (below)
+request was sent or its
+answer awaited
 ======================  =============================================================
 
 Answers not named by the contract (404 from a wrong URL, 3xx, ...) keep the data: a
@@ -30,14 +33,15 @@ bounds them by its next sample (``Delivering.run``'s deadline): each request get
 time left until then, and a request that would get too little is not started; the chain goes on
 after the sample where it stopped, its answers so far kept.
 
-A request that runs into that deadline while it is sent or its answer awaited (a slow uplink, a
-backlog batch larger than the interval carries, a slow ingest) is cut: it would be cut again
-each time if sent again whole. ``run`` then returns a CUT delivery, and the chain goes on at the
-next ``run`` with what the cut request carried in two halves, each halved again if cut in turn,
-down to CUT_MIN_POINTS (sent whole): the answers so far are kept, so no acknowledged point is
-sent again. The pusher lowers its batch size below ``cut_at`` too. A request cut while it was
-connecting (a lookup, a connect, a TLS handshake) or with its answer begun (a trickle) says
-nothing about its size: it fails as any timeout does (RETRY).
+A request that times out while it is sent or its answer awaited (a slow uplink, a backlog batch
+larger than the link carries in the time, a slow or hanging ingest) is cut, whatever limited its
+time: the deadline or --push.timeout. Sent again whole, it would time out again each time.
+``run`` then returns a CUT delivery, and the chain goes on at the next ``run`` with what the cut
+request carried in two halves, each halved again if cut in turn, down to CUT_MIN_POINTS (sent
+whole from there on): the answers so far are kept, so no acknowledged point is sent again. The
+pusher lowers its batch size below ``cut_at`` too, and backs off as after any failure. A request
+that timed out while it was connecting (a lookup, a connect, a TLS handshake) or with its answer
+begun (a trickle) says nothing about its size: it fails as any timeout does (RETRY).
 
 A 413 says the request was too large, but not why: too many points (or bytes) for ingest or a
 proxy in front of it, or one point too large whatever the batch. Only a 413'd request whose two
@@ -56,7 +60,7 @@ import logging
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from exporter import __version__
 from exporter.push.backoff import parse_retry_after
@@ -78,7 +82,7 @@ class Verdict(enum.Enum):
     SETTLED = "settled"  # every point acknowledged or refused for good: commit the batch
     RETRY = "retry"  # keep the batch, retry after a backoff
     UNAUTHORIZED = "unauthorized"  # keep the batch; the key is refused
-    CUT = "cut"  # a request ran into the deadline: the batch goes on at the next run, in halves
+    CUT = "cut"  # a request timed out sent or awaited: the batch goes on at the next run, in halves
 
 
 @dataclass
@@ -91,7 +95,7 @@ class Delivery:
     too_large: int = 0  # points ingest refused as too large (413) each on its own: dropped
     too_large_at: int | None = None  # the smallest 413'd point count whose halves were taken
     split: bool = False  # ingest answered 413 to this request (or a part), sent in halves
-    cut_at: int | None = None  # of a CUT: the points of the request the deadline cut
+    cut_at: int | None = None  # of a CUT: the points of the request that was cut
 
 
 def compress(lines: bytes) -> bytes:
@@ -137,9 +141,17 @@ def written_of_partial(body: bytes, points: int) -> int:
 Steps = Generator[tuple[bytes, int], "Response | TransportError", Delivery]  # (body, points)
 
 
+def is_cut(answer: Response | TransportError) -> TypeGuard[TransportError]:
+    """Whether a request timed out while it was sent or its answer awaited: cut for its size (or
+    ingest's slowness), whether the deadline or --push.timeout limited its time."""
+    return (
+        isinstance(answer, TransportError) and answer.kind == "timeout" and answer.awaiting_answer
+    )
+
+
 class DeadlineCut(TransportError):
     """A request that timed out at the deadline it was given (the pusher's next sample), not at
-    its own timeout."""
+    its own timeout: the same timeout, said so in its message."""
 
     def __init__(self, timed_out: TransportError) -> None:
         # the same words each time (not the seconds left): logged once while it repeats
@@ -166,9 +178,9 @@ class PushClient:
 
     def deliver(self, body: bytes, points: int) -> Delivery:
         """POST one gzip-compressed batch of ``points`` lines; split it on 413. Each request
-        may take up to the timeout."""
+        may take up to the timeout; one cut (see the module) ends it with a CUT delivery."""
         delivery = self.start(body, points).run()
-        assert delivery is not None  # no deadline: never interrupted
+        assert delivery is not None  # no deadline: never interrupted (a CUT is returned)
         return delivery
 
     def start(self, body: bytes, points: int) -> Delivering:
@@ -190,7 +202,7 @@ class PushClient:
         """Deliver a batch: yield each request's body and points, receive its answer, return the
         Delivery."""
         response = yield body, points
-        while isinstance(response, DeadlineCut) and response.awaiting_answer:
+        while is_cut(response):
             self._count(response.kind)
             if points > CUT_MIN_POINTS:
                 return (yield from self._after_cut(body, points))
@@ -266,7 +278,7 @@ class PushClient:
         return total
 
     def _after_cut(self, body: bytes, points: int) -> Steps:
-        """Send again what a request the deadline cut carried, in halves; what becomes of the
+        """Send again what a request that was cut carried, in halves; what becomes of the
         batch is what becomes of them. (A request of at most CUT_MIN_POINTS is sent again whole
         by _steps itself: the chain never grows with the cuts of an ingest that hangs.)"""
         total = Delivery(Verdict.SETTLED)
@@ -308,14 +320,15 @@ class PushClient:
 
 class Delivering:
     """The requests that deliver one batch: the first, then those a 413's split, a 400's bad
-    lines or a deadline's cut make, each answer deciding the next (PushClient._steps, a
-    generator, keeps where the chain is). ``run`` makes them until the batch settles. Given a
-    deadline (the pusher's next sample), it gives each request at most the time left until then
-    (and the timeout), and starts none with less than ``floor`` seconds left: it then returns
-    None, and the next ``run`` goes on with the request it did not start, so that a chain
-    interrupted by a sample loses none of the answers it had. A request the deadline cut while
-    it was sent or its answer awaited makes it return a CUT delivery instead: the next ``run``
-    goes on the same way, with what that request carried in halves (see the module)."""
+    lines or a cut make, each answer deciding the next (PushClient._steps, a generator, keeps
+    where the chain is). ``run`` makes them until the batch settles. Given a deadline (the
+    pusher's next sample), it gives each request at most the time left until then (and the
+    timeout), and starts none with less than ``floor`` seconds left: it then returns None, and
+    the next ``run`` goes on with the request it did not start, so that a chain interrupted by a
+    sample loses none of the answers it had. A request that timed out while it was sent or its
+    answer awaited, at the deadline or at the timeout, makes it return a CUT delivery instead:
+    the next ``run`` goes on the same way, with what that request carried in halves (see the
+    module)."""
 
     def __init__(self, client: PushClient, body: bytes, points: int) -> None:
         self.client = client
@@ -326,7 +339,7 @@ class Delivering:
 
     def run(self, deadline: float | None = None, floor: float = 0.0) -> Delivery | None:
         """The batch's Delivery once it settles (or fails); None when the deadline came first,
-        a CUT delivery when it cut a request (neither settles the batch)."""
+        a CUT delivery when a request was cut (neither settles the batch)."""
         if self.settled is not None:  # run again after all: no request is made twice
             return self.settled
         client = self.client
@@ -350,5 +363,5 @@ class Delivering:
             except StopIteration as done:
                 self.settled = done.value
                 return self.settled
-            if isinstance(answer, DeadlineCut):  # and sent again in halves: not settled
+            if is_cut(answer):  # sent again at the next run, in halves: not settled
                 return Delivery(Verdict.CUT, error=f"{answer.kind}: {answer}", cut_at=points)

@@ -13,9 +13,10 @@ than the time left until the next sample is due; with less than MIN_REQUEST left
 of the interval, or the timeout, if shorter), none is started: the send waits for the sample and
 follows it at once. A batch that takes several requests (a 413's halves, a 400's good lines, see
 client.py), or several chunks sent from memory, stops at the next sample and goes on after it
-where it stopped. So does a batch whose request the next sample cut (client.py's CUT), after a
-backoff, with what that request carried in halves; a chunk sent from memory is lost then, as at
-any failure. A sample is skipped only when the thread is busy past the tick after it (a
+where it stopped. So does a batch, or a chunk sent from memory, whose request was cut (timed out
+while sent or awaiting its answer, at the next sample or at the timeout: client.py's CUT), after
+a backoff, with what that request carried in halves. A sample is skipped only when the thread is
+busy past the tick after it (a
 sample that takes longer than the interval, or a process stopped or a machine suspended in
 between): the tick is then skipped rather than sampled in a burst, and counted
 (``samples_skipped``).
@@ -39,13 +40,15 @@ A spool that cannot take a sample (a read-only or failing file system, or a full
 nothing left to drop) makes the state ``spool_error`` until an append succeeds again, whatever
 sending does meanwhile. The chunks it could not take are sent at once from memory, unless a
 retry is pending (ingest is failing: they would only fail too); whatever ingest does not
-acknowledge then is lost, counted as spool_error. Those points have no crash safety: only the
-spool gives that.
+acknowledge then is lost, counted as spool_error. A chunk whose request was cut is the
+exception: it goes on after the backoff, in halves, and the chunks held meanwhile are lost. Those
+points have no crash safety: only the spool gives that.
 
 Batch size: after a 413 proves that a request was too large (see client.py), requests hold at
-most half as many points; so they do after a request the next sample cut (a slow uplink, or a
-backlog batch larger than the interval can carry: sent whole again, it would be cut every time),
-though never fewer than CUT_MIN_POINTS for that, so that a slow link converges on a batch size
+most half as many points; so they do after a request that was cut (a slow uplink, or a backlog
+batch larger than the link carries in the time a request has: sent whole again, it would be cut
+every time), though never fewer than CUT_MIN_POINTS for that, so that a slow link converges on a
+batch size
 that fits. After RECOVER_AFTER settled sends without either the limit doubles again, up to
 ``batch_size``, so that one early 413 (a proxy restarting with a lower limit, say) or one slow
 minute does not shrink every request for good. A point too large on its own is dropped, counted
@@ -109,7 +112,7 @@ class PushStats:
     retried: int = 0
     samples: int = 0
     samples_skipped: int = 0  # ticks not sampled: the thread was busy past them
-    requests_cut: int = 0  # requests the next sample cut while sent or awaiting their answer
+    requests_cut: int = 0  # requests that timed out while sent or awaiting their answer
     last_success: float | None = None
     last_error: str = ""
     last_error_at: float | None = None
@@ -222,7 +225,7 @@ class Pusher:
             return 0.0
         # a send starts only with time for a request before the next sample; else after it
         room = self._next_sample - now >= self.floor
-        if self._held and room:
+        if self._held and room and now >= self._retry_at:  # (a cut chunk waits out its backoff)
             self._send_held(self._next_sample)
             return 0.0
         if self.spool.queued_points and now >= self._next_send and room:
@@ -230,7 +233,7 @@ class Pusher:
             return 0.0
         self._settle()  # nothing to do now: what is not acknowledged goes to disk before the wait
         wake = self._next_sample  # a send due but without room before it waits for it too
-        if self.spool.queued_points and now < self._next_send <= wake - self.floor:
+        if (self.spool.queued_points or self._held) and now < self._next_send <= wake - self.floor:
             wake = self._next_send
         return wake - time.monotonic()
 
@@ -327,15 +330,18 @@ class Pusher:
     def _send_held(self, deadline: float | None) -> None:
         """Send the chunks the spool could not take from memory, once; count what ingest does not
         acknowledge as spool_error. Not while a retry is pending: ingest is failing already.
-        Those the ``deadline`` leaves no time for are sent after the next sample."""
+        Those the ``deadline`` leaves no time for are sent after the next sample, and a chunk
+        whose request was cut goes on after the backoff, in halves, keeping what was
+        acknowledged."""
         while self._held:
             payload, points = self._held[0]
-            if time.monotonic() < self._retry_at:
-                self.stats.spool_error += sum(p for _, p in self._held)
-                self._held.clear()
-                self._held_delivering = None
-                return
             delivering, self._held_delivering = self._held_delivering, None
+            if time.monotonic() < self._retry_at:  # all lost but the chunk under way, if any
+                under_way = 0 if delivering is None else 1
+                self.stats.spool_error += sum(p for _, p in self._held[under_way:])
+                del self._held[under_way:]
+                self._held_delivering = delivering
+                return
             try:
                 if delivering is None:
                     delivering = self.client.start(payload, points)
@@ -346,9 +352,15 @@ class Pusher:
             if result is None:  # the next sample first
                 self._held_delivering = delivering
                 return
-            self._held.pop(0)
             delivery = result
             self._batch_size_after(delivery)
+            if delivery.verdict is Verdict.CUT:  # goes on after the backoff; the others are lost
+                self._held_delivering = delivering
+                self.stats.retried += delivery.cut_at or 0
+                self._not_settled(delivery)
+                self._next_send = max(self._next_send, self._retry_at)
+                continue
+            self._held.pop(0)
             self._settled(delivery)  # of a failed 413 split too: its settled parts count
             if delivery.verdict is not Verdict.SETTLED:  # not in the spool: nothing to retry
                 settled = delivery.sent + delivery.rejected + delivery.too_large
@@ -457,8 +469,8 @@ class Pusher:
         self.stats.state = self._shown_state()
 
     def _batch_size_after(self, delivery: Delivery) -> None:
-        """Halve the batch size below a request size a 413 refused, or the next sample cut
-        (counted, and not below CUT_MIN_POINTS); double it back (up to ``batch_size``) after
+        """Halve the batch size below a request size a 413 refused, or a cut (counted, and not
+        below CUT_MIN_POINTS); double it back (up to ``batch_size``) after
         RECOVER_AFTER settled requests without either."""
         if delivery.cut_at is not None:
             self._fitted = 0
@@ -468,9 +480,10 @@ class Pusher:
                 self.max_points = lowered
             if not self._cutting:
                 log.warning(
-                    "push: a request of %d points to %s needed longer than the time left "
-                    "before the next sample: its points go on in halves, requests now hold at "
-                    "most %d points. Counted in perfanalysis_exporter_push_requests_cut_total",
+                    "push: a request of %d points to %s needed longer than it had (at most "
+                    "--push.timeout, and the time left before the next sample): its points go on "
+                    "in halves, requests now hold at most %d points. Counted in "
+                    "perfanalysis_exporter_push_requests_cut_total",
                     delivery.cut_at, self.client.url, self.max_points,
                 )  # fmt: skip
             self._cutting = True

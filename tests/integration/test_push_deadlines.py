@@ -31,6 +31,7 @@ import pytest
 
 from exporter.push.client import CUT_MIN_POINTS
 from exporter.push.pusher import RECOVER_AFTER, Pusher
+from exporter.push.spool import SpoolError
 from perfanalysis.testing.servers import ExporterProcess, wait_until
 from tests.unit.test_push_pusher import make_pusher, metric_lines
 
@@ -42,8 +43,8 @@ COLLECTORS = ["--collector.disable-defaults", "--collector.loadavg"]
 
 
 class Ingest(ThreadingHTTPServer):
-    """Stands in for ingest: ``mode`` is ok (204, the lines kept), hang (no answer until the
-    test ends), trickle (a status line that never ends, a byte every 0.2 s), refuse (503 at
+    """Stands in for ingest: ``mode`` is ok (204, the lines kept), hang (the body read, its points
+    counted in ``hung``, no answer until the test ends), trickle (a status line that never ends, a byte every 0.2 s), refuse (503 at
     once) or slow: the body read at ``rate`` bytes a second, as over a slow link, and kept and
     answered (204) only if the client still waits for the answer then; one it gave up on is
     counted in ``abandoned``, its lines not kept, as a link would never have carried them. In
@@ -57,6 +58,7 @@ class Ingest(ThreadingHTTPServer):
         self.max_body: int | None = None
         self.lines: list[str] = []
         self.requests: list[int] = []  # the points of each request kept, in order
+        self.hung: list[int] = []  # the points of each request left unanswered, in order
         self.abandoned = 0
         self.done = threading.Event()
         self.lock = threading.Lock()
@@ -105,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if mode == "hang":
                 self.close_connection = True
+                with self.server.lock:
+                    self.server.hung.append(len(gzip.decompress(body).splitlines()))
                 self.server.done.wait(120)
                 return
             lines = gzip.decompress(body).decode().splitlines()
@@ -366,17 +370,35 @@ def kept(ingest: Ingest) -> tuple[list[str], list[int]]:
         return list(ingest.lines), list(ingest.requests)
 
 
-def test_a_backlog_batch_the_next_sample_cuts_goes_on_in_halves_and_lowers_the_batch_size(
-    ingest: Ingest, make_pusher: Callable[..., Pusher], caplog: pytest.LogCaptureFixture
+def limited_by(pusher: Pusher, limit: str, seconds: float) -> Callable[[], float]:
+    """Give each request ``seconds`` through ``limit``: the next sample (its deadline that far
+    away, --push.timeout 2 s), or --push.timeout (the next sample a minute away, as with
+    --push.interval 60s). Returns the deadline to give a send made now."""
+    if limit == "timeout":
+        pusher.client.connection.timeout = seconds
+        return lambda: time.monotonic() + 60.0
+    assert limit == "sample", limit
+    return lambda: time.monotonic() + seconds
+
+
+@pytest.mark.parametrize("limit", ["sample", "timeout"])
+def test_a_backlog_batch_too_large_for_the_time_goes_on_in_halves_and_lowers_the_batch_size(
+    ingest: Ingest,
+    make_pusher: Callable[..., Pusher],
+    caplog: pytest.LogCaptureFixture,
+    limit: str,
 ) -> None:
-    """Four samples queued (about 490 points, 1.5 KB gzipped) over a link carrying 800 bytes a
-    second, with 0.7 s before each next sample: the batch needs about 1.9 s, its halves 0.95 s,
-    its quarters 0.5 s. Each cut request is sent again in halves and lowers the batch size, so
-    the backlog drains, every point delivered once and in order. Before, the whole batch was
-    sent again after each sample and cut every time, for good."""
+    """Four samples queued (about 470 points, 2 KB gzipped) over a link carrying 800 bytes a
+    second, with 0.7 s for each request, whether the next sample or --push.timeout limits it:
+    the batch needs about 2.5 s, its halves 1.4 s, its quarters 0.8 s, its eighths 0.3 s. Each
+    cut request is sent again in halves and lowers the batch size, so the backlog drains, every
+    point delivered once and in order. Before, the whole batch was sent again after each sample
+    and cut every time, for good; and a request that ran into --push.timeout rather than the
+    next sample (a timeout shorter than the interval) was never halved at all."""
     ingest.mode = "slow"
     ingest.rate = 800.0
     pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=100)
+    deadline = limited_by(pusher, limit, 0.7)
     for _ in range(4):
         pusher.sample()
     expected = spooled_lines(pusher)
@@ -384,7 +406,7 @@ def test_a_backlog_batch_the_next_sample_cuts_goes_on_in_halves_and_lowers_the_b
         give_up = time.monotonic() + 30
         while pusher.spool.queued_points:
             assert time.monotonic() < give_up, ("the backlog never drained", kept(ingest)[1])
-            pusher.send(deadline=time.monotonic() + 0.7)
+            pusher.send(deadline=deadline())
     cut = pusher.stats.requests_cut
     assert cut >= 2  # the batch, then a half of it
     lines, requests = kept(ingest)
@@ -396,8 +418,12 @@ def test_a_backlog_batch_the_next_sample_cuts_goes_on_in_halves_and_lowers_the_b
     assert metric_lines(pusher)["perfanalysis_exporter_push_requests_cut_total"] == cut
     wait_until(lambda: ingest.abandoned == cut, 10, what="the cut requests to end unkept")
     said = [r.getMessage() for r in caplog.records]
-    assert sum("needed longer than the time left" in m for m in said) == 1, said
-    assert sum("all the time left before a sample" in m for m in said) == 1, said
+    assert sum("needed longer than it had" in m for m in said) == 1, said
+    timed_out = {
+        "sample": "timed out waiting for the answer, all the time left before a sample",
+        "timeout": "timed out after 0.7s waiting for the answer",
+    }[limit]
+    assert sum(timed_out in m for m in said) == 1, said
 
     ingest.mode = "ok"  # the link is fast again: the batch size doubles back as after a 413
     lowered = pusher.max_points
@@ -466,7 +492,7 @@ def test_a_slow_link_converges_on_a_batch_size_that_fits_the_interval(
         wait_until(lambda: metric(exporter, queued) == 0, timeout=60, what="the backlog to drain")
         assert metric(exporter, "perfanalysis_exporter_push_batch_max_points") < 5000
         assert metric(exporter, "perfanalysis_exporter_push_samples_skipped_total") == 0
-        assert "needed longer than the time left before the next sample" in exporter.log_tail()
+        assert "needed longer than it had" in exporter.log_tail()
     finally:
         exporter.stop()
     lines, _ = kept(ingest)
@@ -476,3 +502,127 @@ def test_a_slow_link_converges_on_a_batch_size_that_fits_the_interval(
     gaps = [(later - earlier) / 1e9 for earlier, later in itertools.pairwise(stamps)]
     assert len(stamps) >= 10
     assert max(gaps) < 2 * INTERVAL, gaps  # none lost
+
+
+def test_a_hanging_ingest_halves_the_batch_down_to_the_least_then_sends_that_whole_backing_off(
+    ingest: Ingest, make_pusher: Callable[..., Pusher]
+) -> None:
+    """An ingest that reads each request and never answers, --push.timeout (0.3 s) far shorter
+    than the time to the next sample: each request is cut at its timeout, and each send goes on
+    with the first half of what the one before carried, down to CUT_MIN_POINTS, then sends that
+    whole again; the backoff grows as after any failure, the batch size comes down to
+    CUT_MIN_POINTS. Once ingest answers, the batch goes on from there: each point delivered
+    once, in order. Before, each request was the whole batch again (a plain timeout), and the
+    batch size never came down."""
+    ingest.mode = "hang"
+    pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=100)
+    deadline = limited_by(pusher, "timeout", 0.3)
+    for _ in range(4):
+        pusher.sample()
+    expected = spooled_lines(pusher)
+    sends = 6
+    delays = [pusher.send(deadline=deadline()) for _ in range(sends)]
+    halved = [len(expected)]
+    while len(halved) < sends:
+        halved.append(halved[-1] // 2 if halved[-1] > CUT_MIN_POINTS else halved[-1])
+    assert halved[-1] == halved[-2] <= CUT_MIN_POINTS  # the least is reached, and sent again
+    hung = wait_until(lambda: len(ingest.hung) == sends and list(ingest.hung), 10, what="hung")
+    assert hung == halved
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # Backoff(0.5, 4.0), no jitter: as ever
+    assert pusher.stats.state == "retrying"
+    assert pusher.stats.last_error == "timeout: timed out after 0.3s waiting for the answer"
+    assert (pusher.stats.requests_cut, pusher.stats.requests) == (sends, {"timeout": sends})
+    assert pusher.stats.retried == sum(halved)
+    assert pusher.max_points == CUT_MIN_POINTS
+    assert (pusher.stats.sent, pusher.spool.queued_points) == (0, len(expected))
+
+    ingest.mode = "ok"
+    assert pusher.send(deadline=deadline()) == 0.0  # the rest of the batch, settled
+    lines, requests = kept(ingest)
+    assert lines == expected  # none twice, none lost, in order
+    assert requests[0] == halved[-1]  # went on with the request left unanswered
+    assert (pusher.stats.sent, pusher.spool.queued_points) == (len(expected), 0)
+    assert pusher.stats.state == "ok"
+
+
+def refusing_appends(pusher: Pusher, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the spool refuse every append (EIO); the lines offered to it, in order."""
+    offered: list[str] = []
+
+    def refuse(payload: bytes, points: int, sync: bool = True) -> None:
+        offered.extend(gzip.decompress(payload).decode().splitlines())
+        raise SpoolError("EIO")
+
+    monkeypatch.setattr(pusher.spool, "append", refuse)
+    return offered
+
+
+def send_held_until_done(pusher: Pusher, ingest: Ingest) -> None:
+    """Run the push loop's steps, as its thread does, until no chunk is held; no other sample."""
+    pusher._next_sample = time.monotonic() + 60.0
+    give_up = time.monotonic() + 30
+    while pusher._held:
+        assert time.monotonic() < give_up, ("the held chunk never settled", kept(ingest)[1])
+        wait = pusher._step()
+        if wait > 0:
+            pusher._stop.wait(wait)  # the backoff, as the thread waits it out
+
+
+@pytest.mark.parametrize("limit", ["sample", "timeout"])
+def test_a_cut_chunk_the_spool_could_not_take_goes_on_in_halves_from_memory(
+    ingest: Ingest,
+    make_pusher: Callable[..., Pusher],
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+) -> None:
+    """The spool failing, a sample's chunk (about 420 points, 1.5 KB) is sent from memory over a
+    link carrying 800 bytes a second, with 0.7 s for its request: cut, it is kept, and goes on
+    after the backoff in halves until all of it is acknowledged: none lost, none counted as
+    spool_error, each point once. Before, the cut dropped the chunk, counted as spool_error."""
+    ingest.mode = "slow"
+    ingest.rate = 800.0
+    pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=400)
+    deadline = limited_by(pusher, limit, 0.7)
+    offered = refusing_appends(pusher, monkeypatch)
+    pusher.sample(deadline())
+    assert pusher.stats.requests_cut == 1
+    assert len(pusher._held) == 1  # kept, under way
+    assert pusher._held_delivering is not None
+    assert pusher.stats.spool_error == pusher.stats.sent == 0
+    send_held_until_done(pusher, ingest)
+    lines, requests = kept(ingest)
+    assert lines == offered  # none twice, none lost, in order
+    assert (pusher.stats.sent, pusher.stats.spool_error) == (len(offered), 0)
+    cut = pusher.stats.requests_cut
+    assert pusher.stats.requests == {"timeout": cut, "204": len(requests)}
+    assert CUT_MIN_POINTS <= pusher.max_points < len(offered)
+    wait_until(lambda: ingest.abandoned == cut, 10, what="the cut requests to end unkept")
+
+
+def test_points_a_cut_chunk_from_memory_had_delivered_are_not_counted_lost(
+    ingest: Ingest, make_pusher: Callable[..., Pusher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool failing, a sample's chunk sent from memory: 413 (a proxy's body limit), its
+    first half taken (about 1.5 s of the 2 s before the next sample), its second cut. The chunk
+    goes on after the backoff with the second half; the first is neither sent again nor counted
+    as lost. Before, the cut dropped the second half, and counted the whole chunk as
+    spool_error, the half ingest had taken too."""
+    ingest.mode = "slow"
+    ingest.rate = 400.0
+    pusher = make_pusher(f"http://127.0.0.1:{ingest.port}", series=400)
+    pusher.sample()  # a sample the spool takes, to measure one: the chunk's size but for a digit
+    batch = pusher.spool.read(1 << 30)
+    assert batch is not None
+    ingest.max_body = len(pusher._body(batch)) * 3 // 4
+    pusher.spool.commit(batch)
+    offered = refusing_appends(pusher, monkeypatch)
+    pusher.sample(time.monotonic() + 2.0)
+    lines, requests = kept(ingest)
+    assert (pusher.stats.requests_cut, len(requests)) == (1, 1)
+    assert lines == offered[: len(lines)]  # the first half
+    assert pusher.stats.spool_error == pusher.stats.sent == 0  # counted when the chunk settles
+    send_held_until_done(pusher, ingest)
+    lines, requests = kept(ingest)
+    assert lines == offered  # none twice, none lost, in order
+    assert (pusher.stats.sent, pusher.stats.spool_error) == (len(offered), 0)
+    assert pusher.stats.requests["413"] == 1

@@ -397,13 +397,17 @@ def test_connection_refused_is_retried(key_file: Path) -> None:
     assert client.requests == {"error": 1}
 
 
-def test_timeout_is_retried(serve: Callable[..., Scripted], key_file: Path) -> None:
+def test_a_timeout_awaiting_the_answer_is_a_cut_kept_for_a_retry(
+    serve: Callable[..., Scripted], key_file: Path
+) -> None:
+    """Timed out at --push.timeout, not at a deadline: cut all the same (see the module)."""
     server = serve(always(Answer(204, delay=1.0)))
     client = client_for(server.url, key_file, timeout=0.2)
     started = time.monotonic()
     delivery = client.deliver(body(lines(1)), 1)
     assert time.monotonic() - started < 0.9
-    assert delivery.verdict is Verdict.RETRY
+    assert (delivery.verdict, delivery.cut_at, delivery.sent) == (Verdict.CUT, 1, 0)
+    assert delivery.error == "timeout: timed out after 0.2s waiting for the answer"
     assert client.requests == {"timeout": 1}
 
 

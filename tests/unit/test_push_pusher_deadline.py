@@ -405,20 +405,87 @@ class Trickling:
         self.listener.close()
 
 
+def within(pusher: Pusher, limit: str, seconds: float) -> float:
+    """The deadline of a send whose requests get ``seconds`` through ``limit``: the next sample
+    (--push.timeout 2 s), or --push.timeout (the next sample a minute away)."""
+    if limit == "timeout":
+        pusher.client.connection.timeout = seconds
+        return time.monotonic() + 60.0
+    return time.monotonic() + seconds
+
+
+TIMED_OUT = {
+    "sample": "timeout: timed out {stage}, all the time left before a sample",
+    "timeout": "timeout: timed out after 0.3s {stage}",
+}
+
+
+@pytest.mark.parametrize("limit", ["sample", "timeout"])
 def test_a_request_cut_with_its_answer_begun_fails_as_a_timeout_and_lowers_nothing(
-    make_pusher: Callable[..., Pusher],
+    make_pusher: Callable[..., Pusher], limit: str
 ) -> None:
     """Ingest has taken the request and trickles its answer: its size is not why it is slow."""
     server = Trickling()
     try:
         pusher = make_pusher(server.url)
         pusher.sample()
-        assert pusher.send(deadline=time.monotonic() + 0.3) > 0  # a backoff
+        assert pusher.send(deadline=within(pusher, limit, 0.3)) > 0  # a backoff
     finally:
         server.close()
     assert pusher.stats.requests_cut == 0
     assert pusher.max_points == pusher.batch_size
     assert pusher._chain is None  # the batch is read again after the backoff
-    assert pusher.stats.last_error == (
-        "timeout: timed out reading the answer, all the time left before a sample"
-    )
+    assert pusher.stats.last_error == TIMED_OUT[limit].format(stage="reading the answer")
+
+
+@pytest.mark.parametrize("limit", ["sample", "timeout"])
+def test_a_request_that_timed_out_connecting_fails_as_a_timeout_and_lowers_nothing(
+    make_pusher: Callable[..., Pusher], limit: str
+) -> None:
+    """A listener whose accept queue is full drops new SYNs: the connect times out, which says
+    nothing about the request's size."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    queued = socket.create_connection(address, timeout=5)  # fills the accept queue
+    try:
+        pusher = make_pusher(f"http://127.0.0.1:{address[1]}")
+        pusher.sample()
+        assert pusher.send(deadline=within(pusher, limit, 0.3)) > 0  # a backoff
+    finally:
+        queued.close()
+        listener.close()
+    assert (pusher.stats.requests_cut, pusher.stats.requests) == (0, {"timeout": 1})
+    assert pusher.max_points == pusher.batch_size
+    assert pusher._chain is None
+    assert pusher.stats.last_error == TIMED_OUT[limit].format(stage="connecting to 127.0.0.1")
+
+
+def test_a_request_cut_at_its_own_timeout_goes_on_in_halves(
+    serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
+) -> None:
+    """--push.timeout (0.2 s) well before the next sample (a minute away): a request ingest
+    answers too slowly for its size (over 100 points: after 1 s) is cut as one the next sample
+    cut would be, and what it carried goes on in halves at the next run, which fit. Before, it
+    failed as a plain timeout (RETRY) and was sent whole again each time, for good."""
+    server = serve(lambda received: Answer(204, delay=1.0 if len(received.lines) > 100 else 0.0))
+    pusher = make_pusher(server.url)
+    pusher.client.connection.timeout = 0.2
+    lines = [f"m,n={n} value=1 1\n" for n in range(400)]
+    delivering = pusher.client.start(compress("".join(lines).encode()), len(lines))
+    results = []
+    for _ in range(4):
+        result = delivering.run(deadline=time.monotonic() + 60.0)
+        assert result is not None
+        results.append((result.verdict, result.cut_at, result.sent))
+    assert results == [
+        (Verdict.CUT, 400, 0),
+        (Verdict.CUT, 200, 0),  # the first half; then its quarters are taken
+        (Verdict.CUT, 200, 0),  # the second half
+        (Verdict.SETTLED, None, 400),  # its quarters taken: each point acknowledged once
+    ]
+    assert [len(r.lines) for r in server.received] == [400, 200, 100, 100, 200, 100, 100]
+    taken = [line for r in server.received if len(r.lines) <= 100 for line in r.lines]
+    assert sorted(taken) == sorted(line.rstrip("\n") for line in lines)
+    assert pusher.client.requests == {"timeout": 3, "204": 4}
