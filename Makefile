@@ -89,7 +89,7 @@ PYTEST := $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope
 PYTEST_ALONE := $(VENV)/bin/pytest -p no:xdist
 
 test: install debian-packages lint
-	$(PYTEST) -m "not serial"
+	$(PYTEST) -m "not serial" --durations=25
 	$(PYTEST_ALONE) -m serial
 
 test-unit: install
