@@ -288,11 +288,12 @@ class BatchPreparer:
             fast = _is_utf8(body)
         window = _Window(now_ns, self.rules)
         if fast and self._native is not None:
-            # CR LF -> LF once, as split_lines does (a CR LF inside a string stays there)
-            crlf = b"\r" in body and b'"' not in body
-            whole = self._whole_body(
-                body.replace(b"\r\n", b"\n") if crlf else body, forced, multiplier, window
-            )
+            # The C path refuses any CR (no name, value or timestamp holds one), so a body is
+            # searched for CRs only after it was refused: then CR LF -> LF once, as split_lines
+            # does (a CR LF inside a string stays there), and the C path is asked again.
+            whole = self._whole_body(body, forced, multiplier, window)
+            if whole is None and b"\r" in body and b'"' not in body:
+                whole = self._whole_body(body.replace(b"\r\n", b"\n"), forced, multiplier, window)
             if whole is not None:
                 return whole
         lines, starts = split_lines(body)

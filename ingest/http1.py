@@ -7,12 +7,19 @@ points): it copies the body onto the head, and parses the answer's headers with 
 package. A storage answer is a status, a few headers and at most a short error message, so this
 reads it whole and parses only what framing needs: Content-Length, chunked Transfer-Encoding,
 or the end of the connection, and whether the connection may be used again.
+
+A plain TCP connection is a blocking socket whose timeouts are the kernel's (SO_SNDTIMEO and
+SO_RCVTIMEO): a Python socket with a timeout polls before every send and receive, each a system
+call more and a handover of the GIL more, and every change of its timeout is one more (FIONBIO).
+Over TLS the socket keeps Python's timeout, which the ssl module needs.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+import struct
+import time
 from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024
@@ -48,6 +55,9 @@ class Connection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            else:
+                sock.settimeout(None)
+                _kernel_timeouts(sock, self.timeout)
         except BaseException:
             sock.close()
             raise
@@ -60,8 +70,14 @@ class Connection:
         self._buffer.clear()
 
     def set_timeout(self, timeout: float) -> None:
+        if timeout == self.timeout:  # the socket has it already: no system call
+            return
         self.timeout = timeout
-        if self.sock is not None:
+        if self.sock is None:
+            return
+        if self.tls is None:
+            _kernel_timeouts(self.sock, timeout)
+        else:
             self.sock.settimeout(timeout)
 
     def exchange(self, head: bytes, body: bytes | None) -> Answer:
@@ -98,18 +114,32 @@ class Connection:
         return Answer(answer.status, answer.body, reusable=False)
 
     def _send(self, head: bytes, body: bytes) -> None:
+        """Send both whole within ``timeout`` (TimeoutError after it), as sendall() does."""
         assert self.sock is not None
-        if self.tls is not None or not body:  # SSL sockets have no sendmsg
+        if self.tls is not None:  # SSL sockets have no sendmsg
             self.sock.sendall(head)
             if body:
                 self.sock.sendall(body)
             return
-        sent = self.sock.sendmsg([head, body])
-        if sent < len(head):
-            self.sock.sendall(memoryview(head)[sent:])
-            sent = len(head)
-        if sent < len(head) + len(body):
-            self.sock.sendall(memoryview(body)[sent - len(head) :])
+        sock = self.sock
+        deadline = time.monotonic() + self.timeout
+        try:
+            sent = sock.sendmsg([head, body] if body else [head])
+            if sent == len(head) + len(body):
+                return
+            # Cut short (the timeout came, or a signal): the rest within what is left of it.
+            whole = memoryview(head + body)
+            try:
+                while sent < len(whole):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("timed out")
+                    _kernel_timeouts(sock, left, receive=False)
+                    sent += sock.send(whole[sent:])
+            finally:
+                _kernel_timeouts(sock, self.timeout, receive=False)
+        except BlockingIOError:  # nothing sent within the kernel's timeout
+            raise TimeoutError("timed out") from None
 
     def _answer(self) -> Answer:
         while True:
@@ -135,7 +165,10 @@ class Connection:
 
     def _receive(self) -> bytes:
         assert self.sock is not None
-        chunk = self.sock.recv(RECV)
+        try:
+            chunk = self.sock.recv(RECV)
+        except BlockingIOError:  # nothing within the kernel's timeout (SO_RCVTIMEO)
+            raise TimeoutError("timed out") from None
         if chunk:
             self._buffer += chunk
         return chunk
@@ -192,6 +225,16 @@ class Connection:
         body = bytes(self._buffer)
         self._buffer.clear()
         return body
+
+
+def _kernel_timeouts(sock: socket.socket, timeout: float, receive: bool = True) -> None:
+    """A blocking socket's sends (and receives) give up after ``timeout`` seconds, with EAGAIN
+    (BlockingIOError); at least a microsecond, since 0 would be no timeout at all."""
+    micros = max(1, round(timeout * 1_000_000))
+    value = struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    if receive:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, dict[str, str]]:

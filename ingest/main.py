@@ -182,6 +182,7 @@ def prepare_metrics_dir() -> tuple[str, bool]:
 
 
 def serve(settings: dict[str, Any]) -> None:
+    from ingest.accesslog import AccessLogger
     from ingest.app import create_app
     from perfanalysis import web_tls
     from perfanalysis.serving import serve as serve_wsgi
@@ -195,6 +196,7 @@ def serve(settings: dict[str, Any]) -> None:
         settings["web_threads"],
         settings["web_request_timeout"],
         access_log_format=ACCESS_LOG_FORMAT,
+        logger_class=AccessLogger,
         loglevel=settings["log_level"],
         # a worker must outlive its slowest storage write, or gunicorn kills it mid-request
         timeout=max(30, int(settings["storage_timeout"]) + 10),

@@ -31,6 +31,7 @@ from ingest.body import BadBody, BodyTooLarge, UnsupportedEncoding, decode, read
 from ingest.context import IngestContext
 from ingest.influxql import QueryError, create_database, statements
 from ingest.lineprotocol import V1_PRECISIONS, V2_PRECISIONS
+from ingest.service import LabelledChildren
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -59,6 +60,7 @@ class WriteEndpoints:
     def __init__(self, app: WSGIApplication, context: IngestContext) -> None:
         self.app = app
         self.context = context
+        self._labelled = LabelledChildren()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -102,7 +104,7 @@ class WriteEndpoints:
             internal = errors.internal(f"internal error ({type(exc).__name__}); it has been logged")
             status, body = internal.status, internal.encoded()
             headers.append(("Content-Type", "application/json"))
-        self.context.metrics.requests.labels(api, str(status)).inc()
+        self._labelled(self.context.metrics.requests, api, str(status)).inc()
         if body:
             headers.append(("Content-Length", str(len(body))))
         start_response(STATUS_LINES[status], headers)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,49 @@ def test_https_refuses_a_certificate_it_does_not_trust(certificate: tuple[Path, 
     assert server.requests == []
     writer.close()
     server.close()
+
+
+def test_a_plain_connection_waits_in_the_kernel_with_its_timeout() -> None:
+    """No poll before each send and receive, nor an ioctl at each reuse: the socket blocks,
+    with SO_SNDTIMEO and SO_RCVTIMEO as its timeout; an unchanged timeout is no system call."""
+    server = ScriptedHTTP([(NO_CONTENT, False), (NO_CONTENT, False)])
+    connection, answer = exchange(server)
+    assert answer.status == 204
+    sock = connection.sock
+    assert sock is not None
+    assert sock.gettimeout() is None
+    for option in (socket.SO_SNDTIMEO, socket.SO_RCVTIMEO):
+        assert struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, option, 16)) == (5, 0)
+    connection.set_timeout(0.25)
+    seconds, micros = struct.unpack(
+        "@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+    )
+    assert seconds == 0
+    assert 250_000 <= micros < 260_000  # the kernel keeps it in clock ticks
+    assert connection.exchange(HEAD % 1, b"x").status == 204
+    connection.close()
+    server.close()
+
+
+def test_a_silent_server_times_out_within_the_timeout() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    connection = Connection("127.0.0.1", listener.getsockname()[1], timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.exchange(HEAD % 1, b"x")
+    assert 0.25 <= time.monotonic() - started < 3
+    assert connection.sock is None
+    listener.close()
+
+
+def test_a_send_the_server_does_not_take_times_out_within_the_timeout() -> None:
+    """A peer that reads nothing: the send waits its timeout in all, then TimeoutError (not
+    the early-answer path, which would wait for an answer that is not coming)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connection = Connection("127.0.0.1", listener.getsockname()[1], timeout=0.3)
+    body = b"x" * (64 << 20)  # far more than the socket buffers on both sides hold
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.exchange(HEAD % len(body), body)
+    assert 0.25 <= time.monotonic() - started < 3
+    listener.close()
