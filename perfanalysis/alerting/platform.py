@@ -103,11 +103,17 @@ DROPPED_AT_STARTUP = (
     f"(time() - process_start_time_seconds < {STARTUP_GRACE}))[{DROPPED_WINDOW}:15s])"
 )
 
+# every drop of the window was made by the running process (the window's increase, which
+# extrapolates a little, is no more than its counter): drops of a process before a restart are
+# not excused by the new one's startup, nor by another startup's within the window
+DROPPED_ALL_THIS_PROCESS = f"(increase({DROPPED}[{DROPPED_WINDOW}]) < {DROPPED} * 1.05 + 1)"
+
 NOTIFICATIONS_DROPPED = PlatformRule(
     alert="PrometheusNotificationsDropped",
     expr=(
         f"increase({DROPPED}[{DROPPED_WINDOW}]) > 0 unless on (job, instance) "
-        f"({DROPPED} <= on (job, instance) {DROPPED_AT_STARTUP})"
+        f"({DROPPED} <= on (job, instance) {DROPPED_AT_STARTUP} and on (job, instance) "
+        f"{DROPPED_ALL_THIS_PROCESS})"
     ),
     for_seconds=0,
     severity="critical",
