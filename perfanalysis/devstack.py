@@ -1530,8 +1530,17 @@ def run_admin(args: list[str]) -> int:
         print(f"devstack: {var_dir() / missing[0]} is missing: run 'make up' first, which sets "
               "the local stack up", file=sys.stderr)  # fmt: skip
         return 2
+    settings = admin_env()
+    if not _owner_runs("PERFANALYSIS_DEV_INFLUXDB_ADDRESS"):
+        # whatever listens at its address now is not the stack's: it gets no password of it
+        del settings["PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD"]
+        del settings["PERFANALYSIS_ADMIN_INFLUXDB_INGEST_PASSWORD"]
+        print(f"devstack: the local stack's InfluxDB is not running ('make up' starts it): "
+              f"a command that provisions InfluxDB (create-tenant, provision-storage, ...) will "
+              f"fail, and InfluxDB's passwords are not given to whatever listens at "
+              f"{settings['PERFANALYSIS_ADMIN_INFLUXDB_URL']}", file=sys.stderr)  # fmt: skip
     command = [*CLI, "admin", "--dev", *args]
-    return subprocess.run(command, env=child_environment(admin_env()), check=False).returncode
+    return subprocess.run(command, env=child_environment(settings), check=False).returncode
 
 
 if __name__ == "__main__":

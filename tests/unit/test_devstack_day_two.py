@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -472,3 +473,29 @@ def test_the_readme_documents_the_upgrade_and_the_kept_addresses() -> None:
     assert "`var/backups/admin-<time>-revision-<old>.db`" in readme
     assert "remove that file to return to the defaults" in readme
     assert "the next `make up` takes the variables' addresses, or the defaults" not in readme
+
+
+def test_make_admin_gives_influxdbs_passwords_only_to_the_stacks_own_influxdb(
+    var: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopped, the stack's recorded InfluxDB address may be another program's by now: a
+    create-tenant would have sent it the InfluxDB admin password."""
+    var.mkdir(mode=0o700)
+    for name in ("influxdb-admin-password", "influxdb-ingest-password"):
+        (var / name).write_text("secret-" + name + "\n")
+    seen: list[dict[str, str]] = []
+
+    def capture(command: list[str], env: dict[str, str], check: bool) -> Any:
+        seen.append(env)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(devstack.subprocess, "run", capture)
+    assert devstack.run_admin(["list-tenants"]) == 0
+    [env] = seen
+    assert "PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD" not in env
+    assert "PERFANALYSIS_ADMIN_INFLUXDB_INGEST_PASSWORD" not in env
+    assert "InfluxDB is not running" in capsys.readouterr().err
+
+    monkeypatch.setattr(devstack, "_owner_runs", lambda variable: True)
+    assert devstack.run_admin(["list-tenants"]) == 0
+    assert seen[1]["PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD"] == devstack.influx_password()
