@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import ssl
 import struct
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest.http1 import MAX_BODY, Answer, BadAnswer, Connection
-from ingest.storage import StorageConflict, StorageUnavailable, V1Writer
+from ingest.storage import StorageConflict, StorageTimedOut, StorageUnavailable, V1Writer
 from tests.support.scripted_http import ScriptedHTTP
 from tests.support.tls import self_signed_certificate
 
@@ -210,3 +213,155 @@ def test_a_send_the_server_does_not_take_times_out_within_the_timeout() -> None:
         connection.exchange(HEAD % len(body), body)
     assert 0.25 <= time.monotonic() - started < 3
     listener.close()
+
+
+class PacedServer:
+    """Answers each request on one connection with the next of ``answers``, each a sequence
+    (possibly endless) of pieces sent ``interval`` apart, over TLS with ``tls``. It stops
+    sending, and closes, when closed or ``give_up`` seconds after it started, so a client that
+    waits for an endless answer fails instead of hanging the test run."""
+
+    def __init__(
+        self,
+        answers: list[Iterable[bytes]],
+        interval: float,
+        tls: ssl.SSLContext | None = None,
+        give_up: float = 5.0,
+    ) -> None:
+        self.answers = answers
+        self.interval = interval
+        self.tls = tls
+        self.stopped = threading.Event()
+        self.give_up_at = time.monotonic() + give_up
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+        except OSError:  # closed by close()
+            return
+        with connection:
+            for answer in self.answers:
+                if not _read_request(connection):
+                    return
+                for piece in answer:
+                    if time.monotonic() > self.give_up_at or self.stopped.wait(self.interval):
+                        return
+                    try:
+                        connection.sendall(piece)
+                    except OSError:  # the client gave up
+                        return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+def _read_request(connection: socket.socket) -> bytes:
+    """A request's head and its Content-Length's body; b"" if the connection closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return b""
+        body += chunk
+    return data
+
+
+def one_byte_at_a_time(data: bytes) -> Iterator[bytes]:
+    return (data[index : index + 1] for index in range(len(data)))
+
+
+TIMEOUT = 0.5
+SLACK = 0.4  # a shared two-core machine may be slow to wake a thread
+
+
+TRICKLED_ANSWERS = {
+    "head": lambda: one_byte_at_a_time(b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"a" * 10_000),
+    "interim answers": lambda: itertools.repeat(b"HTTP/1.1 100 Continue\r\n\r\n"),
+    "body": lambda: itertools.chain(
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"], itertools.repeat(b"x")
+    ),
+    "chunked body": lambda: itertools.chain(
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"],
+        itertools.repeat(b"1\r\nx\r\n"),
+    ),
+}
+
+
+@pytest.mark.parametrize("what", TRICKLED_ANSWERS)
+def test_a_trickled_answer_is_cut_at_the_deadline(what: str) -> None:
+    """Every piece comes well within the timeout, but the answer as a whole does not: the
+    exchange ends at its deadline, not one timeout after the last piece."""
+    server = PacedServer([TRICKLED_ANSWERS[what]()], interval=0.02)
+    connection = Connection("127.0.0.1", server.port, timeout=TIMEOUT)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.exchange(HEAD % 1, b"x")
+    took = time.monotonic() - started
+    assert TIMEOUT - 0.01 <= took < TIMEOUT + SLACK, what
+    assert connection.sock is None  # half an answer read: never used again
+    server.close()
+
+
+def test_a_trickled_answer_over_tls_is_cut_at_the_deadline(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    answer = one_byte_at_a_time(b"HTTP/1.1 204 No Content\r\n" + b"X-Pad: " + b"a" * 10_000)
+    server = PacedServer([answer], interval=0.02, tls=server_side)
+    client_side = ssl.create_default_context(cafile=cert)
+    connection = Connection("127.0.0.1", server.port, TIMEOUT, client_side)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.exchange(HEAD % 1, b"x")
+    assert TIMEOUT - 0.01 <= time.monotonic() - started < TIMEOUT + SLACK
+    assert connection.sock is None
+    server.close()
+
+
+def test_the_v1_writer_reports_a_trickled_answer_as_storage_timed_out() -> None:
+    """The reviewer's case: a storage answering a byte at a time, with a write's own timeout
+    (as group commit gives it) shorter than the writer's."""
+    server = PacedServer([one_byte_at_a_time(NO_CONTENT + b"trailing" * 100)], interval=0.1)
+    writer = V1Writer(f"http://127.0.0.1:{server.port}", "", "", timeout=5)
+    started = time.monotonic()
+    with pytest.raises(StorageTimedOut, match=r"within 0\.5s"):
+        writer.write("db", b"m v=1 1", timeout=TIMEOUT)
+    assert time.monotonic() - started < TIMEOUT + SLACK
+    writer.close()
+    server.close()
+
+
+def test_a_slow_answer_within_the_deadline_leaves_the_next_exchange_its_whole_timeout() -> None:
+    """An answer whose bytes come over half the timeout succeeds and keeps the connection; the
+    next exchange on it has the whole timeout again, not what the slow one had left."""
+    server = PacedServer([one_byte_at_a_time(NO_CONTENT), [NO_CONTENT]], interval=0.01)
+    connection = Connection("127.0.0.1", server.port, timeout=2)
+    first = connection.exchange(HEAD % 1, b"x")
+    assert (first.status, first.reusable) == (204, True)
+    sock = connection.sock
+    assert sock is not None
+    assert connection.exchange(HEAD % 1, b"y").status == 204
+    assert connection.sock is sock
+    seconds, micros = struct.unpack(
+        "@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+    )
+    assert 1.98 <= seconds + micros / 1e6 <= 2.0
+    connection.close()
+    server.close()
