@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tenants.ttlcache import TtlCache
@@ -44,16 +44,33 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
+    """Migrate to the newest revision, all of it or nothing: a failed migration leaves the
+    database as it was (tables, rows, revision) on PostgreSQL and on SQLite alike."""
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with (
-        engine.connect() as connection,
-        _sqlite_foreign_keys_off(connection),
-        connection.begin(),
-    ):
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                command.upgrade(config, "head")
+            return
+        with (
+            _sqlite_foreign_keys_off(connection),
+            _sqlite_transactional_ddl(connection),
+            connection.begin(),
+        ):
+            before = _revision_of(connection)
+            command.upgrade(config, "head")
+            if _revision_of(connection) != before:  # a database left as it was is not judged
+                _check_foreign_keys(connection)
+
+
+class ForeignKeyViolation(RuntimeError):
+    """After the migrations, rows reference rows that do not exist; nothing was migrated."""
+
+
+MAX_VIOLATIONS_NAMED = 10
 
 
 @contextlib.contextmanager
@@ -63,25 +80,93 @@ def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     A batch migration recreates a table (a copy, DROP, rename): with foreign keys enforced, as
     the app's engine has them, the DROP deletes every row that references the table ON DELETE
     CASCADE (0010's recreated collectors took every API key with them). SQLite ignores the
-    pragma inside a transaction, so it is set, and committed, before one."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
+    pragma inside a transaction, so it is set, and committed, before one. Should it not be back
+    afterwards (SQLite ignores it silently), the connection is invalidated: the pool must not
+    hand the app a connection that enforces no foreign key."""
     enforced = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
     connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     connection.commit()
     try:
         yield
     finally:
+        _restore_foreign_keys(connection, enforced)
+
+
+def _restore_foreign_keys(connection: Connection, enforced: bool) -> None:
+    try:
+        if connection.in_transaction():
+            connection.rollback()
         connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+        restored = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar()) == enforced
         connection.commit()
+    except SQLAlchemyError:
+        log.exception("could not set PRAGMA foreign_keys back after the migrations")
+        restored = False
+    if not restored:
+        log.warning("PRAGMA foreign_keys did not go back to %s after the migrations: the "
+                    "connection is discarded", "ON" if enforced else "OFF")  # fmt: skip
+        connection.invalidate()
+
+
+@contextlib.contextmanager
+def _sqlite_transactional_ddl(connection: Connection) -> Iterator[None]:
+    """SQLAlchemy's recipe for transactions that cover DDL on pysqlite, for this connection.
+
+    Python's sqlite3 begins a transaction only before INSERT, UPDATE or DELETE, so a
+    migration's CREATE, DROP and ALTER were committed as they ran, and a migration that failed
+    half-way left its half behind (a batch migration's ``_alembic_tmp_`` table) while
+    alembic_version stayed, which the next run tripped over. Here the driver's own
+    transaction handling is off (autocommit) and SQLAlchemy's begin emits ``BEGIN IMMEDIATE``,
+    so everything from there to the commit or rollback is one SQLite transaction. IMMEDIATE
+    takes the write lock up front: a deferred one could meet a concurrent writer's commit
+    between its first read and first write, which SQLite answers "database is locked" at once.
+    The pool sets the isolation level back when the connection returns to it."""
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    def begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(connection, "begin", begin_immediate)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", begin_immediate)
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Raise ForeignKeyViolation, naming table, row and column, if any row references a row
+    that does not exist (nothing enforced that while the migrations ran)."""
+    violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if not violations:
+        return
+    quote_name = connection.dialect.identifier_preparer.quote_identifier
+    named = []
+    for table, rowid, parent, key_id in violations[:MAX_VIOLATIONS_NAMED]:
+        keys = connection.exec_driver_sql(f"PRAGMA foreign_key_list({quote_name(table)})").all()
+        columns = ", ".join(str(key[3]) for key in keys if key[0] == key_id) or "?"
+        row = f"row {rowid}" if rowid is not None else "a row (WITHOUT ROWID table)"
+        named.append(f"{table} {row}: {columns} references no row of {parent}")
+    more = len(violations) - len(named)
+    raise ForeignKeyViolation(
+        f"{len(violations)} foreign key violation(s) after the migrations, so none was kept "
+        f"(the database is as it was): {'; '.join(named)}"
+        + (f"; and {more} more" if more else "")
+        + " (PRAGMA foreign_key_check lists them all; fix or delete those rows, then rerun)"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        if "alembic_version" not in inspect(connection).get_table_names():
-            return None
-        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return _revision_of(connection)
+
+
+def _revision_of(connection: Connection) -> str | None:
+    if "alembic_version" not in inspect(connection).get_table_names():
+        return None
+    revision: str | None = connection.exec_driver_sql(
+        "SELECT version_num FROM alembic_version"
+    ).scalar()
+    return revision
 
 
 @functools.cache
