@@ -1533,8 +1533,8 @@ def run_admin(args: list[str]) -> int:
     settings = admin_env()
     if not _owner_runs("PERFANALYSIS_DEV_INFLUXDB_ADDRESS"):
         # whatever listens at its address now is not the stack's: it gets no password of it
-        del settings["PERFANALYSIS_ADMIN_INFLUXDB_ADMIN_PASSWORD"]
-        del settings["PERFANALYSIS_ADMIN_INFLUXDB_INGEST_PASSWORD"]
+        for setting in ("ADMIN_USER", "ADMIN_PASSWORD", "INGEST_USER", "INGEST_PASSWORD"):
+            del settings[f"PERFANALYSIS_ADMIN_INFLUXDB_{setting}"]  # a user needs its password
         print(f"devstack: the local stack's InfluxDB is not running ('make up' starts it): "
               f"a command that provisions InfluxDB (create-tenant, provision-storage, ...) will "
               f"fail, and InfluxDB's passwords are not given to whatever listens at "
