@@ -4,7 +4,7 @@ tokens."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +22,7 @@ from tenants.crypto import (
     verify_password,
 )
 from tenants.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
-from tenants.grants import refuse_if_expiring_token
+from tenants.grants import no_later_than_calling_token, refuse_if_expiring_token
 from tenants.models import ApiToken, Membership, Tenant, User, utcnow
 from tenants.paging import Order, Page, fetch_page
 from tenants.throttle import Throttle
@@ -460,8 +460,9 @@ def issue_token(
         require_platform(actor)
     name = validation.text(name, "name", 100)
     expires_at = _token_expiry(expires_in_days)
-    if actor.token_id is not None:
-        expires_at = _no_later_than_calling_token(db, actor.token_id, expires_at)
+    expires_at = no_later_than_calling_token(
+        db, actor, expires_at, "expires_in_days", "admin issue-token"
+    )
     if not user.is_active:
         raise Conflict(f"user {user.email} is disabled", "email")
     new = hasher.issue(TOKEN_PREFIX)
@@ -495,34 +496,6 @@ def _token_expiry(days: int | None) -> datetime | None:
             "expires_in_days",
         )
     return utcnow() + timedelta(days=days)
-
-
-def _no_later_than_calling_token(
-    db: Session, token_id: str, expires_at: datetime | None
-) -> datetime | None:
-    """The expiry of a token issued by a request that came with the API token ``token_id``: no
-    later than that token's, so that a stolen short-lived token cannot mint a lasting one. None
-    asked for is the calling token's own expiry (none if it has none)."""
-    limit = get_token(db, None, token_id).expires_at
-    if limit is None:
-        return expires_at
-    if expires_at is None:
-        return limit
-    if expires_at <= limit:
-        return expires_at
-    whole_days = (limit - utcnow()) // timedelta(days=1)
-    allowed = (
-        f"give at most {whole_days} or leave it out to take the same expiry"
-        if whole_days >= 1
-        else "leave it out to take the same expiry"
-    )
-    raise Invalid(
-        f"expires_in_days reaches beyond {limit.astimezone(UTC):%Y-%m-%d %H:%M} UTC, when the API "
-        f"token this request came with expires, and a token issues only tokens that expire no "
-        f"later than itself: {allowed}. Signing in (the Account page) lifts the limit, as does "
-        "admin issue-token",
-        "expires_in_days",
-    )
 
 
 def token_state(token: ApiToken, now: datetime | None = None) -> str:

@@ -12,14 +12,14 @@ Lowering access (disabling, demoting, removing, revoking, pinning) stays open to
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tenants.access import Actor
 from tenants.errors import Forbidden, Invalid
-from tenants.models import ApiToken
+from tenants.models import ApiToken, utcnow
 
 
 def calling_token_expiry(db: Session, actor: Actor) -> datetime | None:
@@ -50,18 +50,25 @@ def refuse_if_expiring_token(
 
 
 def no_later_than_calling_token(
-    db: Session, actor: Actor, expires_at: datetime | None, field: str
+    db: Session, actor: Actor, expires_at: datetime | None, field: str, command: str
 ) -> datetime | None:
     """``expires_at`` of a credential issued by ``actor``: with an expiring API token, None
-    (never) becomes the token's own expiry, and a later one is refused (Invalid on ``field``)."""
+    (never) becomes the token's own expiry, and a later one is refused (Invalid on ``field``,
+    naming the limit, what may be given, and ``command``, the admin CLI's way round it)."""
     limit = calling_token_expiry(db, actor)
     if limit is None or (expires_at is not None and expires_at <= limit):
         return expires_at
     if expires_at is None:
         return limit
+    whole_days = (limit - utcnow()) // timedelta(days=1)
+    allowed = (
+        f"give at most {whole_days} or leave it out to take the same expiry"
+        if whole_days >= 1
+        else "leave it out to take the same expiry"
+    )
     raise Invalid(
         f"{field} reaches beyond {limit.astimezone(UTC):%Y-%m-%d %H:%M} UTC, when the API token "
-        "this request came with expires, and what a token issues expires no later than itself: "
-        "ask for less, or leave it out to take the token's expiry. Signing in lifts the limit",
+        f"this request came with expires, and what a token issues expires no later than itself: "
+        f"{allowed}. Signing in (the Account page) lifts the limit, as does {command}",
         field,
     )

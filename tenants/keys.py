@@ -83,7 +83,9 @@ def issue_key(
         if limit is not None and (expires_at is None or expires_at > limit):
             expires_at = limit
     else:
-        expires_at = no_later_than_calling_token(db, actor, expires_at, "expires_in_days")
+        expires_at = no_later_than_calling_token(
+            db, actor, expires_at, "expires_in_days", "admin issue-key"
+        )
     new = hasher.issue(KEY_PREFIX)
     key = ApiKey(
         key_id=new.public_id,
@@ -207,7 +209,9 @@ def rotate_key(
     else:
         lifetime = _lifetime(expires_in_days)  # checked before the old key is changed
         if lifetime is not None:
-            no_later_than_calling_token(db, actor, utcnow() + lifetime, "expires_in_days")
+            no_later_than_calling_token(
+                db, actor, utcnow() + lifetime, "expires_in_days", "admin rotate-key"
+            )
     ends = utcnow() + overlap
     if key.expires_at is None or key.expires_at > ends:
         key.expires_at = ends
