@@ -2,7 +2,7 @@
  * ingest._batchfast: BatchPreparer._whole_batch (ingest/batch.py) in one pass over the body.
  *
  * whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes, max_fields, max_points,
- *             allow_unsigned, forced_keys) -> (payload, points, memo) | None
+ *             allow_unsigned, refused_field_keys) -> (payload, points, memo) | None
  *
  * body is the request body after the UTF-8 check and CRLF -> LF; a final newline ends the last
  * line (it does not start an empty one). Every line must be a cached series (the bytes before
@@ -10,9 +10,9 @@
  * space) followed by exactly what _block_pattern accepts: fields without quotes or backslashes
  * whose numbers are certainly in range, a space and a timestamp of exactly len(lowest) digits
  * within [lowest, highest] (compared as text). No field may be named ``time`` or as one of
- * ``forced_keys`` (a tuple of bytes: the keys of the tags the caller forces, which the cached
- * heads hold). The payload is, per line, the cached head, the part after the series and
- * ``zeros``, lines joined by newlines.
+ * ``refused_field_keys`` (a tuple of bytes: ForcedTags.refused_field_keys_bytes, the keys of
+ * the tags the caller forces and ``host``). The payload is, per line, the cached head, the part
+ * after the series and ``zeros``, lines joined by newlines.
  *
  * A collector sends the same series in the same order every interval. ``memo`` (None, or what
  * an earlier call returned) is an earlier batch's series, each followed by a newline, and their
@@ -169,51 +169,53 @@ name_end(const unsigned char *p, const unsigned char *end)
     return p;
 }
 
-/* The keys of the tags the caller forces (ForcedTags.keys_bytes): a few short names. */
-#define MAX_FORCED_KEYS 8
+/* The field keys ingest refuses besides "time" (ForcedTags.refused_field_keys_bytes: the
+ * forced tags' keys and "host"): a few short names. */
+#define MAX_REFUSED_KEYS 8
 
 typedef struct {
-    const char *names[MAX_FORCED_KEYS];
-    size_t sizes[MAX_FORCED_KEYS];
+    const char *names[MAX_REFUSED_KEYS];
+    size_t sizes[MAX_REFUSED_KEYS];
     Py_ssize_t count;
-} ForcedKeys;
+} RefusedKeys;
 
-/* Field keys the exact parser refuses: InfluxDB's "time", and the tags ingest forces. */
+/* Field keys the exact parser refuses: InfluxDB's "time", and those ``refused`` names. */
 static inline int
-reserved_field(const unsigned char *p, const unsigned char *end, const ForcedKeys *forced)
+reserved_field(const unsigned char *p, const unsigned char *end, const RefusedKeys *refused)
 {
     size_t size = (size_t)(end - p);
     if (size == 4 && memcmp(p, "time", 4) == 0) {
         return 1;
     }
-    for (Py_ssize_t i = 0; i < forced->count; i++) {
-        if (size == forced->sizes[i] && memcmp(p, forced->names[i], size) == 0) {
+    for (Py_ssize_t i = 0; i < refused->count; i++) {
+        if (size == refused->sizes[i] && memcmp(p, refused->names[i], size) == 0) {
             return 1;
         }
     }
     return 0;
 }
 
-/* ``forced_keys`` (a tuple of at most MAX_FORCED_KEYS bytes) read into ``forced``; -1 with an
- * exception set otherwise. The bytes stay the tuple's, which the caller holds for the call. */
+/* ``refused_field_keys`` (a tuple of at most MAX_REFUSED_KEYS bytes) read into ``refused``; -1
+ * with an exception set otherwise. The bytes stay the tuple's, which the caller holds for the
+ * call. */
 static int
-read_forced_keys(PyObject *forced_keys, ForcedKeys *forced)
+read_refused_keys(PyObject *refused_field_keys, RefusedKeys *refused)
 {
-    Py_ssize_t count = PyTuple_GET_SIZE(forced_keys);
-    if (count > MAX_FORCED_KEYS) {
-        PyErr_Format(PyExc_ValueError, "at most %d forced keys", MAX_FORCED_KEYS);
+    Py_ssize_t count = PyTuple_GET_SIZE(refused_field_keys);
+    if (count > MAX_REFUSED_KEYS) {
+        PyErr_Format(PyExc_ValueError, "at most %d refused field keys", MAX_REFUSED_KEYS);
         return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(forced_keys, i);
+        PyObject *name = PyTuple_GET_ITEM(refused_field_keys, i);
         if (!PyBytes_Check(name)) {
-            PyErr_SetString(PyExc_TypeError, "forced_keys must be a tuple of bytes");
+            PyErr_SetString(PyExc_TypeError, "refused_field_keys must be a tuple of bytes");
             return -1;
         }
-        forced->names[i] = PyBytes_AS_STRING(name);
-        forced->sizes[i] = (size_t)PyBytes_GET_SIZE(name);
+        refused->names[i] = PyBytes_AS_STRING(name);
+        refused->sizes[i] = (size_t)PyBytes_GET_SIZE(name);
     }
-    forced->count = count;
+    refused->count = count;
     return 0;
 }
 
@@ -389,19 +391,19 @@ static PyObject *
 whole_batch(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *body, *cache, *memo, *forced_keys;
+    PyObject *body, *cache, *memo, *refused_field_keys;
     const char *lowest, *highest, *zeros;
     Py_ssize_t lowest_size, highest_size, zeros_size;
     Py_ssize_t max_line_bytes, max_fields, max_points;
     int allow_unsigned;
-    ForcedKeys forced;
+    RefusedKeys refused;
     if (!PyArg_ParseTuple(args, "O!O!Oy#y#y#nnnpO!:whole_batch", &PyBytes_Type, &body,
                           &PyDict_Type, &cache, &memo, &lowest, &lowest_size, &highest,
                           &highest_size, &zeros, &zeros_size, &max_line_bytes, &max_fields,
-                          &max_points, &allow_unsigned, &PyTuple_Type, &forced_keys)) {
+                          &max_points, &allow_unsigned, &PyTuple_Type, &refused_field_keys)) {
         return NULL;
     }
-    if (read_forced_keys(forced_keys, &forced) < 0) {
+    if (read_refused_keys(refused_field_keys, &refused) < 0) {
         return NULL;
     }
     if (lowest_size < 1 || lowest_size != highest_size) {
@@ -462,7 +464,7 @@ whole_batch(PyObject *module, PyObject *args)
         for (;;) {
             const unsigned char *key = q;
             q = name_end(q, line_end);
-            if (q == NULL || q >= line_end || *q != '=' || reserved_field(key, q, &forced)) {
+            if (q == NULL || q >= line_end || *q != '=' || reserved_field(key, q, &refused)) {
                 goto not_sure;
             }
             q = value_end(q + 1, line_end, allow_unsigned);
@@ -591,10 +593,10 @@ error:
 static PyMethodDef methods[] = {
     {"whole_batch", whole_batch, METH_VARARGS,
      "whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes, max_fields, "
-     "max_points, allow_unsigned, forced_keys)\n--\n\n"
+     "max_points, allow_unsigned, refused_field_keys)\n--\n\n"
      "BatchPreparer._whole_batch over the whole body at once: (payload, points, memo) when every "
      "line is a plain point of a cached series with a timestamp in [lowest, highest] and no field "
-     "named time or as a forced key, else None."},
+     "named time or as one of refused_field_keys, else None."},
     {NULL, NULL, 0, NULL},
 };
 

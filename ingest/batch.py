@@ -3,7 +3,8 @@
 Every line is checked by ``lineprotocol.parse_line``'s rules and by the service's limits, and
 rewritten with the tags the key forces (``ForcedTags``: ``tenant`` and ``collector``, and
 ``host`` for a collector pinned to its hostname; a client's own are replaced), timestamps in
-nanoseconds. A batch with any bad line raises InvalidBatch: nothing is written.
+nanoseconds. No key may write a field named as one of those three tags. A batch with any bad
+line raises InvalidBatch: nothing is written.
 
 Speed matters here (architecture target: ingest at least 0.8 of direct writes), so the body
 stays bytes (valid UTF-8 is checked once, then only lines the exact parser must see are decoded)
@@ -61,7 +62,7 @@ from ingest.lineprotocol import (
 # follows in a later batch with the same series in the same order.
 Memo = tuple[bytes, tuple[bytes, ...]]
 # ingest._batchfast.whole_batch(body, cache, memo, lowest, highest, zeros, max_line_bytes,
-#                               max_fields, max_points, allow_unsigned, forced_keys)
+#                               max_fields, max_points, allow_unsigned, refused_field_keys)
 #     -> (payload, points, memo) | None
 NativeWholeBatch = Callable[
     [
@@ -149,8 +150,10 @@ class ForcedTags:
     ``tenant``, and ``host`` when the key's collector is pinned to its hostname (``host``
     None: the client's own ``host`` tag is kept, for a collector that pushes for many hosts).
 
-    A field may not have the name of a forced tag (InfluxQL would read the field for the tag),
-    so ``keys`` also decides which field keys the fast paths refuse.
+    A field may not have the name of a forced tag, nor be named ``host`` from a free key: where
+    a measurement has a field and a tag of one name, InfluxQL reads the unqualified name
+    (``WHERE host = 'x'``, as every dashboard filters) as the field. ``refused_field_keys``
+    names them, for every path.
     """
 
     def __init__(self, tenant: str, collector: str, host: str | None = None) -> None:
@@ -164,6 +167,10 @@ class ForcedTags:
         self.pairs: tuple[tuple[str, str], ...] = tuple(sorted(named))
         self.keys: tuple[str, ...] = tuple(key for key, _ in self.pairs)
         self.keys_bytes: tuple[bytes, ...] = tuple(key.encode() for key in self.keys)
+        self.refused_field_keys: tuple[str, ...] = tuple(sorted({*self.keys, "host"}))
+        self.refused_field_keys_bytes: tuple[bytes, ...] = tuple(
+            key.encode() for key in self.refused_field_keys
+        )
         self.escaped: tuple[tuple[bytes, bytes], ...] = tuple(
             (key.encode(), escape_key(value).encode()) for key, value in self.pairs
         )
@@ -177,11 +184,11 @@ class ForcedTags:
 
 
 def _fast_patterns(
-    allow_unsigned: bool, forced_keys: tuple[str, ...]
+    allow_unsigned: bool, refused_field_keys: tuple[str, ...]
 ) -> tuple[re.Pattern[bytes], re.Pattern[bytes], str]:
     """A line with no backslash or quote whose numbers are certainly in range, and its part
     after the series (for series already seen); both for UTF-8 bytes. Field keys named as one
-    of ``forced_keys`` are not matched (the exact parser refuses them).
+    of ``refused_field_keys`` are not matched (the exact parser refuses them).
 
     Groups: series (measurement and tags), fields, timestamp. Integers of up to 18 digits and
     floats of up to 200 integral digits with a 2-digit exponent cannot overflow; longer ones
@@ -190,7 +197,7 @@ def _fast_patterns(
     """
     name = r'[^\x00-\x20\x7f,=\\"_#][^\x00-\x20\x7f,=\\"]*+'
     tag_key = r"(?!time=)" + name  # refused by InfluxDB: the exact parser says so
-    reserved = "|".join(re.escape(key) for key in ("time", *forced_keys))
+    reserved = "|".join(re.escape(key) for key in ("time", *refused_field_keys))
     field_key = rf"(?!(?:{reserved})=)" + name  # refused: InfluxDB's, then ours
     tag_value = r'[^\x00-\x20\x7f,=\\"]++'
     unsigned = r"|[0-9]{1,19}+u" if allow_unsigned else ""
@@ -228,11 +235,11 @@ def _duration_text(ns: int) -> str:
 
 
 class _Grammar:
-    """The fast paths' patterns for one set of forced keys (the field keys they refuse)."""
+    """The fast paths' patterns for one set of refused field keys."""
 
-    def __init__(self, allow_unsigned: bool, forced_keys: tuple[str, ...]) -> None:
+    def __init__(self, allow_unsigned: bool, refused_field_keys: tuple[str, ...]) -> None:
         line_pattern, rest_pattern, self.fields_pattern = _fast_patterns(
-            allow_unsigned, forced_keys
+            allow_unsigned, refused_field_keys
         )
         self.line = line_pattern.fullmatch
         self.rest = rest_pattern.fullmatch
@@ -258,7 +265,7 @@ class BatchPreparer:
     ) -> None:
         self.rules = rules
         self._native = NATIVE if native else None
-        # per forced keys (two sets in practice: with host and without)
+        # per refused field keys (one set in practice: the forced tags' keys and host)
         self._grammars: dict[tuple[str, ...], _Grammar] = {}
         self._cache: dict[str, dict[bytes, bytes]] = {}
         self._cache_limit = series_cache_size
@@ -268,9 +275,10 @@ class BatchPreparer:
         self._memo_lines = 0
 
     def _grammar(self, forced: ForcedTags) -> _Grammar:
-        grammar = self._grammars.get(forced.keys)
+        refused = forced.refused_field_keys
+        grammar = self._grammars.get(refused)
         if grammar is None:
-            grammar = self._grammars[forced.keys] = _Grammar(self.rules.allow_unsigned, forced.keys)
+            grammar = self._grammars[refused] = _Grammar(self.rules.allow_unsigned, refused)
         return grammar
 
     def prepare(
@@ -410,7 +418,7 @@ class BatchPreparer:
             rules.max_fields,
             rules.max_points,
             rules.allow_unsigned,
-            forced.keys_bytes,
+            forced.refused_field_keys_bytes,
         )
         if found is None:
             return None
@@ -525,11 +533,16 @@ class BatchPreparer:
             raise LineProtocolError(
                 f"{len(point.fields)} fields; at most {self.rules.max_fields} are accepted"
             )
-        shadowing = [key for key, _ in point.fields if key in forced.keys]
+        shadowing = [key for key, _ in point.fields if key in forced.refused_field_keys]
         if shadowing:
+            tag = (
+                "a tag ingest sets from the key"
+                if shadowing[0] in forced.keys
+                else "the host tag the dashboards filter on"
+            )
             raise LineProtocolError(
-                f"field {shadowing[0]!r} has the name of a tag ingest sets from the key, and "
-                "InfluxQL would read the field for the tag: rename the field"
+                f"field {shadowing[0]!r} has the name of {tag}, and InfluxQL would read the "
+                "field for the tag: rename the field"
             )
         stamp: int | str = window.now_text
         if point.timestamp is not None:

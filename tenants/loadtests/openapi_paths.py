@@ -141,11 +141,18 @@ PRICE_SNAPSHOT = {**_object({
     "as_of": {"type": "string", "format": "date", "nullable": True}, "match": _NULLABLE_TEXT,
     "burstable": {"type": "boolean", "description": "the row's burstable flag"},
 }), "nullable": True, "description": "the price copied when the run was stored (or set later)"}  # fmt: skip
+RUN_HOST = _object({
+    "hostname": _TEXT, "cpu_model": _TEXT, "vcpus": {"type": "integer"},
+    "memory_bytes": {"type": "integer"},
+    "kernel": {**_NULLABLE_TEXT, "minLength": 1,
+               "description": "null: not recorded (the original system's results)"},
+    "cloud_provider": _NULLABLE_TEXT, "region": _NULLABLE_TEXT, "instance_type": _NULLABLE_TEXT,
+})  # fmt: skip
 _RUN_FIELDS: dict[str, Schema] = {
     "id": _ID, "name": _TEXT, "label": _TEXT, "notes": _TEXT, "collector_id": _NULLABLE_ID,
     "collector_name": _NULLABLE_TEXT, "uploaded_at": _TIME, "uploaded_by": _TEXT,
     "uploaded_via": {"type": "string", "enum": ["collector_key", "user", "example"]},
-    "started_at": _TIME, "finished_at": _TIME, "host": {"type": "object"}, "unit": _TEXT,
+    "started_at": _TIME, "finished_at": _TIME, "host": RUN_HOST, "unit": _TEXT,
     "max_units_per_second": _NUMBER, "repeatability_cv_percent": _NULLABLE_NUMBER,
     "all_levels_accepted": {"type": "boolean"}, "price": PRICE_SNAPSHOT,
     "units_per_usd_hour": {**_NUMBER, "nullable": True,

@@ -8,6 +8,7 @@ from typing import Any
 
 from tenants.loadtests.advice import Advice
 from tenants.loadtests.compare import price_performance
+from tenants.loadtests.contract import NOT_RECORDED
 from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.rightsizing import Candidate
 
@@ -49,7 +50,7 @@ def run_json(run: LoadTestRun, levels: bool = False) -> Json:
             "cpu_model": run.cpu_model,
             "vcpus": run.vcpus,
             "memory_bytes": run.memory_bytes,
-            "kernel": run.kernel,
+            "kernel": recorded_kernel(run),
             "cloud_provider": run.cloud_provider,
             "region": run.region,
             "instance_type": run.instance_type,
@@ -64,6 +65,11 @@ def run_json(run: LoadTestRun, levels: bool = False) -> Json:
     if levels:
         body["levels"] = [level_json(level) for level in run.levels]
     return body
+
+
+def recorded_kernel(run: LoadTestRun) -> str | None:
+    """The run's kernel; None when not recorded, which the column holds as "" (NOT NULL)."""
+    return None if run.kernel == NOT_RECORDED else run.kernel
 
 
 def price_snapshot_json(run: LoadTestRun) -> Json | None:

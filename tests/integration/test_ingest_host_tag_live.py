@@ -2,7 +2,7 @@
 
 A pinned collector's points land with host=<its registered hostname>, whatever host tag they
 were sent with (on the line path and, once its series are cached, on the whole-batch path); a
-free collector's keep theirs; a change made through the admin API reaches the running ingest
+free collector's keep theirs; a field named host is refused from both; a change made through the admin API reaches the running ingest
 within its key cache's lifetime, without a restart, and is audited.
 """
 
@@ -98,9 +98,15 @@ def test_a_pinned_key_writes_as_its_registered_host_and_a_free_key_as_it_says(
             assert response.status_code == 204, response.text
         assert stack.hosts_at(pinned, stamp) == [PINNED_HOSTNAME, PINNED_HOSTNAME]
         assert stack.hosts_at(free, stamp) == ["other", None]
-    shadowing = stack.write(pinned, f'cpu,cpu=0 value=1,host="other" {stack.next_stamp()}')
-    assert shadowing.status_code == 400
-    assert "field 'host' has the name of a tag ingest sets from the key" in shadowing.text
+    shadowed = {
+        pinned: "field 'host' has the name of a tag ingest sets from the key",
+        free: "field 'host' has the name of the host tag the dashboards filter on",
+    }
+    for key, reason in shadowed.items():  # cached series: the whole-batch path first
+        shadowing = stack.write(key, f'cpu,cpu=0 value=1,host="other" {stack.next_stamp()}')
+        assert shadowing.status_code == 400
+        [invalid] = shadowing.json()["invalid_lines"]
+        assert (invalid["line"], invalid["reason"][: len(reason)]) == (1, reason)
     stored = stack.influxdb.rows('SHOW TAG VALUES FROM cpu WITH KEY = "host"', db=pinned.database)
     assert sorted(row["value"] for row in stored) == ["other", PINNED_HOSTNAME]
 

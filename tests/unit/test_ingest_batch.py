@@ -382,6 +382,7 @@ def test_duplicate_tags_and_fields_are_refused_on_both_paths() -> None:
         ("m v=1,time=2", "column 7: field key 'time' names the timestamp: InfluxDB refuses it"),
         ('m tenant="other"', "field 'tenant' has the name of a tag ingest sets from the key"),
         ("m v=1,collector=2", "field 'collector' has the name of a tag ingest sets from the key"),
+        ("m host=t", "field 'host' has the name of the host tag the dashboards filter on"),
     ],
 )
 def test_reserved_keys_are_refused_on_both_paths_and_nothing_is_written(

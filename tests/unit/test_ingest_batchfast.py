@@ -149,7 +149,9 @@ def test_unsigned_integers_only_when_allowed(value: str, accepted: bool) -> None
         ("time=1", False),  # InfluxDB refuses the key: the exact parser says so
         ("a=1,tenant=2", False),  # would shadow the forced tag: the exact parser refuses it
         ("collector=1", False),
-        ("times=1,tenants=2,collectors=3,Time=4", True),
+        ("host=1", False),  # refused from every key: dashboards filter on the host tag
+        ("a=1,host=2", False),
+        ("times=1,tenants=2,collectors=3,hosts=4,Time=4", True),
     ],
 )
 def test_fields(fields: str, accepted: bool) -> None:
@@ -252,7 +254,9 @@ def test_a_cache_holding_something_other_than_bytes_is_not_trusted() -> None:
 # dropped), so that whether the batch is taken whole depends on that edge.
 
 plain_names = st.sampled_from(["v", "value", "a", "é", "日本", "a_b", "x#", "a-b.c/d"])
-odd_names = st.sampled_from(["", "_x", "#h", "a b", "a\\b", 'a"b', "a\x7f", "a\tb", "a,b", "a=b"])
+odd_names = st.sampled_from(
+    ["", "_x", "#h", "a b", "a\\b", 'a"b', "a\x7f", "a\tb", "a,b", "a=b", "host", "hosts"]
+)
 edge_values = st.sampled_from(VALID_VALUES + INVALID_VALUES + ["1" * 19 + "u", "7u", "0u"])
 digit_limits = st.one_of(
     # integers and unsigned integers around 18 and 19 digits, signed or not
@@ -415,7 +419,17 @@ def native_call(body: bytes, cache: dict[bytes, bytes], memo: Any) -> Any:
     assert NATIVE is not None
     _, lowest, highest, zeros = bounds
     return NATIVE(
-        body, cache, memo, lowest, highest, zeros, 65_536, 256, 100_000, False, FORCED.keys_bytes
+        body,
+        cache,
+        memo,
+        lowest,
+        highest,
+        zeros,
+        65_536,
+        256,
+        100_000,
+        False,
+        FORCED.refused_field_keys_bytes,
     )
 
 

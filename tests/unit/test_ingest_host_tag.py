@@ -1,9 +1,9 @@
 """A collector pinned to its host: ``host`` forced as ``tenant`` and ``collector`` are.
 
 ForcedTags with a host, on every path of BatchPreparer (exact, line, whole-batch in Python and
-in C): the client's host tag replaced, a field named ``host`` refused as a shadow of the forced
-tag, and the cache never lending a free key's series to a pinned one. The write service forces
-the host its key's lookup names.
+in C): the client's host tag replaced, a field named ``host`` refused from every key as a shadow
+of the host tag, and the cache never lending a free key's series to a pinned one. The write
+service forces the host its key's lookup names.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.batch import NATIVE, BatchPreparer, BatchRules, ForcedTags, InvalidBatch
+from ingest.batch import NATIVE, BatchPreparer, BatchRules, ForcedTags, InvalidBatch, _Window
 from ingest.lineprotocol import parse_line
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import Limit
@@ -48,6 +48,9 @@ def test_forced_tags_with_a_host_hold_it_in_key_order() -> None:
     assert PINNED.keys == ("collector", "host", "tenant")
     assert PINNED.keys_bytes == (b"collector", b"host", b"tenant")
     assert FREE.keys == ("collector", "tenant")
+    for forced in (PINNED, FREE):
+        assert forced.refused_field_keys == ("collector", "host", "tenant")
+        assert forced.refused_field_keys_bytes == (b"collector", b"host", b"tenant")
     assert PINNED.cache_key != FREE.cache_key
     assert ForcedTags("acme", "web-01", "other").cache_key != PINNED.cache_key
     assert PINNED.fitting_line_bytes == FREE.fitting_line_bytes - len(",host=web-01.acme.test")
@@ -117,25 +120,50 @@ SHADOWS = [
 ]
 
 
+SHADOW_REASONS = {
+    "pinned": "field 'host' has the name of a tag ingest sets from the key, and InfluxQL would "
+    "read the field for the tag: rename the field",
+    "free": "field 'host' has the name of the host tag the dashboards filter on, and InfluxQL "
+    "would read the field for the tag: rename the field",
+}
+
+
 @pytest.mark.parametrize("preparer", preparers(), ids=lambda p: "c" if p._native else "python")
 @pytest.mark.parametrize("shadow", SHADOWS)
-def test_a_field_named_host_is_refused_from_a_pinned_key_only(
-    preparer: BatchPreparer, shadow: str
+@pytest.mark.parametrize("key", ["pinned", "free"])
+def test_a_field_named_host_is_refused_from_every_key(
+    preparer: BatchPreparer, shadow: str, key: str
 ) -> None:
     """InfluxQL reads an unqualified ``host`` as the field where both exist: a pinned key could
-    otherwise answer ``WHERE host = 'victim'`` with its own points. A free key's host is its
-    own to give, field or tag, as before."""
-    payload(preparer, f"cpu,cpu=0 value=1 {NOW}", PINNED)  # cpu,cpu=0 now cached
-    payload(preparer, f"cpu,cpu=0 value=1 {NOW}", FREE)
-    for fast in (True, False):
+    otherwise answer ``WHERE host = 'victim'`` with its own points, and one point of a free
+    key's would take the measurement out of every dashboard's host filter. Refused on every
+    path, with the series cached (the whole-batch paths) and not (the line and exact paths)."""
+    forced = {"pinned": PINNED, "free": FREE}[key]
+    for fast in (True, False, True):
         with pytest.raises(InvalidBatch) as refused:
-            preparer.prepare(f"cpu,cpu=0 value=1 {NOW}\n{shadow}".encode(), PINNED, "ns", NOW,
+            preparer.prepare(f"cpu,cpu=0 value=1 {NOW}\n{shadow}".encode(), forced, "ns", NOW,
                              fast=fast)  # fmt: skip
         assert [(issue.line, issue.reason) for issue in refused.value.issues] == [
-            (2, "field 'host' has the name of a tag ingest sets from the key, and InfluxQL "
-                "would read the field for the tag: rename the field")
-        ]  # fmt: skip
-        assert "host=" in payload(preparer, f"cpu,cpu=0 value=1 {NOW}\n{shadow}", FREE, fast)
+            (2, SHADOW_REASONS[key])
+        ]
+        payload(preparer, f"cpu,cpu=0 value=1 {NOW}", forced)  # cpu,cpu=0 now cached
+
+
+@native_only
+@pytest.mark.parametrize("forced", [PINNED, FREE], ids=["pinned", "free"])
+def test_the_c_path_sends_a_batch_with_a_host_field_to_the_exact_parser(
+    forced: ForcedTags,
+) -> None:
+    """Taken whole, the batch would reach storage: the C path must leave it to the exact one."""
+    preparer = BatchPreparer(BatchRules())
+    payload(preparer, f"cpu,cpu=0 value=1 {NOW}", forced)
+    assert preparer._native is not None
+    window = _Window(NOW, preparer.rules)
+    for fields in ("host=1i", "value=1,host=2", "host=t,value=1"):
+        assert preparer._whole_body(f"cpu,cpu=0 {fields} {NOW}".encode(), forced, 1, window) is None
+    taken = preparer._whole_body(f"cpu,cpu=0 hosts=1i {NOW}".encode(), forced, 1, window)
+    assert taken is not None
+    assert taken.points == 1
 
 
 LINES = [
@@ -154,13 +182,18 @@ LINES = [
 
 @native_only
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=6), min_size=1, max_size=4))
-def test_c_and_python_agree_on_pinned_batches(batches: list[list[str]]) -> None:
+@given(
+    st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=6), min_size=1, max_size=4),
+    st.sampled_from([PINNED, FREE]),
+)
+def test_c_and_python_agree_on_pinned_and_free_batches(
+    batches: list[list[str]], forced: ForcedTags
+) -> None:
     native, python = BatchPreparer(BatchRules()), BatchPreparer(BatchRules(), native=False)
 
     def outcome(preparer: BatchPreparer, body: bytes) -> Any:
         try:
-            return preparer.prepare(body, PINNED, "ns", NOW)
+            return preparer.prepare(body, forced, "ns", NOW)
         except InvalidBatch as exc:
             return [(issue.line, issue.reason) for issue in exc.issues]
 

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,17 +31,23 @@ from exporter.loadtest.host import HostFacts
 from exporter.loadtest.result import RunSettings, build, validate
 from exporter.loadtest.runner import RunOutcome
 from exporter.loadtest.upload import field_errors
+from tenants import db as database
 from tenants.errors import Invalid
 from tenants.loadtests import contract as admin_contract
-from tenants.loadtests.openapi_paths import DOCUMENT
+from tenants.loadtests.models import LoadTestRun
+from tenants.loadtests.openapi_paths import DOCUMENT, RUN_HOST
 from tenants.loadtests.runs import canonical_digest
+from tests.conftest import login
 from tests.unit.test_loadtest_upload import (  # noqa: F401 (fixtures)
     AdminStub,
     admin,
     key_file,
 )
+from tests.unit.test_loadtests_api import bearer
 from tests.unit.test_loadtests_support import (  # noqa: F401 (an autouse fixture)
     EXAMPLES,
+    UNITS,
+    VIEWER,
     World,
     build_world,
     cheap_password_hashing,
@@ -137,16 +145,52 @@ def test_the_api_stores_a_kernel_not_recorded_and_refuses_a_surrogate_with_400(
 ) -> None:
     stored = upload_with_key(client, world.key_a, variant(document(), "/host/kernel", None))
     assert stored.status_code == 201, stored.get_json()
-    assert stored.get_json()["host"]["kernel"] == ""  # as the examples' runs were stored
+    assert stored.get_json()["host"]["kernel"] is None
     refused = upload_with_key(client, world.key_a, document(hostname="web\ud800"))
     assert refused.status_code == 400
     assert refused.get_json()["error"]["field"] == "/host/hostname"
+
+
+def test_a_kernel_not_recorded_is_null_in_the_api_and_the_exports_and_absent_on_the_page(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    """Stored as "" (the column is NOT NULL, and the examples' runs were stored so): every JSON
+    answer gives null, never "", and the run's page leaves the kernel out of the host's facts."""
+    unknown = upload_with_key(client, world.key_a, variant(document(), "/host/kernel", None))
+    known = upload_with_key(client, world.key_a, document([u * 2 for u in UNITS]))
+    assert unknown.status_code == known.status_code == 201
+    unknown_id, known_id = unknown.get_json()["id"], known.get_json()["id"]
+    with app.app_context():
+        stored = database.session().get(LoadTestRun, unknown_id)
+        assert stored is not None
+        assert stored.kernel == ""
+    api = bearer(app, VIEWER)
+    one = client.get(f"/api/v1/tenants/a/loadtests/{unknown_id}", headers=api)
+    assert one.get_json()["host"]["kernel"] is None
+    listed = client.get("/api/v1/tenants/a/loadtests", headers=api).get_json()["loadtests"]
+    assert {run["id"]: run["host"]["kernel"] for run in listed} == {
+        unknown_id: None,
+        known_id: "6.1.0",
+    }
+    ids = f"ids={unknown_id},{known_id}"
+    compared = client.get(f"/api/v1/tenants/a/loadtests/compare?{ids}", headers=api).get_json()
+    assert [row["run"]["host"]["kernel"] for row in compared["runs"]] == [None, "6.1.0"]
+    login(client, VIEWER)
+    exported = json.loads(client.get(f"/tenants/a/loadtests/compare.json?{ids}").get_data())
+    assert [row["run"]["host"]["kernel"] for row in exported["runs"]] == [None, "6.1.0"]
+    page = client.get(f"/tenants/a/loadtests/{unknown_id}").get_data(as_text=True)
+    [facts] = re.findall(r"<dt>Host</dt><dd>(.*?)</dd>", page)
+    assert "kernel" not in facts
+    [embedded] = re.findall(r'id="run-data" data-json="([^"]*)"', page)
+    assert json.loads(html.unescape(embedded))["host"]["kernel"] is None
 
 
 def test_the_api_schema_is_built_from_the_same_rules() -> None:
     host = DOCUMENT["properties"]["host"]["properties"]
     assert host["kernel"]["minLength"] == host["cpu_model"]["minLength"] == 1
     assert host["kernel"]["nullable"] is True
+    answered = RUN_HOST["properties"]["kernel"]
+    assert (answered["nullable"], answered["minLength"]) == (True, 1)  # null, never ""
     assert host["vcpus"]["maximum"] == 4096
     assert DOCUMENT["properties"]["levels"]["items"]["properties"]["attempts"]["maximum"] == 1000
 
