@@ -9,7 +9,8 @@ and ingest passwords, the demo tenant, collector and key), waits for readiness w
 and prints every URL and the logins; when a step fails it stops what it had started. It records
 the addresses it used in ``var/addresses.json``, where later commands find the running services
 whatever the environment says, and a stopped stack's where no variable moves them. It migrates
-the admin database to the checkout's schema after a backup in ``var/backups``, saying so, and
+the admin database to the checkout's schema after a backup in ``var/backups``, saying so (never
+under a running admin or ingest: it refuses, exit 2, and starts nothing), and
 records the code each service started with (``var/run/NAME.code``): a service kept running on
 older code than the checkout's is said, by ``up`` and ``status``, with the restart that runs the
 new. Ingest writes as the ``ingest`` InfluxDB user, which the admin
@@ -1074,7 +1075,16 @@ def backup_admin_database(database: Path, revision: str | None) -> Path:
     return target
 
 
-def migrate_admin_database() -> str | None:
+# the stack's services whose processes open var/admin.db (the admin app, and ingest for the
+# collector keys); the others (InfluxDB, the exporter, the sink, Prometheus, Alertmanager) do not
+ADMIN_DATABASE_USERS = ("admin", "ingest")
+
+
+class AdminDatabaseInUse(Exception):
+    """A migration is due but services of the stack run on the database: up refuses (exit 2)."""
+
+
+def migrate_admin_database(stack: list[Service]) -> str | None:
     """Bring an existing admin database to the checkout's newest revision, after a backup in
     var/backups; a line saying so, or None when there was nothing to migrate (no file yet:
     ensure-demo creates it at that revision).
@@ -1083,7 +1093,10 @@ def migrate_admin_database() -> str | None:
     a migration (after a git pull) is said here, from which revision to which, with where the
     database as it was is. A database newer than the checkout (a checkout of an older commit)
     is refused: this release's migrations cannot read it, and the servers would run on a schema
-    they do not know."""
+    they do not know. So is a migration while a service of ``stack`` that opens the database
+    runs (AdminDatabaseInUse): a migration that drops or renames a column would break its code
+    under it, and it could write meanwhile; up never stops what runs, so it names them and the
+    restart that migrates, having changed nothing."""
     from tenants.schema import known_revisions
 
     database = admin_database()
@@ -1100,6 +1113,17 @@ def migrate_admin_database() -> str | None:
             f"checkout, or put back a backup of the revision this one has ({backups_dir()}, "
             "with make down first) and run make up again"
         )
+    users = _running_database_users(stack)
+    if users:
+        running = " and ".join(f"{service.name} (pid {pid})" for service, pid in users)
+        raise AdminDatabaseInUse(
+            f"admin database: {database} is at schema revision {revision or 'none (no schema)'} "
+            f"and the checkout's is {head}, but {running} "
+            f"{'runs' if len(users) == 1 else 'run'} on it: not migrated under them (a "
+            "migration can change what their code reads, and they could write meanwhile). "
+            "Restart the stack with 'make down && make up', which migrates it, after a "
+            "backup, before it starts them again on the checkout's code"
+        )
     backup = backup_admin_database(database, revision)
     argv = [*CLI, "admin", "--dev", "init-db"]
     completed = subprocess.run(
@@ -1115,6 +1139,12 @@ def migrate_admin_database() -> str | None:
         f"admin database: migrated from revision {revision or 'none (no schema)'} to {head}; "
         f"as it was before: {backup}"
     )
+
+
+def _running_database_users(stack: list[Service]) -> list[tuple[Service, int]]:
+    """The services of ``stack`` that open the admin database and run, with their PIDs."""
+    users = [service for service in stack if service.name in ADMIN_DATABASE_USERS]
+    return [(service, pid) for service in users if (pid := running_pid(service)) is not None]
 
 
 # --- the code each service runs: a service started before a git pull runs the old one ------------
@@ -1220,7 +1250,10 @@ def up(stack: list[Service]) -> None:
               f"a service, and without that file the defaults return): {', '.join(reused)}")  # fmt: skip
     record_addresses()
     try:
-        migrated = migrate_admin_database()
+        migrated = migrate_admin_database(stack)
+    except AdminDatabaseInUse as refusal:
+        print(f"{refusal}\nmake up started nothing", file=sys.stderr)
+        raise SystemExit(2) from None
     except SystemExit as error:
         raise SystemExit(f"{error.code}\nmake up started nothing") from None
     if migrated:

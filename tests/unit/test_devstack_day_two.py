@@ -1,8 +1,8 @@
 """The ``make up`` stack's day two: an upgrade migrates the admin database after a backup and
-says so, a service left running on older code is named, a stopped stack keeps its moved
-addresses, the stack's hints are commands it can run, Alertmanager is ready before Prometheus
-starts, and ``make up`` installs the tools the backup docs use; with stand-ins for the services
-where they are not the point."""
+says so, never under a running admin or ingest, a service left running on older code is named,
+a stopped stack keeps its moved addresses, the stack's hints are commands it can run,
+Alertmanager is ready before Prometheus starts, and ``make up`` installs the tools the backup
+docs use; with stand-ins for the services where they are not the point."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_up_migrates_an_older_admin_database_after_a_private_backup_and_says_so(
     head = known_revisions()[0]
     keys = count(older_database, "api_keys")
 
-    said = devstack.migrate_admin_database()
+    said = devstack.migrate_admin_database(devstack.services())
 
     assert said is not None
     assert f"migrated from revision {OLD_REVISION} to {head}" in said
@@ -146,7 +146,8 @@ def test_up_migrates_an_older_admin_database_after_a_private_backup_and_says_so(
     # the batch migrations recreate tables: no row referencing them may go (keys did, in 0010)
     assert count(older_database, "api_keys") == keys == count(backup, "api_keys") == 1
 
-    assert devstack.migrate_admin_database() is None  # at the newest revision: nothing to do
+    # at the newest revision: nothing to do
+    assert devstack.migrate_admin_database(devstack.services()) is None
     assert len(list((var / "backups").iterdir())) == 1
 
 
@@ -170,12 +171,88 @@ def test_up_refuses_a_database_newer_than_the_checkout_and_starts_nothing(
     assert not (var / "backups").exists()
 
 
+def running_pids() -> dict[str, int | None]:
+    return {service.name: devstack.running_pid(service) for service in stand_in_services()}
+
+
+def test_up_does_not_migrate_under_a_running_admin_and_ingest_and_says_how(
+    older_database: Path,
+    stand_ins: dict[str, str],
+    var: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A migration that drops or renames a column would break the admin app and ingest left
+    running on the old code, and they could write through it: up refuses, changing nothing."""
+    head = known_revisions()[0]
+    assert devstack.main(["up"]) == 0  # the first migration: nothing of the stack ran
+    assert revision_of(older_database) == head
+    move_schema(older_database, OLD_REVISION)  # a checkout that brings a migration, say
+    pids = running_pids()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as refused:
+        devstack.main(["up"])
+
+    assert refused.value.code == 2
+    said = capsys.readouterr().err
+    assert (
+        f"admin database: {older_database} is at schema revision {OLD_REVISION} and the "
+        f"checkout's is {head}, but admin (pid {pids['admin']}) and ingest (pid "
+        f"{pids['ingest']}) run on it: not migrated under them"
+    ) in said
+    assert "Restart the stack with 'make down && make up', which migrates it" in said
+    assert said.rstrip().endswith("make up started nothing")
+    assert revision_of(older_database) == OLD_REVISION
+    assert len(list((var / "backups").iterdir())) == 1  # the first migration's alone
+    assert running_pids() == pids  # nothing stopped, nothing started
+
+    assert devstack.main(["down"]) == 0
+    capsys.readouterr()
+    assert devstack.main(["up"]) == 0
+    assert f"admin database: migrated from revision {OLD_REVISION} to {head}" in (
+        capsys.readouterr().out
+    )
+    assert revision_of(older_database) == head
+    assert len(list((var / "backups").iterdir())) == 2
+
+
+def test_only_the_services_that_open_the_admin_database_hold_its_migration_back(
+    older_database: Path,
+    stand_ins: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    head = known_revisions()[0]
+    assert devstack.main(["up"]) == 0
+    move_schema(older_database, OLD_REVISION)
+    by_name = {service.name: service for service in stand_in_services()}
+    devstack.stop(by_name["ingest"])
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as refused:
+        devstack.main(["up"])
+
+    assert refused.value.code == 2
+    said = capsys.readouterr().err
+    assert f"but admin (pid {devstack.running_pid(by_name['admin'])}) runs on it" in said
+    assert "ingest (pid" not in said
+    assert devstack.running_pid(by_name["ingest"]) is None  # up started nothing
+    assert revision_of(older_database) == OLD_REVISION
+
+    devstack.stop(by_name["admin"])
+    others = {name: pid for name, pid in running_pids().items() if name not in ("admin", "ingest")}
+    assert None not in others.values()
+    assert devstack.main(["up"]) == 0  # InfluxDB, the exporter, the sink... do not open it
+    assert revision_of(older_database) == head
+    assert all(running_pids()[name] == pid for name, pid in others.items())
+    assert None not in running_pids().values()
+
+
 def test_a_file_that_is_no_sqlite_database_is_named(var: Path) -> None:
     var.mkdir(mode=0o700)
     (var / "admin.db").write_text("not a database, but long enough to be read as a header " * 20)
 
     with pytest.raises(SystemExit) as refused:
-        devstack.migrate_admin_database()
+        devstack.migrate_admin_database(devstack.services())
 
     assert f"{var / 'admin.db'}: cannot read the admin database's schema revision" in str(
         refused.value.code
@@ -473,6 +550,16 @@ def test_the_readme_documents_the_upgrade_and_the_kept_addresses() -> None:
     assert "`var/backups/admin-<time>-revision-<old>.db`" in readme
     assert "remove that file to return to the defaults" in readme
     assert "the next `make up` takes the variables' addresses, or the defaults" not in readme
+
+
+def test_the_docs_say_make_up_migrates_only_with_admin_and_ingest_stopped() -> None:
+    readme = " ".join(README.read_text().split())
+    assert "It never migrates under a running admin or ingest" in readme
+    assert "so that the upgrade is `make down && make up`, which migrates before" in readme
+    guide = " ".join(OPERATIONS.read_text().split())
+    assert "never while the stack's admin or ingest runs" in guide
+    architecture = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    assert "never under a running admin or ingest" in architecture
 
 
 def test_make_admin_gives_influxdbs_passwords_only_to_the_stacks_own_influxdb(
