@@ -245,7 +245,7 @@ def build_spec() -> Spec:
         Setting(
             "storage.api",
             "Storage write API: v1 (POST /write with keep-alive, InfluxDB 1.x "
-            "and compatibles) or v2 (influxdb-client to /api/v2/write: InfluxDB 1.8+/2.x, "
+            "and compatibles) or v2 (POST /api/v2/write with a token: InfluxDB 1.8+/2.x, "
             "VictoriaMetrics).",
             "v1",
             _storage_api,

@@ -32,9 +32,9 @@ timestamps, and translate what storage answered into these errors (architecture 
 * StorageRejected: any other 4xx, which means ingest let something through that it should not
   have. Logged, answered 500.
 
-The v1 writer is the one to use with InfluxDB 1.x: influxdb-client speaks only
-``/api/v2/write``, which 1.6 does not serve (it answers 404), and its ``Point`` serialiser
-was measured to cap throughput at about 100,000 points a second.
+The v1 writer is the one to use with InfluxDB 1.x before 1.8, which does not serve
+``/api/v2/write`` (1.6 answers 404). Both send over ingest/http1.py, with ``storage.timeout``
+(or what group commit gives a write) bounding each request whole.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
-
-import urllib3
 
 from ingest import http1
 
@@ -202,20 +200,15 @@ def _shortened(text: str, keep: int = 250) -> str:
     return text if len(text) <= 2 * keep + 5 else f"{text[:keep]} ... {text[-keep:]}"
 
 
-class V1Writer:
-    """``POST /write?db=…&precision=ns`` over keep-alive connections, one per write in flight.
-
-    ingest/http1.py, not requests or http.client: a write is one request with a large body and
-    an empty answer, and their per-call machinery cost more CPU than the system calls. A
-    connection is reused only while its server has not closed it (checked before each use);
+class _PooledWriter:
+    """Requests to storage over keep-alive connections (ingest/http1.py), one per request in
+    flight, each bounded whole by its timeout: connecting, sending and all of the answer. A
+    connection is reused only while its server has not closed it (checked before each use); one
+    that failed or timed out, perhaps with half an answer unread, is closed, never pooled;
     nothing is ever sent twice.
     """
 
-    name = "v1"
-
-    def __init__(
-        self, url: str, username: str, password: str, timeout: float, max_idle: int = 16
-    ) -> None:
+    def __init__(self, url: str, authorization: str, timeout: float, max_idle: int = 16) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"storage URL {url!r}: expected http:// or https:// and a host")
@@ -227,40 +220,19 @@ class V1Writer:
         host = f"[{self._host}]" if ":" in self._host else self._host
         headers = [f"Host: {host}" if parts.port is None else f"Host: {host}:{parts.port}"]
         headers.append("Content-Type: text/plain; charset=utf-8")
-        if username:
-            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-            headers.append(f"Authorization: Basic {basic}")
+        if authorization:
+            headers.append(f"Authorization: {authorization}")
         self._headers = "".join(f"{header}\r\n" for header in headers)
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._idle: list[http1.Connection] = []
         self._max_idle = max_idle
         self._lock = threading.Lock()
-        self._write_heads: dict[str, str] = {}
+        self._write_lines: dict[str, str] = {}  # by database: the write's request line
 
-    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
-        line = self._write_heads.get(database)
-        if line is None:
-            query = urllib.parse.urlencode({"db": database, "precision": "ns"})
-            line = self._write_heads[database] = f"POST {self._path}/write?{query} HTTP/1.1\r\n"
+    def _post(self, line: str, payload: bytes, timeout: float | None) -> tuple[int, bytes]:
+        """POST ``payload`` with request line ``line``: storage's status and answer's body."""
         head = f"{line}{self._headers}Content-Length: {len(payload)}\r\n\r\n".encode()
-        status, body = self._exchange(head, payload, timeout)
-        if not 200 <= status < 300:
-            raise classify(status, _error_text(body))
-
-    def health(self) -> str:
-        """/ping, then an authenticated ``SHOW DATABASES``: InfluxDB's /ping answers whoever
-        asks, so a wrong or expired password would otherwise look healthy. Storage without
-        InfluxQL (VictoriaMetrics) answers the query with another error, which is not a refusal.
-        """
-        wait = min(self.timeout, 2.0)
-        try:
-            status, _ = self._exchange(self._get("/ping"), None, wait)
-            if status not in (200, 204):
-                return f"down: /ping answered {status}"
-            status, body = self._exchange(self._get(SHOW_DATABASES), None, wait)
-        except StorageUnavailable as exc:
-            return f"down: {exc.message}"
-        return refusal(status, body) or "ok"
+        return self._exchange(head, payload, timeout)
 
     def _get(self, target: str) -> bytes:
         return f"GET {self._path}{target} HTTP/1.1\r\n{self._headers}\r\n".encode()
@@ -308,6 +280,46 @@ class V1Writer:
         connection.close()
 
 
+class V1Writer(_PooledWriter):
+    """``POST /write?db=…&precision=ns``.
+
+    ingest/http1.py, not requests or http.client: a write is one request with a large body and
+    an empty answer, and their per-call machinery cost more CPU than the system calls.
+    """
+
+    name = "v1"
+
+    def __init__(
+        self, url: str, username: str, password: str, timeout: float, max_idle: int = 16
+    ) -> None:
+        basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        super().__init__(url, f"Basic {basic}" if username else "", timeout, max_idle)
+
+    def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
+        line = self._write_lines.get(database)
+        if line is None:
+            query = urllib.parse.urlencode({"db": database, "precision": "ns"})
+            line = self._write_lines[database] = f"POST {self._path}/write?{query} HTTP/1.1\r\n"
+        status, body = self._post(line, payload, timeout)
+        if not 200 <= status < 300:
+            raise classify(status, _error_text(body))
+
+    def health(self) -> str:
+        """/ping, then an authenticated ``SHOW DATABASES``: InfluxDB's /ping answers whoever
+        asks, so a wrong or expired password would otherwise look healthy. Storage without
+        InfluxQL (VictoriaMetrics) answers the query with another error, which is not a refusal.
+        """
+        wait = min(self.timeout, 2.0)
+        try:
+            status, _ = self._exchange(self._get("/ping"), None, wait)
+            if status not in (200, 204):
+                return f"down: /ping answered {status}"
+            status, body = self._exchange(self._get(SHOW_DATABASES), None, wait)
+        except StorageUnavailable as exc:
+            return f"down: {exc.message}"
+        return refusal(status, body) or "ok"
+
+
 def _still_open(connection: http1.Connection) -> bool:
     """Whether an idle connection can be reused: an idle socket that is readable was closed
     by the server (or holds garbage), and a request sent on it would fail half-way."""
@@ -319,82 +331,52 @@ def _still_open(connection: http1.Connection) -> bool:
     return not poller.poll(0)
 
 
-class V2Writer:
-    """influxdb-client's ``/api/v2/write`` call: bucket = the tenant's database, no retries.
+class V2Writer(_PooledWriter):
+    """``POST /api/v2/write?org=…&bucket=…&precision=ns``, bucket = the tenant's database, with
+    ``Authorization: Token …`` (``user:password`` for InfluxDB 1.8), as influxdb-client sends it.
 
-    The call is made with influxdb-client's ``_preload_content=False``, which hands over
-    storage's answer undecoded: otherwise influxdb-client decodes every answer's body as strict
-    UTF-8 before it looks at the status, and a body that is not (a proxy's Latin-1 502 page)
-    raised UnicodeDecodeError, which ingest answered 500 whatever storage had said.
+    Over ingest/http1.py as the v1 writer, not influxdb-client: urllib3 under it bounds the
+    connect and then each socket read alone, so a storage sending its answer a byte every 0.2 s
+    held a write with a 1 s timeout for as long as it kept sending (2026-11-25), past group
+    commit's deadlines and the clients' own timeouts, and /health's ping as long. Storage's
+    answer is classified by its status whatever its body's encoding (influxdb-client decoded
+    every body as strict UTF-8 first: a proxy's Latin-1 502 page raised UnicodeDecodeError).
     """
 
     name = "v2"
 
-    def __init__(self, url: str, token: str, org: str, timeout: float) -> None:
-        from influxdb_client.client.influxdb_client import InfluxDBClient
-        from influxdb_client.service.write_service import WriteService
-
+    def __init__(self, url: str, token: str, org: str, timeout: float, max_idle: int = 16) -> None:
+        super().__init__(url, f"Token {token}" if token else "", timeout, max_idle)
         self.org = org
-        self.timeout = timeout
-        self.client = InfluxDBClient(
-            url=url, token=token, org=org, timeout=int(timeout * 1000), enable_gzip=False
-        )
-        self._write_service = WriteService(self.client.api_client)  # type: ignore[no-untyped-call]
 
     def write(self, database: str, payload: bytes, timeout: float | None = None) -> None:
-        status, body = self._post_write(
-            database, payload, self.timeout if timeout is None else timeout
-        )
+        status, body = self._post(self._write_line(database), payload, timeout)
         if not 200 <= status < 300:
             raise classify(status, _error_text(body))
+
+    def _write_line(self, bucket: str) -> str:
+        line = self._write_lines.get(bucket)
+        if line is None:
+            query = urllib.parse.urlencode({"org": self.org, "bucket": bucket, "precision": "ns"})
+            line = f"POST {self._path}/api/v2/write?{query} HTTP/1.1\r\n"
+            self._write_lines[bucket] = line
+        return line
 
     def health(self) -> str:
         """/ping, then an empty write with the token, which stores nothing: InfluxDB 2 refuses a
         bad token with 401, and storage without ``/api/v2/write`` says so. InfluxDB 1.6.7 answers
         it 404 ``404 page not found`` (its /ping answers, and every write would fail);
         VictoriaMetrics 204 (both measured); InfluxDB 2 and 1.8 a JSON error for the bucket,
-        which need not exist: the API does."""
-        if not self.client.ping():
-            return "down: /ping did not answer"
+        which need not exist: the API does. Each has min(timeout, 2 s), whole."""
+        wait = min(self.timeout, 2.0)
         try:
-            status, body = self._post_write(HEALTH_BUCKET, b"", min(self.timeout, 2.0))
+            status, _ = self._exchange(self._get("/ping"), None, wait)
+            if status not in (200, 204):
+                return f"down: /ping answered {status}"
+            status, body = self._post(self._write_line(HEALTH_BUCKET), b"", wait)
         except StorageUnavailable as exc:
             return f"down: {exc.message}"
         return _write_probe_finding(status, body) if not 200 <= status < 300 else "ok"
-
-    def _post_write(self, bucket: str, payload: bytes, timeout: float) -> tuple[int, bytes]:
-        """POST ``payload`` to ``/api/v2/write``: storage's status and the body of its answer,
-        as bytes; StorageUnreachable if there is no answer."""
-        from influxdb_client.rest import ApiException
-
-        try:
-            try:
-                answer = self._write_service.post_write(  # type: ignore[no-untyped-call]
-                    org=self.org,
-                    bucket=bucket,
-                    body=payload,
-                    precision="ns",
-                    content_type="text/plain; charset=utf-8",
-                    _preload_content=False,
-                    _request_timeout=timeout * 1000,  # influxdb-client's unit: ms
-                )
-            except ApiException as exc:
-                if not exc.status:  # raised for a connection that failed before any answer
-                    raise StorageUnreachable(f"storage unreachable: {exc.reason}") from exc
-                answer = exc.response  # its body already read, as bytes, for the exception
-            try:
-                return int(answer.status), bytes(answer.data or b"")
-            finally:
-                answer.release_conn()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:  # no answer, or not all of it
-            if _is_timeout(exc):
-                raise StorageTimedOut(
-                    f"storage did not answer within {round(timeout, 3):g}s"
-                ) from exc
-            raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}") from exc
-
-    def close(self) -> None:
-        self.client.close()  # type: ignore[no-untyped-call]
 
 
 def _write_probe_finding(status: int, body: bytes | str | None) -> str:
@@ -419,14 +401,6 @@ def _is_json_object(body: bytes | str | None) -> bool:
         return isinstance(json.loads(body or b""), dict)
     except ValueError:
         return False
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
-    reason = getattr(exc, "reason", None)
-    if reason is not None:
-        names.add(type(reason).__name__)
-    return any("Timeout" in name for name in names)
 
 
 def make_writer(settings: Mapping[str, Any]) -> TimedStorageWriter:

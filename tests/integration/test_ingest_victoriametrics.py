@@ -1,4 +1,4 @@
-"""The v2 storage writer (influxdb-client to /api/v2/write) against the real VictoriaMetrics,
+"""The v2 storage writer (POST /api/v2/write) against the real VictoriaMetrics,
 and against Debian's InfluxDB 1.6.7, which has no v2 API.
 
 VictoriaMetrics names each series ``<measurement>_<field>`` and ignores the bucket, so tenants
