@@ -8,11 +8,15 @@ package. A storage answer is a status, a few headers and at most a short error m
 reads it whole and parses only what framing needs: Content-Length, chunked Transfer-Encoding,
 or the end of the connection, and whether the connection may be used again.
 
-An exchange's timeout bounds the whole of it: connecting, the TLS handshake, sending, and every
-receive up to the end of the answer (interim 1xx answers included) share one deadline, each
-given only the time left of it. Before (an audit, 2026-11-25), each socket operation had the
-whole timeout again, so a storage answering a byte every 0.8 s held a write with a 1 s timeout
-for 21.6 s.
+An exchange's timeout bounds the whole of it: looking the host's name up, connecting, the TLS
+handshake, sending, and every receive up to the end of the answer (interim 1xx answers
+included) share one deadline, each given only the time left of it. Before (an audit,
+2026-11-25), each socket operation had the whole timeout again, so a storage answering a byte
+every 0.8 s held a write with a 1 s timeout for 21.6 s; and the name's lookup had no deadline
+at all, so a nameserver that did not answer held a write for resolv.conf's timeout times its
+attempts (10 s by default). The lookup now runs on a thread of its own
+(perfanalysis/namelookup.py), one per name at a time, and a late answer serves the next
+connection opened within LATE_ANSWER_FRESH.
 
 A plain TCP connection is a blocking socket whose timeouts are the kernel's (SO_SNDTIMEO and
 SO_RCVTIMEO): a Python socket with a timeout polls before every send and receive, each a system
@@ -30,10 +34,15 @@ import struct
 import time
 from dataclasses import dataclass
 
+from perfanalysis.namelookup import LATE_ANSWER_FRESH, NameLookups
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1 << 20  # an answer's body: storage says "204" or a short error
 RECV = 64 * 1024
 DEADLINE_SLACK = 0.005  # a socket timeout this close to the time left is not changed
+# shared by every connection: a lookup outliving its write goes on, and the next write to open
+# a connection waits for it or takes its answer
+STORAGE_LOOKUPS = NameLookups("storage-lookup", late_answer_fresh_for=LATE_ANSWER_FRESH)
 
 
 class BadAnswer(Exception):
@@ -62,8 +71,8 @@ class Connection:
         self._receive_timeout = timeout
 
     def connect(self, deadline: float | None = None) -> None:
-        """Connect (and shake hands over TLS) by ``deadline`` (time.monotonic()), by default
-        ``timeout`` from now; TimeoutError after it."""
+        """Look the host up, connect (and shake hands over TLS) by ``deadline``
+        (time.monotonic()), by default ``timeout`` from now; TimeoutError after it."""
         self._deadline = time.monotonic() + self.timeout if deadline is None else deadline
         sock = self._open()
         try:
@@ -81,11 +90,12 @@ class Connection:
         self.sock = sock
 
     def _open(self) -> socket.socket:
-        """A TCP connection to one of the host's addresses, each tried with the time left (as
-        socket.create_connection does, which gives each the whole timeout)."""
+        """A TCP connection to one of the host's addresses, looked up and each tried with the
+        time left (socket.create_connection's lookup takes no timeout at all, and it gives each
+        address the whole timeout)."""
         failure: OSError | None = None
-        for family, kind, protocol, _, address in socket.getaddrinfo(
-            self.host, self.port, 0, socket.SOCK_STREAM
+        for family, kind, protocol, _, address in STORAGE_LOOKUPS.resolve(
+            self.host, self.port, self._deadline
         ):
             sock = socket.socket(family, kind, protocol)
             try:

@@ -18,24 +18,23 @@ shared; without a redis-url the gauge is not exported at all (ingest/metrics.py)
 Without Redis the bucket is per process, so N gunicorn workers admit up to N times the rate.
 
 The system resolver takes no timeout (a dead nameserver costs resolv.conf's 5 s times its
-attempts), so the name lookup runs in a thread of its own (NameLookups) and a connection waits
-for it at most its connect timeout: one lookup per name at a time, and when it is late, the
-last answer one gave.
+attempts), so the name is looked up by perfanalysis/namelookup.py (NAME_LOOKUPS), on a thread
+of its own, and a connection waits for it at most its connect timeout: one lookup per name at a
+time, and when it is late, the last answer one gave.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import math
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
+
+from perfanalysis.namelookup import NameLookups, is_numeric_host
 
 log = logging.getLogger(__name__)
 
@@ -119,80 +118,14 @@ REDIS_TIMEOUT = 0.1  # seconds: a script call takes well under a millisecond whe
 REDIS_BACKOFF = 5.0  # seconds without asking Redis after it failed; doubled after a failed probe,
 REDIS_MAX_BACKOFF = 30.0  # up to this
 
-AddressInfo = tuple[Any, ...]  # one entry of socket.getaddrinfo's answer
+
+def redis_name_lookups() -> NameLookups:
+    """Lookups of Redis's name for connections that wait for one at most their connect timeout:
+    when the lookup is late, the last answer serves (perfanalysis/namelookup.py)."""
+    return NameLookups("redis-lookup", last_answer_when_late=True)
 
 
-@dataclass(eq=False)
-class _Lookup:
-    done: threading.Event = field(default_factory=threading.Event)
-    answer: list[AddressInfo] | None = None
-    error: Exception | None = None
-
-
-class NameLookups:
-    """``socket.getaddrinfo`` with a deadline, which the system resolver does not take.
-
-    The lookup runs in a daemon thread and the caller waits for it at most ``timeout``. While
-    one is under way for a name, callers wait for that one rather than start another, so a dead
-    nameserver costs one thread per name, not one per connection attempt. A lookup that comes
-    late still serves: its answer is kept, and a caller whose own lookup is late connects to
-    the last answer (a resolver that takes 2 s would otherwise keep Redis unreachable for good).
-    An error the resolver gives in time is raised: a name that no longer resolves fails.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int, int], _Lookup] = {}
-        self._answers: dict[tuple[str, int, int], list[AddressInfo]] = {}
-
-    def resolve(self, host: str, port: int, family: int, timeout: float) -> list[AddressInfo]:
-        key = (host, port, family)
-        with self._lock:
-            lookup = self._pending.get(key)
-            if lookup is None:
-                lookup = self._pending[key] = _Lookup()
-                threading.Thread(
-                    target=self._look_up, args=(key, lookup), name=f"lookup {host}", daemon=True
-                ).start()
-        if lookup.done.wait(timeout):
-            # a new exception for each caller: one raised in several threads mixes tracebacks
-            if isinstance(lookup.error, socket.gaierror):
-                raise socket.gaierror(*lookup.error.args)
-            if lookup.error is not None:  # an OSError, as redis-py expects of a failed connect
-                raise OSError(f"looking {host} up: {type(lookup.error).__name__}: {lookup.error}")
-            assert lookup.answer is not None
-            return lookup.answer
-        with self._lock:
-            known = self._answers.get(key)
-        if known is not None:
-            return known
-        raise socket.gaierror(
-            socket.EAI_AGAIN,
-            f"looking {host} up took over {timeout:g}s: the system resolver takes no timeout, so "
-            "its answer is awaited in the background",
-        )
-
-    def _look_up(self, key: tuple[str, int, int], lookup: _Lookup) -> None:
-        host, port, family = key
-        try:
-            lookup.answer = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        except Exception as exc:  # the callers' to raise (UnicodeError for a bad name too)
-            lookup.error = exc
-        with self._lock:
-            if lookup.answer:
-                self._answers[key] = lookup.answer
-            del self._pending[key]
-        lookup.done.set()
-
-    def forget(self) -> None:
-        """After a fork: the lookup threads did not come along, nor will their answers."""
-        self._lock = threading.Lock()
-        self._pending = {}
-        self._answers = {}
-
-
-NAME_LOOKUPS = NameLookups()
-os.register_at_fork(after_in_child=NAME_LOOKUPS.forget)
+NAME_LOOKUPS = redis_name_lookups()
 
 
 @functools.cache
@@ -206,9 +139,18 @@ def lookup_bounded_connections() -> dict[type, type]:
         def _connect(self) -> socket.socket:
             name = self.host
             timeout = self.socket_connect_timeout
-            if timeout is None or _is_address(name):
+            if timeout is None or is_numeric_host(name):
                 return super()._connect()  # type: ignore[no-untyped-call,no-any-return]
-            addresses = NAME_LOOKUPS.resolve(name, self.port, self.socket_type, timeout)
+            try:
+                addresses = NAME_LOOKUPS.resolve(
+                    name, self.port, time.monotonic() + timeout, family=self.socket_type
+                )
+            except TimeoutError:  # which redis-py would report as "Timeout connecting to server"
+                raise socket.gaierror(
+                    socket.EAI_AGAIN,
+                    f"looking {name} up took over {timeout:g}s: the system resolver takes no "
+                    "timeout, so its answer is awaited in the background",
+                ) from None
             error: OSError = OSError(f"no address for {name}")
             for *_, address in addresses:
                 self.host = _numeric_host(address)  # which redis-py's lookup returns at once
@@ -231,14 +173,6 @@ def _numeric_host(address: tuple[Any, ...]) -> str:
     """A socket address's host as getaddrinfo takes it: IPv6's scope (link-local) included."""
     host, scope = str(address[0]), address[3] if len(address) == 4 else 0
     return f"{host}%{scope}" if scope else host
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class RedisTokenBucket:

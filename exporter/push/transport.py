@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from perfanalysis.namelookup import LATE_ANSWER_FRESH, LookupAborted, NameLookups
 from perfanalysis.tlskey import refuse_passphrase
 
 MAX_LINE = 8192
@@ -26,8 +25,6 @@ MAX_HEADERS = 100
 MAX_KEPT_BODY = 64 * 1024  # an error body longer than this is read to the end but not kept
 NO_BODY = frozenset({204, 304})
 RECV_SIZE = 16384  # answers are small: a 204, or an error of a few hundred bytes
-RESOLVED_FRESH = 30.0  # seconds a lookup nobody waited for to the end may serve the next request
-AddressInfo = tuple[Any, ...]  # one of getaddrinfo's tuples
 SENDING = "sending the request"
 WAITING = "waiting for the answer"
 
@@ -160,7 +157,8 @@ class Connection:
         self._reused = False
         self._aborted = False  # set by abort(): the request must fail, not be retried
         self._stage = ""  # what the request was doing, for a timeout's message
-        self._resolver = Resolver(endpoint.host, endpoint.port)
+        # a lookup outliving its request goes on; the next request waits for it or takes its answer
+        self._lookups = NameLookups("push-resolver", late_answer_fresh_for=LATE_ANSWER_FRESH)
         self._ssl_context: Any = None
         self._tls_stamp: tuple[int, ...] = ()
 
@@ -196,7 +194,12 @@ class Connection:
                     raise TransportError("error", "aborted") from None
                 if attempt == 2 or not reused:  # a fresh connection closed on us: a real error
                     raise TransportError("error", "connection closed without a response") from None
-            except (_Aborted, OSError, ValueError) as exc:  # OSError includes TimeoutError
+            except (
+                _Aborted,
+                LookupAborted,
+                OSError,
+                ValueError,
+            ) as exc:  # OSError: TimeoutError too
                 self.close()
                 if self._aborted:
                     raise TransportError("error", "aborted") from None
@@ -210,7 +213,9 @@ class Connection:
         if self._sock is not None:
             return
         self._stage = f"resolving {self.endpoint.host}"
-        addresses = self._resolver.resolve(deadline, lambda: self._aborted)
+        addresses = self._lookups.resolve(
+            self.endpoint.host, self.endpoint.port, deadline, aborted=lambda: self._aborted
+        )
         sock: socket.socket | None = None
         error: OSError = OSError(f"no address for {self.endpoint.host}")
         for family, kind, proto, _, address in addresses:
@@ -461,7 +466,7 @@ class Connection:
         """From another thread: make a request fail now, whatever it is waiting for: the name's
         lookup (woken), a connect or a TLS handshake, or the peer (shutdown wakes the wait)."""
         self._aborted = True  # before the wake-ups: the woken request must not retry
-        self._resolver.wake()
+        self._lookups.wake()
         for sock in (self._connecting, self._sock):
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -478,100 +483,12 @@ class Connection:
                 sock.close()
 
 
-class Resolver:
-    """The addresses of one host, looked up within a request's deadline.
-
-    The system's getaddrinfo takes no timeout: a nameserver that does not answer holds it for
-    resolv.conf's timeout times its attempts (10 s by default), whatever the request's timeout,
-    and nothing can interrupt it. So a name is looked up on a daemon thread of the resolver's
-    own, started at its first lookup and kept for the next ones (not one per request), while the
-    request waits with what is left of its deadline; ``wake`` (abort) ends that wait. A lookup
-    that outlives its request goes on, and the next request waits for it rather than starting
-    another, or takes its answer if it came within RESOLVED_FRESH: at most one is in flight, and
-    a slow nameserver's answer still serves. An IP address needs no lookup and no thread.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._numeric = _is_address(host)
-        self._cond = threading.Condition(threading.Lock())
-        self._thread: threading.Thread | None = None
-        self._wanted = False  # a lookup was asked for and has not begun
-        self._running = False
-        self._result: list[AddressInfo] | Exception | None = None  # of the last lookup, unclaimed
-        self._answered = 0.0  # time.monotonic() when it came
-
-    def resolve(self, deadline: float, aborted: Callable[[], bool]) -> list[AddressInfo]:
-        """The host's addresses (getaddrinfo's tuples); raises TimeoutError at the deadline,
-        _Aborted once ``aborted()`` says so, or what getaddrinfo raised."""
-        if self._numeric:
-            return socket.getaddrinfo(
-                self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-            )
-        with self._cond:
-            stale = time.monotonic() - self._answered > RESOLVED_FRESH
-            if not (self._wanted or self._running) and (self._result is None or stale):
-                self._result = None
-                self._wanted = True
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._lookups, name="push-resolver", daemon=True
-                    )
-                    self._thread.start()
-                self._cond.notify_all()
-            while self._result is None:
-                if aborted():
-                    raise _Aborted()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"resolving {self.host}")
-                self._cond.wait(left)
-            result, self._result = self._result, None
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def wake(self) -> None:
-        """Have a waiting ``resolve`` look at its ``aborted`` again."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def _lookups(self) -> None:
-        while True:
-            with self._cond:
-                while not self._wanted:
-                    self._cond.wait()
-                self._wanted = False
-                self._running = True
-            result: list[AddressInfo] | Exception
-            try:
-                result = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            except Exception as exc:  # gaierror, or UnicodeError for a name IDNA cannot encode
-                result = exc
-            with self._cond:
-                self._result = result
-                self._answered = time.monotonic()
-                self._running = False
-                self._cond.notify_all()
-
-
-def _is_address(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
-
-
 class _StaleConnection(Exception):
     """The peer closed the connection before answering; on a reused connection, send again."""
 
 
 class _Aborted(Exception):
-    """abort() was called while the request was resolving or connecting."""
+    """abort() was called while the request was connecting or in its TLS handshake."""
 
 
 def _remaining(deadline: float) -> float:

@@ -8,13 +8,17 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingest import http1
 from ingest.http1 import MAX_BODY, Answer, BadAnswer, Connection
 from ingest.storage import StorageConflict, StorageTimedOut, StorageUnavailable, V1Writer
+from perfanalysis.namelookup import NameLookups
+from perfanalysis.testing.servers import wait_until
 from tests.support.scripted_http import ScriptedHTTP
 from tests.support.tls import self_signed_certificate
 
@@ -365,3 +369,83 @@ def test_a_slow_answer_within_the_deadline_leaves_the_next_exchange_its_whole_ti
     assert 1.98 <= seconds + micros / 1e6 <= 2.0
     connection.close()
     server.close()
+
+
+# -- the storage host's name
+
+
+STORAGE_NAME = "storage.lookup.test"  # answered by BlockingLookup only
+NAMESERVER_GIVES_UP = 5.0  # when BlockingLookup answers if never released
+
+
+class BlockingLookup:
+    """``socket.getaddrinfo``'s stand-in: STORAGE_NAME is 127.0.0.1, once ``release`` is set
+    (or NAMESERVER_GIVES_UP has passed, as a nameserver's retries end); others go to the real
+    resolver. ``calls`` counts STORAGE_NAME's lookups."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.release = threading.Event()
+        self.calls = 0
+        self.pending = 0
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != STORAGE_NAME:
+            return self.real(host, port, *args, **kwargs)
+        self.calls += 1
+        self.pending += 1
+        try:
+            self.release.wait(NAMESERVER_GIVES_UP)
+            return self.real("127.0.0.1", port, *args, **kwargs)
+        finally:
+            self.pending -= 1
+
+
+@pytest.fixture
+def blocking_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockingLookup]:
+    """The stand-in, and storage lookups of this test's own (no answer kept from another)."""
+    stand_in = BlockingLookup(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", stand_in)
+    shared = http1.STORAGE_LOOKUPS
+    monkeypatch.setattr(
+        http1,
+        "STORAGE_LOOKUPS",
+        NameLookups(shared.thread_name, late_answer_fresh_for=shared.late_answer_fresh_for),
+    )
+    yield stand_in
+    stand_in.release.set()
+    wait_until(lambda: stand_in.pending == 0, NAMESERVER_GIVES_UP, what="the lookup to end")
+
+
+def test_a_name_lookup_that_does_not_answer_does_not_hold_a_v1_write_past_its_timeout(
+    blocking_lookup: BlockingLookup,
+) -> None:
+    """Before, the lookup was socket.getaddrinfo in the write's thread, with no deadline: a
+    nameserver that did not answer held the write for resolv.conf's timeout times its attempts
+    (10 s by default), whatever storage.timeout said. It now times out with the exchange, as
+    StorageTimedOut (a 503 with Retry-After); the next write takes the lookup's late answer."""
+    server = ScriptedHTTP([(NO_CONTENT, False)])
+    writer = V1Writer(f"http://{STORAGE_NAME}:{server.port}", "", "", timeout=TIMEOUT)
+    started = time.monotonic()
+    with pytest.raises(StorageTimedOut, match=r"within 0\.5s"):
+        writer.write("db", b"m v=1 1")
+    assert TIMEOUT - 0.01 <= time.monotonic() - started < TIMEOUT + SLACK
+    assert server.requests == []
+    blocking_lookup.release.set()
+    writer.write("db", b"m v=1 1")
+    assert blocking_lookup.calls == 1
+    assert len(server.requests) == 1
+    assert f"Host: {STORAGE_NAME}:{server.port}\r\n".encode() in server.requests[0]
+    writer.close()
+    server.close()
+
+
+def test_a_connection_given_less_time_than_the_lookup_takes_times_out_at_its_deadline(
+    blocking_lookup: BlockingLookup,
+) -> None:
+    connection = Connection(STORAGE_NAME, 8086, timeout=5)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        connection.connect(started + TIMEOUT)
+    assert TIMEOUT - 0.01 <= time.monotonic() - started < TIMEOUT + SLACK
+    assert connection.sock is None

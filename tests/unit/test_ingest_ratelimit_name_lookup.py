@@ -11,6 +11,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import redis
 from redis.connection import UnixDomainSocketConnection
 
 from ingest import ratelimit
-from ingest.ratelimit import REDIS_BACKOFF, Limit, NameLookups, RedisTokenBucket
+from ingest.ratelimit import REDIS_BACKOFF, Limit, RedisTokenBucket, redis_name_lookups
 from perfanalysis.testing.servers import wait_until
 
 LIMIT = Limit(rate=10.0, burst=20)
@@ -74,7 +75,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowResolver]:
     """The stand-in, and lookups of this test's own (no answer kept from another test)."""
     stand_in = SlowResolver(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", stand_in)
-    monkeypatch.setattr(ratelimit, "NAME_LOOKUPS", NameLookups())
+    monkeypatch.setattr(ratelimit, "NAME_LOOKUPS", redis_name_lookups())
     yield stand_in
     stand_in.release.set()
     wait_until(lambda: stand_in.pending == 0, DEADLINE, what="the lookups to end")
@@ -136,12 +137,12 @@ def test_a_probe_connects_to_the_last_answer_when_the_lookup_is_late(
 ) -> None:
     """A resolver that answers, but slowly: what it last said serves while it is asked again
     (else no connection could ever be made through it)."""
-    answered = NameLookups()
+    answered = redis_name_lookups()
     resolver.prompt = True
-    first = answered.resolve(NAME, listener.port, 0, DEADLINE)
+    first = answered.resolve(NAME, listener.port, time.monotonic() + DEADLINE)
     assert {entry[4][:2] for entry in first} == {("127.0.0.1", listener.port)}
     resolver.prompt = False
-    assert answered.resolve(NAME, listener.port, 0, 0.05) == first
+    assert answered.resolve(NAME, listener.port, time.monotonic() + 0.05) == first
     assert resolver.pending == 1
 
     monkeypatch.setattr(ratelimit, "NAME_LOOKUPS", answered)
@@ -156,12 +157,12 @@ def test_an_error_the_resolver_gives_in_time_is_raised_even_after_an_answer(
     resolver: SlowResolver,
 ) -> None:
     """A name that no longer resolves fails: the last answer serves only a late lookup."""
-    lookups = NameLookups()
+    lookups = redis_name_lookups()
     resolver.prompt = True
-    assert lookups.resolve(NAME, 6379, 0, DEADLINE)
+    assert lookups.resolve(NAME, 6379, time.monotonic() + DEADLINE)
     resolver.unknown = True
     with pytest.raises(socket.gaierror, match="Name or service not known"):
-        lookups.resolve(NAME, 6379, 0, DEADLINE)
+        lookups.resolve(NAME, 6379, time.monotonic() + DEADLINE)
 
 
 def test_tls_checks_the_certificate_against_the_name_and_connects_to_its_address(
