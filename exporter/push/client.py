@@ -33,6 +33,16 @@ bounds them by its next sample (``Delivering.run``'s deadline): each request get
 time left until then, and a request that would get too little is not started; the chain goes on
 after the sample where it stopped, its answers so far kept.
 
+A request that fails (a 401/403, a 429, 5xx or other retryable answer, a network error) ends
+``run`` with that failure (RETRY or UNAUTHORIZED, ``failed_at`` its points), and the next
+``run`` sends that request again: the chain goes on from the first part ingest has not
+acknowledged, after the pusher's backoff, rather than from the batch's start. (Until 2026-11-25
+a failure ended the chain, and the retry sent the whole batch again, the parts ingest had
+acknowledged too.) Every delivery ``run`` returns says what the batch's points have come to so
+far: ``sent``, ``rejected`` and ``too_large``, settled for good. Requests follow the batch's
+order, so while ingest has refused none of them, what it acknowledged is the batch's first
+points (``Delivering.acknowledged_first``): the pusher commits the spool records they cover.
+
 A request that times out while it is sent or its answer awaited (a slow uplink, a backlog batch
 larger than the link carries in the time, a slow or hanging ingest) is cut, whatever limited its
 time: the deadline or --push.timeout. Sent again whole, it would time out again each time.
@@ -96,6 +106,16 @@ class Delivery:
     too_large_at: int | None = None  # the smallest 413'd point count whose halves were taken
     split: bool = False  # ingest answered 413 to this request (or a part), sent in halves
     cut_at: int | None = None  # of a CUT: the points of the request that was cut
+    failed_at: int | None = None  # of a RETRY or UNAUTHORIZED: the failed request's, sent again
+
+
+@dataclass
+class Tally:
+    """The points of a batch settled for good so far, counted as each answer settles them."""
+
+    sent: int = 0
+    rejected: int = 0
+    too_large: int = 0
 
 
 def compress(lines: bytes) -> bytes:
@@ -138,7 +158,9 @@ def written_of_partial(body: bytes, points: int) -> int:
     return written if written + rejected == points else 0
 
 
-Steps = Generator[tuple[bytes, int], "Response | TransportError", Delivery]  # (body, points)
+# Yields (body, points) of each request to make, or the Delivery of one that failed (the answer
+# it is sent then is that of the same request made again); returns the batch's Delivery.
+Steps = Generator["tuple[bytes, int] | Delivery", "Response | TransportError", Delivery]
 
 
 def is_cut(answer: Response | TransportError) -> TypeGuard[TransportError]:
@@ -178,7 +200,8 @@ class PushClient:
 
     def deliver(self, body: bytes, points: int) -> Delivery:
         """POST one gzip-compressed batch of ``points`` lines; split it on 413. Each request
-        may take up to the timeout; one cut (see the module) ends it with a CUT delivery."""
+        may take up to the timeout; one cut (see the module) ends it with a CUT delivery, one
+        that fails with that failure, each saying what was settled before it."""
         delivery = self.start(body, points).run()
         assert delivery is not None  # no deadline: never interrupted (a CUT is returned)
         return delivery
@@ -198,113 +221,114 @@ class PushClient:
         except TransportError as exc:
             return exc
 
-    def _steps(self, body: bytes, points: int) -> Steps:
-        """Deliver a batch: yield each request's body and points, receive its answer, return the
-        Delivery."""
+    def _steps(self, body: bytes, points: int, tally: Tally) -> Steps:
+        """Deliver a batch: yield each request's body and points, receive its answer, and count
+        in ``tally`` the points each answer settles; yield the Delivery of a request that
+        failed, and receive the answer to the same request made again; return the batch's
+        Delivery, always SETTLED (its counts are in ``tally``)."""
         response = yield body, points
-        while is_cut(response):
-            self._count(response.kind)
-            if points > CUT_MIN_POINTS:
-                return (yield from self._after_cut(body, points))
-            response = yield body, points  # too few to halve: the same request again, in place
-        if isinstance(response, TransportError):
-            self._count(response.kind)
-            return Delivery(Verdict.RETRY, error=f"{response.kind}: {response}")
-        status = response.status
-        self._count(str(status))
-        detail = response.body[:LOGGED_BODY].decode("utf-8", "replace").strip()
-        if 200 <= status < 300:
-            return Delivery(Verdict.SETTLED, sent=points)
-        if status == 400 and (bad := invalid_lines_of(response.body, points)):
-            return (yield from self._without(body, points, bad, detail))
-        if status in (400, 422):
-            written = written_of_partial(response.body, points) if status == 422 else 0
-            log.error(
-                "ingest refused %d of %d points as bad data (%d), dropped: %s",
-                points - written, points, status, detail,
-            )  # fmt: skip
-            return Delivery(
-                Verdict.SETTLED,
-                sent=written,
-                rejected=points - written,
-                error=f"{status}: {detail}",
-            )
-        if status == 413:
-            return (yield from self._split(body, points))
-        if status in (401, 403):
-            changed = self.key.reload()
-            return Delivery(
-                Verdict.UNAUTHORIZED,
-                retry_after=0.0 if changed else None,
-                error=f"{status}: the collector key was refused: {detail}",
-            )
-        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
-        return Delivery(Verdict.RETRY, retry_after=retry_after, error=f"{status}: {detail}")
+        while True:
+            if is_cut(response):
+                self._count(response.kind)
+                if points > CUT_MIN_POINTS:
+                    return (yield from self._after_cut(body, points, tally))
+                response = yield body, points  # too few to halve: the same request again, in place
+                continue
+            if isinstance(response, TransportError):
+                self._count(response.kind)
+                failure = Delivery(Verdict.RETRY, error=f"{response.kind}: {response}")
+                response = yield failure
+                continue
+            status = response.status
+            self._count(str(status))
+            detail = response.body[:LOGGED_BODY].decode("utf-8", "replace").strip()
+            if 200 <= status < 300:
+                tally.sent += points
+                return Delivery(Verdict.SETTLED)
+            if status == 400 and (bad := invalid_lines_of(response.body, points)):
+                return (yield from self._without(body, points, bad, detail, tally))
+            if status in (400, 422):
+                written = written_of_partial(response.body, points) if status == 422 else 0
+                log.error(
+                    "ingest refused %d of %d points as bad data (%d), dropped: %s",
+                    points - written, points, status, detail,
+                )  # fmt: skip
+                tally.sent += written
+                tally.rejected += points - written
+                return Delivery(Verdict.SETTLED, error=f"{status}: {detail}")
+            if status == 413:
+                return (yield from self._split(body, points, tally))
+            if status in (401, 403):
+                changed = self.key.reload()
+                failure = Delivery(
+                    Verdict.UNAUTHORIZED,
+                    retry_after=0.0 if changed else None,
+                    error=f"{status}: the collector key was refused: {detail}",
+                )
+            else:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+                failure = Delivery(
+                    Verdict.RETRY, retry_after=retry_after, error=f"{status}: {detail}"
+                )
+            response = yield failure
 
-    def _without(self, body: bytes, points: int, bad: set[int], detail: str) -> Steps:
+    def _without(self, body: bytes, points: int, bad: set[int], detail: str, tally: Tally) -> Steps:
         """Drop the lines ingest named as bad (1-based) and send the rest as a new request;
         what becomes of the batch is what becomes of the rest, plus the bad lines refused."""
         lines = gzip.decompress(body).splitlines(keepends=True)
         if len(lines) != points:  # not the batch the line numbers count: refuse it all
-            return Delivery(Verdict.SETTLED, rejected=points, error=f"400: {detail}")
+            tally.rejected += points
+            return Delivery(Verdict.SETTLED, error=f"400: {detail}")
         kept = [line for number, line in enumerate(lines, 1) if number not in bad]
         log.error(
             "ingest refused %d of %d points as bad data (400), dropped; sending the other %d: %s",
             len(bad), points, len(kept), detail,
         )  # fmt: skip
+        tally.rejected += len(bad)
         if not kept:
-            return Delivery(Verdict.SETTLED, rejected=points, error=f"400: {detail}")
-        rest = yield from self._steps(compress(b"".join(kept)), len(kept))
-        rest.rejected += len(bad)
+            return Delivery(Verdict.SETTLED, error=f"400: {detail}")
+        rest = yield from self._steps(compress(b"".join(kept)), len(kept), tally)
         rest.error = rest.error or f"400: {detail}"
         return rest
 
-    def _split(self, body: bytes, points: int) -> Steps:
+    def _split(self, body: bytes, points: int, tally: Tally) -> Steps:
         if points <= 1:
             line = gzip.decompress(body)
             log.error(
                 "ingest refused a point of %d bytes as too large (413) on its own, dropped: %s",
                 len(line), line[:LOGGED_LINE].decode("utf-8", "replace").strip(),
             )  # fmt: skip
+            tally.too_large += points
             return Delivery(
-                Verdict.SETTLED,
-                too_large=points,
-                error="413: a point too large on its own, dropped",
-                split=True,
+                Verdict.SETTLED, error="413: a point too large on its own, dropped", split=True
             )
         total = Delivery(Verdict.SETTLED, split=True)
-        if (yield from self._halves(body, points, total)):  # the batch's size was refused
+        if (yield from self._halves(body, points, total, tally)):  # the batch's size was refused
             total.too_large_at = points
         return total
 
-    def _after_cut(self, body: bytes, points: int) -> Steps:
+    def _after_cut(self, body: bytes, points: int, tally: Tally) -> Steps:
         """Send again what a request that was cut carried, in halves; what becomes of the
         batch is what becomes of them. (A request of at most CUT_MIN_POINTS is sent again whole
         by _steps itself: the chain never grows with the cuts of an ingest that hangs.)"""
         total = Delivery(Verdict.SETTLED)
-        total.split = not (yield from self._halves(body, points, total))
+        total.split = not (yield from self._halves(body, points, total, tally))
         return total
 
     def _halves(
-        self, body: bytes, points: int, total: Delivery
-    ) -> Generator[tuple[bytes, int], Response | TransportError, bool]:
-        """Send the batch's lines in two requests, adding what becomes of them to ``total``,
-        and stop at one not settled (the whole batch is kept for the retry). True when both
-        were taken without a 413 of their own."""
+        self, body: bytes, points: int, total: Delivery, tally: Tally
+    ) -> Generator[tuple[bytes, int] | Delivery, Response | TransportError, bool]:
+        """Send the batch's lines in two requests, one after the other, and note in ``total``
+        what their answers say of the batch size. True when both were taken without a 413 of
+        their own."""
         lines = gzip.decompress(body).splitlines(keepends=True)
         half = len(lines) // 2
         taken = True
         for part in (lines[:half], lines[half:]):
-            result = yield from self._steps(compress(b"".join(part)), len(part))
-            total.sent += result.sent
-            total.rejected += result.rejected
-            total.too_large += result.too_large
+            result = yield from self._steps(compress(b"".join(part)), len(part), tally)
             total.error = result.error or total.error
             if result.too_large_at is not None:
                 total.too_large_at = min(total.too_large_at or points, result.too_large_at)
-            if result.verdict is not Verdict.SETTLED:
-                total.verdict, total.retry_after = result.verdict, result.retry_after
-                return False
             taken = taken and not result.split
         return taken
 
@@ -328,18 +352,45 @@ class Delivering:
     sample loses none of the answers it had. A request that timed out while it was sent or its
     answer awaited, at the deadline or at the timeout, makes it return a CUT delivery instead:
     the next ``run`` goes on the same way, with what that request carried in halves (see the
-    module)."""
+    module). A request that failed makes it return that failure; the next ``run`` makes the
+    same request again."""
 
     def __init__(self, client: PushClient, body: bytes, points: int) -> None:
         self.client = client
         self.points = points
-        self._steps = client._steps(body, points)
-        self._next = next(self._steps)  # the body and points of the next request to make
+        self.tally = Tally()
+        self._steps = client._steps(body, points, self.tally)
+        first = next(self._steps)
+        assert isinstance(first, tuple)  # a request precedes any failure
+        self._next = first  # the body and points of the next request to make
         self.settled: Delivery | None = None
 
+    @property
+    def narrowed(self) -> bool:
+        """Whether the answers so far narrowed what is left to send to part of the batch (a
+        413's or a cut's halves, a 400's good lines): going on then sends less than starting
+        over would."""
+        return self._next[1] < self.points
+
+    @property
+    def acknowledged_first(self) -> int:
+        """How many of the batch's first points ingest has acknowledged: all it acknowledged
+        while it has refused none (requests follow the batch's order), else 0 (the lines a
+        400 or a 413 refused may lie among them)."""
+        tally = self.tally
+        return 0 if tally.rejected or tally.too_large else tally.sent
+
+    def _so_far(self, delivery: Delivery) -> Delivery:
+        """``delivery`` with the batch's points settled so far."""
+        delivery.sent = self.tally.sent
+        delivery.rejected = self.tally.rejected
+        delivery.too_large = self.tally.too_large
+        return delivery
+
     def run(self, deadline: float | None = None, floor: float = 0.0) -> Delivery | None:
-        """The batch's Delivery once it settles (or fails); None when the deadline came first,
-        a CUT delivery when a request was cut (neither settles the batch)."""
+        """The batch's Delivery once it settles; None when the deadline came first, a CUT
+        delivery when a request was cut, the failure when one failed (none of these settles
+        the batch: the next run goes on with it)."""
         if self.settled is not None:  # run again after all: no request is made twice
             return self.settled
         client = self.client
@@ -359,9 +410,14 @@ class Delivering:
             ):
                 answer = DeadlineCut(answer)
             try:
-                self._next = self._steps.send(answer)
+                step = self._steps.send(answer)
             except StopIteration as done:
-                self.settled = done.value
+                self.settled = self._so_far(done.value)
                 return self.settled
+            if isinstance(step, Delivery):  # failed: the next run makes the same request again
+                step.failed_at = points
+                return self._so_far(step)
+            self._next = step
             if is_cut(answer):  # sent again at the next run, in halves: not settled
-                return Delivery(Verdict.CUT, error=f"{answer.kind}: {answer}", cut_at=points)
+                cut = Delivery(Verdict.CUT, error=f"{answer.kind}: {answer}", cut_at=points)
+                return self._so_far(cut)

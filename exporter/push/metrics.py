@@ -36,8 +36,8 @@ class PushMetrics:
             "on the spool's full filesystem; kept across restarts), "
             "non_finite (NaN or infinite: line protocol cannot carry them), "
             "spool_error (the spool could not take them: its filesystem failing, read-only, or "
-            "full with nothing left to drop; and ingest did not acknowledge them when sent at "
-            "once).",
+            "full with nothing left to drop; and ingest did not acknowledge them when sent from "
+            "memory, or newer ones pushed them out of the 1 MiB kept there meanwhile).",
             COUNTER,
             "reason",
         )

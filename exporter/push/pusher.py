@@ -15,8 +15,12 @@ follows it at once. A batch that takes several requests (a 413's halves, a 400's
 client.py), or several chunks sent from memory, stops at the next sample and goes on after it
 where it stopped. So does a batch, or a chunk sent from memory, whose request was cut (timed out
 while sent or awaiting its answer, at the next sample or at the timeout: client.py's CUT), after
-a backoff, with what that request carried in halves. A sample is skipped only when the thread is
-busy past the tick after it (a
+a backoff, with what that request carried in halves; and a batch whose request failed (a 5xx,
+a network error) after answers had narrowed it to part of it (a 413's or a cut's halves, a
+400's good lines), after the backoff, with that request: the parts acknowledged are not sent
+again. Before its requests stop, the batch's leading records ingest has acknowledged whole are
+committed, so that a restart does not send them again either. A sample is skipped only when the
+thread is busy past the tick after it (a
 sample that takes longer than the interval, or a process stopped or a machine suspended in
 between): the tick is then skipped rather than sampled in a burst, and counted
 (``samples_skipped``).
@@ -38,11 +42,14 @@ interval saved on every host, at the cost the spool's docstring states for a mac
 
 A spool that cannot take a sample (a read-only or failing file system, or a full one with
 nothing left to drop) makes the state ``spool_error`` until an append succeeds again, whatever
-sending does meanwhile. The chunks it could not take are sent at once from memory, unless a
-retry is pending (ingest is failing: they would only fail too); whatever ingest does not
-acknowledge then is lost, counted as spool_error. A chunk whose request was cut is the
-exception: it goes on after the backoff, in halves, and the chunks held meanwhile are lost. Those
-points have no crash safety: only the spool gives that.
+sending does meanwhile. The chunks it could not take are sent at once from memory, or, while a
+retry is pending (ingest is failing: they would only fail too), kept in memory and sent once the
+backoff is over, oldest first, within HELD_MAX_BYTES (the oldest beyond it lost, counted as
+spool_error); whatever ingest does not acknowledge when a chunk is sent is lost, counted as
+spool_error. A chunk whose request was cut is the exception: it goes on after the backoff, in
+halves, the chunks behind it waiting. Those points have no crash safety: only the spool gives
+that. (Until 2026-11-25 the chunks held during a backoff were dropped, counted as spool_error,
+however short the backoff.)
 
 Batch size: after a 413 proves that a request was too large (see client.py), requests hold at
 most half as many points; so they do after a request that was cut (a slow uplink, or a backlog
@@ -58,10 +65,11 @@ go on.
 Counters: each point is counted once, as sent (acknowledged), rejected (refused for good),
 too_large (refused by a 413 on its own), spool_error (neither appended nor acknowledged) or, by
 the spool, spool_full (dropped unsent, oldest first, at the spool's bound or because its file
-system is full). A batch that is retried counts in none of them until the attempt that
-settles it, even when part of it was acknowledged before a 413 split failed part-way (should the
-spool drop it meanwhile, all of it counts as spool_full); ``retried`` counts the points of each
-failed attempt that ingest did not acknowledge.
+system is full). A batch whose requests go on after a sample, a cut or a failure counts in
+none of them until it settles, but for the leading records committed on the way, whose points
+count as sent when they are committed (should the spool drop the rest meanwhile, all of that
+counts as spool_full, the points acknowledged in a record cut through too); ``retried`` counts
+the points of each request that failed or was cut, which are sent again.
 """
 
 from __future__ import annotations
@@ -122,12 +130,15 @@ class PushStats:
 
 @dataclass
 class _Chain:
-    """The requests of a spool batch that a sample interrupted, and the records they carry."""
+    """The requests of a spool batch, and the records they carry that the spool still holds:
+    all of the batch's records but those committed on the way (``committed`` points, counted
+    as sent already)."""
 
     delivering: Delivering
     start: Position
     records: tuple[Record, ...]
     points: int
+    committed: int = 0
 
 
 class Pusher:
@@ -318,7 +329,8 @@ class Pusher:
 
     def _hold(self, held: list[tuple[bytes, int]]) -> None:
         """Keep chunks to send from memory; beyond HELD_MAX_BYTES (ingest too slow to take them
-        all before the next samples), the oldest not in flight are lost, counted as spool_error."""
+        all before the next samples, or a backoff long enough), the oldest not in flight are
+        lost, counted as spool_error."""
         self._held += held
         size = sum(len(payload) for payload, _ in self._held)
         first = 1 if self._held_delivering is not None else 0
@@ -329,19 +341,15 @@ class Pusher:
 
     def _send_held(self, deadline: float | None) -> None:
         """Send the chunks the spool could not take from memory, once; count what ingest does not
-        acknowledge as spool_error. Not while a retry is pending: ingest is failing already.
-        Those the ``deadline`` leaves no time for are sent after the next sample, and a chunk
-        whose request was cut goes on after the backoff, in halves, keeping what was
-        acknowledged."""
+        acknowledge as spool_error. Not while a retry is pending (ingest is failing already):
+        they wait for it in memory, within HELD_MAX_BYTES (see _hold). Those the ``deadline``
+        leaves no time for are sent after the next sample, and a chunk whose request was cut
+        goes on after the backoff, in halves, keeping what was acknowledged."""
         while self._held:
+            if time.monotonic() < self._retry_at:  # kept: sent once the backoff is over
+                return
             payload, points = self._held[0]
             delivering, self._held_delivering = self._held_delivering, None
-            if time.monotonic() < self._retry_at:  # all lost but the chunk under way, if any
-                under_way = 0 if delivering is None else 1
-                self.stats.spool_error += sum(p for _, p in self._held[under_way:])
-                del self._held[under_way:]
-                self._held_delivering = delivering
-                return
             try:
                 if delivering is None:
                     delivering = self.client.start(payload, points)
@@ -354,7 +362,7 @@ class Pusher:
                 return
             delivery = result
             self._batch_size_after(delivery)
-            if delivery.verdict is Verdict.CUT:  # goes on after the backoff; the others are lost
+            if delivery.verdict is Verdict.CUT:  # goes on after the backoff, the others after it
                 self._held_delivering = delivering
                 self.stats.retried += delivery.cut_at or 0
                 self._not_settled(delivery)
@@ -395,24 +403,26 @@ class Pusher:
             found = self._next_batch()
             if found is None:  # nothing readable after all (only corrupt stretches were left)
                 return min(1.0, self.interval)
-            batch, delivering = found
-            delivery = delivering.run(deadline, self.floor)
+            batch, chain = found
+            delivery = chain.delivering.run(deadline, self.floor)
         except Exception as exc:
             log.exception("push send failed")
             self._failed(f"send: {type(exc).__name__}: {exc}")
             return self.backoff.next_delay()
         if delivery is None:  # the next sample is due first: the requests go on after it
-            self._chain = _Chain(delivering, batch.start, batch.records, batch.points)
+            self._keep_chain(batch, chain)
             return 0.0
         self._batch_size_after(delivery)
         if delivery.verdict is Verdict.CUT:  # the requests go on after it, and a backoff
-            self._chain = _Chain(delivering, batch.start, batch.records, batch.points)
+            self._keep_chain(batch, chain)
             self.stats.retried += delivery.cut_at or 0
             return self._not_settled(delivery)
-        if delivery.verdict is not Verdict.SETTLED:  # the whole batch is kept and sent again
-            self.stats.retried += batch.points - delivery.sent
-            return self._not_settled(delivery)
-        self._settled(delivery)
+        if delivery.verdict is not Verdict.SETTLED:  # the failed request is made again
+            self.stats.retried += delivery.failed_at or 0
+            if chain.delivering.narrowed:  # after the backoff, from where it failed
+                self._keep_chain(batch, chain)
+            return self._not_settled(delivery)  # (else the batch is read afresh: the same start)
+        self._settled(delivery, chain.committed)
         try:
             self.spool.commit(batch)
         except Exception as exc:  # e.g. EROFS, EIO: the segment or the cursor cannot be written
@@ -425,20 +435,50 @@ class Pusher:
         self._sent(delivery)
         return 0.0
 
-    def _next_batch(self) -> tuple[Batch, Delivering] | None:
-        """The batch to send and its requests: the batch a sample interrupted or a cut request
-        held up, to go on with, if the spool still holds it first, the same records (it may
-        have dropped them to make room meanwhile, or lost its directory); else the oldest, up
-        to max_points, to start on."""
+    def _next_batch(self) -> tuple[Batch, _Chain] | None:
+        """The batch to send and its requests: the batch a sample interrupted or a cut or
+        failed request held up, to go on with, if the spool still holds it first, the same
+        records (it may have dropped them to make room meanwhile, or lost its directory); else
+        the oldest, up to max_points, to start on."""
         chain, self._chain = self._chain, None
         if chain is not None:
             batch = self.spool.read(chain.points)
             if batch is not None and (batch.start, batch.records) == (chain.start, chain.records):
-                return batch, chain.delivering
+                return batch, chain
         batch = self.spool.read(self.max_points)
         if batch is None:
             return None
-        return batch, self.client.start(self._body(batch), batch.points)
+        delivering = self.client.start(self._body(batch), batch.points)
+        return batch, _Chain(delivering, batch.start, batch.records, batch.points)
+
+    def _keep_chain(self, batch: Batch, chain: _Chain) -> None:
+        """Keep the batch's requests to go on with after the sample or the backoff. First commit
+        the leading records ingest has acknowledged whole, and count their points as sent:
+        neither a restart nor a spool dropping the rest sends or counts them again. (The
+        record a request's boundary cut through stays: the spool commits whole records.)"""
+        acknowledged = chain.delivering.acknowledged_first - chain.committed
+        records = batch.records
+        whole = points = 0
+        while whole < len(records) - 1 and points + records[whole].points <= acknowledged:
+            points += records[whole].points
+            whole += 1
+        if whole:
+            try:
+                self.spool.commit(batch.first(whole))
+            except Exception as exc:  # as at a batch's end: the cursor moved, unsaved
+                if not isinstance(exc, OSError):
+                    log.exception("push: commit failed")
+                self._failed(f"spool: cannot commit: {exc}", "spool_error")
+            self.stats.sent += points
+            self.stats.last_success = time.time()
+            chain.committed += points
+        self._chain = _Chain(
+            chain.delivering,
+            self.spool.cursor,
+            records[whole:],
+            batch.points - points,
+            chain.committed,
+        )
 
     def _not_settled(self, delivery: Delivery) -> float:
         """Back off after a request to retry; the seconds to wait."""
@@ -450,8 +490,9 @@ class Pusher:
         self._failed(delivery.error, state, delay)
         return delay
 
-    def _settled(self, delivery: Delivery) -> None:
-        self.stats.sent += delivery.sent
+    def _settled(self, delivery: Delivery, counted: int = 0) -> None:
+        """Count a settled delivery's points, but the ``counted`` sent ones counted already."""
+        self.stats.sent += delivery.sent - counted
         self.stats.rejected += delivery.rejected
         self.stats.too_large += delivery.too_large
         if delivery.sent:
@@ -526,7 +567,9 @@ class Pusher:
         self._record(error)
 
     def _spool_failed(
-        self, error: str, consequence: str = "what it cannot take is sent at once or lost (counted)"
+        self,
+        error: str,
+        consequence: str = "what it cannot take is sent from memory, or lost (counted)",
     ) -> None:
         """The spool could not take a sample, or sync one: spool_error until an append
         succeeds."""

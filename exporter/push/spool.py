@@ -155,6 +155,15 @@ class Record:
     segment: int
     payload: bytes
     points: int
+    end: Position  # just past the record: the cursor once it and those before are committed
+
+
+@dataclass(frozen=True, slots=True)
+class _Framed:
+    """A record's payload and point count as read and checked, before it is placed."""
+
+    payload: bytes
+    points: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,13 @@ class Batch:
     def points(self) -> int:
         return sum(r.points for r in self.records)
 
+    def first(self, count: int) -> Batch:
+        """The batch of its first ``count`` records (at least one): committed on its own, the
+        cursor stops just past them."""
+        if not 1 <= count <= len(self.records):
+            raise ValueError(f"count {count} outside 1..{len(self.records)} records")
+        return Batch(self.records[:count], self.start, self.records[count - 1].end)
+
 
 @dataclass(slots=True)
 class _Segment:
@@ -178,16 +194,16 @@ class _Segment:
     points: int  # unacknowledged points in valid records
 
 
-def _parse(header: bytes, payload: bytes) -> Record | None:
+def _parse(header: bytes, payload: bytes) -> _Framed | None:
     magic, length, points, crc = RECORD_HEADER.unpack(header)
     if magic != RECORD_MAGIC or len(payload) != length:
         return None
     if zlib.crc32(payload, zlib.crc32(header[4:12])) != crc:
         return None
-    return Record(0, payload, points)
+    return _Framed(payload, points)
 
 
-def _record_at(fd: int, offset: int, end: int) -> Record | None:
+def _record_at(fd: int, offset: int, end: int) -> _Framed | None:
     if end - offset < RECORD_HEADER.size:
         return None
     header = os.pread(fd, RECORD_HEADER.size, offset)
@@ -199,7 +215,7 @@ def _record_at(fd: int, offset: int, end: int) -> Record | None:
     return _parse(header, os.pread(fd, length, offset + RECORD_HEADER.size))
 
 
-def _next_valid(fd: int, offset: int, end: int) -> tuple[int, Record | None, bool]:
+def _next_valid(fd: int, offset: int, end: int) -> tuple[int, _Framed | None, bool]:
     """The first valid record at or after ``offset``: (its offset, record, whether bytes were skipped).
 
     ``(end, None, skipped)`` when there is none before ``end``.
@@ -749,9 +765,9 @@ class Spool:
                 continue
             if records and points + record.points > max_points:
                 break
-            records.append(Record(segment.seq, record.payload, record.points))
-            points += record.points
             position = Position(segment.seq, at + RECORD_HEADER.size + len(record.payload))
+            records.append(Record(segment.seq, record.payload, record.points, position))
+            points += record.points
             if points >= max_points:
                 break
         if not records:

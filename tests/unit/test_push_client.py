@@ -342,7 +342,7 @@ def test_413_on_a_single_point_drops_it(serve: Callable[..., Scripted], key_file
     assert delivery.too_large_at is None  # the point is too large, not the batch
 
 
-def test_413_then_unavailable_keeps_the_whole_batch(
+def test_413_then_unavailable_says_what_was_acknowledged_before(
     serve: Callable[..., Scripted], key_file: Path
 ) -> None:
     answers = iter([Answer(413), Answer(204), Answer(503, headers={"Retry-After": "3"})])
@@ -350,7 +350,7 @@ def test_413_then_unavailable_keeps_the_whole_batch(
     delivery = client_for(server.url, key_file).deliver(body(lines(4)), 4)
     assert delivery.verdict is Verdict.RETRY
     assert delivery.retry_after == 3.0
-    assert delivery.sent == 2  # acknowledged already; the retry sends them again, harmlessly
+    assert (delivery.sent, delivery.failed_at) == (2, 2)  # a retry makes only the failed half
     assert len(server.received) == 3
 
 

@@ -459,10 +459,12 @@ def test_a_spool_that_cannot_start_a_segment_counts_every_point_it_lost(
     monkeypatch.setattr(pusher.spool, "_new_segment", no_space)
     pusher.sample()  # the same points again (the push metrics aside): each chunk needs a segment
     lost = pusher.stats.spool_error
-    assert lost > 0
+    assert lost == 4  # the chunk sent at once, refused (503); the others wait for the backoff
+    held = sum(points for _, points in pusher._held)
+    assert held > 0
     # the spool dropped what it held, oldest first, before finding nothing left to drop
     spool = pusher.spool
-    assert spool.queued_points + spool.dropped_points + lost == 2 * produced
+    assert spool.queued_points + spool.dropped_points + lost + held == 2 * produced
     assert "No space left on device" in pusher.status()["spool_error"]
     assert pusher.stats.state == "spool_error"
 
@@ -562,8 +564,9 @@ def test_a_batch_refused_whole_is_not_a_success(
 def test_a_413_split_failing_part_way_counts_each_point_once(
     serve: Callable[..., Scripted], make_pusher: Callable[..., Pusher]
 ) -> None:
-    """The first half acknowledged, the second 503 twice: the batch is kept and sent again whole,
-    and only the attempt that settles it counts its points as sent."""
+    """The first parts acknowledged, a later one 503 twice: each retry makes that request again,
+    none acknowledged is sent again, and each point is counted once, as sent. (Before, the batch
+    was kept and sent again whole at each retry, the 413 and the acknowledged parts too.)"""
     failures = {"left": 2}
     answered: list[tuple[int, int]] = []  # (status, lines)
 
@@ -583,19 +586,18 @@ def test_a_413_split_failing_part_way_counts_each_point_once(
     pusher.sample()
     queued = pusher.spool.queued_points
     for _ in range(2):
-        pusher.send()
-        assert pusher.stats.sent == 0  # nothing settled yet
-        assert pusher.spool.queued_points == queued
+        assert pusher.send() > 0  # the backoff
+        assert pusher.stats.sent == pusher.spool.queued_points - queued == 0  # one record
     assert pusher.send() == 0.0
     assert pusher.spool.queued_points == 0
-    assert pusher.stats.sent == queued
-    assert pusher.stats.rejected == 0
-    second_503 = max(i for i, (status, _) in enumerate(answered) if status == 503)
-    first_503 = min(i for i, (status, _) in enumerate(answered) if status == 503)
-    acknowledged = [
-        sum(n for status, n in answered[start:end] if status == 204)
-        for start, end in ((0, first_503), (first_503 + 1, second_503))
-    ]
-    assert acknowledged[0] > 0
-    assert pusher.stats.retried == 2 * queued - sum(acknowledged)
-    assert len(server.received) == len(answered)
+    assert (pusher.stats.sent, pusher.stats.rejected) == (queued, 0)
+    taken = [r for r, (status, _) in zip(server.received, answered, strict=True) if status == 204]
+    acknowledged = [line for r in taken for line in r.lines]
+    assert sorted(acknowledged) == sorted(set(acknowledged))  # none twice
+    assert len(acknowledged) == queued
+    failed = [i for i, (status, _) in enumerate(answered) if status == 503]
+    assert len(failed) == 2
+    assert [n for _, n in answered].count(queued) == 1  # the 413'd batch was not sent again
+    again = [tuple(server.received[i].lines) for i in (*failed, failed[-1] + 1)]
+    assert len(set(again)) == 1  # the failed request, made again at each retry, then taken
+    assert pusher.stats.retried == 2 * len(again[0])

@@ -482,7 +482,7 @@ def test_a_request_cut_at_its_own_timeout_goes_on_in_halves(
     assert results == [
         (Verdict.CUT, 400, 0),
         (Verdict.CUT, 200, 0),  # the first half; then its quarters are taken
-        (Verdict.CUT, 200, 0),  # the second half
+        (Verdict.CUT, 200, 200),  # the second half, the first half's 200 points taken
         (Verdict.SETTLED, None, 400),  # its quarters taken: each point acknowledged once
     ]
     assert [len(r.lines) for r in server.received] == [400, 200, 100, 100, 200, 100, 100]
