@@ -557,7 +557,7 @@ EXPORTER_DROPPING = RuleDef(
         "resolves); rejected or ",
         "too_large: ingest refused them as bad data or as too large on their own (see the ",
         "exporter's log); spool_error: the spool could not take them (its filesystem is ",
-        "read-only or failing, or full with nothing left to drop) and sending them at once failed; non_finite: a collector reported NaN ",
+        "read-only or failing, or full with nothing left to drop) and ingest did not take them from memory (sent at once, or after a backoff while they fit in 1MiB); non_finite: a collector reported NaN ",
         "or infinity, which line protocol cannot carry. The count covers 6 hours ",
         "because a full spool drops a whole segment at a time (about 4 hours of points with ",
         "the default 64MiB spool and 10s interval); " + _tune("exporter_dropping_points"),
