@@ -1,22 +1,28 @@
 """Collector API keys: issue (shown once), rotate with an overlap, revoke, expire, verify.
 
-Ingest verifies each request's key through ``KeyVerifier``: lookups are cached for at most
-``ttl`` seconds (so a revocation is felt within that time, 5 s at most), the secret is checked
+Ingest verifies each request's key through ``KeyVerifier``: a key's state (revoked, expired,
+its collector's and tenant's, host tag, secret hash) is at most ``ttl`` seconds old when a
+request is let in (so a revocation is felt within that time, 5 s at most), read again for all
+recently used keys in bulk by a background thread rather than key by key; the secret is checked
 by HMAC in constant time on every call, and last use, last seen and points received are written
-back in batches rather than once per request.
+back in bulk by that thread, never by a request.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import BigInteger, Update, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -27,7 +33,15 @@ from tenants.crypto import KEY_PREFIX, CredentialHasher, split_credential
 from tenants.db import transaction
 from tenants.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from tenants.grants import calling_token_expiry, no_later_than_calling_token
-from tenants.models import ApiKey, ApiToken, Collector, Tenant, utcnow
+from tenants.models import (
+    HOST_TAG_PINNED,
+    ApiKey,
+    ApiToken,
+    Collector,
+    Tenant,
+    UTCDateTime,
+    utcnow,
+)
 from tenants.paging import Order, Page, fetch_page
 from tenants.ttlcache import TtlCache
 
@@ -36,6 +50,14 @@ log = logging.getLogger(__name__)
 MAX_EXPIRY_DAYS = 3650
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=30)
+
+MAX_CACHED_KEYS = 50_000  # accepted keys cached per process, least recently used dropped first
+MAX_REFUSED_IDS = 10_000  # refused key ids (unknown, revoked...), cached apart for ttl seconds
+IDLE_AFTER = 600.0  # seconds: a cached key not used for this long is no longer revalidated
+BULK_ROWS = 1_000  # keys per revalidation query, rows per usage statement
+MAX_PENDING = 100_000  # collectors (and keys) whose usage waits for a flush
+LAST_USE_RESOLUTION = 60.0  # seconds: a key's last use is written at most this often
+EARLY_ENOUGH = 0.9  # a refresh this near its time runs: the thread's wake-ups are not exact
 
 
 @dataclass(frozen=True)
@@ -264,6 +286,159 @@ class _Entry:
     tenant_active: bool
     collector_active: bool
 
+    def accepted(self, now: datetime) -> bool:
+        """Whether the key, its collector and its tenant let a request in (its secret aside)."""
+        return (
+            not self.revoked
+            and (self.expires_at is None or self.expires_at > now)
+            and self.tenant_active
+            and self.collector_active
+        )
+
+
+# What a verification needs of a key, its collector and its tenant, as plain columns: the
+# revalidation reads thousands at a time, which ORM objects would make several times dearer.
+_KEY_STATE = (
+    select(
+        ApiKey.id, ApiKey.key_id, ApiKey.secret_hash, ApiKey.revoked_at, ApiKey.expires_at,
+        Tenant.id, Tenant.slug, Tenant.influx_database, Tenant.ingest_rate, Tenant.ingest_burst,
+        Tenant.status, Collector.id, Collector.name, Collector.status, Collector.hostname,
+        Collector.host_tag,
+    )
+    .join(Collector, Collector.id == ApiKey.collector_id)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+)  # fmt: skip
+
+
+def _entry_from(row: tuple[Any, ...]) -> _Entry:
+    (key_pk, key_id, secret_hash, revoked_at, expires_at, tenant_id, slug, database, rate,
+     burst, tenant_status, collector_id, collector_name, collector_status, hostname,
+     host_tag) = row  # fmt: skip
+    pinned_host = hostname if host_tag == HOST_TAG_PINNED else None  # Collector.pinned_host
+    identity = Identity(tenant_id, slug, database, collector_id, collector_name, key_id, key_pk,
+                        rate, burst, pinned_host)  # fmt: skip
+    return _Entry(identity, secret_hash, revoked_at is not None, expires_at,
+                  tenant_status == "active", collector_status == "active")  # fmt: skip
+
+
+class _Cached:
+    """An accepted key's entry, when it was read (``validated_at``, the clock's time before the
+    read began) and when a request last asked for it (``used_at``)."""
+
+    __slots__ = ("entry", "source", "used_at", "validated_at")
+
+    def __init__(self, entry: _Entry, source: tuple[Any, ...], validated_at: float) -> None:
+        self.entry = entry
+        self.source = source  # the row read: a revalidation reading the same only moves
+        self.validated_at = validated_at  # this on
+        self.used_at = validated_at
+
+
+class _KeyCache:
+    """Keys ingest may accept, least recently used first, apart from the key ids it refused
+    (unknown, revoked, expired, of a disabled collector or tenant): refused ids, however many,
+    never push an accepted key out. An accepted key is trusted ``ttl`` seconds after it was read;
+    ``KeyVerifier.refresh`` reads the recently used ones again, in bulk, before that runs out.
+    A refused id is looked up again after ``ttl`` seconds."""
+
+    def __init__(
+        self, ttl: float, max_keys: int = MAX_CACHED_KEYS, max_refused: int = MAX_REFUSED_IDS
+    ) -> None:
+        self.refused: TtlCache[str, _Entry | None] = TtlCache(ttl, max_entries=max_refused)
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self._accepted: OrderedDict[str, _Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def find(self, key_id: str, now: float) -> tuple[bool, _Entry | None]:
+        """``(True, entry)`` for a key read less than ``ttl`` ago (``entry`` None: unknown)."""
+        with self._lock:
+            cached = self._accepted.get(key_id)
+            if cached is not None:
+                cached.used_at = now
+                self._accepted.move_to_end(key_id)
+                if now - cached.validated_at < self.ttl:
+                    return True, cached.entry
+                return False, None
+        return self.refused.lookup(key_id, now)
+
+    def remember(
+        self, key_id: str, source: tuple[Any, ...] | None, read_at: float
+    ) -> _Entry | None:
+        """The entry made from ``source`` (a _KEY_STATE row; None: no such key), cached as
+        accepted or refused."""
+        entry = None if source is None else _entry_from(source)
+        if self.ttl <= 0:
+            return entry
+        if source is not None and entry is not None and entry.accepted(utcnow()):
+            with self._lock:
+                cached = self._accepted.get(key_id)
+                if cached is None or cached.validated_at <= read_at:
+                    self._accepted[key_id] = _Cached(entry, source, read_at)
+                    self._accepted.move_to_end(key_id)
+                    while len(self._accepted) > self.max_keys:
+                        self._accepted.popitem(last=False)
+            self.refused.discard(key_id)
+        else:
+            with self._lock:
+                self._accepted.pop(key_id, None)
+            self.refused.put(key_id, entry, read_at)
+        return entry
+
+    def in_use(self, now: float, idle_after: float) -> dict[int, str]:
+        """The accepted keys used in the last ``idle_after`` seconds, by primary key; the others
+        are dropped."""
+        used: dict[int, str] = {}
+        with self._lock:
+            for key_id, cached in list(self._accepted.items()):
+                if now - cached.used_at >= idle_after:
+                    del self._accepted[key_id]
+                else:
+                    used[cached.entry.identity.key_pk] = key_id
+        return used
+
+    def revalidated(
+        self, key_ids: dict[int, str], rows: dict[int, tuple[Any, ...]], read_at: float
+    ) -> None:
+        """Apply a revalidation read at ``read_at``: ``rows`` holds the rows found for the
+        keys of ``key_ids`` (a key missing from it is gone). An entry read since is kept."""
+        now = utcnow()
+        refused: list[tuple[str, _Entry | None]] = []
+        with self._lock:
+            for key_pk, key_id in key_ids.items():
+                cached = self._accepted.get(key_id)
+                if cached is None or cached.validated_at >= read_at:
+                    continue
+                row = rows.get(key_pk)
+                if row is not None and row == cached.source:
+                    cached.validated_at = read_at
+                    continue
+                entry = None if row is None else _entry_from(row)
+                if row is not None and entry is not None and entry.accepted(now):
+                    cached.entry, cached.source, cached.validated_at = entry, row, read_at
+                else:
+                    del self._accepted[key_id]
+                    refused.append((key_id, entry))
+        for key_id, entry in refused:
+            self.refused.put(key_id, entry, read_at)
+
+    def discard(self, key_id: str) -> None:
+        with self._lock:
+            self._accepted.pop(key_id, None)
+        self.refused.discard(key_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._accepted.clear()
+        self.refused.clear()
+
+    def __len__(self) -> int:
+        return len(self._accepted)
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self.refused.after_fork()
+
 
 def store_rehash(
     sessions: sessionmaker[Session],
@@ -283,7 +458,45 @@ def store_rehash(
     log.info("%s %d: secret re-hashed under the current server secret", model.__tablename__, pk)
 
 
+_COLLECTOR_USE = (
+    update(Collector)
+    .where(Collector.id == bindparam("pk"))
+    .values(
+        points_received=Collector.points_received + bindparam("points", type_=BigInteger()),
+        last_seen_at=bindparam("seen", type_=UTCDateTime()),
+    )
+)
+_KEY_USE = (
+    update(ApiKey)
+    .where(ApiKey.id == bindparam("pk"))
+    .where(or_(
+        ApiKey.last_used_at.is_(None),
+        ApiKey.last_used_at < bindparam("written_before", type_=UTCDateTime()),
+    ))
+    .values(last_used_at=bindparam("used", type_=UTCDateTime()))
+)  # fmt: skip
+
+
 class KeyVerifier:
+    """Verifies collector keys for ingest (and the admin app's load-test uploads), and records
+    their use.
+
+    An accepted key is served from this process's cache while its state was read less than
+    ``ttl`` seconds ago. A background thread re-reads, every ``ttl / 2`` seconds, the state of
+    all the cached keys used in the last ``IDLE_AFTER`` seconds, ``BULK_ROWS`` per query
+    (``refresh``), so that keys pushed to every 10-15 s are not looked up one by one, while a
+    revoked key, a disabled collector or tenant, a changed host tag or secret is still felt
+    within ``ttl``. Should the thread fall behind, a key whose read is older is looked up on its
+    own, as before. The secret is checked against the cached HMAC on every call.
+
+    Usage (``record_use``) is counted in memory and written by the same thread every
+    ``flush_interval`` seconds (``flush``), never by a request: points and last seen per
+    collector, last use per key at most once a minute, in id order so that concurrent flushes
+    of several workers and replicas cannot deadlock. ``flush`` at worker exit writes the rest.
+    ``background`` False (the default with a ``clock`` of one's own, as tests give) starts no
+    thread: then ``refresh`` and ``flush`` run only when called.
+    """
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -291,15 +504,29 @@ class KeyVerifier:
         ttl: float = 2.0,
         flush_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        background: bool | None = None,
     ) -> None:
         self.sessions = sessions
         self.hasher = hasher
+        self.ttl = ttl
         self.flush_interval = flush_interval
         self.clock = clock
-        self._cache: TtlCache[str, _Entry | None] = TtlCache(ttl, clock)
-        self._usage: dict[int, tuple[int, int]] = {}  # key pk -> (collector id, points)
+        self.background = clock is time.monotonic if background is None else background
+        self._cache = _KeyCache(ttl)
+        self._points: dict[int, int] = {}  # collector id -> points accepted since the last flush
+        self._used: set[int] = set()  # key pks used since the last flush
+        self._unrecorded = 0  # points over MAX_PENDING collectors, reported by the next flush
+        self._last_use_written: dict[int, float] = {}  # key pk -> clock() when written
+        self._last_flush = self._last_refresh = clock()
+        self._thread: threading.Thread | None = None
+        self._new_locks()
+        _EVERY_VERIFIER.add(self)
+
+    def _new_locks(self) -> None:
         self._usage_lock = threading.Lock()
-        self._last_flush = clock()
+        self._flush_lock = threading.Lock()  # one flush at a time: a final one awaits the last
+        self._start_lock = threading.Lock()
+        self._stop = threading.Event()
 
     def verify(self, credential: str) -> Identity:
         """The identity behind a collector key; raises Unauthenticated (401) or Forbidden (403)."""
@@ -307,7 +534,7 @@ class KeyVerifier:
         if parts is None or parts[0] != KEY_PREFIX:
             raise Unauthenticated("missing or malformed collector key")
         _, key_id, secret = parts
-        entry = self._cache.get(key_id, self._load)
+        entry = self._entry(key_id)
         match = None if entry is None else self.hasher.match(secret, entry.secret_hash)
         if entry is None or match is None:
             raise Unauthenticated("invalid collector key")
@@ -323,56 +550,172 @@ class KeyVerifier:
             store_rehash(
                 self.sessions, ApiKey, entry.identity.key_pk, entry.secret_hash, match.rehash
             )
-            self._cache.discard_if(lambda cached_id, _: cached_id == key_id)
+            self._cache.discard(key_id)
         return entry.identity
 
-    def _load(self, key_id: str) -> _Entry | None:
+    def _entry(self, key_id: str) -> _Entry | None:
+        now = self.clock()
+        found, entry = self._cache.find(key_id, now)
+        if found:
+            return entry
         with transaction(self.sessions) as db:
-            row = db.execute(
-                select(ApiKey, Collector, Tenant)
-                .join(Collector, Collector.id == ApiKey.collector_id)
-                .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                .where(ApiKey.key_id == key_id)
-            ).first()
-            if row is None:
-                return None
-            key, collector, tenant = row
-            identity = Identity(tenant.id, tenant.slug, tenant.influx_database, collector.id,
-                                collector.name, key.key_id, key.id, tenant.ingest_rate,
-                                tenant.ingest_burst, collector.pinned_host)  # fmt: skip
-            return _Entry(identity, key.secret_hash, key.revoked_at is not None, key.expires_at,
-                          tenant.active, collector.active)  # fmt: skip
+            row = db.execute(_KEY_STATE.where(ApiKey.key_id == key_id)).first()
+        entry = self._cache.remember(key_id, None if row is None else tuple(row), now)
+        if self.ttl > 0:
+            self._start_background()
+        return entry
+
+    def refresh(self) -> None:
+        """Read again the state of the cached keys used in the last IDLE_AFTER seconds (the
+        others are dropped), BULK_ROWS keys per query, each applied as it comes."""
+        read_at = self.clock()
+        in_use = self._cache.in_use(read_at, IDLE_AFTER)
+        if not in_use:
+            return
+        ordered = sorted(in_use)
+        with transaction(self.sessions) as db:
+            for start in range(0, len(ordered), BULK_ROWS):
+                chunk = ordered[start : start + BULK_ROWS]
+                rows = {row[0]: tuple(row) for row in db.execute(
+                    _KEY_STATE.where(ApiKey.id.in_(chunk))
+                )}  # fmt: skip
+                self._cache.revalidated({pk: in_use[pk] for pk in chunk}, rows, read_at)
 
     def record_use(self, identity: Identity, points: int) -> None:
-        """Count accepted points; written to the database every ``flush_interval`` seconds."""
+        """Count accepted points; the background thread writes them (``flush``)."""
         with self._usage_lock:
-            _, total = self._usage.get(identity.key_pk, (identity.collector_id, 0))
-            self._usage[identity.key_pk] = (identity.collector_id, total + points)
-            due = self.clock() - self._last_flush >= self.flush_interval
-        if due:
-            self.flush()
+            collector = identity.collector_id
+            if collector in self._points or len(self._points) < MAX_PENDING:
+                self._points[collector] = self._points.get(collector, 0) + points
+            else:
+                self._unrecorded += points
+            if len(self._used) < MAX_PENDING:
+                self._used.add(identity.key_pk)
+        self._start_background()
 
     def flush(self) -> None:
-        with self._usage_lock:
-            usage, self._usage = self._usage, {}
-            self._last_flush = self.clock()
-        if not usage:
-            return
-        now = utcnow()
-        try:
-            with transaction(self.sessions) as db:
-                for key_pk, (collector_id, points) in usage.items():
-                    db.execute(update(ApiKey).where(ApiKey.id == key_pk).values(last_used_at=now))
-                    db.execute(
-                        update(Collector)
-                        .where(Collector.id == collector_id)
-                        .values(
-                            last_seen_at=now, points_received=Collector.points_received + points
-                        )
-                    )
-        except Exception:
-            log.exception("could not record key usage; will retry with the next flush")
+        """Write the usage counted since the last flush, BULK_ROWS rows per statement (and
+        transaction) in id order. What a failed statement held goes back for the next flush."""
+        with self._flush_lock:
             with self._usage_lock:
-                for key_pk, (collector_id, points) in usage.items():
-                    _, more = self._usage.get(key_pk, (collector_id, 0))
-                    self._usage[key_pk] = (collector_id, points + more)
+                points, self._points = self._points, {}
+                used, self._used = self._used, set()
+                unrecorded, self._unrecorded = self._unrecorded, 0
+                self._last_flush = self.clock()
+            if unrecorded:
+                log.warning("%d accepted points were not counted in their collectors' points "
+                            "received: usage of over %d collectors was pending (the admin "
+                            "database unreachable?)", unrecorded, MAX_PENDING)  # fmt: skip
+            if not points and not used:
+                return
+            now = self.clock()
+            self._last_use_written = {
+                pk: at for pk, at in self._last_use_written.items()
+                if now - at < LAST_USE_RESOLUTION
+            }  # fmt: skip
+            wall = utcnow()
+            counts = sorted(points.items())
+            keys = sorted(pk for pk in used if pk not in self._last_use_written)
+            written_before = wall - timedelta(seconds=LAST_USE_RESOLUTION)
+            done_counts = done_keys = 0
+            try:
+                for start in range(0, len(counts), BULK_ROWS):
+                    chunk = counts[start : start + BULK_ROWS]
+                    self._write(_COLLECTOR_USE, [
+                        {"pk": collector, "points": total, "seen": wall}
+                        for collector, total in chunk
+                    ])  # fmt: skip
+                    done_counts += len(chunk)
+                for start in range(0, len(keys), BULK_ROWS):
+                    chunk_keys = keys[start : start + BULK_ROWS]
+                    self._write(_KEY_USE, [
+                        {"pk": pk, "used": wall, "written_before": written_before}
+                        for pk in chunk_keys
+                    ])  # fmt: skip
+                    for pk in chunk_keys:
+                        self._last_use_written[pk] = now
+                    done_keys += len(chunk_keys)
+            except Exception:
+                log.exception("could not record key usage (%d collectors, %d keys); kept for "
+                              "the next flush", len(counts) - done_counts,
+                              len(keys) - done_keys)  # fmt: skip
+                with self._usage_lock:
+                    for collector, total in counts[done_counts:]:
+                        self._points[collector] = self._points.get(collector, 0) + total
+                    self._used.update(keys[done_keys:])
+
+    def _write(self, statement: Update, rows: list[dict[str, Any]]) -> None:
+        with transaction(self.sessions) as db:
+            db.connection().execute(statement, rows)
+
+    def run_due(self) -> None:
+        """The background thread's round: a refresh and a flush, each when due."""
+        now = self.clock()
+        if self.ttl > 0 and now - self._last_refresh >= self.ttl / 2 * EARLY_ENOUGH:
+            self._last_refresh = now
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("could not revalidate the cached collector keys; each is looked "
+                              "up on its own until this works again")  # fmt: skip
+        if now - self._last_flush >= self.flush_interval:
+            self.flush()
+
+    def _start_background(self) -> None:
+        if self._thread is not None or not self.background:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                period = self.flush_interval
+                if self.ttl > 0:
+                    period = min(self.ttl / 2, period)
+                thread = threading.Thread(
+                    target=_run_in_background,
+                    args=(weakref.ref(self), self._stop, period),
+                    name="key-verifier",
+                    daemon=True,
+                )
+                thread.start()
+                self._thread = thread
+
+    def close(self) -> None:
+        """Stop the background thread and write what usage remains."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.flush()
+
+    def _after_fork(self) -> None:
+        """In a forked child: no thread yet (started on first use), new locks, and no usage:
+        what was pending is the parent's to write."""
+        self._new_locks()
+        self._cache.after_fork()
+        self._thread = None
+        self._points, self._used, self._unrecorded = {}, set(), 0
+
+
+def _run_in_background(
+    verifier_ref: weakref.ReferenceType[KeyVerifier], stop: threading.Event, period: float
+) -> None:
+    """A verifier's thread: its rounds, until it is closed or nothing refers to it."""
+    while not stop.wait(period):
+        verifier = verifier_ref()
+        if verifier is None:
+            return
+        try:
+            verifier.run_due()
+        except Exception:
+            log.exception("key verifier's background round failed")
+        del verifier
+
+
+_EVERY_VERIFIER: weakref.WeakSet[KeyVerifier] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for verifier in list(_EVERY_VERIFIER):
+        verifier._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

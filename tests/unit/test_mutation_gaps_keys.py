@@ -115,10 +115,13 @@ def test_usage_adds_up_across_intervals_and_survives_a_failed_flush(
         verifier.record_use(identity, 100)
         clock.now += 4.9
         verifier.record_use(identity, 50)
+        verifier.run_due()
         assert stored() == (0, None, None)  # within the interval: nothing written yet
         clock.now += 0.1
         before = utcnow()
-        verifier.record_use(identity, 25)  # the interval is up: written without a flush() call
+        verifier.record_use(identity, 25)
+        assert stored() == (0, None, None)  # the interval is up, but a request never writes
+        verifier.run_due()  # the background thread's round
         points, seen, used = stored()
         assert points == 175
         assert seen is not None
@@ -127,7 +130,8 @@ def test_usage_adds_up_across_intervals_and_survives_a_failed_flush(
         assert used >= before
 
         clock.now += 5.0
-        verifier.record_use(identity, 10)  # the next interval adds to what is stored
+        verifier.record_use(identity, 10)
+        verifier.run_due()  # the next interval adds to what is stored
         assert stored()[0] == 185
 
         def broken() -> Session:
@@ -135,13 +139,16 @@ def test_usage_adds_up_across_intervals_and_survives_a_failed_flush(
 
         monkeypatch.setattr(verifier, "sessions", broken)
         clock.now += 5.0
-        verifier.record_use(identity, 7)  # due, but the write fails: kept for the next one
+        verifier.record_use(identity, 7)
+        verifier.run_due()  # due, but the write fails: kept for the next one
         monkeypatch.setattr(verifier, "sessions", sessions)
         assert stored()[0] == 185
         verifier.record_use(identity, 3)
+        verifier.run_due()
         assert stored()[0] == 185  # the failed flush started a new interval
         clock.now += 5.0
         verifier.record_use(identity, 1)
+        verifier.run_due()
         assert stored()[0] == 196  # 185 + 7 (kept) + 3 + 1
 
 
