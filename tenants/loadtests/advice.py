@@ -10,14 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import false, func, select
+from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from perfanalysis.report.stats import percentile
 from tenants.access import Actor, require
 from tenants.errors import Invalid
 from tenants.loadtests.cpu_history import CpuHistory, HistoryUnavailable
-from tenants.loadtests.models import LoadTestRun, PriceEntry
+from tenants.loadtests.models import LoadTestLevel, LoadTestRun, PriceEntry
 from tenants.loadtests.prices import burstable_family, effective_catalog
 from tenants.loadtests.rightsizing import (
     Candidate,
@@ -32,6 +33,7 @@ from tenants.models import Collector, Tenant
 WHOLE = re.compile(r"[0-9]{1,3}")
 DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
 LIMITS = {"percentile": (50.0, 100.0), "headroom": (10.0, 100.0), "days": (1, 90)}
+Machine = tuple[str, str, int]  # provider, lower-case instance type, vCPUs
 
 
 @dataclass(frozen=True)
@@ -121,18 +123,7 @@ def machine_options(
     instance type, vCPUs) whose 100% level was accepted, and why other tested machines were
     left out. A burstable type is left out: its load test measured burst speed, which it
     sustains only on CPU credits or at an extra charge."""
-    latest: dict[tuple[str, str, int], LoadTestRun] = {}
-    runs = db.scalars(
-        select(LoadTestRun).where(LoadTestRun.tenant_id == tenant.id)
-        .options(selectinload(LoadTestRun.levels))
-        .order_by(LoadTestRun.started_at.desc(), LoadTestRun.id.desc())
-    )  # fmt: skip
-    tested_machines = set()
-    for tested in runs:
-        if tested.cloud_provider and tested.instance_type:
-            tested_machines.add(_machine(tested))
-            if tested.full_load_accepted:
-                latest.setdefault(_machine(tested), tested)
+    latest, tested_machines = latest_accepted_runs(db, tenant)
     options, excluded = [], []
     for entry in effective_catalog(db, tenant):
         machine = (entry.provider, entry.instance_type.lower(), entry.vcpus)
@@ -154,7 +145,57 @@ def machine_options(
     return options, excluded
 
 
-def _machine(run: LoadTestRun) -> tuple[str, str, int]:
+def latest_accepted_runs(
+    db: Session, tenant: Tenant
+) -> tuple[dict[Machine, LoadTestRun], set[Machine]]:
+    """The tenant's latest run (by start, then id) of each machine type whose 100% level was
+    accepted, with its levels; and every machine type the tenant has a run of.
+
+    The database picks one run per machine type (a window function), so a tenant with
+    thousands of runs costs two small queries, not every run with its levels and document:
+    an accepted run ranks first in its type, and a type whose first run is not accepted has
+    none. Instance types are ASCII (the upload contract's ``WORD``), so SQL's ``lower`` groups
+    them as Python's does."""
+    accepted = func.coalesce(_full_load_accepted(), false())
+    provider, instance_type = LoadTestRun.cloud_provider, LoadTestRun.instance_type
+    place = func.row_number().over(
+        partition_by=(provider, func.lower(instance_type), LoadTestRun.vcpus),
+        order_by=(accepted.desc(), LoadTestRun.started_at.desc(), LoadTestRun.id.desc()),
+    )
+    ranked = (
+        select(LoadTestRun.id, provider, instance_type, LoadTestRun.vcpus,
+               accepted.label("accepted"), place.label("place"))
+        .where(LoadTestRun.tenant_id == tenant.id,
+               provider.is_not(None), provider != "", instance_type.is_not(None),
+               instance_type != "")
+        .subquery()
+    )  # fmt: skip
+    firsts = db.execute(select(ranked).where(ranked.c.place == 1)).all()
+    tested = {(row.cloud_provider, row.instance_type.lower(), row.vcpus) for row in firsts}
+    chosen = [row.id for row in firsts if row.accepted]
+    if not chosen:
+        return {}, tested
+    runs = db.scalars(
+        select(LoadTestRun).where(LoadTestRun.id.in_(chosen))
+        .options(defer(LoadTestRun.document), selectinload(LoadTestRun.levels))
+    )  # fmt: skip
+    return {_machine(run): run for run in runs}, tested
+
+
+def _full_load_accepted() -> ScalarSelect[bool]:
+    """Whether a run's highest level, its 100% one, was accepted (NULL for a run without
+    levels), as ``LoadTestRun.full_load_accepted`` tells from the loaded levels."""
+    return (
+        select(LoadTestLevel.accepted)
+        .where(LoadTestLevel.run_id == LoadTestRun.id)
+        .order_by(LoadTestLevel.target_busy_percent.desc())
+        .limit(1)
+        .correlate(LoadTestRun)
+        .scalar_subquery()
+    )
+
+
+def _machine(run: LoadTestRun) -> Machine:
     return (run.cloud_provider or "", (run.instance_type or "").lower(), run.vcpus)
 
 

@@ -160,6 +160,11 @@ class LoadTestRun(Base):
         return top is not None and top.accepted
 
 
+# a tenant's runs newest first, a page at a time (runs.runs_page), read in order (migration 0011)
+Index("ix_loadtest_runs_tenant_id_started_at_id", LoadTestRun.tenant_id,
+      LoadTestRun.started_at.desc(), LoadTestRun.id.desc())  # fmt: skip
+
+
 class LoadTestLevel(Base):
     __tablename__ = "loadtest_levels"
     __table_args__ = (UniqueConstraint("run_id", "target_busy_percent"),)

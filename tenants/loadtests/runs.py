@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from tenants.access import Actor, require
 from tenants.audit import record
@@ -177,14 +177,15 @@ def runs_page(
     collector_id: int | None = None,
 ) -> Page[LoadTestRun]:
     """A page of the tenant's runs, newest first (by start); ``collector_id``: one of its
-    collectors' runs (another tenant's collector is not found, as one that does not exist)."""
+    collectors' runs (another tenant's collector is not found, as one that does not exist).
+    Without their uploaded documents, which no list shows (a run's page does)."""
     require(db, actor, tenant, "read")
     if collector_id is not None:
         _tenant_collector(db, tenant, collector_id)
     query = (
         select(LoadTestRun)
         .where(LoadTestRun.tenant_id == tenant.id)
-        .options(selectinload(LoadTestRun.collector))
+        .options(defer(LoadTestRun.document), selectinload(LoadTestRun.collector))
     )
     if collector_id is not None:
         query = query.where(LoadTestRun.collector_id == collector_id)
@@ -202,6 +203,7 @@ def selected_runs(db: Session, actor: Actor, tenant: Tenant, ids: list[int]) -> 
         db.scalars(
             select(LoadTestRun)
             .where(LoadTestRun.tenant_id == tenant.id, LoadTestRun.id.in_(ids))
+            .options(defer(LoadTestRun.document))
             .order_by(*NEWEST_FIRST.by())
         )
     )

@@ -46,7 +46,7 @@ from werkzeug.wrappers import Response
 from tenants import db as database
 from tenants import validation
 from tenants.access import Actor, role_in, tenant_for
-from tenants.collectors import get_collector, list_collectors
+from tenants.collectors import collectors_page, get_collector
 from tenants.errors import Invalid, NotFound, ServiceError
 from tenants.loadtests import advice as advising
 from tenants.loadtests import compare as comparing
@@ -69,6 +69,7 @@ pages = Blueprint("loadtests", __name__)
 api = Blueprint("loadtests_api", __name__, url_prefix="/api/v1")
 
 LABEL_LENGTH = 100
+SEARCH_LENGTH = 253  # the longest hostname
 HISTORY_EXTENSION = "pa_cpu_history"
 # the most runs chosen for a comparison that the history page keeps while it pages; more than
 # a comparison takes (runs.MAX_COMPARED): the form's hint says when too many are chosen
@@ -214,22 +215,54 @@ def _history_page(tenant: Tenant, failure: Failure | None = None) -> ResponseRet
     """A page of the runs, newest first (``?cursor=``), with the runs chosen for a comparison
     (``?ids=``) kept checked while the list pages: the form's page links send the choice along.
     Only the list pages; a comparison is made of the runs chosen, wherever they were listed. A
-    refused upload shows the first page."""
+    refused upload shows the first page.
+
+    The upload form offers a page of the collectors by name, those found by ``?q=`` (part of a
+    name or hostname, as on the tenant's page), not the whole fleet; a refused upload keeps its
+    search and offers the collector it had chosen."""
     db, actor = _db(), _actor()
     cursor = None if failure else request.args.get("cursor") or None
     page = runs.runs_page(db, actor, tenant, PAGE_ROWS, cursor)
     chosen = [] if failure else list(dict.fromkeys(_ids_argument()))[:MAX_CHOSEN_KEPT]
     on_this_page = {found.id for found in page.items}
+    search = _collector_search(failure)
+    found_collectors = collectors_page(db, actor, tenant, PAGE_ROWS, search=search)
     return _render(
         "loadtests.html", tenant, failure.status if failure else 200,
         runs=page.items, next_cursor=page.next_cursor, page_rows=PAGE_ROWS, chosen=set(chosen),
+        chosen_ids=chosen,
         chosen_elsewhere=[found for found in runs.selected_runs(db, actor, tenant, chosen)
                           if found.id not in on_this_page],
-        collectors=list_collectors(db, actor, tenant),
+        collectors=_with_kept(found_collectors.items, _kept_collector(db, tenant, failure)),
+        more_collectors=found_collectors.next_cursor is not None, search=search,
         catalog=prices.effective_catalog(db, tenant), failure=failure,
         error=failure.message if failure else None,
         price_performance=comparing.price_performance,
     )  # fmt: skip
+
+
+def _collector_search(failure: Failure | None) -> str:
+    """The upload form's collector search: the page's ``q``, or the refused upload's."""
+    given = failure.values.get("q", "") if failure else request.args.get("q", "")
+    return given.strip()[:SEARCH_LENGTH]
+
+
+def _kept_collector(db: Session, tenant: Tenant, failure: Failure | None) -> Collector | None:
+    """The tenant's collector a refused upload had chosen; None for none, or an id it refused."""
+    if failure is None:
+        return None
+    try:
+        collector_id = _optional_id(failure.values.get("collector_id"), "collector_id", "collector")
+    except Invalid:
+        return None
+    if collector_id is None:
+        return None
+    return db.scalar(select(Collector).where(
+        Collector.id == collector_id, Collector.tenant_id == tenant.id))  # fmt: skip
+
+
+def _with_kept(listed: list[Collector], kept: Collector | None) -> list[Collector]:
+    return listed if kept is None or kept in listed else [kept, *listed]
 
 
 @pages.post("/tenants/<slug>/loadtests")

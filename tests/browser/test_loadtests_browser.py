@@ -4,11 +4,14 @@ An analyst opens the history, picks the four runs of the original system, compar
 changes the baseline; every chart is drawn (pixels on its canvas, the expected datasets), the
 page has no console error and no CSP violation, and a full-page screenshot is written. The
 difference chart's axis always holds 0; without a priced run, no empty price-performance chart.
+In a fleet of more collectors than the upload form lists, the analyst finds one by its search
+and uploads a result for it.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ from tenants.loadtests.examples import load_examples
 from tenants.loadtests.models import LoadTestRun
 from tenants.loadtests.prices import seed_prices
 from tenants.loadtests.runs import set_run_price
+from tenants.models import Collector
 from tests.browser.conftest import Browser, log_in
+from tests.unit.test_loadtests_support import document
 
 pytestmark = pytest.mark.integration
 
@@ -143,4 +148,46 @@ def test_without_a_priced_run_the_value_chart_gives_way_to_a_message(
     )
     for chart in ("chart-lines", "chart-bars", "chart-difference"):
         assert page.evaluate(CHART_STATE, chart)[0] > 2000, chart
+    assert browser.problems == []
+
+
+@pytest.fixture
+def fleet(app: Flask, make_tenant: Any) -> None:
+    """Tenant acme with 60 collectors node-000 to node-059, and zeta-db after them by name."""
+    make_tenant("acme", {ANALYST: "analyst"})
+    with app.app_context():
+        db = database.session()
+        tenant = tenant_for(db, system_actor(), "acme")
+        names = [*(f"node-{n:03d}" for n in range(60)), "zeta-db"]
+        db.add_all(Collector(tenant_id=tenant.id, name=name, hostname=f"{name}.acme.test")
+                   for name in names)  # fmt: skip
+        db.commit()
+
+
+def test_an_upload_for_a_collector_found_by_the_search(
+    browser: Browser, fleet: None, tmp_path: Path
+) -> None:
+    page = browser.page
+    log_in(page, ANALYST, r"/tenants/acme$")
+    page.goto("/tenants/acme/loadtests")
+    collector = page.locator("#field-upload-collector_id")
+    expect(collector.locator("option")).to_have_count(51)  # "none" and a page of 50
+    expect(collector.locator("option", has_text="zeta-db")).to_have_count(0)
+    expect(page.locator("#field-upload-collector_id-hint")).to_contain_text("find others")
+
+    page.get_by_label("Find collectors by name or hostname").fill("ZETA")
+    page.get_by_role("button", name="Find collectors").click()
+    expect(page).to_have_url(re.compile(r"/tenants/acme/loadtests\?q=ZETA#upload$"))
+    expect(collector.locator("option")).to_have_count(2)
+    expect(collector).to_have_value(re.compile(r"^[0-9]+$"))  # the one found, chosen
+    expect(collector.locator("option:checked")).to_have_text("zeta-db")
+
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps(document(hostname="zeta-db.acme.test")))
+    page.locator("#field-upload-file").set_input_files(str(result))
+    page.locator("#field-upload-label").fill("zeta after the upgrade")
+    page.get_by_role("button", name="Upload").click()
+    expect(page).to_have_url(re.compile(r"/tenants/acme/loadtests/[0-9]+$"))
+    expect(page.get_by_text("Load test zeta after the upgrade stored.")).to_be_visible()
+    expect(page.locator("dd", has_text="right-sizing")).to_contain_text("zeta-db")
     assert browser.problems == []
