@@ -477,6 +477,14 @@ def _checks(values: dict[str, Any]) -> list[str]:
         )
     if values["storage_password"] and not values["storage_username"]:
         errors.append("setting storage.password: given without storage.username")
+    for name in ("username", "password", "token"):
+        if any(ord(character) < 0x20 or ord(character) == 0x7F
+               for character in values[f"storage_{name}"]):  # fmt: skip
+            errors.append(
+                f"setting storage.{name}: contains a control character (a line break at its "
+                "end, from a file or a Kubernetes Secret made from one?); it goes into the "
+                "Authorization header of every storage request"
+            )
     return errors + web_tls.problems(values)
 
 

@@ -43,6 +43,7 @@ import base64
 import json
 import re
 import select
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -50,6 +51,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ingest import http1
+from perfanalysis.namelookup import LookupTimedOut
 
 # InfluxDB 1.x's answer when it refused some points and wrote the others (400): a retry cannot help
 PARTIAL_WRITE = "partial write"
@@ -220,6 +222,9 @@ class _PooledWriter:
         host = f"[{self._host}]" if ":" in self._host else self._host
         headers = [f"Host: {host}" if parts.port is None else f"Host: {host}:{parts.port}"]
         headers.append("Content-Type: text/plain; charset=utf-8")
+        if any(ord(character) < 0x20 or ord(character) == 0x7F for character in authorization):
+            # a line break would end the header early: storage would read an empty write, 204
+            raise ValueError("storage credentials: a control character would split the header")
         if authorization:
             headers.append(f"Authorization: {authorization}")
         self._headers = "".join(f"{header}\r\n" for header in headers)
@@ -251,8 +256,16 @@ class _PooledWriter:
         connection = self._connection(wait)
         try:
             answer = connection.exchange(head, body)
+        except LookupTimedOut as exc:
+            raise StorageTimedOut(
+                f"storage: looking {self._host} up took over {round(wait, 3):g}s"
+            ) from exc
         except TimeoutError as exc:
             raise StorageTimedOut(f"storage did not answer within {round(wait, 3):g}s") from exc
+        except socket.gaierror as exc:
+            raise StorageUnreachable(
+                f"storage unreachable: looking {self._host} up: {exc}"
+            ) from exc
         except (OSError, http1.BadAnswer) as exc:
             raise StorageUnreachable(f"storage unreachable: {type(exc).__name__}: {exc}") from exc
         if answer.reusable:

@@ -41,6 +41,10 @@ LATE_ANSWER_FRESH = 30.0  # seconds a late answer serves the next connection (ex
 _Key = tuple[str, int, int, int]  # host, port, family, socket type
 
 
+class LookupTimedOut(TimeoutError):
+    """No answer by the caller's deadline (and no late answer that serves)."""
+
+
 class LookupAborted(Exception):
     """The caller's ``aborted()`` said so while it waited for a lookup."""
 
@@ -82,7 +86,7 @@ class NameLookups:
         aborted: Callable[[], bool] | None = None,
     ) -> list[AddressInfo]:
         """``getaddrinfo(host, port, family, socktype)``'s answer by ``deadline``
-        (``time.monotonic()``). Raises TimeoutError at the deadline, unless a late answer
+        (``time.monotonic()``). Raises LookupTimedOut (a TimeoutError) at the deadline, unless a late answer
         serves; LookupAborted once ``aborted()`` says so (it is asked again at each ``wake``);
         socket.gaierror for a gaierror the lookup gave in time, OSError naming the host for
         any other error (UnicodeError for a name IDNA cannot encode)."""
@@ -136,7 +140,7 @@ class NameLookups:
                 if left <= 0:
                     if self.last_answer_when_late and name.last_answer is not None:
                         return name.last_answer
-                    raise TimeoutError(f"looking {key[0]} up: no answer by the deadline")
+                    raise LookupTimedOut(f"looking {key[0]} up: no answer by the deadline")
                 name.changed.wait(left)
         finally:
             name.waiting -= 1
