@@ -1311,6 +1311,133 @@ def load_examples(ctx: click.Context, tenant: str) -> None:
     click.echo(f"{stored} example load tests stored in {tenant}")
 
 
+LISTING_FORMAT = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: aligned columns for a terminal; csv and json: every field, for other tools.",
+)
+
+
+def _listing(ctx: click.Context, build: Callable[[Any], Any], output_format: str) -> None:
+    """Write the listing ``build(db)`` returns as it is read, a page at a time. A reader that
+    stops early (``| head``) ends it quietly."""
+    from tenants.fleet_export import write_listing
+
+    with _app(ctx).app_context():
+        listing = build(database.session())
+        try:
+            write_listing(listing, output_format, partial(click.echo, nl=False))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """Standard output pointed at /dev/null, so that the interpreter's last flush of what is
+    still buffered for a closed pipe raises nothing at exit."""
+    with suppress(AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, sys.stdout.fileno())
+        os.close(descriptor)
+
+
+@admin.command("list-collectors")
+@click.argument("tenant")
+@LISTING_FORMAT
+@click.pass_context
+def list_collectors(ctx: click.Context, tenant: str, output_format: str) -> None:
+    """List a tenant's collectors, by name.
+
+    Their id, hostname, status, host tag, labels, size, cloud, when last seen and the points
+    received (the table shows the most used of them).
+    """
+    from tenants.fleet_export import collectors
+
+    _listing(ctx, lambda db: collectors(db, _actor(), _tenant(db, tenant)), output_format)
+
+
+@admin.command("list-keys")
+@click.argument("tenant")
+@LISTING_FORMAT
+@click.pass_context
+def list_keys(ctx: click.Context, tenant: str, output_format: str) -> None:
+    """List a tenant's collector keys, newest first.
+
+    Their id (pak_<id>_), name, collector, state, and when created, expiring, revoked and last
+    used; never a key's secret, nor its hash.
+    """
+    from tenants.fleet_export import keys
+
+    _listing(ctx, lambda db: keys(db, _actor(), _tenant(db, tenant)), output_format)
+
+
+@admin.command("list-users")
+@click.argument("tenant", required=False)
+@LISTING_FORMAT
+@click.pass_context
+def list_users(ctx: click.Context, tenant: str | None, output_format: str) -> None:
+    """List every user, or TENANT's members, by e-mail.
+
+    Every user with their tenants and roles, or TENANT's members with their role; whether
+    active and platform admin, and when they last logged in.
+    """
+    from tenants.fleet_export import users
+
+    def build(db: Any) -> Any:
+        return users(db, _actor(), None if tenant is None else _tenant(db, tenant))
+
+    _listing(ctx, build, output_format)
+
+
+@admin.command("export-targets")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=9100, show_default=True,
+              help="The port every exporter serves its metrics on.")  # fmt: skip
+@click.option("--tenant", "slugs", multiple=True, metavar="SLUG",
+              help="Only this tenant (repeat for more); default: every tenant.")  # fmt: skip
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the target files of tenants that no longer exist (when every tenant is "
+    "exported) or list no target, and replace hand-written files of the tenants.",
+)
+@click.pass_context
+def export_targets(
+    ctx: click.Context, directory: Path, port: int, slugs: tuple[str, ...], prune: bool
+) -> None:
+    """Write Prometheus' target files of the collectors.
+
+    DIRECTORY/<slug>.yml per tenant (file-SD), listing each enabled collector as
+    <hostname>:<port> labelled with tenant and collector (a disabled tenant's file lists none).
+
+    A file is replaced whole, and only when its contents change; Prometheus reads it again by
+    itself. Nothing is removed without --prune. A hand-written file (without the generated
+    header) that lists targets is left alone, and the command exits 1, unless --prune.
+    """
+    from tenants.fleet_export import export_targets as export
+
+    with _app(ctx).app_context():
+        db = database.session()
+        tenants = [_tenant(db, slug) for slug in dict.fromkeys(slugs)] if slugs else None
+        try:
+            result = export(db, _actor(), directory, port, tenants, prune, say=click.echo,
+                            warn=lambda line: click.echo(f"warning: {line}", err=True))  # fmt: skip
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot update {exc.filename or directory}: {exc.strerror or exc}; the target "
+                "files listed above are done, the others left as they were"
+            ) from None
+    click.echo(result.summary(directory))
+    if not result.complete:
+        raise click.ClickException(
+            f"{result.left_alone} hand-written target file(s) left alone (see the warnings): "
+            "they do not list the registered collectors"
+        )
+
+
 @admin.command("serve", cls=_ListingSettings)
 @click.pass_context
 def serve(ctx: click.Context) -> None:

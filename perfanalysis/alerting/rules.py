@@ -94,9 +94,60 @@ def rule_file(scope: Scope) -> dict[str, Any]:
     return {"groups": [{"name": scope.group, "rules": alert_rules(scope)}]}
 
 
+# libyaml's emitter (several times faster) when PyYAML was built with it; it writes what the
+# pure-Python one does for the strings ``_libyaml_emits_alike`` accepts, and for no others
+FAST_DUMPER: type[Any] | None = getattr(yaml, "CSafeDumper", None)
+# The longest string (in UTF-8 bytes) libyaml is given: it folds a double-quoted scalar past
+# the width (4096) as the pure-Python emitter does not; escaped twice over, this stays within.
+LIBYAML_MAX_STRING = 1500
+# The longest key: from 128 on (characters for the pure-Python emitter, UTF-8 bytes for libyaml)
+# each writes a key as a complex one (``? key``)
+LIBYAML_MAX_KEY = 100
+
+
+def _emits_alike_text(text: str) -> bool:
+    """Whether both emitters write ``text`` alike: printable characters of the Basic
+    Multilingual Plane and newlines only (libyaml escapes the others, or breaks lines at
+    U+0085, U+2028 and U+2029, otherwise than the pure-Python emitter), and not too long."""
+    return len(text.encode("utf-8", "surrogatepass")) <= LIBYAML_MAX_STRING and all(
+        char == "\n"
+        or " " <= char <= "~"
+        or ("\xa0" <= char <= "\ufffd" and char not in "\u2028\u2029\ufeff"
+            and not "\ud800" <= char <= "\udfff")
+        for char in text
+    )  # fmt: skip
+
+
+def _emits_alike_key(key: Any) -> bool:
+    """Whether both emitters write ``key`` as a simple key (``key: value``): the pure-Python
+    one writes an empty, multi-line or long key as a complex key (``? key``), and libyaml
+    only some of them."""
+    if not isinstance(key, str):
+        return _libyaml_emits_alike(key)
+    size = len(key.encode("utf-8", "surrogatepass"))
+    return 0 < size <= LIBYAML_MAX_KEY and "\n" not in key and _emits_alike_text(key)
+
+
+def _libyaml_emits_alike(data: Any) -> bool:
+    """Whether every string in ``data`` (keys too) is one both emitters write alike."""
+    if isinstance(data, str):
+        return _emits_alike_text(data)
+    if isinstance(data, Mapping):
+        return all(_emits_alike_key(k) and _libyaml_emits_alike(v) for k, v in data.items())
+    if isinstance(data, list | tuple):
+        return all(_libyaml_emits_alike(item) for item in data)
+    return True
+
+
 def dump(data: Mapping[str, Any]) -> str:
-    """YAML as committed: keys in insertion order, no line wrapping inside long PromQL."""
-    text: str = yaml.safe_dump(dict(data), sort_keys=False, width=4096, allow_unicode=True)
+    """YAML as committed: keys in insertion order, no line wrapping inside long PromQL. The same
+    bytes whichever emitter writes them (libyaml's when it writes these strings alike)."""
+    dumper: type[Any] = yaml.SafeDumper
+    if FAST_DUMPER is not None and _libyaml_emits_alike(data):
+        dumper = FAST_DUMPER
+    text: str = yaml.dump(
+        dict(data), Dumper=dumper, sort_keys=False, width=4096, allow_unicode=True
+    )
     return GENERATED + text
 
 
