@@ -51,18 +51,39 @@ class Order:
     columns: tuple[InstrumentedAttribute[Any], ...]
     descending: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuses a column that may be NULL: NULL compares as neither before nor after a key,
+        so its rows would drop out of every page after the first."""
+        nullable = [
+            f"{column.class_.__name__}.{column.key}"
+            for column in self.columns
+            if getattr(column.expression, "nullable", False)
+        ]
+        if nullable:
+            raise ValueError(f"a list cannot be paged by a column that may be NULL: {nullable}")
+
     def by(self) -> list[ColumnElement[Any]]:
         return [column.desc() if self.descending else column.asc() for column in self.columns]
 
     def after(self, key: Key) -> ColumnElement[bool]:
         """Rows that come after ``key`` in this order, as nested comparisons rather than a row
-        value, so that every value is bound with its own column's type on every database."""
+        value, so that every value is bound with its own column's type on every database.
+
+        The nested comparisons are an OR, which PostgreSQL applies only as a filter on the rows
+        an index hands over: the first sort column's bound, redundant but ANDed on its own, is
+        what lets an index on (filter, sort columns) start reading at the cursor instead of at
+        the top of the list.
+        """
         clauses: list[ColumnElement[bool]] = []
         for index, column in enumerate(self.columns):
             beyond = column < key[index] if self.descending else column > key[index]
             equal = [earlier == key[i] for i, earlier in enumerate(self.columns[:index])]
             clauses.append(and_(*equal, beyond) if equal else beyond)
-        return or_(*clauses)
+        if len(clauses) == 1:
+            return clauses[0]
+        first = self.columns[0]
+        start = first <= key[0] if self.descending else first >= key[0]
+        return and_(start, or_(*clauses))
 
     def key_of(self, row: Any) -> Key:
         return tuple(getattr(row, column.key) for column in self.columns)
