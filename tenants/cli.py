@@ -1418,6 +1418,7 @@ def export_targets(
     header) that lists targets is left alone, and the command exits 1, unless --prune.
     """
     from tenants.fleet_export import export_targets as export
+    from tenants.fleet_export import shown
 
     with _app(ctx).app_context():
         db = database.session()
@@ -1427,8 +1428,9 @@ def export_targets(
                             warn=lambda line: click.echo(f"warning: {line}", err=True))  # fmt: skip
         except OSError as exc:
             raise click.ClickException(
-                f"cannot update {exc.filename or directory}: {exc.strerror or exc}; the target "
-                "files listed above are done, the others left as they were"
+                f"cannot update {shown(str(exc.filename or directory))}: "
+                f"{exc.strerror or exc}; the target files listed above are done, the others "
+                "left as they were"
             ) from None
     click.echo(result.summary(directory))
     if not result.complete:

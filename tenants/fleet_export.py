@@ -15,8 +15,6 @@ points). A file is replaced whole (perfanalysis.atomicfile) and only when its co
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +27,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from perfanalysis import atomicfile
-from tenants import validation
+from tenants import csvsafe, validation
 from tenants.access import Actor, visible_tenants_page
 from tenants.accounts import members_page, memberships_of, users_page
 from tenants.collectors import collectors_page
@@ -195,7 +193,8 @@ _UNSHOWABLE = {
 }
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
+    """The text with what a terminal would act on written as escapes (\\x1b, \\u202e)."""
     return text.translate(_UNSHOWABLE)
 
 
@@ -234,22 +233,13 @@ def _write_json(listing: Listing, write: Write) -> int:
 
 
 def _write_csv(listing: Listing, write: Write) -> int:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-
-    def flush() -> None:
-        write(buffer.getvalue())
-        buffer.seek(0)
-        buffer.truncate()
-
-    writer.writerow([column.name for column in listing.columns])
-    flush()
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (tenants.csvsafe)."""
+    write(csvsafe.records([[column.name for column in listing.columns]], "\n"))
     count = 0
     for page in listing.pages:
-        for row in page:
-            writer.writerow([_cell(column.value(row)) for column in listing.columns])
-            count += 1
-        flush()
+        cells = [[_cell(column.value(row)) for column in listing.columns] for row in page]
+        write(csvsafe.records(cells, "\n"))
+        count += len(cells)
     return count
 
 
@@ -259,7 +249,7 @@ def _write_table(listing: Listing, write: Write) -> int:
     count = 0
     header_written = False
     for page in listing.pages:
-        cells = [[_shown(_cell(column.value(row))) or "-" for column in columns] for row in page]
+        cells = [[shown(_cell(column.value(row))) or "-" for column in columns] for row in page]
         if not header_written:
             for line in cells:
                 widths = _widened(widths, line)
@@ -369,7 +359,7 @@ class ExportResult:
             parts.append(f"{self.left_alone} hand-written left alone")
         tenants = f"{self.tenants} tenant{'s' if self.tenants != 1 else ''}"
         targets = f"{self.targets} target{'s' if self.targets != 1 else ''}"
-        return f"{directory}: {tenants}, {targets}; files: {', '.join(parts)}"
+        return f"{shown(str(directory))}: {tenants}, {targets}; files: {', '.join(parts)}"
 
 
 def is_generated(path: Path) -> bool:
@@ -419,9 +409,11 @@ def export_targets(
     of the directory whose name is no tenant's slug. A file without the generated header
     (written by hand) that lists targets is left alone, and said, unless ``prune``: its hosts
     would be lost. Each tenant's or file's outcome is given to ``say`` as it is done, problems
-    to ``warn``. OSError (naming the file) when a file cannot be read, written or removed.
+    to ``warn``, with control characters escaped as the table's are (a file in the directory,
+    a collector stored before names were checked, may hold them). OSError (naming the file)
+    when a file cannot be read, written or removed.
     """
-    result = ExportResult(say, warn)
+    result = ExportResult(lambda line: say(shown(line)), lambda line: warn(shown(line)))
     every = tenants is None
     if tenants is None:
         tenants = (tenant for page in paged(

@@ -383,11 +383,12 @@ CSV_HEADER = ["run_id", "name", "baseline", "hostname", "cloud_provider", "regio
               "price_as_of", "price_region", "price_match", "price_provider", "price_instance_type",
               "price_burstable", "price_stale", "units_per_usd_hour", "percent_of_best", "rank",
               "unranked_reason", "level_accepted"]  # fmt: skip
-FORMULA_CELL_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_rows(comparison: Comparison) -> list[list[str]]:
-    """One row per run and level (tidy data); the run's own figures repeat on each of its rows."""
+    """One row per run and level (tidy data); the run's own figures repeat on each of its rows.
+    Text is as stored: write the rows with tenants.csvsafe.records, which keeps a spreadsheet
+    from running any of it as a formula."""
     rows = [CSV_HEADER]
     for summary in comparison.summaries:
         run = summary.run
@@ -412,9 +413,7 @@ def csv_rows(comparison: Comparison) -> list[list[str]]:
 
 
 def _text(value: str | None) -> str:
-    """Text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    text = value or ""
-    return "'" + text if text.startswith(FORMULA_CELL_START) else text
+    return value or ""
 
 
 def _money(value: Decimal | None) -> str:

@@ -18,8 +18,6 @@ tenant's run, price or collector answers 404, as if it did not exist.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Iterable
@@ -43,8 +41,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from tenants import csvsafe, validation
 from tenants import db as database
-from tenants import validation
 from tenants.access import Actor, role_in, tenant_for
 from tenants.collectors import collectors_page, get_collector
 from tenants.errors import Invalid, NotFound, ServiceError
@@ -402,9 +400,8 @@ def compare_page(slug: str) -> ResponseReturnValue:
 @pages.get("/tenants/<slug>/loadtests/compare.csv")
 def compare_csv(slug: str) -> Response:
     comparison = _comparison(_tenant(slug))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(comparing.csv_rows(comparison))
-    return _download(buffer.getvalue(), "text/csv; charset=utf-8", slug, "csv")
+    body = csvsafe.records(comparing.csv_rows(comparison))
+    return _download(body, "text/csv; charset=utf-8", slug, "csv")
 
 
 @pages.get("/tenants/<slug>/loadtests/compare.json")

@@ -3,11 +3,14 @@ differences to a baseline, the CSV export, and the right-sizing steps on small k
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from tenants.csvsafe import records
 from tenants.errors import Invalid
 from tenants.loadtests.compare import (
     compare,
@@ -186,7 +189,7 @@ def test_a_run_with_only_a_lower_level_not_accepted_is_ranked_with_a_warning() -
 def test_csv_is_tidy_and_quotes_text_a_spreadsheet_would_run() -> None:
     runs = [make_run(1, [18.0, 182.0], "0.025", label="=HYPERLINK(1)", cpu_model="+cmd"),
             make_run(2, [28.0, 274.0], "0.192")]  # fmt: skip
-    rows = csv_rows(compare(runs))
+    rows = list(csv.reader(io.StringIO(records(csv_rows(compare(runs))), newline="")))
     header, first = rows[0], dict(zip(rows[0], rows[2], strict=True))
     assert len(rows) == 1 + 4  # two runs, two levels each
     assert header[:3] == ["run_id", "name", "baseline"]
