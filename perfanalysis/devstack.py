@@ -1008,7 +1008,7 @@ def stack_hints(text: str) -> str:
     return text
 
 
-# --- the admin database: migrated by up, after a backup -------------------------------------------
+# --- the admin database: migrated by up and make admin ARGS=init-db, after a backup --------------
 
 
 def admin_database() -> Path:
@@ -1016,7 +1016,8 @@ def admin_database() -> Path:
 
 
 def backups_dir() -> Path:
-    """Where up keeps the admin database as it was before each migration (mode 0700)."""
+    """Where up (and make admin ARGS=init-db) keeps the admin database as it was before each
+    migration (mode 0700)."""
     return var_dir() / "backups"
 
 
@@ -1081,10 +1082,32 @@ ADMIN_DATABASE_USERS = ("admin", "ingest")
 
 
 class AdminDatabaseInUse(Exception):
-    """A migration is due but services of the stack run on the database: up refuses (exit 2)."""
+    """A migration is due but services of the stack run on the database: up, and make admin
+    ARGS=init-db, refuse (exit 2)."""
 
 
-def migrate_admin_database(stack: list[Service]) -> str | None:
+# how each command that migrates the admin database says to migrate it when services run on it
+UP_REMEDY = (
+    "Restart the stack with 'make down && make up', which migrates it, after a backup, before it "
+    "starts them again on the checkout's code"
+)
+INIT_DB_REMEDY = (
+    "Stop the stack with 'make down', then run 'make admin ARGS=init-db' again, which migrates "
+    "it after a backup, or 'make up', which does so too and starts them again on the "
+    "checkout's code"
+)
+
+
+def admin_database_migration_due() -> bool:
+    """Whether the stack's admin database exists at another schema revision than the
+    checkout's newest (none, older, or newer: migrate_admin_database says which)."""
+    from tenants.schema import known_revisions
+
+    database = admin_database()
+    return database.is_file() and admin_database_revision(database) != known_revisions()[0]
+
+
+def migrate_admin_database(stack: list[Service], remedy: str = UP_REMEDY) -> str | None:
     """Bring an existing admin database to the checkout's newest revision, after a backup in
     var/backups; a line saying so, or None when there was nothing to migrate (no file yet:
     ensure-demo creates it at that revision).
@@ -1095,8 +1118,8 @@ def migrate_admin_database(stack: list[Service]) -> str | None:
     is refused: this release's migrations cannot read it, and the servers would run on a schema
     they do not know. So is a migration while a service of ``stack`` that opens the database
     runs (AdminDatabaseInUse): a migration that drops or renames a column would break its code
-    under it, and it could write meanwhile; up never stops what runs, so it names them and the
-    restart that migrates, having changed nothing."""
+    under it, and it could write meanwhile; up never stops what runs, so it names them and
+    ``remedy``, the commands that migrate, having changed nothing."""
     from tenants.schema import known_revisions
 
     database = admin_database()
@@ -1120,9 +1143,7 @@ def migrate_admin_database(stack: list[Service]) -> str | None:
             f"admin database: {database} is at schema revision {revision or 'none (no schema)'} "
             f"and the checkout's is {head}, but {running} "
             f"{'runs' if len(users) == 1 else 'run'} on it: not migrated under them (a "
-            "migration can change what their code reads, and they could write meanwhile). "
-            "Restart the stack with 'make down && make up', which migrates it, after a "
-            "backup, before it starts them again on the checkout's code"
+            f"migration can change what their code reads, and they could write meanwhile). {remedy}"
         )
     backup = backup_admin_database(database, revision)
     argv = [*CLI, "admin", "--dev", "init-db"]
@@ -1442,25 +1463,34 @@ def reload(stack: list[Service]) -> int:
 LOCK_FILE = "devstack.lock"
 # what a command that found the lock held says: none of them waits for another
 REFUSED = {"up": "started nothing", "down": "stopped nothing", "reload": "reloaded nothing"}
+# make admin ARGS=init-db holds the lock too while it migrates the admin database (run_admin)
+INIT_DB = "init-db"
 
 
 def lock_file() -> Path:
     return var_dir() / "run" / LOCK_FILE
 
 
+def _make_command(command: str) -> str:
+    """The make command that runs ``command`` (up, down, reload or INIT_DB)."""
+    return "make admin ARGS=init-db" if command == INIT_DB else f"make {command}"
+
+
 @contextlib.contextmanager
 def exclusive(command: str) -> Iterator[None]:
     """Hold the stack's lock (an exclusive flock on var/run/devstack.lock) while ``command``
-    (up, down or reload) runs; when another holds it, exit 1 at once, having done nothing.
+    (up, down, reload, or INIT_DB: make admin ARGS=init-db migrating) runs; when another holds
+    it, exit 1 at once, having done nothing.
 
     So that two runs never start, stop or record the same service at once (a second up would
-    spawn a second InfluxDB, which fails, and its cleanup would drop the first one's PID file).
-    status and admin read what runs and take no lock. The lock goes with this process (the
-    kernel drops it on exit, a crash included); the services never hold it (its descriptor is
-    closed on exec). Without a var/run there is nothing to stop or reload: down and reload then
-    run without it, creating nothing."""
+    spawn a second InfluxDB, which fails, and its cleanup would drop the first one's PID file),
+    and no up starts admin or ingest on the admin database while init-db migrates it. status
+    and admin's other commands read what runs and take no lock. The lock goes with this process
+    (the kernel drops it on exit, a crash included); the services never hold it (its descriptor
+    is closed on exec). Without a var/run there is nothing to stop or reload: down and reload
+    then run without it, creating nothing."""
     path = lock_file()
-    if command != "up" and not path.parent.is_dir():
+    if command in ("down", "reload") and not path.parent.is_dir():
         yield
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -1470,11 +1500,15 @@ def exclusive(command: str) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 200, 0).decode(errors="replace").split()
-            who = f"pid {holder[0]}: make {holder[1]}" if len(holder) == 2 else "just starting"
+            running, who = "another 'make up', 'make down' or 'make reload'", "just starting"
+            if len(holder) == 2:
+                who = f"pid {holder[0]}: {_make_command(holder[1])}"
+                if holder[1] == INIT_DB:
+                    running = "a 'make admin ARGS=init-db' migrating the admin database"
+            done = REFUSED.get(command, "migrated nothing")
             raise SystemExit(
-                f"devstack: another 'make up', 'make down' or 'make reload' is running on "
-                f"{var_dir()} ({who}); this 'make {command}' {REFUSED[command]}: run it again "
-                "once that one has finished"
+                f"devstack: {running} is running on {var_dir()} ({who}); this "
+                f"'{_make_command(command)}' {done}: run it again once that one has finished"
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()} {command}\n".encode(), 0)
@@ -1556,13 +1590,21 @@ def _change(command: str, stack: list[Service]) -> int:
 def run_admin(args: list[str]) -> int:
     """``perfanalysis admin --dev ARGS`` with the local stack's settings, as the admin app it
     started has them (its database, InfluxDB and their users): ``make admin ARGS='...'``.
-    Without them a command such as create-tenant could not provision InfluxDB."""
+    Without them a command such as create-tenant could not provision InfluxDB.
+
+    ``init-db`` on an existing database that a migration is due on migrates as up does
+    (_migrate_for_init_db): after a backup, never under a running admin or ingest."""
     missing = [name for name in ("influxdb-admin-password", "influxdb-ingest-password")
                if not (var_dir() / name).is_file()]  # fmt: skip
     if missing:
         print(f"devstack: {var_dir() / missing[0]} is missing: run 'make up' first, which sets "
               "the local stack up", file=sys.stderr)  # fmt: skip
         return 2
+    if args == [INIT_DB] and admin_database_migration_due():
+        status = _migrate_for_init_db()
+        if status is not None:
+            return status
+        # migrated meanwhile, by a make up that held the lock: init-db says at which revision
     settings = admin_env()
     if not _owner_runs("PERFANALYSIS_DEV_INFLUXDB_ADDRESS"):
         # whatever listens at its address now is not the stack's: it gets no password of it
@@ -1574,6 +1616,23 @@ def run_admin(args: list[str]) -> int:
               f"{settings['PERFANALYSIS_ADMIN_INFLUXDB_URL']}", file=sys.stderr)  # fmt: skip
     command = [*CLI, "admin", "--dev", *args]
     return subprocess.run(command, env=child_environment(settings), check=False).returncode
+
+
+def _migrate_for_init_db() -> int | None:
+    """make admin ARGS=init-db on a database a migration is due on: migrate_admin_database,
+    holding the stack's lock, so that no make up starts admin or ingest meanwhile. The exit
+    status: 0 migrated (said), 2 refused (admin or ingest runs on it); None when there was
+    nothing to migrate after all."""
+    with exclusive(INIT_DB):
+        try:
+            migrated = migrate_admin_database(services(), INIT_DB_REMEDY)
+        except AdminDatabaseInUse as refusal:
+            print(f"{refusal}\nmake admin ARGS=init-db changed nothing", file=sys.stderr)
+            return 2
+    if migrated is None:
+        return None
+    print(migrated)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ a backoff, with what that request carried in halves; and a batch whose request f
 a network error) after answers had narrowed it to part of it (a 413's or a cut's halves, a
 400's good lines), after the backoff, with that request: the parts acknowledged are not sent
 again. Before its requests stop, the batch's leading records ingest has acknowledged whole are
-committed, so that a restart does not send them again either. A sample is skipped only when the
-thread is busy past the tick after it (a
+committed, so that a restart does not send them again either; a commit the spool cannot write
+there (EIO, EROFS) shows as one at a batch's end does: ``spool_error``, with its error, and a
+backoff. A sample is skipped only when the thread is busy past the tick after it (a
 sample that takes longer than the interval, or a process stopped or a machine suspended in
 between): the tick is then skipped rather than sampled in a burst, and counted
 (``samples_skipped``).
@@ -410,27 +411,24 @@ class Pusher:
             self._failed(f"send: {type(exc).__name__}: {exc}")
             return self.backoff.next_delay()
         if delivery is None:  # the next sample is due first: the requests go on after it
-            self._keep_chain(batch, chain)
-            return 0.0
+            unsaved = self._keep_chain(batch, chain)
+            return self._commit_failed(unsaved) if unsaved else 0.0
         self._batch_size_after(delivery)
         if delivery.verdict is Verdict.CUT:  # the requests go on after it, and a backoff
-            self._keep_chain(batch, chain)
+            unsaved = self._keep_chain(batch, chain)
             self.stats.retried += delivery.cut_at or 0
-            return self._not_settled(delivery)
+            delay = self._not_settled(delivery)
+            return self._commit_failed(unsaved, delay) if unsaved else delay
         if delivery.verdict is not Verdict.SETTLED:  # the failed request is made again
             self.stats.retried += delivery.failed_at or 0
-            if chain.delivering.narrowed:  # after the backoff, from where it failed
-                self._keep_chain(batch, chain)
-            return self._not_settled(delivery)  # (else the batch is read afresh: the same start)
+            # narrowed: after the backoff, from where it failed; else the batch is read afresh
+            unsaved = self._keep_chain(batch, chain) if chain.delivering.narrowed else ""
+            delay = self._not_settled(delivery)
+            return self._commit_failed(unsaved, delay) if unsaved else delay
         self._settled(delivery, chain.committed)
-        try:
-            self.spool.commit(batch)
-        except Exception as exc:  # e.g. EROFS, EIO: the segment or the cursor cannot be written
-            delay = self.backoff.next_delay()
-            if not isinstance(exc, OSError):
-                log.exception("push: commit failed")
-            self._failed(f"spool: cannot commit: {exc}", "spool_error", delay)
-            return delay
+        unsaved = self._commit(batch)
+        if unsaved:
+            return self._commit_failed(unsaved)
         self.backoff.reset()
         self._sent(delivery)
         return 0.0
@@ -451,24 +449,22 @@ class Pusher:
         delivering = self.client.start(self._body(batch), batch.points)
         return batch, _Chain(delivering, batch.start, batch.records, batch.points)
 
-    def _keep_chain(self, batch: Batch, chain: _Chain) -> None:
+    def _keep_chain(self, batch: Batch, chain: _Chain) -> str:
         """Keep the batch's requests to go on with after the sample or the backoff. First commit
         the leading records ingest has acknowledged whole, and count their points as sent:
         neither a restart nor a spool dropping the rest sends or counts them again. (The
-        record a request's boundary cut through stays: the spool commits whole records.)"""
+        record a request's boundary cut through stays: the spool commits whole records.)
+        The error of that commit, if it failed (counted all the same: the cursor moved, unsaved),
+        for the caller to show once the request's own outcome is recorded; else empty."""
         acknowledged = chain.delivering.acknowledged_first - chain.committed
         records = batch.records
         whole = points = 0
         while whole < len(records) - 1 and points + records[whole].points <= acknowledged:
             points += records[whole].points
             whole += 1
+        unsaved = ""
         if whole:
-            try:
-                self.spool.commit(batch.first(whole))
-            except Exception as exc:  # as at a batch's end: the cursor moved, unsaved
-                if not isinstance(exc, OSError):
-                    log.exception("push: commit failed")
-                self._failed(f"spool: cannot commit: {exc}", "spool_error")
+            unsaved = self._commit(batch.first(whole))
             self.stats.sent += points
             self.stats.last_success = time.time()
             chain.committed += points
@@ -479,6 +475,27 @@ class Pusher:
             batch.points - points,
             chain.committed,
         )
+        return unsaved
+
+    def _commit(self, batch: Batch) -> str:
+        """Commit ``batch``; the error when the spool cannot write it (EROFS, EIO: the segment or
+        the cursor; the cursor has moved all the same, unsaved), else empty."""
+        try:
+            self.spool.commit(batch)
+        except Exception as exc:
+            if not isinstance(exc, OSError):
+                log.exception("push: commit failed")
+            return f"spool: cannot commit: {exc}"
+        return ""
+
+    def _commit_failed(self, error: str, delay: float | None = None) -> float:
+        """Show a commit that failed as spool_error, with its error, until a send settles, and
+        back off: by ``delay``, the backoff the request's own failure took, else by the next
+        one; the seconds to wait."""
+        if delay is None:
+            delay = self.backoff.next_delay()
+        self._failed(error, "spool_error", delay)
+        return delay
 
     def _not_settled(self, delivery: Delivery) -> float:
         """Back off after a request to retry; the seconds to wait."""

@@ -1,8 +1,9 @@
 """The ``make up`` stack's day two: an upgrade migrates the admin database after a backup and
-says so, never under a running admin or ingest, a service left running on older code is named,
-a stopped stack keeps its moved addresses, the stack's hints are commands it can run,
-Alertmanager is ready before Prometheus starts, and ``make up`` installs the tools the backup
-docs use; with stand-ins for the services where they are not the point."""
+says so, never under a running admin or ingest (``make up`` and ``make admin ARGS=init-db``
+alike), a service left running on older code is named, a stopped stack keeps its moved
+addresses, the stack's hints are commands it can run, Alertmanager is ready before Prometheus
+starts, and ``make up`` installs the tools the backup docs use; with stand-ins for the services
+where they are not the point."""
 
 from __future__ import annotations
 
@@ -257,6 +258,125 @@ def test_a_file_that_is_no_sqlite_database_is_named(var: Path) -> None:
     assert f"{var / 'admin.db'}: cannot read the admin database's schema revision" in str(
         refused.value.code
     )
+
+
+# --- 1. make admin ARGS=init-db migrates as up does -----------------------------------------------
+
+
+def with_influxdb_passwords(var: Path) -> None:
+    """The files make up writes first, without which make admin refuses to run."""
+    var.mkdir(mode=0o700, exist_ok=True)
+    devstack.influx_password()
+    devstack.influx_ingest_password()
+
+
+def test_make_admin_init_db_migrates_an_older_database_after_a_backup_and_says_so(
+    older_database: Path, var: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = known_revisions()[0]
+    with_influxdb_passwords(var)
+
+    assert devstack.main(["admin", "init-db"]) == 0
+
+    [backup] = (var / "backups").iterdir()
+    assert (
+        f"admin database: migrated from revision {OLD_REVISION} to {head}; as it was before: "
+        f"{backup}"
+    ) in capsys.readouterr().out
+    assert revision_of(older_database) == head
+    assert revision_of(backup) == OLD_REVISION
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE((var / "backups").stat().st_mode) == 0o700
+    assert count(older_database, "api_keys") == count(backup, "api_keys") == 1
+
+
+def test_make_admin_init_db_does_not_migrate_under_a_running_admin_and_ingest_and_says_how(
+    older_database: Path,
+    stand_ins: dict[str, str],
+    var: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    head = known_revisions()[0]
+    assert devstack.main(["up"]) == 0  # the first migration: nothing of the stack ran
+    move_schema(older_database, OLD_REVISION)
+    pids = running_pids()
+    capsys.readouterr()
+
+    assert devstack.main(["admin", "init-db"]) == 2
+
+    said = capsys.readouterr().err
+    assert (
+        f"admin database: {older_database} is at schema revision {OLD_REVISION} and the "
+        f"checkout's is {head}, but admin (pid {pids['admin']}) and ingest (pid "
+        f"{pids['ingest']}) run on it: not migrated under them"
+    ) in said
+    assert (
+        "Stop the stack with 'make down', then run 'make admin ARGS=init-db' again, which "
+        "migrates it after a backup, or 'make up', which does so too"
+    ) in said
+    assert said.rstrip().endswith("make admin ARGS=init-db changed nothing")
+    assert revision_of(older_database) == OLD_REVISION
+    assert len(list((var / "backups").iterdir())) == 1  # the first migration's alone
+    assert running_pids() == pids
+
+    assert devstack.main(["down"]) == 0
+    capsys.readouterr()
+    assert devstack.main(["admin", "init-db"]) == 0
+    assert f"admin database: migrated from revision {OLD_REVISION} to {head}" in (
+        capsys.readouterr().out
+    )
+    assert revision_of(older_database) == head
+    assert len(list((var / "backups").iterdir())) == 2
+    assert all(pid is None for pid in running_pids().values())  # init-db starts nothing
+
+
+def test_make_admin_init_db_and_make_up_do_not_run_at_once(
+    older_database: Path, stand_ins: dict[str, str], var: Path
+) -> None:
+    """init-db holds the stack's lock while it migrates: a make up could otherwise start admin
+    and ingest between its check that none runs and its migration."""
+    with_influxdb_passwords(var)
+    with devstack.exclusive("up"), pytest.raises(SystemExit) as refused:
+        devstack.main(["admin", "init-db"])
+    message = str(refused.value.code)
+    assert "another 'make up', 'make down' or 'make reload' is running" in message
+    assert f"(pid {os.getpid()}: make up); this 'make admin ARGS=init-db' migrated nothing" in (
+        message
+    )
+    assert revision_of(older_database) == OLD_REVISION
+    assert not (var / "backups").exists()
+
+    with devstack.exclusive(devstack.INIT_DB), pytest.raises(SystemExit) as refused:
+        devstack.main(["up"])
+    message = str(refused.value.code)
+    assert (
+        "a 'make admin ARGS=init-db' migrating the admin database is running on "
+        f"{var} (pid {os.getpid()}: make admin ARGS=init-db); this 'make up' started nothing"
+    ) in message
+    assert all(pid is None for pid in running_pids().values())
+
+
+@pytest.mark.parametrize("database", ["missing", "at the newest revision"])
+def test_make_admin_init_db_with_no_migration_due_runs_init_db_as_it_is(
+    var: Path, monkeypatch: pytest.MonkeyPatch, database: str
+) -> None:
+    """A fresh stack's init-db creates the database: nothing to back up, nothing to refuse."""
+    with_influxdb_passwords(var)
+    if database != "missing":
+        admin(var, "init-db")
+    ran: list[list[str]] = []
+
+    def capture(command: list[str], env: dict[str, str], check: bool) -> Any:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(devstack.subprocess, "run", capture)
+    monkeypatch.setattr(devstack, "exclusive", lambda command: pytest.fail("took the lock"))
+
+    assert devstack.run_admin(["init-db"]) == 0
+
+    assert ran == [[*devstack.CLI, "admin", "--dev", "init-db"]]
+    assert not (var / "backups").exists()
 
 
 # --- 1. a service kept running on older code is named ---------------------------------------------
@@ -558,6 +678,9 @@ def test_the_docs_say_make_up_migrates_only_with_admin_and_ingest_stopped() -> N
     assert "so that the upgrade is `make down && make up`, which migrates before" in readme
     guide = " ".join(OPERATIONS.read_text().split())
     assert "never while the stack's admin or ingest runs" in guide
+    assert "but keeps no backup" not in guide
+    assert "`make admin ARGS=init-db` migrates it the same way" in guide
+    assert "`make admin ARGS=init-db` migrates the same way" in readme
     architecture = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
     assert "never under a running admin or ingest" in architecture
 

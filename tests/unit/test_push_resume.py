@@ -8,6 +8,10 @@
 2. With the spool failing, the samples taken during the backoff of a chunk sent from memory are
    kept (within the memory bound) and sent once it is over: before, they were dropped, counted
    as spool_error, however short the backoff.
+3. A commit of those leading records that the spool cannot write (EIO on its state) shows as
+   one at a batch's end does, spool_error with its error, and backs off: before, the failed
+   request's state and error hid it, and when the next sample stopped the requests nothing
+   backed off.
 
 Counted exactly: the points the pusher counts as sent, the lines ingest acknowledged (answered
 204) and those it stored (each line once).
@@ -15,6 +19,7 @@ Counted exactly: the points the pusher counts as sent, the lines ingest acknowle
 
 from __future__ import annotations
 
+import errno
 import gzip
 import random
 import time
@@ -23,7 +28,9 @@ from pathlib import Path
 
 import pytest
 
+import exporter.push.client as client_module
 import exporter.push.pusher as pusher_module
+from exporter.push.backoff import Backoff
 from exporter.push.client import Verdict, compress
 from exporter.push.pusher import Pusher
 from exporter.push.spool import SpoolError
@@ -37,6 +44,7 @@ from tests.unit.test_push_client import (
     lines,
 )
 from tests.unit.test_push_pusher import make_pusher, serve
+from tests.unit.test_push_pusher_deadline import Clock, taking_a_second
 
 __all__ = ["make_pusher", "serve"]  # fixtures used by name
 
@@ -282,3 +290,79 @@ def test_chunks_held_during_a_backoff_keep_the_memory_bound(
     assert ingest.acknowledged == offered[2 * one :]  # the two newest samples
     assert pusher.stats.sent == 2 * one
     assert pusher.stats.sent + pusher.stats.spool_error == len(offered)
+
+
+# -- 3. a commit on the way that the spool cannot write is shown, and backed off from
+
+
+def failing_state_writes(pusher: Pusher, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Make the spool's state writes fail with EIO while ``failing["on"]``."""
+    failing = {"on": True}
+    write_state = pusher.spool._write_state
+
+    def refuse() -> None:
+        if failing["on"]:
+            raise OSError(errno.EIO, "Input/output error")
+        write_state()
+
+    monkeypatch.setattr(pusher.spool, "_write_state", refuse)
+    return failing
+
+
+@pytest.mark.parametrize("stop", ["deadline", "failure", "cut"])
+def test_a_commit_on_the_way_the_spool_cannot_write_shows_and_backs_off(
+    serve: Callable[..., Scripted],
+    make_pusher: Callable[..., Pusher],
+    monkeypatch: pytest.MonkeyPatch,
+    stop: str,
+) -> None:
+    """Three records of 4 points, one batch: 413, its first half (6 points) taken; then the
+    requests stop (the next sample due, a 503, a cut) and the first record, acknowledged whole,
+    is committed, but the spool's state cannot be written (EIO). As a commit failing at a
+    batch's end: spool_error with the commit's error, and a backoff. Before, the 503's or the
+    cut's state and error hid it, and at a sample nothing backed off. Each point counts once."""
+    acknowledged: list[str] = []
+    cut_once = {"done": False}
+
+    def answer(received: Received) -> Answer:
+        if len(received.lines) > 6:
+            return Answer(413)
+        if any(line.startswith("m,n=6 ") for line in received.lines) and failing["on"]:
+            if stop == "failure":
+                return Answer(503)
+            if stop == "cut" and not cut_once["done"]:
+                cut_once["done"] = True
+                return Answer(204, delay=1.0)  # the client gives up after 0.2 s
+        acknowledged.extend(received.lines)
+        return Answer(204)
+
+    deadline = None
+    if stop == "deadline":  # a second a request: the next sample is due after two
+        clock = Clock()
+        monkeypatch.setattr(client_module, "time", clock)
+        deadline = clock.now + 1.5
+        server = serve(taking_a_second(clock, answer))
+    else:
+        server = serve(answer)
+    pusher = make_pusher(server.url)
+    pusher.client.connection.timeout = 0.2
+    offered = [line for record in range(3) for line in record_lines(record)]
+    for record in range(3):
+        text = "".join(line + "\n" for line in record_lines(record))
+        pusher.spool.append(compress(text.encode()), 4)
+    failing = failing_state_writes(pusher, monkeypatch)
+    one_backoff = Backoff(0.5, 4.0, rand=lambda: 1.0).next_delay()  # make_pusher's
+
+    assert pusher.send(deadline) == one_backoff  # one backoff, not one for each failure
+
+    assert [len(r.lines) for r in server.received] == [12, 6] + ([] if stop == "deadline" else [6])
+    assert pusher.stats.state == pusher.status()["status"] == "spool_error"
+    assert pusher.stats.last_error == "spool: cannot commit: [Errno 5] Input/output error"
+    assert (pusher.stats.sent, pusher.spool.queued_points) == (4, 8)  # the first record
+
+    failing["on"] = False
+    while pusher.spool.queued_points:
+        assert pusher.send() == 0.0
+    assert pusher.stats.state == pusher.status()["status"] == "ok"
+    assert pusher.stats.sent == 12
+    assert acknowledged == offered  # each point once, in order
