@@ -12,7 +12,10 @@ waits at most REDIS_TIMEOUT, never retried, and after a call fails the process l
 own for a back-off (REDIS_BACKOFF, doubled after each failed probe up to REDIS_MAX_BACKOFF)
 without asking Redis, which it then asks again with one call at a time, the probe. Only the
 probe ends a back-off: a call begun before a switch, answered or failing after it, says nothing
-of Redis now (a Redis slow rather than dead would otherwise flap at every slow answer). Each
+of Redis now (a Redis slow rather than dead would otherwise flap at every slow answer). The
+back-off starts again from REDIS_BACKOFF only once Redis has answered for REDIS_HEALTHY_AFTER
+since the probe: a Redis that fails again sooner (flapping) doubles the last one, so that it is
+asked after 5, 10, 20, then every 30 s rather than switched to and from every 5 s. Each
 switch is logged once, and ``perfanalysis_ingest_rate_limit_shared`` says whether the limits are
 shared; without a redis-url the gauge is not exported at all (ingest/metrics.py).
 Without Redis the bucket is per process, so N gunicorn workers admit up to N times the rate.
@@ -117,6 +120,7 @@ return string.format('%.6f', wait)
 REDIS_TIMEOUT = 0.1  # seconds: a script call takes well under a millisecond when Redis is well
 REDIS_BACKOFF = 5.0  # seconds without asking Redis after it failed; doubled after a failed probe,
 REDIS_MAX_BACKOFF = 30.0  # up to this
+REDIS_HEALTHY_AFTER = 60.0  # seconds Redis must answer after a probe before a failure starts over
 
 
 def redis_name_lookups() -> NameLookups:
@@ -192,12 +196,14 @@ class RedisTokenBucket:
         backoff: float = REDIS_BACKOFF,
         max_backoff: float = REDIS_MAX_BACKOFF,
         on_switch: Callable[[bool], None] | None = None,
+        healthy_after: float = REDIS_HEALTHY_AFTER,
     ) -> None:
         self.prefix = prefix
         self.fallback = fallback
         self.clock = clock
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.healthy_after = healthy_after
         self.on_switch = on_switch
         self.client = client
         self._script = client.register_script(BUCKET_SCRIPT)
@@ -207,6 +213,7 @@ class RedisTokenBucket:
         self._interval = backoff  # the back-off now in force
         self._ask_at = 0.0  # when (by ``clock``) Redis may be asked again
         self._probing = False  # a call is asking Redis whether it is back
+        self._answered_at = -math.inf  # when (by ``clock``) a probe last found Redis back
         if on_switch is not None:
             on_switch(True)
 
@@ -270,27 +277,34 @@ class RedisTokenBucket:
         return wait
 
     def _failed(self, exc: Exception, probe: bool, begun: int) -> None:
-        """Skip Redis for a back-off: the first after it worked, a doubled one after a probe.
-        A call begun before a switch changes nothing: it failed in a time that is over."""
+        """Skip Redis for a back-off: a doubled one after a probe or a Redis back for less than
+        ``healthy_after``, else the first. A call begun before a switch changes nothing: it
+        failed in a time that is over."""
         with self._lock:
+            now = self.clock()
             if probe:
                 self._interval = min(self._interval * 2, self.max_backoff)
                 self._probing = False
             elif begun == self._switches:
                 self._switch(False)
-                self._interval = self.backoff
+                if now - self._answered_at < self.healthy_after:
+                    self._interval = min(self._interval * 2, self.max_backoff)
+                else:
+                    self._interval = self.backoff
             else:
                 return
-            self._ask_at = self.clock() + self._interval
+            self._ask_at = now + self._interval
+            interval = self._interval
         if not probe:
             log.warning("Redis unreachable for rate limits (%s: %s); limiting per process, asking "
                         "Redis again after %gs (then up to every %gs) until it answers",
-                        type(exc).__name__, exc, self.backoff, self.max_backoff)  # fmt: skip
+                        type(exc).__name__, exc, interval, self.max_backoff)  # fmt: skip
 
     def _answered(self) -> None:
         """The probe was answered: the back-off is over (no other call may end it)."""
         with self._lock:
             self._probing = False
+            self._answered_at = self.clock()
             self._switch(True)
         log.info("Redis answers again: rate limits are shared by all workers and replicas")
 

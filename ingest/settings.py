@@ -235,7 +235,10 @@ def build_spec() -> Spec:
     add(
         Setting(
             "key-cache-seconds",
-            "How long a verified key is cached; revocation is felt within this time (max 5).",
+            "How old, at most, a collector key's state (revoked or expired, its collector's and "
+            "tenant's status, host tag, rate limits) may be when a request is let in: a "
+            "revocation or a change is felt within this time (max 5). Keys in use stay cached "
+            "and are read again in bulk every half of it.",
             2.0,
             positive_float,
             metavar="SECONDS",

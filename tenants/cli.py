@@ -1458,8 +1458,17 @@ def serve(ctx: click.Context) -> None:
         settings["web_workers"],
         settings["web_threads"],
         settings["web_request_timeout"],
+        worker_exit=worker_exit,
         **web_tls.gunicorn_options(settings),
     )
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker: write the collector keys' pending use (load-test uploads)."""
+    app = getattr(worker, "wsgi", None)
+    verifier = getattr(app, "extensions", {}).get("pa_key_verifier")
+    if verifier is not None:
+        verifier.flush()
 
 
 class _BadSetup(click.ClickException):

@@ -144,7 +144,9 @@ HOST_TAG: Schema = {
     "description": "pinned: ingest writes every point of the collector's keys with "
     "host=<hostname>, replacing the client's host tag, so its key cannot write as another host; "
     "free: the client's host tag is kept, for a collector that pushes for many hosts (Telegraf "
-    "scraping SNMP devices, say). A change reaches ingest within its key-cache-seconds",
+    "scraping SNMP devices, say). Either way ingest refuses a field named host from every "
+    "key, as it does fields named tenant or collector: InfluxQL would read WHERE host = '...' "
+    "as that field. A change reaches ingest within its key-cache-seconds",
 }
 ROLE: Schema = {"type": "string", "enum": list(ROLES)}
 INGEST_LIMITS: dict[str, Schema] = {
@@ -291,7 +293,11 @@ _KEY_FIELDS: dict[str, Schema] = {
     "created_by": {**ID, "nullable": True},
     "expires_at": NULLABLE_TIMESTAMP,
     "revoked_at": NULLABLE_TIMESTAMP,
-    "last_used_at": NULLABLE_TIMESTAMP,
+    "last_used_at": {
+        **NULLABLE_TIMESTAMP,
+        "description": "UTC, to the minute: written at most once a minute per key, within "
+        "seconds of an accepted write or load-test upload",
+    },
     "rotated_from": {**KEY_ID, "nullable": True},
 }
 _USER_FIELDS: dict[str, Schema] = {

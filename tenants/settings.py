@@ -279,9 +279,10 @@ def build_spec() -> Spec:
     add(
         Setting(
             "key-cache-seconds",
-            "How long a verified collector key, API token or session is cached per worker: "
-            "revoking, logging out, disabling or a password change is felt within this time "
-            "(max 5).",
+            "How old, at most, what a worker cached of a collector key (revoked or expired, its "
+            "collector's and tenant's status, host tag), an API token or a session may be when "
+            "a request is let in: revoking, logging out, disabling or a password change is felt "
+            "within this time (max 5).",
             2.0,
             positive_float,
             metavar="SECONDS",

@@ -268,7 +268,11 @@ def paths() -> dict[str, Any]:
             "Store a load-test result in the key's own tenant and collector "
             "(Authorization: Token <collector key>)",
             201, RUN_WITH_LEVELS, (400, 401, 403, 409, 413), body=DOCUMENT,
-            security=[{"collectorKey": []}])},
+            security=[{"collectorKey": []}],
+            description="A stored result is the key's use: the key's last_used_at and the "
+            "collector's last_seen_at are written within seconds, as for a write to ingest; "
+            "the collector's points_received, which counts line-protocol points, is not "
+            "changed.")},
         "/tenants/{slug}/loadtests": {
             "get": op("listLoadTests", "The tenant's load tests, newest first (by start), a "
                       "page at a time; the next page's address is also a Link header", 200,

@@ -540,13 +540,17 @@ def _with_urls(tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:
 @api.post("/loadtests")
 @collector_endpoint
 def collector_upload_view() -> Any:
-    """A load-test result sent with ``Authorization: Token <collector key>``."""
+    """A load-test result sent with ``Authorization: Token <collector key>``. A stored one is
+    the key's use, as ingest records a write: the key's last use and the collector's last seen
+    are written by the verifier's next flush; its points received, which count line-protocol
+    points, are left as they are."""
     _only_query()
     identity = g.get("collector")
     if identity is None:
         raise Invalid("this endpoint takes a collector key ('Authorization: Token pak_…'); "
                       "users upload to /api/v1/tenants/<slug>/loadtests")  # fmt: skip
     found = runs.upload_as_collector(_db(), identity, _json_body(), request.remote_addr or "")
+    current_app.extensions["pa_key_verifier"].record_use(identity, 0)
     tenant = _db().get(Tenant, identity.tenant_id)
     assert tenant is not None
     return _run_created(tenant, found)

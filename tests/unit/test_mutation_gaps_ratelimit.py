@@ -18,6 +18,7 @@ import redis
 from ingest.metrics import IngestMetrics
 from ingest.ratelimit import (
     REDIS_BACKOFF,
+    REDIS_HEALTHY_AFTER,
     REDIS_MAX_BACKOFF,
     REDIS_TIMEOUT,
     Limit,
@@ -166,7 +167,8 @@ def test_after_redis_fails_it_is_not_asked_again_during_the_back_off() -> None:
     limiter.release("t", 1, LIMIT)
     assert fake.calls == expected + 3
     assert limiter.shared
-    fake.up = False  # and after a new failure the back-off starts from the shortest again
+    clock.now += REDIS_HEALTHY_AFTER  # once Redis has answered a while, a new failure's
+    fake.up = False  # back-off starts from the shortest again
     limiter.acquire("t", 1, LIMIT)
     clock.now += REDIS_BACKOFF
     limiter.acquire("t", 1, LIMIT)
