@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 COUNTER = "counter"
@@ -9,8 +10,18 @@ GAUGE = "gauge"
 UNTYPED = "untyped"
 
 
-class NoDataError(Exception):
-    """A collector found nothing to report (node_exporter's ErrNoData): success is 0, no alarm."""
+class CollectorError(Exception):
+    """A collector failed after producing ``families``: success is 0 and they are served, as
+    node_exporter serves what a collector sent before it returned an error."""
+
+    def __init__(self, message: str, families: Iterable[MetricFamily] = ()) -> None:
+        super().__init__(message)
+        self.families = list(families)
+
+
+class NoDataError(CollectorError):
+    """A collector found nothing (more) to report (node_exporter's ErrNoData): success is 0, no
+    alarm; ``families`` holds what it had found before, served as node_exporter serves it."""
 
 
 @dataclass(slots=True)

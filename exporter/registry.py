@@ -1,10 +1,11 @@
 """A private registry: runs the enabled collectors and adds node_exporter's scrape meta-metrics.
 
 Each collector runs in isolation: an exception marks that collector's
-``node_scrape_collector_success`` 0 and drops only its own samples. ``NoDataError`` (a host without
-what the collector reads, e.g. no PSI) gives success 0 as well, as node_exporter's ErrNoData does,
-but is the host's normal state, not a failure: it is logged at debug and kept apart from
-``failures``, which turn /health degraded. Families of the same name from
+``node_scrape_collector_success`` 0 and drops only its own samples, except the families a
+``CollectorError`` carries (what node_exporter would have sent before the error). ``NoDataError`` (a
+host without what the collector reads, e.g. no PSI) gives success 0 as well, as node_exporter's
+ErrNoData does, but is the host's normal state, not a failure: it is logged at debug and kept
+apart from ``failures``, which turn /health degraded. Families of the same name from
 different collectors are merged, and repeated label sets are emitted once (see exposition), so a
 scrape never fails on duplicate series.
 """
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from exporter.model import GAUGE, MetricFamily, NoDataError, family
+from exporter.model import GAUGE, CollectorError, MetricFamily, NoDataError, family
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Registry:
             except NoDataError as exc:
                 log.debug("collector %s returned no data: %s", collector.name, exc)
                 no_data[collector.name] = str(exc)
-                produced, ok = [], 0.0
+                produced, ok = exc.families, 0.0
             except Exception as exc:
                 log.error(
                     "collector %s failed: %s",
@@ -92,7 +93,8 @@ class Registry:
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
                 failures[collector.name] = f"{type(exc).__name__}: {exc}"
-                produced, ok = [], 0.0
+                produced = exc.families if isinstance(exc, CollectorError) else []
+                ok = 0.0
             duration.add(time.perf_counter() - start, collector.name)
             success.add(ok, collector.name)
             _merge(merged, produced, collector.name)

@@ -7,14 +7,22 @@ unreadable attribute, a dangling policy link, no cpufreq at all): same series, v
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import exporter.collectors.cpufreq as cpufreq_module
 from exporter.collectors.cpufreq import CPUFreqCollector
 from exporter.config import enabled_collectors, load
+from exporter.exposition import render
+from exporter.model import CollectorError, MetricFamily
 from exporter.paths import Paths
+from exporter.registry import Registry
+from tests.support.blocking_fuse import wait_until
 from tests.unit.promtext import headers, parse_samples, scrape, series, success, tree
 
 HEADERS = {
@@ -155,14 +163,14 @@ def test_unreadable_cpuinfo_cur_freq_is_skipped(
     """cpuinfo_cur_freq is mode 0400 root: a non-root reader gets EACCES (tests run as root, so
     the error is injected)."""
     write_policy(tmp_path, "0")
-    real_open = open
+    real_open = os.open
 
-    def deny_cur_freq(path: str, *args: object, **kwargs: object) -> object:
+    def deny_cur_freq(path: str, *args: Any, **kwargs: Any) -> int:
         if str(path).endswith("cpuinfo_cur_freq"):
             raise PermissionError(13, "Permission denied", path)
-        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(cpufreq_module, "open", deny_cur_freq, raising=False)
+    monkeypatch.setattr(cpufreq_module.os, "open", deny_cur_freq)
     got = collect(tmp_path)
     assert ("node_cpu_frequency_hertz", "0") not in got
     assert got[("node_cpu_frequency_min_hertz", "0")] == 800000000.0
@@ -239,3 +247,97 @@ def test_enabled_by_default_and_can_be_turned_off() -> None:
     assert enabled_collectors(
         load(["--collector.disable-defaults", "--collector.cpufreq"], {})
     ) == ["cpufreq"]
+
+
+LIVENESS = 10.0  # seconds a scrape with a blocked read may take before the test calls it hung
+
+
+def scrape_in_thread(collector: CPUFreqCollector) -> tuple[list[MetricFamily], str]:
+    """One collect in a thread joined with a deadline: (families served, error message or "")."""
+    outcome: list[tuple[list[MetricFamily], str]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((collector.collect(), ""))
+        except CollectorError as exc:
+            outcome.append((exc.families, str(exc)))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(LIVENESS)
+    assert outcome, f"the scrape did not return within {LIVENESS}s"
+    return outcome[0]
+
+
+def cpus_served(families: list[MetricFamily]) -> set[str]:
+    return {cpu for fam in families for (cpu,), _ in fam.samples}
+
+
+def release(fifo: Path) -> None:
+    """Answer a reader blocked on the FIFO, if there is one."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no reader
+            return
+        raise
+    try:
+        os.write(fd, b"1500000\n")
+    finally:
+        os.close(fd)
+
+
+def test_a_blocked_read_never_hangs_the_scrape_and_says_which_cpu_it_left_out(
+    tmp_path: Path,
+) -> None:
+    """cpu0's scaling_cur_freq is a FIFO: opening it blocks until a writer comes, as a read of
+    a wedged driver would. The first reader blocks on cpu0, the readers that join after the
+    straggle read the eleven others, and the scrape ends at its deadline naming cpu0."""
+    for n in range(12):
+        write_policy(tmp_path, str(n))
+    fifo = tmp_path / "devices" / "system" / "cpu" / "cpufreq" / "policy0" / "scaling_cur_freq"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    cpu0 = str(tmp_path / "devices" / "system" / "cpu" / "cpu0" / "cpufreq")
+    collector = CPUFreqCollector(Paths(sysfs=str(tmp_path)), timeout=0.5, straggle=0.01)
+    try:
+        families, error = scrape_in_thread(collector)
+        assert f"no answer within 0.5s from {cpu0}: left out" in error
+        assert cpus_served(families) == {str(n) for n in range(1, 12)}
+        assert collector.stuck == [cpu0]
+
+        blocked = [t for t in threading.enumerate() if t.name == "cpufreq"]
+        families, error = scrape_in_thread(collector)  # skipped at once, no new thread behind it
+        assert cpu0 in error
+        assert cpus_served(families) == {str(n) for n in range(1, 12)}
+        assert [t for t in threading.enumerate() if t.name == "cpufreq"] == blocked
+
+        release(fifo)
+        assert wait_until(lambda: not collector.stuck, LIVENESS)
+        fifo.unlink()
+        fifo.write_text("1500000\n")
+        families, error = scrape_in_thread(collector)
+        assert error == ""
+        assert cpus_served(families) == {str(n) for n in range(12)}
+    finally:
+        if fifo.is_fifo():
+            release(fifo)
+
+
+def test_a_collector_error_keeps_the_cpus_read_in_the_scrape(tmp_path: Path) -> None:
+    """Through the registry: success 0, the blocked CPU named in the failures (/health), the
+    other CPUs' frequencies still served."""
+    write_policy(tmp_path, "0")
+    write_policy(tmp_path, "1")
+    fifo = tmp_path / "devices" / "system" / "cpu" / "cpufreq" / "policy1" / "scaling_min_freq"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    registry = Registry([CPUFreqCollector(Paths(sysfs=str(tmp_path)), timeout=0.2)])
+    try:
+        result = registry.scrape()
+        assert "cpu1/cpufreq: left out" in result.failures["cpufreq"]
+        samples = parse_samples(render(result.families).decode())
+        assert success(samples) == {"cpufreq": 0}
+        assert {dict(lab)["cpu"] for lab in series(samples, "node_cpu_frequency_hertz")} == {"0"}
+    finally:
+        release(fifo)

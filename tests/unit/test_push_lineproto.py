@@ -1,8 +1,9 @@
 import math
+from typing import Any
 
 import pytest
 
-from exporter.model import COUNTER, GAUGE, family, single
+from exporter.model import COUNTER, GAUGE, MetricFamily, family, single
 from exporter.push.lineproto import LineEncoder, batches, escape_measurement, escape_tag
 
 T = 1_700_000_000_123_456_789
@@ -153,3 +154,49 @@ def test_empty_host_is_refused() -> None:
 def test_batches_split_by_point_count() -> None:
     lines = [f"l{i}\n" for i in range(7)]
     assert [list(b) for b in batches(lines, 3)] == [lines[:3], lines[3:6], lines[6:]]
+
+
+def many_series(count: int, first: int = 0) -> list[MetricFamily]:
+    """``count`` series of one family, as a big host's veths and mounts give."""
+    fam = family("node_network_receive_bytes_total", "help", COUNTER, "device")
+    for n in range(first, first + count):
+        fam.add(float(n), f"veth{n:08x}")
+    return [fam]
+
+
+def count_prefixes_built(encoder: LineEncoder, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    built = [0]
+    build = encoder._prefix
+
+    def counting(*args: Any) -> str:
+        built[0] += 1
+        return build(*args)
+
+    monkeypatch.setattr(encoder, "_prefix", counting)
+    return built
+
+
+def test_a_big_host_keeps_every_series_cached_between_encodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30,000 series (above the 16,384 floor): the second encode reuses every prefix."""
+    encoder = LineEncoder("h")
+    built = count_prefixes_built(encoder, monkeypatch)
+    first = encoder.encode(many_series(30_000), T)
+    assert built == [30_000]
+    second = encoder.encode(many_series(30_000), T + 1)
+    assert built == [30_000]
+    assert len(second.lines) == len(first.lines) == 30_000
+    assert second.lines[7] == first.lines[7].replace(f" {T}\n", f" {T + 1}\n")
+
+
+def test_series_churn_keeps_the_cache_bounded() -> None:
+    """Each cycle 1,000 series go and 1,000 new ones come: the cache is cleared once it holds
+    twice the host's series, so it never grows past that plus one cycle's newcomers."""
+    encoder = LineEncoder("h")
+    sizes = []
+    for cycle in range(80):
+        encoder.encode(many_series(30_000, first=cycle * 1_000), T + cycle)
+        sizes.append(encoder.cached_series)
+    assert max(sizes) <= 2 * 30_000 + 1_000
+    assert min(sizes[1:]) == 30_000  # cleared and rebuilt from the current series alone
