@@ -296,3 +296,55 @@ def test_restore_drill_starts_nothing_that_collides_with_the_running_stack(
             service = all_services[name]
             assert not service.get("ports"), f"{line}: {name} publishes fixed ports"
             assert service.get("network_mode") != "host", f"{line}: {name} is on the host network"
+
+
+# -- 7. InfluxDB's series index and limits, per tenant database (docs/operations.md,
+# "Container hosts")
+
+SERIES_SETTINGS = {
+    "INFLUXDB_DATA_INDEX_VERSION": ("data", "index-version"),
+    "INFLUXDB_DATA_MAX_SERIES_PER_DATABASE": ("data", "max-series-per-database"),
+    "INFLUXDB_DATA_MAX_VALUES_PER_TAG": ("data", "max-values-per-tag"),
+}
+CONTAINER_HOST_SERIES = 7_120  # measured with the container-host setting (25,400 without)
+
+
+def test_influxdb_sets_its_index_and_series_limits_deliberately(compose: dict[str, Any]) -> None:
+    """tsi1 keeps the index off INFLUXDB_MEM_LIMIT; the limits, which bind shards still on inmem,
+    are sized for a tenant of 140 container hosts with as much again for churn, not left at
+    1,000,000 series (39 unfiltered Kubernetes nodes)."""
+    env = environment(services(compose)["influxdb"])
+    assert set(SERIES_SETTINGS) <= set(env), set(SERIES_SETTINGS) - set(env)
+    assert env["INFLUXDB_DATA_INDEX_VERSION"] == "tsi1"
+    assert int(env["INFLUXDB_DATA_MAX_SERIES_PER_DATABASE"]) >= 2 * 140 * CONTAINER_HOST_SERIES
+    assert int(env["INFLUXDB_DATA_MAX_VALUES_PER_TAG"]) > 0, "0 means no limit"
+
+
+def test_influxd_reads_the_series_settings_under_those_names(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """influxd ignores an INFLUXDB_* variable it does not know: its resolved configuration shows
+    each value (Debian's 1.6.7 here; 1.8 has the same names)."""
+    import tomllib
+
+    from perfanalysis.testing.servers import ServerUnavailable, ensure_installed
+
+    try:
+        influxd = ensure_installed("influxd", "influxdb")
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    env = environment(services(compose)["influxdb"])
+    empty = tmp_path / "influxdb.conf"
+    empty.write_text("")  # not the host's /etc/influxdb/influxdb.conf
+    result = subprocess.run(
+        [influxd, "config", "-config", str(empty)],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config = tomllib.loads(result.stdout)
+    for variable, (section_name, key) in SERIES_SETTINGS.items():
+        assert str(config[section_name][key]) == env[variable], variable

@@ -1,5 +1,5 @@
-"""deploy/kubernetes and the Dockerfile: the exporter's uid, kubelet volumes, pinned builds,
-autoscaled replicas and trusted proxies (static checks, no cluster)."""
+"""deploy/kubernetes and the Dockerfile: the exporter's uid, kubelet volumes, the container-host
+setting, pinned builds, autoscaled replicas and trusted proxies (static checks, no cluster)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.unit.test_deploy_container_host import (
+    CONTAINER_INTERFACES,
+    KEPT_INTERFACES,
+    KEPT_MOUNTS,
+    assert_container_host_filters,
+    container_host_mount_exclude,
+    exported_interfaces,
+    exported_mounts,
+)
 from tests.unit.test_deploy_kubernetes import containers, load_resources, of_kind, workloads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,37 +101,45 @@ def test_the_exporter_writes_nothing_or_to_a_writable_volume(
     assert any(spool == path or spool.startswith(path + "/") for path in writable), spool
 
 
+def daemonset_args(resources: list[dict[str, Any]]) -> list[str]:
+    [container] = workloads(resources)["exporter"]["spec"]["template"]["spec"]["containers"]
+    args: list[str] = container["args"][1:]
+    return args
+
+
 def test_the_daemonset_skips_kubelet_volumes_and_keeps_the_default_exclusions(
     resources: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     """Non-root statfs on a persistent volume under /var/lib/kubelet/pods (root's, 0750) fails,
-    which the exporter reports as node_filesystem_device_error 1 (a critical alert)."""
-    from exporter.collectors.catalogue import COLLECTORS
+    which the exporter reports as node_filesystem_device_error 1 (a critical alert); the
+    runtime's shm and network-namespace mounts are a pod's, not the node's. Mounts come from the
+    host's table (hostPID) or, with the --path.rootfs prefix, from a container's own."""
     from exporter.config import load
-    from exporter.paths import Paths
 
-    [container] = workloads(resources)["exporter"]["spec"]["template"]["spec"]["containers"]
-    values = load(container["args"][1:], {})
-    pv = "var/lib/kubelet/pods/0f1e/volumes/kubernetes.io~csi/pvc-1/mount"
-    table = [
-        ("/dev/sda1", "/", "ext4"),
-        ("/dev/sda2", "/var", "ext4"),
-        ("/dev/sda3", "/var/lib/kubelet", "ext4"),
-        ("/dev/rbd0", f"/{pv}", "ext4"),  # the host's table, read through hostPID
-        ("/dev/rbd1", f"/host/root/{pv}", "ext4"),  # a container's own table
-        ("tmpfs", "/run/credentials/x.service", "tmpfs"),
-        ("/dev/sdb1", "/var/lib/docker/overlay2/abc", "ext4"),
-        ("shm", "/dev/shm", "tmpfs"),
-    ]
-    proc = tmp_path / "proc"
-    (proc / "1").mkdir(parents=True)
-    (proc / "1" / "mounts").write_text(
-        "".join(f"{dev} {mnt} {fs} rw 0 0\n" for dev, mnt, fs in table)
-    )
-    paths = Paths(procfs=str(proc), rootfs=values["path_rootfs"])
-    assert paths.rootfs == "/host/root"
-    collector: Any = COLLECTORS["filesystem"].build(paths, values)
-    assert {m.mountpoint for m in collector.mounts()} == {"/", "/var", "/var/lib/kubelet"}
+    args = daemonset_args(resources)
+    exclude = f"--collector.filesystem.mount-points-exclude={container_host_mount_exclude()}"
+    assert exclude in args
+    values = load(args, {})
+    assert values["path_rootfs"] == "/host/root"
+    assert exported_mounts(values, tmp_path, prefix="/host/root") == KEPT_MOUNTS
+
+
+def test_the_daemonset_runs_with_the_container_host_setting(
+    resources: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A node's veths are most of its series, and each pod start adds some (docs/operations.md,
+    "Container hosts"): only the node's own interfaces are exported."""
+    from exporter.config import load
+
+    args = daemonset_args(resources)
+    for flag in ("--collector.netdev.device-exclude", "--collector.netclass.ignored-devices"):
+        assert f"{flag}={CONTAINER_INTERFACES}" in args, flag
+    values = load(args, {})
+    assert_container_host_filters(values)
+    assert exported_interfaces(values, tmp_path) == {
+        "netdev": KEPT_INTERFACES,
+        "netclass": KEPT_INTERFACES,
+    }
 
 
 def constraints() -> dict[str, str]:
