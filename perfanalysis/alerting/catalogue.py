@@ -20,7 +20,9 @@ The differences from node-mixin, all deliberate:
 * thresholds, ``for`` and severities are the tenant's (thresholds.yaml), and every rate is over 5
   minutes (NodeCPUHighUsage uses 2);
 * filesystems are filtered by a list of pseudo and in-memory types (``FS_IGNORED``) instead of
-  node-mixin's ``fstype!=""``, and disks by a list of virtual devices (``DISK_IGNORED``);
+  node-mixin's ``fstype!=""``; disks by a list of virtual and device-mapper devices
+  (``DISK_IGNORED``), where node-mixin lists the physical ones and keeps ``dm-*``; and network
+  interfaces by a list of virtual ones (``NIC_IGNORED``), where node-mixin takes every one;
 * HostNetworkErrors counts receive plus transmit errors per second, where node-mixin's
   NodeNetworkReceiveErrs/TransmitErrs take errors per packet: an error rate that means a broken
   link whatever the traffic;
@@ -69,12 +71,25 @@ from perfanalysis.alerting.templates import (
 FS_IGNORED_TYPES = ("tmpfs", "ramfs", "devtmpfs", "rootfs", "squashfs", "overlay", "iso9660",
                     "nsfs", "fuse.lxcfs")  # fmt: skip
 FS_IGNORED = "|".join(FS_IGNORED_TYPES)  # a regex: the dot matches itself too
-DISK_IGNORED = "(loop|ram|zram|sr|fd)[0-9]+"
+# Block devices that are not disks of their own: loop, RAM and optical devices, and device-mapper
+# devices (dm-N: LVM volumes, dm-crypt, multipath) stacked on disks the rule already sees, so that
+# one saturated NVMe under 150 LVM volumes is one alert, not 151. The Fleet dashboard's list
+# (perfanalysis.grafana.fleet, PHYSICAL_DISK) leaves out the same devices.
+DISK_IGNORED = "(loop|ram|zram|sr|fd|dm-)[0-9]+"
+# Virtual network interfaces: loopback, the veth pairs, bridges, tunnels and overlays of Docker,
+# LXC, libvirt, tap devices and Kubernetes' network plugins (flannel, Calico, Cilium). Their
+# errors say nothing of the host's links, and a Kubernetes node has hundreds of them. An exclude
+# list, anchored (PromQL anchors regexes; InfluxQL needs ^( )$): the Fleet dashboard's network
+# columns (perfanalysis.grafana.fleet, PHYSICAL_NIC) leave out the same interfaces.
+NIC_IGNORED_PATTERNS = ("lo", "veth.*", "docker.*", "br-.*", "virbr.*", "cni.*", "flannel.*",
+                        "cali.*", "tunl.*", "lxc.*", "tap.*", "vxlan.*", "cilium_.*")  # fmt: skip
+NIC_IGNORED = "|".join(NIC_IGNORED_PATTERNS)
 # CPU time that is not busy, as node-mixin's NodeCPUHighUsage counts it: a CPU waiting for a disk
 # is idle. The dashboards, the Grafana rules and the report count busy time from this too.
 IDLE_MODES = ("idle", "iowait")
 BUSY = f'mode!~"{"|".join(IDLE_MODES)}"'
 REAL_DISKS = f'device!~"{DISK_IGNORED}"'
+REAL_NICS = f'device!~"{NIC_IGNORED}"'
 THRESHOLDS_FILE = "provisioning/thresholds.yaml"
 MAX_FOR = 86400  # seconds: the longest ``for:`` a rule accepts unless it sets a lower max_for
 READ_ONLY_WINDOW = "1d"  # how far back HostFilesystemTurnedReadOnly looks for a read-write state
@@ -314,11 +329,13 @@ FILESYSTEM_DEVICE_ERROR = RuleDef(
         Label("fstype"),
         f") for {lv.for_text}: a hung network mount (NFS, CIFS), a failing disk or a mount the ",
         "exporter may not read. Processes touching it may hang, and its fill-level rules are ",
-        "blind. Check the reason in the exporter's /health, the kernel log (journalctl -k) and ",
-        "the mount (timeout 5 stat -f ",
+        "blind. Check the reason in the exporter's /health (filesystem_device_errors), the ",
+        "kernel log (journalctl -k) and the mount (timeout 5 stat -f ",
         Label("mountpoint"),
-        "); a mount the exporter must not read belongs in ",
-        "--collector.filesystem.mount-points-exclude.",
+        "). A reason of Permission denied is no fault of the mount: the exporter's user may not ",
+        "reach it (a non-root exporter and the pod volumes under /var/lib/kubelet/pods); give ",
+        "it access or add the mount to --collector.filesystem.mount-points-exclude (the flag ",
+        "replaces the default pattern: keep its alternatives and add var/lib/kubelet/pods/.+).",
     ),
 )
 
@@ -389,8 +406,8 @@ NETWORK = RuleDef(
     unit="receive plus transmit errors per second on one interface",
     host=True,
     expr=lambda s, lv: (
-        f"rate({sel('node_network_receive_errs_total', s)}[5m]) + "
-        f"rate({sel('node_network_transmit_errs_total', s)}[5m]) > {lv.limit}"
+        f"rate({sel('node_network_receive_errs_total', s, REAL_NICS)}[5m]) + "
+        f"rate({sel('node_network_transmit_errs_total', s, REAL_NICS)}[5m]) > {lv.limit}"
     ),
     summary=lambda lv: text(
         "Interface ", Label("device"), " on ", INSTANCE, " has ", NUMBER, " errors/s"
@@ -558,9 +575,15 @@ EXPORTER_DROPPING = RuleDef(
         "too_large: ingest refused them as bad data or as too large on their own (see the ",
         "exporter's log); spool_error: the spool could not take them (its filesystem is ",
         "read-only or failing, or full with nothing left to drop) and ingest did not take them from memory (sent at once, or after a backoff while they fit in 1MiB); non_finite: a collector reported NaN ",
-        "or infinity, which line protocol cannot carry. The count covers 6 hours ",
-        "because a full spool drops a whole segment at a time (about 4 hours of points with ",
-        "the default 64MiB spool and 10s interval); " + _tune("exporter_dropping_points"),
+        "or infinity, which line protocol cannot carry. A full spool drops a whole segment ",
+        "(a 16th of --push.spool-max-bytes, at most 4MiB) each time it fills one; the count ",
+        "covers 6 hours so that the alert holds from one drop to the next. How many hours of ",
+        "points the spool, or a segment, holds depends on the host's series: its bytes / ",
+        "(bytes per point x points per hour), with bytes per point ",
+        "perfanalysis_exporter_push_spool_bytes / perfanalysis_exporter_push_points_queued ",
+        "(gzip'd line protocol; while the spool holds a backlog) and points per hour ",
+        "3600 x rate(perfanalysis_exporter_push_points_sent_total[1h]) (while pushes succeed); ",
+        _tune("exporter_dropping_points"),
     ),
 )
 

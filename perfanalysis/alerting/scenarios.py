@@ -313,32 +313,50 @@ def filesystem_predicted(
 
 
 def disk_io(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
-    """Requests in flight (the rate of io_time_weighted); every sda is also busy all the time, as
-    an NVMe device serving a few requests in parallel reads, which is not saturation."""
+    """Requests in flight (the rate of io_time_weighted); every nvme0n1 is also busy all the time,
+    as an NVMe device serving a few requests in parallel reads, which is not saturation. Every
+    host's LVM volume on it (dm-0) and its loop0 have more requests in flight than every level:
+    they are not disks of their own, and never alert."""
     out = []
     levels = thresholds(setting)
     steps = steps_for(setting, 60)
+    saturated = counter(0, grid(60 * 4 * max(levels, default=10) + 60, steps))
     for n, (title, queue) in enumerate(targets(setting, None, attempt), 1):
         weighted = counter(0, grid(60 * queue, steps))
 
         def value(t: int, weighted: Series = weighted) -> float:
             return rate5(weighted, t)
 
-        sda, loop0 = {**hosts(n), "device": "sda"}, {**hosts(n), "device": "loop0"}
-        series = [
-            ("node_disk_io_time_weighted_seconds_total", sda, weighted),
-            ("node_disk_io_time_seconds_total", sda, counter(0, 60)),
-            ("node_disk_io_time_weighted_seconds_total", loop0, counter(0, 60 * 4 * max(levels, default=10) + 60)),
-            ("node_disk_io_time_seconds_total", loop0, counter(0, 60)),
-        ]  # fmt: skip
-        title = f"{title} sda {value(SWITCH + 5):g} requests in flight, 100% busy (its loop0 more)"
-        out.append(scenario(title, series, sda, value))
+        nvme = {**hosts(n), "device": "nvme0n1"}
+        series: list[SeriesSpec] = [
+            ("node_disk_io_time_weighted_seconds_total", nvme, weighted),
+            ("node_disk_io_time_seconds_total", nvme, counter(0, 60)),
+        ]
+        for virtual in ("dm-0", "loop0"):
+            labels = {**hosts(n), "device": virtual}
+            series += [
+                ("node_disk_io_time_weighted_seconds_total", labels, saturated),
+                ("node_disk_io_time_seconds_total", labels, counter(0, 60)),
+            ]
+        title = (
+            f"{title} nvme0n1 {value(SWITCH + 5):g} requests in flight, 100% busy "
+            f"(its dm-0 and loop0 {rate5(saturated, SWITCH + 5):g})"
+        )
+        out.append(scenario(title, series, nvme, value))
     return out
+
+
+# Virtual interfaces every host has, with more errors than every level: a container's veth pair
+# (Docker, most Kubernetes network plugins) and a Cilium pod interface. They never alert.
+VIRTUAL_NICS = ("veth1a2b3c4", "lxc5d6e7f8")
 
 
 def network(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> list[Scenario]:
     out = []
     steps = steps_for(setting, 30)
+    levels = thresholds(setting)
+    # receive and transmit errors each, per minute: together twice the highest level plus 1 a second
+    noisy = counter(0, grid(30 * (2 * max(levels, default=10) + 1), steps))
     for n, (title, errors) in enumerate(targets(setting, None, attempt), 1):
         half = counter(0, grid(30 * errors, steps))  # receive and transmit errors each
 
@@ -346,11 +364,21 @@ def network(setting: Setting, hosts: Hosts, tenant: str, attempt: int = 0) -> li
             return rate5(half, t) + rate5(half, t)
 
         eth0 = {**hosts(n), "device": "eth0"}
-        series = [
+        series: list[SeriesSpec] = [
             ("node_network_receive_errs_total", eth0, half),
             ("node_network_transmit_errs_total", eth0, half),
         ]
-        out.append(scenario(f"{title} eth0 {value(SWITCH + 5):g} errors/s", series, eth0, value))
+        for virtual in VIRTUAL_NICS:
+            labels = {**hosts(n), "device": virtual}
+            series += [
+                ("node_network_receive_errs_total", labels, noisy),
+                ("node_network_transmit_errs_total", labels, noisy),
+            ]
+        title = (
+            f"{title} eth0 {value(SWITCH + 5):g} errors/s "
+            f"(its {' and '.join(VIRTUAL_NICS)} {2 * rate5(noisy, SWITCH + 5):g})"
+        )
+        out.append(scenario(title, series, eth0, value))
     return out
 
 
