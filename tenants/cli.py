@@ -1401,8 +1401,9 @@ def list_users(ctx: click.Context, tenant: str | None, output_format: str) -> No
 @click.option(
     "--prune",
     is_flag=True,
-    help="Remove the target files of tenants that no longer exist (when every tenant is "
-    "exported) or list no target, and replace hand-written files of the tenants.",
+    help="Remove the target files this command wrote for tenants that no longer exist (when "
+    "every tenant is exported) or that list no target, and replace hand-written target files "
+    "of the tenants (a file that is no target file is never touched).",
 )
 @click.pass_context
 def export_targets(

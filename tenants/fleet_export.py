@@ -381,6 +381,18 @@ def _lists_targets(path: Path) -> int:
         return 0
 
 
+def _is_target_list(data: bytes) -> bool:
+    """Whether a file's text is a target file's shape: a YAML list, or empty (comments only),
+    and not, say, prometheus.yml (a mapping) in a DIR given by mistake."""
+    import yaml
+
+    try:
+        document = next(iter(yaml.safe_load_all(data)), None)
+    except yaml.YAMLError:
+        return False
+    return document is None or isinstance(document, list)
+
+
 def _current(path: Path) -> bytes | None:
     """What the file holds; None when there is none. OSError (naming it) when it cannot be read."""
     try:
@@ -406,7 +418,9 @@ def export_targets(
 
     Nothing is removed without ``prune``. With it, the file of a tenant that lists no target is
     removed rather than written empty, and when every tenant is exported, so is each ``*.yml``
-    of the directory whose name is no tenant's slug. A file without the generated header
+    of the directory whose name is no tenant's slug and that this command wrote (its generated
+    header): a file it did not write is never removed (a wrong DIR must not cost
+    prometheus.yml). A file without the generated header
     (written by hand) that lists targets is left alone, and said, unless ``prune``: its hosts
     would be lost. Each tenant's or file's outcome is given to ``say`` as it is done, problems
     to ``warn``, with control characters escaped as the table's are (a file in the directory,
@@ -427,7 +441,11 @@ def export_targets(
         for path in sorted(directory.glob(f"*{SUFFIX}")):
             if path.stem in slugs or not path.is_file():
                 continue
-            whose = "generated" if is_generated(path) else "hand-written"
+            if not is_generated(path):  # not this command's: prometheus.yml, say, or by hand
+                result.say(f"{path}: no tenant {path.stem}: left as it is (not written by "
+                           "export-targets, which removes only its own files)")  # fmt: skip
+                continue
+            whose = "generated"
             if prune:
                 path.unlink()
                 result.removed += 1
@@ -446,6 +464,14 @@ def _export_one(result: ExportResult, found: TargetFile, directory: Path, prune:
     count = f"{found.targets} target{'s' if found.targets != 1 else ''}"
     what = count if found.targets else f"no target ({found.reason})"
     before = _current(path)
+    if before is not None and not is_generated(path) and not _is_target_list(before):
+        result.left_alone += 1
+        result.warn(
+            f"{found.slug}: {path} is not a target file (not a YAML list of target groups) and "
+            "export-targets did not write it: left as it is, even with --prune; is DIR the "
+            "directory of target files?"
+        )
+        return
     if before is not None and not is_generated(path):
         listed = _lists_targets(path)
         if listed and not prune:

@@ -376,6 +376,29 @@ def test_a_hand_written_file_with_hosts_is_kept_unless_prune(
     assert read_target_file(tmp_path / "acme.yml").targets == 5
 
 
+def test_prune_removes_only_files_it_wrote_and_never_a_file_that_is_no_target_file(
+    admin_run: Callable[..., tuple[int, str, str]], acme: None, make_tenant: Any, tmp_path: Path
+) -> None:
+    """Before, --prune removed every *.yml named for no tenant: `export-targets
+    provisioning/prometheus --prune` deleted prometheus.yml. A tenant whose slug names a
+    configuration file in a DIR given by mistake (prometheus) must not overwrite it either."""
+    make_tenant("prometheus")
+    config = "global:\n  scrape_interval: 15s\nscrape_configs: []\n"
+    (tmp_path / "prometheus.yml").write_text(config)
+    (tmp_path / "alertmanager.yml").write_text("route:\n  receiver: default\n")
+    hand_listed = "- targets: ['infra-1.test:9100']\n"
+    (tmp_path / "infra.yml").write_text(hand_listed)
+    status, out, err = admin_run("export-targets", str(tmp_path), "--prune")
+    assert status == 1
+    assert (tmp_path / "prometheus.yml").read_text() == config
+    assert (tmp_path / "alertmanager.yml").read_text() == "route:\n  receiver: default\n"
+    assert (tmp_path / "infra.yml").read_text() == hand_listed
+    assert (f"warning: prometheus: {tmp_path / 'prometheus.yml'} is not a target file") in err
+    assert (f"{tmp_path / 'alertmanager.yml'}: no tenant alertmanager: left as it is (not "
+            "written by export-targets") in out  # fmt: skip
+    assert f"{tmp_path / 'infra.yml'}: no tenant infra: left as it is" in out
+
+
 def test_a_directory_that_is_missing_is_refused(
     admin_run: Callable[..., tuple[int, str, str]], acme: None, tmp_path: Path
 ) -> None:
