@@ -99,7 +99,7 @@ class CPUFreqCollector:
         self.timeout = timeout
         self.straggle = min(straggle, timeout)
         self._lock = threading.Lock()
-        self._stuck: set[str] = set()  # cpufreq paths whose read has not returned
+        self._stuck: set[str] = set()  # cpufreq paths (one per policy) whose read has not returned
 
     @property
     def stuck(self) -> list[str]:
@@ -131,10 +131,16 @@ class CPUFreqCollector:
 
     def _read_policies(self, paths: list[str]) -> list[Reading]:
         """Each path's frequencies, the error its read raised, or None when it was not read in
-        time (or is still blocked from an earlier scrape)."""
+        time (or is still blocked from an earlier scrape). CPUs that share a policy (their
+        cpufreq links lead to one policyN) share its reading: it is read once, and a blocked
+        read of it holds one thread, however many CPUs it serves."""
+        policies = [os.path.realpath(path) for path in paths]
+        first: dict[str, str] = {}  # policy -> the first CPU's path to it, the one read
+        for path, policy in zip(paths, policies, strict=True):
+            first.setdefault(policy, path)
         with self._lock:
             stuck = set(self._stuck)
-        job = _Job([path for path in paths if path not in stuck])
+        job = _Job([path for path in first.values() if path not in stuck])
         if job.paths:
             deadline = time.monotonic() + self.timeout
             self._start_reader(job)
@@ -147,7 +153,7 @@ class CPUFreqCollector:
             path: cast(Reading, None if result is _PENDING else result)
             for path, result in zip(job.paths, job.results, strict=True)
         }
-        return [readings.get(path) for path in paths]
+        return [readings.get(first[policy]) for policy in policies]
 
     def _start_reader(self, job: _Job) -> None:
         threading.Thread(target=self._read_job, args=(job,), name="cpufreq", daemon=True).start()

@@ -341,3 +341,31 @@ def test_a_collector_error_keeps_the_cpus_read_in_the_scrape(tmp_path: Path) -> 
         assert {dict(lab)["cpu"] for lab in series(samples, "node_cpu_frequency_hertz")} == {"0"}
     finally:
         release(fifo)
+
+
+def test_cpus_sharing_a_blocked_policy_hold_one_thread_and_start_no_more(tmp_path: Path) -> None:
+    """Before, the stuck reads were kept by CPU: with 32 CPUs on one policy whose read blocks,
+    each scrape waited its whole timeout again and left up to eight more threads blocked on the
+    same file, until every CPU was marked (256 threads on a 256-CPU host)."""
+    write_policy(tmp_path, "0")
+    base = tmp_path / "devices" / "system" / "cpu"
+    for n in range(1, 32):
+        (base / f"cpu{n}").mkdir(parents=True)
+        (base / f"cpu{n}" / "cpufreq").symlink_to("../cpufreq/policy0")
+    fifo = base / "cpufreq" / "policy0" / "scaling_cur_freq"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    collector = CPUFreqCollector(Paths(sysfs=str(tmp_path)), timeout=0.3, straggle=0.01)
+    try:
+        _, error = scrape_in_thread(collector)
+        assert "left out" in error
+        assert collector.stuck == [str(base / "cpu0" / "cpufreq")]
+        blocked = [t for t in threading.enumerate() if t.name == "cpufreq"]
+        assert len(blocked) == 1
+        for _ in range(3):
+            families, error = scrape_in_thread(collector)
+            assert cpus_served(families) == set()
+            assert [t for t in threading.enumerate() if t.name == "cpufreq"] == blocked
+    finally:
+        release(fifo)
+        wait_until(lambda: not collector.stuck, LIVENESS)
