@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfanalysis.alerting.catalogue import NIC_IGNORED
 from perfanalysis.grafana import definitions
 from perfanalysis.grafana import influxql as iq
+from perfanalysis.grafana.devices import PHYSICAL_DISK, PHYSICAL_NIC
 from perfanalysis.grafana.panels import Override, Spec, transformation
 from perfanalysis.grafana.targets import InfluxQL, Target
 
 ROOT = "\"mountpoint\" = '/'"
-PHYSICAL_DISK = '"device" !~ /^(loop\\d+|ram\\d+|zram\\d+|dm-\\d+|sr\\d+|fd\\d+)$/'
-PHYSICAL_NIC = f'"device" !~ /^({NIC_IGNORED})$/'  # the interfaces HostNetworkErrors judges
 TOP = 10
 
 

@@ -1,7 +1,8 @@
 """Template variables: data source, host (InfluxQL) or job/instance (PromQL), device, interface.
 
-Virtual devices are left out of the device and interface lists by the variables' regex, so "All"
+Virtual devices are left out of the disk and interface lists by the variables' regex, so "All"
 expands to physical devices only; any other value (``dm-0``, ``docker0``) can still be typed in.
+The lists are the alert rules' (perfanalysis.grafana.devices).
 """
 
 from __future__ import annotations
@@ -9,14 +10,11 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
 
+from perfanalysis.grafana.devices import DISK_VARIABLE_REGEX, NIC_VARIABLE_REGEX
 from perfanalysis.grafana.targets import INFLUXDB, PROMETHEUS
 
-# lo, veth*, docker*, br-*, virbr*, cni*, flannel*, cali*, tunl*, loop*, ram*, zram*, dm-*, sr*
-VIRTUAL_DEVICES = (
-    r"lo|veth.*|docker.*|br-.*|virbr.*|cni.*|flannel.*|cali.*|tunl.*|"
-    r"loop\d+|ram\d+|zram\d+|dm-\d+|sr\d+|fd\d+"
-)
-PHYSICAL_ONLY = f"/^(?!({VIRTUAL_DEVICES})$).+$/"
+# The physical devices' regex of a device variable, by the metric prefix it lists devices of.
+PHYSICAL_ONLY = {"node_disk_": DISK_VARIABLE_REGEX, "node_network_": NIC_VARIABLE_REGEX}
 
 JOB = 'job=~"$job"'
 ON_TIME_RANGE_CHANGE = dm.VariableRefresh.ON_TIME_RANGE_CHANGED
@@ -42,9 +40,21 @@ def influx_host(include_all: bool) -> db.QueryVariable:
     return variable.all_value(".*") if include_all else variable
 
 
+def physical_only(metric: str) -> str:
+    """The regex that keeps the physical disks or interfaces among ``metric``'s devices."""
+    for prefix, regex in PHYSICAL_ONLY.items():
+        if metric.startswith(prefix):
+            return regex
+    raise ValueError(
+        f"device variable on {metric!r}: no list of virtual devices for it; "
+        f"the metric must start with one of {', '.join(PHYSICAL_ONLY)}"
+    )
+
+
 def influx_device(name: str, label: str, measurement: str) -> db.QueryVariable:
     query = f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device" WHERE "host" =~ /^$host$/'
-    return _query(name, label, query, INFLUXDB).multi(True).include_all(True).regex(PHYSICAL_ONLY)
+    variable = _query(name, label, query, INFLUXDB).multi(True).include_all(True)
+    return variable.regex(physical_only(measurement))
 
 
 def prom_job(metric: str = "node_uname_info") -> db.QueryVariable:
@@ -69,7 +79,8 @@ def prom_instance(metric: str = "node_uname_info") -> db.QueryVariable:
 
 def prom_device(name: str, label: str, metric: str) -> db.QueryVariable:
     query = f'label_values({metric}{{job=~"$job", instance=~"$instance"}}, device)'
-    return _query(name, label, query, PROMETHEUS).multi(True).include_all(True).regex(PHYSICAL_ONLY)
+    variable = _query(name, label, query, PROMETHEUS).multi(True).include_all(True)
+    return variable.regex(physical_only(metric))
 
 
 def prom_label(name: str, label: str, metric: str, key: str) -> db.QueryVariable:

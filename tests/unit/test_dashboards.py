@@ -104,19 +104,20 @@ def test_influxql_queries_expand_completely(generated: dict[str, dict[str, Any]]
                 assert "/^(a|b\\.example)$/" in text
 
 
-def test_virtual_devices_are_filtered_out_by_default() -> None:
-    pattern = re.compile(variables.PHYSICAL_ONLY.strip("/"))
-    kept = [d for d in ["lo", "eth0", "veth1a2b", "docker0", "br-0ab1", "virbr0", "loop3", "ram0",
-                        "zram0", "dm-1", "sda", "nvme0n1", "enp3s0", "md0", "wlan0"] if pattern.match(d)]  # fmt: skip
-    assert kept == ["eth0", "sda", "nvme0n1", "enp3s0", "md0", "wlan0"]
-
-
 def test_device_variables_use_the_filter(generated: dict[str, dict[str, Any]]) -> None:
+    """Which names each filter keeps: tests/unit/test_grafana_ignored_devices.py."""
     for name in ("host-influxdb.json", "host-prometheus.json"):
         found = {v["name"]: v for v in generated[name]["templating"]["list"]}
-        assert found["device"]["regex"] == found["interface"]["regex"] == variables.PHYSICAL_ONLY
-        assert found["device"]["includeAll"]
-        assert "allValue" not in found["device"]
+        assert found["device"]["regex"] == variables.physical_only(
+            "node_disk_io_time_seconds_total"
+        )
+        assert found["interface"]["regex"] == variables.physical_only(
+            "node_network_receive_bytes_total"
+        )
+        assert found["device"]["regex"] != found["interface"]["regex"]
+        for variable in (found["device"], found["interface"]):
+            assert variable["includeAll"]
+            assert "allValue" not in variable
 
 
 def test_host_variable_reads_node_uname_info(generated: dict[str, dict[str, Any]]) -> None:

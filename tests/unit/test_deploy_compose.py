@@ -523,6 +523,43 @@ def test_nothing_is_privileged_and_only_the_exporter_shares_host_namespaces(
         assert flag in args
 
 
+def test_the_exporter_leaves_out_the_containers_as_the_daemonset_does(
+    raw: dict[str, Any], compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """On a Docker host the exporter would export every container's veth, the docker0 and br-
+    bridges and the runtime's mounts: it runs with the container-host setting, the DaemonSet's
+    values (docs/operations.md, "Container hosts"), each $ written $$ for Compose."""
+    from exporter.config import load
+    from tests.unit.test_deploy_container_host import (
+        CONTAINER_INTERFACES,
+        KEPT_INTERFACES,
+        KEPT_MOUNTS,
+        assert_container_host_filters,
+        container_host_mount_exclude,
+        exported_interfaces,
+        exported_mounts,
+    )
+
+    for arg in raw["services"]["exporter"]["command"]:
+        assert "$" not in VARIABLE.sub("", arg), f"{arg}: Compose refuses a lone $ (write $$)"
+    [command] = commands(services(compose)["exporter"])
+    args = command[1:]
+    setting = {
+        "--collector.netdev.device-exclude": CONTAINER_INTERFACES,
+        "--collector.netclass.ignored-devices": CONTAINER_INTERFACES,
+        "--collector.filesystem.mount-points-exclude": container_host_mount_exclude(),
+    }
+    for flag, value in setting.items():
+        assert f"{flag}={value}" in args, flag
+    values = load(args, {})
+    assert_container_host_filters(values)
+    assert exported_interfaces(values, tmp_path / "interfaces") == {
+        "netdev": KEPT_INTERFACES,
+        "netclass": KEPT_INTERFACES,
+    }
+    assert exported_mounts(values, tmp_path / "mounts", prefix="/host/root") == KEPT_MOUNTS
+
+
 # -- ports and addresses
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "docs" / "operations.md"
+README = ROOT / "README.md"
 
 CONTAINER_INTERFACES = r"^(veth|cali|lxc|tap|vxlan|flannel|cni|docker|br-).*$"
 CONTAINER_MOUNTS = ("var/lib/kubelet/pods/.+", "run/containerd/.+", "run/netns/.+")
@@ -164,17 +165,25 @@ def test_the_operations_guide_gives_the_setting_as_deployed() -> None:
         assert f"`{setting}`" in text, setting
 
 
-def test_grafana_already_leaves_out_the_interfaces_the_guide_says() -> None:
-    """The guide: the fleet network panels and the host dashboard's interface list leave out lo
-    and the veth, docker, br-, cni, flannel and cali interfaces, and keep the NICs."""
-    from perfanalysis.grafana.fleet import PHYSICAL_NIC
-    from perfanalysis.grafana.variables import VIRTUAL_DEVICES
+def test_the_guide_names_the_lists_grafana_and_the_rules_share() -> None:
+    """The guide names the shared lists with what they hold, and says they leave out every
+    interface the setting drops; how each dashboard reads them is test_grafana_ignored_devices."""
+    from perfanalysis.alerting.catalogue import DISK_IGNORED, NIC_IGNORED, NIC_IGNORED_PATTERNS
 
-    fleet = re.compile(PHYSICAL_NIC.split("!~ /", 1)[1].rstrip("/"))
-    listed = re.compile(rf"^({VIRTUAL_DEVICES})$")
-    hidden = {"lo", "veth1a2b3c4d", "docker0", "br-5f3e2a1b", "cni0", "flannel.1", "cali01234567"}
-    nics = {"eth0", "ens5", "enp3s0f1", "bond0", "bond0.100"}
-    for pattern in (fleet, listed):
-        assert {name for name in hidden | nics if pattern.search(name)} == hidden, pattern
     text = " ".join(section("Container hosts").split())
-    assert "`lo` and the `veth`, `docker`, `br-`, `cni`, `flannel` and `cali` interfaces" in text
+    *head, last = (f"`{pattern}`" for pattern in NIC_IGNORED_PATTERNS)
+    for named in (
+        "`NIC_IGNORED`",
+        f"{', '.join(head)} and {last}",
+        "`DISK_IGNORED`",
+        f"`{DISK_IGNORED}`",
+    ):
+        assert named in text, named
+    assert "covers every interface the setting drops" in text
+    assert all(re.fullmatch(NIC_IGNORED, name) for name in CONTAINER_INTERFACE_NAMES)
+
+
+def test_the_readme_sends_container_hosts_to_the_guide() -> None:
+    text = " ".join(README.read_text().split())
+    advice = text.index("narrow it with `--collector.netclass.ignored-devices`")
+    assert "docs/operations.md, *Container hosts*" in text[advice : advice + 200]
