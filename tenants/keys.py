@@ -468,12 +468,13 @@ _COLLECTOR_USE = (
 )
 _KEY_USE = (
     update(ApiKey)
-    .where(ApiKey.id == bindparam("pk"))
+    .where(ApiKey.id.in_(bindparam("pks", expanding=True)))
     .where(or_(
         ApiKey.last_used_at.is_(None),
         ApiKey.last_used_at < bindparam("written_before", type_=UTCDateTime()),
     ))
     .values(last_used_at=bindparam("used", type_=UTCDateTime()))
+    .returning(ApiKey.id)
 )  # fmt: skip
 
 
@@ -616,6 +617,7 @@ class KeyVerifier:
             wall = utcnow()
             counts = sorted(points.items())
             keys = sorted(pk for pk in used if pk not in self._last_use_written)
+            skipped: set[int] = set()  # another worker wrote them less than a minute ago
             written_before = wall - timedelta(seconds=LAST_USE_RESOLUTION)
             done_counts = done_keys = 0
             try:
@@ -628,12 +630,12 @@ class KeyVerifier:
                     done_counts += len(chunk)
                 for start in range(0, len(keys), BULK_ROWS):
                     chunk_keys = keys[start : start + BULK_ROWS]
-                    self._write(_KEY_USE, [
-                        {"pk": pk, "used": wall, "written_before": written_before}
-                        for pk in chunk_keys
-                    ])  # fmt: skip
-                    for pk in chunk_keys:
+                    written = self._written(chunk_keys, wall, written_before)
+                    for pk in written:
                         self._last_use_written[pk] = now
+                    # not marked: tried again at the next flush, so that the stored last use
+                    # lags the real one by a minute at most, however many workers write it
+                    skipped.update(pk for pk in chunk_keys if pk not in written)
                     done_keys += len(chunk_keys)
             except Exception:
                 log.exception("could not record key usage (%d collectors, %d keys); kept for "
@@ -643,6 +645,18 @@ class KeyVerifier:
                     for collector, total in counts[done_counts:]:
                         self._points[collector] = self._points.get(collector, 0) + total
                     self._used.update(keys[done_keys:])
+            if skipped:
+                with self._usage_lock:
+                    self._used.update(skipped)
+
+    def _written(self, pks: list[int], used: datetime, written_before: datetime) -> set[int]:
+        """Write ``used`` as the last use of the keys of ``pks`` not written since
+        ``written_before`` (by any worker); the keys it was written for."""
+        with transaction(self.sessions) as db:
+            found = db.connection().execute(
+                _KEY_USE, {"pks": pks, "used": used, "written_before": written_before}
+            )
+            return {row[0] for row in found}
 
     def _write(self, statement: Update, rows: list[dict[str, Any]]) -> None:
         with transaction(self.sessions) as db:
