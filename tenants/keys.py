@@ -10,6 +10,7 @@ back in bulk by that thread, never by a request.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -466,16 +467,26 @@ _COLLECTOR_USE = (
         last_seen_at=bindparam("seen", type_=UTCDateTime()),
     )
 )
-_KEY_USE = (
-    update(ApiKey)
+# The keys whose last use is older than ``written_before`` (by any worker), locked in id order
+# first: an UPDATE ... WHERE id IN (...) locks rows in its plan's order (a bitmap scan's is the
+# rows' order on disk), and two workers' flushes then deadlocked on PostgreSQL.
+_KEYS_DUE = (
+    select(ApiKey.id)
     .where(ApiKey.id.in_(bindparam("pks", expanding=True)))
     .where(or_(
         ApiKey.last_used_at.is_(None),
         ApiKey.last_used_at < bindparam("written_before", type_=UTCDateTime()),
     ))
+    .order_by(ApiKey.id)
+    .with_for_update()
+    .cte("due")
+)  # fmt: skip
+_KEY_USE = (
+    update(ApiKey)
+    .where(ApiKey.id == _KEYS_DUE.c.id)
     .values(last_used_at=bindparam("used", type_=UTCDateTime()))
     .returning(ApiKey.id)
-)  # fmt: skip
+)
 
 
 class KeyVerifier:
@@ -516,6 +527,9 @@ class KeyVerifier:
         self._cache = _KeyCache(ttl)
         self._points: dict[int, int] = {}  # collector id -> points accepted since the last flush
         self._used: set[int] = set()  # key pks used since the last flush
+        # key pk -> when its use was flushed, for keys another worker had written under a minute
+        # before: tried again with that time at the next flushes
+        self._retry: dict[int, datetime] = {}
         self._unrecorded = 0  # points over MAX_PENDING collectors, reported by the next flush
         self._last_use_written: dict[int, float] = {}  # key pk -> clock() when written
         self._last_flush = self._last_refresh = clock()
@@ -601,13 +615,14 @@ class KeyVerifier:
             with self._usage_lock:
                 points, self._points = self._points, {}
                 used, self._used = self._used, set()
+                retry, self._retry = self._retry, {}
                 unrecorded, self._unrecorded = self._unrecorded, 0
                 self._last_flush = self.clock()
             if unrecorded:
                 log.warning("%d accepted points were not counted in their collectors' points "
                             "received: usage of over %d collectors was pending (the admin "
                             "database unreachable?)", unrecorded, MAX_PENDING)  # fmt: skip
-            if not points and not used:
+            if not points and not used and not retry:
                 return
             now = self.clock()
             self._last_use_written = {
@@ -616,8 +631,16 @@ class KeyVerifier:
             }  # fmt: skip
             wall = utcnow()
             counts = sorted(points.items())
-            keys = sorted(pk for pk in used if pk not in self._last_use_written)
-            skipped: set[int] = set()  # another worker wrote them less than a minute ago
+            keys = [pk for pk in used if pk not in self._last_use_written]
+            for pk in used:
+                retry.pop(pk, None)  # used again: written with this flush's time
+            # per time to write: the keys, in id order, then written BULK_ROWS at a time
+            jobs: dict[datetime, list[int]] = {}
+            for pk, at in retry.items():
+                jobs.setdefault(at, []).append(pk)
+            jobs.setdefault(wall, []).extend(keys)
+            pending = [(at, pk) for at, pks in sorted(jobs.items()) for pk in sorted(pks)]
+            skipped: dict[int, datetime] = {}  # another worker wrote them under a minute ago
             written_before = wall - timedelta(seconds=LAST_USE_RESOLUTION)
             done_counts = done_keys = 0
             try:
@@ -628,26 +651,31 @@ class KeyVerifier:
                         for collector, total in chunk
                     ])  # fmt: skip
                     done_counts += len(chunk)
-                for start in range(0, len(keys), BULK_ROWS):
-                    chunk_keys = keys[start : start + BULK_ROWS]
-                    written = self._written(chunk_keys, wall, written_before)
-                    for pk in written:
-                        self._last_use_written[pk] = now
-                    # not marked: tried again at the next flush, so that the stored last use
-                    # lags the real one by a minute at most, however many workers write it
-                    skipped.update(pk for pk in chunk_keys if pk not in written)
-                    done_keys += len(chunk_keys)
+                for at, group in itertools.groupby(pending, key=lambda job: job[0]):
+                    pks = [pk for _, pk in group]
+                    for start in range(0, len(pks), BULK_ROWS):
+                        chunk_keys = pks[start : start + BULK_ROWS]
+                        written = self._written(chunk_keys, at, written_before)
+                        for pk in written:
+                            self._last_use_written[pk] = now
+                        # not marked: tried again, with the time of this use, so that the stored
+                        # last use is within a minute of the real one whichever worker writes it
+                        skipped.update((pk, at) for pk in chunk_keys if pk not in written)
+                        done_keys += len(chunk_keys)
             except Exception:
                 log.exception("could not record key usage (%d collectors, %d keys); kept for "
                               "the next flush", len(counts) - done_counts,
-                              len(keys) - done_keys)  # fmt: skip
+                              len(pending) - done_keys)  # fmt: skip
                 with self._usage_lock:
                     for collector, total in counts[done_counts:]:
                         self._points[collector] = self._points.get(collector, 0) + total
-                    self._used.update(keys[done_keys:])
+                    for at, pk in pending[done_keys:]:
+                        skipped.setdefault(pk, at)
             if skipped:
                 with self._usage_lock:
-                    self._used.update(skipped)
+                    for pk, at in skipped.items():
+                        if pk not in self._used:  # a newer use is written with its own time
+                            self._retry.setdefault(pk, at)
 
     def _written(self, pks: list[int], used: datetime, written_before: datetime) -> set[int]:
         """Write ``used`` as the last use of the keys of ``pks`` not written since
@@ -707,6 +735,7 @@ class KeyVerifier:
         self._cache.after_fork()
         self._thread = None
         self._points, self._used, self._unrecorded = {}, set(), 0
+        self._retry = {}
 
 
 def _run_in_background(

@@ -1,6 +1,8 @@
-"""Key usage flushed by several ingest workers at once, on PostgreSQL: each flush updates rows
-in id order, so two flushes of the same keys, counted in opposite orders, cannot deadlock, and
-every point is stored by the flush that counted it, none deferred nor lost."""
+"""Key usage flushed by several ingest workers at once, on PostgreSQL: each flush updates the
+collectors in id order and locks its keys in id order before it writes their last use (an
+UPDATE ... WHERE id IN (...) alone locks in its plan's order, a bitmap scan's being the rows'
+order on disk), so two flushes of the same keys, counted in opposite orders, cannot deadlock,
+and every point is stored by the flush that counted it, none deferred nor lost."""
 
 from __future__ import annotations
 
