@@ -181,7 +181,9 @@ def test_a_keys_last_use_is_written_at_most_once_a_minute_whichever_worker_flush
     verifier.record_use(key.identity, 1)
     with counting(engine) as statements:
         verifier.flush()
-    assert statements.count("WITH", "UPDATE api_keys") == 0  # this worker wrote it under a minute ago
+    assert (
+        statements.count("WITH", "UPDATE api_keys") == 0
+    )  # this worker wrote it under a minute ago
     assert statements.count("UPDATE", "collectors") == 1  # points and last seen: every flush
     assert stored_usage(sessions)[key.identity.collector_id][0] == 3
     with sessions.begin() as db:  # a minute on: the stored last use is older
