@@ -21,25 +21,26 @@ filter):
 * ``node_cpu_scaling_governor`` (node_exporter#2569, 2023) and ``node_cpu_frequency_avg_hertz``
   came after 1.5.0 and are not emitted.
 
-Reading: one worker thread reads the CPUs in order with plain os.open/os.read (256 CPUs in about
-17 ms, where a pool of eight threads fighting over the GIL took 34-134 ms), and the scrape waits
-for it. On some kernels each scaling_cur_freq read sleeps for 10-20 ms (node_exporter#1086,
-the reason procfs reads in parallel): when the worker has not finished after ``straggle``
-(50 ms), up to seven more take the CPUs it has not reached. A read that has not returned after
-``timeout`` (5 s; a FIFO, a wedged driver) never hangs the scrape: the CPUs not read are left
-out, the collector fails naming them (success 0, in /health), and a CPU whose read is still
-blocked is skipped by later scrapes, without a new thread, until that read returns.
+Reading: a worker thread of the collector's own reads the CPUs in order with plain
+os.open/os.read (256 CPUs in about 17 ms, where a pool of eight threads fighting over the GIL
+took 34-134 ms), and the scrape waits for it; CPUs that share a policy (their cpufreq links lead
+to one policyN) share one reading. On some kernels each scaling_cur_freq read sleeps for
+10-20 ms (node_exporter#1086, the reason procfs reads in parallel): the workers are
+filesystem's statfs runner (``StatfsRunner``, with ``read_policy`` for its call), so while a
+worker is inside a read after each ``straggle`` (50 ms) the CPUs it has not reached move to
+another, up to eight. A read that has not returned after ``timeout`` (5 s; a FIFO, a wedged
+driver) never hangs the scrape: the CPUs not read are left out, the collector fails naming them
+(success 0, in /health), and a policy whose read is still blocked is skipped by later scrapes,
+without a new thread, until that read returns.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import threading
-import time
 from typing import cast
 
+from exporter.collectors.statfs import MountTimeoutError, StatfsRunner
 from exporter.model import GAUGE, CollectorError, MetricFamily, family
 from exporter.paths import Paths, valid_utf8
 
@@ -78,15 +79,12 @@ LATENCY = "cpuinfo_transition_latency"  # parsed by procfs, not exported
 SYSFS_READ_SIZE = 128  # procfs util.SysReadFile: one read(2) of this many bytes
 MAX_UINT64 = 2**64 - 1
 MAX_READERS = 8
-STRAGGLE = 0.05  # seconds one reader may take before more readers join
+STRAGGLE = 0.05  # seconds a reader may be inside a read before the CPUs left move on
 READ_TIMEOUT = 5.0  # seconds a scrape waits for the readers
 UINT_READ_SIZE = 4096  # a sysfs attribute is at most a page, given whole by one read(2)
 
-log = logging.getLogger(__name__)
-
 Frequencies = list[float | None]
 Reading = Frequencies | Exception | None  # None: not read before the deadline
-_PENDING = object()
 
 
 class CPUFreqCollector:
@@ -97,14 +95,13 @@ class CPUFreqCollector:
     ) -> None:
         self.paths = paths
         self.timeout = timeout
-        self.straggle = min(straggle, timeout)
-        self._lock = threading.Lock()
-        self._stuck: set[str] = set()  # cpufreq paths (one per policy) whose read has not returned
+        self._runner = StatfsRunner(
+            MAX_READERS, timeout, read_policy, straggle, name="cpufreq", subject="the policy"
+        )
 
     @property
     def stuck(self) -> list[str]:
-        with self._lock:
-            return sorted(self._stuck)
+        return self._runner.stuck
 
     def collect(self) -> list[MetricFamily]:
         cpus = self._cpufreq_dirs()
@@ -131,77 +128,18 @@ class CPUFreqCollector:
 
     def _read_policies(self, paths: list[str]) -> list[Reading]:
         """Each path's frequencies, the error its read raised, or None when it was not read in
-        time (or is still blocked from an earlier scrape). CPUs that share a policy (their
-        cpufreq links lead to one policyN) share its reading: it is read once, and a blocked
-        read of it holds one thread, however many CPUs it serves."""
+        time (or is still blocked from an earlier scrape). A policy is read once, through the
+        first CPU's path to it, for all the CPUs that share it."""
         policies = [os.path.realpath(path) for path in paths]
         first: dict[str, str] = {}  # policy -> the first CPU's path to it, the one read
         for path, policy in zip(paths, policies, strict=True):
             first.setdefault(policy, path)
-        with self._lock:
-            stuck = set(self._stuck)
-        job = _Job([path for path in first.values() if path not in stuck])
-        if job.paths:
-            deadline = time.monotonic() + self.timeout
-            self._start_reader(job)
-            if not job.finished.wait(self.straggle):
-                for _ in range(min(len(job.paths), MAX_READERS) - 1):
-                    self._start_reader(job)
-                job.finished.wait(max(0.0, deadline - time.monotonic()))
-            self._close(job)
+        results = self._runner.stat_many(first.values())
         readings = {
-            path: cast(Reading, None if result is _PENDING else result)
-            for path, result in zip(job.paths, job.results, strict=True)
+            path: cast(Reading, None if isinstance(result, MountTimeoutError) else result)
+            for path, result in results.items()
         }
-        return [readings.get(first[policy]) for policy in policies]
-
-    def _start_reader(self, job: _Job) -> None:
-        threading.Thread(target=self._read_job, args=(job,), name="cpufreq", daemon=True).start()
-
-    def _read_job(self, job: _Job) -> None:
-        while True:
-            with job.lock:
-                if job.started >= job.end:
-                    return
-                index = job.started
-                job.started += 1
-            path = job.paths[index]
-            try:
-                result: object = read_policy(path)
-            except Exception as exc:  # handed to the scrape, which raises it
-                result = exc
-            with job.lock:
-                late = job.closed
-                if not late:
-                    job.results[index] = result
-                    job.done += 1
-                    if job.done == job.end:
-                        job.finished.set()
-            if late:
-                self._recovered(path)
-
-    def _close(self, job: _Job) -> None:
-        """Withdraw the paths no reader has started; mark stuck those still being read."""
-        with job.lock:
-            job.closed = True
-            job.end = job.started
-            for index in range(job.started):
-                if job.results[index] is _PENDING:
-                    path = job.paths[index]
-                    with self._lock:  # before its reader, seeing ``closed``, can unmark it
-                        self._stuck.add(path)
-                    log.warning(
-                        "reading %s took over %gs: skipped until the read returns",
-                        path,
-                        self.timeout,
-                    )
-
-    def _recovered(self, path: str) -> None:
-        with self._lock:
-            if path not in self._stuck:
-                return
-            self._stuck.discard(path)
-        log.warning("reading %s returned again: no longer skipped", path)
+        return [readings[first[policy]] for policy in policies]
 
     def _cpufreq_dirs(self) -> list[tuple[str, str]]:
         """(cpu label, cpufreq path) for each CPU that has cpufreq, in name order."""
@@ -228,22 +166,6 @@ def read_policy(path: str) -> Frequencies:
     for attribute in REQUIRED_ATTRIBUTES:
         _read_attribute(os.path.join(path, attribute))
     return [None if v is None else float(v) * 1000.0 for v in khz]
-
-
-class _Job:
-    """CPUs' cpufreq paths shared by the readers. Under ``lock``: readers take ``started`` in
-    order up to ``end``; ``done`` results are in; once ``closed`` (the scrape stopped waiting), a
-    reader's result is dropped."""
-
-    def __init__(self, paths: list[str]) -> None:
-        self.paths = paths
-        self.results: list[object] = [_PENDING] * len(paths)
-        self.lock = threading.Lock()
-        self.started = 0
-        self.end = len(paths)
-        self.done = 0
-        self.closed = False
-        self.finished = threading.Event()
 
 
 def _read_uint(path: str) -> int | None:

@@ -66,10 +66,16 @@ class StatfsRunner:
         timeout: float = 5.0,
         statfs: StatFn = os.statvfs,
         straggle: float = STRAGGLE,
+        name: str = "statfs",
+        subject: str = "the mount",
     ) -> None:
+        """``statfs`` may be any call on a path that can block (cpufreq reads a policy with
+        it); ``name`` names the threads and the call in the log, ``subject`` what is stuck."""
         self.workers = workers
         self.timeout = timeout
         self.statfs = statfs
+        self.name = name
+        self.subject = subject
         self.straggle = min(straggle, timeout)
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -133,7 +139,7 @@ class StatfsRunner:
             else:
                 self._backlog += 1
         if start:
-            threading.Thread(target=self._work, name="statfs", daemon=True).start()
+            threading.Thread(target=self._work, name=self.name, daemon=True).start()
         job = Job(paths)
         self._jobs.put(job)
         return job
@@ -171,10 +177,11 @@ class StatfsRunner:
         with self._lock:
             self._stuck.add(path)
         log.warning(
-            "statfs on %s did not return within %.1fs: marking the mount stuck", path, self.timeout
-        )
+            "%s on %s did not return within %.1fs: marking %s stuck",
+            self.name, path, self.timeout, self.subject,
+        )  # fmt: skip
 
     def _recovered(self, path: str) -> None:
         with self._lock:
             self._stuck.discard(path)
-        log.warning("statfs on %s returned again: the mount is no longer stuck", path)
+        log.warning("%s on %s returned again: %s is no longer stuck", self.name, path, self.subject)
