@@ -40,8 +40,16 @@ MAX_HEAD = 64 * 1024
 MAX_BODY = 1 << 20  # an answer's body: storage says "204" or a short error
 RECV = 64 * 1024
 DEADLINE_SLACK = 0.005  # a socket timeout this close to the time left is not changed
+
+
 # shared by every connection: a lookup outliving its write goes on, and the next write to open
 # a connection waits for it or takes its answer
+def splits_a_header(value: str) -> bool:
+    """Whether ``value`` holds a control character: in a header, a line break would end the
+    header (or the head) early, and storage would read what follows as something else."""
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in value)
+
+
 STORAGE_LOOKUPS = NameLookups("storage-lookup", late_answer_fresh_for=LATE_ANSWER_FRESH)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ingest import http1
 from perfanalysis import web_tls
 from perfanalysis.config import (
     Setting,
@@ -481,8 +482,7 @@ def _checks(values: dict[str, Any]) -> list[str]:
     if values["storage_password"] and not values["storage_username"]:
         errors.append("setting storage.password: given without storage.username")
     for name in ("username", "password", "token"):
-        if any(ord(character) < 0x20 or ord(character) == 0x7F
-               for character in values[f"storage_{name}"]):  # fmt: skip
+        if http1.splits_a_header(values[f"storage_{name}"]):
             errors.append(
                 f"setting storage.{name}: contains a control character (a line break at its "
                 "end, from a file or a Kubernetes Secret made from one?); it goes into the "

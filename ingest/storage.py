@@ -222,7 +222,7 @@ class _PooledWriter:
         host = f"[{self._host}]" if ":" in self._host else self._host
         headers = [f"Host: {host}" if parts.port is None else f"Host: {host}:{parts.port}"]
         headers.append("Content-Type: text/plain; charset=utf-8")
-        if any(ord(character) < 0x20 or ord(character) == 0x7F for character in authorization):
+        if http1.splits_a_header(authorization):
             # a line break would end the header early: storage would read an empty write, 204
             raise ValueError("storage credentials: a control character would split the header")
         if authorization:
